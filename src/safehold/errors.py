@@ -1,0 +1,37 @@
+"""One error type for every layer, so the API and CLI can show a stable code and a clear message.
+
+Codes are dotted, lower-case and stable (``media.truncated``, ``bank.not_found``); clients may switch
+on them. Messages are for humans and may change. ``status`` is the HTTP status the API answers with.
+"""
+
+from __future__ import annotations
+
+
+class SafeholdError(Exception):
+    """A user-facing failure with a stable ``code``."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400, detail: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.detail = detail or {}
+
+    def to_dict(self) -> dict:
+        out: dict = {"code": self.code, "message": self.message}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+    def __repr__(self) -> str:
+        return f"SafeholdError({self.code!r}, {self.message!r})"
+
+
+class NotFound(SafeholdError):
+    def __init__(self, code: str, message: str, **kw):
+        super().__init__(code, message, status=404, **kw)
+
+
+class Conflict(SafeholdError):
+    def __init__(self, code: str, message: str, **kw):
+        super().__init__(code, message, status=409, **kw)
