@@ -1,0 +1,553 @@
+"""vPDQ: Meta's video hash (PDQ of one frame per second), hashing and matching.
+
+**Value format** — identical to python-threatexchange's ``VPDQSignal`` (so Hasher-Matcher-Actioner's):
+a JSON array of strings, one per hashed frame, each ``"<pdq hex>,<quality>,<timestamp>"``::
+
+    ["f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22,100,0.0", "…,98,1.0"]
+
+``json.dumps`` default separators; the timestamp is written as Python's ``f"{t:.3}"`` (three significant
+digits — the same, slightly lossy, spelling threatexchange uses, so one video hashed by Safehold and by HMA
+gives byte-identical values). Timestamps do not take part in matching.
+
+**Matching** (Meta's brute-force rule, :func:`vpdq_match`): drop repeated frame hashes (first one kept), then
+drop frames with quality < 50; a query frame matches if some target frame is within Hamming distance 31 (and
+vice versa). The result is the percentage of the query's frames that match and of the target's frames that
+match; Meta's default decision is *query ≥ 80 % and target ≥ 0 %* (:func:`vpdq_is_match`).
+
+**Hashing** (:class:`VpdqHasher`) uses the ``vpdq`` package (libav inside). Input bytes go to a private
+temporary file; the file is probed with ``ffprobe`` (when installed) for limits — size, duration, resolution —
+and hashed in a *separate process* with a timeout, so a corrupt or hostile file can neither crash nor hang
+the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+from safehold.errors import SafeholdError
+from safehold.signals.base import ContentHasher, Signal, SignalType
+from safehold.signals.media import MAX_BYTES, check_size, sniff, sniff_format
+
+#: Meta's defaults (python-threatexchange ``vpdq_util``).
+VPDQ_DISTANCE_THRESHOLD = 31
+VPDQ_QUALITY_THRESHOLD = 50
+VPDQ_QUERY_MATCH_PERCENT = 80.0
+VPDQ_TARGET_MATCH_PERCENT = 0.0
+VPDQ_TIMESTAMP_PRECISION = 3
+
+#: Largest number of frames accepted in one serialised value (≈ 55 hours at one frame per second).
+MAX_FRAMES_IN_VALUE = 200_000
+
+_HEX = frozenset(string.hexdigits)
+
+
+class VpdqFrame(NamedTuple):
+    """One hashed frame: PDQ hash (64 lower-case hex), PDQ quality 0–100, timestamp in seconds."""
+
+    pdq_hex: str
+    quality: int
+    timestamp: float
+
+
+def _bad(message: str, **detail) -> SafeholdError:
+    return SafeholdError(
+        "signal.invalid_value", f"invalid vpdq value: {message}", detail={"type": "vpdq", **detail}
+    )
+
+
+def _frame_from_str(item: object, index: int) -> VpdqFrame:
+    if not isinstance(item, str):
+        raise _bad(f"frame {index} is not a string", frame=index)
+    parts = item.split(",")
+    if len(parts) != 3:
+        raise _bad(f"frame {index} must be 'pdq_hex,quality,timestamp'", frame=index)
+    return _frame(parts[0], parts[1], parts[2], index)
+
+
+def _frame(pdq_hex: object, quality: object, timestamp: object, index: int) -> VpdqFrame:
+    h = pdq_hex.strip().lower() if isinstance(pdq_hex, str) else ""
+    if len(h) != 64 or not all(c in _HEX for c in h):
+        raise _bad(f"frame {index} PDQ hash must be 64 hex digits", frame=index)
+    try:
+        q = int(quality.strip()) if isinstance(quality, str) else quality
+        ts = float(timestamp)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _bad(f"frame {index} quality/timestamp are not numbers", frame=index) from None
+    if isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 100:
+        raise _bad(f"frame {index} quality must be an integer 0-100", frame=index)
+    if not math.isfinite(ts) or ts < 0:
+        raise _bad(f"frame {index} timestamp must be a non-negative number", frame=index)
+    return VpdqFrame(h, q, ts)
+
+
+def parse_vpdq(value: str) -> list[VpdqFrame]:
+    """Parse a vPDQ value (threatexchange/HMA format) into frames; raise ``signal.invalid_value``.
+
+    Also accepts the older threatexchange form ``{"<frame>": {"quality": …, "hash": …, "timestamp": …}}``.
+    """
+    if not isinstance(value, str):
+        raise _bad("value must be a JSON string")
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        raise _bad("not JSON") from None
+    if isinstance(data, dict):
+        try:
+            items = sorted(data.items(), key=lambda kv: int(kv[0]))
+            frames = [_frame(f["hash"], f["quality"], f["timestamp"], i) for i, (_, f) in enumerate(items)]
+        except (KeyError, TypeError, ValueError):
+            raise _bad("old-style object must map frame numbers to {quality, hash, timestamp}") from None
+    elif isinstance(data, list):
+        frames = [_frame_from_str(item, i) for i, item in enumerate(data)]
+    else:
+        raise _bad("must be a JSON array of 'pdq_hex,quality,timestamp' strings")
+    if not frames:
+        raise _bad("no frames")
+    if len(frames) > MAX_FRAMES_IN_VALUE:
+        raise _bad(f"more than {MAX_FRAMES_IN_VALUE} frames", frames=len(frames))
+    return frames
+
+
+def _ts_text(ts: float) -> str:
+    return f"{ts:.{VPDQ_TIMESTAMP_PRECISION}}"
+
+
+def serialize_vpdq(frames: Iterable[VpdqFrame | tuple[str, int, float]]) -> str:
+    """The canonical text of ``frames`` — byte-identical to threatexchange's ``vpdq_to_json``."""
+    out = []
+    for i, f in enumerate(frames):
+        fr = _frame(f[0], f[1], f[2], i)
+        out.append(f"{fr.pdq_hex},{fr.quality},{_ts_text(fr.timestamp)}")
+    return json.dumps(out)
+
+
+# --------------------------------------------------------------------------------------------------- matching
+
+
+def _prepare(frames: str | Sequence[VpdqFrame], quality_threshold: int) -> np.ndarray:
+    """Dedupe (first kept) then quality-filter, as Meta's brute matcher does → (n, 256) float32 bits."""
+    if isinstance(frames, str):
+        frames = parse_vpdq(frames)
+    seen: set[str] = set()
+    keep: list[str] = []
+    for f in frames:
+        h = f[0].lower()
+        if h in seen:
+            continue
+        seen.add(h)
+        if f[1] >= quality_threshold:
+            keep.append(h)
+    if not keep:
+        return np.zeros((0, 256), dtype=np.float32)
+    raw = np.frombuffer(bytes.fromhex("".join(keep)), dtype=np.uint8).reshape(len(keep), 32)
+    return np.unpackbits(raw, axis=1).astype(np.float32)
+
+
+def _matched(a: np.ndarray, b: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks: which rows of ``a`` have a row of ``b`` within ``threshold`` bits, and vice versa.
+
+    Hamming distance of bit vectors = |a| + |b| − 2·a·b, computed blockwise with a matrix product (exact in
+    float32: every term is an integer ≤ 256), so memory stays bounded for long videos.
+    """
+    a_hit = np.zeros(len(a), dtype=bool)
+    b_hit = np.zeros(len(b), dtype=bool)
+    if len(a) == 0 or len(b) == 0:
+        return a_hit, b_hit
+    pa = a.sum(axis=1)
+    pb = b.sum(axis=1)
+    rows = max(1, 4_000_000 // len(b))
+    for start in range(0, len(a), rows):
+        block = a[start : start + rows]
+        dist = pa[start : start + rows, None] + pb[None, :] - 2.0 * (block @ b.T)
+        close = dist <= threshold + 0.5
+        a_hit[start : start + rows] = close.any(axis=1)
+        b_hit |= close.any(axis=0)
+    return a_hit, b_hit
+
+
+def vpdq_match(
+    query_frames: str | Sequence[VpdqFrame],
+    target_frames: str | Sequence[VpdqFrame],
+    *,
+    distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
+    quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
+) -> tuple[float, float]:
+    """``(query_match_percent, target_match_percent)`` under Meta's vPDQ rule.
+
+    Frames (or serialised values) are deduplicated by hash, frames below ``quality_threshold`` dropped; a
+    frame matches if any frame of the other video is within ``distance_threshold`` bits. A side with no
+    usable frame scores 0 % (Meta's code divides by zero there).
+    """
+    q = _prepare(query_frames, quality_threshold)
+    t = _prepare(target_frames, quality_threshold)
+    q_hit, t_hit = _matched(q, t, distance_threshold)
+    q_pct = float(q_hit.sum()) * 100.0 / len(q) if len(q) else 0.0
+    t_pct = float(t_hit.sum()) * 100.0 / len(t) if len(t) else 0.0
+    return q_pct, t_pct
+
+
+def vpdq_is_match(
+    query_frames: str | Sequence[VpdqFrame],
+    target_frames: str | Sequence[VpdqFrame],
+    *,
+    query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
+    target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
+    distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
+    quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
+) -> bool:
+    """True when both percentages of :func:`vpdq_match` reach their thresholds (Meta default: 80 % / 0 %)."""
+    q, t = vpdq_match(
+        query_frames,
+        target_frames,
+        distance_threshold=distance_threshold,
+        quality_threshold=quality_threshold,
+    )
+    return q >= query_match_percent and t >= target_match_percent and q > 0
+
+
+@dataclass(frozen=True)
+class VpdqComparison:
+    query_match_percent: float
+    target_match_percent: float
+    is_match: bool
+
+
+class VpdqSignal(SignalType):
+    """Meta's video PDQ; value in threatexchange's ``VPDQSignal`` format (see module docs)."""
+
+    name: ClassVar[str] = "vpdq"
+    description: ClassVar[str] = (
+        "vPDQ video hash: JSON array of 'pdq_hex,quality,timestamp' (one frame per second), "
+        "threatexchange/HMA compatible; matched by frame-match percentages"
+    )
+    matching: ClassVar[str] = "custom"
+    #: Per-frame PDQ Hamming distance (bits) under which two frames match.
+    default_threshold: ClassVar[int] = VPDQ_DISTANCE_THRESHOLD
+    max_threshold: ClassVar[int] = 63
+
+    @classmethod
+    def normalize(cls, value: str) -> str:
+        return serialize_vpdq(parse_vpdq(value))
+
+    @classmethod
+    def compare(
+        cls,
+        query_value: str | Sequence[VpdqFrame],
+        target_value: str | Sequence[VpdqFrame],
+        *,
+        distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
+        quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
+        query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
+        target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
+    ) -> VpdqComparison:
+        q, t = vpdq_match(
+            query_value,
+            target_value,
+            distance_threshold=distance_threshold,
+            quality_threshold=quality_threshold,
+        )
+        return VpdqComparison(q, t, q > 0 and q >= query_match_percent and t >= target_match_percent)
+
+
+# ---------------------------------------------------------------------------------------------------- hashing
+
+# Runs in a child process: only the ``vpdq`` package is imported there, and its result goes to a file so
+# anything libav prints cannot corrupt it.
+_WORKER = r"""
+import json, sys
+path, out = sys.argv[1], sys.argv[2]
+sph, threads, mem = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+try:
+    import vpdq
+except ImportError as e:
+    res = {"error": "missing", "message": str(e)}
+else:
+    if mem > 0:  # after the import, so the limit applies to decoding only
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    try:
+        feats = vpdq.computeHash(path, seconds_per_hash=sph, thread_count=threads)
+        res = {"frames": [[f.hex, int(f.quality), float(f.timestamp)] for f in feats]}
+    except MemoryError:
+        res = {"error": "memory", "message": "out of memory"}
+    except Exception as e:
+        res = {"error": "decode", "message": str(e)}
+with open(out, "w") as fh:
+    json.dump(res, fh)
+"""
+
+_EXT = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpegts": ".ts",
+        "flv": ".flv", "mpeg": ".mpg", "asf": ".wmv", "ogg": ".ogv"}  # fmt: skip
+# Demuxers ffprobe reports for still images; a "video" made of one of these is an image, not a video.
+_IMAGE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng", "tiff", "bmp", "png", "jpeg", "heif", "avif")
+
+
+def _probe_duration(info: dict) -> float | None:
+    candidates = [info.get("format", {}).get("duration")]
+    candidates += [s.get("duration") for s in info.get("streams", []) if s.get("codec_type") == "video"]
+    best = None
+    for c in candidates:
+        try:
+            v = float(c)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v) and v >= 0:
+            best = v if best is None else max(best, v)
+    return best
+
+
+class VpdqHasher(ContentHasher):
+    """vPDQ of a video, via the ``vpdq`` package, isolated in a child process with limits.
+
+    :param seconds_per_hash: frame interval (Meta/HMA use 1.0; change it only if every party does).
+    :param max_duration_seconds: longer videos raise ``media.too_large`` (ffprobe, then frame count).
+    :param max_frames: most frames a hash may have (default: duration limit ÷ interval, +10 %).
+    :param max_pixels: largest frame size (width × height) accepted.
+    :param timeout_seconds: hashing wall-clock limit; the child is killed after it (``media.too_large``).
+    :param max_bytes: largest input accepted (``media.too_large``).
+    :param thread_count: libav/vpdq threads (0 = vpdq chooses). Results do not depend on it.
+    :param memory_limit_bytes: optional address-space limit for the child (``RLIMIT_AS``).
+    :param isolate: ``False`` hashes in this process (faster, but no timeout or crash isolation).
+    :param tmp_dir: where the private temporary copy is written (e.g. an encrypted tmpfs).
+    """
+
+    media: ClassVar[str] = "video"
+    signal_types: ClassVar[tuple[str, ...]] = ("vpdq",)
+
+    def __init__(
+        self,
+        *,
+        seconds_per_hash: float = 1.0,
+        max_duration_seconds: float = 3 * 3600,
+        max_frames: int | None = None,
+        max_pixels: int = 8192 * 8192,
+        timeout_seconds: float = 600.0,
+        probe_timeout_seconds: float = 30.0,
+        max_bytes: int = MAX_BYTES,
+        thread_count: int = 1,
+        memory_limit_bytes: int | None = None,
+        isolate: bool = True,
+        tmp_dir: str | None = None,
+        ffprobe_path: str | None = None,
+    ):
+        if seconds_per_hash <= 0:
+            raise ValueError("seconds_per_hash must be > 0")
+        self.seconds_per_hash = float(seconds_per_hash)
+        self.max_duration_seconds = float(max_duration_seconds)
+        self.max_frames = (
+            max_frames if max_frames is not None else int(max_duration_seconds / seconds_per_hash * 1.1) + 2
+        )
+        self.max_pixels = int(max_pixels)
+        self.timeout_seconds = float(timeout_seconds)
+        self.probe_timeout_seconds = float(probe_timeout_seconds)
+        self.max_bytes = int(max_bytes)
+        self.thread_count = int(thread_count)
+        self.memory_limit_bytes = memory_limit_bytes
+        self.isolate = isolate
+        self.tmp_dir = tmp_dir
+        self.ffprobe_path = ffprobe_path if ffprobe_path is not None else shutil.which("ffprobe")
+
+    # -- public ------------------------------------------------------------------------------------------
+    def hash_bytes(self, data: bytes) -> list[Signal]:
+        check_size(data, self.max_bytes)
+        if not data:
+            raise SafeholdError("media.unsupported_format", "empty content is not a video")
+        kind = sniff(data)
+        if kind == "image":
+            raise SafeholdError(
+                "media.unsupported_format",
+                "content is an image, not a video",
+                detail={"format": sniff_format(data)},
+            )
+        fmt = sniff_format(data)
+        workdir = tempfile.mkdtemp(prefix="safehold-vpdq-", dir=self.tmp_dir)  # mode 0700
+        try:
+            path = os.path.join(workdir, "input" + _EXT.get(fmt or "", ".bin"))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return self._hash_path(path, workdir, recognised=kind == "video")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def hash_file(self, path: str | os.PathLike[str]) -> list[Signal]:
+        """Hash a video already on disk (same limits; no copy is made)."""
+        p = os.fspath(path)
+        try:
+            size = os.path.getsize(p)
+            with open(p, "rb") as f:
+                head = f.read(4096)
+        except OSError as e:
+            raise SafeholdError("media.unreadable", f"cannot read {p!r}: {e.strerror or e}") from e
+        check_size(size, self.max_bytes)
+        kind = sniff(head)
+        if kind == "image":
+            raise SafeholdError("media.unsupported_format", "content is an image, not a video")
+        workdir = tempfile.mkdtemp(prefix="safehold-vpdq-", dir=self.tmp_dir)
+        try:
+            return self._hash_path(p, workdir, recognised=kind == "video")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    # -- internals ---------------------------------------------------------------------------------------
+    def _probe(self, path: str, recognised: bool) -> float | None:
+        """Check limits with ffprobe; return the duration if known. No-op when ffprobe is not installed."""
+        if not self.ffprobe_path:
+            return None
+        cmd = [
+            self.ffprobe_path,
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            path,
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=self.probe_timeout_seconds, check=False)
+        except subprocess.TimeoutExpired:
+            raise SafeholdError(
+                "media.corrupt",
+                "the video could not be read in time (probe timed out)",
+                detail={"stage": "probe"},
+            ) from None
+        except OSError:
+            return None  # ffprobe vanished or is not executable: fall back to hashing limits only
+        info: dict = {}
+        if proc.returncode == 0:
+            try:
+                info = json.loads(proc.stdout or b"{}")
+            except ValueError:
+                info = {}
+        if proc.returncode != 0 or not info.get("format"):
+            lines = proc.stderr.decode("utf-8", "replace").replace(path, "input").strip().splitlines()
+            msg = (lines[-1] if lines else "unreadable")[:200]
+            if recognised:
+                raise SafeholdError("media.corrupt", f"the video is damaged: {msg}")
+            raise SafeholdError("media.unsupported_format", "content is not a recognised video format")
+        fmt_name = str(info.get("format", {}).get("format_name", ""))
+        videos = [
+            s
+            for s in info.get("streams", [])
+            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        ]  # cover art in an audio file is not a video
+        if not videos:
+            raise SafeholdError(
+                "media.unsupported_format", "content has no video stream", detail={"format": fmt_name}
+            )
+        if not recognised and any(d in fmt_name for d in _IMAGE_DEMUXERS):
+            raise SafeholdError("media.unsupported_format", "content is an image, not a video")
+        for s in videos:
+            w, h = int(s.get("width") or 0), int(s.get("height") or 0)
+            if w * h > self.max_pixels:
+                raise SafeholdError(
+                    "media.too_large",
+                    f"video frames are {w}x{h}; the limit is {self.max_pixels} pixels",
+                    status=413,
+                    detail={"width": w, "height": h, "max_pixels": self.max_pixels},
+                )
+        duration = _probe_duration(info)
+        if duration is not None and duration > self.max_duration_seconds:
+            raise SafeholdError(
+                "media.too_large",
+                f"video is {duration:.0f} s long; the limit is {self.max_duration_seconds:.0f} s",
+                status=413,
+                detail={"duration": duration, "max_duration_seconds": self.max_duration_seconds},
+            )
+        return duration
+
+    def _hash_path(self, path: str, workdir: str, *, recognised: bool) -> list[Signal]:
+        duration = self._probe(path, recognised)
+        raw = self._run_isolated(path, workdir) if self.isolate else self._run_inline(path)
+        if not raw:
+            raise SafeholdError("media.corrupt", "no video frames could be decoded")
+        if len(raw) > self.max_frames:
+            raise SafeholdError(
+                "media.too_large",
+                f"video gives {len(raw)} frames; the limit is {self.max_frames}",
+                status=413,
+                detail={"frames": len(raw), "max_frames": self.max_frames},
+            )
+        try:
+            frames = [_frame(h, q, t, i) for i, (h, q, t) in enumerate(raw)]
+        except SafeholdError as e:
+            raise SafeholdError("media.corrupt", "the video hasher returned malformed frames") from e
+        value = serialize_vpdq(frames)
+        quality = round(sum(f.quality for f in frames) / len(frames))
+        extra = {"frames": len(frames), "seconds_per_hash": self.seconds_per_hash}
+        if duration is not None:
+            extra["duration"] = duration
+        return [Signal(type="vpdq", value=value, quality=quality, extra=extra)]
+
+    def _run_inline(self, path: str) -> list:
+        try:
+            import vpdq
+        except ImportError as e:  # pragma: no cover - dependency of safehold
+            raise SafeholdError(
+                "signal.unavailable", "the 'vpdq' package is not installed", status=500
+            ) from e
+        try:
+            feats = vpdq.computeHash(
+                path, seconds_per_hash=self.seconds_per_hash, thread_count=self.thread_count
+            )
+        except Exception as e:  # noqa: BLE001 - vpdq raises bare Exception for undecodable input
+            raise SafeholdError("media.corrupt", f"the video could not be decoded: {e}") from None
+        return [[f.hex, int(f.quality), float(f.timestamp)] for f in feats]
+
+    def _run_isolated(self, path: str, workdir: str) -> list:
+        out = os.path.join(workdir, "result.json")
+        cmd = [
+            sys.executable, "-c", _WORKER, path, out,
+            repr(self.seconds_per_hash), str(self.thread_count),
+            str(int(self.memory_limit_bytes or 0)),
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout_seconds, check=False,
+                cwd=workdir,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise SafeholdError(
+                "media.too_large",
+                f"hashing the video took longer than {self.timeout_seconds:.0f} s",
+                status=413,
+                detail={"timeout_seconds": self.timeout_seconds},
+            ) from None
+        try:
+            with open(out, encoding="utf-8") as fh:
+                res = json.load(fh)
+        except (OSError, ValueError):
+            res = None
+        if res is None:
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            raise SafeholdError(
+                "media.corrupt", f"the video decoder failed ({how})", detail={"returncode": proc.returncode}
+            )
+        err = res.get("error")
+        if err == "missing":
+            raise SafeholdError("signal.unavailable", "the 'vpdq' package is not installed", status=500)
+        if err == "memory":
+            raise SafeholdError(
+                "media.too_large", "decoding the video needs more memory than allowed", status=413
+            )
+        if err:
+            raise SafeholdError(
+                "media.corrupt", f"the video could not be decoded: {res.get('message', '')[:200]}"
+            )
+        frames = res.get("frames")
+        if not isinstance(frames, list):
+            raise SafeholdError("media.corrupt", "the video hasher returned no result")
+        return frames
