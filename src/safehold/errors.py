@@ -17,6 +17,10 @@ class SafeholdError(Exception):
         self.status = status
         self.detail = detail or {}
 
+    def __reduce__(self):
+        # Survives pickling (the CLI hashes in worker processes and sends errors back).
+        return (_restore, (self.__class__, self.code, self.message, self.status, self.detail))
+
     def to_dict(self) -> dict:
         out: dict = {"code": self.code, "message": self.message}
         if self.detail:
@@ -35,3 +39,9 @@ class NotFound(SafeholdError):
 class Conflict(SafeholdError):
     def __init__(self, code: str, message: str, **kw):
         super().__init__(code, message, status=409, **kw)
+
+
+def _restore(cls, code, message, status, detail):
+    err = SafeholdError.__new__(cls)
+    SafeholdError.__init__(err, code, message, status=status, detail=detail)
+    return err

@@ -181,21 +181,14 @@ def test_csv_bad_rows_give_issues_with_line_numbers():
 
 
 def test_csv_non_utf8_bytes():
-    data = (
-        b"signal_type,value,note\n" + f"md5,{MD5},caf\xe9\n".encode("latin-1") + f"sha1,{SHA1},ok\n".encode()
-    )
+    data = b"signal_type,value,note\n" + f"md5,{MD5},caf\xe9\n".encode("latin-1") + f"sha1,{SHA1},ok\n".encode()
     res, recs = rd("csv", data)
     assert codes(res) == [(2, "import.encoding")]
     assert [r.signal_type for r in recs] == ["sha1"]
 
 
 def test_csv_non_utf8_inside_multiline_field_reports_first_line():
-    data = (
-        b"signal_type,value,note\n"
-        + f'md5,{MD5},"line one\n'.encode()
-        + b'caf\xe9"\n'
-        + f"sha1,{SHA1},\n".encode()
-    )
+    data = b"signal_type,value,note\n" + f'md5,{MD5},"line one\n'.encode() + b'caf\xe9"\n' + f"sha1,{SHA1},\n".encode()
     res, recs = rd("csv", data)
     assert codes(res) == [(2, "import.encoding")]
     assert [r.signal_type for r in recs] == ["sha1"]
@@ -658,9 +651,7 @@ def test_xml_invalid_values_are_skipped_per_fingerprint():
         f"<md5>xyz</md5><sha1>{SHA1}</sha1><md5/></fingerprints></image></images></queryResult>"
     )
     res, recs = rd("ncmec-xml", doc)
-    assert [(r.signal_type, r.category, r.metadata.get("ncmec_classification")) for r in recs] == [
-        ("sha1", None, "Z9")
-    ]
+    assert [(r.signal_type, r.category, r.metadata.get("ncmec_classification")) for r in recs] == [("sha1", None, "Z9")]
     assert [i.code for i in res.issues] == ["import.invalid_value", "import.invalid_value"]
 
 

@@ -38,7 +38,8 @@ def flat_scene(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
         x0, y0 = int(rng.integers(0, size[0] - 40)), int(rng.integers(0, size[1] - 40))
         x1, y1 = x0 + int(rng.integers(20, size[0] // 2)), y0 + int(rng.integers(20, size[1] // 2))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(
-            [x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+            [x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(0, 255, 3))
+        )
     return img
 
 
@@ -169,9 +170,7 @@ def test_empty_and_random_bytes():
     assert code_of(b"") == "media.empty"
     assert code_of(np.random.default_rng(0).bytes(5000)) == "media.unsupported_format"
     assert code_of(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n") == "media.unsupported_format"
-    assert (
-        code_of(b"8BPS\x00\x01" + b"\x00" * 40) == "media.unsupported_format"
-    )  # PSD: never handed to Pillow
+    assert code_of(b"8BPS\x00\x01" + b"\x00" * 40) == "media.unsupported_format"  # PSD: never handed to Pillow
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
@@ -196,9 +195,7 @@ def test_corrupt_png_data():
     at = data.index(b"IDAT") + 40
     data[at : at + 200] = bytes(200)  # zeroed compressed data: CRC and zlib both fail
     assert code_of(bytes(data)) == "media.corrupt"
-    assert (
-        code_of(png_header(10, 10) + b"\x00\x00\x00\x05IDATxxxxx" + b"\x00" * 8 + b"IEND") == "media.corrupt"
-    )
+    assert code_of(png_header(10, 10) + b"\x00\x00\x00\x05IDATxxxxx" + b"\x00" * 8 + b"IEND") == "media.corrupt"
 
 
 def test_decompression_bomb_checked_from_the_header():
@@ -234,8 +231,9 @@ def tiff_header(width: int, height: int) -> bytes:
                (278, 4, height), (279, 4, width * height & 0xFFFFFFFF)]  # fmt: skip
     ifd = struct.pack("<H", len(entries))
     for tag, kind, value in entries:
-        ifd += struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3
-                                                    else struct.pack("<I", value))
+        ifd += struct.pack("<HHI", tag, kind, 1) + (
+            struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        )
     return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + bytes(64)
 
 

@@ -35,9 +35,7 @@ PDQHASH_DISTANCE = {
     "bridge-7-flip-plus-1.jpg": 8, "bridge-8-flip-minus-1.jpg": 6,
 }  # fmt: skip
 
-needs_ref = pytest.mark.skipif(
-    not (REF_DIR / "expected.csv").exists(), reason="shared PDQ reference data missing"
-)
+needs_ref = pytest.mark.skipif(not (REF_DIR / "expected.csv").exists(), reason="shared PDQ reference data missing")
 
 
 @pytest.fixture(scope="module")

@@ -71,9 +71,7 @@ class FakeDnaHasher(ContentHasher):
         return [Signal(type="fakedna", value=f"{len(data):08x}")]
 
 
-FAKE_PLUGIN = SignalPlugin(
-    name="fakedna", signal_types=(FakeDnaSignal,), hashers=(FakeDnaHasher,), version="1.0"
-)
+FAKE_PLUGIN = SignalPlugin(name="fakedna", signal_types=(FakeDnaSignal,), hashers=(FakeDnaHasher,), version="1.0")
 
 
 # --- a stub of safehold.signals.pdq, so these tests do not depend on the real PDQ code -------------------
@@ -215,9 +213,7 @@ def test_hash_content_other_and_limits(stub_pdq):
     assert ei.value.code == "media.too_large"
 
 
-@pytest.mark.skipif(
-    shutil.which("ffmpeg") is None, reason="ffmpeg is not installed: cannot generate a test video"
-)
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed: cannot generate a test video")
 def test_hash_content_video(tmp_path, stub_pdq):
     out = tmp_path / "v.mp4"
     src = "testsrc2=size=128x96:rate=5"
@@ -327,9 +323,7 @@ class UnknownTypeHasher(FakeDnaHasher):
 )
 def test_bad_plugins_are_reported_and_skipped(monkeypatch, stub_pdq, obj, error, code):
     # the good plug-in still loads, whatever the bad one does
-    _use_entry_points(
-        monkeypatch, [FakeEntryPoint("bad", obj, error=error), FakeEntryPoint("good", FAKE_PLUGIN)]
-    )
+    _use_entry_points(monkeypatch, [FakeEntryPoint("bad", obj, error=error), FakeEntryPoint("good", FAKE_PLUGIN)])
     types_ = registry.all_signal_types()
     assert set(types_) == BUILTINS | {"fakedna"}
     assert types_["md5"].__name__ == "Md5Signal"  # a clash never replaces a built-in
@@ -340,9 +334,7 @@ def test_bad_plugins_are_reported_and_skipped(monkeypatch, stub_pdq, obj, error,
 
 
 def test_second_plugin_with_same_name_clashes(monkeypatch, stub_pdq):
-    _use_entry_points(
-        monkeypatch, [FakeEntryPoint("a_first", FAKE_PLUGIN), FakeEntryPoint("b_second", FAKE_PLUGIN)]
-    )
+    _use_entry_points(monkeypatch, [FakeEntryPoint("a_first", FAKE_PLUGIN), FakeEntryPoint("b_second", FAKE_PLUGIN)])
     assert registry.signal_type("fakedna") is FakeDnaSignal
     (err,) = registry.load_errors()
     assert err.code == "plugin.name_clash" and "a_first" in err.message
@@ -353,9 +345,7 @@ def test_plugin_hasher_that_cannot_start_is_reported(monkeypatch, stub_pdq):
         def __init__(self):
             raise RuntimeError("licence key not configured")
 
-    _use_entry_points(
-        monkeypatch, [FakeEntryPoint("lic", SignalPlugin("lic", (FakeDnaSignal,), (NeedsLicence,)))]
-    )
+    _use_entry_points(monkeypatch, [FakeEntryPoint("lic", SignalPlugin("lic", (FakeDnaSignal,), (NeedsLicence,)))])
     res = registry.hash_content(_png())
     assert [s.type for s in res.signals] == ["md5", "sha1", "sha256", "pdq"]
     assert [e.code for e in res.errors] == ["plugin.hasher_failed"]

@@ -18,9 +18,7 @@ from safehold.signals.vpdq import (
 )
 
 FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(
-    FFMPEG is None, reason="ffmpeg is not installed: cannot generate test videos"
-)
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed: cannot generate test videos")
 
 
 def _rand_hex(rng: random.Random) -> str:
@@ -163,19 +161,13 @@ def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("videos")
     enc = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]
     v = {}
-    v["a"] = _ffmpeg(
-        d / "a.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "4", *enc, "-crf", "18"
-    )
+    v["a"] = _ffmpeg(d / "a.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "4", *enc, "-crf", "18")
     # the same video re-encoded: smaller, lower bitrate, different container
     v["a_small"] = _ffmpeg(d / "a_small.webm", "-i", str(d / "a.mp4"), "-vf", "scale=200:150",
                            "-c:v", "libvpx", "-deadline", "realtime", "-b:v", "60k")  # fmt: skip
     v["b"] = _ffmpeg(d / "b.mp4", "-f", "lavfi", "-i", "mandelbrot=size=320x240:rate=10", "-t", "4", *enc)
-    v["flat"] = _ffmpeg(
-        d / "flat.mp4", "-f", "lavfi", "-i", "color=c=gray:size=160x120:rate=5", "-t", "3", *enc
-    )
-    v["long"] = _ffmpeg(
-        d / "long.mp4", "-f", "lavfi", "-i", "color=c=red:size=32x32:rate=1", "-t", "20", *enc
-    )
+    v["flat"] = _ffmpeg(d / "flat.mp4", "-f", "lavfi", "-i", "color=c=gray:size=160x120:rate=5", "-t", "3", *enc)
+    v["long"] = _ffmpeg(d / "long.mp4", "-f", "lavfi", "-i", "color=c=red:size=32x32:rate=1", "-t", "20", *enc)
     v["audio"] = _ffmpeg(d / "audio.m4a", "-f", "lavfi", "-i", "sine=duration=1")
     png = d / "still.png"
     _ffmpeg(png, "-f", "lavfi", "-i", "testsrc2=size=64x64", "-frames:v", "1")

@@ -111,7 +111,8 @@ def _header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
             return le(6, 2), le(8, 2)
         if fmt == "BMP" and len(data) >= 26:
             return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(
-                int.from_bytes(data[22:26], "little", signed=True))
+                int.from_bytes(data[22:26], "little", signed=True)
+            )
         if fmt == "WEBP":
             kind = data[12:16]
             if kind == b"VP8X" and len(data) >= 30:
@@ -158,12 +159,21 @@ def _truncated(data: bytes, fmt: str | None) -> bool:
 
 def _check_limits(width: int, height: int, max_pixels: int, max_dimension: int) -> None:
     if width * height > max_pixels:
-        raise _err("media.decompression_bomb",
-                   f"The image is {width}×{height} ({width * height} pixels); the limit is {max_pixels}.",
-                   width=width, height=height, max_pixels=max_pixels)
+        raise _err(
+            "media.decompression_bomb",
+            f"The image is {width}×{height} ({width * height} pixels); the limit is {max_pixels}.",
+            width=width,
+            height=height,
+            max_pixels=max_pixels,
+        )
     if max(width, height) > max_dimension:
-        raise _err("media.too_large", f"The image is {width}×{height}; the longest side allowed is "
-                   f"{max_dimension}.", width=width, height=height, max_dimension=max_dimension)
+        raise _err(
+            "media.too_large",
+            f"The image is {width}×{height}; the longest side allowed is {max_dimension}.",
+            width=width,
+            height=height,
+            max_dimension=max_dimension,
+        )
 
 
 def exif_orientation(img: Image.Image) -> int:
@@ -175,16 +185,21 @@ def exif_orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def probe(data: bytes, *, max_pixels: int = MAX_PIXELS, max_dimension: int = MAX_DIMENSION,
-          max_bytes: int = MAX_BYTES) -> Image.Image:
+def probe(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, max_dimension: int = MAX_DIMENSION, max_bytes: int = MAX_BYTES
+) -> Image.Image:
     """Open ``data`` and check its header against the limits, decoding nothing. Returns the lazy image."""
     if not isinstance(data, bytes):
         data = bytes(data)  # bytearray / memoryview
     if not data:
         raise _err("media.empty", "The file is empty.")
     if len(data) > max_bytes:
-        raise _err("media.too_large", f"The file is {len(data)} bytes; the limit is {max_bytes}.",
-                   bytes=len(data), max_bytes=max_bytes)
+        raise _err(
+            "media.too_large",
+            f"The file is {len(data)} bytes; the limit is {max_bytes}.",
+            bytes=len(data),
+            max_bytes=max_bytes,
+        )
     magic = _magic(data)
     size = _header_size(data, magic)
     if size is not None:
@@ -194,17 +209,29 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS, max_dimension: int = MAX
         # limit, any image that makes Pillow warn is refused by our own check anyway.
         img = Image.open(io.BytesIO(data), formats=_formats())
     except Image.DecompressionBombError as exc:
-        raise _err("media.decompression_bomb", "The image claims too many pixels to decode safely.",
-                   reason=str(exc)) from None
+        raise _err(
+            "media.decompression_bomb", "The image claims too many pixels to decode safely.", reason=str(exc)
+        ) from None
     except UnidentifiedImageError:
         if magic is not None:  # one of our formats, but its header could not be parsed
             if _truncated(data, magic) or len(data) < 64:
                 raise _err("media.truncated", "The image file ends early.") from None
             raise _err("media.corrupt", f"The {magic} header is malformed.") from None
-        raise _err("media.unsupported_format", "Not an image format Safehold decodes "
-                   "(JPEG, PNG, GIF, WebP, TIFF, BMP).") from None
-    except (EOFError, struct.error, IndexError, SyntaxError, ValueError, OSError, TypeError,
-            ZeroDivisionError, KeyError, zlib.error) as exc:
+        raise _err(
+            "media.unsupported_format", "Not an image format Safehold decodes (JPEG, PNG, GIF, WebP, TIFF, BMP)."
+        ) from None
+    except (
+        EOFError,
+        struct.error,
+        IndexError,
+        SyntaxError,
+        ValueError,
+        OSError,
+        TypeError,
+        ZeroDivisionError,
+        KeyError,
+        zlib.error,
+    ) as exc:
         # The header parser itself failed: cut short if it ran out of data, otherwise malformed.
         if isinstance(exc, EOFError) or "truncated" in str(exc).lower() or _truncated(data, magic):
             raise _err("media.truncated", "The image file ends early.") from None
@@ -216,9 +243,16 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS, max_dimension: int = MAX
     return img
 
 
-def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: tuple[int, int] | None = None,
-               draft_mode: str = "RGB", exif_transpose: bool = False, max_dimension: int = MAX_DIMENSION,
-               max_bytes: int = MAX_BYTES) -> Image.Image:
+def load_image(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
+    draft_mode: str = "RGB",
+    exif_transpose: bool = False,
+    max_dimension: int = MAX_DIMENSION,
+    max_bytes: int = MAX_BYTES,
+) -> Image.Image:
     """Decode the first frame of ``data`` safely; see the module docstring for the error codes.
 
     ``draft``: for JPEG only, let libjpeg scale down by 1/2, 1/4 or 1/8 *while decoding* (DCT-domain scaling)
@@ -242,8 +276,9 @@ def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: tuple[int, i
         img.seek(0)
         img.load()
     except Image.DecompressionBombError as exc:
-        raise _err("media.decompression_bomb", "The image claims too many pixels to decode safely.",
-                   reason=str(exc)) from None
+        raise _err(
+            "media.decompression_bomb", "The image claims too many pixels to decode safely.", reason=str(exc)
+        ) from None
     except MemoryError:
         raise _err("media.too_large", "The image needs too much memory to decode.") from None
     except Exception as exc:  # noqa: BLE001 - decoders raise anything on hostile input; we map all of it
@@ -290,5 +325,4 @@ def to_array(img: Image.Image) -> np.ndarray:
     try:
         return np.asarray(img.convert("RGB"))
     except Exception:  # noqa: BLE001 - e.g. LAB without a colour-management profile
-        raise _err("media.unsupported_format", f"Images in colour mode {mode} are not supported.",
-                   mode=mode) from None
+        raise _err("media.unsupported_format", f"Images in colour mode {mode} are not supported.", mode=mode) from None

@@ -72,14 +72,18 @@ class PdqSignal(SignalType):
     @classmethod
     def normalize(cls, value: str) -> str:
         if not isinstance(value, str):
-            raise SafeholdError("signal.invalid_value", "A PDQ hash must be a string of 64 hex characters.",
-                                detail={"type": "pdq"})
+            raise SafeholdError(
+                "signal.invalid_value", "A PDQ hash must be a string of 64 hex characters.", detail={"type": "pdq"}
+            )
         v = value.strip()
         if not _HEX64.match(v):
-            raise SafeholdError("signal.invalid_value",
-                                f"A PDQ hash is 64 hex characters; got {len(v)} characters"
-                                + ("" if len(v) != 64 else " with non-hex characters") + ".",
-                                detail={"type": "pdq"})
+            raise SafeholdError(
+                "signal.invalid_value",
+                f"A PDQ hash is 64 hex characters; got {len(v)} characters"
+                + ("" if len(v) != 64 else " with non-hex characters")
+                + ".",
+                detail={"type": "pdq"},
+            )
         return v.lower()
 
 
@@ -127,8 +131,11 @@ def dct16_from_luma(luma: np.ndarray, *, overwrite: bool = False) -> tuple[np.nd
     if rows == 64 and cols == 64:
         b64[:] = luma  # already at PDQ's working size (the reference skips the filter here too)
     else:
-        buf1 = luma if overwrite and luma.dtype == np.float32 and luma.flags.c_contiguous else np.array(
-            luma, dtype=np.float32, order="C", copy=True)
+        buf1 = (
+            luma
+            if overwrite and luma.dtype == np.float32 and luma.flags.c_contiguous
+            else np.array(luma, dtype=np.float32, order="C", copy=True)
+        )
         buf2 = np.empty_like(buf1)
         _k.jarosz_decimate(buf1, buf2, _window(cols), _window(rows), 2, b64)
     quality = _quality(b64)
@@ -197,8 +204,9 @@ def _cimg_512(pixels: np.ndarray) -> np.ndarray:
 def _check_mode(mode: str) -> str:
     if mode not in MODES:
         known = ", ".join(MODES)
-        raise SafeholdError("signal.invalid_mode", f"Unknown PDQ mode {mode!r}; use one of {known}.",
-                            detail={"mode": mode})
+        raise SafeholdError(
+            "signal.invalid_mode", f"Unknown PDQ mode {mode!r}; use one of {known}.", detail={"mode": mode}
+        )
     return mode
 
 
@@ -218,8 +226,9 @@ def _decode_luma(data: bytes, mode: str, *, max_pixels: int, exif_transpose: boo
     return _luma(pixels), orientation
 
 
-def hash_image(img_or_bytes: Image.Image | bytes, mode: str = DEFAULT_MODE, *, dihedral: bool = False,
-               max_pixels: int = MAX_PIXELS):
+def hash_image(
+    img_or_bytes: Image.Image | bytes, mode: str = DEFAULT_MODE, *, dihedral: bool = False, max_pixels: int = MAX_PIXELS
+):
     """PDQ of an image given as bytes (decoded safely by :func:`load_image`) or as a PIL image.
 
     Returns ``(hex, quality)`` (plus the 7 dihedral hexes with ``dihedral=True``). A PIL image is hashed as
@@ -241,16 +250,23 @@ class PdqHasher(ContentHasher):
     media: ClassVar[str] = "image"
     signal_types: ClassVar[tuple[str, ...]] = ("pdq",)
 
-    def __init__(self, mode: str = DEFAULT_MODE, dihedral: bool = False, max_pixels: int = MAX_PIXELS, *,
-                 exif_transpose: bool = False):
+    def __init__(
+        self,
+        mode: str = DEFAULT_MODE,
+        dihedral: bool = False,
+        max_pixels: int = MAX_PIXELS,
+        *,
+        exif_transpose: bool = False,
+    ):
         self.mode = _check_mode(mode)
         self.dihedral = dihedral
         self.max_pixels = max_pixels
         self.exif_transpose = exif_transpose
 
     def hash_bytes(self, data: bytes) -> list[Signal]:
-        luma, orientation = _decode_luma(data, self.mode, max_pixels=self.max_pixels,
-                                         exif_transpose=self.exif_transpose)
+        luma, orientation = _decode_luma(
+            data, self.mode, max_pixels=self.max_pixels, exif_transpose=self.exif_transpose
+        )
         extra: dict = {"mode": self.mode, "hashed_size": [int(luma.shape[1]), int(luma.shape[0])]}
         result = hash_luma(luma, dihedral=self.dihedral, _overwrite=True)
         del luma

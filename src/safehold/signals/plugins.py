@@ -107,9 +107,7 @@ def _coerce(ep_name: str, obj: Any) -> SignalPlugin:
             return SignalPlugin(name=ep_name, signal_types=(obj,))
         if issubclass(obj, ContentHasher):
             return SignalPlugin(name=ep_name, hashers=(obj,))
-        raise _error(
-            "plugin.invalid", ep_name, f"{obj.__qualname__} is neither a SignalType nor a ContentHasher"
-        )
+        raise _error("plugin.invalid", ep_name, f"{obj.__qualname__} is neither a SignalType nor a ContentHasher")
     if hasattr(obj, "signal_types") or hasattr(obj, "hashers"):
         try:
             return SignalPlugin(
@@ -128,9 +126,7 @@ def _coerce(ep_name: str, obj: Any) -> SignalPlugin:
             raise _error("plugin.load_failed", ep_name, f"factory raised {type(e).__name__}: {e}") from e
         if isinstance(produced, SignalPlugin):
             return produced
-        raise _error(
-            "plugin.invalid", ep_name, f"factory returned {type(produced).__name__}, not SignalPlugin"
-        )
+        raise _error("plugin.invalid", ep_name, f"factory returned {type(produced).__name__}, not SignalPlugin")
     raise _error("plugin.invalid", ep_name, f"entry point gave {type(obj).__name__}, not a SignalPlugin")
 
 
@@ -142,21 +138,15 @@ def _check_signal_type(ep_name: str, cls: Any) -> type[SignalType]:
         raise _error("plugin.invalid", ep_name, f"{what} is abstract (does it implement normalize()?)")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise _error(
-            "plugin.invalid", ep_name, f"{what}.name must be lower-case [a-z][a-z0-9_]*, got {name!r}"
-        )
+        raise _error("plugin.invalid", ep_name, f"{what}.name must be lower-case [a-z][a-z0-9_]*, got {name!r}")
     if not isinstance(getattr(cls, "description", None), str):
         raise _error("plugin.invalid", ep_name, f"{what}.description must be a string")
     matching = getattr(cls, "matching", None)
     if matching not in _MATCHING:
-        raise _error(
-            "plugin.invalid", ep_name, f"{what}.matching must be one of {_MATCHING}, got {matching!r}"
-        )
+        raise _error("plugin.invalid", ep_name, f"{what}.matching must be one of {_MATCHING}, got {matching!r}")
     dt, mt = getattr(cls, "default_threshold", None), getattr(cls, "max_threshold", None)
     if not (isinstance(dt, int) and isinstance(mt, int) and 0 <= dt and (matching != "hamming" or dt <= mt)):
-        raise _error(
-            "plugin.invalid", ep_name, f"{what} thresholds must be integers with 0 <= default <= max"
-        )
+        raise _error("plugin.invalid", ep_name, f"{what} thresholds must be integers with 0 <= default <= max")
     return cls
 
 
@@ -171,14 +161,10 @@ def _check_hasher(ep_name: str, cls: Any, known_types: Iterable[str]) -> type[Co
         raise _error("plugin.invalid", ep_name, f"{what}.media must be one of {_MEDIA}, got {media!r}")
     produced = getattr(cls, "signal_types", None)
     if not isinstance(produced, tuple) or not produced or not all(isinstance(t, str) for t in produced):
-        raise _error(
-            "plugin.invalid", ep_name, f"{what}.signal_types must be a non-empty tuple of type names"
-        )
+        raise _error("plugin.invalid", ep_name, f"{what}.signal_types must be a non-empty tuple of type names")
     unknown = sorted(set(produced) - set(known_types))
     if unknown:
-        raise _error(
-            "plugin.invalid", ep_name, f"{what} produces unknown signal types {unknown}", unknown=unknown
-        )
+        raise _error("plugin.invalid", ep_name, f"{what} produces unknown signal types {unknown}", unknown=unknown)
     return cls
 
 

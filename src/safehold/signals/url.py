@@ -304,8 +304,7 @@ class UrlSignal(SignalType):
         if len(v) != 64 or not all(c in _HEX for c in v):
             raise SafeholdError(
                 "signal.invalid_value",
-                "url value must be the 64-hex SHA-256 of a canonical URL; "
-                "use UrlSignal.from_url() for URL text",
+                "url value must be the 64-hex SHA-256 of a canonical URL; use UrlSignal.from_url() for URL text",
                 detail={"type": cls.name, "expected_length": 64},
             )
         return v

@@ -62,9 +62,7 @@ class VpdqFrame(NamedTuple):
 
 
 def _bad(message: str, **detail) -> SafeholdError:
-    return SafeholdError(
-        "signal.invalid_value", f"invalid vpdq value: {message}", detail={"type": "vpdq", **detail}
-    )
+    return SafeholdError("signal.invalid_value", f"invalid vpdq value: {message}", detail={"type": "vpdq", **detail})
 
 
 def _frame_from_str(item: object, index: int) -> VpdqFrame:
@@ -445,9 +443,7 @@ class VpdqHasher(ContentHasher):
             if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
         ]  # cover art in an audio file is not a video
         if not videos:
-            raise SafeholdError(
-                "media.unsupported_format", "content has no video stream", detail={"format": fmt_name}
-            )
+            raise SafeholdError("media.unsupported_format", "content has no video stream", detail={"format": fmt_name})
         if not recognised and any(d in fmt_name for d in _IMAGE_DEMUXERS):
             raise SafeholdError("media.unsupported_format", "content is an image, not a video")
         for s in videos:
@@ -496,13 +492,9 @@ class VpdqHasher(ContentHasher):
         try:
             import vpdq
         except ImportError as e:  # pragma: no cover - dependency of safehold
-            raise SafeholdError(
-                "signal.unavailable", "the 'vpdq' package is not installed", status=500
-            ) from e
+            raise SafeholdError("signal.unavailable", "the 'vpdq' package is not installed", status=500) from e
         try:
-            feats = vpdq.computeHash(
-                path, seconds_per_hash=self.seconds_per_hash, thread_count=self.thread_count
-            )
+            feats = vpdq.computeHash(path, seconds_per_hash=self.seconds_per_hash, thread_count=self.thread_count)
         except Exception as e:  # noqa: BLE001 - vpdq raises bare Exception for undecodable input
             raise SafeholdError("media.corrupt", f"the video could not be decoded: {e}") from None
         return [[f.hex, int(f.quality), float(f.timestamp)] for f in feats]
@@ -540,13 +532,9 @@ class VpdqHasher(ContentHasher):
         if err == "missing":
             raise SafeholdError("signal.unavailable", "the 'vpdq' package is not installed", status=500)
         if err == "memory":
-            raise SafeholdError(
-                "media.too_large", "decoding the video needs more memory than allowed", status=413
-            )
+            raise SafeholdError("media.too_large", "decoding the video needs more memory than allowed", status=413)
         if err:
-            raise SafeholdError(
-                "media.corrupt", f"the video could not be decoded: {res.get('message', '')[:200]}"
-            )
+            raise SafeholdError("media.corrupt", f"the video could not be decoded: {res.get('message', '')[:200]}")
         frames = res.get("frames")
         if not isinstance(frames, list):
             raise SafeholdError("media.corrupt", "the video hasher returned no result")

@@ -169,9 +169,7 @@ def read(
     if fmt == "csv":
         it = read_csv(bstream, normalize=normalize, source=source, col=col)
     elif fmt == "list":
-        it = read_list(
-            bstream, normalize=normalize, default_signal_type=default_signal_type, source=source, col=col
-        )
+        it = read_list(bstream, normalize=normalize, default_signal_type=default_signal_type, source=source, col=col)
     else:
         it = read_ncmec_xml(bstream, normalize=normalize, source=source, col=col)
     return ImportResult(fmt, it, col)
@@ -193,9 +191,7 @@ def write(fmt: str, records: Iterable[EntryRecord], stream) -> ExportResult:
         counter = _Counting(records)
         entries = write_ncmec_xml(counter, stream)
         return ExportResult(format=fmt, records=counter.n, left_out=0, entries=entries)
-    raise SafeholdError(
-        "export.unknown_format", f"unknown bank file format {fmt!r}; use one of {', '.join(FORMATS)}"
-    )
+    raise SafeholdError("export.unknown_format", f"unknown bank file format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 class _Counting:

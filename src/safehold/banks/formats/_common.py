@@ -116,9 +116,7 @@ class Collector:
         self.counts = ImportCounts()
         self.fatal = False
 
-    def issue(
-        self, line: int | None, code: str, message: str, *, skipped: bool = True, fatal: bool = False
-    ) -> None:
+    def issue(self, line: int | None, code: str, message: str, *, skipped: bool = True, fatal: bool = False) -> None:
         c = self.counts
         c.issues += 1
         c.by_code[code] += 1
@@ -170,9 +168,7 @@ def apply_normalize(
         out = normalize(signal_type, value)
     except SafeholdError as e:
         if e.code == "signal.unknown_type":
-            col.issue(
-                line, Codes.UNKNOWN_SIGNAL_TYPE, f"unknown signal type {short(signal_type)}: {e.message}"
-            )
+            col.issue(line, Codes.UNKNOWN_SIGNAL_TYPE, f"unknown signal type {short(signal_type)}: {e.message}")
         else:
             col.issue(line, Codes.INVALID_VALUE, f"invalid {signal_type} value {short(value)}: {e.message}")
         return None

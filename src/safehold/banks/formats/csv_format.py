@@ -127,8 +127,7 @@ def read_csv(bstream, *, normalize: Normalizer, source: str | None, col: Collect
             col.issue(
                 feeder.start_line,
                 Codes.RECORD_TOO_LARGE,
-                f"record starting here is larger than {MAX_RECORD_BYTES} bytes (unclosed quote?); "
-                "import stopped",
+                f"record starting here is larger than {MAX_RECORD_BYTES} bytes (unclosed quote?); import stopped",
                 fatal=True,
             )
             return
@@ -300,9 +299,7 @@ def write_csv(records: Iterable[EntryRecord], stream) -> int:
                 try:
                     meta = json.dumps(rec.metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
                 except (TypeError, ValueError) as e:
-                    raise SafeholdError(
-                        "export.invalid_metadata", f"metadata is not JSON-serialisable: {e}"
-                    ) from e
+                    raise SafeholdError("export.invalid_metadata", f"metadata is not JSON-serialisable: {e}") from e
             else:
                 meta = ""
             w.writerow(

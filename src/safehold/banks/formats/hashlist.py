@@ -82,15 +82,13 @@ def _infer(value: str, line: int, col: Collector) -> str | None:
             col.issue(
                 line,
                 Codes.AMBIGUOUS_SIGNAL_TYPE,
-                f"{n} hex digits could be {a} or {b}: "
-                "pass default_signal_type or add a '# signal_type: …' line",
+                f"{n} hex digits could be {a} or {b}: pass default_signal_type or add a '# signal_type: …' line",
             )
             return None
     col.issue(
         line,
         Codes.UNKNOWN_SIGNAL_TYPE,
-        f"cannot tell the signal type of {short(value)}: "
-        "pass default_signal_type or add a '# signal_type: …' line",
+        f"cannot tell the signal type of {short(value)}: pass default_signal_type or add a '# signal_type: …' line",
     )
     return None
 
@@ -114,9 +112,7 @@ def write_list(records: Iterable[EntryRecord], stream) -> tuple[int, int]:
             if not valid_signal_type_name(st):
                 raise SafeholdError("export.invalid_signal_type", f"cannot export signal type {short(st)}")
             if not v or v.startswith("#") or any(c.isspace() for c in v):
-                raise SafeholdError(
-                    "export.invalid_value", f"value {short(v)} cannot be written to a hash list"
-                )
+                raise SafeholdError("export.invalid_value", f"value {short(v)} cannot be written to a hash list")
             if st != current:
                 out.write(f"# signal_type: {st}\n")
                 current = st

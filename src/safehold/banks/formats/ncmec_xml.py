@@ -103,9 +103,7 @@ def _text(el) -> str | None:
 # Reading
 
 
-def read_ncmec_xml(
-    bstream, *, normalize: Normalizer, source: str | None, col: Collector
-) -> Iterator[EntryRecord]:
+def read_ncmec_xml(bstream, *, normalize: Normalizer, source: str | None, col: Collector) -> Iterator[EntryRecord]:
     default_source = source or DEFAULT_SOURCE
     ctx = etree.iterparse(
         bstream,
@@ -433,9 +431,7 @@ def _feedback_ok(v) -> bool:
     return True
 
 
-def _set_extras(
-    holder, rec: EntryRecord, used: list[str], default_enabled: bool, consumed_feedback: bool
-) -> None:
+def _set_extras(holder, rec: EntryRecord, used: list[str], default_enabled: bool, consumed_feedback: bool) -> None:
     if rec.source != DEFAULT_SOURCE:
         holder.set(_sh("source"), rec.source or "")
     if rec.note is not None:
@@ -447,9 +443,7 @@ def _set_extras(
         rest.pop("ncmec_feedback", None)
     if rest:
         try:
-            holder.set(
-                _sh("meta"), json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            )
+            holder.set(_sh("meta"), json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
         except (TypeError, ValueError) as e:
             raise SafeholdError("export.invalid_metadata", f"metadata is not JSON-serialisable: {e}") from e
 

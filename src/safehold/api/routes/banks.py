@@ -1,0 +1,243 @@
+"""Banks and their entries: create, configure, fill (raw hash, file upload, bulk import), export."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from safehold.api.deps import require, services
+from safehold.api.uploads import CHUNK, read_capped
+from safehold.auth.apikeys import Principal
+from safehold.auth.roles import Permission
+from safehold.banks.service import BankInfo
+from safehold.errors import SafeholdError
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1/banks", tags=["banks"])
+entries_router = APIRouter(prefix="/v1/entries", tags=["entries"])
+
+READ = Depends(require(Permission.BANKS_READ))
+WRITE = require(Permission.BANKS_WRITE)
+FORMATS = {"csv": "text/csv", "list": "text/plain", "ncmec-xml": "application/xml"}
+
+
+class BankCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["block", "allow"] = "block"
+    description: str = Field("", max_length=2000)
+    pdq_threshold: int = Field(31, ge=0, le=63)
+    dihedral: bool = False
+
+
+class BankUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    kind: Literal["block", "allow"] | None = None
+    description: str | None = Field(None, max_length=2000)
+    pdq_threshold: int | None = Field(None, ge=0, le=63)
+    dihedral: bool | None = None
+    enabled: bool | None = None
+
+
+class EntryCreate(BaseModel):
+    signal_type: str = Field(min_length=1, max_length=32)
+    value: str = Field(min_length=1, max_length=1_000_000)
+    source: str | None = Field(None, max_length=64)
+    external_id: str | None = Field(None, max_length=128)
+    category: str | None = Field(None, max_length=64)
+    note: str | None = Field(None, max_length=10_000)
+    metadata: dict = Field(default_factory=dict)
+
+
+class EntryUpdate(BaseModel):
+    enabled: bool | None = None
+    note: str | None = Field(None, max_length=10_000)
+    category: str | None = Field(None, max_length=64)
+
+
+@router.get("", summary="List banks with their entry counts")
+def list_banks(svc: Services = Depends(services), _=READ) -> list[BankInfo]:
+    return svc.banks.list()
+
+
+@router.post("", status_code=201, summary="Create a bank")
+def create_bank(body: BankCreate, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> BankInfo:
+    return svc.banks.create(
+        body.name,
+        kind=body.kind,
+        description=body.description,
+        pdq_threshold=body.pdq_threshold,
+        dihedral=body.dihedral,
+        created_by=who.label,
+    )
+
+
+@router.get("/{name}", summary="One bank")
+def get_bank(name: str, svc: Services = Depends(services), _=READ) -> BankInfo:
+    return svc.banks.get(name)
+
+
+@router.patch("/{name}", summary="Rename or reconfigure a bank (threshold, kind, dihedral, enabled)")
+def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), _=Depends(WRITE)) -> BankInfo:
+    return svc.banks.update(
+        name,
+        new_name=body.name,
+        description=body.description,
+        kind=body.kind,
+        pdq_threshold=body.pdq_threshold,
+        dihedral=body.dihedral,
+        enabled=body.enabled,
+    )
+
+
+@router.delete("/{name}", summary="Delete a bank and all its entries")
+def delete_bank(name: str, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
+    return {"deleted": name, "entries": svc.banks.delete(name)}
+
+
+@router.get("/{name}/entries", summary="A page of entries (keyset pagination with after_id)")
+def list_entries(
+    name: str,
+    signal_type: str | None = None,
+    after_id: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+    svc: Services = Depends(services),
+    _=READ,
+) -> dict:
+    rows = svc.banks.entries(name, signal_type=signal_type, after_id=after_id, limit=limit)
+    return {"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@router.post("/{name}/entries", status_code=201, summary="Add one raw hash with its provenance")
+def add_entry(name: str, body: EntryCreate, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
+    return svc.banks.add_hash(
+        name,
+        body.signal_type,
+        body.value,
+        source=body.source,
+        external_id=body.external_id,
+        category=body.category,
+        note=body.note,
+        metadata=body.metadata,
+        added_by=who.label,
+    )
+
+
+@router.post("/{name}/files", status_code=201, summary="Hash an uploaded image or video and add its hashes")
+async def add_file(
+    name: str,
+    file: UploadFile = File(...),
+    category: str | None = Form(None),
+    source: str | None = Form(None),
+    external_id: str | None = Form(None),
+    note: str | None = Form(None),
+    svc: Services = Depends(services),
+    who: Principal = Depends(WRITE),
+) -> dict:
+    data = await read_capped(file, svc.settings.max_upload_bytes)
+    return await run_in_threadpool(
+        svc.banks.add_file,
+        name,
+        data,
+        filename=file.filename,
+        category=category,
+        source=source,
+        external_id=external_id,
+        note=note,
+        added_by=who.label,
+    )
+
+
+@router.post("/{name}/import", summary="Bulk import a CSV, hash list or NCMEC XML file (all or nothing)")
+async def import_file(
+    name: str,
+    file: UploadFile = File(...),
+    format: Literal["auto", "csv", "list", "ncmec-xml"] = Form("auto"),
+    signal_type: str | None = Form(None, description="Signal type of a plain hash list"),
+    source: str | None = Form(None),
+    skip_invalid: bool = Form(False),
+    dry_run: bool = Form(False),
+    svc: Services = Depends(services),
+    who: Principal = Depends(WRITE),
+) -> dict:
+    # Spool to a temporary file so a multi-gigabyte list is streamed, never held in memory.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    while chunk := await file.read(CHUNK):
+        spool.write(chunk)
+    spool.seek(0)
+    try:
+        report = await run_in_threadpool(
+            svc.banks.import_stream,
+            name,
+            spool,
+            fmt=format,
+            default_signal_type=signal_type,
+            source=source,
+            skip_invalid=skip_invalid,
+            dry_run=dry_run,
+            added_by=who.label,
+        )
+    finally:
+        spool.close()
+    out = report.to_dict()
+    if report.invalid and not report.committed and not dry_run:
+        raise SafeholdError(
+            "import.invalid_rows",
+            f"{report.invalid} invalid row(s); nothing was imported. Fix them or set skip_invalid.",
+            status=422,
+            detail=out,
+        )
+    return out
+
+
+@router.get("/{name}/export", summary="Export a bank as CSV, hash list or NCMEC XML")
+def export_bank(
+    name: str,
+    format: Literal["csv", "list", "ncmec-xml"] = "csv",
+    signal_type: str | None = None,
+    svc: Services = Depends(services),
+    _=READ,
+) -> StreamingResponse:
+    svc.banks.get(name)  # 404 before the response starts
+    if format == "list" and not signal_type:
+        raise SafeholdError("export.signal_type_required", "A plain hash list needs signal_type.")
+    buf = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
+    svc.banks.export(name, buf, fmt=format, signal_type=signal_type)
+    buf.seek(0)
+    ext = {"csv": "csv", "list": "txt", "ncmec-xml": "xml"}[format]
+
+    def body():
+        with buf:
+            while chunk := buf.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{ext}"'},
+    )
+
+
+@entries_router.get("/{entry_id}", summary="One entry")
+def get_entry(entry_id: int, svc: Services = Depends(services), _=READ) -> dict:
+    return svc.banks.get_entry(entry_id)
+
+
+@entries_router.patch("/{entry_id}", summary="Disable/enable an entry or edit its note/category")
+def update_entry(entry_id: int, body: EntryUpdate, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
+    out = None
+    if body.enabled is not None:
+        out = svc.banks.set_entry_enabled(entry_id, body.enabled)
+    if body.note is not None or body.category is not None:
+        out = svc.banks.update_entry(entry_id, note=body.note, category=body.category)
+    return out or svc.banks.get_entry(entry_id)
+
+
+@entries_router.delete("/{entry_id}", summary="Delete an entry")
+def delete_entry(entry_id: int, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
+    svc.banks.delete_entry(entry_id)
+    return {"deleted": entry_id}

@@ -1,0 +1,169 @@
+"""Scanning: a file, a raw hash or a URL against every bank; one at a time or in batches."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from safehold.api.deps import require, services
+from safehold.api.uploads import read_capped
+from safehold.auth.roles import Permission
+from safehold.errors import SafeholdError
+from safehold.scanning.service import signal_dict
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1", tags=["scan"])
+SCAN = Depends(require(Permission.SCAN))
+MAX_BATCH = 1000
+
+_MULTIPART = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        }
+    }
+}
+_MULTIPART_BATCH = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+            "required": ["files"],
+        }
+    }
+}
+
+
+class ScanItem(BaseModel):
+    """A raw hash (``signal_type`` + ``value``) or a ``url`` to fetch and scan."""
+
+    signal_type: str | None = Field(None, max_length=32)
+    value: str | None = Field(None, max_length=1_000_000)
+    url: str | None = Field(None, max_length=8192)
+    fetch: bool = Field(True, description="With url: also fetch it and scan what it serves (SSRF-guarded).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScanItem:
+        if bool(self.url) == bool(self.signal_type and self.value):
+            raise ValueError("give either signal_type and value, or url")
+        return self
+
+
+class ScanBatch(BaseModel):
+    items: list[ScanItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def _scan_item(svc: Services, item: ScanItem) -> dict:
+    if item.url:
+        return svc.scans.scan_url(item.url, fetch_content=item.fetch).to_dict()
+    return svc.scans.scan_hash(item.signal_type, item.value).to_dict()
+
+
+async def _json(request: Request) -> object:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SafeholdError("request.invalid_json", f"The body is not valid JSON: {exc}.") from exc
+
+
+def _validated(model: type[BaseModel], payload: object) -> BaseModel:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise SafeholdError(
+            "request.invalid",
+            "The request body is not valid.",
+            status=422,
+            detail={"errors": json.loads(exc.json(include_url=False))},
+        ) from exc
+
+
+@router.post(
+    "/scan",
+    summary="Scan one file (multipart 'file'), one raw hash or one URL (JSON)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {**_MULTIPART, "application/json": {"schema": ScanItem.model_json_schema()}},
+        }
+    },
+)
+async def scan(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
+    if _is_multipart(request):
+        name, data = await _one_upload(request, svc)
+        result = await run_in_threadpool(svc.scans.scan_bytes, data, filename=name)
+        return result.to_dict()
+    item = _validated(ScanItem, await _json(request))
+    return await run_in_threadpool(_scan_item, svc, item)
+
+
+@router.post(
+    "/scan/batch",
+    summary=f"Scan up to {MAX_BATCH} items: multipart 'files', or JSON {{items: [...]}}",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {**_MULTIPART_BATCH, "application/json": {"schema": ScanBatch.model_json_schema()}},
+        }
+    },
+)
+async def scan_batch(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
+    """Each item answers on its own: one bad item gives that item an ``error``, not the whole batch."""
+    results: list[dict] = []
+    if _is_multipart(request):
+        form = await request.form(max_files=MAX_BATCH)
+        uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        if not uploads:
+            raise SafeholdError("request.missing_file", "Send the content as multipart fields named 'files'.")
+        for i, upload in enumerate(uploads):
+            try:
+                data = await read_capped(upload, svc.settings.max_upload_bytes)
+                res = await run_in_threadpool(svc.scans.scan_bytes, data, filename=upload.filename)
+                results.append({"index": i, **res.to_dict()})
+            except SafeholdError as exc:
+                results.append({"index": i, "name": upload.filename, "verdict": None, "error": exc.to_dict()})
+        return {"results": results}
+    batch = _validated(ScanBatch, await _json(request))
+    for i, item in enumerate(batch.items):
+        try:
+            results.append({"index": i, **await run_in_threadpool(_scan_item, svc, item)})
+        except SafeholdError as exc:
+            results.append({"index": i, "verdict": None, "error": exc.to_dict()})
+    return {"results": results}
+
+
+@router.post(
+    "/hash",
+    summary="Hash a file (multipart 'file') without matching it",
+    openapi_extra={"requestBody": {"required": True, "content": _MULTIPART}},
+)
+async def hash_file(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
+    if not _is_multipart(request):
+        raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
+    name, data = await _one_upload(request, svc)
+    hashed = await run_in_threadpool(svc.scans.hash_bytes, data, name)
+    return {
+        "media": hashed.media,
+        "size": len(data),
+        "signals": [signal_dict(s) for s in hashed.signals],
+        "error": hashed.errors[0].to_dict() if hashed.errors else None,
+    }
+
+
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
+async def _one_upload(request: Request, svc: Services) -> tuple[str | None, bytes]:
+    """The multipart field ``file``: its name and bytes (size-capped)."""
+    form = await request.form(max_files=1)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
+    return upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)

@@ -1,0 +1,41 @@
+"""Health, signal types and scan statistics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from safehold import __version__
+from safehold.api.deps import require, services
+from safehold.auth.roles import Permission
+from safehold.services import Services
+from safehold.signals import registry
+
+router = APIRouter(prefix="/v1", tags=["system"])
+
+
+@router.get("/health", summary="Liveness and readiness (no key needed)")
+def health(svc: Services = Depends(services)) -> dict:
+    return {"status": "ok", "version": __version__, "database": svc.db.engine.dialect.name}
+
+
+@router.get("/signal-types", summary="The signal types this server knows (built-in and plug-ins)")
+def signal_types(_=Depends(require(Permission.BANKS_READ))) -> list[dict]:
+    return [
+        {
+            "name": name,
+            "description": cls.description,
+            "matching": cls.matching,
+            "default_threshold": cls.default_threshold,
+            "max_threshold": cls.max_threshold,
+        }
+        for name, cls in sorted(registry.all_signal_types().items())
+    ]
+
+
+@router.get("/stats/scans", summary="Aggregate scan counters per day, channel, media and verdict")
+def scan_stats(
+    days: int = Query(30, ge=1, le=3660),
+    svc: Services = Depends(services),
+    _=Depends(require(Permission.STATS_READ)),
+) -> dict:
+    return {"days": days, "counts": svc.scans.stats(days), "index": svc.index.stats()}

@@ -1,0 +1,109 @@
+"""API keys: ``sh_<prefix>_<secret>``. Only a SHA-256 of the secret is stored; the key is shown once.
+
+A SHA-256 (not a slow KDF) is right here: the secret is 190 random bits, so it cannot be guessed, and every API
+request must verify it cheaply. Comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from safehold.auth.roles import Role, parse_role
+from safehold.errors import NotFound, SafeholdError
+from safehold.store.db import Database
+from safehold.store.models import ApiKey, utcnow
+
+KEY_PREFIX = "sh"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's name and role (never its secret)."""
+
+    name: str
+    role: str
+    key_prefix: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"apikey:{self.name}" if self.key_prefix else self.name
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    name: str
+    role: str
+    prefix: str
+    token: str  # the full key: shown once, never stored
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKeyService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, name: str, role: str, created_by: str | None = None) -> CreatedKey:
+        name = (name or "").strip()
+        if not name or len(name) > 128:
+            raise SafeholdError("apikey.invalid_name", "A key needs a name of 1 to 128 characters.")
+        role_value = parse_role(role).value
+        prefix = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(24)
+        with self.db.session() as s:
+            row = ApiKey(name=name, prefix=prefix, secret_hash=_digest(secret), role=role_value, created_by=created_by)
+            s.add(row)
+            s.flush()
+            key_id = row.id
+        return CreatedKey(key_id, name, role_value, prefix, f"{KEY_PREFIX}_{prefix}_{secret}")
+
+    def list(self) -> list[ApiKey]:
+        with self.db.session() as s:
+            return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+    def revoke(self, prefix_or_id: str) -> ApiKey:
+        with self.db.session() as s:
+            row = self._find(s, prefix_or_id)
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return row
+
+    def _find(self, s, prefix_or_id: str) -> ApiKey:
+        query = select(ApiKey).where(ApiKey.prefix == prefix_or_id)
+        if prefix_or_id.isdigit():
+            query = select(ApiKey).where((ApiKey.prefix == prefix_or_id) | (ApiKey.id == int(prefix_or_id)))
+        row = s.scalars(query).first()
+        if row is None:
+            raise NotFound("apikey.not_found", f"No API key {prefix_or_id!r}.")
+        return row
+
+    def authenticate(self, token: str) -> Principal:
+        """Return the key's principal or raise ``auth.invalid_key`` (401); one message for every failure."""
+        invalid = SafeholdError("auth.invalid_key", "The API key is not valid.", status=401)
+        parts = (token or "").split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            raise invalid
+        _, prefix, secret = parts
+        with self.db.session() as s:
+            row = s.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+            if row is None or row.revoked_at is not None:
+                raise invalid
+            if not hmac.compare_digest(row.secret_hash, _digest(secret)):
+                raise invalid
+            now = utcnow()
+            # Touch at most once a minute: a write per request would serialise the SQLite store.
+            if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
+                row.last_used_at = now
+            return Principal(name=row.name, role=row.role, key_prefix=row.prefix)
+
+
+__all__ = ["ApiKeyService", "CreatedKey", "Principal", "Role"]

@@ -1,0 +1,319 @@
+"""``safehold bank …``: the same bank operations as ``/v1/banks``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from safehold.cli.common import collect_files, err, fail, progress, services
+from safehold.cli.common import problem as problem_text
+from safehold.cli.scan import hash_paths
+from safehold.errors import SafeholdError
+
+app = typer.Typer(help="Hash banks: create, configure, fill, export.", no_args_is_help=True)
+out = Console()
+
+Bank = Annotated[str, typer.Argument(help="Bank name.")]
+Category = Annotated[str | None, typer.Option(help="A1, A2, B1, B2 or a slug.")]
+Source = Annotated[str | None, typer.Option(help="Where the hashes come from (e.g. ncmec, iwf, own).")]
+Note = Annotated[str | None, typer.Option(help="Free-text note kept with each entry.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _svc():
+    return services(load_index=False)
+
+
+def _bank_table(banks) -> Table:
+    table = Table("name", "kind", "pdq threshold", "dihedral", "enabled", "entries", "enabled entries")
+    for b in banks:
+        table.add_row(
+            b.name,
+            b.kind,
+            str(b.pdq_threshold),
+            "yes" if b.dihedral else "no",
+            "yes" if b.enabled else "no",
+            str(b.entries),
+            str(b.enabled_entries),
+        )
+    return table
+
+
+@app.command("create")
+def create(
+    name: Bank,
+    kind: Annotated[str, typer.Option(help="block (matches are hits) or allow (known false positives).")] = "block",
+    threshold: Annotated[int, typer.Option(help="PDQ match threshold in bits (0-63).")] = 31,
+    dihedral: Annotated[bool, typer.Option(help="Also match rotated and flipped copies.")] = False,
+    description: Annotated[str, typer.Option(help="What the bank holds.")] = "",
+) -> None:
+    """Create a bank."""
+    with fail():
+        b = _svc().banks.create(
+            name,
+            kind=kind,
+            pdq_threshold=threshold,
+            dihedral=dihedral,
+            description=description,
+            created_by="cli",
+        )
+    out.print(f"created {b.kind} bank [bold]{b.name}[/] (PDQ threshold {b.pdq_threshold})")
+
+
+@app.command("list")
+def list_banks(as_json: AsJson = False) -> None:
+    """List banks with entry counts."""
+    with fail():
+        banks = _svc().banks.list()
+    if as_json:
+        print(json.dumps([b.__dict__ for b in banks]))
+    else:
+        out.print(_bank_table(banks))
+
+
+@app.command("show")
+def show(name: Bank, as_json: AsJson = False) -> None:
+    """Show one bank."""
+    with fail():
+        b = _svc().banks.get(name)
+    print(json.dumps(b.__dict__)) if as_json else out.print(_bank_table([b]))
+
+
+@app.command("rename")
+def rename(name: Bank, new_name: Annotated[str, typer.Argument(help="New name.")]) -> None:
+    """Rename a bank."""
+    with fail():
+        _svc().banks.update(name, new_name=new_name)
+    out.print(f"renamed {name} → {new_name}")
+
+
+@app.command("set")
+def configure(
+    name: Bank,
+    kind: Annotated[str | None, typer.Option(help="block or allow.")] = None,
+    threshold: Annotated[int | None, typer.Option(help="PDQ match threshold (0-63).")] = None,
+    dihedral: Annotated[bool | None, typer.Option("--dihedral/--no-dihedral")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Change a bank's settings."""
+    with fail():
+        b = _svc().banks.update(
+            name,
+            kind=kind,
+            pdq_threshold=threshold,
+            dihedral=dihedral,
+            enabled=enabled,
+            description=description,
+        )
+    out.print(_bank_table([b]))
+
+
+@app.command("delete")
+def delete(name: Bank, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Delete a bank and all its entries."""
+    if not yes:
+        typer.confirm(f"Delete bank {name} and all its entries?", abort=True)
+    with fail():
+        n = _svc().banks.delete(name)
+    out.print(f"deleted {name} ({n} entries)")
+
+
+@app.command("add")
+def add_files(
+    name: Bank,
+    paths: Annotated[list[Path], typer.Argument(help="Images or videos, or folders of them.")],
+    category: Category = None,
+    source: Source = "own",
+    note: Note = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Hashing processes (0: one per core).")] = 0,
+) -> None:
+    """Hash images/videos and add their perceptual hash and MD5 to a bank (one entry id per file name)."""
+    from safehold.banks.service import BANK_PDQ_MODE, file_records
+
+    with fail():
+        svc = _svc()
+        svc.banks.get(name)
+        files = collect_files(paths)
+    records, skipped = [], 0
+    for path, hashed, exc in hash_paths(files, workers=workers, label="hashing", pdq_mode=BANK_PDQ_MODE):
+        try:
+            if exc is not None:
+                raise exc
+            records.extend(
+                file_records(
+                    hashed,
+                    filename=path,
+                    source=source,
+                    category=category,
+                    note=note,
+                    external_id=Path(path).name[:128],
+                )
+            )
+        except SafeholdError as problem:
+            skipped += 1
+            err.print(problem_text(problem, f"skipped {path}: "))
+    with fail():
+        report = svc.banks.add_records(name, records, added_by="cli")
+    out.print(f"{name}: {report.added} entries added, {report.duplicates} already there, {skipped} file(s) skipped")
+    if skipped:
+        raise typer.Exit(2)
+
+
+@app.command("add-hash")
+def add_hash(
+    name: Bank,
+    signal_type: Annotated[str, typer.Argument(help="pdq, md5, sha1, sha256, vpdq, url, …")],
+    value: Annotated[str, typer.Argument(help="The hash value.")],
+    category: Category = None,
+    source: Source = None,
+    external_id: Annotated[str | None, typer.Option(help="The entry's id in its source list.")] = None,
+    note: Note = None,
+) -> None:
+    """Add one raw hash to a bank."""
+    with fail():
+        e = _svc().banks.add_hash(
+            name,
+            signal_type,
+            value,
+            category=category,
+            source=source,
+            external_id=external_id,
+            note=note,
+            added_by="cli",
+        )
+    out.print(f"entry {e['id']}: {e['signal_type']} {e['value']}", highlight=False)
+
+
+@app.command("import")
+def import_file(
+    name: Bank,
+    file: Annotated[Path, typer.Argument(help="CSV, plain hash list or NCMEC XML file; '-' for stdin.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, csv, list or ncmec-xml.")] = "auto",
+    signal_type: Annotated[str | None, typer.Option(help="Signal type of a plain hash list.")] = None,
+    source: Source = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Import valid rows even if some are invalid.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check the file; write nothing.")] = False,
+) -> None:
+    """Bulk-import hashes. All or nothing unless --skip-invalid; problems are listed with line numbers."""
+    with fail():
+        svc = _svc()
+        stream = sys.stdin.buffer if str(file) == "-" else open(file, "rb")  # noqa: SIM115
+    try:
+        with progress() as bar, fail():
+            task = bar.add_task(f"importing into {name}", total=None)
+            report = svc.banks.import_stream(
+                name,
+                stream,
+                fmt=fmt,
+                default_signal_type=signal_type,
+                source=source,
+                skip_invalid=skip_invalid,
+                dry_run=dry_run,
+                added_by="cli",
+                progress=lambda n: bar.advance(task, n),
+            )
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    for issue in report.issues[:20]:
+        where = f"line {issue.line}: " if issue.line else ""
+        err.print(problem_text(issue, f"  {where}"))
+    if len(report.issues) > 20:
+        err.print(f"  … and {len(report.issues) - 20} more")
+    state = "checked (dry run)" if dry_run else ("imported" if report.committed else "NOT imported")
+    out.print(
+        f"{name}: {report.read} read, {report.added} added, {report.duplicates} duplicates, "
+        f"{report.invalid} invalid — {state}"
+    )
+    if report.invalid and not report.committed and not dry_run:
+        raise typer.Exit(2)
+
+
+@app.command("export")
+def export(
+    name: Bank,
+    file: Annotated[Path, typer.Argument(help="Output file; '-' for stdout.")] = Path("-"),
+    fmt: Annotated[str, typer.Option("--format", help="csv, list or ncmec-xml.")] = "csv",
+    signal_type: Annotated[str | None, typer.Option(help="Only this signal type (required for list).")] = None,
+) -> None:
+    """Export a bank in a format `bank import` reads back."""
+    with fail():
+        svc = _svc()
+        if fmt == "list" and not signal_type:
+            raise SafeholdError("export.signal_type_required", "A plain hash list needs --signal-type.")
+        if str(file) == "-":
+            n = svc.banks.export(name, sys.stdout.buffer, fmt=fmt, signal_type=signal_type)
+        else:
+            tmp = file.with_name(file.name + ".partial")
+            with open(tmp, "wb") as f:
+                n = svc.banks.export(name, f, fmt=fmt, signal_type=signal_type)
+            tmp.replace(file)
+    err.print(f"exported {n} entries from {name}")
+
+
+def _set_enabled(name: str, target: str, signal_type: str | None, enabled: bool) -> None:
+    with fail():
+        svc = _svc()
+        if signal_type:
+            e = svc.banks.set_enabled_by_value(name, signal_type, target, enabled)
+        elif target.isdigit():
+            e = svc.banks.get_entry(int(target))
+            if e["bank"] != name:
+                raise SafeholdError("entry.not_found", f"Entry {target} is not in bank {name!r}.", status=404)
+            e = svc.banks.set_entry_enabled(int(target), enabled)
+        else:
+            raise SafeholdError("cli.usage", "Give an entry id, or a hash value with --signal-type.")
+    out.print(f"entry {e['id']} {'enabled' if enabled else 'disabled'}")
+
+
+Target = Annotated[str, typer.Argument(help="Entry id, or a hash value with --signal-type.")]
+SignalOpt = Annotated[str | None, typer.Option(help="Signal type when TARGET is a hash value.")]
+
+
+@app.command("disable")
+def disable(name: Bank, target: Target, signal_type: SignalOpt = None) -> None:
+    """Stop an entry matching without deleting it."""
+    _set_enabled(name, target, signal_type, False)
+
+
+@app.command("enable")
+def enable(name: Bank, target: Target, signal_type: SignalOpt = None) -> None:
+    """Let a disabled entry match again."""
+    _set_enabled(name, target, signal_type, True)
+
+
+@app.command("entries")
+def entries(
+    name: Bank,
+    signal_type: Annotated[str | None, typer.Option(help="Only this signal type.")] = None,
+    after_id: Annotated[int, typer.Option(help="Start after this entry id.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """List a bank's entries."""
+    with fail():
+        rows = _svc().banks.entries(name, signal_type=signal_type, after_id=after_id, limit=limit)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    table = Table("id", "type", "value", "category", "source", "external id", "enabled")
+    for r in rows:
+        v = r["value"] if len(r["value"]) <= 64 else r["value"][:61] + "..."
+        table.add_row(
+            str(r["id"]),
+            r["signal_type"],
+            v,
+            r["category"] or "",
+            r["source"] or "",
+            r["external_id"] or "",
+            "yes" if r["enabled"] else "no",
+        )
+    out.print(table)

@@ -1,0 +1,151 @@
+"""The ``safehold`` command. Every command calls the same services as the API; none holds business logic.
+
+Errors print as ``error [code]: message`` on stderr and exit with status 2 (1 is left for unexpected failures).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from safehold import __version__
+from safehold.cli import banks as bank_cmds
+from safehold.cli import scan as scan_cmds
+from safehold.cli.common import fail, services
+from safehold.config import get_settings
+
+app = typer.Typer(
+    name="safehold",
+    help="Safehold: child-safety infrastructure. Hash, bank, scan, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(key_app, name="apikey")
+app.add_typer(bank_cmds.app, name="bank")
+app.command("hash")(scan_cmds.hash_files)
+app.command("scan")(scan_cmds.scan_paths)
+
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"safehold {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the console."""
+    import uvicorn
+
+    from safehold.api.app import create_app
+
+    settings = get_settings()
+    with fail():
+        svc = services()
+    has_keys = bool(svc.apikeys.list())
+    has_banks = bool(svc.banks.list())
+    out.print(f"[bold]Safehold {__version__}[/] — data in {settings.home}, database {svc.db.engine.dialect.name}")
+    if not has_keys or not has_banks:
+        out.print("Getting started (in another terminal):")
+        if not has_keys:
+            out.print("  .venv/bin/safehold apikey create --name me --role admin")
+        if not has_banks:
+            out.print("  .venv/bin/safehold bank create known-images")
+            out.print("  .venv/bin/safehold bank add known-images path/to/images/")
+        out.print("  .venv/bin/safehold scan path/to/uploads/     (docs/quickstart.md walks through it)")
+    out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(svc), host=host, port=port, log_level="info", access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (also done automatically on first start)."""
+    from safehold.store import migrate
+    from safehold.store.db import Database
+
+    with fail():
+        db = Database(get_settings().effective_database_url)
+        migrate.upgrade(db)
+        out.print(f"database at revision {migrate.current_revision(db)}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the schema revision of the configured database."""
+    from safehold.store import migrate
+    from safehold.store.db import Database
+
+    with fail():
+        db = Database(get_settings().effective_database_url)
+        cur, head = migrate.current_revision(db), migrate.head_revision()
+    out.print(f"current {cur or '(empty)'} · latest {head} · {'up to date' if cur == head else 'upgrade needed'}")
+
+
+@key_app.command("create")
+def apikey_create(
+    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor or platform.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    with fail():
+        created = services(load_index=False).apikeys.create(name, role, created_by="cli")
+    if as_json:
+        print(json.dumps({"name": created.name, "role": created.role, "prefix": created.prefix, "key": created.token}))
+        return
+    out.print(f"API key for [bold]{created.name}[/] (role {created.role}); it is shown only this once:")
+    print(created.token)
+    out.print(
+        f"Use it as: curl -H 'Authorization: Bearer {created.token}' http://127.0.0.1:8080/v1/banks",
+        style="dim",
+        soft_wrap=True,
+    )
+
+
+@key_app.command("list")
+def apikey_list() -> None:
+    """List API keys (names, roles, prefixes; never secrets)."""
+    with fail():
+        rows = services(load_index=False).apikeys.list()
+    table = Table("prefix", "name", "role", "created", "last used", "revoked")
+    for k in rows:
+        table.add_row(
+            k.prefix,
+            k.name,
+            k.role,
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "-",
+            "yes" if k.revoked_at else "",
+        )
+    out.print(table)
+
+
+@key_app.command("revoke")
+def apikey_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix (see `apikey list`).")],
+) -> None:
+    """Revoke an API key at once."""
+    with fail():
+        k = services(load_index=False).apikeys.revoke(prefix)
+    out.print(f"revoked {k.prefix} ({k.name})")

@@ -1,0 +1,160 @@
+"""Fetch a URL for scanning without becoming a proxy into the operator's own network (SSRF guard).
+
+Each hop's host is resolved once, every address it resolves to must be public (not private, loopback,
+link-local, multicast, reserved or unspecified) unless the operator allow-listed the host or network, and the
+connection is then pinned to the checked address (TLS still verifies the real host name through SNI), so a
+DNS answer that changes between the check and the connection cannot redirect the fetch. Redirects are followed
+by hand, each re-checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from safehold.errors import SafeholdError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    data: bytes
+    content_type: str | None
+
+
+class UrlGuard:
+    """Decides which addresses a fetch may reach."""
+
+    def __init__(self, allow: list[str] | None = None):
+        self.allow_hosts: set[str] = set()
+        self.allow_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for item in allow or []:
+            try:
+                self.allow_nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                self.allow_hosts.add(item.lower().rstrip("."))
+
+    def check(self, host: str, addresses: list[IPAddress]) -> None:
+        if host.lower().rstrip(".") in self.allow_hosts:
+            return
+        for addr in addresses:
+            if any(addr in net for net in self.allow_nets):
+                continue
+            if _forbidden(addr):
+                raise SafeholdError(
+                    "url.forbidden_address",
+                    f"Refusing to fetch {host}: it resolves to a non-public address ({addr}). An operator can "
+                    "allow it with SAFEHOLD_URL_FETCH_ALLOW.",
+                )
+
+
+def _forbidden(addr: IPAddress) -> bool:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_multicast
+        or addr.is_reserved
+        or addr.is_unspecified
+        or not addr.is_global
+    )
+
+
+def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SafeholdError("url.unresolvable", f"Cannot resolve host {host!r}.") from exc
+    out: list[IPAddress] = []
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if addr not in out:
+            out.append(addr)
+    if not out:
+        raise SafeholdError("url.unresolvable", f"Cannot resolve host {host!r}.")
+    return out
+
+
+def fetch(
+    url: str,
+    *,
+    guard: UrlGuard,
+    max_bytes: int,
+    timeout: float = 10.0,
+    max_redirects: int = 5,
+) -> Fetched:
+    """GET ``url`` through the guard; raise ``SafeholdError`` with a ``url.*`` code on any refusal or failure."""
+    current = url
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        for _ in range(max_redirects + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise SafeholdError("url.invalid", "Only absolute http:// and https:// URLs can be scanned.")
+            host = parts.hostname
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError as exc:
+                raise SafeholdError("url.invalid", f"Invalid port in {current!r}.") from exc
+            addresses = _resolve(host, port)
+            guard.check(host, addresses)
+            pinned = addresses[0]
+            netloc = f"[{pinned}]:{port}" if pinned.version == 6 else f"{pinned}:{port}"
+            target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+            host_header = host if parts.port is None else f"{host}:{parts.port}"
+            request = client.build_request(
+                "GET",
+                target,
+                headers={"Host": host_header, "User-Agent": "Safehold-scanner"},
+                extensions={"sni_hostname": host} if parts.scheme == "https" else {},
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                raise SafeholdError("url.timeout", f"Fetching {current} timed out.") from exc
+            except httpx.HTTPError as exc:
+                raise SafeholdError("url.fetch_failed", f"Fetching {current} failed: {exc}.") from exc
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise SafeholdError("url.fetch_failed", f"{current} redirected without a location.")
+                    current = urljoin(current, location)
+                    continue
+                if response.status_code >= 400:
+                    raise SafeholdError(
+                        "url.http_error", f"{current} answered HTTP {response.status_code}.", status=422
+                    )
+                return Fetched(current, _read_capped(response, max_bytes), response.headers.get("content-type"))
+            finally:
+                response.close()
+    raise SafeholdError("url.too_many_redirects", f"More than {max_redirects} redirects from {url}.")
+
+
+def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise SafeholdError("url.too_large", f"The resource is larger than {max_bytes} bytes.", status=413)
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise SafeholdError("url.too_large", f"The resource is larger than {max_bytes} bytes.", status=413)
+            chunks.append(chunk)
+    except httpx.TimeoutException as exc:
+        raise SafeholdError("url.timeout", "Reading the resource timed out.") from exc
+    except httpx.HTTPError as exc:
+        raise SafeholdError("url.fetch_failed", f"Reading the resource failed: {exc}.") from exc
+    return b"".join(chunks)

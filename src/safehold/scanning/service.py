@@ -1,0 +1,255 @@
+"""Scanning: content, a hash or a URL in; every match and a verdict out.
+
+Hashing (:mod:`safehold.signals`) and candidate search (:class:`~safehold.banks.index.BankIndex`) are separate
+steps so the CLI can hash in worker processes and match in one. This module applies each bank's own settings
+(threshold, kind, dihedral, enabled) to the candidates and decides the verdict:
+
+- ``allowlisted``: some allow-bank matched (a known false positive); block matches are listed but suppressed.
+- ``match``: some block-bank matched.
+- ``unhashable``: image or video whose perceptual hash could not be computed or is too low quality to match,
+  and no exact match either.
+- ``no_match``: otherwise.
+
+Media that did not match is never stored; each scan only bumps an aggregate counter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from safehold.banks.index import BankIndex, Candidate
+from safehold.banks.service import entry_to_dict
+from safehold.config import Settings
+from safehold.errors import SafeholdError
+from safehold.scanning.fetch import UrlGuard, fetch
+from safehold.signals import registry
+from safehold.signals.base import Signal
+from safehold.signals.pdq import MIN_QUALITY
+from safehold.signals.url import url_lookup_hashes
+from safehold.store.db import Database
+from safehold.store.models import BankEntry, ScanCount
+
+VERDICTS = ("match", "no_match", "allowlisted", "unhashable")
+PERCEPTUAL = {"image": "pdq", "video": "vpdq"}
+DIHEDRAL_NAMES = ("rotate90", "rotate180", "rotate270", "flipx", "flipy", "flip_plus1", "flip_minus1")
+
+
+@dataclass
+class Match:
+    bank: str
+    bank_kind: str
+    signal_type: str
+    distance: int
+    variant: str
+    entry: dict
+    detail: dict | None = None
+
+
+@dataclass
+class ScanResult:
+    verdict: str
+    media: str | None
+    signals: list[dict] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+    error: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+    name: str | None = None
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        if self.name is None:
+            out.pop("name")
+        return out
+
+
+def signal_dict(sig: Signal) -> dict:
+    out = {"type": sig.type, "value": sig.value}
+    if sig.quality is not None:
+        out["quality"] = sig.quality
+    return out
+
+
+class ScanService:
+    def __init__(self, db: Database, index: BankIndex, settings: Settings):
+        self.db = db
+        self.index = index
+        self.settings = settings
+        self.guard = UrlGuard(settings.url_fetch_allow)
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._counts_lock = threading.Lock()
+
+    # ------------------------------------------------------------- entry points
+
+    def hash_bytes(self, data: bytes, filename: str | None = None) -> registry.HashResult:
+        return registry.hash_content(
+            data,
+            filename=filename,
+            pdq_mode=self.settings.pdq_mode,
+            dihedral=self.index.any_dihedral,
+            max_bytes=self.settings.max_upload_bytes,
+        )
+
+    def scan_bytes(self, data: bytes, *, filename: str | None = None, channel: str = "api") -> ScanResult:
+        return self.evaluate(self.hash_bytes(data, filename), channel=channel, name=filename)
+
+    def scan_hash(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult:
+        value = registry.normalize(signal_type, value)
+        result = self._decide(None, [Signal(signal_type, value)], [], [])
+        self.count(channel, "hash", result.verdict)
+        return result
+
+    def scan_url(self, url: str, *, fetch_content: bool = True, channel: str = "api") -> ScanResult:
+        """Match the URL itself against URL banks and, unless told not to, fetch it (guarded) and scan
+        what it serves."""
+        url_signals = [Signal("url", h) for h in url_lookup_hashes(url)]
+        if not fetch_content:
+            result = self._decide(None, url_signals, [], [])
+            result.name = url
+            self.count(channel, "url", result.verdict)
+            return result
+        fetched = fetch(
+            url,
+            guard=self.guard,
+            max_bytes=self.settings.max_upload_bytes,
+            timeout=self.settings.url_fetch_timeout,
+            max_redirects=self.settings.url_fetch_max_redirects,
+        )
+        hashed = self.hash_bytes(fetched.data, filename=fetched.url)
+        result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
+        result.name = fetched.url
+        self.count(channel, hashed.media, result.verdict)
+        return result
+
+    def evaluate(self, hashed: registry.HashResult, *, channel: str = "api", name: str | None = None) -> ScanResult:
+        result = self._decide(hashed.media, list(hashed.signals), hashed.errors, [])
+        result.name = name
+        self.count(channel, hashed.media, result.verdict)
+        return result
+
+    # ------------------------------------------------------------------ logic
+
+    def _decide(
+        self, media: str | None, signals: list[Signal], errors: list[SafeholdError], warnings: list[str]
+    ) -> ScanResult:
+        usable: list[Signal] = []
+        perceptual_ok = False
+        for sig in signals:
+            if sig.type == "pdq" and sig.quality is not None and sig.quality < MIN_QUALITY:
+                warnings.append("pdq.low_quality")
+                continue
+            usable.append(sig)
+            if media and sig.type == PERCEPTUAL.get(media):
+                perceptual_ok = True
+        candidates: list[Candidate] = []
+        for sig in usable:
+            variants = None
+            if sig.type == "pdq" and sig.extra.get("dihedral"):
+                variants = dict(zip(DIHEDRAL_NAMES, sig.extra["dihedral"], strict=False))
+            candidates.extend(self.index.lookup(sig.type, sig.value, variants=variants))
+        matches = self._resolve(candidates)
+        if any(m.bank_kind == "allow" for m in matches):
+            verdict = "allowlisted"
+        elif matches:
+            verdict = "match"
+        elif media in PERCEPTUAL and not perceptual_ok:
+            verdict = "unhashable"
+        else:
+            verdict = "no_match"
+        error = errors[0].to_dict() if errors else None
+        return ScanResult(
+            verdict=verdict,
+            media=media,
+            signals=[signal_dict(s) for s in signals if s.type != "url"],
+            matches=matches,
+            error=error,
+            warnings=sorted(set(warnings)),
+        )
+
+    def _resolve(self, candidates: list[Candidate]) -> list[Match]:
+        """Turn index candidates into matches: the entry must still be enabled, its bank enabled, the
+        distance within the bank's threshold, and a rotated/flipped hit only counts for dihedral banks."""
+        if not candidates:
+            return []
+        banks = self.index.banks
+        best: dict[int, Candidate] = {}
+        for c in candidates:
+            prev = best.get(c.entry_id)
+            if prev is None or (c.distance, c.variant != "original") < (
+                prev.distance,
+                prev.variant != "original",
+            ):
+                best[c.entry_id] = c
+        with self.db.session() as s:
+            entries = s.scalars(select(BankEntry).where(BankEntry.id.in_(list(best)))).all()
+            out: list[Match] = []
+            for e in entries:
+                bank = banks.get(e.bank_id)
+                c = best[e.id]
+                if bank is None or not bank.enabled or not e.enabled:
+                    continue
+                if c.signal_type == "pdq" and c.distance > bank.pdq_threshold:
+                    continue
+                if c.variant != "original" and not bank.dihedral:
+                    continue
+                if c.signal_type == "vpdq" and not (c.extra or {}).get("is_match"):
+                    continue
+                out.append(
+                    Match(
+                        bank=bank.name,
+                        bank_kind=bank.kind,
+                        signal_type=c.signal_type,
+                        distance=c.distance,
+                        variant=c.variant,
+                        entry=entry_to_dict(e, bank.name),
+                        detail=c.extra,
+                    )
+                )
+        out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))
+        return out
+
+    # --------------------------------------------------------------- counters
+
+    def count(self, channel: str, media: str | None, verdict: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self._counts[(channel, media or "hash", verdict)] += n
+
+    def flush_counts(self) -> None:
+        """Add the buffered counters to ``scan_counts`` (one upsert per key)."""
+        with self._counts_lock:
+            pending, self._counts = self._counts, Counter()
+        if not pending:
+            return
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        try:
+            with self.db.session() as s:
+                dialect_insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+                for (channel, media, verdict), n in pending.items():
+                    stmt = dialect_insert(ScanCount).values(
+                        day=day, channel=channel, media=media, verdict=verdict, count=n
+                    )
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["day", "channel", "media", "verdict"],
+                        set_={"count": ScanCount.count + n},
+                    )
+                    s.execute(stmt)
+        except Exception:
+            with self._counts_lock:
+                self._counts.update(pending)  # keep them for the next flush
+            raise
+
+    def stats(self, days: int = 30) -> list[dict]:
+        self.flush_counts()
+        since = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)).isoformat()
+        with self.db.session() as s:
+            rows = s.scalars(select(ScanCount).where(ScanCount.day >= since).order_by(ScanCount.day)).all()
+            return [
+                {"day": r.day, "channel": r.channel, "media": r.media, "verdict": r.verdict, "count": r.count}
+                for r in rows
+            ]

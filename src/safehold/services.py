@@ -1,0 +1,77 @@
+"""Wires the services of one process together; the API, the console and the CLI all start from here.
+
+Holds no business logic: it opens the database (applying migrations on first start), loads the matching
+index, and hands out the services.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from safehold.auth.apikeys import ApiKeyService
+from safehold.banks.index import BankIndex
+from safehold.banks.service import BankService
+from safehold.config import Settings, get_settings
+from safehold.scanning.service import ScanService
+from safehold.store import migrate
+from safehold.store.db import Database
+
+log = logging.getLogger(__name__)
+
+#: Snapshot the index when this many changes have been applied since the last snapshot.
+SNAPSHOT_EVERY = 50_000
+
+
+class Services:
+    def __init__(self, settings: Settings | None = None, *, load_index: bool = True):
+        self.settings = settings or get_settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.settings.effective_database_url)
+        if not migrate.is_current(self.db):
+            migrate.upgrade(self.db)
+        self.index = BankIndex(self.db, snapshot_dir=self.settings.index_dir)
+        self.banks = BankService(self.db, on_change=self.index.sync)
+        self.scans = ScanService(self.db, self.index, self.settings)
+        self.apikeys = ApiKeyService(self.db)
+        self._index_loaded = False
+        if load_index:
+            self.load_index()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def load_index(self) -> None:
+        """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""
+        if not self._index_loaded:
+            self.index.load()
+            self._index_loaded = True
+
+    def maintain_once(self) -> None:
+        """One round of background upkeep: catch up with other processes' changes, persist counters,
+        snapshot the index when it has moved on enough."""
+        self.index.sync()
+        self.scans.flush_counts()
+        if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
+            self.index.save_snapshot()
+
+    def start_background(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(self.settings.index_sync_interval):
+                try:
+                    self.maintain_once()
+                except Exception:  # keep serving; the next round retries
+                    log.exception("background maintenance failed")
+
+        self._thread = threading.Thread(target=loop, name="safehold-maintenance", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        try:
+            self.scans.flush_counts()
+            if self.index.changes_since_snapshot:
+                self.index.save_snapshot()
+        finally:
+            self.db.dispose()

@@ -1,0 +1,1 @@
+"""The staff console: server-rendered pages, no CDN, no front-end build step."""

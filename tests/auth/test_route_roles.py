@@ -1,0 +1,85 @@
+"""Every route refuses callers without a key, with a bad key, and with every role that lacks its permission."""
+
+from __future__ import annotations
+
+import pytest
+
+from safehold.api.app import create_app
+from safehold.auth.roles import GRANTS, Permission, Role
+
+# Every API route and the permission it needs. A new route must be added here, or the test fails.
+EXPECTED = {
+    ("GET", "/v1/health"): None,
+    ("GET", "/v1/signal-types"): Permission.BANKS_READ,
+    ("GET", "/v1/stats/scans"): Permission.STATS_READ,
+    ("GET", "/v1/apikeys"): Permission.APIKEYS_MANAGE,
+    ("POST", "/v1/apikeys"): Permission.APIKEYS_MANAGE,
+    ("DELETE", "/v1/apikeys/{prefix}"): Permission.APIKEYS_MANAGE,
+    ("GET", "/v1/banks"): Permission.BANKS_READ,
+    ("POST", "/v1/banks"): Permission.BANKS_WRITE,
+    ("GET", "/v1/banks/{name}"): Permission.BANKS_READ,
+    ("PATCH", "/v1/banks/{name}"): Permission.BANKS_WRITE,
+    ("DELETE", "/v1/banks/{name}"): Permission.BANKS_WRITE,
+    ("GET", "/v1/banks/{name}/entries"): Permission.BANKS_READ,
+    ("POST", "/v1/banks/{name}/entries"): Permission.BANKS_WRITE,
+    ("POST", "/v1/banks/{name}/files"): Permission.BANKS_WRITE,
+    ("POST", "/v1/banks/{name}/import"): Permission.BANKS_WRITE,
+    ("GET", "/v1/banks/{name}/export"): Permission.BANKS_READ,
+    ("GET", "/v1/entries/{entry_id}"): Permission.BANKS_READ,
+    ("PATCH", "/v1/entries/{entry_id}"): Permission.BANKS_WRITE,
+    ("DELETE", "/v1/entries/{entry_id}"): Permission.BANKS_WRITE,
+    ("POST", "/v1/scan"): Permission.SCAN,
+    ("POST", "/v1/scan/batch"): Permission.SCAN,
+    ("POST", "/v1/hash"): Permission.SCAN,
+}
+
+
+def _api_routes():
+    for path, operations in create_app(background=False).openapi()["paths"].items():
+        for method in operations:
+            yield method.upper(), path
+
+
+def test_every_route_is_declared():
+    assert set(_api_routes()) == set(EXPECTED)
+
+
+def _url(path: str) -> str:
+    return path.replace("{name}", "nobank").replace("{entry_id}", "1").replace("{prefix}", "nokey")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unauthenticated_and_forbidden(client, keys):
+    for (method, path), permission in EXPECTED.items():
+        if permission is None:
+            assert client.request(method, _url(path)).status_code == 200
+            continue
+        r = client.request(method, _url(path))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "auth.missing_key", (method, path)
+        r = client.request(method, _url(path), headers={"Authorization": "Bearer sh_dead_beef"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "auth.invalid_key", (method, path)
+        for role in Role:
+            r = client.request(method, _url(path), headers=keys[role.value])
+            if permission in GRANTS[role]:
+                assert r.status_code != 403, (role, method, path)
+            else:
+                assert r.status_code == 403, (role, method, path, r.text)
+                assert r.json()["error"]["code"] == "auth.forbidden"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_revoked_key_is_refused(client, keys, svc):
+    token = svc.apikeys.create("temp", "admin").token
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/banks", headers=headers).status_code == 200
+    prefix = token.split("_")[1]
+    assert client.delete(f"/v1/apikeys/{prefix}", headers=keys["admin"]).json()["revoked"] is True
+    assert client.get("/v1/banks", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_openapi_and_docs_served(client):
+    spec = client.get("/openapi.json").json()
+    assert "/v1/scan" in spec["paths"] and "/v1/banks/{name}/import" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+    assert "Safehold" in client.get("/").text

@@ -1,0 +1,97 @@
+"""The per-process bank index: incremental catch-up from the change log, snapshots, replay safety."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from safehold.banks.index import BankIndex
+from safehold.services import Services
+
+
+def _hex(rng) -> str:
+    return rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex()
+
+
+def _flip(hex_value: str, bits: int) -> str:
+    b = bytearray(bytes.fromhex(hex_value))
+    for i in range(bits):
+        b[i // 8] ^= 1 << (i % 8)
+    return b.hex()
+
+
+def test_second_process_sees_new_entries_within_a_second(svc, settings):
+    other = Services(settings)  # another worker on the same database
+    try:
+        svc.banks.create("b")
+        rng = np.random.default_rng(1)
+        h = _hex(rng)
+        start = time.monotonic()
+        svc.banks.add_hash("b", "pdq", h)
+        other.maintain_once()
+        assert other.scans.scan_hash("pdq", _flip(h, 5)).verdict == "match"
+        assert time.monotonic() - start < 1.0
+
+        entry = svc.banks.entries("b")[0]
+        svc.banks.set_entry_enabled(entry["id"], False)
+        other.maintain_once()
+        assert other.scans.scan_hash("pdq", h).verdict == "no_match"
+    finally:
+        other.close()
+
+
+def test_snapshot_round_trip_and_catch_up(svc, settings):
+    svc.banks.create("b")
+    rng = np.random.default_rng(2)
+    values = [_hex(rng) for _ in range(50)]
+    for v in values[:40]:
+        svc.banks.add_hash("b", "pdq", v)
+    svc.banks.add_hash("b", "md5", "1" * 32)
+    assert svc.index.save_snapshot() is not None
+
+    # Changes after the snapshot are replayed on load.
+    for v in values[40:]:
+        svc.banks.add_hash("b", "pdq", v)
+    first = svc.banks.entries("b", signal_type="pdq")[0]
+    svc.banks.delete_entry(first["id"])
+
+    fresh = BankIndex(svc.db, snapshot_dir=settings.index_dir)
+    fresh.load()
+    assert len(fresh.pdq) == 49 and len(fresh.exact["md5"]) == 1
+    assert fresh.lookup("pdq", first["value"]) == []
+    assert [c.entry_id for c in fresh.lookup("md5", "1" * 32)]
+
+
+def test_snapshot_from_another_database_is_ignored(svc, settings, tmp_path):
+    from safehold.config import Settings
+
+    svc.banks.create("b")
+    svc.banks.add_hash("b", "md5", "2" * 32)
+    svc.index.save_snapshot()
+    # A new, empty database pointed at the same snapshot folder must not inherit its entries.
+    other_settings = Settings(home=settings.home, database_url=f"sqlite:///{tmp_path / 'other.db'}")
+    other = Services(other_settings)
+    try:
+        assert other.index.lookup("md5", "2" * 32) == []
+    finally:
+        other.close()
+
+
+def test_replaying_changes_twice_is_harmless(svc):
+    svc.banks.create("b")
+    svc.banks.add_hash("b", "md5", "3" * 32)
+    svc.index.last_seq = 0  # as if the log were read again from the start
+    svc.index.sync()
+    assert len(svc.index.exact["md5"]) == 1
+    assert len(svc.index.lookup("md5", "3" * 32)) == 1
+
+
+def test_bank_delete_removes_its_entries_from_the_index(svc):
+    svc.banks.create("b")
+    rng = np.random.default_rng(3)
+    h = _hex(rng)
+    svc.banks.add_hash("b", "pdq", h)
+    svc.banks.delete("b")
+    assert svc.index.lookup("pdq", h) == []
+    assert len(svc.index.pdq) == 0

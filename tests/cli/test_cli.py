@@ -1,0 +1,119 @@
+"""The `safehold` command end to end: keys, banks from a folder, scan a folder, import/export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.media import jpeg, variant
+
+
+@pytest.fixture
+def cli(monkeypatch, settings):
+    from safehold.cli import common
+    from safehold.cli.main import app
+    from safehold.config import get_settings
+
+    monkeypatch.setenv("SAFEHOLD_HOME", str(settings.home))
+    monkeypatch.setenv("SAFEHOLD_DATABASE_URL", settings.effective_database_url)
+    get_settings.cache_clear()
+    common._services = None
+    runner = CliRunner()
+
+    def run(*args, code=0, input=None):
+        result = runner.invoke(app, [str(a) for a in args], input=input)
+        assert result.exit_code == code, (args, result.output, result.exception)
+        return result
+
+    yield run
+    if common._services is not None:
+        common._services.close()
+    common._services = None
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def folders(tmp_path):
+    known, uploads = tmp_path / "known", tmp_path / "uploads"
+    (known / "sub").mkdir(parents=True)
+    uploads.mkdir()
+    originals = {f"k{i}.jpg": jpeg(i) for i in range(3)}
+    for i, (name, data) in enumerate(originals.items()):
+        (known / ("sub" if i == 2 else "") / name).write_bytes(data)
+    (uploads / "copy0.jpg").write_bytes(variant(originals["k0.jpg"], scale=0.5, quality=60))
+    (uploads / "copy2.png").write_bytes(variant(originals["k2.jpg"], scale=0.8, fmt="PNG"))
+    for i in range(4):
+        (uploads / f"other{i}.jpg").write_bytes(jpeg(500 + i))
+    (uploads / "notes.txt").write_bytes(b"hello")
+    (uploads / "broken.jpg").write_bytes(originals["k1.jpg"][:500])
+    return known, uploads
+
+
+def test_bank_from_folder_then_scan_finds_only_copies(cli, folders):
+    known, uploads = folders
+    key = cli("apikey", "create", "--role", "admin", "--name", "me", "--json")
+    assert json.loads(key.stdout)["key"].startswith("sh_")
+
+    cli("bank", "create", "known-images")
+    out = cli("bank", "add", "known-images", known, "--category", "A2", "-j", "1")
+    assert "6 entries added" in out.stdout  # 3 images x (pdq + md5)
+
+    res = cli("scan", uploads, "--json", "-j", "2")
+    rows = {json.loads(line)["name"].rsplit("/", 1)[-1]: json.loads(line) for line in res.stdout.splitlines()}
+    assert rows["copy0.jpg"]["verdict"] == "match"
+    assert rows["copy2.png"]["verdict"] == "match"
+    assert rows["copy0.jpg"]["matches"][0]["entry"]["category"] == "A2"
+    assert all(rows[f"other{i}.jpg"]["verdict"] == "no_match" for i in range(4))
+    assert rows["notes.txt"]["verdict"] == "no_match" and rows["notes.txt"]["media"] == "other"
+    assert rows["broken.jpg"]["verdict"] == "unhashable" and rows["broken.jpg"]["error"]["code"].startswith("media.")
+
+    summary = cli("scan", uploads, "--fail-on-match", code=3)
+    assert "8 file(s): 2 match, 0 allowlisted, 5 no_match, 1 unhashable" in summary.output
+
+
+def test_hash_command(cli, folders):
+    known, _ = folders
+    out = cli("hash", known / "k0.jpg", "--json")
+    row = json.loads(out.stdout)
+    assert {s["type"] for s in row["signals"]} == {"pdq", "md5", "sha1", "sha256"}
+    assert cli("hash", known / "missing.jpg", code=2).output.count("cli.path_not_found") == 1
+
+
+def test_bank_commands_validate_and_round_trip(cli, tmp_path):
+    cli("bank", "create", "a", "--threshold", "20", "--dihedral")
+    assert "bank.exists" in cli("bank", "create", "a", code=2).output
+    assert "bank.invalid_threshold" in cli("bank", "create", "b", "--threshold", "99", code=2).output
+    assert "bank.not_found" in cli("bank", "show", "nope", code=2).output
+
+    cli("bank", "add-hash", "a", "md5", "0" * 32, "--category", "B1", "--source", "ncmec")
+    assert "signal.invalid_value" in cli("bank", "add-hash", "a", "md5", "zz", code=2).output
+
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text("signal_type,value,category\nsha256," + "a" * 64 + ",A1\nmd5,bad,A1\n")
+    out = cli("bank", "import", "a", csv_file, code=2)
+    assert "line 3" in out.output and "NOT imported" in out.output
+    cli("bank", "import", "a", csv_file, "--skip-invalid")
+
+    export = tmp_path / "out.csv"
+    cli("bank", "export", "a", export)
+    cli("bank", "create", "b")
+    cli("bank", "import", "b", export)
+    listing = json.loads(cli("bank", "list", "--json").stdout)
+    assert {b["name"]: b["entries"] for b in listing} == {"a": 2, "b": 2}
+
+    entry = json.loads(cli("bank", "entries", "a", "--json").stdout.splitlines()[0])
+    cli("bank", "disable", "a", str(entry["id"]))
+    assert json.loads(cli("bank", "show", "a", "--json").stdout)["enabled_entries"] == 1
+    cli("bank", "enable", "a", "0" * 32, "--signal-type", "md5")
+    cli("bank", "rename", "a", "a2")
+    cli("bank", "delete", "a2", "--yes")
+    assert [b["name"] for b in json.loads(cli("bank", "list", "--json").stdout)] == ["b"]
+
+
+def test_apikey_commands(cli):
+    cli("apikey", "create", "--role", "platform", "--name", "uploader")
+    assert "auth.unknown_role" in cli("apikey", "create", "--role", "god", code=2).output
+    listing = cli("apikey", "list").stdout
+    assert "uploader" in listing and "sh_" not in listing.replace("prefix", "")

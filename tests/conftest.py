@@ -1,0 +1,79 @@
+"""Shared fixtures. Database tests run twice: on an embedded SQLite file and on the local PostgreSQL server
+(a fresh database per test, dropped afterwards)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("SAFEHOLD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+PG_OK = _pg_available()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'safehold.db'}"
+        return
+    if not PG_OK:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required in CI")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
+    import psycopg
+
+    name = f"safehold_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path, database_url):
+    from safehold.config import Settings
+
+    return Settings(home=tmp_path / "home", database_url=database_url)
+
+
+@pytest.fixture
+def svc(settings):
+    from safehold.services import Services
+
+    s = Services(settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(svc):
+    from fastapi.testclient import TestClient
+
+    from safehold.api.app import create_app
+
+    with TestClient(create_app(svc, background=False)) as c:
+        yield c
+
+
+@pytest.fixture
+def keys(svc):
+    """One API key per role: ``keys['admin']`` is an ``Authorization`` header dict."""
+    from safehold.auth.roles import Role
+
+    return {r.value: {"Authorization": f"Bearer {svc.apikeys.create(f'test-{r.value}', r.value).token}"} for r in Role}
