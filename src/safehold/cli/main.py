@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from safehold import __version__
+from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli.common import fail, services
@@ -30,6 +31,7 @@ key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="apikey")
 app.add_typer(bank_cmds.app, name="bank")
+app.add_typer(audit_cmds.app, name="audit")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 
@@ -73,7 +75,8 @@ def serve(
         if not has_banks:
             out.print("  .venv/bin/safehold bank create known-images")
             out.print("  .venv/bin/safehold bank add known-images path/to/images/")
-        out.print("  .venv/bin/safehold scan path/to/uploads/     (docs/quickstart.md walks through it)")
+        out.print("  .venv/bin/safehold scan path/to/uploads/")
+        out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
     uvicorn.run(create_app(svc), host=host, port=port, log_level="info", access_log=False)
 
@@ -147,5 +150,5 @@ def apikey_revoke(
 ) -> None:
     """Revoke an API key at once."""
     with fail():
-        k = services(load_index=False).apikeys.revoke(prefix)
+        k = services(load_index=False).apikeys.revoke(prefix, actor="cli")
     out.print(f"revoked {k.prefix} ({k.name})")
