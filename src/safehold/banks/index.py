@@ -252,28 +252,27 @@ class BankIndex:
         return any(b.dihedral and b.enabled for b in self.banks.values())
 
     def lookup(self, signal_type: str, value: str, *, variants: dict[str, str] | None = None) -> list[Candidate]:
-        """Candidates for one signal. ``variants`` maps a dihedral transform name to its PDQ hash."""
-        with self._lock:
-            if signal_type == "pdq":
-                threshold = self.pdq_query_threshold
-                if threshold < 0 or len(self.pdq) == 0:
-                    return []
-                out = [
-                    Candidate(entry_id=int(i), signal_type="pdq", distance=int(d))
-                    for i, d in self.pdq.query(hashes_from_hex([value])[0], threshold)
-                ]
-                for name, h in (variants or {}).items():
-                    out.extend(
-                        Candidate(entry_id=int(i), signal_type="pdq", distance=int(d), variant=name)
-                        for i, d in self.pdq.query(hashes_from_hex([h])[0], threshold)
-                    )
-                return out
-            if signal_type == "vpdq":
-                return self._lookup_vpdq(value)
-            index = self.exact.get(signal_type)
-            if index is None:
+        """Candidates for one signal. ``variants`` maps a dihedral transform name to its PDQ hash.
+
+        Takes no lock: the indexes are safe to query while the sync thread writes to them.
+        """
+        if signal_type == "pdq":
+            threshold = self.pdq_query_threshold
+            if threshold < 0 or len(self.pdq) == 0:
                 return []
-            return [Candidate(entry_id=int(i), signal_type=signal_type, distance=0) for i in index.query(value)]
+            names = ["original", *(variants or {})]
+            hashes = hashes_from_hex([value, *(variants or {}).values()])
+            return [
+                Candidate(entry_id=int(i), signal_type="pdq", distance=int(d), variant=name)
+                for name, hits in zip(names, self.pdq.query_batch(hashes, threshold), strict=True)
+                for i, d in hits
+            ]
+        if signal_type == "vpdq":
+            return self._lookup_vpdq(value)
+        index = self.exact.get(signal_type)
+        if index is None:
+            return []
+        return [Candidate(entry_id=int(i), signal_type=signal_type, distance=0) for i in index.query(value)]
 
     def _lookup_vpdq(self, value: str) -> list[Candidate]:
         """Find videos sharing frames with the query, then apply Meta's vPDQ rule to each."""
@@ -286,7 +285,10 @@ class BankIndex:
             owners.update(self._frame_owner[int(i)] for i, _ in hits)
         out = []
         for entry_id in sorted(owners):
-            cmp = VpdqSignal.compare(frames, self.vpdq_entries[entry_id][1])
+            target = self.vpdq_entries.get(entry_id)
+            if target is None:  # removed since the frame query
+                continue
+            cmp = VpdqSignal.compare(frames, target[1])
             out.append(
                 Candidate(
                     entry_id=entry_id,
