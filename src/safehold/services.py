@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from safehold.audit import AuditService
 from safehold.auth.apikeys import ApiKeyService
 from safehold.banks.index import BankIndex
 from safehold.banks.service import BankService
@@ -30,10 +31,11 @@ class Services:
         self.db = Database(self.settings.effective_database_url)
         if not migrate.is_current(self.db):
             migrate.upgrade(self.db)
+        self.audit = AuditService(self.db)
         self.index = BankIndex(self.db, snapshot_dir=self.settings.index_dir)
-        self.banks = BankService(self.db, on_change=self.index.sync)
+        self.banks = BankService(self.db, on_change=self.index.sync, audit=self.audit)
         self.scans = ScanService(self.db, self.index, self.settings)
-        self.apikeys = ApiKeyService(self.db)
+        self.apikeys = ApiKeyService(self.db, audit=self.audit)
         self._index_loaded = False
         if load_index:
             self.load_index()

@@ -31,6 +31,9 @@ EXPECTED = {
     ("POST", "/v1/scan"): Permission.SCAN,
     ("POST", "/v1/scan/batch"): Permission.SCAN,
     ("POST", "/v1/hash"): Permission.SCAN,
+    ("GET", "/v1/audit"): Permission.AUDIT_READ,
+    ("GET", "/v1/audit/verify"): Permission.AUDIT_READ,
+    ("GET", "/v1/audit/export"): Permission.AUDIT_READ,
 }
 
 

@@ -30,8 +30,11 @@ def principal(request: Request, credentials: HTTPAuthorizationCredentials | None
 def require(permission: Permission) -> Callable[..., Principal]:
     """A dependency that lets the request through only if the caller's role grants ``permission``."""
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if not allows(who.role, permission):
+            # Audited, throttled per key and permission (see AuditService.denied): a client stuck in a loop
+            # of refusals costs one audit write a minute, not one per request.
+            services(request).audit.denied(who.label, permission.value, f"{request.method} {request.url.path}")
             raise SafeholdError(
                 "auth.forbidden",
                 f"The role {who.role!r} may not use this route ({permission.value}).",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from safehold.audit import AuditService
 from safehold.auth.roles import Role, parse_role
 from safehold.errors import NotFound, SafeholdError
 from safehold.store.db import Database
@@ -49,8 +50,9 @@ def _digest(secret: str) -> str:
 
 
 class ApiKeyService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, audit: AuditService | None = None):
         self.db = db
+        self.audit = audit or AuditService(db)
 
     def create(self, name: str, role: str, created_by: str | None = None) -> CreatedKey:
         name = (name or "").strip()
@@ -64,17 +66,21 @@ class ApiKeyService:
             s.add(row)
             s.flush()
             key_id = row.id
+            # Never the token or its hash: the prefix is the key's public name.
+            self.audit.record(s, created_by, "apikey.create", f"apikey:{prefix}", {"name": name, "role": role_value})
         return CreatedKey(key_id, name, role_value, prefix, f"{KEY_PREFIX}_{prefix}_{secret}")
 
     def list(self) -> list[ApiKey]:
         with self.db.session() as s:
             return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
 
-    def revoke(self, prefix_or_id: str) -> ApiKey:
+    def revoke(self, prefix_or_id: str, actor: str | None = None) -> ApiKey:
         with self.db.session() as s:
             row = self._find(s, prefix_or_id)
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
+                detail = {"name": row.name, "role": row.role}
+                self.audit.record(s, actor, "apikey.revoke", f"apikey:{row.prefix}", detail)
             return row
 
     def _find(self, s, prefix_or_id: str) -> ApiKey:

@@ -17,6 +17,7 @@ class Permission(StrEnum):
     BANKS_WRITE = "banks.write"
     STATS_READ = "stats.read"
     APIKEYS_MANAGE = "apikeys.manage"
+    AUDIT_READ = "audit.read"
 
 
 class Role(StrEnum):
@@ -33,7 +34,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         {Permission.SCAN, Permission.BANKS_READ, Permission.BANKS_WRITE, Permission.STATS_READ}
     ),
     Role.REVIEWER: frozenset({Permission.SCAN, Permission.BANKS_READ, Permission.STATS_READ}),
-    Role.AUDITOR: frozenset({Permission.BANKS_READ, Permission.STATS_READ}),
+    Role.AUDITOR: frozenset({Permission.BANKS_READ, Permission.STATS_READ, Permission.AUDIT_READ}),
     Role.PLATFORM: frozenset({Permission.SCAN}),
 }
 

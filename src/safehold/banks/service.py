@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from safehold.audit import AuditService
 from safehold.banks.formats import EntryRecord, ImportIssue, normalize_category, read, write
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.signals import registry
@@ -117,8 +118,10 @@ def entry_to_dict(e: BankEntry, bank_name: str | None = None) -> dict:
 
 
 class BankService:
-    def __init__(self, db: Database, on_change: Callable[[], None] | None = None):
+    def __init__(self, db: Database, on_change: Callable[[], None] | None = None, audit: AuditService | None = None):
         self.db = db
+        #: Every change is recorded in the audit log in its own transaction (see :mod:`safehold.audit`).
+        self.audit = audit or AuditService(db)
         #: Called after a commit that changed what can match (the in-process index syncs at once).
         self.on_change = on_change or (lambda: None)
 
@@ -151,6 +154,8 @@ class BankService:
             s.flush()
             _log_banks_changed(s)
             info = BankInfo.of(bank)
+            settings = {"kind": kind, "pdq_threshold": pdq_threshold, "dihedral": dihedral, "description": description}
+            self.audit.record(s, created_by, "bank.create", f"bank:{name}", settings)
         self.on_change()
         return info
 
@@ -184,14 +189,17 @@ class BankService:
         pdq_threshold: int | None = None,
         dihedral: bool | None = None,
         enabled: bool | None = None,
+        actor: str | None = None,
     ) -> BankInfo:
         with self.db.session() as s:
             bank = _bank(s, name)
+            changes: dict[str, list] = {}
             _check_settings(kind or bank.kind, bank.pdq_threshold if pdq_threshold is None else pdq_threshold)
             if new_name is not None and new_name != bank.name:
                 _check_name(new_name)
                 if s.scalar(select(Bank.id).where(Bank.name == new_name)) is not None:
                     raise Conflict("bank.exists", f"A bank named {new_name!r} already exists.")
+                changes["name"] = [bank.name, new_name]
                 bank.name = new_name
             for attr, value in (
                 ("description", description),
@@ -201,13 +209,17 @@ class BankService:
                 ("enabled", enabled),
             ):
                 if value is not None:
+                    if getattr(bank, attr) != value:
+                        changes[attr] = [getattr(bank, attr), value]
                     setattr(bank, attr, value)
             _log_banks_changed(s)
             s.flush()
+            if changes:  # detail: {setting: [old, new]}
+                self.audit.record(s, actor, "bank.update", f"bank:{name}", {"changes": changes})
         self.on_change()
         return self.get(new_name or name)
 
-    def delete(self, name: str) -> int:
+    def delete(self, name: str, actor: str | None = None) -> int:
         """Delete a bank and all its entries; returns how many entries went with it."""
         with self.db.session() as s:
             bank = _bank(s, name)
@@ -223,6 +235,7 @@ class BankService:
             n = s.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id)).rowcount
             s.delete(bank)
             _log_banks_changed(s)
+            self.audit.record(s, actor, "bank.delete", f"bank:{name}", {"entries": n or 0})
         self.on_change()
         return n or 0
 
@@ -237,10 +250,13 @@ class BankService:
         report: ImportReport | None = None,
         progress: Callable[[int], None] | None = None,
         commit_if: Callable[[], bool] = lambda: True,
+        audit_action: str = "entry.add",
+        audit_detail: dict | Callable[[], dict] | None = None,
     ) -> ImportReport:
         """Insert validated records in one transaction; duplicates in the bank are counted, not added.
 
         ``commit_if`` is asked once every record is inserted; if it says no the transaction is rolled back.
+        The audit record (``audit_action``, counts plus ``audit_detail``) commits with the entries or not at all.
         """
         report = report or ImportReport(bank=name)
         with self.db.session() as s:
@@ -266,6 +282,11 @@ class BankService:
             if not commit_if():
                 s.rollback()
                 return report
+            counts = {"added": report.added, "duplicates": report.duplicates, "withdrawn": report.withdrawn}
+            if report.read:
+                counts["read"] = report.read
+            extra = audit_detail() if callable(audit_detail) else audit_detail
+            self.audit.record(s, added_by, audit_action, f"bank:{name}", {**counts, **(extra or {})})
             report.committed = True
         self.on_change()
         return report
@@ -337,7 +358,9 @@ class BankService:
             note=note,
             metadata=metadata or {},
         )
-        self.add_records(name, [validate_record(rec)], added_by=added_by)
+        rec = validate_record(rec)
+        detail = {"signal_type": rec.signal_type, "fingerprint": fingerprint(rec.value)}
+        self.add_records(name, [rec], added_by=added_by, audit_detail=detail)
         return self._stored(name, [rec])[0]
 
     def _stored(self, name: str, records: list[EntryRecord]) -> list[dict]:
@@ -371,7 +394,8 @@ class BankService:
         self.get(name)
         hashed = registry.hash_content(data, filename=filename, pdq_mode=BANK_PDQ_MODE)
         records = file_records(hashed, filename=filename, **provenance)
-        report = self.add_records(name, records, added_by=added_by)
+        detail = {"media": hashed.media, "filename": filename}
+        report = self.add_records(name, records, added_by=added_by, audit_detail=detail)
         return {
             "bank": name,
             "media": hashed.media,
@@ -420,6 +444,8 @@ class BankService:
                 added_by=added_by,
                 report=report,
                 commit_if=lambda: not (dry_run or (result.issues and not skip_invalid)),
+                audit_action="bank.import",
+                audit_detail=lambda: {"format": fmt, "source": source, "skipped_invalid": len(result.issues)},
             )
         finally:
             report.issues = list(result.issues)
@@ -428,7 +454,15 @@ class BankService:
             report.added = 0
         return report
 
-    def export(self, name: str, stream: IO[bytes], *, fmt: str = "csv", signal_type: str | None = None) -> int:
+    def export(
+        self,
+        name: str,
+        stream: IO[bytes],
+        *,
+        fmt: str = "csv",
+        signal_type: str | None = None,
+        actor: str | None = None,
+    ) -> int:
         """Write the bank in an importable format; returns the number of entries written."""
         count = 0
 
@@ -453,6 +487,8 @@ class BankService:
                     )
 
         write(fmt, records(), stream)
+        detail = {"format": fmt, "signal_type": signal_type, "entries": count}
+        self.audit.record(None, actor, "bank.export", f"bank:{name}", detail)
         return count
 
     def entries(
@@ -479,7 +515,7 @@ class BankService:
             e = _entry(s, entry_id)
             return entry_to_dict(e)
 
-    def set_entry_enabled(self, entry_id: int, enabled: bool) -> dict:
+    def set_entry_enabled(self, entry_id: int, enabled: bool, actor: str | None = None) -> dict:
         """Disable (or re-enable) an entry without deleting it: it stays in the bank but stops matching."""
         with self.db.session() as s:
             lock_changes(s)
@@ -494,11 +530,15 @@ class BankService:
                         value=e.value,
                     )
                 )
+                action = "entry.enable" if enabled else "entry.disable"
+                self.audit.record(s, actor, action, f"entry:{e.id}", _entry_detail(e))
             out = entry_to_dict(e)
         self.on_change()
         return out
 
-    def set_enabled_by_value(self, name: str, signal_type: str, value: str, enabled: bool) -> dict:
+    def set_enabled_by_value(
+        self, name: str, signal_type: str, value: str, enabled: bool, actor: str | None = None
+    ) -> dict:
         value = registry.normalize(signal_type, value)
         with self.db.session() as s:
             bank = _bank(s, name)
@@ -511,25 +551,33 @@ class BankService:
             )
         if entry_id is None:
             raise NotFound("entry.not_found", f"Bank {name!r} has no {signal_type} entry {value!r}.")
-        return self.set_entry_enabled(entry_id, enabled)
+        return self.set_entry_enabled(entry_id, enabled, actor=actor)
 
-    def update_entry(self, entry_id: int, *, note: str | None = None, category: str | None = None) -> dict:
+    def update_entry(
+        self, entry_id: int, *, note: str | None = None, category: str | None = None, actor: str | None = None
+    ) -> dict:
         with self.db.session() as s:
             e = _entry(s, entry_id)
-            if note is not None:
-                e.note = note
-            if category is not None:
-                e.category = normalize_category(category)
+            changed = {}
+            if note is not None and note != e.note:
+                e.note = changed["note"] = note
+            if category is not None and normalize_category(category) != e.category:
+                e.category = changed["category"] = normalize_category(category)
             s.flush()
+            if changed:
+                self.audit.record(s, actor, "entry.update", f"entry:{e.id}", {**_entry_detail(e), "set": changed})
             return entry_to_dict(e)
 
-    def delete_entry(self, entry_id: int) -> None:
+    def delete_entry(self, entry_id: int, actor: str | None = None) -> None:
         with self.db.session() as s:
             lock_changes(s)
             e = _entry(s, entry_id)
             if e.enabled:
                 s.add(IndexChange(op="remove", entry_id=e.id, signal_type=e.signal_type, value=e.value))
+            detail = _entry_detail(e)
             s.delete(e)
+            s.flush()
+            self.audit.record(s, actor, "entry.delete", f"entry:{entry_id}", detail)
         self.on_change()
 
 
@@ -637,6 +685,11 @@ def _bank(s: Session, name: str) -> Bank:
     if bank is None:
         raise NotFound("bank.not_found", f"No bank named {name!r}.")
     return bank
+
+
+def _entry_detail(e: BankEntry) -> dict:
+    """What identifies an entry in the audit log (its value's bounded fingerprint, never a long vPDQ)."""
+    return {"bank": e.bank.name, "signal_type": e.signal_type, "fingerprint": e.fingerprint}
 
 
 def _entry(s: Session, entry_id: int) -> BankEntry:

@@ -89,7 +89,7 @@ def show(name: Bank, as_json: AsJson = False) -> None:
 def rename(name: Bank, new_name: Annotated[str, typer.Argument(help="New name.")]) -> None:
     """Rename a bank."""
     with fail():
-        _svc().banks.update(name, new_name=new_name)
+        _svc().banks.update(name, new_name=new_name, actor="cli")
     out.print(f"renamed {name} → {new_name}")
 
 
@@ -111,6 +111,7 @@ def configure(
             dihedral=dihedral,
             enabled=enabled,
             description=description,
+            actor="cli",
         )
     out.print(_bank_table([b]))
 
@@ -121,7 +122,7 @@ def delete(name: Bank, yes: Annotated[bool, typer.Option("--yes", help="Do not a
     if not yes:
         typer.confirm(f"Delete bank {name} and all its entries?", abort=True)
     with fail():
-        n = _svc().banks.delete(name)
+        n = _svc().banks.delete(name, actor="cli")
     out.print(f"deleted {name} ({n} entries)")
 
 
@@ -249,11 +250,11 @@ def export(
         if fmt == "list" and not signal_type:
             raise SafeholdError("export.signal_type_required", "A plain hash list needs --signal-type.")
         if str(file) == "-":
-            n = svc.banks.export(name, sys.stdout.buffer, fmt=fmt, signal_type=signal_type)
+            n = svc.banks.export(name, sys.stdout.buffer, fmt=fmt, signal_type=signal_type, actor="cli")
         else:
             tmp = file.with_name(file.name + ".partial")
             with open(tmp, "wb") as f:
-                n = svc.banks.export(name, f, fmt=fmt, signal_type=signal_type)
+                n = svc.banks.export(name, f, fmt=fmt, signal_type=signal_type, actor="cli")
             tmp.replace(file)
     err.print(f"exported {n} entries from {name}")
 
@@ -262,12 +263,12 @@ def _set_enabled(name: str, target: str, signal_type: str | None, enabled: bool)
     with fail():
         svc = _svc()
         if signal_type:
-            e = svc.banks.set_enabled_by_value(name, signal_type, target, enabled)
+            e = svc.banks.set_enabled_by_value(name, signal_type, target, enabled, actor="cli")
         elif target.isdigit():
             e = svc.banks.get_entry(int(target))
             if e["bank"] != name:
                 raise SafeholdError("entry.not_found", f"Entry {target} is not in bank {name!r}.", status=404)
-            e = svc.banks.set_entry_enabled(int(target), enabled)
+            e = svc.banks.set_entry_enabled(int(target), enabled, actor="cli")
         else:
             raise SafeholdError("cli.usage", "Give an entry id, or a hash value with --signal-type.")
     out.print(f"entry {e['id']} {'enabled' if enabled else 'disabled'}")

@@ -136,3 +136,23 @@ class ScanCount(Base):
     media: Mapped[str] = mapped_column(String(16))
     verdict: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditRecord(Base):
+    """One line of the tamper-evident audit log (see :mod:`safehold.audit` and docs/audit.md).
+
+    ``seq`` is assigned by the writer (last + 1, under a lock), not by a database sequence: a sequence leaves
+    gaps when a transaction rolls back, and a gap is how a deleted record is detected.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_action_seq", "action", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -53,5 +53,7 @@ def create_key(
 
 
 @router.delete("/{prefix}", summary="Revoke an API key by its prefix")
-def revoke_key(prefix: str, svc: Services = Depends(services), _=Depends(require(Permission.APIKEYS_MANAGE))) -> dict:
-    return _key(svc.apikeys.revoke(prefix))
+def revoke_key(
+    prefix: str, svc: Services = Depends(services), who: Principal = Depends(require(Permission.APIKEYS_MANAGE))
+) -> dict:
+    return _key(svc.apikeys.revoke(prefix, actor=who.label))

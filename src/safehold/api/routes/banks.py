@@ -82,7 +82,7 @@ def get_bank(name: str, svc: Services = Depends(services), _=READ) -> BankInfo:
 
 
 @router.patch("/{name}", summary="Rename or reconfigure a bank (threshold, kind, dihedral, enabled)")
-def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), _=Depends(WRITE)) -> BankInfo:
+def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), who=Depends(WRITE)) -> BankInfo:
     return svc.banks.update(
         name,
         new_name=body.name,
@@ -91,12 +91,13 @@ def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), 
         pdq_threshold=body.pdq_threshold,
         dihedral=body.dihedral,
         enabled=body.enabled,
+        actor=who.label,
     )
 
 
 @router.delete("/{name}", summary="Delete a bank and all its entries")
-def delete_bank(name: str, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
-    return {"deleted": name, "entries": svc.banks.delete(name)}
+def delete_bank(name: str, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
+    return {"deleted": name, "entries": svc.banks.delete(name, actor=who.label)}
 
 
 @router.get("/{name}/entries", summary="A page of entries (keyset pagination with after_id)")
@@ -200,13 +201,13 @@ def export_bank(
     format: Literal["csv", "list", "ncmec-xml"] = "csv",
     signal_type: str | None = None,
     svc: Services = Depends(services),
-    _=READ,
+    who: Principal = READ,
 ) -> StreamingResponse:
     svc.banks.get(name)  # 404 before the response starts
     if format == "list" and not signal_type:
         raise SafeholdError("export.signal_type_required", "A plain hash list needs signal_type.")
     buf = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)
-    svc.banks.export(name, buf, fmt=format, signal_type=signal_type)
+    svc.banks.export(name, buf, fmt=format, signal_type=signal_type, actor=who.label)
     buf.seek(0)
     ext = {"csv": "csv", "list": "txt", "ncmec-xml": "xml"}[format]
 
@@ -228,16 +229,16 @@ def get_entry(entry_id: int, svc: Services = Depends(services), _=READ) -> dict:
 
 
 @entries_router.patch("/{entry_id}", summary="Disable/enable an entry or edit its note/category")
-def update_entry(entry_id: int, body: EntryUpdate, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
+def update_entry(entry_id: int, body: EntryUpdate, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
     out = None
     if body.enabled is not None:
-        out = svc.banks.set_entry_enabled(entry_id, body.enabled)
+        out = svc.banks.set_entry_enabled(entry_id, body.enabled, actor=who.label)
     if body.note is not None or body.category is not None:
-        out = svc.banks.update_entry(entry_id, note=body.note, category=body.category)
+        out = svc.banks.update_entry(entry_id, note=body.note, category=body.category, actor=who.label)
     return out or svc.banks.get_entry(entry_id)
 
 
 @entries_router.delete("/{entry_id}", summary="Delete an entry")
-def delete_entry(entry_id: int, svc: Services = Depends(services), _=Depends(WRITE)) -> dict:
-    svc.banks.delete_entry(entry_id)
+def delete_entry(entry_id: int, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
+    svc.banks.delete_entry(entry_id, actor=who.label)
     return {"deleted": entry_id}
