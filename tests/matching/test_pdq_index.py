@@ -70,11 +70,12 @@ def test_exact_vs_brute_force(data, index, r, path, monkeypatch):
     want = [brute(db, ids, q, r) for q in queries]
     assert index.query_batch(queries, r) == want
     # the probe-major batch kernel (used for large indexes) gives the same answers
+    saved = index.sorted_batch_min, index.sorted_batch_min_rows
     index.sorted_batch_min, index.sorted_batch_min_rows = 2, 0
     try:
         assert index.query_batch(queries, r) == want
     finally:
-        index.sorted_batch_min, index.sorted_batch_min_rows = 32, 3_000_000
+        index.sorted_batch_min, index.sorted_batch_min_rows = saved
     index._plan_cache.clear()
 
 
@@ -326,3 +327,32 @@ def test_thread_safety_smoke():
         t.join()
     assert not errors
     assert len(idx) == 20000 - 8000 + 60 * 25
+
+
+@pytest.mark.parametrize("r", [0, 10, 31])
+def test_dense_buckets_exact(r, monkeypatch):
+    """Buckets of every size 0..~60 (the word-wise scan handles <= 24 postings, larger ones the general scan),
+    residuals near the query's, through the per-query and the probe-major kernels."""
+    rng = np.random.default_rng(7)
+    queries = rng.integers(0, 256, size=(6, 32), dtype=np.uint8)
+    rows = [rng.integers(0, 256, size=(3000, 32), dtype=np.uint8)]
+    for q in queries:
+        for size in range(0, 61, 3):
+            blk = rng.integers(0, 256, size=(size, 32), dtype=np.uint8)
+            # share the first two bytes (top 16 bits of substring 0) with the query, or with a 1-bit neighbour
+            blk[:, 0] = q[0] ^ (1 << (size % 8) if size % 2 else 0)
+            blk[:, 1] = q[1]
+            blk[:, 2] = q[2] ^ (1 << rng.integers(0, 8, size=size)).astype(np.uint8) * (rng.random(size) < 0.5)
+            for j in range(min(size, 4)):  # a few near neighbours in the dense bucket
+                blk[j] = flip(rng, q, int(rng.integers(0, 40)))
+            rows.append(blk)
+    db = np.ascontiguousarray(np.concatenate(rows))
+    ids = np.arange(len(db), dtype=np.int64)
+    monkeypatch.setattr(PdqIndex, "_estimate_brute", staticmethod(lambda st, r: False))
+    idx = PdqIndex()
+    idx.add(ids, db)
+    idx.merge()
+    want = [brute(db, ids, q, r) for q in queries]
+    assert [idx.query(q, r) for q in queries] == want
+    idx.sorted_batch_min, idx.sorted_batch_min_rows = 2, 0
+    assert idx.query_batch(queries, r) == want

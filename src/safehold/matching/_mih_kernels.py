@@ -22,6 +22,7 @@ from numba.extending import intrinsic
 
 NBUCKET_BITS = 16
 NBUCKETS = 1 << NBUCKET_BITS
+_SWAR_MAX = 64  # exact-residual buckets up to this size are scanned 8 at a time, larger ones binary-searched
 
 
 @intrinsic
@@ -54,8 +55,26 @@ def _prefetch(typingctx, arr, idx):
     return sig, codegen
 
 
+@intrinsic
+def _load_u64(typingctx, arr, idx):
+    """Unaligned little-endian load of the 8 bytes ``arr[idx:idx + 8]`` (1-D uint8 array) as one uint64.
+
+    The caller guarantees ``idx + 8 <= arr.shape[0]``."""
+    sig = types.uint64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        p64 = builder.bitcast(ptr, ir.IntType(64).as_pointer())
+        return builder.load(p64, align=1)
+
+    return sig, codegen
+
+
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 _POP16 = np.array([bin(i).count("1") for i in range(NBUCKETS)], dtype=np.uint8)
+_BYTE_MASK = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [2**64 - 1], dtype=np.uint64)  # low i bytes
 # All 16-bit flip masks ordered by popcount; MASK_START[c] = first mask with popcount c.
 FLIP_MASKS = np.argsort(_POP16, kind="stable").astype(np.uint32)
 MASK_START = np.searchsorted(_POP16[FLIP_MASKS], np.arange(18)).astype(np.int64)
@@ -72,11 +91,74 @@ def _dist(h64, row, q0, q1, q2, q3):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _scan3(pres, lo, hi, qres, kk, cand, nc):
+    """``_scan_bucket`` for a bucket of <= 24 postings (caller checks ``lo + 24 <= pres.shape[0]``).
+
+    Three 8-byte words, straight-line code, no data-dependent loop exit: a SWAR popcount per byte of
+    ``residual ^ qres`` and a per-byte ``<= kk`` test (no carry between bytes: counts are <= 8). Called from the
+    probe loops directly rather than through ``_scan_bucket``: in a function with loops numba keeps per-call
+    array reference counting, which cost more than the scan itself (measured ~60 vs ~10 ns per probe)."""
+    qq = np.uint64(qres) * np.uint64(0x0101010101010101)
+    m1 = np.uint64(0x5555555555555555)
+    m2 = np.uint64(0x3333333333333333)
+    m4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+    hi1 = np.uint64(0x8080808080808080)
+    bias = np.uint64(0x7F - kk) * np.uint64(0x0101010101010101)
+    ln = hi - lo
+    x0 = _load_u64(pres, lo) ^ qq
+    x1 = _load_u64(pres, lo + 8) ^ qq
+    x2 = _load_u64(pres, lo + 16) ^ qq
+    x0 = x0 - ((x0 >> np.uint64(1)) & m1)
+    x1 = x1 - ((x1 >> np.uint64(1)) & m1)
+    x2 = x2 - ((x2 >> np.uint64(1)) & m1)
+    x0 = (x0 & m2) + ((x0 >> np.uint64(2)) & m2)
+    x1 = (x1 & m2) + ((x1 >> np.uint64(2)) & m2)
+    x2 = (x2 & m2) + ((x2 >> np.uint64(2)) & m2)
+    x0 = (x0 + (x0 >> np.uint64(4))) & m4
+    x1 = (x1 + (x1 >> np.uint64(4))) & m4
+    x2 = (x2 + (x2 >> np.uint64(4))) & m4
+    z0 = ~(x0 + bias) & hi1 & _BYTE_MASK[min(ln, 8)]
+    z1 = ~(x1 + bias) & hi1 & _BYTE_MASK[min(max(ln - 8, 0), 8)]
+    z2 = ~(x2 + bias) & hi1 & _BYTE_MASK[max(ln - 16, 0)]
+    if z0 | z1 | z2:
+        while z0:
+            cand[nc] = lo + np.int64(_popcnt64((z0 & (~z0 + np.uint64(1))) - np.uint64(1)) >> np.uint64(3))
+            nc += 1
+            z0 &= z0 - np.uint64(1)
+        while z1:
+            cand[nc] = lo + 8 + np.int64(_popcnt64((z1 & (~z1 + np.uint64(1))) - np.uint64(1)) >> np.uint64(3))
+            nc += 1
+            z1 &= z1 - np.uint64(1)
+        while z2:
+            cand[nc] = lo + 16 + np.int64(_popcnt64((z2 & (~z2 + np.uint64(1))) - np.uint64(1)) >> np.uint64(3))
+            nc += 1
+            z2 &= z2 - np.uint64(1)
+    return nc
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _scan_bucket(pres, lo, hi, qres, kk, pop8, cand, nc):
     """Append to cand[nc:] every posting j in [lo, hi) with popcount(pres[j] ^ qres) <= kk; returns new nc.
 
-    The caller guarantees room for hi - lo more candidates. (A SWAR variant, 8 residuals per word, measured slower
-    than this branch-free loop because of the bit-extraction loop.)"""
+    The caller guarantees room for hi - lo more candidates. Buckets of <= 24 postings go through ``_scan3`` (called
+    by the probe loops directly); here: exact residuals in buckets <= 64 word-wise, larger ones by binary search;
+    otherwise a branch-free byte loop (a word-wise scan with bit extraction was slower for k > 0)."""
+    if kk == 0 and hi - lo <= _SWAR_MAX and hi + 8 <= pres.shape[0]:
+        # exact residual in a small bucket: 8 residuals per step (SWAR zero-byte test, exact: no carry between
+        # bytes); matches are rare (1/128–1/256 per posting), so the extraction loop almost never runs
+        qq = np.uint64(qres) * np.uint64(0x0101010101010101)
+        lo7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+        hi1 = np.uint64(0x8080808080808080)
+        for j in range(lo, hi, 8):
+            w = _load_u64(pres, j) ^ qq
+            z = ~(((w & lo7) + lo7) | w) & hi1
+            if hi - j < 8:
+                z &= (np.uint64(1) << np.uint64(8 * (hi - j))) - np.uint64(1)
+            while z:
+                cand[nc] = j + np.int64(_popcnt64((z & (~z + np.uint64(1))) - np.uint64(1)) >> np.uint64(3))
+                nc += 1
+                z &= z - np.uint64(1)
+        return nc
     if kk == 0 and hi - lo > 8:
         # postings are sorted by residual within a bucket: branch-free lower bound, then the equal run
         base = lo
@@ -289,6 +371,7 @@ def _mih_one(
                 _prefetch(od, idx)
                 npb += 1
         nblk = (NBUCKETS >> oshift) + 1
+        tot = 0
         for i in range(npb):
             g = pb[i]
             s = g // stride
@@ -296,16 +379,22 @@ def _mih_one(
             o0 = s * n_main + np.int64(ob[s * nblk + (b >> oshift)]) + np.int64(od[g])
             po1[i] = s * n_main + np.int64(ob[s * nblk + ((b + 1) >> oshift)]) + np.int64(od[g + 1])
             pb[i] = o0
+            tot += po1[i] - o0
             _prefetch(pres, o0)
+        # size the candidate buffer once: reassigning an array inside the scan loop costs reference counting
+        # on every iteration
+        cand = _grow(cand, tot)
         nc = 0
+        plen = pres.shape[0]
         for i in range(npb):
             kk = pk[i]
             qres = pq[i]
             lo = pb[i]
             hi = po1[i]
-            if nc + hi - lo > cand.shape[0]:
-                cand = _grow(cand, nc + hi - lo)
-            nc = _scan_bucket(pres, lo, hi, qres, kk, pop8, cand, nc)
+            if hi - lo <= 24 and lo + 24 <= plen:
+                nc = _scan3(pres, lo, hi, qres, kk, cand, nc)
+            else:
+                nc = _scan_bucket(pres, lo, hi, qres, kk, pop8, cand, nc)
         for c in range(nc):
             _prefetch(pids, cand[c])
         for c in range(nc):
@@ -559,6 +648,30 @@ def count_within(q64, h64, n, r):
 
 
 @njit(cache=True, nogil=True)
+def _walk(pres, plen, plo, phi, sk, sr, sq, t0, p, s, pop8, cj, cq, cs, nc):
+    """Scan probes t0.. of one substring into (cj, cq, cs)[nc:]; stops early (returns the probe index) when the
+    buffers might overflow, so the caller grows them outside this loop."""
+    cap = cj.shape[0]
+    for t in range(t0, p):
+        lo = plo[t]
+        hi = phi[t]
+        if nc + hi - lo > cap:
+            return t, nc
+        kk = np.int64(sk[t])
+        qres = sr[t]
+        qi = sq[t]
+        n0 = nc
+        if hi - lo <= 24 and lo + 24 <= plen:
+            nc = _scan3(pres, lo, hi, qres, kk, cj, nc)
+        else:
+            nc = _scan_bucket(pres, lo, hi, qres, kk, pop8, cj, nc)
+        for c in range(n0, nc):
+            cq[c] = qi
+            cs[c] = s
+    return p, nc
+
+
+@njit(cache=True, nogil=True)
 def _mih_block_sorted(
     q8,
     q64,
@@ -588,6 +701,7 @@ def _mih_block_sorted(
     rrow,
     rd,
     rcnt,
+    gshift,
 ):
     """Probe-major MIH for queries [qlo, qhi): every probe of every query is generated first, counting-sorted by
     bucket, and the postings are then walked in address order (near-sequential memory access instead of one
@@ -609,11 +723,14 @@ def _mih_block_sorted(
     sk = np.empty(P, dtype=np.int8)
     sr = np.empty(P, dtype=np.uint8)
     sg = np.empty(P, dtype=np.int32)
-    cnt = np.empty(NBUCKETS + 1, dtype=np.int64)
+    plo = np.empty(P, dtype=np.int64)
+    phi = np.empty(P, dtype=np.int64)
+    cnt = np.empty((NBUCKETS >> gshift) + 1, dtype=np.int64)
     cj = np.empty(max(1024, 4 * P), dtype=np.int64)
     cq = np.empty(max(1024, 4 * P), dtype=np.int32)
+    cs = np.empty(max(1024, 4 * P), dtype=np.int8)
     nc = 0
-    for s in range(m):  # one substring at a time: the bucket counters (512 KB) stay in L2
+    for s in range(m):  # one substring at a time
         k = sub_radius[s]
         if k < 0:
             continue
@@ -631,41 +748,43 @@ def _mih_block_sorted(
                 gk[p] = k - np.int64(pop8[msk & 255]) - np.int64(pop8[msk >> 8])
                 gr[p] = qres
                 p += 1
+        # counting sort by bucket (gshift = 0) or by groups of 2**gshift buckets, so the postings are walked in
+        # (near) address order; with coarse groups (small indexes) the counters stay in L1 and the prefix sum
+        # is short even for small blocks of queries
         cnt[:] = 0
         for i in range(p):
-            cnt[gkey[i] + 1] += 1
-        for b in range(NBUCKETS):
+            cnt[(gkey[i] >> gshift) + 1] += 1
+        for b in range(NBUCKETS >> gshift):
             cnt[b + 1] += cnt[b]
         for i in range(p):
             b = gkey[i]
-            t = cnt[b]
-            cnt[b] = t + 1
+            t = cnt[b >> gshift]
+            cnt[b >> gshift] = t + 1
             sq[t] = gq[i]
             sk[t] = gk[i]
             sr[t] = gr[i]
             sg[t] = b
-        # walk this substring's postings in address order
+        # walk this substring's postings in (near) address order
         obase = s * stride
         bbase = s * ((NBUCKETS >> oshift) + 1)
         pbase = s * n_main
-        for t in range(p):
+        plen = pres.shape[0]
+        for t in range(p):  # bucket bounds first
             b = np.int64(sg[t])
             g = obase + b
             lo = pbase + np.int64(ob[bbase + (b >> oshift)]) + np.int64(od[g])
             hi = pbase + np.int64(ob[bbase + ((b + 1) >> oshift)]) + np.int64(od[g + 1])
-            kk = np.int64(sk[t])
-            qres = sr[t]
-            qi = sq[t]
-            if nc + hi - lo > cj.shape[0]:
-                cj = _grow(cj, nc + hi - lo)
-                cq = _grow(cq, nc + hi - lo)
-            n0 = nc
-            nc = _scan_bucket(pres, lo, hi, qres, kk, pop8, cj, nc)
-            for c in range(n0, nc):
-                cq[c] = qi
-    cs = np.empty(nc, dtype=np.int8)
+            plo[t] = lo
+            phi[t] = hi
+        t = 0
+        while t < p:
+            t, nc = _walk(pres, plen, plo, phi, sk, sr, sq, t, p, s, pop8, cj, cq, cs, nc)
+            if t < p:  # out of room: grow outside the scan loop (no array reassignment in the hot loop)
+                need = nc + phi[t] - plo[t] + (cj.shape[0] >> 1)
+                cj = _grow(cj, need)
+                cq = _grow(cq, need)
+                cs = _grow(cs, need)
     for c in range(nc):
-        cs[c] = cj[c] // n_main
         cj[c] = np.int64(pids[cj[c]])
     # coarse counting sort of the candidates by row (blocks of 1024 rows = 32 KB of hashes), so verification
     # walks the hash table forwards instead of jumping at random
@@ -750,6 +869,7 @@ def mih_query_batch_sorted(
     mask_start,
     pop8,
     block,
+    gshift=0,
 ):
     """Batch variant of ``mih_query_batch`` for many queries (probe-major, see ``_mih_block_sorted``)."""
     nq = q8.shape[0]
@@ -794,6 +914,7 @@ def mih_query_batch_sorted(
                 rrow,
                 rd,
                 rcnt,
+                gshift,
             )
         else:
             for qi in range(qlo, qhi):
