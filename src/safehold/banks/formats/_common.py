@@ -9,6 +9,7 @@ skipped.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -179,6 +180,19 @@ def apply_normalize(
         col.issue(line, Codes.INVALID_VALUE, f"invalid {signal_type} value {short(value)}")
         return None
     return out
+
+
+def parse_metadata(text: str, line: int | None, col: Collector, field: str) -> dict | None:
+    """A metadata cell/attribute: a JSON object, or ``None`` after recording ``import.invalid_metadata``."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        col.issue(line, Codes.INVALID_METADATA, f"{field} is not valid JSON: {e}")
+        return None
+    if not isinstance(value, dict):
+        col.issue(line, Codes.INVALID_METADATA, f"{field} must be a JSON object")
+        return None
+    return value
 
 
 def check_tombstone(rec: EntryRecord, line: int | None, col: Collector) -> bool:

@@ -27,6 +27,7 @@ from ._common import (
     apply_normalize,
     check_tombstone,
     normalize_category,
+    parse_metadata,
     physical_lines,
     short,
     text_writer,
@@ -251,13 +252,8 @@ def _row_to_record(row, header, idx, line, normalize, default_source, col) -> En
             metadata[name] = unescape_cell(row[i])
     meta_text = cell("metadata")
     if meta_text and meta_text.strip():
-        try:
-            extra = json.loads(meta_text)
-        except ValueError as e:
-            col.issue(line, Codes.INVALID_METADATA, f"metadata is not valid JSON: {e}")
-            return None
-        if not isinstance(extra, dict):
-            col.issue(line, Codes.INVALID_METADATA, "metadata must be a JSON object")
+        extra = parse_metadata(meta_text, line, col, "metadata")
+        if extra is None:
             return None
         metadata.update(extra)
 

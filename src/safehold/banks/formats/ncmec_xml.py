@@ -47,6 +47,7 @@ from ._common import (
     Normalizer,
     apply_normalize,
     normalize_category,
+    parse_metadata,
     short,
     valid_signal_type_name,
 )
@@ -269,13 +270,8 @@ def _entry_records(el, tag, normalize, default_source, col) -> Iterator[EntryRec
         m.update(extra_meta)
         raw = holder.get(_sh("meta"))
         if raw is not None:
-            try:
-                extra = json.loads(raw)
-            except ValueError as e:
-                col.issue(rec_line, Codes.INVALID_METADATA, f"sh:meta is not valid JSON: {e}")
-                return None
-            if not isinstance(extra, dict):
-                col.issue(rec_line, Codes.INVALID_METADATA, "sh:meta must be a JSON object")
+            extra = parse_metadata(raw, rec_line, col, "sh:meta")
+            if extra is None:
                 return None
             m.update(extra)
         src = holder.get(_sh("source"))
