@@ -38,6 +38,27 @@ class Settings(BaseSettings):
     # CLI scanning
     scan_workers: int = Field(default=0, ge=0, description="Hashing processes for `safehold scan` (0: cores).")
 
+    # Encryption at rest (see store/sealing.py): the key-encryption key, base64 of 32 bytes. Default: a key file
+    # created under home/keys on first start. Never logged.
+    instance_key: str | None = Field(default=None, repr=False, description="Base64 KEK; default: key file.")
+
+    # Console log-in
+    session_hours: float = Field(default=12.0, gt=0, description="A console session ends this long after log-in.")
+    session_idle_minutes: float = Field(default=60.0, gt=0, description="...or after this long without a request.")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed log-ins in a row before the lock-out.")
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    cookie_secure: bool = Field(default=False, description="Mark console cookies Secure (set behind HTTPS).")
+
+    # Review
+    claim_minutes: float = Field(default=30.0, gt=0, description="A claim on a case lapses after this long idle.")
+
+    # Webhooks (actions to the platform)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=15, ge=1, description="Attempts before a delivery is dead-lettered.")
+    webhook_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each time.")
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, v: Path) -> Path:
@@ -52,6 +73,14 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "keys" / "instance.key"
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.home / "vault"
 
 
 @lru_cache(maxsize=1)

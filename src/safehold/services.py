@@ -9,14 +9,25 @@ from __future__ import annotations
 import logging
 import threading
 
+from safehold.actions.dispatcher import Dispatcher
+from safehold.actions.service import ActionService
+from safehold.actions.webhooks import WebhookService
 from safehold.audit import AuditService
 from safehold.auth.apikeys import ApiKeyService
+from safehold.auth.sessions import SessionService
+from safehold.auth.users import UserService
 from safehold.banks.index import BankIndex
 from safehold.banks.service import BankService
+from safehold.cases.events import EventService
+from safehold.cases.service import CaseService
 from safehold.config import Settings, get_settings
+from safehold.review.service import ReviewService
+from safehold.review.wellness import WellnessService
 from safehold.scanning.service import ScanService
 from safehold.store import migrate
 from safehold.store.db import Database
+from safehold.store.sealing import LocalKey, Sealer
+from safehold.store.vault import MediaVault
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +47,20 @@ class Services:
         self.banks = BankService(self.db, on_change=self.index.sync, audit=self.audit)
         self.scans = ScanService(self.db, self.index, self.settings)
         self.apikeys = ApiKeyService(self.db, audit=self.audit)
+        s = self.settings
+        self.sealer = Sealer(LocalKey.load(s.key_file, s.instance_key))
+        self.vault = MediaVault(s.vault_dir, self.sealer)
+        self.users = UserService(self.db, self.audit, s)
+        self.sessions = SessionService(self.db, self.audit, s, self.users)
+        self.cases = CaseService(self.db, self.audit, s)
+        self.webhooks = WebhookService(self.db, self.audit, self.sealer, s)
+        self.actions = ActionService(self.db, self.audit, self.webhooks)
+        self.dispatcher = Dispatcher(self.db, self.webhooks, s)
+        self.events = EventService(self.db, self.audit, self.cases, self.scans, self.vault, self.actions)
+        self.wellness = WellnessService(self.db, self.audit)
+        self.review = ReviewService(
+            self.db, self.audit, self.cases, self.actions, self.vault, self.banks, self.wellness, s
+        )
         self._index_loaded = False
         if load_index:
             self.load_index()
@@ -50,9 +75,10 @@ class Services:
 
     def maintain_once(self) -> None:
         """One round of background upkeep: catch up with other processes' changes, persist counters,
-        snapshot the index when it has moved on enough."""
+        re-rank open cases as they age, snapshot the index when it has moved on enough."""
         self.index.sync()
         self.scans.flush_counts()
+        self.cases.refresh_priorities()
         if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
             self.index.save_snapshot()
 
@@ -66,9 +92,12 @@ class Services:
 
         self._thread = threading.Thread(target=loop, name="safehold-maintenance", daemon=True)
         self._thread.start()
+        # Webhook delivery runs on its own thread: a slow receiver never delays index upkeep.
+        self.dispatcher.start()
 
     def close(self) -> None:
         self._stop.set()
+        self.dispatcher.stop()
         if self._thread:
             self._thread.join(timeout=5)
         try:

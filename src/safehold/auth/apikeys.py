@@ -25,15 +25,23 @@ KEY_PREFIX = "sh"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's name and role (never its secret)."""
+    """Who is calling: an API key (its name and role, never its secret) or a console user (``user_id`` set).
+
+    ``label`` is how the caller appears in the audit log and on cases: ``apikey:<name>``, ``user:<username>``.
+    """
 
     name: str
     role: str
     key_prefix: str | None = None
+    user_id: int | None = None
 
     @property
     def label(self) -> str:
-        return f"apikey:{self.name}" if self.key_prefix else self.name
+        if self.key_prefix:
+            return f"apikey:{self.name}"
+        if self.user_id is not None:
+            return f"user:{self.name}"
+        return self.name
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Roles and the permissions they grant. Routes and commands ask for a permission, never for a role.
 
 Staff roles (admin, senior_reviewer, reviewer, auditor) match the review console's; ``platform`` is the role of
-the integrating platform's own services: they scan and send events, and see nothing else.
+the integrating platform's own services: they scan and send events, and see nothing else. Only the admin role
+manages users, policies, webhooks and settings; auditors read everything but never see media unblurred.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ class Permission(StrEnum):
     STATS_READ = "stats.read"
     APIKEYS_MANAGE = "apikeys.manage"
     AUDIT_READ = "audit.read"
+    EVENTS_WRITE = "events.write"  # the platform sends content and account events
+    CASES_READ = "cases.read"  # queues and case records (media stays blurred: revealing needs CASES_REVIEW)
+    CASES_REVIEW = "cases.review"  # claim, reveal, decide, confirm another reviewer's decision
+    CASES_SENIOR = "cases.senior"  # decide escalated cases, override a claim
+    USERS_MANAGE = "users.manage"
+    ACTIONS_MANAGE = "actions.manage"  # policies, webhooks, the dead-letter list
+    SETTINGS_MANAGE = "settings.manage"  # wellness defaults, SLA hours
 
 
 class Role(StrEnum):
@@ -31,12 +39,28 @@ class Role(StrEnum):
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.SENIOR_REVIEWER: frozenset(
-        {Permission.SCAN, Permission.BANKS_READ, Permission.BANKS_WRITE, Permission.STATS_READ}
+        {
+            Permission.SCAN,
+            Permission.BANKS_READ,
+            Permission.BANKS_WRITE,
+            Permission.STATS_READ,
+            Permission.CASES_READ,
+            Permission.CASES_REVIEW,
+            Permission.CASES_SENIOR,
+        }
     ),
-    Role.REVIEWER: frozenset({Permission.SCAN, Permission.BANKS_READ, Permission.STATS_READ}),
-    Role.AUDITOR: frozenset({Permission.BANKS_READ, Permission.STATS_READ, Permission.AUDIT_READ}),
-    Role.PLATFORM: frozenset({Permission.SCAN}),
+    Role.REVIEWER: frozenset(
+        {Permission.SCAN, Permission.BANKS_READ, Permission.STATS_READ, Permission.CASES_READ, Permission.CASES_REVIEW}
+    ),
+    Role.AUDITOR: frozenset(
+        {Permission.BANKS_READ, Permission.STATS_READ, Permission.AUDIT_READ, Permission.CASES_READ}
+    ),
+    Role.PLATFORM: frozenset({Permission.SCAN, Permission.EVENTS_WRITE}),
 }
+
+
+#: Roles a console user may have (``platform`` is for API keys of the platform's own services only).
+STAFF_ROLES = (Role.ADMIN, Role.SENIOR_REVIEWER, Role.REVIEWER, Role.AUDITOR)
 
 
 def parse_role(value: str) -> Role:

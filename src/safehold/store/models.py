@@ -57,6 +57,9 @@ class Bank(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     kind: Mapped[str] = mapped_column(String(16), default="block")  # block | allow
+    #: What a match on this bank does beyond the scan verdict: ``none``, ``case`` (open a case for human
+    #: review) or ``auto`` (open a case and run the automatic-match policies at once). Allow banks: ``none``.
+    on_match: Mapped[str] = mapped_column(String(16), default="case")
     pdq_threshold: Mapped[int] = mapped_column(Integer, default=31)
     dihedral: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -146,7 +149,11 @@ class AuditRecord(Base):
     """
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_action_seq", "action", "seq"),)
+    __table_args__ = (
+        Index("ix_audit_action_seq", "action", "seq"),
+        Index("ix_audit_target_seq", "target", "seq"),  # a case's history, an item's reveals
+        Index("ix_audit_actor_action_at", "actor", "action", "at"),  # a reviewer's exposure today
+    )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -156,3 +163,246 @@ class AuditRecord(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# ------------------------------------------------------------------ staff, sessions, console settings
+
+
+class User(Base):
+    """A member of staff who logs in to the console (reviewers, admins, auditors). Platforms use API keys."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    #: argon2id encoded hash (parameters and salt included); never the password.
+    password_hash: Mapped[str] = mapped_column(String(256))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The reviewer's own wellness choices; they may only tighten the admin defaults (see review.wellness).
+    wellness: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    password_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UserSession(Base):
+    """A console log-in. The cookie carries a random token; only its SHA-256 is stored (``id``)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class AppSetting(Base):
+    """Operator settings changed at run time from the console or API (wellness defaults, SLA hours, ...)."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+# ------------------------------------------------------------------------------------------- cases
+
+
+class Case(Base):
+    """One subject under review: a content item (and the account behind it), or an account alone.
+
+    Open detections about the same subject update the open case instead of opening another. ``subject_key``
+    is ``content:<platform content id>`` or ``account:<platform account id>``; ``open_key`` equals it while the
+    case is not closed and is null afterwards, so the unique constraint allows one open case per subject.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_queue", "status", "priority"),
+        Index("ix_cases_account", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subject_key: Mapped[str] = mapped_column(String(200))
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    content_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: What opened it: hash_match, classifier, grooming, solicitation, user_report, livestream, event.
+    source: Mapped[str] = mapped_column(String(32))
+    #: Queue type: the source family the console queues by (media, text, report, live, account).
+    queue: Mapped[str] = mapped_column(String(32), default="media")
+    #: open → (claimed while open) → awaiting_confirmation | escalated → closed.
+    status: Mapped[str] = mapped_column(String(32), default="open")
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    severity: Mapped[float] = mapped_column(default=0.0)
+    confidence: Mapped[float] = mapped_column(default=0.0)
+    #: severity × confidence × age factor, refreshed as the case ages; the queue's sort key.
+    priority: Mapped[float] = mapped_column(default=0.0)
+    band: Mapped[str] = mapped_column(String(4), default="P4")  # P1 (most urgent) .. P4
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    known_match: Mapped[bool] = mapped_column(Boolean, default=False)  # a block-bank hash matched
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)  # platform metadata, IP events
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claim_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    classification: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CaseItem(Base):
+    """A content item in a case. Media bytes live encrypted in the media vault under ``media_key``."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (Index("ix_case_items_content", "content_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(16), nullable=True)  # image | video | text | None
+    media_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 of the plaintext
+    filename: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    uploaded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CaseSignal(Base):
+    """One piece of evidence for a case: a hash match, a classifier score, a user report, an alert."""
+
+    __tablename__ = "case_signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("case_items.id", ondelete="CASCADE"), nullable=True)
+    source: Mapped[str] = mapped_column(String(32))
+    signal_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bank: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float] = mapped_column(default=0.0)
+    distance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CaseDecision(Base):
+    """Every decision and second-review confirmation on a case, in order (the case row holds the latest)."""
+
+    __tablename__ = "case_decisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # decide | confirm | overturn
+    decision: Mapped[str] = mapped_column(String(32))
+    classification: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IngestedEvent(Base):
+    """Idempotency record of ``POST /v1/events``: the same key with the same body answers the same result."""
+
+    __tablename__ = "ingested_events"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<api key prefix>:<idempotency key>"
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# ----------------------------------------------------------------------------------------- actions
+
+
+class Policy(Base):
+    """Maps a trigger to platform actions. ``trigger`` is ``decision`` (``match`` holds the decision label,
+    e.g. ``csam``) or ``auto`` (a detection on its own: ``match`` holds conditions such as source, bank,
+    min_confidence)."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    match: Mapped[dict] = mapped_column(JSON, default=dict)
+    actions: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class CaseAction(Base):
+    """An action taken on a case's subject (remove content, suspend account, ...), by a policy or a person."""
+
+    __tablename__ = "case_actions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    policy: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    #: Unique per (case, policy, kind): the same decision never fires the same action twice.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Webhook(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    #: The signing secret, encrypted with the instance key (see evidence.keys); never shown after creation.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    #: Action kinds sent to this receiver; empty means every kind.
+    events: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per (action, webhook). Delivered at least once: a worker leases a row, posts it,
+    and marks it delivered; a lease that expires (the worker died) makes the row due again."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("case_actions.id", ondelete="SET NULL"), nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

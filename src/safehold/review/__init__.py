@@ -1,0 +1,1 @@
+"""Human review: decisions, second-reviewer confirmation, media reveal and reviewer wellness."""
