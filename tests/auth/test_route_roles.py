@@ -34,6 +34,56 @@ EXPECTED = {
     ("GET", "/v1/audit"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verify"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/export"): Permission.AUDIT_READ,
+    ("GET", "/v1/users"): Permission.USERS_MANAGE,
+    ("POST", "/v1/users"): Permission.USERS_MANAGE,
+    ("GET", "/v1/users/{username}"): Permission.USERS_MANAGE,
+    ("PATCH", "/v1/users/{username}"): Permission.USERS_MANAGE,
+    ("PUT", "/v1/users/{username}/password"): Permission.USERS_MANAGE,
+    ("POST", "/v1/users/{username}/unlock"): Permission.USERS_MANAGE,
+    ("POST", "/v1/cases/{case_id}/decision"): Permission.CASES_REVIEW,
+    ("POST", "/v1/cases/{case_id}/confirmation"): Permission.CASES_REVIEW,
+    ("POST", "/v1/cases/{case_id}/bank"): Permission.BANKS_WRITE,
+    ("GET", "/v1/items/{item_id}/preview"): Permission.CASES_READ,
+    ("GET", "/v1/items/{item_id}/media"): Permission.CASES_REVIEW,
+    ("GET", "/v1/items/{item_id}/exif"): Permission.CASES_REVIEW,
+    ("GET", "/v1/items/{item_id}/reveals"): Permission.CASES_READ,
+    ("GET", "/v1/wellness"): Permission.CASES_READ,
+    ("PUT", "/v1/wellness/defaults"): Permission.SETTINGS_MANAGE,
+    ("POST", "/v1/events"): Permission.EVENTS_WRITE,
+    ("GET", "/v1/cases"): Permission.CASES_READ,
+    ("GET", "/v1/cases/counts"): Permission.CASES_READ,
+    ("GET", "/v1/cases/{case_id}"): Permission.CASES_READ,
+    ("POST", "/v1/cases/{case_id}/claim"): Permission.CASES_REVIEW,
+    ("POST", "/v1/cases/{case_id}/release"): Permission.CASES_REVIEW,
+    ("GET", "/v1/settings/sla"): Permission.CASES_READ,
+    ("PUT", "/v1/settings/sla"): Permission.SETTINGS_MANAGE,
+    ("GET", "/v1/policies"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/policies"): Permission.ACTIONS_MANAGE,
+    ("GET", "/v1/policies/{name}"): Permission.ACTIONS_MANAGE,
+    ("PATCH", "/v1/policies/{name}"): Permission.ACTIONS_MANAGE,
+    ("DELETE", "/v1/policies/{name}"): Permission.ACTIONS_MANAGE,
+    ("GET", "/v1/webhooks"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/webhooks"): Permission.ACTIONS_MANAGE,
+    ("GET", "/v1/webhooks/{name}"): Permission.ACTIONS_MANAGE,
+    ("PATCH", "/v1/webhooks/{name}"): Permission.ACTIONS_MANAGE,
+    ("DELETE", "/v1/webhooks/{name}"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/webhooks/{name}/rotate-secret"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/webhooks/{name}/test"): Permission.ACTIONS_MANAGE,
+    ("GET", "/v1/deliveries"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/deliveries/{delivery_id}/retry"): Permission.ACTIONS_MANAGE,
+    ("POST", "/v1/cases/{case_id}/actions"): Permission.CASES_SENIOR,
+}
+
+
+#: A value for each path parameter: any will do, the test checks refusals before lookups.
+PATH_VALUES = {
+    "{name}": "nobank",
+    "{entry_id}": "1",
+    "{prefix}": "nokey",
+    "{username}": "nobody",
+    "{case_id}": "1",
+    "{item_id}": "1",
+    "{delivery_id}": "1",
 }
 
 
@@ -48,7 +98,9 @@ def test_every_route_is_declared():
 
 
 def _url(path: str) -> str:
-    return path.replace("{name}", "nobank").replace("{entry_id}", "1").replace("{prefix}", "nokey")
+    for param, value in PATH_VALUES.items():
+        path = path.replace(param, value)
+    return path
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -27,6 +27,8 @@ from safehold.store.models import Bank, BankEntry, IndexChange
 
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BANK_KINDS = ("block", "allow")
+#: What a match on a bank does beyond the scan verdict (see :class:`~safehold.store.models.Bank`).
+ON_MATCH = ("none", "case", "auto")
 MAX_PDQ_THRESHOLD = 63
 INSERT_BATCH = 2000
 MIN_PDQ_QUALITY = 50
@@ -46,6 +48,7 @@ class BankInfo:
     name: str
     description: str
     kind: str
+    on_match: str
     pdq_threshold: int
     dihedral: bool
     enabled: bool
@@ -62,6 +65,7 @@ class BankInfo:
             name=bank.name,
             description=bank.description,
             kind=bank.kind,
+            on_match=bank.on_match,
             pdq_threshold=bank.pdq_threshold,
             dihedral=bank.dihedral,
             enabled=bank.enabled,
@@ -135,16 +139,20 @@ class BankService:
         description: str = "",
         pdq_threshold: int = 31,
         dihedral: bool = False,
+        on_match: str | None = None,
         created_by: str | None = None,
     ) -> BankInfo:
+        """``on_match`` defaults to ``case`` for a block bank and ``none`` for an allow bank."""
         _check_name(name)
         _check_settings(kind, pdq_threshold)
+        on_match = _check_on_match(kind, on_match)
         with self.db.session() as s:
             if s.scalar(select(Bank.id).where(Bank.name == name)) is not None:
                 raise Conflict("bank.exists", f"A bank named {name!r} already exists.")
             bank = Bank(
                 name=name,
                 kind=kind,
+                on_match=on_match,
                 description=description or "",
                 pdq_threshold=pdq_threshold,
                 dihedral=dihedral,
@@ -154,7 +162,13 @@ class BankService:
             s.flush()
             _log_banks_changed(s)
             info = BankInfo.of(bank)
-            settings = {"kind": kind, "pdq_threshold": pdq_threshold, "dihedral": dihedral, "description": description}
+            settings = {
+                "kind": kind,
+                "on_match": on_match,
+                "pdq_threshold": pdq_threshold,
+                "dihedral": dihedral,
+                "description": description,
+            }
             self.audit.record(s, created_by, "bank.create", f"bank:{name}", settings)
         self.on_change()
         return info
@@ -189,12 +203,18 @@ class BankService:
         pdq_threshold: int | None = None,
         dihedral: bool | None = None,
         enabled: bool | None = None,
+        on_match: str | None = None,
         actor: str | None = None,
     ) -> BankInfo:
+        """Changing ``kind`` without giving ``on_match`` resets it to the new kind's default."""
         with self.db.session() as s:
             bank = _bank(s, name)
             changes: dict[str, list] = {}
             _check_settings(kind or bank.kind, bank.pdq_threshold if pdq_threshold is None else pdq_threshold)
+            if on_match is None and kind is not None and kind != bank.kind:
+                on_match = _check_on_match(kind, None)
+            if on_match is not None:
+                _check_on_match(kind or bank.kind, on_match)
             if new_name is not None and new_name != bank.name:
                 _check_name(new_name)
                 if s.scalar(select(Bank.id).where(Bank.name == new_name)) is not None:
@@ -207,6 +227,7 @@ class BankService:
                 ("pdq_threshold", pdq_threshold),
                 ("dihedral", dihedral),
                 ("enabled", enabled),
+                ("on_match", on_match),
             ):
                 if value is not None:
                     if getattr(bank, attr) != value:
@@ -680,6 +701,18 @@ def _check_settings(kind: str, pdq_threshold: int) -> None:
         )
 
 
+def _check_on_match(kind: str, on_match: str | None) -> str:
+    """The bank's ``on_match`` (its kind's default when not given). An allow bank lists known false
+    positives: a match on it never opens a case."""
+    if on_match is None:
+        return "case" if kind == "block" else "none"
+    if on_match not in ON_MATCH:
+        raise SafeholdError("bank.invalid_on_match", f"on_match must be one of {', '.join(ON_MATCH)}.")
+    if kind == "allow" and on_match != "none":
+        raise SafeholdError("bank.invalid_on_match", "An allow bank never opens cases: its on_match is 'none'.")
+    return on_match
+
+
 def _bank(s: Session, name: str) -> Bank:
     bank = s.scalars(select(Bank).where(Bank.name == name)).first()
     if bank is None:
@@ -700,6 +733,7 @@ def _entry(s: Session, entry_id: int) -> BankEntry:
 
 
 __all__ = [
+    "ON_MATCH",
     "BankInfo",
     "BankService",
     "ImportReport",

@@ -1,6 +1,387 @@
-"""Event ingest (placeholder: being written)."""
+"""Event ingest: the platform tells Safehold about content and accounts; detections become cases.
+
+An event may carry a file (scanned against every bank), platform signals (a classifier score, a user report,
+…), account metadata and IP events. Nothing is lost and nothing is done twice:
+
+- the idempotency key is required and scoped to the caller: the same key with the same body answers the first
+  result again (``duplicate: true``); with a different body it is refused (409);
+- the idempotency record, the case, its items and signals, and any automatic actions commit in one transaction,
+  so a failure leaves nothing half-done and the platform's retry (same key) redoes it all;
+- media is kept (encrypted, in the vault) only when it matched a block bank that opens cases, or the event
+  carries signals about it; otherwise only the scan counters remember it.
+
+An event with neither a signal nor a matching file opens no case, but its metadata (IP events, account details)
+is added to its subject's open case when there is one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from safehold.audit import AuditService
+from safehold.auth.apikeys import Principal
+from safehold.banks.formats import normalize_category
+from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSignal
+from safehold.cases.service import CaseService
+from safehold.cases.taxonomy import severity
+from safehold.errors import Conflict, SafeholdError
+from safehold.scanning.service import Match, ScanResult, ScanService
+from safehold.store.db import Database
+from safehold.store.models import Bank, Case, IngestedEvent
+from safehold.store.vault import MediaVault
+
+MAX_KEY = 128
+#: Sources a platform may send; ``hash_match`` is Safehold's own (a match on one of its block banks).
+EVENT_SOURCES = tuple(s for s in SOURCES if s != "hash_match")
+#: The category of a block-bank match whose entry has none: banks hold known abuse material.
+DEFAULT_MATCH_CATEGORY = "csam"
+#: Lowest confidence a perceptual match within its bank's threshold gets.
+MIN_MATCH_CONFIDENCE = 0.5
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    """Naive means UTC."""
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContentIn(_Strict):
+    id: str = Field(min_length=1, max_length=128, description="The platform's id of the content item.")
+    media_type: Literal["image", "video", "text"] | None = None
+    url: str | None = Field(None, max_length=8192)
+    text: str | None = Field(None, max_length=100_000)
+    uploaded_at: UtcDateTime | None = None
+    metadata: dict = Field(default_factory=dict)
+
+
+class AccountIn(_Strict):
+    id: str = Field(min_length=1, max_length=128, description="The platform's id of the account.")
+    metadata: dict = Field(default_factory=dict)
+
+
+class IpEventIn(_Strict):
+    ip: IPvAnyAddress
+    type: str = Field(min_length=1, max_length=32, description="upload, login, registration, …")
+    at: UtcDateTime
+    port: int | None = Field(None, ge=0, le=65535)
+
+    def to_dict(self) -> dict:
+        out = {"ip": str(self.ip), "type": self.type, "at": self.at.isoformat()}
+        if self.port is not None:
+            out["port"] = self.port
+        return out
+
+
+class SignalIn(_Strict):
+    source: Literal[EVENT_SOURCES]  # type: ignore[valid-type]
+    category: str | None = Field(None, max_length=64, description="A1, A2, B1, B2, csam, grooming, … or a slug.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    label: str | None = Field(None, max_length=128, description="The detector's own label or model name.")
+    detail: dict = Field(default_factory=dict)
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str | None) -> str | None:
+        try:
+            return normalize_category(value)
+        except SafeholdError as exc:
+            raise ValueError(exc.message) from None
+
+
+class EventIn(_Strict):
+    type: Literal["content", "account"]
+    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_KEY)
+    content: ContentIn | None = None
+    account: AccountIn | None = None
+    ip_events: list[IpEventIn] = Field(default_factory=list, max_length=1000)
+    signals: list[SignalIn] = Field(default_factory=list, max_length=100)
+    occurred_at: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _subject(self) -> EventIn:
+        if self.type == "content" and self.content is None:
+            raise ValueError("a content event needs 'content'")
+        if self.type == "account" and (self.account is None or self.content is not None):
+            raise ValueError("an account event needs 'account' and no 'content'")
+        return self
+
+
+def parse(body: object) -> EventIn:
+    try:
+        return EventIn.model_validate(body)
+    except ValidationError as exc:
+        raise SafeholdError(
+            "request.invalid",
+            "The event is not valid.",
+            status=422,
+            detail={"errors": json.loads(exc.json(include_url=False))},
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True)
+class _BankSignal:
+    signal: DetectionSignal
+    auto: bool
 
 
 class EventService:
-    def __init__(self, db, audit, cases, scans, vault, actions):
-        self.db, self.audit, self.cases, self.scans, self.vault, self.actions = db, audit, cases, scans, vault, actions
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditService,
+        cases: CaseService,
+        scans: ScanService,
+        vault: MediaVault,
+        actions,
+    ):
+        self.db = db
+        self.audit = audit
+        self.cases = cases
+        self.scans = scans
+        self.vault = vault
+        self.actions = actions
+
+    def ingest(
+        self,
+        principal: Principal,
+        body: dict,
+        *,
+        file: bytes | None = None,
+        filename: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """Take one event (see the module docs). Returns ``{"accepted", "duplicate", "scan", "cases"}``."""
+        event = parse(body)
+        if file is not None and event.type != "content":
+            raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
+        key = _scoped_key(principal, idempotency_key, event.idempotency_key)
+        digest = _digest(body, file, filename)
+        seen = self._replay(key, digest)
+        if seen is not None:
+            return seen
+        scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
+        found = self._bank_signals(scan) if scan is not None else []
+        signals = [b.signal for b in found] + [_event_signal(sig, event.occurred_at) for sig in event.signals]
+        detection = _detection(event, signals, known_match=bool(found))
+        if scan is not None and signals:
+            detection.media = self.vault.put(file)
+            detection.filename = filename
+            detection.media_type = detection.media_type or _media_type(scan)
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.db.session() as s:
+            claim = (
+                insert(IngestedEvent)
+                .values(key=key, body_sha256=digest, result={})
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(IngestedEvent.key)
+            )
+            first = s.execute(claim).scalar() is not None
+            if first:
+                ref = self._record(s, detection, [b.signal for b in found if b.auto], principal.label)
+                result = {
+                    "accepted": True,
+                    "duplicate": False,
+                    "scan": scan.to_dict() if scan is not None else None,
+                    "cases": [ref.to_dict()] if ref is not None else [],
+                }
+                s.get(IngestedEvent, key).result = result
+        if not first:  # the same key arrived concurrently and committed first
+            return self._replay(key, digest)
+        return result
+
+    def from_scan(
+        self,
+        result: ScanResult,
+        data: bytes | None,
+        *,
+        filename: str | None = None,
+        url: str | None = None,
+        content_id: str | None = None,
+        account_id: str | None = None,
+        actor: str,
+    ) -> list[CaseRef]:
+        """Open (or update) the case of a scanned item that matched a block bank whose ``on_match`` is not
+        ``none``; store the file (when there is one) in the vault for review. No match, no trace."""
+        found = self._bank_signals(result)
+        if not found:
+            return []
+        detection = Detection(
+            source="hash_match",
+            content_id=content_id,
+            account_id=account_id,
+            signals=[b.signal for b in found],
+            media=self.vault.put(data) if data else None,
+            media_type=_media_type(result),
+            filename=filename,
+            url=url,
+            known_match=True,
+        )
+        with self.db.session() as s:
+            return [self._record(s, detection, [b.signal for b in found if b.auto], actor)]
+
+    def _record(self, s: Session, d: Detection, auto: list[DetectionSignal], actor: str) -> CaseRef | None:
+        """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
+        matches on ``auto`` banks, in the same transaction."""
+        if not d.signals:
+            return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
+        ref = self.cases.record(d, actor, s)
+        if auto:
+            self.actions.for_detection(s, s.get(Case, ref.id), auto, actor)
+        return ref
+
+    def _bank_signals(self, scan: ScanResult) -> list[_BankSignal]:
+        """The scan's matches on block banks that open cases, as hash-match signals."""
+        if scan.verdict != "match":
+            return []  # no match, or an allow bank vouched for it
+        names = {m.bank for m in scan.matches if m.bank_kind == "block"}
+        with self.db.session() as s:
+            banks = {
+                b.name: b
+                for b in s.scalars(select(Bank).where(Bank.name.in_(names), Bank.kind == "block"))
+                if b.on_match != "none"
+            }
+        own = {sig["type"]: sig["value"] for sig in scan.signals}
+        out = []
+        for m in scan.matches:
+            bank = banks.get(m.bank)
+            if bank is None:
+                continue
+            detail = {"variant": m.variant, "external_id": m.entry.get("external_id"), "list": m.entry.get("source")}
+            signal = DetectionSignal(
+                source="hash_match",
+                signal_type=m.signal_type,
+                value=own.get(m.signal_type, m.entry.get("value")),
+                bank=m.bank,
+                entry_id=m.entry.get("id"),
+                category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
+                confidence=match_confidence(m, bank.pdq_threshold),
+                distance=m.distance,
+                detail={k: v for k, v in detail.items() if v is not None},
+            )
+            out.append(_BankSignal(signal, bank.on_match == "auto"))
+        return out
+
+    def _replay(self, key: str, digest: str) -> dict | None:
+        """The stored answer to an earlier event with this key, or ``None`` if there was none."""
+        with self.db.session() as s:
+            row = s.get(IngestedEvent, key)
+            if row is None:
+                return None
+            if row.body_sha256 != digest:
+                raise Conflict(
+                    "event.idempotency_conflict",
+                    "This idempotency key was used for a different event; use a new key for a new event.",
+                )
+            return {**row.result, "duplicate": True}
+
+
+def match_confidence(m: Match, pdq_threshold: int) -> float:
+    """1.0 for exact and cryptographic matches. A PDQ match loses confidence with distance:
+    ``1 - distance / (2 × bank threshold)``, so 0.5 at the threshold; a vPDQ match is the share of the uploaded
+    video's frames that matched. Never below 0.5: within the bank's threshold it is a match."""
+    if m.signal_type == "pdq" and m.distance:
+        return max(MIN_MATCH_CONFIDENCE, 1.0 - m.distance / (2 * max(pdq_threshold, 1)))
+    if m.signal_type == "vpdq":
+        share = (m.detail or {}).get("query_match_percent", 100.0) / 100.0
+        return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
+    return 1.0
+
+
+def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSignal:
+    detail = dict(sig.detail)
+    if sig.label:
+        detail["label"] = sig.label
+    if occurred_at:
+        detail["occurred_at"] = occurred_at.isoformat()
+    return DetectionSignal(source=sig.source, category=sig.category, confidence=sig.confidence, detail=detail)
+
+
+def _detection(event: EventIn, signals: list[DetectionSignal], *, known_match: bool) -> Detection:
+    """The event as a detection; its source is that of its strongest signal (``event`` without signals)."""
+    metadata: dict = {}
+    if event.account and event.account.metadata:
+        metadata["account"] = event.account.metadata
+    if event.ip_events:
+        metadata["ip_events"] = [e.to_dict() for e in event.ip_events]
+    strongest = max(signals, key=_strength, default=None)
+    d = Detection(
+        source=strongest.source if strongest else "event",
+        account_id=event.account.id if event.account else None,
+        signals=signals,
+        metadata=metadata,
+        known_match=known_match,
+    )
+    if event.content is not None:
+        c = event.content
+        d.content_id, d.media_type, d.text, d.url = c.id, c.media_type, c.text, c.url
+        d.uploaded_at, d.item_metadata = c.uploaded_at, c.metadata
+    return d
+
+
+def _strength(sig: DetectionSignal) -> float:
+    return severity(sig.category) * sig.confidence
+
+
+def _media_type(scan: ScanResult) -> str | None:
+    return scan.media if scan.media in ("image", "video") else None
+
+
+def _scoped_key(principal: Principal, header: str | None, body: str | None) -> str:
+    """The idempotency key, scoped to the caller (two platforms' keys never collide)."""
+    if header and body and header != body:
+        raise SafeholdError(
+            "event.idempotency_key_mismatch", "The Idempotency-Key header and the body's idempotency_key differ."
+        )
+    key = header or body
+    if not key:
+        raise SafeholdError(
+            "event.missing_idempotency_key",
+            "Every event needs an idempotency key (Idempotency-Key header or idempotency_key), so a retry is safe.",
+        )
+    if len(key) > MAX_KEY or not key.isprintable() or not key.isascii():
+        raise SafeholdError(
+            "event.invalid_idempotency_key", f"An idempotency key is 1 to {MAX_KEY} printable ASCII characters."
+        )
+    return f"{principal.key_prefix or principal.label}:{key}"
+
+
+def _digest(body: dict, file: bytes | None, filename: str | None) -> str:
+    """What "the same event" means: the same JSON (key order and spacing aside), file and file name."""
+    canonical = json.dumps(
+        {k: v for k, v in body.items() if k != "idempotency_key"}, sort_keys=True, separators=(",", ":")
+    )
+    h = hashlib.sha256(canonical.encode())
+    h.update(b"\0" + (hashlib.sha256(file).hexdigest().encode() if file is not None else b"-"))
+    h.update(b"\0" + (filename or "").encode())
+    return h.hexdigest()

@@ -24,6 +24,10 @@ Category = Annotated[str | None, typer.Option(help="A1, A2, B1, B2 or a slug.")]
 Source = Annotated[str | None, typer.Option(help="Where the hashes come from (e.g. ncmec, iwf, own).")]
 Note = Annotated[str | None, typer.Option(help="Free-text note kept with each entry.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+OnMatch = Annotated[
+    str | None,
+    typer.Option(help="none, case (open a case for review) or auto (also run auto policies). Default: by kind."),
+]
 
 
 def _svc():
@@ -31,11 +35,12 @@ def _svc():
 
 
 def _bank_table(banks) -> Table:
-    table = Table("name", "kind", "pdq threshold", "dihedral", "enabled", "entries", "enabled entries")
+    table = Table("name", "kind", "on match", "pdq threshold", "dihedral", "enabled", "entries", "enabled entries")
     for b in banks:
         table.add_row(
             b.name,
             b.kind,
+            b.on_match,
             str(b.pdq_threshold),
             "yes" if b.dihedral else "no",
             "yes" if b.enabled else "no",
@@ -52,6 +57,7 @@ def create(
     threshold: Annotated[int, typer.Option(help="PDQ match threshold in bits (0-63).")] = 31,
     dihedral: Annotated[bool, typer.Option(help="Also match rotated and flipped copies.")] = False,
     description: Annotated[str, typer.Option(help="What the bank holds.")] = "",
+    on_match: OnMatch = None,
 ) -> None:
     """Create a bank."""
     with fail():
@@ -60,10 +66,11 @@ def create(
             kind=kind,
             pdq_threshold=threshold,
             dihedral=dihedral,
+            on_match=on_match,
             description=description,
             created_by="cli",
         )
-    out.print(f"created {b.kind} bank [bold]{b.name}[/] (PDQ threshold {b.pdq_threshold})")
+    out.print(f"created {b.kind} bank [bold]{b.name}[/] (PDQ threshold {b.pdq_threshold}, on match: {b.on_match})")
 
 
 @app.command("list")
@@ -101,12 +108,14 @@ def configure(
     dihedral: Annotated[bool | None, typer.Option("--dihedral/--no-dihedral")] = None,
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled")] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    on_match: OnMatch = None,
 ) -> None:
     """Change a bank's settings."""
     with fail():
         b = _svc().banks.update(
             name,
             kind=kind,
+            on_match=on_match,
             pdq_threshold=threshold,
             dihedral=dihedral,
             enabled=enabled,

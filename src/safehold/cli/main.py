@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from safehold import __version__
+from safehold.cli import actions as action_cmds
 from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
 from safehold.cli import scan as scan_cmds
+from safehold.cli import users as user_cmds
 from safehold.cli.common import fail, services
 from safehold.config import get_settings
 
@@ -32,6 +34,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="apikey")
 app.add_typer(bank_cmds.app, name="bank")
 app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(action_cmds.webhook_app, name="webhook")
+app.add_typer(action_cmds.delivery_app, name="delivery")
+app.add_typer(action_cmds.policy_app, name="policy")
+app.add_typer(user_cmds.app, name="user")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 

@@ -1,37 +1,25 @@
-"""Console pages. For now the start page: what is running and how to begin."""
+"""The console's router: the start page at ``/`` and every console area, so the app includes one router.
+
+Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), administration
+(admin, outbound), the audit log (audit), and the static CSS/JS. None of it is in the OpenAPI schema: the
+console is for people; programs use /v1.
+"""
 
 from __future__ import annotations
 
-from html import escape
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
-
-from safehold import __version__
+from safehold.web import admin, audit, auth, cases, outbound, queue, static_files
+from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Safehold</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1d2430}}
-code,pre{{background:#f1f3f6;border-radius:4px;padding:.1rem .3rem}} pre{{padding:.8rem;overflow:auto}}
-h1{{margin-bottom:0}} .muted{{color:#5a6473}}
-</style></head><body>
-<h1>Safehold</h1><p class="muted">version {version}</p>
-<p>The server is running. The HTTP API is documented at <a href="/docs">/docs</a>
-(OpenAPI at <a href="/openapi.json">/openapi.json</a>). Every route except <code>/v1/health</code> needs an
-API key.</p>
-<h2>Start</h2>
-<pre>.venv/bin/safehold apikey create --name me --role admin
-.venv/bin/safehold bank create known-images
-.venv/bin/safehold bank add known-images path/to/folder/
-.venv/bin/safehold scan path/to/uploads/</pre>
-<p>The walk-through is in <code>docs/quickstart.md</code>.</p>
-</body></html>"""
+
+@router.get("/")
+def start_page(request: Request) -> Response:
+    return page(request, "start.html")
 
 
-@router.get("/", response_class=HTMLResponse)
-def start_page() -> str:
-    return PAGE.format(version=escape(__version__))
+for _area in (auth, queue, cases, admin, outbound, audit, static_files):
+    router.include_router(_area.router)

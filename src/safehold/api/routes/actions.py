@@ -1,5 +1,159 @@
-"""(placeholder: being written)"""
+"""Policies, webhooks and deliveries (admins), and manual actions on a case (senior reviewers)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from safehold.api.deps import require, services
+from safehold.auth.apikeys import Principal
+from safehold.auth.roles import Permission
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1", tags=["actions"])
+
+MANAGE = require(Permission.ACTIONS_MANAGE)
+ActionItem = str | dict  # a kind, or {"kind": ..., "params": {...}}
+
+
+class PolicyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    trigger: Literal["decision", "auto"]
+    match: dict = Field(default_factory=dict)
+    actions: list[ActionItem] = Field(min_length=1)
+    enabled: bool = True
+
+
+class PolicyUpdate(BaseModel):
+    match: dict | None = None
+    actions: list[ActionItem] | None = None
+    enabled: bool | None = None
+
+
+class WebhookCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(default_factory=list, description="Action kinds to receive; empty: all but internal.")
+
+
+class WebhookUpdate(BaseModel):
+    url: str | None = Field(None, min_length=1, max_length=2000)
+    events: list[str] | None = None
+    enabled: bool | None = None
+
+
+class ActionCreate(BaseModel):
+    kind: str
+    params: dict = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- policies
+
+
+@router.get("/policies", summary="List policies")
+def list_policies(svc: Services = Depends(services), _=Depends(MANAGE)) -> list[dict]:
+    return svc.actions.list_policies()
+
+
+@router.post("/policies", status_code=201, summary="Create a policy")
+def create_policy(body: PolicyCreate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return svc.actions.create_policy(
+        body.name, body.trigger, body.match, body.actions, enabled=body.enabled, actor=who.label
+    )
+
+
+@router.get("/policies/{name}", summary="One policy")
+def get_policy(name: str, svc: Services = Depends(services), _=Depends(MANAGE)) -> dict:
+    return svc.actions.get_policy(name)
+
+
+@router.patch("/policies/{name}", summary="Change a policy's match, actions or enabled flag")
+def update_policy(
+    name: str, body: PolicyUpdate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
+) -> dict:
+    return svc.actions.update_policy(
+        name, match=body.match, actions=body.actions, enabled=body.enabled, actor=who.label
+    )
+
+
+@router.delete("/policies/{name}", summary="Delete a policy (actions it took stay on their cases)")
+def delete_policy(name: str, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return svc.actions.delete_policy(name, actor=who.label)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@router.get("/webhooks", summary="List webhook receivers (never their secrets)")
+def list_webhooks(svc: Services = Depends(services), _=Depends(MANAGE)) -> list[dict]:
+    return svc.webhooks.list()
+
+
+@router.post("/webhooks", status_code=201, summary="Add a receiver; the response holds its secret, shown only once")
+def create_webhook(body: WebhookCreate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    hook, secret = svc.webhooks.create(body.name, body.url, events=body.events, actor=who.label)
+    return {**hook, "secret": secret}
+
+
+@router.get("/webhooks/{name}", summary="One receiver")
+def get_webhook(name: str, svc: Services = Depends(services), _=Depends(MANAGE)) -> dict:
+    return svc.webhooks.get(name)
+
+
+@router.patch("/webhooks/{name}", summary="Change a receiver's URL, subscriptions or enabled flag")
+def update_webhook(
+    name: str, body: WebhookUpdate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
+) -> dict:
+    return svc.webhooks.update(name, url=body.url, events=body.events, enabled=body.enabled, actor=who.label)
+
+
+@router.delete("/webhooks/{name}", summary="Delete a receiver and its delivery history")
+def delete_webhook(name: str, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return svc.webhooks.delete(name, actor=who.label)
+
+
+@router.post("/webhooks/{name}/rotate-secret", summary="Replace the signing secret; the new one is shown only once")
+def rotate_secret(name: str, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return {"name": name, "secret": svc.webhooks.rotate_secret(name, actor=who.label)}
+
+
+@router.post("/webhooks/{name}/test", status_code=202, summary="Queue a signed ping to this receiver")
+def test_webhook(name: str, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return svc.webhooks.test(name, actor=who.label)
+
+
+# ------------------------------------------------------------------------- deliveries
+
+
+@router.get("/deliveries", summary="Deliveries in id order; status=dead is the dead-letter list")
+def list_deliveries(
+    status: str | None = Query(None, description="pending, delivered or dead"),
+    webhook: str | None = None,
+    case_id: int | None = None,
+    after_id: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+    svc: Services = Depends(services),
+    _=Depends(MANAGE),
+) -> dict:
+    rows = svc.webhooks.deliveries(status=status, webhook=webhook, case_id=case_id, limit=limit, after_id=after_id)
+    return {"deliveries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@router.post("/deliveries/{delivery_id}/retry", summary="Send a dead or waiting delivery again now")
+def retry_delivery(delivery_id: int, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+    return svc.webhooks.retry(delivery_id, actor=who.label)
+
+
+# ------------------------------------------------------------------------ manual action
+
+
+@router.post("/cases/{case_id}/actions", status_code=201, summary="Take an action on a case by hand")
+def take_action(
+    case_id: int,
+    body: ActionCreate,
+    svc: Services = Depends(services),
+    who: Principal = Depends(require(Permission.CASES_SENIOR)),
+) -> dict:
+    return svc.actions.take(case_id, body.kind, who.label, params=body.params)

@@ -24,6 +24,10 @@ entries_router = APIRouter(prefix="/v1/entries", tags=["entries"])
 READ = Depends(require(Permission.BANKS_READ))
 WRITE = require(Permission.BANKS_WRITE)
 FORMATS = {"csv": "text/csv", "list": "text/plain", "ncmec-xml": "application/xml"}
+OnMatch = Literal["none", "case", "auto"]
+ON_MATCH_HELP = (
+    "What a match does beyond the verdict: none, case (open a case for review) or auto (also run auto policies)."
+)
 
 
 class BankCreate(BaseModel):
@@ -32,6 +36,7 @@ class BankCreate(BaseModel):
     description: str = Field("", max_length=2000)
     pdq_threshold: int = Field(31, ge=0, le=63)
     dihedral: bool = False
+    on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP + " Default: case for block, none for allow.")
 
 
 class BankUpdate(BaseModel):
@@ -41,6 +46,7 @@ class BankUpdate(BaseModel):
     pdq_threshold: int | None = Field(None, ge=0, le=63)
     dihedral: bool | None = None
     enabled: bool | None = None
+    on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP)
 
 
 class EntryCreate(BaseModel):
@@ -72,6 +78,7 @@ def create_bank(body: BankCreate, svc: Services = Depends(services), who: Princi
         description=body.description,
         pdq_threshold=body.pdq_threshold,
         dihedral=body.dihedral,
+        on_match=body.on_match,
         created_by=who.label,
     )
 
@@ -81,7 +88,7 @@ def get_bank(name: str, svc: Services = Depends(services), _=READ) -> BankInfo:
     return svc.banks.get(name)
 
 
-@router.patch("/{name}", summary="Rename or reconfigure a bank (threshold, kind, dihedral, enabled)")
+@router.patch("/{name}", summary="Rename or reconfigure a bank (threshold, kind, dihedral, enabled, on_match)")
 def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), who=Depends(WRITE)) -> BankInfo:
     return svc.banks.update(
         name,
@@ -91,6 +98,7 @@ def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), 
         pdq_threshold=body.pdq_threshold,
         dihedral=body.dihedral,
         enabled=body.enabled,
+        on_match=body.on_match,
         actor=who.label,
     )
 

@@ -1,5 +1,159 @@
-"""(placeholder: being written)"""
+"""Events in, cases out: the platform's event intake, the case queues, claims, and the SLA setting."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import json
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from safehold.api.deps import require, services
+from safehold.api.routes.scan import is_multipart, json_body
+from safehold.api.uploads import read_capped
+from safehold.auth.apikeys import Principal
+from safehold.auth.roles import Permission, allows
+from safehold.cases.events import EventIn
+from safehold.errors import SafeholdError
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1", tags=["cases"])
+READ = Depends(require(Permission.CASES_READ))
+REVIEW = Depends(require(Permission.CASES_REVIEW))
+
+_EVENT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": EventIn.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string", "description": "The event as JSON text."},
+                    "file": {"type": "string", "format": "binary", "description": "The content's file (optional)."},
+                },
+                "required": ["event"],
+            }
+        },
+    },
+}
+
+
+class ClaimBody(BaseModel):
+    override: bool = False
+
+
+@router.post(
+    "/events",
+    summary="Send a content or account event (JSON, or multipart 'event' + 'file'); needs an Idempotency-Key",
+    openapi_extra={"requestBody": _EVENT_BODY},
+)
+async def ingest_event(
+    request: Request, svc: Services = Depends(services), who: Principal = Depends(require(Permission.EVENTS_WRITE))
+) -> dict:
+    data = name = None
+    if is_multipart(request):
+        form = await request.form(max_files=1)
+        raw = form.get("event")
+        if not isinstance(raw, str):
+            raise SafeholdError("request.missing_event", "Send the event as a multipart text field named 'event'.")
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SafeholdError("request.invalid_json", f"The event is not valid JSON: {exc}.") from exc
+        upload = form.get("file")
+        if isinstance(upload, UploadFile):
+            name, data = upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)
+    else:
+        body = await json_body(request)
+    if not isinstance(body, dict):
+        raise SafeholdError("request.invalid", "The event is a JSON object.", status=422)
+    key = request.headers.get("idempotency-key")
+    return await run_in_threadpool(svc.events.ingest, who, body, file=data, filename=name, idempotency_key=key)
+
+
+@router.get("/cases", summary="A page of cases, most urgent first")
+def list_cases(
+    status: str = Query("active", description="active (not closed), all, open, awaiting_confirmation, …"),
+    queue: str | None = None,
+    band: str | None = None,
+    overdue: bool = False,
+    claimed_by: str | None = None,
+    account_id: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    svc: Services = Depends(services),
+    _=READ,
+) -> dict:
+    return svc.cases.list(
+        status=status,
+        queue=queue,
+        band=band,
+        overdue=overdue,
+        claimed_by=claimed_by,
+        account_id=account_id,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/cases/counts", summary="Active cases per queue and band; overdue, awaiting confirmation, escalated")
+def case_counts(svc: Services = Depends(services), _=READ) -> dict:
+    return svc.cases.counts()
+
+
+@router.get("/cases/{case_id}", summary="One case: items, signals, decisions, actions, history, related cases")
+def get_case(case_id: int, svc: Services = Depends(services), _=READ) -> dict:
+    return svc.cases.get(case_id)
+
+
+@router.post("/cases/{case_id}/claim", summary="Claim a case for review (or renew the claim)")
+def claim_case(
+    case_id: int,
+    request: Request,
+    body: ClaimBody | None = None,
+    svc: Services = Depends(services),
+    who: Principal = REVIEW,
+) -> dict:
+    override = _override(request, svc, who, body)
+    return svc.cases.claim(case_id, who.label, override=override)
+
+
+@router.post("/cases/{case_id}/release", summary="Give a claimed case back")
+def release_case(
+    case_id: int,
+    request: Request,
+    body: ClaimBody | None = None,
+    svc: Services = Depends(services),
+    who: Principal = REVIEW,
+) -> dict:
+    override = _override(request, svc, who, body)
+    return svc.cases.release(case_id, who.label, override=override)
+
+
+@router.get("/settings/sla", summary="SLA hours per priority band")
+def get_sla(svc: Services = Depends(services), _=READ) -> dict:
+    return svc.cases.sla_hours()
+
+
+@router.put("/settings/sla", summary="Change the SLA hours of some bands (open cases get new due times)")
+def set_sla(
+    hours: dict,
+    svc: Services = Depends(services),
+    who: Principal = Depends(require(Permission.SETTINGS_MANAGE)),
+) -> dict:
+    return svc.cases.set_sla_hours(hours, who.label)
+
+
+def _override(request: Request, svc: Services, who: Principal, body: ClaimBody | None) -> bool:
+    """Overriding another reviewer's claim is for senior reviewers; a refusal is audited like any other."""
+    override = bool(body and body.override)
+    if override and not allows(who.role, Permission.CASES_SENIOR):
+        svc.audit.denied(who.label, Permission.CASES_SENIOR.value, f"{request.method} {request.url.path}")
+        raise SafeholdError(
+            "auth.forbidden",
+            f"The role {who.role!r} may not override a claim ({Permission.CASES_SENIOR.value}).",
+            status=403,
+        )
+    return override

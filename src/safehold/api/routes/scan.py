@@ -1,4 +1,9 @@
-"""Scanning: a file, a raw hash or a URL against every bank; one at a time or in batches."""
+"""Scanning: a file, a raw hash or a URL against every bank; one at a time or in batches.
+
+A match on a block bank whose ``on_match`` is ``case`` or ``auto`` also opens (or updates) a case for review; the
+answer then lists it under ``cases``. ``content_id`` and ``account_id`` (form fields, or JSON keys) name the
+subject; without them the case is keyed by the content's own hash.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,38 @@ import json
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
+from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
-from safehold.scanning.service import signal_dict
+from safehold.scanning.service import ScanResult, signal_dict
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["scan"])
 SCAN = Depends(require(Permission.SCAN))
 MAX_BATCH = 1000
 
+_SUBJECT = {
+    "content_id": {"type": "string", "maxLength": 128, "description": "The platform's id of the content."},
+    "account_id": {"type": "string", "maxLength": 128, "description": "The platform's id of its account."},
+}
 _MULTIPART = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
             "properties": {"file": {"type": "string", "format": "binary"}},
+            "required": ["file"],
+        }
+    }
+}
+_MULTIPART_SCAN = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "string", "format": "binary"}, **_SUBJECT},
             "required": ["file"],
         }
     }
@@ -47,6 +66,8 @@ class ScanItem(BaseModel):
     value: str | None = Field(None, max_length=1_000_000)
     url: str | None = Field(None, max_length=8192)
     fetch: bool = Field(True, description="With url: also fetch it and scan what it serves (SSRF-guarded).")
+    content_id: str | None = Field(None, min_length=1, max_length=128, description="Names the case's subject.")
+    account_id: str | None = Field(None, min_length=1, max_length=128, description="The content's account.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> ScanItem:
@@ -59,20 +80,36 @@ class ScanBatch(BaseModel):
     items: list[ScanItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def _scan_item(svc: Services, item: ScanItem) -> dict:
+def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
     if item.url:
-        return svc.scans.scan_url(item.url, fetch_content=item.fetch).to_dict()
-    return svc.scans.scan_hash(item.signal_type, item.value).to_dict()
+        result = svc.scans.scan_url(item.url, fetch_content=item.fetch)
+    else:
+        result = svc.scans.scan_hash(item.signal_type, item.value)
+    ids = {"content_id": item.content_id, "account_id": item.account_id}
+    return _with_cases(svc, who, result, None, url=item.url, **ids)
 
 
-async def _json(request: Request) -> object:
+def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **ids) -> dict:
+    return _with_cases(svc, who, svc.scans.scan_bytes(data, filename=name), data, filename=name, **ids)
+
+
+def _with_cases(svc: Services, who: Principal, result: ScanResult, data: bytes | None, **subject) -> dict:
+    """The scan result, plus the cases its matches opened (per bank ``on_match``)."""
+    out = result.to_dict()
+    cases = svc.events.from_scan(result, data, actor=who.label, **subject)
+    if cases:
+        out["cases"] = [c.to_dict() for c in cases]
+    return out
+
+
+async def json_body(request: Request) -> object:
     try:
         return json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SafeholdError("request.invalid_json", f"The body is not valid JSON: {exc}.") from exc
 
 
-def _validated(model: type[BaseModel], payload: object) -> BaseModel:
+def validated(model: type[BaseModel], payload: object) -> BaseModel:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -90,17 +127,18 @@ def _validated(model: type[BaseModel], payload: object) -> BaseModel:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {**_MULTIPART, "application/json": {"schema": ScanItem.model_json_schema()}},
+            "content": {**_MULTIPART_SCAN, "application/json": {"schema": ScanItem.model_json_schema()}},
         }
     },
 )
-async def scan(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
-    if _is_multipart(request):
-        name, data = await _one_upload(request, svc)
-        result = await run_in_threadpool(svc.scans.scan_bytes, data, filename=name)
-        return result.to_dict()
-    item = _validated(ScanItem, await _json(request))
-    return await run_in_threadpool(_scan_item, svc, item)
+async def scan(request: Request, svc: Services = Depends(services), who: Principal = SCAN) -> dict:
+    if is_multipart(request):
+        form = await request.form(max_files=1)
+        name, data = await _one_upload(form, svc)
+        ids = {k: _form_id(form, k) for k in _SUBJECT}
+        return await run_in_threadpool(_scan_file, svc, who, data, name, **ids)
+    item = validated(ScanItem, await json_body(request))
+    return await run_in_threadpool(_scan_item, svc, who, item)
 
 
 @router.post(
@@ -113,10 +151,11 @@ async def scan(request: Request, svc: Services = Depends(services), _=SCAN) -> d
         }
     },
 )
-async def scan_batch(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
-    """Each item answers on its own: one bad item gives that item an ``error``, not the whole batch."""
+async def scan_batch(request: Request, svc: Services = Depends(services), who: Principal = SCAN) -> dict:
+    """Each item answers on its own: one bad item gives that item an ``error``, not the whole batch. Matches open
+    cases as in ``/v1/scan`` (files are keyed by their own hash)."""
     results: list[dict] = []
-    if _is_multipart(request):
+    if is_multipart(request):
         form = await request.form(max_files=MAX_BATCH)
         uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not uploads:
@@ -124,15 +163,14 @@ async def scan_batch(request: Request, svc: Services = Depends(services), _=SCAN
         for i, upload in enumerate(uploads):
             try:
                 data = await read_capped(upload, svc.settings.max_upload_bytes)
-                res = await run_in_threadpool(svc.scans.scan_bytes, data, filename=upload.filename)
-                results.append({"index": i, **res.to_dict()})
+                results.append({"index": i, **await run_in_threadpool(_scan_file, svc, who, data, upload.filename)})
             except SafeholdError as exc:
                 results.append({"index": i, "name": upload.filename, "verdict": None, "error": exc.to_dict()})
         return {"results": results}
-    batch = _validated(ScanBatch, await _json(request))
+    batch = validated(ScanBatch, await json_body(request))
     for i, item in enumerate(batch.items):
         try:
-            results.append({"index": i, **await run_in_threadpool(_scan_item, svc, item)})
+            results.append({"index": i, **await run_in_threadpool(_scan_item, svc, who, item)})
         except SafeholdError as exc:
             results.append({"index": i, "verdict": None, "error": exc.to_dict()})
     return {"results": results}
@@ -144,9 +182,9 @@ async def scan_batch(request: Request, svc: Services = Depends(services), _=SCAN
     openapi_extra={"requestBody": {"required": True, "content": _MULTIPART}},
 )
 async def hash_file(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
-    if not _is_multipart(request):
+    if not is_multipart(request):
         raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
-    name, data = await _one_upload(request, svc)
+    name, data = await _one_upload(await request.form(max_files=1), svc)
     hashed = await run_in_threadpool(svc.scans.hash_bytes, data, name)
     return {
         "media": hashed.media,
@@ -156,13 +194,22 @@ async def hash_file(request: Request, svc: Services = Depends(services), _=SCAN)
     }
 
 
-def _is_multipart(request: Request) -> bool:
+def is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
-async def _one_upload(request: Request, svc: Services) -> tuple[str | None, bytes]:
+def _form_id(form: FormData, field: str) -> str | None:
+    """An optional short text field of a multipart form (a platform id)."""
+    value = form.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 128:
+        raise SafeholdError("request.invalid", f"{field} is a text field of at most 128 characters.", status=422)
+    return value
+
+
+async def _one_upload(form: FormData, svc: Services) -> tuple[str | None, bytes]:
     """The multipart field ``file``: its name and bytes (size-capped)."""
-    form = await request.form(max_files=1)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")

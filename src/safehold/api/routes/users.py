@@ -1,5 +1,72 @@
-"""(placeholder: being written)"""
+"""Console staff accounts (admins only). Passwords go in and never come out, not even as hashes."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from safehold.api.deps import require, services
+from safehold.auth.apikeys import Principal
+from safehold.auth.roles import Permission
+from safehold.auth.users import MAX_PASSWORD
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1", tags=["users"])
+
+MANAGE = Depends(require(Permission.USERS_MANAGE))
+# The service checks length, content and role and answers with its own codes (user.weak_password, ...).
+Password = Field(max_length=MAX_PASSWORD, description="At least 12 characters; not the username.")
+
+
+class UserCreate(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Password
+    role: str = Field(description="admin, senior_reviewer, reviewer or auditor.")
+    display_name: str = Field("", max_length=128)
+
+
+class UserUpdate(BaseModel):
+    role: str | None = None
+    display_name: str | None = Field(None, max_length=128)
+    disabled: bool | None = Field(None, description="Disabling ends the user's console sessions at once.")
+
+
+class PasswordSet(BaseModel):
+    password: str = Password
+
+
+@router.get("/users", summary="List console users")
+def list_users(svc: Services = Depends(services), _=MANAGE) -> list[dict]:
+    return [u.to_dict() for u in svc.users.list()]
+
+
+@router.post("/users", status_code=201, summary="Create a console user")
+def create_user(body: UserCreate, svc: Services = Depends(services), who: Principal = MANAGE) -> dict:
+    return svc.users.create(body.username, body.password, body.role, body.display_name, actor=who.label).to_dict()
+
+
+@router.get("/users/{username}", summary="One console user")
+def get_user(username: str, svc: Services = Depends(services), _=MANAGE) -> dict:
+    return svc.users.get(username).to_dict()
+
+
+@router.patch("/users/{username}", summary="Change a user's role, display name, or disable / enable the account")
+def update_user(username: str, body: UserUpdate, svc: Services = Depends(services), who: Principal = MANAGE) -> dict:
+    info = svc.users.update(
+        username, role=body.role, display_name=body.display_name, disabled=body.disabled, actor=who.label
+    )
+    return info.to_dict()
+
+
+@router.put(
+    "/users/{username}/password",
+    status_code=204,
+    summary="Set a user's password; ends their sessions and clears a lock-out",
+)
+def set_password(username: str, body: PasswordSet, svc: Services = Depends(services), who: Principal = MANAGE) -> None:
+    svc.users.set_password(username, body.password, actor=who.label)
+
+
+@router.post("/users/{username}/unlock", summary="Clear a log-in lock-out")
+def unlock_user(username: str, svc: Services = Depends(services), who: Principal = MANAGE) -> dict:
+    return svc.users.unlock(username, actor=who.label).to_dict()

@@ -1,0 +1,198 @@
+"""``safehold webhook|delivery|policy …``: the same operations as ``/v1/webhooks``, ``/v1/deliveries`` and
+``/v1/policies``, plus ``delivery run``, a foreground delivery worker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Column, Table
+
+from safehold.cli.common import err, fail, services
+from safehold.errors import SafeholdError
+
+webhook_app = typer.Typer(help="Webhook receivers: where actions are sent.", no_args_is_help=True)
+delivery_app = typer.Typer(help="Webhook deliveries: list, retry dead letters, run a worker.", no_args_is_help=True)
+policy_app = typer.Typer(help="Policies: which actions a decision or an automatic match takes.", no_args_is_help=True)
+out = Console()
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Name = Annotated[str, typer.Argument(help="Webhook name.")]
+PolicyName = Annotated[str, typer.Argument(help="Policy name.")]
+
+
+def _svc():
+    return services(load_index=False)
+
+
+def _print_json(rows) -> None:
+    for r in rows:
+        print(json.dumps(r))
+
+
+# ------------------------------------------------------------------------------ webhooks
+
+
+@webhook_app.command("add")
+def webhook_add(
+    name: Name,
+    url: Annotated[str, typer.Argument(help="http(s) URL the platform receives actions on.")],
+    event: Annotated[
+        list[str] | None, typer.Option("--event", "-e", help="An action kind to receive (repeat); default: all.")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a receiver. Its signing secret is printed once; only a sealed copy is stored."""
+    with fail():
+        hook, secret = _svc().webhooks.create(name, url, events=event or [], actor="cli")
+    if as_json:
+        print(json.dumps({**hook, "secret": secret}))
+        return
+    out.print(f"webhook [bold]{hook['name']}[/] → {hook['url']}; its signing secret is shown only this once:")
+    print(secret)
+
+
+@webhook_app.command("list")
+def webhook_list(as_json: AsJson = False) -> None:
+    """List receivers with their pending and dead deliveries."""
+    with fail():
+        rows = _svc().webhooks.list()
+    if as_json:
+        return _print_json(rows)
+    table = Table(Column("name", no_wrap=True), "url", "events", "enabled", "pending", "dead")
+    for h in rows:
+        events = ", ".join(h["events"]) or "all"
+        table.add_row(h["name"], h["url"], events, "yes" if h["enabled"] else "no", str(h["pending"]), str(h["dead"]))
+    out.print(table)
+
+
+@webhook_app.command("remove")
+def webhook_remove(name: Name) -> None:
+    """Delete a receiver with its delivery history."""
+    with fail():
+        hook = _svc().webhooks.delete(name, actor="cli")
+    out.print(f"removed webhook {hook['name']} ({hook['pending']} pending, {hook['dead']} dead deliveries dropped)")
+
+
+@webhook_app.command("rotate")
+def webhook_rotate(name: Name) -> None:
+    """Replace the signing secret at once; the new one is printed once."""
+    with fail():
+        secret = _svc().webhooks.rotate_secret(name, actor="cli")
+    out.print(f"new signing secret for [bold]{name}[/], shown only this once:")
+    print(secret)
+
+
+@webhook_app.command("test")
+def webhook_test(name: Name) -> None:
+    """Queue a signed ping; the server (or `safehold delivery run`) sends it."""
+    with fail():
+        d = _svc().webhooks.test(name, actor="cli")
+    out.print(f"ping queued as delivery {d['id']} (key {d['idempotency_key']}); see `safehold delivery list`")
+
+
+# ---------------------------------------------------------------------------- deliveries
+
+
+@delivery_app.command("list")
+def delivery_list(
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead (the dead-letter list).")] = None,
+    webhook: Annotated[str | None, typer.Option(help="Only this receiver.")] = None,
+    case: Annotated[int | None, typer.Option(help="Only deliveries of this case's actions.")] = None,
+    after_id: Annotated[int, typer.Option(help="Start after this delivery id.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    as_json: AsJson = False,
+) -> None:
+    """List deliveries in id order."""
+    with fail():
+        rows = _svc().webhooks.deliveries(status=status, webhook=webhook, case_id=case, limit=limit, after_id=after_id)
+    if as_json:
+        return _print_json(rows)
+    table = Table("id", "webhook", "event", "case", "status", "attempts", "last result", "created (UTC)")
+    for d in rows:
+        result = d["last_error"] or (str(d["last_status"]) if d["last_status"] else "")
+        case_id = str(d["case_id"]) if d["case_id"] is not None else ""
+        created = d["created_at"][:19].replace("T", " ")
+        table.add_row(str(d["id"]), d["webhook"], d["event"], case_id, d["status"], str(d["attempts"]), result, created)
+    out.print(table)
+
+
+@delivery_app.command("retry")
+def delivery_retry(delivery_id: Annotated[int, typer.Argument(help="Delivery id.")]) -> None:
+    """Send a dead or waiting delivery again now (same idempotency key, fresh attempt budget)."""
+    with fail():
+        d = _svc().webhooks.retry(delivery_id, actor="cli")
+    out.print(f"delivery {d['id']} to {d['webhook']} queued again")
+
+
+@delivery_app.command("run")
+def delivery_run(
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
+) -> None:
+    """Deliver in the foreground until Ctrl-C (a separate worker; `safehold serve` also delivers)."""
+    with fail():
+        dispatcher = _svc().dispatcher
+        if once:
+            total = 0
+            while sent := dispatcher.run_once(limit=500):
+                total += sent
+            out.print(f"{total} delivery attempt(s)")
+            return
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        dispatcher.start()
+        err.print("delivering; Ctrl-C to stop")
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            dispatcher.stop()
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+@policy_app.command("list")
+def policy_list(as_json: AsJson = False) -> None:
+    """List policies."""
+    with fail():
+        rows = _svc().actions.list_policies()
+    if as_json:
+        return _print_json(rows)
+    table = Table(Column("name", no_wrap=True), "trigger", "match", "actions", "enabled", "updated by")
+    for p in rows:
+        actions = ", ".join(a if isinstance(a, str) else a["kind"] for a in p["actions"])
+        enabled = "yes" if p["enabled"] else "no"
+        table.add_row(p["name"], p["trigger"], json.dumps(p["match"]), actions, enabled, p["updated_by"] or "")
+    out.print(table)
+
+
+@policy_app.command("add")
+def policy_add(
+    name: PolicyName,
+    action: Annotated[list[str], typer.Option("--action", "-a", help="An action kind to take (repeat).")],
+    trigger: Annotated[str, typer.Option(help="decision or auto.")] = "decision",
+    match: Annotated[str, typer.Option(help='JSON, e.g. \'{"decision": "csam"}\' or \'{"bank": "ncmec"}\'.')] = "{}",
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it switched off.")] = False,
+) -> None:
+    """Add a policy."""
+    with fail():
+        try:
+            conditions = json.loads(match)
+        except json.JSONDecodeError as exc:
+            raise SafeholdError("policy.invalid", f"--match is not valid JSON: {exc}") from None
+        p = _svc().actions.create_policy(name, trigger, conditions, action, enabled=not disabled, actor="cli")
+    out.print(f"policy [bold]{p['name']}[/] ({p['trigger']} {json.dumps(p['match'])}) → {', '.join(action)}")
+
+
+@policy_app.command("remove")
+def policy_remove(name: PolicyName) -> None:
+    """Delete a policy (actions it already took stay on their cases)."""
+    with fail():
+        _svc().actions.delete_policy(name, actor="cli")
+    out.print(f"removed policy {name}")

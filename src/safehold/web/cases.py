@@ -1,0 +1,178 @@
+"""A case: its signals, items, history and the reviewer's tools (claim, reveal, decide, confirm, bank).
+
+Media reaches the browser in two forms only. Previews are small, blurred and greyscale on the server, so the
+clear file never leaves it before a reveal. A reveal is an explicit POST (the Reveal button, CSRF-checked): its
+answer is the case page with that one item's clear media in it, fetched from ``/console/items/{id}/media``,
+which records the reveal (one audit record per fetch) and refuses at the daily cap. A link or a reload cannot
+reveal anything: there is no GET page that embeds clear media.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from safehold.auth.roles import Permission
+from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, VIOLATING
+from safehold.errors import SafeholdError
+from safehold.services import Services
+from safehold.web.deps import ConsoleRoute, Staff, back, exposure, services, staff, wellness_of
+from safehold.web.render import page, secure
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+#: The decision form's choices: value → (decision, classification). Keys 1–4 pick the CSAM classifications.
+OUTCOMES = {
+    **{f"csam:{c}": ("csam", c) for c in CLASSIFICATIONS},
+    **{f"cse:{k}": ("cse", k) for k in CSE_KINDS},
+    "not_violating": ("not_violating", None),
+    "escalate": ("escalate", None),
+}
+
+
+def case_page(request: Request, svc: Services, who: Staff, case_id: int, revealed: int | None = None) -> Response:
+    case = svc.review.view(case_id, who.principal)
+    closed_violating = case["status"] == "closed" and case["decision"] in VIOLATING
+    media_items = [i for i in case["items"] if i["has_media"]]
+    return page(
+        request,
+        "case.html",
+        case=case,
+        actions=svc.actions.list_for_case(case_id),
+        reveals={i["id"]: svc.review.reveals(i["id"]) for i in media_items},
+        banks=[b for b in svc.banks.list() if b.kind == "block"] if closed_violating else [],
+        wellness=wellness_of(svc, who),
+        revealed=revealed,
+        classifications=CLASSIFICATIONS,
+        cse_kinds=CSE_KINDS,
+    )
+
+
+@router.get("/console/cases/{case_id}")
+def show(
+    request: Request,
+    case_id: int,
+    who: Staff = Depends(staff(Permission.CASES_READ)),
+    svc: Services = Depends(services),
+) -> Response:
+    return case_page(request, svc, who, case_id)
+
+
+def _override(who: Staff, override: bool, svc: Services, request: Request) -> bool:
+    """Taking over another reviewer's claim is for senior reviewers; asking without the right is refused."""
+    if override and not who.can(Permission.CASES_SENIOR):
+        svc.audit.denied(who.label, Permission.CASES_SENIOR.value, f"POST {request.url.path}")
+        raise SafeholdError("auth.forbidden", "Only a senior reviewer may take over a claim.", status=403)
+    return override
+
+
+@router.post("/console/cases/{case_id}/claim")
+def claim(
+    request: Request,
+    case_id: int,
+    override: bool = Form(False),
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.cases.claim(case_id, who.label, override=_override(who, override, svc, request))
+    return back(f"/console/cases/{case_id}", "claimed")
+
+
+@router.post("/console/cases/{case_id}/release")
+def release(
+    request: Request,
+    case_id: int,
+    override: bool = Form(False),
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.cases.release(case_id, who.label, override=_override(who, override, svc, request))
+    return back("/console", "released")
+
+
+@router.post("/console/cases/{case_id}/decision")
+def decide(
+    case_id: int,
+    outcome: str = Form(...),
+    note: str = Form("", max_length=4000),
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    if outcome not in OUTCOMES:
+        raise SafeholdError("review.invalid_decision", "Choose one of the decisions on the form.")
+    decision, classification = OUTCOMES[outcome]
+    svc.review.decide(case_id, who.principal, decision, classification=classification, note=note or None)
+    return back(f"/console/cases/{case_id}", "decided")
+
+
+@router.post("/console/cases/{case_id}/confirmation")
+def confirm(
+    case_id: int,
+    agree: bool = Form(...),
+    note: str = Form("", max_length=4000),
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.review.confirm(case_id, who.principal, agree, note=note or None)
+    return back(f"/console/cases/{case_id}", "confirmed")
+
+
+@router.post("/console/cases/{case_id}/bank")
+def add_to_bank(
+    case_id: int,
+    item_id: int = Form(...),
+    bank: str = Form(..., max_length=64),
+    who: Staff = Depends(staff(Permission.BANKS_WRITE)),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.review.add_to_bank(case_id, item_id, bank, who.principal)
+    return back(f"/console/cases/{case_id}", "banked")
+
+
+@router.post("/console/items/{item_id}/reveal")
+def reveal(
+    request: Request,
+    item_id: int,
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    item = svc.cases.item(item_id)
+    seen = exposure(svc, who)
+    request.state.wellness_banner = seen
+    if seen["remaining"] <= 0:
+        raise SafeholdError(
+            "review.exposure_cap",
+            f"You have revealed {seen['today']} items today, your daily limit. Please stop for today.",
+            status=429,
+        )
+    return case_page(request, svc, who, item["case_id"], revealed=item_id)
+
+
+def _media(data: bytes, content_type: str) -> Response:
+    headers = {"Content-Disposition": "inline", "Cache-Control": "no-store"}
+    return secure(Response(data, media_type=content_type, headers=headers))
+
+
+@router.get("/console/items/{item_id}/media")
+def media(
+    item_id: int, who: Staff = Depends(staff(Permission.CASES_REVIEW)), svc: Services = Depends(services)
+) -> Response:
+    return _media(*svc.review.reveal(item_id, who.principal))
+
+
+@router.get("/console/items/{item_id}/preview")
+def preview(
+    item_id: int, who: Staff = Depends(staff(Permission.CASES_READ)), svc: Services = Depends(services)
+) -> Response:
+    return _media(*svc.review.preview(item_id, who.principal))
+
+
+@router.get("/console/items/{item_id}/exif")
+def exif(
+    request: Request,
+    item_id: int,
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    item = svc.cases.item(item_id)
+    return page(request, "exif.html", item=item, exif=svc.review.exif(item_id, who.principal))

@@ -1,0 +1,126 @@
+"""Rendering console pages: one Jinja2 environment, the headers every page carries, and fixed notices.
+
+Pages are HTML from the server (no CDN, no build step). Every response carries a strict Content-Security-Policy
+(scripts, styles and media from this origin only, no inline code, no framing) and ``Cache-Control: no-store``:
+case pages and media must not linger in shared or browser caches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from safehold import __version__
+from safehold.auth.roles import Permission, allows
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+#: What a page may say after a redirect (``?done=claimed``). A fixed table, so a crafted link cannot put words
+#: of its own on a console page.
+NOTICES = {
+    "claimed": "Case claimed. Nobody else can decide it while your claim lasts.",
+    "released": "Claim released.",
+    "decided": "Decision recorded.",
+    "confirmed": "Second review recorded.",
+    "banked": "Added to the bank.",
+    "break": "Break recorded. The counter starts again.",
+    "wellness": "Your wellness settings are saved.",
+    "user_created": "User created.",
+    "user_updated": "User updated.",
+    "password_set": "Password changed; that user's sessions have ended.",
+    "unlocked": "User unlocked.",
+    "key_revoked": "API key revoked.",
+    "bank_created": "Bank created.",
+    "bank_updated": "Bank updated.",
+    "policy_saved": "Policy saved.",
+    "policy_deleted": "Policy deleted.",
+    "webhook_saved": "Webhook saved.",
+    "webhook_deleted": "Webhook deleted.",
+    "webhook_tested": "Test delivery queued.",
+    "retried": "Delivery queued again.",
+    "settings_saved": "Settings saved.",
+    "logged_out": "You are logged out.",
+}
+
+
+def _aware(value) -> dt.datetime | None:
+    """Datetimes and ISO strings (services give either) as aware UTC datetimes."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def when(value) -> str:
+    """A timestamp as ``2026-11-28 14:05 UTC``."""
+    at = _aware(value)
+    if at is None:
+        return str(value) if value else "—"
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def future(value) -> bool:
+    """Whether a timestamp (a claim's expiry) is still ahead."""
+    at = _aware(value)
+    return at is not None and at > dt.datetime.now(dt.UTC)
+
+
+def pretty(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def label(value) -> str:
+    """``not_violating`` → ``not violating``: enum values as words."""
+    return str(value).replace("_", " ") if value is not None else "—"
+
+
+env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.filters.update(when=when, pretty=pretty, label=label)
+env.tests.update(future=future)
+env.globals.update(version=__version__, Permission=Permission)
+
+
+def secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    """Render ``template`` with the signed-in staff member (if any) and the page's notice."""
+    who = getattr(request.state, "staff", None)
+    context.setdefault("staff", who)
+    context.setdefault("notice", NOTICES.get(request.query_params.get("done", "")))
+    context.setdefault("wellness_banner", getattr(request.state, "wellness_banner", None))
+    context["can"] = lambda p: who is not None and allows(who.role, p)
+    context["csrf"] = who.csrf if who is not None else context.get("csrf", "")
+    context["path"] = request.url.path
+    html = env.get_template(template).render(**context)
+    return secure(HTMLResponse(html, status_code=status))

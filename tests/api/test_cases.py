@@ -1,0 +1,112 @@
+"""Cases over HTTP: scans that open cases (per bank on_match), queues, claims, the SLA setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.media import jpeg, variant
+
+KNOWN = jpeg(7)
+
+
+@pytest.fixture
+def known_bank(client, keys):
+    admin = keys["admin"]
+    r = client.post("/v1/banks", json={"name": "known"}, headers=admin)
+    assert r.status_code == 201 and r.json()["on_match"] == "case"
+    r = client.post("/v1/banks/known/files", headers=admin, data={"category": "A1"}, files={"file": ("k.jpg", KNOWN)})
+    assert r.status_code == 201, r.text
+    return r.json()["entries"]
+
+
+def scan(client, headers, data, **fields):
+    r = client.post("/v1/scan", headers=headers, data=fields, files={"file": ("u.jpg", data, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_scan_opens_a_case_per_subject(client, keys, known_bank, svc):
+    platform = keys["platform"]
+    out = scan(client, platform, variant(KNOWN), content_id="img-1", account_id="acc-1")
+    assert out["verdict"] == "match" and out["cases"][0]["created"]
+    case_id = out["cases"][0]["id"]
+    again = scan(client, platform, KNOWN, content_id="img-1")
+    assert again["cases"] == [{"id": case_id, "created": False, "status": "open", "band": "P1"}]
+    assert "cases" not in scan(client, platform, jpeg(400), content_id="img-2")
+    # No ids: the content's own hash is the subject.
+    anonymous = scan(client, platform, KNOWN)["cases"][0]
+    assert anonymous["id"] != case_id
+    assert scan(client, platform, KNOWN)["cases"][0]["id"] == anonymous["id"]
+
+    pdq = next(e for e in known_bank if e["signal_type"] == "pdq")
+    r = client.post("/v1/scan", headers=platform, json={"signal_type": "pdq", "value": pdq["value"], "content_id": "h"})
+    raw = r.json()["cases"][0]
+    assert raw["created"] and svc.cases.get(raw["id"])["items"][0]["has_media"] is False
+
+    batch = client.post(
+        "/v1/scan/batch",
+        headers=platform,
+        json={"items": [{"signal_type": "md5", "value": "0" * 32}, {"signal_type": "pdq", "value": pdq["value"]}]},
+    ).json()["results"]
+    assert "cases" not in batch[0] and batch[1]["cases"][0]["created"]
+    r = client.post(
+        "/v1/scan/batch", headers=platform, files=[("files", ("a.jpg", KNOWN)), ("files", ("b.jpg", KNOWN))]
+    )
+    assert [res["cases"][0]["id"] for res in r.json()["results"]] == [anonymous["id"]] * 2
+
+    r = client.post("/v1/scan", headers=platform, data={"content_id": "x" * 129}, files={"file": ("u.jpg", KNOWN)})
+    assert r.status_code == 422
+
+
+def test_bank_on_match_settings(client, keys, known_bank):
+    admin, platform = keys["admin"], keys["platform"]
+    r = client.post("/v1/banks", json={"name": "fp", "kind": "allow"}, headers=admin)
+    assert r.json()["on_match"] == "none"
+    r = client.post("/v1/banks", json={"name": "fp2", "kind": "allow", "on_match": "case"}, headers=admin)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bank.invalid_on_match"
+    r = client.post("/v1/banks", json={"name": "x", "on_match": "sometimes"}, headers=admin)
+    assert r.status_code == 422
+    assert client.patch("/v1/banks/fp", json={"kind": "block"}, headers=admin).json()["on_match"] == "case"
+    assert client.patch("/v1/banks/fp", json={"kind": "allow"}, headers=admin).json()["on_match"] == "none"
+    assert client.patch("/v1/banks/known", json={"on_match": "none"}, headers=admin).json()["on_match"] == "none"
+    assert "cases" not in scan(client, platform, KNOWN, content_id="c")
+    assert client.patch("/v1/banks/known", json={"on_match": "auto"}, headers=admin).json()["on_match"] == "auto"
+    assert client.get("/v1/banks/known", headers=admin).json()["on_match"] == "auto"
+
+
+def test_case_routes_and_claims(client, keys, known_bank):
+    reviewer, senior = keys["reviewer"], keys["senior_reviewer"]
+    case_id = scan(client, keys["platform"], KNOWN, content_id="c1", account_id="a")["cases"][0]["id"]
+    scan(client, keys["platform"], variant(KNOWN), content_id="c2", account_id="a")
+
+    page = client.get("/v1/cases?queue=media&limit=1", headers=keys["auditor"]).json()
+    assert page["total"] == 2 and len(page["cases"]) == 1
+    assert client.get("/v1/cases?status=bogus", headers=reviewer).json()["error"]["code"] == "case.invalid_filter"
+    counts = client.get("/v1/cases/counts", headers=reviewer).json()
+    assert counts["by_queue"]["media"] == 2 and counts["by_band"]["P1"] == 2
+    case = client.get(f"/v1/cases/{case_id}", headers=reviewer).json()
+    assert len(case["related"]) == 1 and case["history"][0]["action"] == "case.open"
+    assert client.get("/v1/cases/999", headers=reviewer).status_code == 404
+
+    r = client.post(f"/v1/cases/{case_id}/claim", headers=reviewer)
+    assert r.status_code == 200 and r.json()["claimed_by"] == "apikey:test-reviewer"
+    r = client.post(f"/v1/cases/{case_id}/claim", headers=senior)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "case.claimed"
+    r = client.post(f"/v1/cases/{case_id}/release", headers=reviewer, json={"override": True})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "auth.forbidden"
+    r = client.post(f"/v1/cases/{case_id}/claim", headers=senior, json={"override": True})
+    assert r.status_code == 200 and r.json()["claimed_by"] == "apikey:test-senior_reviewer"
+    r = client.post(f"/v1/cases/{case_id}/release", headers=senior)
+    assert r.status_code == 200 and r.json()["claimed_by"] is None
+    assert client.get("/v1/cases?claimed_by=apikey:test-reviewer", headers=reviewer).json()["total"] == 0
+
+
+def test_sla_setting(client, keys):
+    assert client.get("/v1/settings/sla", headers=keys["auditor"]).json() == {"P1": 4, "P2": 24, "P3": 72, "P4": 168}
+    assert client.put("/v1/settings/sla", json={"P1": 2}, headers=keys["senior_reviewer"]).status_code == 403
+    r = client.put("/v1/settings/sla", json={"P1": 2, "P4": 100}, headers=keys["admin"])
+    assert r.status_code == 200 and r.json() == {"P1": 2, "P2": 24, "P3": 72, "P4": 100}
+    for bad in ({"P1": -1}, {"P7": 1}, {"P1": "soon"}, {"P1": True}):
+        r = client.put("/v1/settings/sla", json=bad, headers=keys["admin"])
+        assert r.status_code == 400 and r.json()["error"]["code"] == "settings.invalid_sla", bad
+    assert client.get("/v1/settings/sla", headers=keys["reviewer"]).json()["P1"] == 2

@@ -1,0 +1,51 @@
+"""``safehold user …``: the way in for the first admin, and back in after a lock-out or a lost password."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import update
+
+from safehold.cli import common
+from safehold.store.models import User, utcnow
+
+PW = "correct horse battery"
+
+
+def test_user_commands(cli):
+    cli("user", "create", "Root", "--role", "admin", "--display-name", "The Admin", "--password-stdin", input=PW + "\n")
+    out = cli("user", "create", "alice", "--role", "reviewer", input=f"{PW}\n{PW}\n")
+    assert "created user alice" in out.output and PW not in out.output
+    for args, stdin, code in [
+        (("alice", "--role", "reviewer"), f"{PW}\n{PW}\n", "user.exists"),
+        (("bob", "--role", "reviewer", "--password-stdin"), "bob\n", "user.weak_password"),
+        (("bob", "--role", "platform", "--password-stdin"), PW, "user.invalid_role"),
+    ]:
+        assert code in cli("user", "create", *args, input=stdin, code=2).output
+
+    listing = json.loads(cli("user", "list", "--json").stdout)
+    assert [(u["username"], u["role"], u["display_name"]) for u in listing] == [
+        ("alice", "reviewer", ""),
+        ("root", "admin", "The Admin"),
+    ]
+    assert "alice" in cli("user", "list").stdout
+
+    cli("user", "set-role", "alice", "senior_reviewer")
+    cli("user", "disable", "alice")
+    assert "disabled" in cli("user", "list").stdout
+    cli("user", "enable", "alice")
+    assert "user.last_admin" in cli("user", "disable", "root", code=2).output
+    assert "user.not_found" in cli("user", "unlock", "ghost", code=2).output
+
+    users = common.services(load_index=False).users
+    with users.db.session() as s:
+        s.execute(update(User).values(locked_until=utcnow() + dt.timedelta(minutes=5)))
+    assert json.loads(cli("user", "list", "--json").stdout)[0]["locked_until"]
+    cli("user", "unlock", "alice")
+    cli("user", "passwd", "alice", "--password-stdin", input="a new long passphrase\n")
+    alice = users.authenticate("alice", "a new long passphrase")
+    assert alice.role == "senior_reviewer" and not alice.disabled
+
+    records = [r for r in users.audit.list(limit=1000) if r["action"].startswith("user.")]
+    assert {r["actor"] for r in records} == {"cli"}

@@ -1,0 +1,303 @@
+"""The console over HTTP: log-in, sessions, CSRF, lock-out, and the review flow (claim, reveal, decide, confirm)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.web.conftest import PASSWORD, open_media_case
+
+pytestmark = pytest.mark.usefixtures("staff_users")
+#: For tests of the web layer alone; the review flow runs on both databases.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+# ------------------------------------------------------------------------------------------------ log-in
+
+
+@sqlite_only
+def test_start_page_links_to_login(open_console):
+    r = open_console().get("/")
+    assert r.status_code == 200 and 'href="/login"' in r.text and "Safehold" in r.text
+
+
+def test_login_sets_a_strict_http_only_cookie_and_logout_ends_the_session(open_console, svc):
+    c = open_console()
+    r = c.login("rita")
+    assert r.status_code == 303 and r.headers["location"] == "/console"
+    cookie = r.headers["set-cookie"].lower()
+    assert "safehold_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    assert "max-age" not in cookie.split("safehold_session=")[1].split(",")[0]  # ends with the browser
+    page = c.get("/console")
+    assert page.status_code == 200 and "Rita" in page.text and "text/html" in page.headers["content-type"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-frame-options"] == "DENY"
+
+    assert c.post("/logout").headers["location"] == "/login?done=logged_out"
+    r = c.get("/console")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/console"
+    actions = [rec["action"] for rec in svc.audit.list(action="auth.")]
+    assert "auth.login" in actions and "auth.logout" in actions
+
+
+@sqlite_only
+def test_login_redirects_only_to_console_pages(open_console):
+    for asked, landed in [
+        ("/console/me", "/console/me"),
+        ("https://evil.example/", "/console"),
+        ("//evil.example/console", "/console"),
+        ("/console/items/1/media", "/console"),  # a link must never reveal media
+    ]:
+        assert open_console().login("rita", next_path=asked).headers["location"] == landed
+
+
+def test_wrong_password_then_lock_out(open_console, svc):
+    c = open_console()
+    r = c.login("rita", "not the password")
+    assert r.status_code == 401 and 'role="alert"' in r.text
+    unknown = c.login("nobody-here", "not the password")
+    assert unknown.status_code == 401  # same answer for an unknown name
+    for _ in range(svc.settings.login_max_failures - 1):
+        c.login("rita", "still not it")
+    r = c.login("rita")  # the right password no longer helps
+    assert r.status_code == 423 and "safehold_session" not in r.headers.get("set-cookie", "")
+    admin = open_console("ada")
+    page = admin.get("/console/admin/users")
+    assert "locked until" in page.text
+    assert admin.post("/console/admin/users/rita/unlock").status_code == 303
+    assert c.login("rita").status_code == 303
+
+
+@sqlite_only
+def test_login_form_needs_its_csrf_cookie(open_console):
+    c = open_console()
+    c.client.get("/login")
+    c.client.cookies.clear()  # a cross-site form post arrives without the log-in cookie
+    r = c.client.post("/login", data={"username": "rita", "password": PASSWORD, "csrf": "forged"})
+    assert r.status_code == 403 and "safehold_session" not in r.headers.get("set-cookie", "")
+
+
+@sqlite_only
+def test_every_post_checks_csrf_and_origin(open_console):
+    c = open_console("rita")
+    missing = c.client.post("/console/me/break", data={}, follow_redirects=False)
+    assert missing.status_code == 403 and "auth.csrf" in missing.text
+    wrong = c.client.post("/console/me/break", data={"csrf": "x" * 43}, follow_redirects=False)
+    assert wrong.status_code == 403 and "auth.csrf" in wrong.text
+    foreign = c.post("/console/me/break", headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "auth.csrf" in foreign.text
+    assert c.post("/console/me/break", headers={"Origin": "http://testserver"}).status_code == 303
+    assert c.post("/console/me/break").status_code == 303
+
+
+@sqlite_only
+def test_errors_are_pages_and_console_is_not_in_openapi(open_console, app):
+    r = open_console("rita").get("/console/cases/999999")
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"] and "case.not_found" in r.text
+    bad = open_console("rita").get("/console?status=bogus")
+    assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
+    assert not [p for p in app.openapi()["paths"] if p.startswith(("/console", "/login", "/logout"))]
+
+
+@sqlite_only
+def test_static_files_are_served_without_login(open_console):
+    c = open_console()
+    assert c.get("/console/static/console.css").headers["content-type"].startswith("text/css")
+    assert "keydown" in c.get("/console/static/console.js").text
+    assert c.get("/console/static/..%2Fconsole.py").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------------ review
+
+
+def test_claim_reveal_decide(open_console, svc):
+    case_id, item_id, original = open_media_case(svc)
+    rita = open_console("rita")
+    queue = rita.get("/console")
+    assert f"/console/cases/{case_id}" in queue.text and "P1" in queue.text
+
+    claimed = rita.post(f"/console/cases/{case_id}/claim")
+    assert claimed.headers["location"] == f"/console/cases/{case_id}?done=claimed"
+    page = rita.get(claimed.headers["location"]).text
+    assert "You hold the claim" in page and "Case claimed" in page
+    # Before a reveal the page holds only the server-blurred preview, never the media URL.
+    assert f"/console/items/{item_id}/preview" in page and f"/console/items/{item_id}/media" not in page
+    preview = rita.get(f"/console/items/{item_id}/preview")
+    assert preview.status_code == 200 and preview.content != original
+    assert preview.headers["cache-control"] == "no-store"
+    assert svc.review.reveals(item_id) == []
+
+    revealed = rita.post(f"/console/items/{item_id}/reveal")
+    assert revealed.status_code == 200 and f'src="/console/items/{item_id}/media"' in revealed.text
+    assert 'class="revealed grey thumb"' in revealed.text  # greyscale and thumbnail first by default
+    assert svc.review.reveals(item_id) == []  # the page alone reveals nothing
+    media = rita.get(f"/console/items/{item_id}/media")
+    assert media.status_code == 200 and media.content == original and media.headers["cache-control"] == "no-store"
+    assert [r["actor"] for r in svc.review.reveals(item_id)] == ["user:rita"]
+    assert "Revealed 1 time" in rita.get(f"/console/cases/{case_id}").text
+    exif = rita.get(f"/console/items/{item_id}/exif")
+    assert exif.status_code == 200 and "recorded in the audit log" in exif.text
+    assert svc.audit.list(action="media.exif_view")[-1]["actor"] == "user:rita"
+
+    r = rita.post(f"/console/cases/{case_id}/decision", {"outcome": "csam:A1", "note": "known image"})
+    assert r.status_code == 303
+    case = svc.cases.get(case_id)
+    assert (case["status"], case["decision"], case["classification"]) == ("closed", "csam", "A1")
+    assert case["decided_by"] == "user:rita"
+    page = rita.get(r.headers["location"]).text
+    assert "Decision recorded" in page and "remove content" in page  # the seeded policy acted
+
+
+def test_a_claimed_case_cannot_be_taken_or_decided_by_another(open_console, svc):
+    case_id, _, _ = open_media_case(svc)
+    rita, sam = open_console("rita"), open_console("sam")
+    rita.post(f"/console/cases/{case_id}/claim")
+    other = open_console("ada")
+    refused = other.post(f"/console/cases/{case_id}/claim")
+    assert refused.status_code == 409 and "case.claimed" in refused.text
+    decided = other.post(f"/console/cases/{case_id}/decision", {"outcome": "not_violating"})
+    assert decided.status_code == 409
+    assert "Claimed by <strong>user:rita</strong>" in sam.get(f"/console/cases/{case_id}").text
+    assert sam.post(f"/console/cases/{case_id}/claim", {"override": "true"}).status_code == 303
+    assert svc.cases.get(case_id)["claimed_by"] == "user:sam"
+
+
+def test_reviewers_cannot_override_claims(open_console, svc):
+    case_id, _, _ = open_media_case(svc)
+    open_console("sam").post(f"/console/cases/{case_id}/claim")
+    r = open_console("rita").post(f"/console/cases/{case_id}/claim", {"override": "true"})
+    assert r.status_code == 403 and "auth.forbidden" in r.text
+
+
+def test_new_material_needs_a_second_reviewer(open_console, svc):
+    case_id, _, _ = open_media_case(svc, seed=2, known=False)
+    rita, sam = open_console("rita"), open_console("sam")
+    rita.post(f"/console/cases/{case_id}/claim")
+    assert rita.post(f"/console/cases/{case_id}/decision", {"outcome": "csam:B1"}).status_code == 303
+    assert svc.cases.get(case_id)["status"] == "awaiting_confirmation"
+    assert "Another reviewer must confirm" in rita.get(f"/console/cases/{case_id}").text
+    assert rita.post(f"/console/cases/{case_id}/confirmation", {"agree": "true"}).status_code == 409
+    assert "Do you agree?" in sam.get(f"/console/cases/{case_id}").text
+    assert sam.post(f"/console/cases/{case_id}/confirmation", {"agree": "true"}).status_code == 303
+    case = svc.cases.get(case_id)
+    assert case["status"] == "closed" and case["confirmed_by"] == "user:sam"
+
+
+def test_cse_and_escalation(open_console, svc):
+    case_id, _, _ = open_media_case(svc, seed=3, known=False)
+    rita = open_console("rita")
+    rita.post(f"/console/cases/{case_id}/claim")
+    bogus = rita.post(f"/console/cases/{case_id}/decision", {"outcome": "csam:C9"})
+    assert bogus.status_code == 400 and "review.invalid_decision" in bogus.text
+    assert rita.post(f"/console/cases/{case_id}/decision", {"outcome": "escalate"}).status_code == 303
+    assert svc.cases.get(case_id)["status"] == "escalated"
+    assert "data-decision" not in rita.get(f"/console/cases/{case_id}").text
+    sam = open_console("sam")
+    assert "data-decision" in sam.get(f"/console/cases/{case_id}").text
+    assert sam.post(f"/console/cases/{case_id}/decision", {"outcome": "cse:grooming"}).status_code == 303
+    case = svc.cases.get(case_id)
+    assert (case["decision"], case["classification"]) == ("cse", "grooming")
+
+
+def test_auditors_see_cases_blurred_only(open_console, svc):
+    case_id, item_id, _ = open_media_case(svc)
+    otto = open_console("otto")
+    page = otto.get(f"/console/cases/{case_id}").text
+    assert "/preview" in page and "/reveal" not in page and "/claim" not in page
+    assert otto.get(f"/console/items/{item_id}/media").status_code == 403
+    assert otto.post(f"/console/items/{item_id}/reveal").status_code == 403
+    assert svc.review.reveals(item_id) == []
+
+
+def test_add_a_confirmed_item_to_a_bank(open_console, svc):
+    svc.banks.create("known", created_by="test")
+    case_id, item_id, _ = open_media_case(svc, seed=4)
+    sam = open_console("sam")
+    sam.post(f"/console/cases/{case_id}/claim")
+    assert "Add to bank" not in sam.get(f"/console/cases/{case_id}").text  # not before a violating decision
+    sam.post(f"/console/cases/{case_id}/decision", {"outcome": "csam:A2"})
+    assert "Add to bank" in sam.get(f"/console/cases/{case_id}").text
+    r = sam.post(f"/console/cases/{case_id}/bank", {"item_id": str(item_id), "bank": "known"})
+    assert r.status_code == 303 and svc.banks.get("known").entries >= 1
+    rita = open_console("rita")  # reviewers read banks but do not write them
+    assert rita.post(f"/console/cases/{case_id}/bank", {"item_id": str(item_id), "bank": "known"}).status_code == 403
+
+
+# ------------------------------------------------------------------------------------------------ wellness
+
+
+def _set_defaults(open_console, **values):
+    form = {"blur": "true", "greyscale": "true", "thumbnails_first": "true", "video_muted": "true",
+            "daily_cap": "300", "break_every": "50", "break_minutes": "10"}  # fmt: skip
+    form.update({k: str(v) for k, v in values.items()})
+    assert open_console("ada").post("/console/admin/settings/wellness", form).status_code == 303
+
+
+def test_daily_cap_and_break_prompt(open_console, svc):
+    _set_defaults(open_console, daily_cap=2, break_every=1)
+    case_id, item_id, _ = open_media_case(svc)
+    rita = open_console("rita")
+    assert "Time to step away" not in rita.get("/console").text
+    rita.post(f"/console/items/{item_id}/reveal")
+    rita.get(f"/console/items/{item_id}/media")
+    assert "Time to step away" in rita.get("/console").text
+    assert rita.post("/console/me/break").status_code == 303
+    assert "Time to step away" not in rita.get("/console").text
+    rita.get(f"/console/items/{item_id}/media")
+    assert "today&#39;s limit" in rita.get("/console").text or "today's limit" in rita.get("/console").text
+    refused = rita.post(f"/console/items/{item_id}/reveal")
+    assert refused.status_code == 429 and "review.exposure_cap" in refused.text
+    assert rita.get(f"/console/items/{item_id}/media").status_code == 429
+    assert len(svc.review.reveals(item_id)) == 2
+
+
+def test_reviewers_may_tighten_but_not_loosen(open_console, svc):
+    rita = open_console("rita")
+    loosen = rita.post("/console/me/wellness", {"daily_cap": "1000"})
+    assert loosen.status_code == 400 and "wellness.cannot_loosen" in loosen.text
+    assert rita.post("/console/me/wellness", {"daily_cap": "20", "break_minutes": "15"}).status_code == 303
+    assert svc.users.get("rita").wellness == {"daily_cap": 20, "break_minutes": 15}
+    page = rita.get("/console/me").text
+    assert "of 20" in page and "(set by your admin)" in page
+
+    _set_defaults(open_console, greyscale="")  # the admin turns greyscale off: a reviewer may turn it back on
+    rita.post("/console/me/wellness", {"greyscale": "true"})
+    case_id, item_id, _ = open_media_case(svc)
+    assert "revealed grey" in rita.post(f"/console/items/{item_id}/reveal").text
+    assert "revealed grey" not in open_console("sam").post(f"/console/items/{item_id}/reveal").text
+
+
+# ------------------------------------------------------------------------------------------------ admin
+
+
+def test_admin_pages(open_console, svc):
+    ada = open_console("ada")
+    data = {"username": "nina", "password": "another long password", "role": "reviewer", "display_name": "Nina"}
+    assert ada.post("/console/admin/users", data).status_code == 303
+    weak = ada.post("/console/admin/users", {**data, "username": "weak", "password": "short"})
+    assert weak.status_code == 400 and "user.weak_password" in weak.text
+    assert ada.post("/console/admin/users/nina", {"role": "auditor", "display_name": "N"}).status_code == 303
+    assert svc.users.get("nina").role == "auditor"
+
+    key = ada.post("/console/admin/apikeys", {"name": "platform", "role": "platform"})
+    assert key.status_code == 200 and 'value="sh_' in key.text
+    assert 'value="sh_' not in ada.get("/console/admin/apikeys").text  # shown once
+
+    assert ada.post("/console/admin/banks", {"name": "ours", "kind": "block", "on_match": ""}).status_code == 303
+    assert svc.banks.get("ours").on_match == "case"  # the block bank default
+    change = {"description": "ours", "pdq_threshold": "20", "on_match": "auto", "enabled": "true"}
+    assert ada.post("/console/admin/banks/ours", change).status_code == 303
+    assert (svc.banks.get("ours").on_match, svc.banks.get("ours").pdq_threshold) == ("auto", 20)
+    assert ada.post("/console/admin/settings/sla", {"P1": "2", "P2": "12", "P3": "48", "P4": "100"}).status_code == 303
+    assert svc.cases.sla_hours()["P1"] == 2
+
+    policies = ada.get("/console/admin/policies").text
+    assert "confirmed-csam" in policies and "confirmed-exploitation" in policies
+    hook = ada.post("/console/admin/webhooks", {"name": "platform", "url": "http://127.0.0.1:9/hook"})
+    assert hook.status_code == 200 and 'value="whsec_' in hook.text
+    assert ada.post("/console/admin/webhooks/platform/test").status_code == 303
+    assert "ping" in ada.get("/console/admin/deliveries?status=pending").text
+    assert ada.get("/console/admin/deliveries").status_code == 200  # the dead-letter list
+
+    verify = ada.get("/console/audit/verify")
+    assert verify.status_code == 200 and 'data-verify="ok"' in verify.text
+    assert "user.create" in ada.get("/console/audit?action=user.").text

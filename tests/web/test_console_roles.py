@@ -1,0 +1,129 @@
+"""Every console route refuses every role that must not use it, and sends anyone not signed in to log in.
+
+The table below lists every console route with the permission it needs; a new route without an entry fails
+``test_every_console_route_is_declared``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.routing import iter_route_contexts
+
+from safehold.auth.roles import GRANTS, Permission, Role
+from tests.web.conftest import ROLES
+
+P = Permission
+PUBLIC = "public"  # no session needed
+ANY = "any staff"  # any signed-in staff member
+
+EXPECTED = {
+    ("GET", "/"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console"): P.CASES_READ,
+    ("GET", "/console/me"): ANY,
+    ("POST", "/console/me/wellness"): ANY,
+    ("POST", "/console/me/break"): P.CASES_REVIEW,
+    ("GET", "/console/cases/{case_id}"): P.CASES_READ,
+    ("POST", "/console/cases/{case_id}/claim"): P.CASES_REVIEW,
+    ("POST", "/console/cases/{case_id}/release"): P.CASES_REVIEW,
+    ("POST", "/console/cases/{case_id}/decision"): P.CASES_REVIEW,
+    ("POST", "/console/cases/{case_id}/confirmation"): P.CASES_REVIEW,
+    ("POST", "/console/cases/{case_id}/bank"): P.BANKS_WRITE,
+    ("POST", "/console/items/{item_id}/reveal"): P.CASES_REVIEW,
+    ("GET", "/console/items/{item_id}/media"): P.CASES_REVIEW,
+    ("GET", "/console/items/{item_id}/preview"): P.CASES_READ,
+    ("GET", "/console/items/{item_id}/exif"): P.CASES_REVIEW,
+    ("GET", "/console/admin/users"): P.USERS_MANAGE,
+    ("POST", "/console/admin/users"): P.USERS_MANAGE,
+    ("POST", "/console/admin/users/{username}"): P.USERS_MANAGE,
+    ("POST", "/console/admin/users/{username}/password"): P.USERS_MANAGE,
+    ("POST", "/console/admin/users/{username}/unlock"): P.USERS_MANAGE,
+    ("GET", "/console/admin/apikeys"): P.APIKEYS_MANAGE,
+    ("POST", "/console/admin/apikeys"): P.APIKEYS_MANAGE,
+    ("POST", "/console/admin/apikeys/{prefix}/revoke"): P.APIKEYS_MANAGE,
+    ("GET", "/console/admin/banks"): P.BANKS_READ,
+    ("POST", "/console/admin/banks"): P.BANKS_WRITE,
+    ("POST", "/console/admin/banks/{name}"): P.BANKS_WRITE,
+    ("GET", "/console/admin/settings"): P.SETTINGS_MANAGE,
+    ("POST", "/console/admin/settings/wellness"): P.SETTINGS_MANAGE,
+    ("POST", "/console/admin/settings/sla"): P.SETTINGS_MANAGE,
+    ("GET", "/console/admin/policies"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/policies"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/policies/{name}"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/policies/{name}/delete"): P.ACTIONS_MANAGE,
+    ("GET", "/console/admin/webhooks"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/webhooks"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/webhooks/{name}"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/webhooks/{name}/rotate"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/webhooks/{name}/test"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/webhooks/{name}/delete"): P.ACTIONS_MANAGE,
+    ("GET", "/console/admin/deliveries"): P.ACTIONS_MANAGE,
+    ("POST", "/console/admin/deliveries/{delivery_id}/retry"): P.ACTIONS_MANAGE,
+    ("GET", "/console/audit"): P.AUDIT_READ,
+    ("GET", "/console/audit/verify"): P.AUDIT_READ,
+    ("POST", "/logout"): ANY,  # last: it ends the session
+}
+
+PARAMS = {
+    "{case_id}": "999999",
+    "{item_id}": "999999",
+    "{delivery_id}": "999999",
+    "{username}": "nobody",
+    "{prefix}": "nokey",
+    "{name}": "nothing",
+}
+
+
+def _url(path: str) -> str:
+    for param, value in PARAMS.items():
+        path = path.replace(param, value)
+    return path
+
+
+def _console_routes(app):
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        if path.startswith("/console") or path in ("/", "/login", "/logout"):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    yield method, path
+
+
+def test_every_console_route_is_declared(app):
+    assert set(_console_routes(app)) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_signed_out_visitors_are_sent_to_log_in(open_console):
+    visitor = open_console()
+    for (method, path), need in EXPECTED.items():
+        r = visitor.client.request(method, _url(path), follow_redirects=False)
+        if need == PUBLIC:
+            assert r.status_code != 303 or r.headers["location"] != "/login", (method, path)
+            continue
+        assert r.status_code == 303, (method, path, r.status_code)
+        assert r.headers["location"].startswith("/login"), (method, path)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("role", [r.value for r in Role if r.value in ROLES])
+def test_every_route_refuses_roles_without_its_permission(open_console, staff_users, role):
+    console = open_console(staff_users[role])
+    for (method, path), need in EXPECTED.items():
+        if need == PUBLIC:
+            continue
+        r = console.post(_url(path)) if method == "POST" else console.get(_url(path))
+        refused = r.status_code == 403 and "auth.forbidden" in r.text
+        allowed = need == ANY or need in GRANTS[Role(role)]
+        assert refused != allowed, (role, method, path, r.status_code)
+        signed_out = r.headers.get("location", "").startswith("/login")
+        assert not signed_out or path == "/logout", (role, method, path)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_refusals_are_audited(open_console, staff_users, svc):
+    open_console("otto").get("/console/admin/users")
+    denied = svc.audit.list(action="auth.denied")
+    assert denied[-1]["actor"] == "user:otto" and denied[-1]["target"] == "permission:users.manage"
