@@ -32,6 +32,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/hash.py
 	$(VENV)/bin/python bench/match.py
+	$(VENV)/bin/python bench/webhooks.py
+	$(VENV)/bin/python bench/review.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

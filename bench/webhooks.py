@@ -6,11 +6,13 @@ signature, as a platform's endpoint would. Per database (SQLite file, and the lo
 - **throughput**: N deliveries queued in one transaction, then drained by ``Dispatcher.run_once`` at several
   ``concurrency`` values; deliveries/s counts only rows marked delivered. The peer in the same run is the
   ceiling: the same signed POSTs sent straight from an ``httpx.Client`` with as many threads, with no outbox.
+  On PostgreSQL the table is analysed once the backlog is queued (what autovacuum does on a live system).
 - **latency**: one case at a time is decided (``csam``/``A1``: the seeded policy queues two platform-facing
   deliveries) and committed; latency is from that commit to the receiver's arrival of ``action.remove_content``.
   ``in_process``: the dispatcher runs in the deciding process and is woken by the commit (``safehold serve``).
   ``separate_worker``: the decision is committed by another service instance that cannot wake it, so the
-  worker finds it by polling (``webhook_poll_interval``, default 1 s) — an API process plus a separate worker.
+  worker finds it by polling (``webhook_poll_interval``, default 1 s) — an API process plus a separate worker;
+  each decision comes at a random point of the poll cycle.
 
 Usage: ``.venv/bin/python bench/webhooks.py [--quick] [--out bench/results/webhooks.json]``
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -33,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -86,10 +89,22 @@ def serve_receiver(secret: str) -> None:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # the default 5 refuses connections under concurrent senders
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     print(server.server_address[1], flush=True)
     server.serve_forever()
+
+
+def _exit_with_parent() -> None:
+    """A receiver left behind by a crashed benchmark would hold its terminal's pipes open: follow the parent."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 class ReceiverProcess:
@@ -156,6 +171,9 @@ def throughput(svc: Services, receiver: ReceiverProcess, n: int, concurrency: in
         for i in range(n):
             payload = {"case": {"id": i}, "action": {"id": i, "kind": "remove_content", "params": {}}}
             svc.webhooks.enqueue(s, "action.notify", payload)
+    if not svc.db.is_sqlite:  # statistics of a backlog, as autovacuum would gather them (not of an empty table)
+        with svc.db.session() as s:
+            s.execute(text("ANALYZE webhook_deliveries"))
     dispatcher = Dispatcher(svc.db, svc.webhooks, svc.settings)
     dispatcher.concurrency = concurrency
     before = receiver.stats()["count"]
@@ -206,6 +224,8 @@ def latency(svc: Services, receiver: ReceiverProcess, samples: int, *, separate_
     committed: dict[str, float] = {}
     try:
         for _ in range(samples):
+            if separate_worker:  # decide at a random point of the worker's poll cycle, not just after a round
+                time.sleep(random.uniform(0, svc.settings.webhook_poll_interval))
             case_id = new_case(svc)
             with svc.db.session() as s:
                 case = s.get(Case, case_id)

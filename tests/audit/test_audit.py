@@ -276,32 +276,6 @@ def test_route_actor_is_the_key(client, keys, svc):
     ]
 
 
-@pytest.fixture
-def cli(monkeypatch, settings):
-    from typer.testing import CliRunner
-
-    from safehold.cli import common
-    from safehold.cli.main import app
-    from safehold.config import get_settings
-
-    monkeypatch.setenv("SAFEHOLD_HOME", str(settings.home))
-    monkeypatch.setenv("SAFEHOLD_DATABASE_URL", settings.effective_database_url)
-    get_settings.cache_clear()
-    common._services = None
-    runner = CliRunner()
-
-    def run(*args, code=0):
-        result = runner.invoke(app, [str(a) for a in args])
-        assert result.exit_code == code, (args, result.output, result.exception)
-        return result
-
-    yield run
-    if common._services is not None:
-        common._services.close()
-    common._services = None
-    get_settings.cache_clear()
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_verify_export_list(cli, tmp_path):
     from safehold.cli import common

@@ -1,7 +1,8 @@
 """Sends queued webhook deliveries: at least once, signed, with exponential back-off and a dead-letter state.
 
-A round leases due rows with one conditional ``UPDATE … RETURNING`` (PostgreSQL adds ``FOR UPDATE SKIP
-LOCKED``), so two threads or processes never send the same row at once, and commits the lease before sending.
+A round leases due rows with one ``UPDATE … RETURNING`` (the rows picked once, with ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL; under the writer lock on SQLite), so two threads or processes never send the same row at once,
+and commits the lease before sending.
 If the sender dies mid-request the lease simply lapses (``webhook_timeout`` + ``LEASE_GRACE`` seconds) and the
 row is due again: the receiver may see a delivery twice, always with the same idempotency key, never zero times.
 
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Integer, bindparam, or_, select, update
 
 from safehold import __version__
 from safehold.actions.signing import sign
@@ -55,7 +56,7 @@ _PICK = (
     .join(Webhook, Webhook.id == _D.webhook_id)
     .where(*_DUE, Webhook.enabled.is_(True))
     .order_by(_D.next_attempt_at)  # the due index's order: the scan stops after n rows
-    .limit(bindparam("n"))
+    .limit(bindparam("n", type_=Integer(), literal_execute=True))  # a known LIMIT keeps prepared plans on the index
     .with_for_update(skip_locked=True, of=_D)
     .cte("pick")
     .prefix_with("MATERIALIZED", dialect="postgresql")

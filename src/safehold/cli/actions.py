@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from safehold.actions import receiver
 from safehold.cli.common import err, fail, services
 from safehold.errors import SafeholdError
 
@@ -93,6 +94,36 @@ def webhook_test(name: Name) -> None:
     with fail():
         d = _svc().webhooks.test(name, actor="cli")
     out.print(f"ping queued as delivery {d['id']} (key {d['idempotency_key']}); see `safehold delivery list`")
+
+
+@webhook_app.command("receive")
+def webhook_receive(
+    secret: Annotated[str, typer.Option("--secret", help="The receiver's signing secret (whsec_…).")],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9000,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+) -> None:
+    """Run a local receiver that verifies each delivery's signature and prints it: a stand-in for the
+    platform while trying Safehold out, and the reference for what a real receiver must check."""
+    server = receiver.make_server(host, port, secret, on_delivery=_show_delivery)
+    out.print(f"receiving on http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _show_delivery(delivery: receiver.Delivery) -> None:
+    if not delivery.valid:
+        out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
+        return
+    body = delivery.body
+    case = body.get("case") or {}
+    out.print(
+        f"[green]verified[/] {body.get('event')} case {case.get('id')} content {case.get('content_id')} "
+        f"account {case.get('account_id')} (idempotency key {delivery.idempotency_key})"
+    )
 
 
 # ---------------------------------------------------------------------------- deliveries
