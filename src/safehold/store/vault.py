@@ -81,4 +81,3 @@ class MediaVault:
             return True
         except FileNotFoundError:
             return False
-
