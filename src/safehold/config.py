@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     login_lockout_minutes: float = Field(default=15.0, gt=0)
     cookie_secure: bool = Field(default=False, description="Mark console cookies Secure (set behind HTTPS).")
 
+    # Events
+    event_key_days: float = Field(
+        default=30.0, gt=0, description="Idempotency keys of POST /v1/events are remembered this long."
+    )
+
     # Review
     claim_minutes: float = Field(default=30.0, gt=0, description="A claim on a case lapses after this long idle.")
 

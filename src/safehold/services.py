@@ -6,6 +6,7 @@ index, and hands out the services.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
@@ -79,6 +80,7 @@ class Services:
         self.index.sync()
         self.scans.flush_counts()
         self.cases.refresh_priorities()
+        self.events.prune(dt.timedelta(days=self.settings.event_key_days))
         if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
             self.index.save_snapshot()
 

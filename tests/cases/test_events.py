@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 
@@ -256,3 +257,19 @@ def test_auto_bank_acts_through_the_auto_policies(banked):
     svc.banks.update("known", on_match="case", actor="test")
     out = svc.events.ingest(PLATFORM, content("c2"), file=KNOWN, idempotency_key="case")
     assert svc.cases.get(out["cases"][0]["id"])["actions"] == []
+
+
+def test_old_idempotency_records_are_pruned_hourly_and_cases_stay(banked):
+    svc = banked
+    event = {
+        **content("p1", media_type="text", text="synthetic"),
+        "signals": [{"source": "classifier", "confidence": 0.7}],
+    }
+    first = svc.events.ingest(PLATFORM, event, idempotency_key="old")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+    assert svc.events.prune(dt.timedelta(days=30), now=later) == 1
+    assert svc.events.prune(dt.timedelta(days=30), now=later + dt.timedelta(minutes=5)) == 0  # once an hour
+    assert count(svc, IngestedEvent) == 0 and count(svc, Case) == 1
+    # The key is free again: the same event now adds to the subject's open case instead of answering "duplicate".
+    again = svc.events.ingest(PLATFORM, event, idempotency_key="old")
+    assert again["duplicate"] is False and again["cases"][0]["id"] == first["cases"][0]["id"]

@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -171,6 +171,18 @@ class EventService:
         self.scans = scans
         self.vault = vault
         self.actions = actions
+        self._pruned_at: dt.datetime | None = None
+
+    def prune(self, keep: dt.timedelta, now: dt.datetime | None = None) -> int:
+        """Forget idempotency records older than ``keep`` (a platform retries within minutes or hours, not
+        weeks), at most once an hour; returns how many were deleted. The cases they opened are untouched."""
+        now = now or dt.datetime.now(dt.UTC)
+        if self._pruned_at is not None and now - self._pruned_at < dt.timedelta(hours=1):
+            return 0
+        with self.db.session() as s:
+            n = s.execute(delete(IngestedEvent).where(IngestedEvent.received_at < now - keep)).rowcount
+        self._pruned_at = now
+        return n
 
     def ingest(
         self,
