@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from safehold.auth.apikeys import Principal
-from safehold.auth.roles import Permission, allows
+from safehold.auth.roles import Permission, demand
 from safehold.errors import SafeholdError
 from safehold.services import Services
 
@@ -31,15 +31,10 @@ def require(permission: Permission) -> Callable[..., Principal]:
     """A dependency that lets the request through only if the caller's role grants ``permission``."""
 
     def check(request: Request, who: Principal = Depends(principal)) -> Principal:
-        if not allows(who.role, permission):
-            # Audited, throttled per key and permission (see AuditService.denied): a client stuck in a loop
-            # of refusals costs one audit write a minute, not one per request.
-            services(request).audit.denied(who.label, permission.value, f"{request.method} {request.url.path}")
-            raise SafeholdError(
-                "auth.forbidden",
-                f"The role {who.role!r} may not use this route ({permission.value}).",
-                status=403,
-            )
+        # Audited, throttled per key and permission (see AuditService.denied): a client stuck in a loop
+        # of refusals costs one audit write a minute, not one per request.
+        route = f"{request.method} {request.url.path}"
+        demand(services(request).audit, who.role, who.label, permission, route)
         return who
 
     check.__name__ = f"require_{permission.name.lower()}"

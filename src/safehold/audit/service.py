@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from safehold.errors import SafeholdError
 from safehold.store.db import Database
-from safehold.store.models import AuditRecord, utcnow
+from safehold.store.models import AuditRecord, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class AuditService:
 
     def _stream(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[dict]:
         """Every record in seq order, in constant memory (keyset batches, one short transaction each)."""
-        since, until = _utc(since), _utc(until)
+        since, until = as_utc(since), as_utc(until)
         after = 0
         while True:
             q = select(AuditRecord).where(AuditRecord.seq > after)
@@ -274,13 +274,6 @@ def verify_records(records, prev_hash: str = GENESIS, first_seq: int = 1) -> Ver
         prev_hash, expected, checked = rec["hash"], seq + 1, checked + 1
         head_seq, head_hash = seq, rec["hash"]
     return VerifyResult(True, checked, None, None, head_seq, head_hash)
-
-
-def _utc(at: dt.datetime | None) -> dt.datetime | None:
-    """Naive means UTC; aware is converted (SQLite compares stored UTC wall-clock text)."""
-    if at is None:
-        return None
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
 def _lock(s: Session) -> None:

@@ -71,6 +71,15 @@ def parse_role(value: str) -> Role:
         raise SafeholdError("auth.unknown_role", f"Unknown role {value!r}; known roles: {known}.") from None
 
 
+def demand(audit, role: str, label: str, permission: Permission, route: str, doing: str = "use this route") -> None:
+    """Refuse (403 ``auth.forbidden``) unless ``role`` grants ``permission``. Every refusal goes through
+    ``audit.denied`` (throttled per caller and permission), whichever surface asked: API, console or a
+    finer check inside a route such as overriding a claim."""
+    if not allows(role, permission):
+        audit.denied(label, permission.value, route)
+        raise SafeholdError("auth.forbidden", f"The role {role!r} may not {doing} ({permission.value}).", status=403)
+
+
 def allows(role: str, permission: Permission) -> bool:
     try:
         return permission in GRANTS[Role(role)]

@@ -29,7 +29,7 @@ from safehold.auth.roles import STAFF_ROLES, Role
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.store.db import Database
-from safehold.store.models import User, UserSession, utcnow
+from safehold.store.models import User, UserSession, iso, utcnow
 
 NAME_RE = re.compile(r"[a-z0-9._-]{3,64}")
 MIN_PASSWORD = 12
@@ -61,9 +61,6 @@ class UserInfo:
 
     def to_dict(self) -> dict:
         """The JSON form the API and console show."""
-
-        def iso(at: dt.datetime | None) -> str | None:
-            return at.isoformat() if at else None
 
         return {
             "id": self.id,

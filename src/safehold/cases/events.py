@@ -46,7 +46,7 @@ from safehold.cases.taxonomy import severity
 from safehold.errors import Conflict, SafeholdError
 from safehold.scanning.service import Match, ScanResult, ScanService
 from safehold.store.db import Database
-from safehold.store.models import Bank, Case, IngestedEvent
+from safehold.store.models import Bank, Case, IngestedEvent, as_utc
 from safehold.store.vault import MediaVault
 
 MAX_KEY = 128
@@ -61,12 +61,7 @@ MIN_MATCH_CONFIDENCE = 0.5
 # ------------------------------------------------------------------------------------------ schema
 
 
-def _utc(at: dt.datetime) -> dt.datetime:
-    """Naive means UTC."""
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
-
-
-UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
 
 
 class _Strict(BaseModel):

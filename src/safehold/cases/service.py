@@ -34,6 +34,7 @@ from safehold.store.models import (
     CaseDecision,
     CaseItem,
     CaseSignal,
+    iso,
     utcnow,
 )
 
@@ -224,7 +225,7 @@ class CaseService:
                         "status": r.status,
                         "band": r.band,
                         "decision": r.decision,
-                        "opened_at": _iso(r.opened_at),
+                        "opened_at": iso(r.opened_at),
                     }
                     for r in s.scalars(related)
                 ]
@@ -328,7 +329,7 @@ class CaseService:
                 raise _refusal(case)
             taken_from = _live_holder(holder.claimed_by, holder.claim_expires_at, now)
             overridden = taken_from not in (None, actor)
-            detail = {"until": _iso(until)}
+            detail = {"until": iso(until)}
             if overridden:
                 detail["claimed_by"] = taken_from
             action = "case.claim_override" if overridden else "case.claim"
@@ -509,17 +510,13 @@ def _refusal(case: Case) -> Conflict:
     return Conflict(
         "case.claimed",
         f"Case {case.id} is claimed by {case.claimed_by}.",
-        detail={"claimed_by": case.claimed_by, "claim_expires_at": _iso(case.claim_expires_at)},
+        detail={"claimed_by": case.claimed_by, "claim_expires_at": iso(case.claim_expires_at)},
     )
 
 
 def _check_filter(name: str, value: str | None, allowed: tuple) -> None:
     if value is not None and value not in allowed:
         raise SafeholdError("case.invalid_filter", f"{name} must be one of {', '.join(allowed)}.")
-
-
-def _iso(at: dt.datetime | None) -> str | None:
-    return at.isoformat() if at is not None else None
 
 
 def summary(c: Case, now: dt.datetime | None = None) -> dict:
@@ -536,23 +533,23 @@ def summary(c: Case, now: dt.datetime | None = None) -> dict:
         "confidence": c.confidence,
         "priority": round(c.priority, 4),
         "band": c.band,
-        "due_at": _iso(c.due_at),
+        "due_at": iso(c.due_at),
         "overdue": c.status != "closed" and c.due_at is not None and c.due_at < now,
         "known_match": c.known_match,
         "content_id": c.content_id,
         "account_id": c.account_id,
         "metadata": c.metadata_ or {},
         "claimed_by": holder,
-        "claim_expires_at": _iso(c.claim_expires_at) if holder else None,
+        "claim_expires_at": iso(c.claim_expires_at) if holder else None,
         "decision": c.decision,
         "classification": c.classification,
         "decided_by": c.decided_by,
-        "decided_at": _iso(c.decided_at),
+        "decided_at": iso(c.decided_at),
         "confirmed_by": c.confirmed_by,
-        "confirmed_at": _iso(c.confirmed_at),
-        "opened_at": _iso(c.opened_at),
-        "updated_at": _iso(c.updated_at),
-        "closed_at": _iso(c.closed_at),
+        "confirmed_at": iso(c.confirmed_at),
+        "opened_at": iso(c.opened_at),
+        "updated_at": iso(c.updated_at),
+        "closed_at": iso(c.closed_at),
     }
 
 
@@ -568,10 +565,10 @@ def item_dict(i: CaseItem) -> dict:
         "md5": i.md5,
         "text": i.text,
         "url": i.url,
-        "uploaded_at": _iso(i.uploaded_at),
+        "uploaded_at": iso(i.uploaded_at),
         "metadata": i.metadata_ or {},
         "has_media": i.media_key is not None,
-        "added_at": _iso(i.added_at),
+        "added_at": iso(i.added_at),
     }
 
 
@@ -588,7 +585,7 @@ def signal_dict(g: CaseSignal) -> dict:
         "confidence": g.confidence,
         "distance": g.distance,
         "detail": g.detail or {},
-        "at": _iso(g.at),
+        "at": iso(g.at),
     }
 
 
@@ -600,7 +597,7 @@ def decision_dict(x: CaseDecision) -> dict:
         "classification": x.classification,
         "note": x.note,
         "actor": x.actor,
-        "at": _iso(x.at),
+        "at": iso(x.at),
     }
 
 
@@ -611,7 +608,7 @@ def action_dict(a: CaseAction) -> dict:
         "params": a.params or {},
         "policy": a.policy,
         "actor": a.actor,
-        "created_at": _iso(a.created_at),
+        "created_at": iso(a.created_at),
     }
 
 

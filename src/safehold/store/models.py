@@ -29,6 +29,18 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(at: dt.datetime | None) -> dt.datetime | None:
+    """Aware UTC: naive means UTC, aware is converted (SQLite compares stored UTC wall-clock text)."""
+    if at is None:
+        return None
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def iso(at: dt.datetime | None) -> str | None:
+    """ISO 8601 text for the API, or None."""
+    return at.isoformat() if at is not None else None
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware on every backend: SQLite stores naive values, so UTC is re-attached on the way out."""
 

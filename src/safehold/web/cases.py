@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from safehold.auth.roles import Permission
+from safehold.auth.roles import Permission, demand
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, VIOLATING
 from safehold.errors import SafeholdError
 from safehold.services import Services
@@ -60,9 +60,8 @@ def show(
 
 def _override(who: Staff, override: bool, svc: Services, request: Request) -> bool:
     """Taking over another reviewer's claim is for senior reviewers; asking without the right is refused."""
-    if override and not who.can(Permission.CASES_SENIOR):
-        svc.audit.denied(who.label, Permission.CASES_SENIOR.value, f"POST {request.url.path}")
-        raise SafeholdError("auth.forbidden", "Only a senior reviewer may take over a claim.", status=403)
+    if override:
+        demand(svc.audit, who.role, who.label, Permission.CASES_SENIOR, f"POST {request.url.path}", "take over a claim")
     return override
 
 

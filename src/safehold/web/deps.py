@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold.auth.apikeys import Principal
-from safehold.auth.roles import Permission, allows
+from safehold.auth.roles import Permission, allows, demand
 from safehold.auth.users import UserInfo
 from safehold.errors import SafeholdError
 from safehold.services import Services
@@ -95,12 +95,9 @@ def staff(permission: Permission | None = None) -> Callable:
         request.state.staff = who
         if request.method == "POST":
             await check_csrf(request, who.csrf)
-        if permission is not None and not who.can(permission):
+        if permission is not None:
             route = f"{request.method} {request.url.path}"
-            await run_in_threadpool(svc.audit.denied, who.label, permission.value, route)
-            raise SafeholdError(
-                "auth.forbidden", f"The role {who.role!r} may not use this page ({permission.value}).", status=403
-            )
+            await run_in_threadpool(demand, svc.audit, who.role, who.label, permission, route, "use this page")
         if request.method == "GET" and who.can(Permission.CASES_REVIEW) and "/items/" not in request.url.path:
             # Pages (not media fetches) carry the break prompt and the cap notice.
             request.state.wellness_banner = await run_in_threadpool(exposure, svc, who)
