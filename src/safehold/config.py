@@ -64,6 +64,44 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_poll_interval: float = Field(default=1.0, gt=0)
 
+    # Reporting to NCMEC's CyberTipline (see docs/reporting.md). The default is NCMEC's test environment: filing
+    # for real needs the production URL set on purpose, with the credentials NCMEC issued for it.
+    cybertip_url: str = Field(
+        default="https://exttest.cybertip.org/ispws",
+        description="CyberTipline API base URL: https://exttest.cybertip.org/ispws (test) or "
+        "https://report.cybertip.org/ispws (production).",
+    )
+    cybertip_username: str | None = Field(default=None, description="ESP user name issued by NCMEC.")
+    cybertip_password: str | None = Field(default=None, repr=False, description="Its password. Never logged.")
+    cybertip_timeout: float = Field(default=60.0, gt=0, description="Seconds per CyberTipline request.")
+    cybertip_max_attempts: int = Field(default=8, ge=1, description="Filing attempts before a report fails.")
+    cybertip_backoff_seconds: float = Field(default=30.0, gt=0, description="First retry delay; doubles.")
+    cybertip_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    cybertip_schema: Path | None = Field(
+        default=None, description="A newer cyber_tipline.xsd (from the API's /xsd) to validate against."
+    )
+    # Who reports: the reporter block of every report.
+    reporter_first_name: str | None = None
+    reporter_last_name: str | None = None
+    reporter_email: str | None = None
+    reporter_phone: str | None = None
+    platform_name: str | None = Field(default=None, description="Your service's name (espService).")
+    legal_url: str | None = Field(default=None, description="Where law enforcement sends legal process.")
+    terms_of_service_url: str | None = None
+
+    # Evidence (see docs/evidence.md): its own key-encryption key, separate from the instance key.
+    evidence_key: str | None = Field(default=None, repr=False, description="Base64 KEK; default: key file.")
+    evidence_kms: str | None = Field(
+        default=None, description="'package.module:factory' returning a KeyProvider (a KMS plug-in)."
+    )
+    evidence_jurisdiction: str = Field(default="US", description="Jurisdiction of evidence with none given.")
+    evidence_retention_days: int = Field(
+        default=365, ge=1, description="Kept this long after its report is finished (REPORT Act: one year)."
+    )
+    evidence_retention_by_jurisdiction: dict[str, int] = Field(
+        default_factory=dict, description='Per-jurisdiction days, JSON: {"EU": 365, "UK": 730}.'
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, v: Path) -> Path:
@@ -86,6 +124,18 @@ class Settings(BaseSettings):
     @property
     def vault_dir(self) -> Path:
         return self.home / "vault"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    @property
+    def evidence_key_file(self) -> Path:
+        return self.home / "keys" / "evidence.key"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.home / "exports"
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,10 @@ from safehold.banks.service import BankService
 from safehold.cases.events import EventService
 from safehold.cases.service import CaseService
 from safehold.config import Settings, get_settings
+from safehold.evidence.service import EvidenceService
+from safehold.evidence.store import open_store
+from safehold.reporting.service import ReportService
+from safehold.reporting.worker import ReportWorker
 from safehold.review.service import ReviewService
 from safehold.review.wellness import WellnessService
 from safehold.scanning.service import ScanService
@@ -62,6 +66,10 @@ class Services:
         self.review = ReviewService(
             self.db, self.audit, self.cases, self.actions, self.vault, self.banks, self.wellness, s
         )
+        self.evidence_store = open_store(s)
+        self.evidence = EvidenceService(self.db, self.audit, self.evidence_store, self.vault, s)
+        self.reports = ReportService(self.db, self.audit, self.cases, self.evidence, s)
+        self.report_worker = ReportWorker(self.reports, s)
         self._index_loaded = False
         if load_index:
             self.load_index()
@@ -81,6 +89,8 @@ class Services:
         self.scans.flush_counts()
         self.cases.refresh_priorities()
         self.events.prune(dt.timedelta(days=self.settings.event_key_days))
+        self.reports.followup_once()
+        self.evidence.purge_due()
         if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
             self.index.save_snapshot()
 
@@ -96,10 +106,12 @@ class Services:
         self._thread.start()
         # Webhook delivery runs on its own thread: a slow receiver never delays index upkeep.
         self.dispatcher.start()
+        self.report_worker.start()
 
     def close(self) -> None:
         self._stop.set()
         self.dispatcher.stop()
+        self.report_worker.stop()
         if self._thread:
             self._thread.join(timeout=5)
         try:

@@ -1,8 +1,10 @@
 """Roles and the permissions they grant. Routes and commands ask for a permission, never for a role.
 
-Staff roles (admin, senior_reviewer, reviewer, auditor) match the review console's; ``platform`` is the role of
-the integrating platform's own services: they scan and send events, and see nothing else. Only the admin role
-manages users, policies, webhooks and settings; auditors read everything but never see media unblurred.
+Staff roles (admin, senior_reviewer, reviewer, auditor, legal) match the review console's; ``platform`` is the role
+of the integrating platform's own services: they scan and send events, and see nothing else. Only the admin role
+manages users, policies, webhooks and settings; auditors read everything but never see media unblurred. ``legal``
+is the team that files reports and answers law enforcement: it alone (with admins) may decrypt preserved
+evidence (18 U.S.C. 2258B asks that access to it be kept to a minimum).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ class Permission(StrEnum):
     USERS_MANAGE = "users.manage"
     ACTIONS_MANAGE = "actions.manage"  # policies, webhooks, the dead-letter list
     SETTINGS_MANAGE = "settings.manage"  # wellness defaults, SLA hours
+    REPORTS_READ = "reports.read"  # reports to authorities and their status
+    REPORTS_WRITE = "reports.write"  # draft and edit reports
+    REPORTS_SUBMIT = "reports.submit"  # file a report with the authority, retract one being filed
+    EVIDENCE_READ = "evidence.read"  # the evidence register (hashes, dates, holds): no content
+    EVIDENCE_ACCESS = "evidence.access"  # decrypt: open and export preserved evidence
+    EVIDENCE_MANAGE = "evidence.manage"  # legal holds, purge
 
 
 class Role(StrEnum):
@@ -33,6 +41,7 @@ class Role(StrEnum):
     SENIOR_REVIEWER = "senior_reviewer"
     REVIEWER = "reviewer"
     AUDITOR = "auditor"
+    LEGAL = "legal"
     PLATFORM = "platform"
 
 
@@ -47,20 +56,51 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.CASES_READ,
             Permission.CASES_REVIEW,
             Permission.CASES_SENIOR,
+            Permission.REPORTS_READ,
+            Permission.REPORTS_WRITE,
+            Permission.REPORTS_SUBMIT,
+            Permission.EVIDENCE_READ,
         }
     ),
     Role.REVIEWER: frozenset(
-        {Permission.SCAN, Permission.BANKS_READ, Permission.STATS_READ, Permission.CASES_READ, Permission.CASES_REVIEW}
+        {
+            Permission.SCAN,
+            Permission.BANKS_READ,
+            Permission.STATS_READ,
+            Permission.CASES_READ,
+            Permission.CASES_REVIEW,
+            Permission.REPORTS_READ,
+        }
     ),
     Role.AUDITOR: frozenset(
-        {Permission.BANKS_READ, Permission.STATS_READ, Permission.AUDIT_READ, Permission.CASES_READ}
+        {
+            Permission.BANKS_READ,
+            Permission.STATS_READ,
+            Permission.AUDIT_READ,
+            Permission.CASES_READ,
+            Permission.REPORTS_READ,
+            Permission.EVIDENCE_READ,
+        }
+    ),
+    Role.LEGAL: frozenset(
+        {
+            Permission.STATS_READ,
+            Permission.AUDIT_READ,
+            Permission.CASES_READ,
+            Permission.REPORTS_READ,
+            Permission.REPORTS_WRITE,
+            Permission.REPORTS_SUBMIT,
+            Permission.EVIDENCE_READ,
+            Permission.EVIDENCE_ACCESS,
+            Permission.EVIDENCE_MANAGE,
+        }
     ),
     Role.PLATFORM: frozenset({Permission.SCAN, Permission.EVENTS_WRITE}),
 }
 
 
 #: Roles a console user may have (``platform`` is for API keys of the platform's own services only).
-STAFF_ROLES = (Role.ADMIN, Role.SENIOR_REVIEWER, Role.REVIEWER, Role.AUDITOR)
+STAFF_ROLES = (Role.ADMIN, Role.SENIOR_REVIEWER, Role.REVIEWER, Role.AUDITOR, Role.LEGAL)
 
 
 def parse_role(value: str) -> Role:

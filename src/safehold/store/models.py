@@ -380,6 +380,9 @@ class CaseAction(Base):
     #: Unique per (case, policy, kind): the same decision never fires the same action twice.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Internal kinds (``preserve_evidence``, ``open_report_draft``) are carried out by a follow-up worker that
+    #: reads them like an outbox; it sets this when done, so each is carried out at least once.
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Webhook(Base):
@@ -418,3 +421,137 @@ class WebhookDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# ---------------------------------------------------------------------------------------- evidence
+
+
+class EvidenceItem(Base):
+    """One preserved piece of evidence: a file, a text, or a record (a filed report's document). The bytes live
+    encrypted in the evidence store under ``sha256`` (content-addressed: two records of one file share a blob).
+
+    ``source_key`` says what was preserved (``case_item:<id>``, ``report:<id>:document``); with ``case_id`` it
+    is unique, so preserving the same thing twice records it once. A purged record keeps its row (hashes,
+    dates, who purged it): the proof that the material existed and was deleted on schedule.
+    """
+
+    __tablename__ = "evidence_items"
+    __table_args__ = (
+        UniqueConstraint("case_id", "source_key", name="uq_evidence_source"),
+        Index("ix_evidence_sha256", "sha256"),
+        Index("ix_evidence_live", "purged_at", "preserved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    source_key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # media | text | document
+    sha256: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    media_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Whose retention rules apply (``US``, ``EU``, ...): see evidence.retention.
+    jurisdiction: Mapped[str] = mapped_column(String(16))
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    preserved_by: Mapped[str] = mapped_column(String(128))
+    preserved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    purged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LegalHold(Base):
+    """Keeps a case's (or an account's) evidence past its retention, e.g. for a law-enforcement preservation
+    request. Exactly one of ``case_id`` and ``account_id`` is set. Released holds stay, for the record."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True, index=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the request's number
+    placed_by: Mapped[str] = mapped_column(String(128))
+    placed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# --------------------------------------------------------------------------------------- reporting
+
+
+class Report(Base):
+    """A report to an authority (NCMEC's CyberTipline first): one per incident, bundling the cases of one
+    account (or one content item when there is no account).
+
+    ``status``: draft → submitted (filing in progress) → finished; or failed (a terminal error: fix and submit
+    again) or retracted. ``open_key`` (``<authority>:<incident_key>``) is set while the report is a draft, so
+    an incident has at most one draft. ``step`` and the lease fields make filing resumable: each step's
+    outcome is written before the next begins, and only the lease holder files.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_status", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    authority: Mapped[str] = mapped_column(String(32), default="ncmec")
+    incident_key: Mapped[str] = mapped_column(String(200))
+    open_key: Mapped[str | None] = mapped_column(String(240), unique=True, nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    #: The editable content: incident type, annotations, people, free text (see reporting.drafts).
+    fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NCMEC's report id
+    environment: Mapped[str | None] = mapped_column(String(16), nullable=True)  # test | production
+    step: Mapped[str] = mapped_column(String(16), default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the XML as filed
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retracted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    retracted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReportCase(Base):
+    """The cases a report bundles."""
+
+    __tablename__ = "report_cases"
+
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class ReportFile(Base):
+    """A file a report carries, and how far its upload got (NCMEC ``fileId``, details sent)."""
+
+    __tablename__ = "report_files"
+    __table_args__ = (UniqueConstraint("report_id", "case_item_id", name="uq_report_file"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    case_item_id: Mapped[int | None] = mapped_column(ForeignKey("case_items.id", ondelete="SET NULL"), nullable=True)
+    evidence_id: Mapped[int | None] = mapped_column(ForeignKey("evidence_items.id", ondelete="SET NULL"), nullable=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    md5: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: Reviewer's choices: fileAnnotations (list), relevance, publiclyAvailable.
+    fields: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: From the audit log at filing time (never a default): whether, by whom and when staff saw it.
+    viewed_by_esp: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    exif_viewed_by_esp: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    viewed: Mapped[dict] = mapped_column(JSON, default=dict)
+    file_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NCMEC's
+    upload_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    uploaded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    described_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -19,6 +19,7 @@ from safehold.errors import NotFound, SafeholdError
 from safehold.store.sealing import Sealer
 
 AAD = b"safehold.media.v1"
+NAMES = b"safehold.vault.names"
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,14 @@ class StoredMedia:
 
 
 class MediaVault:
-    def __init__(self, root: Path, sealer: Sealer):
+    """``aad`` binds every blob to this store and ``names`` keys its file names, so the evidence store (the same
+    class, its own directory, key, ``aad`` and ``names``) can never open or guess the vault's files."""
+
+    def __init__(self, root: Path, sealer: Sealer, *, aad: bytes = AAD, names: bytes = NAMES):
         self.root = root
         self.sealer = sealer
-        self._name_key = sealer.keys.derive(b"safehold.vault.names")  # secret, stable, never stored
+        self.aad = aad
+        self._name_key = sealer.keys.derive(names)  # secret, stable, never stored
 
     def _path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -51,7 +56,7 @@ class MediaVault:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(self.sealer.seal(data, AAD))
+                f.write(self.sealer.seal(data, self.aad))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -66,7 +71,7 @@ class MediaVault:
             blob = path.read_bytes()
         except FileNotFoundError:
             raise NotFound("vault.not_found", "This media is no longer held.") from None
-        data = self.sealer.open(blob, AAD)
+        data = self.sealer.open(blob, self.aad)
         if hashlib.sha256(data).hexdigest() != sha256:
             raise SafeholdError("vault.corrupt", "Stored media does not match its digest.", status=500)
         return data

@@ -21,7 +21,7 @@ Password = Field(max_length=MAX_PASSWORD, description="At least 12 characters; n
 class UserCreate(BaseModel):
     username: str = Field(max_length=64)
     password: str = Password
-    role: str = Field(description="admin, senior_reviewer, reviewer or auditor.")
+    role: str = Field(description="admin, senior_reviewer, reviewer, auditor or legal.")
     display_name: str = Field("", max_length=128)
 
 

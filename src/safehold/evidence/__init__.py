@@ -1,0 +1,1 @@
+"""Evidence preservation: encrypted, content-addressed, retained on schedule, every access on the audit log."""
