@@ -68,3 +68,14 @@ def test_vault_stores_once_encrypted_and_named_without_the_hash(tmp_path):
     assert err.value.code == "vault.not_found"
     with pytest.raises(SafeholdError):
         vault.get("../../etc/passwd")
+
+
+def test_version_1_blobs_still_open(tmp_path):
+    """Blobs sealed before the wrapped key got a length prefix (``SH1``, a fixed 60-byte wrapped key) still open."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = LocalKey(os.urandom(32))
+    data_key, nonce = AESGCM.generate_key(bit_length=256), os.urandom(12)
+    blob = b"SH1" + key.wrap(data_key, b"media") + nonce + AESGCM(data_key).encrypt(nonce, b"old media", b"media")
+    assert Sealer(key).open(blob, b"media") == b"old media"
+    assert Sealer(key).seal(b"x", b"media").startswith(b"SH2")

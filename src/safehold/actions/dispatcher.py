@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from sqlalchemy import Integer, bindparam, or_, select, update
 from safehold import __version__
 from safehold.actions.signing import sign
 from safehold.actions.webhooks import WebhookService
+from safehold.backoff import retry_delay
 from safehold.config import Settings
 from safehold.store.db import Database
 from safehold.store.models import Webhook, WebhookDelivery, utcnow
@@ -241,10 +241,7 @@ class Dispatcher:
                 log.warning("webhook %s delivery %s failed (%s)", o.job.webhook, o.job.id, o.error)
 
     def _backoff(self, attempts: int) -> dt.timedelta:
-        """``base × 2^(attempts-1)``, capped, with ±20 % jitter so retries of one outage do not arrive in step."""
-        s = self.settings
-        delay = min(s.webhook_backoff_seconds * 2 ** (attempts - 1), s.webhook_backoff_max_seconds)
-        return dt.timedelta(seconds=delay * random.uniform(0.8, 1.2))
+        return retry_delay(attempts, self.settings.webhook_backoff_seconds, self.settings.webhook_backoff_max_seconds)
 
 
 def _send(client: httpx.Client, job: _Job) -> _Outcome:

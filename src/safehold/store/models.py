@@ -522,6 +522,28 @@ class Report(Base):
     retracted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     retracted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
+    def record(self) -> dict:
+        """What the report is and who moved it where, as JSON values: the part of its record shared by the
+        API and the law-enforcement export (filing progress is added by the reporting service)."""
+        return {
+            "id": self.id,
+            "authority": self.authority,
+            "incident_key": self.incident_key,
+            "account_id": self.account_id,
+            "status": self.status,
+            "fields": self.fields or {},
+            "external_id": self.external_id,
+            "environment": self.environment,
+            "document_sha256": self.document_sha256,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "submitted_by": self.submitted_by,
+            "submitted_at": iso(self.submitted_at),
+            "finished_at": iso(self.finished_at),
+            "retracted_by": self.retracted_by,
+            "retracted_at": iso(self.retracted_at),
+        }
+
 
 class ReportCase(Base):
     """The cases a report bundles."""
@@ -555,3 +577,18 @@ class ReportFile(Base):
     upload_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     uploaded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     described_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    def record(self) -> dict:
+        """The file's identity and upload progress as JSON values (shared by the API and the export)."""
+        return {
+            "id": self.id,
+            "case_item_id": self.case_item_id,
+            "evidence_id": self.evidence_id,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "filename": self.filename,
+            "fields": self.fields or {},
+            "file_id": self.file_id,
+            "uploaded_at": iso(self.uploaded_at),
+            "described_at": iso(self.described_at),
+        }

@@ -8,7 +8,9 @@ The KEK comes from ``SAFEHOLD_INSTANCE_KEY`` (base64 of 32 bytes) or, by default
 ``<home>/keys/instance.key``, created with mode 0600 on first start. It is never logged, never written to the
 database and never part of an error message. :class:`KeyProvider` is the plug-in point for a KMS.
 
-Blob layout (version 1): ``b"SH1" | nonce_k(12) | wrapped_key(48) | nonce_d(12) | ciphertext+tag``.
+Blob layout, version 2: ``b"SH2" | len(wrapped, 2 bytes big-endian) | wrapped | nonce_d(12) | ciphertext+tag``,
+where ``wrapped`` is whatever the key provider returns (a local key: ``nonce_k(12) | data key + tag(48)``; a KMS:
+its own ciphertext, of its own length). Version 1 blobs (``b"SH1"``, a fixed 60-byte wrapped key) still open.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from safehold.errors import SafeholdError
 
-MAGIC = b"SH1"
+MAGIC_V1, MAGIC = b"SH1", b"SH2"
 KEY_BYTES = 32
 NONCE_BYTES = 12
-_WRAPPED = KEY_BYTES + 16  # data key + GCM tag
+_WRAPPED_V1 = NONCE_BYTES + KEY_BYTES + 16  # nonce + data key + GCM tag
+MAX_WRAPPED = 0xFFFF
 
 
 class KeyProvider(Protocol):
@@ -98,18 +101,17 @@ class Sealer:
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
         data_key = AESGCM.generate_key(bit_length=256)
         wrapped = self.keys.wrap(data_key, aad)
+        if not 0 < len(wrapped) <= MAX_WRAPPED:
+            raise SafeholdError("keys.provider", "The key provider returned an unusable wrapped key.", status=500)
         nonce = os.urandom(NONCE_BYTES)
-        return MAGIC + wrapped + nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
+        head = MAGIC + len(wrapped).to_bytes(2, "big") + wrapped
+        return head + nonce + AESGCM(data_key).encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, aad: bytes = b"") -> bytes:
-        head = len(MAGIC) + NONCE_BYTES + _WRAPPED
-        if not blob.startswith(MAGIC) or len(blob) < head + NONCE_BYTES + 16:
-            raise SafeholdError("keys.corrupt", "A sealed blob is damaged or not a Safehold blob.", status=500)
-        wrapped = blob[len(MAGIC) : head]
-        nonce = blob[head : head + NONCE_BYTES]
+        wrapped, body = _split(blob)
         try:
             data_key = self.keys.unwrap(wrapped, aad)
-            return AESGCM(data_key).decrypt(nonce, blob[head + NONCE_BYTES :], aad)
+            return AESGCM(data_key).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], aad)
         except InvalidTag:
             raise SafeholdError(
                 "keys.wrong_key", "A sealed blob cannot be opened: wrong instance key or tampered data.", status=500
@@ -120,3 +122,18 @@ class Sealer:
 
     def open_text(self, value: str, aad: bytes = b"") -> str:
         return self.open(base64.b64decode(value), aad).decode()
+
+
+def _split(blob: bytes) -> tuple[bytes, bytes]:
+    """(wrapped key, nonce + ciphertext) of a version 1 or 2 blob."""
+    if blob.startswith(MAGIC) and len(blob) >= 5:
+        end = 5 + int.from_bytes(blob[3:5], "big")
+        wrapped, body = blob[5:end], blob[end:]
+    elif blob.startswith(MAGIC_V1):
+        end = len(MAGIC_V1) + _WRAPPED_V1
+        wrapped, body = blob[len(MAGIC_V1) : end], blob[end:]
+    else:
+        wrapped, body = b"", b""
+    if not wrapped or len(body) < NONCE_BYTES + 16:
+        raise SafeholdError("keys.corrupt", "A sealed blob is damaged or not a Safehold blob.", status=500)
+    return wrapped, body
