@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -104,3 +105,31 @@ def cli(monkeypatch, settings):
         common._services.close()
     common._services = None
     get_settings.cache_clear()
+
+
+class Clock:
+    """The stand-in's clock: real time plus whatever a test skips ahead (to expire unfinished reports)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture
+def cybertip(svc):
+    """A started ``StandIn`` (``.clock`` moves its time); ``svc`` files with it, with tiny back-offs."""
+    from safehold.reporting.cybertipline.standin import StandIn
+
+    clock = Clock()
+    standin = StandIn(username="esp", password="secret", clock=clock)
+    standin.clock = clock
+    s = svc.settings
+    s.cybertip_url = standin.start()
+    s.cybertip_username, s.cybertip_password = "esp", "secret"
+    s.cybertip_timeout, s.cybertip_backoff_seconds, s.cybertip_backoff_max_seconds = 5.0, 0.001, 0.001
+    s.platform_name, s.legal_url = "Example Social", "https://example.org/legal"
+    s.reporter_first_name, s.reporter_last_name, s.reporter_email = "Trust", "Safety", "safety@example.org"
+    yield standin
+    standin.stop()
