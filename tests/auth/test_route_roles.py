@@ -72,6 +72,25 @@ EXPECTED = {
     ("GET", "/v1/deliveries"): Permission.ACTIONS_MANAGE,
     ("POST", "/v1/deliveries/{delivery_id}/retry"): Permission.ACTIONS_MANAGE,
     ("POST", "/v1/cases/{case_id}/actions"): Permission.CASES_SENIOR,
+    ("GET", "/v1/reports"): Permission.REPORTS_READ,
+    ("POST", "/v1/reports"): Permission.REPORTS_WRITE,
+    ("GET", "/v1/reports/{report_id}"): Permission.REPORTS_READ,
+    ("PATCH", "/v1/reports/{report_id}"): Permission.REPORTS_WRITE,
+    ("GET", "/v1/reports/{report_id}/document"): Permission.REPORTS_READ,
+    ("POST", "/v1/reports/{report_id}/submit"): Permission.REPORTS_SUBMIT,
+    ("GET", "/v1/reports/{report_id}/status"): Permission.REPORTS_READ,
+    ("POST", "/v1/reports/{report_id}/retract"): Permission.REPORTS_SUBMIT,
+    ("POST", "/v1/reports/{report_id}/filed"): Permission.REPORTS_SUBMIT,
+    ("POST", "/v1/reports/{report_id}/export"): Permission.EVIDENCE_ACCESS,
+    ("GET", "/v1/cybertipline/status"): Permission.REPORTS_SUBMIT,
+    ("GET", "/v1/evidence"): Permission.EVIDENCE_READ,
+    ("GET", "/v1/evidence/holds"): Permission.EVIDENCE_READ,
+    ("POST", "/v1/evidence/holds"): Permission.EVIDENCE_MANAGE,
+    ("POST", "/v1/evidence/holds/{hold_id}/release"): Permission.EVIDENCE_MANAGE,
+    ("POST", "/v1/evidence/export"): Permission.EVIDENCE_ACCESS,
+    ("POST", "/v1/evidence/purge"): Permission.EVIDENCE_MANAGE,
+    ("GET", "/v1/evidence/{evidence_id}"): Permission.EVIDENCE_READ,
+    ("GET", "/v1/evidence/{evidence_id}/content"): Permission.EVIDENCE_ACCESS,
 }
 
 
@@ -84,6 +103,9 @@ PATH_VALUES = {
     "{case_id}": "1",
     "{item_id}": "1",
     "{delivery_id}": "1",
+    "{report_id}": "999999",
+    "{evidence_id}": "999999",
+    "{hold_id}": "999999",
 }
 
 

@@ -13,7 +13,7 @@ from tests.media import jpeg
 
 PASSWORD = "a calm test password"
 #: One user per staff role: the user name is the role's, shortened where the pattern asks.
-ROLES = {"admin": "ada", "senior_reviewer": "sam", "reviewer": "rita", "auditor": "otto"}
+ROLES = {"admin": "ada", "senior_reviewer": "sam", "reviewer": "rita", "auditor": "otto", "legal": "lena"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

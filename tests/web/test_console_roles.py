@@ -61,6 +61,18 @@ EXPECTED = {
     ("POST", "/console/admin/webhooks/{name}/delete"): P.ACTIONS_MANAGE,
     ("GET", "/console/admin/deliveries"): P.ACTIONS_MANAGE,
     ("POST", "/console/admin/deliveries/{delivery_id}/retry"): P.ACTIONS_MANAGE,
+    ("GET", "/console/reports"): P.REPORTS_READ,
+    ("GET", "/console/reports/{report_id}"): P.REPORTS_READ,
+    ("POST", "/console/reports/{report_id}"): P.REPORTS_WRITE,
+    ("POST", "/console/reports/{report_id}/files/{file_id}"): P.REPORTS_WRITE,
+    ("POST", "/console/reports/{report_id}/submit"): P.REPORTS_SUBMIT,
+    ("POST", "/console/reports/{report_id}/retract"): P.REPORTS_SUBMIT,
+    ("POST", "/console/reports/{report_id}/filed"): P.REPORTS_SUBMIT,
+    ("POST", "/console/reports/{report_id}/export"): P.EVIDENCE_ACCESS,
+    ("POST", "/console/cases/{case_id}/report"): P.REPORTS_WRITE,
+    ("GET", "/console/evidence"): P.EVIDENCE_READ,
+    ("POST", "/console/evidence/holds"): P.EVIDENCE_MANAGE,
+    ("POST", "/console/evidence/holds/{hold_id}/release"): P.EVIDENCE_MANAGE,
     ("GET", "/console/audit"): P.AUDIT_READ,
     ("GET", "/console/audit/verify"): P.AUDIT_READ,
     ("POST", "/logout"): ANY,  # last: it ends the session
@@ -73,6 +85,9 @@ PARAMS = {
     "{username}": "nobody",
     "{prefix}": "nokey",
     "{name}": "nothing",
+    "{report_id}": "999999",
+    "{file_id}": "999999",
+    "{hold_id}": "999999",
 }
 
 

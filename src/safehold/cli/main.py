@@ -17,6 +17,8 @@ from safehold import __version__
 from safehold.cli import actions as action_cmds
 from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
+from safehold.cli import evidence as evidence_cmds
+from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli.common import fail, services
@@ -38,6 +40,8 @@ app.add_typer(action_cmds.webhook_app, name="webhook")
 app.add_typer(action_cmds.delivery_app, name="delivery")
 app.add_typer(action_cmds.policy_app, name="policy")
 app.add_typer(user_cmds.app, name="user")
+app.add_typer(report_cmds.app, name="report")
+app.add_typer(evidence_cmds.app, name="evidence")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 
@@ -113,7 +117,7 @@ def db_status() -> None:
 
 @key_app.command("create")
 def apikey_create(
-    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor or platform.")],
+    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor, legal or platform.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

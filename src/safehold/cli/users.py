@@ -44,7 +44,7 @@ def _when(at) -> str:
 @app.command("create")
 def create(
     name: Name,
-    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer or auditor.")],
+    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor or legal.")],
     display_name: Annotated[str, typer.Option(help="Shown in the console instead of the username.")] = "",
     password_stdin: PasswordStdin = False,
 ) -> None:
@@ -78,7 +78,9 @@ def passwd(name: Name, password_stdin: PasswordStdin = False) -> None:
 
 
 @app.command("set-role")
-def set_role(name: Name, role: Annotated[str, typer.Argument(help="admin, senior_reviewer, reviewer or auditor.")]):
+def set_role(
+    name: Name, role: Annotated[str, typer.Argument(help="admin, senior_reviewer, reviewer, auditor or legal.")]
+) -> None:
     """Change a user's role (takes effect on their next request)."""
     with fail():
         u = _users().update(name, role=role, actor=ACTOR)

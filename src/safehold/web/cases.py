@@ -41,6 +41,8 @@ def case_page(request: Request, svc: Services, who: Staff, case_id: int, reveale
         actions=svc.actions.list_for_case(case_id),
         reveals={i["id"]: svc.review.reveals(i["id"]) for i in media_items},
         banks=[b for b in svc.banks.list() if b.kind == "block"] if closed_violating else [],
+        closed_violating=closed_violating,
+        reports=svc.reports.list(case_id=case_id) if closed_violating and who.can(Permission.REPORTS_READ) else [],
         wellness=wellness_of(svc, who),
         revealed=revealed,
         classifications=CLASSIFICATIONS,

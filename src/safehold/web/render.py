@@ -57,6 +57,13 @@ NOTICES = {
     "retried": "Delivery queued again.",
     "settings_saved": "Settings saved.",
     "logged_out": "You are logged out.",
+    "report_drafted": "The case is in this report draft; its evidence is preserved.",
+    "report_saved": "Report saved.",
+    "report_submitted": "Report submitted; it is being filed.",
+    "report_retracted": "Report retracted.",
+    "report_filed": "Report recorded as filed.",
+    "hold_placed": "Legal hold placed.",
+    "hold_released": "Legal hold released.",
 }
 
 

@@ -1,0 +1,35 @@
+"""Export packages as downloads. A package holds decrypted evidence, so the API and the console build it in a
+private temporary folder under the exports directory and delete it once sent: no copy stays on the server."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from safehold.services import Services
+
+
+def send_package(svc: Services, make: Callable[[Path], dict]) -> FileResponse:
+    """Build an export package in a private temporary folder with ``make(dest_dir)`` and send it as a download;
+    the folder is removed once the answer is sent (or at once if building it fails)."""
+    svc.settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=svc.settings.exports_dir))
+    try:
+        package = make(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    path = Path(package["path"])
+    headers = {"X-Checksum-SHA256": package["sha256"], "Cache-Control": "no-store"}
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=path.name,
+        headers=headers,
+        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+    )
