@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/match.py
 	$(VENV)/bin/python bench/webhooks.py
 	$(VENV)/bin/python bench/review.py
+	$(VENV)/bin/python bench/reporting.py --out bench/results/reporting.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
