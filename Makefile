@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/webhooks.py
 	$(VENV)/bin/python bench/review.py
 	$(VENV)/bin/python bench/reporting.py --out bench/results/reporting.json
+	$(VENV)/bin/python bench/text.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,455 @@
+"""Conversation risk from the stages of the grooming process, one message at a time.
+
+Why stages and not keywords: analyses of offender chat logs describe grooming as a *process* — rapport and
+flattery, collecting personal details, checking that the child is alone and unsupervised, secrecy and exclusivity,
+moving to a private app, gifts, sexual topics and image requests, and meeting offline (O'Connell 2003; Black,
+Wollis, Woodworth & Hancock 2015; Winters, Kaylor & Jeglic 2017; Lorenzo-Dus, Izura & Pérez-Tattam 2016; Kloess,
+Hamilton-Giachritsis & Beech 2019). Every one of these acts also occurs in ordinary chat ("are you home alone?
+dinner is in the fridge"); what marks grooming is one author showing *several* of them, moving from preparation
+towards sexual content or a meeting, usually with a child. Financial sextortion is different: threat plus payment
+demand is enough on its own (Thorn & NCMEC 2024).
+
+How a participant's risk is computed (all constants below are module-level and documented, not fitted to data):
+
+1. Each cue phrase from the ``grooming`` term list (``grooming.<stage>`` categories) found in the author's message
+   adds to that stage's strength: ``strength = 1 - (1 - strength) * (1 - HIT_STRENGTH[severity])``, so repeats
+   add with diminishing returns and strength stays below 1.
+2. ``breadth = sum(STAGE_WEIGHT[stage] * strength)``. Secrecy, sexual content and threats weigh more than
+   flattery because the literature treats them as the later, more specific stages.
+3. Progression: if a goal stage (sexual, meeting) first appears *after* a preparation stage, ``+PROGRESSION``.
+4. Age gap: if another participant is a minor (declared in text or profiled < 18) and this author is an adult or
+   pursues risk assessment, secrecy, sexual or meeting stages, ``breadth *= AGE_GAP_FACTOR``.
+5. ``risk = 1 - exp(-RATE * breadth)``; with fewer than ``MIN_STAGES_FOR_ALERT`` distinct stages the risk is
+   capped at ``SINGLE_STAGE_CAP`` so that one or two cues can never raise an alert.
+6. Sextortion floor: ``risk >= 0.5 + 0.5 * min(threat, max(payment, 0.8 * sexual))``.
+
+With an optional trained :class:`~safehold.text.grooming.model.GroomingModel`, step 5's risk is replaced by the
+model's probability for the author's features (stage strengths, age signals, the rule risk, hashed word n-grams);
+the sextortion floor still applies. The conversation score is the highest participant risk.
+
+The state is bounded: per author it keeps stage strengths, where each stage first appeared, the ``MAX_EVIDENCE``
+strongest messages per stage and, only when a model needs them, at most ``MAX_GRAMS`` hashed n-grams; at most
+``MAX_AUTHORS`` participants are tracked (the least risky is dropped). Messages longer than ``MAX_TEXT`` are
+scored on their first ``MAX_TEXT`` characters.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from safehold.errors import SafeholdError
+from safehold.text.grooming.ages import ages_in
+from safehold.text.normalize import MAX_TEXT, normalize
+from safehold.text.terms import Matcher, TermList, load_list
+
+if TYPE_CHECKING:
+    from safehold.text.grooming.model import GroomingModel
+
+STAGES = (
+    "rapport",
+    "personal_info",
+    "risk_assessment",
+    "exclusivity",
+    "platform_move",
+    "gifts",
+    "sexual",
+    "meeting",
+    "sextortion_threat",
+    "sextortion_payment",
+)
+CATEGORY_PREFIX = "grooming."
+HIT_STRENGTH = {1: 0.3, 2: 0.6, 3: 0.85}
+STAGE_WEIGHT = {
+    "rapport": 0.5,
+    "personal_info": 0.7,
+    "risk_assessment": 1.0,
+    "exclusivity": 1.2,
+    "platform_move": 0.8,
+    "gifts": 0.8,
+    "sexual": 1.2,
+    "meeting": 1.0,
+    "sextortion_threat": 1.5,
+    "sextortion_payment": 1.2,
+}
+PREPARATION = frozenset(("rapport", "personal_info", "risk_assessment", "exclusivity", "platform_move", "gifts"))
+GOALS = frozenset(("sexual", "meeting"))
+PURSUIT = frozenset(("risk_assessment", "exclusivity", "sexual", "meeting"))
+PROGRESSION = 0.5
+AGE_GAP_FACTOR = 1.5
+ADULT_AGE = 18
+RATE = 0.45
+MIN_STAGES_FOR_ALERT = 3
+SINGLE_STAGE_CAP = 0.6
+LEVELS = ((0.15, "none"), (0.4, "low"))  # below 0.15 none, below 0.4 low, below the alert threshold medium
+MAX_EVIDENCE = 3
+MAX_AUTHORS = 50
+MAX_GRAMS = 4096
+EXCERPT = 160
+STATE_VERSION = 1
+
+_STAGE_OF = {CATEGORY_PREFIX + s: s for s in STAGES}
+_STAGE_SENTENCE = {
+    "rapport": "{a} flattered or built trust with {b} (rapport)",
+    "personal_info": "{a} asked {b} for personal details (personal info)",
+    "risk_assessment": "{a} asked whether {b} is alone or supervised (risk assessment)",
+    "exclusivity": "{a} pressed {b} for secrecy or exclusivity (exclusivity)",
+    "platform_move": "{a} asked {b} to move to another app (platform move)",
+    "gifts": "{a} offered {b} gifts or money (gifts)",
+    "sexual": "{a} raised sexual topics or asked {b} for images (sexual)",
+    "meeting": "{a} proposed meeting {b} offline (meeting)",
+    "sextortion_threat": "{a} threatened to share images of {b} (sextortion threat)",
+    "sextortion_payment": "{a} demanded payment from {b} (sextortion payment)",
+}
+
+
+@dataclass
+class Message:
+    author: str
+    text: str
+    id: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass
+class Profile:
+    age: int | None = None  # the platform's declared or estimated age
+
+
+@dataclass
+class Assessment:
+    score: float
+    level: str
+    alert: bool
+    risk_author: str | None
+    at_risk_author: str | None
+    participants: dict[str, dict]
+    stages: list[dict]
+    explanation: list[str]
+    messages: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Author:
+    """What the scorer remembers about one participant (bounded; see the module docstring)."""
+
+    messages: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
+    first: dict[str, int] = field(default_factory=dict)
+    evidence: dict[str, list[dict]] = field(default_factory=dict)
+    age: int | None = None
+    age_index: int | None = None
+    profile_age: int | None = None
+    grams: set[int] = field(default_factory=set)
+    risk: float = 0.0
+
+    def known_age(self) -> tuple[int | None, str | None]:
+        if self.profile_age is not None:
+            return self.profile_age, "profile"
+        if self.age is not None:
+            return self.age, "declared"
+        return None, None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["grams"] = sorted(self.grams)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Author:
+        return cls(
+            messages=int(d["messages"]),
+            stages={s: float(v) for s, v in d["stages"].items() if s in STAGE_WEIGHT},
+            first={s: int(v) for s, v in d["first"].items() if s in STAGE_WEIGHT},
+            evidence={s: list(v)[:MAX_EVIDENCE] for s, v in d["evidence"].items() if s in STAGE_WEIGHT},
+            age=_opt_int(d.get("age")),
+            age_index=_opt_int(d.get("age_index")),
+            profile_age=_opt_int(d.get("profile_age")),
+            grams={int(g) for g in d.get("grams", ())[:MAX_GRAMS]},
+            risk=float(d.get("risk", 0.0)),
+        )
+
+
+def _opt_int(v) -> int | None:
+    return None if v is None else int(v)
+
+
+class ConversationState:
+    """Everything the scorer needs to continue a conversation; JSON-serialisable and bounded in size."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.authors: dict[str, _Author] = {}
+
+    def to_dict(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "messages": self.messages,
+            "authors": {a: st.to_dict() for a, st in self.authors.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConversationState:
+        try:
+            if d.get("version") != STATE_VERSION:
+                raise ValueError(f"unsupported version {d.get('version')!r}")
+            state = cls()
+            state.messages = int(d["messages"])
+            authors = d["authors"]
+            if len(authors) > MAX_AUTHORS:
+                raise ValueError(f"more than {MAX_AUTHORS} authors")
+            state.authors = {str(a): _Author.from_dict(v) for a, v in authors.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SafeholdError("grooming.invalid_state", f"Invalid conversation state: {exc}") from exc
+        return state
+
+
+def _strength_after(current: float, severity: int) -> float:
+    return 1.0 - (1.0 - current) * (1.0 - HIT_STRENGTH.get(severity, HIT_STRENGTH[2]))
+
+
+def _grams(words: list[str]) -> Iterable[int]:
+    """Stable hashes (crc32, not ``hash()``, which changes per process) of word unigrams and bigrams."""
+    for i, w in enumerate(words):
+        yield zlib.crc32(w.encode())
+        if i:
+            yield zlib.crc32(f"{words[i - 1]} {w}".encode())
+
+
+def _is_minor(author: _Author) -> bool:
+    age, _ = author.known_age()
+    return age is not None and age < ADULT_AGE
+
+
+def author_features(state: ConversationState, name: str, *, buckets: int = 0) -> dict[str, float]:
+    """The features a trained model sees for one participant (also used to train it)."""
+    a = state.authors[name]
+    age, _ = a.known_age()
+    partner_minor = any(_is_minor(o) for n, o in state.authors.items() if n != name)
+    f: dict[str, float] = {f"stage:{s}": v for s, v in a.stages.items()}
+    f["rule_risk"] = _rule_risk(state, name)
+    f["distinct_stages"] = float(len(a.stages))
+    f["log_messages"] = math.log1p(a.messages)
+    f["share_messages"] = a.messages / state.messages if state.messages else 0.0
+    f["partner_minor"] = float(partner_minor)
+    f["self_minor"] = float(age is not None and age < ADULT_AGE)
+    f["self_adult"] = float(age is not None and age >= ADULT_AGE)
+    if buckets:
+        f.update((f"g:{g % buckets}", 1.0) for g in a.grams)
+    return f
+
+
+def _breadth(state: ConversationState, name: str) -> float:
+    a = state.authors[name]
+    stages = a.stages
+    breadth = sum(STAGE_WEIGHT[s] * v for s, v in stages.items())
+    goal_first = [a.first[s] for s in GOALS if s in a.first]
+    prep_first = [a.first[s] for s in PREPARATION if s in a.first]
+    if goal_first and prep_first and min(goal_first) > min(prep_first):
+        breadth += PROGRESSION
+    if any(_is_minor(o) for n, o in state.authors.items() if n != name):
+        age, _ = a.known_age()
+        if (age is not None and age >= ADULT_AGE) or not PURSUIT.isdisjoint(stages):
+            breadth *= AGE_GAP_FACTOR
+    return breadth
+
+
+def _sextortion_floor(stages: dict[str, float]) -> float:
+    threat = stages.get("sextortion_threat", 0.0)
+    if not threat:
+        return 0.0
+    return 0.5 + 0.5 * min(threat, max(stages.get("sextortion_payment", 0.0), 0.8 * stages.get("sexual", 0.0)))
+
+
+def _rule_risk(state: ConversationState, name: str) -> float:
+    stages = state.authors[name].stages
+    if not stages:
+        return 0.0
+    risk = 1.0 - math.exp(-RATE * _breadth(state, name))
+    if len(stages) < MIN_STAGES_FOR_ALERT:
+        risk = min(risk, SINGLE_STAGE_CAP)
+    return max(risk, _sextortion_floor(stages))
+
+
+class GroomingScorer:
+    """Scores conversations incrementally: ``state = new_state()``, then ``add(state, message)`` per message."""
+
+    def __init__(
+        self,
+        *,
+        cues: TermList | None = None,
+        model: GroomingModel | None = None,
+        alert_threshold: float = 0.7,
+        ngram_buckets: int = 0,
+    ):
+        """``ngram_buckets`` > 0 collects hashed n-grams without a model (for training); a model sets its own."""
+        if not 0.0 < alert_threshold <= 1.0:
+            raise SafeholdError("grooming.invalid_threshold", "alert_threshold must be in (0, 1].")
+        terms = (cues or load_list("grooming")).terms
+        self._matcher = Matcher(t for t in terms if t.category in _STAGE_OF)
+        self.model = model
+        self.alert_threshold = alert_threshold
+        self.buckets = model.buckets if model is not None else ngram_buckets
+
+    def new_state(self) -> ConversationState:
+        return ConversationState()
+
+    def assess(self, messages: Iterable[Message], profiles: dict[str, Profile] | None = None) -> Assessment:
+        """Score a whole conversation at once (same result as adding its messages one by one)."""
+        state = self.new_state()
+        assessment = None
+        for m in messages:
+            assessment = self.add(state, m, profiles)
+        return assessment or self._assessment(state)
+
+    def add(self, state: ConversationState, message: Message, profiles: dict[str, Profile] | None = None) -> Assessment:
+        """Take one message into ``state`` and return the conversation's assessment after it."""
+        index = state.messages
+        state.messages += 1
+        author = self._author(state, message.author)
+        author.messages += 1
+        changed = {message.author}
+        for name, profile in (profiles or {}).items():
+            # A profiled participant counts even before they write (a silent child is still in the conversation).
+            if profile.age is not None and self._author(state, name).profile_age != profile.age:
+                state.authors[name].profile_age = profile.age
+                changed = set(state.authors)
+        text = message.text[:MAX_TEXT]
+        ages = ages_in(text)
+        if ages and author.age != ages[-1]:
+            author.age, author.age_index = ages[-1], index
+            changed = set(state.authors)  # a minor's age changes every partner's age-gap factor
+        norm = normalize(text)
+        hits = self._matcher.find(norm, normalized=True) if norm else []
+        if hits:
+            self._record(author, message, index, text, hits)
+        if self.buckets and norm and len(author.grams) < MAX_GRAMS:
+            for g in _grams(norm.split()):
+                if len(author.grams) >= MAX_GRAMS:
+                    break
+                author.grams.add(g % self.buckets)
+        for name in changed:
+            state.authors[name].risk = self._risk(state, name)
+        return self._assessment(state)
+
+    def _author(self, state: ConversationState, name: str) -> _Author:
+        author = state.authors.get(name)
+        if author is None:
+            if len(state.authors) >= MAX_AUTHORS:
+                drop = min(state.authors, key=lambda n: (state.authors[n].risk, state.authors[n].messages))
+                del state.authors[drop]
+            author = state.authors[name] = _Author()
+        return author
+
+    def _record(self, author: _Author, message: Message, index: int, text: str, hits) -> None:
+        per_stage: dict[str, list] = {}
+        for hit in hits:
+            per_stage.setdefault(_STAGE_OF[hit.term.category], []).append(hit.term)
+        for stage, terms in per_stage.items():
+            severity = max(t.severity for t in terms)
+            author.stages[stage] = _strength_after(author.stages.get(stage, 0.0), severity)
+            author.first.setdefault(stage, index)
+            evidence = author.evidence.setdefault(stage, [])
+            item = {
+                "message_id": message.id,
+                "index": index,
+                "excerpt": text[:EXCERPT],
+                "cues": sorted({t.term for t in terms}),
+                "severity": severity,
+            }
+            if len(evidence) < MAX_EVIDENCE:
+                evidence.append(item)
+            else:  # keep the strongest, earliest evidence
+                weakest = min(range(len(evidence)), key=lambda i: (evidence[i]["severity"], -evidence[i]["index"]))
+                if evidence[weakest]["severity"] < severity:
+                    evidence[weakest] = item
+                    evidence.sort(key=lambda e: e["index"])
+
+    def _risk(self, state: ConversationState, name: str) -> float:
+        stages = state.authors[name].stages
+        if self.model is None:
+            return _rule_risk(state, name)
+        p = self.model.predict_author(author_features(state, name, buckets=self.buckets))
+        return max(p, _sextortion_floor(stages))
+
+    def _assessment(self, state: ConversationState) -> Assessment:
+        authors = state.authors
+        participants = {}
+        for name, a in authors.items():
+            age, source = a.known_age()
+            participants[name] = {
+                "risk": round(a.risk, 4),
+                "stages": {s: round(a.stages[s], 4) for s in STAGES if s in a.stages},
+                "age": age,
+                "age_source": source,
+                "messages": a.messages,
+            }
+        top = max(authors, key=lambda n: authors[n].risk, default=None)
+        score = authors[top].risk if top is not None else 0.0
+        level = self._level(score)
+        if level == "none":
+            return Assessment(round(score, 4), level, False, None, None, participants, [], [], state.messages)
+        victim = self._victim(state, top)
+        return Assessment(
+            score=round(score, 4),
+            level=level,
+            alert=score >= self.alert_threshold,
+            risk_author=top,
+            at_risk_author=victim,
+            participants=participants,
+            stages=[
+                {"stage": s, "strength": round(authors[top].stages[s], 4), "evidence": authors[top].evidence[s]}
+                for s in STAGES
+                if s in authors[top].stages
+            ],
+            explanation=self._explain(state, top, victim),
+            messages=state.messages,
+        )
+
+    def _level(self, score: float) -> str:
+        if score >= self.alert_threshold:
+            return "high"
+        for bound, name in LEVELS:
+            if score < bound:
+                return name
+        return "medium"
+
+    @staticmethod
+    def _victim(state: ConversationState, risk_author: str) -> str | None:
+        """The other participant most likely at risk: a declared/profiled minor first, then the most active."""
+        others = [(n, a) for n, a in state.authors.items() if n != risk_author]
+        if not others:
+            return None
+        return max(others, key=lambda na: (_is_minor(na[1]), na[1].messages))[0]
+
+    @staticmethod
+    def _explain(state: ConversationState, top: str, victim: str | None) -> list[str]:
+        a = state.authors[top]
+        other = victim if victim is not None else "the other participant"
+        out = []
+        for stage in STAGES:
+            if stage in a.stages:
+                refs = ", ".join(_ref(e) for e in a.evidence[stage])
+                word = "message" if len(a.evidence[stage]) == 1 else "messages"
+                out.append(_STAGE_SENTENCE[stage].format(a=top, b=other) + f", {word} {refs}")
+        if victim is not None and _is_minor(state.authors[victim]):
+            v = state.authors[victim]
+            age, source = v.known_age()
+            where = "profile" if source == "profile" else f"declared in message #{v.age_index + 1}"
+            own, own_source = a.known_age()
+            who = f"{top} is an adult ({own}, {own_source})" if own is not None and own >= ADULT_AGE else None
+            out.append(f"{victim} is a minor ({age}, {where})" + (f"; {who}" if who else "") + ": age gap")
+        if _sextortion_floor(a.stages) >= 0.5:
+            out.append(f"{top} threatened to share images: sextortion pattern")
+        return out
+
+
+def _ref(evidence: dict) -> str:
+    return str(evidence["message_id"]) if evidence["message_id"] is not None else f"#{evidence['index'] + 1}"

@@ -1,0 +1,263 @@
+"""Keep abuse out of search and autocomplete (Voluntary Principle 6): a query guard and a suggestion filter.
+
+A search box is where someone first *looks* for abuse material, so it is the cheapest place to interrupt them. The
+guard normalises the query once, runs the term matcher, and applies a small rule table on the *categories* hit:
+
+=============================  ==========  ============  ==========================================================
+categories in the query        action      message       why
+=============================  ==========  ============  ==========================================================
+any ``csam`` term              block       block         the term's only common use is seeking abuse material
+``minor`` + ``sexual``         block       block         a child word with a sexual word is a request for CSAM
+``minor_ambiguous`` + sexual   warn        warn          "teen"/"young" + sexual is often legal adult content
+                                                         labelled to look young: warn, do not block (Prichard et
+                                                         al. 2022 tested warnings on exactly these searches)
+``sextortion``                 warn        sextortion    the searcher may be a victim as well as an offender, so
+                                                         the message leads to victim support (NCMEC Take It Down)
+anything else                  allow       none
+=============================  ==========  ============  ==========================================================
+
+The first matching row wins. Single context words (``minor``, ``sexual``, ``trading`` …) never act alone: "kids
+shoes" and "sex education" must stay searchable. Matching uses every language's terms whatever the locale, because
+people search in mixed languages; the locale only picks the message.
+
+Messages come from ``data/search_messages.json`` (sources cited inside). Each blocked/warned query gets one message
+*variant* (``deterrence``: illegal + traceable + help; ``help``: help first) so a platform can compare them, as the
+published evaluations did. A caller ``bucket`` (e.g. a hash of the session id) keeps the same variant for the same
+person; without one the variant is drawn at random by weight. No cache: every query is matched afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from safehold.errors import SafeholdError
+from safehold.text.normalize import normalize
+from safehold.text.terms import Matcher, TermList, load_starter
+
+ACTIONS = ("allow", "warn", "block")
+MESSAGE_KINDS = ("block", "warn", "sextortion")
+HELP_SETS = ("prevention", "victim")
+_SEVERITY = {"allow": 0, "warn": 2, "block": 3}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    category: str  # the decision's category, and the key suggestion removals are counted under
+    needs: frozenset[str]  # term categories that must all be present
+    action: str
+    message: str  # key into the locale's messages
+    help: str  # which help set goes with the message
+
+
+RULES = (
+    _Rule("csam", frozenset({"csam"}), "block", "block", "prevention"),
+    _Rule("minor_sexual", frozenset({"minor", "sexual"}), "block", "block", "prevention"),
+    _Rule("minor_ambiguous_sexual", frozenset({"minor_ambiguous", "sexual"}), "warn", "warn", "prevention"),
+    _Rule("sextortion", frozenset({"sextortion"}), "warn", "sextortion", "victim"),
+)
+
+
+@dataclass(slots=True)
+class SearchDecision:
+    action: str
+    category: str | None
+    severity: int
+    locale: str
+    variant: str | None
+    message: dict | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _invalid(message: str) -> SafeholdError:
+    return SafeholdError("search.invalid_messages", message)
+
+
+def _require_text(value, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"{where} must be a non-empty string")
+    return value
+
+
+def _validate_help_entry(entry, where: str, sources: dict) -> None:
+    if not isinstance(entry, dict):
+        raise _invalid(f"{where} must be an object")
+    for key in ("name", "url", "description"):
+        _require_text(entry.get(key), f"{where}.{key}")
+    if "phone" in entry:
+        _require_text(entry["phone"], f"{where}.phone")
+    if entry.get("source") is not None and entry["source"] not in sources:
+        raise _invalid(f"{where}.source {entry['source']!r} is not defined in 'sources'")
+
+
+def validate_messages(data) -> dict:
+    """Check the whole shape up front, so a bad operator file fails at load, not on the first blocked query."""
+    if not isinstance(data, dict):
+        raise _invalid("messages must be a JSON object")
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict):
+        raise _invalid("'sources' must be an object")
+    variants = data.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise _invalid("'variants' must be a non-empty object of name -> weight")
+    _check_weights(variants, _invalid)
+    locales = data.get("locales")
+    if not isinstance(locales, dict) or not locales:
+        raise _invalid("'locales' must be a non-empty object")
+    default = data.get("default_locale", "en")
+    if default not in locales:
+        raise _invalid(f"default_locale {default!r} has no entry in 'locales'")
+    for loc, body in locales.items():
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), dict):
+            raise _invalid(f"locales.{loc}.messages must be an object")
+        for kind in MESSAGE_KINDS:
+            per_variant = body["messages"].get(kind)
+            if not isinstance(per_variant, dict):
+                raise _invalid(f"locales.{loc}.messages.{kind} is missing")
+            for variant in variants:
+                msg = per_variant.get(variant)
+                if not isinstance(msg, dict):
+                    raise _invalid(f"locales.{loc}.messages.{kind}.{variant} is missing")
+                _require_text(msg.get("title"), f"locales.{loc}.messages.{kind}.{variant}.title")
+                _require_text(msg.get("body"), f"locales.{loc}.messages.{kind}.{variant}.body")
+        helps = body.get("help")
+        if not isinstance(helps, dict):
+            raise _invalid(f"locales.{loc}.help must be an object")
+        for help_set in HELP_SETS:
+            entries = helps.get(help_set)
+            if not isinstance(entries, list) or not entries:
+                raise _invalid(f"locales.{loc}.help.{help_set} must be a non-empty list")
+            for i, entry in enumerate(entries):
+                _validate_help_entry(entry, f"locales.{loc}.help.{help_set}[{i}]", sources)
+    return data
+
+
+def _check_weights(weights, error) -> None:
+    for name, weight in weights.items():
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
+            raise error(f"variant weight for {name!r} must be a number >= 0")
+    if sum(weights.values()) <= 0:
+        raise error("variant weights must not all be zero")
+
+
+def load_messages(path: str | Path | None = None) -> dict:
+    """The bundled messages, or an operator's file of the same shape; validated either way."""
+    try:
+        if path is None:
+            raw = (resources.files("safehold.text") / "data" / "search_messages.json").read_bytes()
+        else:
+            raw = Path(path).read_bytes()
+        data = json.loads(raw)
+    except OSError as exc:
+        raise _invalid(f"cannot read messages file: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid(f"messages file is not valid JSON: {exc}") from exc
+    return validate_messages(data)
+
+
+def _bucket_point(bucket: str) -> float:
+    """A stable point in [0, 1) per bucket: the same person sees the same variant across processes and restarts."""
+    digest = hashlib.blake2b(bucket.encode("utf-8", "surrogatepass"), digest_size=8, person=b"sh.search").digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class QueryGuard:
+    """Checks search queries and autocomplete suggestions. Build once per term list; ``check`` is thread-safe."""
+
+    def __init__(
+        self,
+        terms: TermList | None = None,
+        messages: dict | None = None,
+        variants: dict[str, float] | None = None,
+    ):
+        terms = load_starter() if terms is None else terms
+        self._matcher = Matcher(terms.terms)
+        data = load_messages() if messages is None else validate_messages(messages)
+        self._locales = data["locales"]
+        self._default_locale = data.get("default_locale", "en")
+        weights = dict(data["variants"]) if variants is None else dict(variants)
+        unknown = set(weights) - set(data["variants"])
+        if unknown:
+            raise SafeholdError("search.invalid_variants", f"unknown variants: {', '.join(sorted(unknown))}")
+        _check_weights(weights, lambda msg: SafeholdError("search.invalid_variants", msg))
+        total = sum(weights.values())
+        self._variants: list[tuple[float, str]] = []
+        running = 0.0
+        for name, weight in weights.items():
+            if weight > 0:
+                running += weight / total
+                self._variants.append((running, name))
+
+    def resolve_locale(self, locale: str | None) -> str:
+        """'pt-BR' -> 'pt' -> default: the most specific locale there are messages for."""
+        if locale in self._locales:
+            return locale
+        if isinstance(locale, str) and locale:
+            tag = locale.replace("_", "-").lower()
+            if tag in self._locales:
+                return tag
+            primary = tag.split("-", 1)[0]
+            if primary in self._locales:
+                return primary
+        return self._default_locale
+
+    def pick_variant(self, bucket: str | None = None) -> str:
+        point = random.random() if bucket is None else _bucket_point(bucket)
+        for edge, name in self._variants:
+            if point < edge:
+                return name
+        return self._variants[-1][1]  # float rounding can leave the last edge a hair below 1.0
+
+    def _rule(self, query: str) -> _Rule | None:
+        if not isinstance(query, str):
+            raise SafeholdError("search.invalid_query", "query must be a string")
+        cats = self._matcher.categories(normalize(query), normalized=True)
+        if cats:
+            for rule in RULES:
+                if rule.needs.issubset(cats):
+                    return rule
+        return None
+
+    def check(self, query: str, locale: str = "en", *, bucket: str | None = None) -> SearchDecision:
+        rule = self._rule(query)
+        loc = self.resolve_locale(locale)
+        if rule is None:
+            return SearchDecision("allow", None, 0, loc, None, None)
+        variant = self.pick_variant(bucket)
+        return SearchDecision(
+            rule.action, rule.category, _SEVERITY[rule.action], loc, variant, self._message(loc, rule, variant)
+        )
+
+    def _message(self, locale: str, rule: _Rule, variant: str) -> dict:
+        """A fresh dict each time: callers may localise or extend it without touching the shared data."""
+        body = self._locales[locale]
+        text = body["messages"][rule.message][variant]
+        keys = ("name", "url", "phone", "description")
+        return {
+            "title": text["title"],
+            "body": text["body"],
+            "help": [{k: entry[k] for k in keys if k in entry} for entry in body["help"][rule.help]],
+        }
+
+    def filter_suggestions(self, suggestions: list[str], locale: str = "en") -> tuple[list[str], dict[str, int]]:
+        """Drop every suggestion the guard would warn on or block; autocomplete must never *offer* such a query.
+
+        Returns the kept suggestions in their original order and how many were removed per rule category.
+        ``locale`` is accepted for symmetry with ``check``; matching is language-independent.
+        """
+        kept: list[str] = []
+        removed: dict[str, int] = {}
+        for suggestion in suggestions:
+            rule = self._rule(suggestion)
+            if rule is None:
+                kept.append(suggestion)
+            else:
+                removed[rule.category] = removed.get(rule.category, 0) + 1
+        return kept, removed

@@ -1,0 +1,264 @@
+"""Versioned term lists (CSV in and out) and a fast whole-word matcher over normalised text.
+
+A list is a CSV file an operator can read and edit: a header row ``term,category,severity,language,source``
+(``severity``, ``language`` and ``source`` are optional columns), one term per row, and ``#`` comment lines.
+Comment lines of the form ``# source: <key> = <citation>`` define the citations that rows name in ``source``, so
+every term can be traced to where it was published. Rows are not allowed to contain line breaks.
+
+:class:`Matcher` compiles ``normalize(term)`` for every term into one Aho-Corasick automaton (pyahocorasick), so
+finding every term in a text costs one pass over the text whatever the size of the list. A hit counts only when
+it is a whole word or phrase of the normalised text (a space or an end on both sides): "sex" does not match
+"sussex". A multi-word term of six or more letters also matches its squashed form ("link in bio" matches
+"linkinbio", as in hashtags). Words split into single letters are rejoined by :func:`normalize` ("c h i l d").
+Not caught: terms glued to other words ("hotchild"), misspellings not in the list, and words split into
+multi-letter chunks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import ahocorasick
+
+from safehold.errors import NotFound, SafeholdError
+from safehold.text.normalize import normalize
+
+SEVERITIES = (1, 2, 3)  # 1 = context only, 2 = warn, 3 = block / strong signal
+MAX_TERMS = 1_000_000
+COLUMNS = ("term", "category", "severity", "language", "source")
+
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*$")
+_LANGUAGE = re.compile(r"^(?:[a-z]{2,3}|und)$")
+_SOURCE_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SOURCE_LINE = re.compile(r"^#\s*source\s*:\s*(?P<key>[^=\s]+)\s*=\s*(?P<citation>.+?)\s*$", re.IGNORECASE)
+_VERSION_LINE = re.compile(r"^#\s*version\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+_LIST_NAME = re.compile(r"^[a-z0-9_]+$")
+_SQUASH_MIN = 6
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str  # as written in the list; normalised at match time
+    category: str  # slug, e.g. "csam", "minor", "grooming.secrecy"
+    severity: int = 2
+    language: str = "und"  # BCP-47 primary tag; "und" = any language
+    source: str = ""  # citation key defined in the list file's header
+
+
+def _invalid(message: str, line: int | None = None) -> SafeholdError:
+    where = f"line {line}: " if line is not None else ""
+    return SafeholdError("terms.invalid_csv", f"Invalid term list: {where}{message}", detail={"line": line})
+
+
+def _dedupe(terms: Iterable[Term]) -> tuple[Term, ...]:
+    """One Term per (normalised term, category, language); a duplicate keeps the highest severity."""
+    kept: dict[tuple[str, str, str], Term] = {}
+    for t in terms:
+        key = (normalize(t.term), t.category, t.language)
+        old = kept.get(key)
+        if old is None or t.severity > old.severity:
+            kept[key] = t if old is None else Term(old.term, t.category, t.severity, t.language, old.source or t.source)
+    return tuple(kept.values())
+
+
+@dataclass(frozen=True)
+class TermList:
+    name: str
+    version: int
+    terms: tuple[Term, ...]
+    sources: dict[str, str] = field(default_factory=dict)  # citation key -> citation
+
+    @classmethod
+    def from_csv(cls, data: str | bytes, *, name: str, version: int = 1) -> TermList:
+        """Parse a list; any bad row raises ``terms.invalid_csv`` naming the line, so nothing is silently dropped."""
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise _invalid(f"the file is not UTF-8 (byte {exc.start})") from None
+        data = data.removeprefix("\ufeff")
+        sources: dict[str, str] = {}
+        header: list[str] | None = None
+        rows: list[tuple[int, Term]] = []
+        for lineno, line in enumerate(data.splitlines(), 1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                m = _SOURCE_LINE.match(stripped)
+                if m:
+                    sources[m["key"]] = m["citation"]
+                elif re.match(r"^#\s*source\s*:", stripped, re.IGNORECASE):
+                    raise _invalid("a source line must read '# source: <key> = <citation>'", lineno)
+                continue
+            try:
+                fields = [f.strip() for f in next(csv.reader([line], strict=True))]
+            except csv.Error as exc:
+                raise _invalid(str(exc), lineno) from None
+            if header is None:
+                header = _parse_header(fields, lineno)
+                continue
+            rows.append((lineno, _parse_row(header, fields, lineno)))
+            if len(rows) > MAX_TERMS:
+                raise SafeholdError(
+                    "terms.invalid_csv", f"Invalid term list: more than {MAX_TERMS:,} terms", detail={"line": lineno}
+                )
+        if header is None:
+            raise _invalid("no header row (expected 'term,category,...')")
+        for lineno, term in rows:
+            if term.source and term.source not in sources:
+                raise _invalid(
+                    f"source {term.source!r} is not defined by a '# source: {term.source} = ...' line", lineno
+                )
+        return cls(name=name, version=version, terms=_dedupe(t for _, t in rows), sources=sources)
+
+    def to_csv(self) -> str:
+        """Write the list so that ``from_csv`` reads back an equal list (give it the same name and version)."""
+        out = io.StringIO()
+        out.write(f"# {self.name} term list\n# version: {self.version}\n")
+        for key, citation in self.sources.items():
+            out.write(f"# source: {key} = {citation}\n")
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        for t in self.terms:
+            row = (t.term, t.category, t.severity, t.language, t.source)
+            (quoted if t.term.startswith("#") else writer).writerow(row)
+        return out.getvalue()
+
+    def categories(self) -> set[str]:
+        return {t.category for t in self.terms}
+
+    def merged(self, *others: TermList, name: str | None = None) -> TermList:
+        """One list from several (e.g. the starter list plus an operator's own); duplicates keep the highest
+        severity, the version is the highest of the inputs, and a citation key must mean the same everywhere."""
+        sources = dict(self.sources)
+        for other in others:
+            for key, citation in other.sources.items():
+                if sources.setdefault(key, citation) != citation:
+                    raise SafeholdError(
+                        "terms.source_conflict",
+                        f"Source key {key!r} is cited differently in {self.name!r} and {other.name!r}.",
+                        detail={"key": key},
+                    )
+        lists = (self, *others)
+        return TermList(
+            name=name or self.name,
+            version=max(tl.version for tl in lists),
+            terms=_dedupe(t for tl in lists for t in tl.terms),
+            sources=sources,
+        )
+
+
+def _parse_header(fields: list[str], lineno: int) -> list[str]:
+    names = [f.lower() for f in fields]
+    unknown = [n for n in names if n not in COLUMNS]
+    if unknown:
+        raise _invalid(f"unknown column(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(COLUMNS)}", lineno)
+    if len(set(names)) != len(names):
+        raise _invalid("a column is named twice in the header", lineno)
+    if "term" not in names or "category" not in names:
+        raise _invalid("the header must name the 'term' and 'category' columns", lineno)
+    return names
+
+
+def _parse_row(header: list[str], fields: list[str], lineno: int) -> Term:
+    if len(fields) > len(header):
+        raise _invalid(f"{len(fields)} fields but the header has {len(header)} columns", lineno)
+    values = dict(zip(header, fields, strict=False))  # short rows leave optional columns empty
+    term = values.get("term", "")
+    if not normalize(term):
+        raise _invalid(f"empty term {term!r} (nothing left after normalisation)", lineno)
+    category = values.get("category", "")
+    if not _CATEGORY.match(category):
+        raise _invalid(f"category {category!r} must be a lower-case slug like 'minor' or 'grooming.secrecy'", lineno)
+    raw_severity = values.get("severity") or "2"
+    if raw_severity not in {str(s) for s in SEVERITIES}:
+        raise _invalid(f"severity {raw_severity!r} must be one of {', '.join(map(str, SEVERITIES))}", lineno)
+    language = (values.get("language") or "und").lower()
+    if not _LANGUAGE.match(language):
+        raise _invalid(f"language {language!r} must be a BCP-47 primary tag like 'en' or 'und'", lineno)
+    source = values.get("source", "")
+    if source and not _SOURCE_KEY.match(source):
+        raise _invalid(f"source key {source!r} may only use letters, digits, '_', '.', '-'", lineno)
+    return Term(term=term, category=category, severity=int(raw_severity), language=language, source=source)
+
+
+@lru_cache(maxsize=16)
+def load_list(name: str) -> TermList:
+    """A list bundled in ``safehold/text/lists/<name>.csv`` (cached: a TermList is immutable)."""
+    if not _LIST_NAME.match(name):
+        raise NotFound("terms.unknown_list", f"No bundled term list {name!r}.")
+    path = resources.files("safehold.text").joinpath("lists", f"{name}.csv")
+    if not path.is_file():
+        raise NotFound("terms.unknown_list", f"No bundled term list {name!r}.")
+    text = path.read_text(encoding="utf-8")
+    m = _VERSION_LINE.search(text)
+    return TermList.from_csv(text, name=name, version=int(m.group(1)) if m else 1)
+
+
+def load_starter() -> TermList:
+    return load_list("starter")
+
+
+@dataclass(frozen=True)
+class Hit:
+    term: Term
+    start: int  # offsets in the normalised text; text[start:end] is the matched word or phrase
+    end: int
+
+
+class Matcher:
+    """All whole-word occurrences of a set of terms, in one Aho-Corasick pass over the normalised text."""
+
+    def __init__(self, terms: Iterable[Term]):
+        keyed: dict[str, list[Term]] = {}
+        count = 0
+        for t in terms:
+            key = normalize(t.term)
+            if not key:
+                continue  # from_csv rejects these; a programmatic empty term can never match
+            count += 1
+            keyed.setdefault(key, []).append(t)
+            squashed = key.replace(" ", "")
+            if squashed != key and len(squashed) >= _SQUASH_MIN:
+                keyed.setdefault(squashed, []).append(t)
+        self._count = count
+        self._automaton = ahocorasick.Automaton()
+        for key, ts in keyed.items():
+            self._automaton.add_word(key, (len(key), tuple(ts)))
+        if keyed:
+            self._automaton.make_automaton()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def find(self, text: str, *, normalized: bool = False) -> list[Hit]:
+        """Every whole-word hit, ordered by position. Pass ``normalized=True`` if ``text`` is already normalised."""
+        if not self._count:
+            return []
+        s = text if normalized else normalize(text)
+        n = len(s)
+        hits: list[Hit] = []
+        for last, (length, terms) in self._automaton.iter(s):
+            start = last - length + 1
+            if (start == 0 or s[start - 1] == " ") and (last + 1 == n or s[last + 1] == " "):
+                hits.extend(Hit(t, start, last + 1) for t in terms)
+        if len(hits) > 1:
+            hits.sort(key=lambda h: (h.start, h.end))
+        return hits
+
+    def categories(self, text: str, *, normalized: bool = False) -> dict[str, int]:
+        """Category -> highest severity found in ``text``."""
+        found: dict[str, int] = {}
+        for hit in self.find(text, normalized=normalized):
+            t = hit.term
+            if t.severity > found.get(t.category, 0):
+                found[t.category] = t.severity
+        return found

@@ -1,0 +1,226 @@
+"""Query guard and suggestion filter: the rule table, messages, locale fallback and variant assignment."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import pytest
+
+from safehold.errors import SafeholdError
+from safehold.text.search import ACTIONS, QueryGuard, load_messages
+from safehold.text.terms import TermList
+
+# Synthetic list: "zqxcode" stands in for a coded CSAM term so no real one appears in the tests.
+TERMS = TermList.from_csv(
+    "term,category,severity\n"
+    "zqxcode,csam,3\n"
+    "child,minor,1\n"
+    "kids,minor,1\n"
+    "teen,minor_ambiguous,1\n"
+    "nude,sexual,1\n"
+    "sex,sexual,1\n"
+    "trade,trading,1\n"
+    "telegram,offplatform,1\n"
+    "pay or i post,sextortion,2\n",
+    name="test",
+)
+
+
+@pytest.fixture(scope="module")
+def guard() -> QueryGuard:
+    return QueryGuard(TERMS)
+
+
+@pytest.mark.parametrize(
+    ("query", "action", "category"),
+    [
+        ("zqxcode", "block", "csam"),
+        ("where to find zqxcode videos", "block", "csam"),
+        ("child nude", "block", "minor_sexual"),
+        ("teen nude", "warn", "minor_ambiguous_sexual"),
+        ("teen child nude", "block", "minor_sexual"),  # the stronger row wins
+        ("pay or i post", "warn", "sextortion"),
+        ("kids shoes", "allow", None),
+        ("sex education", "allow", None),
+        ("teen movies", "allow", None),
+        ("telegram trade", "allow", None),
+        ("", "allow", None),
+    ],
+)
+def test_rule_table(guard, query, action, category):
+    decision = guard.check(query)
+    assert decision.action == action
+    assert decision.category == category
+    assert decision.severity == {"allow": 0, "warn": 2, "block": 3}[action]
+    assert action in ACTIONS
+
+
+def test_words_inside_other_words_do_not_count(guard):
+    assert guard.check("childhood nude art").action == "allow"
+
+
+def test_allow_has_no_message_or_variant(guard):
+    decision = guard.check("weather tomorrow")
+    assert decision.message is None and decision.variant is None
+
+
+def test_block_message_offers_prevention_help(guard):
+    decision = guard.check("child nude", "en", bucket="s1")
+    assert decision.variant in ("deterrence", "help")
+    msg = decision.message
+    assert msg["title"] and msg["body"]
+    urls = [h["url"] for h in msg["help"]]
+    assert "https://www.stopitnow.org.uk" in urls
+    assert all(set(h) <= {"name", "url", "phone", "description"} for h in msg["help"])
+
+
+def test_sextortion_message_offers_victim_support(guard):
+    msg = guard.check("pay or i post").message
+    assert any("takeitdown.ncmec.org" in h["url"] for h in msg["help"])
+
+
+def test_deterrence_variant_states_illegality_and_tracing():
+    guard = QueryGuard(TERMS, variants={"deterrence": 1.0, "help": 0.0})
+    body = guard.check("zqxcode").message["body"]
+    assert "illegal" in body and "traced" in body
+
+
+def test_message_is_a_fresh_copy(guard):
+    guard.check("zqxcode", bucket="a").message["help"].clear()
+    assert guard.check("zqxcode", bucket="a").message["help"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "resolved"),
+    [
+        ("en", "en"),
+        ("pt-BR", "pt"),
+        ("pt_br", "pt"),
+        ("de-AT", "de"),
+        ("ES", "es"),
+        ("fr", "fr"),
+        ("ja", "en"),
+        ("", "en"),
+    ],
+)
+def test_locale_fallback(guard, locale, resolved):
+    assert guard.check("zqxcode", locale).locale == resolved
+    assert guard.check("weather", locale).locale == resolved
+
+
+def test_messages_differ_by_locale(guard):
+    titles = {
+        loc: guard.check("zqxcode", loc, bucket="same").message["title"] for loc in ("en", "es", "pt", "fr", "de")
+    }
+    assert len(set(titles.values())) == 5
+    german = guard.check("zqxcode", "de-DE").message
+    assert any("kein-taeter-werden.de" in h["url"] for h in german["help"])
+
+
+def test_variant_is_stable_per_bucket(guard):
+    first = {b: guard.check("zqxcode", bucket=b).variant for b in map(str, range(200))}
+    again = QueryGuard(TERMS)
+    assert all(again.check("zqxcode", bucket=b).variant == v for b, v in first.items())
+    assert set(first.values()) == {"deterrence", "help"}
+
+
+def test_variant_follows_weights():
+    guard = QueryGuard(TERMS, variants={"deterrence": 0.8, "help": 0.2})
+    picks = [guard.pick_variant(f"session-{i}") for i in range(20_000)]
+    assert abs(picks.count("deterrence") / len(picks) - 0.8) < 0.02
+    random.seed(7)
+    unbucketed = [guard.pick_variant() for _ in range(20_000)]
+    assert abs(unbucketed.count("help") / len(unbucketed) - 0.2) < 0.02
+
+
+def test_zero_weight_variant_is_never_shown():
+    guard = QueryGuard(TERMS, variants={"deterrence": 0.0, "help": 1.0})
+    assert {guard.check("zqxcode", bucket=str(i)).variant for i in range(500)} == {"help"}
+
+
+@pytest.mark.parametrize("variants", [{"nosuch": 1.0}, {"help": -1.0}, {"help": 0.0, "deterrence": 0.0}, {"help": "x"}])
+def test_invalid_variants_rejected(variants):
+    with pytest.raises(SafeholdError) as err:
+        QueryGuard(TERMS, variants=variants)
+    assert err.value.code == "search.invalid_variants"
+
+
+def test_filter_suggestions_preserves_order_and_counts(guard):
+    suggestions = ["kids shoes", "child nude", "teen movies", "zqxcode", "teen nude", "zqxcode list", "weather"]
+    kept, removed = guard.filter_suggestions(suggestions, "es")
+    assert kept == ["kids shoes", "teen movies", "weather"]
+    assert removed == {"minor_sexual": 1, "csam": 2, "minor_ambiguous_sexual": 1}
+    assert guard.filter_suggestions([]) == ([], {})
+
+
+def test_decision_to_dict_is_json(guard):
+    data = guard.check("teen nude", "fr", bucket="x").to_dict()
+    assert json.loads(json.dumps(data))["action"] == "warn"
+
+
+def test_non_string_query_rejected(guard):
+    with pytest.raises(SafeholdError) as err:
+        guard.check(None)
+    assert err.value.code == "search.invalid_query"
+
+
+def test_bundled_messages_cover_locales_and_cite_sources():
+    data = load_messages()
+    assert set(data["locales"]) >= {"en", "es", "pt", "fr", "de"}
+    assert {"deterrence", "help"} <= set(data["variants"])
+    for loc in data["locales"].values():
+        for entries in loc["help"].values():
+            assert all(e["source"] in data["sources"] for e in entries)
+
+
+def _broken(mutate) -> dict:
+    data = copy.deepcopy(load_messages())
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["locales"]["es"]["messages"]["warn"].pop("help"),
+        lambda d: d["locales"]["fr"]["messages"].pop("sextortion"),
+        lambda d: d["locales"]["de"]["messages"]["block"]["deterrence"].update(title=""),
+        lambda d: d["locales"].pop("en"),
+        lambda d: d["locales"]["pt"]["help"]["victim"][0].pop("url"),
+        lambda d: d["locales"]["pt"]["help"].update(prevention=[]),
+        lambda d: d["locales"]["en"]["help"]["victim"][0].update(source="nowhere"),
+        lambda d: d.update(variants={}),
+        lambda d: d.update(variants={"deterrence": -1, "help": 1}),
+    ],
+)
+def test_invalid_messages_rejected(mutate):
+    with pytest.raises(SafeholdError) as err:
+        QueryGuard(TERMS, messages=_broken(mutate))
+    assert err.value.code == "search.invalid_messages"
+
+
+def test_invalid_messages_file_rejected(tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text("{not json")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(SafeholdError) as err:
+            load_messages(path)
+        assert err.value.code == "search.invalid_messages"
+    with pytest.raises(SafeholdError):
+        QueryGuard(TERMS, messages=["not", "a", "dict"])
+
+
+def test_operator_messages_file_loads(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(load_messages()))
+    assert load_messages(path)["default_locale"] == "en"
+
+
+def test_starter_list_obvious_cases():
+    guard = QueryGuard()
+    assert guard.check("child nude").action == "block"
+    assert guard.check("teen nude").action == "warn"
+    for query in ("cheap flights to paris", "kids shoes", "sex education", "weather tomorrow"):
+        assert guard.check(query).action == "allow", query
