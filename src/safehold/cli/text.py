@@ -1,0 +1,96 @@
+"""``safehold text …``: the text-safety library from the command line — score a post, check a search query,
+train and evaluate the grooming detector on a PAN-2012-format corpus. No database needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from safehold.cli.common import fail, progress
+
+app = typer.Typer(help="Text safety: solicitation, search guard, grooming detector training and evaluation.")
+
+Corpus = Annotated[Path, typer.Argument(help="PAN-2012 conversations XML.")]
+Predators = Annotated[Path, typer.Argument(help="PAN-2012 predator list: one author id per line.")]
+
+
+def _show(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@app.command("check")
+def check(
+    text: Annotated[str, typer.Argument(help="The post, profile, listing or comment.")],
+    kind: Annotated[str, typer.Option(help="post, profile, listing, comment or message.")] = "post",
+) -> None:
+    """Score text for offering, requesting or trading abuse material or access to children."""
+    from safehold.text.solicitation import SolicitationScorer
+
+    with fail():
+        _show(SolicitationScorer().score(text, kind).to_dict())
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="A search query.")],
+    locale: Annotated[str, typer.Option(help="The searcher's locale, e.g. en, pt-BR.")] = "en",
+) -> None:
+    """Check a search query: allow, warn or block, with the deterrence message that would be shown."""
+    from safehold.text.search import QueryGuard
+
+    with fail():
+        _show(QueryGuard().check(query, locale).to_dict())
+
+
+def _conversations(corpus: Path, description: str):
+    """The corpus read twice: once to count (for the progress bar), once to use."""
+    from safehold.text.grooming.pan2012 import read_conversations
+
+    total = sum(1 for _ in read_conversations(corpus))
+    bar = progress()
+    task = bar.add_task(description, total=total)
+    return bar, read_conversations(corpus), lambda n: bar.update(task, completed=n)
+
+
+@app.command("train")
+def train(
+    corpus: Corpus,
+    predators: Predators,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the model (JSON).")] = Path("grooming-model.json"),
+) -> None:
+    """Fit the grooming model on a labelled corpus; use it with ``safehold text eval --model``."""
+    from safehold.text.grooming.model import train as fit
+    from safehold.text.grooming.pan2012 import read_predators
+
+    with fail():
+        labels = read_predators(predators)
+        bar, conversations, tick = _conversations(corpus, "training")
+        with bar:
+            model = fit(conversations, labels, progress=tick)
+        model.save(out)
+    typer.echo(f"model written to {out}")
+
+
+@app.command("eval")
+def evaluate(
+    corpus: Corpus,
+    predators: Predators,
+    model: Annotated[Path | None, typer.Option(help="A model from 'safehold text train' (default: none).")] = None,
+    threshold: Annotated[float, typer.Option(help="Alert threshold, 0-1.")] = 0.7,
+) -> None:
+    """Precision, recall, F0.5 (PAN-2012) and latency-weighted F1 of the grooming detector on a corpus."""
+    from safehold.text.grooming.evaluate import evaluate as run
+    from safehold.text.grooming.model import GroomingModel
+    from safehold.text.grooming.pan2012 import read_predators
+    from safehold.text.grooming.scorer import GroomingScorer
+
+    with fail():
+        scorer = GroomingScorer(model=GroomingModel.load(model) if model else None, alert_threshold=threshold)
+        labels = read_predators(predators)
+        bar, conversations, tick = _conversations(corpus, "evaluating")
+        with bar:
+            result = run(scorer, conversations, labels, progress=tick)
+    _show(result)
