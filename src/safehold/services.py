@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from functools import cached_property
 
 from safehold.actions.dispatcher import Dispatcher
 from safehold.actions.service import ActionService
@@ -33,6 +34,7 @@ from safehold.store import migrate
 from safehold.store.db import Database
 from safehold.store.sealing import LocalKey, Sealer
 from safehold.store.vault import MediaVault
+from safehold.text.search import QueryGuard
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,11 @@ class Services:
             self.load_index()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @cached_property
+    def search_guard(self) -> QueryGuard:
+        """The search and autocomplete guard (built on first use: processes that never check queries skip it)."""
+        return QueryGuard()
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""

@@ -30,6 +30,8 @@ EXPECTED = {
     ("DELETE", "/v1/entries/{entry_id}"): Permission.BANKS_WRITE,
     ("POST", "/v1/scan"): Permission.SCAN,
     ("POST", "/v1/scan/batch"): Permission.SCAN,
+    ("POST", "/v1/search/check"): Permission.SCAN,
+    ("POST", "/v1/search/suggestions/filter"): Permission.SCAN,
     ("POST", "/v1/hash"): Permission.SCAN,
     ("GET", "/v1/audit"): Permission.AUDIT_READ,
     ("GET", "/v1/audit/verify"): Permission.AUDIT_READ,

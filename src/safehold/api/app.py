@@ -14,7 +14,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold import __version__
-from safehold.api.routes import actions, apikeys, audit, banks, cases, evidence, reports, review, scan, system, users
+from safehold.api.routes import (
+    actions,
+    apikeys,
+    audit,
+    banks,
+    cases,
+    evidence,
+    reports,
+    review,
+    scan,
+    search,
+    system,
+    users,
+)
 from safehold.errors import SafeholdError
 from safehold.services import Services
 from safehold.web import console
@@ -82,7 +95,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.")
 
-    for module in (system, apikeys, banks, scan, audit, users, cases, review, actions, reports, evidence):
+    for module in (system, apikeys, banks, scan, search, audit, users, cases, review, actions, reports, evidence):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
     app.include_router(console.router)

@@ -1,0 +1,53 @@
+"""Search and autocomplete guard (Principle 6): check a query before running it, filter suggestions before
+showing them. Nothing about the query or the caller is stored."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from safehold.api.deps import require, services
+from safehold.auth.apikeys import Principal
+from safehold.auth.roles import Permission
+from safehold.services import Services
+
+router = APIRouter(prefix="/v1/search", tags=["search"])
+CHECK = require(Permission.SCAN)
+MAX_QUERY = 1000
+LOCALE_PATTERN = r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"
+Locale = Field(
+    "en",
+    max_length=35,
+    pattern=LOCALE_PATTERN,
+    description="The searcher's locale (BCP 47), e.g. en, pt-BR; unknown ones fall back to English.",
+)
+
+
+class CheckBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(max_length=MAX_QUERY)
+    locale: str = Locale
+    bucket: str | None = Field(None, max_length=128, description="A stable, non-identifying key (e.g. a hash of "
+                               "the session id) so a searcher always sees the same message variant.")  # fmt: skip
+
+
+class FilterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    suggestions: list[Annotated[str, Field(max_length=MAX_QUERY)]] = Field(max_length=100)
+    locale: str = Locale
+
+
+@router.post("/check")
+def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+    """``allow``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised deterrence
+    message and help resources to show instead of (block) or above (warn) the results."""
+    return svc.search_guard.check(body.query, body.locale, bucket=body.bucket).to_dict()
+
+
+@router.post("/suggestions/filter")
+def filter_suggestions(body: FilterBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+    """The suggestions that are safe to show, in their order, and how many were removed per category."""
+    kept, removed = svc.search_guard.filter_suggestions(body.suggestions, body.locale)
+    return {"suggestions": kept, "removed": removed}
