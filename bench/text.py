@@ -10,6 +10,9 @@ scoring, and the grooming detector's figures on a PAN-2012-format corpus.
 - **solicitation**: ``SolicitationScorer.score`` on generated posts of 10–40 words, posts/s.
 - **grooming**: ``GroomingScorer.add`` on generated conversations (two participants, 40 messages each), one
   message at a time as the API receives them, messages/s and p99 per message.
+- **api**: ``POST /v1/search/check`` served by ``safehold serve`` (SQLite, its own process), driven open-loop at
+  ``--api-rate`` requests/s for ``--api-seconds`` by a load generator in a third process (asyncio streams,
+  keep-alive); latency from the request's scheduled send time to its answer (so a stalled server shows).
 - **eval** (``--corpus`` XML and ``--predators`` list, PAN-2012 format; default: the repository's synthetic test
   corpus): precision, recall, F0.5 and latency-weighted F1 of the default detector (no trained model).
 
@@ -19,19 +22,28 @@ Usage: ``.venv/bin/python bench/text.py [--queries 200000] [--out bench/results/
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
 import random
 import re
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from multiprocessing import get_context
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from safehold.config import Settings  # noqa: E402
+from safehold.services import Services  # noqa: E402
 from safehold.text import Matcher, load_starter, normalize  # noqa: E402
 from safehold.text.grooming.evaluate import evaluate  # noqa: E402
 from safehold.text.grooming.pan2012 import read_conversations, read_predators  # noqa: E402
@@ -203,6 +215,90 @@ def _state(scorer: GroomingScorer, msgs: list[Message]) -> dict:
     return state.to_dict()
 
 
+async def _drive(url: str, token: str, queries: list[str], rate: int, seconds: float) -> list[float]:
+    """Send ``rate`` requests/s for ``seconds``, each at its scheduled time; return latencies in seconds.
+
+    A minimal HTTP/1.1 keep-alive client on asyncio streams: httpx's async client costs about a millisecond of
+    CPU per request, which at 500 requests/s would measure the load generator, not the server.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(q: str, due: float) -> None:
+        nonlocal errors
+        reader, writer = idle.pop() if idle else await asyncio.open_connection(host, int(port))
+        body = json.dumps({"query": q, "locale": "en"}).encode()
+        head = (f"POST /v1/search/check HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+        writer.write(head.encode() + body)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - due)
+        if b" 200 " not in status:
+            errors += 1
+        idle.append((reader, writer))
+
+    tasks = []
+    start = time.perf_counter() + 0.05
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(queries[i % len(queries)], due)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    if errors:
+        raise SystemExit(f"{errors} requests failed")
+    return latencies
+
+
+def _load(url: str, token: str, queries: list[str], rate: int, seconds: float, out) -> None:
+    asyncio.run(_drive(url, token, queries, rate, 2.0))  # warm up the server and the connections
+    out.send(asyncio.run(_drive(url, token, queries, rate, seconds)))
+
+
+def bench_api(rate: int, seconds: float, rng: random.Random) -> dict:
+    with tempfile.TemporaryDirectory() as home:
+        svc = Services(Settings(home=Path(home)), load_index=False)
+        token = svc.apikeys.create("bench", "platform").token
+        svc.close()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "SAFEHOLD_HOME": home}
+        server = subprocess.Popen([sys.executable, "-m", "safehold", "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            qs = queries(5000, 0.05, [t.term for t in load_starter().terms], rng)
+            recv, send = get_context("spawn").Pipe(duplex=False)
+            proc = get_context("spawn").Process(target=_load, args=(url, token, qs, rate, seconds, send))
+            proc.start()
+            lat = recv.recv()
+            proc.join()
+        finally:
+            server.terminate()
+            server.wait(10)
+    lat.sort()
+    pick = lambda q: round(lat[min(len(lat) - 1, int(len(lat) * q))] * 1000, 2)  # noqa: E731
+    return {"rate": rate, "seconds": seconds, "requests": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "max_ms": round(lat[-1] * 1000, 2)}  # fmt: skip
+
+
 def bench_eval(corpus: Path, predators: Path) -> dict:
     convs = list(read_conversations(corpus))
     preds = read_predators(predators)
@@ -218,6 +314,8 @@ def main() -> None:
     p.add_argument("--conversations", type=int, default=500)
     p.add_argument("--corpus", type=Path, default=REPO / "tests/data/grooming/conversations.xml")
     p.add_argument("--predators", type=Path, default=REPO / "tests/data/grooming/predators.txt")
+    p.add_argument("--api-rate", type=int, default=500)
+    p.add_argument("--api-seconds", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--out", type=Path, default=REPO / "bench/results/text.json")
     args = p.parse_args()
@@ -229,6 +327,7 @@ def main() -> None:
         "search": bench_search(args.queries, args.term_rate, rng),
         "solicitation": bench_solicitation(args.posts, rng),
         "grooming": bench_grooming(args.conversations, rng),
+        "api": bench_api(args.api_rate, args.api_seconds, rng),
         "eval": bench_eval(args.corpus, args.predators),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from safehold.audit import AuditService
 from safehold.auth.roles import Role, parse_role
@@ -21,6 +21,7 @@ from safehold.store.db import Database
 from safehold.store.models import ApiKey, utcnow
 
 KEY_PREFIX = "sh"
+TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,13 @@ class ApiKeyService:
             raise NotFound("apikey.not_found", f"No API key {prefix_or_id!r}.")
         return row
 
-    def authenticate(self, token: str) -> Principal:
-        """Return the key's principal or raise ``auth.invalid_key`` (401); one message for every failure."""
+    def authenticate(self, token: str) -> tuple[Principal, bool]:
+        """Return the key's principal and whether its ``last_used_at`` is stale (older than a minute: pass it
+        to :meth:`touch`), or raise ``auth.invalid_key`` (401); one message for every failure.
+
+        Read-only, so the API can run it on its event loop: one indexed SELECT is cheaper than a thread hop,
+        and only the once-a-minute write (:meth:`touch`) could wait on a lock.
+        """
         invalid = SafeholdError("auth.invalid_key", "The API key is not valid.", status=401)
         parts = (token or "").split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
@@ -113,11 +119,19 @@ class ApiKeyService:
                 raise invalid
             if not hmac.compare_digest(row.secret_hash, _digest(secret)):
                 raise invalid
-            now = utcnow()
-            # Touch at most once a minute: a write per request would serialise the SQLite store.
-            if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-                row.last_used_at = now
-            return Principal(name=row.name, role=row.role, key_prefix=row.prefix)
+            stale = row.last_used_at is None or utcnow() - row.last_used_at > TOUCH_EVERY
+            return Principal(name=row.name, role=row.role, key_prefix=row.prefix), stale
+
+    def touch(self, prefix: str) -> None:
+        """Record that the key was used (at most once a minute: a write per request would serialise SQLite)."""
+        now = utcnow()
+        with self.db.session() as s:
+            s.execute(
+                update(ApiKey)
+                .where(ApiKey.prefix == prefix)
+                .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - TOUCH_EVERY))
+                .values(last_used_at=now)
+            )
 
 
 __all__ = ["ApiKeyService", "CreatedKey", "Principal", "Role"]

@@ -1,5 +1,9 @@
 """Search and autocomplete guard (Principle 6): check a query before running it, filter suggestions before
-showing them. Nothing about the query or the caller is stored."""
+showing them. Nothing about the query or the caller is stored.
+
+The handlers are ``async``: a check is a few microseconds of CPU and no I/O, cheaper than the thread-pool hop a
+sync handler costs, and it sits in front of every search box keystroke.
+"""
 
 from __future__ import annotations
 
@@ -40,14 +44,16 @@ class FilterBody(BaseModel):
 
 
 @router.post("/check")
-def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+async def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
     """``allow``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised deterrence
     message and help resources to show instead of (block) or above (warn) the results."""
     return svc.search_guard.check(body.query, body.locale, bucket=body.bucket).to_dict()
 
 
 @router.post("/suggestions/filter")
-def filter_suggestions(body: FilterBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+async def filter_suggestions(
+    body: FilterBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)
+) -> dict:
     """The suggestions that are safe to show, in their order, and how many were removed per category."""
     kept, removed = svc.search_guard.filter_suggestions(body.suggestions, body.locale)
     return {"suggestions": kept, "removed": removed}

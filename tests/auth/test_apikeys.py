@@ -1,0 +1,33 @@
+"""API keys: authentication is read-only; the last-used time is written at most once a minute."""
+
+from __future__ import annotations
+
+import pytest
+
+from safehold.errors import SafeholdError
+from safehold.store.models import ApiKey
+
+
+def test_authenticate_reports_a_stale_last_use_and_touch_records_it(svc):
+    created = svc.apikeys.create("t", "platform")
+    who, stale = svc.apikeys.authenticate(created.token)
+    assert who.role == "platform" and stale, "never used: stale"
+    svc.apikeys.touch(who.key_prefix)
+    with svc.db.session() as s:
+        first = s.query(ApiKey).filter_by(prefix=who.key_prefix).one().last_used_at
+    assert first is not None
+    assert svc.apikeys.authenticate(created.token)[1] is False, "just used: not stale"
+    svc.apikeys.touch(who.key_prefix)  # within the minute: no write
+    with svc.db.session() as s:
+        assert s.query(ApiKey).filter_by(prefix=who.key_prefix).one().last_used_at == first
+
+
+def test_bad_and_revoked_keys_are_refused_alike(svc):
+    created = svc.apikeys.create("t", "platform")
+    for token in ("", "sh_nope", created.token + "x"):
+        with pytest.raises(SafeholdError) as exc:
+            svc.apikeys.authenticate(token)
+        assert exc.value.code == "auth.invalid_key"
+    svc.apikeys.revoke(created.prefix, actor="t")
+    with pytest.raises(SafeholdError):
+        svc.apikeys.authenticate(created.token)
