@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from machine_info import cpu_model  # noqa: E402
 from safehold.signals import pdq  # noqa: E402
 
 REF_DIR = REPO.parent / "shared" / "data" / "pdq-reference"
@@ -173,14 +174,7 @@ def fidelity_reference(fns: dict) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = {}
     for pkg in ("numpy", "numba", "pillow", "pdqhash", "threatexchange"):
         try:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine_info import cpu_model
+
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 THRESHOLD = 31
 PLANT = 32  # planted neighbours per query, at distances 0..31
@@ -275,9 +277,8 @@ def run_worker(system: str, size: int, nq: int, jemalloc: bool) -> dict:
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    info["cpu"] = cpu_model()
     try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
         with open("/proc/loadavg") as f:
             info["loadavg_start"] = f.read().split()[:3]
         from importlib.metadata import version

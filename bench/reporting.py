@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.media import jpeg  # noqa: E402
 from tests.reporting.helpers import confirmed_case  # noqa: E402
 
+from machine_info import cpu_model  # noqa: E402
 from safehold.config import Settings  # noqa: E402
 from safehold.reporting.cybertipline.standin import StandIn  # noqa: E402
 from safehold.reporting.filing import Filer  # noqa: E402
@@ -85,16 +86,6 @@ def latency(values: list[float], seconds: float) -> dict:
         "p50_ms": round(pct(values, 50) * 1000, 2),
         "p99_ms": round(pct(values, 99) * 1000, 2),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def audited(svc: Services, action: str) -> int:

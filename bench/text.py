@@ -42,6 +42,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from machine_info import cpu_model  # noqa: E402
 from safehold.config import Settings  # noqa: E402
 from safehold.services import Services  # noqa: E402
 from safehold.text import Matcher, load_starter, normalize  # noqa: E402
@@ -64,15 +65,12 @@ EVASIONS = (str.upper, lambda w: w.replace("o", "0").replace("e", "3"), lambda w
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()[0]}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load": os.getloadavg()[0],
+    }
 
 
 def word(rng: random.Random) -> str:

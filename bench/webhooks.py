@@ -41,6 +41,7 @@ from sqlalchemy import delete, func, select, text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from machine_info import cpu_model  # noqa: E402
 from safehold.actions.dispatcher import Dispatcher, body_bytes  # noqa: E402
 from safehold.actions.service import ActionService  # noqa: E402
 from safehold.actions.signing import sign, verify  # noqa: E402
@@ -254,9 +255,8 @@ def latency(svc: Services, receiver: ReceiverProcess, samples: int, *, separate_
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    info["cpu"] = cpu_model()
     try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
         with open("/proc/loadavg") as f:
             info["loadavg_start"] = f.read().split()[:3]
         info["httpx"] = httpx.__version__
