@@ -102,6 +102,22 @@ class Settings(BaseSettings):
         default_factory=dict, description='Per-jurisdiction days, JSON: {"EU": 365, "UK": 730}.'
     )
 
+    # Text safety (see docs/text-safety.md)
+    grooming_alert_threshold: float = Field(
+        default=0.7, gt=0, le=1, description="A conversation whose risk reaches this opens a case."
+    )
+    grooming_model: Path | None = Field(
+        default=None, description="A model file from `safehold text train` (default: the stage scorer alone)."
+    )
+    solicitation_case_threshold: float = Field(
+        default=0.7, gt=0, le=1, description="A post whose solicitation score reaches this opens a case."
+    )
+    conversation_idle_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Conversations without a case are forgotten this long after their last message.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, v: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from functools import cached_property
 
 from safehold.actions.dispatcher import Dispatcher
 from safehold.actions.service import ActionService
@@ -29,12 +28,15 @@ from safehold.reporting.service import ReportService
 from safehold.reporting.worker import ReportWorker
 from safehold.review.service import ReviewService
 from safehold.review.wellness import WellnessService
+from safehold.rules.posts import PostService
+from safehold.rules.search import SearchService
+from safehold.rules.terms import TermLibrary
 from safehold.scanning.service import ScanService
 from safehold.store import migrate
 from safehold.store.db import Database
 from safehold.store.sealing import LocalKey, Sealer
 from safehold.store.vault import MediaVault
-from safehold.text.search import QueryGuard
+from safehold.text.grooming.model import GroomingModel
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +74,19 @@ class Services:
         self.evidence = EvidenceService(self.db, self.audit, self.evidence_store, self.vault, s)
         self.reports = ReportService(self.db, self.audit, self.cases, self.evidence, s)
         self.report_worker = ReportWorker(self.reports, s)
+        self.terms = TermLibrary(
+            self.db,
+            self.audit,
+            grooming_model=GroomingModel.load(s.grooming_model) if s.grooming_model else None,
+            alert_threshold=s.grooming_alert_threshold,
+        )
+        self.search = SearchService(self.db, self.terms)
+        self.posts = PostService(self.terms, self.scans, self.events, s)
         self._index_loaded = False
         if load_index:
             self.load_index()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @cached_property
-    def search_guard(self) -> QueryGuard:
-        """The search and autocomplete guard (built on first use: processes that never check queries skip it)."""
-        return QueryGuard()
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""
@@ -91,9 +96,11 @@ class Services:
 
     def maintain_once(self) -> None:
         """One round of background upkeep: catch up with other processes' changes, persist counters,
-        re-rank open cases as they age, snapshot the index when it has moved on enough."""
+        reload changed term lists, re-rank open cases as they age, snapshot the index when it has moved on enough."""
         self.index.sync()
+        self.terms.sync()
         self.scans.flush_counts()
+        self.search.flush_counts()
         self.cases.refresh_priorities()
         self.events.prune(dt.timedelta(days=self.settings.event_key_days))
         self.reports.followup_once()
@@ -123,6 +130,7 @@ class Services:
             self._thread.join(timeout=5)
         try:
             self.scans.flush_counts()
+            self.search.flush_counts()
             if self.index.changes_since_snapshot:
                 self.index.save_snapshot()
         finally:

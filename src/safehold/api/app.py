@@ -26,6 +26,7 @@ from safehold.api.routes import (
     scan,
     search,
     system,
+    terms,
     users,
 )
 from safehold.errors import SafeholdError
@@ -95,7 +96,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.")
 
-    for module in (system, apikeys, banks, scan, search, audit, users, cases, review, actions, reports, evidence):
+    for module in (system, apikeys, banks, scan, search, terms, audit, users, cases, review, actions, reports, evidence):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
     app.include_router(console.router)

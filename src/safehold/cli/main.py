@@ -20,6 +20,7 @@ from safehold.cli import banks as bank_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
+from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli.common import fail, services
@@ -44,6 +45,7 @@ app.add_typer(user_cmds.app, name="user")
 app.add_typer(report_cmds.app, name="report")
 app.add_typer(evidence_cmds.app, name="evidence")
 app.add_typer(text_cmds.app, name="text")
+app.add_typer(term_cmds.app, name="terms")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 

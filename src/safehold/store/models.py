@@ -592,3 +592,91 @@ class ReportFile(Base):
             "uploaded_at": iso(self.uploaded_at),
             "described_at": iso(self.described_at),
         }
+
+
+# ------------------------------------------------------------------------------------------- text safety
+
+
+class TermListRow(Base):
+    """An operator's term list (see :mod:`safehold.rules.terms`): which version is active, and whether it is on.
+
+    A stored list named like a bundled one (``starter``, ``grooming``) replaces it; ``enabled = False`` on such a
+    row switches the bundled list off. Every version ever imported stays in ``term_list_versions``.
+    """
+
+    __tablename__ = "term_lists"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class TermListVersion(Base):
+    """One imported version of a term list, kept as the CSV it was read from (so it can be exported and rolled
+    back to exactly)."""
+
+    __tablename__ = "term_list_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_term_list_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    csv: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    terms: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Conversation(Base):
+    """A conversation scored as its messages arrive (Principle 3). Only the scorer's bounded state is kept —
+    stage strengths, age signals and a few evidence excerpts — never the transcript."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_score", "score"), Index("ix_conversations_updated", "updated_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)  # the platform's conversation id
+    state: Mapped[dict] = mapped_column(JSON, default=dict)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float] = mapped_column(default=0.0)
+    level: Mapped[str] = mapped_column(String(8), default="none")
+    alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk_author: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    at_risk_author: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The case an alert opened, and the score it last carried there (a case is updated only as risk rises).
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    case_score: Mapped[float | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ConversationMessage(Base):
+    """The ids of messages already scored, so a platform's retry never counts a message twice. Ids only."""
+
+    __tablename__ = "conversation_messages"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SearchCount(Base):
+    """Aggregate search-guard counters (Principle 6): never a query, never a user. ``kind`` is ``check``,
+    ``suggestion`` (removed from autocomplete) or ``help_click``; empty strings stand for "none"."""
+
+    __tablename__ = "search_counts"
+    __table_args__ = (
+        UniqueConstraint("day", "kind", "action", "category", "variant", "locale", name="uq_search_count"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))  # ISO date, UTC
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -47,7 +47,7 @@ class FilterBody(BaseModel):
 async def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
     """``allow``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised deterrence
     message and help resources to show instead of (block) or above (warn) the results."""
-    return svc.search_guard.check(body.query, body.locale, bucket=body.bucket).to_dict()
+    return svc.terms.current().guard.check(body.query, body.locale, bucket=body.bucket).to_dict()
 
 
 @router.post("/suggestions/filter")
@@ -55,5 +55,5 @@ async def filter_suggestions(
     body: FilterBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)
 ) -> dict:
     """The suggestions that are safe to show, in their order, and how many were removed per category."""
-    kept, removed = svc.search_guard.filter_suggestions(body.suggestions, body.locale)
+    kept, removed = svc.terms.current().guard.filter_suggestions(body.suggestions, body.locale)
     return {"suggestions": kept, "removed": removed}
