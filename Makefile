@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/review.py
 	$(VENV)/bin/python bench/reporting.py --out bench/results/reporting.json
 	$(VENV)/bin/python bench/text.py
+	$(VENV)/bin/python bench/text_service.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
 
 clean:
 	rm -rf $(VENV) .pytest_cache

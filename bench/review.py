@@ -28,8 +28,6 @@ import json
 import os
 import platform
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.media import jpeg, variant  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from server import Server  # noqa: E402
 
 PASSWORD = "bench-password-123"
 
@@ -63,12 +64,6 @@ def summary(latencies: list[float], seconds: float) -> dict:
         "p95_ms": round(pct(latencies, 95) * 1000, 2),
         "p99_ms": round(pct(latencies, 99) * 1000, 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_memory(pid: int) -> dict:
@@ -103,43 +98,6 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-class Server:
-    def __init__(self, home: Path):
-        self.env = {**os.environ, "SAFEHOLD_HOME": str(home)}
-        self.env.pop("SAFEHOLD_DATABASE_URL", None)
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "safehold", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.base}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        out = subprocess.run([sys.executable, "-m", "safehold", *args], env=self.env, input=stdin,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
-        if out.returncode:
-            raise SystemExit(out.stderr)
-        return out.stdout
-
-    def key(self, role: str) -> dict:
-        token = json.loads(self.cli("apikey", "create", "--name", f"bench-{role}", "--role", role, "--json"))["key"]
-        return {"Authorization": f"Bearer {token}"}
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def timed(fn, items, workers: int) -> tuple[list[float], float]:

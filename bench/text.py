@@ -28,29 +28,24 @@ import os
 import platform
 import random
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from machine_info import cpu_model  # noqa: E402
-from safehold.config import Settings  # noqa: E402
-from safehold.services import Services  # noqa: E402
 from safehold.text import Matcher, load_starter, normalize  # noqa: E402
 from safehold.text.grooming.evaluate import evaluate  # noqa: E402
 from safehold.text.grooming.pan2012 import read_conversations, read_predators  # noqa: E402
 from safehold.text.grooming.scorer import GroomingScorer, Message  # noqa: E402
 from safehold.text.search import QueryGuard  # noqa: E402
 from safehold.text.solicitation import SolicitationScorer  # noqa: E402
+from server import Server  # noqa: E402
 
 COMMON = (
     "the of and to in is you that it he was for on are as with his they at be this have from or one had by word "
@@ -77,6 +72,24 @@ def word(rng: random.Random) -> str:
     if rng.random() < 0.6:
         return rng.choice(COMMON)
     return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
+
+
+CUE_LINES = (
+    "you are so mature for your age",
+    "are you home alone right now",
+    "don't tell your parents about me",
+    "add me on snap",
+    "how old are you",
+    "i can buy you a gift card",
+    "send me a pic",
+    "delete this chat",
+)
+
+
+def chat_line(rng: random.Random, cue_rate: float = 0.05) -> str:
+    """A generated chat message of 3–15 words; ``cue_rate`` of them end with a grooming cue line."""
+    text = " ".join(word(rng) for _ in range(rng.randint(3, 15)))
+    return text + " " + rng.choice(CUE_LINES) if rng.random() < cue_rate else text
 
 
 def queries(n: int, term_rate: float, terms: list[str], rng: random.Random) -> list[str]:
@@ -173,25 +186,10 @@ def bench_solicitation(n: int, rng: random.Random) -> dict:
 
 def bench_grooming(conversations: int, rng: random.Random) -> dict:
     scorer = GroomingScorer()
-    cue_lines = [
-        "you are so mature for your age",
-        "are you home alone right now",
-        "don't tell your parents about me",
-        "add me on snap",
-        "how old are you",
-        "i can buy you a gift card",
-        "send me a pic",
-        "delete this chat",
+    convs = [
+        [Message(author=f"u{c}-{i % 2}", text=chat_line(rng), id=str(i)) for i in range(80)]
+        for c in range(conversations)
     ]
-    convs = []
-    for c in range(conversations):
-        msgs = []
-        for i in range(80):
-            text = " ".join(word(rng) for _ in range(rng.randint(3, 15)))
-            if rng.random() < 0.05:
-                text += " " + rng.choice(cue_lines)
-            msgs.append(Message(author=f"u{c}-{i % 2}", text=text, id=str(i)))
-        convs.append(msgs)
     lat: list[float] = []
     start = time.perf_counter()
     for msgs in convs:
@@ -265,32 +263,17 @@ def _load(url: str, token: str, queries: list[str], rate: int, seconds: float, o
 
 def bench_api(rate: int, seconds: float, rng: random.Random) -> dict:
     with tempfile.TemporaryDirectory() as home:
-        svc = Services(Settings(home=Path(home)), load_index=False)
-        token = svc.apikeys.create("bench", "platform").token
-        svc.close()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "SAFEHOLD_HOME": home}
-        server = subprocess.Popen([sys.executable, "-m", "safehold", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
+        server = Server(Path(home))
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            token = server.token("platform")
             qs = queries(5000, 0.05, [t.term for t in load_starter().terms], rng)
             recv, send = get_context("spawn").Pipe(duplex=False)
-            proc = get_context("spawn").Process(target=_load, args=(url, token, qs, rate, seconds, send))
+            proc = get_context("spawn").Process(target=_load, args=(server.base, token, qs, rate, seconds, send))
             proc.start()
             lat = recv.recv()
             proc.join()
         finally:
-            server.terminate()
-            server.wait(10)
+            server.stop()
     lat.sort()
     pick = lambda q: round(lat[min(len(lat) - 1, int(len(lat) * q))] * 1000, 2)  # noqa: E731
     return {"rate": rate, "seconds": seconds, "requests": len(lat), "p50_ms": pick(0.5), "p99_ms": pick(0.99),

@@ -6,6 +6,13 @@ on them. Messages are for humans and may change. ``status`` is the HTTP status t
 
 from __future__ import annotations
 
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
 
 class SafeholdError(Exception):
     """A user-facing failure with a stable ``code``."""
@@ -39,6 +46,19 @@ class NotFound(SafeholdError):
 class Conflict(SafeholdError):
     def __init__(self, code: str, message: str, **kw):
         super().__init__(code, message, status=409, **kw)
+
+
+def validated(model: type[M], payload: object, what: str = "The request body") -> M:
+    """``payload`` parsed as ``model``, or 422 ``request.invalid`` with every field error in ``detail.errors``."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise SafeholdError(
+            "request.invalid",
+            f"{what} is not valid.",
+            status=422,
+            detail={"errors": json.loads(exc.json(include_url=False))},
+        ) from None
 
 
 def _restore(cls, code, message, status, detail):

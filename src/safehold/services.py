@@ -28,6 +28,7 @@ from safehold.reporting.service import ReportService
 from safehold.reporting.worker import ReportWorker
 from safehold.review.service import ReviewService
 from safehold.review.wellness import WellnessService
+from safehold.rules.conversations import ConversationService
 from safehold.rules.posts import PostService
 from safehold.rules.search import SearchService
 from safehold.rules.terms import TermLibrary
@@ -80,6 +81,7 @@ class Services:
             grooming_model=GroomingModel.load(s.grooming_model) if s.grooming_model else None,
             alert_threshold=s.grooming_alert_threshold,
         )
+        self.conversations = ConversationService(self.db, self.audit, self.cases, self.terms, s)
         self.search = SearchService(self.db, self.terms)
         self.posts = PostService(self.terms, self.scans, self.events, s)
         self._index_loaded = False
@@ -103,12 +105,17 @@ class Services:
         self.search.flush_counts()
         self.cases.refresh_priorities()
         self.events.prune(dt.timedelta(days=self.settings.event_key_days))
+        self.conversations.prune()
         self.reports.followup_once()
         self.evidence.purge_due()
         if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
             self.index.save_snapshot()
 
     def start_background(self) -> None:
+        # Build the text detectors before serving: the search routes run on the event loop, and the first query
+        # must not wait for the term lists to be read and compiled.
+        self.terms.sync()
+
         def loop() -> None:
             while not self._stop.wait(self.settings.index_sync_interval):
                 try:

@@ -36,3 +36,44 @@ def test_bad_input_and_roles(client, keys):
     assert code(post("/v1/search/suggestions/filter", json=too_many, headers=keys["platform"]), 422)
     assert code(post("/v1/search/check", json={"query": "x"}), 401) == "auth.missing_key"
     assert code(post("/v1/search/check", json={"query": "x"}, headers=keys["auditor"]), 403) == "auth.forbidden"
+
+
+def test_help_clicks_and_stats(client, keys):
+    platform = keys["platform"]
+    hit = client.post("/v1/search/check", json={"query": "pthc", "locale": "de-AT", "bucket": "s2"}, headers=platform)
+    client.post("/v1/search/check", json={"query": "weather in lisbon"}, headers=platform)
+    client.post("/v1/search/suggestions/filter", json={"suggestions": ["pthc", "pizza"]}, headers=platform)
+    decision = hit.json()
+    click = {"category": decision["category"], "variant": decision["variant"], "locale": "de-AT"}
+    r = client.post("/v1/search/help-clicks", json=click, headers=platform)
+    assert r.status_code == 200 and r.json()["counted"] and r.json()["locale"] == "de"
+    stats = client.get("/v1/stats/search?days=7", headers=keys["admin"])
+    assert stats.status_code == 200, stats.text
+    out = stats.json()
+    got = {(c["kind"], c["action"], c["category"], c["variant"], c["locale"], c["count"]) for c in out["counts"]}
+    assert got == {
+        ("check", "block", "csam", decision["variant"], "de", 1),
+        ("check", "allow", None, None, "en", 1),
+        ("suggestion", "remove", "csam", None, None, 1),
+        ("help_click", None, "csam", decision["variant"], "de", 1),
+    }
+    assert out["days"] == 7
+    assert out["variants"] == {decision["variant"]: {"shown": 1, "help_clicks": 1, "click_rate": 1.0}}
+    assert "pthc" not in stats.text and "s2" not in stats.text
+
+
+def test_help_click_bad_input_and_roles(client, keys):
+    def code(r, status):
+        assert r.status_code == status, r.text
+        return r.json()["error"]["code"]
+
+    post, platform = client.post, keys["platform"]
+    good = {"category": "csam", "variant": "help", "locale": "en"}
+    assert code(post("/v1/search/help-clicks", json={**good, "category": "pizza"}, headers=platform),
+                422) == "search.unknown_category"  # fmt: skip
+    assert code(post("/v1/search/help-clicks", json={**good, "variant": "loud"}, headers=platform),
+                422) == "search.unknown_variant"  # fmt: skip
+    assert code(post("/v1/search/help-clicks", json={**good, "user": "u1"}, headers=platform), 422) == "request.invalid"
+    assert code(post("/v1/search/help-clicks", json=good, headers=keys["auditor"]), 403) == "auth.forbidden"
+    assert code(client.get("/v1/stats/search?days=0", headers=keys["admin"]), 422) == "request.invalid"
+    assert code(client.get("/v1/stats/search", headers=platform), 403) == "auth.forbidden"

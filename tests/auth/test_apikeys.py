@@ -31,3 +31,25 @@ def test_bad_and_revoked_keys_are_refused_alike(svc):
     svc.apikeys.revoke(created.prefix, actor="t")
     with pytest.raises(SafeholdError):
         svc.apikeys.authenticate(created.token)
+
+
+def test_a_remembered_key_is_refused_at_once_after_revocation_and_elsewhere_within_the_cache_time(
+    svc, settings, monkeypatch
+):
+    from safehold.auth import apikeys
+    from safehold.services import Services
+
+    created = svc.apikeys.create("t", "platform")
+    other = Services(settings, load_index=False)
+    try:
+        assert svc.apikeys.authenticate(created.token)[0].role == "platform"
+        assert other.apikeys.authenticate(created.token)[0].role == "platform"  # remembered there too
+        svc.apikeys.revoke(created.prefix, actor="t")
+        with pytest.raises(SafeholdError):
+            svc.apikeys.authenticate(created.token)  # the revoking process forgets at once
+        later = apikeys._clock() + apikeys.AUTH_CACHE_SECONDS + 0.01
+        monkeypatch.setattr(apikeys, "_clock", lambda: later)
+        with pytest.raises(SafeholdError):
+            other.apikeys.authenticate(created.token)  # the other process within AUTH_CACHE_SECONDS
+    finally:
+        other.close()

@@ -32,6 +32,9 @@ EXPECTED = {
     ("POST", "/v1/scan/batch"): Permission.SCAN,
     ("POST", "/v1/search/check"): Permission.SCAN,
     ("POST", "/v1/search/suggestions/filter"): Permission.SCAN,
+    ("POST", "/v1/search/help-clicks"): Permission.SCAN,
+    ("GET", "/v1/stats/search"): Permission.STATS_READ,
+    ("POST", "/v1/text/check"): Permission.EVENTS_WRITE,
     ("GET", "/v1/terms"): Permission.BANKS_READ,
     ("GET", "/v1/terms/{name}/versions"): Permission.BANKS_READ,
     ("GET", "/v1/terms/{name}/export"): Permission.BANKS_READ,
@@ -59,6 +62,10 @@ EXPECTED = {
     ("GET", "/v1/wellness"): Permission.CASES_READ,
     ("PUT", "/v1/wellness/defaults"): Permission.SETTINGS_MANAGE,
     ("POST", "/v1/events"): Permission.EVENTS_WRITE,
+    ("POST", "/v1/conversations/{conversation_id}/messages"): Permission.EVENTS_WRITE,
+    ("GET", "/v1/conversations"): Permission.CASES_READ,
+    ("GET", "/v1/conversations/{conversation_id}"): Permission.CASES_READ,
+    ("DELETE", "/v1/conversations/{conversation_id}"): Permission.EVENTS_WRITE,
     ("GET", "/v1/cases"): Permission.CASES_READ,
     ("GET", "/v1/cases/counts"): Permission.CASES_READ,
     ("GET", "/v1/cases/{case_id}"): Permission.CASES_READ,
@@ -115,6 +122,7 @@ PATH_VALUES = {
     "{report_id}": "999999",
     "{evidence_id}": "999999",
     "{hold_id}": "999999",
+    "{conversation_id}": "noconversation",
 }
 
 

@@ -33,3 +33,37 @@ def test_bad_corpus_is_refused_cleanly(cli, tmp_path):
     ids.write_text("a\n")
     assert "pan2012.invalid_xml" in cli("text", "eval", bad, ids, code=2).stderr
     assert "grooming.model_not_found" in cli("text", "eval", bad, ids, "--model", tmp_path / "none.json", code=2).stderr
+
+
+def test_check_and_search_use_the_active_lists_and_change_nothing(cli, tmp_path):
+    csv = tmp_path / "synthetic.csv"
+    csv.write_text("term,category,severity\nzqxcode,csam,3\n")  # a synthetic stand-in for a coded term
+    assert json.loads(cli("text", "search", "zqxcode").stdout)["action"] == "allow"
+    cli("terms", "import", "synthetic", csv)
+    assert json.loads(cli("text", "search", "zqxcode").stdout)["action"] == "block"
+    assert json.loads(cli("text", "check", "zqxcode").stdout)["level"] == "high"
+    from safehold.cli import common
+
+    svc = common.services(load_index=False)
+    assert svc.search.stats() == [] and svc.cases.counts()["by_queue"]["text"] == 0
+
+
+def test_check_open_case(cli):
+    assert "cli.missing_content_id" in cli("text", "check", "hello", "--open-case", code=2).stderr
+    args = ("text", "check", "kids for sale, contact me on telegram", "--open-case", "--content-id", "c1")
+    out = json.loads(cli(*args, "--account-id", "u1").stdout)
+    assert out["case"]["created"] and out["result"]["level"] == "high"
+    again = json.loads(cli(*args).stdout)
+    assert again["duplicate"] and again["case"]["id"] == out["case"]["id"]
+
+
+def test_stats_table(cli):
+    from safehold.cli import common
+
+    svc = common.services(load_index=False)
+    svc.search.check("pthc", "pt-BR", "b1")
+    svc.search.filter_suggestions(["pthc"])
+    out = cli("text", "stats", "--days", "7").stdout
+    assert "check" in out and "block" in out and "csam" in out and "suggestion" in out and "pt" in out
+    assert "variants" in out
+    assert "pthc" not in out

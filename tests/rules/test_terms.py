@@ -122,3 +122,22 @@ def test_bad_input_is_refused_with_a_stable_code(svc, call, code):
         call(svc.terms)
     assert exc.value.code == code
     assert {d["name"] for d in svc.terms.current().lists} == {"starter", "grooming"}  # nothing changed
+
+
+def test_an_operator_model_file_drives_the_conversation_scorer(settings, tmp_path):
+    from safehold.text.grooming.model import GroomingModel
+
+    path = tmp_path / "model.json"
+    GroomingModel({"rule_risk": 8.0}, -4.0, buckets=0).save(path)
+    settings.grooming_model = path
+    with_model = Services(settings, load_index=False)
+    try:
+        scorer = with_model.terms.current().grooming
+        assert scorer.model is not None and scorer.model.weights == {"rule_risk": 8.0}
+        assert scorer.alert_threshold == settings.grooming_alert_threshold
+    finally:
+        with_model.close()
+    path.write_text("{not json")
+    with pytest.raises(SafeholdError) as exc:
+        Services(settings, load_index=False)
+    assert exc.value.code == "grooming.invalid_model"

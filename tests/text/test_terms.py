@@ -195,3 +195,11 @@ def test_empty_matcher_and_empty_terms():
     m = Matcher([Term("!!!", "x"), Term("ok", "y")])
     assert len(m) == 1
     assert m.find("ok") == [Hit(Term("ok", "y"), 0, 2)]
+
+
+def test_a_term_with_an_apostrophe_also_matches_chat_spelling_without_it():
+    m = Matcher([Term("don't tell your parents", "grooming.exclusivity", 3), Term("l'enfant", "minor", 1, "fr")])
+    for text in ("dont tell your parents", "don't tell your parents", "don\u2019t tell your parents"):
+        assert [h.term.term for h in m.find(text)] == ["don't tell your parents"], text
+    assert [h.term.term for h in m.find("je vois lenfant")] == ["l'enfant"]
+    assert m.find("do not tell") == [] and len(m) == 2

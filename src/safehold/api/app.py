@@ -14,12 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold import __version__
+from safehold.api.hotpath import SearchHotPath
 from safehold.api.routes import (
     actions,
     apikeys,
     audit,
     banks,
     cases,
+    conversations,
     evidence,
     reports,
     review,
@@ -27,6 +29,7 @@ from safehold.api.routes import (
     search,
     system,
     terms,
+    text,
     users,
 )
 from safehold.errors import SafeholdError
@@ -96,8 +99,25 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.")
 
-    for module in (system, apikeys, banks, scan, search, terms, audit, users, cases, review, actions, reports, evidence):
+    for module in (
+        system,
+        apikeys,
+        banks,
+        scan,
+        search,
+        text,
+        terms,
+        conversations,
+        audit,
+        users,
+        cases,
+        review,
+        actions,
+        reports,
+        evidence,
+    ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
     app.include_router(console.router)
+    app.add_middleware(SearchHotPath)
     return app

@@ -2,6 +2,11 @@
 
 A SHA-256 (not a slow KDF) is right here: the secret is 190 random bits, so it cannot be guessed, and every API
 request must verify it cheaply. Comparison is constant-time.
+
+A key that authenticated is remembered by this process for ``AUTH_CACHE_SECONDS`` (by the SHA-256 of the whole
+key, never the key itself), so a busy route such as the search box does not read the key's row on every request.
+Revoking a key forgets every remembered key in the revoking process at once; other processes refuse it within
+``AUTH_CACHE_SECONDS``. Failures are never remembered.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -22,6 +29,9 @@ from safehold.store.models import ApiKey, utcnow
 
 KEY_PREFIX = "sh"
 TOUCH_EVERY = dt.timedelta(minutes=1)
+AUTH_CACHE_SECONDS = 2.0
+AUTH_CACHE_MAX = 10_000
+_clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class ApiKeyService:
     def __init__(self, db: Database, audit: AuditService | None = None):
         self.db = db
         self.audit = audit or AuditService(db)
+        self._known: dict[str, tuple[float, Principal]] = {}  # SHA-256 of the key -> (valid until, who)
+        self._known_lock = threading.Lock()
 
     def create(self, name: str, role: str, created_by: str | None = None) -> CreatedKey:
         name = (name or "").strip()
@@ -90,7 +102,9 @@ class ApiKeyService:
                 row.revoked_at = utcnow()
                 detail = {"name": row.name, "role": row.role}
                 self.audit.record(s, actor, "apikey.revoke", f"apikey:{row.prefix}", detail)
-            return row
+        with self._known_lock:
+            self._known.clear()
+        return row
 
     def _find(self, s, prefix_or_id: str) -> ApiKey:
         query = select(ApiKey).where(ApiKey.prefix == prefix_or_id)
@@ -108,6 +122,10 @@ class ApiKeyService:
         Read-only, so the API can run it on its event loop: one indexed SELECT is cheaper than a thread hop,
         and only the once-a-minute write (:meth:`touch`) could wait on a lock.
         """
+        digest = _digest(token or "")
+        known = self._known.get(digest)
+        if known is not None and known[0] > _clock():
+            return known[1], False
         invalid = SafeholdError("auth.invalid_key", "The API key is not valid.", status=401)
         parts = (token or "").split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX:
@@ -120,7 +138,12 @@ class ApiKeyService:
             if not hmac.compare_digest(row.secret_hash, _digest(secret)):
                 raise invalid
             stale = row.last_used_at is None or utcnow() - row.last_used_at > TOUCH_EVERY
-            return Principal(name=row.name, role=row.role, key_prefix=row.prefix), stale
+            who = Principal(name=row.name, role=row.role, key_prefix=row.prefix)
+        with self._known_lock:
+            if len(self._known) >= AUTH_CACHE_MAX:
+                self._known.clear()
+            self._known[digest] = (_clock() + AUTH_CACHE_SECONDS, who)
+        return who, stale
 
     def touch(self, prefix: str) -> None:
         """Record that the key was used (at most once a minute: a write per request would serialise SQLite)."""

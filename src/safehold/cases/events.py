@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -28,7 +29,6 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -43,7 +43,7 @@ from safehold.banks.formats import normalize_category
 from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
-from safehold.errors import Conflict, SafeholdError
+from safehold.errors import Conflict, SafeholdError, validated
 from safehold.scanning.service import Match, ScanResult, ScanService
 from safehold.store.db import Database
 from safehold.store.models import Bank, Case, IngestedEvent, as_utc
@@ -130,22 +130,17 @@ class EventIn(_Strict):
 
 
 def parse(body: object) -> EventIn:
-    try:
-        return EventIn.model_validate(body)
-    except ValidationError as exc:
-        raise SafeholdError(
-            "request.invalid",
-            "The event is not valid.",
-            status=422,
-            detail={"errors": json.loads(exc.json(include_url=False))},
-        ) from None
+    return validated(EventIn, body, "The event")
 
 
 # ----------------------------------------------------------------------------------------- service
 
 
 @dataclass(frozen=True)
-class _BankSignal:
+class BankSignal:
+    """A block-bank match as a hash-match signal; ``auto`` when its bank's ``on_match`` is ``auto`` (the automatic
+    policies run for it when the detection is recorded)."""
+
     signal: DetectionSignal
     auto: bool
 
@@ -192,19 +187,48 @@ class EventService:
         event = parse(body)
         if file is not None and event.type != "content":
             raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
-        key = _scoped_key(principal, idempotency_key, event.idempotency_key)
+        key = scoped_key(principal, idempotency_key, event.idempotency_key)
         digest = _digest(body, file, filename)
-        seen = self._replay(key, digest)
+        seen = self.replay(key, digest)
         if seen is not None:
             return seen
         scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
-        found = self._bank_signals(scan) if scan is not None else []
+        found = self.bank_signals(scan) if scan is not None else []
         signals = [b.signal for b in found] + [_event_signal(sig, event.occurred_at) for sig in event.signals]
         detection = _detection(event, signals, known_match=bool(found))
         if scan is not None and signals:
             detection.media = self.vault.put(file)
             detection.filename = filename
             detection.media_type = detection.media_type or _media_type(scan)
+
+        def answer(ref: CaseRef | None) -> dict:
+            return {
+                "accepted": True,
+                "duplicate": False,
+                "scan": scan.to_dict() if scan is not None else None,
+                "cases": [ref.to_dict()] if ref is not None else [],
+            }
+
+        return self.record_once(key, digest, detection, found, principal.label, answer)
+
+    def record_once(
+        self,
+        key: str,
+        digest: str,
+        detection: Detection,
+        found: list[BankSignal],
+        actor: str,
+        answer: Callable[[CaseRef | None], dict],
+        *,
+        conflict_code: str = "event.idempotency_conflict",
+    ) -> dict:
+        """Record a prepared detection once under an idempotency ``key`` (already scoped, see :func:`scoped_key`).
+
+        Claims the key, records the detection (case, item, signals and the automatic policies of the ``auto``
+        matches in ``found``) and stores ``answer(case ref)`` as the key's result, all in one transaction. If the
+        key is already taken (an earlier call, or a concurrent one that committed first) nothing is recorded and
+        the stored answer comes back with ``duplicate: true``; a different ``digest`` under it is a 409.
+        """
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         with self.db.session() as s:
             claim = (
@@ -215,16 +239,11 @@ class EventService:
             )
             first = s.execute(claim).scalar() is not None
             if first:
-                ref = self._record(s, detection, [b.signal for b in found if b.auto], principal.label)
-                result = {
-                    "accepted": True,
-                    "duplicate": False,
-                    "scan": scan.to_dict() if scan is not None else None,
-                    "cases": [ref.to_dict()] if ref is not None else [],
-                }
+                ref = self._record(s, detection, [b.signal for b in found if b.auto], actor)
+                result = answer(ref)
                 s.get(IngestedEvent, key).result = result
         if not first:  # the same key arrived concurrently and committed first
-            return self._replay(key, digest)
+            return self.replay(key, digest, conflict_code=conflict_code)
         return result
 
     def from_scan(
@@ -240,7 +259,7 @@ class EventService:
     ) -> list[CaseRef]:
         """Open (or update) the case of a scanned item that matched a block bank whose ``on_match`` is not
         ``none``; store the file (when there is one) in the vault for review. No match, no trace."""
-        found = self._bank_signals(result)
+        found = self.bank_signals(result)
         if not found:
             return []
         detection = Detection(
@@ -267,7 +286,7 @@ class EventService:
             self.actions.for_detection(s, s.get(Case, ref.id), auto, actor)
         return ref
 
-    def _bank_signals(self, scan: ScanResult) -> list[_BankSignal]:
+    def bank_signals(self, scan: ScanResult) -> list[BankSignal]:
         """The scan's matches on block banks that open cases, as hash-match signals."""
         if scan.verdict != "match":
             return []  # no match, or an allow bank vouched for it
@@ -296,19 +315,20 @@ class EventService:
                 distance=m.distance,
                 detail={k: v for k, v in detail.items() if v is not None},
             )
-            out.append(_BankSignal(signal, bank.on_match == "auto"))
+            out.append(BankSignal(signal, bank.on_match == "auto"))
         return out
 
-    def _replay(self, key: str, digest: str) -> dict | None:
-        """The stored answer to an earlier event with this key, or ``None`` if there was none."""
+    def replay(self, key: str, digest: str, *, conflict_code: str = "event.idempotency_conflict") -> dict | None:
+        """The stored answer to an earlier call with this (scoped) key, or ``None`` if there was none; a different
+        ``digest`` under the key is refused with ``conflict_code`` (409)."""
         with self.db.session() as s:
             row = s.get(IngestedEvent, key)
             if row is None:
                 return None
             if row.body_sha256 != digest:
                 raise Conflict(
-                    "event.idempotency_conflict",
-                    "This idempotency key was used for a different event; use a new key for a new event.",
+                    conflict_code,
+                    "This idempotency key was used for a different request; use a new key for a new one.",
                 )
             return {**row.result, "duplicate": True}
 
@@ -364,23 +384,35 @@ def _media_type(scan: ScanResult) -> str | None:
     return scan.media if scan.media in ("image", "video") else None
 
 
-def _scoped_key(principal: Principal, header: str | None, body: str | None) -> str:
-    """The idempotency key, scoped to the caller (two platforms' keys never collide)."""
+def scoped_key(
+    principal: Principal,
+    header: str | None,
+    body: str | None,
+    *,
+    required: bool = True,
+    prefix: str = "event",
+    namespace: str = "",
+) -> str | None:
+    """The idempotency key, scoped to the caller (two platforms' keys never collide) and to ``namespace`` (so
+    one key used for an event and for something else are two keys). Error codes start with ``prefix``; without
+    any key: ``None`` unless ``required``."""
     if header and body and header != body:
         raise SafeholdError(
-            "event.idempotency_key_mismatch", "The Idempotency-Key header and the body's idempotency_key differ."
+            f"{prefix}.idempotency_key_mismatch", "The Idempotency-Key header and the body's idempotency_key differ."
         )
     key = header or body
     if not key:
+        if not required:
+            return None
         raise SafeholdError(
-            "event.missing_idempotency_key",
+            f"{prefix}.missing_idempotency_key",
             "Every event needs an idempotency key (Idempotency-Key header or idempotency_key), so a retry is safe.",
         )
     if len(key) > MAX_KEY or not key.isprintable() or not key.isascii():
         raise SafeholdError(
-            "event.invalid_idempotency_key", f"An idempotency key is 1 to {MAX_KEY} printable ASCII characters."
+            f"{prefix}.invalid_idempotency_key", f"An idempotency key is 1 to {MAX_KEY} printable ASCII characters."
         )
-    return f"{principal.key_prefix or principal.label}:{key}"
+    return f"{principal.key_prefix or principal.label}:{namespace}{key}"
 
 
 def _digest(body: dict, file: bytes | None, filename: str | None) -> str:

@@ -17,6 +17,7 @@ from safehold import __version__
 from safehold.cli import actions as action_cmds
 from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
+from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
@@ -45,6 +46,7 @@ app.add_typer(user_cmds.app, name="user")
 app.add_typer(report_cmds.app, name="report")
 app.add_typer(evidence_cmds.app, name="evidence")
 app.add_typer(text_cmds.app, name="text")
+app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(term_cmds.app, name="terms")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)

@@ -1,5 +1,7 @@
-"""``safehold text …``: the text-safety library from the command line — score a post, check a search query,
-train and evaluate the grooming detector on a PAN-2012-format corpus. No database needed."""
+"""``safehold text …``: the text-safety library from the command line — score a post (and, if asked, open a case
+for it), check a search query, read the search-guard counters, train and evaluate the grooming detector on a
+PAN-2012-format corpus. ``check`` and ``search`` use the installation's active term lists and, unless
+``--open-case`` is given, change nothing: no case, no counter."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from safehold.cli.common import fail, progress
+from safehold.cli.common import fail, progress, services
+from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Text safety: solicitation, search guard, grooming detector training and evaluation.")
 
@@ -25,12 +28,23 @@ def _show(data: dict) -> None:
 def check(
     text: Annotated[str, typer.Argument(help="The post, profile, listing or comment.")],
     kind: Annotated[str, typer.Option(help="post, profile, listing, comment or message.")] = "post",
+    open_case: Annotated[
+        bool, typer.Option("--open-case", help="Match its links against the URL banks and open a case if warranted.")
+    ] = False,
+    content_id: Annotated[str | None, typer.Option(help="The item's id (needed with --open-case).")] = None,
+    account_id: Annotated[str | None, typer.Option(help="The author's account id (with --open-case).")] = None,
 ) -> None:
     """Score text for offering, requesting or trading abuse material or access to children."""
-    from safehold.text.solicitation import SolicitationScorer
-
     with fail():
-        _show(SolicitationScorer().score(text, kind).to_dict())
+        if not open_case:
+            _show(services(load_index=False).terms.current().solicitation.score(text, kind).to_dict())
+            return
+        if not content_id:
+            raise SafeholdError("cli.missing_content_id", "--open-case needs --content-id (the item's id).")
+        from safehold.auth.apikeys import Principal
+
+        body = {"text": text, "kind": kind, "content_id": content_id, "account_id": account_id}
+        _show(services(load_index=True).posts.check(Principal(name="cli", role="admin"), body))
 
 
 @app.command("search")
@@ -39,10 +53,36 @@ def search(
     locale: Annotated[str, typer.Option(help="The searcher's locale, e.g. en, pt-BR.")] = "en",
 ) -> None:
     """Check a search query: allow, warn or block, with the deterrence message that would be shown."""
-    from safehold.text.search import QueryGuard
+    with fail():
+        _show(services(load_index=False).terms.current().guard.check(query, locale).to_dict())
+
+
+@app.command("stats")
+def stats(
+    days: Annotated[int, typer.Option(min=1, max=3660, help="How many days back (today included).")] = 30,
+) -> None:
+    """The search-guard counters: checks per action, category, variant and locale; suggestions removed; help
+    clicks. Never a query."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from safehold.rules.search import variant_summary
 
     with fail():
-        _show(QueryGuard().check(query, locale).to_dict())
+        rows = services(load_index=False).search.stats(days)
+    table = Table("day", "kind", "action", "category", "variant", "locale", "count", title=f"search, last {days} days")
+    for r in rows:
+        cells = [r[k] or "-" for k in ("day", "kind", "action", "category", "variant", "locale")]
+        table.add_row(*cells, str(r["count"]))
+    out = Console()
+    out.print(table)
+    summary = variant_summary(rows)
+    if summary:
+        variants = Table("variant", "messages shown", "help clicks", "click rate", title="variants")
+        for name, v in summary.items():
+            rate = "-" if v["click_rate"] is None else f"{v['click_rate']:.2%}"
+            variants.add_row(name, str(v["shown"]), str(v["help_clicks"]), rate)
+        out.print(variants)
 
 
 def _conversations(corpus: Path, description: str):

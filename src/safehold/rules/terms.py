@@ -148,7 +148,8 @@ class TermLibrary:
             for name in sorted(set(BUNDLED) | set(rows)):
                 row = rows.get(name)
                 if row is None:
-                    out.append({**_info(load_list(name), "bundled"), "enabled": True, "versions": 0})
+                    bundled = {"replaces_bundled": False, "enabled": True, "versions": 0, "sha256": None}
+                    out.append({**_info(load_list(name), "bundled"), **bundled, "updated_by": None, "updated_at": None})
                     continue
                 v = self._version_row(s, name, row.version)
                 out.append(

@@ -16,13 +16,9 @@ Media that did not match is never stored; each scan only bumps an aggregate coun
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from safehold.banks.index import BankIndex, Candidate
 from safehold.banks.service import entry_to_dict
@@ -33,6 +29,7 @@ from safehold.signals import registry
 from safehold.signals.base import Signal
 from safehold.signals.pdq import MIN_QUALITY
 from safehold.signals.url import url_lookup_hashes
+from safehold.store.counters import DailyCounts
 from safehold.store.db import Database
 from safehold.store.models import BankEntry, ScanCount
 
@@ -82,8 +79,7 @@ class ScanService:
         self.index = index
         self.settings = settings
         self.guard = UrlGuard(settings.url_fetch_allow)
-        self._counts: Counter[tuple[str, str, str]] = Counter()
-        self._counts_lock = threading.Lock()
+        self._counts = DailyCounts(db, ScanCount, ("channel", "media", "verdict"))
 
     # ------------------------------------------------------------- entry points
 
@@ -217,32 +213,11 @@ class ScanService:
     # --------------------------------------------------------------- counters
 
     def count(self, channel: str, media: str | None, verdict: str, n: int = 1) -> None:
-        with self._counts_lock:
-            self._counts[(channel, media or "hash", verdict)] += n
+        self._counts.add((channel, media or "hash", verdict), n)
 
     def flush_counts(self) -> None:
         """Add the buffered counters to ``scan_counts`` (one upsert per key)."""
-        with self._counts_lock:
-            pending, self._counts = self._counts, Counter()
-        if not pending:
-            return
-        day = dt.datetime.now(dt.UTC).date().isoformat()
-        try:
-            with self.db.session() as s:
-                dialect_insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-                for (channel, media, verdict), n in pending.items():
-                    stmt = dialect_insert(ScanCount).values(
-                        day=day, channel=channel, media=media, verdict=verdict, count=n
-                    )
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["day", "channel", "media", "verdict"],
-                        set_={"count": ScanCount.count + n},
-                    )
-                    s.execute(stmt)
-        except Exception:
-            with self._counts_lock:
-                self._counts.update(pending)  # keep them for the next flush
-            raise
+        self._counts.flush()
 
     def stats(self, days: int = 30) -> list[dict]:
         self.flush_counts()

@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -73,7 +73,16 @@ class SearchDecision:
     message: dict | None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A plain dict, built by hand: ``dataclasses.asdict`` deep-copies and costs more than the check. The
+        message is already a fresh dict per decision (see ``QueryGuard._message``)."""
+        return {
+            "action": self.action,
+            "category": self.category,
+            "severity": self.severity,
+            "locale": self.locale,
+            "variant": self.variant,
+            "message": self.message,
+        }
 
 
 def _invalid(message: str) -> SafeholdError:
@@ -188,6 +197,7 @@ class QueryGuard:
             raise SafeholdError("search.invalid_variants", f"unknown variants: {', '.join(sorted(unknown))}")
         _check_weights(weights, lambda msg: SafeholdError("search.invalid_variants", msg))
         total = sum(weights.values())
+        self.variants: tuple[str, ...] = tuple(data["variants"])  # every configured variant, shown or not
         self._variants: list[tuple[float, str]] = []
         running = 0.0
         for name, weight in weights.items():

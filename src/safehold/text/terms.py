@@ -9,7 +9,9 @@ every term can be traced to where it was published. Rows are not allowed to cont
 finding every term in a text costs one pass over the text whatever the size of the list. A hit counts only when
 it is a whole word or phrase of the normalised text (a space or an end on both sides): "sex" does not match
 "sussex". A multi-word term of six or more letters also matches its squashed form ("link in bio" matches
-"linkinbio", as in hashtags). Words split into single letters are rejoined by :func:`normalize` ("c h i l d").
+"linkinbio", as in hashtags), and a term written with an apostrophe also matches its form without one
+("don't tell" matches "dont tell": chat drops apostrophes; the text's own "don't" normalises to "don t", which the
+term's normal form matches). Words split into single letters are rejoined by :func:`normalize` ("c h i l d").
 Not caught: terms glued to other words ("hotchild"), misspellings not in the list, and words split into
 multi-letter chunks.
 """
@@ -40,6 +42,7 @@ _SOURCE_LINE = re.compile(r"^#\s*source\s*:\s*(?P<key>[^=\s]+)\s*=\s*(?P<citatio
 _VERSION_LINE = re.compile(r"^#\s*version\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 _LIST_NAME = re.compile(r"^[a-z0-9_]+$")
 _SQUASH_MIN = 6
+_APOSTROPHE = re.compile(r"(?<=[^\W\d_])['\u2019\u02bc](?=[^\W\d_])")
 
 
 @dataclass(frozen=True)
@@ -225,10 +228,14 @@ class Matcher:
             if not key:
                 continue  # from_csv rejects these; a programmatic empty term can never match
             count += 1
-            keyed.setdefault(key, []).append(t)
+            variants = {key}
             squashed = key.replace(" ", "")
             if squashed != key and len(squashed) >= _SQUASH_MIN:
-                keyed.setdefault(squashed, []).append(t)
+                variants.add(squashed)
+            if _APOSTROPHE.search(t.term):  # "don't" is also typed "dont", "i'm" "im"
+                variants.add(normalize(_APOSTROPHE.sub("", t.term)))
+            for variant in variants:
+                keyed.setdefault(variant, []).append(t)
         self._count = count
         self._automaton = ahocorasick.Automaton()
         for key, ts in keyed.items():

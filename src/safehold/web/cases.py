@@ -47,6 +47,7 @@ def case_page(request: Request, svc: Services, who: Staff, case_id: int, reveale
         revealed=revealed,
         classifications=CLASSIFICATIONS,
         cse_kinds=CSE_KINDS,
+        explained=[sig for sig in case["signals"] if (sig.get("detail") or {}).get("explanation")],
     )
 
 

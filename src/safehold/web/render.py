@@ -49,6 +49,8 @@ NOTICES = {
     "key_revoked": "API key revoked.",
     "bank_created": "Bank created.",
     "bank_updated": "Bank updated.",
+    "terms_imported": "Term list imported; it is in force now.",
+    "terms_updated": "Term list switched.",
     "policy_saved": "Policy saved.",
     "policy_deleted": "Policy deleted.",
     "webhook_saved": "Webhook saved.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -18,7 +18,7 @@ from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, validated
 from safehold.scanning.service import ScanResult, signal_dict
 from safehold.services import Services
 
@@ -107,18 +107,6 @@ async def json_body(request: Request) -> object:
         return json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SafeholdError("request.invalid_json", f"The body is not valid JSON: {exc}.") from exc
-
-
-def validated(model: type[BaseModel], payload: object) -> BaseModel:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise SafeholdError(
-            "request.invalid",
-            "The request body is not valid.",
-            status=422,
-            detail={"errors": json.loads(exc.json(include_url=False))},
-        ) from exc
 
 
 @router.post(

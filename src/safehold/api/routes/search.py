@@ -1,8 +1,11 @@
 """Search and autocomplete guard (Principle 6): check a query before running it, filter suggestions before
-showing them. Nothing about the query or the caller is stored.
+showing them, report clicks on help resources. Nothing about the query or the caller is stored; only aggregate
+counters (``GET /v1/stats/search``).
 
 The handlers are ``async``: a check is a few microseconds of CPU and no I/O, cheaper than the thread-pool hop a
-sync handler costs, and it sits in front of every search box keystroke.
+sync handler costs, and it sits in front of every search box keystroke. For the same reason the two hot routes
+answer with a ready ``JSONResponse`` of plain JSON values: FastAPI's generic response encoding would cost more
+than the check itself.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.api.deps import require, services
@@ -43,17 +47,31 @@ class FilterBody(BaseModel):
     locale: str = Locale
 
 
-@router.post("/check")
-async def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+class HelpClickBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str = Field(max_length=64, description="The decision's category, e.g. csam, sextortion.")
+    variant: str = Field(max_length=32, description="The decision's message variant, e.g. deterrence, help.")
+    locale: str = Locale
+
+
+@router.post("/check", response_class=JSONResponse)
+async def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> JSONResponse:
     """``allow``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised deterrence
     message and help resources to show instead of (block) or above (warn) the results."""
-    return svc.terms.current().guard.check(body.query, body.locale, bucket=body.bucket).to_dict()
+    return JSONResponse(svc.search.check(body.query, body.locale, body.bucket))
 
 
-@router.post("/suggestions/filter")
+@router.post("/suggestions/filter", response_class=JSONResponse)
 async def filter_suggestions(
     body: FilterBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)
-) -> dict:
+) -> JSONResponse:
     """The suggestions that are safe to show, in their order, and how many were removed per category."""
-    kept, removed = svc.terms.current().guard.filter_suggestions(body.suggestions, body.locale)
-    return {"suggestions": kept, "removed": removed}
+    kept, removed = svc.search.filter_suggestions(body.suggestions, body.locale)
+    return JSONResponse({"suggestions": kept, "removed": removed})
+
+
+@router.post("/help-clicks")
+async def help_click(body: HelpClickBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
+    """Count one click on a help resource shown with a warn or block message (for comparing message variants).
+    Send the decision's ``category`` and ``variant`` and the searcher's locale; nothing else is recorded."""
+    return svc.search.help_click(body.category, body.variant, body.locale)

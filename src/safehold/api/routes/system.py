@@ -1,4 +1,4 @@
-"""Health, signal types and scan statistics."""
+"""Health, signal types, scan and search statistics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from safehold import __version__
 from safehold.api.deps import require, services
 from safehold.auth.roles import Permission
+from safehold.rules.search import variant_summary
 from safehold.services import Services
 from safehold.signals import registry
 
@@ -39,3 +40,13 @@ def scan_stats(
     _=Depends(require(Permission.STATS_READ)),
 ) -> dict:
     return {"days": days, "counts": svc.scans.stats(days), "index": svc.index.stats()}
+
+
+@router.get("/stats/search", summary="Aggregate search-guard counters per day, action, category, variant, locale")
+def search_stats(
+    days: int = Query(30, ge=1, le=3660),
+    svc: Services = Depends(services),
+    _=Depends(require(Permission.STATS_READ)),
+) -> dict:
+    counts = svc.search.stats(days)
+    return {"days": days, "counts": counts, "variants": variant_summary(counts)}

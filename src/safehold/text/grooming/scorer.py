@@ -339,6 +339,11 @@ class GroomingScorer:
             state.authors[name].risk = self._risk(state, name)
         return self._assessment(state)
 
+    def assessment(self, state: ConversationState) -> Assessment:
+        """The conversation's assessment as it stands, without adding a message (e.g. when every message of a
+        request was a retry)."""
+        return self._assessment(state)
+
     def _author(self, state: ConversationState, name: str) -> _Author:
         author = state.authors.get(name)
         if author is None:

@@ -1,0 +1,407 @@
+"""Stored conversations scored as their messages arrive (Principle 3); alerts open cases in the text queue.
+
+The platform streams a conversation's messages (one at a time or up to ``MAX_MESSAGES`` per request). Each is
+scored by the grooming scorer in force (:meth:`safehold.rules.terms.TermLibrary.current`, so a term-list change
+applies to the next message) and only the scorer's bounded state is stored — stage strengths, age signals and a
+few evidence excerpts — plus the score, level, alert flag and the two participants it names. Never the transcript.
+
+- **Idempotent.** A message id is the retry key: an id already scored for the conversation is counted as a
+  duplicate and not scored again (``conversation_messages`` keeps ids only).
+- **Nothing lost under concurrency.** The conversation row is created if missing (``INSERT … ON CONFLICT DO
+  NOTHING``) and then locked (``SELECT … FOR UPDATE`` on PostgreSQL, the writer lock on SQLite), so two requests
+  for one conversation are scored one after the other. The message ids, the new state and score, the case and
+  its audit record commit in one transaction.
+- **Alerts become cases.** When the score reaches ``settings.grooming_alert_threshold`` a case is opened (source
+  ``grooming``, queue ``text``, subject ``content:conversation:<id>``). It is sent new evidence — a signal with
+  the explanation and the stages' evidence — only when the risk rose by ``RISE`` since the score it last carried
+  (``case_score``) or the risk author showed a stage not seen before; that keeps a busy conversation from adding
+  a signal per message. Once its case is closed, the next alert that brings such new evidence opens a new case.
+- **Retention.** A conversation without an open case is forgotten ``settings.conversation_idle_days`` after its
+  last message (:meth:`ConversationService.prune`, from the upkeep loop).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from safehold.audit import AuditService
+from safehold.cases.detection import CaseRef, Detection, DetectionSignal
+from safehold.cases.service import CaseService, lock_writes
+from safehold.config import Settings
+from safehold.errors import Conflict, NotFound, SafeholdError, validated
+from safehold.rules.terms import TermLibrary
+from safehold.store.db import Database
+from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
+from safehold.text.grooming.scorer import MAX_AUTHORS, Assessment, ConversationState, Message, Profile
+
+log = logging.getLogger(__name__)
+
+MAX_ID = 128
+MAX_MESSAGES = 100
+MAX_TEXT = 100_000
+MAX_LIMIT = 500
+#: A case is sent the conversation's assessment again only when the risk rose at least this much (or a new stage).
+RISE = 0.05
+SEXTORTION_STAGES = frozenset(("sextortion_threat", "sextortion_payment"))
+#: ``prune`` runs at most this often.
+PRUNE_EVERY = dt.timedelta(hours=1)
+_CONTENT_PREFIX = "conversation:"
+_MESSAGE_KEYS = ("id", "author", "text", "sent_at")
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(as_utc)]
+Author = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MessageIn(_Strict):
+    id: str = Field(
+        min_length=1, max_length=MAX_ID, description="The platform's message id: the retry key (printable ASCII)."
+    )
+    author: Author = Field(description="The platform's id of the sender.")
+    text: str = Field(description=f"The message text (at most {MAX_TEXT:,} characters).")
+    sent_at: UtcDateTime | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _printable_ascii(cls, value: str) -> str:
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError(f"a message id is 1 to {MAX_ID} printable ASCII characters")
+        return value
+
+
+class ParticipantIn(_Strict):
+    age: int | None = Field(None, ge=0, le=130, description="The platform's declared or estimated age.")
+
+
+class MessagesIn(_Strict):
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    participants: dict[Author, ParticipantIn] = Field(default_factory=dict, max_length=MAX_AUTHORS)
+
+
+def parse(body: object) -> MessagesIn:
+    """The request body as :class:`MessagesIn`; a single message may be given at the top level."""
+    if isinstance(body, dict) and "messages" not in body and any(k in body for k in _MESSAGE_KEYS):
+        body = {
+            "messages": [{k: body[k] for k in _MESSAGE_KEYS if k in body}],
+            **{k: v for k, v in body.items() if k not in _MESSAGE_KEYS},
+        }
+    parsed = validated(MessagesIn, body, "The messages")
+    for i, m in enumerate(parsed.messages):
+        if len(m.text) > MAX_TEXT:
+            raise SafeholdError(
+                "conversation.text_too_long",
+                f"Message {m.id!r} has {len(m.text):,} characters; a message is at most {MAX_TEXT:,}.",
+                status=422,
+                detail={"index": i, "message_id": m.id, "length": len(m.text), "max": MAX_TEXT},
+            )
+    return parsed
+
+
+def check_id(conversation_id: object) -> str:
+    if not (
+        isinstance(conversation_id, str)
+        and 1 <= len(conversation_id) <= MAX_ID
+        and conversation_id.isprintable()
+        and conversation_id.strip()
+    ):
+        raise _invalid(
+            "The conversation id is not valid.",
+            [
+                {
+                    "loc": ["conversation_id"],
+                    "msg": f"a conversation id is 1 to {MAX_ID} printable characters",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return conversation_id
+
+
+def _invalid(message: str, errors: list) -> SafeholdError:
+    return SafeholdError("request.invalid", message, status=422, detail={"errors": errors})
+
+
+def content_id(conversation_id: str) -> str:
+    """The case subject's content id: ``conversation:<id>`` (ids too long for the column are hashed)."""
+    cid = _CONTENT_PREFIX + conversation_id
+    if len(cid) > MAX_ID:
+        cid = _CONTENT_PREFIX + "sha256:" + hashlib.sha256(conversation_id.encode()).hexdigest()
+    return cid
+
+
+# ----------------------------------------------------------------------------------------- service
+
+
+class ConversationService:
+    def __init__(self, db: Database, audit: AuditService, cases: CaseService, terms: TermLibrary, settings: Settings):
+        self.db = db
+        self.audit = audit
+        self.cases = cases
+        self.terms = terms
+        self.settings = settings
+        self._pruned_at: dt.datetime | None = None
+
+    # ---------------------------------------------------------------- messages
+
+    def add_messages(self, actor: str, conversation_id: str, body: dict) -> dict:
+        """Score new messages into the conversation (created on first use); open or update its case on an alert.
+
+        Returns ``{"conversation_id", "accepted", "duplicates", "assessment", "case"}``; ``case`` is the case
+        linked to the conversation, if any.
+        """
+        check_id(conversation_id)
+        request = parse(body)
+        profiles = {name: Profile(age=p.age) for name, p in request.participants.items()}
+        scorer = self.terms.current().grooming  # the scorer in force now (term lists may have changed)
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.db.session() as s:
+            lock_writes(s)
+            row = self._locked(s, insert, conversation_id)
+            state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+            before = {name: set(a.stages) for name, a in state.authors.items()}
+            accepted = duplicates = 0
+            assessment: Assessment | None = None
+            for m in request.messages:
+                claim = (
+                    insert(ConversationMessage)
+                    .values(conversation_id=row.id, message_id=m.id, received_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+                    .returning(ConversationMessage.message_id)
+                )
+                if s.execute(claim).scalar() is None:
+                    duplicates += 1
+                    continue
+                accepted += 1
+                assessment = scorer.add(state, Message(m.author, m.text, id=m.id, sent_at=m.sent_at), profiles)
+            if assessment is None:
+                assessment = scorer.assessment(state)
+            else:
+                row.state = state.to_dict()
+                row.messages = state.messages
+                row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
+                row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
+                row.updated_at = utcnow()
+            case = s.get(Case, row.case_id) if row.case_id is not None else None
+            ref = None
+            if accepted and assessment.alert and self._news_for_case(row, case, assessment, before):
+                ref = self._alert(s, actor, row, assessment)
+            elif case is not None:
+                ref = CaseRef(case.id, False, case.status, case.band, case.priority)
+            s.flush()
+        return {
+            "conversation_id": conversation_id,
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "assessment": assessment.to_dict(),
+            "case": ref.to_dict() if ref is not None else None,
+        }
+
+    @staticmethod
+    def _locked(s: Session, insert, conversation_id: str) -> Conversation:
+        """The conversation's row, created if missing and locked for this transaction."""
+        locked = select(Conversation).where(Conversation.external_id == conversation_id).with_for_update()
+        for _ in range(5):
+            row = s.scalars(locked).first()
+            if row is not None:  # the common case: one read, no insert (and no sequence value burnt)
+                return row
+            s.execute(
+                insert(Conversation)
+                .values(
+                    external_id=conversation_id,
+                    state={},
+                    messages=0,
+                    score=0.0,
+                    level="none",
+                    alert=False,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["external_id"])
+            )
+            row = s.scalars(locked).first()
+            if row is not None:  # None only if a concurrent prune or forget deleted it in between
+                return row
+        raise Conflict("conversation.busy", "The conversation is changing too fast; retry.")
+
+    @staticmethod
+    def _news_for_case(row: Conversation, case: Case | None, a: Assessment, before: dict[str, set]) -> bool:
+        """Whether an alerting assessment goes to a case: always when there is none (or it was closed and the
+        alert brings new evidence); an open case only when the risk rose by ``RISE`` or a new stage appeared."""
+        if case is None:
+            return True
+        rose = row.case_score is None or a.score >= row.case_score + RISE - 1e-9
+        new_stage = bool(set(a.participants[a.risk_author]["stages"]) - before.get(a.risk_author, set()))
+        return rose or new_stage
+
+    def _alert(self, s: Session, actor: str, row: Conversation, a: Assessment) -> CaseRef:
+        """Record the assessment as a detection (opens or updates the conversation's case) in ``s``."""
+        risk_stages = set(a.participants[a.risk_author]["stages"])
+        category = "sextortion" if risk_stages & SEXTORTION_STAGES else "grooming"
+        signal = DetectionSignal(
+            source="grooming",
+            signal_type="conversation",
+            value=row.external_id,
+            category=category,
+            confidence=min(1.0, max(0.0, a.score)),
+            detail={
+                "explanation": a.explanation,
+                "stages": a.stages,
+                "risk_author": a.risk_author,
+                "at_risk_author": a.at_risk_author,
+                "participants": a.participants,
+                "messages": a.messages,
+            },
+        )
+        detection = Detection(
+            source="grooming",
+            content_id=content_id(row.external_id),
+            account_id=a.risk_author,
+            signals=[signal],
+            media_type="text",
+            text="\n".join(a.explanation),
+        )
+        ref = self.cases.record(detection, actor, s)
+        row.case_id, row.case_score = ref.id, a.score
+        self.audit.record(
+            s,
+            actor,
+            "conversation.alert",
+            f"conversation:{row.external_id}",
+            {"case_id": ref.id, "created": ref.created, "score": a.score, "category": category, "messages": a.messages},
+        )
+        return ref
+
+    # ---------------------------------------------------------------- reading
+
+    def get(self, conversation_id: str) -> dict:
+        """The conversation's stored summary and its current assessment (explanation and evidence excerpts)."""
+        scorer = self.terms.current().grooming
+        with self.db.session() as s:
+            row = self._row(s, conversation_id)
+            state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+            out = self._summary(s, row)
+        out["assessment"] = scorer.assessment(state).to_dict()
+        return out
+
+    def list(
+        self, *, min_score: float = 0.0, alert: bool | None = None, limit: int = 50, offset: int = 0
+    ) -> list[dict]:
+        """Conversations, highest score first (without their assessments: see :meth:`get`)."""
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            raise SafeholdError("request.invalid_limit", f"limit must be between 1 and {MAX_LIMIT}, offset >= 0.")
+        if not 0.0 <= min_score <= 1.0:
+            raise SafeholdError("request.invalid_min_score", "min_score is between 0 and 1.")
+        conds = [Conversation.score >= min_score] if min_score > 0 else []
+        if alert is not None:
+            conds.append(Conversation.alert == alert)
+        q = (
+            select(Conversation)
+            .where(*conds)
+            .order_by(Conversation.score.desc(), Conversation.updated_at.desc(), Conversation.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.db.session() as s:
+            rows = s.scalars(q).all()
+            cases = self._cases(s, [r.case_id for r in rows if r.case_id is not None])
+            return [self._summary(s, r, cases) for r in rows]
+
+    # ---------------------------------------------------------------- forgetting
+
+    def forget(self, conversation_id: str, actor: str) -> dict:
+        """Delete the conversation's state and message ids (its case, if any, stays)."""
+        with self.db.session() as s:
+            lock_writes(s)
+            row = self._row(s, conversation_id, lock=True)
+            n = s.execute(delete(ConversationMessage).where(ConversationMessage.conversation_id == row.id)).rowcount
+            detail = {"messages": row.messages, "message_ids": n, "score": row.score, "case_id": row.case_id}
+            s.delete(row)
+            self.audit.record(s, actor, "conversation.forget", f"conversation:{conversation_id}", detail)
+        return {"conversation_id": conversation_id, "forgotten": True, "messages": detail["messages"]}
+
+    def prune(self, now: dt.datetime | None = None) -> int:
+        """Forget conversations idle for ``settings.conversation_idle_days`` that have no open case, at most
+        once an hour; returns how many were forgotten."""
+        now = now or utcnow()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        cutoff = now - dt.timedelta(days=self.settings.conversation_idle_days)
+        closed = select(Case.id).where(Case.status == "closed")
+        with self.db.session() as s:
+            gone = s.scalars(
+                delete(Conversation)
+                .where(
+                    Conversation.updated_at < cutoff,
+                    or_(Conversation.case_id.is_(None), Conversation.case_id.in_(closed)),
+                )
+                .returning(Conversation.id)
+            ).all()
+            if gone:  # the foreign key cascades; this covers a database without foreign keys enforced
+                for i in range(0, len(gone), 500):
+                    chunk = gone[i : i + 500]
+                    s.execute(delete(ConversationMessage).where(ConversationMessage.conversation_id.in_(chunk)))
+                self.audit.record(
+                    s,
+                    "system",
+                    "conversation.prune",
+                    None,
+                    {"conversations": len(gone), "idle_days": self.settings.conversation_idle_days},
+                )
+        self._pruned_at = now
+        if gone:
+            log.info("forgot %d idle conversations", len(gone))
+        return len(gone)
+
+    # ---------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _row(s: Session, conversation_id: str, *, lock: bool = False) -> Conversation:
+        q = select(Conversation).where(Conversation.external_id == conversation_id)
+        row = s.scalars(q.with_for_update() if lock else q).first() if isinstance(conversation_id, str) else None
+        if row is None:
+            raise NotFound(
+                "conversation.not_found",
+                f"No conversation {conversation_id!r}.",
+                detail={"conversation_id": conversation_id},
+            )
+        return row
+
+    @staticmethod
+    def _cases(s: Session, ids: list[int]) -> dict[int, Case]:
+        if not ids:
+            return {}
+        return {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(ids)))}
+
+    def _summary(self, s: Session, row: Conversation, cases: dict[int, Case] | None = None) -> dict:
+        if cases is None:
+            cases = self._cases(s, [row.case_id] if row.case_id is not None else [])
+        case = cases.get(row.case_id) if row.case_id is not None else None
+        return {
+            "conversation_id": row.external_id,
+            "messages": row.messages,
+            "score": row.score,
+            "level": row.level,
+            "alert": row.alert,
+            "risk_author": row.risk_author,
+            "at_risk_author": row.at_risk_author,
+            "case": {"id": case.id, "status": case.status, "band": case.band} if case is not None else None,
+            "case_score": row.case_score,
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
+        }
