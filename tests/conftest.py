@@ -1,5 +1,5 @@
 """Shared fixtures. Database tests run twice: on an embedded SQLite file and on the local PostgreSQL server
-(a fresh database per test, dropped afterwards)."""
+(a fresh database per test, copied from a migrated template, dropped afterwards)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,56 @@ def _pg_available() -> bool:
 PG_OK = _pg_available()
 
 
+def _pg_url(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+def _migrated(url: str) -> None:
+    from safehold.store import migrate
+    from safehold.store.db import Database
+
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One SQLite file migrated to head per test run; each test gets a copy (migrating costs more than copying)."""
+    path = tmp_path_factory.mktemp("template") / "safehold.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    """One PostgreSQL database migrated to head per test run, the template of each test's database."""
+    import psycopg
+
+    name = f"safehold_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        _migrated(_pg_url(name))
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
+    """A fresh database per test, already at the head migration (copied from a template built by the
+    migrations once per run; ``tests/store/test_migrations.py`` checks them against the models on both)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'safehold.db'}"
+        import sqlite3
+
+        path = tmp_path / "safehold.db"
+        with sqlite3.connect(request.getfixturevalue("sqlite_template")) as src, sqlite3.connect(path) as dst:
+            src.backup(dst)
+        yield f"sqlite:///{path}"
         return
     if not PG_OK:
         if os.environ.get("CI"):
@@ -38,10 +84,11 @@ def database_url(request, tmp_path):
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not running")
     import psycopg
 
+    template = request.getfixturevalue("pg_template")
     name = f"safehold_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _pg_url(name)
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
