@@ -218,13 +218,23 @@ async def _drive(url: str, token: str, queries: list[str], rate: int, seconds: f
     CPU per request, which at 500 requests/s would measure the load generator, not the server.
     """
     host, port = url.removeprefix("http://").split(":")
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
     latencies: list[float] = []
     errors = 0
 
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection, unless the server may have closed it for being idle (its
+        keep-alive timeout), as a client's pool would; else a new one."""
+        while idle:
+            reader, writer, used = idle.pop()
+            if time.perf_counter() - used < KEEP_ALIVE:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(host, int(port))
+
     async def one(q: str, due: float) -> None:
         nonlocal errors
-        reader, writer = idle.pop() if idle else await asyncio.open_connection(host, int(port))
+        reader, writer = await connection()
         body = json.dumps({"query": q, "locale": "en"}).encode()
         head = (f"POST /v1/search/check HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
@@ -234,11 +244,12 @@ async def _drive(url: str, token: str, queries: list[str], rate: int, seconds: f
         while (line := await reader.readline()) not in (b"\r\n", b""):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        answer = await reader.readexactly(length)
         latencies.append(time.perf_counter() - due)
         if b" 200 " not in status:
             errors += 1
-        idle.append((reader, writer))
+            print("failed:", status.decode().strip(), answer[:300].decode(errors="replace"), file=sys.stderr)
+        idle.append((reader, writer, time.perf_counter()))
 
     tasks = []
     start = time.perf_counter() + 0.05
@@ -249,16 +260,24 @@ async def _drive(url: str, token: str, queries: list[str], rate: int, seconds: f
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(queries[i % len(queries)], due)))
     await asyncio.gather(*tasks)
-    for _, writer in idle:
+    for _, writer, _ in idle:
         writer.close()
     if errors:
         raise SystemExit(f"{errors} requests failed")
     return latencies
 
 
+#: Idle connections older than this are not reused (below uvicorn's default keep-alive timeout of 5 s).
+KEEP_ALIVE = 4.0
+
+
 def _load(url: str, token: str, queries: list[str], rate: int, seconds: float, out) -> None:
-    asyncio.run(_drive(url, token, queries, rate, 2.0))  # warm up the server and the connections
-    out.send(asyncio.run(_drive(url, token, queries, rate, seconds)))
+    """In its own process; sends the latencies, or the failure as text (so the parent never waits forever)."""
+    try:
+        asyncio.run(_drive(url, token, queries, rate, 2.0))  # warm up the server and the connections
+        out.send(asyncio.run(_drive(url, token, queries, rate, seconds)))
+    except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent reports it
+        out.send(f"load generator failed: {exc!r}")
 
 
 def bench_api(rate: int, seconds: float, rng: random.Random) -> dict:
@@ -272,6 +291,8 @@ def bench_api(rate: int, seconds: float, rng: random.Random) -> dict:
             proc.start()
             lat = recv.recv()
             proc.join()
+            if isinstance(lat, str):
+                raise SystemExit(lat)
         finally:
             server.stop()
     lat.sort()

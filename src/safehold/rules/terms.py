@@ -35,7 +35,7 @@ from safehold.text.grooming.model import GroomingModel
 from safehold.text.grooming.scorer import CATEGORY_PREFIX, GroomingScorer
 from safehold.text.search import QueryGuard
 from safehold.text.solicitation import SolicitationScorer
-from safehold.text.terms import TermList, load_list
+from safehold.text.terms import Matcher, TermList, load_list
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class TermLibrary:
         self.alert_threshold = alert_threshold
         self._current: TextDetectors | None = None
         self._lock = threading.Lock()
+        # name -> (sha256, parsed list) of the version last imported or loaded here: parsing a large list takes
+        # seconds, and an import is followed at once by a rebuild that needs it again.
+        self._parsed: dict[str, tuple[str, TermList]] = {}
 
     # ---------------------------------------------------------------- detectors
 
@@ -124,7 +127,7 @@ class TermLibrary:
         merged = lists[0].merged(*lists[1:], name="active") if lists else TermList("active", 0, ())
         cues = tuple(t for t in merged.terms if t.category.startswith(CATEGORY_PREFIX))
         other = tuple(t for t in merged.terms if not t.category.startswith(CATEGORY_PREFIX))
-        words = TermList("active", merged.version, other, merged.sources)
+        words = Matcher(other)  # one automaton for the guard and the solicitation scorer
         return TextDetectors(
             fingerprint=fingerprint,
             lists=tuple(info),
@@ -251,6 +254,7 @@ class TermLibrary:
                     f"terms:{name}",
                     {"version": version, "terms": len(parsed.terms), "sha256": sha, "new": existing is None},
                 )
+        self._parsed[name] = (sha, TermList(name, version, parsed.terms, parsed.sources))
         self.sync()
         return {
             "name": name,
@@ -342,7 +346,13 @@ class TermLibrary:
         return row
 
     def _load(self, s: Session, name: str, version: int) -> TermList:
-        return TermList.from_csv(self._version_row(s, name, version).csv, name=name, version=version)
+        row = self._version_row(s, name, version)
+        known = self._parsed.get(name)
+        if known is not None and known[0] == row.sha256 and known[1].version == version:
+            return known[1]
+        parsed = TermList.from_csv(row.csv, name=name, version=version)
+        self._parsed[name] = (row.sha256, parsed)
+        return parsed
 
 
 def _find(s: Session, name: str, version: int) -> TermListVersion | None:

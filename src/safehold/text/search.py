@@ -182,12 +182,15 @@ class QueryGuard:
 
     def __init__(
         self,
-        terms: TermList | None = None,
+        terms: TermList | Matcher | None = None,
         messages: dict | None = None,
         variants: dict[str, float] | None = None,
     ):
-        terms = load_starter() if terms is None else terms
-        self._matcher = Matcher(terms.terms)
+        """``terms``: a list (default: the bundled starter list) or a ready :class:`Matcher` to share."""
+        if isinstance(terms, Matcher):
+            self._matcher = terms
+        else:
+            self._matcher = Matcher((load_starter() if terms is None else terms).terms)
         data = load_messages() if messages is None else validate_messages(messages)
         self._locales = data["locales"]
         self._default_locale = data.get("default_locale", "en")

@@ -203,8 +203,13 @@ def _level(score: float) -> str:
 class SolicitationScorer:
     """Scores one piece of text for soliciting abuse material or access to children. Thread-safe after init."""
 
-    def __init__(self, terms: TermList | None = None):
-        self._matcher = Matcher((load_starter() if terms is None else terms).terms)
+    def __init__(self, terms: TermList | Matcher | None = None):
+        """``terms``: a list (default: the bundled starter list) or a ready :class:`Matcher` to share with the
+        search guard (building one for a large list takes seconds)."""
+        if isinstance(terms, Matcher):
+            self._matcher = terms
+        else:
+            self._matcher = Matcher((load_starter() if terms is None else terms).terms)
 
     def score(self, text: str, kind: str = "post") -> SolicitationResult:
         if kind not in KINDS:
