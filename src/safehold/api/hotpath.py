@@ -13,11 +13,12 @@ have one implementation only: the routes in :mod:`safehold.api.routes.search`, w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.routes.search import CheckBody, FilterBody
+from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
 
@@ -26,20 +27,10 @@ MAX_BODY = 256 * 1024
 _HEADERS = [(b"content-type", b"application/json")]
 
 
-def _check(svc, body: CheckBody) -> dict:
-    return svc.search.check(body.query, body.locale, body.bucket)
-
-
-def _filter(svc, body: FilterBody) -> dict:
-    kept, removed = svc.search.filter_suggestions(body.suggestions, body.locale)
-    return {"suggestions": kept, "removed": removed}
-
-
-ROUTES: dict[bytes, tuple[type[BaseModel], object]] = {
-    b"/v1/search/check": (CheckBody, _check),
-    b"/v1/search/suggestions/filter": (FilterBody, _filter),
+ROUTES: dict[str, tuple[type[BaseModel], Callable]] = {
+    "/v1/search/check": (CheckBody, answer_check),
+    "/v1/search/suggestions/filter": (FilterBody, answer_filter),
 }
-_PATHS = {path.decode(): path for path in ROUTES}
 
 
 class SearchHotPath:
@@ -49,8 +40,8 @@ class SearchHotPath:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        path = _PATHS.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if path is None or scope["method"] != "POST":
+        route = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -61,7 +52,7 @@ class SearchHotPath:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        answer = None if more else await self._answer(scope, path, body)
+        answer = None if more else await self._answer(scope, route, body)
         if answer is None:
             await self.app(scope, _replay(body, receive, more=more), send)
             return
@@ -69,7 +60,7 @@ class SearchHotPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _answer(self, scope, path: bytes, body: bytes) -> bytes | None:
+    async def _answer(self, scope, route: tuple[type[BaseModel], Callable], body: bytes) -> bytes | None:
         """The JSON answer to an ordinary request, or None to let the FastAPI route handle it."""
         svc = scope["app"].state.services
         token = _bearer(scope)
@@ -79,7 +70,7 @@ class SearchHotPath:
             who, stale = svc.apikeys.authenticate(token)
             if not allows(who.role, Permission.SCAN):
                 return None
-            model, handle = ROUTES[path]
+            model, handle = route
             result = handle(svc, model.model_validate_json(body))
         except (SafeholdError, ValidationError, ValueError):
             return None

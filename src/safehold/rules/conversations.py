@@ -42,12 +42,12 @@ from safehold.rules.terms import TermLibrary
 from safehold.store.db import Database
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import MAX_AUTHORS, Assessment, ConversationState, Message, Profile
+from safehold.text.normalize import MAX_TEXT
 
 log = logging.getLogger(__name__)
 
 MAX_ID = 128
 MAX_MESSAGES = 100
-MAX_TEXT = 100_000
 MAX_LIMIT = 500
 #: A case is sent the conversation's assessment again only when the risk rose at least this much (or a new stage).
 RISE = 0.05

@@ -14,10 +14,6 @@ count is only ever tied to the few fields above, all of which come from small cl
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import select
-
 from safehold.errors import SafeholdError
 from safehold.rules.terms import TermLibrary
 from safehold.store.counters import DailyCounts
@@ -25,10 +21,9 @@ from safehold.store.db import Database
 from safehold.store.models import SearchCount
 from safehold.text.search import RULES
 
-KINDS = ("check", "suggestion", "help_click")
 #: The categories a decision (and so a help resource shown with it) can carry.
 CATEGORIES = tuple(r.category for r in RULES)
-_KEY = ("day", "kind", "action", "category", "variant", "locale")
+_FIELDS = ("kind", "action", "category", "variant", "locale")
 
 
 def _primary(locale: str) -> str:
@@ -42,7 +37,7 @@ class SearchService:
         self.db = db
         self.terms = terms
         # (kind, action, category, variant, locale) -> n; "" stands for "none".
-        self._counts = DailyCounts(db, SearchCount, _KEY[1:])
+        self._counts = DailyCounts(db, SearchCount, _FIELDS)
 
     # ------------------------------------------------------------------ the hot path
 
@@ -88,13 +83,7 @@ class SearchService:
 
     def stats(self, days: int = 30) -> list[dict]:
         """The counters of the last ``days`` UTC days (today included), oldest first; "none" fields are ``None``."""
-        self.flush_counts()
-        since = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)).isoformat()
-        with self.db.session() as s:
-            rows = s.scalars(
-                select(SearchCount).where(SearchCount.day >= since).order_by(*(getattr(SearchCount, k) for k in _KEY))
-            ).all()
-            return [{**{k: getattr(r, k) or None for k in _KEY}, "count": r.count} for r in rows]
+        return [{k: (v or None) if k in _FIELDS else v for k, v in r.items()} for r in self._counts.recent(days)]
 
 
 def variant_summary(rows: list[dict]) -> dict[str, dict]:

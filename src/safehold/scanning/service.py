@@ -15,7 +15,6 @@ Media that did not match is never stored; each scan only bumps an aggregate coun
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
@@ -220,11 +219,4 @@ class ScanService:
         self._counts.flush()
 
     def stats(self, days: int = 30) -> list[dict]:
-        self.flush_counts()
-        since = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)).isoformat()
-        with self.db.session() as s:
-            rows = s.scalars(select(ScanCount).where(ScanCount.day >= since).order_by(ScanCount.day)).all()
-            return [
-                {"day": r.day, "channel": r.channel, "media": r.media, "verdict": r.verdict, "count": r.count}
-                for r in rows
-            ]
+        return self._counts.recent(days)

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 from collections import Counter
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,3 +55,13 @@ class DailyCounts:
             with self._lock:
                 self._pending.update(pending)
             raise
+
+    def recent(self, days: int) -> list[dict]:
+        """Every row of the last ``days`` UTC days (today included), after a flush; oldest first, then by key."""
+        self.flush()
+        since = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)).isoformat()
+        m = self.model
+        order = [m.day, *(getattr(m, f) for f in self.fields)]
+        with self.db.session() as s:
+            rows = s.scalars(select(m).where(m.day >= since).order_by(*order)).all()
+            return [{"day": r.day, **{f: getattr(r, f) for f in self.fields}, "count": r.count} for r in rows]
