@@ -13,7 +13,7 @@ from rich.table import Table
 
 from safehold.cli.common import fail, progress, services
 from safehold.errors import SafeholdError
-from safehold.rules.conversations import MAX_MESSAGES, check_id, parse
+from safehold.rules.conversations import MAX_MESSAGES, MESSAGE_KEYS, check_id, parse
 
 app = typer.Typer(
     help="Conversations scored for grooming and sextortion: feed, show, list, forget.", no_args_is_help=True
@@ -23,7 +23,6 @@ out = Console()
 ConversationId = Annotated[str, typer.Argument(help="The platform's conversation id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ACTOR = "cli"
-_LINE_KEYS = ("id", "author", "text", "sent_at")
 
 
 def _svc():
@@ -116,10 +115,10 @@ def _read_line(n: int, line: str) -> tuple[str, dict, int | None]:
         raise SafeholdError("conversation.invalid_line", f"line {n}: not valid JSON ({exc.msg}).") from None
     if not isinstance(rec, dict):
         raise SafeholdError("conversation.invalid_line", f"line {n}: a line is a JSON object.")
-    unknown = sorted(set(rec) - {"conversation", "age", *_LINE_KEYS})
+    unknown = sorted(set(rec) - {"conversation", "age", *MESSAGE_KEYS})
     if unknown:
         raise SafeholdError("conversation.invalid_line", f"line {n}: unknown field(s) {', '.join(unknown)}.")
-    message = {k: rec[k] for k in _LINE_KEYS if k in rec}
+    message = {k: rec[k] for k in MESSAGE_KEYS if k in rec}
     age = rec.get("age")
     try:
         conversation = check_id(rec.get("conversation"))

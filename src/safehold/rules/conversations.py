@@ -55,7 +55,6 @@ SEXTORTION_STAGES = frozenset(("sextortion_threat", "sextortion_payment"))
 #: ``prune`` runs at most this often.
 PRUNE_EVERY = dt.timedelta(hours=1)
 _CONTENT_PREFIX = "conversation:"
-_MESSAGE_KEYS = ("id", "author", "text", "sent_at")
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -85,6 +84,10 @@ class MessageIn(_Strict):
         return value
 
 
+#: The fields of one message (a single message may be sent at the top level of a request with these).
+MESSAGE_KEYS = tuple(MessageIn.model_fields)
+
+
 class ParticipantIn(_Strict):
     age: int | None = Field(None, ge=0, le=130, description="The platform's declared or estimated age.")
 
@@ -96,10 +99,10 @@ class MessagesIn(_Strict):
 
 def parse(body: object) -> MessagesIn:
     """The request body as :class:`MessagesIn`; a single message may be given at the top level."""
-    if isinstance(body, dict) and "messages" not in body and any(k in body for k in _MESSAGE_KEYS):
+    if isinstance(body, dict) and "messages" not in body and any(k in body for k in MESSAGE_KEYS):
         body = {
-            "messages": [{k: body[k] for k in _MESSAGE_KEYS if k in body}],
-            **{k: v for k, v in body.items() if k not in _MESSAGE_KEYS},
+            "messages": [{k: body[k] for k in MESSAGE_KEYS if k in body}],
+            **{k: v for k, v in body.items() if k not in MESSAGE_KEYS},
         }
     parsed = validated(MessagesIn, body, "The messages")
     for i, m in enumerate(parsed.messages):
