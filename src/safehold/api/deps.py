@@ -26,10 +26,15 @@ async def principal(request: Request, credentials: HTTPAuthorizationCredentials 
         raise SafeholdError(
             "auth.missing_key", "This route needs an API key: 'Authorization: Bearer sh_…'.", status=401
         )
-    keys = request.app.state.services.apikeys
-    who, stale = keys.authenticate(credentials.credentials)  # on the event loop: read-only, one indexed SELECT
+    return await authenticate(request.app.state.services, credentials.credentials)
+
+
+async def authenticate(svc: Services, token: str) -> Principal:
+    """The key's principal (or 401 ``auth.invalid_key``). The check runs on the event loop (read-only, one
+    indexed SELECT at most); the once-a-minute last-used write goes to the thread pool."""
+    who, stale = svc.apikeys.authenticate(token)
     if stale:
-        await run_in_threadpool(keys.touch, who.key_prefix)
+        await run_in_threadpool(svc.apikeys.touch, who.key_prefix)
     return who
 
 

@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 
+from safehold.api.deps import authenticate
 from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
@@ -67,15 +67,13 @@ class SearchHotPath:
         if svc is None or token is None:
             return None
         try:
-            who, stale = svc.apikeys.authenticate(token)
+            who = await authenticate(svc, token)
             if not allows(who.role, Permission.SCAN):
                 return None
             model, handle = route
             result = handle(svc, model.model_validate_json(body))
         except (SafeholdError, ValidationError, ValueError):
             return None
-        if stale:
-            await run_in_threadpool(svc.apikeys.touch, who.key_prefix)
         return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
 
 
