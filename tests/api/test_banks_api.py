@@ -183,3 +183,31 @@ def test_entries_pagination(client, keys):
         seen += page["entries"]
         after = page["next_after_id"]
     assert len(seen) == 25 and len({e["id"] for e in seen}) == 25
+
+
+def test_url_bank_takes_urls_and_scans_match_them(client, keys):
+    """A URL (canonicalised and hashed as the scanner does) or its 64-hex SHA-256, by entry and by CSV import."""
+    from safehold.signals.url import url_hash
+
+    admin = keys["admin"]
+    client.post("/v1/banks", json={"name": "bad-urls"}, headers=admin)
+    r = client.post(
+        "/v1/banks/bad-urls/entries", headers=admin, json={"signal_type": "url", "value": "bad.example.net/"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["value"] == url_hash("bad.example.net/")
+    csv = f"signal_type,value\nurl,HTTP://Other.Example.ORG/folder/\nurl,{url_hash('third.example.com/').upper()}\n"
+    files = {"file": ("urls.csv", csv.encode(), "text/csv")}
+    done = client.post("/v1/banks/bad-urls/import", headers=admin, files=files).json()
+    assert done["added"] == 2 and done["committed"], done
+    values = {e["value"] for e in client.get("/v1/banks/bad-urls/entries", headers=admin).json()["entries"]}
+    assert values == {url_hash(u) for u in ("bad.example.net/", "other.example.org/folder/", "third.example.com/")}
+    for url, verdict in [
+        ("https://www.bad.example.net/any/page", "match"),
+        ("http://other.example.org/folder/x.html", "match"),
+        ("http://other.example.org/elsewhere", "no_match"),
+    ]:
+        scan = client.post("/v1/scan", headers=admin, json={"url": url, "fetch": False}).json()
+        assert scan["verdict"] == verdict, (url, scan)
+    bad = client.post("/v1/banks/bad-urls/entries", headers=admin, json={"signal_type": "url", "value": "abc"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "signal.invalid_value"

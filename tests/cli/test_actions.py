@@ -56,3 +56,38 @@ def test_policy_commands(cli):
     assert "policy.invalid" in cli("policy", "add", "x", "-a", "nuke", "--match", '{"decision":"csam"}', code=2).stderr
     cli("policy", "remove", "auto-ncmec")
     assert "policy.not_found" in cli("policy", "remove", "auto-ncmec", code=2).stderr
+
+
+def test_secrets_never_travel_in_argv(cli, tmp_path, monkeypatch):
+    """`webhook add/rotate --secret-out` write the secret to a 0600 file; `webhook receive` reads it from that
+    file, the environment or a hidden prompt, and has no option that would put it on the command line."""
+    from safehold.actions import receiver
+
+    secret_file = tmp_path / "webhook-secret"
+    added = cli("webhook", "add", "platform", "http://127.0.0.1:9/h", "--secret-out", secret_file).stdout
+    secret = secret_file.read_text().strip()
+    assert secret.startswith("whsec_") and secret not in added and str(secret_file) in added
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret_file.chmod(0o644)
+    cli("webhook", "rotate", "platform", "--secret-out", secret_file)
+    rotated = secret_file.read_text().strip()
+    assert rotated != secret and secret_file.stat().st_mode & 0o777 == 0o600
+
+    heard = []
+
+    class Server:  # stands in for the HTTP server: records the secret, then stops as Ctrl-C would
+        def serve_forever(self):
+            raise KeyboardInterrupt
+
+        def server_close(self):
+            pass
+
+    monkeypatch.setattr(receiver, "make_server", lambda host, port, s, on_delivery: heard.append(s) or Server())
+    cli("webhook", "receive", "--secret-file", secret_file)
+    monkeypatch.setenv("SAFEHOLD_WEBHOOK_SECRET", "whsec_from_env")
+    cli("webhook", "receive")
+    monkeypatch.delenv("SAFEHOLD_WEBHOOK_SECRET")
+    prompted = cli("webhook", "receive", input="whsec_typed\n").output
+    assert heard == [rotated, "whsec_from_env", "whsec_typed"] and "whsec_typed" not in prompted
+    assert "cli.path_not_found" in cli("webhook", "receive", "--secret-file", tmp_path / "none", code=2).stderr
+    assert "No such option" in cli("webhook", "receive", "--secret", rotated, code=2).output

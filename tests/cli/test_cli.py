@@ -92,3 +92,44 @@ def test_apikey_commands(cli):
     assert "auth.unknown_role" in cli("apikey", "create", "--role", "god", code=2).output
     listing = cli("apikey", "list").stdout
     assert "uploader" in listing and "sh_" not in listing.replace("prefix", "")
+
+
+def test_missing_files_are_clean_errors(cli, tmp_path):
+    """Every command that reads a file names a missing one with `cli.path_not_found`, never a traceback."""
+    cli("bank", "create", "a")
+    missing = tmp_path / "missing.csv"
+    for args in [
+        ("bank", "import", "a", missing),
+        ("bank", "add", "a", missing),
+        ("terms", "import", "house", missing),
+        ("text", "train", missing, missing),
+        ("text", "eval", missing, missing),
+        ("scan", missing),
+        ("hash", missing),
+    ]:
+        result = cli(*args, code=2)
+        assert str(missing) in result.stderr and "Traceback" not in result.output, args
+        assert "path_not_found" in result.stderr or "not_found" in result.stderr, args
+
+
+def test_dry_run_fails_when_anything_would_be_refused(cli, tmp_path):
+    cli("bank", "create", "a")
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("signal_type,value\nmd5," + "1" * 32 + "\n")
+    bad.write_text("signal_type,value\nmd5," + "1" * 32 + "\nmd5,nothex\n")
+    assert "1 would be added" in cli("bank", "import", "a", good, "--dry-run").stdout
+    out = cli("bank", "import", "a", bad, "--dry-run", code=2)
+    assert "line 3" in out.stderr and "import.invalid_value" in out.stderr and "nothing written" in out.stdout
+    cli("bank", "import", "a", bad, "--dry-run", "--skip-invalid", code=2)
+    assert json.loads(cli("bank", "show", "a", "--json").stdout)["entries"] == 0
+
+
+def test_url_bank_from_the_command_line(cli):
+    """`bank add-hash … url` takes the URL itself (hashed as a scan of it is) or its 64-hex SHA-256."""
+    from safehold.signals.url import url_hash
+
+    cli("bank", "create", "bad-urls")
+    assert url_hash("bad.example.net/") in cli("bank", "add-hash", "bad-urls", "url", "bad.example.net/").stdout
+    cli("bank", "add-hash", "bad-urls", "url", url_hash("other.example.org/"))
+    assert "signal.invalid_value" in cli("bank", "add-hash", "bad-urls", "url", "not a url", code=2).stderr
+    assert json.loads(cli("bank", "show", "bad-urls", "--json").stdout)["entries"] == 2

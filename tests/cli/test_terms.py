@@ -34,3 +34,12 @@ def test_errors(cli, tmp_path):
     assert "terms.invalid_csv" in cli("terms", "import", "partner", bad, code=2).stderr
     assert "terms.not_found" in cli("terms", "export", "nope", code=2).stderr
     assert "terms.version_not_found" in cli("terms", "activate", "starter", "42", code=2).stderr
+
+
+def test_a_missing_source_line_says_which_line_to_add(cli, tmp_path):
+    path = tmp_path / "house.csv"
+    path.write_text("term,category,severity,language,source\nzorblat pack,csam,3,en,house\n")
+    err = cli("terms", "import", "house", path, code=2).stderr
+    assert "add the line '# source: house = <where these terms come from>' above the header row" in err
+    path.write_text("# source: house = our own reports\n" + path.read_text())
+    assert "house v1: 1 terms" in cli("terms", "import", "house", path).stdout

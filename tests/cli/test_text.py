@@ -67,3 +67,13 @@ def test_stats_table(cli):
     assert "check" in out and "block" in out and "csam" in out and "suggestion" in out and "pt" in out
     assert "variants" in out
     assert "pthc" not in out
+
+
+def test_train_writes_under_the_home_by_default_and_says_how_to_use_it(cli, settings, tmp_path, monkeypatch):
+    work = tmp_path / "checkout"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out = cli("text", "train", CORPUS / "conversations.xml", CORPUS / "predators.txt").stdout
+    model = settings.home / "models" / "grooming-model.json"
+    assert model.is_file() and list(work.iterdir()) == []  # nothing lands in the working tree
+    assert f"model written to {model}" in out and f"SAFEHOLD_GROOMING_MODEL={model}" in out

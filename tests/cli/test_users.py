@@ -49,3 +49,16 @@ def test_user_commands(cli):
 
     records = [r for r in users.audit.list(limit=1000) if r["action"].startswith("user.")]
     assert {r["actor"] for r in records} == {"cli"}
+
+
+def test_arguments_are_checked_before_the_password_is_asked_for(cli):
+    """A bad name, a bad role, a taken name or an unknown user is refused at once, with no password prompt."""
+    cli("user", "create", "me", "--role", "admin", input=f"{PW}\n{PW}\n")  # two characters, as in the quick start
+    for args, code in [
+        (("create", "x", "--role", "admin"), "user.invalid_name"),
+        (("create", "bob", "--role", "platform"), "user.invalid_role"),
+        (("create", "ME", "--role", "reviewer"), "user.exists"),
+        (("passwd", "ghost"), "user.not_found"),
+    ]:
+        result = cli("user", *args, input="", code=2)
+        assert code in result.output and "Password" not in result.output, args

@@ -125,10 +125,18 @@ def test_signal_type():
     s = UrlSignal.signal("example.com")
     assert (s.type, s.value) == ("url", h)
     assert UrlSignal.lookup_values("example.com/")[0] == h
-    for bad in ["http://example.com/", "abc", "z" * 64, None]:
+    for bad in ["abc", "z" * 64, "d41d8cd98f00b204e9800998ecf8427e", "http://", "http://[nope]/", None]:
         with pytest.raises(SafeholdError) as ei:
             UrlSignal.normalize(bad)
-        assert ei.value.code == "signal.invalid_value"
+        assert ei.value.code == "signal.invalid_value", bad
+
+
+def test_normalize_takes_url_text_as_the_scanner_hashes_it():
+    """A bank can be filled with the URL itself: it is stored as the hash a scan of any URL under it looks up."""
+    entry = UrlSignal.normalize("  bad.example.net/ ")
+    assert entry == url_hash("http://bad.example.net/") == UrlSignal.normalize(entry.upper())
+    assert entry in url_lookup_hashes("https://www.BAD.example.net:443/some/page?x=1#top")
+    assert UrlSignal.normalize("http://1.2.3.4/x") == url_hash("1.2.3.4/x")
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.store.db import Database
 from safehold.store.models import User, UserSession, iso, utcnow
 
-NAME_RE = re.compile(r"[a-z0-9._-]{3,64}")
+#: Two characters at the least: initials ("jd") and short names ("li", "me") are what staff expect to type.
+NAME_RE = re.compile(r"[a-z0-9._-]{2,64}")
 MIN_PASSWORD = 12
 #: argon2 pre-hashes any length, but a megabyte "password" is a request to refuse, not to store.
 MAX_PASSWORD = 1024
@@ -108,7 +109,7 @@ def _target(username: str) -> str:
 def _check_name(username: str) -> str:
     name = normalise_name(username)
     if not NAME_RE.fullmatch(name):
-        raise SafeholdError("user.invalid_name", "A username is 3 to 64 characters: letters, digits, '.', '_' or '-'.")
+        raise SafeholdError("user.invalid_name", "A username is 2 to 64 characters: letters, digits, '.', '_' or '-'.")
     return name
 
 
@@ -138,6 +139,17 @@ class UserService:
         self._dummy_hash: str | None = None
 
     # ------------------------------------------------------------------ manage
+
+    def check_new(self, username: str, role: str) -> tuple[str, str]:
+        """Everything about a new user but the password: the name, the role, and that the name is free.
+
+        A command line calls this before it asks for a password (twice), so a bad or taken name is refused
+        before anyone types one; :meth:`create` checks again, and the unique index settles a race."""
+        name, role = _check_name(username), _check_role(role)
+        with self.db.session() as s:
+            if s.scalars(select(User.id).where(User.username == name)).first() is not None:
+                raise Conflict("user.exists", f"There is already a user {name!r}.")
+        return name, role
 
     def create(self, username: str, password: str, role: str, display_name: str = "", actor=None) -> UserInfo:
         name = _check_name(username)

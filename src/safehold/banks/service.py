@@ -79,8 +79,8 @@ class BankInfo:
 
 @dataclass
 class ImportReport:
-    """What an import did. With ``dry_run`` nothing is written; with invalid rows and no ``skip_invalid``,
-    nothing is written either (all or nothing)."""
+    """What an import did. With ``dry_run`` nothing is written and ``added`` counts what would have been; with
+    invalid rows and no ``skip_invalid``, nothing is written either (all or nothing)."""
 
     bank: str
     read: int = 0
@@ -471,8 +471,8 @@ class BankService:
         finally:
             report.issues = list(result.issues)
             report.invalid = len(report.issues)
-        if not report.committed:
-            report.added = 0
+        if not report.committed and not dry_run:
+            report.added = 0  # rolled back; a dry run keeps the count of what it would have added
         return report
 
     def export(

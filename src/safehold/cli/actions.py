@@ -1,20 +1,29 @@
 """``safehold webhook|delivery|policy …``: the same operations as ``/v1/webhooks``, ``/v1/deliveries`` and
-``/v1/policies``, plus ``delivery run``, a foreground delivery worker."""
+``/v1/policies``, plus ``delivery run``, a foreground delivery worker.
+
+A signing secret never goes through the command line, where ``ps`` and shell history would keep it: ``webhook
+add`` and ``rotate`` print it once or write it to a file only its owner can read (``--secret-out``), and ``webhook
+receive`` reads it from such a file, from ``SAFEHOLD_WEBHOOK_SECRET`` or from a hidden prompt.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from safehold.actions import receiver
 from safehold.cli.common import err, fail, services
 from safehold.errors import SafeholdError
+
+if TYPE_CHECKING:  # the stand-in receiver (http.server) loads only in `webhook receive`
+    from safehold.actions.receiver import Delivery
 
 webhook_app = typer.Typer(help="Webhook receivers: where actions are sent.", no_args_is_help=True)
 delivery_app = typer.Typer(help="Webhook deliveries: list, retry dead letters, run a worker.", no_args_is_help=True)
@@ -24,6 +33,12 @@ out = Console()
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Name = Annotated[str, typer.Argument(help="Webhook name.")]
 PolicyName = Annotated[str, typer.Argument(help="Policy name.")]
+SecretOut = Annotated[
+    Path | None,
+    typer.Option("--secret-out", help="Write the signing secret to this file (mode 0600) instead of printing it."),
+]
+#: Where ``webhook receive`` looks for the secret when no ``--secret-file`` is given.
+SECRET_ENV = "SAFEHOLD_WEBHOOK_SECRET"
 
 
 def _svc():
@@ -45,16 +60,43 @@ def webhook_add(
     event: Annotated[
         list[str] | None, typer.Option("--event", "-e", help="An action kind to receive (repeat); default: all.")
     ] = None,
+    secret_out: SecretOut = None,
     as_json: AsJson = False,
 ) -> None:
-    """Add a receiver. Its signing secret is printed once; only a sealed copy is stored."""
+    """Add a receiver. Its signing secret is printed once, or written to --secret-out; only a sealed copy is
+    stored."""
     with fail():
         hook, secret = _svc().webhooks.create(name, url, events=event or [], actor="cli")
     if as_json:
-        print(json.dumps({**hook, "secret": secret}))
+        print(json.dumps(hook if secret_out else {**hook, "secret": secret}))
+    else:
+        out.print(f"webhook [bold]{hook['name']}[/] → {hook['url']}")
+    _hand_over(name, secret, secret_out, quiet=as_json)
+
+
+def _hand_over(name: str, secret: str, secret_out: Path | None, *, quiet: bool = False) -> None:
+    """Give a new signing secret to the operator once: into ``secret_out``, created (or truncated) with mode
+    0600 before a byte is written so no other user can read it, or else on standard output. ``quiet`` leaves
+    the printing to a ``--json`` answer."""
+    if secret_out is None:
+        if not quiet:
+            out.print("its signing secret, shown only this once:")
+            print(secret)
         return
-    out.print(f"webhook [bold]{hook['name']}[/] → {hook['url']}; its signing secret is shown only this once:")
-    print(secret)
+    with fail():
+        try:
+            fd = os.open(secret_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise SafeholdError(
+                "cli.write_failed",
+                f"Cannot write {secret_out}: {exc.strerror}. The secret is not saved anywhere; make a new one with "
+                f"`safehold webhook rotate {name} --secret-out FILE`.",
+            ) from None
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        f.write(secret + "\n")
+    if not quiet:
+        out.print(f"its signing secret is in {secret_out} (readable by you only)", highlight=False)
 
 
 @webhook_app.command("list")
@@ -80,12 +122,12 @@ def webhook_remove(name: Name) -> None:
 
 
 @webhook_app.command("rotate")
-def webhook_rotate(name: Name) -> None:
-    """Replace the signing secret at once; the new one is printed once."""
+def webhook_rotate(name: Name, secret_out: SecretOut = None) -> None:
+    """Replace the signing secret at once; the new one is printed once, or written to --secret-out."""
     with fail():
         secret = _svc().webhooks.rotate_secret(name, actor="cli")
-    out.print(f"new signing secret for [bold]{name}[/], shown only this once:")
-    print(secret)
+    out.print(f"new signing secret for [bold]{name}[/]")
+    _hand_over(name, secret, secret_out)
 
 
 @webhook_app.command("test")
@@ -98,12 +140,19 @@ def webhook_test(name: Name) -> None:
 
 @webhook_app.command("receive")
 def webhook_receive(
-    secret: Annotated[str, typer.Option("--secret", help="The receiver's signing secret (whsec_…).")],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help=f"File holding the signing secret (default: ${SECRET_ENV}, else ask)."),
+    ] = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9000,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
 ) -> None:
     """Run a local receiver that verifies each delivery's signature and prints it: a stand-in for the
     platform while trying Safehold out, and the reference for what a real receiver must check."""
+    from safehold.actions import receiver
+
+    with fail():
+        secret = _receiver_secret(secret_file)
     server = receiver.make_server(host, port, secret, on_delivery=_show_delivery)
     out.print(f"receiving on http://{host}:{port}/ (Ctrl-C to stop)")
     try:
@@ -114,7 +163,23 @@ def webhook_receive(
         server.server_close()
 
 
-def _show_delivery(delivery: receiver.Delivery) -> None:
+def _receiver_secret(secret_file: Path | None) -> str:
+    """The signing secret from ``secret_file``, else ``$SAFEHOLD_WEBHOOK_SECRET``, else a hidden prompt."""
+    if secret_file is not None:
+        try:
+            secret = secret_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise SafeholdError("cli.path_not_found", f"No such file: {secret_file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SafeholdError("cli.read_failed", f"Cannot read {secret_file}: {exc}.") from None
+    else:
+        secret = os.environ.get(SECRET_ENV, "").strip() or typer.prompt("Signing secret", hide_input=True).strip()
+    if not secret:
+        raise SafeholdError("webhook.secret_missing", f"No signing secret in {secret_file or '$' + SECRET_ENV}.")
+    return secret
+
+
+def _show_delivery(delivery: Delivery) -> None:
     if not delivery.valid:
         out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
         return

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import collect_files, err, fail, progress, services
+from safehold.cli.common import collect_files, err, fail, open_input, progress, services
 from safehold.cli.common import problem as problem_text
 from safehold.cli.scan import hash_paths
 from safehold.errors import SafeholdError
@@ -159,7 +159,7 @@ def add_files(
             records.extend(
                 file_records(
                     hashed,
-                    filename=path,
+                    filename=Path(path).name,  # never the operator's own path: only the name is kept
                     source=source,
                     category=category,
                     note=note,
@@ -180,13 +180,13 @@ def add_files(
 def add_hash(
     name: Bank,
     signal_type: Annotated[str, typer.Argument(help="pdq, md5, sha1, sha256, vpdq, url, …")],
-    value: Annotated[str, typer.Argument(help="The hash value.")],
+    value: Annotated[str, typer.Argument(help="The hash value; for url, the URL itself or its 64-hex SHA-256.")],
     category: Category = None,
     source: Source = None,
     external_id: Annotated[str | None, typer.Option(help="The entry's id in its source list.")] = None,
     note: Note = None,
 ) -> None:
-    """Add one raw hash to a bank."""
+    """Add one raw hash (or a URL, to a URL bank) to a bank."""
     with fail():
         e = _svc().banks.add_hash(
             name,
@@ -211,10 +211,13 @@ def import_file(
     skip_invalid: Annotated[bool, typer.Option(help="Import valid rows even if some are invalid.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check the file; write nothing.")] = False,
 ) -> None:
-    """Bulk-import hashes. All or nothing unless --skip-invalid; problems are listed with line numbers."""
+    """Bulk-import hashes. All or nothing unless --skip-invalid; problems are listed with line numbers.
+
+    Exits 2 when any row is refused and nothing was imported, and after a --dry-run that found any problem, so
+    a script can check a file before importing it."""
     with fail():
         svc = _svc()
-        stream = sys.stdin.buffer if str(file) == "-" else open(file, "rb")  # noqa: SIM115
+        stream = sys.stdin.buffer if str(file) == "-" else open_input(file)
     try:
         with progress() as bar, fail():
             task = bar.add_task(f"importing into {name}", total=None)
@@ -237,12 +240,12 @@ def import_file(
         err.print(problem_text(issue, f"  {where}"))
     if len(report.issues) > 20:
         err.print(f"  … and {len(report.issues) - 20} more")
-    state = "checked (dry run)" if dry_run else ("imported" if report.committed else "NOT imported")
+    added = f"{report.added} would be added" if dry_run else f"{report.added} added"
+    state = "dry run, nothing written" if dry_run else ("imported" if report.committed else "NOT imported")
     out.print(
-        f"{name}: {report.read} read, {report.added} added, {report.duplicates} duplicates, "
-        f"{report.invalid} invalid — {state}"
+        f"{name}: {report.read} read, {added}, {report.duplicates} duplicates, {report.invalid} invalid — {state}"
     )
-    if report.invalid and not report.committed and not dry_run:
+    if report.invalid and (dry_run or not report.committed):
         raise typer.Exit(2)
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import typer
 from rich.console import Console
@@ -20,13 +21,18 @@ err = Console(stderr=True)
 _services = None
 
 
-def services(*, load_index: bool = True):
-    """This process's services, created once (the index is loaded only by commands that match)."""
+def services(*, load_index: bool = True, create: bool = False):
+    """This process's services, created once (the index is loaded only by commands that match).
+
+    Only ``serve`` passes ``create``: every other command works on an existing store and fails with
+    ``store.not_found`` rather than creating an empty one (with new keys) in whatever folder it ran from. Those
+    commands build each service on first use, so one that reads the database never loads the matching kernels;
+    the server builds all of them at start, to fail there on bad configuration."""
     global _services
     from safehold.services import Services
 
     if _services is None:
-        _services = Services(load_index=False)
+        _services = Services(load_index=False, create=create, lazy=not create)
     if load_index:
         _services.load_index()
     return _services
@@ -38,7 +44,7 @@ def fail() -> Iterator[None]:
     try:
         yield
     except SafeholdError as exc:
-        err.print(problem(exc))
+        err.print(problem(exc), soft_wrap=True)  # unwrapped: paths and commands in messages stay copyable
         raise typer.Exit(2) from None
 
 
@@ -75,3 +81,14 @@ def collect_files(paths: list[Path]) -> list[Path]:
         else:
             raise SafeholdError("cli.path_not_found", f"No such file or folder: {p}")
     return files
+
+
+def open_input(path: Path) -> BinaryIO:
+    """Open a file the user named for reading (binary): a missing, unreadable or folder path is a clean
+    ``cli.path_not_found`` / ``cli.read_failed`` error naming it, never a traceback."""
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise SafeholdError("cli.path_not_found", f"No such file: {path}") from None
+    except OSError as exc:
+        raise SafeholdError("cli.read_failed", f"Cannot read {path}: {exc.strerror}.") from None

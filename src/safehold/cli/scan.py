@@ -12,17 +12,17 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from safehold.cli.common import collect_files, err, fail, problem, progress, services
-from safehold.config import get_settings
 from safehold.errors import SafeholdError
-from safehold.scanning.service import signal_dict
-from safehold.signals import registry
+
+if TYPE_CHECKING:  # hashing and matching (numpy, numba) load only in the commands that use them
+    from safehold.signals.registry import HashResult
 
 out = Console()
 #: Below this many files a process pool costs more than it saves.
@@ -30,6 +30,8 @@ POOL_MIN_FILES = 8
 
 
 def _hash_one(path: str, pdq_mode: str | None, dihedral: bool, max_bytes: int):
+    from safehold.signals import registry
+
     try:
         if os.path.getsize(path) > max_bytes:  # checked before reading it into memory
             raise SafeholdError("media.too_large", f"{path} is larger than {max_bytes} bytes.")
@@ -50,10 +52,12 @@ def hash_paths(
     dihedral: bool = False,
     label: str = "hashing",
     pdq_mode: str | None = None,
-) -> Iterator[tuple[str, registry.HashResult | None, SafeholdError | None]]:
+) -> Iterator[tuple[str, HashResult | None, SafeholdError | None]]:
     """Hash files in order, in ``workers`` processes (0: one per core), with a progress bar.
 
     ``pdq_mode`` defaults to the configured scanning mode."""
+    from safehold.config import get_settings
+
     settings = get_settings()
     args = (pdq_mode or settings.pdq_mode, dihedral, settings.max_upload_bytes)
     workers = workers or os.cpu_count() or 1
@@ -81,6 +85,8 @@ def hash_files(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file.")] = False,
 ) -> None:
     """Print the hashes (PDQ with quality, MD5, SHA-1, SHA-256, vPDQ) of files."""
+    from safehold.scanning.service import signal_dict
+
     with fail():
         files = collect_files(paths)
     failed = 0
@@ -99,10 +105,10 @@ def hash_files(
                 )
             )
             continue
-        out.print(f"[bold]{path}[/]" + (f"  ({hashed.media})" if hashed else ""), highlight=False)
+        out.print(Text(path, style="bold") + (f"  ({hashed.media})" if hashed else ""), soft_wrap=True)
         for s in hashed.signals if hashed else []:
             q = f"  quality {s.quality}" if s.quality is not None else ""
-            out.print(f"  {s.type:<7} {s.value if len(s.value) <= 80 else s.value[:77] + '...'}{q}", highlight=False)
+            out.print(f"  {s.type:<7} {s.value if len(s.value) <= 80 else s.value[:77] + '...'}{q}", soft_wrap=True)
         if error:
             out.print(problem(error, "  "))
     if failed:
@@ -120,7 +126,7 @@ def scan_paths(
         files = collect_files(paths)
         svc = services()
     verdicts: Counter[str] = Counter()
-    matched = []
+    listed = []
     try:
         for path, hashed, exc in hash_paths(files, workers=workers, dihedral=svc.index.any_dihedral, label="scanning"):
             if exc is not None:
@@ -135,36 +141,65 @@ def scan_paths(
                 }
                 svc.scans.count("cli", "unreadable", "unhashable")
             else:
-                row = svc.scans.evaluate(hashed, channel="cli", name=path).to_dict()
+                row = svc.scans.evaluate(hashed, channel="cli", name=path).to_dict(provenance=True)  # the operator
             verdicts[row["verdict"]] += 1
-            if row["verdict"] in ("match", "allowlisted"):
-                matched.append(row)
+            if row["verdict"] != "no_match":
+                listed.append(row)
             if as_json:
                 print(json.dumps(row), flush=True)
     finally:
         svc.scans.flush_counts()
     if not as_json:
-        _print_summary(matched, verdicts, len(files))
+        _print_results(listed)
+        summary = ", ".join(f"{verdicts[v]} {v}" for v in ("match", "allowlisted", "no_match", "unhashable"))
+        err.print(f"{len(files)} file(s): {summary}")
     if fail_on_match and verdicts["match"]:
         raise typer.Exit(3)
 
 
-def _print_summary(matched: list[dict], verdicts: Counter[str], total: int) -> None:
-    if matched:
-        table = Table("verdict", "bank", "signal", "distance", "entry", "file")
-        for row in matched:
-            for m in row["matches"]:
-                e = m["entry"]
-                ref = e.get("external_id") or e.get("note") or f"#{e['id']}"
-                variant = "" if m["variant"] == "original" else f" ({m['variant']})"
-                table.add_row(
-                    row["verdict"],
-                    m["bank"],
-                    m["signal_type"] + variant,
-                    str(m["distance"]),
-                    str(ref),
-                    row["name"],
-                )
-        out.print(table)
-    summary = ", ".join(f"{verdicts[v]} {v}" for v in ("match", "allowlisted", "no_match", "unhashable"))
-    err.print(f"{total} file(s): {summary}")
+def unhashable_reason(row: dict) -> str:
+    """``[code] message`` for an unhashable scan answer: its error, else what its warnings say."""
+    from safehold.signals.pdq import MIN_QUALITY
+
+    # Why a file that raised no error is still unhashable, by scan warning.
+    reasons = {"pdq.low_quality": f"too featureless to match (PDQ quality below {MIN_QUALITY})"}
+    if row["error"]:
+        return f"[{row['error']['code']}] {row['error']['message']}"
+    if row["warnings"]:
+        return "; ".join(f"[{w}] {reasons.get(w, w)}" for w in row["warnings"])
+    return "no perceptual hash could be computed"
+
+
+def _findings(row: dict) -> list[tuple[str, str, str, str]]:
+    """What to say about one listed file: (bank, signal, distance, entry) per match, or ("", "", "", reason)."""
+    if row["verdict"] == "unhashable":
+        return [("", "", "", unhashable_reason(row))]
+    found = []
+    for m in row["matches"]:
+        e = m["entry"]
+        ref = e.get("external_id") or e.get("note") or f"#{e['id']}"
+        variant = "" if m["variant"] == "original" else f" ({m['variant']})"
+        found.append((m["bank"], m["signal_type"] + variant, str(m["distance"]), str(ref)))
+    return found
+
+
+VERDICT_STYLE = {"match": "bold red", "allowlisted": "green", "unhashable": "yellow"}
+
+
+def _print_results(rows: list[dict]) -> None:
+    """Matches, allow-list hits and unhashable files (with why), the path always whole.
+
+    For a pipe or a file: one tab-separated line per finding (verdict, bank, signal, distance, entry or reason,
+    file), which nothing wraps or cuts. On a terminal: the verdict and the path on one line, each finding
+    indented below it; lines are soft-wrapped by the terminal, so a long path stays one piece to copy."""
+    for row in rows:
+        findings = _findings(row)
+        if not out.is_terminal:
+            for finding in findings:
+                print("\t".join((row["verdict"], *finding, row["name"])))
+            continue
+        verdict = row["verdict"]
+        out.print(Text.assemble((f"{verdict:<12}", VERDICT_STYLE.get(verdict, "")), row["name"]), soft_wrap=True)
+        for bank, signal, distance, entry in findings:
+            said = f"{bank}: {signal} distance {distance}, entry {entry}" if bank else entry
+            out.print(Text(" " * 12 + said), soft_wrap=True)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import fail, services
+from safehold.cli.common import fail, open_input, services
 
 app = typer.Typer(help="Term lists for the text detectors: import, export, versions, roll back.", no_args_is_help=True)
 out = Console()
@@ -51,12 +51,14 @@ def list_lists(as_json: AsJson = False) -> None:
 @app.command("import")
 def import_list(
     name: Name,
-    path: Annotated[Path, typer.Argument(help="CSV file: term,category[,severity,language,source].", exists=True)],
+    path: Annotated[Path, typer.Argument(help="CSV file: term,category[,severity,language,source].")],
     version: Annotated[int | None, typer.Option(help="Default: the file's '# version:' line, else next.")] = None,
 ) -> None:
     """Import a new version of a list and make it active."""
     with fail():
-        result = _svc().terms.put(name, path.read_bytes(), ACTOR, version=version)
+        with open_input(path) as f:
+            data = f.read()
+        result = _svc().terms.put(name, data, ACTOR, version=version)
     state = "imported" if result["created"] else "already there"
     typer.echo(f"{name} v{result['version']}: {result['terms']} terms ({state}, active)")
 

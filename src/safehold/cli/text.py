@@ -99,19 +99,33 @@ def _conversations(corpus: Path, description: str):
 def train(
     corpus: Corpus,
     predators: Predators,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the model (JSON).")] = Path("grooming-model.json"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the model (JSON). Default: <home>/models/grooming-model.json."),
+    ] = None,
 ) -> None:
-    """Fit the grooming model on a labelled corpus; use it with ``safehold text eval --model``."""
+    """Fit the grooming model on a labelled corpus; evaluate it with ``safehold text eval --model``.
+
+    The model goes under Safehold's home (``var/`` by default, kept out of version control) unless ``--out``
+    says otherwise: a model is data of the installation, not a file of the working tree."""
+    from safehold.config import get_settings
     from safehold.text.grooming.model import train as fit
     from safehold.text.grooming.pan2012 import read_predators
 
+    out = (out or get_settings().home / "models" / "grooming-model.json").absolute()
     with fail():
         labels = read_predators(predators)
         bar, conversations, tick = _conversations(corpus, "training")
         with bar:
             model = fit(conversations, labels, progress=tick)
-        model.save(out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            model.save(out)
+        except OSError as exc:
+            raise SafeholdError("cli.write_failed", f"Cannot write {out}: {exc.strerror}.") from None
     typer.echo(f"model written to {out}")
+    typer.echo(f"measure it:  safehold text eval {corpus} {predators} --model {out}")
+    typer.echo(f"use it:      SAFEHOLD_GROOMING_MODEL={out}, then restart the server")
 
 
 @app.command("eval")

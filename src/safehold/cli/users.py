@@ -48,9 +48,12 @@ def create(
     display_name: Annotated[str, typer.Option(help="Shown in the console instead of the username.")] = "",
     password_stdin: PasswordStdin = False,
 ) -> None:
-    """Create a console user."""
+    """Create a console user. The name, the role and that the name is free are checked before the password is
+    asked for."""
     with fail():
-        u = _users().create(name, _password(password_stdin), role, display_name, actor=ACTOR)
+        users = _users()
+        users.check_new(name, role)
+        u = users.create(name, _password(password_stdin), role, display_name, actor=ACTOR)
     out.print(f"created user [bold]{u.username}[/] (role {u.role})")
 
 
@@ -71,9 +74,12 @@ def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
 
 @app.command("passwd")
 def passwd(name: Name, password_stdin: PasswordStdin = False) -> None:
-    """Set a user's password; ends their console sessions and clears a lock-out."""
+    """Set a user's password; ends their console sessions and clears a lock-out. An unknown name is refused
+    before the password is asked for."""
     with fail():
-        _users().set_password(name, _password(password_stdin), actor=ACTOR)
+        users = _users()
+        users.get(name)
+        users.set_password(name, _password(password_stdin), actor=ACTOR)
     out.print(f"password changed for {name}")
 
 

@@ -290,24 +290,38 @@ class UrlSignal(SignalType):
 
     name: ClassVar[str] = "url"
     description: ClassVar[str] = (
-        "SHA-256 (64 hex) of the Safe-Browsing canonical URL without scheme; matched by exact hash and by "
-        "host-suffix/path-prefix lookup"
+        "SHA-256 (64 hex) of the Safe-Browsing canonical URL without scheme (URL text is hashed on the way in); "
+        "matched by exact hash and by host-suffix/path-prefix lookup"
     )
     matching: ClassVar[str] = "exact"
 
     @classmethod
     def normalize(cls, value: str) -> str:
-        """Accept a 64-hex SHA-256 (any case). Use :meth:`from_url` to turn URL text into a value."""
+        """The stored value for what an operator gives: a 64-hex SHA-256 (any case) is taken as an already-hashed
+        URL; anything else is URL text, canonicalised and hashed exactly as the scanner does (:func:`url_hash`),
+        so ``bad.example.net/`` in ``bank add-hash``, the API and a CSV row all block what a scan of
+        ``https://www.bad.example.net/x`` looks up. Every way into a bank passes through here, so this is the
+        one place that turns URLs into values.
+
+        Refused (``signal.invalid_value``): a host without a dot that is not an IP address (``abc``, or a hash
+        of the wrong length pasted into the wrong column), and anything :func:`canonicalize_url` cannot read."""
         if not isinstance(value, str):
-            raise SafeholdError("signal.invalid_value", "url value must be a 64-hex SHA-256 string")
-        v = value.strip().lower()
-        if len(v) != 64 or not all(c in _HEX for c in v):
+            raise SafeholdError("signal.invalid_value", "url value must be a URL or the 64-hex SHA-256 of one")
+        v = value.strip()
+        if len(v) == 64 and all(c in _HEX for c in v):
+            return v.lower()
+        try:
+            _, host, _, _ = _canonical_parts(v)
+        except SafeholdError as exc:
+            raise SafeholdError("signal.invalid_value", exc.message, detail={"type": cls.name}) from None
+        if "." not in host and not host.startswith("["):
             raise SafeholdError(
                 "signal.invalid_value",
-                "url value must be the 64-hex SHA-256 of a canonical URL; use UrlSignal.from_url() for URL text",
-                detail={"type": cls.name, "expected_length": 64},
+                f"url value must be a URL with a domain or an IP address (e.g. bad.example.net/) or the 64-hex "
+                f"SHA-256 of one, not {v[:80]!r}",
+                detail={"type": cls.name},
             )
-        return v
+        return url_hash(v)
 
     @classmethod
     def from_url(cls, url: str) -> str:

@@ -117,7 +117,9 @@ class TermList:
         for lineno, term in rows:
             if term.source and term.source not in sources:
                 raise _invalid(
-                    f"source {term.source!r} is not defined by a '# source: {term.source} = ...' line", lineno
+                    f"source {term.source!r} is not defined; add the line "
+                    f"'# source: {term.source} = <where these terms come from>' above the header row",
+                    lineno,
                 )
         return cls(name=name, version=version, terms=_dedupe(t for _, t in rows), sources=sources)
 

@@ -51,7 +51,12 @@ class BankUpdate(BaseModel):
 
 class EntryCreate(BaseModel):
     signal_type: str = Field(min_length=1, max_length=32)
-    value: str = Field(min_length=1, max_length=1_000_000)
+    value: str = Field(
+        min_length=1,
+        max_length=1_000_000,
+        description="The hash value. For `url`: the URL itself (canonicalised and hashed exactly as a scan of it "
+        "is), or its 64-hex SHA-256.",
+    )
     source: str | None = Field(None, max_length=64)
     external_id: str | None = Field(None, max_length=128)
     category: str | None = Field(None, max_length=64)
@@ -121,7 +126,9 @@ def list_entries(
     return {"entries": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
 
 
-@router.post("/{name}/entries", status_code=201, summary="Add one raw hash with its provenance")
+@router.post(
+    "/{name}/entries", status_code=201, summary="Add one raw hash (or a URL to a URL bank) with its provenance"
+)
 def add_entry(name: str, body: EntryCreate, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
     return svc.banks.add_hash(
         name,

@@ -1,0 +1,39 @@
+"""`safehold scan`: every file that needs a look is named whole, and every unhashable one says why."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+
+from safehold.cli import scan
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_paths_are_never_cut_and_unhashable_files_say_why(cli, tmp_path, monkeypatch):
+    deep = tmp_path / ("a folder with a long name " * 3).strip() / "and another level below it"
+    shutil.copytree(EXAMPLES / "uploads", deep)
+    cli("bank", "create", "known")
+    cli("bank", "add", "known", EXAMPLES / "known")
+    copy, damaged = deep / "copy-of-shapes-1.jpg", deep / "damaged.jpg"
+
+    lines = cli("scan", tmp_path).stdout.splitlines()  # not a terminal: tab-separated, nothing wrapped or cut
+    assert [line.split("\t") for line in lines] == [
+        ["match", "known", "pdq", lines[0].split("\t")[3], "shapes-1.jpg", str(copy)],
+        ["unhashable", "", "", "", "[media.truncated] The JPEG file ends early.", str(damaged)],
+    ]
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(scan, "out", Console(file=terminal, force_terminal=True, width=40))
+    cli("scan", tmp_path)
+    shown = terminal.getvalue()
+    assert str(copy) in shown and str(damaged) in shown and "…" not in shown  # one piece, to copy and paste
+    assert "[media.truncated] The JPEG file ends early." in shown
+
+
+def test_reason_of_a_featureless_image():
+    row = {"verdict": "unhashable", "error": None, "warnings": ["pdq.low_quality"]}
+    assert scan.unhashable_reason(row) == "[pdq.low_quality] too featureless to match (PDQ quality below 50)"
