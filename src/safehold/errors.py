@@ -7,11 +7,12 @@ on them. Messages are for humans and may change. ``status`` is the HTTP status t
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:  # pydantic is imported by validated() alone: the CLI's start-up does without it
+    from pydantic import BaseModel
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 class SafeholdError(Exception):
@@ -48,17 +49,48 @@ class Conflict(SafeholdError):
         super().__init__(code, message, status=409, **kw)
 
 
-def validated(model: type[M], payload: object, what: str = "The request body") -> M:
-    """``payload`` parsed as ``model``, or 422 ``request.invalid`` with every field error in ``detail.errors``."""
+def validated(model: type[M], payload: object, what: str = "the request body") -> M:
+    """``payload`` parsed as ``model``, or 422 ``request.invalid`` (see :func:`invalid_fields`)."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        raise SafeholdError(
-            "request.invalid",
-            f"{what} is not valid.",
-            status=422,
-            detail={"errors": json.loads(exc.json(include_url=False))},
-        ) from None
+        raise invalid_fields(json.loads(exc.json(include_url=False)), what) from None
+
+
+def invalid_fields(errors: list[dict], what: str = "the request body") -> SafeholdError:
+    """422 ``request.invalid`` with every field error in ``detail.errors`` and the first one in the message.
+
+    ``what`` is a lower-case noun phrase (``the event``, ``the messages``): the message is worded so that it reads
+    right for a singular or a plural, which "<what> is not valid" did not ("The messages is not valid").
+    """
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    hint = f" ({where}: {first.get('msg')})" if where else f" ({first['msg']})" if first.get("msg") else ""
+    return SafeholdError(
+        "request.invalid", f"Some fields of {what} are not valid{hint}.", status=422, detail={"errors": errors}
+    )
+
+
+def invalid_json(reason: str, position: int, what: str = "the request body") -> SafeholdError:
+    """400 ``request.invalid_json``: every route answers a body that is not JSON with this, whoever parsed it
+    (a route's own ``json.loads`` or FastAPI's body parsing), so clients meet one code, status and wording."""
+    return SafeholdError(
+        "request.invalid_json",
+        f"{what[0].upper()}{what[1:]} is not valid JSON: {reason} at character {position}.",
+        detail={"position": position},
+    )
+
+
+def parse_json(raw: bytes | str, what: str = "the request body") -> object:
+    """``raw`` parsed as JSON, or :func:`invalid_json`."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise invalid_json(exc.msg, exc.pos, what) from None
+    except UnicodeDecodeError as exc:
+        raise invalid_json("not UTF-8 text", exc.start, what) from None
 
 
 def _restore(cls, code, message, status, detail):

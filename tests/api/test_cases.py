@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
+from safehold.errors import SafeholdError
 from tests.media import jpeg, variant
 
 KNOWN = jpeg(7)
@@ -28,34 +31,52 @@ def scan(client, headers, data, **fields):
 def test_scan_opens_a_case_per_subject(client, keys, known_bank, svc):
     platform = keys["platform"]
     out = scan(client, platform, variant(KNOWN), content_id="img-1", account_id="acc-1")
-    assert out["verdict"] == "match" and out["cases"][0]["created"]
+    assert out["verdict"] == "match" and out["cases"][0]["created"] and out["duplicate"] is False
     case_id = out["cases"][0]["id"]
     again = scan(client, platform, KNOWN, content_id="img-1")
     assert again["cases"] == [{"id": case_id, "created": False, "status": "open", "band": "P1"}]
     assert "cases" not in scan(client, platform, jpeg(400), content_id="img-2")
-    # No ids: the content's own hash is the subject.
-    anonymous = scan(client, platform, KNOWN)["cases"][0]
-    assert anonymous["id"] != case_id
-    assert scan(client, platform, KNOWN)["cases"][0]["id"] == anonymous["id"]
 
     pdq = next(e for e in known_bank if e["signal_type"] == "pdq")
     r = client.post("/v1/scan", headers=platform, json={"signal_type": "pdq", "value": pdq["value"], "content_id": "h"})
     raw = r.json()["cases"][0]
     assert raw["created"] and svc.cases.get(raw["id"])["items"][0]["has_media"] is False
 
+    r = client.post("/v1/scan", headers=platform, data={"content_id": "x" * 129}, files={"file": ("u.jpg", KNOWN)})
+    assert r.status_code == 422
+
+
+def test_a_scan_without_a_subject_is_a_lookup(client, keys, known_bank, svc):
+    """A bare hash, a URL or a file scanned without content_id/account_id answers its verdict and opens no case
+    (it used to open a P1 case with no content id and no account: nothing anyone could act on)."""
+    platform = keys["platform"]
+    md5 = next(e for e in known_bank if e["signal_type"] == "md5")["value"]
+    bare = client.post("/v1/scan", headers=platform, json={"signal_type": "md5", "value": md5}).json()
+    assert bare["verdict"] == "match" and "cases" not in bare and "duplicate" not in bare
+    assert scan(client, platform, KNOWN)["verdict"] == "match"
     batch = client.post(
         "/v1/scan/batch",
         headers=platform,
-        json={"items": [{"signal_type": "md5", "value": "0" * 32}, {"signal_type": "pdq", "value": pdq["value"]}]},
+        json={"items": [{"signal_type": "md5", "value": md5}, {"signal_type": "md5", "value": md5, "content_id": "b"}]},
     ).json()["results"]
     assert "cases" not in batch[0] and batch[1]["cases"][0]["created"]
-    r = client.post(
-        "/v1/scan/batch", headers=platform, files=[("files", ("a.jpg", KNOWN)), ("files", ("b.jpg", KNOWN))]
-    )
-    assert [res["cases"][0]["id"] for res in r.json()["results"]] == [anonymous["id"]] * 2
+    files = client.post("/v1/scan/batch", headers=platform, files=[("files", ("a.jpg", KNOWN))]).json()["results"]
+    assert files[0]["verdict"] == "match" and "cases" not in files[0]
+    assert svc.cases.list()["total"] == 1
+    with pytest.raises(SafeholdError):  # an anonymous file is not kept either
+        svc.vault.get(hashlib.sha256(KNOWN).hexdigest())
 
-    r = client.post("/v1/scan", headers=platform, data={"content_id": "x" * 129}, files={"file": ("u.jpg", KNOWN)})
-    assert r.status_code == 422
+
+def test_a_retried_scan_answers_what_the_first_one_did(client, keys, known_bank, svc):
+    platform = keys["platform"]
+    first = scan(client, platform, KNOWN, content_id="img-1", account_id="acc-1")
+    retry = scan(client, platform, KNOWN, content_id="img-1", account_id="acc-1")
+    assert first["duplicate"] is False and retry["duplicate"] is True
+    assert retry["cases"] == first["cases"] and first["cases"][0]["created"] is True
+    assert len(svc.cases.get(first["cases"][0]["id"])["signals"]) == 2  # pdq and md5 once, not twice
+    # The same content under another id is another subject; another caller's scan is its own.
+    assert scan(client, platform, KNOWN, content_id="img-2")["cases"][0]["created"] is True
+    assert scan(client, keys["admin"], KNOWN, content_id="img-1", account_id="acc-1")["duplicate"] is False
 
 
 def test_bank_on_match_settings(client, keys, known_bank):
@@ -102,10 +123,16 @@ def test_case_routes_and_claims(client, keys, known_bank):
 
 
 def test_sla_setting(client, keys):
-    assert client.get("/v1/settings/sla", headers=keys["auditor"]).json() == {"P1": 4, "P2": 24, "P3": 72, "P4": 168}
+    assert client.get("/v1/settings/sla", headers=keys["auditor"]).json() == {
+        "P0": 1,
+        "P1": 4,
+        "P2": 24,
+        "P3": 72,
+        "P4": 168,
+    }
     assert client.put("/v1/settings/sla", json={"P1": 2}, headers=keys["senior_reviewer"]).status_code == 403
     r = client.put("/v1/settings/sla", json={"P1": 2, "P4": 100}, headers=keys["admin"])
-    assert r.status_code == 200 and r.json() == {"P1": 2, "P2": 24, "P3": 72, "P4": 100}
+    assert r.status_code == 200 and r.json() == {"P0": 1, "P1": 2, "P2": 24, "P3": 72, "P4": 100}
     for bad in ({"P1": -1}, {"P7": 1}, {"P1": "soon"}, {"P1": True}):
         r = client.put("/v1/settings/sla", json=bad, headers=keys["admin"])
         assert r.status_code == 400 and r.json()["error"]["code"] == "settings.invalid_sla", bad

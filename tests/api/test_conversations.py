@@ -82,7 +82,6 @@ def test_invalid_requests_answer_422_with_a_stable_code(client, keys):
     assert code({"id": "m1", "author": "a", "text": "hi", "extra": 1})["code"] == "request.invalid"
     assert code({"messages": [MESSAGES[0]] * 101})["code"] == "request.invalid"
     assert code([MESSAGES[0]])["code"] == "request.invalid"  # not an object
-    assert code(content=b"{not json")["code"] == "request.invalid"
     assert code(MESSAGES[0], url=f"/v1/conversations/{'c' * 129}/messages")["code"] == "request.invalid"
     for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"min_score": 2}):
         r = client.get("/v1/conversations", params=params, headers=keys["reviewer"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +29,60 @@ def bank_with_image(client, keys):
     return original
 
 
+PROVENANCE = ("source", "external_id", "note", "metadata", "added_by", "added_at", "value")
+
+
+def test_a_platform_sees_what_it_acts_on_never_the_entrys_provenance(client, keys, svc):
+    """Was: a platform key's answer carried the entry's source, external id, note and the banked file's path."""
+    admin, platform = keys["admin"], keys["platform"]
+    client.post("/v1/banks", json={"name": "known"}, headers=admin)
+    client.post("/v1/banks", json={"name": "links"}, headers=admin)
+    original = jpeg(7)
+    meta = {"category": "A1", "source": "ncmec", "external_id": "x-7", "note": "from the March list"}
+    files = {"file": ("/home/admin/evidence/known.jpg", original, "image/jpeg")}
+    assert client.post("/v1/banks/known/files", headers=admin, data=meta, files=files).status_code == 201
+    url = {
+        "signal_type": "url",
+        "value": "bad.example/folder/",
+        "note": "tip from a trusted flagger",
+        "category": "csam",
+    }
+    assert client.post("/v1/banks/links/entries", headers=admin, json=url).status_code == 201
+    md5 = next(e for e in svc.banks.entries("known") if e["signal_type"] == "md5")["value"]
+
+    def matches(headers) -> list[dict]:
+        """Every match every scanning door answers ``headers`` with."""
+        found = _scan_file(client, headers, original)["matches"]
+        found += client.post("/v1/scan", headers=headers, json={"signal_type": "md5", "value": md5}).json()["matches"]
+        link = {"url": "https://bad.example/folder/x.html", "fetch": False}
+        found += client.post("/v1/scan", headers=headers, json=link).json()["matches"]
+        batch = client.post("/v1/scan/batch", headers=headers, json={"items": [link]}).json()["results"]
+        found += batch[0]["matches"]
+        multi = client.post("/v1/scan/batch", headers=headers, files=[("files", ("a.jpg", original))])
+        found += multi.json()["results"][0]["matches"]
+        return found
+
+    seen = matches(platform)
+    event = {"type": "content", "content": {"id": "post-1"}}
+    r = client.post(
+        "/v1/events",
+        headers={**platform, "Idempotency-Key": "e1"},
+        data={"event": json.dumps(event)},
+        files={"file": ("u.jpg", original)},
+    )
+    seen += r.json()["scan"]["matches"]
+    assert len(seen) == 9 and all(set(m["entry"]) == {"id", "category"} for m in seen), seen
+    assert {m["bank"] for m in seen} == {"known", "links"} and all("distance" in m for m in seen)
+    assert "evidence" not in json.dumps(seen) and "March" not in json.dumps(seen)
+    text = {"text": "new photos at https://bad.example/folder/x.html", "content_id": "t1"}
+    checked = client.post("/v1/text/check", headers=platform, json=text).json()["url_matches"][0]["matches"]
+    assert "external_id" not in checked[0] and checked[0]["category"] == "csam"
+    # Staff who may read banks see the provenance (the console and the bank routes show it anyway).
+    staff = matches(keys["reviewer"])
+    assert all(set(PROVENANCE) <= set(m["entry"]) for m in staff)
+    assert {m["entry"]["note"] for m in staff} == {"from the March list", "tip from a trusted flagger"}
+
+
 def _scan_file(client, headers, data, name="upload.jpg"):
     r = client.post("/v1/scan", headers=headers, files={"file": (name, data, "application/octet-stream")})
     assert r.status_code == 200, r.text
@@ -35,7 +90,7 @@ def _scan_file(client, headers, data, name="upload.jpg"):
 
 
 def test_reencoded_copy_matches_with_provenance(client, keys, bank_with_image):
-    res = _scan_file(client, keys["platform"], variant(bank_with_image, scale=0.5, quality=60))
+    res = _scan_file(client, keys["reviewer"], variant(bank_with_image, scale=0.5, quality=60))
     assert res["verdict"] == "match"
     pdq = [m for m in res["matches"] if m["signal_type"] == "pdq"]
     assert pdq and 0 <= pdq[0]["distance"] <= 31

@@ -273,3 +273,23 @@ def test_old_idempotency_records_are_pruned_hourly_and_cases_stay(banked):
     # The key is free again: the same event now adds to the subject's open case instead of answering "duplicate".
     again = svc.events.ingest(PLATFORM, event, idempotency_key="old")
     assert again["duplicate"] is False and again["cases"][0]["id"] == first["cases"][0]["id"]
+
+
+def test_a_platform_signal_about_a_minor_at_risk_is_p0(svc):
+    """The urgency rule is general: any door, any category, a minor at risk at level high."""
+    signal = {
+        "source": "user_report",
+        "category": "grooming",
+        "confidence": 0.6,
+        "level": "high",
+        "minor_at_risk": True,
+    }
+    out = svc.events.ingest(PLATFORM, {**content("dm-1"), "signals": [signal]}, idempotency_key="m1")
+    case = svc.cases.get(out["cases"][0]["id"])
+    assert out["cases"][0]["band"] == "P0" and case["signals"][0]["detail"]["minor_at_risk"] is True
+    assert case["reasons"][0].startswith("P0 (rule minor_at_risk)")
+    low = {**signal, "level": "medium"}
+    assert (
+        svc.events.ingest(PLATFORM, {**content("dm-2"), "signals": [low]}, idempotency_key="m2")["cases"][0]["band"]
+        != "P0"
+    )

@@ -68,5 +68,33 @@ def test_sla_validation():
     with pytest.raises(SafeholdError):
         prio.check_sla_hours({"P1": prio.MAX_SLA_HOURS + 1})
     # A stored value that is no longer valid falls back to the default.
-    assert prio.effective_sla({"P1": 1, "P2": -3, "zz": 9}) == {"P1": 1, "P2": 24, "P3": 72, "P4": 168}
-    assert prio.effective_sla(None) == {"P1": 4, "P2": 24, "P3": 72, "P4": 168}
+    assert prio.effective_sla({"P1": 1, "P2": -3, "zz": 9}) == {"P0": 1, "P1": 1, "P2": 24, "P3": 72, "P4": 168}
+    assert prio.effective_sla(None) == {"P0": 1, "P1": 4, "P2": 24, "P3": 72, "P4": 168}
+
+
+def sig(category="grooming", confidence=0.9, **detail) -> prio.SignalFacts:
+    from safehold.cases.detection import DetectionSignal
+
+    return DetectionSignal(source="grooming", category=category, confidence=confidence, detail=detail)
+
+
+def test_urgency_rule_minor_at_risk_and_high_gives_p0():
+    minor = {"participant": "kid", "age": 13, "age_source": "declared"}
+    assert prio.urgent_band([sig(level="high", minor_at_risk=minor)]) == "P0"
+    # The level is the detector's own when it gives one, else read from the confidence (high >= 0.7).
+    assert prio.urgent_band([sig(confidence=0.9, minor_at_risk=True)]) == "P0"
+    assert prio.urgent_band([sig(confidence=0.9, level="medium", minor_at_risk=True)]) is None
+    assert prio.urgent_band([sig(confidence=0.5, minor_at_risk=True)]) is None
+    # The rule is about any detection, not one category or one age.
+    assert prio.urgent_band([sig(category="sextortion", level="high", minor_at_risk={"age": 16})]) == "P0"
+    assert prio.urgent_band([sig(level="high", minor_at_risk=None), sig(level="high")]) is None
+    [why, score] = prio.reasons([sig(level="high", minor_at_risk=minor)], prio.score([("grooming", 0.9)]))
+    assert why.startswith("P0 (rule minor_at_risk)") and "age 13" in why and "level high" in why
+    assert score.startswith("Score 0.63")
+    # No score reaches P0: only a rule does.
+    assert prio.band_of(prio.priority(prio.score([("A1", 1.0)]), at(0), at(10_000))) == "P1"
+
+
+def test_escalation_never_reaches_the_rule_band():
+    assert [prio.escalated(b) for b in ("P4", "P3", "P2", "P1", "P0")] == ["P3", "P2", "P1", "P1", "P0"]
+    assert prio.floor("P0") > prio.priority(prio.score([("A1", 1.0)]), at(0), at(10_000))

@@ -102,8 +102,6 @@ SUBJECTS_AND_QUEUES = [
     ),
     (detect("event", [report()], account_id="u2"), "account:u2", "account"),
     (detect("event", [report()], content_id="t1", text="words"), "content:t1", "text"),
-    (detect(media=StoredMedia("ef" * 32, "00" * 16, 5)), "content:sha256:" + "ef" * 32, "media"),
-    (detect(signals=[match()]), "content:md5:" + "0" * 32, "media"),
 ]
 
 
@@ -117,6 +115,9 @@ def test_invalid_detections(svc):
     for bad, code in [
         (detect(content_id="x", signals=[]), "case.no_signals"),
         (detect(signals=[report()]), "case.no_subject"),
+        # Media or a hash alone is no subject: nobody could act on such a case (docs/cases.md).
+        (detect(media=StoredMedia("ef" * 32, "00" * 16, 5)), "case.no_subject"),
+        (detect(signals=[match()]), "case.no_subject"),
         (detect("nonsense", content_id="x"), "case.invalid_source"),
         (detect(content_id="x", signals=[report(confidence=1.5)]), "case.invalid_confidence"),
     ]:
@@ -215,7 +216,7 @@ def test_list_order_filters_and_counts(svc):
     assert [c["id"] for c in svc.cases.list(claimed_by="user:ann")["cases"]] == [mid.id]
     counts = svc.cases.counts()
     assert counts["by_queue"] == {"media": 1, "text": 1, "report": 1, "live": 0, "account": 0}
-    assert counts["by_band"] == {"P1": 1, "P2": 1, "P3": 0, "P4": 1}
+    assert counts["by_band"] == {"P0": 0, "P1": 1, "P2": 1, "P3": 0, "P4": 1}
     assert counts["overdue"] == 1 and counts["awaiting_confirmation"] == counts["escalated"] == 0
     for bad in ({"status": "nope"}, {"queue": "x"}, {"band": "P9"}):
         with pytest.raises(SafeholdError) as e:
@@ -315,10 +316,10 @@ def test_refresh_raises_priorities_as_cases_age(svc):
 
 
 def test_sla_settings(svc):
-    assert svc.cases.sla_hours() == {"P1": 4, "P2": 24, "P3": 72, "P4": 168}
+    assert svc.cases.sla_hours() == {"P0": 1, "P1": 4, "P2": 24, "P3": 72, "P4": 168}
     ref = svc.cases.record(detect(content_id="c"), ACTOR)
     opened = dt.datetime.fromisoformat(svc.cases.get(ref.id)["opened_at"])
-    assert svc.cases.set_sla_hours({"P1": 1.5}, "user:admin") == {"P1": 1.5, "P2": 24, "P3": 72, "P4": 168}
+    assert svc.cases.set_sla_hours({"P1": 1.5}, "user:admin") == {"P0": 1, "P1": 1.5, "P2": 24, "P3": 72, "P4": 168}
     assert svc.cases.sla_hours()["P1"] == 1.5
     assert svc.cases.get(ref.id)["due_at"] == (opened + dt.timedelta(hours=1.5)).isoformat()
     new = svc.cases.record(detect(content_id="d"), ACTOR)
@@ -332,3 +333,21 @@ def test_sla_settings(svc):
     records = svc.audit.list(action="settings.update")
     assert len(records) == 1 and records[0]["target"] == "setting:sla_hours"
     assert records[0]["detail"]["old"]["P1"] == 4 and records[0]["detail"]["new"]["P1"] == 1.5
+
+
+def test_urgent_case_stays_p0_with_its_sla_as_it_ages(svc):
+    minor = DetectionSignal(
+        "grooming", category="grooming", confidence=0.75, detail={"level": "high", "minor_at_risk": True}
+    )
+    ref = svc.cases.record(detect("grooming", [minor], content_id="conv"), ACTOR)
+    assert ref.band == "P0"
+    later = utcnow() + dt.timedelta(days=5)
+    svc.cases.refresh_priorities(later)
+    case = svc.cases.get(ref.id)
+    opened, due = (dt.datetime.fromisoformat(case[k]) for k in ("opened_at", "due_at"))
+    assert case["band"] == "P0" and due - opened == dt.timedelta(hours=1)
+    # A later, weaker signal never demotes it; the list puts it first.
+    svc.cases.record(detect(content_id="conv", signals=[report()]), ACTOR)
+    svc.cases.record(detect(content_id="a1", signals=[match()]), ACTOR)
+    assert [c["id"] for c in svc.cases.list()["cases"]][0] == ref.id
+    assert svc.cases.get(ref.id)["band"] == "P0"

@@ -283,3 +283,23 @@ def test_accepted_limits(svc):
         with pytest.raises(SafeholdError) as e:
             svc.conversations.list(**bad)
         assert e.value.code == "request.invalid_limit"
+
+
+ADULTS_ONLY = [(mid, author, text.replace("im 13", "im 34")) for mid, author, text in GROOMING]
+
+
+def test_a_high_alert_naming_a_minor_is_a_p0_case_with_the_shortest_sla(svc):
+    """A 13-year-old at risk of contact abuse is the most urgent case the system has (was: P2, 24 h)."""
+    case_id = feed(svc, "c1")[-1]["case"]["id"]
+    case = svc.cases.get(case_id)
+    opened, due = (dt.datetime.fromisoformat(case[k]) for k in ("opened_at", "due_at"))
+    assert case["band"] == "P0" and due - opened == dt.timedelta(hours=1)
+    assert case["signals"][0]["detail"]["minor_at_risk"] == {"participant": "kid", "age": 13, "age_source": "declared"}
+    assert "minor_at_risk" in case["reasons"][0] and "age 13" in case["reasons"][0]
+    assert "reasons" in case["history"][0]["detail"]  # the audit record says why, as it was then
+    # The same conversation between adults is ranked by its score alone.
+    adult = svc.cases.get(feed(svc, "c2", ADULTS_ONLY)[-1]["case"]["id"])
+    assert adult["band"] not in ("P0", "P1") and not any("minor_at_risk" in r for r in adult["reasons"])
+    # A participant the platform profiles as a minor counts the same as an age stated in the chat.
+    profiled = feed(svc, "c3", ADULTS_ONLY, participants={"kid": {"age": 15}})[-1]["case"]
+    assert profiled["band"] == "P0"

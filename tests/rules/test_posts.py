@@ -89,7 +89,13 @@ def test_banked_link_opens_a_case_even_with_a_low_score(linked):
     assert out["result"]["score"] < svc.settings.solicitation_case_threshold
     [m] = out["url_matches"]
     assert m["url"] == "https://www.bad.example/folder/page.html" and m["verdict"] == "match"
-    assert m["matches"][0]["bank"] == "links" and m["matches"][0]["external_id"] == "u-1"
+    # The platform sees what it acts on, never the entry's provenance (its external id in the source list).
+    assert m["matches"][0] == {
+        "bank": "links",
+        "bank_kind": "block",
+        "entry_id": m["matches"][0]["entry_id"],
+        "category": "csam",
+    }
     case = svc.cases.get(out["case"]["id"])
     assert case["known_match"] and case["queue"] == "text"
     hash_signals = [s for s in case["signals"] if s["source"] == "hash_match"]

@@ -1,5 +1,10 @@
-"""The console in real Chromium against a real server: log in, claim with the keyboard, reveal (and see the reveal
-recorded), decide, watch the signed webhook arrive at a local receiver, and verify the audit chain.
+"""The console and the API reference in real Chromium against a real server, with no network but loopback.
+
+The review follows docs/quickstart.md §6 key for key: log in, ``c`` claims and opens the selected case, ``r``
+reveals (and the reveal is recorded), ``1`` then ``Enter`` decides; then the signed webhook arrives at a local
+receiver and the audit chain verifies. Another test moves through a queue with the keys and does the same work
+with the buttons, and one loads ``/docs``. Every page blocks, and fails on, any request that would leave the
+machine: the console and the API reference must work on a network with no internet.
 
 The server is uvicorn on a free port with its background threads running (the webhook dispatcher included);
 the receiver is a small http.server that checks each delivery's signature. Chromium is Debian's
@@ -15,6 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
@@ -112,6 +118,28 @@ def browser():
         b.close()
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def _watched(page) -> tuple[list[str], list[str]]:
+    """Script errors and CSP violations (``problems``) and requests that would leave the machine (``outside``,
+    aborted): both must stay empty."""
+    problems: list[str] = []
+    outside: list[str] = []
+    page.on("console", lambda m: m.type == "error" and problems.append(f"{m.text} {m.location}"))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    def route(r):
+        if urlsplit(r.request.url).hostname in LOOPBACK:
+            r.continue_()
+        else:
+            outside.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return problems, outside
+
+
 def _login(page, base: str, username: str) -> None:
     page.goto(f"{base}/console")
     assert "/login" in page.url  # signed out: sent to the log-in page
@@ -136,17 +164,13 @@ def test_review_in_a_real_browser(server, receiver, browser):
     expect = playwright_api.expect
 
     page = browser.new_page()
-    problems: list[str] = []  # script errors and CSP violations would show here
-    page.on("console", lambda m: m.type == "error" and problems.append(f"{m.text} {m.location}"))
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    problems, outside = _watched(page)
     media_fetches: list[str] = []
     page.on("request", lambda r: "/media" in r.url and media_fetches.append(r.url))
 
+    # docs/quickstart.md §6, key for key: the queue opens with the most urgent case selected; c claims and opens it.
     _login(page, base, "rita")
-    expect(page.get_by_role("link", name=f"#{case_id}")).to_be_visible()
-
-    # Keyboard: j selects the first (most urgent) case, c claims it.
-    page.keyboard.press("j")
+    expect(page.locator("tr[data-row]", has_text=f"#{case_id}")).to_have_attribute("aria-current", "true")
     page.keyboard.press("c")
     page.wait_for_url(re.compile(rf"/console/cases/{case_id}\?done=claimed"))
     expect(page.get_by_text("You hold the claim")).to_be_visible()
@@ -160,15 +184,6 @@ def test_review_in_a_real_browser(server, receiver, browser):
     page.wait_for_url(re.compile(rf"/console/items/{item_id}/reveal"))
     _loaded(page, "img[data-revealed]")
     assert len(media_fetches) == 1
-    grey = "el => getComputedStyle(el).filter"
-    assert page.eval_on_selector("img[data-revealed]", grey) == "grayscale(1)"  # greyscale by default
-    page.get_by_label("Show colour").check()
-    assert page.eval_on_selector("img[data-revealed]", grey) == "none"
-
-    page.goto(f"{base}/console/cases/{case_id}")  # the reveal is on the record
-    expect(page.get_by_text("Revealed 1 time")).to_be_visible()
-    expect(page.locator("details.reveals li")).to_contain_text("user:rita")
-    assert len(media_fetches) == 1  # reloading the case page reveals nothing
 
     page.keyboard.press("1")  # selects CSAM A1 and focuses the submit button; Enter submits
     assert page.is_checked('input[value="csam:A1"]')
@@ -176,6 +191,9 @@ def test_review_in_a_real_browser(server, receiver, browser):
     page.wait_for_url(re.compile(rf"/console/cases/{case_id}\?done=decided"))
     expect(page.get_by_role("status").filter(has_text="Decision recorded")).to_be_visible()
     expect(page.locator(".case-head .status")).to_have_text("closed")
+    expect(page.get_by_text("Revealed 1 time")).to_be_visible()  # the reveal is on the record
+    expect(page.locator("details.reveals li")).to_contain_text("user:rita")
+    assert len(media_fetches) == 1  # the case page after it reveals nothing
 
     got = receiver.wait_for("action.remove_content")
     assert got["signed"] and got["payload"]["case"]["id"] == case_id
@@ -185,11 +203,70 @@ def test_review_in_a_real_browser(server, receiver, browser):
     while not svc.webhooks.deliveries(status="delivered") and time.monotonic() < deadline:
         time.sleep(0.1)
     admin = browser.new_page()
-    admin.on("pageerror", lambda e: problems.append(str(e)))
+    admin_problems, admin_outside = _watched(admin)
     _login(admin, base, "ada")
     admin.goto(f"{base}/console/cases/{case_id}")
     expect(admin.locator(".delivery-delivered").first).to_be_visible()
     admin.goto(f"{base}/console/audit")
     admin.get_by_role("link", name="Verify the chain").click()
     expect(admin.get_by_role("status")).to_contain_text("The chain is intact")
-    assert problems == []
+    assert problems == admin_problems == []
+    assert outside == admin_outside == []
+
+
+def test_queue_keys_and_buttons(server, browser):
+    """Enter on a fresh queue opens the selected (first) case without claiming it; j / k move the selection, o
+    opens; the claim, reveal and wellness toggles work as buttons too; ? shows the shortcuts."""
+    svc, base = server
+    svc.users.create("rita", PASSWORD, "reviewer", display_name="Rita")
+    open_media_case(svc, seed=1)
+    open_media_case(svc, seed=2, known=False)
+    expect = playwright_api.expect
+    page = browser.new_page()
+    problems, outside = _watched(page)
+
+    _login(page, base, "rita")
+    rows = page.locator("tr[data-row]")
+    expect(rows).to_have_count(2)
+    first, second = (rows.nth(i).locator("a[data-open]").inner_text().lstrip("#") for i in range(2))
+    expect(rows.nth(0)).to_have_attribute("aria-current", "true")
+    expect(page.locator(".keys-hint")).to_contain_text("c claims and opens")
+
+    page.keyboard.press("Enter")  # nothing focused: opens the selected case, unclaimed
+    page.wait_for_url(f"{base}/console/cases/{first}")
+    expect(page.get_by_text("Nobody is working on this case")).to_be_visible()
+
+    page.go_back()
+    page.keyboard.press("j")
+    expect(rows.nth(1)).to_have_attribute("aria-current", "true")
+    expect(rows.nth(0)).not_to_have_attribute("aria-current", "true")
+    page.keyboard.press("k")
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    page.wait_for_url(f"{base}/console/cases/{second}")
+
+    page.get_by_role("button", name="Claim").click()
+    expect(page.get_by_text("You hold the claim")).to_be_visible()
+    page.get_by_role("button", name=re.compile("^Reveal")).click()
+    _loaded(page, "img[data-revealed]")
+    grey = "el => getComputedStyle(el).filter"
+    assert page.eval_on_selector("img[data-revealed]", grey) == "grayscale(1)"  # greyscale by default
+    page.get_by_label("Show colour").check()
+    assert page.eval_on_selector("img[data-revealed]", grey) == "none"
+
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert problems == outside == []
+
+
+def test_api_reference_works_offline(server, browser):
+    """/docs renders the operations with every request kept on this machine (FastAPI's own page needs a CDN)."""
+    _, base = server
+    page = browser.new_page()
+    problems, outside = _watched(page)
+    page.goto(f"{base}/docs")
+    playwright_api.expect(page.locator('.opblock-summary-path[data-path="/v1/scan"]')).to_be_visible()
+    assert page.title() == "Safehold · API reference"
+    assert problems == outside == []

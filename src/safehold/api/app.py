@@ -1,6 +1,9 @@
 """The FastAPI application: routes, error format and the process's background upkeep.
 
-Every error leaves as ``{"error": {"code": "...", "message": "..."}}`` with a stable code, whatever raised it.
+Every error from ``/v1`` leaves as ``{"error": {"code": "...", "message": "..."}}`` with a stable code, whatever
+raised it: a route's :class:`SafeholdError`, FastAPI's own body parsing (a body that is not JSON gets the same
+``request.invalid_json`` as a route's own parse) or the router (no such route). Outside ``/v1`` the console is for
+people: a path with no page answers an HTML error page when it is a console path or the client asks for HTML.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold import __version__
+from safehold.api import docs
 from safehold.api.hotpath import SearchHotPath
 from safehold.api.routes import (
     actions,
@@ -32,9 +36,10 @@ from safehold.api.routes import (
     text,
     users,
 )
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, invalid_fields, invalid_json
 from safehold.services import Services
 from safehold.web import console
+from safehold.web.deps import error_page
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,15 @@ def _error(status: int, code: str, message: str, detail: dict | None = None, hea
     if detail:
         body["detail"] = detail
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def wants_page(request: Request) -> bool:
+    """Whether an error outside a route's own handling goes to a person (an HTML page) rather than a program:
+    never under ``/v1``; always on console paths; elsewhere when the client asks for HTML (a browser)."""
+    path = request.url.path
+    if path == "/v1" or path.startswith("/v1/"):
+        return False
+    return path.startswith("/console") or "text/html" in request.headers.get("accept", "")
 
 
 def create_app(svc: Services | None = None, *, background: bool = True) -> FastAPI:
@@ -77,6 +91,8 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         version=__version__,
         description="Open-source child-safety infrastructure. Every route but /v1/health needs an API key.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is safehold.api.docs: Swagger UI from the package, not a CDN
+        redoc_url=None,
     )
     app.state.services = svc
 
@@ -86,13 +102,24 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         return _error(exc.status, exc.code, exc.message, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError):
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":  # FastAPI parsed the body: answer as a route's own parse does
+                loc = e.get("loc", ())
+                position = loc[-1] if loc and isinstance(loc[-1], int) else 0
+                return await _safehold_error(request, invalid_json(e.get("ctx", {}).get("error", ""), position))
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
-        return _error(422, "request.invalid", "The request is not valid.", {"errors": errors})
+        return await _safehold_error(request, invalid_fields(errors, "the request"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException):
-        return _error(exc.status_code, HTTP_CODES.get(exc.status_code, "request.error"), str(exc.detail))
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        code = HTTP_CODES.get(exc.status_code, "request.error")
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # the router's: no route at this path
+            message = f"Nothing here: {request.url.path} is not a page or an API route."
+        if wants_page(request):
+            return error_page(request, exc.status_code, code, message)
+        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):
@@ -118,6 +145,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
+    app.include_router(docs.router)
     app.include_router(console.router)
     app.add_middleware(SearchHotPath)
     return app

@@ -22,9 +22,13 @@ async def services(request: Request) -> Services:
 
 
 async def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    """The caller. No ``Authorization`` header is a missing key; a header without the ``Bearer`` scheme (the key
+    pasted alone, ``Token …``) is ``auth.bad_scheme``, so the fix the message gives is the one that is needed."""
+    if credentials is None or not credentials.credentials:
+        if request.headers.get("authorization", "").strip():
+            raise SafeholdError("auth.bad_scheme", "Send the key as `Authorization: Bearer <key>`.", status=401)
         raise SafeholdError(
-            "auth.missing_key", "This route needs an API key: 'Authorization: Bearer sh_…'.", status=401
+            "auth.missing_key", "This route needs an API key: send it as `Authorization: Bearer <key>`.", status=401
         )
     return await authenticate(request.app.state.services, credentials.credentials)
 

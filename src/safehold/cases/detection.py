@@ -7,7 +7,6 @@ of how cases are stored. :meth:`~safehold.cases.service.CaseService.record` turn
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 
 from safehold.errors import SafeholdError
@@ -84,22 +83,18 @@ class CaseRef:
 
 
 def subject_key(d: Detection) -> str:
-    """The subject a detection is about; one open case per subject.
+    """The subject a detection is about; one open case per subject: ``content:<content id>``, else
+    ``account:<account id>``.
 
-    ``content:<content id>``, else ``account:<account id>``, else the content's own hash: ``content:sha256:<hex>``
-    for stored media, or ``content:<signal type>:<value>`` of the first hash signal (a raw-hash or URL scan).
+    A detection naming neither is refused (``case.no_subject``): a case nobody can act on — no content to take
+    down, no account to suspend or report — would only wait in a queue. Doors that may see such input (a bare hash
+    or an anonymous file scan) treat it as a lookup and record nothing (docs/cases.md).
     """
     if d.content_id:
         return f"content:{d.content_id}"
     if d.account_id:
         return f"account:{d.account_id}"
-    if d.media is not None:
-        return f"content:sha256:{d.media.sha256}"
-    for sig in d.signals:
-        if sig.signal_type and sig.value:
-            value = sig.value if len(sig.value) <= 128 else "sha256:" + hashlib.sha256(sig.value.encode()).hexdigest()
-            return f"content:{sig.signal_type}:{value}"
-    raise SafeholdError("case.no_subject", "A detection needs a content id, an account id, media or a hash.")
+    raise SafeholdError("case.no_subject", "A detection needs a content id or an account id to open a case.")
 
 
 def queue_for(d: Detection) -> str:

@@ -12,6 +12,11 @@ An event may carry a file (scanned against every bank), platform signals (a clas
 
 An event with neither a signal nor a matching file opens no case, but its metadata (IP events, account details)
 is added to its subject's open case when there is one.
+
+Every door answers a retry the same way: the stored first answer, ``duplicate: true`` added, so its ``cases`` say
+what happened then (``created: true`` if that first call opened the case) and name the same case ids. A scan
+(:meth:`EventService.from_scan`) is a lookup unless it names a subject (content id or account id): without one
+there is nothing a reviewer or the platform could act on, so it answers its verdict and records nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSigna
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
 from safehold.errors import Conflict, SafeholdError, validated
-from safehold.scanning.service import Match, ScanResult, ScanService
+from safehold.scanning.service import Match, ScanResult, ScanService, sees_provenance
 from safehold.store.db import Database
 from safehold.store.models import Bank, Case, IngestedEvent, as_utc
 from safehold.store.vault import MediaVault
@@ -100,6 +105,12 @@ class SignalIn(_Strict):
     category: str | None = Field(None, max_length=64, description="A1, A2, B1, B2, csam, grooming, … or a slug.")
     confidence: float = Field(ge=0.0, le=1.0)
     label: str | None = Field(None, max_length=128, description="The detector's own label or model name.")
+    level: Literal["low", "medium", "high"] | None = Field(
+        None, description="The detector's own level; without it, read from the confidence (high >= 0.7)."
+    )
+    minor_at_risk: bool = Field(
+        False, description="A person under 18 is at risk (stated or inferred): with level high, the case is P0."
+    )
     detail: dict = Field(default_factory=dict)
 
     @field_validator("category")
@@ -130,7 +141,7 @@ class EventIn(_Strict):
 
 
 def parse(body: object) -> EventIn:
-    return validated(EventIn, body, "The event")
+    return validated(EventIn, body, "the event")
 
 
 # ----------------------------------------------------------------------------------------- service
@@ -205,7 +216,7 @@ class EventService:
             return {
                 "accepted": True,
                 "duplicate": False,
-                "scan": scan.to_dict() if scan is not None else None,
+                "scan": scan.to_dict(provenance=sees_provenance(principal.role)) if scan is not None else None,
                 "cases": [ref.to_dict()] if ref is not None else [],
             }
 
@@ -248,6 +259,7 @@ class EventService:
 
     def from_scan(
         self,
+        principal: Principal,
         result: ScanResult,
         data: bytes | None,
         *,
@@ -255,13 +267,25 @@ class EventService:
         url: str | None = None,
         content_id: str | None = None,
         account_id: str | None = None,
-        actor: str,
-    ) -> list[CaseRef]:
-        """Open (or update) the case of a scanned item that matched a block bank whose ``on_match`` is not
-        ``none``; store the file (when there is one) in the vault for review. No match, no trace."""
+    ) -> dict | None:
+        """Open (or update) the case of a scanned subject that matched a block bank whose ``on_match`` is not
+        ``none``, and store the file (when there is one) in the vault for review.
+
+        Returns ``{"duplicate", "cases"}``, or ``None`` when nothing was recorded: no match, or no subject (a scan
+        without a content or account id is a lookup). The same scan of the same subject by the same caller is
+        recorded once: its key is derived from the subject and the scanned signals, so a retry answers the first
+        call's cases again with ``duplicate: true`` instead of adding a second signal to the case.
+        """
+        if not (content_id or account_id):
+            return None
         found = self.bank_signals(result)
         if not found:
-            return []
+            return None
+        digest = _scan_digest(result, url, content_id, account_id)
+        key = f"{principal.key_prefix or principal.label}:scan-auto:{digest}"
+        seen = self.replay(key, digest)
+        if seen is not None:
+            return seen
         detection = Detection(
             source="hash_match",
             content_id=content_id,
@@ -273,8 +297,11 @@ class EventService:
             url=url,
             known_match=True,
         )
-        with self.db.session() as s:
-            return [self._record(s, detection, [b.signal for b in found if b.auto], actor)]
+
+        def answer(ref: CaseRef | None) -> dict:
+            return {"duplicate": False, "cases": [ref.to_dict()] if ref is not None else []}
+
+        return self.record_once(key, digest, detection, found, principal.label, answer)
 
     def _record(self, s: Session, d: Detection, auto: list[DetectionSignal], actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
@@ -349,6 +376,10 @@ def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSi
     detail = dict(sig.detail)
     if sig.label:
         detail["label"] = sig.label
+    if sig.level:
+        detail["level"] = sig.level
+    if sig.minor_at_risk:
+        detail["minor_at_risk"] = True
     if occurred_at:
         detail["occurred_at"] = occurred_at.isoformat()
     return DetectionSignal(source=sig.source, category=sig.category, confidence=sig.confidence, detail=detail)
@@ -413,6 +444,14 @@ def scoped_key(
             f"{prefix}.invalid_idempotency_key", f"An idempotency key is 1 to {MAX_KEY} printable ASCII characters."
         )
     return f"{principal.key_prefix or principal.label}:{namespace}{key}"
+
+
+def _scan_digest(scan: ScanResult, url: str | None, content_id: str | None, account_id: str | None) -> str:
+    """What "the same scan of the same subject" means: the same ids and the same scanned signals (a file's hashes,
+    a raw hash, or a URL and what it served)."""
+    signals = sorted((s["type"], s["value"]) for s in scan.signals)
+    canonical = json.dumps([content_id, account_id, url, signals], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _digest(body: dict, file: bytes | None, filename: str | None) -> str:

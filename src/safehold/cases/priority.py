@@ -5,6 +5,11 @@ unreviewed case climbs by up to half its value over three days, so nothing waits
 exact hash match scores 1.0 at once (P1); an ``other`` signal at 0.4 starts in P3 and reaches P2 within 3 days.
 The severity of a case is the highest severity among its signals, its confidence the highest confidence among
 the signals of that category.
+
+Some facts outrank any score: an :data:`~safehold.cases.taxonomy.URGENCY_RULES` rule (a minor at risk in a high
+detection) sends a case to its band — P0, which no score reaches — with that band's SLA, and says why
+(:func:`reasons`). Escalation moves a case one band up but never into P0: P0 says how fast a child needs help,
+escalation only who decides.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from safehold.cases.taxonomy import BANDS, DEFAULT_SLA_HOURS, severity
+from safehold.cases.taxonomy import BANDS, DEFAULT_SLA_HOURS, LEVEL_FLOORS, LEVELS, URGENCY_RULES, UrgencyRule, severity
 from safehold.errors import SafeholdError
 
 #: Hours until the age factor reaches its ceiling.
@@ -24,6 +30,17 @@ AGE_BONUS = 0.5
 #: The longest SLA an admin may set for a band (one year).
 MAX_SLA_HOURS = 24 * 365
 BAND_NAMES = tuple(name for name, _ in BANDS)
+#: Bands only an urgency rule gives (escalation stops below them).
+RULE_BANDS = frozenset(r.band for r in URGENCY_RULES)
+
+
+class SignalFacts(Protocol):
+    """What the rules read of a signal: a ``DetectionSignal`` or a stored ``CaseSignal``."""
+
+    source: str
+    category: str | None
+    confidence: float
+    detail: dict | None
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,63 @@ def band_of(value: float) -> str:
         if value >= floor:
             return name
     return BANDS[-1][0]
+
+
+def floor(band: str) -> float:
+    """The lowest priority of ``band``: a case moved into it gets at least this, so lists sort it with its band."""
+    return dict(BANDS)[band]
+
+
+def escalated(band: str) -> str:
+    """One band more urgent than ``band``, but never into a band only a rule gives (see the module docs)."""
+    i = BAND_NAMES.index(band)
+    up = BAND_NAMES[max(i - 1, 0)]
+    return band if up in RULE_BANDS and band not in RULE_BANDS else up
+
+
+def level_of(sig: SignalFacts) -> str:
+    """The signal's level: the detector's own (``detail.level``), else from its confidence."""
+    stated = (sig.detail or {}).get("level")
+    if stated in LEVELS:
+        return stated
+    return next(name for name, low in LEVEL_FLOORS if float(sig.confidence) >= low)
+
+
+def urgent(sig: SignalFacts) -> list[UrgencyRule]:
+    """The urgency rules ``sig`` fires."""
+    detail = sig.detail or {}
+    level = LEVELS.index(level_of(sig))
+    return [r for r in URGENCY_RULES if level >= LEVELS.index(r.level) and all(detail.get(f) for f in r.facts)]
+
+
+def urgent_band(signals: Iterable[SignalFacts]) -> str | None:
+    """The most urgent band the rules give for ``signals``, or ``None`` when none fires."""
+    bands = [r.band for sig in signals for r in urgent(sig)]
+    return min(bands, key=BAND_NAMES.index) if bands else None
+
+
+def reasons(signals: Iterable[SignalFacts], s: Score) -> list[str]:
+    """Why a case is as urgent as it is, in words: each rule a signal fired (with the facts it fired on), then
+    the score's own terms. Reviewers read these on the case record; the audit record keeps them as they were."""
+    out: list[str] = []
+    for sig in signals:
+        for r in urgent(sig):
+            fact = ", ".join(f"{f}: {_fact((sig.detail or {})[f])}" for f in r.facts)
+            line = f"{r.band} (rule {r.name}): {r.reason} — {sig.source} signal, {sig.category or 'other'}"
+            line += f", level {level_of(sig)}; {fact}."
+            if line not in out:
+                out.append(line)
+    out.append(
+        f"Score {s.severity * s.confidence:.2f} before ageing ({band_of(s.severity * s.confidence)}): "
+        f"{s.category or 'other'} (severity {s.severity}) × confidence {s.confidence:.2f}."
+    )
+    return out
+
+
+def _fact(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+    return "yes" if value is True else str(value)
 
 
 def more_urgent(a: str, b: str) -> str:

@@ -97,7 +97,7 @@ class CaseService:
         s.flush()
         case.known_match = bool(case.known_match or d.known_match)
         if d.signals:
-            self._rank(s, case, now, self._sla(s))
+            self._rank(s, case, now, self._sla(s), d.signals)
         case.updated_at = now
         s.flush()
         detail = {
@@ -112,6 +112,9 @@ class CaseService:
             detail["queue"] = case.queue
         if item is not None:
             detail["item_id"] = item.id
+        rule_band = prio.urgent_band(d.signals)
+        if rule_band is not None:
+            detail["reasons"] = prio.reasons(d.signals, prio.score((g.category, g.confidence) for g in d.signals))
         self.audit.record(s, actor, "case.open" if created else "case.update", f"case:{case.id}", detail)
         return CaseRef(case.id, created, case.status, case.band, case.priority)
 
@@ -185,12 +188,16 @@ class CaseService:
         return item
 
     @staticmethod
-    def _rank(s: Session, case: Case, now: dt.datetime, sla: dict[str, float]) -> None:
-        """Score the case from all its signals; priority and band only go up while it is open."""
+    def _rank(s: Session, case: Case, now: dt.datetime, sla: dict[str, float], new: list[DetectionSignal]) -> None:
+        """Score the case from all its signals, then apply the urgency rules to the ``new`` ones (a band they gave
+        stays: priority and band only go up while the case is open, so earlier signals need no second look)."""
         pairs = s.execute(select(CaseSignal.category, CaseSignal.confidence).where(CaseSignal.case_id == case.id))
         score = prio.score(pairs.all())
         case.category, case.severity, case.confidence = score.category, score.severity, score.confidence
         case.priority = max(case.priority or 0.0, prio.priority(score, case.opened_at, now))
+        rule_band = prio.urgent_band(new)
+        if rule_band is not None:
+            case.priority = max(case.priority, prio.floor(rule_band))
         case.band = prio.more_urgent(case.band, prio.band_of(case.priority))
         case.due_at = prio.due_at(case.opened_at, case.band, sla)
 
@@ -207,8 +214,11 @@ class CaseService:
                 ("decisions", CaseDecision, decision_dict),
                 ("actions", CaseAction, action_dict),
             ):
-                rows = s.scalars(select(model).where(model.case_id == case_id).order_by(model.id))
+                rows = s.scalars(select(model).where(model.case_id == case_id).order_by(model.id)).all()
                 out[key] = [as_dict(r) for r in rows]
+                if model is CaseSignal:
+                    score = prio.Score(case.category, case.severity, case.confidence)
+                    out["reasons"] = prio.reasons(rows, score)
             history = select(AuditRecord).where(AuditRecord.target == f"case:{case_id}").order_by(AuditRecord.seq)
             out["history"] = [audit_dict(r) for r in s.scalars(history)]
             out["related"] = []

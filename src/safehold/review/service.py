@@ -70,9 +70,8 @@ def escalate(case: Case, sla: dict[str, float], now: dt.datetime) -> None:
     so lists sort it with its new band and ageing never lowers it again)."""
     case.status = "escalated"
     case.claimed_by = case.claim_expires_at = None
-    bands = dict(prio.BANDS)
-    case.band = prio.BAND_NAMES[max(prio.BAND_NAMES.index(case.band) - 1, 0)]
-    case.priority = max(case.priority or 0.0, bands[case.band])
+    case.band = prio.escalated(case.band)
+    case.priority = max(case.priority or 0.0, prio.floor(case.band))
     case.due_at = prio.due_at(case.opened_at, case.band, sla)
     case.updated_at = now
 

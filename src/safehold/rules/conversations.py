@@ -12,10 +12,12 @@ few evidence excerpts — plus the score, level, alert flag and the two particip
   for one conversation are scored one after the other. The message ids, the new state and score, the case and
   its audit record commit in one transaction.
 - **Alerts become cases.** When the score reaches ``settings.grooming_alert_threshold`` a case is opened (source
-  ``grooming``, queue ``text``, subject ``content:conversation:<id>``). It is sent new evidence — a signal with
-  the explanation and the stages' evidence — only when the risk rose by ``RISE`` since the score it last carried
-  (``case_score``) or the risk author showed a stage not seen before; that keeps a busy conversation from adding
-  a signal per message. Once its case is closed, the next alert that brings such new evidence opens a new case.
+  ``grooming``, queue ``text``, subject ``content:conversation:<id>``). An alert that names a participant under
+  18 (:func:`minor_at_risk`) is a P0 case with the shortest SLA (docs/cases.md, "Priority and SLA"). The case is
+  sent new evidence — a signal with the explanation and the stages' evidence — only when the risk rose by ``RISE``
+  since the score it last carried (``case_score``) or the risk author showed a stage not seen before; that keeps a
+  busy conversation from adding a signal per message. Once its case is closed, the next alert that brings such
+  new evidence opens a new case.
 - **Retention.** A conversation without an open case is forgotten ``settings.conversation_idle_days`` after its
   last message (:meth:`ConversationService.prune`, from the upkeep loop).
 """
@@ -41,7 +43,7 @@ from safehold.errors import Conflict, NotFound, SafeholdError, validated
 from safehold.rules.terms import TermLibrary
 from safehold.store.db import Database
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
-from safehold.text.grooming.scorer import MAX_AUTHORS, Assessment, ConversationState, Message, Profile
+from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
 from safehold.text.normalize import MAX_TEXT
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def parse(body: object) -> MessagesIn:
             "messages": [{k: body[k] for k in MESSAGE_KEYS if k in body}],
             **{k: v for k, v in body.items() if k not in MESSAGE_KEYS},
         }
-    parsed = validated(MessagesIn, body, "The messages")
+    parsed = validated(MessagesIn, body, "the messages")
     for i, m in enumerate(parsed.messages):
         if len(m.text) > MAX_TEXT:
             raise SafeholdError(
@@ -146,6 +148,21 @@ def content_id(conversation_id: str) -> str:
     if len(cid) > MAX_ID:
         cid = _CONTENT_PREFIX + "sha256:" + hashlib.sha256(conversation_id.encode()).hexdigest()
     return cid
+
+
+def minor_at_risk(a: Assessment) -> dict | None:
+    """The youngest participant under 18 other than the risk author (age stated in the conversation or given
+    by the platform), or ``None``. Carried on the alert's signal, it is what the ``minor_at_risk`` urgency rule
+    reads (:data:`safehold.cases.taxonomy.URGENCY_RULES`)."""
+    minors = [
+        (p["age"], name, p["age_source"])
+        for name, p in a.participants.items()
+        if name != a.risk_author and p.get("age") is not None and p["age"] < ADULT_AGE
+    ]
+    if not minors:
+        return None
+    age, name, source = min(minors)
+    return {"participant": name, "age": age, "age_source": source}
 
 
 # ----------------------------------------------------------------------------------------- service
@@ -263,6 +280,8 @@ class ConversationService:
             category=category,
             confidence=min(1.0, max(0.0, a.score)),
             detail={
+                "level": a.level,
+                "minor_at_risk": minor_at_risk(a),
                 "explanation": a.explanation,
                 "stages": a.stages,
                 "risk_author": a.risk_author,

@@ -32,7 +32,7 @@ from safehold.cases.events import MAX_KEY, BankSignal, EventService, scoped_key
 from safehold.config import Settings
 from safehold.errors import SafeholdError, validated
 from safehold.rules.terms import TermLibrary
-from safehold.scanning.service import ScanService
+from safehold.scanning.service import ScanResult, ScanService, sees_provenance
 from safehold.text.normalize import MAX_TEXT
 from safehold.text.solicitation import KINDS, SolicitationResult
 
@@ -52,7 +52,7 @@ class PostIn(BaseModel):
 
 
 def parse(body: object) -> PostIn:
-    return body if isinstance(body, PostIn) else validated(PostIn, body, "The text check")
+    return body if isinstance(body, PostIn) else validated(PostIn, body, "the text check")
 
 
 class PostService:
@@ -90,7 +90,7 @@ class PostService:
             except SafeholdError:
                 continue  # a shape the URL canonicaliser refuses cannot be in a URL bank either
             if scan.matches:
-                url_matches.append(_url_match(url, scan))
+                url_matches.append(_url_match(url, scan, provenance=sees_provenance(principal.role)))
                 found.extend(self.events.bank_signals(scan))
         answer = {
             "accepted": True,
@@ -143,21 +143,21 @@ def _text_signals(result: SolicitationResult, kind: str) -> list[DetectionSignal
     ]
 
 
-def _url_match(url: str, scan) -> dict:
-    return {
-        "url": url,
-        "verdict": scan.verdict,
-        "matches": [
-            {
-                "bank": m.bank,
-                "bank_kind": m.bank_kind,
-                "entry_id": m.entry.get("id"),
-                "category": m.entry.get("category"),
-                "external_id": m.entry.get("external_id"),
-            }
-            for m in scan.matches
-        ],
-    }
+def _url_match(url: str, scan: ScanResult, *, provenance: bool) -> dict:
+    """A link that matched, with its matches; the entry's ``external_id`` (provenance) only for callers allowed
+    to see it (see :func:`~safehold.scanning.service.sees_provenance`)."""
+    matches = []
+    for m in scan.matches:
+        match = {
+            "bank": m.bank,
+            "bank_kind": m.bank_kind,
+            "entry_id": m.entry.get("id"),
+            "category": m.entry.get("category"),
+        }
+        if provenance:
+            match["external_id"] = m.entry.get("external_id")
+        matches.append(match)
+    return {"url": url, "verdict": scan.verdict, "matches": matches}
 
 
 def _digest(post: PostIn) -> str:

@@ -11,6 +11,12 @@ steps so the CLI can hash in worker processes and match in one. This module appl
 - ``no_match``: otherwise.
 
 Media that did not match is never stored; each scan only bumps an aggregate counter.
+
+Who sees what of a match: a caller whose role may read banks (``banks.read``: staff) gets the whole entry, its
+provenance included (source list, external id, note, metadata such as the banked file's name, who added it). Any
+other caller (the ``platform`` role) gets what it needs to act — bank, kind, signal type, distance, variant and the
+entry's id and category — and never where the hash came from: that is the hash lists' and the operator's business,
+and a note or file name may say more than a platform should know. See :func:`sees_provenance`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
 
+from safehold.auth.roles import Permission, allows
 from safehold.banks.index import BankIndex, Candidate
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
@@ -35,6 +42,13 @@ from safehold.store.models import BankEntry, ScanCount
 VERDICTS = ("match", "no_match", "allowlisted", "unhashable")
 PERCEPTUAL = {"image": "pdq", "video": "vpdq"}
 DIHEDRAL_NAMES = ("rotate90", "rotate180", "rotate270", "flipx", "flipy", "flip_plus1", "flip_minus1")
+#: The fields of a matched entry every caller sees; the rest (provenance) needs ``banks.read``.
+ENTRY_FIELDS_TO_ACT = ("id", "category")
+
+
+def sees_provenance(role: str) -> bool:
+    """Whether a caller of ``role`` sees a matched entry's provenance: decided by permission, not by role name."""
+    return allows(role, Permission.BANKS_READ)
 
 
 @dataclass
@@ -47,6 +61,12 @@ class Match:
     entry: dict
     detail: dict | None = None
 
+    def to_dict(self, *, provenance: bool = False) -> dict:
+        out = asdict(self)
+        if not provenance:
+            out["entry"] = {k: self.entry.get(k) for k in ENTRY_FIELDS_TO_ACT}
+        return out
+
 
 @dataclass
 class ScanResult:
@@ -58,8 +78,10 @@ class ScanResult:
     warnings: list[str] = field(default_factory=list)
     name: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, *, provenance: bool = False) -> dict:
+        """The answer to a caller; without ``provenance`` matched entries show only :data:`ENTRY_FIELDS_TO_ACT`."""
         out = asdict(self)
+        out["matches"] = [m.to_dict(provenance=provenance) for m in self.matches]
         if self.name is None:
             out.pop("name")
         return out

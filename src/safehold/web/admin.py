@@ -199,6 +199,7 @@ def save_wellness_defaults(
 
 @router.post("/console/admin/settings/sla")
 def save_sla(
+    p0: float | None = Form(None, gt=0, alias="P0"),
     p1: float = Form(..., gt=0, alias="P1"),
     p2: float = Form(..., gt=0, alias="P2"),
     p3: float = Form(..., gt=0, alias="P3"),
@@ -206,5 +207,6 @@ def save_sla(
     who: Staff = Depends(staff(SETTINGS)),
     svc: Services = Depends(services),
 ) -> Response:
-    svc.cases.set_sla_hours({"P1": p1, "P2": p2, "P3": p3, "P4": p4}, actor=who.label)
+    hours = {"P1": p1, "P2": p2, "P3": p3, "P4": p4} | ({"P0": p0} if p0 is not None else {})
+    svc.cases.set_sla_hours(hours, actor=who.label)
     return back("/console/admin/settings", "settings_saved")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +13,7 @@ from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
 from safehold.cases.events import EventIn
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, parse_json
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["cases"])
@@ -58,10 +56,7 @@ async def ingest_event(
         raw = form.get("event")
         if not isinstance(raw, str):
             raise SafeholdError("request.missing_event", "Send the event as a multipart text field named 'event'.")
-        try:
-            body = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SafeholdError("request.invalid_json", f"The event is not valid JSON: {exc}.") from exc
+        body = parse_json(raw, "the event")
         upload = form.get("file")
         if isinstance(upload, UploadFile):
             name, data = upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)

@@ -1,13 +1,14 @@
 """Scanning: a file, a raw hash or a URL against every bank; one at a time or in batches.
 
-A match on a block bank whose ``on_match`` is ``case`` or ``auto`` also opens (or updates) a case for review; the
-answer then lists it under ``cases``. ``content_id`` and ``account_id`` (form fields, or JSON keys) name the
-subject; without them the case is keyed by the content's own hash.
+A scan without ``content_id`` or ``account_id`` (form fields, or JSON keys) is a lookup: it answers the verdict
+and records nothing. With one of them it names a subject, and a match on a block bank whose ``on_match`` is
+``case`` or ``auto`` opens (or updates) that subject's case for review, listed under ``cases``; repeating the same
+scan of the same subject answers what the first one did, with ``duplicate: true`` (see
+:meth:`safehold.cases.events.EventService.from_scan` and docs/cases.md). Matched entries show their provenance
+only to callers allowed to read banks (:func:`safehold.scanning.service.sees_provenance`).
 """
 
 from __future__ import annotations
-
-import json
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
@@ -18,8 +19,8 @@ from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.errors import SafeholdError, validated
-from safehold.scanning.service import ScanResult, signal_dict
+from safehold.errors import SafeholdError, parse_json, validated
+from safehold.scanning.service import ScanResult, sees_provenance, signal_dict
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["scan"])
@@ -66,7 +67,12 @@ class ScanItem(BaseModel):
     value: str | None = Field(None, max_length=1_000_000)
     url: str | None = Field(None, max_length=8192)
     fetch: bool = Field(True, description="With url: also fetch it and scan what it serves (SSRF-guarded).")
-    content_id: str | None = Field(None, min_length=1, max_length=128, description="Names the case's subject.")
+    content_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Names the subject; without it or account_id the scan is a lookup and opens no case.",
+    )
     account_id: str | None = Field(None, min_length=1, max_length=128, description="The content's account.")
 
     @model_validator(mode="after")
@@ -94,19 +100,17 @@ def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **i
 
 
 def _with_cases(svc: Services, who: Principal, result: ScanResult, data: bytes | None, **subject) -> dict:
-    """The scan result, plus the cases its matches opened (per bank ``on_match``)."""
-    out = result.to_dict()
-    cases = svc.events.from_scan(result, data, actor=who.label, **subject)
-    if cases:
-        out["cases"] = [c.to_dict() for c in cases]
+    """The scan result as ``who`` may see it, plus the cases its matches opened (per bank ``on_match``) when the
+    scan named a subject, and whether this was a repeat of an earlier scan (``duplicate``)."""
+    out = result.to_dict(provenance=sees_provenance(who.role))
+    recorded = svc.events.from_scan(who, result, data, **subject)
+    if recorded is not None:
+        out.update(recorded)
     return out
 
 
 async def json_body(request: Request) -> object:
-    try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SafeholdError("request.invalid_json", f"The body is not valid JSON: {exc}.") from exc
+    return parse_json(await request.body())
 
 
 @router.post(
@@ -140,8 +144,8 @@ async def scan(request: Request, svc: Services = Depends(services), who: Princip
     },
 )
 async def scan_batch(request: Request, svc: Services = Depends(services), who: Principal = SCAN) -> dict:
-    """Each item answers on its own: one bad item gives that item an ``error``, not the whole batch. Matches open
-    cases as in ``/v1/scan`` (files are keyed by their own hash)."""
+    """Each item answers on its own: one bad item gives that item an ``error``, not the whole batch. JSON items
+    that name a subject open cases as in ``/v1/scan``; multipart files name none, so they are lookups."""
     results: list[dict] = []
     if is_multipart(request):
         form = await request.form(max_files=MAX_BATCH)
