@@ -136,6 +136,7 @@ def cli(monkeypatch, settings):
     from safehold.cli.main import app
     from safehold.config import get_settings
 
+    settings.home.mkdir(parents=True, exist_ok=True)  # the store exists: commands never create one
     monkeypatch.setenv("SAFEHOLD_HOME", str(settings.home))
     monkeypatch.setenv("SAFEHOLD_DATABASE_URL", settings.effective_database_url)
     get_settings.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -46,7 +47,8 @@ def test_serve_from_empty_store(tmp_path):
             assert server.poll() is None, server.stdout.read()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
-        assert (tmp_path / "var" / "safehold.db").exists()
+        assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700  # it holds the keys
+        assert stat.S_IMODE((tmp_path / "var" / "safehold.db").stat().st_mode) == 0o600
         assert httpx.get(f"{base}/v1/banks").status_code == 401
 
         key = _cli(env, "apikey", "create", "--role", "admin", "--name", "me").split()
@@ -63,6 +65,25 @@ def test_serve_from_empty_store(tmp_path):
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert "apikey create" in output  # the start-up message tells a new user what to do
+    assert f"home      {tmp_path / 'var'}  (set by SAFEHOLD_HOME)" in output  # ...and which store it serves
     assert server.returncode in (0, -15)
     # A clean shutdown leaves a snapshot for a fast next start.
     assert (tmp_path / "var" / "index" / "snapshot" / "meta.json").exists()
+
+
+def test_port_in_use_is_a_clear_error_before_the_banner(tmp_path):
+    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var")}
+    env.pop("SAFEHOLD_DATABASE_URL", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "safehold", "serve", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out
+    assert out.stderr.strip() == (
+        f"error [serve.port_in_use]: Port {port} on 127.0.0.1 is already in use (another Safehold?). "
+        f"Choose another: make run PORT={port + 1}, or safehold serve --port {port + 1}."
+    )
+    assert out.stdout == ""  # no banner announcing a port it cannot serve
+    assert not (tmp_path / "var").exists()

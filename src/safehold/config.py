@@ -1,7 +1,8 @@
 """One settings object for the whole process, read from ``SAFEHOLD_*`` environment variables.
 
-Every default is chosen so that a new user needs nothing: data lives under ``./var`` and the database is a SQLite
-file there. Production sets ``SAFEHOLD_DATABASE_URL`` to PostgreSQL.
+Every default is chosen so that a new user needs nothing: data lives in the home (``SAFEHOLD_HOME``, else the
+checkout's ``var/``, else the per-user data folder; see ``safehold.home``) and the database is a SQLite file there.
+Production sets ``SAFEHOLD_DATABASE_URL`` to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from safehold.home import resolve_home, sqlite_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAFEHOLD_", env_file=None, extra="ignore")
 
-    home: Path = Field(default=Path("var"), description="Directory for the SQLite file, index snapshots, keys.")
+    home: Path = Field(
+        default_factory=lambda: resolve_home().path,
+        description="Directory for the SQLite file, index snapshots, keys (default: see safehold.home).",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in home.")
 
     # Hashing
@@ -127,7 +133,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{self.home / 'safehold.db'}"
+        return sqlite_url(self.home)
 
     @property
     def index_dir(self) -> Path:

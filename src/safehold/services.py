@@ -1,7 +1,7 @@
 """Wires the services of one process together; the API, the console and the CLI all start from here.
 
-Holds no business logic: it opens the database (applying migrations on first start), loads the matching
-index, and hands out the services.
+Holds no business logic: it opens the store (creating it only when asked, applying migrations), loads the
+matching index, and hands out the services.
 """
 
 from __future__ import annotations
@@ -9,35 +9,37 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from safehold.actions.dispatcher import Dispatcher
-from safehold.actions.service import ActionService
-from safehold.actions.webhooks import WebhookService
-from safehold.audit import AuditService
-from safehold.auth.apikeys import ApiKeyService
-from safehold.auth.sessions import SessionService
-from safehold.auth.users import UserService
-from safehold.banks.index import BankIndex
-from safehold.banks.service import BankService
-from safehold.cases.events import EventService
-from safehold.cases.service import CaseService
 from safehold.config import Settings, get_settings
-from safehold.evidence.service import EvidenceService
-from safehold.evidence.store import open_store
-from safehold.reporting.service import ReportService
-from safehold.reporting.worker import ReportWorker
-from safehold.review.service import ReviewService
-from safehold.review.wellness import WellnessService
-from safehold.rules.conversations import ConversationService
-from safehold.rules.posts import PostService
-from safehold.rules.search import SearchService
-from safehold.rules.terms import TermLibrary
-from safehold.scanning.service import ScanService
-from safehold.store import migrate
-from safehold.store.db import Database
-from safehold.store.sealing import LocalKey, Sealer
-from safehold.store.vault import MediaVault
-from safehold.text.grooming.model import GroomingModel
+from safehold.store.db import open_database
+
+if TYPE_CHECKING:
+    from safehold.actions.dispatcher import Dispatcher
+    from safehold.actions.service import ActionService
+    from safehold.actions.webhooks import WebhookService
+    from safehold.audit import AuditService
+    from safehold.auth.apikeys import ApiKeyService
+    from safehold.auth.sessions import SessionService
+    from safehold.auth.users import UserService
+    from safehold.banks.index import BankIndex
+    from safehold.banks.service import BankService
+    from safehold.cases.events import EventService
+    from safehold.cases.service import CaseService
+    from safehold.evidence.service import EvidenceService
+    from safehold.evidence.store import EvidenceStore
+    from safehold.reporting.service import ReportService
+    from safehold.reporting.worker import ReportWorker
+    from safehold.review.service import ReviewService
+    from safehold.review.wellness import WellnessService
+    from safehold.rules.conversations import ConversationService
+    from safehold.rules.posts import PostService
+    from safehold.rules.search import SearchService
+    from safehold.rules.terms import TermLibrary
+    from safehold.scanning.service import ScanService
+    from safehold.store.sealing import Sealer
+    from safehold.store.vault import MediaVault
 
 log = logging.getLogger(__name__)
 
@@ -46,49 +48,187 @@ SNAPSHOT_EVERY = 50_000
 
 
 class Services:
-    def __init__(self, settings: Settings | None = None, *, load_index: bool = True):
+    """Every service, each built on first use (with the modules it needs) or all at once.
+
+    Built at once by default (``lazy=False``): a server or a test fails at start on bad configuration, not at its
+    first request. The CLI passes ``lazy=True``: a command pays only for what it uses (``apikey list`` loads the
+    database layer, not the matching kernels or the HTTP clients), which is most of its start-up time.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        load_index: bool = True,
+        create: bool = True,
+        lazy: bool = False,
+    ):
+        """``create``: make the home and database if missing (the server, tests); commands that only use an
+        existing store pass False and get ``store.not_found`` instead of a new, empty store."""
         self.settings = settings or get_settings()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.db = Database(self.settings.effective_database_url)
-        if not migrate.is_current(self.db):
-            migrate.upgrade(self.db)
-        self.audit = AuditService(self.db)
-        self.index = BankIndex(self.db, snapshot_dir=self.settings.index_dir)
-        self.banks = BankService(self.db, on_change=self.index.sync, audit=self.audit)
-        self.scans = ScanService(self.db, self.index, self.settings)
-        self.apikeys = ApiKeyService(self.db, audit=self.audit)
-        s = self.settings
-        self.sealer = Sealer(LocalKey.load(s.key_file, s.instance_key))
-        self.vault = MediaVault(s.vault_dir, self.sealer)
-        self.users = UserService(self.db, self.audit, s)
-        self.sessions = SessionService(self.db, self.audit, s, self.users)
-        self.cases = CaseService(self.db, self.audit, s)
-        self.webhooks = WebhookService(self.db, self.audit, self.sealer, s)
-        self.actions = ActionService(self.db, self.audit, self.webhooks)
-        self.dispatcher = Dispatcher(self.db, self.webhooks, s)
-        self.events = EventService(self.db, self.audit, self.cases, self.scans, self.vault, self.actions)
-        self.wellness = WellnessService(self.db, self.audit)
-        self.review = ReviewService(
-            self.db, self.audit, self.cases, self.actions, self.vault, self.banks, self.wellness, s
+        self.db = open_database(self.settings, create=create)
+        self._index_loaded = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if not lazy:
+            for name in _SERVICES:
+                getattr(self, name)
+        if load_index:
+            self.load_index()
+
+    @cached_property
+    def audit(self) -> AuditService:
+        from safehold.audit import AuditService
+
+        return AuditService(self.db)
+
+    @cached_property
+    def index(self) -> BankIndex:
+        from safehold.banks.index import BankIndex
+
+        return BankIndex(self.db, snapshot_dir=self.settings.index_dir)
+
+    @cached_property
+    def banks(self) -> BankService:
+        from safehold.banks.service import BankService
+
+        # Late-bound: listing banks must not build the index (and load the matching kernels).
+        return BankService(self.db, on_change=lambda: self.index.sync(), audit=self.audit)
+
+    @cached_property
+    def scans(self) -> ScanService:
+        from safehold.scanning.service import ScanService
+
+        return ScanService(self.db, self.index, self.settings)
+
+    @cached_property
+    def apikeys(self) -> ApiKeyService:
+        from safehold.auth.apikeys import ApiKeyService
+
+        return ApiKeyService(self.db, audit=self.audit)
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        from safehold.store.sealing import LocalKey, Sealer
+
+        return Sealer(LocalKey.load(self.settings.key_file, self.settings.instance_key))
+
+    @cached_property
+    def vault(self) -> MediaVault:
+        from safehold.store.vault import MediaVault
+
+        return MediaVault(self.settings.vault_dir, self.sealer)
+
+    @cached_property
+    def users(self) -> UserService:
+        from safehold.auth.users import UserService
+
+        return UserService(self.db, self.audit, self.settings)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        from safehold.auth.sessions import SessionService
+
+        return SessionService(self.db, self.audit, self.settings, self.users)
+
+    @cached_property
+    def cases(self) -> CaseService:
+        from safehold.cases.service import CaseService
+
+        return CaseService(self.db, self.audit, self.settings)
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        from safehold.actions.webhooks import WebhookService
+
+        return WebhookService(self.db, self.audit, self.sealer, self.settings)
+
+    @cached_property
+    def actions(self) -> ActionService:
+        from safehold.actions.service import ActionService
+
+        return ActionService(self.db, self.audit, self.webhooks)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        from safehold.actions.dispatcher import Dispatcher
+
+        return Dispatcher(self.db, self.webhooks, self.settings)
+
+    @cached_property
+    def events(self) -> EventService:
+        from safehold.cases.events import EventService
+
+        return EventService(self.db, self.audit, self.cases, self.scans, self.vault, self.actions)
+
+    @cached_property
+    def wellness(self) -> WellnessService:
+        from safehold.review.wellness import WellnessService
+
+        return WellnessService(self.db, self.audit)
+
+    @cached_property
+    def review(self) -> ReviewService:
+        from safehold.review.service import ReviewService
+
+        return ReviewService(
+            self.db, self.audit, self.cases, self.actions, self.vault, self.banks, self.wellness, self.settings
         )
-        self.evidence_store = open_store(s)
-        self.evidence = EvidenceService(self.db, self.audit, self.evidence_store, self.vault, s)
-        self.reports = ReportService(self.db, self.audit, self.cases, self.evidence, s)
-        self.report_worker = ReportWorker(self.reports, s)
-        self.terms = TermLibrary(
+
+    @cached_property
+    def evidence_store(self) -> EvidenceStore:
+        from safehold.evidence.store import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def evidence(self) -> EvidenceService:
+        from safehold.evidence.service import EvidenceService
+
+        return EvidenceService(self.db, self.audit, self.evidence_store, self.vault, self.settings)
+
+    @cached_property
+    def reports(self) -> ReportService:
+        from safehold.reporting.service import ReportService
+
+        return ReportService(self.db, self.audit, self.cases, self.evidence, self.settings)
+
+    @cached_property
+    def report_worker(self) -> ReportWorker:
+        from safehold.reporting.worker import ReportWorker
+
+        return ReportWorker(self.reports, self.settings)
+
+    @cached_property
+    def terms(self) -> TermLibrary:
+        from safehold.rules.terms import TermLibrary
+        from safehold.text.grooming.model import GroomingModel
+
+        s = self.settings
+        return TermLibrary(
             self.db,
             self.audit,
             grooming_model=GroomingModel.load(s.grooming_model) if s.grooming_model else None,
             alert_threshold=s.grooming_alert_threshold,
         )
-        self.conversations = ConversationService(self.db, self.audit, self.cases, self.terms, s)
-        self.search = SearchService(self.db, self.terms)
-        self.posts = PostService(self.terms, self.scans, self.events, s)
-        self._index_loaded = False
-        if load_index:
-            self.load_index()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @cached_property
+    def conversations(self) -> ConversationService:
+        from safehold.rules.conversations import ConversationService
+
+        return ConversationService(self.db, self.audit, self.cases, self.terms, self.settings)
+
+    @cached_property
+    def search(self) -> SearchService:
+        from safehold.rules.search import SearchService
+
+        return SearchService(self.db, self.terms)
+
+    @cached_property
+    def posts(self) -> PostService:
+        from safehold.rules.posts import PostService
+
+        return PostService(self.terms, self.scans, self.events, self.settings)
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""
@@ -130,15 +270,24 @@ class Services:
         self.report_worker.start()
 
     def close(self) -> None:
+        """Stop the background work and persist what is in memory, of the services built (building one now would
+        only find nothing to do)."""
+        built = self.__dict__
         self._stop.set()
-        self.dispatcher.stop()
-        self.report_worker.stop()
+        for worker in ("dispatcher", "report_worker"):
+            if worker in built:
+                built[worker].stop()
         if self._thread:
             self._thread.join(timeout=5)
         try:
-            self.scans.flush_counts()
-            self.search.flush_counts()
-            if self.index.changes_since_snapshot:
+            for counted in ("scans", "search"):
+                if counted in built:
+                    built[counted].flush_counts()
+            if "index" in built and self.index.changes_since_snapshot:
                 self.index.save_snapshot()
         finally:
             self.db.dispose()
+
+
+#: Every service, in the order ``Services`` builds them when not lazy.
+_SERVICES = tuple(name for name, attr in vars(Services).items() if isinstance(attr, cached_property))

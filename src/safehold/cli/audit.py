@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.audit.service import EXPORT_FORMATS
 from safehold.cli.common import err, fail, services
 from safehold.errors import SafeholdError
 
@@ -51,6 +50,8 @@ def export(
     until: Annotated[dt.datetime | None, typer.Option(help="Only records before this UTC time.")] = None,
 ) -> None:
     """Export records with their hashes, so an auditor can re-verify the chain offline (docs/audit.md)."""
+    from safehold.audit.service import EXPORT_FORMATS
+
     with fail():
         svc = _svc()
         window = {"format": fmt, "since": since and since.isoformat(), "until": until and until.isoformat()}

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from safehold.cli.common import fail, progress, services
 from safehold.errors import SafeholdError
-from safehold.rules.conversations import MAX_MESSAGES, MESSAGE_KEYS, check_id, parse
 
 app = typer.Typer(
     help="Conversations scored for grooming and sextortion: feed, show, list, forget.", no_args_is_help=True
@@ -45,6 +44,8 @@ def feed(
 
     Message ids make feeding the same file again safe: messages already scored count as duplicates.
     """
+    from safehold.rules.conversations import MAX_MESSAGES
+
     results: dict[str, dict] = {}
     totals = {"lines": 0, "accepted": 0, "duplicates": 0, "cases_opened": 0}
     with fail():
@@ -109,6 +110,8 @@ def feed(
 
 def _read_line(n: int, line: str) -> tuple[str, dict, int | None]:
     """One line as (conversation id, message, age), checked as the service will check it."""
+    from safehold.rules.conversations import MESSAGE_KEYS, check_id, parse
+
     try:
         rec = json.loads(line)
     except json.JSONDecodeError as exc:

@@ -5,8 +5,11 @@ Errors print as ``error [code]: message`` on stderr and exit with status 2 (1 is
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,7 +28,8 @@ from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli.common import fail, services
-from safehold.config import get_settings
+from safehold.errors import SafeholdError
+from safehold.home import database_url, explain, masked_url, resolve_home
 
 app = typer.Typer(
     name="safehold",
@@ -54,9 +58,19 @@ app.command("scan")(scan_cmds.scan_paths)
 out = Console()
 
 
+def _print_store(home: Path, url: str) -> None:
+    """Which store this process uses and why, so a user never wonders where their banks and keys went."""
+    state = "" if home.is_dir() else "; does not exist yet: `safehold db upgrade` creates it"
+    out.print(f"home      {home}  ({explain(home)}{state})", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"database  {masked_url(url)}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _version(value: bool) -> None:
+    """The version and the store in use, from the environment alone (no settings or database loaded: fast)."""
     if value:
-        out.print(f"safehold {__version__}")
+        home = resolve_home().path
+        out.print(f"safehold {__version__}", highlight=False)
+        _print_store(home, database_url(home))
         raise typer.Exit()
 
 
@@ -73,17 +87,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs) and the console."""
+    """Serve the HTTP API (OpenAPI at /docs) and the console; creates the store on first start."""
     import uvicorn
 
     from safehold.api.app import create_app
 
-    settings = get_settings()
     with fail():
-        svc = services()
+        sock = _listen(host, port)
+        svc = services(create=True)
     has_keys = bool(svc.apikeys.list())
     has_banks = bool(svc.banks.list())
-    out.print(f"[bold]Safehold {__version__}[/] — data in {settings.home}, database {svc.db.engine.dialect.name}")
+    out.print(f"[bold]Safehold {__version__}[/]")
+    _print_store(svc.settings.home, svc.db.url)
     if not has_keys or not has_banks:
         out.print("Getting started (in another terminal):")
         if not has_keys:
@@ -93,30 +108,56 @@ def serve(
             out.print("  .venv/bin/safehold bank add known-images path/to/images/")
         out.print("  .venv/bin/safehold scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
-    out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(svc), host=host, port=port, log_level="info", access_log=False)
+    out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
+    config = uvicorn.Config(create_app(svc), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` before anything is announced, so a taken port is a clear error rather than
+    a traceback after a banner naming that port. The server then serves on this very socket: no other process
+    can take the port in between. Bound as uvicorn would (same family rule, SO_REUSEADDR)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SafeholdError(
+                "serve.port_in_use",
+                f"Port {port} on {host} is already in use (another Safehold?). "
+                f"Choose another: make run PORT={port + 1}, or safehold serve --port {port + 1}.",
+            ) from None
+        raise SafeholdError("serve.cannot_listen", f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+    return sock
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations (also done automatically on first start)."""
+    """Create the store (home and database) if missing and apply pending migrations."""
+    from safehold.config import get_settings
     from safehold.store import migrate
-    from safehold.store.db import Database
+    from safehold.store.db import open_database
 
     with fail():
-        db = Database(get_settings().effective_database_url)
-        migrate.upgrade(db)
+        settings = get_settings()
+        db = open_database(settings, create=True)
         out.print(f"database at revision {migrate.current_revision(db)}")
+    _print_store(settings.home, db.url)
 
 
 @db_app.command("status")
 def db_status() -> None:
     """Show the schema revision of the configured database."""
+    from safehold.config import get_settings
     from safehold.store import migrate
-    from safehold.store.db import Database
+    from safehold.store.db import Database, require_store
 
+    settings = get_settings()
     with fail():
-        db = Database(get_settings().effective_database_url)
+        require_store(settings)
+        db = Database(settings.effective_database_url)
         cur, head = migrate.current_revision(db), migrate.head_revision()
     out.print(f"current {cur or '(empty)'} · latest {head} · {'up to date' if cur == head else 'upgrade needed'}")
 

@@ -1,18 +1,29 @@
 """Engine and session factory; the same code runs on SQLite (embedded default) and PostgreSQL (scale).
 
 ``Database`` is created once per process from settings. SQLite gets WAL mode and a busy timeout so the API
-server, the CLI and background work can share one file safely.
+server, the CLI and background work can share one file safely. ``open_database`` is how a process opens *the*
+store: only the commands that set one up may create it; every other one fails on a missing store rather than
+starting an empty one with new keys.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from safehold.errors import NotFound
+from safehold.home import create_home, explain, masked_url, sqlite_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from safehold.config import Settings
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -29,9 +40,9 @@ class Database:
         self.url = url
         kwargs: dict = {"future": True}
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = sqlite_file(url)
+            if path is not None:
+                _create_owner_only(path)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -59,3 +70,52 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create a missing SQLite file readable by its owner alone (an empty file is an empty database); SQLite gives
+    its -wal and -shm files the same permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def store_not_found(where: object, why: str) -> NotFound:
+    """The one answer to a missing store: where it was looked for, why there, and the two ways out."""
+    return NotFound(
+        "store.not_found",
+        f"No Safehold store at {where} ({why}). Create it with `safehold db upgrade`, "
+        "or set SAFEHOLD_HOME to an existing store.",
+    )
+
+
+def require_store(settings: Settings) -> None:
+    """Fail with ``store.not_found`` unless the home exists and, on SQLite, its database file does, without
+    creating either (connecting to a missing SQLite file would)."""
+    for path in (settings.home, sqlite_file(settings.effective_database_url)):
+        if path is not None and not path.exists():
+            raise store_not_found(path, explain(settings.home))
+
+
+def open_database(settings: Settings, *, create: bool) -> Database:
+    """The store's database, migrated to the latest schema.
+
+    ``create`` (``safehold db upgrade`` and ``serve``): make the home (owner-only, it holds the keys) and the
+    database if missing. Otherwise a missing store, or a database without Safehold's tables (a new PostgreSQL
+    database), is ``store.not_found``; an existing store on an older schema is still upgraded.
+    """
+    from safehold.store import migrate  # migrate builds on this module
+
+    if create:
+        create_home(settings.home)
+    else:
+        require_store(settings)
+    db = Database(settings.effective_database_url)
+    if not migrate.is_current(db):
+        if not create and migrate.current_revision(db) is None:
+            db.dispose()
+            raise store_not_found(masked_url(db.url), "the database has no Safehold tables")
+        migrate.upgrade(db)
+    return db

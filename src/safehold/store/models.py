@@ -261,7 +261,7 @@ class Case(Base):
     confidence: Mapped[float] = mapped_column(default=0.0)
     #: severity × confidence × age factor, refreshed as the case ages; the queue's sort key.
     priority: Mapped[float] = mapped_column(default=0.0)
-    band: Mapped[str] = mapped_column(String(4), default="P4")  # P1 (most urgent) .. P4
+    band: Mapped[str] = mapped_column(String(4), default="P4")  # P0 (a child at risk, by rule) .. P4
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     known_match: Mapped[bool] = mapped_column(Boolean, default=False)  # a block-bank hash matched
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)  # platform metadata, IP events
