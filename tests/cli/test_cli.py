@@ -133,3 +133,28 @@ def test_url_bank_from_the_command_line(cli):
     cli("bank", "add-hash", "bad-urls", "url", url_hash("other.example.org/"))
     assert "signal.invalid_value" in cli("bank", "add-hash", "bad-urls", "url", "not a url", code=2).stderr
     assert json.loads(cli("bank", "show", "bad-urls", "--json").stdout)["entries"] == 2
+
+
+def test_exports_to_a_missing_folder_fail_cleanly(cli, tmp_path):
+    """Every command that writes a file the user named: a clean error, and no half-written file left behind."""
+    cli("bank", "create", "a")
+    cli("bank", "add-hash", "a", "md5", "0" * 32)
+    missing = tmp_path / "no-such-folder" / "out"
+    for args in (
+        ("bank", "export", "a", missing),
+        ("audit", "export", missing),
+        ("terms", "export", "starter", "--out", missing),
+    ):
+        out = cli(*args, code=2).output
+        assert "cli.write_failed" in out and str(missing) in out, (args, out)
+    assert not missing.parent.exists()
+
+
+def test_export_writes_the_whole_file(cli, tmp_path):
+    cli("bank", "create", "a")
+    cli("bank", "add-hash", "a", "md5", "0" * 32)
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "a.csv"
+    cli("bank", "export", "a", target)
+    assert "0" * 32 in target.read_text()
+    assert [p.name for p in target.parent.iterdir()] == ["a.csv"]  # the .partial file was moved into place

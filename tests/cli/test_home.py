@@ -73,7 +73,9 @@ def test_masked_url_hides_the_password_only():
 def test_reading_commands_never_create_a_store(tmp_path):
     env = _env(tmp_path)
     store = tmp_path / "store"
-    for args in (["apikey", "list"], ["bank", "list"], ["db", "status"]):
+    corpus = REPO / "tests" / "data" / "grooming"
+    train = ["text", "train", corpus / "conversations.xml", corpus / "predators.txt"]  # its model goes in the store
+    for args in (["apikey", "list"], ["bank", "list"], ["db", "status"], train):
         done = _safehold(env, *args, cwd=tmp_path)
         assert done.returncode == 2, done
         assert done.stderr.strip() == (

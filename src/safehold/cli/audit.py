@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import err, fail, services
+from safehold.cli.common import err, fail, open_output, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="The tamper-evident audit log: verify, export, list.", no_args_is_help=True)
@@ -58,13 +57,8 @@ def export(
         if fmt not in EXPORT_FORMATS:
             raise SafeholdError("audit.invalid_format", f"--format must be one of {', '.join(EXPORT_FORMATS)}.")
         svc.audit.record(None, "cli", "audit.export", "audit", window)
-        if str(file) == "-":
-            n = svc.audit.export(sys.stdout.buffer, fmt=fmt, since=since, until=until)
-        else:
-            tmp = file.with_name(file.name + ".partial")
-            with open(tmp, "wb") as f:
-                n = svc.audit.export(f, fmt=fmt, since=since, until=until)
-            tmp.replace(file)
+        with open_output(file) as f:
+            n = svc.audit.export(f, fmt=fmt, since=since, until=until)
     err.print(f"exported {n} audit records")
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import collect_files, err, fail, open_input, progress, services
+from safehold.cli.common import collect_files, err, fail, open_input, open_output, progress, services
 from safehold.cli.common import problem as problem_text
 from safehold.cli.scan import hash_paths
 from safehold.errors import SafeholdError
@@ -261,13 +261,8 @@ def export(
         svc = _svc()
         if fmt == "list" and not signal_type:
             raise SafeholdError("export.signal_type_required", "A plain hash list needs --signal-type.")
-        if str(file) == "-":
-            n = svc.banks.export(name, sys.stdout.buffer, fmt=fmt, signal_type=signal_type, actor="cli")
-        else:
-            tmp = file.with_name(file.name + ".partial")
-            with open(tmp, "wb") as f:
-                n = svc.banks.export(name, f, fmt=fmt, signal_type=signal_type, actor="cli")
-            tmp.replace(file)
+        with open_output(file) as f:
+            n = svc.banks.export(name, f, fmt=fmt, signal_type=signal_type, actor="cli")
     err.print(f"exported {n} entries from {name}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,27 @@ def collect_files(paths: list[Path]) -> list[Path]:
         else:
             raise SafeholdError("cli.path_not_found", f"No such file or folder: {p}")
     return files
+
+
+@contextmanager
+def open_output(path: Path) -> Iterator[BinaryIO]:
+    """A file the user named for writing, ``-`` for standard output. The file appears whole or not at all: it is
+    written beside its final name and moved there when the block ends without error (an interrupted export never
+    leaves a truncated file that looks complete). A missing folder or a refusal is a clean ``cli.write_failed``."""
+    if str(path) == "-":
+        yield sys.stdout.buffer
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        f = open(partial, "wb")  # noqa: SIM115 - closed below, before the move
+    except OSError as exc:
+        raise SafeholdError("cli.write_failed", f"Cannot write {path}: {exc.strerror}.") from None
+    try:
+        with f:
+            yield f
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def open_input(path: Path) -> BinaryIO:

@@ -133,6 +133,15 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+@app.command("warm-up")
+def warm_up() -> None:
+    """Compile the hashing and matching kernels now (`make` does it at install; after `pip install`, run this
+    once so that no scan pays for it)."""
+    from safehold import warmup
+
+    warmup.main()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the store (home and database) if missing and apply pending migrations."""

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import err, fail, services
+from safehold.cli.common import err, fail, open_output, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(
@@ -194,10 +194,9 @@ def document(
     """Print the CyberTipline <report> XML as it would be filed now (validated against the schema)."""
     with fail():
         xml = _reports().document(report_id)
-    if output is None:
-        print(xml.decode())
-    else:
-        output.write_bytes(xml)
+        with open_output(output or Path("-")) as f:
+            f.write(xml if output else xml + b"\n")
+    if output is not None:
         err.print(f"wrote {output} ({len(xml)} bytes)")
 
 

@@ -4,7 +4,6 @@ detectors within one upkeep interval, without a restart."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import fail, open_input, services
+from safehold.cli.common import fail, open_input, open_output, services
 
 app = typer.Typer(help="Term lists for the text detectors: import, export, versions, roll back.", no_args_is_help=True)
 out = Console()
@@ -72,10 +71,9 @@ def export_list(
     """Write a list as CSV."""
     with fail():
         text = _svc().terms.export_csv(name, version)
-    if to is None:
-        sys.stdout.write(text)
-    else:
-        to.write_text(text, encoding="utf-8")
+        with open_output(to or Path("-")) as f:
+            f.write(text.encode("utf-8"))
+    if to is not None:
         typer.echo(f"written to {to}")
 
 

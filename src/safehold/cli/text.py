@@ -109,11 +109,16 @@ def train(
     The model goes under Safehold's home (``var/`` by default, kept out of version control) unless ``--out``
     says otherwise: a model is data of the installation, not a file of the working tree."""
     from safehold.config import get_settings
+    from safehold.store.db import require_store
     from safehold.text.grooming.model import train as fit
     from safehold.text.grooming.pan2012 import read_predators
 
-    out = (out or get_settings().home / "models" / "grooming-model.json").absolute()
     with fail():
+        if out is None:  # the default lives in the store: never create one just to put a model in it
+            settings = get_settings()
+            require_store(settings)
+            out = settings.home / "models" / "grooming-model.json"
+        out = out.absolute()
         labels = read_predators(predators)
         bar, conversations, tick = _conversations(corpus, "training")
         with bar:
