@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine_info import cpu_model
+from machine_info import machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,15 +38,6 @@ COMMANDS = {
     "apikey list": ["apikey", "list"],
     "bank list": ["bank", "list"],
 }
-
-
-def machine() -> dict:
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "load": os.getloadavg()[0],
-    }
 
 
 def safehold_command() -> list[str]:

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -38,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from machine_info import cpu_model  # noqa: E402
+from machine_info import machine  # noqa: E402
 from safehold.text import Matcher, load_starter, normalize  # noqa: E402
 from safehold.text.grooming.evaluate import evaluate  # noqa: E402
 from safehold.text.grooming.pan2012 import read_conversations, read_predators  # noqa: E402
@@ -57,15 +55,6 @@ COMMON = (
 ).split()
 SYLLABLES = "ka lo mi ne ru sa te vi bo da fe gu ha ji ko le ma no pi qu ra si tu va we xo ya zu".split()
 EVASIONS = (str.upper, lambda w: w.replace("o", "0").replace("e", "3"), lambda w: " ".join(w), lambda w: w + w[-1] * 3)
-
-
-def machine() -> dict:
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "load": os.getloadavg()[0],
-    }
 
 
 def word(rng: random.Random) -> str:

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.test_serve import _free_port
+from tests.test_serve import _free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -63,9 +62,8 @@ def venv(wheel, tmp_path_factory) -> Path:
     _run(sys.executable, "-m", "venv", "--without-pip", env_dir)
     _run(sys.executable, "-m", "pip", "--python", env_dir / "bin" / "python", "install", "--quiet", "--no-deps",
          "--no-index", wheel)  # fmt: skip
-    site = Path(
-        _run(env_dir / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
-    )
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run(env_dir / "bin" / "python", "-c", where).stdout.strip())
     # third-party packages from this environment; a plain path entry, so its editable safehold is not picked up
     (site / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return env_dir
@@ -95,21 +93,13 @@ def test_installed_wheel_serves_with_per_user_home(venv, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_serving(server, base)
         assert "password" in httpx.get(f"{base}/login").text.lower()  # templates
         assert httpx.get(f"{base}/console/static/console.css").status_code == 200  # static files
         assert httpx.get(f"{base}/docs").status_code == 200  # API reference
         token = next(
-            w for w in _run(safehold, "apikey", "create", "--role", "platform", cwd=tmp_path, env=env).stdout.split()
+            w
+            for w in _run(safehold, "apikey", "create", "--role", "platform", cwd=tmp_path, env=env).stdout.split()
             if w.startswith("sh_")
         )
         r = httpx.post(f"{base}/v1/search/check", json={"query": "pizza near me"},

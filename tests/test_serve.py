@@ -20,6 +20,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_serving(server: subprocess.Popen, base: str, timeout: float = 60) -> None:
+    """Poll ``/v1/health`` until it answers; fail with the server's output if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None, server.stdout.read()
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.2)
+
+
 def _cli(env, *args) -> str:
     out = subprocess.run([sys.executable, "-m", "safehold", *args], env=env, capture_output=True, text=True,
                          timeout=120)  # fmt: skip
@@ -37,16 +51,7 @@ def test_serve_from_empty_store(tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_serving(server, base)
         assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700  # it holds the keys
         assert stat.S_IMODE((tmp_path / "var" / "safehold.db").stat().st_mode) == 0o600
         assert httpx.get(f"{base}/v1/banks").status_code == 401
