@@ -34,7 +34,6 @@ $(TEST_STAMP): $(STAMP)
 	@touch $(TEST_STAMP)
 
 run: $(STAMP)
-	@$(VENV)/bin/safehold db upgrade
 	@$(VENV)/bin/safehold serve --host $(HOST) --port $(PORT)
 
 test: $(TEST_STAMP)

@@ -158,3 +158,10 @@ def test_export_writes_the_whole_file(cli, tmp_path):
     cli("bank", "export", "a", target)
     assert "0" * 32 in target.read_text()
     assert [p.name for p in target.parent.iterdir()] == ["a.csv"]  # the .partial file was moved into place
+
+
+def test_a_mistyped_bank_name_suggests_the_right_one(cli):
+    assert "There are no banks yet" in cli("bank", "show", "known-images", code=2).output
+    cli("bank", "create", "known-images")
+    assert "Did you mean 'known-images'?" in cli("bank", "show", "known-imgaes", code=2).output
+    assert "Banks: known-images." in cli("bank", "show", "zzz", code=2).output

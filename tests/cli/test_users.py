@@ -62,3 +62,11 @@ def test_arguments_are_checked_before_the_password_is_asked_for(cli):
     ]:
         result = cli("user", *args, input="", code=2)
         assert code in result.output and "Password" not in result.output, args
+
+
+def test_a_weak_password_is_refused_before_it_is_typed_again(cli):
+    result = cli("user", "create", "rita", "--role", "reviewer", input="short\n", code=2)
+    assert "user.weak_password" in result.output and "Repeat it" not in result.output
+    result = cli("user", "create", "rita", "--role", "reviewer", input=f"{PW}\n{PW}x\n", code=2)
+    assert "cli.password_mismatch" in result.output
+    cli("user", "create", "rita", "--role", "reviewer", input=f"{PW}\n{PW}\n")

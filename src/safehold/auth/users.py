@@ -113,7 +113,7 @@ def _check_name(username: str) -> str:
     return name
 
 
-def _check_password(password: str, username: str) -> None:
+def check_password(password: str, username: str) -> None:
     weak = None
     if not MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD:
         weak = f"A password needs {MIN_PASSWORD} to {MAX_PASSWORD} characters."
@@ -154,7 +154,7 @@ class UserService:
     def create(self, username: str, password: str, role: str, display_name: str = "", actor=None) -> UserInfo:
         name = _check_name(username)
         role = _check_role(role)
-        _check_password(password, name)
+        check_password(password, name)
         display_name = (display_name or "").strip()[:128]
         hashed = self.hasher.hash(password)  # outside the transaction: it takes tens of milliseconds
         with self.db.session() as s:
@@ -229,7 +229,7 @@ class UserService:
     def set_password(self, username: str, password: str, actor) -> None:
         """Replace the password, end the user's sessions and clear any lock-out (the old guesses are moot)."""
         name = normalise_name(username)
-        _check_password(password, name)
+        check_password(password, name)
         hashed = self.hasher.hash(password)
         with self.db.session() as s:
             row = self._row(s, name)

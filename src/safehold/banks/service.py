@@ -7,6 +7,7 @@ between the database and the index.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -716,7 +717,15 @@ def _check_on_match(kind: str, on_match: str | None) -> str:
 def _bank(s: Session, name: str) -> Bank:
     bank = s.scalars(select(Bank).where(Bank.name == name)).first()
     if bank is None:
-        raise NotFound("bank.not_found", f"No bank named {name!r}.")
+        names = s.scalars(select(Bank.name).order_by(Bank.name)).all()
+        close = difflib.get_close_matches(name, names, n=1)
+        if close:
+            hint = f" Did you mean {close[0]!r}?"
+        elif names:
+            hint = f" Banks: {', '.join(names[:10])}{', …' if len(names) > 10 else ''}."
+        else:
+            hint = " There are no banks yet."
+        raise NotFound("bank.not_found", f"No bank named {name!r}.{hint}")
     return bank
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
-from safehold.cli.common import err, fail, services
+from safehold.cli.common import console, err, fail, services
 from safehold.errors import SafeholdError
 
 if TYPE_CHECKING:  # the stand-in receiver (http.server) loads only in `webhook receive`
@@ -28,7 +27,7 @@ if TYPE_CHECKING:  # the stand-in receiver (http.server) loads only in `webhook 
 webhook_app = typer.Typer(help="Webhook receivers: where actions are sent.", no_args_is_help=True)
 delivery_app = typer.Typer(help="Webhook deliveries: list, retry dead letters, run a worker.", no_args_is_help=True)
 policy_app = typer.Typer(help="Policies: which actions a decision or an automatic match takes.", no_args_is_help=True)
-out = Console()
+out = console()
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Name = Annotated[str, typer.Argument(help="Webhook name.")]

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import err, fail, open_output, services
+from safehold.cli.common import console, err, fail, open_output, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="The tamper-evident audit log: verify, export, list.", no_args_is_help=True)
-out = Console()
+out = console()
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

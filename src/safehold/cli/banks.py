@@ -8,16 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import collect_files, err, fail, open_input, open_output, progress, services
+from safehold.cli.common import collect_files, console, err, fail, open_input, open_output, progress, services
 from safehold.cli.common import problem as problem_text
 from safehold.cli.scan import hash_paths
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Hash banks: create, configure, fill, export.", no_args_is_help=True)
-out = Console()
+out = console()
 
 Bank = Annotated[str, typer.Argument(help="Bank name.")]
 Category = Annotated[str | None, typer.Option(help="A1, A2, B1, B2 or a slug.")]

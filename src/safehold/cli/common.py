@@ -16,7 +16,27 @@ from rich.text import Text
 
 from safehold.errors import SafeholdError
 
-err = Console(stderr=True)
+#: Width of output that goes to a file or a pipe: wide enough that no table column or line is ever cut or wrapped
+#: (Rich would assume 80 columns), so what a script or a log captures is whole.
+PIPE_WIDTH = 100_000
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A Rich console for a command's output: the terminal's width on a terminal, no width limit otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
+
+
+err = console(stderr=True)
+
+
+def program() -> str:
+    """The command as the user ran it, for the commands we suggest next: ``.venv/bin/safehold`` from a checkout,
+    ``safehold`` when it was found on PATH, ``python -m safehold`` when run as a module."""
+    argv0 = sys.argv[0]
+    if argv0.endswith("__main__.py"):
+        return "python -m safehold"
+    return argv0 if os.sep in argv0 else "safehold"
 
 
 _services = None

@@ -7,17 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from safehold.cli.common import fail, progress, services
+from safehold.cli.common import console, fail, progress, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(
     help="Conversations scored for grooming and sextortion: feed, show, list, forget.", no_args_is_help=True
 )
-out = Console()
+out = console()
 
 ConversationId = Annotated[str, typer.Argument(help="The platform's conversation id.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import err, fail, services
+from safehold.cli.common import console, err, fail, services
 from safehold.cli.reports import print_package
 
 app = typer.Typer(help="Preserved evidence: register, legal holds, export, purge.", no_args_is_help=True)
-out = Console()
+out = console()
 
 ACTOR = "cli"
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]

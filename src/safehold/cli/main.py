@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from safehold import __version__
@@ -27,7 +26,7 @@ from safehold.cli import scan as scan_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
-from safehold.cli.common import fail, services
+from safehold.cli.common import console, fail, program, services
 from safehold.errors import SafeholdError
 from safehold.home import database_url, explain, masked_url, resolve_home
 
@@ -55,7 +54,7 @@ app.add_typer(term_cmds.app, name="terms")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 
-out = Console()
+out = console()
 
 
 def _print_store(home: Path, url: str) -> None:
@@ -102,11 +101,11 @@ def serve(
     if not has_keys or not has_banks:
         out.print("Getting started (in another terminal):")
         if not has_keys:
-            out.print("  .venv/bin/safehold apikey create --name me --role admin")
+            out.print(f"  {program()} apikey create --name me --role admin")
         if not has_banks:
-            out.print("  .venv/bin/safehold bank create known-images")
-            out.print("  .venv/bin/safehold bank add known-images path/to/images/")
-        out.print("  .venv/bin/safehold scan path/to/uploads/")
+            out.print(f"  {program()} bank create known-images")
+            out.print(f"  {program()} bank add known-images path/to/images/")
+        out.print(f"  {program()} scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
     config = uvicorn.Config(create_app(svc), host=host, port=port, log_level="info", access_log=False)

@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import err, fail, open_output, services
+from safehold.cli.common import console, err, fail, open_output, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(
     help="Reports to authorities (NCMEC's CyberTipline, …): draft, edit, submit, track.", no_args_is_help=True
 )
-out = Console()
+out = console()
 
 ACTOR = "cli"
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -302,6 +301,7 @@ def stand_in(
     url = stand.start(host, port)
     out.print(f"CyberTipline stand-in on {url} (Ctrl-C to stop). In the server's environment:", highlight=False)
     print(f"  SAFEHOLD_CYBERTIP_URL={url} SAFEHOLD_CYBERTIP_USERNAME={username} SAFEHOLD_CYBERTIP_PASSWORD={password}")
+    out.print("and who NCMEC contacts about reports, e.g. SAFEHOLD_REPORTER_EMAIL=safety@example.org", highlight=False)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     seen: dict[str, str] = {}

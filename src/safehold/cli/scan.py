@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from safehold.cli.common import collect_files, err, fail, problem, progress, services
+from safehold.cli.common import collect_files, console, err, fail, problem, progress, services
 from safehold.errors import SafeholdError
 
 if TYPE_CHECKING:  # hashing and matching (numpy, numba) load only in the commands that use them
     from safehold.signals.registry import HashResult
 
-out = Console()
+out = console()
 #: Below this many files a process pool costs more than it saves.
 POOL_MIN_FILES = 8
 
@@ -179,7 +178,11 @@ def _findings(row: dict) -> list[tuple[str, str, str, str]]:
         e = m["entry"]
         ref = e.get("external_id") or e.get("note") or f"#{e['id']}"
         variant = "" if m["variant"] == "original" else f" ({m['variant']})"
-        found.append((m["bank"], m["signal_type"] + variant, str(m["distance"]), str(ref)))
+        # an allow-list hit overrides the block banks' matches: say so beside each, or they read as allow-listed
+        bank = m["bank"] + (
+            " (block, overridden)" if row["verdict"] == "allowlisted" and m["bank_kind"] == "block" else ""
+        )
+        found.append((bank, m["signal_type"] + variant, str(m["distance"]), str(ref)))
     return found
 
 

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import fail, open_input, open_output, services
+from safehold.cli.common import console, fail, open_input, open_output, services
 
 app = typer.Typer(help="Term lists for the text detectors: import, export, versions, roll back.", no_args_is_help=True)
-out = Console()
+out = console()
 
 Name = Annotated[str, typer.Argument(help="List name (lower-case letters, digits, '_').")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]

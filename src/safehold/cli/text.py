@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from safehold.cli.common import fail, progress, services
+from safehold.cli.common import console, fail, program, progress, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Text safety: solicitation, search guard, grooming detector training and evaluation.")
@@ -63,7 +63,6 @@ def stats(
 ) -> None:
     """The search-guard counters: checks per action, category, variant and locale; suggestions removed; help
     clicks. Never a query."""
-    from rich.console import Console
     from rich.table import Table
 
     from safehold.rules.search import variant_summary
@@ -74,7 +73,7 @@ def stats(
     for r in rows:
         cells = [r[k] or "-" for k in ("day", "kind", "action", "category", "variant", "locale")]
         table.add_row(*cells, str(r["count"]))
-    out = Console()
+    out = console()
     out.print(table)
     summary = variant_summary(rows)
     if summary:
@@ -129,7 +128,7 @@ def train(
         except OSError as exc:
             raise SafeholdError("cli.write_failed", f"Cannot write {out}: {exc.strerror}.") from None
     typer.echo(f"model written to {out}")
-    typer.echo(f"measure it:  safehold text eval {corpus} {predators} --model {out}")
+    typer.echo(f"measure it:  {program()} text eval {corpus} {predators} --model {out}")
     typer.echo(f"use it:      SAFEHOLD_GROOMING_MODEL={out}, then restart the server")
 
 

@@ -12,13 +12,13 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from safehold.cli.common import fail, services
+from safehold.cli.common import console, fail, services
+from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Console users (reviewers, admins, auditors): create, passwords, roles.", no_args_is_help=True)
-out = Console()
+out = console()
 
 ACTOR = "cli"
 Name = Annotated[str, typer.Argument(help="Username.")]
@@ -31,10 +31,17 @@ def _users():
     return services(load_index=False).users
 
 
-def _password(from_stdin: bool) -> str:
+def _password(name: str, from_stdin: bool) -> str:
+    """The new password, from standard input or typed twice; a weak one is refused before it is typed again."""
+    from safehold.auth.users import check_password
+
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = typer.prompt("Password", hide_input=True)
+    check_password(password, name)
+    if typer.prompt("Repeat it", hide_input=True) != password:
+        raise SafeholdError("cli.password_mismatch", "The two passwords differ; nothing was changed.")
+    return password
 
 
 def _when(at) -> str:
@@ -53,7 +60,7 @@ def create(
     with fail():
         users = _users()
         users.check_new(name, role)
-        u = users.create(name, _password(password_stdin), role, display_name, actor=ACTOR)
+        u = users.create(name, _password(name, password_stdin), role, display_name, actor=ACTOR)
     out.print(f"created user [bold]{u.username}[/] (role {u.role})")
 
 
@@ -79,7 +86,7 @@ def passwd(name: Name, password_stdin: PasswordStdin = False) -> None:
     with fail():
         users = _users()
         users.get(name)
-        users.set_password(name, _password(password_stdin), actor=ACTOR)
+        users.set_password(name, _password(name, password_stdin), actor=ACTOR)
     out.print(f"password changed for {name}")
 
 
