@@ -192,6 +192,26 @@ def test_get_related_and_missing(svc):
     assert e.value.code == "case.not_found" and e.value.status == 404
 
 
+@pytest.mark.parametrize("batch", [500, 1])
+def test_history_holds_the_cases_items_records_in_log_order(svc, monkeypatch, batch):
+    monkeypatch.setattr("safehold.cases.service.HISTORY_BATCH", batch)  # 1: every target in its own query
+    ref = svc.cases.record(detect(content_id="c1", account_id="acc"), ACTOR)
+    other = svc.cases.record(detect(content_id="c2", account_id="other"), ACTOR)
+    item = svc.cases.get(ref.id)["items"][0]["id"]
+    other_item = svc.cases.get(other.id)["items"][0]["id"]
+    svc.cases.claim(ref.id, "user:rita")
+    svc.audit.record(None, "user:rita", "media.reveal", f"case_item:{item}", {"case_id": ref.id})
+    svc.audit.record(None, "user:sam", "media.reveal", f"case_item:{other_item}", {"case_id": other.id})
+    svc.audit.record(None, "user:rita", "media.exif_view", f"case_item:{item}", {"case_id": ref.id})
+    svc.cases.release(ref.id, "user:rita")
+    history = svc.cases.get(ref.id)["history"]
+    assert [h["seq"] for h in history] == sorted(h["seq"] for h in history)
+    mine = [(h["action"], h["target"]) for h in history if h["actor"] == "user:rita"]
+    assert mine[1:3] == [("media.reveal", f"case_item:{item}"), ("media.exif_view", f"case_item:{item}")]
+    assert mine[0][1] == mine[-1][1] == f"case:{ref.id}"  # the claim before, the release after
+    assert all(h["actor"] != "user:sam" for h in history)  # another case's item is not in this history
+
+
 def test_list_order_filters_and_counts(svc):
     low = svc.cases.record(detect("user_report", [report("other", 0.5)], content_id="low"), ACTOR)
     high = svc.cases.record(detect(content_id="high", account_id="acc"), ACTOR)

@@ -130,13 +130,27 @@ def test_claim_reveal_decide(open_console, svc):
     assert revealed.status_code == 200 and f'src="/console/items/{item_id}/media"' in revealed.text
     assert 'class="revealed grey thumb"' in revealed.text  # greyscale and thumbnail first by default
     assert svc.review.reveals(item_id) == []  # the page alone reveals nothing
+    # ... but it counts the reveal its clear file is about to record, so it says the truth once it is fetched
+    assert "Revealed 1 time (now, by you)" in revealed.text and "user:rita now (this reveal)" in revealed.text
     media = rita.get(f"/console/items/{item_id}/media")
     assert media.status_code == 200 and media.content == original and media.headers["cache-control"] == "no-store"
     assert [r["actor"] for r in svc.review.reveals(item_id)] == ["user:rita"]
-    assert "Revealed 1 time" in rita.get(f"/console/cases/{case_id}").text
+    page = rita.get(f"/console/cases/{case_id}").text
+    assert "Revealed 1 time<" in page and "now, by you" not in page
+    again = rita.post(f"/console/items/{item_id}/reveal").text
+    assert "Revealed 2 times (now, by you)" in again
+    assert len(svc.review.reveals(item_id)) == 1  # still one: the second is recorded when its file is fetched
     exif = rita.get(f"/console/items/{item_id}/exif")
     assert exif.status_code == 200 and "recorded in the audit log" in exif.text
     assert svc.audit.list(action="media.exif_view")[-1]["actor"] == "user:rita"
+    # the case's history holds its items' records (the reveal, the EXIF view) with its own, in log order
+    history = svc.cases.get(case_id)["history"]
+    actions = [(h["action"], h["target"]) for h in history]
+    on_item = f"case_item:{item_id}"
+    assert ("media.reveal", on_item) in actions and ("media.exif_view", on_item) in actions
+    assert [h["seq"] for h in history] == sorted(h["seq"] for h in history)
+    assert actions.index(("media.reveal", on_item)) > actions.index(("case.claim", f"case:{case_id}"))
+    assert f"media.reveal · item {item_id}</li>" in rita.get(f"/console/cases/{case_id}").text
 
     r = rita.post(f"/console/cases/{case_id}/decision", {"outcome": "csam:A1", "note": "known image"})
     assert r.status_code == 303

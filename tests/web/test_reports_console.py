@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 
 import pytest
+from sqlalchemy import update
 
+from safehold.store.models import Report, utcnow
 from tests.reporting.helpers import confirmed_case
 from tests.review.helpers import media_case
 
@@ -78,11 +81,32 @@ def test_edit_view_and_submit(open_console, svc, cybertip):
     assert "&lt;sextortion&gt;true&lt;/sextortion&gt;" in lena.get(url).text
 
     assert lena.post(f"{url}/submit").headers["location"] == f"{url}?done=report_submitted"
+    # while it is being filed the page reloads itself (to the URL without ?done=) and says where filing is
+    r = lena.get(f"{url}?done=report_submitted")
+    assert r.headers["refresh"] == f"2; url={url}"
+    assert "Report submitted; it is being filed." in r.text and "this page reloads itself" in r.text
+    assert re.search(r"Filing</dt><dd>queued</dd>", r.text)
+    # a retry waiting for its time: the attempt in words, the reload at the retry's time (at most a minute)
+    with svc.db.session() as s:
+        s.execute(
+            update(Report)
+            .where(Report.id == rid)
+            .values(attempts=1, next_attempt_at=utcnow() + dt.timedelta(seconds=30))
+        )
+    r = lena.get(url)
+    assert 2 < int(r.headers["refresh"].split(";")[0]) <= 31 and "attempt 2 of 8, due" in r.text
+    with svc.db.session() as s:
+        s.execute(update(Report).where(Report.id == rid).values(next_attempt_at=utcnow()))
     assert svc.reports.file_due() == 1  # what the server's worker does
     done = svc.reports.get(rid)
-    page = html.unescape(lena.get(url).text)
+    r = lena.get(f"{url}?done=report_submitted")  # a reload after filing ended: no more reloads, a true notice
+    page = html.unescape(r.text)
+    assert "refresh" not in r.headers and "reloads itself" not in page
+    assert "Report submitted and filed." in page and "it is being filed" not in page
+    assert re.search(r"Filing</dt><dd>finished · after 1 failed attempt</dd>", page)
     assert done["status"] == "finished" and done["external_id"] in page and "Save report" not in page
     assert "Retract" not in page
+    assert "The files are not in this XML" in page
 
 
 def test_retract_from_the_console(open_console, svc):

@@ -46,6 +46,8 @@ PRIORITY_STEP = 0.005
 #: Lists in merged metadata (IP events, …) keep at most this many entries, the newest.
 MAX_LIST = 1000
 MAX_LIMIT = 500
+#: A case's history is read for at most this many audit targets per query (the case and each of its items).
+HISTORY_BATCH = 500
 ACTIVE = "active"
 
 
@@ -219,8 +221,14 @@ class CaseService:
                 if model is CaseSignal:
                     score = prio.Score(case.category, case.severity, case.confidence)
                     out["reasons"] = prio.reasons(rows, score)
-            history = select(AuditRecord).where(AuditRecord.target == f"case:{case_id}").order_by(AuditRecord.seq)
-            out["history"] = [audit_dict(r) for r in s.scalars(history)]
+            # The case's own records and its items' (reveals, EXIF views: ``case_item:{id}``), in log order;
+            # the targets go in batches so a case with many items stays under the databases' parameter limits.
+            targets = [f"case:{case_id}", *(f"case_item:{i['id']}" for i in out["items"])]
+            history: list[AuditRecord] = []
+            for start in range(0, len(targets), HISTORY_BATCH):
+                batch = targets[start : start + HISTORY_BATCH]
+                history.extend(s.scalars(select(AuditRecord).where(AuditRecord.target.in_(batch))))
+            out["history"] = [audit_dict(r) for r in sorted(history, key=lambda r: r.seq)]
             out["related"] = []
             if case.account_id:
                 related = (

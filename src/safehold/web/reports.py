@@ -1,15 +1,19 @@
 """Reports to authorities and the evidence register in the console.
 
-A report is drafted from a closed case with a violating decision (the case page's "Draft report" button), edited
-here, and filed by someone whose role may submit (``reports.submit``); everyone who may read reports sees its
-status, NCMEC's report id, the last filing error, the XML as it would be filed, and, for each file, whether staff
-viewed it and who and when: the audit log's reveal records, which is what the report tells NCMEC (US v. Wilson).
-The evidence page shows the register (hashes and dates, never content), legal holds and what the next purge would
-delete. Choices offered on forms come from the loaded CyberTipline schema, the same one that validates the report.
+A report is drafted from a closed case with a violating decision, automatically by a policy with the
+``open_report_draft`` action (``confirmed-csam`` drafts on a confirmed decision) or by hand (the case page's
+"Draft report" button), edited here, and filed by someone whose role may submit (``reports.submit``); everyone who
+may read reports sees its status, NCMEC's report id, the last filing error, the XML as it would be filed, and, for
+each file, whether staff viewed it and who and when: the audit log's reveal records, which is what the report tells
+NCMEC (US v. Wilson). While a report is being filed its page reloads itself (a ``Refresh`` header, no JavaScript)
+until it is finished or failed. The evidence page shows the register (hashes and dates, never content), legal holds
+and what the next purge would delete. Choices offered on forms come from the loaded CyberTipline schema, the same
+one that validates the report.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -32,6 +36,15 @@ STATUSES = ("draft", "submitted", "failed", "finished", "retracted")
 ReportStatus = Literal["draft", "submitted", "failed", "finished", "retracted", "all"]
 #: A tri-state form field: "" (not said), "true" or "false".
 Tristate = Literal["", "true", "false"]
+#: Seconds between reloads of a report's page while it is being filed, and the longest wait while a retry is due.
+REFRESH_SECONDS = 2
+REFRESH_MAX_SECONDS = 60
+#: The filing steps (``report.step``) in words.
+STEPS = {
+    "opened": "opened at the authority; sending the files",
+    "finishing": "files sent; finishing",
+    "finished": "finished",
+}
 
 
 def _schema(svc: Services) -> Schema:
@@ -64,17 +77,48 @@ def report(
         except SafeholdError as exc:  # shown on the page: the reviewer fixes the fields and saves again
             problem = exc
     schema = _schema(svc)
-    return page(
+    refresh = _refresh(found)
+    extra = {}
+    if request.query_params.get("done") == "report_submitted" and refresh is None:
+        # The notice follows the real status: the filing may have ended before this page was drawn.
+        extra["notice"] = {
+            "finished": "Report submitted and filed.",
+            "failed": "Report submitted; filing failed (see the last error).",
+        }.get(found["status"], "Report submitted.")
+    response = page(
         request,
         "report.html",
         report=found,
         xml=xml,
         problem=problem,
+        refresh=refresh,
+        steps=STEPS,
+        max_attempts=svc.settings.cybertip_max_attempts,
         incident_types=schema.enumeration("incidentType"),
         report_flags=schema.flags("reportAnnotations"),
         file_flags=schema.flags("fileAnnotations"),
         relevances=schema.enumeration("fileRelevance"),
+        **extra,
     )
+    if refresh is not None:
+        # The HTTP form of <meta http-equiv="refresh">: no JavaScript; the reload drops ``?done=``.
+        response.headers["Refresh"] = f"{refresh}; url=/console/reports/{report_id}"
+    return response
+
+
+def _refresh(report: dict) -> int | None:
+    """Seconds until the report's page reloads itself, or None once filing is settled (or done by hand).
+
+    Every few seconds while a run files it or its next attempt is due; while a retry waits (back-off), at the
+    retry's time, at most a minute apart, so a form being filled in on the page is not wiped every few seconds.
+    """
+    if report["status"] != "submitted" or not report["files_by_api"]:
+        return None
+    due = report["next_attempt_at"]
+    if report["filing"] or not due:
+        return REFRESH_SECONDS
+    wait = (dt.datetime.fromisoformat(due) - dt.datetime.now(dt.UTC)).total_seconds()
+    return int(min(max(wait + 1, REFRESH_SECONDS), REFRESH_MAX_SECONDS))
 
 
 @router.post("/console/reports/{report_id}")
