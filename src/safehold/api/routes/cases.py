@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from safehold.api.contract import ContractRoute, Id, Offset
 from safehold.api.deps import require, services
 from safehold.api.routes.scan import is_multipart, json_body
 from safehold.api.uploads import read_capped
@@ -16,7 +17,7 @@ from safehold.cases.events import EventIn
 from safehold.errors import SafeholdError, parse_json
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)
 READ = Depends(require(Permission.CASES_READ))
 REVIEW = Depends(require(Permission.CASES_REVIEW))
 
@@ -77,7 +78,7 @@ def list_cases(
     claimed_by: str | None = None,
     account_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     svc: Services = Depends(services),
     _=READ,
 ) -> dict:
@@ -99,13 +100,13 @@ def case_counts(svc: Services = Depends(services), _=READ) -> dict:
 
 
 @router.get("/cases/{case_id}", summary="One case: items, signals, decisions, actions, history, related cases")
-def get_case(case_id: int, svc: Services = Depends(services), _=READ) -> dict:
+def get_case(case_id: Id, svc: Services = Depends(services), _=READ) -> dict:
     return svc.cases.get(case_id)
 
 
 @router.post("/cases/{case_id}/claim", summary="Claim a case for review (or renew the claim)")
 def claim_case(
-    case_id: int,
+    case_id: Id,
     request: Request,
     body: ClaimBody | None = None,
     svc: Services = Depends(services),
@@ -117,7 +118,7 @@ def claim_case(
 
 @router.post("/cases/{case_id}/release", summary="Give a claimed case back")
 def release_case(
-    case_id: int,
+    case_id: Id,
     request: Request,
     body: ClaimBody | None = None,
     svc: Services = Depends(services),

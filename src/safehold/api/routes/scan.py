@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
@@ -23,7 +24,7 @@ from safehold.errors import SafeholdError, parse_json, validated
 from safehold.scanning.service import ScanResult, sees_provenance, signal_dict
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["scan"])
+router = APIRouter(prefix="/v1", tags=["scan"], route_class=ContractRoute)
 SCAN = Depends(require(Permission.SCAN))
 MAX_BATCH = 1000
 
