@@ -10,11 +10,12 @@ from starlette.datastructures import UploadFile
 from safehold.api.contract import ContractRoute, Id, Offset
 from safehold.api.deps import require, services
 from safehold.api.routes.scan import is_multipart, json_body
+from safehold import jsonlimits
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
 from safehold.cases.events import EventIn
-from safehold.errors import SafeholdError, parse_json
+from safehold.errors import SafeholdError
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)
@@ -57,7 +58,7 @@ async def ingest_event(
         raw = form.get("event")
         if not isinstance(raw, str):
             raise SafeholdError("request.missing_event", "Send the event as a multipart text field named 'event'.")
-        body = parse_json(raw, "the event")
+        body = jsonlimits.loads(raw, svc.settings.max_json_depth, "the event")
         upload = form.get("file")
         if isinstance(upload, UploadFile):
             name, data = upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)
