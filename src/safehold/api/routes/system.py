@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1", tags=["system"])
 
 
 @router.get("/health", summary="Liveness and readiness (no key needed)")
-def health(svc: Services = Depends(services)) -> dict:
+async def health(svc: Services = Depends(services)) -> dict:
+    # async, and touching no database: answered on the event loop, so it answers even while every worker
+    # thread is busy (slow URL fetches, image decodes).
     return {"status": "ok", "version": __version__, "database": svc.db.engine.dialect.name}
 
 
