@@ -159,9 +159,7 @@ def test_health_answers_while_slow_fetches_fill_the_worker_threads(limited_clien
     server = slow(interval=0.5)
     svc.scans.fetches.per_key = 100  # let one key fill the whole thread pool, as in the probe
     with ThreadPoolExecutor(45) as pool:
-        futures = [
-            pool.submit(client.post, "/v1/scan", json={"url": server.url}, headers=_key) for _ in range(45)
-        ]
+        futures = [pool.submit(client.post, "/v1/scan", json={"url": server.url}, headers=_key) for _ in range(45)]
         deadline = time.monotonic() + 5
         while svc.scans.fetches.running < 30 and time.monotonic() < deadline:
             time.sleep(0.02)

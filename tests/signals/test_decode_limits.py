@@ -205,3 +205,42 @@ def test_scan_answers_503_with_retry_after_when_pixels_are_taken(client, keys, s
     assert r.json()["error"]["code"] == "media.busy" and int(r.headers["Retry-After"]) >= 1
     r = client.post("/v1/scan", headers=keys["platform"], files={"file": ("a.png", data, "image/png")})
     assert r.status_code == 200 and r.json()["signals"]
+
+
+# ------------------------------------------------------------------------------------------ video
+
+
+def test_video_slots_and_deadline(tmp_path):
+    """A video hash holds one of the process's slots (media.busy when none frees in time), and one deadline
+    covers ffprobe and the hash."""
+    from safehold.signals.vpdq import VpdqHasher
+
+    data = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64  # never decoded: refused before
+    slots = WorkBudget(1, wait=0.1, what="hashing videos")
+    with slots.hold(1):
+        with pytest.raises(SafeholdError) as ei:
+            VpdqHasher(slots=slots, tmp_dir=str(tmp_path)).hash_bytes(data)
+    assert ei.value.code == "media.busy" and ei.value.status == 503
+    with pytest.raises(SafeholdError) as ei:
+        VpdqHasher(timeout_seconds=1e-9, slots=slots, tmp_dir=str(tmp_path)).hash_bytes(data)
+    assert ei.value.code == "media.too_large" and "timeout_seconds" in ei.value.detail
+    assert slots.in_use == 0
+
+
+def test_video_settings_reach_the_hasher(svc, monkeypatch):
+    """Was: the scan service built VpdqHasher with its own defaults (3 h, 600 s), whatever the settings said."""
+    from safehold.signals import vpdq
+
+    seen = {}
+    real = vpdq.VpdqHasher.__init__
+
+    def spy(self, **kw):
+        seen.update(kw)
+        real(self, **kw)
+
+    monkeypatch.setattr(vpdq.VpdqHasher, "__init__", spy)
+    svc.scans.hash_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    st = svc.settings
+    assert seen["max_duration_seconds"] == st.video_max_seconds == 900
+    assert seen["timeout_seconds"] == st.video_hash_timeout == 60
+    assert seen["max_pixels"] == st.video_max_pixels and seen["slots"] is svc.scans.videos
