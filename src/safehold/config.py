@@ -32,7 +32,31 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest uploaded file; a multipart body may be this plus 1 MiB of fields and framing (413).",
     )
-    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    # Media limits (docs/security.md, "Media and URL limits"): every bound is checked before the work it bounds.
+    max_image_pixels: int = Field(
+        default=50_000_000, gt=0, description="Most pixels (width × height) in one image (media.decompression_bomb)."
+    )
+    max_pixels_in_flight: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="Most decoded pixels held by all image hashes of the process at once (≈ 10 bytes each); a "
+        "scan that cannot get its share within media_busy_wait_seconds is refused (503 media.busy).",
+    )
+    media_busy_wait_seconds: float = Field(
+        default=3.0, ge=0, description="How long a hash waits for pixels in flight or a video slot (media.busy)."
+    )
+    jpeg_max_scans: int = Field(default=100, ge=1, description="Most scans in a JPEG (media.too_complex).")
+    jpeg_max_segments: int = Field(
+        default=64, ge=1, description="Most APPn/COM segments in a JPEG (media.too_complex)."
+    )
+    video_max_seconds: float = Field(default=900.0, gt=0, description="Longest video hashed (media.too_large).")
+    video_max_pixels: int = Field(
+        default=4096 * 2160, gt=0, description="Largest video frame, width × height (media.too_large)."
+    )
+    video_hash_timeout: float = Field(
+        default=60.0, gt=0, description="Wall-clock limit for hashing one video, probe included (media.too_large)."
+    )
+    video_max_concurrent: int = Field(default=2, ge=1, description="Video hashes at once per process (media.busy).")
 
     # Request limits (see docs/security.md, "Request limits"): each is checked before any work is done on the
     # request, bodies while they stream in, before authentication for callers without a key or session.
@@ -81,7 +105,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Hosts or CIDR networks that URL scans may fetch even though they are private/loopback.",
     )
-    url_fetch_timeout: float = Field(default=10.0, gt=0)
+    url_fetch_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect, and between two reads.")
+    url_fetch_deadline: float = Field(
+        default=15.0, gt=0, description="Seconds for a whole fetch, redirects and body included (url.timeout)."
+    )
+    url_fetch_max_concurrent: int = Field(
+        default=8, ge=1, description="URL fetches at once per process (503 url.busy)."
+    )
+    url_fetch_max_per_key: int = Field(
+        default=2, ge=1, description="URL fetches at once per API key or user (429 url.too_many_fetches)."
+    )
     url_fetch_max_redirects: int = Field(default=5, ge=0)
 
     # Matching index

@@ -99,8 +99,9 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
 
     @app.exception_handler(SafeholdError)
     async def _safehold_error(_: Request, exc: SafeholdError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.message, exc.detail, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After on 429 / 503
+        return _error(exc.status, exc.code, exc.message, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):

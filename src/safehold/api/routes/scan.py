@@ -89,7 +89,7 @@ class ScanBatch(BaseModel):
 
 def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
     if item.url:
-        result = svc.scans.scan_url(item.url, fetch_content=item.fetch)
+        result = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label)
     else:
         result = svc.scans.scan_hash(item.signal_type, item.value)
     ids = {"content_id": item.content_id, "account_id": item.account_id}

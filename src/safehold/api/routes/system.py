@@ -16,7 +16,9 @@ from safehold.signals import registry
 router = APIRouter(prefix="/v1", tags=["system"], route_class=ContractRoute)
 
 
-def health(svc: Services = Depends(services)) -> dict:
+async def health(svc: Services = Depends(services)) -> dict:
+    # async, and touching no database: answered on the event loop, so it answers even while every worker
+    # thread is busy (slow URL fetches, image decodes).
     return {"status": "ok", "version": __version__, "database": svc.db.engine.dialect.name}
 
 
