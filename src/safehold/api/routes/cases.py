@@ -7,10 +7,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from safehold import jsonlimits
 from safehold.api.contract import ContractRoute, Id, Offset
 from safehold.api.deps import require, services
 from safehold.api.routes.scan import is_multipart, json_body
-from safehold import jsonlimits
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
