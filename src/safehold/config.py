@@ -27,15 +27,94 @@ class Settings(BaseSettings):
 
     # Hashing
     pdq_mode: str | None = Field(default=None, description="PDQ pipeline: 'fast' or 'reference' (None: default).")
-    max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(default=50_000_000, gt=0)
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        gt=0,
+        description="Largest uploaded file; a multipart body may be this plus 1 MiB of fields and framing (413).",
+    )
+    # Media limits (docs/security.md, "Media and URL limits"): every bound is checked before the work it bounds.
+    max_image_pixels: int = Field(
+        default=50_000_000, gt=0, description="Most pixels (width × height) in one image (media.decompression_bomb)."
+    )
+    max_pixels_in_flight: int = Field(
+        default=100_000_000,
+        gt=0,
+        description="Most decoded pixels held by all image hashes of the process at once (≈ 10 bytes each); a "
+        "scan that cannot get its share within media_busy_wait_seconds is refused (503 media.busy).",
+    )
+    media_busy_wait_seconds: float = Field(
+        default=3.0, ge=0, description="How long a hash waits for pixels in flight or a video slot (media.busy)."
+    )
+    jpeg_max_scans: int = Field(default=100, ge=1, description="Most scans in a JPEG (media.too_complex).")
+    jpeg_max_segments: int = Field(
+        default=64, ge=1, description="Most APPn/COM segments in a JPEG (media.too_complex)."
+    )
+    video_max_seconds: float = Field(default=900.0, gt=0, description="Longest video hashed (media.too_large).")
+    video_max_pixels: int = Field(
+        default=4096 * 2160, gt=0, description="Largest video frame, width × height (media.too_large)."
+    )
+    video_hash_timeout: float = Field(
+        default=60.0, gt=0, description="Wall-clock limit for hashing one video, probe included (media.too_large)."
+    )
+    video_max_concurrent: int = Field(default=2, ge=1, description="Video hashes at once per process (media.busy).")
+
+    # Request limits (see docs/security.md, "Request limits"): each is checked before any work is done on the
+    # request, bodies while they stream in, before authentication for callers without a key or session.
+    max_json_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest JSON body of an API route (413 request.too_large)."
+    )
+    max_batch_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest JSON body of a batch route: /v1/scan/batch, /v1/conversations/{id}/messages.",
+    )
+    max_form_bytes: int = Field(default=64 * 1024, gt=0, description="Largest console form (no file) body.")
+    max_import_bytes: int = Field(
+        default=1024 * 1024 * 1024, gt=0, description="Largest bank import body (streamed to disk, not memory)."
+    )
+    max_anonymous_bytes: int = Field(
+        default=16 * 1024,
+        gt=0,
+        description="Largest body of a request without a valid API key or console session (the log-in form fits).",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, le=200, description="Deepest nesting of a JSON body (400 request.json_too_deep)."
+    )
+    max_metadata_bytes: int = Field(
+        default=16 * 1024,
+        gt=0,
+        description="Largest metadata object of an event (content, account, signal detail) as JSON "
+        "(422 event.metadata_too_large).",
+    )
+    max_metadata_depth: int = Field(
+        default=8, ge=1, le=32, description="Deepest nesting of an event's metadata (422 event.metadata_too_deep)."
+    )
+    rate_limit: float = Field(
+        default=2000.0,
+        ge=0,
+        description="Requests per second per API key or console session, sustained (429 rate.limited); 0: off.",
+    )
+    rate_burst: int = Field(default=4000, ge=1, description="Requests a key may send at once above the rate.")
+    rate_limit_anonymous: float = Field(
+        default=100.0, ge=0, description="Requests per second per client address without a key or session; 0: off."
+    )
+    rate_burst_anonymous: int = Field(default=500, ge=1)
 
     # URL scanning (SSRF guard)
     url_fetch_allow: list[str] = Field(
         default_factory=list,
         description="Hosts or CIDR networks that URL scans may fetch even though they are private/loopback.",
     )
-    url_fetch_timeout: float = Field(default=10.0, gt=0)
+    url_fetch_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect, and between two reads.")
+    url_fetch_deadline: float = Field(
+        default=15.0, gt=0, description="Seconds for a whole fetch, redirects and body included (url.timeout)."
+    )
+    url_fetch_max_concurrent: int = Field(
+        default=8, ge=1, description="URL fetches at once per process (503 url.busy)."
+    )
+    url_fetch_max_per_key: int = Field(
+        default=2, ge=1, description="URL fetches at once per API key or user (429 url.too_many_fetches)."
+    )
     url_fetch_max_redirects: int = Field(default=5, ge=0)
 
     # Matching index

@@ -18,16 +18,20 @@ M = TypeVar("M", bound="BaseModel")
 class SafeholdError(Exception):
     """A user-facing failure with a stable ``code``."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400, detail: dict | None = None):
+    def __init__(
+        self, code: str, message: str, *, status: int = 400, detail: dict | None = None, headers: dict | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.detail = detail or {}
+        #: HTTP headers the API adds to the error response (e.g. ``Retry-After`` on 429/503).
+        self.headers = headers or {}
 
     def __reduce__(self):
         # Survives pickling (the CLI hashes in worker processes and sends errors back).
-        return (_restore, (self.__class__, self.code, self.message, self.status, self.detail))
+        return (_restore, (self.__class__, self.code, self.message, self.status, self.detail, self.headers))
 
     def to_dict(self) -> dict:
         out: dict = {"code": self.code, "message": self.message}
@@ -93,7 +97,7 @@ def parse_json(raw: bytes | str, what: str = "the request body") -> object:
         raise invalid_json("not UTF-8 text", exc.start, what) from None
 
 
-def _restore(cls, code, message, status, detail):
+def _restore(cls, code, message, status, detail, headers=None):
     err = SafeholdError.__new__(cls)
-    SafeholdError.__init__(err, code, message, status=status, detail=detail)
+    SafeholdError.__init__(err, code, message, status=status, detail=detail, headers=headers)
     return err

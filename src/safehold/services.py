@@ -159,7 +159,15 @@ class Services:
     def events(self) -> EventService:
         from safehold.cases.events import EventService
 
-        return EventService(self.db, self.audit, self.cases, self.scans, self.vault, self.actions)
+        return EventService(
+            self.db,
+            self.audit,
+            self.cases,
+            self.scans,
+            self.vault,
+            self.actions,
+            metadata_limits=(self.settings.max_metadata_bytes, self.settings.max_metadata_depth),
+        )
 
     @cached_property
     def wellness(self) -> WellnessService:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from safehold import __version__
 from safehold.api import docs
 from safehold.api.hotpath import SearchHotPath
+from safehold.api.limits import RequestLimits
 from safehold.api.routes import (
     actions,
     apikeys,
@@ -98,8 +99,9 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
 
     @app.exception_handler(SafeholdError)
     async def _safehold_error(_: Request, exc: SafeholdError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.message, exc.detail, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After on 429 / 503
+        return _error(exc.status, exc.code, exc.message, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -117,9 +119,14 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # the router's: no route at this path
             message = f"Nothing here: {request.url.path} is not a page or an API route."
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # the router names the first route at this path only: name them all
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         if wants_page(request):
-            return error_page(request, exc.status_code, code, message)
-        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+            page = error_page(request, exc.status_code, code, message)
+            page.headers.update(headers or {})
+            return page
+        return _error(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):
@@ -148,4 +155,20 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     app.include_router(docs.router)
     app.include_router(console.router)
     app.add_middleware(SearchHotPath)
+    app.add_middleware(RequestLimits)  # added last: outermost, before the hot path and every route
     return app
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: every method some route at this path answers (routers included in
+    routers are walked: FastAPI nests them)."""
+    path, methods = request.url.path, set()
+    stack = list(request.app.router.routes)
+    while stack:
+        route = stack.pop()
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            stack.extend(inner.routes)
+        elif getattr(route, "methods", None) and route.path_regex.match(path):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))

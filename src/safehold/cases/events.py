@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from safehold import jsonlimits
 from safehold.audit import AuditService
 from safehold.auth.apikeys import Principal
 from safehold.banks.formats import normalize_category
@@ -144,6 +145,47 @@ def parse(body: object) -> EventIn:
     return validated(EventIn, body, "the event")
 
 
+#: Defaults of SAFEHOLD_MAX_METADATA_BYTES and SAFEHOLD_MAX_METADATA_DEPTH.
+MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 8
+
+
+def check_metadata(event: EventIn, max_bytes: int, max_depth: int) -> None:
+    """Refuse (422) an event whose metadata objects (``content.metadata``, ``account.metadata``, a signal's
+    ``detail``) are larger than ``max_bytes`` as compact JSON or nested deeper than ``max_depth``: they are stored
+    with the case and shown to every reader of it, so they are bounded when they come in."""
+    fields = []
+    if event.content is not None:
+        fields.append(("content.metadata", event.content.metadata))
+    if event.account is not None:
+        fields.append(("account.metadata", event.account.metadata))
+    fields.extend((f"signals.{i}.detail", s.detail) for i, s in enumerate(event.signals))
+    for where, value in fields:
+        if not value:
+            continue
+        if jsonlimits.depth(value, stop=max_depth) > max_depth:
+            raise SafeholdError(
+                "event.metadata_too_deep",
+                f"The event's {where} is nested more than {max_depth} levels deep.",
+                status=422,
+                detail={"loc": where.split("."), "max_depth": max_depth},
+            )
+        try:
+            jsonlimits.check(value, max_depth, f"the event's {where}")
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+        except ValueError:  # NaN / Infinity from a caller that built the event in Python
+            raise SafeholdError(
+                "request.number_out_of_range", f"The event's {where} holds a number that is not finite.", status=422
+            ) from None
+        if size > max_bytes:
+            raise SafeholdError(
+                "event.metadata_too_large",
+                f"The event's {where} is {size} bytes as JSON; at most {max_bytes} are kept.",
+                status=422,
+                detail={"loc": where.split("."), "max_bytes": max_bytes},
+            )
+
+
 # ----------------------------------------------------------------------------------------- service
 
 
@@ -165,7 +207,10 @@ class EventService:
         scans: ScanService,
         vault: MediaVault,
         actions,
+        *,
+        metadata_limits: tuple[int, int] = (MAX_METADATA_BYTES, MAX_METADATA_DEPTH),
     ):
+        self.metadata_limits = metadata_limits
         self.db = db
         self.audit = audit
         self.cases = cases
@@ -196,6 +241,7 @@ class EventService:
     ) -> dict:
         """Take one event (see the module docs). Returns ``{"accepted", "duplicate", "scan", "cases"}``."""
         event = parse(body)
+        check_metadata(event, *self.metadata_limits)
         if file is not None and event.type != "content":
             raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
         key = scoped_key(principal, idempotency_key, event.idempotency_key)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from safehold import jsonlimits
 from safehold.audit import AuditService
 from safehold.audit.service import to_dict as audit_dict
 from safehold.cases import priority as prio
@@ -556,7 +557,7 @@ def summary(c: Case, now: dt.datetime | None = None) -> dict:
         "known_match": c.known_match,
         "content_id": c.content_id,
         "account_id": c.account_id,
-        "metadata": c.metadata_ or {},
+        "metadata": jsonlimits.clip(c.metadata_ or {}),
         "claimed_by": holder,
         "claim_expires_at": iso(c.claim_expires_at) if holder else None,
         "decision": c.decision,
@@ -584,7 +585,7 @@ def item_dict(i: CaseItem) -> dict:
         "text": i.text,
         "url": i.url,
         "uploaded_at": iso(i.uploaded_at),
-        "metadata": i.metadata_ or {},
+        "metadata": jsonlimits.clip(i.metadata_ or {}),
         "has_media": i.media_key is not None,
         "added_at": iso(i.added_at),
     }
@@ -602,7 +603,7 @@ def signal_dict(g: CaseSignal) -> dict:
         "category": g.category,
         "confidence": g.confidence,
         "distance": g.distance,
-        "detail": g.detail or {},
+        "detail": jsonlimits.clip(g.detail or {}),
         "at": iso(g.at),
     }
 

@@ -5,15 +5,22 @@ link-local, multicast, reserved or unspecified) unless the operator allow-listed
 connection is then pinned to the checked address (TLS still verifies the real host name through SNI), so a
 DNS answer that changes between the check and the connection cannot redirect the fetch. Redirects are followed
 by hand, each re-checked.
+
+**Deadline.** ``timeout`` bounds connecting and each read; ``deadline`` bounds the whole fetch (every hop, the
+headers and the body). It is enforced inside the network layer: every connect, read and write of the fetch waits
+at most until the deadline, so a server that sends one byte every few seconds is cut at the deadline itself
+(``url.timeout``), not one read timeout later.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from safehold.errors import SafeholdError
@@ -87,6 +94,70 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     return out
 
 
+class _Deadline:
+    """Seconds left until a monotonic deadline, as a timeout for one network operation."""
+
+    def __init__(self, at: float):
+        self.at = at
+
+    def left(self, timeout: float | None) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the fetch deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline):
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, self._deadline.left(timeout)), self._deadline
+        )
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own synchronous backend with every wait cut at the deadline."""
+
+    def __init__(self, deadline: _Deadline):
+        self._inner = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(
+            host, port, self._deadline.left(timeout), local_address=local_address, socket_options=socket_options
+        )
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - never used
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - only used for retries, which are off
+        time.sleep(min(seconds, max(0.0, self._deadline.at - time.monotonic())))
+
+
+def _client(timeout: float, deadline: _Deadline) -> httpx.Client:
+    transport = httpx.HTTPTransport(trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = _DeadlineBackend(deadline)
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport)
+
+
 def fetch(
     url: str,
     *,
@@ -94,10 +165,17 @@ def fetch(
     max_bytes: int,
     timeout: float = 10.0,
     max_redirects: int = 5,
+    deadline: float | None = None,
 ) -> Fetched:
-    """GET ``url`` through the guard; raise ``SafeholdError`` with a ``url.*`` code on any refusal or failure."""
+    """GET ``url`` through the guard; raise ``SafeholdError`` with a ``url.*`` code on any refusal or failure.
+
+    ``timeout``: seconds to connect and between two reads; ``deadline``: seconds for the whole fetch (default:
+    ``timeout``), after which it fails with ``url.timeout`` whatever the server is doing.
+    """
+    total = float(deadline if deadline is not None else timeout)
+    limit = _Deadline(time.monotonic() + total)
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with _client(timeout, limit) as client:
         for _ in range(max_redirects + 1):
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -122,7 +200,7 @@ def fetch(
             try:
                 response = client.send(request, stream=True)
             except httpx.TimeoutException as exc:
-                raise SafeholdError("url.timeout", f"Fetching {current} timed out.") from exc
+                raise _timed_out(current, total, limit) from exc
             except httpx.HTTPError as exc:
                 raise SafeholdError("url.fetch_failed", f"Fetching {current} failed: {exc}.") from exc
             try:
@@ -136,10 +214,26 @@ def fetch(
                     raise SafeholdError(
                         "url.http_error", f"{current} answered HTTP {response.status_code}.", status=422
                     )
-                return Fetched(current, _read_capped(response, max_bytes), response.headers.get("content-type"))
+                try:
+                    data = _read_capped(response, max_bytes)
+                except SafeholdError as exc:
+                    if exc.code == "url.timeout":
+                        raise _timed_out(current, total, limit) from None
+                    raise
+                return Fetched(current, data, response.headers.get("content-type"))
             finally:
                 response.close()
     raise SafeholdError("url.too_many_redirects", f"More than {max_redirects} redirects from {url}.")
+
+
+def _timed_out(url: str, total: float, limit: _Deadline) -> SafeholdError:
+    if time.monotonic() >= limit.at:
+        return SafeholdError(
+            "url.timeout",
+            f"Fetching {url} took longer than the {total:g} s allowed for a whole fetch.",
+            detail={"deadline_seconds": total},
+        )
+    return SafeholdError("url.timeout", f"Fetching {url} timed out.")
 
 
 def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:

@@ -31,8 +31,10 @@ from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
 from safehold.errors import SafeholdError
 from safehold.scanning.fetch import UrlGuard, fetch
+from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
 from safehold.signals.base import Signal
+from safehold.signals.budget import WorkBudget
 from safehold.signals.pdq import MIN_QUALITY
 from safehold.signals.url import url_lookup_hashes
 from safehold.store.counters import DailyCounts
@@ -101,16 +103,35 @@ class ScanService:
         self.settings = settings
         self.guard = UrlGuard(settings.url_fetch_allow)
         self._counts = DailyCounts(db, ScanCount, ("channel", "media", "verdict"))
+        # Process-wide bounds on work in flight (docs/security.md, "Media and URL limits").
+        wait = settings.media_busy_wait_seconds
+        self.pixels = WorkBudget(settings.max_pixels_in_flight, wait=wait, what="decoding images")
+        self.videos = WorkBudget(settings.video_max_concurrent, wait=wait, what="hashing videos")
+        self.fetches = FetchSlots(settings.url_fetch_max_concurrent, settings.url_fetch_max_per_key)
 
     # ------------------------------------------------------------- entry points
 
     def hash_bytes(self, data: bytes, filename: str | None = None) -> registry.HashResult:
+        st = self.settings
         return registry.hash_content(
             data,
             filename=filename,
-            pdq_mode=self.settings.pdq_mode,
+            pdq_mode=st.pdq_mode,
             dihedral=self.index.any_dihedral,
-            max_bytes=self.settings.max_upload_bytes,
+            max_bytes=st.max_upload_bytes,
+            pdq_options={
+                "max_pixels": st.max_image_pixels,
+                "max_jpeg_scans": st.jpeg_max_scans,
+                "max_jpeg_segments": st.jpeg_max_segments,
+                "budget": self.pixels,
+            },
+            vpdq_options={
+                "max_duration_seconds": st.video_max_seconds,
+                "max_pixels": st.video_max_pixels,
+                "timeout_seconds": st.video_hash_timeout,
+                "max_bytes": st.max_upload_bytes,
+                "slots": self.videos,
+            },
         )
 
     def scan_bytes(self, data: bytes, *, filename: str | None = None, channel: str = "api") -> ScanResult:
@@ -122,22 +143,27 @@ class ScanService:
         self.count(channel, "hash", result.verdict)
         return result
 
-    def scan_url(self, url: str, *, fetch_content: bool = True, channel: str = "api") -> ScanResult:
+    def scan_url(
+        self, url: str, *, fetch_content: bool = True, channel: str = "api", caller: str | None = None
+    ) -> ScanResult:
         """Match the URL itself against URL banks and, unless told not to, fetch it (guarded) and scan
-        what it serves."""
+        what it serves. ``caller`` (an API key or user label) is who the per-caller fetch cap counts against;
+        a fetch beyond the caps is refused at once (429 ``url.too_many_fetches`` / 503 ``url.busy``)."""
         url_signals = [Signal("url", h) for h in url_lookup_hashes(url)]
         if not fetch_content:
             result = self._decide(None, url_signals, [], [])
             result.name = url
             self.count(channel, "url", result.verdict)
             return result
-        fetched = fetch(
-            url,
-            guard=self.guard,
-            max_bytes=self.settings.max_upload_bytes,
-            timeout=self.settings.url_fetch_timeout,
-            max_redirects=self.settings.url_fetch_max_redirects,
-        )
+        with self.fetches.hold(caller):
+            fetched = fetch(
+                url,
+                guard=self.guard,
+                max_bytes=self.settings.max_upload_bytes,
+                timeout=self.settings.url_fetch_timeout,
+                max_redirects=self.settings.url_fetch_max_redirects,
+                deadline=self.settings.url_fetch_deadline,
+            )
         hashed = self.hash_bytes(fetched.data, filename=fetched.url)
         result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
         result.name = fetched.url

@@ -21,6 +21,12 @@
     before any pixel is decoded.
 ``media.too_large``
     More than ``max_bytes`` bytes, or a side longer than ``max_dimension`` pixels.
+``media.too_complex``
+    A JPEG whose structure would make decoding cost far more than its size suggests: more than
+    ``max_jpeg_scans`` scans (a progressive JPEG has about 10; 60,000 repeated scans cost libjpeg ~10 s), or
+    more than ``max_jpeg_segments`` APPn/COM segments (Pillow concatenates repeated EXIF segments, which is
+    quadratic: 1,000 of them cost ~20 s), or more table segments than scans could use. Found by a marker scan
+    of the bytes (:func:`jpeg_structure`, linear, in C via ``re``) before any decoder sees the file.
 
 **Orientation.** By default the stored pixels are returned as they are, *without* applying the EXIF
 Orientation tag. That is what Meta's reference hashers (C++ with CImg, Java with ImageIO), ``pdqhash`` and HMA
@@ -35,6 +41,7 @@ do, so it is most likely what the hashes in industry lists were computed from; s
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -49,6 +56,10 @@ MAX_PIXELS = 50_000_000
 MAX_DIMENSION = 30_000
 #: Largest input we accept by default (256 MiB, the same as ``safehold.signals.media.MAX_BYTES``).
 MAX_BYTES = 256 * 1024 * 1024
+#: Most scans (SOS segments) a JPEG may have; progressive encoders write about 10 (libjpeg: 10, mozjpeg ≤ 64).
+MAX_JPEG_SCANS = 100
+#: Most APPn and COM segments a JPEG may have (a camera photo has 2 to 10: JFIF, EXIF, XMP, ICC parts, MPF).
+MAX_JPEG_SEGMENTS = 64
 
 #: Pillow format names we hand bytes to. ``MPO`` is a JPEG with extra pictures (phone cameras).
 FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP")
@@ -67,7 +78,7 @@ def _formats() -> tuple[str, ...]:
 
 
 def _err(code: str, message: str, **detail) -> SafeholdError:
-    status = 413 if code in ("media.too_large", "media.decompression_bomb") else 400
+    status = {"media.too_large": 413, "media.decompression_bomb": 413, "media.too_complex": 422}.get(code, 400)
     return SafeholdError(code, message, status=status, detail=detail)
 
 
@@ -144,6 +155,73 @@ def _header_size(data: bytes, fmt: str | None) -> tuple[int, int] | None:
     return None
 
 
+_JPEG_NEXT_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")  # a marker: not stuffing (FF00), RSTn or fill
+
+
+def jpeg_structure(data: bytes, *, stop_after: int = 1 << 30) -> tuple[int, int, int]:
+    """``(scans, app_segments, table_segments)`` of a JPEG, by walking its markers (no decoding).
+
+    ``app_segments`` counts APPn and COM; ``table_segments`` counts every other marker segment (DQT, DHT, DRI, …).
+    Entropy-coded data after each SOS is skipped with one regular-expression search for the next marker, so the
+    walk costs a few microseconds per segment and is linear in the file size. It stops early once any count
+    exceeds ``stop_after``. A malformed structure simply ends the walk: the decoder judges the rest.
+    """
+    scans = apps = tables = 0
+    i, n = 2, len(data)
+    while i + 4 <= n and max(scans, apps, tables) <= stop_after:
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            apps += 1
+        elif marker == 0xDA:
+            scans += 1
+            found = _JPEG_NEXT_MARKER.search(data, end)
+            if found is None:
+                break
+            end = found.start()
+        else:
+            tables += 1
+        if end <= i:
+            break
+        i = end
+    return scans, apps, tables
+
+
+def _check_jpeg_structure(data: bytes, max_scans: int, max_segments: int) -> None:
+    max_tables = 4 * max_scans + 64  # DHT/DQT may be redefined before each scan, a few per scan at most
+    scans, apps, tables = jpeg_structure(data, stop_after=max(max_scans, max_segments, max_tables))
+    over = [
+        f"more than {limit} {what}"
+        for count, limit, what in (
+            (scans, max_scans, "scans"),
+            (apps, max_segments, "APPn/COM segments"),
+            (tables, max_tables, "table segments"),
+        )
+        if count > limit
+    ]
+    if over:
+        raise _err(
+            "media.too_complex",
+            f"The JPEG has {' and '.join(over)}; a photo has about 10 of each, and decoding this one would cost "
+            "far more than its size.",
+            scans=scans,
+            app_segments=apps,
+            table_segments=tables,
+            max_scans=max_scans,
+            max_segments=max_segments,
+        )
+
+
 def _truncated(data: bytes, fmt: str | None) -> bool:
     """Structural end-of-file checks that do not depend on ``ImageFile.LOAD_TRUNCATED_IMAGES``."""
     if fmt in _JPEG_FORMATS:
@@ -186,9 +264,16 @@ def exif_orientation(img: Image.Image) -> int:
 
 
 def probe(
-    data: bytes, *, max_pixels: int = MAX_PIXELS, max_dimension: int = MAX_DIMENSION, max_bytes: int = MAX_BYTES
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_dimension: int = MAX_DIMENSION,
+    max_bytes: int = MAX_BYTES,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    max_jpeg_segments: int = MAX_JPEG_SEGMENTS,
 ) -> Image.Image:
-    """Open ``data`` and check its header against the limits, decoding nothing. Returns the lazy image."""
+    """Open ``data`` and check its header (and a JPEG's marker structure) against the limits, decoding nothing.
+    Returns the lazy image; its ``size`` is what a decode would allocate (see :func:`prepare`)."""
     if not isinstance(data, bytes):
         data = bytes(data)  # bytearray / memoryview
     if not data:
@@ -204,6 +289,8 @@ def probe(
     size = _header_size(data, magic)
     if size is not None:
         _check_limits(size[0], size[1], max_pixels, max_dimension)
+    if magic == "JPEG":
+        _check_jpeg_structure(data, max_jpeg_scans, max_jpeg_segments)
     try:
         # No warnings.catch_warnings() here: it is not thread-safe. With max_pixels at or below Pillow's
         # limit, any image that makes Pillow warn is refused by our own check anyway.
@@ -252,6 +339,8 @@ def load_image(
     exif_transpose: bool = False,
     max_dimension: int = MAX_DIMENSION,
     max_bytes: int = MAX_BYTES,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    max_jpeg_segments: int = MAX_JPEG_SEGMENTS,
 ) -> Image.Image:
     """Decode the first frame of ``data`` safely; see the module docstring for the error codes.
 
@@ -259,10 +348,46 @@ def load_image(
     to the smallest size that is still at least ``draft`` (width, height); ``draft_mode`` ``"L"`` additionally
     decodes only the luma plane of a colour JPEG. Other formats ignore both. The returned image keeps Pillow's
     mode (``RGB``, ``RGBA``, ``P``, ``I;16``, …); use :func:`to_array` for hash-ready pixels.
+
+    This is :func:`prepare` then :func:`decode`; call those two yourself to act on the size in between (e.g.
+    to reserve memory for it).
     """
+    img = prepare(
+        data,
+        max_pixels=max_pixels,
+        draft=draft,
+        draft_mode=draft_mode,
+        max_dimension=max_dimension,
+        max_bytes=max_bytes,
+        max_jpeg_scans=max_jpeg_scans,
+        max_jpeg_segments=max_jpeg_segments,
+    )
+    return decode(img, exif_transpose=exif_transpose)
+
+
+def prepare(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
+    draft_mode: str = "RGB",
+    max_dimension: int = MAX_DIMENSION,
+    max_bytes: int = MAX_BYTES,
+    max_jpeg_scans: int = MAX_JPEG_SCANS,
+    max_jpeg_segments: int = MAX_JPEG_SEGMENTS,
+) -> Image.Image:
+    """:func:`probe` plus the truncation check and the JPEG draft: every check that needs no pixels. The
+    returned lazy image's ``size`` is the size :func:`decode` will allocate (the draft's, for a scaled JPEG)."""
     if not isinstance(data, bytes):
         data = bytes(data)
-    img = probe(data, max_pixels=max_pixels, max_dimension=max_dimension, max_bytes=max_bytes)
+    img = probe(
+        data,
+        max_pixels=max_pixels,
+        max_dimension=max_dimension,
+        max_bytes=max_bytes,
+        max_jpeg_scans=max_jpeg_scans,
+        max_jpeg_segments=max_jpeg_segments,
+    )
     fmt = img.format
     if _truncated(data, fmt):
         raise _err("media.truncated", f"The {fmt} file ends early.")
@@ -272,6 +397,11 @@ def load_image(
                 img.draft(draft_mode if img.mode in ("RGB", "L", "YCbCr") else None, draft)
             except Exception:  # noqa: BLE001 - draft is an optimisation only
                 pass
+    return img
+
+
+def decode(img: Image.Image, *, exif_transpose: bool = False) -> Image.Image:
+    """Decode the first frame of an image from :func:`prepare`, mapping every decoder failure to a code."""
     try:
         img.seek(0)
         img.load()

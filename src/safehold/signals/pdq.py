@@ -37,7 +37,16 @@ from PIL import Image
 from safehold.errors import SafeholdError
 from safehold.signals import _pdq_kernels as _k
 from safehold.signals.base import ContentHasher, Signal, SignalType
-from safehold.signals.image import MAX_PIXELS, exif_orientation, load_image, to_array
+from safehold.signals.budget import WorkBudget
+from safehold.signals.image import (
+    MAX_JPEG_SCANS,
+    MAX_JPEG_SEGMENTS,
+    MAX_PIXELS,
+    decode,
+    exif_orientation,
+    prepare,
+    to_array,
+)
 
 #: Meta's recommendation: hashes with quality below 50 should be reported but not matched. Callers enforce it.
 MIN_QUALITY = 50
@@ -210,14 +219,17 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
-def _decode_luma(data: bytes, mode: str, *, max_pixels: int, exif_transpose: bool = False):
+def _decode_luma(
+    data: bytes, mode: str, *, max_pixels: int, exif_transpose: bool = False, prepared: list | None = None
+):
     """Decode ``data`` the way ``mode`` hashes it; returns ``(float32 luma, EXIF orientation)``.
 
     Pillow's image and the uint8 copy are released before the filter's second float plane exists, so the
-    peak is about 8 bytes per hashed pixel.
+    peak is about 8 bytes per hashed pixel. ``prepared``: a one-item list holding the image from
+    :func:`_prepare`, taken out of it here so that no caller's frame keeps the decoded bitmap alive.
     """
-    draft = (FAST_MIN_SIDE, FAST_MIN_SIDE) if _check_mode(mode) == "fast" else None
-    img = load_image(data, max_pixels=max_pixels, draft=draft, exif_transpose=exif_transpose)
+    img = prepared.pop() if prepared else _prepare(data, mode, max_pixels=max_pixels)
+    img = decode(img, exif_transpose=exif_transpose)
     orientation = exif_orientation(img)
     pixels = to_array(img)
     del img
@@ -226,10 +238,15 @@ def _decode_luma(data: bytes, mode: str, *, max_pixels: int, exif_transpose: boo
     return _luma(pixels), orientation
 
 
+def _prepare(data: bytes, mode: str, *, max_pixels: int, **limits):
+    draft = (FAST_MIN_SIDE, FAST_MIN_SIDE) if _check_mode(mode) == "fast" else None
+    return prepare(data, max_pixels=max_pixels, draft=draft, **limits)
+
+
 def hash_image(
     img_or_bytes: Image.Image | bytes, mode: str = DEFAULT_MODE, *, dihedral: bool = False, max_pixels: int = MAX_PIXELS
 ):
-    """PDQ of an image given as bytes (decoded safely by :func:`load_image`) or as a PIL image.
+    """PDQ of an image given as bytes (decoded safely by :func:`safehold.signals.image.load_image`) or as a PIL image.
 
     Returns ``(hex, quality)`` (plus the 7 dihedral hexes with ``dihedral=True``). A PIL image is hashed as
     given (``fast`` cannot DCT-scale an image that is already decoded, so it equals ``reference`` there).
@@ -245,7 +262,13 @@ def hash_image(
 
 
 class PdqHasher(ContentHasher):
-    """Bytes → one ``pdq`` :class:`Signal` (with quality and, optionally, the 7 dihedral variants)."""
+    """Bytes → one ``pdq`` :class:`Signal` (with quality and, optionally, the 7 dihedral variants).
+
+    ``budget``: a process-wide :class:`~safehold.signals.budget.WorkBudget` counted in pixels. The image's
+    decoded size (from its header, after the JPEG draft) is reserved from it before decoding and given back
+    once hashed, so concurrent hashes cannot together hold more pixels than its capacity (``media.busy``).
+    ``max_jpeg_scans`` / ``max_jpeg_segments``: see :func:`safehold.signals.image.jpeg_structure`.
+    """
 
     media: ClassVar[str] = "image"
     signal_types: ClassVar[tuple[str, ...]] = ("pdq",)
@@ -257,15 +280,38 @@ class PdqHasher(ContentHasher):
         max_pixels: int = MAX_PIXELS,
         *,
         exif_transpose: bool = False,
+        max_jpeg_scans: int = MAX_JPEG_SCANS,
+        max_jpeg_segments: int = MAX_JPEG_SEGMENTS,
+        budget: WorkBudget | None = None,
     ):
         self.mode = _check_mode(mode)
         self.dihedral = dihedral
         self.max_pixels = max_pixels
         self.exif_transpose = exif_transpose
+        self.max_jpeg_scans = max_jpeg_scans
+        self.max_jpeg_segments = max_jpeg_segments
+        self.budget = budget
 
     def hash_bytes(self, data: bytes) -> list[Signal]:
+        data = bytes(data)
+        img = _prepare(
+            data,
+            self.mode,
+            max_pixels=self.max_pixels,
+            max_jpeg_scans=self.max_jpeg_scans,
+            max_jpeg_segments=self.max_jpeg_segments,
+        )
+        width, height = img.size
+        prepared = [img]
+        del img  # the list is the only reference: _decode_luma frees the bitmap as soon as it has the pixels
+        if self.budget is None:
+            return self._hash(data, prepared)
+        with self.budget.hold(width * height):
+            return self._hash(data, prepared)
+
+    def _hash(self, data: bytes, prepared: list) -> list[Signal]:
         luma, orientation = _decode_luma(
-            data, self.mode, max_pixels=self.max_pixels, exif_transpose=self.exif_transpose
+            data, self.mode, max_pixels=self.max_pixels, exif_transpose=self.exif_transpose, prepared=prepared
         )
         extra: dict = {"mode": self.mode, "hashed_size": [int(luma.shape[1]), int(luma.shape[0])]}
         result = hash_luma(luma, dihedral=self.dihedral, _overwrite=True)

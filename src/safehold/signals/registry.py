@@ -124,7 +124,12 @@ def normalize(type_name: str, value: str) -> str:
 
 
 def _build_hashers(
-    media: str, *, pdq_mode: str | None, dihedral: bool, vpdq_options: Mapping[str, Any] | None
+    media: str,
+    *,
+    pdq_mode: str | None,
+    dihedral: bool,
+    vpdq_options: Mapping[str, Any] | None,
+    pdq_options: Mapping[str, Any] | None = None,
 ) -> tuple[list[ContentHasher], list[SafeholdError]]:
     if media not in MEDIA_KINDS:
         raise SafeholdError(
@@ -138,7 +143,7 @@ def _build_hashers(
     if media == "image":
         try:
             pdq_hasher_cls = _import("safehold.signals.pdq", "PdqHasher")
-            kwargs: dict[str, Any] = {"dihedral": dihedral}
+            kwargs: dict[str, Any] = {**dict(pdq_options or {}), "dihedral": dihedral}
             if pdq_mode is not None:
                 kwargs["mode"] = pdq_mode
             hashers.append(pdq_hasher_cls(**kwargs))
@@ -234,6 +239,8 @@ def _run_hasher(hasher: ContentHasher, data: bytes, result: HashResult) -> None:
     try:
         produced = hasher.hash_bytes(data)
     except SafeholdError as e:
+        if e.status in (429, 503):  # "try again later" (the server's share is taken): not a fact about the content
+            raise
         result.errors.append(e)
         return
     except MemoryError:
@@ -280,6 +287,7 @@ def hash_content(
     dihedral: bool = False,
     max_bytes: int | None = None,
     vpdq_options: Mapping[str, Any] | None = None,
+    pdq_options: Mapping[str, Any] | None = None,
 ) -> HashResult:
     """Hash one blob with every applicable hasher.
 
@@ -287,7 +295,10 @@ def hash_content(
     Crypto hashes are always present; PDQ is added for images, vPDQ for videos, plus plug-in hashers. A hasher
     that fails adds a ``SafeholdError`` to ``errors`` and the other signals are still returned (an image that
     does not decode still has its MD5/SHA-1/SHA-256). Empty input raises ``media.empty``; input above
-    ``max_bytes`` (default :data:`~safehold.signals.media.MAX_BYTES`) raises ``media.too_large``.
+    ``max_bytes`` (default :data:`~safehold.signals.media.MAX_BYTES`) raises ``media.too_large``. A hasher
+    error with status 429 or 503 (``media.busy``: the server is at capacity) is raised, not recorded: the
+    content is not at fault and the caller should try again. ``pdq_options`` / ``vpdq_options`` are keyword
+    arguments for :class:`~safehold.signals.pdq.PdqHasher` / :class:`~safehold.signals.vpdq.VpdqHasher`.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SafeholdError("media.invalid", "content must be bytes")
@@ -297,7 +308,9 @@ def hash_content(
         raise SafeholdError("media.empty", "the content is empty")
     media = sniff(data, filename)
     result = HashResult(media=media, size=size, format=sniff_format(data, filename))
-    hashers, errors = _build_hashers(media, pdq_mode=pdq_mode, dihedral=dihedral, vpdq_options=vpdq_options)
+    hashers, errors = _build_hashers(
+        media, pdq_mode=pdq_mode, dihedral=dihedral, vpdq_options=vpdq_options, pdq_options=pdq_options
+    )
     result.errors.extend(errors)
     for h in hashers:
         _run_hasher(h, data, result)

@@ -30,6 +30,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -38,6 +39,7 @@ import numpy as np
 
 from safehold.errors import SafeholdError
 from safehold.signals.base import ContentHasher, Signal, SignalType
+from safehold.signals.budget import WorkBudget
 from safehold.signals.media import MAX_BYTES, check_size, sniff, sniff_format
 
 #: Meta's defaults (python-threatexchange ``vpdq_util``).
@@ -313,12 +315,15 @@ class VpdqHasher(ContentHasher):
     :param max_duration_seconds: longer videos raise ``media.too_large`` (ffprobe, then frame count).
     :param max_frames: most frames a hash may have (default: duration limit ÷ interval, +10 %).
     :param max_pixels: largest frame size (width × height) accepted.
-    :param timeout_seconds: hashing wall-clock limit; the child is killed after it (``media.too_large``).
+    :param timeout_seconds: wall-clock limit for the whole hash, ffprobe included; the child is killed when it
+        is reached (``media.too_large`` with ``detail.timeout_seconds``).
     :param max_bytes: largest input accepted (``media.too_large``).
     :param thread_count: libav/vpdq threads (0 = vpdq chooses). Results do not depend on it.
     :param memory_limit_bytes: optional address-space limit for the child (``RLIMIT_AS``).
     :param isolate: ``False`` hashes in this process (faster, but no timeout or crash isolation).
     :param tmp_dir: where the private temporary copy is written (e.g. an encrypted tmpfs).
+    :param slots: a process-wide :class:`~safehold.signals.budget.WorkBudget` of video hashes; one slot is held
+        from probe to result, and a hash that cannot get one in time is refused with ``media.busy`` (503).
     """
 
     media: ClassVar[str] = "video"
@@ -339,6 +344,7 @@ class VpdqHasher(ContentHasher):
         isolate: bool = True,
         tmp_dir: str | None = None,
         ffprobe_path: str | None = None,
+        slots: WorkBudget | None = None,
     ):
         if seconds_per_hash <= 0:
             raise ValueError("seconds_per_hash must be > 0")
@@ -356,6 +362,7 @@ class VpdqHasher(ContentHasher):
         self.isolate = isolate
         self.tmp_dir = tmp_dir
         self.ffprobe_path = ffprobe_path if ffprobe_path is not None else shutil.which("ffprobe")
+        self.slots = slots
 
     # -- public ------------------------------------------------------------------------------------------
     def hash_bytes(self, data: bytes) -> list[Signal]:
@@ -400,7 +407,15 @@ class VpdqHasher(ContentHasher):
             shutil.rmtree(workdir, ignore_errors=True)
 
     # -- internals ---------------------------------------------------------------------------------------
-    def _probe(self, path: str, recognised: bool) -> float | None:
+    def _timed_out(self) -> SafeholdError:
+        return SafeholdError(
+            "media.too_large",
+            f"hashing the video took longer than {self.timeout_seconds:g} s",
+            status=413,
+            detail={"timeout_seconds": self.timeout_seconds},
+        )
+
+    def _probe(self, path: str, recognised: bool, deadline: float | None = None) -> float | None:
         """Check limits with ffprobe; return the duration if known. No-op when ffprobe is not installed."""
         if not self.ffprobe_path:
             return None
@@ -414,9 +429,16 @@ class VpdqHasher(ContentHasher):
             "-show_streams",
             path,
         ]
+        timeout = self.probe_timeout_seconds
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise self._timed_out()
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=self.probe_timeout_seconds, check=False)
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timed_out() from None
             raise SafeholdError(
                 "media.corrupt",
                 "the video could not be read in time (probe timed out)",
@@ -466,8 +488,15 @@ class VpdqHasher(ContentHasher):
         return duration
 
     def _hash_path(self, path: str, workdir: str, *, recognised: bool) -> list[Signal]:
-        duration = self._probe(path, recognised)
-        raw = self._run_isolated(path, workdir) if self.isolate else self._run_inline(path)
+        if self.slots is None:
+            return self._hash_path_now(path, workdir, recognised=recognised)
+        with self.slots.hold(1):
+            return self._hash_path_now(path, workdir, recognised=recognised)
+
+    def _hash_path_now(self, path: str, workdir: str, *, recognised: bool) -> list[Signal]:
+        deadline = time.monotonic() + self.timeout_seconds
+        duration = self._probe(path, recognised, deadline)
+        raw = self._run_isolated(path, workdir, deadline) if self.isolate else self._run_inline(path)
         if not raw:
             raise SafeholdError("media.corrupt", "no video frames could be decoded")
         if len(raw) > self.max_frames:
@@ -499,25 +528,23 @@ class VpdqHasher(ContentHasher):
             raise SafeholdError("media.corrupt", f"the video could not be decoded: {e}") from None
         return [[f.hex, int(f.quality), float(f.timestamp)] for f in feats]
 
-    def _run_isolated(self, path: str, workdir: str) -> list:
+    def _run_isolated(self, path: str, workdir: str, deadline: float | None = None) -> list:
         out = os.path.join(workdir, "result.json")
         cmd = [
             sys.executable, "-c", _WORKER, path, out,
             repr(self.seconds_per_hash), str(self.thread_count),
             str(int(self.memory_limit_bytes or 0)),
         ]  # fmt: skip
+        timeout = self.timeout_seconds if deadline is None else deadline - time.monotonic()
+        if timeout <= 0:
+            raise self._timed_out()
         try:
             proc = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout_seconds, check=False,
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False,
                 cwd=workdir,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise SafeholdError(
-                "media.too_large",
-                f"hashing the video took longer than {self.timeout_seconds:.0f} s",
-                status=413,
-                detail={"timeout_seconds": self.timeout_seconds},
-            ) from None
+            raise self._timed_out() from None
         try:
             with open(out, encoding="utf-8") as fh:
                 res = json.load(fh)

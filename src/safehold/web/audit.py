@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from safehold.api.contract import AfterId
 from safehold.auth.roles import Permission
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, services, staff
@@ -23,7 +24,7 @@ PAGE_SIZE = 100
 @router.get("/console/audit")
 def records(
     request: Request,
-    after_seq: int = Query(0, ge=0),
+    after_seq: AfterId = 0,
     action: str = Query("", max_length=64),
     who: Staff = Depends(staff(READ)),
     svc: Services = Depends(services),

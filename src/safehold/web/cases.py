@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from safehold.api.contract import MAX_DB_INT, Id
 from safehold.auth.roles import Permission, demand
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, VIOLATING
 from safehold.errors import SafeholdError
@@ -54,7 +55,7 @@ def case_page(request: Request, svc: Services, who: Staff, case_id: int, reveale
 @router.get("/console/cases/{case_id}")
 def show(
     request: Request,
-    case_id: int,
+    case_id: Id,
     who: Staff = Depends(staff(Permission.CASES_READ)),
     svc: Services = Depends(services),
 ) -> Response:
@@ -71,7 +72,7 @@ def _override(who: Staff, override: bool, svc: Services, request: Request) -> bo
 @router.post("/console/cases/{case_id}/claim")
 def claim(
     request: Request,
-    case_id: int,
+    case_id: Id,
     override: bool = Form(False),
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
     svc: Services = Depends(services),
@@ -83,7 +84,7 @@ def claim(
 @router.post("/console/cases/{case_id}/release")
 def release(
     request: Request,
-    case_id: int,
+    case_id: Id,
     override: bool = Form(False),
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
     svc: Services = Depends(services),
@@ -94,7 +95,7 @@ def release(
 
 @router.post("/console/cases/{case_id}/decision")
 def decide(
-    case_id: int,
+    case_id: Id,
     outcome: str = Form(...),
     note: str = Form("", max_length=4000),
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
@@ -109,7 +110,7 @@ def decide(
 
 @router.post("/console/cases/{case_id}/confirmation")
 def confirm(
-    case_id: int,
+    case_id: Id,
     agree: bool = Form(...),
     note: str = Form("", max_length=4000),
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
@@ -121,8 +122,8 @@ def confirm(
 
 @router.post("/console/cases/{case_id}/bank")
 def add_to_bank(
-    case_id: int,
-    item_id: int = Form(...),
+    case_id: Id,
+    item_id: int = Form(..., ge=1, le=MAX_DB_INT),
     bank: str = Form(..., max_length=64),
     who: Staff = Depends(staff(Permission.BANKS_WRITE)),
     svc: Services = Depends(services),
@@ -134,7 +135,7 @@ def add_to_bank(
 @router.post("/console/items/{item_id}/reveal")
 def reveal(
     request: Request,
-    item_id: int,
+    item_id: Id,
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
     svc: Services = Depends(services),
 ) -> Response:
@@ -157,14 +158,14 @@ def _media(data: bytes, content_type: str) -> Response:
 
 @router.get("/console/items/{item_id}/media")
 def media(
-    item_id: int, who: Staff = Depends(staff(Permission.CASES_REVIEW)), svc: Services = Depends(services)
+    item_id: Id, who: Staff = Depends(staff(Permission.CASES_REVIEW)), svc: Services = Depends(services)
 ) -> Response:
     return _media(*svc.review.reveal(item_id, who.principal))
 
 
 @router.get("/console/items/{item_id}/preview")
 def preview(
-    item_id: int, who: Staff = Depends(staff(Permission.CASES_READ)), svc: Services = Depends(services)
+    item_id: Id, who: Staff = Depends(staff(Permission.CASES_READ)), svc: Services = Depends(services)
 ) -> Response:
     return _media(*svc.review.preview(item_id, who.principal))
 
@@ -172,7 +173,7 @@ def preview(
 @router.get("/console/items/{item_id}/exif")
 def exif(
     request: Request,
-    item_id: int,
+    item_id: Id,
     who: Staff = Depends(staff(Permission.CASES_REVIEW)),
     svc: Services = Depends(services),
 ) -> Response:

@@ -141,7 +141,8 @@ def safe_next(path: str | None) -> bool:
 
 class ConsoleRoute(APIRoute):
     """An API route whose errors are pages: SafeholdError, validation errors and HTTP errors render
-    ``error.html`` with their status; ``LoginRequired`` redirects to the log-in page."""
+        ``error.html`` with their status (a path parameter that is not valid, such as an id out of range, is a 404:
+    there is no such page); ``LoginRequired`` redirects to the log-in page."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
@@ -154,6 +155,10 @@ class ConsoleRoute(APIRoute):
             except SafeholdError as exc:
                 return error_page(request, exc.status, exc.code, exc.message)
             except RequestValidationError as exc:
+                if all(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+                    # /console/cases/abc or an id beyond the database's range: no such page, not a bad form.
+                    message = f"Nothing here: {request.url.path} is not a page."
+                    return error_page(request, 404, "request.not_found", message)
                 fields = ", ".join(str(e.get("loc", ("?",))[-1]) for e in exc.errors())
                 return error_page(request, 422, "request.invalid", f"The form is missing or has bad fields: {fields}.")
             except StarletteHTTPException as exc:

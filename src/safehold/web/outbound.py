@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from safehold.actions.webhooks import ACTION_KINDS
+from safehold.api.contract import Id
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
 from safehold.services import Services
@@ -145,8 +146,6 @@ def deliveries(
 
 
 @router.post("/console/admin/deliveries/{delivery_id}/retry")
-def retry_delivery(
-    delivery_id: int, who: Staff = Depends(staff(MANAGE)), svc: Services = Depends(services)
-) -> Response:
+def retry_delivery(delivery_id: Id, who: Staff = Depends(staff(MANAGE)), svc: Services = Depends(services)) -> Response:
     svc.webhooks.retry(delivery_id, actor=who.label)
     return back("/console/admin/deliveries?status=pending", "retried")

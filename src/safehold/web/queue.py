@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
+from safehold.api.contract import Offset
 from safehold.auth.roles import Permission
 from safehold.cases.priority import BAND_NAMES
 from safehold.cases.taxonomy import QUEUES
@@ -32,7 +33,7 @@ def queue(
     band: BandName | None = Query(None),
     overdue: bool = Query(False),
     mine: bool = Query(False),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     who: Staff = Depends(staff(Permission.CASES_READ)),
     svc: Services = Depends(services),
 ) -> Response:

@@ -19,6 +19,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
+from safehold.api.contract import MAX_DB_INT, Id
 from safehold.api.downloads import send_package
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
@@ -67,7 +68,7 @@ def reports(
 
 @router.get("/console/reports/{report_id}")
 def report(
-    request: Request, report_id: int, who: Staff = Depends(staff(READ)), svc: Services = Depends(services)
+    request: Request, report_id: Id, who: Staff = Depends(staff(READ)), svc: Services = Depends(services)
 ) -> Response:
     found = svc.reports.get(report_id)
     xml = problem = None
@@ -123,7 +124,7 @@ def _refresh(report: dict) -> int | None:
 
 @router.post("/console/reports/{report_id}")
 def update_report(
-    report_id: int,
+    report_id: Id,
     incident_type: str = Form(..., max_length=200),
     annotations: list[str] = Form([]),
     escalate_to_high_priority: str = Form("", max_length=10_000),
@@ -158,8 +159,8 @@ def update_report(
 
 @router.post("/console/reports/{report_id}/files/{file_id}")
 def update_file(
-    report_id: int,
-    file_id: int,
+    report_id: Id,
+    file_id: Id,
     annotations: list[str] = Form([]),
     relevance: str = Form("", max_length=100),
     publicly_available: Tristate = Form(""),
@@ -173,14 +174,14 @@ def update_file(
 
 
 @router.post("/console/reports/{report_id}/submit")
-def submit_report(report_id: int, who: Staff = Depends(staff(SUBMIT)), svc: Services = Depends(services)) -> Response:
+def submit_report(report_id: Id, who: Staff = Depends(staff(SUBMIT)), svc: Services = Depends(services)) -> Response:
     svc.reports.submit(report_id, who.label)
     return back(f"/console/reports/{report_id}", "report_submitted")
 
 
 @router.post("/console/reports/{report_id}/retract")
 def retract_report(
-    report_id: int,
+    report_id: Id,
     reason: str = Form(..., max_length=2000),
     who: Staff = Depends(staff(SUBMIT)),
     svc: Services = Depends(services),
@@ -191,7 +192,7 @@ def retract_report(
 
 @router.post("/console/reports/{report_id}/filed")
 def mark_filed(
-    report_id: int,
+    report_id: Id,
     external_id: str = Form(..., max_length=64),
     who: Staff = Depends(staff(SUBMIT)),
     svc: Services = Depends(services),
@@ -202,13 +203,13 @@ def mark_filed(
 
 @router.post("/console/reports/{report_id}/export")
 def export_report(
-    report_id: int, who: Staff = Depends(staff(Permission.EVIDENCE_ACCESS)), svc: Services = Depends(services)
+    report_id: Id, who: Staff = Depends(staff(Permission.EVIDENCE_ACCESS)), svc: Services = Depends(services)
 ) -> Response:
     return send_package(svc, lambda dest: svc.reports.export(report_id, who.label, dest_dir=dest))
 
 
 @router.post("/console/cases/{case_id}/report")
-def draft_report(case_id: int, who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)) -> Response:
+def draft_report(case_id: Id, who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)) -> Response:
     drafted = svc.reports.draft_from_case(case_id, who.label)
     return back(f"/console/reports/{drafted['id']}", "report_drafted")
 
@@ -260,7 +261,7 @@ def place_hold(
 
 @router.post("/console/evidence/holds/{hold_id}/release")
 def release_hold(
-    hold_id: int,
+    hold_id: Id,
     note: str = Form("", max_length=2000),
     who: Staff = Depends(staff(Permission.EVIDENCE_MANAGE)),
     svc: Services = Depends(services),
@@ -274,6 +275,7 @@ def _number(name: str, text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if not text.isdigit():
+    # isascii: str.isdigit() is also true of '²' and other digits int() refuses; the bound is the database's.
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_DB_INT:
         raise SafeholdError("request.invalid", f"{name} must be a whole number.", status=422)
     return int(text)

@@ -7,12 +7,13 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from safehold.api.contract import AfterId, ContractRoute, Id, QueryId
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["actions"])
+router = APIRouter(prefix="/v1", tags=["actions"], route_class=ContractRoute)
 
 MANAGE = require(Permission.ACTIONS_MANAGE)
 ActionItem = str | dict  # a kind, or {"kind": ..., "params": {...}}
@@ -131,8 +132,8 @@ def test_webhook(name: str, svc: Services = Depends(services), who: Principal = 
 def list_deliveries(
     status: str | None = Query(None, description="pending, delivered or dead"),
     webhook: str | None = None,
-    case_id: int | None = None,
-    after_id: int = Query(0, ge=0),
+    case_id: QueryId = None,
+    after_id: AfterId = 0,
     limit: int = Query(100, ge=1, le=1000),
     svc: Services = Depends(services),
     _=Depends(MANAGE),
@@ -142,7 +143,7 @@ def list_deliveries(
 
 
 @router.post("/deliveries/{delivery_id}/retry", summary="Send a dead or waiting delivery again now")
-def retry_delivery(delivery_id: int, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
+def retry_delivery(delivery_id: Id, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
     return svc.webhooks.retry(delivery_id, actor=who.label)
 
 
@@ -151,7 +152,7 @@ def retry_delivery(delivery_id: int, svc: Services = Depends(services), who: Pri
 
 @router.post("/cases/{case_id}/actions", status_code=201, summary="Take an action on a case by hand")
 def take_action(
-    case_id: int,
+    case_id: Id,
     body: ActionCreate,
     svc: Services = Depends(services),
     who: Principal = Depends(require(Permission.CASES_SENIOR)),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, Role
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/apikeys", tags=["apikeys"])
+router = APIRouter(prefix="/v1/apikeys", tags=["apikeys"], route_class=ContractRoute)
 
 
 class KeyCreate(BaseModel):

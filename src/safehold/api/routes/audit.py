@@ -9,13 +9,14 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from safehold.api.contract import AfterId, ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.uploads import CHUNK
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ContractRoute)
 
 READ = Depends(require(Permission.AUDIT_READ))
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -23,7 +24,7 @@ MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
 @router.get("", summary="A page of audit records in order (keyset pagination with after_seq)")
 def list_records(
-    after_seq: int = Query(0, ge=0),
+    after_seq: AfterId = 0,
     limit: int = Query(100, ge=1, le=1000),
     action: str | None = Query(None, max_length=64, description="Exact action, or a prefix ending in '.'"),
     svc: Services = Depends(services),
@@ -38,7 +39,12 @@ def verify(svc: Services = Depends(services), _=READ) -> dict:
     return svc.audit.verify().to_dict()
 
 
-@router.get("/export", summary="Export the log with its hashes (JSON lines or CSV) for offline verification")
+@router.get(
+    "/export",
+    summary="Export the log with its hashes (JSON lines or CSV) for offline verification",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in MEDIA.values()}}},
+)
 def export(
     format: Literal["jsonl", "csv"] = "jsonl",
     since: dt.datetime | None = Query(None, description="Only records at or after this time (ISO 8601)"),

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from safehold.api.contract import AfterId, ContractRoute, Id
 from safehold.api.deps import require, services
 from safehold.api.uploads import CHUNK, read_capped
 from safehold.auth.apikeys import Principal
@@ -18,8 +19,8 @@ from safehold.banks.service import BankInfo
 from safehold.errors import SafeholdError
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/banks", tags=["banks"])
-entries_router = APIRouter(prefix="/v1/entries", tags=["entries"])
+router = APIRouter(prefix="/v1/banks", tags=["banks"], route_class=ContractRoute)
+entries_router = APIRouter(prefix="/v1/entries", tags=["entries"], route_class=ContractRoute)
 
 READ = Depends(require(Permission.BANKS_READ))
 WRITE = require(Permission.BANKS_WRITE)
@@ -117,7 +118,7 @@ def delete_bank(name: str, svc: Services = Depends(services), who=Depends(WRITE)
 def list_entries(
     name: str,
     signal_type: str | None = None,
-    after_id: int = Query(0, ge=0),
+    after_id: AfterId = 0,
     limit: int = Query(100, ge=1, le=1000),
     svc: Services = Depends(services),
     _=READ,
@@ -210,7 +211,12 @@ async def import_file(
     return out
 
 
-@router.get("/{name}/export", summary="Export a bank as CSV, hash list or NCMEC XML")
+@router.get(
+    "/{name}/export",
+    summary="Export a bank as CSV, hash list or NCMEC XML",
+    response_class=StreamingResponse,
+    responses={200: {"content": {media: {} for media in FORMATS.values()}}},
+)
 def export_bank(
     name: str,
     format: Literal["csv", "list", "ncmec-xml"] = "csv",
@@ -239,12 +245,12 @@ def export_bank(
 
 
 @entries_router.get("/{entry_id}", summary="One entry")
-def get_entry(entry_id: int, svc: Services = Depends(services), _=READ) -> dict:
+def get_entry(entry_id: Id, svc: Services = Depends(services), _=READ) -> dict:
     return svc.banks.get_entry(entry_id)
 
 
 @entries_router.patch("/{entry_id}", summary="Disable/enable an entry or edit its note/category")
-def update_entry(entry_id: int, body: EntryUpdate, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
+def update_entry(entry_id: Id, body: EntryUpdate, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
     out = None
     if body.enabled is not None:
         out = svc.banks.set_entry_enabled(entry_id, body.enabled, actor=who.label)
@@ -254,6 +260,6 @@ def update_entry(entry_id: int, body: EntryUpdate, svc: Services = Depends(servi
 
 
 @entries_router.delete("/{entry_id}", summary="Delete an entry")
-def delete_entry(entry_id: int, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
+def delete_entry(entry_id: Id, svc: Services = Depends(services), who=Depends(WRITE)) -> dict:
     svc.banks.delete_entry(entry_id, actor=who.label)
     return {"deleted": entry_id}

@@ -7,16 +7,18 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from safehold import jsonlimits
+from safehold.api.contract import ContractRoute, Id, Offset
 from safehold.api.deps import require, services
 from safehold.api.routes.scan import is_multipart, json_body
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
 from safehold.cases.events import EventIn
-from safehold.errors import SafeholdError, parse_json
+from safehold.errors import SafeholdError
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)
 READ = Depends(require(Permission.CASES_READ))
 REVIEW = Depends(require(Permission.CASES_REVIEW))
 
@@ -56,7 +58,7 @@ async def ingest_event(
         raw = form.get("event")
         if not isinstance(raw, str):
             raise SafeholdError("request.missing_event", "Send the event as a multipart text field named 'event'.")
-        body = parse_json(raw, "the event")
+        body = jsonlimits.loads(raw, svc.settings.max_json_depth, "the event")
         upload = form.get("file")
         if isinstance(upload, UploadFile):
             name, data = upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)
@@ -77,7 +79,7 @@ def list_cases(
     claimed_by: str | None = None,
     account_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     svc: Services = Depends(services),
     _=READ,
 ) -> dict:
@@ -99,13 +101,13 @@ def case_counts(svc: Services = Depends(services), _=READ) -> dict:
 
 
 @router.get("/cases/{case_id}", summary="One case: items, signals, decisions, actions, history, related cases")
-def get_case(case_id: int, svc: Services = Depends(services), _=READ) -> dict:
+def get_case(case_id: Id, svc: Services = Depends(services), _=READ) -> dict:
     return svc.cases.get(case_id)
 
 
 @router.post("/cases/{case_id}/claim", summary="Claim a case for review (or renew the claim)")
 def claim_case(
-    case_id: int,
+    case_id: Id,
     request: Request,
     body: ClaimBody | None = None,
     svc: Services = Depends(services),
@@ -117,7 +119,7 @@ def claim_case(
 
 @router.post("/cases/{case_id}/release", summary="Give a claimed case back")
 def release_case(
-    case_id: int,
+    case_id: Id,
     request: Request,
     body: ClaimBody | None = None,
     svc: Services = Depends(services),

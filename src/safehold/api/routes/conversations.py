@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query
 
+from safehold.api.contract import ContractRoute, Offset
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.rules.conversations import MAX_LIMIT, MessagesIn
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_class=ContractRoute)
 READ = Depends(require(Permission.CASES_READ))
 WRITE = require(Permission.EVENTS_WRITE)
 
@@ -45,7 +46,7 @@ def list_conversations(
     min_score: float = Query(0.0, ge=0.0, le=1.0),
     alert: bool | None = Query(None, description="Only conversations that alert (true) or do not (false)."),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     svc: Services = Depends(services),
     _=READ,
 ) -> dict:

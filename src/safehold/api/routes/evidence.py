@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from safehold.api.contract import BodyId, ContractRoute, Id, Offset, QueryId, error_responses
 from safehold.api.deps import require, services
 from safehold.api.downloads import send_package
 from safehold.api.routes.review import MEDIA_HEADERS
@@ -20,17 +21,19 @@ from safehold.auth.roles import Permission
 from safehold.review.media import content_type
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["evidence"])
+router = APIRouter(prefix="/v1", tags=["evidence"], route_class=ContractRoute)
 READ = require(Permission.EVIDENCE_READ)
 ACCESS = require(Permission.EVIDENCE_ACCESS)
 MANAGE = require(Permission.EVIDENCE_MANAGE)
+#: Reading or exporting evidence that the retention purge deleted.
+PURGED = error_responses(410)
 #: Content types of preserved records that are not media files.
 KIND_TYPES = {"text": "text/plain; charset=utf-8", "document": "application/xml"}
 
 
 class HoldBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    case_id: int | None = Field(None, description="Hold this case's evidence…")
+    case_id: BodyId | None = Field(None, description="Hold this case's evidence…")
     account_id: str | None = Field(None, max_length=128, description="…or every case's of this account.")
     reason: str = Field(min_length=1, max_length=2000)
     reference: str | None = Field(None, max_length=128, description="The preservation request's number.")
@@ -43,8 +46,8 @@ class ReleaseBody(BaseModel):
 
 class ExportBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    case_id: int | None = None
-    report_id: int | None = None
+    case_id: BodyId | None = None
+    report_id: BodyId | None = None
     reason: str = Field(min_length=1, max_length=2000, description="Why, e.g. the legal process it answers.")
 
 
@@ -56,11 +59,11 @@ class PurgeBody(BaseModel):
 
 @router.get("/evidence", summary="The evidence register: hashes, sizes, dates (no content)")
 def list_evidence(
-    case_id: int | None = None,
+    case_id: QueryId = None,
     account_id: str | None = Query(None, max_length=128),
     include_purged: bool = False,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     svc: Services = Depends(services),
     _: Principal = Depends(READ),
 ) -> list[dict]:
@@ -88,7 +91,7 @@ def place_hold(body: HoldBody, svc: Services = Depends(services), who: Principal
 
 @router.post("/evidence/holds/{hold_id}/release", summary="Release a legal hold (normal retention applies again)")
 def release_hold(
-    hold_id: int, body: ReleaseBody | None = None, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
+    hold_id: Id, body: ReleaseBody | None = None, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
 ) -> dict:
     return svc.evidence.release(hold_id, who.label, note=body.note if body else None)
 
@@ -97,7 +100,7 @@ def release_hold(
     "/evidence/export",
     summary="Law-enforcement package for a case or a report (zip); its SHA-256 in X-Checksum-SHA256",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={200: {"content": {"application/zip": {}}}, **PURGED},
 )
 def export_evidence(body: ExportBody, svc: Services = Depends(services), who: Principal = Depends(ACCESS)):
     return send_package(
@@ -113,8 +116,12 @@ def purge_evidence(body: PurgeBody, svc: Services = Depends(services), who: Prin
     return svc.evidence.purge(who.label, dry_run=body.dry_run)
 
 
-@router.get("/evidence/{evidence_id}", summary="One record with its retention (expiry, holds, reports needing it)")
-def get_evidence(evidence_id: int, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
+@router.get(
+    "/evidence/{evidence_id}",
+    summary="One record with its retention (expiry, holds, reports needing it)",
+    responses=PURGED,
+)
+def get_evidence(evidence_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
     return svc.evidence.get(evidence_id)
 
 
@@ -122,10 +129,10 @@ def get_evidence(evidence_id: int, svc: Services = Depends(services), _: Princip
     "/evidence/{evidence_id}/content",
     summary="The decrypted content, checked against its SHA-256; recorded with its purpose",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **PURGED},
 )
 def evidence_content(
-    evidence_id: int,
+    evidence_id: Id,
     purpose: str = Query(min_length=1, max_length=500, description="Why it is opened (kept in the audit log)."),
     svc: Services = Depends(services),
     who: Principal = Depends(ACCESS),

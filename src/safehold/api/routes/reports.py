@@ -12,13 +12,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from safehold.api.contract import BodyId, ContractRoute, Id, Offset, QueryId, error_responses
 from safehold.api.deps import require, services
 from safehold.api.downloads import send_package
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["reports"])
+router = APIRouter(prefix="/v1", tags=["reports"], route_class=ContractRoute)
 READ = require(Permission.REPORTS_READ)
 WRITE = require(Permission.REPORTS_WRITE)
 SUBMIT = require(Permission.REPORTS_SUBMIT)
@@ -35,7 +36,7 @@ Text = Field(None, max_length=10_000)
 
 class DraftBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    case_id: int = Field(description="A closed case with a violating decision (csam or cse).")
+    case_id: BodyId = Field(description="A closed case with a violating decision (csam or cse).")
     authority: str = Field("ncmec", description="ncmec, nca, cybertip_ca or esafety.")
 
 
@@ -65,7 +66,7 @@ class ReportChanges(BaseModel):
     incident_description: str | None = Text
     additional_info: str | None = Text
     reported_user: ReportedUser | None = Field(None, description="Replaces the reported user's fields whole.")
-    files: dict[int, FileChanges] | None = Field(None, description="Per report file id.")
+    files: dict[BodyId, FileChanges] | None = Field(None, description="Per report file id.")
 
 
 class ReasonBody(BaseModel):
@@ -80,9 +81,9 @@ class FiledBody(BaseModel):
 def list_reports(
     status: str | None = Query(None, description="draft, submitted, finished, failed or retracted"),
     authority: str | None = None,
-    case_id: int | None = None,
+    case_id: QueryId = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     svc: Services = Depends(services),
     _: Principal = Depends(READ),
 ) -> list[dict]:
@@ -95,13 +96,13 @@ def draft_report(body: DraftBody, svc: Services = Depends(services), who: Princi
 
 
 @router.get("/reports/{report_id}", summary="One report: fields, cases, files with their viewed flags, filing state")
-def get_report(report_id: int, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
+def get_report(report_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
     return svc.reports.get(report_id)
 
 
 @router.patch("/reports/{report_id}", summary="Edit a draft or failed report")
 def update_report(
-    report_id: int, body: ReportChanges, svc: Services = Depends(services), who: Principal = Depends(WRITE)
+    report_id: Id, body: ReportChanges, svc: Services = Depends(services), who: Principal = Depends(WRITE)
 ) -> dict:
     return svc.reports.update(report_id, body.model_dump(exclude_unset=True), who.label)
 
@@ -112,7 +113,7 @@ def update_report(
     response_class=Response,
     responses={200: {"content": {"application/xml": {}}}},
 )
-def report_document(report_id: int, svc: Services = Depends(services), _: Principal = Depends(READ)) -> Response:
+def report_document(report_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> Response:
     headers = {"Cache-Control": "no-store", "Content-Disposition": f'inline; filename="report-{report_id}.xml"'}
     return Response(svc.reports.document(report_id), media_type="application/xml", headers=headers)
 
@@ -121,9 +122,10 @@ def report_document(report_id: int, svc: Services = Depends(services), _: Princi
     "/reports/{report_id}/submit",
     status_code=202,
     summary="File the report: queued for the worker (202), or filed before answering with ?wait=true (200)",
+    responses={200: {"description": "Filed (with ?wait=true)."}, **error_responses(502)},
 )
 def submit_report(
-    report_id: int,
+    report_id: Id,
     response: Response,
     wait: bool = Query(False, description="File now and answer with the outcome."),
     svc: Services = Depends(services),
@@ -136,7 +138,7 @@ def submit_report(
 
 
 @router.get("/reports/{report_id}/status", summary="The filing state: status, NCMEC report id, step, last error")
-def report_status(report_id: int, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
+def report_status(report_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
     report = svc.reports.get(report_id)
     out = {k: report.get(k) for k in STATUS_KEYS}
     out["files"] = [{k: f.get(k) for k in FILE_STATUS_KEYS} for f in report["files"]]
@@ -148,14 +150,14 @@ def report_status(report_id: int, svc: Services = Depends(services), _: Principa
     summary="Withdraw a report (a draft is discarded; an unfinished filing is retracted at NCMEC)",
 )
 def retract_report(
-    report_id: int, body: ReasonBody, svc: Services = Depends(services), who: Principal = Depends(SUBMIT)
+    report_id: Id, body: ReasonBody, svc: Services = Depends(services), who: Principal = Depends(SUBMIT)
 ) -> dict:
     return svc.reports.retract(report_id, who.label, body.reason)
 
 
 @router.post("/reports/{report_id}/filed", summary="Record a report filed by hand with an authority that has no API")
 def mark_filed(
-    report_id: int, body: FiledBody, svc: Services = Depends(services), who: Principal = Depends(SUBMIT)
+    report_id: Id, body: FiledBody, svc: Services = Depends(services), who: Principal = Depends(SUBMIT)
 ) -> dict:
     return svc.reports.mark_filed(report_id, body.external_id, who.label)
 
@@ -166,7 +168,7 @@ def mark_filed(
     response_class=FileResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
-def export_report(report_id: int, svc: Services = Depends(services), who: Principal = Depends(ACCESS)) -> FileResponse:
+def export_report(report_id: Id, svc: Services = Depends(services), who: Principal = Depends(ACCESS)) -> FileResponse:
     return send_package(svc, lambda dest: svc.reports.export(report_id, who.label, dest_dir=dest))
 
 

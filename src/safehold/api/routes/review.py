@@ -9,12 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from safehold.api.contract import BodyId, ContractRoute, Id
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["review"])
+router = APIRouter(prefix="/v1", tags=["review"], route_class=ContractRoute)
 READ = require(Permission.CASES_READ)
 REVIEW = require(Permission.CASES_REVIEW)
 MEDIA_HEADERS = {
@@ -37,7 +38,7 @@ class ConfirmationBody(BaseModel):
 
 
 class BankBody(BaseModel):
-    item_id: int
+    item_id: BodyId
     bank: str = Field(min_length=1, max_length=64)
 
 
@@ -61,21 +62,21 @@ def _media(data: bytes, content_type: str) -> Response:
 
 @router.post("/cases/{case_id}/decision", summary="Decide a claimed case (new findings wait for a second reviewer)")
 def decide(
-    case_id: int, body: DecisionBody, svc: Services = Depends(services), who: Principal = Depends(REVIEW)
+    case_id: Id, body: DecisionBody, svc: Services = Depends(services), who: Principal = Depends(REVIEW)
 ) -> dict:
     return svc.review.decide(case_id, who, body.decision, classification=body.classification, note=body.note)
 
 
 @router.post("/cases/{case_id}/confirmation", summary="Agree or disagree with another reviewer's finding")
 def confirm(
-    case_id: int, body: ConfirmationBody, svc: Services = Depends(services), who: Principal = Depends(REVIEW)
+    case_id: Id, body: ConfirmationBody, svc: Services = Depends(services), who: Principal = Depends(REVIEW)
 ) -> dict:
     return svc.review.confirm(case_id, who, body.agree, note=body.note)
 
 
 @router.post("/cases/{case_id}/bank", summary="Add a confirmed item's hashes to a block bank")
 def add_to_bank(
-    case_id: int,
+    case_id: Id,
     body: BankBody,
     svc: Services = Depends(services),
     who: Principal = Depends(require(Permission.BANKS_WRITE)),
@@ -89,7 +90,7 @@ def add_to_bank(
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
-def preview(item_id: int, svc: Services = Depends(services), who: Principal = Depends(READ)) -> Response:
+def preview(item_id: Id, svc: Services = Depends(services), who: Principal = Depends(READ)) -> Response:
     return _media(*svc.review.preview(item_id, who))
 
 
@@ -99,17 +100,17 @@ def preview(item_id: int, svc: Services = Depends(services), who: Principal = De
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def reveal(item_id: int, svc: Services = Depends(services), who: Principal = Depends(REVIEW)) -> Response:
+def reveal(item_id: Id, svc: Services = Depends(services), who: Principal = Depends(REVIEW)) -> Response:
     return _media(*svc.review.reveal(item_id, who))
 
 
 @router.get("/items/{item_id}/exif", summary="The file's EXIF or container metadata (recorded)")
-def exif(item_id: int, svc: Services = Depends(services), who: Principal = Depends(REVIEW)) -> dict:
+def exif(item_id: Id, svc: Services = Depends(services), who: Principal = Depends(REVIEW)) -> dict:
     return svc.review.exif(item_id, who)
 
 
 @router.get("/items/{item_id}/reveals", summary="Who revealed this file, and when")
-def reveals(item_id: int, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
+def reveals(item_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
     svc.cases.item(item_id)  # 404 for an unknown item rather than an empty list
     return {"item_id": item_id, "reveals": svc.review.reveals(item_id)}
 

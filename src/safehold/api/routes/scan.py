@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
@@ -23,7 +24,7 @@ from safehold.errors import SafeholdError, parse_json, validated
 from safehold.scanning.service import ScanResult, sees_provenance, signal_dict
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["scan"])
+router = APIRouter(prefix="/v1", tags=["scan"], route_class=ContractRoute)
 SCAN = Depends(require(Permission.SCAN))
 MAX_BATCH = 1000
 
@@ -88,7 +89,7 @@ class ScanBatch(BaseModel):
 
 def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
     if item.url:
-        result = svc.scans.scan_url(item.url, fetch_content=item.fetch)
+        result = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label)
     else:
         result = svc.scans.scan_hash(item.signal_type, item.value)
     ids = {"content_id": item.content_id, "account_id": item.account_id}

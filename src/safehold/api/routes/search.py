@@ -14,12 +14,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(prefix="/v1/search", tags=["search"], route_class=ContractRoute)
 CHECK = require(Permission.SCAN)
 MAX_QUERY = 1000
 LOCALE_PATTERN = r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"

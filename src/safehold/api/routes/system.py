@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.routing import APIRoute
 
 from safehold import __version__
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.roles import Permission
 from safehold.rules.search import variant_summary
 from safehold.services import Services
 from safehold.signals import registry
 
-router = APIRouter(prefix="/v1", tags=["system"])
+router = APIRouter(prefix="/v1", tags=["system"], route_class=ContractRoute)
 
 
-@router.get("/health", summary="Liveness and readiness (no key needed)")
-def health(svc: Services = Depends(services)) -> dict:
+async def health(svc: Services = Depends(services)) -> dict:
+    # async, and touching no database: answered on the event loop, so it answers even while every worker
+    # thread is busy (slow URL fetches, image decodes).
     return {"status": "ok", "version": __version__, "database": svc.db.engine.dialect.name}
+
+
+# A plain APIRoute: no key, so none of the authenticated routes' error answers.
+router.add_api_route(
+    "/health", health, methods=["GET"], summary="Liveness and readiness (no key needed)", route_class_override=APIRoute
+)
 
 
 @router.get("/signal-types", summary="The signal types this server knows (built-in and plug-ins)")

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
@@ -19,7 +20,7 @@ from safehold.auth.roles import Permission
 from safehold.rules.terms import MAX_CSV_BYTES
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/terms", tags=["terms"])
+router = APIRouter(prefix="/v1/terms", tags=["terms"], route_class=ContractRoute)
 READ = Depends(require(Permission.BANKS_READ))
 WRITE = require(Permission.BANKS_WRITE)
 VERSION_HELP = "Default: the file's '# version:' line, else one more than the highest version."
@@ -45,7 +46,12 @@ def versions(name: str, svc: Services = Depends(services), _=READ) -> list[dict]
     return svc.terms.versions(name)
 
 
-@router.get("/{name}/export", summary="A list as CSV (the active version unless one is named)")
+@router.get(
+    "/{name}/export",
+    summary="A list as CSV (the active version unless one is named)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
 def export(
     name: str,
     version: int | None = Query(None, ge=1, le=999_999_999),

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.rules.posts import PostIn
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1/text", tags=["text"])
+router = APIRouter(prefix="/v1/text", tags=["text"], route_class=ContractRoute)
 
 
 @router.post("/check", summary="Check a post, profile, listing, comment or message; opens a case when warranted")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.auth.users import MAX_PASSWORD
 from safehold.services import Services
 
-router = APIRouter(prefix="/v1", tags=["users"])
+router = APIRouter(prefix="/v1", tags=["users"], route_class=ContractRoute)
 
 MANAGE = Depends(require(Permission.USERS_MANAGE))
 # The service checks length, content and role and answers with its own codes (user.weak_password, ...).

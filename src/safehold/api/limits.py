@@ -1,0 +1,317 @@
+"""Request limits, enforced in front of everything else (plain ASGI, nothing buffered that need not be).
+
+For every HTTP request, before any route, dependency or authentication runs:
+
+1. **Rate** — a token bucket per API key or console session (``SAFEHOLD_RATE_LIMIT`` per second, bursts of
+   ``SAFEHOLD_RATE_BURST``), and per client address for requests that carry neither
+   (``SAFEHOLD_RATE_LIMIT_ANONYMOUS``). An empty bucket is 429 ``rate.limited`` with ``Retry-After``; the body is
+   never read. ``/v1/health`` is exempt, so a flood cannot make a healthy server look dead.
+2. **Body size** — a limit per route class (:func:`route_class`): JSON API routes, batch routes, file uploads,
+   bank imports, console forms. A caller without a *valid* key or session gets ``SAFEHOLD_MAX_ANONYMOUS_BYTES``
+   whatever the route (a key or session is checked here only when the body may be larger than that). A declared
+   ``Content-Length`` over the limit is refused at once; a body without one (chunked) is counted as it streams
+   and refused the moment it passes the limit: the app is told the client went away and the rest is never read.
+   Either way the answer is 413 ``request.too_large``.
+3. **JSON bounds** — a JSON body to an API route is parsed once here with :func:`safehold.jsonlimits.loads`:
+   deeper than ``SAFEHOLD_MAX_JSON_DEPTH`` (400 ``request.json_too_deep``), ``NaN`` / ``Infinity``
+   (400 ``request.invalid_json``) and numbers beyond a double or 64-bit integer (422
+   ``request.number_out_of_range``) are refused; a body that is simply not JSON goes on to its route, which
+   answers ``request.invalid_json`` with the position as it always has.
+
+The per-request cost on the search hot path (a small JSON body with a known key) is a header scan, a dict lookup
+and a ``json.loads`` of a few dozen bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from safehold import jsonlimits
+from safehold.errors import SafeholdError
+
+#: Fields and multipart framing allowed on top of ``SAFEHOLD_MAX_UPLOAD_BYTES`` in an upload body.
+MULTIPART_OVERHEAD = 1024 * 1024
+SESSION_COOKIE = b"safehold_session="
+EXEMPT = frozenset({"/v1/health"})
+NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+_UPLOAD = re.compile(r"^/v1/(?:scan|scan/batch|hash|events|banks/[^/]+/files|terms/[^/]+)$|^/console/text/terms$")
+_IMPORT = re.compile(r"^/v1/banks/[^/]+/import$")
+_BATCH = re.compile(r"^/v1/(?:scan/batch|conversations/[^/]+/messages)$")
+
+
+def route_class(path: str, multipart: bool) -> str:
+    """``import``, ``upload``, ``batch``, ``json`` or ``form``: which size limit a request's body gets."""
+    if path.startswith("/v1/"):
+        if _IMPORT.match(path):
+            return "import"
+        if multipart and _UPLOAD.match(path):
+            return "upload"
+        if _BATCH.match(path):
+            return "batch"
+        return "json"
+    if multipart and _UPLOAD.match(path):
+        return "upload"
+    return "form"
+
+
+class Buckets:
+    """Token buckets by identity, on the event loop (no lock). Bounded: when ``max_entries`` identities are held,
+    the ones whose bucket has refilled (idle) are dropped, and if none has, all are (forgetting debts is the
+    safe failure: memory stays bounded)."""
+
+    def __init__(self, rate: float, burst: int, max_entries: int = 100_000):
+        self.rate, self.burst, self.max_entries = rate, float(burst), max_entries
+        self.state: dict[str, list[float]] = {}
+
+    def take(self, ident: str, now: float) -> float:
+        """0 if a request may go now (and count it), else the seconds until one may."""
+        b = self.state.get(ident)
+        if b is None:
+            if len(self.state) >= self.max_entries:
+                self._prune(now)
+            self.state[ident] = [self.burst - 1.0, now]
+            return 0.0
+        tokens = b[0] + (now - b[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        b[1] = now
+        if tokens >= 1.0:
+            b[0] = tokens - 1.0
+            return 0.0
+        b[0] = tokens
+        return (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        full = self.burst / self.rate
+        self.state = {k: b for k, b in self.state.items() if now - b[1] < full}
+        if len(self.state) >= self.max_entries:
+            self.state.clear()
+
+
+class _Limits:
+    """The settings this middleware reads, resolved once per settings object."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.sizes = {
+            "json": settings.max_json_bytes,
+            "batch": settings.max_batch_bytes,
+            "upload": settings.max_upload_bytes + MULTIPART_OVERHEAD,
+            "import": settings.max_import_bytes,
+            "form": settings.max_form_bytes,
+        }
+        self.anonymous = settings.max_anonymous_bytes
+        self.depth = settings.max_json_depth
+        self.keys = Buckets(settings.rate_limit, settings.rate_burst) if settings.rate_limit > 0 else None
+        self.addresses = (
+            Buckets(settings.rate_limit_anonymous, settings.rate_burst_anonymous)
+            if settings.rate_limit_anonymous > 0
+            else None
+        )
+
+
+class RequestLimits:
+    """ASGI middleware; add it last (``app.add_middleware``) so it is the outermost of the app's own."""
+
+    def __init__(self, app):
+        self.app = app
+        self._limits: _Limits | None = None
+
+    def limits(self, settings) -> _Limits:
+        if self._limits is None or self._limits.settings is not settings:
+            self._limits = _Limits(settings)
+        return self._limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        svc = scope["app"].state.services
+        if svc is None:
+            await self.app(scope, receive, send)
+            return
+        lim = self.limits(svc.settings)
+        path, method = scope["path"], scope["method"]
+        bearer = session = None
+        length = -1
+        content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer" and token.strip():
+                    bearer = token.strip()[:256]
+            elif name == b"cookie":
+                start = value.find(SESSION_COOKIE)
+                if start >= 0:
+                    session = value[start + len(SESSION_COOKIE) :].split(b";", 1)[0].strip()[:256] or None
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -2
+            elif name == b"content-type":
+                content_type = value.lower()
+
+        # 1. Rate, per key / session, else per client address.
+        if path not in EXEMPT:
+            if bearer is not None or session is not None:
+                buckets, ident = lim.keys, (bearer or b"s:" + session)
+            else:
+                buckets, ident = lim.addresses, (scope.get("client") or ("?",))[0]
+            if buckets is not None:
+                wait = buckets.take(ident, time.monotonic())
+                if wait:
+                    seconds = max(1, math.ceil(wait))
+                    await _answer(
+                        send,
+                        429,
+                        "rate.limited",
+                        f"Too many requests; try again in {seconds} s.",
+                        [(b"retry-after", str(seconds).encode())],
+                    )
+                    return
+
+        if method in NO_BODY and length <= 0:
+            await self.app(scope, receive, send)
+            return
+        if length == -2:
+            await _answer(send, 400, "request.bad", "The Content-Length header is not a number.")
+            return
+
+        # 2. Body size: the route class's limit, or the anonymous one.
+        multipart = content_type.startswith(b"multipart/")
+        kind = route_class(path, multipart)
+        limit = lim.sizes[kind]
+        if limit > lim.anonymous and (length < 0 or length > lim.anonymous):
+            if not await _credentialed(svc, bearer, session):
+                limit = lim.anonymous
+        if length > limit:
+            await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
+            return
+        counted = _Counted(receive, limit)
+
+        # 3. JSON bounds, for JSON bodies to API routes.
+        if kind in ("json", "batch") and not multipart and not content_type.startswith(b"application/x-www-form"):
+            body, gone = await counted.read_all()
+            if counted.over:
+                await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
+                return
+            if body and not gone:
+                problem = _json_problem(body, lim.depth)
+                if problem is not None:
+                    await _answer(send, problem.status, problem.code, problem.message, detail=problem.detail)
+                    return
+            await self.app(scope, _replay(body, receive, gone), send)
+            return
+
+        started = False
+
+        async def guarded_send(message):
+            nonlocal started
+            if counted.over:  # the app is unwinding from the cut-off body: its answer is replaced by the 413
+                return
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not counted.over:
+                raise
+        if counted.over and not started:
+            await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
+
+
+class _Counted:
+    """A ``receive`` that counts body bytes; past ``limit`` it stops reading and reports the client gone."""
+
+    def __init__(self, receive, limit: int):
+        self.receive, self.limit = receive, limit
+        self.size = 0
+        self.over = False
+
+    async def __call__(self):
+        if self.over:
+            return {"type": "http.disconnect"}
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                self.over = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def read_all(self) -> tuple[bytes, dict | None]:
+        """The whole body (or what came before the client left: then the disconnect message too)."""
+        chunks = []
+        while True:
+            message = await self()
+            if message["type"] != "http.request":
+                return b"".join(chunks), message
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
+
+
+def _replay(body: bytes, receive, gone: dict | None):
+    queue = [{"type": "http.request", "body": body, "more_body": False}] if gone is None else [gone]
+
+    async def replayed():
+        return queue.pop(0) if queue else await receive()
+
+    return replayed
+
+
+def _json_problem(body: bytes, max_depth: int) -> SafeholdError | None:
+    """Why a JSON body is out of bounds, or None (in bounds, or not JSON at all: its route answers that)."""
+    try:
+        jsonlimits.loads(body, max_depth)
+    except SafeholdError as exc:
+        if exc.code == "request.invalid_json" and "is not a JSON number" not in exc.message:
+            return None  # plain syntax errors: the route's own parse answers them, as it always has
+        return exc
+    return None
+
+
+async def _credentialed(svc, bearer: bytes | None, session: bytes | None) -> bool:
+    """Whether the request carries a valid API key or a live console session (checked before reading a body
+    that may be larger than an anonymous caller may send)."""
+    if bearer is not None:
+        try:
+            svc.apikeys.authenticate(bearer.decode("latin-1"))  # cached; at most one indexed SELECT
+            return True
+        except SafeholdError:
+            pass
+    if session is not None:
+        found = await run_in_threadpool(svc.sessions.resolve, session.decode("latin-1"))
+        return found is not None
+    return False
+
+
+async def _too_large(send, limit: int, *, anonymous: bool) -> None:
+    who = " without a valid API key or session" if anonymous else ""
+    await _answer(
+        send,
+        413,
+        "request.too_large",
+        f"The request body is larger than {limit} bytes, the limit for this route{who}.",
+        detail={"limit": limit},
+    )
+
+
+async def _answer(send, status: int, code: str, message: str, headers=(), detail: dict | None = None) -> None:
+    error: dict = {"code": code, "message": message}
+    if detail:
+        error["detail"] = detail
+    body = json.dumps({"error": error}, separators=(",", ":")).encode()
+    head = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store"),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,112 @@
+"""The API keeps the contract its OpenAPI schema states, checked by schemathesis against the live app in-process.
+
+Every ``/v1`` operation gets requests generated from its schema (parameters, bodies, multipart forms), sent with an
+admin key (every route is allowed, so the requests reach the routes' own validation and services) and once with a
+platform key on the operations a platform calls. Each answer must: not be a 5xx; have a status the schema
+documents for that operation; have a documented content type; and have a body that matches the documented schema
+(the one error body for every error). The budget is fixed (``MAX_EXAMPLES`` per operation, derandomized: the same
+requests on every run), so CI is deterministic; run more locally with ``SAFEHOLD_SCHEMATHESIS_EXAMPLES=200``.
+
+Skipped operations (they would break the run, not the contract):
+- ``DELETE /v1/apikeys/{prefix}``: revoking a key could revoke the key the run authenticates with.
+
+URL scans would fetch what they name: name resolution is stubbed to fail, so a generated URL is a clean
+``url.unresolvable`` and the run never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+MAX_EXAMPLES = int(os.environ.get("SAFEHOLD_SCHEMATHESIS_EXAMPLES", "8"))
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+SKIPPED = {("DELETE", "/v1/apikeys/{prefix}")}
+#: The operations a platform's key is for (the rest answer it 403, which the admin run does not reach).
+PLATFORM_PATHS = ("/v1/scan", "/v1/hash", "/v1/events", "/v1/text/", "/v1/search/", "/v1/conversations")
+BUDGET = settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,  # the same requests on every run: CI is deterministic
+    database=None,  # no example database: what ran before does not change what runs now
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _operations() -> list[tuple[str, str]]:
+    """Every (method, path) of the schema, read at collection from an app without services (the schema needs
+    none), so each operation is its own test; schemathesis's own pytest plugin does not run on pytest 9."""
+    from safehold.api.app import create_app
+
+    paths = create_app(None, background=False).openapi()["paths"]
+    ops = [(method.upper(), path) for path, item in paths.items() for method in item]
+    return [op for op in ops if op not in SKIPPED]
+
+
+OPERATIONS = _operations()
+PLATFORM_OPERATIONS = [op for op in OPERATIONS if op[1].startswith(PLATFORM_PATHS)]
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory, sqlite_template):
+    """The live app on one SQLite store for the module, its loaded schema and a key per role."""
+    from safehold.api.app import create_app
+    from safehold.config import Settings
+    from safehold.services import Services
+
+    home = tmp_path_factory.mktemp("contract")
+    path = home / "safehold.db"
+    with sqlite3.connect(sqlite_template) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+
+    def no_dns(*_args, **_kwargs):
+        raise socket.gaierror("name resolution is off in this test")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "getaddrinfo", no_dns)
+        svc = Services(Settings(home=home / "home", database_url=f"sqlite:///{path}"))
+        app = create_app(svc, background=False)
+        keys = {
+            role: {"Authorization": f"Bearer {svc.apikeys.create(f'contract-{role}', role).token}"}
+            for role in ("admin", "platform")
+        }
+        try:
+            yield schemathesis.openapi.from_asgi("/openapi.json", app), keys
+        finally:
+            svc.close()
+
+
+def _run(contract, method: str, path: str, role: str) -> None:
+    schema, keys = contract
+    operation = schema[path][method]
+
+    @given(case=operation.as_strategy())
+    @BUDGET
+    def run(case):
+        case.call_and_validate(headers=keys[role], checks=CHECKS)
+
+    run()
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_every_operation_keeps_its_contract_for_an_admin(contract, method, path):
+    _run(contract, method, path, "admin")
+
+
+@pytest.mark.parametrize(("method", "path"), PLATFORM_OPERATIONS, ids=[f"{m} {p}" for m, p in PLATFORM_OPERATIONS])
+def test_the_platform_operations_keep_their_contract_for_a_platform_key(contract, method, path):
+    _run(contract, method, path, "platform")
