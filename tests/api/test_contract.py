@@ -68,7 +68,8 @@ def test_the_largest_database_id_is_a_plain_404(client, keys):
 def test_an_id_beyond_the_database_range_in_a_body_is_a_422(client, keys, url, body):
     r = client.post(url, json=body, headers=keys["admin"])
     assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "request.invalid"
+    # beyond 64 bits the request limits refuse it before the route; the route's bound catches the rest
+    assert r.json()["error"]["code"] in ("request.number_out_of_range", "request.invalid")
 
 
 def test_every_operation_documents_its_error_answers_with_the_error_body():
