@@ -397,6 +397,8 @@ class UserService:
         now = utcnow()
         with self.db.session() as s:
             row = s.get(User, user_id)
+            if row.disabled:  # disabled between the password and the code
+                raise SafeholdError("auth.disabled", "This account is disabled; ask an administrator.", status=403)
             row.failed_logins = 0
             row.last_login_at = now
             s.flush()
