@@ -7,7 +7,6 @@ Each argon2 hash or verification costs tens of milliseconds, so these tests coun
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from argon2 import PasswordHasher
