@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from safehold.home import resolve_home, sqlite_url
 
@@ -130,8 +131,41 @@ class Settings(BaseSettings):
     # Console log-in
     session_hours: float = Field(default=12.0, gt=0, description="A console session ends this long after log-in.")
     session_idle_minutes: float = Field(default=60.0, gt=0, description="...or after this long without a request.")
-    login_max_failures: int = Field(default=5, ge=1, description="Failed log-ins in a row before the lock-out.")
-    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    # Log-in abuse (see auth/throttle.py and docs/security.md): back-off, never a lock-out anyone can trigger.
+    login_free_failures: int = Field(
+        default=5, ge=1, description="Failures per address (and per name and address) before back-off starts."
+    )
+    login_backoff_seconds: float = Field(default=1.0, gt=0, description="First back-off; doubles per failure.")
+    login_backoff_max_seconds: float = Field(default=900.0, gt=0, description="Longest back-off for an address.")
+    login_account_free_failures: int = Field(
+        default=20, ge=1, description="Failures on one name from all addresses before the name's short delay."
+    )
+    login_account_backoff_max_seconds: float = Field(
+        default=30.0, gt=0, description="Longest delay of a name (only for addresses that have failed before)."
+    )
+    login_failure_window_minutes: float = Field(
+        default=15.0, gt=0, description="A failure counter is forgotten this long after its last failure."
+    )
+    login_max_verifications: int = Field(
+        default=2, ge=1, description="Password checks (argon2, 64 MiB each) running at once per process."
+    )
+    login_verify_wait_seconds: float = Field(
+        default=1.0, ge=0, description="How long an attempt waits for a free check before 503 auth.busy."
+    )
+    login_audit_window_seconds: float = Field(
+        default=300.0, gt=0, description="One auth.login_failed record per address and account per window."
+    )
+    login_audit_max_records: int = Field(
+        default=100, ge=1, description="At most this many auth.login_failed records per window; the rest counted."
+    )
+    totp_required_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["admin", "legal"],
+        description="Roles that must log in with a TOTP code (comma-separated; empty: none).",
+    )
+    totp_issuer: str = Field(default="Safehold", description="The name authenticator apps show for the account.")
+    login_step_minutes: float = Field(
+        default=5.0, gt=0, description="Time to enter the TOTP code after the password was accepted."
+    )
     cookie_secure: bool = Field(default=False, description="Mark console cookies Secure (set behind HTTPS).")
 
     # Events
@@ -202,6 +236,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Conversations without a case are forgotten this long after their last message.",
     )
+
+    @field_validator("totp_required_roles", mode="before")
+    @classmethod
+    def _role_list(cls, v):
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [r.strip() for r in text.split(",") if r.strip()]
+        return v
 
     @field_validator("home")
     @classmethod

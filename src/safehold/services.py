@@ -123,7 +123,7 @@ class Services:
     def users(self) -> UserService:
         from safehold.auth.users import UserService
 
-        return UserService(self.db, self.audit, self.settings)
+        return UserService(self.db, self.audit, self.settings, sealer=lambda: self.sealer)
 
     @cached_property
     def sessions(self) -> SessionService:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from sqlalchemy import update
 
+from safehold.auth.users import SecondFactorNeeded
 from safehold.cli import common
 from safehold.store.models import User, utcnow
 
@@ -70,3 +72,34 @@ def test_a_weak_password_is_refused_before_it_is_typed_again(cli):
     result = cli("user", "create", "rita", "--role", "reviewer", input=f"{PW}\n{PW}x\n", code=2)
     assert "cli.password_mismatch" in result.output
     cli("user", "create", "rita", "--role", "reviewer", input=f"{PW}\n{PW}\n")
+
+
+def test_admin_is_enrolled_in_totp_at_create_and_enrol_reset_work(cli):
+    from safehold.auth import totp
+
+    out = cli("user", "create", "ada", "--role", "admin", "--password-stdin", input=PW + "\n").stdout
+    assert "otpauth://totp/Safehold:ada?secret=" in out and "setup key:" in out and PW not in out
+    secret = out.split("secret=")[1].split("&")[0]
+    users = common.services(load_index=False).users
+    assert users.get("ada").totp_enrolled
+    with pytest.raises(SecondFactorNeeded) as need:  # the password alone is not a log-in for an admin
+        users.authenticate("ada", PW)
+    assert need.value.step == "totp"
+    assert users.verify_totp(need.value.user.id, totp.code_at(secret)).username == "ada"
+
+    assert "user.totp_enrolled" in cli("user", "totp", "enrol", "ada", code=2).output
+    assert "removed" in cli("user", "totp", "reset", "ada").stdout
+    assert not users.get("ada").totp_enrolled
+    again = cli("user", "totp", "enrol", "ada").stdout
+    assert "otpauth://" in again and again.split("secret=")[1].split("&")[0] != secret
+    assert "user.not_found" in cli("user", "totp", "enrol", "ghost", code=2).output
+    assert '"totp_enrolled": true' in cli("user", "list", "--json").stdout
+
+    # A reviewer is not enrolled unless asked; --no-totp leaves an admin to enrol at first log-in.
+    assert (
+        "otpauth" not in cli("user", "create", "rita", "--role", "reviewer", "--password-stdin", input=PW + "\n").stdout
+    )
+    out = cli("user", "create", "ben", "--role", "admin", "--no-totp", "--password-stdin", input=PW + "\n").stdout
+    assert "otpauth" not in out and "first log-in" in out
+    actions = [r["action"] for r in users.audit.list(limit=1000) if r["action"].startswith("user.totp")]
+    assert actions == ["user.totp_enrol", "user.totp_reset", "user.totp_enrol"]

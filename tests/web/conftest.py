@@ -6,9 +6,12 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from safehold.api.app import create_app
+from safehold.auth import totp
 from safehold.cases.detection import Detection, DetectionSignal
+from safehold.store.models import User
 from tests.media import jpeg
 
 PASSWORD = "a calm test password"
@@ -23,17 +26,34 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-class Console:
-    """A TestClient with its own cookie jar, signed in as one user; ``post`` adds the CSRF field."""
+def totp_code(svc, username: str, secret: str) -> str:
+    """The current code for a user's TOTP secret, as their phone would show it. A code works once per 30 s
+    step; tests log the same admin in several times a second, so the record of the last step used is cleared
+    first (as if the next step had come)."""
+    with svc.db.session() as s:
+        s.execute(update(User).where(User.username == username).values(totp_last_step=None))
+    return totp.code_at(secret)
 
-    def __init__(self, client: TestClient):
+
+class Console:
+    """A TestClient with its own cookie jar, signed in as one user; ``post`` adds the CSRF field. A user with a
+    TOTP secret in ``secrets`` (the admin and legal users: their roles require it) gets the second step done
+    with a code computed from it, as a phone would."""
+
+    def __init__(self, client: TestClient, secrets: dict[str, str] | None = None):
         self.client = client
         self.csrf = ""
+        self.secrets = {} if secrets is None else secrets
 
-    def login(self, username: str, password: str = PASSWORD, next_path: str = ""):
+    def login(self, username: str, password: str = PASSWORD, next_path: str = "", code: str | None = None):
         form = self.client.get("/login")
         data = {"username": username, "password": password, "csrf": csrf_of(form.text), "next": next_path}
         r = self.client.post("/login", data=data, follow_redirects=False)
+        if r.status_code == 200 and 'action="/login/totp"' in r.text and (code or username in self.secrets):
+            svc = self.client.app.state.services
+            code = code or totp_code(svc, username, self.secrets[username])
+            data = {"code": code, "csrf": csrf_of(r.text), "next": next_path}
+            r = self.client.post("/login/totp", data=data, follow_redirects=False)
         if r.status_code == 303:
             self.csrf = csrf_of(self.client.get("/console/me").text)
         return r
@@ -51,7 +71,13 @@ def app(svc):
 
 
 @pytest.fixture
-def open_console(app):
+def totp_secrets() -> dict[str, str]:
+    """The TOTP secrets of the test users who have one (filled by ``staff_users``)."""
+    return {}
+
+
+@pytest.fixture
+def open_console(app, totp_secrets):
     """``open_console()`` → a new signed-out client; ``open_console("rita")`` → signed in as rita."""
     clients = []
 
@@ -59,7 +85,7 @@ def open_console(app):
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
-        console = Console(client)
+        console = Console(client, totp_secrets)
         if username:
             assert console.login(username).status_code == 303
         return console
@@ -70,9 +96,13 @@ def open_console(app):
 
 
 @pytest.fixture
-def staff_users(svc):
+def staff_users(svc, totp_secrets):
+    """One user per role; those whose role requires TOTP (admin, legal by default) are enrolled, as
+    ``safehold user create`` does, and their secrets kept for the log-in helper."""
     for role, name in ROLES.items():
         svc.users.create(name, PASSWORD, role, display_name=name.title())
+        if svc.users.totp_required(role):
+            totp_secrets[name] = svc.users.enrol(name, actor="cli")[0]
     return ROLES
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import PASSWORD, open_media_case
+from tests.web.conftest import PASSWORD, csrf_of, open_media_case
 
 pytestmark = pytest.mark.usefixtures("staff_users")
 #: For tests of the web layer alone; the review flow runs on both databases.
@@ -50,20 +50,21 @@ def test_login_redirects_only_to_console_pages(open_console):
         assert open_console().login("rita", next_path=asked).headers["location"] == landed
 
 
-def test_wrong_password_then_lock_out(open_console, svc):
+def test_wrong_password_then_back_off_never_a_lock_out(open_console, svc):
     c = open_console()
     r = c.login("rita", "not the password")
     assert r.status_code == 401 and 'role="alert"' in r.text
     unknown = c.login("nobody-here", "not the password")
-    assert unknown.status_code == 401  # same answer for an unknown name
-    for _ in range(svc.settings.login_max_failures - 1):
+    assert unknown.status_code == 401 and unknown.text.count("not right") == r.text.count("not right")
+    for _ in range(svc.settings.login_free_failures - 2):
         c.login("rita", "still not it")
-    r = c.login("rita")  # the right password no longer helps
-    assert r.status_code == 423 and "safehold_session" not in r.headers.get("set-cookie", "")
-    admin = open_console("ada")
-    page = admin.get("/console/admin/users")
-    assert "locked until" in page.text
-    assert admin.post("/console/admin/users/rita/unlock").status_code == 303
+    r = c.login("rita")  # this address must now wait, whatever it sends
+    assert r.status_code == 429 and r.headers["retry-after"] == "1" and 'role="alert"' in r.text
+    assert "safehold_session" not in r.headers.get("set-cookie", "")
+    # Rita herself, from her own desk, is not locked out (a TestClient's address is "testclient": another
+    # address is simulated by clearing this process's back-off for the guessing address).
+    svc.users.throttle.clients.items.clear()
+    svc.users.throttle.pairs.items.clear()
     assert c.login("rita").status_code == 303
 
 
@@ -315,3 +316,84 @@ def test_admin_pages(open_console, svc):
     verify = ada.get("/console/audit/verify")
     assert verify.status_code == 200 and 'data-verify="ok"' in verify.text
     assert "user.create" in ada.get("/console/audit?action=user.").text
+
+
+# ------------------------------------------------------------------------------------------------ two-step log-in
+
+
+def test_admin_logs_in_with_a_code_as_a_second_step(open_console, svc, totp_secrets):
+    from tests.web.conftest import totp_code
+
+    c = open_console()
+    r = c.client.post(
+        "/login",
+        data={
+            "username": "ada",
+            "password": PASSWORD,
+            "csrf": csrf_of(c.client.get("/login").text),
+            "next": "/console/me",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 200 and 'action="/login/totp"' in r.text and 'name="password"' not in r.text
+    assert (
+        "safehold_session" not in r.headers.get("set-cookie", "") and "safehold_login_step=" in r.headers["set-cookie"]
+    )
+    assert c.get("/console").status_code == 303  # no session yet
+    bad = c.client.post("/login/totp", data={"code": "000000", "csrf": csrf_of(r.text)}, follow_redirects=False)
+    assert bad.status_code == 401 and "not right" in bad.text and 'action="/login/totp"' in bad.text
+    code = totp_code(svc, "ada", totp_secrets["ada"])
+    ok = c.client.post("/login/totp", data={"code": code, "csrf": csrf_of(bad.text), "next": "/console/me"},
+                       follow_redirects=False)  # fmt: skip
+    assert (
+        ok.status_code == 303
+        and ok.headers["location"] == "/console/me"
+        and "safehold_session=" in ok.headers["set-cookie"]
+    )
+    # The same code again, in a new log-in, is refused.
+    c2 = open_console()
+    r = c2.login("ada", code=code)
+    assert r.status_code == 401 and "already used" in r.text
+
+
+@sqlite_only
+def test_second_step_needs_the_ticket(open_console):
+    c = open_console()
+    form = c.client.get("/login")
+    r = c.client.post("/login/totp", data={"code": "123456", "csrf": csrf_of(form.text)}, follow_redirects=False)
+    assert r.status_code == 401 and "start again" in r.text and 'name="password"' in r.text
+
+
+@sqlite_only
+def test_required_role_without_totp_enrols_at_first_login(open_console, svc):
+    from safehold.auth import totp
+
+    svc.users.create("newadmin", PASSWORD, "admin")
+    c = open_console()
+    r = c.login("newadmin")
+    assert r.status_code == 200 and "data-totp-secret" in r.text and "otpauth://totp/Safehold:newadmin" in r.text
+    secret = r.text.split("data-totp-secret>")[1].split("<")[0].replace(" ", "")
+    assert svc.users.enrolment_secret(svc.users.get("newadmin").id)[0] == secret
+    ok = c.client.post("/login/totp", data={"code": totp.code_at(secret), "csrf": csrf_of(r.text)},
+                       follow_redirects=False)  # fmt: skip
+    assert ok.status_code == 303 and svc.users.get("newadmin").totp_enrolled
+
+
+@sqlite_only
+def test_reviewer_sets_up_totp_on_the_account_page(open_console, svc):
+    from safehold.auth import totp
+
+    c = open_console("rita")
+    page = c.get("/console/me")
+    assert 'data-totp-state="off"' in page.text
+    assert c.post("/console/me/totp/start").headers["location"].startswith("/console/me?totp=setup")
+    page = c.get("/console/me?totp=setup")
+    secret = page.text.split("data-totp-secret>")[1].split("<")[0].replace(" ", "")
+    assert c.post("/console/me/totp/confirm", {"code": "000000"}).headers["location"].endswith("done=totp_bad")
+    assert c.post("/console/me/totp/confirm", {"code": totp.code_at(secret)}).headers["location"] == (
+        "/console/me?done=totp_on"
+    )
+    assert 'data-totp-state="on"' in c.get("/console/me").text
+    # From now on her log-in asks for a code.
+    r = open_console().login("rita")
+    assert r.status_code == 200 and 'action="/login/totp"' in r.text

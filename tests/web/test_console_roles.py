@@ -20,11 +20,15 @@ EXPECTED = {
     ("GET", "/"): PUBLIC,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
+    ("POST", "/login/totp"): PUBLIC,
     ("GET", "/console/static/{name}"): PUBLIC,
     ("GET", "/console"): P.CASES_READ,
     ("GET", "/console/me"): ANY,
     ("POST", "/console/me/wellness"): ANY,
     ("POST", "/console/me/break"): P.CASES_REVIEW,
+    ("POST", "/console/me/totp/start"): ANY,
+    ("POST", "/console/me/totp/confirm"): ANY,
+    ("POST", "/console/me/totp/remove"): ANY,
     ("GET", "/console/cases/{case_id}"): P.CASES_READ,
     ("POST", "/console/cases/{case_id}/claim"): P.CASES_REVIEW,
     ("POST", "/console/cases/{case_id}/release"): P.CASES_REVIEW,
@@ -103,7 +107,7 @@ def _url(path: str) -> str:
 def _console_routes(app):
     for route in iter_route_contexts(app.routes):
         path = route.path or ""
-        if path.startswith("/console") or path in ("/", "/login", "/logout"):
+        if path.startswith(("/console", "/login")) or path in ("/", "/logout"):
             for method in route.methods or ():
                 if method != "HEAD":
                     yield method, path

@@ -5,17 +5,26 @@ table is slow to crack on GPUs); a hash made with older parameters is replaced a
 
 Log-in failures give one answer whether the name exists or not, and an unknown name costs the same argon2
 verification (against a dummy hash) as a known one, so neither the message nor the time tells names apart.
-``login_max_failures`` failures in a row lock the account for ``login_lockout_minutes``. A failure is counted
-*before* the slow verification, so a burst of parallel guesses cannot outrun the counter.
+No one can lock an account: failures slow down the address that made them (see ``auth.throttle``), counted
+*before* the slow verification so a burst of parallel guesses cannot outrun the count, and at most
+``login_max_verifications`` argon2 checks run at once. A name that is not a user's never reaches the audit log
+(it may be a password typed in the wrong field), and failure records are bounded per address and window.
+
+Staff may add a TOTP second factor (``auth.totp``; required for ``totp_required_roles``). Its secret is sealed
+with the instance key; a code is accepted once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,12 +33,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safehold.audit import AuditService
+from safehold.auth import totp
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import STAFF_ROLES, Role
+from safehold.auth.throttle import FailureLog, LoginThrottle, VerifyGate
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.store.db import Database
 from safehold.store.models import User, UserSession, iso, utcnow
+
+if TYPE_CHECKING:
+    from safehold.store.sealing import Sealer
 
 #: Two characters at the least: initials ("jd") and short names ("li", "me") are what staff expect to type.
 NAME_RE = re.compile(r"[a-z0-9._-]{2,64}")
@@ -38,6 +52,28 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 #: The actor of a failed log-in: whoever typed it has not proven who they are.
 ANONYMOUS = "anonymous"
+#: What of a typed name is looked at (a name is at most 64 characters; longer is simply wrong).
+MAX_NAME_TYPED = 256
+TOTP_AAD = b"totp"
+
+
+class SecondFactorNeeded(SafeholdError):
+    """The password was right; a TOTP code must follow (``step`` ``totp``), or, for a role that requires TOTP
+    and a user who has none yet, an enrolment (``step`` ``enrol``). Never means "logged in"."""
+
+    def __init__(self, user: UserInfo, step: str):
+        super().__init__("auth.totp_required", "Enter the 6-digit code from your authenticator app.", status=401,
+                         detail={"step": step})  # fmt: skip
+        self.user, self.step = user, step
+
+
+def _invalid() -> SafeholdError:
+    return SafeholdError("auth.invalid_credentials", "The username or password is not right.", status=401)
+
+
+def _bad_code() -> SafeholdError:
+    return SafeholdError("auth.totp_invalid", "That code is not right (or was already used); try the next one.",
+                         status=401)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +92,7 @@ class UserInfo:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     wellness: dict
+    totp_enrolled: bool = False
 
     def principal(self) -> Principal:
         return Principal(name=self.username, role=self.role, user_id=self.id)
@@ -73,6 +110,7 @@ class UserInfo:
             "created_at": iso(self.created_at),
             "last_login_at": iso(self.last_login_at),
             "wellness": self.wellness,
+            "totp_enrolled": self.totp_enrolled,
         }
 
 
@@ -90,7 +128,14 @@ def user_info(row: User, now: dt.datetime | None = None) -> UserInfo:
         created_at=row.created_at,
         last_login_at=row.last_login_at,
         wellness=dict(row.wellness or {}),
+        totp_enrolled=row.totp_secret is not None,
     )
+
+
+def _local_sealer(settings: Settings) -> Sealer:
+    from safehold.store.sealing import LocalKey, Sealer
+
+    return Sealer(LocalKey.load(settings.key_file, settings.instance_key))
 
 
 def normalise_name(username: str) -> str:
@@ -133,10 +178,17 @@ def _check_role(role: str) -> str:
 
 
 class UserService:
-    def __init__(self, db: Database, audit: AuditService, settings: Settings):
+    def __init__(
+        self, db: Database, audit: AuditService, settings: Settings, sealer: Callable[[], Sealer] | None = None
+    ):
         self.db, self.audit, self.settings = db, audit, settings
         self.hasher = PasswordHasher()
         self._dummy_hash: str | None = None
+        self.throttle = LoginThrottle(settings)
+        self.gate = VerifyGate(settings)
+        self.failures = FailureLog(settings)
+        # The instance key is loaded on first use only (TOTP secrets, log-in tickets): most commands need none.
+        self._sealer = sealer or (lambda: _local_sealer(settings))
 
     # ------------------------------------------------------------------ manage
 
@@ -247,6 +299,7 @@ class UserService:
             row.failed_logins = 0
             row.locked_until = None
             s.flush()
+            self.throttle.forget_account(row.username)
             self.audit.record(s, actor, "user.unlock", _target(row.username), {"was_locked": was_locked})
             return user_info(row)
 
@@ -262,88 +315,210 @@ class UserService:
     # ------------------------------------------------------------------ log-in
 
     def authenticate(self, username: str, password: str, ip: str | None = None) -> UserInfo:
-        """Check a password; return the user, or raise ``auth.invalid_credentials`` (401), ``auth.locked`` (423,
-        detail ``locked_until``) or ``auth.disabled`` (403, only once the password was right: a guesser learns
-        nothing from it)."""
-        name = normalise_name(username)
+        """Check a password (the first factor). Returns the user when that is all the log-in needs; raises
+        :class:`SecondFactorNeeded` (after the password was right) when a TOTP code or an enrolment must follow,
+        ``auth.invalid_credentials`` (401) for an unknown name or a wrong password alike, ``auth.throttled``
+        (429) or ``auth.busy`` (503) before any hashing, and ``auth.disabled`` (403) only once the password
+        was right (a guesser learns nothing from it)."""
+        name = normalise_name(username)[:MAX_NAME_TYPED]
         password = password or ""
-        now = utcnow()
+        try:
+            self.throttle.attempt(name, ip)
+        except SafeholdError:
+            self._record_failure(None, ip, throttled=True)
+            raise
         with self.db.session() as s:
-            user_id = s.scalars(select(User.id).where(User.username == name)).first()
-            attempt = self._count_attempt(s, user_id, now) if user_id is not None else None
-        if user_id is None:
-            self._verify(self._dummy(), password)
-            self._fail(None, name, ip, failures=None)
-        if attempt is None:
-            self._refuse_locked(name, ip)
-        failures, stored_hash = attempt
-        if failures > self.settings.login_max_failures:
-            # More guesses in flight than allowed: lock without verifying this one.
-            self._fail(user_id, name, ip, failures)
-        if not self._verify(stored_hash, password):
-            self._fail(user_id, name, ip, failures)
-        rehash = self.hasher.hash(password) if self.hasher.check_needs_rehash(stored_hash) else None
+            found = s.execute(select(User.id, User.password_hash).where(User.username == name)).first()
+        with self.gate:  # an unknown name costs the same verification, against a dummy hash
+            ok = self._verify(found.password_hash if found else self._dummy(), password)
+        if found is None or not ok:
+            self._record_failure(found and name, ip, reason="password")
+            raise _invalid()
+        self.throttle.succeeded(name, ip)
+        rehash = self.hasher.hash(password) if self.hasher.check_needs_rehash(found.password_hash) else None
         with self.db.session() as s:
-            row = s.get(User, user_id)
-            row.failed_logins = 0
+            row = s.get(User, found.id)
             if rehash:
                 row.password_hash = rehash
-            if not row.disabled:
-                row.last_login_at = now
-            s.flush()
-            info = user_info(row, now)
-            action, detail = ("auth.login_failed", {"reason": "disabled"}) if info.disabled else ("auth.login", {})
-            self.audit.record(s, _target(name), action, _target(name), {"ip": ip, "rehashed": bool(rehash), **detail})
+            info = user_info(row)
+            if row.disabled:
+                detail = {"ip": ip, "reason": "disabled", "rehashed": bool(rehash)}
+                self.audit.record(s, _target(name), "auth.login_failed", _target(name), detail)
+            step = None if row.disabled else self._second_factor(row)
         if info.disabled:
             raise SafeholdError("auth.disabled", "This account is disabled; ask an administrator.", status=403)
+        if step:
+            raise SecondFactorNeeded(info, step)
+        return self._finish_login(found.id, ip, {"rehashed": bool(rehash)})
+
+    def verify_totp(self, user_id: int, code: str, ip: str | None = None) -> UserInfo:
+        """The second step for an enrolled user: a code of the current 30 s step or one either side, later than
+        the last code accepted (so a code works once). Throttled like passwords; ``auth.totp_invalid`` (401)."""
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            name, sealed, last = (row.username, row.totp_secret, row.totp_last_step) if row else ("", None, None)
+        self.throttle.attempt(name, ip)
+        step = totp.matching_step(self._open(sealed), code, after=last) if sealed else None
+        if step is not None:
+            with self.db.session() as s:
+                fresh = (User.totp_last_step.is_(None)) | (User.totp_last_step < step)
+                taken = s.execute(update(User).where(User.id == user_id, fresh).values(totp_last_step=step))
+                if not taken.rowcount:  # the same code, just used by a parallel request
+                    step = None
+        if step is None:
+            self._record_failure(name or None, ip, reason="totp")
+            raise _bad_code()
+        self.throttle.succeeded(name, ip)
+        return self._finish_login(user_id, ip, {"second_factor": "totp"})
+
+    def enrol_at_login(self, user_id: int, code: str, ip: str | None = None) -> UserInfo:
+        """The second step for a user whose role needs TOTP but who has none yet: the code from the secret
+        shown by :meth:`enrolment_secret` confirms the enrolment and completes the log-in."""
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            name = row.username if row else ""
+        self.throttle.attempt(name, ip)
+        try:
+            self.confirm_enrolment(user_id, code, actor=_target(name))
+        except SafeholdError:
+            self._record_failure(name or None, ip, reason="totp")
+            raise
+        self.throttle.succeeded(name, ip)
+        return self._finish_login(user_id, ip, {"second_factor": "totp", "enrolled": True})
+
+    def _second_factor(self, row: User) -> str | None:
+        if row.totp_secret:
+            return "totp"
+        if row.role in self.settings.totp_required_roles:
+            return "enrol"
+        return None
+
+    def _finish_login(self, user_id: int, ip: str | None, detail: dict) -> UserInfo:
+        now = utcnow()
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            if row.disabled:  # disabled between the password and the code
+                raise SafeholdError("auth.disabled", "This account is disabled; ask an administrator.", status=403)
+            row.failed_logins = 0
+            row.last_login_at = now
+            s.flush()
+            info = user_info(row, now)
+            target = _target(row.username)
+            self.audit.record(s, target, "auth.login", target, {"ip": ip, **detail})
         return info
 
-    def _count_attempt(self, s: Session, user_id: int, now: dt.datetime) -> tuple[int, str] | None:
-        """Count this attempt as a failure up front (a success resets it); ``None`` while the user is locked."""
-        not_locked = (User.locked_until.is_(None)) | (User.locked_until <= now)
-        stmt = (
-            update(User)
-            .where(User.id == user_id, not_locked)
-            .values(failed_logins=User.failed_logins + 1)
-            .returning(User.failed_logins, User.password_hash)
-        )
-        row = s.execute(stmt).first()
-        return (row[0], row[1]) if row else None
-
-    def _fail(self, user_id: int | None, name: str, ip: str | None, failures: int | None) -> NoReturn:
-        """Record a failed attempt (and the lock-out it may trigger), then raise the answer for it."""
-        max_failures = self.settings.login_max_failures
-        locked_until = None
+    def _record_failure(self, name: str | None, ip: str | None, *, reason: str = "", throttled: bool = False) -> None:
+        """An audit record for a failed attempt, bounded (see :class:`FailureLog`). ``name`` is given only for
+        an existing user; an unknown name is never written anywhere (it may be a password typed in the wrong
+        field): the record says ``unknown user`` and the address, nothing more."""
+        target = _target(name) if name else "user:?"
+        write, summary = self.failures.admit(ip, target, throttled=throttled)
+        if not (write or summary):
+            return
         with self.db.session() as s:
-            detail = {"ip": ip, "failures": failures}
-            if user_id is None:
-                detail["unknown_user"] = True
-            elif failures >= max_failures:
-                locked_until = utcnow() + dt.timedelta(minutes=self.settings.login_lockout_minutes)
-                s.execute(update(User).where(User.id == user_id).values(failed_logins=0, locked_until=locked_until))
-            self.audit.record(s, ANONYMOUS, "auth.login_failed", _target(name), detail)
-            if locked_until:
-                lock_detail = {"ip": ip, "failures": failures, "locked_until": locked_until.isoformat()}
-                self.audit.record(s, "system", "auth.locked", _target(name), lock_detail)
-        if locked_until:
-            raise self._locked_error(locked_until)
-        raise SafeholdError("auth.invalid_credentials", "The username or password is not right.", status=401)
+            if summary:
+                self.audit.record(s, "system", "auth.login_failures_suppressed", "login", summary)
+            if write:
+                detail = {"ip": ip, "reason": reason} if name else {"ip": ip, "unknown_user": True}
+                self.audit.record(s, ANONYMOUS, "auth.login_failed", target, detail)
 
-    def _refuse_locked(self, name: str, ip: str | None) -> NoReturn:
+    # ------------------------------------------------------------------ second factor (TOTP)
+
+    def login_ticket(self, user: UserInfo) -> str:
+        """A signed, short-lived proof that ``user`` gave the right password, for the second step's cookie.
+        Stateless (any server process can check it); bound to the user and an expiry."""
+        expires = int(time.time() + self.settings.login_step_minutes * 60)
+        body = f"{user.id}.{expires}"
+        return f"{body}.{self._ticket_mac(body)}"
+
+    def redeem_ticket(self, ticket: str | None) -> int | None:
+        """The user id of a valid, unexpired ticket, else ``None``."""
+        parts = (ticket or "").split(".")
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+            return None
+        body = f"{parts[0]}.{parts[1]}"
+        if not hmac.compare_digest(self._ticket_mac(body), parts[2]) or int(parts[1]) < time.time():
+            return None
+        return int(parts[0])
+
+    def _ticket_mac(self, body: str) -> str:
+        key = self._sealer().keys.derive(b"safehold.login-ticket")
+        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+    def totp_required(self, role: str) -> bool:
+        return role in self.settings.totp_required_roles
+
+    def enrol(self, username: str, actor) -> tuple[str, str]:
+        """Enrol a user at once (the command line): returns (secret, otpauth URI), to show once. Refused for
+        a user who has TOTP already (``user.totp_enrolled``: reset first, so no one replaces it by mistake)."""
+        secret = totp.new_secret()
         with self.db.session() as s:
-            locked_until = s.scalars(select(User.locked_until).where(User.username == name)).first()
-            self.audit.record(s, ANONYMOUS, "auth.login_failed", _target(name), {"ip": ip, "reason": "locked"})
-        raise self._locked_error(locked_until)
+            row = self._row(s, username)
+            if row.totp_secret:
+                raise Conflict("user.totp_enrolled", f"{row.username} has TOTP already; reset it first.")
+            row.totp_secret, row.totp_pending = self._seal(secret), None
+            row.totp_last_step, row.totp_enrolled_at = None, utcnow()
+            self.audit.record(s, actor, "user.totp_enrol", _target(row.username), {})
+            name = row.username
+        return secret, totp.provisioning_uri(secret, name, self.settings.totp_issuer)
 
-    @staticmethod
-    def _locked_error(locked_until: dt.datetime | None) -> SafeholdError:
-        until = locked_until.isoformat() if locked_until else None
-        return SafeholdError(
-            "auth.locked",
-            "Too many failed log-ins: this account is locked for a while; an administrator can unlock it.",
-            status=423,
-            detail={"locked_until": until},
-        )
+    def enrolment_secret(self, user_id: int) -> tuple[str, str]:
+        """The secret to show for a self-enrolment (kept sealed as pending until a code confirms it; the same
+        one again if the page is shown again). Refused when the user has TOTP already."""
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            if row is None:
+                raise NotFound("user.not_found", f"No user with id {user_id}.")
+            if row.totp_secret:
+                raise Conflict("user.totp_enrolled", "Two-step log-in is already set up for this account.")
+            if row.totp_pending:
+                secret = self._open(row.totp_pending)
+            else:
+                secret = totp.new_secret()
+                row.totp_pending = self._seal(secret)
+            return secret, totp.provisioning_uri(secret, row.username, self.settings.totp_issuer)
+
+    def confirm_enrolment(self, user_id: int, code: str, actor) -> None:
+        """Turn the pending secret into the user's TOTP secret, given a current code from it."""
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            pending = row.totp_pending if row is not None and not row.totp_secret else None
+            step = totp.matching_step(self._open(pending), code) if pending else None
+            if step is None:
+                raise _bad_code()
+            row.totp_secret, row.totp_pending = pending, None
+            row.totp_last_step, row.totp_enrolled_at = step, utcnow()
+            self.audit.record(s, actor, "user.totp_enrol", _target(row.username), {})
+
+    def reset_totp(self, username: str, actor) -> UserInfo:
+        """Remove a user's TOTP (a lost phone). If their role needs it they enrol again at their next log-in."""
+        with self.db.session() as s:
+            row = self._row(s, username)
+            was = row.totp_secret is not None
+            row.totp_secret = row.totp_pending = row.totp_last_step = row.totp_enrolled_at = None
+            s.flush()
+            self.audit.record(s, actor, "user.totp_reset", _target(row.username), {"was_enrolled": was})
+            return user_info(row)
+
+    def remove_own_totp(self, user_id: int, code: str, actor) -> None:
+        """A user turns their own TOTP off, with a current code, if their role does not require it."""
+        with self.db.session() as s:
+            row = s.get(User, user_id)
+            if row is None or not row.totp_secret:
+                raise SafeholdError("user.totp_not_enrolled", "Two-step log-in is not set up for this account.")
+            if self.totp_required(row.role):
+                msg = "Your role requires two-step log-in; it stays on."
+                raise SafeholdError("user.totp_required", msg, status=403)
+            if totp.matching_step(self._open(row.totp_secret), code, after=row.totp_last_step) is None:
+                raise _bad_code()
+            row.totp_secret = row.totp_pending = row.totp_last_step = row.totp_enrolled_at = None
+            self.audit.record(s, actor, "user.totp_reset", _target(row.username), {"was_enrolled": True})
+
+    def _seal(self, secret: str) -> str:
+        return self._sealer().seal_text(secret, TOTP_AAD)
+
+    def _open(self, sealed: str) -> str:
+        return self._sealer().open_text(sealed, TOTP_AAD)
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:

@@ -18,6 +18,8 @@ from safehold.cli.common import console, fail, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Console users (reviewers, admins, auditors): create, passwords, roles.", no_args_is_help=True)
+totp_app = typer.Typer(help="Two-step log-in (TOTP): enrol a user, or reset a lost one.", no_args_is_help=True)
+app.add_typer(totp_app, name="totp")
 out = console()
 
 ACTOR = "cli"
@@ -54,14 +56,26 @@ def create(
     role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor or legal.")],
     display_name: Annotated[str, typer.Option(help="Shown in the console instead of the username.")] = "",
     password_stdin: PasswordStdin = False,
+    no_totp: Annotated[
+        bool,
+        typer.Option(
+            "--no-totp", help="Do not enrol TOTP now for a role that requires it: the user sets it up at first log-in."
+        ),
+    ] = False,
 ) -> None:
     """Create a console user. The name, the role and that the name is free are checked before the password is
-    asked for."""
+    asked for. For a role that requires two-step log-in (SAFEHOLD_TOTP_REQUIRED_ROLES, default admin and
+    legal) the TOTP secret is made now and printed once, for the user's authenticator app."""
     with fail():
         users = _users()
         users.check_new(name, role)
         u = users.create(name, _password(name, password_stdin), role, display_name, actor=ACTOR)
+        enrolled = users.enrol(u.username, actor=ACTOR) if users.totp_required(u.role) and not no_totp else None
     out.print(f"created user [bold]{u.username}[/] (role {u.role})")
+    if enrolled:
+        _show_enrolment(u.username, *enrolled, why=f"the {u.role} role requires two-step log-in")
+    elif users.totp_required(u.role):
+        out.print(f"{u.username} will be asked to set up two-step log-in (TOTP) at their first log-in.")
 
 
 @app.command("list")
@@ -72,10 +86,11 @@ def list_users(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     if as_json:
         print(json.dumps([u.to_dict() for u in users]))
         return
-    table = Table("username", "display name", "role", "status", "created", "last log-in")
+    table = Table("username", "display name", "role", "status", "TOTP", "created", "last log-in")
     for u in users:
         status = "disabled" if u.disabled else f"locked until {_when(u.locked_until)}" if u.locked_until else "active"
-        table.add_row(u.username, u.display_name, u.role, status, _when(u.created_at), _when(u.last_login_at))
+        mfa = "on" if u.totp_enrolled else "-"
+        table.add_row(u.username, u.display_name, u.role, status, mfa, _when(u.created_at), _when(u.last_login_at))
     out.print(table)
 
 
@@ -118,7 +133,37 @@ def enable(name: Name) -> None:
 
 @app.command("unlock")
 def unlock(name: Name) -> None:
-    """Clear a lock-out after too many failed log-ins."""
+    """Clear an old lock-out and, in this process, the name's log-in back-off (a running server keeps its own
+    back-off, which lapses by itself)."""
     with fail():
         u = _users().unlock(name, actor=ACTOR)
     out.print(f"unlocked {u.username}")
+
+
+def _show_enrolment(name: str, secret: str, uri: str, why: str = "") -> None:
+    from safehold.auth.totp import grouped
+
+    out.print(f"two-step log-in (TOTP) for [bold]{name}[/]{f' ({why})' if why else ''}.")
+    out.print("Add it to an authenticator app (Aegis, FreeOTP, Google Authenticator, 1Password, ...): scan or paste")
+    out.print("the link, or choose 'enter a setup key' and type the key (time-based). Shown only this once:")
+    print(f"  setup key: {grouped(secret)}")
+    print(f"  link:      {uri}")
+    out.print("The console asks for the app's 6-digit code after the password.")
+
+
+@totp_app.command("enrol")
+def totp_enrol(name: Name) -> None:
+    """Make a user's TOTP secret and print it once (refused if they have one: reset first)."""
+    with fail():
+        secret, uri = _users().enrol(name, actor=ACTOR)
+    _show_enrolment(name.strip().lower(), secret, uri)
+
+
+@totp_app.command("reset")
+def totp_reset(name: Name) -> None:
+    """Remove a user's TOTP (a lost phone). If their role requires it, they set it up again at next log-in."""
+    with fail():
+        users = _users()
+        u = users.reset_totp(name, actor=ACTOR)
+    again = " They set it up again at their next log-in." if users.totp_required(u.role) else ""
+    out.print(f"two-step log-in removed for {u.username}.{again}")

@@ -200,6 +200,13 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     password_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The TOTP secret, sealed with the instance key (store/sealing.py); ``None`` until enrolled.
+    totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: A secret shown for enrolment but not yet confirmed with a code (sealed too).
+    totp_pending: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The last 30-second step whose code was accepted: that code, and every older one, is refused.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class UserSession(Base):

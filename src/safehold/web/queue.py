@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from safehold.api.contract import Offset
+from safehold.auth import totp
 from safehold.auth.roles import Permission
 from safehold.cases.priority import BAND_NAMES
 from safehold.cases.taxonomy import QUEUES
@@ -72,7 +73,22 @@ def me(request: Request, who: Staff = Depends(staff()), svc: Services = Depends(
         effective=wellness_of(svc, who),
         exposure=exposure(svc, who) if reviewer else None,
         protective=PROTECTIVE,
+        **totp_state(request, svc, who),
     )
+
+
+def totp_state(request: Request, svc: Services, who: Staff) -> dict:
+    """The account page's two-step log-in section: on or off, required or not, and a pending secret to show
+    while the user is setting it up."""
+    pending = None
+    if request.query_params.get("totp") == "setup" and not who.user.totp_enrolled:
+        secret, uri = svc.users.enrolment_secret(who.user.id)
+        pending = {"secret": totp.grouped(secret), "uri": uri}
+    return {
+        "totp_on": who.user.totp_enrolled,
+        "totp_required": svc.users.totp_required(who.role),
+        "totp_pending": pending,
+    }
 
 
 @router.post("/console/me/wellness")
