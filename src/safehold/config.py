@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     url_fetch_timeout: float = Field(default=10.0, gt=0)
     url_fetch_max_redirects: int = Field(default=5, ge=0)
 
+    # Bulk imports (see docs/security.md)
+    import_batch_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Records of a bank import written per transaction: other writers wait for one batch at most.",
+    )
+
     # Matching index
     index_sync_interval: float = Field(default=0.5, gt=0, description="Seconds between change-log polls.")
 
