@@ -61,7 +61,15 @@ class Settings(BaseSettings):
     session_idle_minutes: float = Field(default=60.0, gt=0, description="...or after this long without a request.")
     login_max_failures: int = Field(default=5, ge=1, description="Failed log-ins in a row before the lock-out.")
     login_lockout_minutes: float = Field(default=15.0, gt=0)
-    cookie_secure: bool = Field(default=False, description="Mark console cookies Secure (set behind HTTPS).")
+    public_url: str | None = Field(
+        default=None,
+        description="The URL people reach the console at (e.g. https://safehold.example.org): the console's "
+        "Origin check compares scheme, host and port with it, and cookies are Secure when it is https.",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark console cookies Secure. Default: when SAFEHOLD_PUBLIC_URL (or the request) is https.",
+    )
 
     # Events
     event_key_days: float = Field(
@@ -131,6 +139,32 @@ class Settings(BaseSettings):
         gt=0,
         description="Conversations without a case are forgotten this long after their last message.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError as exc:
+            raise ValueError(f"SAFEHOLD_PUBLIC_URL has an invalid port: {v!r}") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"SAFEHOLD_PUBLIC_URL must be an absolute http:// or https:// URL, not {v!r}")
+        return v
+
+    @property
+    def public_origin(self) -> tuple[str, str, int] | None:
+        """``(scheme, host, port)`` of ``public_url``, or None."""
+        if not self.public_url:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.public_url)
+        return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
     @field_validator("home")
     @classmethod

@@ -16,7 +16,17 @@ from fastapi.responses import RedirectResponse, Response
 
 from safehold.errors import SafeholdError
 from safehold.services import Services
-from safehold.web.deps import COOKIE, ConsoleRoute, Staff, client_ip, safe_next, same_origin, services, staff
+from safehold.web.deps import (
+    COOKIE,
+    ConsoleRoute,
+    Staff,
+    client_ip,
+    safe_next,
+    same_origin,
+    secure_cookies,
+    services,
+    staff,
+)
 from safehold.web.render import page
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -36,7 +46,7 @@ def _login_form(request: Request, *, status: int = 200, error: str | None = None
         username=username,
         next=nxt if safe_next(nxt) else "",
     )
-    secure_cookie = request.app.state.services.settings.cookie_secure
+    secure_cookie = secure_cookies(request)
     response.set_cookie(
         LOGIN_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict", secure=secure_cookie
     )
@@ -71,7 +81,7 @@ def login(
     response = RedirectResponse(next_path if safe_next(next_path) else "/console", status_code=303)
     # A browser-session cookie (no max_age): closing the browser ends it; the server enforces expiry and idling.
     response.set_cookie(
-        COOKIE, session.token, path="/", httponly=True, samesite="strict", secure=svc.settings.cookie_secure
+        COOKIE, session.token, path="/", httponly=True, samesite="strict", secure=secure_cookies(request)
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
