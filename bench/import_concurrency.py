@@ -10,7 +10,7 @@ Figures: ``import_seconds`` (the whole import, validation included), ``writer.ma
 ``p50_ms`` (wait of each concurrent append), ``writer.errors`` ("database is locked" and the like),
 ``first_change_after_s`` (seconds from import start to the first change-log row visible to another process).
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/import_concurrency.py [--rows N] [--out bench/results/import_concurrency.json]``
+Usage: ``PYTHONPATH=src .venv/bin/python bench/import_concurrency.py [--rows N] [--batch N] [--out FILE]``
 The "before" figure in docs/benchmarks.md was measured by running this script against the previous commit's ``src``.
 """
 
@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 

@@ -43,9 +43,12 @@ def test_origin_is_compared_with_the_public_url_when_set(app, svc):
     assert _post(c, "https://console.example.org:8443") == 403
     # Behind a proxy the app may see another Host: the public URL is what counts.
     c2 = _console(app, base_url="https://console.example.org")
-    assert c2.post(
-        "/console/me/break", headers={"Origin": "https://console.example.org", "Host": "10.0.0.5:8000"}
-    ).status_code == 303
+    assert (
+        c2.post(
+            "/console/me/break", headers={"Origin": "https://console.example.org", "Host": "10.0.0.5:8000"}
+        ).status_code
+        == 303
+    )
 
 
 def _session_cookie(r) -> str:

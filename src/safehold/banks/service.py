@@ -506,8 +506,21 @@ class BankService:
             if spool is not None:
                 spool.close()
 
-    def _import(self, name, stream, *, fmt, default_signal_type, source, skip_invalid, dry_run, added_by, progress,
-                phase, filename) -> ImportReport:
+    def _import(
+        self,
+        name,
+        stream,
+        *,
+        fmt,
+        default_signal_type,
+        source,
+        skip_invalid,
+        dry_run,
+        added_by,
+        progress,
+        phase,
+        filename,
+    ) -> ImportReport:
         report = ImportReport(bank=name)
         issues: list[ImportIssue] = []
 
@@ -903,8 +916,9 @@ def _validated(result) -> Iterator[tuple[int, EntryRecord | None]]:
             yield pos, None
 
 
-def _advance(s: Session, job_id: int, state: dict, upto: int, report: ImportReport, status: str,
-             new_status: str | None = None) -> None:
+def _advance(
+    s: Session, job_id: int, state: dict, upto: int, report: ImportReport, status: str, new_status: str | None = None
+) -> None:
     """Move the job from ``state`` to ``upto`` records (with the report's counts) in this transaction; fails
     with ``import.concurrent`` if another process moved it meanwhile (two runs of one import)."""
     now = utcnow()

@@ -247,9 +247,7 @@ def import_file(
         if stream is not sys.stdin.buffer:
             stream.close()
     if report.resumed:
-        out.print(
-            f"resumed import job {report.job}: {report.resumed_at} of {report.read} records were already written"
-        )
+        out.print(f"resumed import job {report.job}: {report.resumed_at} of {report.read} records were already written")
     for issue in report.issues[:20]:
         where = f"line {issue.line}: " if issue.line else ""
         err.print(problem_text(issue, f"  {where}"))
