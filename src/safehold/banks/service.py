@@ -573,7 +573,9 @@ class BankService:
         def write(rows: list, upto: int, status: str) -> None:
             with self.db.session() as s:
                 if status == "adding":
-                    changes = self._insert_entries(s, rows, report) if rows else []
+                    changes = []
+                    for i in range(0, len(rows), INSERT_BATCH):  # one statement per INSERT_BATCH rows
+                        changes += self._insert_entries(s, rows[i : i + INSERT_BATCH], report)
                 else:
                     changes = self._withdraw(s, bank_id, rows, report)
                 _advance(s, job.id, state, upto, report, status)
