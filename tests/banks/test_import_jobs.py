@@ -185,3 +185,23 @@ def test_killed_import_resumes_without_duplicates(settings, tmp_path):
     (job,) = svc.banks.import_jobs("big")
     assert job["status"] == "done" and job["rows_done"] == n and job["resumes"] == 1
     svc.close()
+
+
+def test_two_runs_of_one_import_cannot_both_advance_it(svc):
+    from sqlalchemy import update
+
+    from safehold.errors import SafeholdError
+
+    svc.banks.create("b")
+    svc.banks.batch_rows = 5
+    phases: list[str] = []
+
+    def other_run_moves_the_job(_n):
+        if phases[-1:] == ["importing"] and _count(svc, BankEntry) == 5:
+            with svc.db.session() as s:
+                s.execute(update(ImportJob).values(rows_done=ImportJob.rows_done + 5))
+
+    with pytest.raises(SafeholdError) as exc:
+        svc.banks.import_stream("b", io.BytesIO(_csv(20)), progress=other_run_moves_the_job, phase=phases.append)
+    assert exc.value.code == "import.concurrent" and exc.value.status == 409
+    assert _count(svc, BankEntry) == 5  # the refused batch was rolled back
