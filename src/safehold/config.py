@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # Bulk imports (see docs/security.md)
     import_batch_rows: int = Field(
-        default=10_000,
+        default=5_000,
         ge=1,
         le=1_000_000,
         description="Records of a bank import written per transaction: other writers wait for one batch at most.",
