@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     )
     url_fetch_max_redirects: int = Field(default=5, ge=0)
 
+    # Bulk imports (see docs/security.md)
+    import_batch_rows: int = Field(
+        default=5_000,
+        ge=1,
+        le=1_000_000,
+        description="Records of a bank import written per transaction: other writers wait for one batch at most.",
+    )
+
     # Matching index
     index_sync_interval: float = Field(default=0.5, gt=0, description="Seconds between change-log polls.")
 
@@ -166,7 +174,15 @@ class Settings(BaseSettings):
     login_step_minutes: float = Field(
         default=5.0, gt=0, description="Time to enter the TOTP code after the password was accepted."
     )
-    cookie_secure: bool = Field(default=False, description="Mark console cookies Secure (set behind HTTPS).")
+    public_url: str | None = Field(
+        default=None,
+        description="The URL people reach the console at (e.g. https://safehold.example.org): the console's "
+        "Origin check compares scheme, host and port with it, and cookies are Secure when it is https.",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark console cookies Secure. Default: when SAFEHOLD_PUBLIC_URL (or the request) is https.",
+    )
 
     # Events
     event_key_days: float = Field(
@@ -248,6 +264,32 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [r.strip() for r in text.split(",") if r.strip()]
         return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError as exc:
+            raise ValueError(f"SAFEHOLD_PUBLIC_URL has an invalid port: {v!r}") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"SAFEHOLD_PUBLIC_URL must be an absolute http:// or https:// URL, not {v!r}")
+        return v
+
+    @property
+    def public_origin(self) -> tuple[str, str, int] | None:
+        """``(scheme, host, port)`` of ``public_url``, or None."""
+        if not self.public_url:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.public_url)
+        return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
     @field_validator("home")
     @classmethod

@@ -88,6 +88,21 @@ def masked_url(url: str) -> str:
     return re.sub(r"^([\w+.-]+://[^:/@]*:).*@", r"\1***@", url)
 
 
+#: The process umask of ``safehold serve`` and every CLI command: what Safehold creates is its owner's alone
+#: (files 0600, folders 0700). Files under the home are also created with explicit modes (``private_opener``).
+OWNER_ONLY_UMASK = 0o077
+
+
+def owner_only() -> int:
+    """Make every file this process creates from now on owner-only; returns the previous umask."""
+    return os.umask(OWNER_ONLY_UMASK)
+
+
+def private_opener(path: str | os.PathLike, flags: int) -> int:
+    """``open(..., opener=private_opener)``: a new file is created 0600 whatever the umask."""
+    return os.open(path, flags, 0o600)
+
+
 def create_home(path: Path) -> None:
     """Create the home (and its parents) if missing; the home itself owner-only, as it holds the keys."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

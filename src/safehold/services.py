@@ -93,7 +93,12 @@ class Services:
         from safehold.banks.service import BankService
 
         # Late-bound: listing banks must not build the index (and load the matching kernels).
-        return BankService(self.db, on_change=lambda: self.index.sync(), audit=self.audit)
+        return BankService(
+            self.db,
+            on_change=lambda: self.index.sync(),
+            audit=self.audit,
+            batch_rows=self.settings.import_batch_rows,
+        )
 
     @cached_property
     def scans(self) -> ScanService:

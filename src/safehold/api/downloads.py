@@ -17,7 +17,7 @@ from safehold.services import Services
 def send_package(svc: Services, make: Callable[[Path], dict]) -> FileResponse:
     """Build an export package in a private temporary folder with ``make(dest_dir)`` and send it as a download;
     the folder is removed once the answer is sent (or at once if building it fails)."""
-    svc.settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    svc.settings.exports_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=svc.settings.exports_dir))
     try:
         package = make(tmp)

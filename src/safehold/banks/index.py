@@ -23,6 +23,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from safehold.errors import SafeholdError
+from safehold.home import private_opener
 from safehold.matching.exact_index import ExactIndex
 from safehold.matching.pdq_index import PdqIndex, hashes_from_hex
 from safehold.signals import registry
@@ -322,14 +323,15 @@ class BankIndex:
             return None
         with self._lock:
             root = self.snapshot_dir
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = root / f"snapshot.tmp-{os.getpid()}-{threading.get_ident()}"
-            tmp.mkdir(parents=True, exist_ok=False)
+            tmp.mkdir(parents=True, exist_ok=False, mode=0o700)
             self.pdq.save(tmp / "pdq.idx")
             for name, idx in self.exact.items():
                 idx.save(tmp / f"exact-{name}.idx")
-            np.save(tmp / "present.npy", self.present.bits)
-            with open(tmp / "vpdq.jsonl", "w") as f:
+            with open(tmp / "present.npy", "wb", opener=private_opener) as f:
+                np.save(f, self.present.bits)
+            with open(tmp / "vpdq.jsonl", "w", opener=private_opener) as f:
                 for entry_id, (value, _) in self.vpdq_entries.items():
                     f.write(json.dumps([entry_id, value]) + "\n")
             meta = {
@@ -338,7 +340,8 @@ class BankIndex:
                 "at": self.last_at,
                 "exact": sorted(self.exact),
             }
-            (tmp / "meta.json").write_text(json.dumps(meta))
+            with open(tmp / "meta.json", "w", opener=private_opener) as f:
+                f.write(json.dumps(meta))
             final = root / "snapshot"
             old = root / f"snapshot.old-{os.getpid()}"
             if final.exists():

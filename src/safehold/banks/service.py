@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -24,7 +28,7 @@ from safehold.banks.formats import EntryRecord, ImportIssue, normalize_category,
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.signals import registry
 from safehold.store.db import Database
-from safehold.store.models import Bank, BankEntry, IndexChange
+from safehold.store.models import Bank, BankEntry, ImportJob, IndexChange, utcnow
 
 BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BANK_KINDS = ("block", "allow")
@@ -32,6 +36,11 @@ BANK_KINDS = ("block", "allow")
 ON_MATCH = ("none", "case", "auto")
 MAX_PDQ_THRESHOLD = 63
 INSERT_BATCH = 2000
+#: Records of a bulk import written per transaction (``SAFEHOLD_IMPORT_BATCH_ROWS``): each batch commits on its
+#: own, so other writers wait for one batch at most, never for the whole file.
+IMPORT_BATCH_ROWS = 5_000
+#: The PostgreSQL advisory-lock key that serialises change-log writers (see :func:`lock_changes`).
+CHANGES_LOCK = (0x5AFE, 1)
 MIN_PDQ_QUALITY = 50
 #: Bank entries are hashed with the canonical full-resolution pipeline whatever the scanning mode: they are
 #: what every later scan is compared with and what gets shared with other platforms (see docs/pdq.md).
@@ -91,10 +100,19 @@ class ImportReport:
     invalid: int = 0
     issues: list[ImportIssue] = field(default_factory=list)
     committed: bool = False
+    #: The import job that wrote it (see :class:`~safehold.store.models.ImportJob`), and whether this run
+    #: continued one a crash had interrupted (``resumed_at``: the records already committed then).
+    job: int | None = None
+    resumed: bool = False
+    resumed_at: int = 0
+    batches: int = 0
 
     def to_dict(self) -> dict:
         return {
             "bank": self.bank,
+            "job": self.job,
+            "resumed": self.resumed,
+            "resumed_at": self.resumed_at,
             "read": self.read,
             "added": self.added,
             "duplicates": self.duplicates,
@@ -123,8 +141,17 @@ def entry_to_dict(e: BankEntry, bank_name: str | None = None) -> dict:
 
 
 class BankService:
-    def __init__(self, db: Database, on_change: Callable[[], None] | None = None, audit: AuditService | None = None):
+    def __init__(
+        self,
+        db: Database,
+        on_change: Callable[[], None] | None = None,
+        audit: AuditService | None = None,
+        *,
+        batch_rows: int = IMPORT_BATCH_ROWS,
+    ):
         self.db = db
+        #: Records per transaction of a bulk import (:meth:`import_stream`).
+        self.batch_rows = batch_rows
         #: Every change is recorded in the audit log in its own transaction (see :mod:`safehold.audit`).
         self.audit = audit or AuditService(db)
         #: Called after a commit that changed what can match (the in-process index syncs at once).
@@ -283,7 +310,6 @@ class BankService:
         report = report or ImportReport(bank=name)
         with self.db.session() as s:
             bank = _bank(s, name)
-            lock_changes(s)
             batch: list[dict] = []
             withdrawn: list[EntryRecord] = []
             for rec in records:
@@ -300,7 +326,7 @@ class BankService:
                 self._insert(s, batch, report)
                 if progress:
                     progress(len(batch))
-            self._withdraw(s, bank.id, withdrawn, report)
+            _append_changes(s, self._withdraw(s, bank.id, withdrawn, report))
             if not commit_if():
                 s.rollback()
                 return report
@@ -314,6 +340,11 @@ class BankService:
         return report
 
     def _insert(self, s: Session, rows: list[dict], report: ImportReport) -> None:
+        _append_changes(s, self._insert_entries(s, rows, report))
+
+    @staticmethod
+    def _insert_entries(s: Session, rows: list[dict], report: ImportReport) -> list[dict]:
+        """Insert entries (an existing identical one is a duplicate); returns the change-log rows they need."""
         # Duplicates inside one batch would abort the statement on PostgreSQL: keep the first.
         seen: set[tuple[str, str]] = set()
         unique = []
@@ -331,13 +362,13 @@ class BankService:
         added = s.execute(stmt, unique).all()
         report.added += len(added)
         report.duplicates += len(rows) - len(added)
-        changes = [{"op": "add", "entry_id": i, "signal_type": t, "value": v} for i, t, v, on in added if on]
-        if changes:
-            s.execute(insert(IndexChange), changes)
+        return [{"op": "add", "entry_id": i, "signal_type": t, "value": v} for i, t, v, on in added if on]
 
     @staticmethod
-    def _withdraw(s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport) -> None:
-        """Apply a list's deletions: disable every entry from that source with that external id."""
+    def _withdraw(s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport) -> list[dict]:
+        """Apply a list's deletions: disable every entry from that source with that external id. Returns the
+        change-log rows they need."""
+        changes: list[dict] = []
         for rec in tombstones:
             rows = s.execute(
                 update(BankEntry)
@@ -351,11 +382,8 @@ class BankService:
                 .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
             ).all()
             report.withdrawn += len(rows)
-            if rows:
-                s.execute(
-                    insert(IndexChange),
-                    [{"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in rows],
-                )
+            changes.extend({"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in rows)
+        return changes
 
     def add_hash(
         self,
@@ -438,43 +466,255 @@ class BankService:
         dry_run: bool = False,
         added_by: str | None = None,
         progress: Callable[[int], None] | None = None,
+        phase: Callable[[str], None] | None = None,
+        filename: str | None = None,
     ) -> ImportReport:
         """Import a CSV, hash list or NCMEC XML file.
 
-        All or nothing by default: if any row is invalid nothing is written and the report lists the problems
-        (with line numbers). ``skip_invalid`` imports the valid rows and reports the rest.
+        All or nothing by default: the whole file is checked first (streaming, in bounded memory) and if any row
+        is invalid nothing is written and the report lists the problems (with line numbers). ``skip_invalid``
+        imports the valid rows and reports the rest; ``dry_run`` only checks and counts.
+
+        Then the records are written ``batch_rows`` at a time, each batch in its own short transaction (other
+        writers wait for one batch at most; on PostgreSQL only the rows written and the change-log advisory lock
+        are held), recorded in an :class:`~safehold.store.models.ImportJob`. Re-running the same import (same bank,
+        same file bytes, format and options) after a crash continues after the last committed batch: nothing is
+        written twice, and the report says it resumed (``resumed``, ``resumed_at``). ``phase`` is told
+        ``"checking"``, then ``"importing"`` (and ``"withdrawing"`` for a file with tombstones); ``progress``
+        counts records in each phase.
         """
         self.get(name)  # fail early on an unknown bank
-        result = read(fmt, stream, normalize=registry.normalize, default_signal_type=default_signal_type, source=source)
-        report = ImportReport(bank=name)
-
-        def valid_records() -> Iterator[EntryRecord]:
-            for rec in result.records:
-                report.read += 1
-                if progress:
-                    progress(1)
-                try:
-                    yield validate_record(rec)
-                except SafeholdError as exc:
-                    result.issues.append(ImportIssue(getattr(rec, "line", None), exc.code, exc.message))
-
+        spool = None
+        if not _seekable(stream):  # stdin: every pass reads the file again
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+            shutil.copyfileobj(stream, spool, 1024 * 1024)
+            stream = spool
         try:
-            # Streams into one transaction; rolled back at the end if anything was invalid and not skipped.
-            self.add_records(
+            return self._import(
                 name,
-                valid_records(),
+                stream,
+                fmt=fmt,
+                default_signal_type=default_signal_type,
+                source=source,
+                skip_invalid=skip_invalid,
+                dry_run=dry_run,
                 added_by=added_by,
-                report=report,
-                commit_if=lambda: not (dry_run or (result.issues and not skip_invalid)),
-                audit_action="bank.import",
-                audit_detail=lambda: {"format": fmt, "source": source, "skipped_invalid": len(result.issues)},
+                progress=progress or (lambda n: None),
+                phase=phase or (lambda p: None),
+                filename=filename,
             )
         finally:
-            report.issues = list(result.issues)
-            report.invalid = len(report.issues)
-        if not report.committed and not dry_run:
-            report.added = 0  # rolled back; a dry run keeps the count of what it would have added
+            if spool is not None:
+                spool.close()
+
+    def _import(
+        self,
+        name,
+        stream,
+        *,
+        fmt,
+        default_signal_type,
+        source,
+        skip_invalid,
+        dry_run,
+        added_by,
+        progress,
+        phase,
+        filename,
+    ) -> ImportReport:
+        report = ImportReport(bank=name)
+        issues: list[ImportIssue] = []
+
+        def passes():
+            """One pass over the file: (position, valid record or None); a fresh reader each time."""
+            stream.seek(0)
+            result = read(
+                fmt, stream, normalize=registry.normalize, default_signal_type=default_signal_type, source=source
+            )
+            return result, _validated(result)
+
+        # 1. Check the whole file before writing anything (and count, for a dry run).
+        phase("checking")
+        sha = hashlib.sha256()
+        stream.seek(0)
+        while chunk := stream.read(1024 * 1024):
+            sha.update(chunk)
+        counter = _DryRunCounter(self.db, name) if dry_run else None
+        tombstones = 0
+        result, records = passes()
+        for _pos, rec in records:
+            report.read += 1
+            progress(1)
+            if rec is None:
+                continue
+            if rec.is_tombstone:
+                tombstones += 1
+            elif counter is not None:
+                counter.add(rec)
+        issues = list(result.issues)
+        report.issues, report.invalid = issues, len(issues)
+        real_format = result.format
+        if counter is not None:
+            counter.finish(report)
+            return report
+        if issues and not skip_invalid:
+            return report  # all or nothing: nothing written
+
+        # 2. Write in batches under an import job (resumed when a crash left one).
+        options = json.dumps(
+            {"signal_type": default_signal_type, "source": source, "skip_invalid": skip_invalid}, sort_keys=True
+        )
+        job, resumed = self._job(name, sha.hexdigest(), real_format, options, report.read, filename, added_by)
+        report.job = job.id
+        report.added, report.duplicates, report.withdrawn = job.added, job.duplicates, job.withdrawn
+        report.resumed, report.resumed_at = resumed, job.rows_done
+        state = {"status": job.status, "done": job.rows_done, "batches": job.batches}
+        bank_id = job.bank_id
+
+        def write(rows: list, upto: int, status: str) -> None:
+            with self.db.session() as s:
+                if status == "adding":
+                    changes = []
+                    for i in range(0, len(rows), INSERT_BATCH):  # one statement per INSERT_BATCH rows
+                        changes += self._insert_entries(s, rows[i : i + INSERT_BATCH], report)
+                else:
+                    changes = self._withdraw(s, bank_id, rows, report)
+                _advance(s, job.id, state, upto, report, status)
+                _append_changes(s, changes)  # last: the change-log lock is held for the least time
+            state["done"] = upto
+            state["batches"] += 1
+            self._checkpoint()
+
+        for status in ("adding", "withdrawing"):
+            if status == "withdrawing":
+                if not tombstones:
+                    break
+                if state["status"] == "adding":  # all entries written: now the tombstones, from the top
+                    with self.db.session() as s:
+                        _advance(s, job.id, state, 0, report, "adding", new_status="withdrawing")
+                    state.update(status="withdrawing", done=0)
+            elif state["status"] != "adding":
+                continue
+            phase("importing" if status == "adding" else "withdrawing")
+            start = state["done"]
+            progress(start)
+            batch: list = []
+            pos = start
+            for pos, rec in passes()[1]:  # noqa: B007 - pos is the batch's end
+                if pos < start:
+                    continue
+                if rec is not None and rec.is_tombstone == (status == "withdrawing"):
+                    batch.append(_row(bank_id, rec, added_by) if status == "adding" else rec)
+                if pos + 1 - state["done"] >= self.batch_rows:
+                    n = pos + 1 - state["done"]
+                    write(batch, pos + 1, status)
+                    progress(n)
+                    batch = []
+            if report.read > state["done"] or batch:
+                n = report.read - state["done"]
+                write(batch, report.read, status)
+                progress(n)
+
+        # 3. Done: the job closes with the audit record of the whole import.
+        with self.db.session() as s:
+            _advance(s, job.id, state, state["done"], report, state["status"], new_status="done")
+            detail = {
+                "added": report.added,
+                "duplicates": report.duplicates,
+                "withdrawn": report.withdrawn,
+                "read": report.read,
+                "format": fmt,
+                "source": source,
+                "skipped_invalid": len(issues),
+                "job": job.id,
+                "batches": state["batches"],
+            }
+            if report.resumed:
+                detail["resumed_at"] = report.resumed_at
+            self.audit.record(s, added_by, "bank.import", f"bank:{name}", detail)
+        report.committed = True
+        report.batches = state["batches"]
+        self.on_change()
         return report
+
+    def _checkpoint(self) -> None:
+        """SQLite: copy the batch just committed from the WAL into the database now, outside any transaction (a
+        passive checkpoint blocks no one), so the next writer's commit does not pay for it (SQLite checkpoints in
+        whichever commit finds the WAL over 1,000 pages: an import would hand that cost to intake)."""
+        if self.db.is_sqlite:
+            with self.db.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _job(self, name, sha, fmt, options, total, filename, added_by) -> tuple[ImportJob, bool]:
+        """The unfinished job importing this file with these options into this bank (and True: it resumes),
+        else a new one."""
+        with self.db.session() as s:
+            bank = _bank(s, name)
+            job = s.scalars(
+                select(ImportJob)
+                .where(
+                    ImportJob.bank_id == bank.id,
+                    ImportJob.sha256 == sha,
+                    ImportJob.format == fmt,
+                    ImportJob.options == options,
+                    ImportJob.status != "done",
+                )
+                .order_by(ImportJob.id.desc())
+            ).first()
+            if job is not None:
+                job.resumes += 1
+                job.updated_at = utcnow()
+                return job, True
+            job = ImportJob(
+                bank_id=bank.id,
+                source_name=(filename or None) and str(filename)[-255:],
+                sha256=sha,
+                format=fmt,
+                options=options,
+                status="adding",
+                rows_total=total,
+                rows_done=0,
+                added=0,
+                duplicates=0,
+                withdrawn=0,
+                batches=0,
+                resumes=0,
+                created_by=added_by,
+            )
+            s.add(job)
+            s.flush()
+            return job, False
+
+    def import_jobs(self, name: str | None = None, limit: int = 50) -> list[dict]:
+        """The latest import jobs (of one bank), newest first."""
+        with self.db.session() as s:
+            q = select(ImportJob, Bank.name).join(Bank, Bank.id == ImportJob.bank_id)
+            if name is not None:
+                q = q.where(Bank.name == name)
+            rows = s.execute(q.order_by(ImportJob.id.desc()).limit(limit)).all()
+            return [
+                {
+                    "id": j.id,
+                    "bank": bank,
+                    "source_name": j.source_name,
+                    "sha256": j.sha256,
+                    "format": j.format,
+                    "options": json.loads(j.options),
+                    "status": j.status,
+                    "rows_total": j.rows_total,
+                    "rows_done": j.rows_done,
+                    "added": j.added,
+                    "duplicates": j.duplicates,
+                    "withdrawn": j.withdrawn,
+                    "batches": j.batches,
+                    "resumes": j.resumes,
+                    "created_by": j.created_by,
+                    "created_at": j.created_at.isoformat(),
+                    "updated_at": j.updated_at.isoformat(),
+                    "finished_at": j.finished_at.isoformat() if j.finished_at else None,
+                }
+                for j, bank in rows
+            ]
 
     def export(
         self,
@@ -670,14 +910,118 @@ def _row(bank_id: int, rec: EntryRecord, added_by: str | None) -> dict:
     }
 
 
+def _seekable(stream) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _validated(result) -> Iterator[tuple[int, EntryRecord | None]]:
+    """``(position, record)`` for every record the reader yields, ``None`` for one refused by
+    :func:`validate_record` (its issue joins the reader's). Positions are stable for the same file bytes."""
+    for pos, rec in enumerate(result.records):
+        try:
+            yield pos, validate_record(rec)
+        except SafeholdError as exc:
+            result.issues.append(ImportIssue(getattr(rec, "line", None), exc.code, exc.message))
+            yield pos, None
+
+
+def _advance(
+    s: Session, job_id: int, state: dict, upto: int, report: ImportReport, status: str, new_status: str | None = None
+) -> None:
+    """Move the job from ``state`` to ``upto`` records (with the report's counts) in this transaction; fails
+    with ``import.concurrent`` if another process moved it meanwhile (two runs of one import)."""
+    now = utcnow()
+    values = {
+        "rows_done": upto,
+        "added": report.added,
+        "duplicates": report.duplicates,
+        "withdrawn": report.withdrawn,
+        "batches": state["batches"] + (new_status is None),
+        "updated_at": now,
+    }
+    if new_status is not None:
+        values["status"] = new_status
+        if new_status == "done":
+            values["finished_at"] = now
+    n = s.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.rows_done == state["done"], ImportJob.status == status)
+        .values(**values)
+    ).rowcount
+    if n != 1:
+        raise Conflict(
+            "import.concurrent",
+            f"Import job {job_id} was moved on by another run of the same import (or its bank was deleted); "
+            "this run stopped. Run the import again to continue it.",
+        )
+
+
+class _DryRunCounter:
+    """Counts what an import would add without writing to the store: duplicates inside the file through a
+    private temporary SQLite file (bounded memory), duplicates of entries already in the bank by lookups."""
+
+    def __init__(self, db: Database, bank: str, batch: int = 5000):
+        self.db, self.bank, self.batch = db, bank, batch
+        self.seen = sqlite3.connect("")  # a private on-disk temporary database, deleted when closed
+        self.seen.execute("CREATE TABLE k (t TEXT, f TEXT, PRIMARY KEY (t, f)) WITHOUT ROWID")
+        self.pending: list[tuple[str, str]] = []
+        self.new = self.duplicates = 0
+
+    def add(self, rec: EntryRecord) -> None:
+        self.pending.append((rec.signal_type, fingerprint(rec.value)))
+        if len(self.pending) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        keys, self.pending = self.pending, []
+        fresh = []
+        for k in keys:
+            before = self.seen.total_changes
+            self.seen.execute("INSERT OR IGNORE INTO k VALUES (?, ?)", k)
+            if self.seen.total_changes > before:
+                fresh.append(k)
+        self.duplicates += len(keys) - len(fresh)
+        existing: set[tuple[str, str]] = set()
+        with self.db.session() as s:
+            bank_id = _bank(s, self.bank).id
+            for t in {t for t, _ in fresh}:
+                fps = [f for tt, f in fresh if tt == t]
+                existing.update(
+                    (t, f)
+                    for (f,) in s.execute(
+                        select(BankEntry.fingerprint).where(
+                            BankEntry.bank_id == bank_id, BankEntry.signal_type == t, BankEntry.fingerprint.in_(fps)
+                        )
+                    )
+                )
+        self.duplicates += len(existing)
+        self.new += len(fresh) - len(existing)
+
+    def finish(self, report: ImportReport) -> None:
+        self._flush()
+        self.seen.close()
+        report.added, report.duplicates = self.new, self.duplicates
+
+
+def _append_changes(s: Session, changes: list[dict]) -> None:
+    """Append to the index change log, taking its writers' lock only now (it is held until the commit)."""
+    if changes:
+        lock_changes(s)
+        s.execute(insert(IndexChange), changes)
+
+
 def lock_changes(s: Session) -> None:
     """Serialise change-log writers on PostgreSQL so sequence numbers commit in order.
 
-    A reader that has seen seq N then never misses a later commit with a smaller seq. SQLite already
-    serialises writers.
+    A reader that has seen seq N then never misses a later commit with a smaller seq. A transaction-scoped
+    advisory lock, not a table lock: readers and every other table are untouched, and the callers take it just
+    before appending (so it is held from the append to the commit). SQLite already serialises writers.
     """
     if s.bind.dialect.name == "postgresql":
-        s.execute(text("LOCK TABLE index_changes IN SHARE ROW EXCLUSIVE MODE"))
+        s.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": CHANGES_LOCK[0], "k": CHANGES_LOCK[1]})
 
 
 def _log_banks_changed(s: Session) -> None:

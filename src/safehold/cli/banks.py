@@ -169,8 +169,13 @@ def add_files(
             skipped += 1
             err.print(problem_text(problem, f"skipped {path}: "))
     with fail():
-        report = svc.banks.add_records(name, records, added_by="cli")
-    out.print(f"{name}: {report.added} entries added, {report.duplicates} already there, {skipped} file(s) skipped")
+        # One transaction per batch (SAFEHOLD_IMPORT_BATCH_ROWS), so a large folder never blocks other writers.
+        step = svc.settings.import_batch_rows
+        added = duplicates = 0
+        for i in range(0, max(len(records), 1), step):
+            report = svc.banks.add_records(name, records[i : i + step], added_by="cli")
+            added, duplicates = added + report.added, duplicates + report.duplicates
+    out.print(f"{name}: {added} entries added, {duplicates} already there, {skipped} file(s) skipped")
     if skipped:
         raise typer.Exit(2)
 
@@ -219,7 +224,11 @@ def import_file(
         stream = sys.stdin.buffer if str(file) == "-" else open_input(file)
     try:
         with progress() as bar, fail():
-            task = bar.add_task(f"importing into {name}", total=None)
+            task = bar.add_task(f"checking {file}", total=None)
+
+            def phase(p: str) -> None:
+                bar.reset(task, description=f"{p} {'into ' + name if p != 'checking' else file}", total=None)
+
             report = svc.banks.import_stream(
                 name,
                 stream,
@@ -230,10 +239,14 @@ def import_file(
                 dry_run=dry_run,
                 added_by="cli",
                 progress=lambda n: bar.advance(task, n),
+                phase=phase,
+                filename=None if str(file) == "-" else Path(file).name,
             )
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if report.resumed:
+        out.print(f"resumed import job {report.job}: {report.resumed_at} of {report.read} records were already written")
     for issue in report.issues[:20]:
         where = f"line {issue.line}: " if issue.line else ""
         err.print(problem_text(issue, f"  {where}"))

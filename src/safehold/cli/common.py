@@ -114,7 +114,7 @@ def open_output(path: Path) -> Iterator[BinaryIO]:
         return
     partial = path.with_name(path.name + ".partial")
     try:
-        f = open(partial, "wb")  # noqa: SIM115 - closed below, before the move
+        f = open(partial, "wb", opener=lambda p, fl: os.open(p, fl, 0o600))  # noqa: SIM115 - closed below
     except OSError as exc:
         raise SafeholdError("cli.write_failed", f"Cannot write {path}: {exc.strerror}.") from None
     try:

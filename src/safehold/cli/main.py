@@ -28,7 +28,7 @@ from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli.common import console, fail, program, services
 from safehold.errors import SafeholdError
-from safehold.home import database_url, explain, masked_url, resolve_home
+from safehold.home import database_url, explain, masked_url, owner_only, resolve_home
 
 app = typer.Typer(
     name="safehold",
@@ -79,6 +79,7 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    owner_only()  # keys, vault, evidence, exports, snapshots: owner-only, whatever the caller's umask
 
 
 @app.command()
@@ -88,6 +89,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the console; creates the store on first start."""
     import uvicorn
+
+    owner_only()
 
     from safehold.api.app import create_app
 

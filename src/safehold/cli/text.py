@@ -123,7 +123,7 @@ def train(
         with bar:
             model = fit(conversations, labels, progress=tick)
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
+            out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             model.save(out)
         except OSError as exc:
             raise SafeholdError("cli.write_failed", f"Cannot write {out}: {exc.strerror}.") from None

@@ -118,7 +118,7 @@ class ExactIndex:
         head = _MAGIC + _VERSION.to_bytes(4, "little") + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
         tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
         try:
-            with open(tmp, "wb") as f:
+            with open(tmp, "wb", opener=_private) as f:
                 f.write(head)
                 f.write(body)
                 f.flush()
@@ -165,3 +165,8 @@ class ExactIndex:
         except (ValueError, KeyError, TypeError) as e:
             raise bad(f"{type(e).__name__}: {e}") from None
         return idx
+
+
+def _private(path, flags: int) -> int:
+    """Snapshot files are owner-only (0600) whatever the umask."""
+    return os.open(path, flags, 0o600)

@@ -476,7 +476,7 @@ class PdqIndex:
                 raise SafeholdError("index.snapshot_invalid", "snapshot header too large")
             tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
             try:
-                with open(tmp, "wb") as f:
+                with open(tmp, "wb", opener=_private) as f:
                     f.write(_SNAPSHOT_MAGIC)
                     f.write(np.array([_SNAPSHOT_VERSION, len(hdr)], dtype="<u4").tobytes())
                     f.write(hdr)
@@ -595,3 +595,8 @@ class PdqIndex:
         rows = np.flatnonzero(np.isin(st.ext[: st.n_total], ids))
         rows = rows[((st.dead[rows >> 3] >> (rows & 7)) & 1) == 0]
         return st.h8[rows].copy()
+
+
+def _private(path, flags: int) -> int:
+    """Snapshot files are owner-only (0600) whatever the umask."""
+    return os.open(path, flags, 0o600)

@@ -61,18 +61,64 @@ class UrlGuard:
                 )
 
 
+def _nets(*cidrs: str) -> tuple:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+#: IPv4 ranges a fetch never reaches: the IANA IPv4 Special-Purpose Address Registry's entries that are not
+#: globally reachable, the deprecated 6to4 relay anycast, and multicast. Explicit, so the guard does not depend
+#: on the interpreter's ``is_private``/``is_global`` tables (older ones miss 192.0.0.0/24, for one).
+DENY_V4 = _nets(
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private
+    "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local (cloud metadata services live here)
+    "172.16.0.0/12",  # private
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # documentation (TEST-NET-1)
+    "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  # private
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # documentation (TEST-NET-2)
+    "203.0.113.0/24",  # documentation (TEST-NET-3)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved
+    "255.255.255.255/32",  # limited broadcast
+)
+#: IPv6: only global unicast (2000::/3) is reachable at all; inside it, these are refused.
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+DENY_V6 = _nets(
+    "::/128",  # unspecified
+    "::1/128",  # loopback
+    "::/96",  # IPv4-compatible (deprecated)
+    "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation
+    "100::/64",  # discard-only
+    "100:0:0:1::/64",  # dummy prefix
+    "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 included)
+    "2001:db8::/32",  # documentation
+    "3fff::/20",  # documentation
+    "5f00::/16",  # segment routing SIDs
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated)
+    "ff00::/8",  # multicast
+)
+#: Ranges that carry an IPv4 address: the embedded address decides (IPv4-mapped, well-known NAT64 prefix, 6to4).
+MAPPED_V6 = ipaddress.ip_network("::ffff:0:0/96")
+NAT64_V6 = ipaddress.ip_network("64:ff9b::/96")
+SIX_TO_FOUR_V6 = ipaddress.ip_network("2002::/16")
+
+
 def _forbidden(addr: IPAddress) -> bool:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return (
-        addr.is_private
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_multicast
-        or addr.is_reserved
-        or addr.is_unspecified
-        or not addr.is_global
-    )
+    """True unless ``addr`` is a public address (see ``DENY_V4``/``DENY_V6``)."""
+    if isinstance(addr, ipaddress.IPv4Address):
+        return any(addr in net for net in DENY_V4)
+    if addr in MAPPED_V6 or addr in NAT64_V6:
+        return _forbidden(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    if addr in SIX_TO_FOUR_V6:
+        return _forbidden(ipaddress.IPv4Address((int(addr) >> 80) & 0xFFFFFFFF))
+    return addr not in GLOBAL_UNICAST_V6 or any(addr in net for net in DENY_V6)
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:

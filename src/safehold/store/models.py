@@ -124,6 +124,39 @@ class IndexChange(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ImportJob(Base):
+    """A bulk import into a bank, written in batches: what it imports and how far it got.
+
+    Every batch commits its entries with ``rows_done`` (the records of the file read so far), so re-running the
+    same import (same bank, same file bytes, same format and options) after a crash continues after the last
+    committed batch. ``status``: ``adding`` (entries), then ``withdrawing`` (the file's tombstones, a second pass
+    with ``rows_done`` counted again from 0) when it has any, then ``done``.
+    """
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (Index("ix_import_jobs_file", "bank_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"))
+    source_name: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the file's name, if any
+    sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    #: Canonical JSON of the options that change what is written (signal type of a list, source, skip_invalid).
+    options: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="adding")  # adding | withdrawing | done
+    rows_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    added: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
+    withdrawn: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    resumes: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
 

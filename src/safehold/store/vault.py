@@ -52,7 +52,8 @@ class MediaVault:
         path = self._path(info.sha256)
         if path.exists():
             return info
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # each level owner-only, not just the last
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:

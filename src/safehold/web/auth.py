@@ -30,6 +30,7 @@ from safehold.web.deps import (
     client_ip,
     safe_next,
     same_origin,
+    secure_cookies,
     services,
     staff,
 )
@@ -67,7 +68,7 @@ def _login_form(
         secret=enrol and totp.grouped(enrol[0]),
         uri=enrol and enrol[1],
     )
-    secure_cookie = request.app.state.services.settings.cookie_secure
+    secure_cookie = secure_cookies(request)
     response.set_cookie(
         LOGIN_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict", secure=secure_cookie
     )
@@ -94,7 +95,7 @@ def _signed_in(request: Request, svc: Services, user, next_path: str) -> Respons
     response = RedirectResponse(next_path if safe_next(next_path) else "/console", status_code=303)
     # A browser-session cookie (no max_age): closing the browser ends it; the server enforces expiry and idling.
     response.set_cookie(
-        COOKIE, session.token, path="/", httponly=True, samesite="strict", secure=svc.settings.cookie_secure
+        COOKIE, session.token, path="/", httponly=True, samesite="strict", secure=secure_cookies(request)
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     response.delete_cookie(STEP_COOKIE, path="/login")
@@ -112,7 +113,7 @@ def _second_step(request: Request, svc: Services, user, step: str, next_path: st
     if ticket:
         max_age = int(svc.settings.login_step_minutes * 60)
         response.set_cookie(STEP_COOKIE, ticket, max_age=max_age, path="/login", httponly=True,
-                            samesite="strict", secure=svc.settings.cookie_secure)  # fmt: skip
+                            samesite="strict", secure=secure_cookies(request))  # fmt: skip
     return response
 
 

@@ -66,13 +66,48 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an origin or URL (default ports filled in), or None when it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def own_origin(request: Request) -> tuple[str, str, int] | None:
+    """This console's origin: ``SAFEHOLD_PUBLIC_URL``'s when set, else the request's own scheme and ``Host``."""
+    public = services(request).settings.public_origin
+    if public is not None:
+        return public[0], public[1].lower(), public[2]
+    host = request.headers.get("host", "")
+    return origin_of(f"{request.url.scheme}://{host}") if host else None
+
+
 def same_origin(request: Request) -> bool:
     """True unless the browser says the request comes from another origin (``Origin`` is absent on some
-    same-origin requests; it is never forged by a browser)."""
+    same-origin requests; it is never forged by a browser). Scheme, host and port are all compared: a page on
+    ``http://`` is not the console on ``https://``."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc == request.headers.get("host", "") and origin != "null"
+    if origin == "null":
+        return False
+    sent = origin_of(origin)
+    return sent is not None and sent == own_origin(request)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Console cookies are ``Secure`` when ``SAFEHOLD_COOKIE_SECURE`` says so; by default when the public URL (or,
+    without one, this request) is https."""
+    settings = services(request).settings
+    if settings.cookie_secure is not None:
+        return settings.cookie_secure
+    public = settings.public_origin
+    return (public[0] if public else request.url.scheme) == "https"
 
 
 async def check_csrf(request: Request, expected: str) -> None:

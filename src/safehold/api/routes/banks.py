@@ -197,6 +197,7 @@ async def import_file(
             skip_invalid=skip_invalid,
             dry_run=dry_run,
             added_by=who.label,
+            filename=file.filename,
         )
     finally:
         spool.close()

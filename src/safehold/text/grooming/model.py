@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +54,8 @@ class GroomingModel:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), sort_keys=True), encoding="utf-8")
+        with open(path, "w", encoding="utf-8", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+            out.write(json.dumps(self.to_dict(), sort_keys=True))
 
     @classmethod
     def load(cls, path: str | Path) -> GroomingModel:
