@@ -54,6 +54,7 @@ bench: $(TEST_STAMP)
 	$(VENV)/bin/python bench/text.py
 	$(VENV)/bin/python bench/text_service.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
 	$(VENV)/bin/python bench/cli_startup.py
+	$(VENV)/bin/python bench/hostile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache dist build
