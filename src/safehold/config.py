@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=50_000_000, gt=0, description="Most pixels (width × height) in one image (media.decompression_bomb)."
     )
+    max_upload_bytes_in_flight: int = Field(
+        default=512 * 1024 * 1024,
+        gt=0,
+        description="Most memory all uploads being read may hold at once (about twice each file's size); an upload "
+        "that cannot get its share within media_busy_wait_seconds is refused (503 media.busy).",
+    )
     max_pixels_in_flight: int = Field(
         default=100_000_000,
         gt=0,

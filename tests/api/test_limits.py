@@ -244,3 +244,41 @@ def test_405_names_every_allowed_method(client, keys):
     assert r.status_code == 405 and r.headers["Allow"] == "GET"
     r = client.get("/console/cases/1/claim")
     assert r.status_code == 405 and r.headers["Allow"] == "POST" and "text/html" in r.headers["content-type"]
+
+
+def _limits_middleware(app):
+    """The app's RequestLimits instance (the outermost of its own middleware), found by walking the stack."""
+    from safehold.api.limits import RequestLimits
+
+    layer = app.middleware_stack
+    while not isinstance(layer, RequestLimits):
+        layer = layer.app
+    return layer
+
+
+def test_uploads_in_flight_share_one_budget(client, keys, settings):
+    """The memory of uploads being read is reserved before the file is read and given back with the response; when
+    the process's share is taken an upload is refused with 503 media.busy and Retry-After, unread."""
+    from tests.media import jpeg
+
+    settings.media_busy_wait_seconds = 0
+    files = {"file": ("a.jpg", jpeg(3))}
+    assert client.post("/v1/scan", files=files, headers=keys["platform"]).status_code == 200
+    budget = _limits_middleware(client.app).limits(settings).uploads
+    assert budget.in_use == 0  # released when the answer went out
+    budget.wait = 0
+    budget.acquire(budget.capacity)  # another request holds all of it
+    try:
+        r = client.post("/v1/scan", files=files, headers=keys["platform"])
+        assert r.status_code == 503 and r.json()["error"]["code"] == "media.busy", r.text
+        assert int(r.headers["retry-after"]) >= 1
+    finally:
+        budget.release(budget.capacity)
+    assert client.post("/v1/scan", files=files, headers=keys["platform"]).status_code == 200
+    assert budget.in_use == 0
+
+
+def test_the_server_tunes_the_c_allocator():
+    from safehold.runtime import tune_allocator
+
+    assert tune_allocator()  # glibc (Debian): large freed buffers go back to the system

@@ -32,7 +32,9 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
+from safehold.api import uploads
 from safehold.errors import SafeholdError
+from safehold.signals.budget import WorkBudget
 
 #: Fields and multipart framing allowed on top of ``SAFEHOLD_MAX_UPLOAD_BYTES`` in an upload body.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -107,6 +109,9 @@ class _Limits:
             "form": settings.max_form_bytes,
         }
         self.anonymous = settings.max_anonymous_bytes
+        self.uploads = WorkBudget(
+            settings.max_upload_bytes_in_flight, wait=settings.media_busy_wait_seconds, what="receiving uploads"
+        )
         self.depth = settings.max_json_depth
         self.keys = Buckets(settings.rate_limit, settings.rate_burst) if settings.rate_limit > 0 else None
         self.addresses = (
@@ -208,6 +213,8 @@ class RequestLimits:
             return
 
         started = False
+        hold = uploads.UploadHold(lim.uploads) if kind == "upload" else None
+        token = uploads.current_hold.set(hold)
 
         async def guarded_send(message):
             nonlocal started
@@ -221,6 +228,10 @@ class RequestLimits:
         except Exception:
             if not counted.over:
                 raise
+        finally:
+            uploads.current_hold.reset(token)
+            if hold is not None:
+                hold.release()
         if counted.over and not started:
             await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
 

@@ -90,7 +90,10 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs) and the console; creates the store on first start."""
     import uvicorn
 
+    from safehold.runtime import tune_allocator
+
     owner_only()
+    tune_allocator()  # before any thread starts: decoded images' memory goes back to the system when freed
 
     from safehold.api.app import create_app
 
