@@ -78,7 +78,8 @@ def test_wheel_carries_package_data(wheel):
 
 def test_installed_wheel_serves_with_per_user_home(venv, tmp_path):
     """From any folder, with no SAFEHOLD_HOME: the store goes to the per-user data directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_")}
+    # no PYTHONPATH either: the installed wheel, not a checkout on the path, must be what runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFEHOLD_") and k != "PYTHONPATH"}
     env.update(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "data"))
     safehold = venv / "bin" / "safehold"
     version = _run(safehold, "--version", cwd=tmp_path, env=env).stdout
