@@ -37,14 +37,20 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=50_000_000, gt=0, description="Most pixels (width × height) in one image (media.decompression_bomb)."
     )
+    max_uploads_per_key: int = Field(
+        default=0,
+        ge=0,
+        description="Upload requests served at once per API key, console session or (without one) address; more "
+        "are refused unread (429 rate.too_many_uploads). 0: twice the number of cores.",
+    )
     max_upload_bytes_in_flight: int = Field(
-        default=512 * 1024 * 1024,
+        default=256 * 1024 * 1024,
         gt=0,
         description="Most memory all uploads being read may hold at once (about twice each file's size); an upload "
         "that cannot get its share within media_busy_wait_seconds is refused (503 media.busy).",
     )
     max_pixels_in_flight: int = Field(
-        default=100_000_000,
+        default=50_000_000,
         gt=0,
         description="Most decoded pixels held by all image hashes of the process at once (≈ 10 bytes each); a "
         "scan that cannot get its share within media_busy_wait_seconds is refused (503 media.busy).",

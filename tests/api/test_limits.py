@@ -282,3 +282,22 @@ def test_the_server_tunes_the_c_allocator():
     from safehold.runtime import tune_allocator
 
     assert tune_allocator()  # glibc (Debian): large freed buffers go back to the system
+
+
+def test_uploads_at_once_per_key_are_capped(client, keys, settings):
+    """One key's extra upload is refused unread while its others are being served; other keys are not affected."""
+    from tests.media import jpeg
+
+    settings.max_uploads_per_key = 1
+    files = {"file": ("a.jpg", jpeg(3))}
+    assert client.post("/v1/scan", files=files, headers=keys["platform"]).status_code == 200
+    lim = _limits_middleware(client.app).limits(settings)
+    assert lim.uploading == {}  # the count went back down when the answer was sent
+    token = keys["platform"]["Authorization"].split()[1].encode()
+    lim.uploading[token] = 1  # one upload of this key is being served
+    r = client.post("/v1/scan", files=files, headers=keys["platform"])
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate.too_many_uploads", r.text
+    assert r.headers["retry-after"] == "1"
+    assert client.post("/v1/scan", files=files, headers=keys["admin"]).status_code == 200  # another key
+    del lim.uploading[token]
+    assert client.post("/v1/scan", files=files, headers=keys["platform"]).status_code == 200

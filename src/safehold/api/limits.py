@@ -18,6 +18,11 @@ For every HTTP request, before any route, dependency or authentication runs:
    ``request.number_out_of_range``) are refused; a body that is simply not JSON goes on to its route, which
    answers ``request.invalid_json`` with the position as it always has.
 
+4. **Uploads at once** — a file upload is the costliest request there is (the multipart parse, the decode, the
+   hash), so each key, session or address may have at most ``SAFEHOLD_MAX_UPLOADS_PER_KEY`` of them being served
+   (twice the cores by default); one more is 429 ``rate.too_many_uploads`` with ``Retry-After``, its body unread.
+   The memory the uploads hold is bounded separately (:mod:`safehold.api.uploads`).
+
 The per-request cost on the search hot path (a small JSON body with a known key) is a header scan, a dict lookup
 and a ``json.loads`` of a few dozen bytes.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 
@@ -109,6 +115,9 @@ class _Limits:
             "form": settings.max_form_bytes,
         }
         self.anonymous = settings.max_anonymous_bytes
+        #: Upload requests being served per key, session or address (the event loop is the only writer).
+        self.uploading: dict = {}
+        self.uploads_per_caller = settings.max_uploads_per_key or 2 * (os.cpu_count() or 1)
         self.uploads = WorkBudget(
             settings.max_upload_bytes_in_flight, wait=settings.media_busy_wait_seconds, what="receiving uploads"
         )
@@ -212,6 +221,22 @@ class RequestLimits:
             await self.app(scope, _replay(body, receive, gone), send)
             return
 
+        # 4. Uploads at once per caller: parsing and hashing a file is the costliest thing a caller can ask for, so
+        # one key cannot keep every core busy; the refused request costs nothing (its body is never read).
+        uploader = None
+        if kind == "upload" and lim.uploads_per_caller:
+            uploader = bearer or (b"s:" + session if session else (scope.get("client") or ("?",))[0])
+            if lim.uploading.get(uploader, 0) >= lim.uploads_per_caller:
+                await _answer(
+                    send,
+                    429,
+                    "rate.too_many_uploads",
+                    f"At most {lim.uploads_per_caller} uploads at once per key; try again in a moment.",
+                    [(b"retry-after", b"1")],
+                )
+                return
+            lim.uploading[uploader] = lim.uploading.get(uploader, 0) + 1
+
         started = False
         hold = uploads.UploadHold(lim.uploads) if kind == "upload" else None
         token = uploads.current_hold.set(hold)
@@ -232,6 +257,10 @@ class RequestLimits:
             uploads.current_hold.reset(token)
             if hold is not None:
                 hold.release()
+            if uploader is not None:
+                left = lim.uploading.pop(uploader) - 1
+                if left:
+                    lim.uploading[uploader] = left
         if counted.over and not started:
             await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
 
