@@ -192,27 +192,29 @@ def totp_start(who: Staff = Depends(staff()), svc: Services = Depends(services))
     return RedirectResponse("/console/me?totp=setup#totp-h", status_code=303)
 
 
+def _with_code(change, *, wrong_code: str, done: str) -> Response:
+    """Run a change to the user's own TOTP that needs a current code: a wrong code goes back to ``wrong_code``
+    with a notice; any other refusal is the console's error page."""
+    try:
+        change()
+    except SafeholdError as exc:
+        if exc.code != "auth.totp_invalid":
+            raise
+        return back(wrong_code, "totp_bad")
+    return back("/console/me", done)
+
+
 @router.post("/console/me/totp/confirm")
 def totp_confirm(
     code: str = Form("", max_length=32), who: Staff = Depends(staff()), svc: Services = Depends(services)
 ) -> Response:
-    try:
-        svc.users.confirm_enrolment(who.user.id, code, actor=who.label)
-    except SafeholdError as exc:
-        if exc.code != "auth.totp_invalid":
-            raise
-        return back("/console/me?totp=setup", "totp_bad")
-    return back("/console/me", "totp_on")
+    change = lambda: svc.users.confirm_enrolment(who.user.id, code, actor=who.label)  # noqa: E731
+    return _with_code(change, wrong_code="/console/me?totp=setup", done="totp_on")
 
 
 @router.post("/console/me/totp/remove")
 def totp_remove(
     code: str = Form("", max_length=32), who: Staff = Depends(staff()), svc: Services = Depends(services)
 ) -> Response:
-    try:
-        svc.users.remove_own_totp(who.user.id, code, actor=who.label)
-    except SafeholdError as exc:
-        if exc.code != "auth.totp_invalid":
-            raise
-        return back("/console/me", "totp_bad")
-    return back("/console/me", "totp_off")
+    change = lambda: svc.users.remove_own_totp(who.user.id, code, actor=who.label)  # noqa: E731
+    return _with_code(change, wrong_code="/console/me", done="totp_off")
