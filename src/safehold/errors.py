@@ -87,16 +87,6 @@ def invalid_json(reason: str, position: int, what: str = "the request body") -> 
     )
 
 
-def parse_json(raw: bytes | str, what: str = "the request body") -> object:
-    """``raw`` parsed as JSON, or :func:`invalid_json`."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise invalid_json(exc.msg, exc.pos, what) from None
-    except UnicodeDecodeError as exc:
-        raise invalid_json("not UTF-8 text", exc.start, what) from None
-
-
 def _restore(cls, code, message, status, detail, headers=None):
     err = SafeholdError.__new__(cls)
     SafeholdError.__init__(err, code, message, status=status, detail=detail, headers=headers)

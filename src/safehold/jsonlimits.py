@@ -51,7 +51,8 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH, what: str = "the request
       422 ``request.number_out_of_range`` with its location in ``detail.loc``.
     """
     try:
-        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        # bytes are read as json.loads reads them (UTF-8, or UTF-16/32 by their BOM), so every parser agrees
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, (bytes, bytearray)) else raw
         value = _DECODER.decode(text)
     except _Constant as exc:
         raise invalid_json(f"{exc.token} is not a JSON number", max(text.find(exc.token), 0), what) from None

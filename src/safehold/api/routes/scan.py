@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from safehold import jsonlimits
 from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.errors import SafeholdError, parse_json, validated
+from safehold.errors import SafeholdError, validated
 from safehold.scanning.service import ScanResult, sees_provenance, signal_dict
 from safehold.services import Services
 
@@ -111,7 +112,8 @@ def _with_cases(svc: Services, who: Principal, result: ScanResult, data: bytes |
 
 
 async def json_body(request: Request) -> object:
-    return parse_json(await request.body())
+    """The JSON body, parsed by the same bounded parser the request limits check it with (depth, numbers)."""
+    return jsonlimits.loads(await request.body(), request.app.state.services.settings.max_json_depth)
 
 
 @router.post(
