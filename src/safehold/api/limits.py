@@ -169,14 +169,19 @@ class RequestLimits:
             elif name == b"content-type":
                 content_type = value.lower()
 
+        # Who is asking, for the rate buckets and the upload count: the key, else the session, else the address.
+        if bearer is not None:
+            caller = bearer
+        elif session is not None:
+            caller = b"s:" + session
+        else:
+            caller = (scope.get("client") or ("?",))[0]
+
         # 1. Rate, per key / session, else per client address.
         if path not in EXEMPT:
-            if bearer is not None or session is not None:
-                buckets, ident = lim.keys, (bearer or b"s:" + session)
-            else:
-                buckets, ident = lim.addresses, (scope.get("client") or ("?",))[0]
+            buckets = lim.addresses if bearer is None and session is None else lim.keys
             if buckets is not None:
-                wait = buckets.take(ident, time.monotonic())
+                wait = buckets.take(caller, time.monotonic())
                 if wait:
                     seconds = max(1, math.ceil(wait))
                     await _answer(
@@ -225,7 +230,7 @@ class RequestLimits:
         # one key cannot keep every core busy; the refused request costs nothing (its body is never read).
         uploader = None
         if kind == "upload" and lim.uploads_per_caller:
-            uploader = bearer or (b"s:" + session if session else (scope.get("client") or ("?",))[0])
+            uploader = caller
             if lim.uploading.get(uploader, 0) >= lim.uploads_per_caller:
                 await _answer(
                     send,

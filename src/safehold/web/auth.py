@@ -117,6 +117,11 @@ def _second_step(request: Request, svc: Services, user, step: str, next_path: st
     return response
 
 
+def _expired(request: Request) -> Response:
+    """A log-in step whose form token is missing or stale: a fresh form, never a log-in."""
+    return _login_form(request, status=403, error="The log-in form expired. Please try again.")
+
+
 @router.get("/login")
 async def login_page(request: Request, svc: Services = Depends(services)) -> Response:
     token = request.cookies.get(COOKIE)
@@ -135,7 +140,7 @@ def login(
     svc: Services = Depends(services),
 ) -> Response:
     if not _form_ok(request, csrf):
-        return _login_form(request, status=403, error="The log-in form expired. Please try again.")
+        return _expired(request)
     try:
         user = svc.users.authenticate(username, password, ip=client_ip(request))
     except SecondFactorNeeded as need:
@@ -156,7 +161,7 @@ def login_totp(
 ) -> Response:
     """The second step: the ticket cookie says whose password was right; the code finishes the log-in."""
     if not _form_ok(request, csrf):
-        return _login_form(request, status=403, error="The log-in form expired. Please try again.")
+        return _expired(request)
     user_id = svc.users.redeem_ticket(request.cookies.get(STEP_COOKIE))
     if user_id is None:
         return _login_form(request, status=401, error="The log-in took too long; please start again.")
