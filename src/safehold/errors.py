@@ -7,6 +7,7 @@ on them. Messages are for humans and may change. ``status`` is the HTTP status t
 from __future__ import annotations
 
 import json
+import traceback
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # pydantic is imported by validated() alone: the CLI's start-up does without it
@@ -51,6 +52,28 @@ class NotFound(SafeholdError):
 class Conflict(SafeholdError):
     def __init__(self, code: str, message: str, **kw):
         super().__init__(code, message, status=409, **kw)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def detached(exc: E) -> E:
+    """``exc`` made safe to keep after it was handled: no traceback, no cause, and the frames behind it cleared.
+
+    A kept exception otherwise holds every frame it passed through (and, through ``f_back``, their callers), each
+    with its locals: an upload's bytes, a decoded bitmap, the very list the exception is kept in. ``raise ... from
+    err`` inside an ``except`` block also leaves ``err`` in its own frame. Both are reference cycles that only
+    Python's cyclic collector frees, which may run long after the request: a server refusing 65 MB uploads under
+    load kept gigabytes that way. Only the error's code, message and detail are kept.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        traceback.clear_frames(link.__traceback__)
+        link = link.__cause__ or link.__context__
+    exc.__cause__ = exc.__context__ = None
+    return exc.with_traceback(None)
 
 
 def validated(model: type[M], payload: object, what: str = "the request body") -> M:

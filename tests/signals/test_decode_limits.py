@@ -6,6 +6,7 @@ scan is repeated thousands of times, a JPEG with hundreds of EXIF (APP1) segment
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 import struct
@@ -244,3 +245,21 @@ def test_video_settings_reach_the_hasher(svc, monkeypatch):
     assert seen["max_duration_seconds"] == st.video_max_seconds == 900
     assert seen["timeout_seconds"] == st.video_hash_timeout == 60
     assert seen["max_pixels"] == st.video_max_pixels and seen["slots"] is svc.scans.videos
+
+
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff" + b"not a jpeg" * 100, None])
+def test_a_refused_upload_is_freed_at_once_not_by_the_cycle_collector(content):
+    """A hasher error kept in the result must not hold the frames that hold the upload: 65 MB uploads refused
+    under load were kept until Python's cyclic collector ran, and the server grew by gigabytes."""
+    from safehold.signals.registry import hash_content
+
+    data = content if content is not None else many_app1(100, size=1000)
+    gc.collect()
+    gc.disable()
+    try:
+        result = hash_content(data, filename="upload.jpg")
+        assert result.errors, "the content must be refused for this test to mean anything"
+        del result
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, detached
 from safehold.signals.base import ContentHasher, Signal, SignalType
 from safehold.signals.media import check_size, sniff, sniff_format
 from safehold.signals.plugins import LoadedPlugins, load_plugins
@@ -241,7 +241,7 @@ def _run_hasher(hasher: ContentHasher, data: bytes, result: HashResult) -> None:
     except SafeholdError as e:
         if e.status in (429, 503):  # "try again later" (the server's share is taken): not a fact about the content
             raise
-        result.errors.append(e)
+        result.errors.append(detached(e))  # its frames hold ``data``: kept, they would keep the upload
         return
     except MemoryError:
         result.errors.append(

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from safehold.api.contract import MAX_DB_INT, Id
 from safehold.api.downloads import send_package
 from safehold.auth.roles import Permission
-from safehold.errors import SafeholdError
+from safehold.errors import SafeholdError, detached
 from safehold.reporting.cybertipline.schema import Schema
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
@@ -76,7 +76,7 @@ def report(
         try:
             xml = svc.reports.document(report_id).decode()
         except SafeholdError as exc:  # shown on the page: the reviewer fixes the fields and saves again
-            problem = exc
+            problem = detached(exc)
     schema = _schema(svc)
     refresh = _refresh(found)
     extra = {}
