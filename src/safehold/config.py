@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     media_busy_wait_seconds: float = Field(
         default=3.0, ge=0, description="How long a hash waits for pixels in flight or a video slot (media.busy)."
     )
+    image_isolate_pixels: int = Field(
+        default=16_000_000,
+        ge=0,
+        description="Images of at least this many pixels (after JPEG scaling) are decoded in a child process with "
+        "a deadline and a lower CPU priority; 0 decodes every image in the server's own process.",
+    )
+    image_decode_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Wall-clock limit for decoding one image in a child process (media.too_complex).",
+    )
     jpeg_max_scans: int = Field(default=100, ge=1, description="Most scans in a JPEG (media.too_complex).")
     jpeg_max_segments: int = Field(
         default=64, ge=1, description="Most APPn/COM segments in a JPEG (media.too_complex)."

@@ -12,36 +12,12 @@ product uses is compiled, rather than listing numba signatures by hand and letti
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-def _image_bytes(fmt: str, mode: str = "RGB") -> bytes:
-    """A small synthetic picture (colour gradients and a rectangle) in PIL ``mode``, encoded as ``fmt``."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    y, x = np.mgrid[0:240, 0:320]
-    rgb = np.stack([x * 255 // 320, y * 255 // 240, (x + y) * 255 // 560], axis=-1).astype(np.uint8)
-    img = Image.fromarray(rgb, "RGB")
-    ImageDraw.Draw(img).rectangle([60, 40, 200, 160], fill=(200, 40, 90))
-    buf = io.BytesIO()
-    img.convert(mode).save(buf, fmt)
-    return buf.getvalue()
-
-
-def _hashing() -> None:
-    from safehold.signals.pdq import MODES, PdqHasher
-
-    # colour and greyscale JPEG, colour and palette PNG: each decodes to a different pixel layout
-    for fmt, pil_mode in (("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGBA"), ("PNG", "P")):
-        data = _image_bytes(fmt, pil_mode)
-        for mode in MODES:
-            for dihedral in (False, True):
-                PdqHasher(mode, dihedral).hash_bytes(data)
+from safehold.signals.warm import warm_hashers
 
 
 def _index() -> None:
@@ -79,7 +55,7 @@ def _index() -> None:
         loaded.compact()
 
 
-STEPS: tuple[tuple[str, Callable[[], None]], ...] = (("PDQ hashing", _hashing), ("PDQ index", _index))
+STEPS: tuple[tuple[str, Callable[[], None]], ...] = (("PDQ hashing", warm_hashers), ("PDQ index", _index))
 
 
 def warm_up(report: Callable[[str], None] = print) -> float:

@@ -164,8 +164,8 @@ def test_health_answers_while_slow_fetches_fill_the_worker_threads(limited_clien
         while svc.scans.fetches.running < 30 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert svc.scans.fetches.running >= 30, svc.scans.fetches.running
-        t0 = time.monotonic()
         r = client.get("/v1/health")
-        assert r.status_code == 200 and time.monotonic() - t0 < 0.5
+        assert r.status_code == 200
+        assert svc.scans.fetches.running > 0, "health answered only once the fetches had ended"
         for f in futures:
             assert f.result(timeout=30).json()["error"]["code"] == "url.timeout"

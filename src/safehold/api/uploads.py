@@ -1,11 +1,13 @@
 """Reading uploads with a size cap, so a huge body is refused before it is held in memory, and with a share of
 the process's upload memory, so concurrency cannot multiply it.
 
-The multipart parser spools an upload to a temporary file; reading it into memory (and joining the pieces) holds
-about twice its size until the request ends. Fifty clients each sending a 65 MB file would hold gigabytes. So the
+An upload is hashed from memory: collecting its pieces and joining them holds about twice its size for a moment,
+and the joined copy until the request ends. Fifty clients each sending a 65 MB file would hold gigabytes. So the
 request-limits middleware gives every upload request an :class:`UploadHold` on a process-wide
-:class:`~safehold.signals.budget.WorkBudget` of ``SAFEHOLD_MAX_UPLOAD_BYTES_IN_FLIGHT`` bytes; :func:`read_capped`
-reserves the upload's share before reading it, and the middleware gives the share back when the response is sent.
+:class:`~safehold.signals.budget.WorkBudget` of ``SAFEHOLD_MAX_UPLOAD_BYTES_IN_FLIGHT`` bytes;
+:func:`read_capped` (files that Starlette spooled) and :func:`safehold.api.multipart.read_upload_form` (the
+scanning routes) reserve the upload's share before reading it, and the middleware gives the share back when the
+response is sent.
 A request that cannot get its share within ``SAFEHOLD_MEDIA_BUSY_WAIT_SECONDS`` is refused with 503 ``media.busy``
 and ``Retry-After`` before the file is read.
 """

@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import socket
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -114,6 +115,7 @@ def serve(
         out.print(f"  {program()} scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
+    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
     config = uvicorn.Config(create_app(svc), host=host, port=port, log_level="info", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 

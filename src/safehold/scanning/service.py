@@ -35,6 +35,7 @@ from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
 from safehold.signals.base import Signal
 from safehold.signals.budget import WorkBudget
+from safehold.signals.isolation import Isolation
 from safehold.signals.pdq import MIN_QUALITY
 from safehold.signals.url import url_lookup_hashes
 from safehold.store.counters import DailyCounts
@@ -107,6 +108,7 @@ class ScanService:
         wait = settings.media_busy_wait_seconds
         self.pixels = WorkBudget(settings.max_pixels_in_flight, wait=wait, what="decoding images")
         self.videos = WorkBudget(settings.video_max_concurrent, wait=wait, what="hashing videos")
+        self.isolation = Isolation(settings.image_isolate_pixels, settings.image_decode_timeout)
         self.fetches = FetchSlots(settings.url_fetch_max_concurrent, settings.url_fetch_max_per_key)
 
     # ------------------------------------------------------------- entry points
@@ -124,6 +126,7 @@ class ScanService:
                 "max_jpeg_scans": st.jpeg_max_scans,
                 "max_jpeg_segments": st.jpeg_max_segments,
                 "budget": self.pixels,
+                "isolation": self.isolation,
             },
             vpdq_options={
                 "max_duration_seconds": st.video_max_seconds,

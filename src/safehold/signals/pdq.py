@@ -29,6 +29,7 @@ text form of the C++ ``Hash256`` and of HMA, ThreatExchange and NCMEC PDQ export
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from typing import ClassVar
 
 import numpy as np
@@ -47,6 +48,7 @@ from safehold.signals.image import (
     prepare,
     to_array,
 )
+from safehold.signals.isolation import Isolation
 
 #: Meta's recommendation: hashes with quality below 50 should be reported but not matched. Callers enforce it.
 MIN_QUALITY = 50
@@ -268,6 +270,9 @@ class PdqHasher(ContentHasher):
     decoded size (from its header, after the JPEG draft) is reserved from it before decoding and given back
     once hashed, so concurrent hashes cannot together hold more pixels than its capacity (``media.busy``).
     ``max_jpeg_scans`` / ``max_jpeg_segments``: see :func:`safehold.signals.image.jpeg_structure`.
+    ``isolation``: an :class:`~safehold.signals.isolation.Isolation`; an image of at least its ``min_pixels``
+    (after the JPEG draft) is decoded and hashed in a child process with its deadline, the pixels still reserved
+    from ``budget`` here.
     """
 
     media: ClassVar[str] = "image"
@@ -283,6 +288,7 @@ class PdqHasher(ContentHasher):
         max_jpeg_scans: int = MAX_JPEG_SCANS,
         max_jpeg_segments: int = MAX_JPEG_SEGMENTS,
         budget: WorkBudget | None = None,
+        isolation: Isolation | None = None,
     ):
         self.mode = _check_mode(mode)
         self.dihedral = dihedral
@@ -291,6 +297,7 @@ class PdqHasher(ContentHasher):
         self.max_jpeg_scans = max_jpeg_scans
         self.max_jpeg_segments = max_jpeg_segments
         self.budget = budget
+        self.isolation = isolation
 
     def hash_bytes(self, data: bytes) -> list[Signal]:
         data = bytes(data)
@@ -304,10 +311,22 @@ class PdqHasher(ContentHasher):
         width, height = img.size
         prepared = [img]
         del img  # the list is the only reference: _decode_luma frees the bitmap as soon as it has the pixels
-        if self.budget is None:
+        with self.budget.hold(width * height) if self.budget is not None else nullcontext():
+            if self.isolation is not None and self.isolation.wanted(width * height):
+                prepared.clear()
+                return self.isolation.run(_hash_in_child, data, self._settings())
             return self._hash(data, prepared)
-        with self.budget.hold(width * height):
-            return self._hash(data, prepared)
+
+    def _settings(self) -> dict:
+        """What a hasher in a child process needs to hash as this one does (no budget, no isolation)."""
+        return {
+            "mode": self.mode,
+            "dihedral": self.dihedral,
+            "max_pixels": self.max_pixels,
+            "exif_transpose": self.exif_transpose,
+            "max_jpeg_scans": self.max_jpeg_scans,
+            "max_jpeg_segments": self.max_jpeg_segments,
+        }
 
     def _hash(self, data: bytes, prepared: list) -> list[Signal]:
         luma, orientation = _decode_luma(
@@ -321,3 +340,8 @@ class PdqHasher(ContentHasher):
         if self.dihedral:
             extra["dihedral"] = list(result[2])
         return [Signal(type="pdq", value=result[0], quality=int(result[1]), extra=extra)]
+
+
+def _hash_in_child(data: bytes, settings: dict) -> list[Signal]:
+    """:meth:`PdqHasher.hash_bytes` in an isolated child process (a module-level function: sent by name)."""
+    return PdqHasher(**settings).hash_bytes(data)

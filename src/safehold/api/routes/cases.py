@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from safehold import jsonlimits
 from safehold.api.contract import ContractRoute, Id, Offset
 from safehold.api.deps import require, services
+from safehold.api.multipart import read_upload_form
 from safehold.api.routes.scan import is_multipart, json_body
-from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
 from safehold.cases.events import EventIn
@@ -54,14 +53,14 @@ async def ingest_event(
 ) -> dict:
     data = name = None
     if is_multipart(request):
-        form = await request.form(max_files=1)
-        raw = form.get("event")
-        if not isinstance(raw, str):
+        form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
+        raw = form.fields.get("event")
+        if raw is None:
             raise SafeholdError("request.missing_event", "Send the event as a multipart text field named 'event'.")
         body = jsonlimits.loads(raw, svc.settings.max_json_depth, "the event")
-        upload = form.get("file")
-        if isinstance(upload, UploadFile):
-            name, data = upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)
+        upload = form.file("file")
+        if upload is not None:
+            name, data = upload.filename, upload.content()
     else:
         body = await json_body(request)
     if not isinstance(body, dict):

@@ -13,12 +13,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
 
 from safehold import jsonlimits
 from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
-from safehold.api.uploads import read_capped
+from safehold.api.multipart import UploadForm, read_upload_form
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError, validated
@@ -128,8 +127,8 @@ async def json_body(request: Request) -> object:
 )
 async def scan(request: Request, svc: Services = Depends(services), who: Principal = SCAN) -> dict:
     if is_multipart(request):
-        form = await request.form(max_files=1)
-        name, data = await _one_upload(form, svc)
+        form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
+        name, data = _one_upload(form)
         ids = {k: _form_id(form, k) for k in _SUBJECT}
         return await run_in_threadpool(_scan_file, svc, who, data, name, **ids)
     item = validated(ScanItem, await json_body(request))
@@ -151,13 +150,13 @@ async def scan_batch(request: Request, svc: Services = Depends(services), who: P
     that name a subject open cases as in ``/v1/scan``; multipart files name none, so they are lookups."""
     results: list[dict] = []
     if is_multipart(request):
-        form = await request.form(max_files=MAX_BATCH)
-        uploads = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes, max_files=MAX_BATCH)
+        uploads = form.all_files("files")
         if not uploads:
             raise SafeholdError("request.missing_file", "Send the content as multipart fields named 'files'.")
         for i, upload in enumerate(uploads):
             try:
-                data = await read_capped(upload, svc.settings.max_upload_bytes)
+                data = upload.content()
                 results.append({"index": i, **await run_in_threadpool(_scan_file, svc, who, data, upload.filename)})
             except SafeholdError as exc:
                 results.append({"index": i, "name": upload.filename, "verdict": None, "error": exc.to_dict()})
@@ -179,7 +178,8 @@ async def scan_batch(request: Request, svc: Services = Depends(services), who: P
 async def hash_file(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
     if not is_multipart(request):
         raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
-    name, data = await _one_upload(await request.form(max_files=1), svc)
+    form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
+    name, data = _one_upload(form)
     hashed = await run_in_threadpool(svc.scans.hash_bytes, data, name)
     return {
         "media": hashed.media,
@@ -193,19 +193,19 @@ def is_multipart(request: Request) -> bool:
     return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
-def _form_id(form: FormData, field: str) -> str | None:
+def _form_id(form: UploadForm, field: str) -> str | None:
     """An optional short text field of a multipart form (a platform id)."""
-    value = form.get(field)
-    if value is None or value == "":
+    value = form.fields.get(field)
+    if not value:
         return None
-    if not isinstance(value, str) or len(value) > 128:
+    if len(value) > 128:
         raise SafeholdError("request.invalid", f"{field} is a text field of at most 128 characters.", status=422)
     return value
 
 
-async def _one_upload(form: FormData, svc: Services) -> tuple[str | None, bytes]:
-    """The multipart field ``file``: its name and bytes (size-capped)."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+def _one_upload(form: UploadForm) -> tuple[str | None, bytes]:
+    """The multipart field ``file``: its name and bytes (size-capped as they arrived)."""
+    upload = form.file("file")
+    if upload is None:
         raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
-    return upload.filename, await read_capped(upload, svc.settings.max_upload_bytes)
+    return upload.filename, upload.content()

@@ -1,0 +1,102 @@
+"""One costly decode in a child process: a hard deadline, a lower CPU priority, and its memory gone when it ends.
+
+A 49-megapixel PNG of 143 KB costs a second of CPU and half a gigabyte to hash. In the server's process that
+second is spent mostly holding the interpreter lock (Pillow copies the bitmap out under it), so every other
+request waits, and the memory freed afterwards stays fragmented in the process. No decoder setting bounds a PNG's
+decode time either. :class:`Isolation` runs such a hash in a child forked from a small, preloaded fork server:
+the child runs at a lower priority (``nice``), is killed when ``timeout`` passes (``media.too_complex``), and
+returns all its memory to the system when it exits. The caller's thread only waits on a pipe, holding nothing.
+
+Forking costs a few milliseconds, so only large images are sent there (``min_pixels``); ordinary ones are hashed
+in the calling thread as before.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from safehold.errors import SafeholdError, detached
+
+T = TypeVar("T")
+#: Modules the fork server imports once, so a forked child starts with the hashers loaded (numba kernels too).
+PRELOAD = ["safehold.signals.registry", "safehold.signals.forkserver"]
+_context = None
+
+
+def _fork_server():
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        _context = ctx
+    return _context
+
+
+def _child(conn, nice: int, fn: Callable, args: tuple, kwargs: dict) -> None:
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
+    try:
+        out = (True, fn(*args, **kwargs))
+    except SafeholdError as exc:
+        out = (False, detached(exc))
+    except MemoryError:
+        out = (False, SafeholdError("media.too_large", "The image needs too much memory to decode.", status=413))
+    except Exception as exc:  # noqa: BLE001 - reported to the caller like a hasher failure in process
+        out = (False, SafeholdError("signal.hasher_failed", f"{type(exc).__name__}: {exc}", status=500))
+    conn.send(out)
+    conn.close()
+
+
+class Isolation:
+    """Where and how long a large image may be decoded: ``min_pixels`` and up go to a child, for ``timeout`` s."""
+
+    def __init__(self, min_pixels: int, timeout: float, *, nice: int = 10):
+        self.min_pixels = int(min_pixels)
+        self.timeout = float(timeout)
+        self.nice = int(nice)
+
+    def start(self) -> None:
+        """Start the fork server now (about a second: it loads the hashers) rather than on the first large image."""
+        if self.min_pixels > 0:
+            _fork_server()
+            multiprocessing.forkserver.ensure_running()
+
+    def wanted(self, pixels: int) -> bool:
+        return self.min_pixels > 0 and pixels >= self.min_pixels
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a child process; its ``SafeholdError`` is raised here as if raised in process.
+
+        ``fn`` must be importable by name (a module-level function) and its arguments and result picklable.
+        """
+        ctx = _fork_server()
+        receiver, sender = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_child, args=(sender, self.nice, fn, args, kwargs), daemon=True)
+        child.start()
+        sender.close()
+        try:
+            if not receiver.poll(self.timeout):
+                raise SafeholdError(
+                    "media.too_complex",
+                    f"Decoding the image took longer than {self.timeout:g} s.",
+                    status=422,
+                    detail={"timeout_seconds": self.timeout},
+                )
+            ok, value = receiver.recv()
+        except EOFError:  # the child died without answering: killed for its memory, or crashed in a decoder
+            raise SafeholdError("media.too_large", "Decoding the image ended its worker process.", status=413) from None
+        finally:
+            if child.is_alive():
+                child.kill()
+            child.join()
+            child.close()
+            receiver.close()
+        if ok:
+            return value
+        raise value
