@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -129,7 +130,8 @@ def cpu_seconds(pid: int) -> float:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            # utime + stime, and cutime + cstime: children that have exited (an isolated image decode) count too
+            total += sum(int(x) for x in fields[11:15]) / tick
         except (OSError, IndexError, ValueError):
             pass
     return total
@@ -426,7 +428,14 @@ async def hostile_main(cfg: dict) -> dict:
             "5xx": sum(five.values()),
             "latency": latency_summary(tally.latency.get(kind, [])),
         }
-    return {"kinds": out, "shed": dict(tally.shed), "unexpected_5xx_samples": tally.five_xx}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "kinds": out,
+        "shed": dict(tally.shed),
+        "unexpected_5xx_samples": tally.five_xx,
+        # the hostile clients share the machine's two cores with the server: what they used is reported beside it
+        "client_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -696,6 +705,8 @@ def print_summary(report: dict) -> None:
     print(f"                     loaded:   n={lo['n']} p50 {lo['p50_ms']} ms  p99 {lo['p99_ms']} ms  "
           f"max {lo['max_ms']} ms  errors {lo['errors']} {lo['by_status']}")  # fmt: skip
     print(f"p99 loaded / unloaded: {wb['p99_ratio_loaded_over_unloaded']} (target <= 3)")
+    print(f"CPU seconds while loaded: server {lo.get('server_cpu_s')}, hostile clients "
+          f"{report['hostile'].get('client_cpu_s')}; load average {report['machine'].get('load')} at the start")
     print(f"server RSS peak: {report['rss_peak_mib']} MiB (ceiling {t['rss_ceiling_mib']} MiB)")
     h = report["health"]
     print(f"/v1/health: {h['sent']} probes, {h['missed']} missed, p99 {h['p99_ms']} ms, max {h['max_ms']} ms")
