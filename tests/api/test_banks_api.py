@@ -36,7 +36,8 @@ def test_bank_lifecycle(client, keys):
 def test_bank_validation(client, keys):
     admin = keys["admin"]
     for body, code in [
-        ({"name": "bad name!"}, "bank.invalid_name"),
+        ({"name": "bad name!"}, "request.invalid"),
+        ({"name": "ok\n"}, "request.invalid"),
         ({"name": "x", "kind": "maybe"}, "request.invalid"),
         ({"name": "x", "pdq_threshold": 64}, "request.invalid"),
         ({"name": "x", "pdq_threshold": -1}, "request.invalid"),

@@ -42,9 +42,10 @@ def test_user_lifecycle(client, keys, svc):
 def test_user_validation(client, keys):
     admin = keys["admin"]
     for body, code in [
-        ({"username": "a b", "password": PW, "role": "reviewer"}, "user.invalid_name"),
-        ({"username": "alice", "password": "short", "role": "reviewer"}, "user.weak_password"),
-        ({"username": "alice", "password": PW, "role": "platform"}, "user.invalid_role"),
+        ({"username": "a b", "password": PW, "role": "reviewer"}, "request.invalid"),
+        ({"username": "alice", "password": "short", "role": "reviewer"}, "request.invalid"),
+        ({"username": "alice", "password": "a" * 12, "role": "reviewer"}, "user.weak_password"),
+        ({"username": "alice", "password": PW, "role": "platform"}, "request.invalid"),
         ({"username": "alice", "password": PW}, "request.invalid"),
         ({"username": "alice", "password": "x" * 2000, "role": "reviewer"}, "request.invalid"),
     ]:
