@@ -364,6 +364,26 @@ def test_second_step_needs_the_ticket(open_console):
     assert r.status_code == 401 and "start again" in r.text and 'name="password"' in r.text
 
 
+def test_an_admin_resets_a_lost_second_factor_on_the_users_page(open_console, svc, totp_secrets):
+    ada = open_console("ada")
+    page = ada.get("/console/admin/users").text
+    assert 'data-totp="on">on' in page and 'action="/console/admin/users/lena/totp/reset"' in page
+    assert 'action="/console/admin/users/rita/totp/reset"' not in page  # nothing to reset
+    assert ada.client.post("/console/admin/users/lena/totp/reset", follow_redirects=False).status_code == 403  # CSRF
+    assert open_console("otto").post("/console/admin/users/lena/totp/reset").status_code == 403  # an auditor
+    assert svc.users.get("lena").totp_enrolled
+    r = ada.post("/console/admin/users/lena/totp/reset")
+    assert r.status_code == 303 and r.headers["location"] == "/console/admin/users?done=totp_reset"
+    assert not svc.users.get("lena").totp_enrolled
+    assert "Two-step log-in removed" in ada.get("/console/admin/users?done=totp_reset").text
+    record = svc.audit.list(action="user.totp_reset")[-1]
+    assert record["actor"] == "user:ada" and record["target"] == "user:lena" and record["detail"]["was_enrolled"]
+    # legal requires it: lena (her old phone lost) is shown a fresh setup key right after her password
+    totp_secrets.pop("lena")
+    r = open_console().login("lena")
+    assert r.status_code == 200 and "data-totp-secret" in r.text
+
+
 @sqlite_only
 def test_required_role_without_totp_enrols_at_first_login(open_console, svc):
     from safehold.auth import totp

@@ -80,6 +80,14 @@ def unlock_user(username: str, who: Staff = Depends(staff(USERS)), svc: Services
     return back("/console/admin/users", "unlocked")
 
 
+@router.post("/console/admin/users/{username}/totp/reset")
+def reset_totp(username: str, who: Staff = Depends(staff(USERS)), svc: Services = Depends(services)) -> Response:
+    """A lost phone: remove the user's TOTP (audited ``user.totp_reset``). If their role requires it, they set it
+    up again right after their password at the next log-in; their open sessions stay (the password did not leak)."""
+    svc.users.reset_totp(username, actor=who.label)
+    return back("/console/admin/users", "totp_reset")
+
+
 # --------------------------------------------------------------------------------------------- API keys
 
 

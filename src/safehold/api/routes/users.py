@@ -81,6 +81,14 @@ def set_password(username: str, body: PasswordSet, svc: Services = Depends(servi
     svc.users.set_password(username, body.password, actor=who.label)
 
 
+@router.delete(
+    "/users/{username}/totp",
+    summary="Remove a user's TOTP (a lost phone); a role that requires it sets it up again at the next log-in",
+)
+def reset_totp(username: str, svc: Services = Depends(services), who: Principal = MANAGE) -> dict:
+    return svc.users.reset_totp(username, actor=who.label).to_dict()
+
+
 @router.post("/users/{username}/unlock", summary="Clear a log-in lock-out")
 def unlock_user(username: str, svc: Services = Depends(services), who: Principal = MANAGE) -> dict:
     return svc.users.unlock(username, actor=who.label).to_dict()
