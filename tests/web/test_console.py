@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.web.conftest import PASSWORD, csrf_of, open_media_case
@@ -302,6 +304,11 @@ def test_admin_pages(open_console, svc):
     change = {"description": "ours", "pdq_threshold": "20", "on_match": "auto", "enabled": "true"}
     assert ada.post("/console/admin/banks/ours", change).status_code == 303
     assert (svc.banks.get("ours").on_match, svc.banks.get("ours").pdq_threshold) == ("auto", 20)
+    assert "No imports yet." in ada.get("/console/admin/banks").text
+    hashes = io.BytesIO(b"a" * 32 + b"\n")
+    svc.banks.import_stream("ours", hashes, fmt="list", default_signal_type="md5", added_by="cli", filename="x.txt")
+    imports = open_console("otto").get("/console/admin/banks").text  # banks.read is enough to see them
+    assert 'data-status="done"' in imports and "x.txt" in imports and "1 of 1" in imports
     assert ada.post("/console/admin/settings/sla", {"P1": "2", "P2": "12", "P3": "48", "P4": "100"}).status_code == 303
     assert svc.cases.sla_hours()["P1"] == 2
 

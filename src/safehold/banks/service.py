@@ -38,6 +38,8 @@ BANK_KINDS = ("block", "allow")
 ON_MATCH = ("none", "case", "auto")
 MAX_PDQ_THRESHOLD = 63
 INSERT_BATCH = 2000
+#: The most import jobs one listing returns (the API's and the console's).
+MAX_IMPORT_JOBS = 500
 #: Records of a bulk import written per transaction (``SAFEHOLD_IMPORT_BATCH_ROWS``): each batch commits on its
 #: own, so other writers wait for one batch at most, never for the whole file.
 IMPORT_BATCH_ROWS = 5_000
@@ -693,7 +695,8 @@ class BankService:
             return job, False
 
     def import_jobs(self, name: str | None = None, limit: int = 50) -> list[dict]:
-        """The latest import jobs (of one bank), newest first."""
+        """The latest import jobs (of one bank), newest first (at most :data:`MAX_IMPORT_JOBS`)."""
+        limit = min(limit, MAX_IMPORT_JOBS)
         with self.db.session() as s:
             q = select(ImportJob, Bank.name).join(Bank, Bank.id == ImportJob.bank_id)
             if name is not None:

@@ -27,6 +27,8 @@ WELLNESS_FLAGS = ("blur", "greyscale", "thumbnails_first", "video_muted", "video
 USERS = Permission.USERS_MANAGE
 KEYS = Permission.APIKEYS_MANAGE
 SETTINGS = Permission.SETTINGS_MANAGE
+#: Import jobs listed on the Banks page (every bank's, newest first; the API lists more, per bank).
+RECENT_IMPORTS = 20
 
 
 # ------------------------------------------------------------------------------------------------ users
@@ -126,7 +128,7 @@ def banks(
 ) -> Response:
     return page(
         request, "admin_banks.html", banks=svc.banks.list(), kinds=BANK_KINDS, on_match=ON_MATCH,
-        max_threshold=MAX_PDQ_THRESHOLD,
+        max_threshold=MAX_PDQ_THRESHOLD, imports=svc.banks.import_jobs(limit=RECENT_IMPORTS),
     )  # fmt: skip
 
 

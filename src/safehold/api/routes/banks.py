@@ -16,7 +16,7 @@ from safehold.api.uploads import CHUNK, read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.banks.formats import CATEGORY_PATTERN
-from safehold.banks.service import BANK_NAME_PATTERN, BankInfo
+from safehold.banks.service import BANK_NAME_PATTERN, MAX_IMPORT_JOBS, BankInfo
 from safehold.errors import SafeholdError
 from safehold.services import Services
 
@@ -235,6 +235,20 @@ async def import_file(
             detail=out,
         )
     return out
+
+
+@router.get("/{name}/imports", summary="The bank's latest bulk imports, newest first, with their progress and status")
+def list_imports(
+    name: str,
+    limit: int = Query(50, ge=1, le=MAX_IMPORT_JOBS),
+    svc: Services = Depends(services),
+    _=READ,
+) -> dict:
+    """Each import job: the file (name, SHA-256, format, options), ``status`` (``adding``, ``withdrawing``,
+    ``done``), how far it got (``rows_done`` of ``rows_total``), what it wrote and how often it was resumed. A job
+    that is not ``done`` is an import interrupted (or running now): re-running it continues it."""
+    svc.banks.get(name)  # 404 for an unknown bank rather than an empty list
+    return {"imports": svc.banks.import_jobs(name, limit=limit)}
 
 
 @router.get(
