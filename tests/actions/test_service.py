@@ -136,7 +136,6 @@ def test_manual_action_once_per_kind(svc):
         ("decision", {"decision": "csam", "bank": "x"}, ["notify"]),
         ("decision", {"decision": "csam"}, []),
         ("decision", {"decision": "csam"}, ["nuke"]),
-        ("decision", {"decision": "csam"}, ["notify", "notify"]),
         ("decision", {"decision": "csam"}, [{"kind": "notify", "params": "x"}]),
         ("auto", {"min_confidence": 2}, ["notify"]),
         ("auto", {"min_confidence": True}, ["notify"]),
@@ -149,6 +148,13 @@ def test_invalid_policies_are_refused(svc, trigger, match, actions):
     with pytest.raises(SafeholdError) as e:
         svc.actions.create_policy("p", trigger, match, actions)
     assert e.value.code == "policy.invalid"
+
+
+@pytest.mark.parametrize("actions", [["notify", "notify"], ["notify", {"kind": "notify", "params": {"to": "x"}}]])
+def test_a_kind_listed_twice_is_refused(svc, actions):
+    with pytest.raises(SafeholdError) as e:
+        svc.actions.create_policy("p", "decision", {"decision": "csam"}, actions)
+    assert e.value.code == "policy.duplicate_action" and e.value.detail == {"kind": "notify"}
 
 
 def test_policy_crud_is_audited(svc):
