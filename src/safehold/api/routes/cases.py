@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -16,7 +16,7 @@ from safehold.api.routes.scan import is_multipart, json_body
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
-from safehold.cases.events import EventIn
+from safehold.cases.events import IDEMPOTENCY_HEADER_PATTERN, EventIn
 from safehold.cases.priority import BAND_NAMES, MAX_SLA_HOURS
 from safehold.cases.service import ACTIVE
 from safehold.cases.taxonomy import QUEUES, STATUSES
@@ -71,7 +71,14 @@ SlaHours = create_model(
     openapi_extra={"requestBody": _EVENT_BODY},
 )
 async def ingest_event(
-    request: Request, svc: Services = Depends(services), who: Principal = Depends(require(Permission.EVENTS_WRITE))
+    request: Request,
+    idempotency_key: str = Header(
+        None,
+        description="Makes a retry safe; required here or as the event's idempotency_key (the same if both).",
+        json_schema_extra={"pattern": IDEMPOTENCY_HEADER_PATTERN},
+    ),
+    svc: Services = Depends(services),
+    who: Principal = Depends(require(Permission.EVENTS_WRITE)),
 ) -> dict:
     data = name = None
     if is_multipart(request):
@@ -87,8 +94,9 @@ async def ingest_event(
         body = await json_body(request)
     if not isinstance(body, dict):
         raise SafeholdError("request.invalid", "The event is a JSON object.", status=422)
-    key = request.headers.get("idempotency-key")
-    return await run_in_threadpool(svc.events.ingest, who, body, file=data, filename=name, idempotency_key=key)
+    return await run_in_threadpool(
+        svc.events.ingest, who, body, file=data, filename=name, idempotency_key=idempotency_key
+    )
 
 
 @router.get("/cases", summary="A page of cases, most urgent first")
