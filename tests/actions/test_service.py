@@ -165,6 +165,9 @@ def test_policy_crud_is_audited(svc):
     out = svc.actions.update_policy("p", actions=["notify", "block_content"], actor="user:admin")
     assert out["actions"] == ["notify", "block_content"] and out["updated_by"] == "user:admin"
     assert svc.actions.get_policy("p")["match"] == {"source": "classifier"}
+    with pytest.raises(SafeholdError) as e:  # a decision's match for an automatic policy: its trigger refuses it
+        svc.actions.update_policy("p", match={"decision": "csam"})
+    assert (e.value.code, e.value.status, e.value.detail) == ("policy.trigger_mismatch", 409, {"trigger": "auto"})
     svc.actions.delete_policy("p", actor="user:admin")
     with pytest.raises(SafeholdError) as e:
         svc.actions.get_policy("p")

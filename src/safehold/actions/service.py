@@ -91,6 +91,14 @@ class ActionService:
     ) -> dict:
         with self.db.session() as s:
             p = _policy(s, name)
+            if match is not None and isinstance(match, dict) and ("decision" in match) != (p.trigger == "decision"):
+                # A well-formed match of the other trigger's kind: the policy's trigger refuses it, not its form.
+                raise Conflict(
+                    "policy.trigger_mismatch",
+                    f"Policy {name!r} is triggered by {'a decision' if p.trigger == 'decision' else 'a detection'}: "
+                    f"its match {'names a decision' if p.trigger == 'decision' else 'names no decision'}.",
+                    detail={"trigger": p.trigger},
+                )
             new = {
                 "match": None if match is None else _check_match(p.trigger, match),
                 "actions": None if actions is None else _check_actions(actions),
