@@ -11,7 +11,7 @@ import traceback
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # pydantic is imported by validated() alone: the CLI's start-up does without it
-    from pydantic import BaseModel
+    from pydantic import BaseModel, TypeAdapter
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -76,11 +76,14 @@ def detached(exc: E) -> E:
     return exc.with_traceback(None)
 
 
-def validated(model: type[M], payload: object, what: str = "the request body") -> M:
-    """``payload`` parsed as ``model``, or 422 ``request.invalid`` (see :func:`invalid_fields`)."""
-    from pydantic import ValidationError
+def validated(model: type[M] | TypeAdapter, payload: object, what: str = "the request body") -> M:
+    """``payload`` parsed as ``model`` (a model, or a ``TypeAdapter`` of a union of models), or 422
+    ``request.invalid`` (see :func:`invalid_fields`)."""
+    from pydantic import TypeAdapter, ValidationError
 
     try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(payload)
         return model.model_validate(payload)
     except ValidationError as exc:
         raise invalid_fields(json.loads(exc.json(include_url=False)), what) from None

@@ -136,7 +136,6 @@ def test_manual_action_once_per_kind(svc):
         ("decision", {"decision": "csam", "bank": "x"}, ["notify"]),
         ("decision", {"decision": "csam"}, []),
         ("decision", {"decision": "csam"}, ["nuke"]),
-        ("decision", {"decision": "csam"}, ["notify", "notify"]),
         ("decision", {"decision": "csam"}, [{"kind": "notify", "params": "x"}]),
         ("auto", {"min_confidence": 2}, ["notify"]),
         ("auto", {"min_confidence": True}, ["notify"]),
@@ -151,6 +150,13 @@ def test_invalid_policies_are_refused(svc, trigger, match, actions):
     assert e.value.code == "policy.invalid"
 
 
+@pytest.mark.parametrize("actions", [["notify", "notify"], ["notify", {"kind": "notify", "params": {"to": "x"}}]])
+def test_a_kind_listed_twice_is_refused(svc, actions):
+    with pytest.raises(SafeholdError) as e:
+        svc.actions.create_policy("p", "decision", {"decision": "csam"}, actions)
+    assert e.value.code == "policy.duplicate_action" and e.value.detail == {"kind": "notify"}
+
+
 def test_policy_crud_is_audited(svc):
     svc.actions.create_policy("p", "auto", {"source": "classifier"}, ["notify"], actor="user:admin")
     with pytest.raises(SafeholdError) as e:
@@ -159,6 +165,9 @@ def test_policy_crud_is_audited(svc):
     out = svc.actions.update_policy("p", actions=["notify", "block_content"], actor="user:admin")
     assert out["actions"] == ["notify", "block_content"] and out["updated_by"] == "user:admin"
     assert svc.actions.get_policy("p")["match"] == {"source": "classifier"}
+    with pytest.raises(SafeholdError) as e:  # a decision's match for an automatic policy: its trigger refuses it
+        svc.actions.update_policy("p", match={"decision": "csam"})
+    assert (e.value.code, e.value.status, e.value.detail) == ("policy.trigger_mismatch", 409, {"trigger": "auto"})
     svc.actions.delete_policy("p", actor="user:admin")
     with pytest.raises(SafeholdError) as e:
         svc.actions.get_policy("p")

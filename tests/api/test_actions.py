@@ -16,7 +16,8 @@ def test_webhook_lifecycle(client, keys, svc):
     r = client.patch("/v1/webhooks/platform", json={"events": ["remove_content"], "enabled": True}, headers=admin)
     assert r.status_code == 200 and r.json()["events"] == ["remove_content"]
     r = client.patch("/v1/webhooks/platform", json={"url": "mailto:x@y"}, headers=admin)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "webhook.invalid_url"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
+    assert "an absolute http:// or https:// URL" in r.json()["error"]["message"]
     rotated = client.post("/v1/webhooks/platform/rotate-secret", headers=admin).json()
     assert rotated["name"] == "platform" and rotated["secret"] not in (secret, None)
 
@@ -31,7 +32,7 @@ def test_webhook_lifecycle(client, keys, svc):
     r = client.post(f"/v1/deliveries/{ping.json()['id']}/retry", headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "pending"
     r = client.get("/v1/deliveries", params={"status": "lost"}, headers=admin)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "delivery.invalid_status"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
 
     assert client.delete("/v1/webhooks/platform", headers=admin).status_code == 200
     r = client.get("/v1/webhooks/platform", headers=admin)
@@ -48,7 +49,10 @@ def test_policy_lifecycle(client, keys):
     assert client.post("/v1/policies", json=body, headers=admin).json()["error"]["code"] == "policy.exists"
     bad = {**body, "name": "x", "match": {"bank": "ncmec", "colour": "red"}}
     r = client.post("/v1/policies", json=bad, headers=admin)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "policy.invalid"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
+    twice = {**body, "name": "z", "actions": ["notify", {"kind": "notify"}]}
+    r = client.post("/v1/policies", json=twice, headers=admin)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "policy.duplicate_action"
     r = client.post("/v1/policies", json={**body, "name": "y", "trigger": "sometimes"}, headers=admin)
     assert r.status_code == 422
     names = [p["name"] for p in client.get("/v1/policies", headers=admin).json()]
@@ -74,7 +78,7 @@ def test_manual_action_needs_a_senior_reviewer(client, keys, svc):
     again = client.post(url, json={"kind": "suspend_account"}, headers=keys["senior_reviewer"])
     assert again.status_code == 409 and again.json()["error"]["code"] == "action.exists"
     r = client.post(url, json={"kind": "nuke"}, headers=keys["admin"])
-    assert r.status_code == 400 and r.json()["error"]["code"] == "action.invalid_kind"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
     r = client.post("/v1/cases/999999/actions", json={"kind": "notify"}, headers=keys["admin"])
     assert r.status_code == 404 and r.json()["error"]["code"] == "case.not_found"
     by_case = client.get("/v1/deliveries", params={"case_id": case_id}, headers=keys["admin"]).json()["deliveries"]

@@ -36,7 +36,8 @@ def test_bank_lifecycle(client, keys):
 def test_bank_validation(client, keys):
     admin = keys["admin"]
     for body, code in [
-        ({"name": "bad name!"}, "bank.invalid_name"),
+        ({"name": "bad name!"}, "request.invalid"),
+        ({"name": "ok\n"}, "request.invalid"),
         ({"name": "x", "kind": "maybe"}, "request.invalid"),
         ({"name": "x", "pdq_threshold": 64}, "request.invalid"),
         ({"name": "x", "pdq_threshold": -1}, "request.invalid"),
@@ -148,6 +149,17 @@ def test_import_is_all_or_nothing_and_export_round_trips(client, keys):
 
     r = client.post("/v1/banks/list/import", headers=admin, files={"file": ("l.csv", good.encode())})
     assert r.json()["added"] == 0 and r.json()["duplicates"] == 2
+
+    # the two imports that wrote (the refused one wrote nothing and left no job), newest first
+    jobs = client.get("/v1/banks/list/imports", headers=keys["auditor"]).json()["imports"]
+    assert [(j["status"], j["added"], j["duplicates"], j["source_name"]) for j in jobs] == [
+        ("done", 0, 2, "l.csv"),
+        ("done", 2, 0, "l.csv"),
+    ]
+    assert jobs[0]["rows_done"] == jobs[0]["rows_total"] == 2 and jobs[0]["created_by"] == "apikey:test-admin"
+    assert len(client.get("/v1/banks/list/imports?limit=1", headers=admin).json()["imports"]) == 1
+    assert client.get("/v1/banks/nope/imports", headers=admin).json()["error"]["code"] == "bank.not_found"
+    assert client.get("/v1/banks/list/imports", headers=keys["platform"]).status_code == 403
 
     exported = client.get("/v1/banks/list/export?format=csv", headers=admin)
     assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]

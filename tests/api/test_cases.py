@@ -84,9 +84,13 @@ def test_bank_on_match_settings(client, keys, known_bank):
     r = client.post("/v1/banks", json={"name": "fp", "kind": "allow"}, headers=admin)
     assert r.json()["on_match"] == "none"
     r = client.post("/v1/banks", json={"name": "fp2", "kind": "allow", "on_match": "case"}, headers=admin)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "bank.invalid_on_match"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
+    assert "an allow bank never opens cases" in r.json()["error"]["message"]
     r = client.post("/v1/banks", json={"name": "x", "on_match": "sometimes"}, headers=admin)
     assert r.status_code == 422
+    # The same on_match is fine on a block bank: sent alone to an allow bank, it is the bank's state that refuses.
+    r = client.patch("/v1/banks/fp", json={"on_match": "case"}, headers=admin)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "bank.allow_on_match"
     assert client.patch("/v1/banks/fp", json={"kind": "block"}, headers=admin).json()["on_match"] == "case"
     assert client.patch("/v1/banks/fp", json={"kind": "allow"}, headers=admin).json()["on_match"] == "none"
     assert client.patch("/v1/banks/known", json={"on_match": "none"}, headers=admin).json()["on_match"] == "none"
@@ -102,7 +106,7 @@ def test_case_routes_and_claims(client, keys, known_bank):
 
     page = client.get("/v1/cases?queue=media&limit=1", headers=keys["auditor"]).json()
     assert page["total"] == 2 and len(page["cases"]) == 1
-    assert client.get("/v1/cases?status=bogus", headers=reviewer).json()["error"]["code"] == "case.invalid_filter"
+    assert client.get("/v1/cases?status=bogus", headers=reviewer).json()["error"]["code"] == "request.invalid"
     counts = client.get("/v1/cases/counts", headers=reviewer).json()
     assert counts["by_queue"]["media"] == 2 and counts["by_band"]["P1"] == 2
     case = client.get(f"/v1/cases/{case_id}", headers=reviewer).json()
@@ -133,7 +137,9 @@ def test_sla_setting(client, keys):
     assert client.put("/v1/settings/sla", json={"P1": 2}, headers=keys["senior_reviewer"]).status_code == 403
     r = client.put("/v1/settings/sla", json={"P1": 2, "P4": 100}, headers=keys["admin"])
     assert r.status_code == 200 and r.json() == {"P0": 1, "P1": 2, "P2": 24, "P3": 72, "P4": 100}
-    for bad in ({"P1": -1}, {"P7": 1}, {"P1": "soon"}, {"P1": True}):
+    for bad in ({"P1": -1}, {"P1": 8761}, {"P7": 1}, {"P1": "soon"}, {"P1": True}, {"P1": None}):
         r = client.put("/v1/settings/sla", json=bad, headers=keys["admin"])
-        assert r.status_code == 400 and r.json()["error"]["code"] == "settings.invalid_sla", bad
+        assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid", bad
+    r = client.put("/v1/settings/sla", json={}, headers=keys["admin"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "settings.invalid_sla"
     assert client.get("/v1/settings/sla", headers=keys["reviewer"]).json()["P1"] == 2

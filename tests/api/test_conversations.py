@@ -5,6 +5,8 @@ Synthetic, non-explicit messages with cue phrases from the bundled grooming list
 
 from __future__ import annotations
 
+import json
+
 MESSAGES = [
     {"id": "m1", "author": "helper", "text": "wow you are so mature for your age"},
     {"id": "m2", "author": "kid", "text": "lol thanks"},
@@ -92,5 +94,7 @@ def test_invalid_requests_answer_422_with_a_stable_code(client, keys):
 def test_openapi_documents_the_message_body(client):
     spec = client.get("/openapi.json").json()
     post = spec["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
-    schema = post["requestBody"]["content"]["application/json"]["schema"]
-    assert "messages" in schema["properties"] and "participants" in schema["properties"]
+    many, one = post["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert "messages" in many["properties"] and "participants" in many["properties"]
+    assert {"id", "author", "text", "participants"} <= set(one["properties"])  # one message at the top level
+    assert "$ref" not in json.dumps(post["requestBody"])  # written in place: no "#/$defs/…" outside its schema

@@ -52,9 +52,10 @@ def test_register_and_content(client, keys, svc):
 
 def test_legal_holds(client, keys, svc):
     case_id, item, _ = _preserved(svc)
-    assert _err(client.post("/v1/evidence/holds", json={"reason": "x"}, headers=keys["legal"]), 400) == (
-        "evidence.invalid_hold"
-    )
+    for bad in ({"reason": "x"}, {"case_id": case_id, "account_id": "a", "reason": "x"}):
+        r = client.post("/v1/evidence/holds", json=bad, headers=keys["legal"])
+        assert _err(r, 422) == "request.invalid" and "exactly one of case_id or account_id" in r.text
+    assert _err(client.post("/v1/evidence/holds", json={"case_id": case_id, "reason": " "}, headers=keys["legal"]), 422)
     body = {"case_id": case_id, "reason": "2703(f) request", "reference": "LE-1", "days": 90}
     assert _err(client.post("/v1/evidence/holds", json=body, headers=keys["senior_reviewer"]), 403) == (
         "auth.forbidden"
@@ -84,9 +85,8 @@ def test_legal_holds(client, keys, svc):
 def test_export_package(client, keys, svc):
     case_id, item, data = _preserved(svc)
     for body in ({"reason": "x"}, {"case_id": case_id, "report_id": 1, "reason": "x"}):
-        assert _err(client.post("/v1/evidence/export", json=body, headers=keys["legal"]), 422) == (
-            "evidence.invalid_export"
-        )
+        r = client.post("/v1/evidence/export", json=body, headers=keys["legal"])
+        assert _err(r, 422) == "request.invalid" and "exactly one of case_id or report_id" in r.text
     assert _err(client.post("/v1/evidence/export", json={"case_id": case_id}, headers=keys["legal"]), 422) == (
         "request.invalid"
     )

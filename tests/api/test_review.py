@@ -24,8 +24,13 @@ def test_decision_and_confirmation(client, keys, svc):
         "case.not_claimed"
     )
     svc.cases.claim(case_id, "apikey:test-reviewer")
-    bad = client.post(f"{url}/decision", json={"decision": "csam"}, headers=keys["reviewer"])
-    assert _err(bad, 400) == "review.invalid_decision"
+    for body in ({"decision": "csam"}, {"decision": "cse", "classification": "A1"}, {"decision": "maybe"}):
+        bad = client.post(f"{url}/decision", json=body, headers=keys["reviewer"])
+        assert _err(bad, 422) == "request.invalid", body
+    bad = client.post(
+        f"{url}/decision", json={"decision": "escalate", "classification": "A1"}, headers=keys["reviewer"]
+    )
+    assert _err(bad, 422) == "request.invalid"
     r = client.post(f"{url}/decision", json={"decision": "csam", "classification": "A1"}, headers=keys["reviewer"])
     assert r.status_code == 200 and r.json()["status"] == "awaiting_confirmation"
     same = client.post(f"{url}/confirmation", json={"agree": True}, headers=keys["reviewer"])
@@ -59,8 +64,9 @@ def test_wellness_and_the_cap(client, keys, svc):
     r = client.get("/v1/wellness", headers=keys["reviewer"])
     assert r.status_code == 200
     assert r.json()["settings"]["blur"] is True and r.json()["exposure"]["today"] == 0
-    bad = client.put("/v1/wellness/defaults", json={"daily_cap": 0}, headers=keys["admin"])
-    assert _err(bad, 400) == "wellness.invalid"
+    for body in ({"daily_cap": 0}, {"daily_cap": True}, {"blur": None}, {}):
+        bad = client.put("/v1/wellness/defaults", json=body, headers=keys["admin"])
+        assert _err(bad, 422) == "request.invalid", body
     assert _err(client.put("/v1/wellness/defaults", json={"shiny": 1}, headers=keys["admin"]), 422) == "request.invalid"
     r = client.put("/v1/wellness/defaults", json={"daily_cap": 1}, headers=keys["admin"])
     assert r.status_code == 200 and r.json()["daily_cap"] == 1

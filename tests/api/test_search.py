@@ -70,7 +70,7 @@ def test_help_click_bad_input_and_roles(client, keys):
     post, platform = client.post, keys["platform"]
     good = {"category": "csam", "variant": "help", "locale": "en"}
     assert code(post("/v1/search/help-clicks", json={**good, "category": "pizza"}, headers=platform),
-                422) == "search.unknown_category"  # fmt: skip
+                422) == "request.invalid"  # fmt: skip
     assert code(post("/v1/search/help-clicks", json={**good, "variant": "loud"}, headers=platform),
                 422) == "search.unknown_variant"  # fmt: skip
     assert code(post("/v1/search/help-clicks", json={**good, "user": "u1"}, headers=platform), 422) == "request.invalid"

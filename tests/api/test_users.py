@@ -42,9 +42,10 @@ def test_user_lifecycle(client, keys, svc):
 def test_user_validation(client, keys):
     admin = keys["admin"]
     for body, code in [
-        ({"username": "a b", "password": PW, "role": "reviewer"}, "user.invalid_name"),
-        ({"username": "alice", "password": "short", "role": "reviewer"}, "user.weak_password"),
-        ({"username": "alice", "password": PW, "role": "platform"}, "user.invalid_role"),
+        ({"username": "a b", "password": PW, "role": "reviewer"}, "request.invalid"),
+        ({"username": "alice", "password": "short", "role": "reviewer"}, "request.invalid"),
+        ({"username": "alice", "password": "a" * 12, "role": "reviewer"}, "user.weak_password"),
+        ({"username": "alice", "password": PW, "role": "platform"}, "request.invalid"),
         ({"username": "alice", "password": PW}, "request.invalid"),
         ({"username": "alice", "password": "x" * 2000, "role": "reviewer"}, "request.invalid"),
     ]:
@@ -54,3 +55,14 @@ def test_user_validation(client, keys):
         assert "x" * 100 not in r.text  # a rejected password is not echoed back
     r = client.put("/v1/users/nobody/password", json={"password": PW}, headers=admin)
     assert r.status_code == 404
+
+
+def test_an_admin_resets_a_users_totp(client, keys, svc):
+    svc.users.create("lost", PW, "legal")
+    svc.users.enrol("lost", actor="cli")
+    r = client.delete("/v1/users/lost/totp", headers=keys["reviewer"])
+    assert r.status_code == 403 and svc.users.get("lost").totp_enrolled
+    r = client.delete("/v1/users/lost/totp", headers=keys["admin"])
+    assert r.status_code == 200 and r.json()["username"] == "lost" and not svc.users.get("lost").totp_enrolled
+    assert svc.audit.list(action="user.totp_reset")[-1]["actor"] == "apikey:test-admin"
+    assert client.delete("/v1/users/nobody/totp", headers=keys["admin"]).status_code == 404

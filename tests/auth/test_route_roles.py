@@ -52,6 +52,8 @@ EXPECTED = {
     ("PATCH", "/v1/users/{username}"): Permission.USERS_MANAGE,
     ("PUT", "/v1/users/{username}/password"): Permission.USERS_MANAGE,
     ("POST", "/v1/users/{username}/unlock"): Permission.USERS_MANAGE,
+    ("DELETE", "/v1/users/{username}/totp"): Permission.USERS_MANAGE,
+    ("GET", "/v1/banks/{name}/imports"): Permission.BANKS_READ,
     ("POST", "/v1/cases/{case_id}/decision"): Permission.CASES_REVIEW,
     ("POST", "/v1/cases/{case_id}/confirmation"): Permission.CASES_REVIEW,
     ("POST", "/v1/cases/{case_id}/bank"): Permission.BANKS_WRITE,

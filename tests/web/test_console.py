@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.web.conftest import PASSWORD, csrf_of, open_media_case
@@ -302,6 +304,11 @@ def test_admin_pages(open_console, svc):
     change = {"description": "ours", "pdq_threshold": "20", "on_match": "auto", "enabled": "true"}
     assert ada.post("/console/admin/banks/ours", change).status_code == 303
     assert (svc.banks.get("ours").on_match, svc.banks.get("ours").pdq_threshold) == ("auto", 20)
+    assert "No imports yet." in ada.get("/console/admin/banks").text
+    hashes = io.BytesIO(b"a" * 32 + b"\n")
+    svc.banks.import_stream("ours", hashes, fmt="list", default_signal_type="md5", added_by="cli", filename="x.txt")
+    imports = open_console("otto").get("/console/admin/banks").text  # banks.read is enough to see them
+    assert 'data-status="done"' in imports and "x.txt" in imports and "1 of 1" in imports
     assert ada.post("/console/admin/settings/sla", {"P1": "2", "P2": "12", "P3": "48", "P4": "100"}).status_code == 303
     assert svc.cases.sla_hours()["P1"] == 2
 
@@ -362,6 +369,26 @@ def test_second_step_needs_the_ticket(open_console):
     form = c.client.get("/login")
     r = c.client.post("/login/totp", data={"code": "123456", "csrf": csrf_of(form.text)}, follow_redirects=False)
     assert r.status_code == 401 and "start again" in r.text and 'name="password"' in r.text
+
+
+def test_an_admin_resets_a_lost_second_factor_on_the_users_page(open_console, svc, totp_secrets):
+    ada = open_console("ada")
+    page = ada.get("/console/admin/users").text
+    assert 'data-totp="on">on' in page and 'action="/console/admin/users/lena/totp/reset"' in page
+    assert 'action="/console/admin/users/rita/totp/reset"' not in page  # nothing to reset
+    assert ada.client.post("/console/admin/users/lena/totp/reset", follow_redirects=False).status_code == 403  # CSRF
+    assert open_console("otto").post("/console/admin/users/lena/totp/reset").status_code == 403  # an auditor
+    assert svc.users.get("lena").totp_enrolled
+    r = ada.post("/console/admin/users/lena/totp/reset")
+    assert r.status_code == 303 and r.headers["location"] == "/console/admin/users?done=totp_reset"
+    assert not svc.users.get("lena").totp_enrolled
+    assert "Two-step log-in removed" in ada.get("/console/admin/users?done=totp_reset").text
+    record = svc.audit.list(action="user.totp_reset")[-1]
+    assert record["actor"] == "user:ada" and record["target"] == "user:lena" and record["detail"]["was_enrolled"]
+    # legal requires it: lena (her old phone lost) is shown a fresh setup key right after her password
+    totp_secrets.pop("lena")
+    r = open_console().login("lena")
+    assert r.status_code == 200 and "data-totp-secret" in r.text
 
 
 @sqlite_only

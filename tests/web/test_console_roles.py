@@ -47,6 +47,7 @@ EXPECTED = {
     ("POST", "/console/admin/users/{username}"): P.USERS_MANAGE,
     ("POST", "/console/admin/users/{username}/password"): P.USERS_MANAGE,
     ("POST", "/console/admin/users/{username}/unlock"): P.USERS_MANAGE,
+    ("POST", "/console/admin/users/{username}/totp/reset"): P.USERS_MANAGE,
     ("GET", "/console/admin/apikeys"): P.APIKEYS_MANAGE,
     ("POST", "/console/admin/apikeys"): P.APIKEYS_MANAGE,
     ("POST", "/console/admin/apikeys/{prefix}/revoke"): P.APIKEYS_MANAGE,

@@ -16,7 +16,14 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safehold.actions.webhooks import ACTION_KINDS, INTERNAL_KINDS, WebhookService, action_event, delivery_to_dict
+from safehold.actions.webhooks import (
+    ACTION_KINDS,
+    INTERNAL_KINDS,
+    NAME_PATTERN,
+    WebhookService,
+    action_event,
+    delivery_to_dict,
+)
 from safehold.audit import AuditService
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, VIOLATING
 from safehold.errors import Conflict, NotFound, SafeholdError
@@ -26,7 +33,7 @@ from safehold.store.models import Case, CaseAction, Policy, Webhook, WebhookDeli
 __all__ = ["ACTION_KINDS", "INTERNAL_KINDS", "TRIGGERS", "ActionService"]
 
 TRIGGERS = ("decision", "auto")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(NAME_PATTERN)
 #: Decisions a policy can match (the violating ones and ``not_violating``), with the classifications allowed.
 _DECISION_CLASSES = {**{d: {"csam": CLASSIFICATIONS, "cse": CSE_KINDS}[d] for d in VIOLATING}, "not_violating": ()}
 _AUTO_KEYS = {"source", "bank", "category", "min_confidence"}
@@ -57,7 +64,7 @@ class ActionService:
         enabled: bool = True,
         actor: str | None = None,
     ) -> dict:
-        if not _NAME.match(name or ""):
+        if not _NAME.fullmatch(name or ""):
             raise _invalid("A policy name is 1-64 letters, digits, '.', '_' or '-', starting alphanumeric.")
         if trigger not in TRIGGERS:
             raise _invalid(f"trigger must be one of {', '.join(TRIGGERS)}.")
@@ -84,6 +91,14 @@ class ActionService:
     ) -> dict:
         with self.db.session() as s:
             p = _policy(s, name)
+            if match is not None and isinstance(match, dict) and ("decision" in match) != (p.trigger == "decision"):
+                # A well-formed match of the other trigger's kind: the policy's trigger refuses it, not its form.
+                raise Conflict(
+                    "policy.trigger_mismatch",
+                    f"Policy {name!r} is triggered by {'a decision' if p.trigger == 'decision' else 'a detection'}: "
+                    f"its match {'names a decision' if p.trigger == 'decision' else 'names no decision'}.",
+                    detail={"trigger": p.trigger},
+                )
             new = {
                 "match": None if match is None else _check_match(p.trigger, match),
                 "actions": None if actions is None else _check_actions(actions),
@@ -330,7 +345,8 @@ def _check_actions(actions: list) -> list:
         if kind not in ACTION_KINDS:
             raise _invalid(f"Unknown action kind {kind!r}; known: {', '.join(ACTION_KINDS)}.")
         if kind in seen:
-            raise _invalid(f"Action {kind!r} is listed twice.")
+            # Its own code: JSON Schema's uniqueItems cannot see "notify" and {"kind": "notify"} as one kind.
+            raise SafeholdError("policy.duplicate_action", f"Action {kind!r} is listed twice.", detail={"kind": kind})
         seen.add(kind)
         out.append({"kind": kind, "params": params} if params else kind)
     return out

@@ -42,7 +42,9 @@ INTERNAL_KINDS = frozenset({"preserve_evidence", "open_report_draft"})
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 SECRET_PREFIX = "whsec_"
 _SECRET_AAD = b"webhook"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A webhook's or a policy's name, as the API's schema publishes it and the services apply it.
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NAME = re.compile(NAME_PATTERN)
 _WAKE_FLAG = "safehold.webhooks.wake"
 
 
@@ -309,7 +311,7 @@ def _webhook(s: Session, name: str) -> Webhook:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise SafeholdError(
             "webhook.invalid_name", "A webhook name is 1-64 letters, digits, '.', '_' or '-', starting alphanumeric."
         )

@@ -15,11 +15,21 @@ tests/api/test_schemathesis.py). A route without a key (``/v1/health``) is a pla
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Path, Query
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    model_validator,
+)
 
 #: The largest value of the database's integer columns (BIGINT / SQLite INTEGER): a signed 64-bit integer.
 MAX_DB_INT = 2**63 - 1
@@ -32,8 +42,103 @@ QueryId = Annotated[int | None, Query(ge=1, le=MAX_DB_INT)]
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT, description="How many rows to skip.")]
 #: Keyset pagination: rows after this id or sequence number (``?after_id=``, ``?after_seq=``).
 AfterId = Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Only rows after this one (0: from the start).")]
-#: A row id in a JSON body or a form (``{"case_id": …}``).
-BodyId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+#: A row id in a JSON body or a form (``{"case_id": …}``). Bounded by ``lt=2**63`` rather than
+#: ``le=MAX_DB_INT``: FastAPI's OpenAPI models hold a body schema's bounds as floats, and 2**63 - 1 as a float is
+#: 2**63, which would publish one id too many; 2**63 is exact as a float and excludes the same integers.
+BodyId = Annotated[int, Field(ge=1, lt=MAX_DB_INT + 1)]
+
+
+def matching(pattern: str, rule: str) -> Any:
+    """A string that matches ``pattern`` (an ECMAScript regex, published as the schema's ``pattern``), refused
+    with ``rule`` — a sentence a person can act on ("a bank name is …") rather than pydantic's "String should match
+    pattern '^[A-Za-z0-9]…'" — as 422 ``request.invalid``. A final ``$`` is the end of the text, as in JSON
+    Schema (Python's ``$`` would also take a final newline)."""
+    compiled = re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(rule)
+        return value
+
+    return Annotated[str, AfterValidator(check), Field(json_schema_extra={"pattern": pattern})]
+
+
+#: An absolute http(s) URL with a host name or an IPv4 address, as webhook receivers and URL scans take them
+#: (``webhook.invalid_url`` / ``url.invalid`` otherwise). International names are sent in their ASCII form; an
+#: IPv6 literal (``http://[…]/``) is not taken: an exact pattern for it would be longer than this whole check.
+HttpUrl = matching(
+    r"^https?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}"
+    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"  # a port, 0-65535
+    r"(?:[/?#][!-~]*)?$",
+    "an absolute http:// or https:// URL with a host name or an IPv4 address (an international name in ASCII)",
+)
+
+
+def _known_signal_types(schema: dict[str, Any]) -> None:
+    from safehold.signals import registry
+
+    schema["enum"] = sorted(registry.all_signal_types())
+
+
+#: A signal type's name. The schema lists the types this server knows (built in and plug-ins, read when the schema
+#: is made); the service checks it and answers ``signal.unknown_type`` (400) with the list, as the CLI does.
+SignalTypeName = Annotated[str, Field(max_length=64, json_schema_extra=_known_signal_types)]
+
+
+def whole_number(ge: int, le: int) -> Any:
+    """A bounded whole number as JSON Schema's ``integer`` means it: ``5`` and ``5.0``, never ``true`` or ``"5"``
+    (pydantic's strict int refuses ``5.0``, which the schema allows; its lax int takes ``true`` and ``"5"``, which
+    the schema does not)."""
+    return Annotated[
+        StrictInt,
+        Field(ge=ge, le=le),
+        BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v),
+    ]
+
+
+#: A text field that must say something (a reason, a reference): the service strips it, so blanks are refused.
+NotBlank = matching(r"\S", "it is blank")
+
+
+def body_schema(tp: Any) -> dict[str, Any]:
+    """The JSON Schema of a body that a route reads itself (it is declared in ``openapi_extra``), with its
+    definitions written in place. Pydantic's own ``{"$defs": …, "$ref": "#/$defs/…"}`` would point at the root
+    of the OpenAPI document, where no ``$defs`` are, once the schema is placed inside it. (The models are not
+    recursive, so writing them in place ends.)"""
+    schema = TypeAdapter(tp).json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+def _one_of_schema(schema: dict[str, Any], cls: type[OneOf]) -> None:
+    schema["oneOf"] = [{"required": [name]} for name in cls.one_of]
+
+
+class OneOf(BaseModel):
+    """A body that names exactly one of the fields in ``one_of`` (say, a case or an account). The schema says so
+    (``oneOf`` of the ``required`` alternatives) and the model checks it (422 ``request.invalid``). The fields
+    are left out when not meant, never sent as ``null`` (their ``None`` defaults are not values), so that a
+    field's presence is what the schema and the check both count."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_schema)
+    one_of: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OneOf:
+        if len(self.model_fields_set & set(self.one_of)) != 1:
+            raise ValueError(f"give exactly one of {' or '.join(self.one_of)}")
+        return self
 
 
 class ErrorDetail(BaseModel):

@@ -30,12 +30,16 @@ from safehold.signals import registry
 from safehold.store.db import Database
 from safehold.store.models import Bank, BankEntry, ImportJob, IndexChange, utcnow
 
-BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A bank's name, as the API's schema publishes it (JSON Schema ``pattern``) and :func:`_check_name` applies it.
+BANK_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+BANK_NAME = re.compile(BANK_NAME_PATTERN)
 BANK_KINDS = ("block", "allow")
 #: What a match on a bank does beyond the scan verdict (see :class:`~safehold.store.models.Bank`).
 ON_MATCH = ("none", "case", "auto")
 MAX_PDQ_THRESHOLD = 63
 INSERT_BATCH = 2000
+#: The most import jobs one listing returns (the API's and the console's).
+MAX_IMPORT_JOBS = 500
 #: Records of a bulk import written per transaction (``SAFEHOLD_IMPORT_BATCH_ROWS``): each batch commits on its
 #: own, so other writers wait for one batch at most, never for the whole file.
 IMPORT_BATCH_ROWS = 5_000
@@ -241,6 +245,11 @@ class BankService:
             _check_settings(kind or bank.kind, bank.pdq_threshold if pdq_threshold is None else pdq_threshold)
             if on_match is None and kind is not None and kind != bank.kind:
                 on_match = _check_on_match(kind, None)
+            if on_match is not None and kind is None and bank.kind == "allow" and on_match != "none":
+                # Not a bad value but one this bank's kind refuses: the same request is fine on a block bank.
+                raise Conflict(
+                    "bank.allow_on_match", f"Bank {bank.name!r} is an allow bank: it never opens cases (on_match none)."
+                )
             if on_match is not None:
                 _check_on_match(kind or bank.kind, on_match)
             if new_name is not None and new_name != bank.name:
@@ -686,7 +695,8 @@ class BankService:
             return job, False
 
     def import_jobs(self, name: str | None = None, limit: int = 50) -> list[dict]:
-        """The latest import jobs (of one bank), newest first."""
+        """The latest import jobs (of one bank), newest first (at most :data:`MAX_IMPORT_JOBS`)."""
+        limit = min(limit, MAX_IMPORT_JOBS)
         with self.db.session() as s:
             q = select(ImportJob, Bank.name).join(Bank, Bank.id == ImportJob.bank_id)
             if name is not None:
@@ -1030,7 +1040,7 @@ def _log_banks_changed(s: Session) -> None:
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not BANK_NAME.match(name):
+    if not isinstance(name, str) or not BANK_NAME.fullmatch(name):
         raise SafeholdError(
             "bank.invalid_name",
             "A bank name is 1 to 64 characters: letters, digits, '.', '-' or '_', starting with a letter or digit.",

@@ -34,6 +34,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -45,7 +46,7 @@ from sqlalchemy.orm import Session
 from safehold import jsonlimits
 from safehold.audit import AuditService
 from safehold.auth.apikeys import Principal
-from safehold.banks.formats import normalize_category
+from safehold.banks.formats import CATEGORY_PATTERN, normalize_category
 from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
@@ -56,6 +57,12 @@ from safehold.store.models import Bank, Case, IngestedEvent, as_utc
 from safehold.store.vault import MediaVault
 
 MAX_KEY = 128
+#: An idempotency key (header or body field), as the schema publishes it: 1 to MAX_KEY printable ASCII characters.
+#: :func:`scoped_key` checks it, with its own code (``event.invalid_idempotency_key``, …), header and body alike.
+IDEMPOTENCY_KEY_PATTERN = f"^[ -~]{{1,{MAX_KEY}}}$"
+#: The same, for a header: HTTP trims blanks at either end of a header's value, so the key neither starts nor ends
+#: with one (what is sent is then what arrives).
+IDEMPOTENCY_HEADER_PATTERN = f"^[!-~](?:[ -~]{{0,{MAX_KEY - 2}}}[!-~])?$"
 #: Sources a platform may send; ``hash_match`` is Safehold's own (a match on one of its block banks).
 EVENT_SOURCES = tuple(s for s in SOURCES if s != "hash_match")
 #: The category of a block-bank match whose entry has none: banks hold known abuse material.
@@ -88,8 +95,14 @@ class AccountIn(_Strict):
     metadata: dict = Field(default_factory=dict)
 
 
+#: An IP address, published as the formats JSON Schema knows (pydantic's own "ipvanyaddress" is none of them).
+IpAddress = Annotated[
+    IPvAnyAddress, WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+]
+
+
 class IpEventIn(_Strict):
-    ip: IPvAnyAddress
+    ip: IpAddress
     type: str = Field(min_length=1, max_length=32, description="upload, login, registration, …")
     at: UtcDateTime
     port: int | None = Field(None, ge=0, le=65535)
@@ -103,7 +116,12 @@ class IpEventIn(_Strict):
 
 class SignalIn(_Strict):
     source: Literal[EVENT_SOURCES]  # type: ignore[valid-type]
-    category: str | None = Field(None, max_length=64, description="A1, A2, B1, B2, csam, grooming, … or a slug.")
+    category: str | None = Field(
+        None,
+        max_length=64,
+        description="A1, A2, B1, B2, csam, grooming, … or a slug.",
+        json_schema_extra={"pattern": CATEGORY_PATTERN},  # checked by _category, with its own message
+    )
     confidence: float = Field(ge=0.0, le=1.0)
     label: str | None = Field(None, max_length=128, description="The detector's own label or model name.")
     level: Literal["low", "medium", "high"] | None = Field(
@@ -124,8 +142,27 @@ class SignalIn(_Strict):
 
 
 class EventIn(_Strict):
+    # _subject's rule, for the published schema: a content event has its content, an account event its account
+    # and no content.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"type": {"const": "content"}, "content": {"type": "object"}}, "required": ["content"]},
+                {
+                    "properties": {
+                        "type": {"const": "account"},
+                        "account": {"type": "object"},
+                        "content": {"type": "null"},
+                    },
+                    "required": ["account"],
+                },
+            ]
+        }
+    )
     type: Literal["content", "account"]
-    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_KEY)
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=MAX_KEY, json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN}
+    )
     content: ContentIn | None = None
     account: AccountIn | None = None
     ip_events: list[IpEventIn] = Field(default_factory=list, max_length=1000)

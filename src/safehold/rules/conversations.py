@@ -72,10 +72,16 @@ class _Strict(BaseModel):
 
 class MessageIn(_Strict):
     id: str = Field(
-        min_length=1, max_length=MAX_ID, description="The platform's message id: the retry key (printable ASCII)."
+        min_length=1,
+        max_length=MAX_ID,
+        description="The platform's message id: the retry key (printable ASCII).",
+        json_schema_extra={"pattern": "^[ -~]*$"},  # what _printable_ascii checks, with its own message
     )
     author: Author = Field(description="The platform's id of the sender.")
-    text: str = Field(description=f"The message text (at most {MAX_TEXT:,} characters).")
+    # The length is published but checked by parse(): a long text has its own code, conversation.text_too_long.
+    text: str = Field(
+        description=f"The message text (at most {MAX_TEXT:,} characters).", json_schema_extra={"maxLength": MAX_TEXT}
+    )
     sent_at: UtcDateTime | None = None
 
     @field_validator("id")
@@ -94,9 +100,18 @@ class ParticipantIn(_Strict):
     age: int | None = Field(None, ge=0, le=130, description="The platform's declared or estimated age.")
 
 
+Participants = Annotated[dict[Author, ParticipantIn], Field(max_length=MAX_AUTHORS)]
+
+
 class MessagesIn(_Strict):
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    participants: dict[Author, ParticipantIn] = Field(default_factory=dict, max_length=MAX_AUTHORS)
+    participants: Participants = Field(default_factory=dict)
+
+
+class OneMessageIn(MessageIn):
+    """One message at the top level of a request (what :func:`parse` turns into a :class:`MessagesIn`)."""
+
+    participants: Participants = Field(default_factory=dict)
 
 
 def parse(body: object) -> MessagesIn:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.auth.apikeys import Principal
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
-from safehold.cases.events import MAX_KEY, BankSignal, EventService, scoped_key
+from safehold.cases.events import IDEMPOTENCY_KEY_PATTERN, MAX_KEY, BankSignal, EventService, scoped_key
 from safehold.config import Settings
 from safehold.errors import SafeholdError, validated
 from safehold.rules.terms import TermLibrary
@@ -47,7 +47,9 @@ class PostIn(BaseModel):
     kind: Literal[KINDS] = "post"  # type: ignore[valid-type]
     content_id: str = Field(min_length=1, max_length=128, description="The platform's id of the item.")
     account_id: str | None = Field(None, min_length=1, max_length=128, description="The author's account id.")
-    idempotency_key: str | None = Field(None, min_length=1, max_length=MAX_KEY)
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=MAX_KEY, json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN}
+    )
     metadata: dict = Field(default_factory=dict, description="Anything about the item the reviewer should see.")
 
 

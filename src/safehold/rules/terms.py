@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED = ("starter", "grooming")
 MAX_CSV_BYTES = 64 * 1024 * 1024
-_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+#: A list's name, as the API's schema publishes it (JSON Schema ``pattern``) and :func:`check_name` applies it.
+NAME_PATTERN = "^[a-z0-9_]{1,64}$"
+_NAME = re.compile(NAME_PATTERN)
 _VERSION_LINE = re.compile(r"^#\s*version\s*:\s*(\d{1,9})\s*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -57,7 +59,7 @@ class TextDetectors:
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise SafeholdError(
             "terms.invalid_name", "A term list name is 1 to 64 characters: lower-case letters, digits and '_'."
         )

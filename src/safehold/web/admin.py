@@ -27,6 +27,8 @@ WELLNESS_FLAGS = ("blur", "greyscale", "thumbnails_first", "video_muted", "video
 USERS = Permission.USERS_MANAGE
 KEYS = Permission.APIKEYS_MANAGE
 SETTINGS = Permission.SETTINGS_MANAGE
+#: Import jobs listed on the Banks page (every bank's, newest first; the API lists more, per bank).
+RECENT_IMPORTS = 20
 
 
 # ------------------------------------------------------------------------------------------------ users
@@ -80,6 +82,14 @@ def unlock_user(username: str, who: Staff = Depends(staff(USERS)), svc: Services
     return back("/console/admin/users", "unlocked")
 
 
+@router.post("/console/admin/users/{username}/totp/reset")
+def reset_totp(username: str, who: Staff = Depends(staff(USERS)), svc: Services = Depends(services)) -> Response:
+    """A lost phone: remove the user's TOTP (audited ``user.totp_reset``). If their role requires it, they set it
+    up again right after their password at the next log-in; their open sessions stay (the password did not leak)."""
+    svc.users.reset_totp(username, actor=who.label)
+    return back("/console/admin/users", "totp_reset")
+
+
 # --------------------------------------------------------------------------------------------- API keys
 
 
@@ -118,7 +128,7 @@ def banks(
 ) -> Response:
     return page(
         request, "admin_banks.html", banks=svc.banks.list(), kinds=BANK_KINDS, on_match=ON_MATCH,
-        max_threshold=MAX_PDQ_THRESHOLD,
+        max_threshold=MAX_PDQ_THRESHOLD, imports=svc.banks.import_jobs(limit=RECENT_IMPORTS),
     )  # fmt: skip
 
 

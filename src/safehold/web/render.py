@@ -46,6 +46,7 @@ NOTICES = {
     "user_updated": "User updated.",
     "password_set": "Password changed; that user's sessions have ended.",
     "unlocked": "User unlocked.",
+    "totp_reset": "Two-step log-in removed; the user sets it up again when they next sign in (if their role needs it).",
     "key_revoked": "API key revoked.",
     "bank_created": "Bank created.",
     "bank_updated": "Bank updated.",

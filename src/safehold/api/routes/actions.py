@@ -2,52 +2,128 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.api.contract import AfterId, ContractRoute, Id, QueryId
+from safehold.actions.webhooks import ACTION_KINDS, DELIVERY_STATUSES, NAME_PATTERN
+from safehold.api.contract import AfterId, ContractRoute, HttpUrl, Id, QueryId, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["actions"], route_class=ContractRoute)
 
 MANAGE = require(Permission.ACTIONS_MANAGE)
-ActionItem = str | dict  # a kind, or {"kind": ..., "params": {...}}
+ActionKind = Literal[ACTION_KINDS]
+Name = matching(NAME_PATTERN, "a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+Url = Annotated[HttpUrl, Field(max_length=2000)]
 
 
-class PolicyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    trigger: Literal["decision", "auto"]
-    match: dict = Field(default_factory=dict)
-    actions: list[ActionItem] = Field(min_length=1)
+class _Strict(BaseModel):
+    """A part of a policy: the service refuses keys it does not know, so the schema does too. A key is left out
+    rather than sent as ``null`` (the ``None`` defaults mean "not given")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionSpec(_Strict):
+    kind: ActionKind
+    params: dict = Field(default_factory=dict)
+
+
+#: An action of a policy: a kind, or a kind with parameters.
+ActionItem = ActionKind | ActionSpec
+#: A policy's actions: each kind at most once (``uniqueItems`` says so of plain kinds; a kind given both ways is
+#: the service's ``policy.duplicate_action``).
+Actions = Annotated[
+    list[ActionItem], Field(min_length=1, max_length=len(ACTION_KINDS), json_schema_extra={"uniqueItems": True})
+]
+
+
+class CsamMatch(_Strict):
+    decision: Literal["csam"]
+    classification: list[Literal[CLASSIFICATIONS]] = Field(None, min_length=1)
+
+
+class CseMatch(_Strict):
+    decision: Literal["cse"]
+    classification: list[Literal[CSE_KINDS]] = Field(None, min_length=1)
+
+
+class NotViolatingMatch(_Strict):
+    decision: Literal["not_violating"]
+
+
+class AutoMatch(_Strict):
+    """What an automatic detection must have; every key left out matches anything."""
+
+    source: str = Field(None, min_length=1)
+    bank: str = Field(None, min_length=1)
+    category: list[Annotated[str, Field(min_length=1)]] = Field(None, min_length=1)
+    min_confidence: float = Field(None, ge=0, le=1)
+
+
+#: A decision policy's match: the decision, and for a finding the classifications it covers.
+DecisionMatch = Annotated[CsamMatch | CseMatch | NotViolatingMatch, Field(discriminator="decision")]
+
+
+class _Policy(BaseModel):
+    name: Name
+    actions: Actions
     enabled: bool = True
 
 
+class DecisionPolicy(_Policy):
+    trigger: Literal["decision"]
+    match: DecisionMatch
+
+
+class AutoPolicy(_Policy):
+    trigger: Literal["auto"]
+    match: AutoMatch = Field(default_factory=AutoMatch)
+
+
+PolicyCreate = Annotated[DecisionPolicy | AutoPolicy, Field(discriminator="trigger")]
+
+
 class PolicyUpdate(BaseModel):
-    match: dict | None = None
-    actions: list[ActionItem] | None = None
+    match: CsamMatch | CseMatch | NotViolatingMatch | AutoMatch | None = Field(
+        None, description="The kind of match of the policy's trigger (a decision, or an automatic detection)."
+    )
+    actions: Actions | None = None
     enabled: bool | None = None
 
 
 class WebhookCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    url: str = Field(min_length=1, max_length=2000)
-    events: list[str] = Field(default_factory=list, description="Action kinds to receive; empty: all but internal.")
+    name: Name
+    url: Url
+    events: list[ActionKind] = Field(
+        default_factory=list, description="Action kinds to receive; empty: all but internal."
+    )
 
 
 class WebhookUpdate(BaseModel):
-    url: str | None = Field(None, min_length=1, max_length=2000)
-    events: list[str] | None = None
+    url: Url | None = None
+    events: list[ActionKind] | None = None
     enabled: bool | None = None
 
 
 class ActionCreate(BaseModel):
-    kind: str
+    kind: ActionKind
     params: dict = Field(default_factory=dict)
+
+
+def _match(match: BaseModel | None) -> dict | None:
+    """A policy's match as the service takes it: only the keys the caller sent."""
+    return None if match is None else match.model_dump(exclude_unset=True)
+
+
+def _actions(actions: list[ActionItem] | None) -> list | None:
+    return None if actions is None else [a if isinstance(a, str) else a.model_dump() for a in actions]
 
 
 # --------------------------------------------------------------------------- policies
@@ -61,7 +137,7 @@ def list_policies(svc: Services = Depends(services), _=Depends(MANAGE)) -> list[
 @router.post("/policies", status_code=201, summary="Create a policy")
 def create_policy(body: PolicyCreate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
     return svc.actions.create_policy(
-        body.name, body.trigger, body.match, body.actions, enabled=body.enabled, actor=who.label
+        body.name, body.trigger, _match(body.match), _actions(body.actions), enabled=body.enabled, actor=who.label
     )
 
 
@@ -75,7 +151,7 @@ def update_policy(
     name: str, body: PolicyUpdate, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
 ) -> dict:
     return svc.actions.update_policy(
-        name, match=body.match, actions=body.actions, enabled=body.enabled, actor=who.label
+        name, match=_match(body.match), actions=_actions(body.actions), enabled=body.enabled, actor=who.label
     )
 
 
@@ -130,7 +206,7 @@ def test_webhook(name: str, svc: Services = Depends(services), who: Principal = 
 
 @router.get("/deliveries", summary="Deliveries in id order; status=dead is the dead-letter list")
 def list_deliveries(
-    status: str | None = Query(None, description="pending, delivered or dead"),
+    status: Literal[DELIVERY_STATUSES] | None = Query(None, description="pending, delivered or dead"),
     webhook: str | None = None,
     case_id: QueryId = None,
     after_id: AfterId = 0,

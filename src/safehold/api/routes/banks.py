@@ -7,15 +7,16 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import AfterId, ContractRoute, Id
+from safehold.api.contract import AfterId, ContractRoute, Id, SignalTypeName, matching
 from safehold.api.deps import require, services
 from safehold.api.uploads import CHUNK, read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.banks.service import BankInfo
+from safehold.banks.formats import CATEGORY_PATTERN
+from safehold.banks.service import BANK_NAME_PATTERN, MAX_IMPORT_JOBS, BankInfo
 from safehold.errors import SafeholdError
 from safehold.services import Services
 
@@ -29,10 +30,34 @@ OnMatch = Literal["none", "case", "auto"]
 ON_MATCH_HELP = (
     "What a match does beyond the verdict: none, case (open a case for review) or auto (also run auto policies)."
 )
+#: An entry's category: the service normalises it (``bank.invalid_category`` otherwise); the schema says which.
+Category = Field(None, max_length=64, json_schema_extra={"pattern": CATEGORY_PATTERN})
+BankName = matching(
+    BANK_NAME_PATTERN, "a bank name is 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit"
+)
+#: An allow bank lists known false positives, so a match on it opens nothing: with ``kind: allow`` in the same
+#: body, ``on_match`` is ``none`` or left out. The rule in JSON Schema, for the published schema.
+ALLOW_OPENS_NOTHING = {
+    "if": {"properties": {"kind": {"const": "allow"}}, "required": ["kind"]},
+    "then": {"properties": {"on_match": {"enum": ["none", None]}}},
+}
 
 
-class BankCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
+class _AllowOpensNothing(BaseModel):
+    """The :data:`ALLOW_OPENS_NOTHING` rule of a body with ``kind`` and ``on_match``, checked as the schema says it
+    (422 ``request.invalid``). An ``on_match`` sent alone to an existing allow bank is a 409 from the service."""
+
+    model_config = {"json_schema_extra": ALLOW_OPENS_NOTHING}
+
+    @model_validator(mode="after")
+    def _allow_opens_nothing(self):
+        if self.kind == "allow" and self.on_match not in (None, "none"):
+            raise ValueError("an allow bank never opens cases: its on_match is 'none'")
+        return self
+
+
+class BankCreate(_AllowOpensNothing):
+    name: BankName
     kind: Literal["block", "allow"] = "block"
     description: str = Field("", max_length=2000)
     pdq_threshold: int = Field(31, ge=0, le=63)
@@ -40,8 +65,8 @@ class BankCreate(BaseModel):
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP + " Default: case for block, none for allow.")
 
 
-class BankUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=64)
+class BankUpdate(_AllowOpensNothing):
+    name: BankName | None = None
     kind: Literal["block", "allow"] | None = None
     description: str | None = Field(None, max_length=2000)
     pdq_threshold: int | None = Field(None, ge=0, le=63)
@@ -51,7 +76,7 @@ class BankUpdate(BaseModel):
 
 
 class EntryCreate(BaseModel):
-    signal_type: str = Field(min_length=1, max_length=32)
+    signal_type: SignalTypeName
     value: str = Field(
         min_length=1,
         max_length=1_000_000,
@@ -60,7 +85,7 @@ class EntryCreate(BaseModel):
     )
     source: str | None = Field(None, max_length=64)
     external_id: str | None = Field(None, max_length=128)
-    category: str | None = Field(None, max_length=64)
+    category: str | None = Category
     note: str | None = Field(None, max_length=10_000)
     metadata: dict = Field(default_factory=dict)
 
@@ -68,7 +93,7 @@ class EntryCreate(BaseModel):
 class EntryUpdate(BaseModel):
     enabled: bool | None = None
     note: str | None = Field(None, max_length=10_000)
-    category: str | None = Field(None, max_length=64)
+    category: str | None = Category
 
 
 @router.get("", summary="List banks with their entry counts")
@@ -210,6 +235,20 @@ async def import_file(
             detail=out,
         )
     return out
+
+
+@router.get("/{name}/imports", summary="The bank's latest bulk imports, newest first, with their progress and status")
+def list_imports(
+    name: str,
+    limit: int = Query(50, ge=1, le=MAX_IMPORT_JOBS),
+    svc: Services = Depends(services),
+    _=READ,
+) -> dict:
+    """Each import job: the file (name, SHA-256, format, options), ``status`` (``adding``, ``withdrawing``,
+    ``done``), how far it got (``rows_done`` of ``rows_total``), what it wrote and how often it was resumed. A job
+    that is not ``done`` is an import interrupted (or running now): re-running it continues it."""
+    svc.banks.get(name)  # 404 for an unknown bank rather than an empty list
+    return {"imports": svc.banks.import_jobs(name, limit=limit)}
 
 
 @router.get(

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, create_model
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
-from safehold.api.contract import ContractRoute, Id, Offset
+from safehold.api.contract import ContractRoute, Id, Offset, body_schema
 from safehold.api.deps import require, services
 from safehold.api.multipart import read_upload_form
 from safehold.api.routes.scan import is_multipart, json_body
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
-from safehold.cases.events import EventIn
+from safehold.cases.events import IDEMPOTENCY_HEADER_PATTERN, EventIn
+from safehold.cases.priority import BAND_NAMES, MAX_SLA_HOURS
+from safehold.cases.service import ACTIVE
+from safehold.cases.taxonomy import QUEUES, STATUSES
 from safehold.errors import SafeholdError
 from safehold.services import Services
 
@@ -21,19 +26,24 @@ router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)
 READ = Depends(require(Permission.CASES_READ))
 REVIEW = Depends(require(Permission.CASES_REVIEW))
 
+_EVENT = body_schema(EventIn)
 _EVENT_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": EventIn.model_json_schema()},
+        "application/json": {"schema": _EVENT},
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "properties": {
-                    "event": {"type": "string", "description": "The event as JSON text."},
+                    "event": {**_EVENT, "description": "The event, as a JSON part."},
                     "file": {"type": "string", "format": "binary", "description": "The content's file (optional)."},
                 },
                 "required": ["event"],
-            }
+                # A file comes with a content event only (event.file_needs_content otherwise).
+                "if": {"properties": {"event": {"properties": {"type": {"const": "account"}}}}},
+                "then": {"properties": {"file": False}},
+            },
+            "encoding": {"event": {"contentType": "application/json"}},
         },
     },
 }
@@ -43,13 +53,31 @@ class ClaimBody(BaseModel):
     override: bool = False
 
 
+#: New SLA hours for some bands (at least one): each above 0 and at most a year. A band left out keeps its hours.
+SlaHours = create_model(
+    "SlaHours",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1}),
+    **{
+        band: (StrictFloat, Field(None, gt=0, le=MAX_SLA_HOURS, description=f"Hours to decide a {band} case."))
+        for band in BAND_NAMES
+    },
+)
+
+
 @router.post(
     "/events",
     summary="Send a content or account event (JSON, or multipart 'event' + 'file'); needs an Idempotency-Key",
     openapi_extra={"requestBody": _EVENT_BODY},
 )
 async def ingest_event(
-    request: Request, svc: Services = Depends(services), who: Principal = Depends(require(Permission.EVENTS_WRITE))
+    request: Request,
+    idempotency_key: str = Header(
+        None,
+        description="Makes a retry safe; required here or as the event's idempotency_key (the same if both).",
+        json_schema_extra={"pattern": IDEMPOTENCY_HEADER_PATTERN},
+    ),
+    svc: Services = Depends(services),
+    who: Principal = Depends(require(Permission.EVENTS_WRITE)),
 ) -> dict:
     data = name = None
     if is_multipart(request):
@@ -65,15 +93,16 @@ async def ingest_event(
         body = await json_body(request)
     if not isinstance(body, dict):
         raise SafeholdError("request.invalid", "The event is a JSON object.", status=422)
-    key = request.headers.get("idempotency-key")
-    return await run_in_threadpool(svc.events.ingest, who, body, file=data, filename=name, idempotency_key=key)
+    return await run_in_threadpool(
+        svc.events.ingest, who, body, file=data, filename=name, idempotency_key=idempotency_key
+    )
 
 
 @router.get("/cases", summary="A page of cases, most urgent first")
 def list_cases(
-    status: str = Query("active", description="active (not closed), all, open, awaiting_confirmation, …"),
-    queue: str | None = None,
-    band: str | None = None,
+    status: Literal[(ACTIVE, "all", *STATUSES)] = Query(ACTIVE, description="active: every status but closed."),
+    queue: Literal[QUEUES] | None = None,
+    band: Literal[BAND_NAMES] | None = None,
     overdue: bool = False,
     claimed_by: str | None = None,
     account_id: str | None = None,
@@ -135,11 +164,11 @@ def get_sla(svc: Services = Depends(services), _=READ) -> dict:
 
 @router.put("/settings/sla", summary="Change the SLA hours of some bands (open cases get new due times)")
 def set_sla(
-    hours: dict,
+    hours: SlaHours,
     svc: Services = Depends(services),
     who: Principal = Depends(require(Permission.SETTINGS_MANAGE)),
 ) -> dict:
-    return svc.cases.set_sla_hours(hours, who.label)
+    return svc.cases.set_sla_hours(hours.model_dump(exclude_unset=True), who.label)
 
 
 def _override(request: Request, svc: Services, who: Principal, body: ClaimBody | None) -> bool:

@@ -6,22 +6,30 @@ The platform sends messages with ``events.write``; reviewers read the stored ass
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, Query
+from typing import Annotated
 
-from safehold.api.contract import ContractRoute, Offset
+from fastapi import APIRouter, Body, Depends, Path, Query
+
+from safehold.api.contract import ContractRoute, Offset, body_schema, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.rules.conversations import MAX_LIMIT, MessagesIn
+from safehold.rules.conversations import MAX_ID, MAX_LIMIT, MessagesIn, OneMessageIn
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_class=ContractRoute)
 READ = Depends(require(Permission.CASES_READ))
 WRITE = require(Permission.EVENTS_WRITE)
 
+#: A new message's conversation id in the path: 1 to 128 printable ASCII characters, not all blank (``check_id``'s
+#: rule, which also takes other printable characters; a path takes no '/').
+ConversationId = Annotated[
+    matching(r"^[ -.0-~]*[!-.0-~][ -.0-~]*$", "a conversation id is printable ASCII without '/', not blank"),
+    Path(max_length=MAX_ID, description="The platform's id."),
+]
 _MESSAGES_BODY = {
     "required": True,
-    "content": {"application/json": {"schema": MessagesIn.model_json_schema()}},
+    "content": {"application/json": {"schema": body_schema(MessagesIn | OneMessageIn)}},
 }
 
 
@@ -33,7 +41,7 @@ _MESSAGES_BODY = {
     openapi_extra={"requestBody": _MESSAGES_BODY},
 )
 def add_messages(
-    conversation_id: str,
+    conversation_id: ConversationId,
     body: dict = Body(...),
     svc: Services = Depends(services),
     who: Principal = Depends(WRITE),

@@ -8,11 +8,13 @@ Content answers are never cached and are sandboxed like review media. The fixed 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from safehold.api.contract import BodyId, ContractRoute, Id, Offset, QueryId, error_responses
+from safehold.api.contract import BodyId, ContractRoute, Id, NotBlank, Offset, OneOf, QueryId, error_responses
 from safehold.api.deps import require, services
 from safehold.api.downloads import send_package
 from safehold.api.routes.review import MEDIA_HEADERS
@@ -31,11 +33,11 @@ PURGED = error_responses(410)
 KIND_TYPES = {"text": "text/plain; charset=utf-8", "document": "application/xml"}
 
 
-class HoldBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case_id: BodyId | None = Field(None, description="Hold this case's evidence…")
-    account_id: str | None = Field(None, max_length=128, description="…or every case's of this account.")
-    reason: str = Field(min_length=1, max_length=2000)
+class HoldBody(OneOf):
+    one_of = ("case_id", "account_id")
+    case_id: BodyId = Field(None, description="Hold this case's evidence…")
+    account_id: str = Field(None, min_length=1, max_length=128, description="…or every case's of this account.")
+    reason: NotBlank = Field(max_length=2000)
     reference: str | None = Field(None, max_length=128, description="The preservation request's number.")
     days: int | None = Field(None, ge=1, le=36_500, description="Lapses after this many days; none: until released.")
 
@@ -44,11 +46,11 @@ class ReleaseBody(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-class ExportBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case_id: BodyId | None = None
-    report_id: BodyId | None = None
-    reason: str = Field(min_length=1, max_length=2000, description="Why, e.g. the legal process it answers.")
+class ExportBody(OneOf):
+    one_of = ("case_id", "report_id")
+    case_id: BodyId = None
+    report_id: BodyId = None
+    reason: NotBlank = Field(max_length=2000, description="Why, e.g. the legal process it answers.")
 
 
 class PurgeBody(BaseModel):
@@ -133,7 +135,9 @@ def get_evidence(evidence_id: Id, svc: Services = Depends(services), _: Principa
 )
 def evidence_content(
     evidence_id: Id,
-    purpose: str = Query(min_length=1, max_length=500, description="Why it is opened (kept in the audit log)."),
+    purpose: Annotated[
+        NotBlank, Query(max_length=500, description="Why it is opened (kept in the audit log; not blank).")
+    ],
     svc: Services = Depends(services),
     who: Principal = Depends(ACCESS),
 ) -> Response:

@@ -8,15 +8,19 @@ in the ``X-Checksum-SHA256`` header (and in the audit record of the export) so t
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from safehold.api.contract import BodyId, ContractRoute, Id, Offset, QueryId, error_responses
+from safehold.api.contract import BodyId, ContractRoute, Id, NotBlank, Offset, QueryId, error_responses
 from safehold.api.deps import require, services
 from safehold.api.downloads import send_package
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.reporting.authorities import AUTHORITIES
+from safehold.reporting.service import MAX_REASON, STATUSES
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["reports"], route_class=ContractRoute)
@@ -32,12 +36,13 @@ STATUS_KEYS = (
 )
 FILE_STATUS_KEYS = ("id", "sha256", "file_id", "upload_started_at", "uploaded_at", "described_at")
 Text = Field(None, max_length=10_000)
+Authority = Literal[tuple(AUTHORITIES)]
 
 
 class DraftBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case_id: BodyId = Field(description="A closed case with a violating decision (csam or cse).")
-    authority: str = Field("ncmec", description="ncmec, nca, cybertip_ca or esafety.")
+    authority: Authority = "ncmec"
 
 
 class ReportedUser(BaseModel):
@@ -66,21 +71,26 @@ class ReportChanges(BaseModel):
     incident_description: str | None = Text
     additional_info: str | None = Text
     reported_user: ReportedUser | None = Field(None, description="Replaces the reported user's fields whole.")
-    files: dict[BodyId, FileChanges] | None = Field(None, description="Per report file id.")
+    files: dict[BodyId, FileChanges] = Field(
+        None,
+        description="Per report file id.",
+        # The ids as JSON object keys: digits, no leading zero (the pydantic key type checks the same range).
+        json_schema_extra={"propertyNames": {"pattern": "^[1-9][0-9]{0,17}$"}},
+    )
 
 
 class ReasonBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: NotBlank = Field(max_length=MAX_REASON)
 
 
 class FiledBody(BaseModel):
-    external_id: str = Field(min_length=1, max_length=64, description="The authority's reference for the report.")
+    external_id: NotBlank = Field(max_length=64, description="The authority's reference for the report.")
 
 
 @router.get("/reports", summary="Reports, newest first")
 def list_reports(
-    status: str | None = Query(None, description="draft, submitted, finished, failed or retracted"),
-    authority: str | None = None,
+    status: Literal[STATUSES] | None = None,
+    authority: Authority | None = None,
     case_id: QueryId = None,
     limit: int = Query(50, ge=1, le=500),
     offset: Offset = 0,

@@ -6,13 +6,17 @@ HTML or SVG document cannot run script if someone opens its URL directly.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from typing import Annotated, Literal
 
-from safehold.api.contract import BodyId, ContractRoute, Id
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+from safehold.api.contract import BodyId, ContractRoute, Id, whole_number
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS
+from safehold.review.wellness import LIMITS
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["review"], route_class=ContractRoute)
@@ -26,10 +30,27 @@ MEDIA_HEADERS = {
 }
 
 
-class DecisionBody(BaseModel):
-    decision: str = Field(description="csam, cse, not_violating or escalate")
-    classification: str | None = Field(None, description="csam: A1, A2, B1, B2; cse: grooming, sextortion, …")
+class _Decision(BaseModel):
     note: str | None = Field(None, max_length=10_000)
+
+
+class CsamDecision(_Decision):
+    decision: Literal["csam"]
+    classification: Literal[CLASSIFICATIONS] = Field(description="The material's category.")
+
+
+class CseDecision(_Decision):
+    decision: Literal["cse"]
+    classification: Literal[CSE_KINDS] = Field(description="The kind of exploitation.")
+
+
+class PlainDecision(_Decision):
+    decision: Literal["not_violating", "escalate"]
+    classification: None = Field(None, description="None: only a finding is classified.")
+
+
+#: A decision, with the classification a finding needs (``check_decision``'s rule, in the schema).
+DecisionBody = Annotated[CsamDecision | CseDecision | PlainDecision, Field(discriminator="decision")]
 
 
 class ConfirmationBody(BaseModel):
@@ -42,18 +63,31 @@ class BankBody(BaseModel):
     bank: str = Field(min_length=1, max_length=64)
 
 
-class WellnessDefaults(BaseModel):
-    """Only the settings given change; the others keep their value."""
+#: The wellness limits, bounded as the service bounds them (``wellness.LIMITS``).
+DailyCap, BreakEvery, BreakMinutes = (
+    whole_number(*LIMITS[name]) for name in ("daily_cap", "break_every", "break_minutes")
+)
 
-    model_config = ConfigDict(extra="forbid")
-    blur: StrictBool | None = None
-    greyscale: StrictBool | None = None
-    thumbnails_first: StrictBool | None = None
-    video_muted: StrictBool | None = None
-    video_autoplay: StrictBool | None = None
-    daily_cap: StrictInt | None = None
-    break_every: StrictInt | None = None
-    break_minutes: StrictInt | None = None
+
+class WellnessDefaults(BaseModel):
+    """Only the settings given change (at least one); the others keep their value. A setting is left out, not
+    sent as ``null``: the defaults below are "unchanged", not values."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    blur: StrictBool = None
+    greyscale: StrictBool = None
+    thumbnails_first: StrictBool = None
+    video_muted: StrictBool = None
+    video_autoplay: StrictBool = None
+    daily_cap: DailyCap = None
+    break_every: BreakEvery = None
+    break_minutes: BreakMinutes = None
+
+    @model_validator(mode="after")
+    def _some(self) -> WellnessDefaults:
+        if not self.model_fields_set:
+            raise ValueError("give at least one setting to change")
+        return self
 
 
 def _media(data: bytes, content_type: str) -> Response:
@@ -131,4 +165,4 @@ def set_wellness_defaults(
     svc: Services = Depends(services),
     who: Principal = Depends(require(Permission.SETTINGS_MANAGE)),
 ) -> dict:
-    return svc.wellness.set_defaults(body.model_dump(exclude_none=True), actor=who.label)
+    return svc.wellness.set_defaults(body.model_dump(exclude_unset=True), actor=who.label)

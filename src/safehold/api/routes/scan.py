@@ -10,12 +10,14 @@ only to callers allowed to read banks (:func:`safehold.scanning.service.sees_pro
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
-from safehold.api.contract import ContractRoute
+from safehold.api.contract import ContractRoute, HttpUrl, SignalTypeName, body_schema
 from safehold.api.deps import require, services
 from safehold.api.multipart import UploadForm, read_upload_form
 from safehold.auth.apikeys import Principal
@@ -54,20 +56,23 @@ _MULTIPART_BATCH = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
-            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                }
+            },
             "required": ["files"],
         }
     }
 }
 
 
-class ScanItem(BaseModel):
-    """A raw hash (``signal_type`` + ``value``) or a ``url`` to fetch and scan."""
-
-    signal_type: str | None = Field(None, max_length=32)
-    value: str | None = Field(None, max_length=1_000_000)
-    url: str | None = Field(None, max_length=8192)
-    fetch: bool = Field(True, description="With url: also fetch it and scan what it serves (SSRF-guarded).")
+class _Subject(BaseModel):
+    # A scan is a hash or a URL, never both: the schema's two alternatives refuse each other's fields.
+    model_config = ConfigDict(extra="forbid")
     content_id: str | None = Field(
         None,
         min_length=1,
@@ -76,11 +81,30 @@ class ScanItem(BaseModel):
     )
     account_id: str | None = Field(None, min_length=1, max_length=128, description="The content's account.")
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScanItem:
-        if bool(self.url) == bool(self.signal_type and self.value):
-            raise ValueError("give either signal_type and value, or url")
-        return self
+
+class HashScan(_Subject):
+    """A raw hash of a known signal type."""
+
+    signal_type: SignalTypeName
+    value: str = Field(min_length=1, max_length=1_000_000)
+
+
+class UrlScan(_Subject):
+    """A URL to check against URL banks and, unless ``fetch`` is false, to fetch and scan."""
+
+    url: HttpUrl = Field(max_length=8192)
+    fetch: bool = Field(True, description="Also fetch the URL and scan what it serves (SSRF-guarded).")
+
+
+#: One JSON scan: a raw hash (``signal_type`` + ``value``) or a ``url``. Which one is read from the ``url`` key, so
+#: a refusal names the fields of the kind of scan sent, not both kinds' (``url.url: …``, ``hash.value: …``).
+ScanItem = Annotated[
+    Annotated[HashScan, Tag("hash")] | Annotated[UrlScan, Tag("url")],
+    Discriminator(
+        lambda body: "url" if isinstance(body, dict) and "url" in body or isinstance(body, UrlScan) else "hash"
+    ),
+]
+_SCAN_ITEM = TypeAdapter(ScanItem)
 
 
 class ScanBatch(BaseModel):
@@ -88,12 +112,12 @@ class ScanBatch(BaseModel):
 
 
 def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
-    if item.url:
-        result = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label)
+    if isinstance(item, UrlScan):
+        result, url = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label), item.url
     else:
-        result = svc.scans.scan_hash(item.signal_type, item.value)
+        result, url = svc.scans.scan_hash(item.signal_type, item.value), None
     ids = {"content_id": item.content_id, "account_id": item.account_id}
-    return _with_cases(svc, who, result, None, url=item.url, **ids)
+    return _with_cases(svc, who, result, None, url=url, **ids)
 
 
 def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **ids) -> dict:
@@ -121,7 +145,7 @@ async def json_body(request: Request) -> object:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {**_MULTIPART_SCAN, "application/json": {"schema": ScanItem.model_json_schema()}},
+            "content": {**_MULTIPART_SCAN, "application/json": {"schema": body_schema(ScanItem)}},
         }
     },
 )
@@ -131,7 +155,7 @@ async def scan(request: Request, svc: Services = Depends(services), who: Princip
         name, data = _one_upload(form)
         ids = {k: _form_id(form, k) for k in _SUBJECT}
         return await run_in_threadpool(_scan_file, svc, who, data, name, **ids)
-    item = validated(ScanItem, await json_body(request))
+    item = validated(_SCAN_ITEM, await json_body(request))
     return await run_in_threadpool(_scan_item, svc, who, item)
 
 
@@ -141,7 +165,7 @@ async def scan(request: Request, svc: Services = Depends(services), who: Princip
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {**_MULTIPART_BATCH, "application/json": {"schema": ScanBatch.model_json_schema()}},
+            "content": {**_MULTIPART_BATCH, "application/json": {"schema": body_schema(ScanBatch)}},
         }
     },
 )

@@ -9,7 +9,7 @@ routes are answered before FastAPI by :mod:`safehold.api.hotpath`, with the same
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.rules.search import CATEGORIES
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/search", tags=["search"], route_class=ContractRoute)
@@ -48,7 +49,7 @@ class FilterBody(BaseModel):
 
 class HelpClickBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: str = Field(max_length=64, description="The decision's category, e.g. csam, sextortion.")
+    category: Literal[CATEGORIES] = Field(description="The decision's category.")
     variant: str = Field(max_length=32, description="The decision's message variant, e.g. deterrence, help.")
     locale: str = Locale
 

@@ -7,22 +7,26 @@ same permissions: ``banks.read`` to read, ``banks.write`` to change.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import ContractRoute
+from safehold.api.contract import ContractRoute, matching
 from safehold.api.deps import require, services
 from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.rules.terms import MAX_CSV_BYTES
+from safehold.rules.terms import MAX_CSV_BYTES, NAME_PATTERN
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/terms", tags=["terms"], route_class=ContractRoute)
 READ = Depends(require(Permission.BANKS_READ))
 WRITE = require(Permission.BANKS_WRITE)
+#: A list's name in the path: the service's own rule, published (a bad name is 422 ``request.invalid``).
+ListName = Annotated[matching(NAME_PATTERN, "a term list name is 1 to 64 lower-case letters, digits and '_'"), Path()]
 VERSION_HELP = "Default: the file's '# version:' line, else one more than the highest version."
 
 
@@ -42,7 +46,7 @@ def list_terms(svc: Services = Depends(services), _=READ) -> dict:
 
 
 @router.get("/{name}/versions", summary="The imported versions of a list")
-def versions(name: str, svc: Services = Depends(services), _=READ) -> list[dict]:
+def versions(name: ListName, svc: Services = Depends(services), _=READ) -> list[dict]:
     return svc.terms.versions(name)
 
 
@@ -53,7 +57,7 @@ def versions(name: str, svc: Services = Depends(services), _=READ) -> list[dict]
     responses={200: {"content": {"text/csv": {}}}},
 )
 def export(
-    name: str,
+    name: ListName,
     version: int | None = Query(None, ge=1, le=999_999_999),
     svc: Services = Depends(services),
     _=READ,
@@ -65,9 +69,9 @@ def export(
 
 @router.put("/{name}", summary="Import a new version of a list from CSV and make it active")
 async def put(
-    name: str,
+    name: ListName,
     file: UploadFile = File(..., description="CSV: term,category[,severity,language,source]"),
-    version: int | None = Form(None, ge=1, le=999_999_999, description=VERSION_HELP),
+    version: int = Form(None, ge=1, le=999_999_999, description=VERSION_HELP),
     svc: Services = Depends(services),
     who: Principal = Depends(WRITE),
 ) -> dict:
@@ -76,15 +80,19 @@ async def put(
 
 
 @router.post("/{name}/activate", summary="Make an imported version the active one (roll back or forward)")
-def activate(name: str, body: Activate, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
+def activate(
+    name: ListName, body: Activate, svc: Services = Depends(services), who: Principal = Depends(WRITE)
+) -> dict:
     return svc.terms.activate(name, body.version, who.label)
 
 
 @router.patch("/{name}", summary="Switch a list on or off (a bundled list too)")
-def update(name: str, body: ListUpdate, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
+def update(
+    name: ListName, body: ListUpdate, svc: Services = Depends(services), who: Principal = Depends(WRITE)
+) -> dict:
     return svc.terms.set_enabled(name, body.enabled, who.label)
 
 
 @router.delete("/{name}", summary="Delete a stored list and its versions (a bundled list of that name returns)")
-def delete(name: str, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
+def delete(name: ListName, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
     return svc.terms.delete(name, who.label)

@@ -13,6 +13,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.cases.events import IDEMPOTENCY_HEADER_PATTERN
 from safehold.rules.posts import PostIn
 from safehold.services import Services
 
@@ -22,7 +23,11 @@ router = APIRouter(prefix="/v1/text", tags=["text"], route_class=ContractRoute)
 @router.post("/check", summary="Check a post, profile, listing, comment or message; opens a case when warranted")
 def check_text(
     body: PostIn,
-    idempotency_key: str | None = Header(None, max_length=128, description="Makes a retry safe (optional)."),
+    idempotency_key: str = Header(
+        None,
+        description="Makes a retry safe (optional); the same as the body's idempotency_key if both are sent.",
+        json_schema_extra={"pattern": IDEMPOTENCY_HEADER_PATTERN},
+    ),
     svc: Services = Depends(services),
     who: Principal = Depends(require(Permission.EVENTS_WRITE)),
 ) -> dict:

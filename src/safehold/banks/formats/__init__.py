@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from safehold.errors import SafeholdError
 
 from ._common import (
+    CATEGORY_PATTERN,
     INDUSTRY_CATEGORIES,
     TOMBSTONE_SIGNAL_TYPE,
     UTF8_BOM,
@@ -41,6 +42,7 @@ from .hashlist import read_list, write_list
 from .ncmec_xml import read_ncmec_xml, write_ncmec_xml
 
 __all__ = [
+    "CATEGORY_PATTERN",
     "FORMATS",
     "INDUSTRY_CATEGORIES",
     "TOMBSTONE_SIGNAL_TYPE",

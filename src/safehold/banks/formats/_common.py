@@ -34,6 +34,9 @@ DETECT_BYTES = 64 << 10
 
 INDUSTRY_CATEGORIES = ("A1", "A2", "B1", "B2")
 _SLUG = re.compile(r"[a-z0-9_-]{1,64}\Z")
+#: A category as a request schema publishes it: an industry category (any case) or a slug. normalize_category also
+#: takes blanks around it, and a blank value as none.
+CATEGORY_PATTERN = "^(?:[AaBb][12]|[a-z0-9_-]{1,64})$"
 _SIGNAL_TYPE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
 
 
