@@ -159,7 +159,8 @@ _TRANSLIT = str.maketrans({
     "њ": "nj", "ћ": "c", "џ": "dz", "ў": "u",
     "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i", "κ": "k",
     "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s", "ς": "s", "τ": "t",
-    "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
+    "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o", "ά": "a", "έ": "e", "ή": "i", "ί": "i", "ό": "o", "ύ": "y",
+    "ώ": "o", "ϊ": "i", "ϋ": "y", "ΐ": "i", "ΰ": "y",
 })  # fmt: skip
 
 #: Scripts written without spaces between words, or with clitics glued to them (see the module docstring).
@@ -268,13 +269,12 @@ def _first(match: re.Match) -> str:
 
 
 def _fold_confusables(word: str) -> str:
-    chars = set(word)
-    if not chars & _CONFUSABLE_KEYS:
-        return word
-    letters = {c for c in chars if c.isalpha()}
+    letters = {c for c in word if c.isalpha()}
     latin = any("a" <= c <= "z" for c in letters)
     if latin and any("\u0400" <= c <= "\u04ff" and c not in _CONFUSABLE_KEYS for c in letters):
         return word.translate(_LATIN_TO_CYRILLIC)  # a Cyrillic word with Latin lookalikes slipped in
+    if not letters & _CONFUSABLE_KEYS:
+        return word
     if letters <= _CONFUSABLE_KEYS or latin:
         return word.translate(_CONFUSABLE_TABLE)
     return word
