@@ -72,6 +72,14 @@ URGENCY_RULES: tuple[UrgencyRule, ...] = (
         reason="a person under 18 is at risk and the detection is high: a child may be in contact with an abuser "
         "now, which outranks content that is already known",
     ),
+    UrgencyRule(
+        name="disclosure",
+        band="P0",
+        level="high",
+        facts=("disclosure",),
+        reason="a participant said in their own words that they are being threatened, asked for images or abused: "
+        "a person at risk is asking for help now",
+    ),
 )
 
 

@@ -64,6 +64,7 @@ import ahocorasick
 
 from safehold.errors import SafeholdError
 from safehold.text.normalize import UNSPACED, normalize, unmasked
+from safehold.text.support import VICTIM
 from safehold.text.terms import AGE_UNIT, LOCAL, Hit, Matcher, TermList, load_starter
 
 ACTIONS = ("allow", "support", "warn", "block")
@@ -86,7 +87,7 @@ class _Rule:
 
 RULES = (
     _Rule("csam", frozenset({"csam"}), "block", "block", "prevention"),
-    _Rule(SUPPORT, frozenset({"victim"}), SUPPORT, SUPPORT, SUPPORT),
+    _Rule(SUPPORT, frozenset({VICTIM}), SUPPORT, SUPPORT, SUPPORT),
     _Rule("minor_sexual", frozenset({"minor", "sexual"}), "block", "block", "prevention"),
     _Rule("minor_ambiguous_sexual", frozenset({"minor_ambiguous", "sexual"}), "warn", "warn", "prevention"),
     _Rule("sextortion", frozenset({"sextortion"}), "warn", "sextortion", "victim"),

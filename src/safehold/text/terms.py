@@ -42,7 +42,7 @@ LOCAL = ".local"
 AGE_UNIT = "age_unit"
 #: Categories only the search guard reads: an age unit is nothing without the number before it, and a victim's
 #: phrase asks for help rather than offering anything (the solicitation scorer skips both, and ``.local`` words).
-SEARCH_ONLY = frozenset({AGE_UNIT, "victim"})
+SEARCH_ONLY = frozenset({AGE_UNIT, "victim"})  # "victim": safehold.text.support.VICTIM
 SEVERITIES = (1, 2, 3)  # 1 = context only, 2 = warn, 3 = block / strong signal
 MAX_TERMS = 1_000_000
 COLUMNS = ("term", "category", "severity", "language", "source")
