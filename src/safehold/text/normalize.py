@@ -339,8 +339,8 @@ def _unmask_word(word: str) -> str:
 def unmasked(text: str) -> str:
     """The alternative, aggressive view (see the module docstring); normalised, so ``unmasked(x)`` can be
     compared with ``normalize(x)`` — it equals it when the text has nothing masked."""
-    if len(text) > MAX_TEXT:
-        return normalize(text)  # raises text.too_long
+    if len(text) > MAX_TEXT or not _MASKED.search(text):
+        return normalize(text)  # nothing masked (the common case), or too long (raises text.too_long)
     s = text.lower() if text.isascii() else _folded(text)
     return normalize(" ".join([_unmask_word(w) for w in s.split()]))
 

@@ -74,6 +74,7 @@ HELP_SETS = ("prevention", "victim", SUPPORT)
 _SEVERITY = {"allow": 0, "support": 1, "warn": 2, "block": 3}
 ADULT = 18
 SQUASH_MIN = 8  # a csam term shorter than this is not looked for in the text with its spaces removed
+_MASKABLE = re.compile(r"[^\s\w]|\d")  # without one of these the unmasked view is the canonical form
 
 
 @dataclass(frozen=True)
@@ -277,16 +278,16 @@ class QueryGuard:
             raise SafeholdError("search.invalid_query", "query must be a string")
         text = normalize(query)
         hits = self._matcher.find(text, normalized=True)
-        alt = unmasked(query)
+        alt = unmasked(query) if _MASKABLE.search(query) else text
         if alt != text:
             hits += self._matcher.find(alt, normalized=True)
-        cats = _resolve_local(hits, _primary(locale))
+        cats = _resolve_local(hits, locale) if hits else set()
         if self._ages is not None and _has_minor_age(self._ages, text):
             cats.add("minor")
-        if self._squashed is not None and " " in text and "csam" not in cats:
-            for view in {text, alt}:
-                if next(self._squashed.iter(view.replace(" ", "")), None) is not None:
-                    cats.add("csam")
+        if self._squashed is not None and " " in text and "csam" not in cats and len(text) > SQUASH_MIN:
+            views = (text,) if alt == text else (text, alt)
+            if any(next(self._squashed.iter(v.replace(" ", "")), None) is not None for v in views):
+                cats.add("csam")
         return cats
 
     def _rule(self, query: str, locale: str | None = None) -> _Rule | None:
@@ -369,7 +370,7 @@ def _resolve_local(hits: list[Hit], locale: str | None) -> set[str]:
             cats.add(category)
             continue
         lang = hit.term.language
-        if lang == locale or any(h.term.language == lang and (h.start, h.end) != (hit.start, hit.end) for h in hits):
+        if lang == _primary(locale) or any(h.term.language == lang and (h.start, h.end) != (hit.start, hit.end) for h in hits):
             cats.add(category.removesuffix(LOCAL))
     return cats
 
@@ -394,8 +395,11 @@ def _age_pattern(units) -> re.Pattern | None:
     return re.compile(rf"(?<![0-9])([0-9]{{1,2}}) ?(?:{alternation})")
 
 
+_DIGIT = re.compile(r"[0-9]")
+
+
 def _has_minor_age(pattern: re.Pattern, text: str) -> bool:
-    if not any(c.isdigit() for c in text):
+    if not _DIGIT.search(text):
         return False
     return any(0 < int(m.group(1)) < ADULT for m in pattern.finditer(text))
 
