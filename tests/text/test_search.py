@@ -239,7 +239,7 @@ LANGUAGE_SAMPLES = {
     "en": "child nude",
     "es": "niña desnuda",
     "pt": "menina nua",
-    "fr": "enfant nu",
+    "fr": "fillette nue",
     "de": "kinder nackt",
     "it": "bambina nuda",
     "nl": "kinderen naakt",
@@ -293,6 +293,7 @@ def test_evasions_are_undone_by_normalisation(bundled, query):
         ("what kind of sex education", "en"),
         ("barn owl sex", "en"),  # "barn" is Swedish for children
         ("nudos para niños", "es"),  # "nudo" is Italian for naked, Spanish for knot
+        ("nu-pieds enfant", "fr"),  # French "nu" (bare) is not listed: "pieds nus", "torse nu"
         ("kids shoes size 12", "en"),
         ("12 years old birthday party ideas", "en"),
         ("子供 服 セール", "ja"),
