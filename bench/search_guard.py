@@ -17,8 +17,8 @@ support recall on victims' searches, and false answers on real benign queries in
   CC BY-SA 4.0, github.com/yahoojapan/JGLUE) and the KorQuAD 1.0 dev set (Korean; Lim et al. 2019,
   CC BY-ND 2.0 KR, github.com/korquad/korquad.github.io): real questions people wrote, read from git
   checkouts given with ``--xquad``, ``--jglue`` and ``--korquad`` and never copied into the repository. Each
-  question is checked in its language's locale; warn, block and support rates per language, with the first few
-  false answers listed so they can be read.
+  question is checked in its language's locale; warn, block and support rates per language. The false answers
+  are printed to stderr so they can be read, and kept out of the JSON (the datasets are not copied in).
 
 Usage: ``.venv/bin/python bench/search_guard.py --xquad DIR --jglue DIR --korquad DIR [--out FILE]`` where each DIR
 is a clone (a bare mirror works: files are read with ``git show HEAD:path``).
@@ -184,8 +184,9 @@ def bench_benign(guard: QueryGuard, corpus: dict[str, list[str]]) -> dict:
             d = guard.check(q, lang)
             if d.action != "allow":
                 counts[d.action] += 1
-                if len(flagged) < 50:
-                    flagged.append({"lang": lang, "action": d.action, "category": d.category, "query": q})
+                if len(flagged) < 50:  # the question itself only on stdout: the datasets are not copied in
+                    flagged.append({"lang": lang, "action": d.action, "category": d.category})
+                    print(f"benign {lang} -> {d.action} ({d.category}): {q}", file=sys.stderr)
         n = len(queries)
         n_all += n
         for k in counts:

@@ -41,10 +41,11 @@ lacks a Latin lookalike; to Cyrillic when it has such a letter ("дeтcкoe" wit
 
 Two further *views* of a text serve matchers that want to see through more than the canonical form allows:
 
-- :func:`unmasked`: every word with a letter is read as leetspeak whatever its digits' position, with a wider
-  table ("!" -> i, "|" -> l, "+" -> t, "€" -> e, "8" -> b, "9" -> g), and symbols inside a word are dropped
-  instead of splitting it ("ch!ld", "k1dd13", "p-o-r-n", "4nal"). It is an *alternative* view: ages and product
-  names ("12yo", "mp4") come out garbled in it, so a matcher uses it next to :func:`normalize`, never instead.
+- :func:`unmasked`: every word with a Latin letter is read as leetspeak whatever its digits' position, with a
+  wider table ("!" -> i, "|" -> l, "+" -> t, "€" -> e, "8" -> b, "9" -> g), and symbols inside a word of any
+  script are dropped instead of splitting it ("ch!ld", "k1dd13", "p-o-r-n", "4nal", "дет.ское"). It is an
+  *alternative* view: ages and product names ("12yo", "mp4") come out garbled in it, so a matcher uses it next
+  to :func:`normalize`, never instead.
 - :func:`transliterate`: Cyrillic and Greek to Latin letters (a common romanisation, e.g. "ж" -> "zh"), so a
   term written in Cyrillic also matches the same word typed in Latin letters.
 
@@ -331,9 +332,10 @@ _HAS_LATINISH = re.compile(_LATINISH)
 
 
 def _unmask_word(word: str) -> str:
-    if not _MASKED.search(word) or not _HAS_LATINISH.search(word):
+    """Symbols inside the word dropped, in any script; digits read as letters only next to Latin letters."""
+    if not _MASKED.search(word):
         return word
-    return _NONWORD.sub("", word.translate(_LEET_WIDE))
+    return _NONWORD.sub("", word.translate(_LEET_WIDE) if _HAS_LATINISH.search(word) else word)
 
 
 def unmasked(text: str) -> str:

@@ -370,7 +370,9 @@ def _resolve_local(hits: list[Hit], locale: str | None) -> set[str]:
             cats.add(category)
             continue
         lang = hit.term.language
-        if lang == _primary(locale) or any(h.term.language == lang and (h.start, h.end) != (hit.start, hit.end) for h in hits):
+        if lang == _primary(locale) or any(
+            h.term.language == lang and (h.start, h.end) != (hit.start, hit.end) for h in hits
+        ):
             cats.add(category.removesuffix(LOCAL))
     return cats
 

@@ -17,6 +17,8 @@ Arabic with its clitics…) needs no space on the side where it starts or ends w
 there is none to find (a Japanese term inside a longer Japanese query, an Arabic noun with its article). A term
 with Cyrillic or Greek letters also matches its romanisation (:func:`~safehold.text.normalize.transliterate`),
 as people type those languages in Latin letters.
+A term written with a trailing ``*`` is a stem: it also matches the words it starts ("minderjährig*" matches
+"minderjährigen"), for languages that inflect (at least ``STEM_MIN`` characters before the ``*``).
 Not caught: terms glued to other words ("hotchild"), misspellings not in the list, and words split into
 multi-letter chunks.
 """
@@ -54,6 +56,7 @@ _SOURCE_LINE = re.compile(r"^#\s*source\s*:\s*(?P<key>[^=\s]+)\s*=\s*(?P<citatio
 _VERSION_LINE = re.compile(r"^#\s*version\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 _LIST_NAME = re.compile(r"^[a-z0-9_]+$")
 _SQUASH_MIN = 6
+STEM_MIN = 4
 _APOSTROPHE = re.compile(r"(?<=[^\W\d_])['\u2019\u02bc](?=[^\W\d_])")
 _CYRILLIC_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 
@@ -73,10 +76,10 @@ def _invalid(message: str, line: int | None = None) -> SafeholdError:
 
 
 def _dedupe(terms: Iterable[Term]) -> tuple[Term, ...]:
-    """One Term per (normalised term, category, language); a duplicate keeps the highest severity."""
-    kept: dict[tuple[str, str, str], Term] = {}
+    """One Term per (normalised term, stem or not, category, language); a duplicate keeps the highest severity."""
+    kept: dict[tuple[str, bool, str, str], Term] = {}
     for t in terms:
-        key = (normalize(t.term), t.category, t.language)
+        key = (normalize(t.term), t.term.rstrip().endswith("*"), t.category, t.language)
         old = kept.get(key)
         if old is None or t.severity > old.severity:
             kept[key] = t if old is None else Term(old.term, t.category, t.severity, t.language, old.source or t.source)
@@ -193,6 +196,8 @@ def _parse_row(header: list[str], fields: list[str], lineno: int) -> Term:
     term = values.get("term", "")
     if not normalize(term):
         raise _invalid(f"empty term {term!r} (nothing left after normalisation)", lineno)
+    if term.endswith("*") and len(normalize(term)) < STEM_MIN:
+        raise _invalid(f"stem {term!r} is too short: at least {STEM_MIN} characters before the '*'", lineno)
     category = values.get("category", "")
     if not _CATEGORY.match(category):
         raise _invalid(f"category {category!r} must be a lower-case slug like 'minor' or 'grooming.secrecy'", lineno)
@@ -252,13 +257,14 @@ class Matcher:
                 variants.add(normalize(_APOSTROPHE.sub("", t.term)))
             if _CYRILLIC_GREEK.search(t.term):
                 variants.add(normalize(transliterate(t.term)))
+            stem = t.term.rstrip().endswith("*")
             for variant in variants:
-                keyed.setdefault(variant, []).append(t)
+                keyed.setdefault(variant, ([], []))[stem].append(t)
         self._count = count
         self._automaton = ahocorasick.Automaton()
-        for key, ts in keyed.items():
+        for key, (words, stems) in keyed.items():
             free = (bool(UNSPACED.match(key[0])), bool(UNSPACED.match(key[-1])))
-            self._automaton.add_word(key, (len(key), tuple(ts), free))
+            self._automaton.add_word(key, (len(key), tuple(words), tuple(stems), free))
         if keyed:
             self._automaton.make_automaton()
 
@@ -272,10 +278,13 @@ class Matcher:
         s = text if normalized else normalize(text)
         n = len(s)
         hits: list[Hit] = []
-        for last, (length, terms, (free_start, free_end)) in self._automaton.iter(s):
+        for last, (length, words, stems, (free_start, free_end)) in self._automaton.iter(s):
             start = last - length + 1
-            if (free_start or start == 0 or s[start - 1] == " ") and (free_end or last + 1 == n or s[last + 1] == " "):
-                hits.extend(Hit(t, start, last + 1) for t in terms)
+            if not (free_start or start == 0 or s[start - 1] == " "):
+                continue
+            whole = free_end or last + 1 == n or s[last + 1] == " "
+            for t in (*words, *stems) if whole else stems:  # a stem also matches the start of a longer word
+                hits.append(Hit(t, start, last + 1))
         if len(hits) > 1:
             hits.sort(key=lambda h: (h.start, h.end))
         return hits
