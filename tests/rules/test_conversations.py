@@ -334,3 +334,9 @@ def test_a_child_saying_they_are_asked_for_images_raises_risk_and_urgency(svc):
 def test_ordinary_chat_has_no_disclosure(svc):
     results = feed(svc, "e", [("e1", "a", "can you send me the pictures from the trip"), ("e2", "b", "sure")])
     assert not results[-1]["assessment"]["alert"]
+
+
+def test_being_moved_is_not_a_disclosure(svc):
+    """ "Touched me" also means "moved me": only specific touch phrases are disclosures."""
+    results = feed(svc, "f", [("f1", "a", "your song really touched me"), ("f2", "b", "me tocó la lotería")])
+    assert not results[-1]["assessment"]["alert"]

@@ -278,15 +278,17 @@ class QueryGuard:
             raise SafeholdError("search.invalid_query", "query must be a string")
         text = normalize(query)
         hits = self._matcher.find(text, normalized=True)
-        alt = unmasked(query) if _MASKABLE.search(query) else text
+        plain = query.replace(" ", "").isalpha()  # no digit, no symbol: no unmasked view, no age (a C-speed test)
+        alt = text if plain or not _MASKABLE.search(query) else unmasked(query)
         if alt != text:
             hits += self._matcher.find(alt, normalized=True)
         cats = _resolve_local(hits, locale) if hits else set()
-        if self._ages is not None and _has_minor_age(self._ages, text):
+        if not plain and self._ages is not None and _has_minor_age(self._ages, text):
             cats.add("minor")
-        if self._squashed is not None and " " in text and "csam" not in cats and len(text) > SQUASH_MIN:
-            views = (text,) if alt == text else (text, alt)
-            if any(next(self._squashed.iter(v.replace(" ", "")), None) is not None for v in views):
+        if self._squashed is not None and len(text) > SQUASH_MIN and " " in text and "csam" not in cats:
+            if _found(self._squashed, text.replace(" ", "")) or (
+                alt != text and _found(self._squashed, alt.replace(" ", ""))
+            ):
                 cats.add("csam")
         return cats
 
@@ -404,6 +406,10 @@ def _has_minor_age(pattern: re.Pattern, text: str) -> bool:
     if not _DIGIT.search(text):
         return False
     return any(0 < int(m.group(1)) < ADULT for m in pattern.finditer(text))
+
+
+def _found(automaton, text: str) -> bool:
+    return next(automaton.iter(text), None) is not None
 
 
 def _squashed_automaton(terms):
