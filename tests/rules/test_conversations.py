@@ -325,6 +325,7 @@ def test_a_child_saying_they_are_asked_for_images_raises_risk_and_urgency(svc):
     # Kept next to the scorer's state (phrases and ids, never the message), so a later message still carries it.
     later = feed(svc, "d", [("d4", "adult", "what are you up to")])[0]["assessment"]
     assert later["alert"] and "d3" in later["explanation"][0]
+    assert svc.conversations.get("d")["assessment"] == later  # reading says the same
     with svc.db.session() as s:
         stored = s.scalars(select(Conversation).where(Conversation.external_id == "d")).one().state
     assert stored["disclosures"] == [{"author": "kid", "message_id": "d3", "phrases": ["asking me for pictures"]}]

@@ -372,8 +372,9 @@ class ConversationService:
         with self.db.session() as s:
             row = self._row(s, conversation_id)
             state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+            disclosures = (row.state or {}).get(_DISCLOSURES, [])
             out = self._summary(s, row)
-        out["assessment"] = scorer.assessment(state).to_dict()
+        out["assessment"] = with_disclosures(scorer.assessment(state), disclosures, self.settings).to_dict()
         return out
 
     def list(

@@ -53,9 +53,9 @@ Two further *views* of a text serve matchers that want to see through more than 
 syllables glued to particles, Thai, Lao, Khmer, Myanmar, Arabic with its attached clitics); a matcher looks for
 terms in those scripts inside words rather than as whole words.
 
-Not caught (by design or yet): words split into multi-letter chunks ("se x", "chi ld") except by a matcher that
-also searches the text with its spaces removed; homoglyphs from other scripts than Cyrillic/Greek/Armenian;
-"ph" for "f"; deliberate misspellings ("seks"); numbers written as words; meaning carried by images.
+Not caught (by design or yet): words split into multi-letter chunks ("se x", "chi ld"); homoglyphs from other
+scripts than Cyrillic/Greek/Armenian; "ph" for "f"; deliberate misspellings ("seks"); numbers written as words;
+meaning carried by images.
 """
 
 from __future__ import annotations

@@ -38,8 +38,6 @@ What the guard sees of a query, so that evasions are undone by normalisation rat
   "4nal"), as a second view whose hits are added to the first;
 - ages: a number under 18 before an ``age_unit`` word of any language ("12 anni", "12歳", "14yo") is a ``minor``
   cue, so no age is listed one by one;
-- the canonical form with its spaces removed, in which ``csam`` terms of eight letters or more are looked for
-  anywhere ("kinder porno" split as "kin derporno");
 - terms in scripts without spaces (CJK, Thai, Arabic with its clitics) are found inside words, and Cyrillic and
   Greek terms also in Latin transliteration (:class:`~safehold.text.terms.Matcher`).
 
@@ -60,8 +58,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import ahocorasick
-
 from safehold.errors import SafeholdError
 from safehold.text.normalize import UNSPACED, normalize, unmasked
 from safehold.text.support import VICTIM
@@ -73,7 +69,6 @@ SUPPORT = "support"  # the action, its message (one, not per variant: never a de
 HELP_SETS = ("prevention", "victim", SUPPORT)
 _SEVERITY = {"allow": 0, "support": 1, "warn": 2, "block": 3}
 ADULT = 18
-SQUASH_MIN = 8  # a csam term shorter than this is not looked for in the text with its spaces removed
 _MASKABLE = re.compile(r"[^\s\w]|\d")  # without one of these the unmasked view is the canonical form
 
 
@@ -234,7 +229,6 @@ class QueryGuard:
         else:
             self._matcher = Matcher((load_starter() if terms is None else terms).terms)
         self._ages = _age_pattern(t for t in self._matcher.terms if t.category == AGE_UNIT)
-        self._squashed = _squashed_automaton(t for t in self._matcher.terms if t.category == "csam")
         data = load_messages() if messages is None else validate_messages(messages)
         self._locales = data["locales"]
         self._default_locale = data.get("default_locale", "en")
@@ -285,11 +279,6 @@ class QueryGuard:
         cats = _resolve_local(hits, locale) if hits else set()
         if not plain and self._ages is not None and _has_minor_age(self._ages, text):
             cats.add("minor")
-        if self._squashed is not None and len(text) > SQUASH_MIN and " " in text and "csam" not in cats:
-            if _found(self._squashed, text.replace(" ", "")) or (
-                alt != text and _found(self._squashed, alt.replace(" ", ""))
-            ):
-                cats.add("csam")
         return cats
 
     def _rule(self, query: str, locale: str | None = None) -> _Rule | None:
@@ -365,7 +354,10 @@ def _region(locale: str | None) -> str | None:
 def _resolve_local(hits: list[Hit], locale: str | None) -> set[str]:
     """Categories of the hits; a ``<category>.local`` hit counts as ``<category>`` only if the locale is its
     language or another hit (not itself, not a language-neutral "und" term) is in its language."""
-    cats: set[str] = set()
+    cats = {hit.term.category for hit in hits}
+    if not any(c.endswith(LOCAL) for c in cats):
+        return cats  # the common case
+    cats = set()
     for hit in hits:
         category = hit.term.category
         if not category.endswith(LOCAL):
@@ -406,22 +398,3 @@ def _has_minor_age(pattern: re.Pattern, text: str) -> bool:
     if not _DIGIT.search(text):
         return False
     return any(0 < int(m.group(1)) < ADULT for m in pattern.finditer(text))
-
-
-def _found(automaton, text: str) -> bool:
-    return next(automaton.iter(text), None) is not None
-
-
-def _squashed_automaton(terms):
-    """``csam`` terms of ``SQUASH_MIN`` letters or more, without spaces, for a text with its spaces removed: a
-    term split into chunks ("kinder porno" typed "kin derporno") is found, and a term this long is not found by
-    chance inside other words."""
-    keys = {normalize(t.term).replace(" ", "") for t in terms}
-    keys = {k for k in keys if len(k) >= SQUASH_MIN}
-    if not keys:
-        return None
-    automaton = ahocorasick.Automaton()
-    for key in keys:
-        automaton.add_word(key, key)
-    automaton.make_automaton()
-    return automaton

@@ -45,6 +45,9 @@ AGE_UNIT = "age_unit"
 #: Categories only the search guard reads: an age unit is nothing without the number before it, and a victim's
 #: phrase asks for help rather than offering anything (the solicitation scorer skips both, and ``.local`` words).
 SEARCH_ONLY = frozenset({AGE_UNIT, "victim"})  # "victim": safehold.text.support.VICTIM
+#: Categories a :class:`Matcher` keeps in ``terms`` but does not look for as words: an age unit ("let", "ans",
+#: "yo") is an ordinary word alone, and the guard reads it with the number before it, in one regex.
+NOT_WORDS = frozenset({AGE_UNIT})
 SEVERITIES = (1, 2, 3)  # 1 = context only, 2 = warn, 3 = block / strong signal
 MAX_TERMS = 1_000_000
 COLUMNS = ("term", "category", "severity", "language", "source")
@@ -245,6 +248,8 @@ class Matcher:
         count = 0
         self.terms: tuple[Term, ...] = tuple(terms)
         for t in self.terms:
+            if t.category in NOT_WORDS:
+                continue
             key = normalize(t.term)
             if not key:
                 continue  # from_csv rejects these; a programmatic empty term can never match
@@ -264,7 +269,7 @@ class Matcher:
         self._automaton = ahocorasick.Automaton()
         for key, (words, stems) in keyed.items():
             free = (bool(UNSPACED.match(key[0])), bool(UNSPACED.match(key[-1])))
-            self._automaton.add_word(key, (len(key), tuple(words), tuple(stems), free))
+            self._automaton.add_word(key, (len(key), (*words, *stems), tuple(stems), free))
         if keyed:
             self._automaton.make_automaton()
 
@@ -278,12 +283,12 @@ class Matcher:
         s = text if normalized else normalize(text)
         n = len(s)
         hits: list[Hit] = []
-        for last, (length, words, stems, (free_start, free_end)) in self._automaton.iter(s):
+        for last, (length, terms, stems, (free_start, free_end)) in self._automaton.iter(s):
             start = last - length + 1
             if not (free_start or start == 0 or s[start - 1] == " "):
                 continue
             whole = free_end or last + 1 == n or s[last + 1] == " "
-            for t in (*words, *stems) if whole else stems:  # a stem also matches the start of a longer word
+            for t in terms if whole else stems:  # a stem also matches the start of a longer word
                 hits.append(Hit(t, start, last + 1))
         if len(hits) > 1:
             hits.sort(key=lambda h: (h.start, h.end))
