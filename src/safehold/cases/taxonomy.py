@@ -73,12 +73,12 @@ URGENCY_RULES: tuple[UrgencyRule, ...] = (
         "now, which outranks content that is already known",
     ),
     UrgencyRule(
-        name="disclosure",
+        name="minor_disclosure",
         band="P0",
         level="high",
-        facts=("disclosure",),
-        reason="a participant said in their own words that they are being threatened, asked for images or abused: "
-        "a person at risk is asking for help now",
+        facts=("minor_disclosure",),
+        reason="a participant under 18 said in their own words that they are being threatened, asked for images or "
+        "abused: a child is asking for help now",
     ),
 )
 

@@ -22,10 +22,13 @@ few evidence excerpts — plus the score, level, alert flag and the two particip
   threatened with their images or abused (the term lists' ``victim`` phrases, :mod:`safehold.text.support`, the
   same ones that give a search the ``support`` answer) is a disclosure. It raises the conversation's risk to at
   least the alert threshold and its level to high, with an explanation line naming the message and phrase; the
-  alert's signal carries ``disclosure`` (author, message, phrases, age if known), which the ``disclosure``
-  urgency rule makes a P0 case. The last ``MAX_DISCLOSURES`` are kept next to the scorer's state (phrases from
-  the list and ids only, never the message), so a later batch still carries them. The grooming scorer itself is
-  unchanged: a disclosure is the victim's voice, not a stage of the risk author's behaviour.
+  alert's signal carries ``disclosure`` (author, message, phrases, age if known); when the discloser is under 18
+  (stated in the chat or given by the platform) it is also ``minor_disclosure``, which the ``minor_disclosure``
+  urgency rule makes a P0 case. An adult's or unknown-age disclosure opens a case at its score's band: "my
+  grandma keeps asking me for pictures" must not jump the queue. The last ``MAX_DISCLOSURES`` are kept next to
+  the scorer's state (phrases from the list and ids only, never the message), so a later batch still carries
+  them. The grooming scorer itself is unchanged: a disclosure is the victim's voice, not a stage of the risk
+  author's behaviour.
 - **Retention.** A conversation without an open case is forgotten ``settings.conversation_idle_days`` after its
   last message (:meth:`ConversationService.prune`, from the upkeep loop).
 """
@@ -198,13 +201,14 @@ def with_disclosures(a: Assessment, disclosures: list[dict], settings: Settings)
 
 
 def latest_disclosure(a: Assessment, disclosures: list[dict]) -> dict | None:
-    """The most recent disclosure, with the discloser's age if known, for the case signal (the ``disclosure``
-    urgency rule reads it: :data:`safehold.cases.taxonomy.URGENCY_RULES`)."""
+    """The most recent disclosure, with the discloser's age if known, for the case signal; when the discloser is
+    under 18 it is also the signal's ``minor_disclosure``, which the ``minor_disclosure`` urgency rule reads
+    (:data:`safehold.cases.taxonomy.URGENCY_RULES`)."""
     if not disclosures:
         return None
     d = disclosures[-1]
     age = (a.participants.get(d["author"]) or {}).get("age")
-    return {**d, "age": age, "count": len(disclosures)}
+    return {**d, "age": age, "minor": age is not None and age < ADULT_AGE, "count": len(disclosures)}
 
 
 # ----------------------------------------------------------------------------------------- service
@@ -336,7 +340,8 @@ class ConversationService:
             detail={
                 "level": a.level,
                 "minor_at_risk": minor_at_risk(a),
-                "disclosure": latest_disclosure(a, disclosures),
+                "disclosure": (disclosure := latest_disclosure(a, disclosures)),
+                "minor_disclosure": disclosure if disclosure and disclosure["minor"] else None,
                 "explanation": a.explanation,
                 "stages": a.stages,
                 "risk_author": a.risk_author,
