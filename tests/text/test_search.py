@@ -365,3 +365,26 @@ def test_a_messages_file_without_support_is_rejected():
     with pytest.raises(SafeholdError) as exc:
         QueryGuard(TERMS, messages=data)
     assert exc.value.code == "search.invalid_messages"
+
+
+@pytest.mark.parametrize(
+    ("query", "locale"),
+    [
+        ("he leaked my photos", "en"),
+        ("alguien publicó mis fotos íntimas", "es"),
+        ("слили мои фото", "ru"),
+    ],
+)
+def test_own_images_with_a_leak_or_threat_word_get_support(bundled, query, locale):
+    assert bundled.check(query, locale).action == "support"
+
+
+@pytest.mark.parametrize(
+    "query", ["how to post my photos on instagram", "share my pictures with family", "my photos of the beach"]
+)
+def test_own_images_alone_are_ordinary(bundled, query):
+    assert bundled.check(query).action == "allow"
+
+
+def test_leak_words_do_not_turn_a_blocked_search_into_support(bundled):
+    assert bundled.check("child nude my photos leaked").action == "block"

@@ -23,7 +23,7 @@ from safehold.store.models import SearchCount
 from safehold.text.search import RULES, SUPPORT
 
 #: The categories a decision (and so a help resource shown with it) can carry.
-CATEGORIES = tuple(r.category for r in RULES)
+CATEGORIES = tuple(dict.fromkeys(r.category for r in RULES))
 _FIELDS = ("kind", "action", "category", "variant", "locale")
 
 

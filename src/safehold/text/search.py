@@ -16,6 +16,10 @@ a ``victim`` phrase            support     support       a person at risk asking
                                                          a phrase (victim phrases are first-person phrases, never
                                                          one word such as "help" or "me")
 ``minor`` + ``sexual``         block       block         a child word with a sexual word is a request for CSAM
+``victim.images`` +            support     support       "my nudes/photos" with a leak or threat word ("he posted
+``victim.harm``                                          my pictures", "slili moi foto"): a person whose images
+                                                         were shared or are threatened. Below the block rows, so
+                                                         adding such words to a blocked search changes nothing
 ``minor_ambiguous`` + sexual   warn        warn          "teen"/"young" + sexual is often legal adult content
                                                          labelled to look young: warn, do not block (Prichard et
                                                          al. 2022 tested warnings on exactly these searches)
@@ -60,7 +64,7 @@ from pathlib import Path
 
 from safehold.errors import SafeholdError
 from safehold.text.normalize import UNSPACED, normalize, unmasked
-from safehold.text.support import VICTIM
+from safehold.text.support import VICTIM, VICTIM_HARM, VICTIM_IMAGES
 from safehold.text.terms import AGE_UNIT, LOCAL, Hit, Matcher, TermList, load_starter
 
 ACTIONS = ("allow", "support", "warn", "block")
@@ -85,6 +89,7 @@ RULES = (
     _Rule("csam", frozenset({"csam"}), "block", "block", "prevention"),
     _Rule(SUPPORT, frozenset({VICTIM}), SUPPORT, SUPPORT, SUPPORT),
     _Rule("minor_sexual", frozenset({"minor", "sexual"}), "block", "block", "prevention"),
+    _Rule(SUPPORT, frozenset({VICTIM_IMAGES, VICTIM_HARM}), SUPPORT, SUPPORT, SUPPORT),
     _Rule("minor_ambiguous_sexual", frozenset({"minor_ambiguous", "sexual"}), "warn", "warn", "prevention"),
     _Rule("sextortion", frozenset({"sextortion"}), "warn", "sextortion", "victim"),
 )

@@ -11,6 +11,11 @@ from __future__ import annotations
 from safehold.text.terms import Matcher
 
 VICTIM = "victim"
+#: A first-person reference to one's own images ("my nudes", "mis fotos"), and a word of leaking or threatening
+#: ("leaked", "publicó", "угрожают"): together, in a search, they are a person whose images are shared or
+#: threatened. Neither alone, and not in conversations (too common in ordinary chat about photos).
+VICTIM_IMAGES = "victim.images"
+VICTIM_HARM = "victim.harm"
 
 
 def victim_phrases(matcher: Matcher, text: str) -> list[str]:

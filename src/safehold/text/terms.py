@@ -44,7 +44,7 @@ LOCAL = ".local"
 AGE_UNIT = "age_unit"
 #: Categories only the search guard reads: an age unit is nothing without the number before it, and a victim's
 #: phrase asks for help rather than offering anything (the solicitation scorer skips both, and ``.local`` words).
-SEARCH_ONLY = frozenset({AGE_UNIT, "victim"})  # "victim": safehold.text.support.VICTIM
+SEARCH_ONLY = frozenset({AGE_UNIT, "victim", "victim.images", "victim.harm"})  # see safehold.text.support
 #: Categories a :class:`Matcher` keeps in ``terms`` but does not look for as words: an age unit ("let", "ans",
 #: "yo") is an ordinary word alone, and the guard reads it with the number before it, in one regex.
 NOT_WORDS = frozenset({AGE_UNIT})
