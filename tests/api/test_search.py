@@ -77,3 +77,18 @@ def test_help_click_bad_input_and_roles(client, keys):
     assert code(post("/v1/search/help-clicks", json=good, headers=keys["auditor"]), 403) == "auth.forbidden"
     assert code(client.get("/v1/stats/search?days=0", headers=keys["admin"]), 422) == "request.invalid"
     assert code(client.get("/v1/stats/search", headers=platform), 403) == "auth.forbidden"
+
+
+def test_a_person_at_risk_gets_support_and_it_is_counted(client, keys):
+    body = {"query": "someone is blackmailing me with my nudes", "locale": "en-CA"}
+    out = client.post("/v1/search/check", json=body, headers=keys["platform"]).json()
+    assert out["action"] == "support" and out["variant"] is None
+    assert "https://kidshelpphone.ca" in {h["url"] for h in out["message"]["help"]}
+    click = client.post("/v1/search/help-clicks", json={"category": "support", "locale": "en-CA"},
+                        headers=keys["platform"])  # fmt: skip
+    assert click.status_code == 200 and click.json()["variant"] is None
+    counts = client.get("/v1/stats/search", headers=keys["admin"]).json()["counts"]
+    assert {(c["kind"], c["action"], c["category"]) for c in counts} >= {("check", "support", "support"),
+                                                                         ("help_click", None, "support")}  # fmt: skip
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DecisionOut"]
+    assert "support" in schema["properties"]["action"]["enum"]

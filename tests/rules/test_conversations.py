@@ -303,3 +303,48 @@ def test_a_high_alert_naming_a_minor_is_a_p0_case_with_the_shortest_sla(svc):
     # A participant the platform profiles as a minor counts the same as an age stated in the chat.
     profiled = feed(svc, "c3", ADULTS_ONLY, participants={"kid": {"age": 15}})[-1]["case"]
     assert profiled["band"] == "P0"
+
+
+def test_a_child_saying_they_are_asked_for_images_raises_risk_and_urgency(svc):
+    """A disclosure ("he keeps asking me for pictures") is the victim's own voice: alert, P0, explained."""
+    chat = [
+        ("d1", "adult", "hey how was school today"),
+        ("d2", "kid", "ok i guess"),
+        ("d3", "kid", "someone online keeps asking me for pictures and i dont know what to do"),
+    ]
+    results = feed(svc, "d", chat, participants={"kid": {"age": 13}})
+    before, after = results[1]["assessment"], results[2]["assessment"]
+    assert not before["alert"]
+    assert after["alert"] and after["level"] == "high" and after["score"] >= svc.settings.grooming_alert_threshold
+    assert "kid said they are being threatened" in after["explanation"][0] and "d3" in after["explanation"][0]
+    case = svc.cases.get(results[2]["case"]["id"])
+    assert case["band"] == "P0"
+    disclosure = case["signals"][0]["detail"]["minor_disclosure"]
+    assert disclosure["author"] == "kid" and disclosure["message_id"] == "d3" and disclosure["age"] == 13
+    assert any("minor_disclosure" in r for r in case["reasons"])
+    # Kept next to the scorer's state (phrases and ids, never the message), so a later message still carries it.
+    later = feed(svc, "d", [("d4", "adult", "what are you up to")])[0]["assessment"]
+    assert later["alert"] and "d3" in later["explanation"][0]
+    assert svc.conversations.get("d")["assessment"] == later  # reading says the same
+    with svc.db.session() as s:
+        stored = s.scalars(select(Conversation).where(Conversation.external_id == "d")).one().state
+    assert stored["disclosures"] == [{"author": "kid", "message_id": "d3", "phrases": ["asking me for pictures"]}]
+    assert "dont know" not in str(stored)
+
+
+def test_an_adults_disclosure_opens_a_case_but_does_not_jump_the_queue(svc):
+    results = feed(svc, "g", [("g1", "ann", "my aunt keeps asking me for pictures of the baby")])
+    case = svc.cases.get(results[0]["case"]["id"])
+    assert results[0]["assessment"]["alert"] and case["band"] != "P0"
+    assert case["signals"][0]["detail"]["disclosure"]["minor"] is False
+
+
+def test_ordinary_chat_has_no_disclosure(svc):
+    results = feed(svc, "e", [("e1", "a", "can you send me the pictures from the trip"), ("e2", "b", "sure")])
+    assert not results[-1]["assessment"]["alert"]
+
+
+def test_being_moved_is_not_a_disclosure(svc):
+    """ "Touched me" also means "moved me": only specific touch phrases are disclosures."""
+    results = feed(svc, "f", [("f1", "a", "your song really touched me"), ("f2", "b", "me tocó la lotería")])
+    assert not results[-1]["assessment"]["alert"]

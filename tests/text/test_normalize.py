@@ -5,7 +5,7 @@ import random
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.text.normalize import CONFUSABLES, EMOJI, MAX_TEXT, normalize
+from safehold.text.normalize import CONFUSABLES, EMOJI, MAX_TEXT, normalize, transliterate, unmasked
 
 
 @pytest.mark.parametrize(
@@ -124,3 +124,38 @@ def test_too_long():
     with pytest.raises(SafeholdError) as exc:
         normalize("a" * (MAX_TEXT + 1))
     assert exc.value.code == "text.too_long"
+
+
+# ---------------------------------------------------------------- scripts, mixed scripts and the unmasked view
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("д\u0435т\u0441к\u043eе", "детское"),  # plain Cyrillic stays Cyrillic
+        ("дeтcкoe", "детское"),  # Latin e, c, o slipped into a Cyrillic word
+        ("д е т с к о е", "детское"),  # spelt apart, then resolved to Cyrillic
+        ("12歳", "12歳"),  # digits next to CJK letters are an age, not leetspeak
+        ("أطفالٌ", "اطفال"),  # Arabic: harakat dropped, hamza-carrying alef folded
+    ],
+)
+def test_scripts_fold_to_one_form(text, expected):
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ch!ld", "child"), ("k1dd13", "kiddie"), ("p-o-r-t", "port"), ("4pple", "apple"), ("b|ue", "blue")],
+)
+def test_unmasked_reads_digits_and_symbols_anywhere_in_a_word(text, expected):
+    assert unmasked(text) == expected
+
+
+def test_unmasked_is_an_alternative_view_only():
+    assert normalize("12yo mp4") == "12yo mp4"  # the canonical form keeps ages and product names
+    assert unmasked("plain words") == normalize("plain words")
+
+
+def test_transliterate_cyrillic_and_greek():
+    assert transliterate("Щука жёлтая") == "shchuka zheltaya"
+    assert transliterate("καλημέρα") == "kalimera"

@@ -224,3 +224,167 @@ def test_starter_list_obvious_cases():
     assert guard.check("teen nude").action == "warn"
     for query in ("cheap flights to paris", "kids shoes", "sex education", "weather tomorrow"):
         assert guard.check(query).action == "allow", query
+
+
+# ---------------------------------------------------------------- the bundled lists: languages, evasions, support
+
+
+@pytest.fixture(scope="module")
+def bundled() -> QueryGuard:
+    return QueryGuard()
+
+
+# One short sample per language: a child word with a nudity word, or the language's name for the material.
+LANGUAGE_SAMPLES = {
+    "en": "child nude",
+    "es": "niña desnuda",
+    "pt": "menina nua",
+    "fr": "fillette nue",
+    "de": "kinder nackt",
+    "it": "bambina nuda",
+    "nl": "kinderen naakt",
+    "pl": "dziecko nago",
+    "tr": "çocuk çıplak",
+    "ru": "детское порно",
+    "uk": "діти голі",
+    "ar": "طفلة عارية",
+    "hi": "बच्ची नंगी",
+    "id": "anak bugil",
+    "vi": "bé gái khỏa thân",
+    "th": "เด็กเปลือย",
+    "ja": "児童ポルノ",
+    "ko": "아동 누드",
+    "zh": "儿童裸体",
+    "cs": "holčička nahá",
+    "sv": "flicka naken",
+    "ro": "fetiță goală",
+}
+
+
+@pytest.mark.parametrize(("locale", "query"), sorted(LANGUAGE_SAMPLES.items()))
+def test_each_language_sample_is_stopped(bundled, locale, query):
+    assert bundled.check(query, locale).action == "block"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ch1ld nud3",  # digits inside words
+        "ch!ld n*ude",  # symbols inside words
+        "c h i l d nude",  # letters spelt apart
+        "chi\u200bld nu\u200bde",  # zero-width characters
+        "сhild nudе",  # Cyrillic lookalikes
+        "ｃｈｉｌｄ ｎｕｄｅ",  # fullwidth
+        "detskoe porno",  # Russian typed in Latin letters
+        "дeтcкoe пoрнo",  # Russian with Latin lookalikes slipped in
+        "児 童 ポ ル ノ",  # CJK spelt apart
+        "girl 12 anni nuda",  # an age in any language's unit, no age listed one by one
+        "12歳 ヌード",
+    ],
+)
+def test_evasions_are_undone_by_normalisation(bundled, query):
+    assert bundled.check(query).action == "block"
+
+
+@pytest.mark.parametrize(
+    ("query", "locale"),
+    [
+        ("what kind of dog is best for children", "en"),  # "kind" is German for child, English for sort
+        ("what kind of sex education", "en"),
+        ("barn owl sex", "en"),  # "barn" is Swedish for children
+        ("nudos para niños", "es"),  # "nudo" is Italian for naked, Spanish for knot
+        ("nu-pieds enfant", "fr"),  # French "nu" (bare) is not listed: "pieds nus", "torse nu"
+        ("kids shoes size 12", "en"),
+        ("12 years old birthday party ideas", "en"),
+        ("子供 服 セール", "ja"),
+        ("ألعاب أطفال تعليمية", "ar"),
+        ("детские книги 5 лет", "ru"),
+        ("how to report child abuse", "en"),
+    ],
+)
+def test_ordinary_searches_in_many_languages_are_allowed(bundled, query, locale):
+    assert bundled.check(query, locale).action == "allow"
+
+
+def test_a_local_word_counts_in_its_own_language(bundled):
+    assert bundled.check("kind nackt", "de").action == "block"
+    assert bundled.check("kind nackt", "en").action == "block"  # "nackt" is German: the query is German
+
+
+@pytest.mark.parametrize(
+    ("query", "locale"),
+    [
+        ("someone is blackmailing me with my nudes", "en"),
+        ("an adult online asked me for pictures", "en"),
+        ("i am 13 and a man is asking me for nudes", "en"),  # an age and a sexual word do not make it a block
+        ("alguien me está chantajeando con mis fotos", "es"),
+        ("un adulte me demande des photos", "fr"),
+        ("jemand erpresst mich mit fotos", "de"),
+        ("alguém está me chantageando", "pt"),
+        ("меня шантажируют фотографиями", "ru"),
+    ],
+)
+def test_a_person_at_risk_gets_support(bundled, query, locale):
+    decision = bundled.check(query, locale)
+    assert decision.action == "support" and decision.category == "support"
+    assert decision.variant is None  # one message: never a deterrence variant
+    urls = {h["url"] for h in decision.message["help"]}
+    assert "https://takeitdown.ncmec.org" in urls
+    assert "illegal" not in decision.message["body"].lower()
+
+
+@pytest.mark.parametrize("extra", ["help", "me", "my", "please", "victim", "i was"])
+def test_a_word_added_to_an_abuse_search_does_not_make_it_support(bundled, extra):
+    assert bundled.check(f"children nude {extra}").action == "block"
+    assert bundled.check(f"kinderporno {extra} blackmailing me").action == "block"  # a csam term always blocks
+
+
+def test_support_resources_follow_the_region(bundled):
+    def names(locale):
+        return {h["name"] for h in bundled.check("someone is blackmailing me", locale).message["help"]}
+
+    assert "Kids Help Phone (Canada)" in names("en-CA") and "Childline Report Remove (UK)" not in names("en-CA")
+    assert "Childline Report Remove (UK)" in names("en-GB") and "NCMEC CyberTipline" not in names("en-GB")
+    assert {"Kids Help Phone (Canada)", "Childline Report Remove (UK)", "NCMEC CyberTipline"} <= names("en")
+
+
+def test_support_suggestions_are_kept(bundled):
+    kept, removed = bundled.filter_suggestions(["someone is blackmailing me", "child nude"])
+    assert kept == ["someone is blackmailing me"] and removed == {"minor_sexual": 1}
+
+
+def test_every_bundled_locale_has_a_support_message_without_deterrence():
+    data = load_messages()
+    for loc, body in data["locales"].items():
+        assert body["messages"]["support"]["title"] and body["help"]["support"], loc
+
+
+def test_a_messages_file_without_support_is_rejected():
+    data = copy.deepcopy(load_messages())
+    del data["locales"]["en"]["messages"]["support"]
+    with pytest.raises(SafeholdError) as exc:
+        QueryGuard(TERMS, messages=data)
+    assert exc.value.code == "search.invalid_messages"
+
+
+@pytest.mark.parametrize(
+    ("query", "locale"),
+    [
+        ("he leaked my photos", "en"),
+        ("alguien publicó mis fotos íntimas", "es"),
+        ("слили мои фото", "ru"),
+    ],
+)
+def test_own_images_with_a_leak_or_threat_word_get_support(bundled, query, locale):
+    assert bundled.check(query, locale).action == "support"
+
+
+@pytest.mark.parametrize(
+    "query", ["how to post my photos on instagram", "share my pictures with family", "my photos of the beach"]
+)
+def test_own_images_alone_are_ordinary(bundled, query):
+    assert bundled.check(query).action == "allow"
+
+
+def test_leak_words_do_not_turn_a_blocked_search_into_support(bundled):
+    assert bundled.check("child nude my photos leaked").action == "block"

@@ -203,3 +203,17 @@ def test_a_term_with_an_apostrophe_also_matches_chat_spelling_without_it():
         assert [h.term.term for h in m.find(text)] == ["don't tell your parents"], text
     assert [h.term.term for h in m.find("je vois lenfant")] == ["l'enfant"]
     assert m.find("do not tell") == [] and len(m) == 2
+
+
+def test_a_stem_matches_the_words_it_starts_and_only_those():
+    tl = TermList.from_csv("term,category\nminderjährig*,minor\nkid,minor\n", name="stems")
+    m = Matcher(tl.terms)
+    found = [(h.term.term, h.start) for h in m.find("minderjährigen kids kid minderjährig")]
+    assert found == [("minderjährig*", 0), ("kid", 20), ("minderjährig*", 24)]  # "kids" is not "kid"
+    assert not m.find("nichtminderjährig")  # a stem still starts a word
+
+
+def test_a_stem_is_at_least_four_characters():
+    with pytest.raises(SafeholdError) as exc:
+        TermList.from_csv("term,category\nab*,minor\n", name="short")
+    assert exc.value.code == "terms.invalid_csv"

@@ -72,6 +72,14 @@ URGENCY_RULES: tuple[UrgencyRule, ...] = (
         reason="a person under 18 is at risk and the detection is high: a child may be in contact with an abuser "
         "now, which outranks content that is already known",
     ),
+    UrgencyRule(
+        name="minor_disclosure",
+        band="P0",
+        level="high",
+        facts=("minor_disclosure",),
+        reason="a participant under 18 said in their own words that they are being threatened, asked for images or "
+        "abused: a child is asking for help now",
+    ),
 )
 
 

@@ -52,7 +52,7 @@ def search(
     query: Annotated[str, typer.Argument(help="A search query.")],
     locale: Annotated[str, typer.Option(help="The searcher's locale, e.g. en, pt-BR.")] = "en",
 ) -> None:
-    """Check a search query: allow, warn or block, with the deterrence message that would be shown."""
+    """Check a search query: allow, support, warn or block, with the message and help that would be shown."""
     with fail():
         _show(services(load_index=False).terms.current().guard.check(query, locale).to_dict())
 

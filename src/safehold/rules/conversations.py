@@ -18,12 +18,24 @@ few evidence excerpts — plus the score, level, alert flag and the two particip
   since the score it last carried (``case_score``) or the risk author showed a stage not seen before; that keeps a
   busy conversation from adding a signal per message. Once its case is closed, the next alert that brings such
   new evidence opens a new case.
+- **Disclosures.** A message in which its author says, in the first person, that they are being asked for images,
+  threatened with their images or abused (the term lists' ``victim`` phrases, :mod:`safehold.text.support`, the
+  same ones that give a search the ``support`` answer) is a disclosure. It raises the conversation's risk to at
+  least the alert threshold and its level to high, with an explanation line naming the message and phrase; the
+  alert's signal carries ``disclosure`` (author, message, phrases, age if known); when the discloser is under 18
+  (stated in the chat or given by the platform) it is also ``minor_disclosure``, which the ``minor_disclosure``
+  urgency rule makes a P0 case. An adult's or unknown-age disclosure opens a case at its score's band: "my
+  grandma keeps asking me for pictures" must not jump the queue. The last ``MAX_DISCLOSURES`` are kept next to
+  the scorer's state (phrases from the list and ids only, never the message), so a later batch still carries
+  them. The grooming scorer itself is unchanged: a disclosure is the victim's voice, not a stage of the risk
+  author's behaviour.
 - **Retention.** A conversation without an open case is forgotten ``settings.conversation_idle_days`` after its
   last message (:meth:`ConversationService.prune`, from the upkeep loop).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -45,6 +57,7 @@ from safehold.store.db import Database
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
 from safehold.text.normalize import MAX_TEXT
+from safehold.text.support import victim_phrases
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,9 @@ MAX_LIMIT = 500
 #: A case is sent the conversation's assessment again only when the risk rose at least this much (or a new stage).
 RISE = 0.05
 SEXTORTION_STAGES = frozenset(("sextortion_threat", "sextortion_payment"))
+#: How many disclosures a conversation keeps (the most recent).
+MAX_DISCLOSURES = 5
+_DISCLOSURES = "disclosures"  # their key next to the scorer's state in ``conversations.state``
 #: ``prune`` runs at most this often.
 PRUNE_EVERY = dt.timedelta(hours=1)
 _CONTENT_PREFIX = "conversation:"
@@ -180,6 +196,36 @@ def minor_at_risk(a: Assessment) -> dict | None:
     return {"participant": name, "age": age, "age_source": source}
 
 
+def with_disclosures(a: Assessment, disclosures: list[dict], settings: Settings) -> Assessment:
+    """The assessment with the conversation's disclosures taken in: risk at least the alert threshold, level
+    high, alert on, and one explanation line per disclosure. Unchanged when there is none."""
+    if not disclosures:
+        return a
+    lines = [
+        f"{d['author']} said they are being threatened, asked for images or abused (message {d['message_id']}: "
+        f"{', '.join(repr(p) for p in d['phrases'])}); they need help, see the support resources."
+        for d in disclosures
+    ]
+    return dataclasses.replace(
+        a,
+        score=max(a.score, settings.grooming_alert_threshold),
+        level="high",
+        alert=True,
+        explanation=[*lines, *a.explanation],
+    )
+
+
+def latest_disclosure(a: Assessment, disclosures: list[dict]) -> dict | None:
+    """The most recent disclosure, with the discloser's age if known, for the case signal; when the discloser is
+    under 18 it is also the signal's ``minor_disclosure``, which the ``minor_disclosure`` urgency rule reads
+    (:data:`safehold.cases.taxonomy.URGENCY_RULES`)."""
+    if not disclosures:
+        return None
+    d = disclosures[-1]
+    age = (a.participants.get(d["author"]) or {}).get("age")
+    return {**d, "age": age, "minor": age is not None and age < ADULT_AGE, "count": len(disclosures)}
+
+
 # ----------------------------------------------------------------------------------------- service
 
 
@@ -203,13 +249,16 @@ class ConversationService:
         check_id(conversation_id)
         request = parse(body)
         profiles = {name: Profile(age=p.age) for name, p in request.participants.items()}
-        scorer = self.terms.current().grooming  # the scorer in force now (term lists may have changed)
+        detectors = self.terms.current()  # the scorer and lists in force now (term lists may have changed)
+        scorer = detectors.grooming
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         with self.db.session() as s:
             lock_writes(s)
             row = self._locked(s, insert, conversation_id)
             state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+            disclosures = list((row.state or {}).get(_DISCLOSURES, []))
             before = {name: set(a.stages) for name, a in state.authors.items()}
+            disclosed = 0  # disclosures in this request: each goes to the case
             accepted = duplicates = 0
             assessment: Assessment | None = None
             for m in request.messages:
@@ -224,17 +273,23 @@ class ConversationService:
                     continue
                 accepted += 1
                 assessment = scorer.add(state, Message(m.author, m.text, id=m.id, sent_at=m.sent_at), profiles)
+                phrases = victim_phrases(detectors.words, m.text)
+                if phrases:
+                    disclosed += 1
+                    disclosures = [*disclosures, {"author": m.author, "message_id": m.id, "phrases": phrases}]
+                    disclosures = disclosures[-MAX_DISCLOSURES:]
             if assessment is None:
-                assessment = scorer.assessment(state)
+                assessment = with_disclosures(scorer.assessment(state), disclosures, self.settings)
             else:
-                row.state = state.to_dict()
+                assessment = with_disclosures(assessment, disclosures, self.settings)
+                row.state = {**state.to_dict(), _DISCLOSURES: disclosures} if disclosures else state.to_dict()
                 row.messages = state.messages
                 row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
                 row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
                 row.updated_at = utcnow()
             case = s.get(Case, row.case_id) if row.case_id is not None else None
             ref = None
-            if accepted and assessment.alert and self._news_for_case(row, case, assessment, before):
+            if accepted and assessment.alert and (disclosed or self._news_for_case(row, case, assessment, before)):
                 ref = self._alert(s, actor, row, assessment)
             elif case is not None:
                 ref = CaseRef(case.id, False, case.status, case.band, case.priority)
@@ -281,12 +336,15 @@ class ConversationService:
         if case is None:
             return True
         rose = row.case_score is None or a.score >= row.case_score + RISE - 1e-9
-        new_stage = bool(set(a.participants[a.risk_author]["stages"]) - before.get(a.risk_author, set()))
+        stages = set(a.participants[a.risk_author]["stages"]) if a.risk_author else set()
+        new_stage = bool(stages - before.get(a.risk_author, set()))
         return rose or new_stage
 
     def _alert(self, s: Session, actor: str, row: Conversation, a: Assessment) -> CaseRef:
-        """Record the assessment as a detection (opens or updates the conversation's case) in ``s``."""
-        risk_stages = set(a.participants[a.risk_author]["stages"])
+        """Record the assessment as a detection (opens or updates the conversation's case) in ``s``. A
+        disclosure alone (no risk author yet) is recorded as grooming: someone is harming the discloser."""
+        disclosures = (row.state or {}).get(_DISCLOSURES, [])
+        risk_stages = set(a.participants[a.risk_author]["stages"]) if a.risk_author else set()
         category = "sextortion" if risk_stages & SEXTORTION_STAGES else "grooming"
         signal = DetectionSignal(
             source="grooming",
@@ -297,6 +355,8 @@ class ConversationService:
             detail={
                 "level": a.level,
                 "minor_at_risk": minor_at_risk(a),
+                "disclosure": (disclosure := latest_disclosure(a, disclosures)),
+                "minor_disclosure": disclosure if disclosure and disclosure["minor"] else None,
                 "explanation": a.explanation,
                 "stages": a.stages,
                 "risk_author": a.risk_author,
@@ -332,8 +392,9 @@ class ConversationService:
         with self.db.session() as s:
             row = self._row(s, conversation_id)
             state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+            disclosures = (row.state or {}).get(_DISCLOSURES, [])
             out = self._summary(s, row)
-        out["assessment"] = scorer.assessment(state).to_dict()
+        out["assessment"] = with_disclosures(scorer.assessment(state), disclosures, self.settings).to_dict()
         return out
 
     def list(

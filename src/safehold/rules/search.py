@@ -3,8 +3,9 @@ aggregate counters a platform can read to see what the guard does and compare me
 
 Counted, per UTC day, in memory and flushed to ``search_counts`` by the upkeep loop (like the scan counters):
 
-- ``check``: one per query checked, by action, rule category, message variant and the primary tag of the locale
-  the message was resolved to (``pt-BR`` → ``pt``);
+- ``check``: one per query checked, by action (``allow``, ``support``, ``warn``, ``block``), rule category,
+  message variant (none for ``support``) and the primary tag of the locale the message was resolved to
+  (``pt-BR`` → ``pt``);
 - ``suggestion``: one per autocomplete suggestion removed, by rule category;
 - ``help_click``: one per click on a help resource the platform reports, by category, variant and locale.
 
@@ -19,10 +20,10 @@ from safehold.rules.terms import TermLibrary
 from safehold.store.counters import DailyCounts
 from safehold.store.db import Database
 from safehold.store.models import SearchCount
-from safehold.text.search import RULES
+from safehold.text.search import RULES, SUPPORT
 
 #: The categories a decision (and so a help resource shown with it) can carry.
-CATEGORIES = tuple(r.category for r in RULES)
+CATEGORIES = tuple(dict.fromkeys(r.category for r in RULES))
 _FIELDS = ("kind", "action", "category", "variant", "locale")
 
 
@@ -54,8 +55,9 @@ class SearchService:
             self._counts.add(("suggestion", "remove", category, "", ""), n)
         return kept, removed
 
-    def help_click(self, category: str, variant: str, locale: str = "en") -> dict:
-        """Count one click on a help resource shown with a ``category`` decision in message ``variant``."""
+    def help_click(self, category: str, variant: str | None, locale: str = "en") -> dict:
+        """Count one click on a help resource shown with a ``category`` decision in message ``variant`` (a
+        ``support`` decision has one message, so no variant)."""
         if category not in CATEGORIES:
             raise SafeholdError(
                 "search.unknown_category",
@@ -64,7 +66,9 @@ class SearchService:
                 detail={"categories": list(CATEGORIES)},
             )
         guard = self.terms.current().guard
-        if variant not in guard.variants:
+        if category == SUPPORT:
+            variant = None
+        elif variant not in guard.variants:
             raise SafeholdError(
                 "search.unknown_variant",
                 f"variant must be one of {', '.join(guard.variants)}, not {variant!r}.",
@@ -72,7 +76,7 @@ class SearchService:
                 detail={"variants": list(guard.variants)},
             )
         loc = _primary(guard.resolve_locale(locale))
-        self._counts.add(("help_click", "", category, variant, loc))
+        self._counts.add(("help_click", "", category, variant or "", loc))
         return {"counted": True, "category": category, "variant": variant, "locale": loc}
 
     # ------------------------------------------------------------------ persistence

@@ -53,6 +53,7 @@ class TextDetectors:
 
     fingerprint: tuple
     lists: tuple[dict, ...]
+    words: Matcher  # every non-grooming term: what the guard, the solicitation scorer and disclosures read
     guard: QueryGuard
     solicitation: SolicitationScorer
     grooming: GroomingScorer
@@ -133,6 +134,7 @@ class TermLibrary:
         return TextDetectors(
             fingerprint=fingerprint,
             lists=tuple(info),
+            words=words,
             guard=QueryGuard(words),
             solicitation=SolicitationScorer(words),
             grooming=GroomingScorer(

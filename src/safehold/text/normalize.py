@@ -33,9 +33,29 @@ loop on the hot path; pure-ASCII input skips the Unicode steps):
 7. Texting shorthand, per word, from the small :data:`SHORTHAND` map ("u" -> "you", "pls" -> "please",
    "pic" -> "picture").
 
+Arabic script is folded too (harakat and tatweel dropped; hamza-carrying alefs, alef maqsura, ta marbuta and
+hamza seats mapped to their bare letter), because Arabic queries are typed with and without them.
+
+A word that mixes scripts is resolved to one: to Latin when it has a Latin letter and no Cyrillic letter that
+lacks a Latin lookalike; to Cyrillic when it has such a letter ("дeтcкoe" with Latin e, c, o -> "детское").
+
+Two further *views* of a text serve matchers that want to see through more than the canonical form allows:
+
+- :func:`unmasked`: every word with a Latin letter is read as leetspeak whatever its digits' position, with a
+  wider table ("!" -> i, "|" -> l, "+" -> t, "€" -> e, "8" -> b, "9" -> g), and symbols inside a word of any
+  script are dropped instead of splitting it ("ch!ld", "k1dd13", "p-o-r-n", "4nal", "дет.ское"). It is an
+  *alternative* view: ages and product names ("12yo", "mp4") come out garbled in it, so a matcher uses it next
+  to :func:`normalize`, never instead.
+- :func:`transliterate`: Cyrillic and Greek to Latin letters (a common romanisation, e.g. "ж" -> "zh"), so a
+  term written in Cyrillic also matches the same word typed in Latin letters.
+
+:data:`UNSPACED` matches the characters of scripts written without spaces between words (Han, kana, Hangul
+syllables glued to particles, Thai, Lao, Khmer, Myanmar, Arabic with its attached clitics); a matcher looks for
+terms in those scripts inside words rather than as whole words.
+
 Not caught (by design or yet): words split into multi-letter chunks ("se x", "chi ld"); homoglyphs from other
-scripts than Cyrillic/Greek/Armenian; leetspeak with digits only at the edge of a word or with characters other
-than the listed ones ("|<", "ph" for "f"); deliberate misspellings ("seks"); meaning carried by images.
+scripts than Cyrillic/Greek/Armenian; "ph" for "f"; deliberate misspellings ("seks"); numbers written as words;
+meaning carried by images.
 """
 
 from __future__ import annotations
@@ -119,7 +139,36 @@ SHORTHAND: dict[str, str] = {
     "ppl": "people",
 }
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET_MAP = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+_LEET = str.maketrans(_LEET_MAP)
+#: The wider table of :func:`unmasked`; only used on the alternative view, where a false reading costs nothing.
+_LEET_WIDE = str.maketrans({**_LEET_MAP, "8": "b", "9": "g", "!": "i", "|": "l", "+": "t", "€": "e", "¡": "i"})
+
+# Latin letters that stand in for a Cyrillic letter inside an otherwise Cyrillic word (the reverse of
+# CONFUSABLES, restricted to the lookalikes of letters Russian, Ukrainian, Bulgarian and Serbian use).
+_LATIN_TO_CYRILLIC = str.maketrans({
+    "a": "а", "b": "в", "c": "с", "e": "е", "h": "н", "i": "і", "k": "к", "m": "м", "o": "о", "p": "р",
+    "t": "т", "x": "х", "y": "у",
+})  # fmt: skip
+
+# A common romanisation (close to ISO 9 / BGN-PCGN, ASCII only) of Cyrillic and Greek, after casefold.
+_TRANSLIT = str.maketrans({
+    "а": "a", "б": "b", "в": "v", "г": "g", "ґ": "g", "д": "d", "е": "e", "ё": "e", "є": "ye", "ж": "zh",
+    "з": "z", "и": "i", "і": "i", "ї": "yi", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh",
+    "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya", "ђ": "dj", "ј": "j", "љ": "lj",
+    "њ": "nj", "ћ": "c", "џ": "dz", "ў": "u",
+    "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z", "η": "i", "θ": "th", "ι": "i", "κ": "k",
+    "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r", "σ": "s", "ς": "s", "τ": "t",
+    "υ": "y", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o", "ά": "a", "έ": "e", "ή": "i", "ί": "i", "ό": "o", "ύ": "y",
+    "ώ": "o", "ϊ": "i", "ϋ": "y", "ΐ": "i", "ΰ": "y",
+})  # fmt: skip
+
+#: Scripts written without spaces between words, or with clitics glued to them (see the module docstring).
+UNSPACED = re.compile(
+    "[\u0600-\u06ff\u0750-\u077f\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+)
 _DROP_SIGILS = str.maketrans("", "", "@$")
 
 
@@ -182,6 +231,10 @@ def _fold_table() -> dict[int, str | None]:
             table[cp] = None
     for cp in range(0xFE20, 0xFE30):
         table[cp] = None
+    for cp in (*range(0x064B, 0x0660), 0x0670, 0x0640):  # Arabic harakat, superscript alef, tatweel
+        table[cp] = None
+    table.update({ord(k): v for k, v in {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و",
+                                         "ئ": "ي", "ی": "ي", "ک": "ك"}.items()})  # fmt: skip
     for i in range(26):
         letter = chr(ord("a") + i)
         for block in (0x1F1E6, 0x1F150, 0x1F170, 0x1F130):  # regional indicators, negative circled/squared, squared
@@ -200,8 +253,9 @@ _MARKS = _ranges(lambda c: unicodedata.category(c).startswith("M"), 0x10000)
 _NONWORD = re.compile(rf"[^\w@${_MARKS}]|_")
 _HAS_CONFUSABLE = re.compile("[" + "".join(CONFUSABLES) + "]")
 _LEAD_SIGIL = re.compile(r"(?<![\w@$])[@$]+")
-_LEET_WORD = re.compile(r"(?<!\S)\S*?[^\W\d_](?:[0-9@$]+[^\W\d_]|[@$])\S*")
-_LEET_INNER = re.compile(r"[^\W\d_](?:[0-9@$]+[^\W\d_]|[@$])")
+_LATINISH = "[a-z" + "".join(CONFUSABLES) + "]"  # leetspeak is read only between letters that may be Latin
+_LEET_WORD = re.compile(rf"(?<!\S)\S*?{_LATINISH}(?:[0-9@$]+{_LATINISH}|[@$])\S*")
+_LEET_INNER = re.compile(rf"{_LATINISH}(?:[0-9@$]+{_LATINISH}|[@$])")
 _REPEAT = re.compile(r"([^\W\d_])\1\1+")
 _SINGLES = re.compile(r"(?<!\S)\w(?: +\w)+(?!\S)")
 _DIGIT = re.compile(r"\d")
@@ -216,11 +270,13 @@ def _first(match: re.Match) -> str:
 
 
 def _fold_confusables(word: str) -> str:
-    chars = set(word)
-    if not chars & _CONFUSABLE_KEYS:
+    letters = {c for c in word if c.isalpha()}
+    latin = any("a" <= c <= "z" for c in letters)
+    if latin and any("\u0400" <= c <= "\u04ff" and c not in _CONFUSABLE_KEYS for c in letters):
+        return word.translate(_LATIN_TO_CYRILLIC)  # a Cyrillic word with Latin lookalikes slipped in
+    if not letters & _CONFUSABLE_KEYS:
         return word
-    letters = {c for c in chars if c.isalpha()}
-    if letters <= _CONFUSABLE_KEYS or any("a" <= c <= "z" for c in letters):
+    if letters <= _CONFUSABLE_KEYS or latin:
         return word.translate(_CONFUSABLE_TABLE)
     return word
 
@@ -236,9 +292,12 @@ def _rejoin(match: re.Match) -> str:
     return _REPEAT.sub(_first, _fold_confusables(word))
 
 
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text.translate(_PRE)).casefold().translate(_FOLD)
+
+
 def _unicode_words(text: str) -> str:
-    s = unicodedata.normalize("NFKC", text.translate(_PRE)).casefold().translate(_FOLD)
-    return _NONWORD.sub(" ", s)
+    return _NONWORD.sub(" ", _folded(text))
 
 
 def normalize(text: str) -> str:
@@ -266,4 +325,41 @@ def normalize(text: str) -> str:
     return " ".join([SHORTHAND.get(w, w) for w in s.split()])
 
 
-__all__ = ["CONFUSABLES", "EMOJI", "MAX_TEXT", "ONE_LETTER_WORDS", "SHORTHAND", "normalize"]
+_MASKED = re.compile(r"[^\s\w]|[\d_]")  # what :func:`unmasked` reads as leetspeak or drops inside a word
+
+
+_HAS_LATINISH = re.compile(_LATINISH)
+
+
+def _unmask_word(word: str) -> str:
+    """Symbols inside the word dropped, in any script; digits read as letters only next to Latin letters."""
+    if not _MASKED.search(word):
+        return word
+    return _NONWORD.sub("", word.translate(_LEET_WIDE) if _HAS_LATINISH.search(word) else word)
+
+
+def unmasked(text: str) -> str:
+    """The alternative, aggressive view (see the module docstring); normalised, so ``unmasked(x)`` can be
+    compared with ``normalize(x)`` — it equals it when the text has nothing masked."""
+    if len(text) > MAX_TEXT or not _MASKED.search(text):
+        return normalize(text)  # nothing masked (the common case), or too long (raises text.too_long)
+    s = text.lower() if text.isascii() else _folded(text)
+    return normalize(" ".join([_unmask_word(w) for w in s.split()]))
+
+
+def transliterate(text: str) -> str:
+    """Cyrillic and Greek letters of ``text`` in Latin letters (casefolded first); other characters unchanged."""
+    return text.casefold().translate(_TRANSLIT)
+
+
+__all__ = [
+    "CONFUSABLES",
+    "EMOJI",
+    "MAX_TEXT",
+    "ONE_LETTER_WORDS",
+    "SHORTHAND",
+    "UNSPACED",
+    "normalize",
+    "transliterate",
+    "unmasked",
+]

@@ -7,7 +7,19 @@ guard normalises the query once, runs the term matcher, and applies a small rule
 categories in the query        action      message       why
 =============================  ==========  ============  ==========================================================
 any ``csam`` term              block       block         the term's only common use is seeking abuse material
+a ``victim`` phrase            support     support       a person at risk asking for help: a child asked for
+                                                         images, a sextortion victim, someone whose images were
+                                                         shared, a child disclosing abuse. Help resources for
+                                                         *them*, never a deterrence message; it wins over every
+                                                         row below, but not over a ``csam`` term, so an
+                                                         abuse-seeking query is not turned into support by adding
+                                                         a phrase (victim phrases are first-person phrases, never
+                                                         one word such as "help" or "me")
 ``minor`` + ``sexual``         block       block         a child word with a sexual word is a request for CSAM
+``victim.images`` +            support     support       "my nudes/photos" with a leak or threat word ("he posted
+``victim.harm``                                          my pictures", "slili moi foto"): a person whose images
+                                                         were shared or are threatened. Below the block rows, so
+                                                         adding such words to a blocked search changes nothing
 ``minor_ambiguous`` + sexual   warn        warn          "teen"/"young" + sexual is often legal adult content
                                                          labelled to look young: warn, do not block (Prichard et
                                                          al. 2022 tested warnings on exactly these searches)
@@ -18,7 +30,20 @@ anything else                  allow       none
 
 The first matching row wins. Single context words (``minor``, ``sexual``, ``trading`` …) never act alone: "kids
 shoes" and "sex education" must stay searchable. Matching uses every language's terms whatever the locale, because
-people search in mixed languages; the locale only picks the message.
+people search in mixed languages; the locale picks the message, and decides for the few context words that are
+ordinary words in another language (category ``<name>.local``, e.g. German "kind", Swedish "barn"): such a word
+counts only when the locale is its language or another word of the query is in its language.
+
+What the guard sees of a query, so that evasions are undone by normalisation rather than listed as spellings:
+
+- the canonical form (:func:`~safehold.text.normalize.normalize`: case, accents, fullwidth and styled letters,
+  homoglyphs, mixed scripts, zero-width characters, separators, leetspeak between letters, letters spelled apart);
+- the unmasked form (:func:`~safehold.text.normalize.unmasked`: digits and symbols anywhere in a word, "ch!ld",
+  "4nal"), as a second view whose hits are added to the first;
+- ages: a number under 18 before an ``age_unit`` word of any language ("12 anni", "12歳", "14yo") is a ``minor``
+  cue, so no age is listed one by one;
+- terms in scripts without spaces (CJK, Thai, Arabic with its clitics) are found inside words, and Cyrillic and
+  Greek terms also in Latin transliteration (:class:`~safehold.text.terms.Matcher`).
 
 Messages come from ``data/search_messages.json`` (sources cited inside). Each blocked/warned query gets one message
 *variant* (``deterrence``: illegal + traceable + help; ``help``: help first) so a platform can compare them, as the
@@ -32,18 +57,23 @@ import hashlib
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from safehold.errors import SafeholdError
-from safehold.text.normalize import normalize
-from safehold.text.terms import Matcher, TermList, load_starter
+from safehold.text.normalize import UNSPACED, normalize, unmasked
+from safehold.text.support import VICTIM, VICTIM_HARM, VICTIM_IMAGES
+from safehold.text.terms import AGE_UNIT, LOCAL, Hit, Matcher, TermList, load_starter
 
-ACTIONS = ("allow", "warn", "block")
-MESSAGE_KINDS = ("block", "warn", "sextortion")
-HELP_SETS = ("prevention", "victim")
-_SEVERITY = {"allow": 0, "warn": 2, "block": 3}
+ACTIONS = ("allow", "support", "warn", "block")
+MESSAGE_KINDS = ("block", "warn", "sextortion")  # one message per variant
+SUPPORT = "support"  # the action, its message (one, not per variant: never a deterrence text) and its help set
+HELP_SETS = ("prevention", "victim", SUPPORT)
+_SEVERITY = {"allow": 0, "support": 1, "warn": 2, "block": 3}
+ADULT = 18
+_MASKABLE = re.compile(r"[^\s\w]|\d")  # without one of these the unmasked view is the canonical form
 
 
 @dataclass(frozen=True)
@@ -57,7 +87,9 @@ class _Rule:
 
 RULES = (
     _Rule("csam", frozenset({"csam"}), "block", "block", "prevention"),
+    _Rule(SUPPORT, frozenset({VICTIM}), SUPPORT, SUPPORT, SUPPORT),
     _Rule("minor_sexual", frozenset({"minor", "sexual"}), "block", "block", "prevention"),
+    _Rule(SUPPORT, frozenset({VICTIM_IMAGES, VICTIM_HARM}), SUPPORT, SUPPORT, SUPPORT),
     _Rule("minor_ambiguous_sexual", frozenset({"minor_ambiguous", "sexual"}), "warn", "warn", "prevention"),
     _Rule("sextortion", frozenset({"sextortion"}), "warn", "sextortion", "victim"),
 )
@@ -102,6 +134,11 @@ def _validate_help_entry(entry, where: str, sources: dict) -> None:
         _require_text(entry.get(key), f"{where}.{key}")
     if "phone" in entry:
         _require_text(entry["phone"], f"{where}.phone")
+    regions = entry.get("regions")
+    if regions is not None and (
+        not isinstance(regions, list) or not regions or not all(isinstance(r, str) and r for r in regions)
+    ):
+        raise _invalid(f"{where}.regions must be a non-empty list of region codes such as 'GB'")
     if entry.get("source") is not None and entry["source"] not in sources:
         raise _invalid(f"{where}.source {entry['source']!r} is not defined in 'sources'")
 
@@ -136,6 +173,11 @@ def validate_messages(data) -> dict:
                     raise _invalid(f"locales.{loc}.messages.{kind}.{variant} is missing")
                 _require_text(msg.get("title"), f"locales.{loc}.messages.{kind}.{variant}.title")
                 _require_text(msg.get("body"), f"locales.{loc}.messages.{kind}.{variant}.body")
+        support = body["messages"].get(SUPPORT)
+        if not isinstance(support, dict):
+            raise _invalid(f"locales.{loc}.messages.{SUPPORT} is missing (one message, shown to a person at risk)")
+        _require_text(support.get("title"), f"locales.{loc}.messages.{SUPPORT}.title")
+        _require_text(support.get("body"), f"locales.{loc}.messages.{SUPPORT}.body")
         helps = body.get("help")
         if not isinstance(helps, dict):
             raise _invalid(f"locales.{loc}.help must be an object")
@@ -191,6 +233,7 @@ class QueryGuard:
             self._matcher = terms
         else:
             self._matcher = Matcher((load_starter() if terms is None else terms).terms)
+        self._ages = _age_pattern(t for t in self._matcher.terms if t.category == AGE_UNIT)
         data = load_messages() if messages is None else validate_messages(messages)
         self._locales = data["locales"]
         self._default_locale = data.get("default_locale", "en")
@@ -228,10 +271,23 @@ class QueryGuard:
                 return name
         return self._variants[-1][1]  # float rounding can leave the last edge a hair below 1.0
 
-    def _rule(self, query: str) -> _Rule | None:
+    def categories(self, query: str, locale: str | None = None) -> set[str]:
+        """The term categories the query carries, from every view of it (see the module docstring)."""
         if not isinstance(query, str):
             raise SafeholdError("search.invalid_query", "query must be a string")
-        cats = self._matcher.categories(normalize(query), normalized=True)
+        text = normalize(query)
+        hits = self._matcher.find(text, normalized=True)
+        plain = query.replace(" ", "").isalpha()  # no digit, no symbol: no unmasked view, no age (a C-speed test)
+        alt = text if plain or not _MASKABLE.search(query) else unmasked(query)
+        if alt != text:
+            hits += self._matcher.find(alt, normalized=True)
+        cats = _resolve_local(hits, locale) if hits else set()
+        if not plain and self._ages is not None and _has_minor_age(self._ages, text):
+            cats.add("minor")
+        return cats
+
+    def _rule(self, query: str, locale: str | None = None) -> _Rule | None:
+        cats = self.categories(query, locale)
         if cats:
             for rule in RULES:
                 if rule.needs.issubset(cats):
@@ -239,38 +295,111 @@ class QueryGuard:
         return None
 
     def check(self, query: str, locale: str = "en", *, bucket: str | None = None) -> SearchDecision:
-        rule = self._rule(query)
+        rule = self._rule(query, locale)
         loc = self.resolve_locale(locale)
         if rule is None:
             return SearchDecision("allow", None, 0, loc, None, None)
-        variant = self.pick_variant(bucket)
+        variant = None if rule.action == SUPPORT else self.pick_variant(bucket)
         return SearchDecision(
-            rule.action, rule.category, _SEVERITY[rule.action], loc, variant, self._message(loc, rule, variant)
+            rule.action, rule.category, _SEVERITY[rule.action], loc, variant, self._message(loc, rule, variant, locale)
         )
 
-    def _message(self, locale: str, rule: _Rule, variant: str) -> dict:
-        """A fresh dict each time: callers may localise or extend it without touching the shared data."""
+    def _message(self, locale: str, rule: _Rule, variant: str | None, requested: str | None) -> dict:
+        """A fresh dict each time: callers may localise or extend it without touching the shared data. Help
+        entries tied to regions are kept only for a searcher in one of them when the locale names a region
+        ("en-CA" gets Kids Help Phone, not Childline); a locale without a region gets them all."""
         body = self._locales[locale]
-        text = body["messages"][rule.message][variant]
+        text = body["messages"][rule.message]
+        if variant is not None:
+            text = text[variant]
+        region = _region(requested)
         keys = ("name", "url", "phone", "description")
         return {
             "title": text["title"],
             "body": text["body"],
-            "help": [{k: entry[k] for k in keys if k in entry} for entry in body["help"][rule.help]],
+            "help": [
+                {k: entry[k] for k in keys if k in entry}
+                for entry in body["help"][rule.help]
+                if region is None or "regions" not in entry or region in entry["regions"]
+            ],
         }
 
     def filter_suggestions(self, suggestions: list[str], locale: str = "en") -> tuple[list[str], dict[str, int]]:
         """Drop every suggestion the guard would warn on or block; autocomplete must never *offer* such a query.
+        A suggestion the guard answers with ``support`` is kept: it leads a person at risk to help.
 
         Returns the kept suggestions in their original order and how many were removed per rule category.
-        ``locale`` is accepted for symmetry with ``check``; matching is language-independent.
+        ``locale`` decides the ``.local`` context words, as in :meth:`check`.
         """
         kept: list[str] = []
         removed: dict[str, int] = {}
         for suggestion in suggestions:
-            rule = self._rule(suggestion)
-            if rule is None:
+            rule = self._rule(suggestion, locale)
+            if rule is None or rule.action == SUPPORT:  # a help-seeking suggestion is safe to offer
                 kept.append(suggestion)
             else:
                 removed[rule.category] = removed.get(rule.category, 0) + 1
         return kept, removed
+
+
+def _primary(locale: str | None) -> str | None:
+    return locale.replace("_", "-").partition("-")[0].lower() if isinstance(locale, str) and locale else None
+
+
+def _region(locale: str | None) -> str | None:
+    """The region subtag of a BCP 47 tag ("en-GB" -> "GB", "zh-Hant-TW" -> "TW"), if any."""
+    if not isinstance(locale, str):
+        return None
+    for part in locale.replace("_", "-").split("-")[1:]:
+        if len(part) == 2 and part.isalpha() or len(part) == 3 and part.isdigit():
+            return part.upper()
+    return None
+
+
+def _resolve_local(hits: list[Hit], locale: str | None) -> set[str]:
+    """Categories of the hits; a ``<category>.local`` hit counts as ``<category>`` only if the locale is its
+    language or another hit (not itself, not a language-neutral "und" term) is in its language."""
+    cats = {hit.term.category for hit in hits}
+    if not any(c.endswith(LOCAL) for c in cats):
+        return cats  # the common case
+    cats = set()
+    for hit in hits:
+        category = hit.term.category
+        if not category.endswith(LOCAL):
+            cats.add(category)
+            continue
+        lang = hit.term.language
+        if lang == _primary(locale) or any(
+            h.term.language == lang and (h.start, h.end) != (hit.start, hit.end) for h in hits
+        ):
+            cats.add(category.removesuffix(LOCAL))
+    return cats
+
+
+def _age_pattern(units) -> re.Pattern | None:
+    """One regex for "<number> <age unit>" over normalised text (the space is optional: "14yo", "12歳")."""
+    spaced, unspaced = set(), set()
+    for t in units:
+        key = normalize(t.term)
+        if key:
+            (unspaced if UNSPACED.match(key[-1]) else spaced).add(re.escape(key))
+    if not spaced and not unspaced:
+        return None
+    alternation = "|".join(
+        part
+        for part in (
+            "(?:" + "|".join(sorted(spaced, key=len, reverse=True)) + ")(?= |$)" if spaced else "",
+            "(?:" + "|".join(sorted(unspaced, key=len, reverse=True)) + ")" if unspaced else "",
+        )
+        if part
+    )
+    return re.compile(rf"(?<![0-9])([0-9]{{1,2}}) ?(?:{alternation})")
+
+
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _has_minor_age(pattern: re.Pattern, text: str) -> bool:
+    if not _DIGIT.search(text):
+        return False
+    return any(0 < int(m.group(1)) < ADULT for m in pattern.finditer(text))

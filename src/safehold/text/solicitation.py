@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 from safehold.errors import SafeholdError
 from safehold.text.normalize import MAX_TEXT, normalize
-from safehold.text.terms import Matcher, TermList, load_starter
+from safehold.text.terms import LOCAL, SEARCH_ONLY, Matcher, TermList, load_starter
 
 KINDS = ("post", "profile", "listing", "comment", "message")
 
@@ -229,6 +229,8 @@ class SolicitationScorer:
         seen_terms: set[tuple[str, str]] = set()
         for hit in self._matcher.find(normalize(text), normalized=True):
             term = hit.term
+            if term.category in SEARCH_ONLY or term.category.endswith(LOCAL):
+                continue  # the guard's own cues; a .local word's language is unknown here
             categories[term.category] = max(categories.get(term.category, 0), term.severity)
             if (term.term, term.category) not in seen_terms:
                 seen_terms.add((term.term, term.category))

@@ -12,6 +12,13 @@ it is a whole word or phrase of the normalised text (a space or an end on both s
 "linkinbio", as in hashtags), and a term written with an apostrophe also matches its form without one
 ("don't tell" matches "dont tell": chat drops apostrophes; the text's own "don't" normalises to "don t", which the
 term's normal form matches). Words split into single letters are rejoined by :func:`normalize` ("c h i l d").
+A term in a script written without spaces (:data:`~safehold.text.normalize.UNSPACED`: CJK, Thai,
+Arabic with its clitics…) needs no space on the side where it starts or ends with such a character, since
+there is none to find (a Japanese term inside a longer Japanese query, an Arabic noun with its article). A term
+with Cyrillic or Greek letters also matches its romanisation (:func:`~safehold.text.normalize.transliterate`),
+as people type those languages in Latin letters.
+A term written with a trailing ``*`` is a stem: it also matches the words it starts ("minderjährig*" matches
+"minderjährigen"), for languages that inflect (at least ``STEM_MIN`` characters before the ``*``).
 Not caught: terms glued to other words ("hotchild"), misspellings not in the list, and words split into
 multi-letter chunks.
 """
@@ -29,8 +36,18 @@ from importlib import resources
 import ahocorasick
 
 from safehold.errors import NotFound, SafeholdError
-from safehold.text.normalize import normalize
+from safehold.text.normalize import UNSPACED, normalize, transliterate
 
+#: A category ending in this is a context word that is an ordinary word in another language: a detector counts
+#: it only in its own language's context (see :mod:`safehold.text.search`).
+LOCAL = ".local"
+AGE_UNIT = "age_unit"
+#: Categories only the search guard reads: an age unit is nothing without the number before it, and a victim's
+#: phrase asks for help rather than offering anything (the solicitation scorer skips both, and ``.local`` words).
+SEARCH_ONLY = frozenset({AGE_UNIT, "victim", "victim.images", "victim.harm"})  # see safehold.text.support
+#: Categories a :class:`Matcher` keeps in ``terms`` but does not look for as words: an age unit ("let", "ans",
+#: "yo") is an ordinary word alone, and the guard reads it with the number before it, in one regex.
+NOT_WORDS = frozenset({AGE_UNIT})
 SEVERITIES = (1, 2, 3)  # 1 = context only, 2 = warn, 3 = block / strong signal
 MAX_TERMS = 1_000_000
 COLUMNS = ("term", "category", "severity", "language", "source")
@@ -42,7 +59,9 @@ _SOURCE_LINE = re.compile(r"^#\s*source\s*:\s*(?P<key>[^=\s]+)\s*=\s*(?P<citatio
 _VERSION_LINE = re.compile(r"^#\s*version\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
 _LIST_NAME = re.compile(r"^[a-z0-9_]+$")
 _SQUASH_MIN = 6
+STEM_MIN = 4
 _APOSTROPHE = re.compile(r"(?<=[^\W\d_])['\u2019\u02bc](?=[^\W\d_])")
+_CYRILLIC_GREEK = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
 
 
 @dataclass(frozen=True)
@@ -60,10 +79,10 @@ def _invalid(message: str, line: int | None = None) -> SafeholdError:
 
 
 def _dedupe(terms: Iterable[Term]) -> tuple[Term, ...]:
-    """One Term per (normalised term, category, language); a duplicate keeps the highest severity."""
-    kept: dict[tuple[str, str, str], Term] = {}
+    """One Term per (normalised term, stem or not, category, language); a duplicate keeps the highest severity."""
+    kept: dict[tuple[str, bool, str, str], Term] = {}
     for t in terms:
-        key = (normalize(t.term), t.category, t.language)
+        key = (normalize(t.term), t.term.rstrip().endswith("*"), t.category, t.language)
         old = kept.get(key)
         if old is None or t.severity > old.severity:
             kept[key] = t if old is None else Term(old.term, t.category, t.severity, t.language, old.source or t.source)
@@ -180,6 +199,8 @@ def _parse_row(header: list[str], fields: list[str], lineno: int) -> Term:
     term = values.get("term", "")
     if not normalize(term):
         raise _invalid(f"empty term {term!r} (nothing left after normalisation)", lineno)
+    if term.endswith("*") and len(normalize(term)) < STEM_MIN:
+        raise _invalid(f"stem {term!r} is too short: at least {STEM_MIN} characters before the '*'", lineno)
     category = values.get("category", "")
     if not _CATEGORY.match(category):
         raise _invalid(f"category {category!r} must be a lower-case slug like 'minor' or 'grooming.secrecy'", lineno)
@@ -225,7 +246,10 @@ class Matcher:
     def __init__(self, terms: Iterable[Term]):
         keyed: dict[str, list[Term]] = {}
         count = 0
-        for t in terms:
+        self.terms: tuple[Term, ...] = tuple(terms)
+        for t in self.terms:
+            if t.category in NOT_WORDS:
+                continue
             key = normalize(t.term)
             if not key:
                 continue  # from_csv rejects these; a programmatic empty term can never match
@@ -236,12 +260,16 @@ class Matcher:
                 variants.add(squashed)
             if _APOSTROPHE.search(t.term):  # "don't" is also typed "dont", "i'm" "im"
                 variants.add(normalize(_APOSTROPHE.sub("", t.term)))
+            if _CYRILLIC_GREEK.search(t.term):
+                variants.add(normalize(transliterate(t.term)))
+            stem = t.term.rstrip().endswith("*")
             for variant in variants:
-                keyed.setdefault(variant, []).append(t)
+                keyed.setdefault(variant, ([], []))[stem].append(t)
         self._count = count
         self._automaton = ahocorasick.Automaton()
-        for key, ts in keyed.items():
-            self._automaton.add_word(key, (len(key), tuple(ts)))
+        for key, (words, stems) in keyed.items():
+            free = (bool(UNSPACED.match(key[0])), bool(UNSPACED.match(key[-1])))
+            self._automaton.add_word(key, (len(key), (*words, *stems), tuple(stems), free))
         if keyed:
             self._automaton.make_automaton()
 
@@ -255,10 +283,13 @@ class Matcher:
         s = text if normalized else normalize(text)
         n = len(s)
         hits: list[Hit] = []
-        for last, (length, terms) in self._automaton.iter(s):
+        for last, (length, terms, stems, (free_start, free_end)) in self._automaton.iter(s):
             start = last - length + 1
-            if (start == 0 or s[start - 1] == " ") and (last + 1 == n or s[last + 1] == " "):
-                hits.extend(Hit(t, start, last + 1) for t in terms)
+            if not (free_start or start == 0 or s[start - 1] == " "):
+                continue
+            whole = free_end or last + 1 == n or s[last + 1] == " "
+            for t in terms if whole else stems:  # a stem also matches the start of a longer word
+                hits.append(Hit(t, start, last + 1))
         if len(hits) > 1:
             hits.sort(key=lambda h: (h.start, h.end))
         return hits

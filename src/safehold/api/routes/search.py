@@ -20,6 +20,7 @@ from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.rules.search import CATEGORIES
 from safehold.services import Services
+from safehold.text.search import ACTIONS
 
 router = APIRouter(prefix="/v1/search", tags=["search"], route_class=ContractRoute)
 CHECK = require(Permission.SCAN)
@@ -50,8 +51,36 @@ class FilterBody(BaseModel):
 class HelpClickBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     category: Literal[CATEGORIES] = Field(description="The decision's category.")
-    variant: str = Field(max_length=32, description="The decision's message variant, e.g. deterrence, help.")
+    variant: str | None = Field(
+        None, max_length=32, description="The decision's message variant, e.g. deterrence, help; none for support."
+    )
     locale: str = Locale
+
+
+class HelpOut(BaseModel):
+    name: str
+    url: str
+    phone: str | None = None
+    description: str
+
+
+class MessageOut(BaseModel):
+    title: str
+    body: str
+    help: list[HelpOut]
+
+
+class DecisionOut(BaseModel):
+    """What to do with a query. ``support``: the searcher is a person at risk asking for help (a child asked
+    for images, a sextortion victim, someone whose images were shared): show the help resources, never a
+    deterrence message."""
+
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    category: str | None
+    severity: int
+    locale: str
+    variant: str | None
+    message: MessageOut | None
 
 
 def answer_check(svc: Services, body: CheckBody) -> dict:
@@ -63,10 +92,11 @@ def answer_filter(svc: Services, body: FilterBody) -> dict:
     return {"suggestions": kept, "removed": removed}
 
 
-@router.post("/check")
+@router.post("/check", response_model=DecisionOut, response_model_exclude_none=False)
 async def check(body: CheckBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
-    """``allow``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised deterrence
-    message and help resources to show instead of (block) or above (warn) the results."""
+    """``allow``, ``support``, ``warn`` or ``block``, with the category matched and, unless allowed, the localised
+    message and help resources: for block, shown instead of the results; for warn, above them; for support, help
+    resources for a person at risk (Take It Down, CyberTipline, Childline, local helplines), never deterrence."""
     return answer_check(svc, body)
 
 
@@ -80,6 +110,7 @@ async def filter_suggestions(
 
 @router.post("/help-clicks")
 async def help_click(body: HelpClickBody, svc: Services = Depends(services), _: Principal = Depends(CHECK)) -> dict:
-    """Count one click on a help resource shown with a warn or block message (for comparing message variants).
-    Send the decision's ``category`` and ``variant`` and the searcher's locale; nothing else is recorded."""
+    """Count one click on a help resource shown with a decision (for comparing message variants and seeing whether
+    support answers are used). Send the decision's ``category`` and ``variant`` (none for ``support``) and the
+    searcher's locale; nothing else is recorded."""
     return svc.search.help_click(body.category, body.variant, body.locale)
