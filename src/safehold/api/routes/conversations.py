@@ -22,9 +22,12 @@ READ = Depends(require(Permission.CASES_READ))
 WRITE = require(Permission.EVENTS_WRITE)
 
 #: A new message's conversation id in the path: 1 to 128 printable ASCII characters, not all blank (``check_id``'s
-#: rule, which also takes other printable characters; a path takes no '/').
+#: rule, which also takes other printable characters; a path takes no '/', and no '%': a client that forgets to
+#: escape it as %25 would send another id than it meant, and the server could not tell).
 ConversationId = Annotated[
-    matching(r"^[ -.0-~]*[!-.0-~][ -.0-~]*$", "a conversation id is printable ASCII without '/', not blank"),
+    matching(
+        r"^[ -$&-.0-~]*[!-$&-.0-~][ -$&-.0-~]*$", "a conversation id is printable ASCII without '/' or '%', not blank"
+    ),
     Path(max_length=MAX_ID, description="The platform's id."),
 ]
 _MESSAGES_BODY = {
