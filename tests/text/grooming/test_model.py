@@ -41,13 +41,15 @@ def test_train_save_load_predict(model, tmp_path):
     assert same.to_dict() == g.to_dict()
 
 
-def test_message_score_is_the_dot_product_of_the_message_vector(model):
+@pytest.mark.parametrize("chars", [0, 4])
+def test_message_score_is_the_dot_product_of_the_message_vector(model, chars):
     """The scorer's cached per-word sums must equal what training saw: w · x for the message's vector."""
-    for text in ("are you home alone?", "lol lol lol", "letsmeetupsoon ok", "", "a b c d e f"):
+    m = GroomingModel(model.weights, model.text, model.intercept, chars=chars)
+    for text in ("are you home alone?", "lol lol lol", "ok ok ok ok", "letsmeetupsoon ok", "", "a b c d e f a b"):
         norm = normalize(text)
-        idx, v = message_vector(norm, model.buckets, model.chars)
-        assert model.message_score(norm) == pytest.approx(sum(model.text[i] for i in idx) * v, abs=1e-5)
-        assert model.message_score(norm) == pytest.approx(model.message_score(norm))  # cached path
+        idx, v = message_vector(norm, m.buckets, chars)
+        assert m.message_score(norm) == pytest.approx(sum(m.text[i] for i in idx) * v, abs=1e-5)
+        assert m.message_score(norm) == pytest.approx(m.message_score(norm))  # cached path
 
 
 def test_calibration_moves_the_threshold(model):

@@ -91,25 +91,38 @@ class GroomingModel:
 
     def message_score(self, norm: str) -> float:
         """``w · x`` for one message's normalised text (``features.message_vector``): its contribution to its
-        author's running text sum."""
-        t, b, get = self.text, self.buckets, self._words.get
+        author's running text sum. One pass over the words (this is the scorer's hottest loop)."""
+        get, word = self._words.get, self._word
         crc32 = zlib.crc32
-        words = norm.split()
-        if not words:
-            return 0.0
-        seen = {w: get(w) or self._word(w) for w in dict.fromkeys(words)}
-        total = sum([hit[0] for hit in seen.values()])
-        count = sum([hit[1] for hit in seen.values()])
-        if len(words) > 1:
-            bigrams = {crc32(seen[w2][3], seen[w1][2]) for w1, w2 in zip(words, words[1:], strict=False)}
+        seen: set[str] = set()
+        bigrams: set[int] = set()
+        total = 0.0
+        count = 0
+        prev = None
+        for w in norm.split():
+            hit = get(w) or word(w)
+            if w not in seen:
+                seen.add(w)
+                total += hit[0]
+                count += hit[1]
+            if prev is not None:
+                bigrams.add(crc32(hit[3], prev))
+            prev = hit[2]
+        if bigrams:
+            t, b = self.text, self.buckets
             total += sum([t[g % b] for g in bigrams])
             count += len(bigrams)
-        return total / math.sqrt(count)
+        return total / math.sqrt(count) if count else 0.0
 
     def _word(self, w: str) -> tuple[float, int, int, bytes]:
-        gs = word_grams(w, self.chars)
-        t, b = self.text, self.buckets
-        hit = (sum([t[g % b] for g in gs]), len(gs), gs[0], b" " + w.encode())
+        """A word not in the cache: its grams' summed weight and count, its crc32 and its bigram suffix."""
+        e = w.encode()
+        h = zlib.crc32(e)
+        if self.chars:
+            gs = word_grams(w, self.chars)
+            hit = (sum([self.text[g % self.buckets] for g in gs]), len(gs), h, b" " + e)
+        else:
+            hit = (self.text[h % self.buckets], 1, h, b" " + e)
         if len(self._words) >= WORD_CACHE:
             self._words.clear()
         self._words[w] = hit
