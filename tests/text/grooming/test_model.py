@@ -1,6 +1,7 @@
 import base64
 import json
 import math
+import sys
 
 import pytest
 
@@ -67,6 +68,13 @@ def test_training_needs_both_labels(corpus_paths):
     with pytest.raises(SafeholdError) as err:
         train(read_conversations(corpus_paths[0]), set())
     assert err.value.code == "grooming.training_labels"
+
+
+def test_training_without_scikit_learn_is_a_clean_error(monkeypatch, corpus_paths):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if the 'train' extra were not installed
+    with pytest.raises(SafeholdError) as err:
+        train(read_conversations(corpus_paths[0]), read_predators(corpus_paths[1]), buckets=64)
+    assert err.value.code == "grooming.training_unavailable"
 
 
 def test_training_without_held_out_offenders_stays_uncalibrated():

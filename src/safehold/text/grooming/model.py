@@ -201,6 +201,19 @@ class GroomingModel:
             raise SafeholdError("grooming.invalid_model", f"Invalid grooming model file {path}: {exc}") from exc
 
 
+def _training_libraries():
+    """scipy's sparse matrices and scikit-learn's estimators, or a clear error: scoring needs neither."""
+    try:
+        from scipy import sparse
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise SafeholdError(
+            "grooming.training_unavailable", "Training needs scikit-learn: pip install 'safehold[train]'."
+        ) from exc
+    return sparse, DictVectorizer, LogisticRegression
+
+
 def samples(
     conversations: Iterable[Conversation],
     predators: set[str],
@@ -215,7 +228,7 @@ def samples(
 
     Returns ``(named, text, labels)``: the behaviour features (list of dicts), the shrunken-mean text vectors
     (scipy CSR, ``buckets`` columns) and the 0/1 labels."""
-    from scipy import sparse
+    sparse = _training_libraries()[0]
 
     from safehold.text.grooming.scorer import GroomingScorer, author_features
     from safehold.text.normalize import MAX_TEXT, normalize
@@ -270,14 +283,7 @@ def fit(
 ) -> GroomingModel:
     """Logistic regression on the rows of :func:`samples`; ``class_weight="balanced"`` because offenders are a
     small minority of participants."""
-    try:
-        from scipy import sparse
-        from sklearn.feature_extraction import DictVectorizer
-        from sklearn.linear_model import LogisticRegression
-    except ImportError as exc:  # the runtime does not need scikit-learn; training does
-        raise SafeholdError(
-            "grooming.training_unavailable", "Training needs scikit-learn: pip install 'safehold[train]'."
-        ) from exc
+    sparse, DictVectorizer, LogisticRegression = _training_libraries()
     if len(set(labels)) < 2:
         raise SafeholdError("grooming.training_labels", "Training needs both predator and non-predator authors.")
     vec = DictVectorizer()
