@@ -71,7 +71,8 @@ def test_training_needs_both_labels(corpus_paths):
 
 
 def test_training_without_scikit_learn_is_a_clean_error(monkeypatch, corpus_paths):
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if the 'train' extra were not installed
+    for name in ("sklearn", "sklearn.feature_extraction", "sklearn.linear_model"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if the 'train' extra were not installed
     with pytest.raises(SafeholdError) as err:
         train(read_conversations(corpus_paths[0]), read_predators(corpus_paths[1]), buckets=64)
     assert err.value.code == "grooming.training_unavailable"
