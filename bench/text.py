@@ -8,13 +8,15 @@ scoring, and the grooming detector's figures on a PAN-2012-format corpus.
   normalisation), reporting the same hits; the two must agree on which queries hit.
 - **suggestions**: ``filter_suggestions`` on batches of 10 suggestions, suggestions/s.
 - **solicitation**: ``SolicitationScorer.score`` on generated posts of 10–40 words, posts/s.
-- **grooming**: ``GroomingScorer.add`` on generated conversations (two participants, 40 messages each), one
-  message at a time as the API receives them, messages/s and p99 per message.
+- **grooming**: ``GroomingScorer.add`` (the default: the shipped model on top of the stage rules) on generated
+  conversations (two participants, 40 messages each), one message at a time as the API receives them, messages/s
+  and p99 per message; ``grooming_rules_only`` the same with ``rules_only=True``, for comparison.
 - **api**: ``POST /v1/search/check`` served by ``safehold serve`` (SQLite, its own process), driven open-loop at
   ``--api-rate`` requests/s for ``--api-seconds`` by a load generator in a third process (asyncio streams,
   keep-alive); latency from the request's scheduled send time to its answer (so a stalled server shows).
 - **eval** (``--corpus`` XML and ``--predators`` list, PAN-2012 format; default: the repository's synthetic test
-  corpus): precision, recall, F0.5 and latency-weighted F1 of the default detector (no trained model).
+  corpus): precision, recall, F0.5 and latency-weighted F1 of the default detector (real-data figures:
+  ``bench/grooming.py``).
 
 Usage: ``.venv/bin/python bench/text.py [--queries 200000] [--out bench/results/text.json]``
 """
@@ -173,8 +175,8 @@ def bench_solicitation(n: int, rng: random.Random) -> dict:
     return summary(n, seconds, lat, "posts")
 
 
-def bench_grooming(conversations: int, rng: random.Random) -> dict:
-    scorer = GroomingScorer()
+def bench_grooming(conversations: int, rng: random.Random, *, rules_only: bool = False) -> dict:
+    scorer = GroomingScorer(rules_only=rules_only)
     convs = [
         [Message(author=f"u{c}-{i % 2}", text=chat_line(rng), id=str(i)) for i in range(80)]
         for c in range(conversations)
@@ -317,7 +319,8 @@ def main() -> None:
         "machine": machine(),
         "search": bench_search(args.queries, args.term_rate, rng),
         "solicitation": bench_solicitation(args.posts, rng),
-        "grooming": bench_grooming(args.conversations, rng),
+        "grooming": bench_grooming(args.conversations, random.Random(args.seed)),
+        "grooming_rules_only": bench_grooming(args.conversations, random.Random(args.seed), rules_only=True),
         "api": bench_api(args.api_rate, args.api_seconds, rng),
         "eval": bench_eval(args.corpus, args.predators),
     }

@@ -265,7 +265,7 @@ class Settings(BaseSettings):
         default=0.7, gt=0, le=1, description="A conversation whose risk reaches this opens a case."
     )
     grooming_model: Path | None = Field(
-        default=None, description="A model file from `safehold text train` (default: the stage scorer alone)."
+        default=None, description="A model file from `safehold text train` (default: the model in the package)."
     )
     solicitation_case_threshold: float = Field(
         default=0.7, gt=0, le=1, description="A post whose solicitation score reaches this opens a case."

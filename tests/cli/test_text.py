@@ -24,6 +24,11 @@ def test_train_then_eval_with_the_model(cli, tmp_path):
     assert "model written" in cli("text", "train", xml, ids, "--out", model).stdout
     trained = json.loads(cli("text", "eval", xml, ids, "--model", model).stdout)
     assert set(trained) == set(default)
+    assert {"before_midpoint", "median_alert_position", "false_positives_by_source"} <= set(default)
+    rules = json.loads(cli("text", "eval", xml, ids, "--rules-only").stdout)
+    assert set(rules) == set(default)
+    both = cli("text", "eval", xml, ids, "--rules-only", "--model", model, code=2).stderr
+    assert "cli.conflicting_options" in both
 
 
 def test_bad_corpus_is_refused_cleanly(cli, tmp_path):

@@ -125,10 +125,17 @@ def test_bad_input_is_refused_with_a_stable_code(svc, call, code):
 
 
 def test_an_operator_model_file_drives_the_conversation_scorer(settings, tmp_path):
+    from array import array
+
     from safehold.text.grooming.model import GroomingModel
 
+    shipped = Services(settings, load_index=False)  # no model file configured: the model in the package
+    try:
+        assert shipped.terms.current().grooming.model is GroomingModel.default()
+    finally:
+        shipped.close()
     path = tmp_path / "model.json"
-    GroomingModel({"rule_risk": 8.0}, -4.0, buckets=0).save(path)
+    GroomingModel({"rule_risk": 8.0}, array("f", [0.0] * 16), -4.0).save(path)
     settings.grooming_model = path
     with_model = Services(settings, load_index=False)
     try:

@@ -50,9 +50,11 @@ def test_files_under_the_home_are_owner_only_even_with_a_loose_umask(settings, l
             return {"path": str(dest / "pkg.zip"), "sha256": "0" * 64}
 
         send_package(svc, make)
+        from array import array
+
         from safehold.text.grooming.model import GroomingModel
 
-        GroomingModel({}, 0.0).save(settings.home / "model.json")
+        GroomingModel({}, array("f", [0.0]), 0.0).save(settings.home / "model.json")
     finally:
         svc.close()
     assert stat.S_IMODE(settings.home.stat().st_mode) == 0o700

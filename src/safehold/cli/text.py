@@ -105,6 +105,8 @@ def train(
 ) -> None:
     """Fit the grooming model on a labelled corpus; evaluate it with ``safehold text eval --model``.
 
+    A fifth of the conversations is held out of the fit to calibrate the model: the threshold with the best F0.5 on
+    them becomes risk 0.7, the default alert threshold. Needs scikit-learn (``pip install 'safehold[train]'``).
     The model goes under Safehold's home (``var/`` by default, kept out of version control) unless ``--out``
     says otherwise: a model is data of the installation, not a file of the working tree."""
     from safehold.config import get_settings
@@ -136,17 +138,27 @@ def train(
 def evaluate(
     corpus: Corpus,
     predators: Predators,
-    model: Annotated[Path | None, typer.Option(help="A model from 'safehold text train' (default: none).")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A model from 'safehold text train' (default: the shipped model).")
+    ] = None,
+    rules_only: Annotated[
+        bool, typer.Option("--rules-only", help="Measure the stage rules alone, without a learned model.")
+    ] = False,
     threshold: Annotated[float, typer.Option(help="Alert threshold, 0-1.")] = 0.7,
 ) -> None:
-    """Precision, recall, F0.5 (PAN-2012) and latency-weighted F1 of the grooming detector on a corpus."""
+    """Author-level precision, recall and F0.5 (PAN-2012), latency (messages until the alert, share of offenders
+    flagged before the midpoint of their conversation) and false positives per source (the optional ``source``
+    attribute of each ``<conversation>``)."""
     from safehold.text.grooming.evaluate import evaluate as run
     from safehold.text.grooming.model import GroomingModel
     from safehold.text.grooming.pan2012 import read_predators
     from safehold.text.grooming.scorer import GroomingScorer
 
     with fail():
-        scorer = GroomingScorer(model=GroomingModel.load(model) if model else None, alert_threshold=threshold)
+        if model and rules_only:
+            raise SafeholdError("cli.conflicting_options", "--model and --rules-only exclude each other.")
+        trained = GroomingModel.load(model) if model else None
+        scorer = GroomingScorer(model=trained, rules_only=rules_only, alert_threshold=threshold)
         labels = read_predators(predators)
         bar, conversations, tick = _conversations(corpus, "evaluating")
         with bar:

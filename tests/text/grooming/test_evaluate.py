@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from safehold.text.grooming.evaluate import ERISK_P, evaluate, f_beta, latency_penalty
+from safehold.text.grooming.evaluate import ERISK_P, best_threshold, evaluate, f_beta, latency_penalty, trace
 from safehold.text.grooming.pan2012 import Conversation, read_conversations, read_predators
 from safehold.text.grooming.scorer import Assessment, Message
 
@@ -21,8 +21,8 @@ class FlagWord:
         return Assessment(max(state.values()), "none", False, None, None, participants, [], [], 0)
 
 
-def conv(cid, *lines):
-    return Conversation(cid, [Message(a, t) for a, t in lines])
+def conv(cid, *lines, source=""):
+    return Conversation(cid, [Message(a, t) for a, t in lines], source=source)
 
 
 def test_hand_checked_example():
@@ -44,6 +44,50 @@ def test_hand_checked_example():
     assert result["speed"] == pytest.approx(speed, abs=1e-4)
     assert result["latency_weighted_f1"] == pytest.approx(0.4 * speed, abs=1e-4)
     assert result["messages"] == 7 and result["conversations"] == 3
+
+
+def test_midpoint_latency_and_false_positives_per_source():
+    conversations = [
+        # offender a flagged at message 2 of 6: before the midpoint
+        conv("1", ("a", "hi"), ("a", "FLAG"), ("x", "ok"), ("x", "ok"), ("x", "ok"), ("x", "ok"), source="pj"),
+        # offender c flagged at message 4 of 4: after it
+        conv("2", ("c", "hi"), ("y", "hello"), ("y", "hm"), ("c", "FLAG"), source="pj"),
+        conv("3", ("d", "FLAG"), ("e", "ok"), source="irc"),  # d: a false positive from irc
+        conv("4", ("f", "fine"), ("g", "ok"), source="sexting"),
+    ]
+    result = evaluate(FlagWord(), conversations, {"a", "c"})
+    assert result["median_conversation_messages_to_alert"] == 3  # median of 2 and 4
+    assert result["median_alert_position"] == pytest.approx((2 / 6 + 4 / 4) / 2, abs=1e-4)
+    assert result["before_midpoint"] == 0.5  # a only, of two offenders
+    assert result["false_positives_by_source"] == {
+        "irc": {"authors": 2, "flagged": 1, "rate": 0.5},
+        "pj": {"authors": 2, "flagged": 0, "rate": 0.0},
+        "sexting": {"authors": 2, "flagged": 0, "rate": 0.0},
+    }
+
+
+class Fixed:
+    """A stand-in scorer giving each author a fixed risk."""
+
+    alert_threshold = 0.7
+
+    def __init__(self, risks):
+        self.risks = risks
+
+    def new_state(self):
+        return {}
+
+    def add(self, state, message, profiles=None):
+        state[message.author] = self.risks[message.author]
+        return Assessment(0.0, "none", False, None, None, {a: {"risk": r} for a, r in state.items()}, [], [], 0)
+
+
+def test_best_threshold_maximises_f05():
+    risks = {"p1": 0.9, "p2": 0.6, "n1": 0.65, "n2": 0.2, "p3": 0.1}
+    t = trace(Fixed(risks), [conv(a, (a, "x")) for a in risks])
+    # 0.9: P 1, R 1/3 -> F0.5 0.714; 0.65: P 1/2, R 1/3 -> 0.4545; 0.6: P 2/3, R 2/3 -> 0.667; lower: worse
+    assert best_threshold(t, {"p1", "p2", "p3"}) == 0.9
+    assert best_threshold(t, {"p1", "p2", "p3"}, beta=2.0) == 0.1  # recall first: flag everyone (F2 0.88)
 
 
 def test_latency_penalty_and_f_beta():

@@ -137,7 +137,14 @@ def test_sextortion_is_high_on_its_own(scorer):
     assert any("sextortion" in e for e in result.explanation)
 
 
-def test_state_round_trip_keeps_scoring_identical(scorer):
+@pytest.fixture(params=["scorer", "shipped"])
+def either(request):
+    """The rules alone and the default (shipped model): state, bounds and explanations hold for both."""
+    return request.getfixturevalue(request.param)
+
+
+def test_state_round_trip_keeps_scoring_identical(either):
+    scorer = either
     half = len(GROOMING) // 2
     state = scorer.new_state()
     for m in msgs(GROOMING)[:half]:
@@ -149,7 +156,8 @@ def test_state_round_trip_keeps_scoring_identical(scorer):
     assert state.to_dict() == copy.to_dict()
 
 
-def test_state_stays_bounded(scorer):
+def test_state_stays_bounded(either):
+    scorer = either
     state = scorer.new_state()
     for i in range(2000):
         scorer.add(state, Message("B", f"are you alone {i}? delete this chat", id=str(i)))
@@ -157,6 +165,7 @@ def test_state_stays_bounded(scorer):
     assert len(state.authors) <= MAX_AUTHORS
     assert "B" in state.authors  # the risky participant is the one kept
     assert all(len(ev) <= MAX_EVIDENCE for ev in state.authors["B"].evidence.values())
+    assert len(state.authors["B"].top) <= MAX_EVIDENCE
     assert len(json.dumps(state.to_dict())) < 40_000
 
 
@@ -166,7 +175,8 @@ def test_invalid_state_is_a_clean_error():
     assert err.value.code == "grooming.invalid_state"
 
 
-def test_empty_conversation_and_long_message(scorer):
+def test_empty_conversation_and_long_message(either):
+    scorer = either
     assert scorer.assess([]).level == "none"
     result = scorer.assess([Message("A", "hi " * 60_000)])  # longer than MAX_TEXT: scored on the first part
     assert result.level == "none"
@@ -175,3 +185,27 @@ def test_empty_conversation_and_long_message(scorer):
 def test_invalid_threshold():
     with pytest.raises(SafeholdError):
         GroomingScorer(alert_threshold=0)
+
+
+def test_shipped_model_keeps_the_stage_explanations(shipped):
+    """The learned risk decides; the stages (and the messages the model weighed most) say why."""
+    scores = [a.score for a in run(shipped, GROOMING)]
+    final = run(shipped, GROOMING)[-1]
+    assert final.alert and final.risk_author == "B" and final.at_risk_author == "A"
+    assert scores[-1] > scores[0]
+    assert "B asked whether A is alone or supervised (risk assessment), message 5" in final.explanation
+    assert {s["stage"] for s in final.stages} >= {"risk_assessment", "exclusivity", "sexual", "meeting"}
+    learned = next(line for line in final.explanation if line.startswith("B writes like the offenders"))
+    ids = learned.split(" in messages ")[1].split(", ")
+    assert ids and all(GROOMING[int(i) - 1][0] == "B" for i in ids)  # B's own messages, by id
+
+
+def test_shipped_model_is_quiet_on_ordinary_chat(shipped):
+    lines = [
+        ("M", "are you coming to dinner tonight?"),
+        ("K", "yes, after practice"),
+        ("M", "great, bring the salad bowl back"),
+        ("K", "ok see you at 7"),
+    ] * 5
+    result = shipped.assess(msgs(lines))
+    assert not result.alert  # everyday plans ("see you at 7") can reach "medium" on the text alone, never an alert

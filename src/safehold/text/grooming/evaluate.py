@@ -12,6 +12,17 @@ the CLEF eRisk labs (Losada, Crestani & Parapar 2019), each true positive gets t
 first alert; ``speed = 1 - median(penalty)`` and ``latency_weighted_f1 = f1 * speed``. ``p = 0.0078`` is eRisk's
 value (penalty 0.5 at k ≈ 142); chat messages are shorter than eRisk's posts, so pass a larger ``latency_p`` to
 penalise lateness more.
+
+Two more latency figures, in the conversation's own terms: how many messages of the conversation had passed at the
+first alert on its offender, and where that is as a share of the conversation (``alert_position``: 0.5 is the
+midpoint). ``before_midpoint`` is the share of all offenders flagged in the first half of their conversation — an
+alert after the meeting has been arranged protects nobody.
+
+False positives are also counted per ``Conversation.source`` (IRC, chat rooms, sexting, …): a detector that is
+quiet on technical chat but flags consenting adults is a different detector from one that errs evenly.
+
+Scoring runs once (:func:`trace`: every participant's risk whenever it reaches a new high); the figures at any
+threshold are then read from the trace (:func:`score`), so choosing a threshold on validation data costs one pass.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from safehold.text.grooming.pan2012 import Conversation
 from safehold.text.grooming.scorer import GroomingScorer
@@ -37,47 +49,80 @@ def latency_penalty(k: int, p: float = ERISK_P) -> float:
     return -1.0 + 2.0 / (1.0 + math.exp(-p * (k - 1)))
 
 
-def evaluate(
+@dataclass
+class Peak:
+    """A participant's risk reaching a new high: where in the conversation, after how many of their messages."""
+
+    risk: float
+    position: int  # messages of the conversation so far (1-based)
+    own: int  # the author's messages so far, across conversations in corpus order
+    length: int  # messages in that conversation
+
+
+@dataclass
+class Trace:
+    conversations: int = 0
+    messages: int = 0
+    seconds: float = 0.0
+    peaks: dict[str, list[Peak]] = field(default_factory=dict)  # author -> rising risks, in order
+    source: dict[str, str] = field(default_factory=dict)  # author -> source of their first conversation
+
+
+def trace(
     scorer: GroomingScorer,
     conversations: Iterable[Conversation],
-    predators: set[str],
     *,
-    threshold: float | None = None,
-    latency_p: float = ERISK_P,
     progress: Callable[[int], None] | None = None,
-) -> dict:
-    """Run ``scorer`` over every conversation, one message at a time, and score the flagged authors."""
-    threshold = scorer.alert_threshold if threshold is None else threshold
-    seen_messages: dict[str, int] = {}  # author -> messages seen so far (across conversations, in corpus order)
-    first_alert: dict[str, int] = {}  # author -> k at the first alert
-    n_conv = n_msg = 0
-    elapsed = 0.0
+) -> Trace:
+    """Run ``scorer`` over every conversation, one message at a time, recording each participant's rising risk."""
+    t = Trace()
+    seen: dict[str, int] = {}
     for conv in conversations:
         state = scorer.new_state()
-        for m in conv.messages:
-            seen_messages[m.author] = seen_messages.get(m.author, 0) + 1
-            t = time.perf_counter()
+        n = len(conv.messages)
+        for i, m in enumerate(conv.messages, 1):
+            seen[m.author] = seen.get(m.author, 0) + 1
+            t.source.setdefault(m.author, conv.source)
+            start = time.perf_counter()
             assessment = scorer.add(state, m)
-            elapsed += time.perf_counter() - t
-            n_msg += 1
+            t.seconds += time.perf_counter() - start
             for name, info in assessment.participants.items():
-                if info["risk"] >= threshold and name not in first_alert:
-                    first_alert[name] = seen_messages.get(name, 0)
-        n_conv += 1
+                peaks = t.peaks.setdefault(name, [])
+                if not peaks or info["risk"] > peaks[-1].risk:
+                    peaks.append(Peak(info["risk"], i, seen.get(name, 0), n))
+        t.messages += n
+        t.conversations += 1
         if progress:
-            progress(n_conv)
-    authors = set(seen_messages)
+            progress(t.conversations)
+    return t
+
+
+def _first_alert(peaks: list[Peak], threshold: float) -> Peak | None:
+    return next((p for p in peaks if p.risk >= threshold), None)
+
+
+def score(t: Trace, predators: set[str], threshold: float, *, latency_p: float = ERISK_P) -> dict:
+    """The PAN-2012 figures, latency and false positives per source at ``threshold``."""
+    authors = set(t.source)
     positives = predators & authors
-    flagged = set(first_alert)
+    alerts = {a: p for a in authors if (p := _first_alert(t.peaks.get(a, []), threshold))}
+    flagged = set(alerts)
     tp, fp, fn = len(flagged & positives), len(flagged - positives), len(positives - flagged)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = f_beta(precision, recall, 1.0)
-    ks = [first_alert[a] for a in flagged & positives]
-    speed = 1.0 - statistics.median(latency_penalty(k, latency_p) for k in ks) if ks else 0.0
+    hits = [alerts[a] for a in flagged & positives]
+    speed = 1.0 - statistics.median(latency_penalty(p.own, latency_p) for p in hits) if hits else 0.0
+    by_source: dict[str, dict] = {}
+    for a in authors - positives:
+        row = by_source.setdefault(t.source[a], {"authors": 0, "flagged": 0})
+        row["authors"] += 1
+        row["flagged"] += a in flagged
+    for row in by_source.values():
+        row["rate"] = round(row["flagged"] / row["authors"], 5)
     return {
-        "conversations": n_conv,
-        "messages": n_msg,
+        "conversations": t.conversations,
+        "messages": t.messages,
         "authors": len(authors),
         "predators": len(positives),
         "predators_absent": len(predators - authors),
@@ -92,6 +137,44 @@ def evaluate(
         "latency_p": latency_p,
         "speed": round(speed, 4),
         "latency_weighted_f1": round(f1 * speed, 4),
-        "median_messages_to_alert": statistics.median(ks) if ks else None,
-        "latency_ms_per_message": round(1000 * elapsed / n_msg, 4) if n_msg else 0.0,
+        "median_messages_to_alert": statistics.median(p.own for p in hits) if hits else None,
+        "median_conversation_messages_to_alert": statistics.median(p.position for p in hits) if hits else None,
+        "median_alert_position": round(statistics.median(p.position / p.length for p in hits), 4) if hits else None,
+        "before_midpoint": round(sum(p.position <= p.length / 2 for p in hits) / len(positives), 4)
+        if positives
+        else None,
+        "false_positives_by_source": dict(sorted(by_source.items())),
+        "latency_ms_per_message": round(1000 * t.seconds / t.messages, 4) if t.messages else 0.0,
     }
+
+
+def best_threshold(t: Trace, predators: set[str], *, beta: float = 0.5) -> float:
+    """The threshold with the best F-beta on this trace. An author is flagged at a threshold if their highest risk
+    reaches it, so sweeping the highest risks from the top gives every outcome in one pass; of equal scores the
+    higher threshold wins (fewer alerts to review)."""
+    positives = predators & set(t.source)
+    tops = sorted(((peaks[-1].risk, a in positives) for a, peaks in t.peaks.items() if peaks), reverse=True)
+    best, best_f, tp, fp = 1.0, -1.0, 0, 0
+    for i, (risk, positive) in enumerate(tops):
+        tp += positive
+        fp += not positive
+        if i + 1 < len(tops) and tops[i + 1][0] == risk:
+            continue  # authors with the same risk are flagged together
+        f = f_beta(tp / (tp + fp), tp / len(positives) if positives else 0.0, beta)
+        if f > best_f:
+            best, best_f = risk, f
+    return best
+
+
+def evaluate(
+    scorer: GroomingScorer,
+    conversations: Iterable[Conversation],
+    predators: set[str],
+    *,
+    threshold: float | None = None,
+    latency_p: float = ERISK_P,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Run ``scorer`` over every conversation, one message at a time, and score the flagged authors."""
+    threshold = scorer.alert_threshold if threshold is None else threshold
+    return score(trace(scorer, conversations, progress=progress), predators, threshold, latency_p=latency_p)

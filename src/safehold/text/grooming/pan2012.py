@@ -8,7 +8,9 @@ The format::
       </conversation>
     </conversations>
 
-plus a predators file with one author id per line. A message's ``line`` becomes ``Message.id``; ``<time>`` holds
+plus a predators file with one author id per line. Safehold also reads an optional ``source`` attribute on
+``<conversation>`` (which corpus it comes from), so that evaluation can report false positives per source.
+A message's ``line`` becomes ``Message.id``; ``<time>`` holds
 only a clock time without a date, so it is not turned into ``sent_at``.
 
 The training and test sets hold tens of thousands of conversations, so the reader streams (``defusedxml``
@@ -37,6 +39,7 @@ from safehold.text.grooming.scorer import Message
 class Conversation:
     id: str
     messages: list[Message]
+    source: str = ""  # where the conversation comes from, for false positives per source (optional attribute)
 
 
 def _invalid(message: str, **detail) -> SafeholdError:
@@ -78,7 +81,7 @@ def _conversation(elem) -> Conversation:
             raise _invalid(f"Conversation {cid}: message line {m.get('line')} has no <author>.", conversation=cid)
         line = m.get("line")
         messages.append(Message(author=author, text=m.findtext("text") or "", id=line))
-    return Conversation(id=cid, messages=messages)
+    return Conversation(id=cid, messages=messages, source=elem.get("source") or "")
 
 
 def read_predators(path_or_file: str | Path | IO) -> set[str]:
