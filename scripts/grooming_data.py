@@ -94,6 +94,10 @@ SOURCES = (
     ),
 )
 BY_NAME = {s.name: s for s in SOURCES}
+#: Sources whose licence allows research but not a product's use: measured on (the test part of
+#: ``bench/grooming.py``, a research use), never used to fit or calibrate the model that ships in an Apache-2.0
+#: package and runs on commercial platforms.
+EVALUATION_ONLY = frozenset({"nps"})
 
 
 def pj_rule():

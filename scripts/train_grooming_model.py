@@ -9,7 +9,8 @@ repository under one directory and pass it as ``--sources``; each is found as ``
 What it does, and why:
 
 1. Reads every source; of the Perverted-Justice offenders only those ``pj_split.may_train_on`` allows (the rest
-   are reserved for independent evaluation).
+   are reserved for independent evaluation). Sources licensed for research only (``grooming_data.EVALUATION_ONLY``:
+   the NPS chat rooms) are left out of training and calibration.
 2. Splits by offender (and by negative conversation / log) into train 60 % / validation 20 % / test 20 %
    (``grooming_data.part``). The test part is not read here: ``bench/grooming.py`` measures the shipped model on it.
 3. Fits logistic regression on the train part for each regularisation strength in ``--c`` and keeps the one with
@@ -60,7 +61,8 @@ def main() -> None:
     args = p.parse_args()
 
     conversations, offenders = data.load(args.sources)
-    parts = {name: [c for c in conversations if data.part(c.id) == name] for name in ("train", "validation")}
+    usable = [c for c in conversations if c.source not in data.EVALUATION_ONLY]
+    parts = {name: [c for c in usable if data.part(c.id) == name] for name in ("train", "validation")}
     log(f"{len(conversations)} conversations, {len(offenders)} train-allowed offenders")
 
     named, text, labels = samples(parts["train"], offenders, buckets=args.buckets, chars=args.chars)
