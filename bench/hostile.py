@@ -758,7 +758,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print_summary(report)
+    print_summary(out)
     print(f"\nwritten {args.out}; {'FAILED' if failed else 'ok'}")
     sys.exit(1 if failed else 0)
 
