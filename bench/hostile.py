@@ -705,8 +705,10 @@ def print_summary(report: dict) -> None:
     print(f"                     loaded:   n={lo['n']} p50 {lo['p50_ms']} ms  p99 {lo['p99_ms']} ms  "
           f"max {lo['max_ms']} ms  errors {lo['errors']} {lo['by_status']}")  # fmt: skip
     print(f"p99 loaded / unloaded: {wb['p99_ratio_loaded_over_unloaded']} (target <= 3)")
-    print(f"CPU seconds while loaded: server {lo.get('server_cpu_s')}, hostile clients "
-          f"{report['hostile'].get('client_cpu_s')}; load average {report['machine'].get('load')} at the start")
+    print(
+        f"CPU seconds while loaded: server {lo.get('server_cpu_s')}, hostile clients "
+        f"{report['hostile'].get('client_cpu_s')}; load average {report['machine'].get('load')} at the start"
+    )
     print(f"server RSS peak: {report['rss_peak_mib']} MiB (ceiling {t['rss_ceiling_mib']} MiB)")
     h = report["health"]
     print(f"/v1/health: {h['sent']} probes, {h['missed']} missed, p99 {h['p99_ms']} ms, max {h['max_ms']} ms")

@@ -206,8 +206,9 @@ def test_reading_a_case_with_deep_stored_metadata_never_500s(client, keys, svc):
 
 
 def test_rate_limit_per_key_with_retry_after(client, keys, settings):
-    settings.rate_limit, settings.rate_burst = 1.0, 3
-    settings.rate_limit_anonymous, settings.rate_burst_anonymous = 1.0, 2
+    # A slow refill (one token per 100 s), so a slow machine cannot earn a token back between the requests.
+    settings.rate_limit, settings.rate_burst = 0.01, 3
+    settings.rate_limit_anonymous, settings.rate_burst_anonymous = 0.01, 2
     admin, reviewer = keys["admin"], keys["reviewer"]
     assert [client.get("/v1/banks", headers=admin).status_code for _ in range(3)] == [200] * 3
     r = client.get("/v1/banks", headers=admin)

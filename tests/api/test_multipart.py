@@ -41,6 +41,7 @@ def test_a_file_and_its_fields_arrive_whole(client, keys):
     ("content", "headers", "why"),
     [
         (body(file_part(b"x" * 100)), {"Content-Type": "multipart/form-data"}, "boundary"),
+        (body(file_part(b"x")), {"Content-Type": "multipart/form-data; boundary=" + "a" * 300}, "boundary"),
         (body(file_part(jpeg(3)), end=False)[:-40], HEADERS, "middle of a part"),
         (body(b'Content-Disposition: attachment; name="file"\r\n\r\nxx'), HEADERS, "form-data"),
         (body(text_part("content_id", b"\xff\xfe")), HEADERS, "UTF-8"),
@@ -70,3 +71,15 @@ def test_an_empty_file_and_a_missing_file_are_told_apart(client, keys):
     assert r.status_code == 400 and r.json()["error"]["code"] == "media.empty"
     r = post(client, keys["platform"], "/v1/scan", body(text_part("content_id", b"c-1")))
     assert r.status_code == 400 and r.json()["error"]["code"] == "request.missing_file"
+
+
+def test_a_file_name_in_another_encoding_is_kept_as_a_label(client, keys):
+    part = b'Content-Disposition: form-data; name="file"; filename="\xe9t\xe9.jpg"\r\n\r\n' + jpeg(3)
+    r = post(client, keys["platform"], "/v1/scan", body(part))
+    assert r.status_code == 200 and r.json()["media"] == "image", r.text
+
+
+def test_a_file_field_sent_without_a_file_name_is_still_the_file(client, keys):
+    """curl -F 'file=<photo.jpg' and httpx files={"file": (None, data)} send no filename."""
+    r = post(client, keys["platform"], "/v1/scan", body(text_part("file", jpeg(3))))
+    assert r.status_code == 200 and r.json()["media"] == "image", r.text

@@ -239,7 +239,7 @@ def test_failure_records_have_a_global_cap_per_window(svc):
     svc.settings.login_audit_max_records = 5
     from safehold.auth.throttle import FailureLog
 
-    svc.users.failures = FailureLog(svc.settings)
+    svc.users.failures = FailureLog(svc.settings, clock=lambda: 1_000_000.0)  # one window, however slow the machine
     for i in range(20):  # a flood from many addresses
         _code(svc, "nobody", "guess", ip=f"198.51.100.{i}")
     assert len(_audit(svc, "auth.login_failed")) == 5
@@ -312,12 +312,14 @@ def test_self_enrolment_confirms_with_a_code(svc):
     assert svc.users.enrolment_secret(u.id)[0] == secret  # shown again, the same
     assert not svc.users.get("rita").totp_enrolled
     assert _error(svc.users.confirm_enrolment, u.id, "123456", actor="user:rita").code == "auth.totp_invalid"
-    svc.users.confirm_enrolment(u.id, totp.code_at(secret), actor="user:rita")
+    code = totp.code_at(secret)
+    svc.users.confirm_enrolment(u.id, code, actor="user:rita")
     assert svc.users.get("rita").totp_enrolled
     assert [r["action"] for r in _audit(svc, "user.totp")] == ["user.totp_enrol"]
-    # The code that confirmed the enrolment cannot be used again to log in.
+    # The code that confirmed the enrolment cannot be used again to log in (the same code, even if the clock has
+    # moved on to the next 30-second step meanwhile).
     need = _error(svc.users.authenticate, "rita", PW)
-    assert _error(svc.users.verify_totp, need.user.id, totp.code_at(secret)).code == "auth.totp_invalid"
+    assert _error(svc.users.verify_totp, need.user.id, code).code == "auth.totp_invalid"
     # Not required for a reviewer: she may turn it off, with a code.
     with svc.db.session() as s:
         s.execute(update(User).values(totp_last_step=None))

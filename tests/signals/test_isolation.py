@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 
 import pytest
 
@@ -58,3 +60,21 @@ def test_the_settings_reach_the_scan_service(settings):
         assert result.verdict == "no_match" and any(s["type"] == "pdq" for s in result.signals)
     finally:
         svc.close()
+
+
+def _killed() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
+
+
+def _exits() -> None:
+    os._exit(3)
+
+
+def test_a_child_that_dies_is_an_error_that_says_how():
+    with pytest.raises(SafeholdError) as killed:
+        EVERY_IMAGE.run(_killed)
+    assert (killed.value.code, killed.value.status) == ("media.too_large", 413)
+    with pytest.raises(SafeholdError) as exited:
+        EVERY_IMAGE.run(_exits)
+    assert exited.value.code == "signal.hasher_failed" and "exit code 3" in exited.value.message
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from safehold.api.uploads import current_hold
@@ -26,6 +27,10 @@ from safehold.errors import SafeholdError
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_FIELDS = 32
 MAX_PART_HEADERS = 8
+#: RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
+MAX_BOUNDARY = 70
+#: Fields that hold files whether or not their part names a file (``curl -F 'file=<photo.jpg'`` sends none).
+FILE_FIELDS = frozenset({"file", "files"})
 
 
 def invalid(message: str) -> SafeholdError:
@@ -110,10 +115,12 @@ class _Collector:
         if disposition != b"form-data" or b"name" not in params:
             raise invalid("Every part of the form needs 'Content-Disposition: form-data; name=...'.")
         name = _text(params[b"name"], "a field name")
-        if b"filename" in params:
+        if b"filename" in params or name in FILE_FIELDS:
             if len(self.form.files) >= self.max_files:
                 raise invalid(f"The form has more than {self.max_files} files.")
-            self._file = FilePart(name, _text(params[b"filename"], "a file name") or None)
+            # a file name is only a label: a client's other encoding must not refuse the file
+            filename = params.get(b"filename", b"").decode(errors="replace")
+            self._file = FilePart(name, filename or None)
             self.form.files.append(self._file)
         else:
             if len(self.form.fields) >= MAX_FIELDS:
@@ -164,19 +171,19 @@ async def read_upload_form(request: Request, *, max_file_bytes: int, max_files: 
     """
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
-    if not boundary:
-        raise invalid("A multipart request needs a boundary in its Content-Type.")
+    if not boundary or len(boundary) > MAX_BOUNDARY:
+        raise invalid(f"A multipart request needs a boundary of 1 to {MAX_BOUNDARY} characters in its Content-Type.")
     hold = current_hold.get()
     if hold is not None:
         declared = request.headers.get("content-length", "")
         await hold.reserve(min(int(declared), max_file_bytes) if declared.isdigit() else max_file_bytes)
     collector = _Collector(max_file_bytes, max_files)
-    parser = MultipartParser(boundary, collector.callbacks())
     try:
+        parser = MultipartParser(boundary, collector.callbacks())
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:
         raise invalid(f"The multipart body is malformed: {exc}.") from None
     except ClientDisconnect:
         raise invalid("The client went away before the whole body arrived.") from None

@@ -13,17 +13,23 @@ in the calling thread as before.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from safehold.errors import SafeholdError, detached
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 #: Modules the fork server imports once, so a forked child starts with the hashers loaded (numba kernels too).
-PRELOAD = ["safehold.signals.registry", "safehold.signals.forkserver"]
+#: ``__main__`` first: a child then finds the main script already imported and does not import it again (under the
+#: ``safehold`` console script that re-import cost about 100 ms a child). As with any multiprocessing program, a
+#: script that embeds Safehold must guard its entry point with ``if __name__ == "__main__":``.
+PRELOAD = ["__main__", "safehold.signals.registry", "safehold.signals.forkserver"]
 _context = None
 
 
@@ -39,6 +45,9 @@ def _fork_server():
 def _child(conn, nice: int, fn: Callable, args: tuple, kwargs: dict) -> None:
     try:
         os.nice(nice)
+        # if memory runs out while it decodes, the kernel's OOM killer takes this child, not the server
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
     except OSError:
         pass
     try:
@@ -48,6 +57,7 @@ def _child(conn, nice: int, fn: Callable, args: tuple, kwargs: dict) -> None:
     except MemoryError:
         out = (False, SafeholdError("media.too_large", "The image needs too much memory to decode.", status=413))
     except Exception as exc:  # noqa: BLE001 - reported to the caller like a hasher failure in process
+        log.exception("isolated hash failed")
         out = (False, SafeholdError("signal.hasher_failed", f"{type(exc).__name__}: {exc}", status=500))
     conn.send(out)
     conn.close()
@@ -78,9 +88,9 @@ class Isolation:
         ctx = _fork_server()
         receiver, sender = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_child, args=(sender, self.nice, fn, args, kwargs), daemon=True)
-        child.start()
-        sender.close()
         try:
+            child.start()
+            sender.close()
             if not receiver.poll(self.timeout):
                 raise SafeholdError(
                     "media.too_complex",
@@ -89,14 +99,27 @@ class Isolation:
                     detail={"timeout_seconds": self.timeout},
                 )
             ok, value = receiver.recv()
-        except EOFError:  # the child died without answering: killed for its memory, or crashed in a decoder
-            raise SafeholdError("media.too_large", "Decoding the image ended its worker process.", status=413) from None
+        except EOFError:  # the child died without answering
+            child.join()
+            raise _died(child.exitcode) from None
         finally:
             if child.is_alive():
                 child.kill()
-            child.join()
-            child.close()
+            if child.pid is not None:
+                child.join()
+                child.close()
+            sender.close()
             receiver.close()
         if ok:
             return value
         raise value
+
+
+def _died(exitcode: int | None) -> SafeholdError:
+    """Why a child ended without an answer: killed (by the OOM killer, for its memory), or anything else."""
+    if exitcode == -signal.SIGKILL:
+        return SafeholdError("media.too_large", "Decoding the image ended its worker process.", status=413)
+    log.error("isolated hash: the child process ended with exit code %s and no answer", exitcode)
+    return SafeholdError(
+        "signal.hasher_failed", f"The image's worker process ended with exit code {exitcode}.", status=500
+    )
