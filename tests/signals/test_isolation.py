@@ -78,3 +78,12 @@ def test_a_child_that_dies_is_an_error_that_says_how():
         EVERY_IMAGE.run(_exits)
     assert exited.value.code == "signal.hasher_failed" and "exit code 3" in exited.value.message
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def _out_of_memory() -> None:
+    raise MemoryError
+
+
+def test_what_the_child_raises_is_raised_in_the_parent_for_the_hashers_caller_to_map():
+    with pytest.raises(MemoryError):  # registry.hash_content turns it into media.too_large, as in process
+        EVERY_IMAGE.run(_out_of_memory)

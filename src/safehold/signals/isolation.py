@@ -52,13 +52,8 @@ def _child(conn, nice: int, fn: Callable, args: tuple, kwargs: dict) -> None:
         pass
     try:
         out = (True, fn(*args, **kwargs))
-    except SafeholdError as exc:
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent, where the hasher's caller maps it
         out = (False, detached(exc))
-    except MemoryError:
-        out = (False, SafeholdError("media.too_large", "The image needs too much memory to decode.", status=413))
-    except Exception as exc:  # noqa: BLE001 - reported to the caller like a hasher failure in process
-        log.exception("isolated hash failed")
-        out = (False, SafeholdError("signal.hasher_failed", f"{type(exc).__name__}: {exc}", status=500))
     conn.send(out)
     conn.close()
 
@@ -81,7 +76,8 @@ class Isolation:
         return self.min_pixels > 0 and pixels >= self.min_pixels
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` in a child process; its ``SafeholdError`` is raised here as if raised in process.
+        """``fn(*args, **kwargs)`` in a child process; what it raises is raised here as if raised in process (so
+        :func:`safehold.signals.registry.hash_content` maps a ``MemoryError`` or a hasher's bug as it always does).
 
         ``fn`` must be importable by name (a module-level function) and its arguments and result picklable.
         """

@@ -28,6 +28,7 @@ text form of the C++ ``Hash256`` and of HMA, ThreatExchange and NCMEC PDQ export
 
 from __future__ import annotations
 
+import copy
 import re
 from contextlib import nullcontext
 from typing import ClassVar
@@ -314,19 +315,15 @@ class PdqHasher(ContentHasher):
         with self.budget.hold(width * height) if self.budget is not None else nullcontext():
             if self.isolation is not None and self.isolation.wanted(width * height):
                 prepared.clear()
-                return self.isolation.run(_hash_in_child, data, self._settings())
+                return self.isolation.run(PdqHasher.hash_bytes, self._alone(), data)
             return self._hash(data, prepared)
 
-    def _settings(self) -> dict:
-        """What a hasher in a child process needs to hash as this one does (no budget, no isolation)."""
-        return {
-            "mode": self.mode,
-            "dihedral": self.dihedral,
-            "max_pixels": self.max_pixels,
-            "exif_transpose": self.exif_transpose,
-            "max_jpeg_scans": self.max_jpeg_scans,
-            "max_jpeg_segments": self.max_jpeg_segments,
-        }
+    def _alone(self) -> PdqHasher:
+        """This hasher for a child process: the same settings, without the process's budget and isolation (the
+        parent holds the pixels; the child hashes in process)."""
+        alone = copy.copy(self)
+        alone.budget = alone.isolation = None
+        return alone
 
     def _hash(self, data: bytes, prepared: list) -> list[Signal]:
         luma, orientation = _decode_luma(
@@ -340,8 +337,3 @@ class PdqHasher(ContentHasher):
         if self.dihedral:
             extra["dihedral"] = list(result[2])
         return [Signal(type="pdq", value=result[0], quality=int(result[1]), extra=extra)]
-
-
-def _hash_in_child(data: bytes, settings: dict) -> list[Signal]:
-    """:meth:`PdqHasher.hash_bytes` in an isolated child process (a module-level function: sent by name)."""
-    return PdqHasher(**settings).hash_bytes(data)
