@@ -42,8 +42,10 @@ run: $(STAMP)
 test: $(TEST_STAMP)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# lint-imports checks the layers of docs/architecture.md (the contracts are in pyproject.toml).
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	PYTHONPATH=src $(VENV)/bin/lint-imports --no-cache
 
 wheel: $(STAMP)
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --wheel-dir dist .

@@ -113,7 +113,7 @@ def svc(settings):
 def client(svc):
     from fastapi.testclient import TestClient
 
-    from safehold.api.app import create_app
+    from safehold.app import create_app
 
     with TestClient(create_app(svc, background=False)) as c:
         yield c

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from safehold.api.app import create_app
-from safehold.api.contract import AUTHENTICATED, BODY, BODY_METHODS, MAX_DB_INT
+from safehold.api.contract import AUTHENTICATED, BODY, BODY_METHODS
+from safehold.app import create_app
+from safehold.http.params import MAX_DB_INT
 
 HUGE = 10**20  # 99999999999999999999 + 1: beyond a signed 64-bit integer
 SCHEMA = create_app(None, background=False).openapi()

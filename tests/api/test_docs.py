@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from safehold.api.app import create_app
+from safehold.app import create_app
 
 REFERENCE = re.compile(r'\b(?:src|href|data-spec)="([^"]+)"')
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from safehold.api.app import HTTP_CODES
+from safehold.app import HTTP_CODES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "safehold"
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from safehold.api.app import create_app
 from safehold.api.limits import MULTIPART_OVERHEAD, Buckets, route_class
+from safehold.app import create_app
 from safehold.store.models import Case
 
 MiB = 1024 * 1024

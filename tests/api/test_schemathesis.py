@@ -121,7 +121,7 @@ BUDGET = settings(
 def _operations() -> list[tuple[str, str]]:
     """Every (method, path) of the schema, read at collection from an app without services (the schema needs
     none), so each operation is its own test; schemathesis's own pytest plugin does not run on pytest 9."""
-    from safehold.api.app import create_app
+    from safehold.app import create_app
 
     paths = create_app(None, background=False).openapi()["paths"]
     ops = [(method.upper(), path) for path, item in paths.items() for method in item]
@@ -135,7 +135,7 @@ PLATFORM_OPERATIONS = [op for op in OPERATIONS if op[1].startswith(PLATFORM_PATH
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory, sqlite_template):
     """The live app on one SQLite store for the module, its loaded schema and a key per role."""
-    from safehold.api.app import create_app
+    from safehold.app import create_app
     from safehold.config import Settings
     from safehold.services import Services
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from safehold.api.app import create_app
+from safehold.app import create_app
 from safehold.auth.roles import GRANTS, Permission, Role
 
 # Every API route and the permission it needs. A new route must be added here, or the test fails.

@@ -113,7 +113,7 @@ def test_fetch_slots_per_key_and_global():
 def limited_client(tmp_path, database_url):
     from fastapi.testclient import TestClient
 
-    from safehold.api.app import create_app
+    from safehold.app import create_app
     from safehold.config import Settings
     from safehold.services import Services
 

@@ -43,7 +43,7 @@ def test_files_under_the_home_are_owner_only_even_with_a_loose_umask(settings, l
         svc.evidence_store.put(b"preserved evidence")
         svc.index.sync()
         assert svc.index.save_snapshot() is not None
-        from safehold.api.downloads import send_package
+        from safehold.http.downloads import send_package
 
         def make(dest: Path) -> dict:
             os.close(os.open(dest / "pkg.zip", os.O_CREAT | os.O_WRONLY, 0o600))  # as evidence/export.py does

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from safehold.api.app import create_app
+from safehold.app import create_app
 from safehold.auth import totp
 from safehold.cases.detection import Detection, DetectionSignal
 from safehold.store.models import User

@@ -26,7 +26,7 @@ import pytest
 import uvicorn
 
 from safehold.actions.signing import verify
-from safehold.api.app import create_app
+from safehold.app import create_app
 from safehold.auth import totp
 from safehold.config import Settings
 from safehold.services import Services

@@ -1,10 +1,7 @@
-"""The request contract shared by every route: bounded integer parameters and the documented error answers.
+"""The request contract shared by every route: typed fields and the documented error answers.
 
-**Integers.** Every id, page size, offset and sequence number in a path or query string is bounded to what the
-database can hold (a signed 64-bit integer), so ``/v1/cases/99999999999999999999`` is a 422 ``request.invalid``
-before any query runs, never a 500 from the driver. Routes take them as :data:`Id`, :data:`QueryId`,
-:data:`Offset` and :data:`AfterId` (and :data:`BodyId` in a body) rather than a bare ``int``; the console uses the
-same types, and its :class:`~safehold.web.deps.ConsoleRoute` answers an out-of-range id in a path with its 404 page.
+**Integers.** Ids, offsets and sequence numbers in paths, query strings and bodies are the bounded types of
+:mod:`safehold.http.params`, shared with the console.
 
 **Errors.** :func:`error_responses` builds the OpenAPI ``responses`` of some statuses from one table, each with
 the one error body (:class:`ErrorBody`). Every ``/v1`` router uses :class:`ContractRoute`, which documents the
@@ -18,7 +15,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
-from fastapi import Path, Query
 from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
@@ -30,22 +26,6 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
-
-#: The largest value of the database's integer columns (BIGINT / SQLite INTEGER): a signed 64-bit integer.
-MAX_DB_INT = 2**63 - 1
-
-#: A row id in a path: ``/v1/cases/{case_id}``.
-Id = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="A positive id.")]
-#: An optional row id in a query string: ``?case_id=``.
-QueryId = Annotated[int | None, Query(ge=1, le=MAX_DB_INT)]
-#: How many rows to skip: ``?offset=``.
-Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT, description="How many rows to skip.")]
-#: Keyset pagination: rows after this id or sequence number (``?after_id=``, ``?after_seq=``).
-AfterId = Annotated[int, Query(ge=0, le=MAX_DB_INT, description="Only rows after this one (0: from the start).")]
-#: A row id in a JSON body or a form (``{"case_id": …}``). Bounded by ``lt=2**63`` rather than
-#: ``le=MAX_DB_INT``: FastAPI's OpenAPI models hold a body schema's bounds as floats, and 2**63 - 1 as a float is
-#: 2**63, which would publish one id too many; 2**63 is exact as a float and excludes the same integers.
-BodyId = Annotated[int, Field(ge=1, lt=MAX_DB_INT + 1)]
 
 
 def matching(pattern: str, rule: str) -> Any:

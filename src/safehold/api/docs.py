@@ -9,7 +9,8 @@ Content-Security-Policy that lets it load and fetch from this origin only, so a 
 (Swagger UI's spec validator, say) is blocked even if a future bundle turns it back on.
 
 Only Swagger UI is offered: ReDoc (``/redoc``) is dropped, since it needs more (web workers, injected styles)
-for a second view of the same schema. ``create_app`` turns FastAPI's own ``docs_url`` and ``redoc_url`` off.
+for a second view of the same schema. ``safehold.app.create_app`` turns FastAPI's own ``docs_url`` and
+``redoc_url`` off.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ For every HTTP request, before any route, dependency or authentication runs:
 4. **Uploads at once** — a file upload is the costliest request there is (the multipart parse, the decode, the
    hash), so each key, session or address may have at most ``SAFEHOLD_MAX_UPLOADS_PER_KEY`` of them being served
    (twice the cores by default); one more is 429 ``rate.too_many_uploads`` with ``Retry-After``, its body unread.
-   The memory the uploads hold is bounded separately (:mod:`safehold.api.uploads`).
+   The memory the uploads hold is bounded separately (:mod:`safehold.http.uploads`).
 
 The per-request cost on the search hot path (a small JSON body with a known key) is a header scan, a dict lookup
 and a ``json.loads`` of a few dozen bytes.
@@ -38,8 +38,8 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
-from safehold.api import uploads
 from safehold.errors import SafeholdError
+from safehold.http import uploads
 from safehold.signals.budget import WorkBudget
 
 #: Fields and multipart framing allowed on top of ``SAFEHOLD_MAX_UPLOAD_BYTES`` in an upload body.

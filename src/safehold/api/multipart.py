@@ -6,7 +6,7 @@ thousand thread hand-offs and the file written and read once more. Under hostile
 largest holder of the interpreter lock in the server (py-spy), and every other request waited behind them.
 
 The scanning routes hash from memory anyway, and the memory an upload may hold is reserved before its body is
-read (:class:`safehold.api.uploads.UploadHold`), so their forms are parsed here instead: ``python-multipart``'s
+read (:class:`safehold.http.uploads.UploadHold`), so their forms are parsed here instead: ``python-multipart``'s
 parser over the request stream, file parts collected as ``bytes``, text fields capped. A file over the size limit
 stops being collected at once and is reported on its part (``media.too_large``), so a batch can answer the other
 files; bank imports, which may be far larger than memory should hold, keep Starlette's spooled parser.
@@ -20,8 +20,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from safehold.api.uploads import current_hold
 from safehold.errors import SafeholdError
+from safehold.http.uploads import current_hold
 
 #: Text fields of an upload form are short (ids, a JSON event); each is capped at this many bytes.
 MAX_FIELD_BYTES = 1024 * 1024

@@ -96,7 +96,7 @@ def serve(
     owner_only()
     tune_allocator()  # before any thread starts: decoded images' memory goes back to the system when freed
 
-    from safehold.api.app import create_app
+    from safehold.app import create_app
 
     with fail():
         sock = _listen(host, port)

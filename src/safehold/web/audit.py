@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from safehold.api.contract import AfterId
 from safehold.auth.roles import Permission
+from safehold.http.params import AfterId
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, services, staff
 from safehold.web.render import page

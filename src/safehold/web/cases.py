@@ -12,10 +12,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from safehold.api.contract import MAX_DB_INT, Id
 from safehold.auth.roles import Permission, demand
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, VIOLATING
 from safehold.errors import SafeholdError
+from safehold.http.params import MAX_DB_INT, Id
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, exposure, services, staff, wellness_of
 from safehold.web.render import page, secure

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from safehold.actions.webhooks import ACTION_KINDS
-from safehold.api.contract import Id
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
+from safehold.http.params import Id
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
 from safehold.web.render import page

@@ -7,11 +7,11 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from safehold.api.contract import Offset
 from safehold.auth import totp
 from safehold.auth.roles import Permission
 from safehold.cases.priority import BAND_NAMES
 from safehold.cases.taxonomy import QUEUES
+from safehold.http.params import Offset
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, exposure, services, staff, wellness_of
 from safehold.web.render import page

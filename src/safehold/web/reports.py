@@ -19,10 +19,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from safehold.api.contract import MAX_DB_INT, Id
-from safehold.api.downloads import send_package
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError, detached
+from safehold.http.downloads import send_package
+from safehold.http.params import MAX_DB_INT, Id
 from safehold.reporting.cybertipline.schema import Schema
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff

@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from safehold.api.uploads import read_capped
 from safehold.auth.roles import Permission
+from safehold.http.uploads import read_capped
 from safehold.rules.search import variant_summary
 from safehold.rules.terms import MAX_CSV_BYTES
 from safehold.services import Services

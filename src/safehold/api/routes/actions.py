@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.actions.webhooks import ACTION_KINDS, DELIVERY_STATUSES, NAME_PATTERN
-from safehold.api.contract import AfterId, ContractRoute, HttpUrl, Id, QueryId, matching
+from safehold.api.contract import ContractRoute, HttpUrl, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS
+from safehold.http.params import AfterId, Id, QueryId
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["actions"], route_class=ContractRoute)

@@ -9,11 +9,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from safehold.api.contract import AfterId, ContractRoute
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
-from safehold.api.uploads import CHUNK
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.params import AfterId
+from safehold.http.uploads import CHUNK
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ContractRoute)

@@ -10,14 +10,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import AfterId, ContractRoute, Id, SignalTypeName, matching
+from safehold.api.contract import ContractRoute, SignalTypeName, matching
 from safehold.api.deps import require, services
-from safehold.api.uploads import CHUNK, read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.banks.formats import CATEGORY_PATTERN
 from safehold.banks.service import BANK_NAME_PATTERN, MAX_IMPORT_JOBS, BankInfo
 from safehold.errors import SafeholdError
+from safehold.http.params import AfterId, Id
+from safehold.http.uploads import CHUNK, read_capped
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"], route_class=ContractRoute)

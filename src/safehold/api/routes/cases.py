@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, create_model
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
-from safehold.api.contract import ContractRoute, Id, Offset, body_schema
+from safehold.api.contract import ContractRoute, body_schema
 from safehold.api.deps import require, services
 from safehold.api.multipart import read_upload_form
 from safehold.api.routes.scan import is_multipart, json_body
@@ -20,6 +20,7 @@ from safehold.cases.priority import BAND_NAMES, MAX_SLA_HOURS
 from safehold.cases.service import ACTIVE
 from safehold.cases.taxonomy import QUEUES, STATUSES
 from safehold.errors import SafeholdError
+from safehold.http.params import Id, Offset
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)

@@ -10,10 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 
-from safehold.api.contract import ContractRoute, Offset, body_schema, matching
+from safehold.api.contract import ContractRoute, body_schema, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.params import Offset
 from safehold.rules.conversations import MAX_ID, MAX_LIMIT, MessagesIn, OneMessageIn
 from safehold.services import Services
 

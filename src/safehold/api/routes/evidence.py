@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from safehold.api.contract import BodyId, ContractRoute, Id, NotBlank, Offset, OneOf, QueryId, error_responses
+from safehold.api.contract import ContractRoute, NotBlank, OneOf, error_responses
 from safehold.api.deps import require, services
-from safehold.api.downloads import send_package
 from safehold.api.routes.review import MEDIA_HEADERS
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.downloads import send_package
+from safehold.http.params import BodyId, Id, Offset, QueryId
 from safehold.review.media import content_type
 from safehold.services import Services
 

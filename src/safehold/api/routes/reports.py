@@ -14,11 +14,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from safehold.api.contract import BodyId, ContractRoute, Id, NotBlank, Offset, QueryId, error_responses
+from safehold.api.contract import ContractRoute, NotBlank, error_responses
 from safehold.api.deps import require, services
-from safehold.api.downloads import send_package
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.downloads import send_package
+from safehold.http.params import BodyId, Id, Offset, QueryId
 from safehold.reporting.authorities import AUTHORITIES
 from safehold.reporting.service import MAX_REASON, STATUSES
 from safehold.services import Services

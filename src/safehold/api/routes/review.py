@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from safehold.api.contract import BodyId, ContractRoute, Id, whole_number
+from safehold.api.contract import ContractRoute, whole_number
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS
+from safehold.http.params import BodyId, Id
 from safehold.review.wellness import LIMITS
 from safehold.services import Services
 

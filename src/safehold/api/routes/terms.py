@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from safehold.api.contract import ContractRoute, matching
 from safehold.api.deps import require, services
-from safehold.api.uploads import read_capped
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.uploads import read_capped
 from safehold.rules.terms import MAX_CSV_BYTES, NAME_PATTERN
 from safehold.services import Services
 

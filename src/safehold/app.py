@@ -1,4 +1,6 @@
-"""The FastAPI application: routes, error format and the process's background upkeep.
+"""The FastAPI application: the API's routes (``safehold.api``) and the console (``safehold.web``) composed into
+one app, with the error format and the process's background upkeep. It sits above both, so neither imports the
+other (docs/architecture.md).
 
 Every error from ``/v1`` leaves as ``{"error": {"code": "...", "message": "..."}}`` with a stable code, whatever
 raised it: a route's :class:`SafeholdError`, FastAPI's own body parsing (a body that is not JSON gets the same
