@@ -197,8 +197,9 @@ class Services:
     @cached_property
     def evidence(self) -> EvidenceService:
         from safehold.evidence.service import EvidenceService
+        from safehold.reporting.evidence import EvidenceFacts
 
-        return EvidenceService(self.db, self.audit, self.evidence_store, self.vault, self.settings)
+        return EvidenceService(self.db, self.audit, self.evidence_store, self.vault, self.settings, EvidenceFacts())
 
     @cached_property
     def reports(self) -> ReportService:

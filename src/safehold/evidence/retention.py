@@ -1,15 +1,15 @@
 """How long preserved evidence is kept: the rule (pure) and the facts it needs (queried in batches).
 
 An item is **kept** while an active legal hold covers its case or its account (not released, not lapsed), or
-while a report that bundles its case (``ReportCase``) or carries it (``ReportFile.evidence_id``) is unfinished
-(``draft``, ``submitted``, ``failed``). Otherwise it **expires** ``days`` after its base: the latest
-``finished_at`` of its finished reports (the REPORT Act's year runs from the report), else ``preserved_at``.
+while a report that bundles its case or carries it is unfinished. Otherwise it **expires** ``days`` after its
+base: the latest ``finished_at`` of its finished reports (the REPORT Act's year runs from the report), else
+``preserved_at``.
 ``days`` is the jurisdiction's (``settings.evidence_retention_by_jurisdiction``, e.g. at most 12 months for EU
 voluntary detection) or ``settings.evidence_retention_days``. A hold that lapses on a date keeps the item at least
 until then. Retracted reports keep nothing.
 
-Reports are read from their tables here, never through ``safehold.reporting``: reporting depends on evidence, not
-the reverse.
+Which reports need which items is reporting's to say (:mod:`safehold.evidence.reports`): evidence never reads
+reporting's tables.
 """
 
 from __future__ import annotations
@@ -19,15 +19,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from safehold.config import Settings
-from safehold.store.models import EvidenceItem, LegalHold, Report, ReportCase, ReportFile, as_utc, iso
-
-#: Report statuses that still need their evidence (a failed report is fixed and submitted again).
-UNFINISHED = ("draft", "submitted", "failed")
-FINISHED = "finished"
+from safehold.evidence.reports import Reports
+from safehold.store.models import EvidenceItem, LegalHold, as_utc, iso
 
 
 @dataclass(frozen=True)
@@ -107,31 +104,16 @@ def active_holds(now: dt.datetime):
     return LegalHold.released_at.is_(None), or_(LegalHold.expires_at.is_(None), LegalHold.expires_at > now)
 
 
-def assess(s: Session, items: list[EvidenceItem], settings: Settings, now: dt.datetime) -> dict[int, Retention]:
+def assess(
+    s: Session, items: list[EvidenceItem], settings: Settings, now: dt.datetime, reports: Reports
+) -> dict[int, Retention]:
     """The retention of each item, with a handful of queries for the whole batch (not per item)."""
     if not items:
         return {}
     ids = [e.id for e in items]
     case_ids = {e.case_id for e in items if e.case_id is not None}
     accounts = {e.account_id for e in items if e.account_id is not None}
-
-    by_case: dict[int, list[tuple[int, str, dt.datetime | None]]] = defaultdict(list)
-    if case_ids:
-        rows = s.execute(
-            select(ReportCase.case_id, Report.id, Report.status, Report.finished_at)
-            .join(Report, Report.id == ReportCase.report_id)
-            .where(ReportCase.case_id.in_(case_ids))
-        )
-        for case_id, report_id, status, finished_at in rows:
-            by_case[case_id].append((report_id, status, finished_at))
-    by_item: dict[int, list[tuple[int, str, dt.datetime | None]]] = defaultdict(list)
-    rows = s.execute(
-        select(ReportFile.evidence_id, Report.id, Report.status, Report.finished_at)
-        .join(Report, Report.id == ReportFile.report_id)
-        .where(ReportFile.evidence_id.in_(ids))
-    )
-    for evidence_id, report_id, status, finished_at in rows:
-        by_item[evidence_id].append((report_id, status, finished_at))
+    by_case, by_item = reports.claims(s, case_ids, ids)
 
     holds_case: dict[int, list[Hold]] = defaultdict(list)
     holds_account: dict[str, list[Hold]] = defaultdict(list)
@@ -149,28 +131,24 @@ def assess(s: Session, items: list[EvidenceItem], settings: Settings, now: dt.da
 
     out = {}
     for e in items:
-        reports = {*by_case.get(e.case_id, ()), *by_item.get(e.id, ())}
+        claims = {*by_case.get(e.case_id, ()), *by_item.get(e.id, ())}
         out[e.id] = decide(
             settings,
             jurisdiction=e.jurisdiction,
             preserved_at=e.preserved_at,
-            finished=[f for _, status, f in reports if status == FINISHED],
+            finished=[c.finished_at for c in claims if not c.unfinished],
             holds={*holds_case.get(e.case_id, ()), *holds_account.get(e.account_id, ())},
-            unfinished={rid for rid, status, _ in reports if status in UNFINISHED},
+            unfinished={c.report_id for c in claims if c.unfinished},
         )
     return out
 
 
-def candidates(settings: Settings, now: dt.datetime):
+def candidates(settings: Settings, now: dt.datetime, reports: Reports):
     """A cheap superset of what may have expired by ``now``: live items whose base (preservation, or a finished
     report needing them) is older than the shortest retention configured. :func:`assess` decides exactly."""
     shortest = min([settings.evidence_retention_days, *settings.evidence_retention_by_jurisdiction.values()])
     cutoff = now - dt.timedelta(days=shortest)
-    finished_before = (Report.status == FINISHED, Report.finished_at < cutoff)
-    via_case = exists().where(
-        ReportCase.case_id == EvidenceItem.case_id, Report.id == ReportCase.report_id, *finished_before
+    via_case, via_item = reports.finished_before(cutoff)
+    return EvidenceItem.purged_at.is_(None), or_(
+        EvidenceItem.preserved_at < cutoff, EvidenceItem.case_id.in_(via_case), EvidenceItem.id.in_(via_item)
     )
-    via_file = exists().where(
-        ReportFile.evidence_id == EvidenceItem.id, Report.id == ReportFile.report_id, *finished_before
-    )
-    return EvidenceItem.purged_at.is_(None), or_(EvidenceItem.preserved_at < cutoff, via_case, via_file)

@@ -51,6 +51,7 @@ from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.evidence import retention
 from safehold.evidence.export import PackageFile, check_record_name, write_package
+from safehold.evidence.reports import ReportPackage, Reports
 from safehold.evidence.store import EvidenceStore
 from safehold.store.db import Database
 from safehold.store.models import (
@@ -62,9 +63,6 @@ from safehold.store.models import (
     CaseSignal,
     EvidenceItem,
     LegalHold,
-    Report,
-    ReportCase,
-    ReportFile,
     as_utc,
     iso,
     utcnow,
@@ -128,12 +126,22 @@ def hold_dict(h: LegalHold, now: dt.datetime | None = None) -> dict:
 
 
 class EvidenceService:
-    def __init__(self, db: Database, audit: AuditService, store: EvidenceStore, vault: MediaVault, settings: Settings):
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditService,
+        store: EvidenceStore,
+        vault: MediaVault,
+        settings: Settings,
+        reports: Reports,
+    ):
         self.db = db
         self.audit = audit
         self.store = store
         self.vault = vault
         self.settings = settings
+        #: What reports need and hold: reporting's to say (see :mod:`safehold.evidence.reports`).
+        self.reports = reports
         self._purged_at: dt.datetime | None = None
         self._swept_at: dt.datetime | None = None
         self._due_lock = threading.Lock()
@@ -358,7 +366,7 @@ class EvidenceService:
         now = utcnow()
         with self.db.session() as s:
             row = _row(s, evidence_id)
-            keep = retention.assess(s, [row], self.settings, now)[row.id]
+            keep = retention.assess(s, [row], self.settings, now, self.reports)[row.id]
             return {**evidence_dict(row), "retention": keep.to_dict()}
 
     def read(self, evidence_id: int, actor: str, purpose: str) -> tuple[dict, bytes]:
@@ -479,7 +487,7 @@ class EvidenceService:
         return out
 
     def _due(self, now: dt.datetime, limit: int | None = None) -> list[tuple[EvidenceItem, retention.Retention]]:
-        conditions = retention.candidates(self.settings, now)
+        conditions = retention.candidates(self.settings, now, self.reports)
         out: list[tuple[EvidenceItem, retention.Retention]] = []
         after = 0
         while limit is None or len(out) < limit:
@@ -488,7 +496,7 @@ class EvidenceService:
                 rows = list(s.scalars(q.limit(BATCH)))
                 if not rows:
                     break
-                decided = retention.assess(s, rows, self.settings, now)
+                decided = retention.assess(s, rows, self.settings, now, self.reports)
             out += [(r, decided[r.id]) for r in rows if decided[r.id].due(now)]
             after = rows[-1].id
         return out[:limit] if limit is not None else out
@@ -524,7 +532,7 @@ class EvidenceService:
             row = s.get(EvidenceItem, evidence_id, populate_existing=True, with_for_update=True)
             if row is None or row.purged_at is not None:
                 return None  # purged by a concurrent run
-            keep = retention.assess(s, [row], self.settings, now)[row.id]
+            keep = retention.assess(s, [row], self.settings, now, self.reports)[row.id]
             if not keep.due(now):
                 return None  # a hold or a report claimed it since it was listed
             others = s.scalar(
@@ -613,13 +621,11 @@ class EvidenceService:
         extra = {check_record_name(str(name)): value for name, value in (records or {}).items()}
         with self.db.session() as s:
             if report_id is not None:
-                report = s.get(Report, report_id)
-                if report is None:
-                    raise NotFound("report.not_found", f"No report with id {report_id}.")
-                case_ids = list(s.scalars(select(ReportCase.case_id).where(ReportCase.report_id == report_id)))
-                rows = _report_evidence(s, report_id, case_ids)
+                report = self.reports.package(s, report_id)
+                case_ids = report.case_ids
+                rows = _report_evidence(s, report)
                 out_records = {"case": {"cases": [_case_record(s, c) for c in sorted(case_ids)]}}
-                out_records["report"] = _report_record(s, report)
+                out_records["report"] = report.record
                 target, subject = f"report:{report_id}", {"report_id": report_id, "case_ids": sorted(case_ids)}
             else:
                 if s.get(Case, case_id) is None:
@@ -780,31 +786,21 @@ def _case_record(s: Session, case_id: int) -> dict:
     return out
 
 
-def _report_evidence(s: Session, report_id: int, case_ids: list[int]) -> list[EvidenceItem]:
+def _report_evidence(s: Session, report: ReportPackage) -> list[EvidenceItem]:
     """A report's evidence: its cases' (except other reports' documents), its files' and its own documents."""
-    own_document = f"report:{report_id}:document"
-    file_ids = select(ReportFile.evidence_id).where(ReportFile.report_id == report_id)
-    rows = {e.id: e for e in s.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(file_ids)))}
+    own_document = f"report:{report.report_id}:document"
+    rows = {e.id: e for e in s.scalars(select(EvidenceItem).where(EvidenceItem.id.in_(report.evidence_ids)))}
     docs = select(EvidenceItem).where(EvidenceItem.kind == "document", EvidenceItem.source_key.startswith(own_document))
     rows.update((e.id, e) for e in s.scalars(docs))
-    if case_ids:
-        for e in s.scalars(select(EvidenceItem).where(EvidenceItem.case_id.in_(case_ids))):
+    if report.case_ids:
+        for e in s.scalars(select(EvidenceItem).where(EvidenceItem.case_id.in_(report.case_ids))):
             if e.kind != "document" or e.source_key.startswith(own_document):
                 rows[e.id] = e
     return list(rows.values())
 
 
-def _filed_document(report: Report, live: list[EvidenceItem]) -> EvidenceItem | None:
+def _filed_document(report: ReportPackage, live: list[EvidenceItem]) -> EvidenceItem | None:
     """The document as filed: the one whose SHA-256 the report recorded, else the latest preserved."""
-    docs = [e for e in live if e.kind == "document" and e.source_key.startswith(f"report:{report.id}:document")]
+    docs = [e for e in live if e.kind == "document" and e.source_key.startswith(f"report:{report.report_id}:document")]
     match = [e for e in docs if e.sha256 == report.document_sha256]
     return (match or docs or [None])[-1]
-
-
-def _report_record(s: Session, r: Report) -> dict:
-    files = s.scalars(select(ReportFile).where(ReportFile.report_id == r.id).order_by(ReportFile.id))
-    viewed = ("viewed_by_esp", "exif_viewed_by_esp")
-    return {
-        **r.record(),
-        "files": [{**f.record(), **{k: getattr(f, k) for k in viewed}, "viewed": f.viewed or {}} for f in files],
-    }
