@@ -126,10 +126,11 @@ class Pipeline:
 
         Returns ``None`` when nothing is recorded (no policy opens a case and the submission is not ``always``):
         no key is remembered and no media kept, so a later call that does find something is not a duplicate.
+
+        A door whose detectors are costly calls :meth:`replay` before running them; one that has already done
+        its work (a scan) need not: a retry finds the key taken and gets the stored answer all the same, and a
+        first call, the common case, pays no extra read.
         """
-        seen = self.replay(key, digest, conflict_code=conflict_code)
-        if seen is not None:
-            return seen
         ruled = self._rule(sub)
         if ruled is None:
             return None
