@@ -270,15 +270,19 @@ class Settings(BaseSettings):
     solicitation_case_threshold: float = Field(
         default=0.7, gt=0, le=1, description="A post whose solicitation score reaches this opens a case."
     )
+    classifiers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Classifiers that score uploaded images for human review (comma-separated names; empty: none).",
+    )
     conversation_idle_days: float = Field(
         default=90.0,
         gt=0,
         description="Conversations without a case are forgotten this long after their last message.",
     )
 
-    @field_validator("totp_required_roles", mode="before")
+    @field_validator("totp_required_roles", "classifiers", mode="before")
     @classmethod
-    def _role_list(cls, v):
+    def _name_list(cls, v):
         if isinstance(v, str):
             text = v.strip()
             if text.startswith("["):

@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from safehold.auth.users import UserService
     from safehold.banks.index import BankIndex
     from safehold.banks.service import BankService
-    from safehold.cases.events import EventService
     from safehold.cases.service import CaseService
+    from safehold.classifiers.registry import Classifiers
     from safehold.evidence.service import EvidenceService
     from safehold.evidence.store import EvidenceStore
+    from safehold.pipeline.events import EventService
+    from safehold.pipeline.service import Pipeline
     from safehold.reporting.service import ReportService
     from safehold.reporting.worker import ReportWorker
     from safehold.review.service import ReviewService
@@ -161,16 +163,24 @@ class Services:
         return Dispatcher(self.db, self.webhooks, self.settings)
 
     @cached_property
+    def classifiers(self) -> Classifiers:
+        from safehold.classifiers.registry import load
+
+        return load(self.settings.classifiers, max_pixels=self.settings.max_image_pixels)
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        from safehold.pipeline.service import Pipeline
+
+        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers)
+
+    @cached_property
     def events(self) -> EventService:
-        from safehold.cases.events import EventService
+        from safehold.pipeline.events import EventService
 
         return EventService(
-            self.db,
-            self.audit,
-            self.cases,
+            self.pipeline,
             self.scans,
-            self.vault,
-            self.actions,
             metadata_limits=(self.settings.max_metadata_bytes, self.settings.max_metadata_depth),
         )
 
@@ -230,7 +240,7 @@ class Services:
     def conversations(self) -> ConversationService:
         from safehold.rules.conversations import ConversationService
 
-        return ConversationService(self.db, self.audit, self.cases, self.terms, self.settings)
+        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings)
 
     @cached_property
     def search(self) -> SearchService:
@@ -242,7 +252,7 @@ class Services:
     def posts(self) -> PostService:
         from safehold.rules.posts import PostService
 
-        return PostService(self.terms, self.scans, self.events, self.settings)
+        return PostService(self.terms, self.scans, self.pipeline, self.settings)
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""
@@ -258,7 +268,7 @@ class Services:
         self.scans.flush_counts()
         self.search.flush_counts()
         self.cases.refresh_priorities()
-        self.events.prune(dt.timedelta(days=self.settings.event_key_days))
+        self.pipeline.prune(dt.timedelta(days=self.settings.event_key_days))
         self.conversations.prune()
         self.reports.followup_once()
         self.evidence.purge_due()

@@ -2,10 +2,16 @@
 
 Matching needs the in-memory index, which lives once in the parent; hashing is the CPU-heavy part and
 parallelises over cores. One JSON line per file with ``--json`` (the same fields as the API's scan answer).
+
+``safehold scan --record --content-id … / --account-id …`` is the scan door of the API from the command line:
+each file's result goes to the pipeline through the same call as ``POST /v1/scan`` with a subject
+(:meth:`safehold.pipeline.events.EventService.scanned`), so the same file opens the same case either way. The
+actor on the cases and in the audit log is ``cli:<operating-system user>``.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 from collections import Counter
@@ -21,6 +27,9 @@ from safehold.cli.common import collect_files, console, err, fail, problem, prog
 from safehold.errors import SafeholdError
 
 if TYPE_CHECKING:  # hashing and matching (numpy, numba) load only in the commands that use them
+    from safehold.auth.apikeys import Principal
+    from safehold.scanning.service import ScanResult
+    from safehold.services import Services
     from safehold.signals.registry import HashResult
 
 out = console()
@@ -114,16 +123,42 @@ def hash_files(
         raise typer.Exit(2)
 
 
+#: The longest platform id (as the API's ``content_id`` / ``account_id``).
+MAX_ID = 128
+
+
 def scan_paths(
     paths: Paths,
     workers: Workers = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per file, as the API answers.")] = False,
     fail_on_match: Annotated[bool, typer.Option(help="Exit with status 3 if anything matched.")] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Open or update the subject's case as POST /v1/scan with a content or account id does "
+            "(needs --content-id or --account-id).",
+        ),
+    ] = False,
+    content_id: Annotated[
+        str | None,
+        typer.Option(help="With --record: the platform's id of the content; {name} is replaced by the file's name."),
+    ] = None,
+    account_id: Annotated[str | None, typer.Option(help="With --record: the platform's id of the account.")] = None,
 ) -> None:
-    """Scan files against every bank. Nothing is stored but aggregate counts."""
+    """Scan files against every bank. Nothing is stored but aggregate counts, unless --record names a subject."""
+    if (content_id or account_id) and not record:
+        raise typer.BadParameter("--content-id and --account-id name what --record records; add --record.")
+    if record and not (content_id or account_id):
+        raise typer.BadParameter("--record needs --content-id or --account-id: a case is about a subject.")
     with fail():
         files = collect_files(paths)
+    for given in [account_id] + [_content_id(content_id, f) for f in files]:
+        if given is not None and not 1 <= len(given) <= MAX_ID:
+            raise typer.BadParameter(f"a platform id is 1 to {MAX_ID} characters; {given!r} is not.")
+    with fail():
         svc = services()
+    who = operator()
     verdicts: Counter[str] = Counter()
     listed = []
     try:
@@ -140,9 +175,14 @@ def scan_paths(
                 }
                 svc.scans.count("cli", "unreadable", "unhashable")
             else:
-                row = svc.scans.evaluate(hashed, channel="cli", name=path).to_dict(provenance=True)  # the operator
+                result = svc.scans.evaluate(hashed, channel="cli", name=path)
+                if record:
+                    with fail():
+                        row = _recorded(svc, who, result, Path(path), content_id, account_id)
+                else:
+                    row = result.to_dict(provenance=True)  # the operator
             verdicts[row["verdict"]] += 1
-            if row["verdict"] != "no_match":
+            if row["verdict"] != "no_match" or row.get("cases"):
                 listed.append(row)
             if as_json:
                 print(json.dumps(row), flush=True)
@@ -154,6 +194,35 @@ def scan_paths(
         err.print(f"{len(files)} file(s): {summary}")
     if fail_on_match and verdicts["match"]:
         raise typer.Exit(3)
+
+
+def operator() -> Principal:
+    """Who runs the command, as the cases and the audit log name them: ``cli:<user>`` (no API key: the key scope
+    of its idempotent scans is the same label)."""
+    from safehold.auth.apikeys import Principal
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment or the password database
+        user = "unknown"
+    return Principal(name=f"cli:{user}", role="admin")
+
+
+def _recorded(
+    svc: Services, who: Principal, result: ScanResult, path: Path, content_id: str | None, account_id: str | None
+) -> dict:
+    """The scan door's answer for one file: read again here (the worker hashed it) only to be classified and kept
+    if the pipeline records something about it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SafeholdError("cli.read_failed", f"Cannot read {path}: {exc.strerror}.") from None
+    cid = _content_id(content_id, path)
+    return svc.events.scanned(who, result, data, filename=path.name, content_id=cid, account_id=account_id)
+
+
+def _content_id(template: str | None, path: Path) -> str | None:
+    return template.replace("{name}", path.name) if template is not None else None
 
 
 def unhashable_reason(row: dict) -> str:
@@ -170,9 +239,11 @@ def unhashable_reason(row: dict) -> str:
 
 
 def _findings(row: dict) -> list[tuple[str, str, str, str]]:
-    """What to say about one listed file: (bank, signal, distance, entry) per match, or ("", "", "", reason)."""
+    """What to say about one listed file: (bank, signal, distance, entry) per match, or ("", "", "", reason), and
+    the case it opened or updated with --record."""
+    cases = [("", "", "", _case_line(c, row.get("duplicate", False))) for c in row.get("cases", [])]
     if row["verdict"] == "unhashable":
-        return [("", "", "", unhashable_reason(row))]
+        return [("", "", "", unhashable_reason(row)), *cases]
     found = []
     for m in row["matches"]:
         e = m["entry"]
@@ -183,7 +254,12 @@ def _findings(row: dict) -> list[tuple[str, str, str, str]]:
             " (block, overridden)" if row["verdict"] == "allowlisted" and m["bank_kind"] == "block" else ""
         )
         found.append((bank, m["signal_type"] + variant, str(m["distance"]), str(ref)))
-    return found
+    return found + cases
+
+
+def _case_line(case: dict, duplicate: bool) -> str:
+    what = "recorded before" if duplicate else "opened" if case["created"] else "updated"
+    return f"case {case['id']} {what} ({case['band']}, {case['status']})"
 
 
 VERDICT_STYLE = {"match": "bold red", "allowlisted": "green", "unhashable": "yellow"}

@@ -11,7 +11,8 @@ few evidence excerpts — plus the score, level, alert flag and the two particip
   NOTHING``) and then locked (``SELECT … FOR UPDATE`` on PostgreSQL, the writer lock on SQLite), so two requests
   for one conversation are scored one after the other. The message ids, the new state and score, the case and
   its audit record commit in one transaction.
-- **Alerts become cases.** When the score reaches ``settings.grooming_alert_threshold`` a case is opened (source
+- **Alerts become cases.** When the score reaches ``settings.grooming_alert_threshold`` the pipeline opens a case
+  (:meth:`safehold.pipeline.service.Pipeline.record`, in the same transaction; source
   ``grooming``, queue ``text``, subject ``content:conversation:<id>``). An alert that names a participant under
   18 (:func:`minor_at_risk`) is a P0 case with the shortest SLA (docs/cases.md, "Priority and SLA"). The case is
   sent new evidence — a signal with the explanation and the stages' evidence — only when the risk rose by ``RISE``
@@ -49,9 +50,10 @@ from sqlalchemy.orm import Session
 
 from safehold.audit import AuditService
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
-from safehold.cases.service import CaseService, lock_writes
+from safehold.cases.service import lock_writes
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError, validated
+from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
 from safehold.store.db import Database
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
@@ -230,10 +232,10 @@ def latest_disclosure(a: Assessment, disclosures: list[dict]) -> dict | None:
 
 
 class ConversationService:
-    def __init__(self, db: Database, audit: AuditService, cases: CaseService, terms: TermLibrary, settings: Settings):
+    def __init__(self, db: Database, audit: AuditService, pipeline: Pipeline, terms: TermLibrary, settings: Settings):
         self.db = db
         self.audit = audit
-        self.cases = cases
+        self.pipeline = pipeline
         self.terms = terms
         self.settings = settings
         self._pruned_at: dt.datetime | None = None
@@ -373,7 +375,8 @@ class ConversationService:
             media_type="text",
             text="\n".join(a.explanation),
         )
-        ref = self.cases.record(detection, actor, s)
+        # The message ids are this door's idempotency, in this transaction; a grooming alert always opens a case.
+        ref = self.pipeline.record(s, Submission(detection, source="grooming", opens=True), actor)
         row.case_id, row.case_score = ref.id, a.score
         self.audit.record(
             s,

@@ -7,7 +7,8 @@ banks, without fetching anything. A case is opened, or the subject's open case u
 
 - the score reaches ``SAFEHOLD_SOLICITATION_CASE_THRESHOLD`` (default 0.7, the scorer's "high"), or
 - a link matched a block bank whose ``on_match`` is not ``none`` (whatever the score); an ``auto`` bank's
-  automatic policies run exactly as for a matching event (:meth:`safehold.cases.events.EventService.bank_signals`).
+  automatic policies run exactly as for a matching event: the case is the pipeline's to open
+  (:meth:`safehold.pipeline.service.Pipeline.submit`), as for every door.
 
 Otherwise nothing is stored, not the text, not the answer: only the aggregate URL-scan counters move.
 
@@ -28,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.auth.apikeys import Principal
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
-from safehold.cases.events import IDEMPOTENCY_KEY_PATTERN, MAX_KEY, BankSignal, EventService, scoped_key
 from safehold.config import Settings
 from safehold.errors import SafeholdError, validated
+from safehold.pipeline.events import IDEMPOTENCY_KEY_PATTERN, MAX_KEY, scoped_key
+from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
 from safehold.scanning.service import ScanResult, ScanService, sees_provenance
 from safehold.text.normalize import MAX_TEXT
@@ -58,10 +60,10 @@ def parse(body: object) -> PostIn:
 
 
 class PostService:
-    def __init__(self, terms: TermLibrary, scans: ScanService, events: EventService, settings: Settings):
+    def __init__(self, terms: TermLibrary, scans: ScanService, pipeline: Pipeline, settings: Settings):
         self.terms = terms
         self.scans = scans
-        self.events = events
+        self.pipeline = pipeline
         self.settings = settings
 
     def check(self, principal: Principal, body: dict | PostIn, idempotency_key: str | None = None) -> dict:
@@ -79,13 +81,13 @@ class PostService:
             key = f"{principal.key_prefix or principal.label}:text-auto:{digest}"
         else:
             digest = _digest(post)
-        seen = self.events.replay(key, digest, conflict_code=_CONFLICT)
+        seen = self.pipeline.replay(key, digest, conflict_code=_CONFLICT)
         if seen is not None:
             return seen
 
         result = self.terms.current().solicitation.score(post.text, post.kind)
         url_matches: list[dict] = []
-        found: list[BankSignal] = []
+        scans: list[ScanResult] = []
         for url in result.urls[:MAX_URLS]:
             try:
                 scan = self.scans.scan_url(url, fetch_content=False, channel="text")
@@ -93,7 +95,7 @@ class PostService:
                 continue  # a shape the URL canonicaliser refuses cannot be in a URL bank either
             if scan.matches:
                 url_matches.append(_url_match(url, scan, provenance=sees_provenance(principal.role)))
-                found.extend(self.events.bank_signals(scan))
+                scans.append(scan)
         answer = {
             "accepted": True,
             "duplicate": False,
@@ -101,26 +103,29 @@ class PostService:
             "url_matches": url_matches,
             "case": None,
         }
-        if result.score < self.settings.solicitation_case_threshold and not found:
-            return answer  # below the threshold, nothing banked: no trace
-
         detection = Detection(
             source="solicitation",
             content_id=post.content_id,
             account_id=post.account_id,
-            signals=_text_signals(result, post.kind) + [b.signal for b in found],
+            signals=_text_signals(result, post.kind),
             media_type="text",
             text=post.text,
             item_metadata=dict(post.metadata),
-            known_match=bool(found),
+        )
+        sub = Submission(
+            detection,
+            scans=scans,
+            source="solicitation",
+            opens=result.score >= self.settings.solicitation_case_threshold,
         )
 
         def with_case(ref: CaseRef | None) -> dict:
             return {**answer, "case": ref.to_dict() if ref is not None else None}
 
-        return self.events.record_once(
-            key, digest, detection, found, principal.label, with_case, conflict_code=_CONFLICT
+        recorded = self.pipeline.submit(
+            sub, key=key, digest=digest, actor=principal.label, answer=with_case, conflict_code=_CONFLICT
         )
+        return answer if recorded is None else recorded  # below the threshold, nothing banked: no trace
 
 
 def case_category(result: SolicitationResult) -> str:

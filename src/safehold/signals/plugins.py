@@ -30,7 +30,6 @@ comma-separated list of entry-point names to load only those.
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import logging
 import os
@@ -38,8 +37,10 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from safehold import entrypoints
+from safehold.entrypoints import EntryPointLike
 from safehold.errors import SafeholdError
 from safehold.signals.base import ContentHasher, SignalType
 
@@ -64,13 +65,6 @@ class SignalPlugin:
     version: str | None = None
 
 
-class EntryPointLike(Protocol):
-    name: str
-    value: str
-
-    def load(self) -> Any: ...
-
-
 @dataclass
 class LoadedPlugins:
     """The outcome of :func:`load_plugins`."""
@@ -85,13 +79,11 @@ class LoadedPlugins:
 
 def _entry_points() -> list[EntryPointLike]:
     """Installed entry points of the ``safehold.signals`` group (tests monkeypatch this)."""
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return entrypoints.installed(ENTRY_POINT_GROUP)
 
 
 def _error(code: str, ep_name: str, message: str, **detail) -> SafeholdError:
-    return SafeholdError(
-        code, f"signal plug-in {ep_name!r}: {message}", status=500, detail={"plugin": ep_name, **detail}
-    )
+    return entrypoints.plugin_error(code, "signal", ep_name, message, **detail)
 
 
 def _coerce(ep_name: str, obj: Any) -> SignalPlugin:
@@ -168,16 +160,6 @@ def _check_hasher(ep_name: str, cls: Any, known_types: Iterable[str]) -> type[Co
     return cls
 
 
-def _selected(eps: list[EntryPointLike]) -> list[EntryPointLike]:
-    choice = os.environ.get(ENV_SELECT, "").strip()
-    if not choice or choice.lower() == "all":
-        return eps
-    if choice.lower() == "none":
-        return []
-    wanted = {c.strip() for c in choice.split(",") if c.strip()}
-    return [ep for ep in eps if ep.name in wanted]
-
-
 def load_plugins(
     reserved: Mapping[str, type[SignalType]], *, entry_points: Iterable[EntryPointLike] | None = None
 ) -> LoadedPlugins:
@@ -187,7 +169,8 @@ def load_plugins(
     """
     out = LoadedPlugins()
     try:
-        eps = list(entry_points) if entry_points is not None else _selected(_entry_points())
+        choice = os.environ.get(ENV_SELECT)
+        eps = list(entry_points) if entry_points is not None else entrypoints.selected(_entry_points(), choice)
     except Exception as e:  # noqa: BLE001 - broken package metadata must not stop startup
         err = SafeholdError("plugin.load_failed", f"cannot list signal plug-ins: {e}", status=500)
         log.warning("%s", err.message)
@@ -197,14 +180,7 @@ def load_plugins(
     for ep in eps:
         ep_name = str(getattr(ep, "name", "?"))
         try:
-            try:
-                obj = ep.load()
-            except Exception as e:  # noqa: BLE001 - third-party import errors of any kind
-                raise _error(
-                    "plugin.load_failed", ep_name, f"import of {getattr(ep, 'value', '?')!r} failed: "
-                    f"{type(e).__name__}: {e}",
-                ) from e  # fmt: skip
-            plugin = _coerce(ep_name, obj)
+            plugin = _coerce(ep_name, entrypoints.load(ep, "signal"))
             new_types: dict[str, type[SignalType]] = {}
             for cls in plugin.signal_types:
                 st = _check_signal_type(ep_name, cls)

@@ -15,12 +15,12 @@ from safehold.api.multipart import read_upload_form
 from safehold.api.routes.scan import is_multipart, json_body
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, demand
-from safehold.cases.events import IDEMPOTENCY_HEADER_PATTERN, EventIn
 from safehold.cases.priority import BAND_NAMES, MAX_SLA_HOURS
 from safehold.cases.service import ACTIVE
 from safehold.cases.taxonomy import QUEUES, STATUSES
 from safehold.errors import SafeholdError
 from safehold.http.params import Id, Offset
+from safehold.pipeline.events import IDEMPOTENCY_HEADER_PATTERN, EventIn
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["cases"], route_class=ContractRoute)

@@ -2,9 +2,11 @@
 
 A scan without ``content_id`` or ``account_id`` (form fields, or JSON keys) is a lookup: it answers the verdict
 and records nothing. With one of them it names a subject, and a match on a block bank whose ``on_match`` is
-``case`` or ``auto`` opens (or updates) that subject's case for review, listed under ``cases``; repeating the same
-scan of the same subject answers what the first one did, with ``duplicate: true`` (see
-:meth:`safehold.cases.events.EventService.from_scan` and docs/cases.md). Matched entries show their provenance
+``case`` or ``auto`` (or, for an uploaded image, an enabled classifier's hit) opens (or updates) that subject's
+case for review, listed under ``cases``; repeating the same scan of the same subject answers what the first one
+did, with ``duplicate: true``. The route only parses and formats: the answer is the scan door's
+(:meth:`safehold.pipeline.events.EventService.scanned`), the same as ``safehold scan --record``'s, and what is
+recorded the pipeline's (docs/cases.md). Matched entries show their provenance
 only to callers allowed to read banks (:func:`safehold.scanning.service.sees_provenance`).
 """
 
@@ -23,7 +25,7 @@ from safehold.api.multipart import UploadForm, read_upload_form
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError, validated
-from safehold.scanning.service import ScanResult, sees_provenance, signal_dict
+from safehold.scanning.service import signal_dict
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["scan"], route_class=ContractRoute)
@@ -116,22 +118,11 @@ def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
         result, url = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label), item.url
     else:
         result, url = svc.scans.scan_hash(item.signal_type, item.value), None
-    ids = {"content_id": item.content_id, "account_id": item.account_id}
-    return _with_cases(svc, who, result, None, url=url, **ids)
+    return svc.events.scanned(who, result, None, url=url, content_id=item.content_id, account_id=item.account_id)
 
 
 def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **ids) -> dict:
-    return _with_cases(svc, who, svc.scans.scan_bytes(data, filename=name), data, filename=name, **ids)
-
-
-def _with_cases(svc: Services, who: Principal, result: ScanResult, data: bytes | None, **subject) -> dict:
-    """The scan result as ``who`` may see it, plus the cases its matches opened (per bank ``on_match``) when the
-    scan named a subject, and whether this was a repeat of an earlier scan (``duplicate``)."""
-    out = result.to_dict(provenance=sees_provenance(who.role))
-    recorded = svc.events.from_scan(who, result, data, **subject)
-    if recorded is not None:
-        out.update(recorded)
-    return out
+    return svc.events.scanned(who, svc.scans.scan_bytes(data, filename=name), data, filename=name, **ids)
 
 
 async def json_body(request: Request) -> object:

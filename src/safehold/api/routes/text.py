@@ -13,7 +13,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.cases.events import IDEMPOTENCY_HEADER_PATTERN
+from safehold.pipeline.events import IDEMPOTENCY_HEADER_PATTERN
 from safehold.rules.posts import PostIn
 from safehold.services import Services
 

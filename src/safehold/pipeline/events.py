@@ -1,4 +1,5 @@
-"""Event ingest: the platform tells Safehold about content and accounts; detections become cases.
+"""The event and scan doors: the platform tells Safehold about content and accounts, or asks about a file, hash
+or URL; what the detectors find goes to the pipeline (:mod:`safehold.pipeline.service`), which opens the cases.
 
 An event may carry a file (scanned against every bank), platform signals (a classifier score, a user report,
 …), account metadata and IP events. Nothing is lost and nothing is done twice:
@@ -7,15 +8,16 @@ An event may carry a file (scanned against every bank), platform signals (a clas
   result again (``duplicate: true``); with a different body it is refused (409);
 - the idempotency record, the case, its items and signals, and any automatic actions commit in one transaction,
   so a failure leaves nothing half-done and the platform's retry (same key) redoes it all;
-- media is kept (encrypted, in the vault) only when it matched a block bank that opens cases, or the event
-  carries signals about it; otherwise only the scan counters remember it.
+- media is kept (encrypted, in the vault) only when it matched a block bank that opens cases, an enabled
+  classifier scored it at or above its threshold, or the event carries signals about it; otherwise only the scan
+  counters remember it.
 
 An event with neither a signal nor a matching file opens no case, but its metadata (IP events, account details)
 is added to its subject's open case when there is one.
 
 Every door answers a retry the same way: the stored first answer, ``duplicate: true`` added, so its ``cases`` say
 what happened then (``created: true`` if that first call opened the case) and name the same case ids. A scan
-(:meth:`EventService.from_scan`) is a lookup unless it names a subject (content id or account id): without one
+(:meth:`EventService.scanned`) is a lookup unless it names a subject (content id or account id): without one
 there is nothing a reviewer or the platform could act on, so it answers its verdict and records nothing.
 """
 
@@ -24,8 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -38,23 +38,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from safehold import jsonlimits
-from safehold.audit import AuditService
 from safehold.auth.apikeys import Principal
 from safehold.banks.formats import CATEGORY_PATTERN, normalize_category
 from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSignal
-from safehold.cases.service import CaseService
-from safehold.cases.taxonomy import severity
-from safehold.errors import Conflict, SafeholdError, validated
-from safehold.scanning.service import Match, ScanResult, ScanService, sees_provenance
-from safehold.store.db import Database
-from safehold.store.models import Bank, Case, IngestedEvent, as_utc
-from safehold.store.vault import MediaVault
+from safehold.errors import SafeholdError, validated
+from safehold.pipeline.service import Pipeline, Submission
+from safehold.scanning.service import ScanResult, ScanService, sees_provenance
+from safehold.store.models import as_utc
 
 MAX_KEY = 128
 #: An idempotency key (header or body field), as the schema publishes it: 1 to MAX_KEY printable ASCII characters.
@@ -65,10 +57,6 @@ IDEMPOTENCY_KEY_PATTERN = f"^[ -~]{{1,{MAX_KEY}}}$"
 IDEMPOTENCY_HEADER_PATTERN = f"^[!-~](?:[ -~]{{0,{MAX_KEY - 2}}}[!-~])?$"
 #: Sources a platform may send; ``hash_match`` is Safehold's own (a match on one of its block banks).
 EVENT_SOURCES = tuple(s for s in SOURCES if s != "hash_match")
-#: The category of a block-bank match whose entry has none: banks hold known abuse material.
-DEFAULT_MATCH_CATEGORY = "csam"
-#: Lowest confidence a perceptual match within its bank's threshold gets.
-MIN_MATCH_CONFIDENCE = 0.5
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -223,49 +211,23 @@ def check_metadata(event: EventIn, max_bytes: int, max_depth: int) -> None:
             )
 
 
-# ----------------------------------------------------------------------------------------- service
-
-
-@dataclass(frozen=True)
-class BankSignal:
-    """A block-bank match as a hash-match signal; ``auto`` when its bank's ``on_match`` is ``auto`` (the automatic
-    policies run for it when the detection is recorded)."""
-
-    signal: DetectionSignal
-    auto: bool
+# ----------------------------------------------------------------------------------------- doors
 
 
 class EventService:
+    """The event door and the scan door: each turns its request into a :class:`Submission` for the pipeline and
+    its stored answer back; what is recorded is the pipeline's decision."""
+
     def __init__(
         self,
-        db: Database,
-        audit: AuditService,
-        cases: CaseService,
+        pipeline: Pipeline,
         scans: ScanService,
-        vault: MediaVault,
-        actions,
         *,
         metadata_limits: tuple[int, int] = (MAX_METADATA_BYTES, MAX_METADATA_DEPTH),
     ):
-        self.metadata_limits = metadata_limits
-        self.db = db
-        self.audit = audit
-        self.cases = cases
+        self.pipeline = pipeline
         self.scans = scans
-        self.vault = vault
-        self.actions = actions
-        self._pruned_at: dt.datetime | None = None
-
-    def prune(self, keep: dt.timedelta, now: dt.datetime | None = None) -> int:
-        """Forget idempotency records older than ``keep`` (a platform retries within minutes or hours, not
-        weeks), at most once an hour; returns how many were deleted. The cases they opened are untouched."""
-        now = now or dt.datetime.now(dt.UTC)
-        if self._pruned_at is not None and now - self._pruned_at < dt.timedelta(hours=1):
-            return 0
-        with self.db.session() as s:
-            n = s.execute(delete(IngestedEvent).where(IngestedEvent.received_at < now - keep)).rowcount
-        self._pruned_at = now
-        return n
+        self.metadata_limits = metadata_limits
 
     def ingest(
         self,
@@ -283,17 +245,19 @@ class EventService:
             raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
         key = scoped_key(principal, idempotency_key, event.idempotency_key)
         digest = _digest(body, file, filename)
-        seen = self.replay(key, digest)
+        seen = self.pipeline.replay(key, digest)
         if seen is not None:
             return seen
         scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
-        found = self.bank_signals(scan) if scan is not None else []
-        signals = [b.signal for b in found] + [_event_signal(sig, event.occurred_at) for sig in event.signals]
-        detection = _detection(event, signals, known_match=bool(found))
-        if scan is not None and signals:
-            detection.media = self.vault.put(file)
-            detection.filename = filename
-            detection.media_type = detection.media_type or _media_type(scan)
+        signals = [_event_signal(sig, event.occurred_at) for sig in event.signals]
+        sub = Submission(
+            _detection(event, signals),
+            scans=[scan] if scan is not None else [],
+            media=file,
+            filename=filename,
+            opens=True,
+            always=True,
+        )
 
         def answer(ref: CaseRef | None) -> dict:
             return {
@@ -303,44 +267,9 @@ class EventService:
                 "cases": [ref.to_dict()] if ref is not None else [],
             }
 
-        return self.record_once(key, digest, detection, found, principal.label, answer)
+        return self.pipeline.submit(sub, key=key, digest=digest, actor=principal.label, answer=answer)
 
-    def record_once(
-        self,
-        key: str,
-        digest: str,
-        detection: Detection,
-        found: list[BankSignal],
-        actor: str,
-        answer: Callable[[CaseRef | None], dict],
-        *,
-        conflict_code: str = "event.idempotency_conflict",
-    ) -> dict:
-        """Record a prepared detection once under an idempotency ``key`` (already scoped, see :func:`scoped_key`).
-
-        Claims the key, records the detection (case, item, signals and the automatic policies of the ``auto``
-        matches in ``found``) and stores ``answer(case ref)`` as the key's result, all in one transaction. If the
-        key is already taken (an earlier call, or a concurrent one that committed first) nothing is recorded and
-        the stored answer comes back with ``duplicate: true``; a different ``digest`` under it is a 409.
-        """
-        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        with self.db.session() as s:
-            claim = (
-                insert(IngestedEvent)
-                .values(key=key, body_sha256=digest, result={})
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(IngestedEvent.key)
-            )
-            first = s.execute(claim).scalar() is not None
-            if first:
-                ref = self._record(s, detection, [b.signal for b in found if b.auto], actor)
-                result = answer(ref)
-                s.get(IngestedEvent, key).result = result
-        if not first:  # the same key arrived concurrently and committed first
-            return self.replay(key, digest, conflict_code=conflict_code)
-        return result
-
-    def from_scan(
+    def scanned(
         self,
         principal: Principal,
         result: ScanResult,
@@ -350,109 +279,33 @@ class EventService:
         url: str | None = None,
         content_id: str | None = None,
         account_id: str | None = None,
-    ) -> dict | None:
-        """Open (or update) the case of a scanned subject that matched a block bank whose ``on_match`` is not
-        ``none``, and store the file (when there is one) in the vault for review.
+    ) -> dict:
+        """The answer to a scan (the API's and ``safehold scan``'s): the result as ``principal`` may see it, plus
+        the cases it opened or updated (``cases``, ``duplicate``) when it named a subject and the pipeline
+        recorded something — a match on a block bank whose ``on_match`` is not ``none``, or a classifier hit.
 
-        Returns ``{"duplicate", "cases"}``, or ``None`` when nothing was recorded: no match, or no subject (a scan
-        without a content or account id is a lookup). The same scan of the same subject by the same caller is
-        recorded once: its key is derived from the subject and the scanned signals, so a retry answers the first
-        call's cases again with ``duplicate: true`` instead of adding a second signal to the case.
+        A scan without a content or account id is a lookup and records nothing. The same scan of the same
+        subject by the same caller is recorded once: its key is derived from the subject and the scanned
+        signals, so a retry answers the first call's cases again with ``duplicate: true`` instead of adding a
+        second signal to the case.
         """
+        out = result.to_dict(provenance=sees_provenance(principal.role))
         if not (content_id or account_id):
-            return None
-        found = self.bank_signals(result)
-        if not found:
-            return None
+            return out
         digest = _scan_digest(result, url, content_id, account_id)
-        key = f"{principal.key_prefix or principal.label}:scan-auto:{digest}"
-        seen = self.replay(key, digest)
-        if seen is not None:
-            return seen
-        detection = Detection(
-            source="hash_match",
-            content_id=content_id,
-            account_id=account_id,
-            signals=[b.signal for b in found],
-            media=self.vault.put(data) if data else None,
-            media_type=_media_type(result),
+        sub = Submission(
+            Detection(source="event", content_id=content_id, account_id=account_id, url=url),
+            scans=[result],
+            media=data or None,
             filename=filename,
-            url=url,
-            known_match=True,
         )
 
         def answer(ref: CaseRef | None) -> dict:
             return {"duplicate": False, "cases": [ref.to_dict()] if ref is not None else []}
 
-        return self.record_once(key, digest, detection, found, principal.label, answer)
-
-    def _record(self, s: Session, d: Detection, auto: list[DetectionSignal], actor: str) -> CaseRef | None:
-        """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
-        matches on ``auto`` banks, in the same transaction."""
-        if not d.signals:
-            return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
-        ref = self.cases.record(d, actor, s)
-        if auto:
-            self.actions.for_detection(s, s.get(Case, ref.id), auto, actor)
-        return ref
-
-    def bank_signals(self, scan: ScanResult) -> list[BankSignal]:
-        """The scan's matches on block banks that open cases, as hash-match signals."""
-        if scan.verdict != "match":
-            return []  # no match, or an allow bank vouched for it
-        names = {m.bank for m in scan.matches if m.bank_kind == "block"}
-        with self.db.session() as s:
-            banks = {
-                b.name: b
-                for b in s.scalars(select(Bank).where(Bank.name.in_(names), Bank.kind == "block"))
-                if b.on_match != "none"
-            }
-        own = {sig["type"]: sig["value"] for sig in scan.signals}
-        out = []
-        for m in scan.matches:
-            bank = banks.get(m.bank)
-            if bank is None:
-                continue
-            detail = {"variant": m.variant, "external_id": m.entry.get("external_id"), "list": m.entry.get("source")}
-            signal = DetectionSignal(
-                source="hash_match",
-                signal_type=m.signal_type,
-                value=own.get(m.signal_type, m.entry.get("value")),
-                bank=m.bank,
-                entry_id=m.entry.get("id"),
-                category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
-                confidence=match_confidence(m, bank.pdq_threshold),
-                distance=m.distance,
-                detail={k: v for k, v in detail.items() if v is not None},
-            )
-            out.append(BankSignal(signal, bank.on_match == "auto"))
-        return out
-
-    def replay(self, key: str, digest: str, *, conflict_code: str = "event.idempotency_conflict") -> dict | None:
-        """The stored answer to an earlier call with this (scoped) key, or ``None`` if there was none; a different
-        ``digest`` under the key is refused with ``conflict_code`` (409)."""
-        with self.db.session() as s:
-            row = s.get(IngestedEvent, key)
-            if row is None:
-                return None
-            if row.body_sha256 != digest:
-                raise Conflict(
-                    conflict_code,
-                    "This idempotency key was used for a different request; use a new key for a new one.",
-                )
-            return {**row.result, "duplicate": True}
-
-
-def match_confidence(m: Match, pdq_threshold: int) -> float:
-    """1.0 for exact and cryptographic matches. A PDQ match loses confidence with distance:
-    ``1 - distance / (2 × bank threshold)``, so 0.5 at the threshold; a vPDQ match is the share of the uploaded
-    video's frames that matched. Never below 0.5: within the bank's threshold it is a match."""
-    if m.signal_type == "pdq" and m.distance:
-        return max(MIN_MATCH_CONFIDENCE, 1.0 - m.distance / (2 * max(pdq_threshold, 1)))
-    if m.signal_type == "vpdq":
-        share = (m.detail or {}).get("query_match_percent", 100.0) / 100.0
-        return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
-    return 1.0
+        key = f"{principal.key_prefix or principal.label}:scan-auto:{digest}"
+        recorded = self.pipeline.submit(sub, key=key, digest=digest, actor=principal.label, answer=answer)
+        return {**out, **recorded} if recorded is not None else out
 
 
 def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSignal:
@@ -468,34 +321,24 @@ def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSi
     return DetectionSignal(source=sig.source, category=sig.category, confidence=sig.confidence, detail=detail)
 
 
-def _detection(event: EventIn, signals: list[DetectionSignal], *, known_match: bool) -> Detection:
-    """The event as a detection; its source is that of its strongest signal (``event`` without signals)."""
+def _detection(event: EventIn, signals: list[DetectionSignal]) -> Detection:
+    """The event as a detection; the pipeline gives it its source (that of its strongest signal)."""
     metadata: dict = {}
     if event.account and event.account.metadata:
         metadata["account"] = event.account.metadata
     if event.ip_events:
         metadata["ip_events"] = [e.to_dict() for e in event.ip_events]
-    strongest = max(signals, key=_strength, default=None)
     d = Detection(
-        source=strongest.source if strongest else "event",
+        source="event",
         account_id=event.account.id if event.account else None,
         signals=signals,
         metadata=metadata,
-        known_match=known_match,
     )
     if event.content is not None:
         c = event.content
         d.content_id, d.media_type, d.text, d.url = c.id, c.media_type, c.text, c.url
         d.uploaded_at, d.item_metadata = c.uploaded_at, c.metadata
     return d
-
-
-def _strength(sig: DetectionSignal) -> float:
-    return severity(sig.category) * sig.confidence
-
-
-def _media_type(scan: ScanResult) -> str | None:
-    return scan.media if scan.media in ("image", "video") else None
 
 
 def scoped_key(

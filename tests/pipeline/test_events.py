@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from safehold.auth.apikeys import Principal
-from safehold.cases.events import match_confidence
 from safehold.errors import SafeholdError
+from safehold.pipeline.service import match_confidence
 from safehold.scanning.service import Match
 from safehold.store.models import Case, IngestedEvent
 from tests.media import jpeg, variant
@@ -267,8 +267,8 @@ def test_old_idempotency_records_are_pruned_hourly_and_cases_stay(banked):
     }
     first = svc.events.ingest(PLATFORM, event, idempotency_key="old")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
-    assert svc.events.prune(dt.timedelta(days=30), now=later) == 1
-    assert svc.events.prune(dt.timedelta(days=30), now=later + dt.timedelta(minutes=5)) == 0  # once an hour
+    assert svc.pipeline.prune(dt.timedelta(days=30), now=later) == 1
+    assert svc.pipeline.prune(dt.timedelta(days=30), now=later + dt.timedelta(minutes=5)) == 0  # once an hour
     assert count(svc, IngestedEvent) == 0 and count(svc, Case) == 1
     # The key is free again: the same event now adds to the subject's open case instead of answering "duplicate".
     again = svc.events.ingest(PLATFORM, event, idempotency_key="old")

@@ -1,0 +1,291 @@
+"""The pipeline: every door hands what detectors found about a subject to :meth:`Pipeline.submit`, which applies
+bank and classifier policy, opens or updates the subject's case and queues the automatic actions, once.
+
+The doors — ``POST /v1/scan`` and ``/v1/scan/batch``, ``POST /v1/events``, ``POST /v1/text/check``, conversations
+and ``safehold scan --record`` — only parse their input, run their detectors and format the answer; what a
+finding becomes is decided here, the same way for all of them (docs/cases.md):
+
+- **bank policy**: a scan's matches on block banks whose ``on_match`` is ``case`` or ``auto`` become hash-match
+  signals (an allow bank that vouched for the content leaves none); ``auto`` banks' matches also run the
+  enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`);
+- **classifier policy**: the enabled classifiers score the submitted image; a score at or above its classifier's
+  threshold becomes a ``classifier`` signal, which opens a case for human review and never runs an automatic
+  action (EU Regulation 2021/1232: a guess about new material needs a person);
+- **the door's own signals** (platform signals, text detections, grooming alerts) go to the case as they are,
+  when the door says they warrant one (:attr:`Submission.opens`);
+- **once**: under an idempotency key the claim, the case, its items and signals, the automatic actions and the
+  stored answer commit in one transaction; a retry with the same key and body answers the first call's answer
+  again with ``duplicate: true``, with another body it is refused (409).
+
+Media is kept (encrypted, in the vault) only when something is recorded about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from safehold.actions.service import ActionService
+from safehold.cases.detection import CaseRef, Detection, DetectionSignal
+from safehold.cases.service import CaseService
+from safehold.cases.taxonomy import severity
+from safehold.classifiers.base import Classification
+from safehold.classifiers.registry import Classifiers
+from safehold.errors import Conflict
+from safehold.scanning.service import Match, ScanResult
+from safehold.store.db import Database
+from safehold.store.models import Bank, Case, IngestedEvent
+from safehold.store.vault import MediaVault
+
+#: The category of a block-bank match whose entry has none: banks hold known abuse material.
+DEFAULT_MATCH_CATEGORY = "csam"
+#: Lowest confidence a perceptual match within its bank's threshold gets.
+MIN_MATCH_CONFIDENCE = 0.5
+#: The 409 code of a key reused for another request, unless the door has its own.
+CONFLICT = "event.idempotency_conflict"
+#: What the door's answer is built from: the case the submission opened or updated (``None``: none).
+Answer = Callable[[CaseRef | None], dict]
+
+
+@dataclass(frozen=True)
+class BankSignal:
+    """A block-bank match as a hash-match signal; ``auto`` when its bank's ``on_match`` is ``auto`` (the automatic
+    policies run for it when the detection is recorded)."""
+
+    signal: DetectionSignal
+    auto: bool
+
+
+@dataclass
+class Submission:
+    """What a door's detectors found about one subject.
+
+    ``detection`` names the subject and its item and carries the door's own signals. ``source`` is the source
+    recorded (the detection's own is replaced); ``None`` takes that of the strongest signal (severity ×
+    confidence). ``media`` is the file (named
+    ``filename``), classified when it is an image and classifiers are enabled, and kept in the vault, named on
+    the case's item, only if something is recorded.
+    """
+
+    detection: Detection
+    scans: Sequence[ScanResult] = ()
+    media: bytes | None = None
+    filename: str | None = None
+    source: str | None = None
+    #: The door's own signals warrant a case (platform signals; a text score at or over its threshold).
+    opens: bool = False
+    #: Record even when nothing opens a case: the key is remembered and the subject's open case, if any, gets
+    #: the detection's metadata and item (the event intake: an account's IP events join its case).
+    always: bool = False
+
+
+@dataclass(frozen=True)
+class _Ruled:
+    """A submission after policy: the detection to record and the signals whose automatic policies run."""
+
+    detection: Detection
+    auto: list[DetectionSignal]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        cases: CaseService,
+        actions: ActionService,
+        vault: MediaVault,
+        classifiers: Classifiers,
+    ):
+        self.db = db
+        self.cases = cases
+        self.actions = actions
+        self.vault = vault
+        self.classifiers = classifiers
+        self._pruned_at: dt.datetime | None = None
+
+    # ---------------------------------------------------------------- the entry
+
+    def submit(
+        self,
+        sub: Submission,
+        *,
+        key: str,
+        digest: str,
+        actor: str,
+        answer: Answer,
+        conflict_code: str = CONFLICT,
+    ) -> dict | None:
+        """Record ``sub`` once under the idempotency ``key`` (already scoped to the caller) and return
+        ``answer(case)``, stored with the key; a retry returns the stored answer with ``duplicate: true``.
+
+        Returns ``None`` when nothing is recorded (no policy opens a case and the submission is not ``always``):
+        no key is remembered and no media kept, so a later call that does find something is not a duplicate.
+
+        A door whose detectors are costly calls :meth:`replay` before running them; one that has already done
+        its work (a scan) need not: a retry finds the key taken and gets the stored answer all the same, and a
+        first call, the common case, pays no extra read.
+        """
+        ruled = self._rule(sub)
+        if ruled is None:
+            return None
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.db.session() as s:
+            claim = (
+                insert(IngestedEvent)
+                .values(key=key, body_sha256=digest, result={})
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(IngestedEvent.key)
+            )
+            first = s.execute(claim).scalar() is not None
+            if first:
+                result = answer(self._record(s, ruled, actor))
+                s.get(IngestedEvent, key).result = result
+        if not first:  # the same key arrived concurrently and committed first
+            return self.replay(key, digest, conflict_code=conflict_code)
+        return result
+
+    def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
+        """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded
+        (a conversation's message ids); ``None`` when nothing is recorded."""
+        ruled = self._rule(sub)
+        return self._record(s, ruled, actor) if ruled is not None else None
+
+    def replay(self, key: str, digest: str, *, conflict_code: str = CONFLICT) -> dict | None:
+        """The stored answer to an earlier call with this (scoped) key, or ``None`` if there was none; a different
+        ``digest`` under the key is refused with ``conflict_code`` (409). Doors call it before costly work."""
+        with self.db.session() as s:
+            row = s.get(IngestedEvent, key)
+            if row is None:
+                return None
+            if row.body_sha256 != digest:
+                raise Conflict(
+                    conflict_code,
+                    "This idempotency key was used for a different request; use a new key for a new one.",
+                )
+            return {**row.result, "duplicate": True}
+
+    def prune(self, keep: dt.timedelta, now: dt.datetime | None = None) -> int:
+        """Forget idempotency records older than ``keep`` (a platform retries within minutes or hours, not
+        weeks), at most once an hour; returns how many were deleted. The cases they opened are untouched."""
+        now = now or dt.datetime.now(dt.UTC)
+        if self._pruned_at is not None and now - self._pruned_at < dt.timedelta(hours=1):
+            return 0
+        with self.db.session() as s:
+            n = s.execute(delete(IngestedEvent).where(IngestedEvent.received_at < now - keep)).rowcount
+        self._pruned_at = now
+        return n
+
+    # ---------------------------------------------------------------- policy
+
+    def bank_signals(self, scan: ScanResult) -> list[BankSignal]:
+        """The scan's matches on block banks that open cases, as hash-match signals."""
+        if scan.verdict != "match":
+            return []  # no match, or an allow bank vouched for it
+        names = {m.bank for m in scan.matches if m.bank_kind == "block"}
+        with self.db.session() as s:
+            banks = {
+                b.name: b
+                for b in s.scalars(select(Bank).where(Bank.name.in_(names), Bank.kind == "block"))
+                if b.on_match != "none"
+            }
+        own = {sig["type"]: sig["value"] for sig in scan.signals}
+        out = []
+        for m in scan.matches:
+            bank = banks.get(m.bank)
+            if bank is None:
+                continue
+            detail = {"variant": m.variant, "external_id": m.entry.get("external_id"), "list": m.entry.get("source")}
+            signal = DetectionSignal(
+                source="hash_match",
+                signal_type=m.signal_type,
+                value=own.get(m.signal_type, m.entry.get("value")),
+                bank=m.bank,
+                entry_id=m.entry.get("id"),
+                category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
+                confidence=match_confidence(m, bank.pdq_threshold),
+                distance=m.distance,
+                detail={k: v for k, v in detail.items() if v is not None},
+            )
+            out.append(BankSignal(signal, bank.on_match == "auto"))
+        return out
+
+    def _rule(self, sub: Submission) -> _Ruled | None:
+        """Apply bank and classifier policy; ``None`` when nothing is to be recorded."""
+        found = [b for scan in sub.scans for b in self.bank_signals(scan)]
+        image = sub.media is not None and any(scan.media == "image" for scan in sub.scans)
+        hits = review_signals(self.classifiers.classify_image(sub.media) if image else [])
+        own = sub.detection.signals if sub.opens or found or hits else []
+        signals = [b.signal for b in found] + hits + own
+        if not signals and not sub.always:
+            return None
+        d = replace(
+            sub.detection,
+            signals=signals,
+            source=sub.source or _strongest_source(signals),
+            known_match=bool(sub.detection.known_match or found),
+        )
+        if sub.media is not None and signals:
+            d.media, d.filename = self.vault.put(sub.media), sub.filename
+            d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
+        return _Ruled(d, [b.signal for b in found if b.auto])
+
+    def _record(self, s: Session, ruled: _Ruled, actor: str) -> CaseRef | None:
+        """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
+        matches on ``auto`` banks, in the same transaction."""
+        d = ruled.detection
+        if not d.signals:
+            return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
+        ref = self.cases.record(d, actor, s)
+        if ruled.auto:
+            self.actions.for_detection(s, s.get(Case, ref.id), ruled.auto, actor)
+        return ref
+
+
+_MEDIA = ("image", "video")
+
+
+def review_signals(classified: Sequence[Classification]) -> list[DetectionSignal]:
+    """Each classifier hit as a ``classifier`` signal for human review: the label is its category, the score its
+    confidence, and the detail names the classifier, its version and threshold and all its scores (the reasons a
+    reviewer reads)."""
+    out = []
+    for c in classified:
+        scores = {s.label: s.score for s in c.scores}
+        for hit in c.hits:
+            detail = {"classifier": c.classifier, "version": c.version, "threshold": c.threshold, "scores": scores}
+            if hit.detail:
+                detail["reasons"] = hit.detail
+            out.append(
+                DetectionSignal(
+                    source="classifier",
+                    signal_type=c.classifier,
+                    category=hit.label,
+                    confidence=hit.score,
+                    detail=detail,
+                )
+            )
+    return out
+
+
+def _strongest_source(signals: list[DetectionSignal]) -> str:
+    """The source of the strongest signal (``event`` without signals)."""
+    strongest = max(signals, key=lambda sig: severity(sig.category) * sig.confidence, default=None)
+    return strongest.source if strongest else "event"
+
+
+def match_confidence(m: Match, pdq_threshold: int) -> float:
+    """1.0 for exact and cryptographic matches. A PDQ match loses confidence with distance:
+    ``1 - distance / (2 × bank threshold)``, so 0.5 at the threshold; a vPDQ match is the share of the uploaded
+    video's frames that matched. Never below 0.5: within the bank's threshold it is a match."""
+    if m.signal_type == "pdq" and m.distance:
+        return max(MIN_MATCH_CONFIDENCE, 1.0 - m.distance / (2 * max(pdq_threshold, 1)))
+    if m.signal_type == "vpdq":
+        share = (m.detail or {}).get("query_match_percent", 100.0) / 100.0
+        return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
+    return 1.0
