@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -192,8 +193,14 @@ def tasks_engine(request, svc):
         if request.param == "celery":
             from celery.contrib.testing.worker import start_worker
 
-            with start_worker(svc.tasks.celery, pool="threads", concurrency=2, perform_ping_check=False):
-                yield request.param
+            root = logging.getLogger()
+            level, handlers = root.level, root.handlers[:]  # the worker sets up logging its way: put it back after
+            try:
+                with start_worker(svc.tasks.celery, pool="threads", concurrency=2, perform_ping_check=False):
+                    yield request.param
+            finally:
+                root.setLevel(level)
+                root.handlers[:] = handlers
         else:
             yield request.param
     finally:
