@@ -5,6 +5,7 @@ Celery is imported when one of them runs, never at the CLI's start.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -23,6 +24,11 @@ def _settings():
     return settings
 
 
+def _level() -> int:
+    """The command's log level (``-v``: INFO, else WARNING): routine rounds every second are no news."""
+    return logging.getLogger().getEffectiveLevel()
+
+
 def worker(
     concurrency: Annotated[int, typer.Option(help="Tasks run at once (threads).")] = 4,
     hostname: Annotated[str | None, typer.Option(help="Worker name (default: celery@<host>).")] = None,
@@ -35,7 +41,7 @@ def worker(
     with fail():
         app, services = celery_app().worker_app(_settings())
     # Threads: the tasks wait on HTTP and the database; one process keeps one set of services and connections.
-    running = app.Worker(pool_cls="threads", concurrency=concurrency, hostname=hostname, beat=beat, loglevel="INFO")
+    running = app.Worker(pool_cls="threads", concurrency=concurrency, hostname=hostname, beat=beat, loglevel=_level())
     try:
         running.start()
     finally:
@@ -50,5 +56,4 @@ def beat() -> None:
 
     with fail():
         app, _ = celery_app().worker_app(_settings())
-    # In memory: the schedules are seconds apart, so a restart has nothing worth remembering.
-    app.Beat(scheduler="celery.beat:Scheduler", loglevel="INFO").run()
+    app.Beat(loglevel=_level()).run()

@@ -47,6 +47,7 @@ def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
         },
         worker_hijack_root_logger=False,
         timezone="UTC",
+        beat_scheduler="celery.beat:Scheduler",  # in memory: schedules seconds apart leave nothing worth a file
         beat_schedule={
             t.name: {"task": t.name, "schedule": t.every(settings), "options": {"expires": t.every(settings)}}
             for t in periodic([Scope.SHARED])
