@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_logged(task: Task, svc: Services) -> bool:
+def _run_logged(task: Task, svc: Services) -> bool:
     """Run one round, logging a failure (the next round retries); returns whether more may be due now."""
     try:
         return task.more(task.run(svc))
@@ -71,7 +71,7 @@ class InProcess:
         wake = self._wake[task.name]
         while not self._stop.is_set():
             wake.clear()
-            if not run_logged(task, self.svc):
+            if not _run_logged(task, self.svc):
                 wake.wait(task.every(self.svc.settings) if task.every else None)
 
 
