@@ -49,6 +49,7 @@ from safehold.actions.webhooks import WebhookService  # noqa: E402
 from safehold.config import Settings  # noqa: E402
 from safehold.services import Services  # noqa: E402
 from safehold.store.models import Case, WebhookDelivery  # noqa: E402
+from safehold.workers import DELIVER_WEBHOOKS  # noqa: E402
 
 PG_ADMIN = os.environ.get("SAFEHOLD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -182,7 +183,7 @@ def throughput(svc: Services, receiver: ReceiverProcess, n: int, concurrency: in
     while dispatcher.run_once(limit=1000):
         pass
     elapsed = time.perf_counter() - t
-    dispatcher.stop()
+    dispatcher.close()
     with svc.db.session() as s:
         delivered = s.scalar(select(func.count()).where(WebhookDelivery.status == "delivered"))
         s.execute(delete(WebhookDelivery))
@@ -220,8 +221,7 @@ def latency(svc: Services, receiver: ReceiverProcess, samples: int, *, separate_
     if separate_worker:  # another process's services: its commits cannot wake this dispatcher
         hooks = WebhookService(svc.db, svc.audit, svc.sealer, svc.settings)
         actions = ActionService(svc.db, svc.audit, hooks)
-    dispatcher = Dispatcher(svc.db, svc.webhooks, svc.settings)
-    dispatcher.start()
+    svc.tasks.start([DELIVER_WEBHOOKS])  # woken by svc.webhooks' commits, as in `safehold serve`
     committed: dict[str, float] = {}
     try:
         for _ in range(samples):
@@ -239,7 +239,7 @@ def latency(svc: Services, receiver: ReceiverProcess, samples: int, *, separate_
                     raise RuntimeError(f"case {case_id}: no delivery within 30 s")
                 time.sleep(0.002)
     finally:
-        dispatcher.stop()
+        svc.tasks.stop()
     arrivals = receiver.stats()["arrivals"]
     ms = sorted((arrivals[c] - t) * 1000 for c, t in committed.items())
     return {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,7 @@ def _pg_available() -> bool:
 
 
 PG_OK = _pg_available()
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 def _pg_url(name: str) -> str:
@@ -153,6 +155,56 @@ def cli(monkeypatch, settings):
         common._services.close()
     common._services = None
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def redis_url():
+    """A database of its own on the local Redis server (1-15; claimed in database 0, which is otherwise left
+    alone, so parallel test processes never share one), empty before and after the test."""
+    import redis
+
+    admin = redis.Redis(REDIS_HOST, REDIS_PORT, socket_connect_timeout=3)
+    try:
+        admin.ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_HOST}:{REDIS_PORT} is required in CI")
+        pytest.skip(f"Redis at {REDIS_HOST}:{REDIS_PORT} is not running")
+    claim = next((n for n in range(1, 16) if admin.set(f"safehold-test:db{n}", os.getpid(), nx=True, ex=600)), None)
+    assert claim is not None, "all Redis test databases are taken"
+    db = redis.Redis(REDIS_HOST, REDIS_PORT, db=claim)
+    db.flushdb()
+    try:
+        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{claim}"
+    finally:
+        db.flushdb()
+        admin.delete(f"safehold-test:db{claim}")
+
+
+@pytest.fixture(params=["inprocess", pytest.param("celery", marks=pytest.mark.redis)])
+def tasks_engine(request, svc):
+    """``svc``'s background work running on each engine (``SAFEHOLD_TASKS``): threads of this process, or Celery
+    on the local Redis with a worker (threads) in this process whose tasks run on ``svc``. No beat: a task runs
+    when kicked, or when the test calls it."""
+    if request.param == "celery":
+        svc.settings.tasks, svc.settings.redis_url = "celery", request.getfixturevalue("redis_url")
+    svc.start_background()
+    try:
+        if request.param == "celery":
+            from celery.contrib.testing.worker import start_worker
+
+            root = logging.getLogger()
+            level, handlers = root.level, root.handlers[:]  # the worker sets up logging its way: put it back after
+            try:
+                with start_worker(svc.tasks.celery, pool="threads", concurrency=2, perform_ping_check=False):
+                    yield request.param
+            finally:
+                root.setLevel(level)
+                root.handlers[:] = handlers
+        else:
+            yield request.param
+    finally:
+        svc.tasks.stop()
 
 
 class Clock:

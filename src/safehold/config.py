@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -221,6 +221,19 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=2.0, gt=0, description="First retry delay; doubles each time.")
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_poll_interval: float = Field(default=1.0, gt=0)
+
+    # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
+    # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
+    tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery's broker (SAFEHOLD_TASKS=celery).")
+    upkeep_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between rounds of the periodic upkeep tasks (prune, purge, ...)."
+    )
+    task_visibility_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds before a task taken by a worker that died (SIGKILL, lost machine) is given to another.",
+    )
 
     # Reporting to NCMEC's CyberTipline (see docs/reporting.md). The default is NCMEC's test environment: filing
     # for real needs the production URL set on purpose, with the credentials NCMEC issued for it.

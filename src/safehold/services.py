@@ -1,14 +1,11 @@
 """Wires the services of one process together; the API, the console and the CLI all start from here.
 
 Holds no business logic: it opens the store (creating it only when asked, applying migrations), loads the
-matching index, and hands out the services.
+matching index, hands out the services, and starts this process's background work (:mod:`safehold.workers`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
     from safehold.pipeline.events import EventService
     from safehold.pipeline.service import Pipeline
     from safehold.reporting.service import ReportService
-    from safehold.reporting.worker import ReportWorker
     from safehold.review.service import ReviewService
     from safehold.review.wellness import WellnessService
     from safehold.rules.conversations import ConversationService
@@ -42,11 +38,7 @@ if TYPE_CHECKING:
     from safehold.scanning.service import ScanService
     from safehold.store.sealing import Sealer
     from safehold.store.vault import MediaVault
-
-log = logging.getLogger(__name__)
-
-#: Snapshot the index when this many changes have been applied since the last snapshot.
-SNAPSHOT_EVERY = 50_000
+    from safehold.workers import Tasks
 
 
 class Services:
@@ -70,13 +62,17 @@ class Services:
         self.settings = settings or get_settings()
         self.db = open_database(self.settings, create=create)
         self._index_loaded = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         if not lazy:
             for name in _SERVICES:
                 getattr(self, name)
         if load_index:
             self.load_index()
+
+    @cached_property
+    def tasks(self) -> Tasks:
+        from safehold.workers import Tasks
+
+        return Tasks(self)
 
     @cached_property
     def audit(self) -> AuditService:
@@ -147,8 +143,11 @@ class Services:
     @cached_property
     def webhooks(self) -> WebhookService:
         from safehold.actions.webhooks import WebhookService
+        from safehold.workers import DELIVER_WEBHOOKS
 
-        return WebhookService(self.db, self.audit, self.sealer, self.settings)
+        hooks = WebhookService(self.db, self.audit, self.sealer, self.settings)
+        hooks.on_enqueue(lambda: self.tasks.kick(DELIVER_WEBHOOKS))  # a new delivery is sent at once
+        return hooks
 
     @cached_property
     def actions(self) -> ActionService:
@@ -214,14 +213,11 @@ class Services:
     @cached_property
     def reports(self) -> ReportService:
         from safehold.reporting.service import ReportService
+        from safehold.workers import FILE_REPORTS
 
-        return ReportService(self.db, self.audit, self.cases, self.evidence, self.settings)
-
-    @cached_property
-    def report_worker(self) -> ReportWorker:
-        from safehold.reporting.worker import ReportWorker
-
-        return ReportWorker(self.reports, self.settings)
+        reports = ReportService(self.db, self.audit, self.cases, self.evidence, self.settings)
+        reports.on_submit(lambda: self.tasks.kick(FILE_REPORTS))
+        return reports
 
     @cached_property
     def terms(self) -> TermLibrary:
@@ -261,48 +257,30 @@ class Services:
             self._index_loaded = True
 
     def maintain_once(self) -> None:
-        """One round of background upkeep: catch up with other processes' changes, persist counters,
-        reload changed term lists, re-rank open cases as they age, snapshot the index when it has moved on enough."""
-        self.index.sync()
-        self.terms.sync()
-        self.scans.flush_counts()
-        self.search.flush_counts()
-        self.cases.refresh_priorities()
-        self.pipeline.prune(dt.timedelta(days=self.settings.event_key_days))
-        self.conversations.prune()
-        self.reports.followup_once()
-        self.evidence.purge_due()
-        if self.index.changes_since_snapshot >= SNAPSHOT_EVERY:
-            self.index.save_snapshot()
+        """One round of upkeep here and now (tests, commands): catch up with other processes' changes, persist
+        counters, reload changed term lists, re-rank open cases as they age, prune, purge, follow up, snapshot the
+        index when it has moved on enough. Failures raise."""
+        from safehold.workers import UPKEEP
+
+        for name in UPKEEP:
+            self.tasks.run_now(name)
 
     def start_background(self) -> None:
+        """Start this process's background work (``SAFEHOLD_TASKS``: all of it here, or only the per-process part
+        with the rest on Celery workers)."""
         # Build the text detectors before serving: the search routes run on the event loop, and the first query
         # must not wait for the term lists to be read and compiled.
         self.terms.sync()
-
-        def loop() -> None:
-            while not self._stop.wait(self.settings.index_sync_interval):
-                try:
-                    self.maintain_once()
-                except Exception:  # keep serving; the next round retries
-                    log.exception("background maintenance failed")
-
-        self._thread = threading.Thread(target=loop, name="safehold-maintenance", daemon=True)
-        self._thread.start()
-        # Webhook delivery runs on its own thread: a slow receiver never delays index upkeep.
-        self.dispatcher.start()
-        self.report_worker.start()
+        self.tasks.start()
 
     def close(self) -> None:
         """Stop the background work and persist what is in memory, of the services built (building one now would
         only find nothing to do)."""
         built = self.__dict__
-        self._stop.set()
-        for worker in ("dispatcher", "report_worker"):
-            if worker in built:
-                built[worker].stop()
-        if self._thread:
-            self._thread.join(timeout=5)
+        if "tasks" in built:
+            self.tasks.stop()
+        if "dispatcher" in built:
+            self.dispatcher.close()
         try:
             for counted in ("scans", "search"):
                 if counted in built:

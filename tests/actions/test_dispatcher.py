@@ -135,20 +135,21 @@ def test_two_workers_never_send_the_same_delivery(svc, receiver, settings):
     for t in threads:
         t.join()
     for w in workers:
-        w.stop()
+        w.close()
     assert sum(counts) == 24 and len(receiver.requests) == 24 and len(set(receiver.keys())) == 24
 
 
-def test_the_background_worker_wakes_when_an_action_commits(svc, receiver, settings):
+@pytest.fixture
+def slow_poll(svc):
+    """Deliveries are polled once a minute: one sent within seconds was woken by its commit."""
+    svc.settings.webhook_poll_interval = 60
+
+
+def test_the_background_worker_wakes_when_an_action_commits(svc, receiver, slow_poll, tasks_engine):
     svc.webhooks.create("platform", receiver.url)
-    worker = Dispatcher(svc.db, svc.webhooks, settings.model_copy(update={"webhook_poll_interval": 60}))
-    worker.start()
-    try:
-        time.sleep(0.2)  # its first round found nothing; it now sleeps up to a minute
-        _take(svc)
-        assert receiver.arrived.wait(5)
-    finally:
-        worker.stop()
+    time.sleep(0.2)  # the first round found nothing; delivery now sleeps up to a minute
+    _take(svc)
+    assert receiver.arrived.wait(5)
 
 
 KILLED_WORKER = """
@@ -197,7 +198,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_restart(svc, receiver
         assert restarted.run_once() == 0  # the dead worker's lease still holds: no second sender yet
         assert restarted.run_once(now=leased.lease_until + dt.timedelta(seconds=1)) == 1  # once it lapsed
     finally:
-        restarted.stop()
+        restarted.close()
     row = _row(svc, d_id)
     assert row.status == "delivered" and row.attempts == 1
     first, second = receiver.requests
@@ -207,9 +208,9 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_restart(svc, receiver
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_stop_without_start_is_harmless(svc):
-    svc.dispatcher.stop()
-    svc.dispatcher.stop()
+def test_close_before_any_round_is_harmless(svc):
+    svc.dispatcher.close()
+    svc.dispatcher.close()
 
 
 def test_a_round_leases_only_what_it_sends(svc, receiver):

@@ -1,4 +1,4 @@
-"""Submitting, retracting and tracking reports; the background worker; the connection check."""
+"""Submitting, retracting and tracking reports; the filing task on each engine; the connection check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from safehold.errors import SafeholdError
 from safehold.reporting.filing import Filer
-from safehold.reporting.worker import ReportWorker
+from safehold.workers import FILE_REPORTS
 from tests.reporting.helpers import LEGAL, about, audit_actions, draft, lapse_lease
 from tests.reporting.test_filing import Crash, crash_at
 
@@ -92,20 +92,15 @@ def test_retract_learns_that_ncmec_finished_it(svc, cybertip):
     assert svc.reports.get(report["id"])["status"] == "finished"
 
 
-def test_the_worker_files_submitted_reports(svc, cybertip):
-    worker = ReportWorker(svc.reports, svc.settings)
-    worker.start()
-    try:
-        report = draft(svc)
-        svc.reports.submit(report["id"], LEGAL)  # wakes the worker
-        deadline = time.monotonic() + 20
-        while svc.reports.get(report["id"])["status"] != "finished":
-            assert time.monotonic() < deadline, svc.reports.get(report["id"])
-            time.sleep(0.05)
-    finally:
-        worker.stop()
+def test_the_worker_files_submitted_reports(svc, cybertip, tasks_engine):
+    report = draft(svc)
+    svc.reports.submit(report["id"], LEGAL)  # kicks the filing task
+    deadline = time.monotonic() + 20
+    while svc.reports.get(report["id"])["status"] != "finished":
+        assert time.monotonic() < deadline, svc.reports.get(report["id"])
+        time.sleep(0.05)
     assert len(cybertip.finished()) == 1
-    assert worker.run_once() == 0
+    assert svc.tasks.run_now(FILE_REPORTS) == 0
 
 
 def test_the_connection_check(svc, cybertip):

@@ -8,6 +8,9 @@ row is due again: the receiver may see a delivery twice, always with the same id
 
 Rows are leased ``concurrency`` at a time and sent in parallel, so every leased request finishes (or times out)
 well inside its lease. A result is written only if the row still carries this worker's lease.
+
+The dispatcher has no loop of its own: the ``webhooks.deliver`` task (:mod:`safehold.workers`) runs its rounds,
+in the server process or on Celery workers.
 """
 
 from __future__ import annotations
@@ -119,28 +122,9 @@ class Dispatcher:
         self._client: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._secrets: dict[str, str] = {}  # sealed blob -> secret (a rotation changes the blob)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        webhooks.on_enqueue(self.wake)
 
-    # ------------------------------------------------------------ the loop
-
-    def start(self) -> None:
-        """Deliver in a daemon thread until :meth:`stop`: drain what is due, then sleep ``webhook_poll_interval``
-        (or until this process queues something)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="safehold-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.settings.webhook_timeout + 5)
-            self._thread = None
+    def close(self) -> None:
+        """Release the HTTP client and the sending threads (made again by the next round, if any)."""
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
@@ -149,26 +133,11 @@ class Dispatcher:
                 self._client.close()
                 self._client = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        limit = 50
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                sent = self.run_once(limit=limit)
-            except Exception:  # the database may be briefly away; the next round retries
-                log.exception("webhook delivery round failed")
-                sent = 0
-            if sent < limit:
-                self._wake.wait(self.settings.webhook_poll_interval)
-
     def run_once(self, now: dt.datetime | None = None, limit: int = 50) -> int:
         """Send up to ``limit`` due deliveries; returns how many were attempted. ``now`` (tests) fixes the clock
         for leasing and scheduling."""
         done = 0
-        while done < limit and not (self._stop.is_set() and self._thread is not None):  # not while stopping
+        while done < limit:
             jobs = self._lease(now, min(self.concurrency, limit - done))
             if not jobs:
                 break

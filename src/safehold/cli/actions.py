@@ -228,25 +228,28 @@ def delivery_retry(delivery_id: Annotated[int, typer.Argument(help="Delivery id.
 def delivery_run(
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
-    """Deliver in the foreground until Ctrl-C (a separate worker; `safehold serve` also delivers)."""
+    """Deliver in the foreground until Ctrl-C (a separate worker; `safehold serve` also delivers, and with
+    SAFEHOLD_TASKS=celery `safehold worker` does)."""
+    from safehold.workers import DELIVER_WEBHOOKS
+
     with fail():
-        dispatcher = _svc().dispatcher
+        svc = _svc()
         if once:
             total = 0
-            while sent := dispatcher.run_once(limit=500):
+            while sent := svc.dispatcher.run_once(limit=500):
                 total += sent
             out.print(f"{total} delivery attempt(s)")
             return
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
-        dispatcher.start()
+        svc.tasks.start([DELIVER_WEBHOOKS])
         err.print("delivering; Ctrl-C to stop")
         try:
             done.wait()
         except KeyboardInterrupt:
             pass
         finally:
-            dispatcher.stop()
+            svc.tasks.stop()
 
 
 # ------------------------------------------------------------------------------ policies

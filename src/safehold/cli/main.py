@@ -27,6 +27,7 @@ from safehold.cli import scan as scan_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
+from safehold.cli import workers as worker_cmds
 from safehold.cli.common import console, fail, program, services
 from safehold.errors import SafeholdError
 from safehold.home import database_url, explain, masked_url, owner_only, resolve_home
@@ -54,6 +55,8 @@ app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(term_cmds.app, name="terms")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
+app.command("worker")(worker_cmds.worker)
+app.command("beat")(worker_cmds.beat)
 
 out = console()
 

@@ -1,0 +1,68 @@
+"""The Celery app of ``SAFEHOLD_TASKS=celery``: every shared task of the registry as a Celery task, Redis as broker.
+
+Delivery is at least once, end to end. A worker acknowledges a message only after its task ran
+(``acks_late``); a worker killed mid-task (SIGKILL, a lost machine) never acknowledges it, and Redis gives the
+message to another worker once ``SAFEHOLD_TASK_VISIBILITY_TIMEOUT`` has passed. The task then runs again, which is
+safe: its work is leased row by row in the database (a delivery still leased by the dead worker waits for its lease
+to lapse) and each webhook carries the same idempotency key on every attempt. ``safehold beat`` sends every
+periodic task on its schedule as the safety net for anything a kick missed.
+
+A worker process's own app and services are built by :mod:`safehold.worker` (above the wiring of the process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from celery import Celery
+
+from safehold.config import Settings
+from safehold.workers.tasks import Scope, Task, periodic, registry
+
+if TYPE_CHECKING:
+    from safehold.services import Services
+
+QUEUE = "safehold"
+
+
+def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
+    """A Celery app whose tasks run on ``services()`` (the worker's own, built on first use)."""
+    app = Celery("safehold", broker=settings.redis_url, set_as_current=False)
+    visibility = settings.task_visibility_timeout
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_acks_late=True,  # acknowledged after the task ran: a killed worker's task is given to another
+        task_reject_on_worker_lost=True,  # ...also when a pool process dies under it
+        worker_prefetch_multiplier=1,  # a worker holds no more messages than it runs
+        task_ignore_result=True,  # the outcome is in the database; there is no result backend
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            # Look for messages of dead workers every few seconds (not Kombu's default 100 s).
+            "unacked_restore_interval": max(1, min(10, int(visibility))),
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 5,
+        },
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_scheduler="celery.beat:Scheduler",  # in memory: schedules seconds apart leave nothing worth a file
+        beat_schedule={
+            t.name: {"task": t.name, "schedule": t.every(settings), "options": {"expires": t.every(settings)}}
+            for t in periodic([Scope.SHARED])
+        },  # a round not started within its period is dropped: the next one does the same work
+    )
+    for task in registry().values():
+        if task.scope is Scope.SHARED:
+            app.task(name=task.name, shared=False)(_body(app, task, services))  # this app only
+    return app
+
+
+def _body(app: Celery, task: Task, services: Callable[[], Services]) -> Callable[[], None]:
+    def run() -> None:
+        if task.more(task.run(services())):  # more is due: hand the next round to any worker
+            app.send_task(task.name)
+
+    run.__name__ = run.__qualname__ = task.name.replace(".", "_")
+    run.__doc__ = f"Background task {task.name} (safehold.workers)."
+    return run

@@ -1,0 +1,147 @@
+"""The two engines behind the task interface, and :class:`Tasks`, which picks between them per ``SAFEHOLD_TASKS``.
+
+- ``inprocess`` (default): every periodic task runs on a daemon thread of the server process, one thread per
+  task, so a slow webhook receiver never delays index upkeep. A kick wakes the task's thread at once.
+- ``celery``: the process runs only its ``PROCESS`` tasks itself; a kick of a shared task becomes a Celery message
+  on Redis, run by whichever ``safehold worker`` takes it, and ``safehold beat`` sends the periodic ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from safehold.errors import SafeholdError
+from safehold.workers.tasks import Scope, Task, periodic, registry
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from safehold.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def _run_logged(task: Task, svc: Services) -> bool:
+    """Run one round, logging a failure (the next round retries); returns whether more may be due now."""
+    try:
+        return task.more(task.run(svc))
+    except Exception:  # the database may be briefly away; keep the process serving
+        log.exception("background task %s failed", task.name)
+        return False
+
+
+class InProcess:
+    """Runs periodic tasks on daemon threads of this process until :meth:`stop`."""
+
+    def __init__(self, svc: Services, tasks: Iterable[Task]):
+        self.svc = svc
+        self.tasks = list(tasks)
+        self._stop = threading.Event()
+        self._wake: dict[str, threading.Event] = {t.name: threading.Event() for t in self.tasks}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for task in self.tasks:
+            thread = threading.Thread(target=self._loop, args=(task,), name=f"safehold-{task.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def kick(self, name: str) -> bool:
+        """Wake the task's thread, if this engine runs it."""
+        wake = self._wake.get(name)
+        if wake is not None:
+            wake.set()
+        return wake is not None
+
+    def stop(self) -> None:
+        """Stop after the rounds in progress; a round sending to the outside ends within its request timeout."""
+        self._stop.set()
+        for wake in self._wake.values():
+            wake.set()
+        s = self.svc.settings
+        for thread in self._threads:
+            thread.join(timeout=max(s.webhook_timeout, s.cybertip_timeout) + 5)
+        self._threads.clear()
+
+    def _loop(self, task: Task) -> None:
+        wake = self._wake[task.name]
+        while not self._stop.is_set():
+            wake.clear()
+            if not _run_logged(task, self.svc):
+                wake.wait(task.every(self.svc.settings) if task.every else None)
+
+
+class Tasks:
+    """This process's background work: what it runs itself, and what it hands to Celery.
+
+    The engine is read from the settings when work is started or kicked, so a command (which starts nothing)
+    still hands a kick to the Celery workers, and an in-process kick before :meth:`start` is simply dropped (the
+    periodic round finds the work).
+    """
+
+    def __init__(self, svc: Services):
+        self.svc = svc
+        self._local: InProcess | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.svc.settings.tasks == "celery"
+
+    def start(self, names: Iterable[str] | None = None) -> None:
+        """Run the periodic tasks here: all of them in-process, only the per-process ones with Celery; or exactly
+        ``names`` (e.g. ``safehold delivery run``)."""
+        if self._local is not None:
+            return
+        if self.distributed:
+            celery_app()  # fail at start, not at the first kick, when Celery is missing
+        if names is not None:
+            tasks = [registry()[n] for n in names]
+        else:
+            tasks = periodic([Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
+        self._local = InProcess(self.svc, tasks)
+        self._local.start()
+
+    def kick(self, name: str) -> None:
+        """Run ``name`` soon: a delivery or a report was queued. Never fails the caller (what was queued is in the
+        database; the next periodic round finds it)."""
+        if self._local is not None and self._local.kick(name):
+            return
+        if self.distributed and registry()[name].scope is Scope.SHARED:
+            try:
+                self.celery.send_task(name, retry_policy={"max_retries": 2, "interval_start": 0.1})
+            except Exception:
+                log.warning("could not hand task %s to Celery; its next scheduled round does it", name, exc_info=True)
+
+    def run_now(self, name: str) -> int | None:
+        """One round of ``name`` in this thread (upkeep, tests, commands); failures raise."""
+        return registry()[name].run(self.svc)
+
+    def stop(self) -> None:
+        if self._local is not None:
+            self._local.stop()
+            self._local = None
+
+    @cached_property
+    def celery(self) -> Celery:
+        """The Celery app sending this process's kicks; its tasks run on this process's services (a worker thread
+        in tests)."""
+        return celery_app().make_app(self.svc.settings, lambda: self.svc)
+
+
+def celery_app():
+    """:mod:`safehold.workers.celery_app`, or ``tasks.celery_missing`` when Celery is not installed."""
+    try:
+        from safehold.workers import celery_app
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("celery", "kombu", "redis"):
+            raise
+        raise SafeholdError(
+            "tasks.celery_missing",
+            "SAFEHOLD_TASKS=celery needs Celery with Redis support: pip install 'safehold[celery]'.",
+            status=500,
+        ) from None
+    return celery_app
