@@ -56,11 +56,20 @@ class _AllowOpensNothing(BaseModel):
         return self
 
 
+PDQ_THRESHOLD_HELP = "The PDQ threshold (bits, 0-63); the same as thresholds.pdq. Default: 31."
+THRESHOLDS_HELP = (
+    "Match threshold by signal type, e.g. {\"pdq\": 20, \"photodna\": 1800}, each from 0 to the type's maximum "
+    "(bank.invalid_threshold); a type not named uses its default threshold."
+)
+Thresholds = dict[SignalTypeName, int | None] | None
+
+
 class BankCreate(_AllowOpensNothing):
     name: BankName
     kind: Literal["block", "allow"] = "block"
     description: str = Field("", max_length=2000)
-    pdq_threshold: int = Field(31, ge=0, le=63)
+    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP)
     dihedral: bool = False
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP + " Default: case for block, none for allow.")
 
@@ -69,7 +78,8 @@ class BankUpdate(_AllowOpensNothing):
     name: BankName | None = None
     kind: Literal["block", "allow"] | None = None
     description: str | None = Field(None, max_length=2000)
-    pdq_threshold: int | None = Field(None, ge=0, le=63)
+    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP + " A type set to null goes back to its default.")
     dihedral: bool | None = None
     enabled: bool | None = None
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP)
@@ -108,6 +118,7 @@ def create_bank(body: BankCreate, svc: Services = Depends(services), who: Princi
         kind=body.kind,
         description=body.description,
         pdq_threshold=body.pdq_threshold,
+        thresholds=body.thresholds,
         dihedral=body.dihedral,
         on_match=body.on_match,
         created_by=who.label,
@@ -127,6 +138,7 @@ def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), 
         description=body.description,
         kind=body.kind,
         pdq_threshold=body.pdq_threshold,
+        thresholds=body.thresholds,
         dihedral=body.dihedral,
         enabled=body.enabled,
         on_match=body.on_match,
