@@ -269,7 +269,6 @@ class BankService:
             for attr, value in (
                 ("description", description),
                 ("kind", kind),
-                ("thresholds", own),
                 ("dihedral", dihedral),
                 ("enabled", enabled),
                 ("on_match", on_match),
@@ -278,6 +277,15 @@ class BankService:
                     if getattr(bank, attr) != value:
                         changes[attr] = [getattr(bank, attr), value]
                     setattr(bank, attr, value)
+            # Recorded by the threshold in force, type by type: setting a type's default explicitly changes nothing.
+            moved = {
+                f"thresholds.{t}": [registry.threshold_for(bank.thresholds or {}, t), registry.threshold_for(own, t)]
+                for t in sorted({*own, *(bank.thresholds or {})})
+            }
+            moved = {k: v for k, v in moved.items() if v[0] != v[1]}
+            if moved:
+                changes.update(moved)
+                bank.thresholds = own
             _log_banks_changed(s)
             s.flush()
             if changes:  # detail: {setting: [old, new]}

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from safehold.banks.service import parse_thresholds
 from safehold.cli.common import collect_files, console, err, fail, open_input, open_output, progress, services
 from safehold.cli.common import problem as problem_text
 from safehold.cli.scan import hash_paths
@@ -68,6 +67,8 @@ def create(
     on_match: OnMatch = None,
 ) -> None:
     """Create a bank."""
+    from safehold.banks.service import parse_thresholds
+
     with fail():
         pdq, by_type = parse_thresholds(threshold)
         b = _svc().banks.create(
@@ -121,6 +122,8 @@ def configure(
     on_match: OnMatch = None,
 ) -> None:
     """Change a bank's settings."""
+    from safehold.banks.service import parse_thresholds
+
     with fail():
         pdq, by_type = parse_thresholds(threshold)
         b = _svc().banks.update(
