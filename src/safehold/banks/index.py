@@ -234,8 +234,7 @@ class BankIndex:
         with self.db.session() as s:
             banks = s.scalars(select(Bank)).all()
             self.banks = {
-                b.id: BankSettings(b.id, b.name, b.kind, dict(b.thresholds or {}), b.dihedral, b.enabled)
-                for b in banks
+                b.id: BankSettings(b.id, b.name, b.kind, dict(b.thresholds or {}), b.dihedral, b.enabled) for b in banks
             }
         self._widest = {}
 

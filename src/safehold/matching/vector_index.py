@@ -84,8 +84,6 @@ class VectorIndex:
             raise SafeholdError("index.bad_input", f"{len(new_ids)} ids for {len(rows)} values")
         with self._lock:
             st = self._state
-            fresh = ~np.isin(new_ids, st.ids[: st.n][st.alive[: st.n]])  # idempotent, as every index
-            new_ids, rows = new_ids[fresh], rows[fresh]
             n, k = st.n, len(new_ids)
             if n + k > len(st.ids):
                 cap = max(n + k, 2 * len(st.ids), 1024)
@@ -129,7 +127,13 @@ class VectorIndex:
         live = st.alive[: st.n]
         write_atomically(
             path,
-            lambda f: np.savez(f, format=np.array(_FORMAT), vecs=st.vecs[: st.n][live], ids=st.ids[: st.n][live]),
+            lambda f: np.savez(
+                f,
+                format=np.array(_FORMAT),
+                metric=np.array(self.metric),
+                vecs=st.vecs[: st.n][live],
+                ids=st.ids[: st.n][live],
+            ),  # fmt: skip
             mode="wb",
         )
 
@@ -137,7 +141,7 @@ class VectorIndex:
     def load(cls, path: str | os.PathLike) -> VectorIndex:
         try:
             with np.load(path, allow_pickle=False) as z:
-                if str(z["format"]) != _FORMAT or z["vecs"].shape[1:] != (cls.dim,):
+                if (str(z["format"]), str(z["metric"]), z["vecs"].shape[1:]) != (_FORMAT, cls.metric, (cls.dim,)):
                     raise ValueError(f"not a {cls.__qualname__} snapshot")
                 vecs, ids = z["vecs"].astype(np.uint8), z["ids"].astype(np.int64)
         except (ValueError, KeyError, OSError) as e:

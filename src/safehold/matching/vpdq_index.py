@@ -49,7 +49,7 @@ class VpdqIndex:
             raise SafeholdError("index.bad_input", f"{len(ids_l)} ids for {len(values)} values")
         for entry_id, value in zip(ids_l, values, strict=True):
             if entry_id in self._entries:
-                continue  # idempotent, as every index
+                continue  # the frames are indexed once
             frames = parse_vpdq(value)
             first = len(self._frame_owner)
             frame_ids = np.arange(first, first + len(frames), dtype=np.int64)
@@ -116,4 +116,3 @@ def _detail(cmp: VpdqComparison) -> dict:
         "target_match_percent": round(cmp.target_match_percent, 2),
         "is_match": cmp.is_match,
     }
-

@@ -58,7 +58,7 @@ class _AllowOpensNothing(BaseModel):
 
 PDQ_THRESHOLD_HELP = "The PDQ threshold (bits, 0-63); the same as thresholds.pdq. Default: 31."
 THRESHOLDS_HELP = (
-    "Match threshold by signal type, e.g. {\"pdq\": 20, \"photodna\": 1800}, each from 0 to the type's maximum "
+    'Match threshold by signal type, e.g. {"pdq": 20, "photodna": 1800}, each from 0 to the type\'s maximum '
     "(bank.invalid_threshold); a type not named uses its default threshold."
 )
 Thresholds = dict[SignalTypeName, int | None] | None
