@@ -162,3 +162,21 @@ def test_the_bank_index_snapshot_holds_the_plugin_index(svc, settings):
     assert [c.distance for c in fresh.lookup("photodna_like", pdna(COPY))] == []  # banks not read yet
     fresh.load()
     assert [c.distance for c in fresh.lookup("photodna_like", pdna(COPY))] == [5]
+
+
+def test_entries_of_an_uninstalled_type_are_skipped_then_indexed_once_it_is_back(svc, settings, monkeypatch, caplog):
+    svc.banks.create("pdna")
+    svc.banks.add_hash("pdna", "photodna_like", pdna(KNOWN))
+    monkeypatch.setenv("SAFEHOLD_SIGNAL_PLUGINS", "none")  # the package is removed
+    registry.reload()
+    gone = BankIndex(svc.db, snapshot_dir=settings.index_dir)
+    gone.load()
+    assert "photodna_like" in gone.unindexable and "not matchable" in caplog.text
+    assert gone.lookup("photodna_like", pdna(COPY)) == []
+    gone.save_snapshot()
+
+    monkeypatch.delenv("SAFEHOLD_SIGNAL_PLUGINS")  # installed again: that snapshot would miss its entries
+    registry.reload()
+    back = BankIndex(svc.db, snapshot_dir=settings.index_dir)
+    back.load()
+    assert [c.distance for c in back.lookup("photodna_like", pdna(COPY))] == [5]

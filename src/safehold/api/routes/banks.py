@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from safehold.api.contract import AfterId, ContractRoute, Id, SignalTypeName, matching
@@ -61,7 +61,7 @@ THRESHOLDS_HELP = (
     'Match threshold by signal type, e.g. {"pdq": 20, "photodna": 1800}, each from 0 to the type\'s maximum '
     "(bank.invalid_threshold); a type not named uses its default threshold."
 )
-Thresholds = dict[SignalTypeName, int | None] | None
+Thresholds = dict[SignalTypeName, StrictInt | None] | None
 
 
 class BankCreate(_AllowOpensNothing):
