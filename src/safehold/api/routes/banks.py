@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import AfterId, ContractRoute, Id, SignalTypeName, matching
+from safehold.api.contract import AfterId, ContractRoute, Id, SignalTypeName, matching, whole_number
 from safehold.api.deps import require, services
 from safehold.api.uploads import CHUNK, read_capped
 from safehold.auth.apikeys import Principal
@@ -61,7 +61,23 @@ THRESHOLDS_HELP = (
     'Match threshold by signal type, e.g. {"pdq": 20, "photodna": 1800}, each from 0 to the type\'s maximum '
     "(bank.invalid_threshold); a type not named uses its default threshold."
 )
-Thresholds = dict[SignalTypeName, StrictInt | None] | None
+
+
+def _bounds_by_type(schema: dict[str, Any]) -> None:
+    """Each known signal type's own range (0 to its ``max_threshold``, which the type defines in code)."""
+    from safehold.signals import registry
+
+    schema["properties"] = {
+        name: {"anyOf": [{"type": "integer", "minimum": 0, "maximum": st.max_threshold}, {"type": "null"}]}
+        for name, st in sorted(registry.all_signal_types().items())
+    }
+    schema["additionalProperties"] = False
+    schema.pop("propertyNames", None)
+
+
+Thresholds = (
+    Annotated[dict[SignalTypeName, whole_number(0, 2**31 - 1) | None], Field(json_schema_extra=_bounds_by_type)] | None
+)
 
 
 class BankCreate(_AllowOpensNothing):
