@@ -41,10 +41,24 @@ def test_bank_validation(client, keys):
         ({"name": "x", "kind": "maybe"}, "request.invalid"),
         ({"name": "x", "pdq_threshold": 64}, "request.invalid"),
         ({"name": "x", "pdq_threshold": -1}, "request.invalid"),
+        ({"name": "x", "thresholds": {"pdq": 64}}, "bank.invalid_threshold"),
+        ({"name": "x", "thresholds": {"vpdq": True}}, "request.invalid"),
+        ({"name": "x", "thresholds": {"md5": 1}}, "bank.invalid_threshold"),  # an exact type's maximum is 0
+        ({"name": "x", "thresholds": {"nosuch": 1}}, "signal.unknown_type"),
     ]:
         r = client.post("/v1/banks", json=body, headers=admin)
         assert r.status_code in (400, 422), (body, r.text)
         assert r.json()["error"]["code"] == code, body
+
+
+def test_thresholds_by_signal_type(client, keys):
+    admin = keys["admin"]
+    r = client.post("/v1/banks", json={"name": "t", "thresholds": {"vpdq": 25}}, headers=admin)
+    assert (r.json()["thresholds"], r.json()["pdq_threshold"]) == ({"vpdq": 25}, 31)  # PDQ: its default
+    r = client.patch("/v1/banks/t", json={"pdq_threshold": 20}, headers=admin)
+    assert r.json()["thresholds"] == {"vpdq": 25, "pdq": 20} and r.json()["pdq_threshold"] == 20
+    r = client.patch("/v1/banks/t", json={"thresholds": {"pdq": None, "vpdq": 30}}, headers=admin)
+    assert (r.json()["thresholds"], r.json()["pdq_threshold"]) == ({"vpdq": 30}, 31)
 
 
 def test_add_raw_hash_with_provenance(client, keys):

@@ -81,7 +81,7 @@ def test_operations_are_recorded_and_chain_verifies(svc):
     )
     by_action = {r["action"]: r for r in rows}
     assert by_action["bank.update"]["detail"] == {
-        "changes": {"pdq_threshold": [31, 20], "description": ["", "NCMEC list"]}
+        "changes": {"description": ["", "NCMEC list"], "thresholds.pdq": [31, 20]}
     }
     assert by_action["bank.update"]["actor"] == "apikey:ops" and by_action["bank.update"]["target"] == "bank:ncmec"
     assert by_action["bank.import"]["detail"]["added"] == 2
@@ -109,10 +109,10 @@ def test_failed_and_dry_run_changes_leave_no_record(svc):
 
 def test_edited_record_is_detected(svc):
     _operations(svc)
-    _set(svc, 6, detail={"changes": {"pdq_threshold": [31, 63]}})
+    _set(svc, 6, detail={"changes": {"thresholds.pdq": [31, 63]}})
     r = svc.audit.verify()
     assert not r.ok and r.first_bad_seq == 6 and r.checked == 5 and "altered" in r.reason
-    _set(svc, 6, detail={"changes": {"pdq_threshold": [31, 20], "description": ["", "NCMEC list"]}})
+    _set(svc, 6, detail={"changes": {"description": ["", "NCMEC list"], "thresholds.pdq": [31, 20]}})
     assert svc.audit.verify().ok  # restored exactly
     _set(svc, 2, actor="cli")
     assert svc.audit.verify().first_bad_seq == 2

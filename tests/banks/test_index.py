@@ -58,7 +58,7 @@ def test_snapshot_round_trip_and_catch_up(svc, settings):
 
     fresh = BankIndex(svc.db, snapshot_dir=settings.index_dir)
     fresh.load()
-    assert len(fresh.pdq) == 49 and len(fresh.exact["md5"]) == 1
+    assert len(fresh.indexes["pdq"]) == 49 and len(fresh.indexes["md5"]) == 1
     assert fresh.lookup("pdq", first["value"]) == []
     assert [c.entry_id for c in fresh.lookup("md5", "1" * 32)]
 
@@ -83,7 +83,7 @@ def test_replaying_changes_twice_is_harmless(svc):
     svc.banks.add_hash("b", "md5", "3" * 32)
     svc.index.last_seq = 0  # as if the log were read again from the start
     svc.index.sync()
-    assert len(svc.index.exact["md5"]) == 1
+    assert len(svc.index.indexes["md5"]) == 1
     assert len(svc.index.lookup("md5", "3" * 32)) == 1
 
 
@@ -94,4 +94,26 @@ def test_bank_delete_removes_its_entries_from_the_index(svc):
     svc.banks.add_hash("b", "pdq", h)
     svc.banks.delete("b")
     assert svc.index.lookup("pdq", h) == []
-    assert len(svc.index.pdq) == 0
+    assert len(svc.index.indexes.get("pdq", ())) == 0
+
+
+def test_vpdq_entries_survive_a_snapshot_and_an_old_snapshot_is_rebuilt(svc, settings):
+    import json
+
+    frames = [_hex(np.random.default_rng(10 + i)) for i in range(5)]
+    video = json.dumps([f"{f},100,{i}.0" for i, f in enumerate(frames)])
+    svc.banks.create("b")
+    svc.banks.add_hash("b", "vpdq", video)
+    path = svc.index.save_snapshot()
+
+    fresh = BankIndex(svc.db, snapshot_dir=settings.index_dir)
+    fresh.load()
+    (c,) = fresh.lookup("vpdq", json.dumps([f"{f},100,{i}.0" for i, f in enumerate(frames[:4])]))
+    assert c.extra["is_match"] and c.extra["query_match_percent"] == 100.0
+
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "version": 1}))  # a snapshot of the old layout
+    old = BankIndex(svc.db, snapshot_dir=settings.index_dir)
+    assert not old._load_snapshot()
+    old.load()  # rebuilt from the database
+    assert len(old.indexes["vpdq"]) == 1

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from safehold.errors import SafeholdError
+from safehold.matching.vector_index import VectorIndex
 from safehold.signals import plugins as plugins_mod
 from safehold.signals import registry
 from safehold.signals.base import ContentHasher, Signal, SignalType
@@ -48,12 +49,21 @@ def _use_entry_points(monkeypatch, eps):
 # --- a fake licensed hash, the way a plug-in package would ship one ------------------------------------
 
 
+class FakeDnaIndex(VectorIndex):
+    dim = 4
+    metric = "hamming"
+
+
 class FakeDnaSignal(SignalType):
     name = "fakedna"
     description = "Fake licensed perceptual hash (test only)"
     matching = "hamming"
     default_threshold = 10
-    max_threshold = 40
+    max_threshold = 32
+
+    @classmethod
+    def index_cls(cls):
+        return FakeDnaIndex
 
     @classmethod
     def normalize(cls, value: str) -> str:
@@ -290,6 +300,35 @@ class Md5Again(FakeDnaSignal):
     name = "md5"
 
 
+class NoIndexSignal(FakeDnaSignal):
+    """Hamming matching but no index: its entries could never match."""
+
+    name = "noindex"
+    index_cls = classmethod(SignalType.index_cls.__func__)
+
+
+class HalfIndex:
+    def add(self, ids, values): ...
+
+
+class HalfIndexSignal(FakeDnaSignal):
+    name = "halfindex"
+
+    @classmethod
+    def index_cls(cls):
+        return HalfIndex
+
+
+class DefaultAboveMaxSignal(FakeDnaSignal):
+    name = "abovemax"
+    default_threshold = 50
+
+
+class BadPerceptualSignal(FakeDnaSignal):
+    name = "badperceptual"
+    perceptual_for = ("audio",)
+
+
 class BadMediaHasher(FakeDnaHasher):
     media = "audio"
 
@@ -311,6 +350,10 @@ class UnknownTypeHasher(FakeDnaHasher):
         (SignalPlugin(name="c", signal_types=(BadMatchingSignal,)), None, "plugin.invalid"),
         (SignalPlugin(name="d", signal_types=(str,)), None, "plugin.invalid"),
         (SignalPlugin(name="e", signal_types=(Md5Again,)), None, "plugin.name_clash"),
+        (SignalPlugin(name="e1", signal_types=(NoIndexSignal,)), None, "plugin.invalid"),
+        (SignalPlugin(name="e2", signal_types=(HalfIndexSignal,)), None, "plugin.invalid"),
+        (SignalPlugin(name="e3", signal_types=(DefaultAboveMaxSignal,)), None, "plugin.invalid"),
+        (SignalPlugin(name="e4", signal_types=(BadPerceptualSignal,)), None, "plugin.invalid"),
         (
             SignalPlugin(name="f", signal_types=(FakeDnaSignal,), hashers=(BadMediaHasher,)),
             None,

@@ -7,15 +7,8 @@ import subprocess
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.signals.vpdq import (
-    VpdqFrame,
-    VpdqHasher,
-    VpdqSignal,
-    parse_vpdq,
-    serialize_vpdq,
-    vpdq_is_match,
-    vpdq_match,
-)
+from safehold.matching.vpdq import VpdqFrame, parse_vpdq, serialize_vpdq, vpdq_is_match, vpdq_match
+from safehold.signals.vpdq import VpdqHasher, VpdqSignal
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed: cannot generate test videos")

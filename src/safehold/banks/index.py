@@ -4,9 +4,15 @@ Built once from the database (or loaded from a snapshot on disk for a fast start
 incrementally by replaying ``index_changes`` — never rebuilt per change. Replay is idempotent (an entry is
 added at most once and removing an absent entry does nothing), so re-reading a change twice is harmless.
 
-Bank settings (threshold, kind, dihedral, enabled) are *not* baked into the index: the index holds every
-enabled entry and the scanner applies each bank's settings to the few candidates it returns. Changing a
-threshold or disabling a bank therefore costs nothing here.
+The bank index is a map from signal type to that type's index (whatever class the type names in
+:meth:`~safehold.signals.base.SignalType.index_cls`, behind :class:`~safehold.matching.protocol.SignalIndex`);
+nothing here knows one type from another. Entries of a type that cannot be loaded (a plug-in not installed) are
+logged and skipped.
+
+Bank settings (thresholds, kind, dihedral, enabled) are *not* baked into the index: the index holds every
+enabled entry, a lookup asks at the widest threshold any enabled bank uses for the type, and the scanner applies
+each bank's settings to the few candidates it returns. Changing a threshold or disabling a bank therefore costs
+nothing here.
 """
 
 from __future__ import annotations
@@ -24,16 +30,15 @@ from sqlalchemy import func, select
 
 from safehold.errors import SafeholdError
 from safehold.home import private_opener
-from safehold.matching.exact_index import ExactIndex
-from safehold.matching.pdq_index import PdqIndex, hashes_from_hex
+from safehold.matching.protocol import SignalIndex
 from safehold.signals import registry
-from safehold.signals.vpdq import VPDQ_DISTANCE_THRESHOLD, VpdqSignal, parse_vpdq
 from safehold.store.db import Database
 from safehold.store.models import Bank, BankEntry, IndexChange
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+#: 2: one file per signal type, written by that type's index (version 1 snapshots are rebuilt).
+SNAPSHOT_VERSION = 2
 REPLAY_BATCH = 20_000
 
 
@@ -42,9 +47,13 @@ class BankSettings:
     id: int
     name: str
     kind: str
-    pdq_threshold: int
+    #: The bank's own thresholds by signal type; a type not listed uses its default (see :meth:`threshold`).
+    thresholds: dict[str, int]
     dihedral: bool
     enabled: bool
+
+    def threshold(self, signal_type: str) -> int:
+        return registry.threshold_for(self.thresholds, signal_type)
 
 
 @dataclass(frozen=True)
@@ -88,12 +97,12 @@ class BankIndex:
         self._reset()
 
     def _reset(self) -> None:
-        self.pdq = PdqIndex()
-        self.exact: dict[str, ExactIndex] = {}
-        self.vpdq_frames = PdqIndex()
-        self.vpdq_entries: dict[int, tuple[str, list]] = {}  # entry id -> (value, parsed frames)
-        self._frame_owner: list[int] = []  # frame id -> entry id
-        self._entry_frames: dict[int, np.ndarray] = {}
+        #: signal type -> its index
+        self.indexes: dict[str, SignalIndex] = {}
+        #: signal types met whose index could not be made (type not installed, broken index class)
+        self.unindexable: set[str] = set()
+        #: signal type -> the widest threshold of the enabled banks (forgotten when banks change)
+        self._widest: dict[str, int] = {}
         self.present = _Present()
         self.last_seq = 0
         self.last_at: str | None = None
@@ -107,6 +116,8 @@ class BankIndex:
         with self._lock:
             if not (self.snapshot_dir and self._load_snapshot()):
                 self._rebuild()
+            for name in registry.all_signal_types():  # every index ready (and its code loaded) before a scan
+                self._index_for(name)
             self._reload_banks()
             self.sync()
 
@@ -187,132 +198,89 @@ class BankIndex:
             by_type.setdefault(signal_type, []).append((entry_id, value))
         added: list[int] = []
         for signal_type, items in by_type.items():
-            ids = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
-            if signal_type == "pdq":
-                self.pdq.add(ids, hashes_from_hex([v for _, v in items]))
-            elif signal_type == "vpdq":
-                for entry_id, value in items:
-                    self._add_vpdq(entry_id, value)
-            elif self._matching(signal_type) == "exact":
-                self.exact.setdefault(signal_type, ExactIndex()).add(ids, [v for _, v in items])
-            else:
+            index = self._index_for(signal_type)
+            if index is None:
                 log.warning("no index for signal type %s; %d entries not matchable", signal_type, len(items))
                 continue
+            ids = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
+            index.add(ids, [v for _, v in items])
             added.extend(int(i) for i in ids)
         self.present.set(np.asarray(added, dtype=np.int64), True)
 
-    @staticmethod
-    def _matching(signal_type: str) -> str | None:
-        try:
-            return registry.signal_type(signal_type).matching
-        except SafeholdError:
-            return None
+    def _index_for(self, signal_type: str) -> SignalIndex | None:
+        """The index of ``signal_type``, made on first use from the type's ``index_cls()``; ``None`` when the
+        type is not installed or its index cannot be made (remembered, so it is tried once per build)."""
+        index = self.indexes.get(signal_type)
+        if index is None and signal_type not in self.unindexable:
+            try:
+                index = registry.signal_type(signal_type).index_cls()()
+            except Exception as e:  # noqa: BLE001 - an unknown type or a broken plug-in must not stop the others
+                log.warning("signal type %s cannot be indexed: %s: %s", signal_type, type(e).__name__, e)
+                self.unindexable.add(signal_type)
+                return None
+            self.indexes[signal_type] = index
+        return index
 
     def _apply_remove(self, entry_id: int, signal_type: str) -> None:
         if entry_id not in self.present:
             return
         ids = np.asarray([entry_id], dtype=np.int64)
-        if signal_type == "pdq":
-            self.pdq.remove(ids)
-        elif signal_type == "vpdq":
-            frames = self._entry_frames.pop(entry_id, None)
-            if frames is not None:
-                self.vpdq_frames.remove(frames)
-            self.vpdq_entries.pop(entry_id, None)
-        elif signal_type in self.exact:
-            self.exact[signal_type].remove(ids)
+        index = self.indexes.get(signal_type)
+        if index is not None:
+            index.remove(ids)
         self.present.set(ids, False)
-
-    def _add_vpdq(self, entry_id: int, value: str) -> None:
-        frames = parse_vpdq(value)
-        if not frames:
-            return
-        first = len(self._frame_owner)
-        frame_ids = np.arange(first, first + len(frames), dtype=np.int64)
-        self._frame_owner.extend([entry_id] * len(frames))
-        self.vpdq_frames.add(frame_ids, hashes_from_hex([f.pdq_hex for f in frames]))
-        self._entry_frames[entry_id] = frame_ids
-        self.vpdq_entries[entry_id] = (value, frames)
 
     def _reload_banks(self) -> None:
         with self.db.session() as s:
             banks = s.scalars(select(Bank)).all()
             self.banks = {
-                b.id: BankSettings(b.id, b.name, b.kind, b.pdq_threshold, b.dihedral, b.enabled) for b in banks
+                b.id: BankSettings(b.id, b.name, b.kind, dict(b.thresholds or {}), b.dihedral, b.enabled) for b in banks
             }
+        self._widest = {}
 
     # ------------------------------------------------------------ queries
 
-    @property
-    def pdq_query_threshold(self) -> int:
-        """The widest threshold any enabled bank asks for (each bank's own is applied afterwards)."""
-        return max((b.pdq_threshold for b in self.banks.values() if b.enabled), default=-1)
+    def query_threshold(self, signal_type: str) -> int:
+        """The widest threshold any enabled bank uses for ``signal_type`` (each bank's own is applied
+        afterwards); -1 when no bank is enabled."""
+        widest = self._widest.get(signal_type)
+        if widest is None:
+            widest = max((b.threshold(signal_type) for b in self.banks.values() if b.enabled), default=-1)
+            self._widest[signal_type] = widest
+        return widest
 
     @property
     def any_dihedral(self) -> bool:
         return any(b.dihedral and b.enabled for b in self.banks.values())
 
     def lookup(self, signal_type: str, value: str, *, variants: dict[str, str] | None = None) -> list[Candidate]:
-        """Candidates for one signal. ``variants`` maps a dihedral transform name to its PDQ hash.
+        """Candidates for one signal. ``variants`` maps a variant name (e.g. a dihedral transform) to the value
+        to look up for it (see :meth:`~safehold.signals.base.SignalType.query_variants`).
 
         Takes no lock: the indexes are safe to query while the sync thread writes to them.
         """
-        if signal_type == "pdq":
-            threshold = self.pdq_query_threshold
-            if threshold < 0 or len(self.pdq) == 0:
-                return []
-            names = ["original", *(variants or {})]
-            hashes = hashes_from_hex([value, *(variants or {}).values()])
-            return [
-                Candidate(entry_id=int(i), signal_type="pdq", distance=int(d), variant=name)
-                for name, hits in zip(names, self.pdq.query_batch(hashes, threshold), strict=True)
-                for i, d in hits
-            ]
-        if signal_type == "vpdq":
-            return self._lookup_vpdq(value)
-        index = self.exact.get(signal_type)
-        if index is None:
+        index = self.indexes.get(signal_type)
+        threshold = self.query_threshold(signal_type)
+        if index is None or threshold < 0:
             return []
-        return [Candidate(entry_id=int(i), signal_type=signal_type, distance=0) for i in index.query(value)]
-
-    def _lookup_vpdq(self, value: str) -> list[Candidate]:
-        """Find videos sharing frames with the query, then apply Meta's vPDQ rule to each."""
-        frames = parse_vpdq(value)
-        if not frames or len(self.vpdq_frames) == 0:
-            return []
-        hashes = hashes_from_hex([f.pdq_hex for f in frames])
-        owners: set[int] = set()
-        for hits in self.vpdq_frames.query_batch(hashes, VPDQ_DISTANCE_THRESHOLD):
-            owners.update(self._frame_owner[int(i)] for i, _ in hits)
-        out = []
-        for entry_id in sorted(owners):
-            target = self.vpdq_entries.get(entry_id)
-            if target is None:  # removed since the frame query
-                continue
-            cmp = VpdqSignal.compare(frames, target[1])
-            out.append(
-                Candidate(
-                    entry_id=entry_id,
-                    signal_type="vpdq",
-                    distance=0,
-                    extra={
-                        "query_match_percent": round(cmp.query_match_percent, 2),
-                        "target_match_percent": round(cmp.target_match_percent, 2),
-                        "is_match": cmp.is_match,
-                    },
-                )
-            )
-        return out
+        if variants:
+            names = ["original", *variants]
+            found = index.query_batch([value, *variants.values()], threshold)
+        else:
+            names, found = ["original"], [index.query(value, threshold)]
+        return [
+            Candidate(hit[0], signal_type, hit[1], name, hit[2] if len(hit) > 2 else None)
+            for name, hits in zip(names, found, strict=True)
+            for hit in hits
+        ]
 
     def stats(self) -> dict:
         with self._lock:
             return {
-                "pdq": len(self.pdq),
-                "vpdq_videos": len(self.vpdq_entries),
-                "vpdq_frames": len(self.vpdq_frames),
-                "exact": {k: len(v) for k, v in self.exact.items()},
+                "indexes": {name: len(index) for name, index in sorted(self.indexes.items())},
+                "unindexable": sorted(self.unindexable),
                 "last_seq": self.last_seq,
-                "memory_bytes": self.pdq.memory_bytes() + self.vpdq_frames.memory_bytes(),
+                "memory_bytes": sum(index.memory_bytes() for index in self.indexes.values()),
             }
 
     # ----------------------------------------------------------- snapshots
@@ -326,19 +294,16 @@ class BankIndex:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = root / f"snapshot.tmp-{os.getpid()}-{threading.get_ident()}"
             tmp.mkdir(parents=True, exist_ok=False, mode=0o700)
-            self.pdq.save(tmp / "pdq.idx")
-            for name, idx in self.exact.items():
-                idx.save(tmp / f"exact-{name}.idx")
+            for name, index in self.indexes.items():
+                index.save(tmp / f"{name}.idx")
             with open(tmp / "present.npy", "wb", opener=private_opener) as f:
                 np.save(f, self.present.bits)
-            with open(tmp / "vpdq.jsonl", "w", opener=private_opener) as f:
-                for entry_id, (value, _) in self.vpdq_entries.items():
-                    f.write(json.dumps([entry_id, value]) + "\n")
             meta = {
                 "version": SNAPSHOT_VERSION,
                 "seq": self.last_seq,
                 "at": self.last_at,
-                "exact": sorted(self.exact),
+                "indexes": {name: _qualname(type(index)) for name, index in self.indexes.items()},
+                "unindexable": sorted(self.unindexable),
             }
             with open(tmp / "meta.json", "w", opener=private_opener) as f:
                 f.write(json.dumps(meta))
@@ -365,19 +330,33 @@ class BankIndex:
                     return False
                 if not meta["seq"] and s.scalar(select(func.count()).select_from(IndexChange)):
                     return False
+            # Each index must still be made by the same class, and a type that could not be indexed then must
+            # still be unindexable (else its entries, skipped then, would never be added): otherwise rebuild.
+            classes = {name: self._index_class(name) for name in [*meta["indexes"], *meta["unindexable"]]}
+            if any(classes[name] != meta["indexes"].get(name) for name in classes):
+                log.info("signal types or their index classes changed since the index snapshot; rebuilding")
+                return False
             self._reset()
-            self.pdq = PdqIndex.load(path / "pdq.idx")
-            for name in meta["exact"]:
-                self.exact[name] = ExactIndex.load(path / f"exact-{name}.idx")
+            for name in meta["indexes"]:
+                self.indexes[name] = registry.signal_type(name).index_cls().load(path / f"{name}.idx")
+            self.unindexable = set(meta["unindexable"])
             self.present = _Present(np.load(path / "present.npy"))
-            with open(path / "vpdq.jsonl") as f:
-                for line in f:
-                    entry_id, value = json.loads(line)
-                    self._add_vpdq(entry_id, value)
             self.last_seq, self.last_at = meta["seq"], meta["at"]
             return True
         except FileNotFoundError:
             return False
-        except (SafeholdError, ValueError, KeyError, OSError) as exc:
+        except (SafeholdError, ValueError, KeyError, TypeError, OSError) as exc:
             log.warning("index snapshot unusable (%s); rebuilding", exc)
             return False
+
+    @staticmethod
+    def _index_class(signal_type: str) -> str | None:
+        """The qualified name of the class that indexes ``signal_type`` today, ``None`` if none can."""
+        try:
+            return _qualname(registry.signal_type(signal_type).index_cls())
+        except Exception:  # noqa: BLE001 - as in _index_for: such a type is unindexable
+            return None
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -14,7 +14,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -36,7 +36,6 @@ BANK_NAME = re.compile(BANK_NAME_PATTERN)
 BANK_KINDS = ("block", "allow")
 #: What a match on a bank does beyond the scan verdict (see :class:`~safehold.store.models.Bank`).
 ON_MATCH = ("none", "case", "auto")
-MAX_PDQ_THRESHOLD = 63
 INSERT_BATCH = 2000
 #: The most import jobs one listing returns (the API's and the console's).
 MAX_IMPORT_JOBS = 500
@@ -45,7 +44,6 @@ MAX_IMPORT_JOBS = 500
 IMPORT_BATCH_ROWS = 5_000
 #: The PostgreSQL advisory-lock key that serialises change-log writers (see :func:`lock_changes`).
 CHANGES_LOCK = (0x5AFE, 1)
-MIN_PDQ_QUALITY = 50
 #: Bank entries are hashed with the canonical full-resolution pipeline whatever the scanning mode: they are
 #: what every later scan is compared with and what gets shared with other platforms (see docs/pdq.md).
 BANK_PDQ_MODE = "reference"
@@ -63,6 +61,9 @@ class BankInfo:
     description: str
     kind: str
     on_match: str
+    #: The thresholds the bank sets, by signal type (other types use their default).
+    thresholds: dict[str, int]
+    #: The PDQ threshold in force (set or default), kept for clients of the single-threshold API.
     pdq_threshold: int
     dihedral: bool
     enabled: bool
@@ -80,7 +81,8 @@ class BankInfo:
             description=bank.description,
             kind=bank.kind,
             on_match=bank.on_match,
-            pdq_threshold=bank.pdq_threshold,
+            thresholds=dict(bank.thresholds or {}),
+            pdq_threshold=registry.threshold_for(bank.thresholds or {}, "pdq"),
             dihedral=bank.dihedral,
             enabled=bank.enabled,
             created_by=bank.created_by,
@@ -169,14 +171,17 @@ class BankService:
         *,
         kind: str = "block",
         description: str = "",
-        pdq_threshold: int = 31,
+        pdq_threshold: int | None = None,
+        thresholds: Mapping[str, int | None] | None = None,
         dihedral: bool = False,
         on_match: str | None = None,
         created_by: str | None = None,
     ) -> BankInfo:
-        """``on_match`` defaults to ``case`` for a block bank and ``none`` for an allow bank."""
+        """``on_match`` defaults to ``case`` for a block bank and ``none`` for an allow bank. ``thresholds`` sets
+        the bank's threshold per signal type; ``pdq_threshold`` is the older spelling of ``thresholds["pdq"]``."""
         _check_name(name)
-        _check_settings(kind, pdq_threshold)
+        _check_kind(kind)
+        own = merge_thresholds({}, pdq_threshold, thresholds)
         on_match = _check_on_match(kind, on_match)
         with self.db.session() as s:
             if s.scalar(select(Bank.id).where(Bank.name == name)) is not None:
@@ -186,7 +191,7 @@ class BankService:
                 kind=kind,
                 on_match=on_match,
                 description=description or "",
-                pdq_threshold=pdq_threshold,
+                thresholds=own,
                 dihedral=dihedral,
                 created_by=created_by,
             )
@@ -197,7 +202,7 @@ class BankService:
             settings = {
                 "kind": kind,
                 "on_match": on_match,
-                "pdq_threshold": pdq_threshold,
+                "thresholds": own,
                 "dihedral": dihedral,
                 "description": description,
             }
@@ -233,16 +238,19 @@ class BankService:
         description: str | None = None,
         kind: str | None = None,
         pdq_threshold: int | None = None,
+        thresholds: Mapping[str, int | None] | None = None,
         dihedral: bool | None = None,
         enabled: bool | None = None,
         on_match: str | None = None,
         actor: str | None = None,
     ) -> BankInfo:
-        """Changing ``kind`` without giving ``on_match`` resets it to the new kind's default."""
+        """Changing ``kind`` without giving ``on_match`` resets it to the new kind's default. ``thresholds``
+        changes only the types it names (``None`` for a type: back to the type's default)."""
         with self.db.session() as s:
             bank = _bank(s, name)
             changes: dict[str, list] = {}
-            _check_settings(kind or bank.kind, bank.pdq_threshold if pdq_threshold is None else pdq_threshold)
+            _check_kind(kind or bank.kind)
+            own = merge_thresholds(bank.thresholds or {}, pdq_threshold, thresholds)
             if on_match is None and kind is not None and kind != bank.kind:
                 on_match = _check_on_match(kind, None)
             if on_match is not None and kind is None and bank.kind == "allow" and on_match != "none":
@@ -261,7 +269,6 @@ class BankService:
             for attr, value in (
                 ("description", description),
                 ("kind", kind),
-                ("pdq_threshold", pdq_threshold),
                 ("dihedral", dihedral),
                 ("enabled", enabled),
                 ("on_match", on_match),
@@ -270,6 +277,15 @@ class BankService:
                     if getattr(bank, attr) != value:
                         changes[attr] = [getattr(bank, attr), value]
                     setattr(bank, attr, value)
+            # Recorded by the threshold in force, type by type: setting a type's default explicitly changes nothing.
+            moved = {
+                f"thresholds.{t}": [registry.threshold_for(bank.thresholds or {}, t), registry.threshold_for(own, t)]
+                for t in sorted({*own, *(bank.thresholds or {})})
+            }
+            moved = {k: v for k, v in moved.items() if v[0] != v[1]}
+            if moved:
+                changes.update(moved)
+                bank.thresholds = own
             _log_banks_changed(s)
             s.flush()
             if changes:  # detail: {setting: [old, new]}
@@ -856,7 +872,9 @@ class BankService:
 # ------------------------------------------------------------------ helpers
 
 #: What a file added to a bank contributes: its perceptual hash and the MD5 industry lists share.
-FILE_SIGNALS = ("pdq", "vpdq", "md5")
+#: The exact hash a banked file is stored under, beside its perceptual hashes (every type whose
+#: ``perceptual_for`` names the file's media: PDQ for images, vPDQ for videos, and plug-ins').
+FILE_FINGERPRINT = "md5"
 
 
 def file_records(hashed: registry.HashResult, *, filename: str | None = None, **provenance) -> list[EntryRecord]:
@@ -872,15 +890,17 @@ def file_records(hashed: registry.HashResult, *, filename: str | None = None, **
             "media.unsupported_format", "Only images and videos can be added as files; add other hashes raw."
         )
     records = []
+    perceptual = registry.perceptual_types(hashed.media)
     for sig in hashed.signals:
-        if sig.type not in FILE_SIGNALS:
+        if sig.type != FILE_FINGERPRINT and sig.type not in perceptual:
             continue
-        if sig.type == "pdq" and sig.quality is not None and sig.quality < MIN_PDQ_QUALITY:
+        if registry.signal_type(sig.type).unusable(sig):
             raise SafeholdError(
                 "media.low_quality",
-                f"The image's PDQ quality is {sig.quality} (< {MIN_PDQ_QUALITY}): too featureless to match "
-                "safely. Add its MD5 as a raw hash instead.",
+                f"The {hashed.media}'s {sig.type} hash has quality {sig.quality}: too featureless to match "
+                f"safely. Add its {FILE_FINGERPRINT.upper()} as a raw hash instead.",
                 status=422,
+                detail={"signal_type": sig.type},
             )
         meta = {"filename": filename} if filename else {}
         records.append(validate_record(EntryRecord(sig.type, sig.value, metadata=meta, **provenance)))
@@ -894,7 +914,9 @@ def validate_record(rec: EntryRecord) -> EntryRecord:
     """
     if rec.is_tombstone:
         return rec
-    rec.value = registry.normalize(rec.signal_type, rec.value)
+    st = registry.signal_type(rec.signal_type)
+    rec.signal_type = st.name  # a list may name the type by an alias (NCMEC's "photodna")
+    rec.value = st.normalize(rec.value)
     rec.category = normalize_category(rec.category)
     for attr, limit in (("source", 64), ("external_id", 128)):
         v = getattr(rec, attr)
@@ -1047,13 +1069,58 @@ def _check_name(name: str) -> None:
         )
 
 
-def _check_settings(kind: str, pdq_threshold: int) -> None:
+def _check_kind(kind: str) -> None:
     if kind not in BANK_KINDS:
         raise SafeholdError("bank.invalid_kind", f"Bank kind must be one of {', '.join(BANK_KINDS)}.")
-    if not isinstance(pdq_threshold, int) or not 0 <= pdq_threshold <= MAX_PDQ_THRESHOLD:
-        raise SafeholdError(
-            "bank.invalid_threshold", f"The PDQ threshold must be an integer from 0 to {MAX_PDQ_THRESHOLD}."
-        )
+
+
+def merge_thresholds(
+    current: Mapping[str, int], pdq_threshold: int | None, thresholds: Mapping[str, int | None] | None
+) -> dict[str, int]:
+    """A bank's thresholds after a change: ``current`` with ``pdq_threshold`` (the older single-threshold
+    setting) and then ``thresholds`` applied; ``None`` drops a type's own threshold.
+
+    Each type must be installed (``signal.unknown_type``; an alias is stored under the type's name) and each
+    threshold an integer from 0 to the type's ``max_threshold`` (``bank.invalid_threshold``).
+    """
+    changes: dict[str, int | None] = {} if pdq_threshold is None else {"pdq": pdq_threshold}
+    if thresholds is not None:
+        if not isinstance(thresholds, Mapping):
+            raise SafeholdError("bank.invalid_threshold", "thresholds must map signal types to integers.")
+        changes.update(thresholds)
+    out = dict(current)
+    for type_name, value in changes.items():
+        st = registry.signal_type(type_name)
+        if value is None:
+            out.pop(st.name, None)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= st.max_threshold:
+            raise SafeholdError(
+                "bank.invalid_threshold",
+                f"The {st.name} threshold must be an integer from 0 to {st.max_threshold}.",
+                detail={"signal_type": st.name, "max": st.max_threshold},
+            )
+        out[st.name] = value
+    return out
+
+
+def parse_thresholds(options: Iterable[str] | None) -> tuple[int | None, dict[str, int | None] | None]:
+    """Threshold settings as the CLI and the console take them (``TYPE=N``, ``TYPE=default`` to drop the bank's
+    own, or a bare ``N`` for PDQ) → ``(pdq_threshold, thresholds)`` for :meth:`BankService.create`/``update``."""
+    pdq, by_type = None, {}
+    for opt in options or ():
+        type_name, eq, value = opt.rpartition("=")
+        try:
+            n = None if eq and value.strip() == "default" else int(value)
+        except ValueError:
+            raise SafeholdError(
+                "bank.invalid_threshold", f"Threshold {opt!r}: give TYPE=N (an integer), TYPE=default or N."
+            ) from None
+        if eq:
+            by_type[type_name.strip().lower()] = n
+        else:
+            pdq = n
+    return pdq, by_type or None
 
 
 def _check_on_match(kind: str, on_match: str | None) -> str:
@@ -1103,5 +1170,7 @@ __all__ = [
     "entry_to_dict",
     "file_records",
     "fingerprint",
+    "merge_thresholds",
+    "parse_thresholds",
     "validate_record",
 ]

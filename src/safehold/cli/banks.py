@@ -23,6 +23,14 @@ Category = Annotated[str | None, typer.Option(help="A1, A2, B1, B2 or a slug.")]
 Source = Annotated[str | None, typer.Option(help="Where the hashes come from (e.g. ncmec, iwf, own).")]
 Note = Annotated[str | None, typer.Option(help="Free-text note kept with each entry.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Thresholds = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--threshold",
+        help="Match threshold: TYPE=N for a signal type (e.g. photodna=1800, repeatable; TYPE=default drops the "
+        "bank's own), or a bare N for PDQ (0-63). Default: each type's default (PDQ 31).",
+    ),
+]
 OnMatch = Annotated[
     str | None,
     typer.Option(help="none, case (open a case for review) or auto (also run auto policies). Default: by kind."),
@@ -34,13 +42,13 @@ def _svc():
 
 
 def _bank_table(banks) -> Table:
-    table = Table("name", "kind", "on match", "pdq threshold", "dihedral", "enabled", "entries", "enabled entries")
+    table = Table("name", "kind", "on match", "thresholds", "dihedral", "enabled", "entries", "enabled entries")
     for b in banks:
         table.add_row(
             b.name,
             b.kind,
             b.on_match,
-            str(b.pdq_threshold),
+            ", ".join(f"{t}={n}" for t, n in sorted({"pdq": b.pdq_threshold, **b.thresholds}.items())),
             "yes" if b.dihedral else "no",
             "yes" if b.enabled else "no",
             str(b.entries),
@@ -53,17 +61,21 @@ def _bank_table(banks) -> Table:
 def create(
     name: Bank,
     kind: Annotated[str, typer.Option(help="block (matches are hits) or allow (known false positives).")] = "block",
-    threshold: Annotated[int, typer.Option(help="PDQ match threshold in bits (0-63).")] = 31,
+    threshold: Thresholds = None,
     dihedral: Annotated[bool, typer.Option(help="Also match rotated and flipped copies.")] = False,
     description: Annotated[str, typer.Option(help="What the bank holds.")] = "",
     on_match: OnMatch = None,
 ) -> None:
     """Create a bank."""
+    from safehold.banks.service import parse_thresholds
+
     with fail():
+        pdq, by_type = parse_thresholds(threshold)
         b = _svc().banks.create(
             name,
             kind=kind,
-            pdq_threshold=threshold,
+            pdq_threshold=pdq,
+            thresholds=by_type,
             dihedral=dihedral,
             on_match=on_match,
             description=description,
@@ -103,19 +115,23 @@ def rename(name: Bank, new_name: Annotated[str, typer.Argument(help="New name.")
 def configure(
     name: Bank,
     kind: Annotated[str | None, typer.Option(help="block or allow.")] = None,
-    threshold: Annotated[int | None, typer.Option(help="PDQ match threshold (0-63).")] = None,
+    threshold: Thresholds = None,
     dihedral: Annotated[bool | None, typer.Option("--dihedral/--no-dihedral")] = None,
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled")] = None,
     description: Annotated[str | None, typer.Option()] = None,
     on_match: OnMatch = None,
 ) -> None:
     """Change a bank's settings."""
+    from safehold.banks.service import parse_thresholds
+
     with fail():
+        pdq, by_type = parse_thresholds(threshold)
         b = _svc().banks.update(
             name,
             kind=kind,
             on_match=on_match,
-            pdq_threshold=threshold,
+            pdq_threshold=pdq,
+            thresholds=by_type,
             dihedral=dihedral,
             enabled=enabled,
             description=description,

@@ -1,5 +1,7 @@
 """Exact-value index for cryptographic and URL hashes (MD5, SHA-1, SHA-256, canonical-URL hashes).
 
+Implements :class:`~safehold.matching.protocol.SignalIndex`; every hit has distance 0.
+
 A dict from value to the entry ids holding it, plus the reverse map so ``remove(ids)`` is cheap. Values are matched
 exactly as given; hex digests are compared case-insensitively (normalised to lower case) — pass ``normalize=None``
 to compare verbatim. Thread-safe: writers take a lock; readers do a single dict lookup.
@@ -88,15 +90,15 @@ class ExactIndex:
             self._n -= removed
         return removed
 
-    def query(self, value: str) -> list[int]:
-        """Entry ids holding exactly this value (ascending)."""
+    def query(self, value: str, threshold: int = 0) -> list[tuple[int, int]]:
+        """Entries holding exactly this value as ``(entry id, 0)``, ascending (``threshold`` has no meaning here)."""
         if not isinstance(value, str):
             raise SafeholdError("index.bad_input", "value must be a string")
-        return sorted(self._by_value.get(self._norm(value), ()))
+        return [(i, 0) for i in sorted(self._by_value.get(self._norm(value), ()))]
 
-    def query_many(self, values: Iterable[str]) -> list[list[int]]:
+    def query_batch(self, values: Iterable[str], threshold: int = 0) -> list[list[tuple[int, int]]]:
         get, norm = self._by_value.get, self._norm
-        return [sorted(get(norm(v), ())) for v in values]
+        return [[(i, 0) for i in sorted(get(norm(v), ()))] for v in values]
 
     def memory_bytes(self) -> int:
         """Rough size of the maps (dict + tuples + strings)."""

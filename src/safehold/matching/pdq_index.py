@@ -87,6 +87,11 @@ def hash_to_hex(h: np.ndarray | bytes) -> str:
 
 
 def _as_hash_matrix(hashes, what: str = "hashes") -> np.ndarray:
+    # Hex text too, so PdqIndex takes canonical values like every index (safehold.matching.protocol).
+    if isinstance(hashes, str):
+        return hashes_from_hex([hashes])
+    if isinstance(hashes, (list, tuple)) and hashes and isinstance(hashes[0], str):
+        return hashes_from_hex(hashes)
     if isinstance(hashes, (bytes, bytearray, memoryview)):
         hashes = np.frombuffer(bytes(hashes), dtype=np.uint8).copy()
     arr = np.asarray(hashes)
@@ -166,7 +171,8 @@ def _empty_postings(n: int = 0):
 
 
 class PdqIndex:
-    """Exact PDQ Hamming-range index. See the module docstring."""
+    """Exact PDQ Hamming-range index (a :class:`~safehold.matching.protocol.SignalIndex`): hashes are given as
+    64-character hex values or as ``(n, 32) uint8`` arrays. See the module docstring."""
 
     def __init__(self, *, delta_cap: int = 8192, compact_ratio: float = 0.2):
         if delta_cap < 1:

@@ -37,16 +37,16 @@ from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
 from safehold.classifiers.base import Classification
 from safehold.classifiers.registry import Classifiers
-from safehold.errors import Conflict
+from safehold.errors import Conflict, SafeholdError
 from safehold.scanning.service import Match, ScanResult
+from safehold.signals import registry
+from safehold.signals.base import SignalType
 from safehold.store.db import Database
 from safehold.store.models import Bank, Case, IngestedEvent
 from safehold.store.vault import MediaVault
 
 #: The category of a block-bank match whose entry has none: banks hold known abuse material.
 DEFAULT_MATCH_CATEGORY = "csam"
-#: Lowest confidence a perceptual match within its bank's threshold gets.
-MIN_MATCH_CONFIDENCE = 0.5
 #: The 409 code of a key reused for another request, unless the door has its own.
 CONFLICT = "event.idempotency_conflict"
 #: What the door's answer is built from: the case the submission opened or updated (``None``: none).
@@ -208,7 +208,7 @@ class Pipeline:
                 bank=m.bank,
                 entry_id=m.entry.get("id"),
                 category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
-                confidence=match_confidence(m, bank.pdq_threshold),
+                confidence=match_confidence(m, registry.threshold_for(bank.thresholds or {}, m.signal_type)),
                 distance=m.distance,
                 detail={k: v for k, v in detail.items() if v is not None},
             )
@@ -279,13 +279,13 @@ def _strongest_source(signals: list[DetectionSignal]) -> str:
     return strongest.source if strongest else "event"
 
 
-def match_confidence(m: Match, pdq_threshold: int) -> float:
-    """1.0 for exact and cryptographic matches. A PDQ match loses confidence with distance:
-    ``1 - distance / (2 × bank threshold)``, so 0.5 at the threshold; a vPDQ match is the share of the uploaded
-    video's frames that matched. Never below 0.5: within the bank's threshold it is a match."""
-    if m.signal_type == "pdq" and m.distance:
-        return max(MIN_MATCH_CONFIDENCE, 1.0 - m.distance / (2 * max(pdq_threshold, 1)))
-    if m.signal_type == "vpdq":
-        share = (m.detail or {}).get("query_match_percent", 100.0) / 100.0
-        return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
-    return 1.0
+def match_confidence(m: Match, threshold: int) -> float:
+    """How sure a match is, by its signal type's rule (:meth:`~safehold.signals.base.SignalType.confidence`):
+    1.0 for exact matches, ``1 - distance / (2 × bank threshold)`` for PDQ, the matched share of the uploaded
+    video's frames for vPDQ; never below 0.5 (within the bank's threshold it is a match). A type no longer
+    installed gets the generic distance rule."""
+    try:
+        st = registry.signal_type(m.signal_type)
+    except SafeholdError:
+        st = SignalType
+    return st.confidence(m.distance, threshold, m.detail)

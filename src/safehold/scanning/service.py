@@ -2,7 +2,9 @@
 
 Hashing (:mod:`safehold.signals`) and candidate search (:class:`~safehold.banks.index.BankIndex`) are separate
 steps so the CLI can hash in worker processes and match in one. This module applies each bank's own settings
-(threshold, kind, dihedral, enabled) to the candidates and decides the verdict:
+(threshold for the candidate's signal type, kind, dihedral, enabled) to the candidates and decides the verdict;
+what differs between signal types (quality floor, query variants, match rule) is asked of the signal type, so a
+plug-in type is scanned exactly like a built-in one:
 
 - ``allowlisted``: some allow-bank matched (a known false positive); block matches are listed but suppressed.
 - ``match``: some block-bank matched.
@@ -33,18 +35,15 @@ from safehold.errors import SafeholdError
 from safehold.scanning.fetch import UrlGuard, fetch
 from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
-from safehold.signals.base import Signal
+from safehold.signals.base import Signal, SignalType
 from safehold.signals.budget import WorkBudget
 from safehold.signals.isolation import Isolation
-from safehold.signals.pdq import MIN_QUALITY
 from safehold.signals.url import url_lookup_hashes
 from safehold.store.counters import DailyCounts
 from safehold.store.db import Database
 from safehold.store.models import BankEntry, ScanCount
 
 VERDICTS = ("match", "no_match", "allowlisted", "unhashable")
-PERCEPTUAL = {"image": "pdq", "video": "vpdq"}
-DIHEDRAL_NAMES = ("rotate90", "rotate180", "rotate270", "flipx", "flipy", "flip_plus1", "flip_minus1")
 #: The fields of a matched entry every caller sees; the rest (provenance) needs ``banks.read``.
 ENTRY_FIELDS_TO_ACT = ("id", "category")
 
@@ -88,6 +87,14 @@ class ScanResult:
         if self.name is None:
             out.pop("name")
         return out
+
+
+def _type_of(name: str) -> type[SignalType] | None:
+    """The installed signal type ``name``, or ``None`` (a hasher's undeclared type, a plug-in since removed)."""
+    try:
+        return registry.signal_type(name)
+    except SafeholdError:
+        return None
 
 
 def signal_dict(sig: Signal) -> dict:
@@ -185,26 +192,23 @@ class ScanService:
         self, media: str | None, signals: list[Signal], errors: list[SafeholdError], warnings: list[str]
     ) -> ScanResult:
         usable: list[Signal] = []
-        perceptual_ok = False
+        candidates: list[Candidate] = []
         for sig in signals:
-            if sig.type == "pdq" and sig.quality is not None and sig.quality < MIN_QUALITY:
-                warnings.append("pdq.low_quality")
+            st = _type_of(sig.type)
+            if st is None:
+                continue
+            warning = st.unusable(sig)
+            if warning:
+                warnings.append(warning)
                 continue
             usable.append(sig)
-            if media and sig.type == PERCEPTUAL.get(media):
-                perceptual_ok = True
-        candidates: list[Candidate] = []
-        for sig in usable:
-            variants = None
-            if sig.type == "pdq" and sig.extra.get("dihedral"):
-                variants = dict(zip(DIHEDRAL_NAMES, sig.extra["dihedral"], strict=False))
-            candidates.extend(self.index.lookup(sig.type, sig.value, variants=variants))
+            candidates.extend(self.index.lookup(sig.type, sig.value, variants=st.query_variants(sig)))
         matches = self._resolve(candidates)
         if any(m.bank_kind == "allow" for m in matches):
             verdict = "allowlisted"
         elif matches:
             verdict = "match"
-        elif media in PERCEPTUAL and not perceptual_ok:
+        elif (perceptual := registry.perceptual_types(media)) and not any(s.type in perceptual for s in usable):
             verdict = "unhashable"
         else:
             verdict = "no_match"
@@ -219,8 +223,9 @@ class ScanService:
         )
 
     def _resolve(self, candidates: list[Candidate]) -> list[Match]:
-        """Turn index candidates into matches: the entry must still be enabled, its bank enabled, the
-        distance within the bank's threshold, and a rotated/flipped hit only counts for dihedral banks."""
+        """Turn index candidates into matches: the entry must still be enabled, its bank enabled, the signal
+        type must call it a match at the bank's threshold for that type, and a variant's hit (rotated/flipped)
+        only counts for dihedral banks."""
         if not candidates:
             return []
         banks = self.index.banks
@@ -240,11 +245,10 @@ class ScanService:
                 c = best[e.id]
                 if bank is None or not bank.enabled or not e.enabled:
                     continue
-                if c.signal_type == "pdq" and c.distance > bank.pdq_threshold:
-                    continue
                 if c.variant != "original" and not bank.dihedral:
                     continue
-                if c.signal_type == "vpdq" and not (c.extra or {}).get("is_match"):
+                st = _type_of(c.signal_type)
+                if st is None or not st.is_match(c.distance, bank.threshold(c.signal_type), c.extra):
                     continue
                 out.append(
                     Match(

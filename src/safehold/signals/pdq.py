@@ -51,7 +51,7 @@ from safehold.signals.image import (
 )
 from safehold.signals.isolation import Isolation
 
-#: Meta's recommendation: hashes with quality below 50 should be reported but not matched. Callers enforce it.
+#: Meta's recommendation: hashes with quality below 50 should be reported but not matched (:meth:`PdqSignal.unusable`).
 MIN_QUALITY = 50
 #: Meta's recommended match threshold (distance ≤ 31 matches).
 DEFAULT_THRESHOLD = 31
@@ -80,6 +80,26 @@ class PdqSignal(SignalType):
     matching = "hamming"
     default_threshold = DEFAULT_THRESHOLD
     max_threshold = 63
+    perceptual_for = ("image",)
+
+    @classmethod
+    def index_cls(cls):
+        from safehold.matching.pdq_index import PdqIndex
+
+        return PdqIndex
+
+    @classmethod
+    def distance(cls, a: str, b: str) -> int:
+        return hamming(a, b)
+
+    @classmethod
+    def unusable(cls, signal: Signal) -> str | None:
+        """Meta's advice: a hash of quality below :data:`MIN_QUALITY` is reported, never matched."""
+        return "pdq.low_quality" if signal.quality is not None and signal.quality < MIN_QUALITY else None
+
+    @classmethod
+    def query_variants(cls, signal: Signal) -> dict[str, str]:
+        return dict(zip(DIHEDRAL_NAMES, signal.extra.get("dihedral") or (), strict=False))
 
     @classmethod
     def normalize(cls, value: str) -> str:

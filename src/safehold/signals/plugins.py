@@ -21,6 +21,11 @@ The entry point may also name a zero-argument callable returning a :class:`Signa
 ``SAFEHOLD_PLUGIN``, any object with ``signal_types``/``hashers`` attributes (a threatexchange-style
 manifest), or a single ``SignalType``/``ContentHasher`` subclass.
 
+A signal type other than ``exact`` must name its index class (``index_cls()``: a class implementing
+:class:`safehold.matching.protocol.SignalIndex`, such as a subclass of
+:class:`safehold.matching.vector_index.VectorIndex`), or its entries could never match; docs/signals.md has a
+whole example.
+
 Everything a plug-in provides is validated; a plug-in that fails to import, is malformed, or reuses a
 signal-type name already taken (built-in or by an earlier plug-in) is **reported and skipped as a
 whole** — it never stops Safehold from starting. Problems carry stable codes: ``plugin.load_failed``,
@@ -42,6 +47,7 @@ from typing import Any
 from safehold import entrypoints
 from safehold.entrypoints import EntryPointLike
 from safehold.errors import SafeholdError
+from safehold.matching.protocol import missing_methods
 from safehold.signals.base import ContentHasher, SignalType
 
 log = logging.getLogger(__name__)
@@ -50,8 +56,9 @@ ENTRY_POINT_GROUP = "safehold.signals"
 ENV_SELECT = "SAFEHOLD_SIGNAL_PLUGINS"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_MATCHING = ("exact", "hamming", "custom")
+_MATCHING = ("exact", "hamming", "distance", "custom")
 _MEDIA = ("image", "video", "any")
+_PERCEPTUAL_MEDIA = ("image", "video")
 
 
 @dataclass(frozen=True)
@@ -137,9 +144,34 @@ def _check_signal_type(ep_name: str, cls: Any) -> type[SignalType]:
     if matching not in _MATCHING:
         raise _error("plugin.invalid", ep_name, f"{what}.matching must be one of {_MATCHING}, got {matching!r}")
     dt, mt = getattr(cls, "default_threshold", None), getattr(cls, "max_threshold", None)
-    if not (isinstance(dt, int) and isinstance(mt, int) and 0 <= dt and (matching != "hamming" or dt <= mt)):
+    if not (isinstance(dt, int) and isinstance(mt, int) and not isinstance(dt, bool) and 0 <= dt <= mt):
         raise _error("plugin.invalid", ep_name, f"{what} thresholds must be integers with 0 <= default <= max")
+    perceptual = getattr(cls, "perceptual_for", None)
+    if not isinstance(perceptual, tuple) or not set(perceptual) <= set(_PERCEPTUAL_MEDIA):
+        raise _error("plugin.invalid", ep_name, f"{what}.perceptual_for must be a tuple of {_PERCEPTUAL_MEDIA}")
+    aliases = getattr(cls, "aliases", None)
+    if not isinstance(aliases, tuple) or not all(isinstance(a, str) and _NAME_RE.match(a) for a in aliases):
+        raise _error("plugin.invalid", ep_name, f"{what}.aliases must be a tuple of lower-case names")
+    _check_index(ep_name, cls)
     return cls
+
+
+def _check_index(ep_name: str, cls: type[SignalType]) -> None:
+    """The type's ``index_cls()`` must give a class implementing the index protocol, so its entries can match."""
+    what = cls.__qualname__
+    try:
+        index_cls = cls.index_cls()
+    except Exception as e:  # noqa: BLE001 - third-party code
+        raise _error("plugin.invalid", ep_name, f"{what}.index_cls() failed: {type(e).__name__}: {e}") from None
+    if not isinstance(index_cls, type):
+        raise _error("plugin.invalid", ep_name, f"{what}.index_cls() must return a class, got {index_cls!r}")
+    missing = missing_methods(index_cls)
+    if missing:
+        raise _error(
+            "plugin.invalid", ep_name,
+            f"{what}.index_cls() gives {index_cls.__qualname__}, which lacks the index methods {missing}",
+            missing=missing,
+        )  # fmt: skip
 
 
 def _check_hasher(ep_name: str, cls: Any, known_types: Iterable[str]) -> type[ContentHasher]:

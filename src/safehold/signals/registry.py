@@ -39,6 +39,8 @@ class _State:
     types: dict[str, type[SignalType]]
     plugins: LoadedPlugins
     errors: list[SafeholdError]
+    #: alias → type name (a type's own name always wins over another's alias)
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -75,7 +77,8 @@ def _load() -> _State:
         plugins = load_plugins(reserved)
         types.update(plugins.signal_types)
         errors.extend(plugins.errors)
-        _state = _State(types=types, plugins=plugins, errors=errors)
+        aliases = {a: name for name, st in types.items() for a in st.aliases if a not in types}
+        _state = _State(types=types, plugins=plugins, errors=errors, aliases=aliases)
         return _state
 
 
@@ -102,10 +105,12 @@ def plugins() -> LoadedPlugins:
 
 
 def signal_type(name: str) -> type[SignalType]:
-    """The signal type called ``name``; unknown names raise ``signal.unknown_type`` listing the known ones."""
-    types = _load().types
+    """The signal type called ``name`` (or one of its :attr:`~SignalType.aliases`); unknown names raise
+    ``signal.unknown_type`` listing the known ones."""
+    st = _load()
+    types = st.types
     try:
-        return types[name]
+        return types[name] if name in types else types[st.aliases[name]]
     except (KeyError, TypeError):
         known = sorted(types)
         raise SafeholdError(
@@ -113,6 +118,21 @@ def signal_type(name: str) -> type[SignalType]:
             f"unknown signal type {name!r}; known types: {', '.join(known)}",
             detail={"type": name if isinstance(name, str) else repr(name), "known": known},
         ) from None
+
+
+def threshold_for(thresholds: Mapping[str, int], type_name: str) -> int:
+    """A bank's threshold for ``type_name``: its own setting, else the type's default (0 for an unknown type)."""
+    if type_name in thresholds:
+        return thresholds[type_name]
+    try:
+        return signal_type(type_name).default_threshold
+    except SafeholdError:
+        return 0
+
+
+def perceptual_types(media: str | None) -> frozenset[str]:
+    """The signal types that are a perceptual hash of ``media`` (``image``: PDQ and any such plug-in)."""
+    return frozenset(name for name, st in _load().types.items() if media in st.perceptual_for)
 
 
 def normalize(type_name: str, value: str) -> str:

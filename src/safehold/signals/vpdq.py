@@ -9,10 +9,11 @@ a JSON array of strings, one per hashed frame, each ``"<pdq hex>,<quality>,<time
 digits — the same, slightly lossy, spelling threatexchange uses, so one video hashed by Safehold and by HMA
 gives byte-identical values). Timestamps do not take part in matching.
 
-**Matching** (Meta's brute-force rule, :func:`vpdq_match`): drop repeated frame hashes (first one kept), then
-drop frames with quality < 50; a query frame matches if some target frame is within Hamming distance 31 (and
-vice versa). The result is the percentage of the query's frames that match and of the target's frames that
-match; Meta's default decision is *query ≥ 80 % and target ≥ 0 %* (:func:`vpdq_is_match`).
+**Matching** (Meta's brute-force rule, :func:`safehold.matching.vpdq.vpdq_match`): drop repeated frame hashes
+(first one kept), then drop frames with quality < 50; a query frame matches if some target frame is within
+Hamming distance 31 (and vice versa). The result is the percentage of the query's frames that match and of the
+target's frames that match; Meta's default decision is *query ≥ 80 % and target ≥ 0 %*
+(:func:`~safehold.matching.vpdq.compare_frames`).
 
 **Hashing** (:class:`VpdqHasher`) uses the ``vpdq`` package (libav inside). Input bytes go to a private
 temporary file; the file is probed with ``ffprobe`` (when installed) for limits — size, duration, resolution —
@@ -26,202 +27,29 @@ import json
 import math
 import os
 import shutil
-import string
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
-
-import numpy as np
+from collections.abc import Sequence
+from typing import ClassVar
 
 from safehold.errors import SafeholdError
-from safehold.signals.base import ContentHasher, Signal, SignalType
+from safehold.matching.vpdq import (
+    VPDQ_DISTANCE_THRESHOLD,
+    VPDQ_QUALITY_THRESHOLD,
+    VPDQ_QUERY_MATCH_PERCENT,
+    VPDQ_TARGET_MATCH_PERCENT,
+    VpdqComparison,
+    VpdqFrame,
+    checked_frame,
+    compare_frames,
+    parse_vpdq,
+    serialize_vpdq,
+)
+from safehold.signals.base import MIN_MATCH_CONFIDENCE, ContentHasher, Signal, SignalType
 from safehold.signals.budget import WorkBudget
 from safehold.signals.media import MAX_BYTES, check_size, sniff, sniff_format
-
-#: Meta's defaults (python-threatexchange ``vpdq_util``).
-VPDQ_DISTANCE_THRESHOLD = 31
-VPDQ_QUALITY_THRESHOLD = 50
-VPDQ_QUERY_MATCH_PERCENT = 80.0
-VPDQ_TARGET_MATCH_PERCENT = 0.0
-VPDQ_TIMESTAMP_PRECISION = 3
-
-#: Largest number of frames accepted in one serialised value (≈ 55 hours at one frame per second).
-MAX_FRAMES_IN_VALUE = 200_000
-
-_HEX = frozenset(string.hexdigits)
-
-
-class VpdqFrame(NamedTuple):
-    """One hashed frame: PDQ hash (64 lower-case hex), PDQ quality 0–100, timestamp in seconds."""
-
-    pdq_hex: str
-    quality: int
-    timestamp: float
-
-
-def _bad(message: str, **detail) -> SafeholdError:
-    return SafeholdError("signal.invalid_value", f"invalid vpdq value: {message}", detail={"type": "vpdq", **detail})
-
-
-def _frame_from_str(item: object, index: int) -> VpdqFrame:
-    if not isinstance(item, str):
-        raise _bad(f"frame {index} is not a string", frame=index)
-    parts = item.split(",")
-    if len(parts) != 3:
-        raise _bad(f"frame {index} must be 'pdq_hex,quality,timestamp'", frame=index)
-    return _frame(parts[0], parts[1], parts[2], index)
-
-
-def _frame(pdq_hex: object, quality: object, timestamp: object, index: int) -> VpdqFrame:
-    h = pdq_hex.strip().lower() if isinstance(pdq_hex, str) else ""
-    if len(h) != 64 or not all(c in _HEX for c in h):
-        raise _bad(f"frame {index} PDQ hash must be 64 hex digits", frame=index)
-    try:
-        q = int(quality.strip()) if isinstance(quality, str) else quality
-        ts = float(timestamp)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise _bad(f"frame {index} quality/timestamp are not numbers", frame=index) from None
-    if isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 100:
-        raise _bad(f"frame {index} quality must be an integer 0-100", frame=index)
-    if not math.isfinite(ts) or ts < 0:
-        raise _bad(f"frame {index} timestamp must be a non-negative number", frame=index)
-    return VpdqFrame(h, q, ts)
-
-
-def parse_vpdq(value: str) -> list[VpdqFrame]:
-    """Parse a vPDQ value (threatexchange/HMA format) into frames; raise ``signal.invalid_value``.
-
-    Also accepts the older threatexchange form ``{"<frame>": {"quality": …, "hash": …, "timestamp": …}}``.
-    """
-    if not isinstance(value, str):
-        raise _bad("value must be a JSON string")
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        raise _bad("not JSON") from None
-    if isinstance(data, dict):
-        try:
-            items = sorted(data.items(), key=lambda kv: int(kv[0]))
-            frames = [_frame(f["hash"], f["quality"], f["timestamp"], i) for i, (_, f) in enumerate(items)]
-        except (KeyError, TypeError, ValueError):
-            raise _bad("old-style object must map frame numbers to {quality, hash, timestamp}") from None
-    elif isinstance(data, list):
-        frames = [_frame_from_str(item, i) for i, item in enumerate(data)]
-    else:
-        raise _bad("must be a JSON array of 'pdq_hex,quality,timestamp' strings")
-    if not frames:
-        raise _bad("no frames")
-    if len(frames) > MAX_FRAMES_IN_VALUE:
-        raise _bad(f"more than {MAX_FRAMES_IN_VALUE} frames", frames=len(frames))
-    return frames
-
-
-def _ts_text(ts: float) -> str:
-    return f"{ts:.{VPDQ_TIMESTAMP_PRECISION}}"
-
-
-def serialize_vpdq(frames: Iterable[VpdqFrame | tuple[str, int, float]]) -> str:
-    """The canonical text of ``frames`` — byte-identical to threatexchange's ``vpdq_to_json``."""
-    out = []
-    for i, f in enumerate(frames):
-        fr = _frame(f[0], f[1], f[2], i)
-        out.append(f"{fr.pdq_hex},{fr.quality},{_ts_text(fr.timestamp)}")
-    return json.dumps(out)
-
-
-# --------------------------------------------------------------------------------------------------- matching
-
-
-def _prepare(frames: str | Sequence[VpdqFrame], quality_threshold: int) -> np.ndarray:
-    """Dedupe (first kept) then quality-filter, as Meta's brute matcher does → (n, 256) float32 bits."""
-    if isinstance(frames, str):
-        frames = parse_vpdq(frames)
-    seen: set[str] = set()
-    keep: list[str] = []
-    for f in frames:
-        h = f[0].lower()
-        if h in seen:
-            continue
-        seen.add(h)
-        if f[1] >= quality_threshold:
-            keep.append(h)
-    if not keep:
-        return np.zeros((0, 256), dtype=np.float32)
-    raw = np.frombuffer(bytes.fromhex("".join(keep)), dtype=np.uint8).reshape(len(keep), 32)
-    return np.unpackbits(raw, axis=1).astype(np.float32)
-
-
-def _matched(a: np.ndarray, b: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks: which rows of ``a`` have a row of ``b`` within ``threshold`` bits, and vice versa.
-
-    Hamming distance of bit vectors = |a| + |b| − 2·a·b, computed blockwise with a matrix product (exact in
-    float32: every term is an integer ≤ 256), so memory stays bounded for long videos.
-    """
-    a_hit = np.zeros(len(a), dtype=bool)
-    b_hit = np.zeros(len(b), dtype=bool)
-    if len(a) == 0 or len(b) == 0:
-        return a_hit, b_hit
-    pa = a.sum(axis=1)
-    pb = b.sum(axis=1)
-    rows = max(1, 4_000_000 // len(b))
-    for start in range(0, len(a), rows):
-        block = a[start : start + rows]
-        dist = pa[start : start + rows, None] + pb[None, :] - 2.0 * (block @ b.T)
-        close = dist <= threshold + 0.5
-        a_hit[start : start + rows] = close.any(axis=1)
-        b_hit |= close.any(axis=0)
-    return a_hit, b_hit
-
-
-def vpdq_match(
-    query_frames: str | Sequence[VpdqFrame],
-    target_frames: str | Sequence[VpdqFrame],
-    *,
-    distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
-    quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
-) -> tuple[float, float]:
-    """``(query_match_percent, target_match_percent)`` under Meta's vPDQ rule.
-
-    Frames (or serialised values) are deduplicated by hash, frames below ``quality_threshold`` dropped; a
-    frame matches if any frame of the other video is within ``distance_threshold`` bits. A side with no
-    usable frame scores 0 % (Meta's code divides by zero there).
-    """
-    q = _prepare(query_frames, quality_threshold)
-    t = _prepare(target_frames, quality_threshold)
-    q_hit, t_hit = _matched(q, t, distance_threshold)
-    q_pct = float(q_hit.sum()) * 100.0 / len(q) if len(q) else 0.0
-    t_pct = float(t_hit.sum()) * 100.0 / len(t) if len(t) else 0.0
-    return q_pct, t_pct
-
-
-def vpdq_is_match(
-    query_frames: str | Sequence[VpdqFrame],
-    target_frames: str | Sequence[VpdqFrame],
-    *,
-    query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
-    target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
-    distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
-    quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
-) -> bool:
-    """True when both percentages of :func:`vpdq_match` reach their thresholds (Meta default: 80 % / 0 %)."""
-    q, t = vpdq_match(
-        query_frames,
-        target_frames,
-        distance_threshold=distance_threshold,
-        quality_threshold=quality_threshold,
-    )
-    return q >= query_match_percent and t >= target_match_percent and q > 0
-
-
-@dataclass(frozen=True)
-class VpdqComparison:
-    query_match_percent: float
-    target_match_percent: float
-    is_match: bool
 
 
 class VpdqSignal(SignalType):
@@ -236,10 +64,33 @@ class VpdqSignal(SignalType):
     #: Per-frame PDQ Hamming distance (bits) under which two frames match.
     default_threshold: ClassVar[int] = VPDQ_DISTANCE_THRESHOLD
     max_threshold: ClassVar[int] = 63
+    perceptual_for: ClassVar[tuple[str, ...]] = ("video",)
 
     @classmethod
     def normalize(cls, value: str) -> str:
         return serialize_vpdq(parse_vpdq(value))
+
+    @classmethod
+    def index_cls(cls):
+        from safehold.matching.vpdq_index import VpdqIndex
+
+        return VpdqIndex
+
+    @classmethod
+    def distance(cls, a: str, b: str) -> int:
+        """0 when Meta's rule calls the two videos a match, else 1 (vPDQ has no single distance)."""
+        return 0 if cls.compare(a, b).is_match else 1
+
+    @classmethod
+    def is_match(cls, distance: int, threshold: int, detail: dict | None) -> bool:
+        """Meta's rule, as the index applied it at the widest frame threshold of the banks."""
+        return bool((detail or {}).get("is_match"))
+
+    @classmethod
+    def confidence(cls, distance: int, threshold: int, detail: dict | None) -> float:
+        """The share of the uploaded video's frames that matched (never below 0.5: it is a match)."""
+        share = (detail or {}).get("query_match_percent", 100.0) / 100.0
+        return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
 
     @classmethod
     def compare(
@@ -252,13 +103,14 @@ class VpdqSignal(SignalType):
         query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
         target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
     ) -> VpdqComparison:
-        q, t = vpdq_match(
+        return compare_frames(
             query_value,
             target_value,
             distance_threshold=distance_threshold,
             quality_threshold=quality_threshold,
+            query_match_percent=query_match_percent,
+            target_match_percent=target_match_percent,
         )
-        return VpdqComparison(q, t, q > 0 and q >= query_match_percent and t >= target_match_percent)
 
 
 # ---------------------------------------------------------------------------------------------------- hashing
@@ -507,7 +359,7 @@ class VpdqHasher(ContentHasher):
                 detail={"frames": len(raw), "max_frames": self.max_frames},
             )
         try:
-            frames = [_frame(h, q, t, i) for i, (h, q, t) in enumerate(raw)]
+            frames = [checked_frame(h, q, t, i) for i, (h, q, t) in enumerate(raw)]
         except SafeholdError as e:
             raise SafeholdError("media.corrupt", "the video hasher returned malformed frames") from e
         value = serialize_vpdq(frames)

@@ -72,7 +72,8 @@ class Bank(Base):
     #: What a match on this bank does beyond the scan verdict: ``none``, ``case`` (open a case for human
     #: review) or ``auto`` (open a case and run the automatic-match policies at once). Allow banks: ``none``.
     on_match: Mapped[str] = mapped_column(String(16), default="case")
-    pdq_threshold: Mapped[int] = mapped_column(Integer, default=31)
+    #: Match threshold by signal type (``{"pdq": 31}``); a type not listed uses its default threshold.
+    thresholds: Mapped[dict] = mapped_column(JSON, default=dict)
     dihedral: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from safehold.auth.roles import STAFF_ROLES, Permission, Role
-from safehold.banks.service import BANK_KINDS, MAX_PDQ_THRESHOLD, ON_MATCH
+from safehold.banks.service import BANK_KINDS, ON_MATCH, parse_thresholds
 from safehold.cases.priority import BAND_NAMES
+from safehold.errors import SafeholdError
 from safehold.services import Services
+from safehold.signals import registry
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
 from safehold.web.render import page
 
@@ -128,7 +130,7 @@ def banks(
 ) -> Response:
     return page(
         request, "admin_banks.html", banks=svc.banks.list(), kinds=BANK_KINDS, on_match=ON_MATCH,
-        max_threshold=MAX_PDQ_THRESHOLD, imports=svc.banks.import_jobs(limit=RECENT_IMPORTS),
+        max_threshold=registry.signal_type("pdq").max_threshold, imports=svc.banks.import_jobs(limit=RECENT_IMPORTS),
     )  # fmt: skip
 
 
@@ -138,13 +140,15 @@ def create_bank(
     kind: str = Form("block"),
     description: str = Form("", max_length=1000),
     pdq_threshold: int = Form(31),
+    thresholds: str = Form("", max_length=1000),
     on_match: OnMatch | None = Form(None),
     who: Staff = Depends(staff(Permission.BANKS_WRITE)),
     svc: Services = Depends(services),
 ) -> Response:
     svc.banks.create(  # on_match unset: the default for the bank's kind
-        name, kind=kind, description=description, pdq_threshold=pdq_threshold, on_match=on_match, created_by=who.label
-    )
+        name, kind=kind, description=description, pdq_threshold=pdq_threshold, thresholds=_other(thresholds),
+        on_match=on_match, created_by=who.label,
+    )  # fmt: skip
     return back("/console/admin/banks", "bank_created")
 
 
@@ -153,16 +157,26 @@ def update_bank(
     name: str,
     description: str = Form("", max_length=1000),
     pdq_threshold: int = Form(...),
+    thresholds: str = Form("", max_length=1000),
     on_match: OnMatch = Form(...),
     enabled: bool = Form(False),
     who: Staff = Depends(staff(Permission.BANKS_WRITE)),
     svc: Services = Depends(services),
 ) -> Response:
     svc.banks.update(
-        name, description=description, pdq_threshold=pdq_threshold, on_match=on_match, enabled=enabled,
-        actor=who.label,
+        name, description=description, pdq_threshold=pdq_threshold, thresholds=_other(thresholds), on_match=on_match,
+        enabled=enabled, actor=who.label,
     )  # fmt: skip
     return back("/console/admin/banks", "bank_updated")
+
+
+def _other(text: str) -> dict[str, int | None] | None:
+    """The "other thresholds" field, ``photodna=1800, tmk=20`` (``TYPE=default`` drops one); bare numbers are
+    refused here: the PDQ threshold has its own field."""
+    items = [t for t in text.replace(",", " ").split() if t]
+    if any("=" not in t for t in items):
+        raise SafeholdError("bank.invalid_threshold", "Other thresholds are written TYPE=N, separated by commas.")
+    return parse_thresholds(items)[1]
 
 
 # --------------------------------------------------------------------------------------------- settings

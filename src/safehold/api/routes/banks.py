@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import ContractRoute, SignalTypeName, matching
+from safehold.api.contract import ContractRoute, SignalTypeName, matching, whole_number
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
@@ -57,11 +57,36 @@ class _AllowOpensNothing(BaseModel):
         return self
 
 
+PDQ_THRESHOLD_HELP = "The PDQ threshold (bits, 0-63); the same as thresholds.pdq. Default: 31."
+THRESHOLDS_HELP = (
+    'Match threshold by signal type, e.g. {"pdq": 20, "photodna": 1800}, each from 0 to the type\'s maximum '
+    "(bank.invalid_threshold); a type not named uses its default threshold."
+)
+
+
+def _bounds_by_type(schema: dict[str, Any]) -> None:
+    """Each known signal type's own range (0 to its ``max_threshold``, which the type defines in code)."""
+    from safehold.signals import registry
+
+    schema["properties"] = {
+        name: {"anyOf": [{"type": "integer", "minimum": 0, "maximum": st.max_threshold}, {"type": "null"}]}
+        for name, st in sorted(registry.all_signal_types().items())
+    }
+    schema["additionalProperties"] = False
+    schema.pop("propertyNames", None)
+
+
+Thresholds = (
+    Annotated[dict[SignalTypeName, whole_number(0, 2**31 - 1) | None], Field(json_schema_extra=_bounds_by_type)] | None
+)
+
+
 class BankCreate(_AllowOpensNothing):
     name: BankName
     kind: Literal["block", "allow"] = "block"
     description: str = Field("", max_length=2000)
-    pdq_threshold: int = Field(31, ge=0, le=63)
+    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP)
     dihedral: bool = False
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP + " Default: case for block, none for allow.")
 
@@ -70,7 +95,8 @@ class BankUpdate(_AllowOpensNothing):
     name: BankName | None = None
     kind: Literal["block", "allow"] | None = None
     description: str | None = Field(None, max_length=2000)
-    pdq_threshold: int | None = Field(None, ge=0, le=63)
+    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP + " A type set to null goes back to its default.")
     dihedral: bool | None = None
     enabled: bool | None = None
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP)
@@ -109,6 +135,7 @@ def create_bank(body: BankCreate, svc: Services = Depends(services), who: Princi
         kind=body.kind,
         description=body.description,
         pdq_threshold=body.pdq_threshold,
+        thresholds=body.thresholds,
         dihedral=body.dihedral,
         on_match=body.on_match,
         created_by=who.label,
@@ -128,6 +155,7 @@ def update_bank(name: str, body: BankUpdate, svc: Services = Depends(services), 
         description=body.description,
         kind=body.kind,
         pdq_threshold=body.pdq_threshold,
+        thresholds=body.thresholds,
         dihedral=body.dihedral,
         enabled=body.enabled,
         on_match=body.on_match,

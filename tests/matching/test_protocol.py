@@ -1,0 +1,107 @@
+"""Every index implements the one protocol the bank index relies on: add, remove, query, query_batch, save, load,
+len, memory — with the same meaning (absent ids ignored on removal, hits as (id, distance[, detail]))."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from safehold.errors import SafeholdError
+from safehold.matching.exact_index import ExactIndex
+from safehold.matching.pdq_index import PdqIndex
+from safehold.matching.protocol import SignalIndex, missing_methods
+from safehold.matching.vector_index import VectorIndex
+from safehold.matching.vpdq_index import VpdqIndex
+
+
+class L2Index(VectorIndex):
+    dim = 8
+    metric = "l2"
+
+
+class BitsIndex(VectorIndex):
+    dim = 8
+    metric = "hamming"
+
+
+rng = np.random.default_rng(5)
+
+
+def _pdq() -> str:
+    return rng.bytes(32).hex()
+
+
+def _near_pdq(h: str, bits: int) -> str:
+    b = bytearray(bytes.fromhex(h))
+    for i in range(bits):
+        b[i] ^= 1
+    return b.hex()
+
+
+def _vpdq(frames: list[str]) -> str:
+    return json.dumps([f"{f},100,{i}.0" for i, f in enumerate(frames)])
+
+
+PDQ_A, PDQ_B = _pdq(), _pdq()
+VIDEO_A = [_pdq() for _ in range(5)]
+CASES = {
+    # index class, value of entry 1, value of entry 2, a query near entry 1, its distance, threshold
+    "pdq": (PdqIndex, PDQ_A, PDQ_B, _near_pdq(PDQ_A, 3), 3, 31),
+    "exact": (ExactIndex, hashlib.md5(b"a").hexdigest(), hashlib.md5(b"b").hexdigest(), hashlib.md5(b"a").hexdigest(),
+              0, 0),
+    "vpdq": (VpdqIndex, _vpdq(VIDEO_A), _vpdq([_pdq() for _ in range(4)]), _vpdq(VIDEO_A[:4]), 0, 31),
+    "l2": (L2Index, "0a" * 8, "f0" * 8, "0b" * 8, 3, 10),  # 8 bytes 1 apart: √8 ≈ 2.8 → 3
+    "hamming": (BitsIndex, "00" * 8, "ff" * 8, "01" + "00" * 7, 1, 5),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_the_protocol(case, tmp_path):
+    cls, v1, v2, near, distance, threshold = CASES[case]
+    assert missing_methods(cls) == [] and isinstance(cls(), SignalIndex)
+    idx = cls()
+    idx.add(np.array([1, 2]), [v1, v2])
+    assert len(idx) == 2 and idx.memory_bytes() > 0
+    hits = idx.query(near, threshold)
+    assert [h[:2] for h in hits] == [(1, distance)]
+    assert [[h[0] for h in hs] for hs in idx.query_batch([near, v2], threshold)] == [[1], [2]]
+    idx.save(tmp_path / "i.idx")
+    back = cls.load(tmp_path / "i.idx")
+    assert [h[:2] for h in back.query(near, threshold)] == [(1, distance)] and len(back) == 2
+    assert idx.remove(np.array([1, 99])) >= 1
+    assert idx.query(near, threshold) == [] and len(idx) == 1
+
+
+def test_vpdq_hits_carry_metas_rule():
+    idx = VpdqIndex()
+    idx.add([7], [_vpdq(VIDEO_A)])
+    (hit,) = idx.query(_vpdq(VIDEO_A[:4]), 31)
+    assert hit == (7, 0, {"query_match_percent": 100.0, "target_match_percent": 80.0, "is_match": True})
+    (hit,) = idx.query(_vpdq(VIDEO_A[:1] + [_pdq() for _ in range(4)]), 31)  # one frame in five: 20 %
+    assert hit[2]["is_match"] is False and hit[2]["query_match_percent"] == 20.0
+
+
+def test_vector_index_orders_nearest_first_and_checks_input(tmp_path):
+    idx = L2Index()
+    idx.add([3, 1, 2], ["05" * 8, "02" * 8, "02" * 8])
+    assert idx.query("00" * 8, 20) == [(1, 6), (2, 6), (3, 14)]
+    with pytest.raises(SafeholdError) as e:
+        idx.add([4], ["00" * 7])
+    assert e.value.code == "index.bad_input"
+    (tmp_path / "bad.idx").write_bytes(b"not a snapshot")
+    with pytest.raises(SafeholdError) as e:
+        L2Index.load(tmp_path / "bad.idx")
+    assert e.value.code == "index.snapshot_invalid"
+    idx.save(tmp_path / "l2.idx")
+    with pytest.raises(SafeholdError) as e:
+        BitsIndex.load(tmp_path / "l2.idx")  # same size, another metric: not its snapshot
+    assert e.value.code == "index.snapshot_invalid"
+
+
+def test_a_class_without_dim_is_refused():
+    with pytest.raises(SafeholdError):
+        VectorIndex()
+    assert missing_methods(dict) != []
