@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         default=20, ge=0, description="Refusals a caller may collect (net of those forgiven) before it is delayed."
     )
     tarpit_forgive_per_second: float = Field(
-        default=1.0, gt=0, description="Refusals forgotten per second: a caller refused less often is never delayed."
+        default=0.2, gt=0, description="Refusals forgotten per second: a caller refused less often is never delayed."
     )
     tarpit_first_delay_seconds: float = Field(
         default=0.05, gt=0, description="First delay past the free refusals; doubles with each further refusal."
