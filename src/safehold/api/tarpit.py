@@ -11,9 +11,9 @@ its answers before asking again then costs the server a request per delay instea
 that is never refused is never delayed, whatever its neighbours on the same address do.
 
 Bounded: at most :data:`MAX_CALLERS` callers are tracked (idle ones dropped first, then all: forgetting debts is the
-safe failure), the count of a caller stops growing once it is at the longest delay (so it is forgiven within
-seconds of behaving), and at most ``SAFEHOLD_TARPIT_MAX_PARKED`` requests wait at once: past that a delayed
-caller's request is refused at once (429 ``rate.throttled``) rather than holding another connection.
+safe failure), the count of a caller stops growing once it is at the longest delay (so it is forgiven soon after
+it behaves, however long it misbehaved), and at most ``SAFEHOLD_TARPIT_MAX_PARKED`` requests wait at once: past
+that a delayed caller's request is refused at once (429 ``rate.throttled``) rather than holding another connection.
 """
 
 from __future__ import annotations
