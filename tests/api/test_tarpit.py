@@ -72,6 +72,13 @@ def test_delay_grows_with_refusals_up_to_the_longest_and_is_forgiven():
     assert t.delay("someone else", 0.0) == 0
 
 
+def test_a_caller_refused_less_often_than_it_is_forgiven_is_never_delayed():
+    t = Tarpit(free=3, forgive=0.2, first=0.1, longest=1.0, max_parked=10)
+    for i in range(1000):
+        t.refused("k", i * 5.0)  # once every 5 s: forgiven as fast as it is refused
+        assert t.delay("k", i * 5.0) == 0
+
+
 def test_the_table_of_callers_is_bounded(monkeypatch):
     monkeypatch.setattr(tarpit_module, "MAX_CALLERS", 100)
     t = Tarpit(free=0, forgive=1.0, first=0.1, longest=1.0, max_parked=10)
