@@ -123,6 +123,25 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second per client address without a key or session; 0: off."
     )
     rate_burst_anonymous: int = Field(default=500, ge=1)
+    # Tarpit (safehold.api.tarpit): a caller that keeps being refused waits before its next requests are served.
+    tarpit_free_refusals: int = Field(
+        default=20, ge=0, description="Refusals a caller may collect (net of those forgiven) before it is delayed."
+    )
+    tarpit_forgive_per_second: float = Field(
+        default=0.2, gt=0, description="Refusals forgotten per second: a caller refused less often is never delayed."
+    )
+    tarpit_first_delay_seconds: float = Field(
+        default=0.05, gt=0, description="First delay past the free refusals; doubles with each further refusal."
+    )
+    tarpit_max_delay_seconds: float = Field(
+        default=5.0, ge=0, description="Longest delay of a caller's request; 0 turns the tarpit off."
+    )
+    tarpit_max_parked: int = Field(
+        default=1000,
+        ge=0,
+        description="Delayed requests waiting at once (each holds a connection); past it a delayed caller's "
+        "request is refused at once (429 rate.throttled).",
+    )
 
     # URL scanning (SSRF guard)
     url_fetch_allow: list[str] = Field(

@@ -149,7 +149,10 @@ def contract(tmp_path_factory, sqlite_template):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket, "getaddrinfo", no_dns)
-        svc = Services(Settings(home=home / "home", database_url=f"sqlite:///{path}"))
+        # The tarpit off: the run sends refused requests (files that do not decode, ...) as fast as it can, which is
+        # what the tarpit slows down (tests/api/test_tarpit.py).
+        settings = Settings(home=home / "home", database_url=f"sqlite:///{path}", tarpit_max_delay_seconds=0)
+        svc = Services(settings)
         app = create_app(svc, background=False)
         keys = {
             role: {"Authorization": f"Bearer {svc.apikeys.create(f'contract-{role}', role).token}"}

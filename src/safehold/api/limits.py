@@ -2,6 +2,8 @@
 
 For every HTTP request, before any route, dependency or authentication runs:
 
+0. **Tarpit** — a caller whose recent requests kept being refused waits before anything else is done, and the
+   status of every answer is counted (:mod:`safehold.api.tarpit`); ``/v1/health`` is exempt.
 1. **Rate** — a token bucket per API key or console session (``SAFEHOLD_RATE_LIMIT`` per second, bursts of
    ``SAFEHOLD_RATE_BURST``), and per client address for requests that carry neither
    (``SAFEHOLD_RATE_LIMIT_ANONYMOUS``). An empty bucket is 429 ``rate.limited`` with ``Retry-After``; the body is
@@ -38,6 +40,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from safehold import jsonlimits
+from safehold.api.tarpit import REFUSED, Tarpit
 from safehold.errors import SafeholdError
 from safehold.http import uploads
 from safehold.signals.budget import WorkBudget
@@ -128,6 +131,17 @@ class _Limits:
             if settings.rate_limit_anonymous > 0
             else None
         )
+        self.tarpit = (
+            Tarpit(
+                settings.tarpit_free_refusals,
+                settings.tarpit_forgive_per_second,
+                settings.tarpit_first_delay_seconds,
+                settings.tarpit_max_delay_seconds,
+                settings.tarpit_max_parked,
+            )
+            if settings.tarpit_max_delay_seconds > 0
+            else None
+        )
 
 
 class RequestLimits:
@@ -169,13 +183,21 @@ class RequestLimits:
             elif name == b"content-type":
                 content_type = value.lower()
 
-        # Who is asking, for the rate buckets and the upload count: the key, else the session, else the address.
+        # Who is asking, for the tarpit, the rate buckets and the upload count: the key, else the session, else the
+        # address (a str, so never equal to a key's or session's bytes).
+        address = (scope.get("client") or ("?",))[0]
         if bearer is not None:
             caller = bearer
         elif session is not None:
             caller = b"s:" + session
         else:
-            caller = (scope.get("client") or ("?",))[0]
+            caller = address
+
+        # 0. Tarpit: a caller that keeps being refused waits first; every answer's status is counted.
+        if lim.tarpit is not None and path not in EXEMPT:
+            send = await _tarpitted(lim.tarpit, svc, send, caller, address, bearer, session)
+            if send is None:
+                return
 
         # 1. Rate, per key / session, else per client address.
         if path not in EXEMPT:
@@ -336,6 +358,39 @@ async def _credentialed(svc, bearer: bytes | None, session: bytes | None) -> boo
     return False
 
 
+async def _tarpitted(tarpit: Tarpit, svc, send, caller, address: str, bearer, session):
+    """Wait out the caller's delay and return ``send`` wrapped to count the caller's refusals; None when the caller
+    was refused at once instead (too many requests already waiting)."""
+    credentialed = bearer is not None or session is not None
+    now = time.monotonic()
+    wait = tarpit.delay(caller, now)
+    if not wait and credentialed and tarpit.delay(address, now):
+        # A tarpitted address trying a key or session: one it made up does not buy it a clean slate (a valid key
+        # from the same address, a different caller, is not delayed: the check is a cached look-up for keys).
+        if not await _credentialed(svc, bearer, session):
+            wait = tarpit.delay(address, now)
+
+    async def counted(message):
+        if message["type"] == "http.response.start" and message["status"] in REFUSED:
+            # A key or session that was not valid is no caller of its own: its 401 counts against the address.
+            who = address if credentialed and message["status"] == 401 else caller
+            tarpit.refused(who, time.monotonic())
+        await send(message)
+
+    if wait and not await tarpit.park(wait):
+        seconds = max(1, math.ceil(wait))
+        await _answer(
+            counted,
+            429,
+            "rate.throttled",
+            f"This caller's requests were refused too often lately; try again in {seconds} s.",
+            [(b"retry-after", str(seconds).encode())],
+            close=True,
+        )
+        return None
+    return counted
+
+
 async def _too_large(send, limit: int, *, anonymous: bool) -> None:
     who = " without a valid API key or session" if anonymous else ""
     await _answer(
@@ -347,7 +402,9 @@ async def _too_large(send, limit: int, *, anonymous: bool) -> None:
     )
 
 
-async def _answer(send, status: int, code: str, message: str, headers=(), detail: dict | None = None) -> None:
+async def _answer(
+    send, status: int, code: str, message: str, headers=(), detail: dict | None = None, close: bool = False
+) -> None:
     error: dict = {"code": code, "message": message}
     if detail:
         error["detail"] = detail
@@ -355,7 +412,7 @@ async def _answer(send, status: int, code: str, message: str, headers=(), detail
     head = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close") if status == 413 else (b"cache-control", b"no-store"),
+        (b"connection", b"close") if close or status == 413 else (b"cache-control", b"no-store"),
         *headers,
     ]
     await send({"type": "http.response.start", "status": status, "headers": head})
