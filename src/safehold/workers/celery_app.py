@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from safehold.services import Services
 
 QUEUE = "safehold"
+#: Seconds a beat message may wait before a worker drops it unrun: a round not started within its period (or
+#: this, if longer) is dropped, since the next one does the same work. Never less than this, or clock skew between
+#: the beat and the workers, or a queue busy for a moment, would drop every round of a task with a short period.
+BEAT_EXPIRES_MIN = 60.0
 
 
 def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
@@ -48,9 +52,13 @@ def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
         timezone="UTC",
         beat_scheduler="celery.beat:Scheduler",  # in memory: schedules seconds apart leave nothing worth a file
         beat_schedule={
-            t.name: {"task": t.name, "schedule": t.every(settings), "options": {"expires": t.every(settings)}}
+            t.name: {
+                "task": t.name,
+                "schedule": t.every(settings),
+                "options": {"expires": max(t.every(settings), BEAT_EXPIRES_MIN)},
+            }
             for t in periodic([Scope.SHARED])
-        },  # a round not started within its period is dropped: the next one does the same work
+        },
     )
     for task in registry().values():
         if task.scope is Scope.SHARED:

@@ -101,7 +101,8 @@ def _snapshot_index(svc: Services) -> None:
 
 
 def _upkeep(s: Settings) -> float:
-    return s.upkeep_interval
+    """Under Celery every round is a message through Redis, sent by the beat: a longer period there."""
+    return s.celery_upkeep_interval if s.tasks == "celery" else s.upkeep_interval
 
 
 def _sync(s: Settings) -> float:
