@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -107,12 +108,40 @@ def test_a_failing_round_is_logged_and_the_task_keeps_running(svc, caplog):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_kick_never_fails_the_caller_when_redis_is_away(svc, caplog):
+def test_a_kick_never_holds_up_the_caller_when_redis_is_away(svc, caplog):
     caplog.set_level(logging.WARNING, logger="safehold.workers.engine")
     svc.settings.tasks, svc.settings.redis_url = "celery", "redis://127.0.0.1:1/0"  # nothing listens there
-    t = time.monotonic()
+    for _ in range(3):
+        t = time.monotonic()
+        svc.tasks.kick("webhooks.deliver")  # as a request's after-commit hook does
+        assert time.monotonic() - t < 0.1
+        svc.tasks.stop()  # waits for the sender: the kick was tried, and dropped
+    assert caplog.text.count("could not hand task webhooks.deliver to Celery") == 1  # not once per request
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_kicks_wait_for_a_slow_broker_on_the_sender_alone(svc, monkeypatch):
+    """A broker that does not answer (a dropped connection) holds up one thread, and the kicks it misses meanwhile
+    are one per task, however many requests kick."""
+    svc.settings.tasks = "celery"
+    sent, sending, answer = [], threading.Event(), threading.Event()
+
+    def send(name):
+        sending.set()
+        answer.wait(10)
+        sent.append(name)
+
+    monkeypatch.setattr(svc.tasks, "_send", send)
     svc.tasks.kick("webhooks.deliver")
-    assert time.monotonic() - t < 10 and "could not hand task webhooks.deliver to Celery" in caplog.text
+    assert sending.wait(10)
+    t = time.monotonic()
+    for _ in range(1000):
+        svc.tasks.kick("webhooks.deliver")
+        svc.tasks.kick("reports.file")
+    assert time.monotonic() - t < 1
+    answer.set()
+    svc.tasks.stop()
+    assert sent[0] == "webhooks.deliver" and sorted(sent[1:]) == ["reports.file", "webhooks.deliver"]
 
 
 @pytest.fixture
