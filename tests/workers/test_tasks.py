@@ -112,6 +112,7 @@ def test_a_kick_never_holds_up_the_caller_when_redis_is_away(svc, caplog):
     caplog.set_level(logging.WARNING, logger="safehold.workers.engine")
     svc.settings.tasks, svc.settings.redis_url = "celery", "redis://127.0.0.1:1/0"  # nothing listens there
     for _ in range(3):
+        svc.tasks.start()  # as a server does
         t = time.monotonic()
         svc.tasks.kick("webhooks.deliver")  # as a request's after-commit hook does
         assert time.monotonic() - t < 0.1

@@ -99,12 +99,20 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._warned_at: float | None = None
 
-    def put(self, name: str) -> None:
+    def start(self, warm: Callable[[], object] | None = None) -> None:
+        """Start the thread (a server does at start; a command at its first kick). ``warm`` is called first, here:
+        whatever the first send would build (the Celery app) is not built on a request's time."""
+        if warm is not None:
+            warm()
         with self._changed:
-            self._waiting[name] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="safehold-kicks", daemon=True)
                 self._thread.start()
+
+    def put(self, name: str) -> None:
+        self.start()
+        with self._changed:
+            self._waiting[name] = None
             self._changed.notify_all()
 
     def close(self, timeout: float) -> None:
@@ -169,7 +177,7 @@ class Tasks:
         if self._local is not None:
             return
         if self.distributed:
-            celery_app()  # fail at start, not at the first kick, when Celery is missing
+            self._sender.start(warm=lambda: self.celery)  # Celery imported and built now: fails at start if missing
         if names is not None:
             tasks = [registry()[n] for n in names]
         else:
