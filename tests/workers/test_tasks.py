@@ -11,8 +11,9 @@ import time
 import pytest
 from sqlalchemy import select
 
+from safehold.background import UPKEEP, registry
 from safehold.store.models import EvidenceItem
-from safehold.workers import UPKEEP, InProcess, Scope, Task, registry, scheduled_fetch
+from safehold.workers import InProcess, Scope, Task, scheduled_fetch
 from safehold.workers import tasks as task_module
 from tests.actions.conftest import REPO
 from tests.evidence.helpers import backdate, preserved

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from safehold.errors import SafeholdError
-from safehold.workers.tasks import Scope, Task, periodic, registry
+from safehold.workers.tasks import Scope, Task, periodic
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -163,8 +163,10 @@ class Tasks:
     periodic round finds the work).
     """
 
-    def __init__(self, svc: Services):
+    def __init__(self, svc: Services, registry: Callable[[], Mapping[str, Task]]):
+        """``registry``: every task by name (:func:`safehold.background.registry`), read when needed."""
         self.svc = svc
+        self.registry = registry
         self._local: InProcess | None = None
 
     @property
@@ -179,9 +181,9 @@ class Tasks:
         if self.distributed:
             self._sender.start(warm=lambda: self.celery)  # Celery imported and built now: fails at start if missing
         if names is not None:
-            tasks = [registry()[n] for n in names]
+            tasks = [self.registry()[n] for n in names]
         else:
-            tasks = periodic([Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
+            tasks = periodic(self.registry(), [Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
         self._local = InProcess(self.svc, tasks)
         self._local.start()
 
@@ -191,12 +193,12 @@ class Tasks:
         dropped, since what was queued is in the database and the next periodic round finds it."""
         if self._local is not None and self._local.kick(name):
             return
-        if self.distributed and registry()[name].scope is Scope.SHARED:
+        if self.distributed and self.registry()[name].scope is Scope.SHARED:
             self._sender.put(name)
 
     def run_now(self, name: str) -> int | None:
         """One round of ``name`` in this thread (upkeep, tests, commands); failures raise."""
-        return registry()[name].run(self.svc)
+        return self.registry()[name].run(self.svc)
 
     def stop(self) -> None:
         """Stop the work run here, and send the kicks still waiting (a command exits right after its kick)."""
@@ -217,7 +219,7 @@ class Tasks:
     def celery(self) -> Celery:
         """The Celery app sending this process's kicks; its tasks run on this process's services (a worker thread
         in tests)."""
-        return celery_app().make_app(self.svc.settings, lambda: self.svc)
+        return celery_app().make_app(self.svc.settings, self.registry(), lambda: self.svc)
 
 
 def celery_app():
