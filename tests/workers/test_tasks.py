@@ -133,7 +133,7 @@ def test_kicks_wait_for_a_slow_broker_on_the_sender_alone(svc, monkeypatch):
         answer.wait(10)
         sent.append(name)
 
-    monkeypatch.setattr(svc.tasks, "_send", send)
+    monkeypatch.setattr(svc.tasks._sender, "_send", send)
     svc.tasks.kick("webhooks.deliver")
     assert sending.wait(10)
     t = time.monotonic()

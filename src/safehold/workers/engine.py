@@ -3,7 +3,8 @@
 - ``inprocess`` (default): every periodic task runs on a daemon thread of the server process, one thread per
   task, so a slow webhook receiver never delays index upkeep. A kick wakes the task's thread at once.
 - ``celery``: the process runs only its ``PROCESS`` tasks itself; a kick of a shared task becomes a Celery message
-  on Redis, run by whichever ``safehold worker`` takes it, and ``safehold beat`` sends the periodic ones.
+  on Redis (sent by the process's :class:`Sender` thread), run by whichever ``safehold worker`` takes it, and
+  ``safehold beat`` sends the periodic ones.
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ class Tasks:
         self.svc = svc
         self.registry = registry
         self._local: InProcess | None = None
+        self._sender = Sender(self._send)  # built now: two first kicks at once must not make two
 
     @property
     def distributed(self) -> bool:
@@ -205,12 +207,7 @@ class Tasks:
         if self._local is not None:
             self._local.stop()
             self._local = None
-        if "_sender" in self.__dict__:
-            self._sender.close(timeout=SEND_TIMEOUT)
-
-    @cached_property
-    def _sender(self) -> Sender:
-        return Sender(self._send)
+        self._sender.close(timeout=SEND_TIMEOUT)
 
     def _send(self, name: str) -> None:
         self.celery.send_task(name, retry_policy={"max_retries": 2, "interval_start": 0.1})
