@@ -46,10 +46,10 @@ from safehold.actions.dispatcher import Dispatcher, body_bytes  # noqa: E402
 from safehold.actions.service import ActionService  # noqa: E402
 from safehold.actions.signing import sign, verify  # noqa: E402
 from safehold.actions.webhooks import WebhookService  # noqa: E402
+from safehold.background import DELIVER_WEBHOOKS  # noqa: E402
 from safehold.config import Settings  # noqa: E402
 from safehold.services import Services  # noqa: E402
 from safehold.store.models import Case, WebhookDelivery  # noqa: E402
-from safehold.workers import DELIVER_WEBHOOKS  # noqa: E402
 
 PG_ADMIN = os.environ.get("SAFEHOLD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -248,6 +248,12 @@ class Settings(BaseSettings):
     upkeep_interval: float = Field(
         default=0.5, gt=0, description="Seconds between rounds of the periodic upkeep tasks (prune, purge, ...)."
     )
+    celery_upkeep_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="With SAFEHOLD_TASKS=celery: seconds between the beat's rounds of the shared upkeep tasks, each "
+        "a Celery message (the per-process ones keep SAFEHOLD_UPKEEP_INTERVAL).",
+    )
     task_visibility_timeout: float = Field(
         default=600.0,
         gt=0,

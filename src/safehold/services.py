@@ -70,9 +70,10 @@ class Services:
 
     @cached_property
     def tasks(self) -> Tasks:
+        from safehold.background import registry
         from safehold.workers import Tasks
 
-        return Tasks(self)
+        return Tasks(self, registry)
 
     @cached_property
     def audit(self) -> AuditService:
@@ -143,7 +144,7 @@ class Services:
     @cached_property
     def webhooks(self) -> WebhookService:
         from safehold.actions.webhooks import WebhookService
-        from safehold.workers import DELIVER_WEBHOOKS
+        from safehold.background import DELIVER_WEBHOOKS
 
         hooks = WebhookService(self.db, self.audit, self.sealer, self.settings)
         hooks.on_enqueue(lambda: self.tasks.kick(DELIVER_WEBHOOKS))  # a new delivery is sent at once
@@ -212,8 +213,8 @@ class Services:
 
     @cached_property
     def reports(self) -> ReportService:
+        from safehold.background import FILE_REPORTS
         from safehold.reporting.service import ReportService
-        from safehold.workers import FILE_REPORTS
 
         reports = ReportService(self.db, self.audit, self.cases, self.evidence, self.settings)
         reports.on_submit(lambda: self.tasks.kick(FILE_REPORTS))
@@ -260,7 +261,7 @@ class Services:
         """One round of upkeep here and now (tests, commands): catch up with other processes' changes, persist
         counters, reload changed term lists, re-rank open cases as they age, prune, purge, follow up, snapshot the
         index when it has moved on enough. Failures raise."""
-        from safehold.workers import UPKEEP
+        from safehold.background import UPKEEP
 
         for name in UPKEEP:
             self.tasks.run_now(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from safehold.background import registry
 from safehold.config import Settings, get_settings
 from safehold.services import Services
 from safehold.workers.engine import celery_app
@@ -42,7 +43,7 @@ class WorkerServices:
 def worker_app(settings: Settings | None = None) -> tuple[Celery, WorkerServices]:
     settings = settings or get_settings()
     services = WorkerServices(settings)
-    return celery_app().make_app(settings, services), services
+    return celery_app().make_app(settings, registry(), services), services
 
 
 def __getattr__(name: str) -> Celery:

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from safehold.background import FILE_REPORTS
 from safehold.errors import SafeholdError
 from safehold.reporting.filing import Filer
-from safehold.workers import FILE_REPORTS
 from tests.reporting.helpers import LEGAL, about, audit_actions, draft, lapse_lease
 from tests.reporting.test_filing import Crash, crash_at
 

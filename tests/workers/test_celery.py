@@ -138,6 +138,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_does_nothing_twice(svc, 
         for i in range(3):
             svc.webhooks.enqueue(s, "action.notify", {"case": {"id": i}})
     broker = redis.Redis.from_url(settings.redis_url)
+    _until(lambda: broker.llen(QUEUE) == 1, "the kick was not sent", processes)  # by the sender thread
+    time.sleep(0.2)
     assert broker.llen(QUEUE) == 1
 
     first = processes.start("worker", "--concurrency", "1")

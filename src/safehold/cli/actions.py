@@ -230,7 +230,7 @@ def delivery_run(
 ) -> None:
     """Deliver in the foreground until Ctrl-C (a separate worker; `safehold serve` also delivers, and with
     SAFEHOLD_TASKS=celery `safehold worker` does)."""
-    from safehold.workers import DELIVER_WEBHOOKS
+    from safehold.background import DELIVER_WEBHOOKS
 
     with fail():
         svc = _svc()

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Collection
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from safehold.errors import NotFound
 from safehold.evidence.reports import Claim, ReportPackage
@@ -31,33 +31,11 @@ class EvidenceFacts:
     def claims(
         self, s: Session, case_ids: Collection[int], evidence_ids: Collection[int]
     ) -> tuple[dict[int, list[Claim]], dict[int, list[Claim]]]:
-        by_case: dict[int, list[Claim]] = defaultdict(list)
-        if case_ids:
-            rows = s.execute(
-                select(ReportCase.case_id, Report.id, Report.status, Report.finished_at)
-                .join(Report, Report.id == ReportCase.report_id)
-                .where(ReportCase.case_id.in_(case_ids))
-            )
-            for case_id, report_id, status, finished_at in rows:
-                if (claim := _claim(report_id, status, finished_at)) is not None:
-                    by_case[case_id].append(claim)
-        by_item: dict[int, list[Claim]] = defaultdict(list)
-        if evidence_ids:
-            rows = s.execute(
-                select(ReportFile.evidence_id, Report.id, Report.status, Report.finished_at)
-                .join(Report, Report.id == ReportFile.report_id)
-                .where(ReportFile.evidence_id.in_(evidence_ids))
-            )
-            for evidence_id, report_id, status, finished_at in rows:
-                if (claim := _claim(report_id, status, finished_at)) is not None:
-                    by_item[evidence_id].append(claim)
-        return by_case, by_item
+        return _claims(s, *_BY_CASE, case_ids), _claims(s, *_BY_ITEM, evidence_ids)
 
     def finished_before(self, cutoff: dt.datetime) -> tuple[Select, Select]:
         finished = (Report.status == FINISHED, Report.finished_at < cutoff)
-        via_case = select(ReportCase.case_id).join(Report, Report.id == ReportCase.report_id).where(*finished)
-        via_item = select(ReportFile.evidence_id).join(Report, Report.id == ReportFile.report_id).where(*finished)
-        return via_case, via_item
+        return _linked(*_BY_CASE).where(*finished), _linked(*_BY_ITEM).where(*finished)
 
     def package(self, s: Session, report_id: int) -> ReportPackage:
         report = s.get(Report, report_id)
@@ -77,6 +55,29 @@ def _file_record(f: ReportFile) -> dict:
     """A file as the export records it: identity, upload progress and what the authority viewed."""
     viewed = {k: getattr(f, k) for k in ("viewed_by_esp", "exif_viewed_by_esp")}
     return {**f.record(), **viewed, "viewed": f.viewed or {}}
+
+
+#: How a case and a preserved item are tied to the reports needing them: (the case's or item's id, the report's).
+_BY_CASE = (ReportCase.case_id, ReportCase.report_id)
+_BY_ITEM = (ReportFile.evidence_id, ReportFile.report_id)
+
+
+def _linked(key: InstrumentedAttribute, report_id: InstrumentedAttribute, *columns: InstrumentedAttribute) -> Select:
+    """``key`` (and ``columns`` of the report) for each report it is tied to, through ``report_id``'s table."""
+    return select(key, *columns).join(Report, Report.id == report_id)
+
+
+def _claims(
+    s: Session, key: InstrumentedAttribute, report_id: InstrumentedAttribute, ids: Collection[int]
+) -> dict[int, list[Claim]]:
+    """The claims of the reports tied to each of ``ids``."""
+    found: dict[int, list[Claim]] = defaultdict(list)
+    if ids:
+        rows = s.execute(_linked(key, report_id, Report.id, Report.status, Report.finished_at).where(key.in_(ids)))
+        for id_, report, status, finished_at in rows:
+            if (claim := _claim(report, status, finished_at)) is not None:
+                found[id_].append(claim)
+    return found
 
 
 def _claim(report_id: int, status: str, finished_at: dt.datetime | None) -> Claim | None:

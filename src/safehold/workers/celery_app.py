@@ -1,4 +1,4 @@
-"""The Celery app of ``SAFEHOLD_TASKS=celery``: every shared task of the registry as a Celery task, Redis as broker.
+"""The Celery app of ``SAFEHOLD_TASKS=celery``: every shared task it is given as a Celery task, Redis as broker.
 
 Delivery is at least once, end to end. A worker acknowledges a message only after its task ran
 (``acks_late``); a worker killed mid-task (SIGKILL, a lost machine) never acknowledges it, and Redis gives the
@@ -12,22 +12,26 @@ A worker process's own app and services are built by :mod:`safehold.worker` (abo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from celery import Celery
 
 from safehold.config import Settings
-from safehold.workers.tasks import Scope, Task, periodic, registry
+from safehold.workers.tasks import Scope, Task, periodic
 
 if TYPE_CHECKING:
     from safehold.services import Services
 
 QUEUE = "safehold"
+#: Seconds a beat message may wait before a worker drops it unrun: a round not started within its period (or
+#: this, if longer) is dropped, since the next one does the same work. Never less than this, or clock skew between
+#: the beat and the workers, or a queue busy for a moment, would drop every round of a task with a short period.
+BEAT_EXPIRES_MIN = 60.0
 
 
-def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
-    """A Celery app whose tasks run on ``services()`` (the worker's own, built on first use)."""
+def make_app(settings: Settings, tasks: Mapping[str, Task], services: Callable[[], Services]) -> Celery:
+    """A Celery app of the shared ``tasks``, run on ``services()`` (the worker's own, built on first use)."""
     app = Celery("safehold", broker=settings.redis_url, set_as_current=False)
     visibility = settings.task_visibility_timeout
     app.conf.update(
@@ -48,11 +52,15 @@ def make_app(settings: Settings, services: Callable[[], Services]) -> Celery:
         timezone="UTC",
         beat_scheduler="celery.beat:Scheduler",  # in memory: schedules seconds apart leave nothing worth a file
         beat_schedule={
-            t.name: {"task": t.name, "schedule": t.every(settings), "options": {"expires": t.every(settings)}}
-            for t in periodic([Scope.SHARED])
-        },  # a round not started within its period is dropped: the next one does the same work
+            t.name: {
+                "task": t.name,
+                "schedule": t.every(settings),
+                "options": {"expires": max(t.every(settings), BEAT_EXPIRES_MIN)},
+            }
+            for t in periodic(tasks, [Scope.SHARED])
+        },
     )
-    for task in registry().values():
+    for task in tasks.values():
         if task.scope is Scope.SHARED:
             app.task(name=task.name, shared=False)(_body(app, task, services))  # this app only
     return app

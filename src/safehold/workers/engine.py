@@ -3,19 +3,21 @@
 - ``inprocess`` (default): every periodic task runs on a daemon thread of the server process, one thread per
   task, so a slow webhook receiver never delays index upkeep. A kick wakes the task's thread at once.
 - ``celery``: the process runs only its ``PROCESS`` tasks itself; a kick of a shared task becomes a Celery message
-  on Redis, run by whichever ``safehold worker`` takes it, and ``safehold beat`` sends the periodic ones.
+  on Redis (sent by the process's :class:`Sender` thread), run by whichever ``safehold worker`` takes it, and
+  ``safehold beat`` sends the periodic ones.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from safehold.errors import SafeholdError
-from safehold.workers.tasks import Scope, Task, periodic, registry
+from safehold.workers.tasks import Scope, Task, periodic
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
     from safehold.services import Services
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two warnings of kicks that could not be sent to Celery.
+WARN_EVERY = 60
+#: Seconds a stopping process waits for its last kicks to be sent.
+SEND_TIMEOUT = 10.0
 
 
 def _run_logged(task: Task, svc: Services) -> bool:
@@ -75,6 +82,80 @@ class InProcess:
                 wake.wait(task.every(self.svc.settings) if task.every else None)
 
 
+class Sender:
+    """Sends kicks from one daemon thread, so the thread kicking never waits on Redis (a request thread running
+    its after-commit hooks would otherwise stall for the broker's timeouts and retries while Redis is away).
+
+    Kicks waiting are a set of task names: a kick of a task already waiting adds nothing (one round finds all the
+    work queued meanwhile), so the queue never holds more than one kick per task. A kick that cannot be sent is
+    dropped, with a warning at most once per :data:`WARN_EVERY` seconds: the beat's periodic round is the safety
+    net, and a log line per request while Redis is down would drown everything else.
+    """
+
+    def __init__(self, send: Callable[[str], None]):
+        self._send = send
+        self._waiting: dict[str, None] = {}  # insertion-ordered set
+        self._sending = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._warned_at: float | None = None
+
+    def start(self, warm: Callable[[], object] | None = None) -> None:
+        """Start the thread (a server does at start; a command at its first kick). ``warm`` is called first, here:
+        whatever the first send would build (the Celery app) is not built on a request's time."""
+        if warm is not None:
+            warm()
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="safehold-kicks", daemon=True)
+                self._thread.start()
+
+    def put(self, name: str) -> None:
+        self.start()
+        with self._changed:
+            self._waiting[name] = None
+            self._changed.notify_all()
+
+    def close(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the kicks waiting to be sent (or dropped)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._waiting or self._sending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+                name = next(iter(self._waiting))
+                del self._waiting[name]
+                self._sending = True
+            try:
+                self._send(name)
+            except Exception:
+                self._warn(name)
+            finally:
+                with self._changed:
+                    self._sending = False
+                    self._changed.notify_all()
+
+    def _warn(self, name: str) -> None:
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "could not hand task %s to Celery; its next scheduled round does it (further failures are not logged "
+                "for %d s)",
+                name,
+                WARN_EVERY,
+                exc_info=True,
+            )
+
+
 class Tasks:
     """This process's background work: what it runs itself, and what it hands to Celery.
 
@@ -83,9 +164,12 @@ class Tasks:
     periodic round finds the work).
     """
 
-    def __init__(self, svc: Services):
+    def __init__(self, svc: Services, registry: Callable[[], Mapping[str, Task]]):
+        """``registry``: every task by name (:func:`safehold.background.registry`), read when needed."""
         self.svc = svc
+        self.registry = registry
         self._local: InProcess | None = None
+        self._sender = Sender(self._send)  # built now: two first kicks at once must not make two
 
     @property
     def distributed(self) -> bool:
@@ -97,39 +181,42 @@ class Tasks:
         if self._local is not None:
             return
         if self.distributed:
-            celery_app()  # fail at start, not at the first kick, when Celery is missing
+            self._sender.start(warm=lambda: self.celery)  # Celery imported and built now: fails at start if missing
         if names is not None:
-            tasks = [registry()[n] for n in names]
+            tasks = [self.registry()[n] for n in names]
         else:
-            tasks = periodic([Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
+            tasks = periodic(self.registry(), [Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
         self._local = InProcess(self.svc, tasks)
         self._local.start()
 
     def kick(self, name: str) -> None:
-        """Run ``name`` soon: a delivery or a report was queued. Never fails the caller (what was queued is in the
-        database; the next periodic round finds it)."""
+        """Run ``name`` soon: a delivery or a report was queued. Never fails nor holds up the caller (a request's
+        after-commit hook): a Celery message is sent by :class:`Sender`'s thread, and one that cannot be sent is
+        dropped, since what was queued is in the database and the next periodic round finds it."""
         if self._local is not None and self._local.kick(name):
             return
-        if self.distributed and registry()[name].scope is Scope.SHARED:
-            try:
-                self.celery.send_task(name, retry_policy={"max_retries": 2, "interval_start": 0.1})
-            except Exception:
-                log.warning("could not hand task %s to Celery; its next scheduled round does it", name, exc_info=True)
+        if self.distributed and self.registry()[name].scope is Scope.SHARED:
+            self._sender.put(name)
 
     def run_now(self, name: str) -> int | None:
         """One round of ``name`` in this thread (upkeep, tests, commands); failures raise."""
-        return registry()[name].run(self.svc)
+        return self.registry()[name].run(self.svc)
 
     def stop(self) -> None:
+        """Stop the work run here, and send the kicks still waiting (a command exits right after its kick)."""
         if self._local is not None:
             self._local.stop()
             self._local = None
+        self._sender.close(timeout=SEND_TIMEOUT)
+
+    def _send(self, name: str) -> None:
+        self.celery.send_task(name, retry_policy={"max_retries": 2, "interval_start": 0.1})
 
     @cached_property
     def celery(self) -> Celery:
         """The Celery app sending this process's kicks; its tasks run on this process's services (a worker thread
         in tests)."""
-        return celery_app().make_app(self.svc.settings, lambda: self.svc)
+        return celery_app().make_app(self.svc.settings, self.registry(), lambda: self.svc)
 
 
 def celery_app():

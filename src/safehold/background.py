@@ -1,0 +1,83 @@
+"""Safehold's own background tasks: each a round of work on the domain services, run by :mod:`safehold.workers`.
+
+These sit here, in the wiring next to :mod:`safehold.services`, not in :mod:`safehold.workers`: a task's body calls
+the dispatcher, the reports, the pipeline, the evidence store, ..., all layers above the task interface. So
+``safehold.workers`` knows only what a task is and how to run one, and is given the tasks to run (:func:`registry`);
+the import linter sees every edge from a task to the service it uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from safehold.workers.tasks import Scope, Task, load
+
+if TYPE_CHECKING:
+    from safehold.config import Settings
+    from safehold.services import Services
+
+#: Snapshot the index when this many changes have been applied since the last snapshot.
+SNAPSHOT_EVERY = 50_000
+#: Reports filed per round (each is one filing run: a slow one delays the rest by at most its lease).
+REPORT_BATCH = 5
+REPORT_POLL_SECONDS = 2.0
+#: Webhook deliveries per round (sent in parallel by the dispatcher).
+DELIVERY_BATCH = 8
+
+
+def _deliver(svc: Services) -> int:
+    return svc.dispatcher.run_once(limit=DELIVERY_BATCH)
+
+
+def _prune_events(svc: Services) -> int:
+    return svc.pipeline.prune(dt.timedelta(days=svc.settings.event_key_days))
+
+
+def _flush_counters(svc: Services) -> None:
+    svc.scans.flush_counts()
+    svc.search.flush_counts()
+
+
+def _snapshot_index(svc: Services) -> None:
+    if svc.index.changes_since_snapshot >= SNAPSHOT_EVERY:
+        svc.index.save_snapshot()
+
+
+def _upkeep(s: Settings) -> float:
+    """Under Celery every round is a message through Redis, sent by the beat: a longer period there."""
+    return s.celery_upkeep_interval if s.tasks == "celery" else s.upkeep_interval
+
+
+def _sync(s: Settings) -> float:
+    return s.index_sync_interval
+
+
+DELIVER_WEBHOOKS = "webhooks.deliver"
+FILE_REPORTS = "reports.file"
+
+#: In the order one upkeep round runs them (the index snapshot last, after everything it could include).
+BUILTIN = (
+    Task("index.sync", lambda svc: svc.index.sync(), every=_sync, scope=Scope.PROCESS),
+    Task("terms.sync", lambda svc: svc.terms.sync(), every=_sync, scope=Scope.PROCESS),
+    Task("counters.flush", _flush_counters, every=_sync, scope=Scope.PROCESS),
+    Task("cases.refresh_priorities", lambda svc: svc.cases.refresh_priorities(), every=_upkeep),
+    Task("events.prune", _prune_events, every=_upkeep),
+    Task("conversations.prune", lambda svc: svc.conversations.prune(), every=_upkeep),
+    Task("reports.followup", lambda svc: svc.reports.followup_once(), every=_upkeep),
+    Task("evidence.purge", lambda svc: svc.evidence.purge_due(), every=_upkeep),
+    Task("index.snapshot", _snapshot_index, every=_sync, scope=Scope.PROCESS),
+    # Kicked when a delivery or a report is queued; the period is the safety net (back-offs, other processes).
+    Task(DELIVER_WEBHOOKS, _deliver, every=lambda s: s.webhook_poll_interval, batch=DELIVERY_BATCH),
+    Task(FILE_REPORTS, lambda svc: svc.reports.file_due(REPORT_BATCH), every=lambda s: REPORT_POLL_SECONDS,
+         batch=REPORT_BATCH),
+)  # fmt: skip
+#: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
+UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Task]:
+    """Every task of this installation by name: the built-in ones, then those of installed packages."""
+    return load(BUILTIN)
