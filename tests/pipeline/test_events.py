@@ -293,3 +293,21 @@ def test_a_platform_signal_about_a_minor_at_risk_is_p0(svc):
         svc.events.ingest(PLATFORM, {**content("dm-2"), "signals": [low]}, idempotency_key="m2")["cases"][0]["band"]
         != "P0"
     )
+
+
+def test_a_bank_that_gains_a_scanned_hash_makes_the_rescan_new(banked):
+    """The scan door's key is derived from what was found, not only from what was scanned: once an ``auto`` bank
+    holds the hash, the same content scanned again gets its signal and automatic actions instead of the old answer."""
+    svc = banked
+    first = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    retry = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    assert retry["duplicate"] and retry["cases"] == first["cases"]
+    svc.banks.create("auto", created_by="test")
+    svc.banks.update("auto", on_match="auto", actor="test")
+    svc.banks.add_file("auto", KNOWN, filename="known.jpg", category="A1")
+    svc.actions.create_policy("auto-block", "auto", {"bank": "auto"}, ["block_content"], actor="test")
+    again = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    assert not again["duplicate"] and again["cases"][0]["id"] == first["cases"][0]["id"]
+    case = svc.cases.get(first["cases"][0]["id"])
+    assert {s["bank"] for s in case["signals"]} == {"known", "auto"}
+    assert [(a["kind"], a["policy"]) for a in case["actions"]] == [("block_content", "auto-block")]

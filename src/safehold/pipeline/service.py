@@ -86,11 +86,24 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class _Ruled:
+class Ruled:
     """A submission after policy: the detection to record and the signals whose automatic policies run."""
 
     detection: Detection
     auto: list[DetectionSignal]
+
+    @property
+    def ruling(self) -> list[list]:
+        """What policy found, for a door whose idempotency key is derived from its input: the bank entries
+        matched and the classifier hits, sorted. The same content scanned again after a bank gained its hash (an
+        ``auto`` bank, say) is then a new submission, whose signal and automatic actions happen, not a retry."""
+        return sorted(
+            [sig.bank or "", sig.entry_id or ""]
+            if sig.source == "hash_match"
+            else [sig.source, sig.signal_type or "", sig.category or ""]
+            for sig in self.detection.signals
+            if sig.source in ("hash_match", "classifier")
+        )
 
 
 class Pipeline:
@@ -131,7 +144,21 @@ class Pipeline:
         its work (a scan) need not: a retry finds the key taken and gets the stored answer all the same, and a
         first call, the common case, pays no extra read.
         """
-        ruled = self._rule(sub)
+        ruled = self.rule(sub)
+        return self.commit(ruled, key=key, digest=digest, actor=actor, answer=answer, conflict_code=conflict_code)
+
+    def commit(
+        self,
+        ruled: Ruled | None,
+        *,
+        key: str,
+        digest: str,
+        actor: str,
+        answer: Answer,
+        conflict_code: str = CONFLICT,
+    ) -> dict | None:
+        """The second half of :meth:`submit`, for a door whose key depends on what was ruled
+        (:attr:`Ruled.ruling`): record ``ruled`` once under ``key``; ``None`` when there is nothing to record."""
         if ruled is None:
             return None
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
@@ -153,7 +180,7 @@ class Pipeline:
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
         """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded
         (a conversation's message ids); ``None`` when nothing is recorded."""
-        ruled = self._rule(sub)
+        ruled = self.rule(sub)
         return self._record(s, ruled, actor) if ruled is not None else None
 
     def replay(self, key: str, digest: str, *, conflict_code: str = CONFLICT) -> dict | None:
@@ -215,7 +242,7 @@ class Pipeline:
             out.append(BankSignal(signal, bank.on_match == "auto"))
         return out
 
-    def _rule(self, sub: Submission) -> _Ruled | None:
+    def rule(self, sub: Submission) -> Ruled | None:
         """Apply bank and classifier policy; ``None`` when nothing is to be recorded."""
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
         image = sub.media is not None and any(scan.media == "image" for scan in sub.scans)
@@ -233,9 +260,9 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return _Ruled(d, [b.signal for b in found if b.auto])
+        return Ruled(d, [b.signal for b in found if b.auto])
 
-    def _record(self, s: Session, ruled: _Ruled, actor: str) -> CaseRef | None:
+    def _record(self, s: Session, ruled: Ruled, actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
         matches on ``auto`` banks, in the same transaction."""
         d = ruled.detection
