@@ -148,8 +148,10 @@ class ScanService:
         return self.evaluate(self.hash_bytes(data, filename), channel=channel, name=filename)
 
     def scan_hash(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult:
-        value = registry.normalize(signal_type, value)
-        result = self._decide(None, [Signal(signal_type, value)], [], [])
+        """Match one hash; ``signal_type`` may be an alias (``photodna``), the signal carries the type's own
+        name, under which banks index their entries."""
+        st = registry.signal_type(signal_type)
+        result = self._decide(None, [Signal(st.name, st.normalize(value))], [], [])
         self.count(channel, "hash", result.verdict)
         return result
 
