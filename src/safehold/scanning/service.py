@@ -79,10 +79,14 @@ class ScanResult:
     error: dict | None = None
     warnings: list[str] = field(default_factory=list)
     name: str | None = None
+    #: What a fetched URL served (never in the answer): a URL scan naming a subject hands it to the pipeline, so
+    #: the content is kept and classified as the same file uploaded would be.
+    fetched: bytes | None = field(default=None, repr=False)
 
     def to_dict(self, *, provenance: bool = False) -> dict:
         """The answer to a caller; without ``provenance`` matched entries show only :data:`ENTRY_FIELDS_TO_ACT`."""
         out = asdict(self)
+        out.pop("fetched")
         out["matches"] = [m.to_dict(provenance=provenance) for m in self.matches]
         if self.name is None:
             out.pop("name")
@@ -178,7 +182,7 @@ class ScanService:
             )
         hashed = self.hash_bytes(fetched.data, filename=fetched.url)
         result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
-        result.name = fetched.url
+        result.name, result.fetched = fetched.url, fetched.data
         self.count(channel, hashed.media, result.verdict)
         return result
 
