@@ -8,7 +8,8 @@ finding becomes is decided here, the same way for all of them (docs/cases.md):
 - **bank policy**: a scan's matches on block banks whose ``on_match`` is ``case`` or ``auto`` become hash-match
   signals (an allow bank that vouched for the content leaves none); ``auto`` banks' matches also run the
   enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`);
-- **classifier policy**: the enabled classifiers score the submitted image; a score at or above its classifier's
+- **classifier policy**: the enabled classifiers score the submitted image (one the scan hashed without error and
+  no allow bank vouched for, decoded within the scan's bounds); a score at or above its classifier's
   threshold becomes a ``classifier`` signal, which opens a case for human review and never runs an automatic
   action (EU Regulation 2021/1232: a guess about new material needs a person);
 - **the door's own signals** (platform signals, text detections, grooming alerts) go to the case as they are,
@@ -245,8 +246,7 @@ class Pipeline:
     def rule(self, sub: Submission) -> Ruled | None:
         """Apply bank and classifier policy; ``None`` when nothing is to be recorded."""
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
-        image = sub.media is not None and any(scan.media == "image" for scan in sub.scans)
-        hits = review_signals(self.classifiers.classify_image(sub.media) if image else [])
+        hits = review_signals(self.classifiers.classify_image(sub.media) if _classifiable(sub) else [])
         own = sub.detection.signals if sub.opens or found or hits else []
         signals = [b.signal for b in found] + hits + own
         if not signals and not sub.always:
@@ -275,6 +275,15 @@ class Pipeline:
 
 
 _MEDIA = ("image", "video")
+
+
+def _classifiable(sub: Submission) -> bool:
+    """Whether the classifiers look at the submission's media: an image the scan hashed without error (a file
+    the hashers refused, too large or too complex, is not decoded again to be classified) and that no allow bank
+    vouched for (a known false positive is not a guess to review)."""
+    return sub.media is not None and any(
+        scan.media == "image" and scan.error is None and scan.verdict != "allowlisted" for scan in sub.scans
+    )
 
 
 def review_signals(classified: Sequence[Classification]) -> list[DetectionSignal]:
