@@ -178,7 +178,7 @@ class Services:
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
-        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers)
+        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index)
 
     @cached_property
     def events(self) -> EventService:

@@ -311,3 +311,32 @@ def test_a_bank_that_gains_a_scanned_hash_makes_the_rescan_new(banked):
     case = svc.cases.get(first["cases"][0]["id"])
     assert {s["bank"] for s in case["signals"]} == {"known", "auto"}
     assert [(a["kind"], a["policy"]) for a in case["actions"]] == [("block_content", "auto-block")]
+
+
+def test_bank_policy_is_read_from_the_index_not_the_table(banked):
+    """Was: every scan's matches cost a query of the banks table; ``on_match`` now comes with the index's bank
+    settings, kept current by its change log like the thresholds."""
+    from sqlalchemy import event
+
+    svc = banked
+    scan = svc.scans.scan_bytes(KNOWN)
+
+    def ruled() -> tuple[list, list[str]]:
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(svc.db.engine, "before_cursor_execute", seen)
+        try:
+            return svc.pipeline.bank_signals(scan), statements
+        finally:
+            event.remove(svc.db.engine, "before_cursor_execute", seen)
+
+    found, sql = ruled()
+    assert found and {b.auto for b in found} == {False} and sql == []
+    svc.banks.update("known", on_match="auto", actor="test")
+    found, sql = ruled()
+    assert found and {b.auto for b in found} == {True} and sql == []
+    svc.banks.update("known", on_match="none", actor="test")
+    assert ruled() == ([], [])

@@ -27,12 +27,13 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safehold.actions.service import ActionService
+from safehold.banks.index import BankIndex
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
@@ -43,7 +44,7 @@ from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
-from safehold.store.models import Bank, Case, IngestedEvent
+from safehold.store.models import Case, IngestedEvent
 from safehold.store.vault import MediaVault
 
 #: The category of a block-bank match whose entry has none: banks hold known abuse material.
@@ -115,8 +116,10 @@ class Pipeline:
         actions: ActionService,
         vault: MediaVault,
         classifiers: Classifiers,
+        index: BankIndex,
     ):
         self.db = db
+        self.index = index  # the banks' settings (on_match, thresholds) as the scan that matched saw them
         self.cases = cases
         self.actions = actions
         self.vault = vault
@@ -215,13 +218,7 @@ class Pipeline:
         """The scan's matches on block banks that open cases, as hash-match signals."""
         if scan.verdict != "match":
             return []  # no match, or an allow bank vouched for it
-        names = {m.bank for m in scan.matches if m.bank_kind == "block"}
-        with self.db.session() as s:
-            banks = {
-                b.name: b
-                for b in s.scalars(select(Bank).where(Bank.name.in_(names), Bank.kind == "block"))
-                if b.on_match != "none"
-            }
+        banks = {b.name: b for b in self.index.banks.values() if b.kind == "block" and b.on_match != "none"}
         own = {sig["type"]: sig["value"] for sig in scan.signals}
         out = []
         for m in scan.matches:
@@ -236,7 +233,7 @@ class Pipeline:
                 bank=m.bank,
                 entry_id=m.entry.get("id"),
                 category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
-                confidence=match_confidence(m, registry.threshold_for(bank.thresholds or {}, m.signal_type)),
+                confidence=match_confidence(m, bank.threshold(m.signal_type)),
                 distance=m.distance,
                 detail={k: v for k, v in detail.items() if v is not None},
             )
