@@ -166,13 +166,20 @@ class Services:
     def classifiers(self) -> Classifiers:
         from safehold.classifiers.registry import load
 
-        return load(self.settings.classifiers, max_pixels=self.settings.max_image_pixels)
+        st = self.settings
+        return load(
+            st.classifiers,
+            max_pixels=st.max_image_pixels,
+            max_jpeg_scans=st.jpeg_max_scans,
+            max_jpeg_segments=st.jpeg_max_segments,
+            budget=self.scans.pixels,
+        )
 
     @cached_property
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
-        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers)
+        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index)
 
     @cached_property
     def events(self) -> EventService:

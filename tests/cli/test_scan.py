@@ -37,3 +37,22 @@ def test_paths_are_never_cut_and_unhashable_files_say_why(cli, tmp_path, monkeyp
 def test_reason_of_a_featureless_image():
     row = {"verdict": "unhashable", "error": None, "warnings": ["pdq.low_quality"]}
     assert scan.unhashable_reason(row) == "[pdq.low_quality] too featureless to match (PDQ quality below 50)"
+
+
+def test_the_cli_hashes_with_the_apis_limits(cli, svc, client, keys, tmp_path, monkeypatch):
+    """Was: ``safehold hash``/``scan`` hashed with the hashers' own defaults (3 h videos, no pixel or JPEG caps, no
+    decode timeout) while the API used the settings; both now take them from one options builder."""
+    import json
+
+    from safehold.scanning.service import hash_options
+    from tests.media import jpeg
+
+    monkeypatch.setenv("SAFEHOLD_MAX_IMAGE_PIXELS", "1000")  # the CLI's process reads its settings
+    svc.settings.max_image_pixels = 1000
+    (tmp_path / "big.jpg").write_bytes(jpeg(7))
+    by_cli = json.loads(cli("hash", "--json", tmp_path / "big.jpg", code=2).stdout)["error"]["code"]
+    by_api = client.post("/v1/scan", files={"file": ("big.jpg", jpeg(7))}, headers=keys["platform"]).json()
+    assert by_cli == by_api["error"]["code"] == "media.decompression_bomb"
+    options = hash_options(svc.settings, dihedral=False)
+    assert options["vpdq_options"]["max_duration_seconds"] == svc.settings.video_max_seconds
+    assert options["pdq_options"]["isolation"].timeout == svc.settings.image_decode_timeout

@@ -3,6 +3,9 @@ automatic action; below the threshold, nothing is kept."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
@@ -74,3 +77,41 @@ def test_the_scan_door_records_a_hit_once(svc):
     assert first["cases"][0]["created"] and not first["duplicate"]
     assert again["duplicate"] and again["cases"] == first["cases"]
     assert len(svc.cases.get(first["cases"][0]["id"])["signals"]) == 1
+
+
+def test_only_images_hashed_without_error_are_classified(svc):
+    """Was: the classifier decoded the file again even when hashing had refused it (too many pixels, …)."""
+    svc.settings.max_image_pixels = 1_000  # the scan's cap (the classifiers were built with the default)
+    scan = svc.scans.scan_bytes(BRIGHT)
+    assert scan.error["code"] == "media.decompression_bomb"
+    assert "cases" not in svc.events.scanned(PLATFORM, scan, BRIGHT, content_id="c4")
+    assert _keys(svc) == 0 and _vaulted(svc) == 0
+
+
+def test_an_allowlisted_image_is_not_classified(svc):
+    svc.banks.create("fine", kind="allow", created_by="test")
+    svc.banks.add_hash("fine", "md5", hashlib.md5(BRIGHT).hexdigest())  # too featureless for a PDQ entry
+    scan = svc.scans.scan_bytes(BRIGHT)
+    assert scan.verdict == "allowlisted"
+    assert "cases" not in svc.events.scanned(PLATFORM, scan, BRIGHT, content_id="c5")
+
+
+def test_the_classifier_decodes_within_the_scans_bounds(svc, monkeypatch):
+    """Was: the classifier's decode ignored the pixel budget and the JPEG caps."""
+    st, classifiers = svc.settings, svc.classifiers
+    assert (classifiers.max_pixels, classifiers.max_jpeg_scans, classifiers.max_jpeg_segments) == (
+        st.max_image_pixels,
+        st.jpeg_max_scans,
+        st.jpeg_max_segments,
+    )
+    held = []
+    hold = svc.scans.pixels.hold
+
+    def spy(weight, wait=None):
+        held.append(weight)
+        return hold(weight, wait)
+
+    monkeypatch.setattr(svc.scans.pixels, "hold", spy)
+    width, height = Image.open(io.BytesIO(BRIGHT)).size
+    assert classifiers.classify_image(BRIGHT)[0].hits
+    assert held == [width * height]

@@ -106,3 +106,28 @@ def test_the_listing_names_the_cases(cli, files, monkeypatch):
     monkeypatch.setenv("SAFEHOLD_CLASSIFIERS", "test_brightness")
     out = cli("scan", "--record", "--content-id", "c-{name}", files / "known.jpg", files / "bright.jpg").stdout
     assert "case 1 opened" in out and "case 2 opened" in out
+
+
+def test_the_same_image_by_url_or_by_file_opens_the_same_case(svc, client, keys, files):
+    """A URL scan naming a subject hands what the URL served to the pipeline: the media is kept and classified
+    exactly as the same file uploaded."""
+    from safehold.scanning.fetch import UrlGuard
+    from tests.api.test_scan_api import _ImageServer
+
+    svc.scans.guard = UrlGuard(["127.0.0.1/32"])
+    for name in ("known.jpg", "bright.jpg"):
+        data = (files / name).read_bytes()
+        server = _ImageServer(data)
+        try:
+            url = f"http://127.0.0.1:{server.port}/img.jpg"
+            by_url = client.post("/v1/scan", json={"url": url, "content_id": f"u-{name}"}, headers=keys["platform"])
+        finally:
+            server.server.shutdown()
+        form = {"content_id": f"f-{name}"}
+        by_file = client.post("/v1/scan", files={"file": (name, data)}, data=form, headers=keys["platform"])
+        [ru], [rf] = by_url.json()["cases"], by_file.json()["cases"]
+        case_url, case_file = _case(svc, ru), _case(svc, rf)
+        for case in (case_url, case_file):
+            case["items"] = [{k: v for k, v in i.items() if k not in ("url", "filename")} for i in case["items"]]
+        assert case_url == case_file, name
+        assert case_url["items"][0]["has_media"], name  # kept in the vault

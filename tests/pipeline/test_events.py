@@ -293,3 +293,50 @@ def test_a_platform_signal_about_a_minor_at_risk_is_p0(svc):
         svc.events.ingest(PLATFORM, {**content("dm-2"), "signals": [low]}, idempotency_key="m2")["cases"][0]["band"]
         != "P0"
     )
+
+
+def test_a_bank_that_gains_a_scanned_hash_makes_the_rescan_new(banked):
+    """The scan door's key is derived from what was found, not only from what was scanned: once an ``auto`` bank
+    holds the hash, the same content scanned again gets its signal and automatic actions instead of the old answer."""
+    svc = banked
+    first = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    retry = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    assert retry["duplicate"] and retry["cases"] == first["cases"]
+    svc.banks.create("auto", created_by="test")
+    svc.banks.update("auto", on_match="auto", actor="test")
+    svc.banks.add_file("auto", KNOWN, filename="known.jpg", category="A1")
+    svc.actions.create_policy("auto-block", "auto", {"bank": "auto"}, ["block_content"], actor="test")
+    again = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(KNOWN), KNOWN, content_id="c1")
+    assert not again["duplicate"] and again["cases"][0]["id"] == first["cases"][0]["id"]
+    case = svc.cases.get(first["cases"][0]["id"])
+    assert {s["bank"] for s in case["signals"]} == {"known", "auto"}
+    assert [(a["kind"], a["policy"]) for a in case["actions"]] == [("block_content", "auto-block")]
+
+
+def test_bank_policy_is_read_from_the_index_not_the_table(banked):
+    """Was: every scan's matches cost a query of the banks table; ``on_match`` now comes with the index's bank
+    settings, kept current by its change log like the thresholds."""
+    from sqlalchemy import event
+
+    svc = banked
+    scan = svc.scans.scan_bytes(KNOWN)
+
+    def ruled() -> tuple[list, list[str]]:
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(svc.db.engine, "before_cursor_execute", seen)
+        try:
+            return svc.pipeline.bank_signals(scan), statements
+        finally:
+            event.remove(svc.db.engine, "before_cursor_execute", seen)
+
+    found, sql = ruled()
+    assert found and {b.auto for b in found} == {False} and sql == []
+    svc.banks.update("known", on_match="auto", actor="test")
+    found, sql = ruled()
+    assert found and {b.auto for b in found} == {True} and sql == []
+    svc.banks.update("known", on_match="none", actor="test")
+    assert ruled() == ([], [])

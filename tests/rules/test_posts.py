@@ -174,3 +174,18 @@ def test_bad_input_is_refused_and_stores_nothing(svc, body, key, code):
         svc.posts.check(PLATFORM, body, idempotency_key=key)
     assert e.value.code == code
     assert count(svc, Case) == count(svc, IngestedEvent) == 0
+
+
+def test_a_link_banked_after_the_check_makes_it_new(svc):
+    """The derived key covers the bank entries the links matched: a text checked again once its link is banked
+    is recorded with its hash-match signal, not answered with the first check's result."""
+    text = HIGH + " https://www.bad.example/folder/page.html"
+    first = svc.posts.check(PLATFORM, post(text=text))
+    assert first["case"] is not None and first["url_matches"] == []
+    svc.banks.create("links", created_by="test")
+    svc.banks.add_hash("links", "url", url_hash("bad.example/folder/"), category="csam")
+    again = svc.posts.check(PLATFORM, post(text=text))
+    assert not again["duplicate"] and again["case"]["id"] == first["case"]["id"]
+    signals = svc.cases.get(first["case"]["id"])["signals"]
+    assert [s["bank"] for s in signals if s["source"] == "hash_match"] == ["links"]
+    assert svc.posts.check(PLATFORM, post(text=text))["duplicate"]

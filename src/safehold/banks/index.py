@@ -51,6 +51,8 @@ class BankSettings:
     thresholds: dict[str, int]
     dihedral: bool
     enabled: bool
+    #: What a match on it does (``case``, ``auto``, ``none``): the pipeline reads it here, not from the table.
+    on_match: str = "case"
 
     def threshold(self, signal_type: str) -> int:
         return registry.threshold_for(self.thresholds, signal_type)
@@ -234,7 +236,8 @@ class BankIndex:
         with self.db.session() as s:
             banks = s.scalars(select(Bank)).all()
             self.banks = {
-                b.id: BankSettings(b.id, b.name, b.kind, dict(b.thresholds or {}), b.dihedral, b.enabled) for b in banks
+                b.id: BankSettings(b.id, b.name, b.kind, dict(b.thresholds or {}), b.dihedral, b.enabled, b.on_match)
+                for b in banks
             }
         self._widest = {}
 

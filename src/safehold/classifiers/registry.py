@@ -20,12 +20,17 @@ import inspect
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from safehold import entrypoints
 from safehold.classifiers.base import CONTENT_KINDS, Classification, Classifier, Content, Score
 from safehold.entrypoints import EntryPointLike
 from safehold.errors import SafeholdError
+
+if TYPE_CHECKING:
+    from safehold.signals.budget import WorkBudget
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,11 @@ class Classifiers:
     errors: list[SafeholdError] = field(default_factory=list)
     #: Most pixels of an image decoded for classification (``SAFEHOLD_MAX_IMAGE_PIXELS``).
     max_pixels: int = 50_000_000
+    #: Most scans and segments of a JPEG decoded for classification (``SAFEHOLD_JPEG_MAX_SCANS`` / ``_SEGMENTS``).
+    max_jpeg_scans: int = 100
+    max_jpeg_segments: int = 64
+    #: The process's budget of pixels being decoded (the scans'), held while an image is decoded for classification.
+    budget: WorkBudget | None = None
 
     def __bool__(self) -> bool:
         return bool(self.enabled)
@@ -92,18 +102,30 @@ class Classifiers:
         return out
 
     def classify_image(self, data: bytes) -> list[Classification]:
-        """Decode ``data`` (bounded like a scan's decode) and classify it; nothing when no classifier takes
-        images or the file cannot be decoded (the scan already said why)."""
+        """Decode ``data`` with a scan's caps (pixels, JPEG structure), holding its pixels in the scans' budget,
+        and classify it; nothing when no classifier takes images or the file cannot be decoded (the scan already
+        said why). A ``media.busy`` budget is raised, as for the scan: the caller should try again."""
         if not self.takes("image"):
             return []
-        from safehold.signals.image import load_image
+        from safehold.signals.image import decode, prepare
 
         try:
-            image = load_image(data, max_pixels=self.max_pixels)
+            lazy = prepare(
+                data,
+                max_pixels=self.max_pixels,
+                max_jpeg_scans=self.max_jpeg_scans,
+                max_jpeg_segments=self.max_jpeg_segments,
+            )
+            width, height = lazy.size
+            with self.budget.hold(width * height) if self.budget is not None else nullcontext():
+                image = decode(lazy)
+                del lazy
+                return self.classify(Content("image", image=image))
         except SafeholdError as exc:
+            if exc.status in (429, 503):
+                raise
             log.info("image not classified: %s", exc.code)
             return []
-        return self.classify(Content("image", image=image))
 
 
 def _check_scores(c: Classifier, scores: Sequence[Score]) -> None:
@@ -113,10 +135,14 @@ def _check_scores(c: Classifier, scores: Sequence[Score]) -> None:
 
 
 def load(
-    names: Iterable[str], *, max_pixels: int = 50_000_000, entry_points: Iterable[EntryPointLike] | None = None
+    names: Iterable[str],
+    *,
+    entry_points: Iterable[EntryPointLike] | None = None,
+    **bounds: Any,
 ) -> Classifiers:
     """The classifiers ``names`` lists, built once: built-ins by name, the rest from the installed plug-ins
-    (only imported when some name is not a built-in). ``classifier.unavailable`` if one cannot be had."""
+    (only imported when some name is not a built-in). ``classifier.unavailable`` if one cannot be had.
+    ``bounds`` are the decode bounds of :class:`Classifiers` (``max_pixels``, ``budget``, …)."""
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     found: dict[str, type[Classifier]] = {}
     errors: list[SafeholdError] = []
@@ -147,4 +173,4 @@ def load(
             status=500,
             detail={"missing": missing, "available": sorted(BUILTIN)},
         )
-    return Classifiers(tuple(found[n]() for n in names), errors, max_pixels)
+    return Classifiers(tuple(found[n]() for n in names), errors, **bounds)

@@ -37,15 +37,17 @@ out = console()
 POOL_MIN_FILES = 8
 
 
-def _hash_one(path: str, pdq_mode: str | None, dihedral: bool, max_bytes: int):
+def _hash_one(path: str, options: dict):
+    """Hash one file in a worker with ``options`` (:func:`~safehold.scanning.service.hash_options`: the API's caps)."""
     from safehold.signals import registry
 
     try:
+        max_bytes = options["max_bytes"]
         if os.path.getsize(path) > max_bytes:  # checked before reading it into memory
             raise SafeholdError("media.too_large", f"{path} is larger than {max_bytes} bytes.")
         with open(path, "rb") as f:
             data = f.read()
-        hashed = registry.hash_content(data, filename=path, pdq_mode=pdq_mode, dihedral=dihedral, max_bytes=max_bytes)
+        hashed = registry.hash_content(data, filename=path, **options)
         return path, hashed, None
     except SafeholdError as exc:
         return path, None, exc
@@ -65,20 +67,20 @@ def hash_paths(
 
     ``pdq_mode`` defaults to the configured scanning mode."""
     from safehold.config import get_settings
+    from safehold.scanning.service import hash_options
 
-    settings = get_settings()
-    args = (pdq_mode or settings.pdq_mode, dihedral, settings.max_upload_bytes)
+    options = hash_options(get_settings(), dihedral=dihedral, pdq_mode=pdq_mode)
     workers = workers or os.cpu_count() or 1
     with progress() as bar:
         task = bar.add_task(label, total=len(files))
         if workers == 1 or len(files) < POOL_MIN_FILES:
             for f in files:
-                yield _hash_one(str(f), *args)
+                yield _hash_one(str(f), options)
                 bar.advance(task)
             return
         with ProcessPoolExecutor(max_workers=workers) as pool:
             chunk = max(1, min(64, len(files) // (workers * 8)))
-            for res in pool.map(_hash_one, [str(f) for f in files], *([a] * len(files) for a in args), chunksize=chunk):
+            for res in pool.map(_hash_one, [str(f) for f in files], [options] * len(files), chunksize=chunk):
                 yield res
                 bar.advance(task)
 

@@ -285,27 +285,29 @@ class EventService:
         recorded something — a match on a block bank whose ``on_match`` is not ``none``, or a classifier hit.
 
         A scan without a content or account id is a lookup and records nothing. The same scan of the same
-        subject by the same caller is recorded once: its key is derived from the subject and the scanned
-        signals, so a retry answers the first call's cases again with ``duplicate: true`` instead of adding a
-        second signal to the case.
+        subject by the same caller is recorded once: its key is derived from the subject, the scanned signals
+        and what the pipeline found (a bank that gained the hash since makes it a new scan), so a retry answers
+        the first call's cases again with ``duplicate: true`` instead of adding a second signal to the case.
         """
         out = result.to_dict(provenance=sees_provenance(principal.role))
         if not (content_id or account_id):
             return out
-        digest = _scan_digest(result, url, content_id, account_id)
         sub = Submission(
             Detection(source="event", content_id=content_id, account_id=account_id, url=url),
             scans=[result],
             media=data or None,
             filename=filename,
         )
+        ruled = self.pipeline.rule(sub)
+        if ruled is None:
+            return out
+        digest = _scan_digest(result, url, content_id, account_id, ruled.ruling)
 
         def answer(ref: CaseRef | None) -> dict:
             return {"duplicate": False, "cases": [ref.to_dict()] if ref is not None else []}
 
         key = f"{principal.key_prefix or principal.label}:scan-auto:{digest}"
-        recorded = self.pipeline.submit(sub, key=key, digest=digest, actor=principal.label, answer=answer)
-        return {**out, **recorded} if recorded is not None else out
+        return {**out, **self.pipeline.commit(ruled, key=key, digest=digest, actor=principal.label, answer=answer)}
 
 
 def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSignal:
@@ -372,11 +374,14 @@ def scoped_key(
     return f"{principal.key_prefix or principal.label}:{namespace}{key}"
 
 
-def _scan_digest(scan: ScanResult, url: str | None, content_id: str | None, account_id: str | None) -> str:
-    """What "the same scan of the same subject" means: the same ids and the same scanned signals (a file's hashes,
-    a raw hash, or a URL and what it served)."""
+def _scan_digest(
+    scan: ScanResult, url: str | None, content_id: str | None, account_id: str | None, ruling: list[list]
+) -> str:
+    """What "the same scan of the same subject" means: the same ids, the same scanned signals (a file's hashes,
+    a raw hash, or a URL and what it served) and the same findings (:attr:`~safehold.pipeline.service.Ruled.ruling`:
+    once another bank holds the hash, the scan is new)."""
     signals = sorted((s["type"], s["value"]) for s in scan.signals)
-    canonical = json.dumps([content_id, account_id, url, signals], separators=(",", ":"))
+    canonical = json.dumps([content_id, account_id, url, signals, ruling], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -8,7 +8,8 @@ finding becomes is decided here, the same way for all of them (docs/cases.md):
 - **bank policy**: a scan's matches on block banks whose ``on_match`` is ``case`` or ``auto`` become hash-match
   signals (an allow bank that vouched for the content leaves none); ``auto`` banks' matches also run the
   enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`);
-- **classifier policy**: the enabled classifiers score the submitted image; a score at or above its classifier's
+- **classifier policy**: the enabled classifiers score the submitted image (one the scan hashed without error and
+  no allow bank vouched for, decoded within the scan's bounds); a score at or above its classifier's
   threshold becomes a ``classifier`` signal, which opens a case for human review and never runs an automatic
   action (EU Regulation 2021/1232: a guess about new material needs a person);
 - **the door's own signals** (platform signals, text detections, grooming alerts) go to the case as they are,
@@ -26,12 +27,13 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safehold.actions.service import ActionService
+from safehold.banks.index import BankIndex
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
@@ -42,7 +44,7 @@ from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
-from safehold.store.models import Bank, Case, IngestedEvent
+from safehold.store.models import Case, IngestedEvent
 from safehold.store.vault import MediaVault
 
 #: The category of a block-bank match whose entry has none: banks hold known abuse material.
@@ -86,11 +88,24 @@ class Submission:
 
 
 @dataclass(frozen=True)
-class _Ruled:
+class Ruled:
     """A submission after policy: the detection to record and the signals whose automatic policies run."""
 
     detection: Detection
     auto: list[DetectionSignal]
+
+    @property
+    def ruling(self) -> list[list]:
+        """What policy found, for a door whose idempotency key is derived from its input: the bank entries
+        matched and the classifier hits, sorted. The same content scanned again after a bank gained its hash (an
+        ``auto`` bank, say) is then a new submission, whose signal and automatic actions happen, not a retry."""
+        return sorted(
+            [sig.bank or "", sig.entry_id or ""]
+            if sig.source == "hash_match"
+            else [sig.source, sig.signal_type or "", sig.category or ""]
+            for sig in self.detection.signals
+            if sig.source in ("hash_match", "classifier")
+        )
 
 
 class Pipeline:
@@ -101,8 +116,10 @@ class Pipeline:
         actions: ActionService,
         vault: MediaVault,
         classifiers: Classifiers,
+        index: BankIndex,
     ):
         self.db = db
+        self.index = index  # the banks' settings (on_match, thresholds) as the scan that matched saw them
         self.cases = cases
         self.actions = actions
         self.vault = vault
@@ -131,7 +148,21 @@ class Pipeline:
         its work (a scan) need not: a retry finds the key taken and gets the stored answer all the same, and a
         first call, the common case, pays no extra read.
         """
-        ruled = self._rule(sub)
+        ruled = self.rule(sub)
+        return self.commit(ruled, key=key, digest=digest, actor=actor, answer=answer, conflict_code=conflict_code)
+
+    def commit(
+        self,
+        ruled: Ruled | None,
+        *,
+        key: str,
+        digest: str,
+        actor: str,
+        answer: Answer,
+        conflict_code: str = CONFLICT,
+    ) -> dict | None:
+        """The second half of :meth:`submit`, for a door whose key depends on what was ruled
+        (:attr:`Ruled.ruling`): record ``ruled`` once under ``key``; ``None`` when there is nothing to record."""
         if ruled is None:
             return None
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
@@ -153,7 +184,7 @@ class Pipeline:
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
         """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded
         (a conversation's message ids); ``None`` when nothing is recorded."""
-        ruled = self._rule(sub)
+        ruled = self.rule(sub)
         return self._record(s, ruled, actor) if ruled is not None else None
 
     def replay(self, key: str, digest: str, *, conflict_code: str = CONFLICT) -> dict | None:
@@ -187,13 +218,7 @@ class Pipeline:
         """The scan's matches on block banks that open cases, as hash-match signals."""
         if scan.verdict != "match":
             return []  # no match, or an allow bank vouched for it
-        names = {m.bank for m in scan.matches if m.bank_kind == "block"}
-        with self.db.session() as s:
-            banks = {
-                b.name: b
-                for b in s.scalars(select(Bank).where(Bank.name.in_(names), Bank.kind == "block"))
-                if b.on_match != "none"
-            }
+        banks = {b.name: b for b in self.index.banks.values() if b.kind == "block" and b.on_match != "none"}
         own = {sig["type"]: sig["value"] for sig in scan.signals}
         out = []
         for m in scan.matches:
@@ -208,18 +233,17 @@ class Pipeline:
                 bank=m.bank,
                 entry_id=m.entry.get("id"),
                 category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
-                confidence=match_confidence(m, registry.threshold_for(bank.thresholds or {}, m.signal_type)),
+                confidence=match_confidence(m, bank.threshold(m.signal_type)),
                 distance=m.distance,
                 detail={k: v for k, v in detail.items() if v is not None},
             )
             out.append(BankSignal(signal, bank.on_match == "auto"))
         return out
 
-    def _rule(self, sub: Submission) -> _Ruled | None:
+    def rule(self, sub: Submission) -> Ruled | None:
         """Apply bank and classifier policy; ``None`` when nothing is to be recorded."""
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
-        image = sub.media is not None and any(scan.media == "image" for scan in sub.scans)
-        hits = review_signals(self.classifiers.classify_image(sub.media) if image else [])
+        hits = review_signals(self.classifiers.classify_image(sub.media) if _classifiable(sub) else [])
         own = sub.detection.signals if sub.opens or found or hits else []
         signals = [b.signal for b in found] + hits + own
         if not signals and not sub.always:
@@ -233,9 +257,9 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return _Ruled(d, [b.signal for b in found if b.auto])
+        return Ruled(d, [b.signal for b in found if b.auto])
 
-    def _record(self, s: Session, ruled: _Ruled, actor: str) -> CaseRef | None:
+    def _record(self, s: Session, ruled: Ruled, actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
         matches on ``auto`` banks, in the same transaction."""
         d = ruled.detection
@@ -248,6 +272,15 @@ class Pipeline:
 
 
 _MEDIA = ("image", "video")
+
+
+def _classifiable(sub: Submission) -> bool:
+    """Whether the classifiers look at the submission's media: an image the scan hashed without error (a file
+    the hashers refused, too large or too complex, is not decoded again to be classified) and that no allow bank
+    vouched for (a known false positive is not a guess to review)."""
+    return sub.media is not None and any(
+        scan.media == "image" and scan.error is None and scan.verdict != "allowlisted" for scan in sub.scans
+    )
 
 
 def review_signals(classified: Sequence[Classification]) -> list[DetectionSignal]:

@@ -14,9 +14,10 @@ Otherwise nothing is stored, not the text, not the answer: only the aggregate UR
 
 Idempotency: a key (``Idempotency-Key`` header or ``idempotency_key``) with the same body answers the stored result
 again (``duplicate: true``), with a different body 409 ``text.idempotency_conflict``. Without a key one is derived
-from ``content_id`` and the SHA-256 of ``(kind, text)``, so a platform's retry of the same post never adds a second
-signal to its case. Keys are kept only for checks that opened or updated a case (they share the event intake's
-idempotency table and its ``SAFEHOLD_EVENT_KEY_DAYS`` retention).
+from ``content_id``, the SHA-256 of ``(kind, text)`` and the bank entries its links matched, so a platform's retry
+of the same post never adds a second signal to its case, while a link banked since the first check is recorded.
+Keys are kept only for checks that opened or updated a case (they share the event intake's idempotency table and
+its ``SAFEHOLD_EVENT_KEY_DAYS`` retention).
 """
 
 from __future__ import annotations
@@ -76,14 +77,11 @@ class PostService:
         key = scoped_key(
             principal, idempotency_key, post.idempotency_key, required=False, prefix="text", namespace="text:"
         )
-        if key is None:
-            digest = _derived(post)
-            key = f"{principal.key_prefix or principal.label}:text-auto:{digest}"
-        else:
+        if key is not None:  # the caller's key: a retry costs no scoring
             digest = _digest(post)
-        seen = self.pipeline.replay(key, digest, conflict_code=_CONFLICT)
-        if seen is not None:
-            return seen
+            seen = self.pipeline.replay(key, digest, conflict_code=_CONFLICT)
+            if seen is not None:
+                return seen
 
         result = self.terms.current().solicitation.score(post.text, post.kind)
         url_matches: list[dict] = []
@@ -122,10 +120,15 @@ class PostService:
         def with_case(ref: CaseRef | None) -> dict:
             return {**answer, "case": ref.to_dict() if ref is not None else None}
 
-        recorded = self.pipeline.submit(
-            sub, key=key, digest=digest, actor=principal.label, answer=with_case, conflict_code=_CONFLICT
+        ruled = self.pipeline.rule(sub)
+        if ruled is None:
+            return answer  # below the threshold, nothing banked: no trace
+        if key is None:
+            digest = _derived(post, ruled.ruling)
+            key = f"{principal.key_prefix or principal.label}:text-auto:{digest}"
+        return self.pipeline.commit(
+            ruled, key=key, digest=digest, actor=principal.label, answer=with_case, conflict_code=_CONFLICT
         )
-        return answer if recorded is None else recorded  # below the threshold, nothing banked: no trace
 
 
 def case_category(result: SolicitationResult) -> str:
@@ -173,8 +176,10 @@ def _digest(post: PostIn) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _derived(post: PostIn) -> str:
-    """The key of a check sent without one: the item and the SHA-256 of what was scored, so the same text for
-    the same item is one check whatever else (account, metadata) a retry carries."""
+def _derived(post: PostIn, ruling: list[list]) -> str:
+    """The key of a check sent without one: the item, the SHA-256 of what was scored and the bank entries its
+    links matched (:attr:`~safehold.pipeline.service.Ruled.ruling`), so the same text for the same item is one
+    check whatever else (account, metadata) a retry carries, but a link banked since makes it a new one."""
     text = hashlib.sha256(f"{post.kind}\0{post.text}".encode("utf-8", "surrogatepass")).hexdigest()
-    return hashlib.sha256(f"{post.content_id}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    found = json.dumps(ruling, separators=(",", ":"))
+    return hashlib.sha256(f"{post.content_id}\0{text}\0{found}".encode("utf-8", "surrogatepass")).hexdigest()

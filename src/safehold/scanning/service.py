@@ -79,14 +79,43 @@ class ScanResult:
     error: dict | None = None
     warnings: list[str] = field(default_factory=list)
     name: str | None = None
+    #: What a fetched URL served (never in the answer): a URL scan naming a subject hands it to the pipeline, so
+    #: the content is kept and classified as the same file uploaded would be.
+    fetched: bytes | None = field(default=None, repr=False)
 
     def to_dict(self, *, provenance: bool = False) -> dict:
         """The answer to a caller; without ``provenance`` matched entries show only :data:`ENTRY_FIELDS_TO_ACT`."""
         out = asdict(self)
+        out.pop("fetched")
         out["matches"] = [m.to_dict(provenance=provenance) for m in self.matches]
         if self.name is None:
             out.pop("name")
         return out
+
+
+def hash_options(settings: Settings, *, dihedral: bool, pdq_mode: str | None = None) -> dict:
+    """The keyword arguments of :func:`~safehold.signals.registry.hash_content` for every door (the API and the
+    CLI hash with the same caps: upload size, pixels, JPEG scans and segments, video length, decode timeouts).
+    Plain, picklable data (:class:`Isolation` is its two numbers), so the CLI's worker processes get them as they
+    are; the process-wide bounds on work in flight (pixel budget, video slots) are the caller's to add
+    (:meth:`ScanService.hash_bytes`)."""
+    return {
+        "pdq_mode": pdq_mode or settings.pdq_mode,
+        "dihedral": dihedral,
+        "max_bytes": settings.max_upload_bytes,
+        "pdq_options": {
+            "max_pixels": settings.max_image_pixels,
+            "max_jpeg_scans": settings.jpeg_max_scans,
+            "max_jpeg_segments": settings.jpeg_max_segments,
+            "isolation": Isolation(settings.image_isolate_pixels, settings.image_decode_timeout),
+        },
+        "vpdq_options": {
+            "max_duration_seconds": settings.video_max_seconds,
+            "max_pixels": settings.video_max_pixels,
+            "timeout_seconds": settings.video_hash_timeout,
+            "max_bytes": settings.max_upload_bytes,
+        },
+    }
 
 
 def _type_of(name: str) -> type[SignalType] | None:
@@ -121,35 +150,19 @@ class ScanService:
     # ------------------------------------------------------------- entry points
 
     def hash_bytes(self, data: bytes, filename: str | None = None) -> registry.HashResult:
-        st = self.settings
-        return registry.hash_content(
-            data,
-            filename=filename,
-            pdq_mode=st.pdq_mode,
-            dihedral=self.index.any_dihedral,
-            max_bytes=st.max_upload_bytes,
-            pdq_options={
-                "max_pixels": st.max_image_pixels,
-                "max_jpeg_scans": st.jpeg_max_scans,
-                "max_jpeg_segments": st.jpeg_max_segments,
-                "budget": self.pixels,
-                "isolation": self.isolation,
-            },
-            vpdq_options={
-                "max_duration_seconds": st.video_max_seconds,
-                "max_pixels": st.video_max_pixels,
-                "timeout_seconds": st.video_hash_timeout,
-                "max_bytes": st.max_upload_bytes,
-                "slots": self.videos,
-            },
-        )
+        options = hash_options(self.settings, dihedral=self.index.any_dihedral)
+        options["pdq_options"].update(budget=self.pixels, isolation=self.isolation)  # its fork server, started early
+        options["vpdq_options"]["slots"] = self.videos
+        return registry.hash_content(data, filename=filename, **options)
 
     def scan_bytes(self, data: bytes, *, filename: str | None = None, channel: str = "api") -> ScanResult:
         return self.evaluate(self.hash_bytes(data, filename), channel=channel, name=filename)
 
     def scan_hash(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult:
-        value = registry.normalize(signal_type, value)
-        result = self._decide(None, [Signal(signal_type, value)], [], [])
+        """Match one hash; ``signal_type`` may be an alias (``photodna``), the signal carries the type's own
+        name, under which banks index their entries."""
+        st = registry.signal_type(signal_type)
+        result = self._decide(None, [Signal(st.name, st.normalize(value))], [], [])
         self.count(channel, "hash", result.verdict)
         return result
 
@@ -176,7 +189,7 @@ class ScanService:
             )
         hashed = self.hash_bytes(fetched.data, filename=fetched.url)
         result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
-        result.name = fetched.url
+        result.name, result.fetched = fetched.url, fetched.data
         self.count(channel, hashed.media, result.verdict)
         return result
 

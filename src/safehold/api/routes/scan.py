@@ -118,7 +118,8 @@ def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
         result, url = svc.scans.scan_url(item.url, fetch_content=item.fetch, caller=who.label), item.url
     else:
         result, url = svc.scans.scan_hash(item.signal_type, item.value), None
-    return svc.events.scanned(who, result, None, url=url, content_id=item.content_id, account_id=item.account_id)
+    ids = {"content_id": item.content_id, "account_id": item.account_id}
+    return svc.events.scanned(who, result, result.fetched, url=url, **ids)
 
 
 def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **ids) -> dict:
