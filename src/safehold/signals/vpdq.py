@@ -44,6 +44,7 @@ from safehold.matching.vpdq import (
     VpdqFrame,
     checked_frame,
     compare_frames,
+    is_meta_match,
     parse_vpdq,
     serialize_vpdq,
 )
@@ -83,13 +84,30 @@ class VpdqSignal(SignalType):
 
     @classmethod
     def is_match(cls, distance: int, threshold: int, detail: dict | None) -> bool:
-        """Meta's rule, as the index applied it at the widest frame threshold of the banks."""
-        return bool((detail or {}).get("is_match"))
+        """Meta's rule at this bank's frame threshold (the index compared at the widest threshold of all banks)."""
+        return bool(cls.bank_detail(threshold, detail).get("is_match"))
+
+    @classmethod
+    def bank_detail(cls, threshold: int, detail: dict | None) -> dict:
+        """The frame-match percentages and Meta's decision at ``threshold``, recomputed from the index's counts
+        of frames by nearest distance; a detail without counts (an older index) is taken as it is."""
+        detail = detail or {}
+        q_hist, t_hist = detail.get("query_hits_by_distance"), detail.get("target_hits_by_distance")
+        if q_hist is None or t_hist is None:
+            return dict(detail)
+        q_pct = _share(q_hist, detail.get("query_frames", 0), threshold)
+        t_pct = _share(t_hist, detail.get("target_frames", 0), threshold)
+        return {
+            "query_match_percent": round(q_pct, 2),
+            "target_match_percent": round(t_pct, 2),
+            "is_match": is_meta_match(q_pct, t_pct),
+        }
 
     @classmethod
     def confidence(cls, distance: int, threshold: int, detail: dict | None) -> float:
-        """The share of the uploaded video's frames that matched (never below 0.5: it is a match)."""
-        share = (detail or {}).get("query_match_percent", 100.0) / 100.0
+        """The share of the uploaded video's frames that matched at the bank's threshold (never below 0.5: it is
+        a match)."""
+        share = cls.bank_detail(threshold, detail).get("query_match_percent", 100.0) / 100.0
         return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
 
     @classmethod
@@ -111,6 +129,11 @@ class VpdqSignal(SignalType):
             query_match_percent=query_match_percent,
             target_match_percent=target_match_percent,
         )
+
+
+def _share(hits_by_distance: list[int], frames: int, threshold: int) -> float:
+    """Percentage of ``frames`` whose nearest frame is within ``threshold`` (0 with no usable frame)."""
+    return sum(hits_by_distance[: max(threshold, -1) + 1]) * 100.0 / frames if frames else 0.0
 
 
 # ---------------------------------------------------------------------------------------------------- hashing
