@@ -136,3 +136,27 @@ def test_a_class_without_dim_is_refused():
     with pytest.raises(SafeholdError):
         VectorIndex()
     assert missing_methods(dict) != []
+
+
+@pytest.mark.parametrize("metric,dim", [("l2", 144), ("l2", 300), ("hamming", 12), ("hamming", 16)])
+def test_vector_index_scans_in_chunks_exactly(metric, dim, monkeypatch):
+    """Chunked ‖a‖²+‖b‖²−2a·b (float32, float64 past 258 bytes) gives the brute-force distances, at the threshold
+    too, across chunk boundaries and for removed rows."""
+    import safehold.matching.vector_index as vi
+
+    monkeypatch.setattr(vi, "_CHUNK_BYTES", 8 * (dim + 3) * 7)  # 7 rows per chunk for a batch of 3
+    cls = type("Vec", (VectorIndex,), {"dim": dim, "metric": metric})
+    vecs = rng.integers(0, 256, (50, dim), dtype=np.uint8)
+    idx = cls()
+    idx.add(np.arange(50), [v.tobytes().hex() for v in vecs])
+    idx.remove([3])
+    queries = vecs[[0, 10, 20]] ^ np.uint8(1)
+    for q, hits in zip(queries, idx.query_batch([q.tobytes().hex() for q in queries], 10**6), strict=True):
+        if metric == "l2":
+            ref = np.rint(np.sqrt(((vecs.astype(np.int64) - q) ** 2).sum(axis=1))).astype(int)
+        else:
+            ref = np.unpackbits(vecs ^ q, axis=1).sum(axis=1)
+        expected = sorted((int(d), i) for i, d in enumerate(ref) if i != 3)
+        assert [(d, i) for i, d in hits] == expected
+        at = expected[5][0]  # a threshold equal to a distance keeps that row and drops the next larger
+        assert [(d, i) for i, d in idx.query(q.tobytes().hex(), at)] == [e for e in expected if e[0] <= at]
