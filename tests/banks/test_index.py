@@ -117,3 +117,42 @@ def test_vpdq_entries_survive_a_snapshot_and_an_old_snapshot_is_rebuilt(svc, set
     assert not old._load_snapshot()
     old.load()  # rebuilt from the database
     assert len(old.indexes["vpdq"]) == 1
+
+
+def test_two_processes_snapshotting_at_once_keep_one_whole_snapshot(tmp_path, monkeypatch):
+    """Servers sharing SAFEHOLD_HOME may snapshot together: the one whose rename loses drops its own folder and
+    never the winner's, and retired/temporary names differ even with the same pid on two hosts."""
+    from pathlib import Path
+
+    from safehold.banks import index as index_mod
+    from safehold.home import unique_suffix
+
+    monkeypatch.setattr("os.getpid", lambda: 1234)
+    assert unique_suffix() != unique_suffix()
+
+    final = tmp_path / "snapshot"
+    final.mkdir()
+    (final / "meta.json").write_text("first")
+    ours = tmp_path / "snapshot.tmp-a"
+    ours.mkdir()
+    (ours / "meta.json").write_text("ours")
+    real_rename = Path.rename
+
+    def rename_then_other_lands(self, target):
+        out = real_rename(self, target)
+        if self == final and not final.exists():  # another server swaps its snapshot in between our renames
+            final.mkdir()
+            (final / "meta.json").write_text("theirs")
+        return out
+
+    monkeypatch.setattr(Path, "rename", rename_then_other_lands)
+    index_mod._swap_in(ours, final, tmp_path / "snapshot.old-a")
+    assert (final / "meta.json").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot"]
+
+    monkeypatch.setattr(Path, "rename", real_rename)
+    ours.mkdir()
+    (ours / "meta.json").write_text("ours")
+    index_mod._swap_in(ours, final, tmp_path / "snapshot.old-b")
+    assert (final / "meta.json").read_text() == "ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot"]
