@@ -66,8 +66,8 @@ def missing_methods(cls: type) -> list[str]:
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO], None], *, mode: str = "w") -> None:
-    """Write a snapshot file owner-only (0600) through a temporary file, fsync and rename: a reader never sees
-    half a snapshot, whatever kills the writer."""
+    """Write a snapshot file owner-only (0600) through a temporary file, fsync and rename (then fsync the folder,
+    so the rename survives a crash): a reader never sees half a snapshot, whatever kills the writer."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.{unique_suffix()}")
     try:
@@ -76,6 +76,20 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO], None], *, mo
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform or file system that cannot open folders: the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -31,17 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from typing import ClassVar
 
 from safehold.errors import SafeholdError
 from safehold.matching.vpdq import (
     VPDQ_DISTANCE_THRESHOLD,
-    VPDQ_QUALITY_THRESHOLD,
-    VPDQ_QUERY_MATCH_PERCENT,
-    VPDQ_TARGET_MATCH_PERCENT,
-    VpdqComparison,
-    VpdqFrame,
     checked_frame,
     compare_frames,
     is_meta_match,
@@ -80,7 +74,7 @@ class VpdqSignal(SignalType):
     @classmethod
     def distance(cls, a: str, b: str) -> int:
         """0 when Meta's rule calls the two videos a match, else 1 (vPDQ has no single distance)."""
-        return 0 if cls.compare(a, b).is_match else 1
+        return 0 if compare_frames(a, b).is_match else 1
 
     @classmethod
     def is_match(cls, distance: int, threshold: int, detail: dict | None) -> bool:
@@ -109,26 +103,6 @@ class VpdqSignal(SignalType):
         a match)."""
         share = cls.bank_detail(threshold, detail).get("query_match_percent", 100.0) / 100.0
         return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
-
-    @classmethod
-    def compare(
-        cls,
-        query_value: str | Sequence[VpdqFrame],
-        target_value: str | Sequence[VpdqFrame],
-        *,
-        distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
-        quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
-        query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
-        target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
-    ) -> VpdqComparison:
-        return compare_frames(
-            query_value,
-            target_value,
-            distance_threshold=distance_threshold,
-            quality_threshold=quality_threshold,
-            query_match_percent=query_match_percent,
-            target_match_percent=target_match_percent,
-        )
 
 
 def _share(hits_by_distance: list[int], frames: int, threshold: int) -> float:
