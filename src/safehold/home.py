@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,6 +103,13 @@ def owner_only() -> int:
 def private_opener(path: str | os.PathLike, flags: int) -> int:
     """``open(..., opener=private_opener)``: a new file is created 0600 whatever the umask."""
     return os.open(path, flags, 0o600)
+
+
+def unique_suffix() -> str:
+    """``host-pid-random`` for temporary and retired file names: several servers may share one home (on a network
+    file system), and a pid alone is only unique on its own machine."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def create_home(path: Path) -> None:

@@ -117,3 +117,63 @@ def test_vpdq_entries_survive_a_snapshot_and_an_old_snapshot_is_rebuilt(svc, set
     assert not old._load_snapshot()
     old.load()  # rebuilt from the database
     assert len(old.indexes["vpdq"]) == 1
+
+
+def test_a_vpdq_bank_matches_at_its_own_frame_threshold(svc):
+    """Frames 20 bits away match the bank at 31, not the bank at 10, though the index compared once at 31."""
+    import json
+
+    frames = [_hex(np.random.default_rng(20 + i)) for i in range(5)]
+    svc.banks.create("wide", thresholds={"vpdq": 31})
+    svc.banks.create("narrow", thresholds={"vpdq": 10})
+    for bank in ("wide", "narrow"):
+        svc.banks.add_hash(bank, "vpdq", json.dumps([f"{f},100,{i}.0" for i, f in enumerate(frames)]))
+    near = json.dumps([f"{_flip(f, 20)},100,{i}.0" for i, f in enumerate(frames)])
+    (match,) = svc.scans.scan_hash("vpdq", near).matches
+    assert match.bank == "wide" and match.detail == {
+        "query_match_percent": 100.0,
+        "target_match_percent": 100.0,
+        "is_match": True,
+    }
+    same = json.dumps([f"{f},100,{i}.0" for i, f in enumerate(frames[:4])] + [f"{_flip(frames[4], 20)},100,4.0"])
+    found = {m.bank: m.detail["query_match_percent"] for m in svc.scans.scan_hash("vpdq", same).matches}
+    assert found == {"wide": 100.0, "narrow": 80.0}  # each bank's own percentages
+
+
+def test_two_processes_snapshotting_at_once_keep_one_whole_snapshot(tmp_path, monkeypatch):
+    """Servers sharing SAFEHOLD_HOME may snapshot together: the one whose rename loses drops its own folder and
+    never the winner's, and retired/temporary names differ even with the same pid on two hosts."""
+    from pathlib import Path
+
+    from safehold.banks import index as index_mod
+    from safehold.home import unique_suffix
+
+    monkeypatch.setattr("os.getpid", lambda: 1234)
+    assert unique_suffix() != unique_suffix()
+
+    final = tmp_path / "snapshot"
+    final.mkdir()
+    (final / "meta.json").write_text("first")
+    ours = tmp_path / "snapshot.tmp-a"
+    ours.mkdir()
+    (ours / "meta.json").write_text("ours")
+    real_rename = Path.rename
+
+    def rename_then_other_lands(self, target):
+        out = real_rename(self, target)
+        if self == final and not final.exists():  # another server swaps its snapshot in between our renames
+            final.mkdir()
+            (final / "meta.json").write_text("theirs")
+        return out
+
+    monkeypatch.setattr(Path, "rename", rename_then_other_lands)
+    index_mod._swap_in(ours, final, tmp_path / "snapshot.old-a")
+    assert (final / "meta.json").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot"]
+
+    monkeypatch.setattr(Path, "rename", real_rename)
+    ours.mkdir()
+    (ours / "meta.json").write_text("ours")
+    index_mod._swap_in(ours, final, tmp_path / "snapshot.old-b")
+    assert (final / "meta.json").read_text() == "ours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot"]

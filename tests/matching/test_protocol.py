@@ -79,9 +79,40 @@ def test_vpdq_hits_carry_metas_rule():
     idx = VpdqIndex()
     idx.add([7], [_vpdq(VIDEO_A)])
     (hit,) = idx.query(_vpdq(VIDEO_A[:4]), 31)
-    assert hit == (7, 0, {"query_match_percent": 100.0, "target_match_percent": 80.0, "is_match": True})
+    assert hit[:2] == (7, 0)
+    assert {k: hit[2][k] for k in ("query_match_percent", "target_match_percent", "is_match")} == {
+        "query_match_percent": 100.0,
+        "target_match_percent": 80.0,
+        "is_match": True,
+    }
     (hit,) = idx.query(_vpdq(VIDEO_A[:1] + [_pdq() for _ in range(4)]), 31)  # one frame in five: 20 %
     assert hit[2]["is_match"] is False and hit[2]["query_match_percent"] == 20.0
+
+
+def test_vpdq_rule_applies_at_each_banks_own_frame_threshold():
+    """The index compares at the widest threshold of all banks; a bank with a narrower one must not match frames
+    only the wider one accepts."""
+    from safehold.signals.vpdq import VpdqSignal
+
+    idx = VpdqIndex()
+    idx.add([7], [_vpdq(VIDEO_A)])
+    (hit,) = idx.query(_vpdq([_near_pdq(f, 20) for f in VIDEO_A]), 31)  # every frame 20 bits away
+    detail = hit[2]
+    assert detail["is_match"] and len(detail["query_hits_by_distance"]) == 32
+    assert VpdqSignal.is_match(0, 31, detail) and VpdqSignal.is_match(0, 20, detail)
+    assert not VpdqSignal.is_match(0, 10, detail)
+    assert VpdqSignal.bank_detail(10, detail) == {
+        "query_match_percent": 0.0,
+        "target_match_percent": 0.0,
+        "is_match": False,
+    }
+    assert VpdqSignal.bank_detail(31, detail)["query_match_percent"] == 100.0
+    # four frames identical, one 20 bits off: 100 % at 31 but 80 % (still a match, less sure) at 10
+    mixed = _vpdq(VIDEO_A[:4] + [_near_pdq(VIDEO_A[4], 20)])
+    (hit,) = idx.query(mixed, 31)
+    assert VpdqSignal.bank_detail(10, hit[2])["query_match_percent"] == 80.0
+    assert VpdqSignal.is_match(0, 10, hit[2]) and VpdqSignal.confidence(0, 10, hit[2]) == 0.8
+    assert VpdqSignal.confidence(0, 31, hit[2]) == 1.0
 
 
 def test_vector_index_orders_nearest_first_and_checks_input(tmp_path):
@@ -105,3 +136,27 @@ def test_a_class_without_dim_is_refused():
     with pytest.raises(SafeholdError):
         VectorIndex()
     assert missing_methods(dict) != []
+
+
+@pytest.mark.parametrize("metric,dim", [("l2", 144), ("l2", 300), ("hamming", 12), ("hamming", 16)])
+def test_vector_index_scans_in_chunks_exactly(metric, dim, monkeypatch):
+    """Chunked ‖a‖²+‖b‖²−2a·b (float32, float64 past 258 bytes) gives the brute-force distances, at the threshold
+    too, across chunk boundaries and for removed rows."""
+    import safehold.matching.vector_index as vi
+
+    monkeypatch.setattr(vi, "_CHUNK_BYTES", 8 * (dim + 3) * 7)  # 7 rows per chunk for a batch of 3
+    cls = type("Vec", (VectorIndex,), {"dim": dim, "metric": metric})
+    vecs = rng.integers(0, 256, (50, dim), dtype=np.uint8)
+    idx = cls()
+    idx.add(np.arange(50), [v.tobytes().hex() for v in vecs])
+    idx.remove([3])
+    queries = vecs[[0, 10, 20]] ^ np.uint8(1)
+    for q, hits in zip(queries, idx.query_batch([q.tobytes().hex() for q in queries], 10**6), strict=True):
+        if metric == "l2":
+            ref = np.rint(np.sqrt(((vecs.astype(np.int64) - q) ** 2).sum(axis=1))).astype(int)
+        else:
+            ref = np.unpackbits(vecs ^ q, axis=1).sum(axis=1)
+        expected = sorted((int(d), i) for i, d in enumerate(ref) if i != 3)
+        assert [(d, i) for i, d in hits] == expected
+        at = expected[5][0]  # a threshold equal to a distance keeps that row and drops the next larger
+        assert [(d, i) for i, d in idx.query(q.tobytes().hex(), at)] == [e for e in expected if e[0] <= at]

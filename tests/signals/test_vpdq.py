@@ -100,7 +100,7 @@ def test_match_decision_defaults_are_metas():
     base = [VpdqFrame(_rand_hex(rng), 100, i) for i in range(10)]
     clip = base[:8] + [VpdqFrame(_rand_hex(rng), 100, 8 + i) for i in range(2)]  # 80 % of frames shared
     assert vpdq_is_match(clip, base)
-    assert VpdqSignal.compare(serialize_vpdq(clip), serialize_vpdq(base)).is_match
+    assert VpdqSignal.distance(serialize_vpdq(clip), serialize_vpdq(base)) == 0
     worse = base[:7] + [VpdqFrame(_rand_hex(rng), 100, 7 + i) for i in range(3)]  # 70 %
     assert not vpdq_is_match(worse, base)
     # a short clip of a long video: query 100 %, target 10 % -> match under Meta's 80/0 default...

@@ -304,6 +304,10 @@ def test_admin_pages(open_console, svc):
     change = {"description": "ours", "pdq_threshold": "20", "on_match": "auto", "enabled": "true"}
     assert ada.post("/console/admin/banks/ours", change).status_code == 303
     assert (svc.banks.get("ours").on_match, svc.banks.get("ours").pdq_threshold) == ("auto", 20)
+    assert ada.post("/console/admin/banks/ours", {**change, "thresholds": "vpdq=20"}).status_code == 303
+    assert svc.banks.get("ours").thresholds == {"pdq": 20, "vpdq": 20}
+    assert ada.post("/console/admin/banks/ours", {**change, "thresholds": ""}).status_code == 303
+    assert svc.banks.get("ours").thresholds == {"pdq": 20}  # an emptied field: every other type's default
     assert "No imports yet." in ada.get("/console/admin/banks").text
     hashes = io.BytesIO(b"a" * 32 + b"\n")
     svc.banks.import_stream("ours", hashes, fmt="list", default_signal_type="md5", added_by="cli", filename="x.txt")

@@ -17,9 +17,9 @@ nothing here.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
-import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from safehold.errors import SafeholdError
-from safehold.home import private_opener
+from safehold.home import private_opener, unique_suffix
 from safehold.matching.protocol import SignalIndex
 from safehold.signals import registry
 from safehold.store.db import Database
@@ -295,7 +295,7 @@ class BankIndex:
         with self._lock:
             root = self.snapshot_dir
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = root / f"snapshot.tmp-{os.getpid()}-{threading.get_ident()}"
+            tmp = root / f"snapshot.tmp-{unique_suffix()}"
             tmp.mkdir(parents=True, exist_ok=False, mode=0o700)
             for name, index in self.indexes.items():
                 index.save(tmp / f"{name}.idx")
@@ -311,12 +311,7 @@ class BankIndex:
             with open(tmp / "meta.json", "w", opener=private_opener) as f:
                 f.write(json.dumps(meta))
             final = root / "snapshot"
-            old = root / f"snapshot.old-{os.getpid()}"
-            if final.exists():
-                final.rename(old)
-            tmp.rename(final)
-            if old.exists():
-                shutil.rmtree(old)
+            _swap_in(tmp, final, root / f"snapshot.old-{unique_suffix()}")
             self.changes_since_snapshot = 0
             return final
 
@@ -363,3 +358,23 @@ class BankIndex:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _swap_in(tmp: Path, final: Path, old: Path) -> None:
+    """Make the complete folder ``tmp`` the snapshot at ``final``, safe against another process (on this machine or
+    another sharing the home) doing the same at once: each moves the current snapshot aside under its own unique
+    name and deletes only that; if another snapshot lands at ``final`` between the two renames, ours is the one
+    dropped (the other is as new), never the other's folder."""
+    try:
+        final.rename(old)
+    except FileNotFoundError:
+        pass  # no snapshot yet, or another process has just moved it aside
+    try:
+        tmp.rename(final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        log.info("another process wrote the index snapshot at the same time; keeping its copy")
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from safehold.errors import SafeholdError
+from safehold.matching.protocol import write_atomically
 
 __all__ = ["ExactIndex"]
 
@@ -118,17 +119,7 @@ class ExactIndex:
             pairs = [[i, v] for i, vals in self._by_id.items() for v in vals]
         body = json.dumps({"format": "safehold.exact_index", "version": _VERSION, "pairs": pairs}).encode()
         head = _MAGIC + _VERSION.to_bytes(4, "little") + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
-        tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
-        try:
-            with open(tmp, "wb", opener=_private) as f:
-                f.write(head)
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_atomically(path, lambda f: f.write(head + body), mode="wb")
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kw) -> ExactIndex:
@@ -167,8 +158,3 @@ class ExactIndex:
         except (ValueError, KeyError, TypeError) as e:
             raise bad(f"{type(e).__name__}: {e}") from None
         return idx
-
-
-def _private(path, flags: int) -> int:
-    """Snapshot files are owner-only (0600) whatever the umask."""
-    return os.open(path, flags, 0o600)

@@ -36,6 +36,7 @@ import numpy as np
 
 from safehold.errors import SafeholdError
 from safehold.matching import _mih_kernels as K
+from safehold.matching.protocol import write_atomically
 
 __all__ = ["PdqIndex", "hashes_from_hex", "hash_to_hex", "PDQ_DEFAULT_THRESHOLD"]
 
@@ -480,31 +481,18 @@ class PdqIndex:
             hdr = json.dumps(meta, sort_keys=True).encode()
             if len(hdr) > reserve:
                 raise SafeholdError("index.snapshot_invalid", "snapshot header too large")
-            tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
-            try:
-                with open(tmp, "wb", opener=_private) as f:
-                    f.write(_SNAPSHOT_MAGIC)
-                    f.write(np.array([_SNAPSHOT_VERSION, len(hdr)], dtype="<u4").tobytes())
-                    f.write(hdr)
-                    f.write(np.array([zlib.crc32(hdr) & 0xFFFFFFFF], dtype="<u4").tobytes())
-                    for name, a in arrays.items():
-                        f.seek(meta["arrays"][name]["offset"])
-                        f.write(_raw(a))
-                    f.truncate(off)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-                try:
-                    dfd = os.open(path.parent, os.O_RDONLY)
-                    try:
-                        os.fsync(dfd)
-                    finally:
-                        os.close(dfd)
-                except OSError:
-                    pass
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+
+            def write(f) -> None:
+                f.write(_SNAPSHOT_MAGIC)
+                f.write(np.array([_SNAPSHOT_VERSION, len(hdr)], dtype="<u4").tobytes())
+                f.write(hdr)
+                f.write(np.array([zlib.crc32(hdr) & 0xFFFFFFFF], dtype="<u4").tobytes())
+                for name, a in arrays.items():
+                    f.seek(meta["arrays"][name]["offset"])
+                    f.write(_raw(a))
+                f.truncate(off)
+
+            write_atomically(path, write, mode="wb")
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, mmap: bool = True, verify: bool = True, **kw) -> PdqIndex:
@@ -601,8 +589,3 @@ class PdqIndex:
         rows = np.flatnonzero(np.isin(st.ext[: st.n_total], ids))
         rows = rows[((st.dead[rows >> 3] >> (rows & 7)) & 1) == 0]
         return st.h8[rows].copy()
-
-
-def _private(path, flags: int) -> int:
-    """Snapshot files are owner-only (0600) whatever the umask."""
-    return os.open(path, flags, 0o600)

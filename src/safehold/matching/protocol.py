@@ -17,12 +17,11 @@ the bank index passes the widest threshold any enabled bank uses and each bank's
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
-from safehold.home import private_opener
+from safehold.home import private_opener, unique_suffix
 
 Hit = tuple[int, int] | tuple[int, int, dict]
 
@@ -67,16 +66,30 @@ def missing_methods(cls: type) -> list[str]:
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO], None], *, mode: str = "w") -> None:
-    """Write a snapshot file owner-only (0600) through a temporary file, fsync and rename: a reader never sees
-    half a snapshot, whatever kills the writer."""
+    """Write a snapshot file owner-only (0600) through a temporary file, fsync and rename (then fsync the folder,
+    so the rename survives a crash): a reader never sees half a snapshot, whatever kills the writer."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
+    tmp = path.with_name(f".{path.name}.tmp.{unique_suffix()}")
     try:
         with open(tmp, mode, opener=private_opener) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform or file system that cannot open folders: the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -131,26 +131,54 @@ def _prepare(frames: str | Sequence[VpdqFrame], quality_threshold: int) -> np.nd
     return np.unpackbits(raw, axis=1).astype(np.float32)
 
 
-def _matched(a: np.ndarray, b: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks: which rows of ``a`` have a row of ``b`` within ``threshold`` bits, and vice versa.
+def nearest_distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``a`` the Hamming distance to its nearest row of ``b``, and vice versa (257 when the
+    other side is empty), so one comparison answers every frame threshold.
 
     Hamming distance of bit vectors = |a| + |b| − 2·a·b, computed blockwise with a matrix product (exact in
     float32: every term is an integer ≤ 256), so memory stays bounded for long videos.
     """
-    a_hit = np.zeros(len(a), dtype=bool)
-    b_hit = np.zeros(len(b), dtype=bool)
+    a_min = np.full(len(a), 257, dtype=np.int16)
+    b_min = np.full(len(b), 257, dtype=np.int16)
     if len(a) == 0 or len(b) == 0:
-        return a_hit, b_hit
+        return a_min, b_min
     pa = a.sum(axis=1)
     pb = b.sum(axis=1)
     rows = max(1, 4_000_000 // len(b))
     for start in range(0, len(a), rows):
         block = a[start : start + rows]
-        dist = pa[start : start + rows, None] + pb[None, :] - 2.0 * (block @ b.T)
-        close = dist <= threshold + 0.5
-        a_hit[start : start + rows] = close.any(axis=1)
-        b_hit |= close.any(axis=0)
-    return a_hit, b_hit
+        dist = np.rint(pa[start : start + rows, None] + pb[None, :] - 2.0 * (block @ b.T)).astype(np.int16)
+        a_min[start : start + rows] = dist.min(axis=1)
+        np.minimum(b_min, dist.min(axis=0), out=b_min)
+    return a_min, b_min
+
+
+def prepared_distances(
+    query_frames: str | Sequence[VpdqFrame],
+    target_frames: str | Sequence[VpdqFrame],
+    *,
+    quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_distances` of two videos after Meta's dedupe and quality filter."""
+    return nearest_distances(_prepare(query_frames, quality_threshold), _prepare(target_frames, quality_threshold))
+
+
+def match_percents(query_nearest: np.ndarray, target_nearest: np.ndarray, threshold: int) -> tuple[float, float]:
+    """The share (in %) of each side's frames whose nearest frame on the other side is within ``threshold``."""
+    q = float((query_nearest <= threshold).sum()) * 100.0 / len(query_nearest) if len(query_nearest) else 0.0
+    t = float((target_nearest <= threshold).sum()) * 100.0 / len(target_nearest) if len(target_nearest) else 0.0
+    return q, t
+
+
+def is_meta_match(
+    query_percent: float,
+    target_percent: float,
+    *,
+    query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
+    target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
+) -> bool:
+    """Meta's decision: both percentages reach their thresholds and at least one query frame matched."""
+    return query_percent > 0 and query_percent >= query_match_percent and target_percent >= target_match_percent
 
 
 def vpdq_match(
@@ -166,12 +194,8 @@ def vpdq_match(
     frame matches if any frame of the other video is within ``distance_threshold`` bits. A side with no
     usable frame scores 0 % (Meta's code divides by zero there).
     """
-    q = _prepare(query_frames, quality_threshold)
-    t = _prepare(target_frames, quality_threshold)
-    q_hit, t_hit = _matched(q, t, distance_threshold)
-    q_pct = float(q_hit.sum()) * 100.0 / len(q) if len(q) else 0.0
-    t_pct = float(t_hit.sum()) * 100.0 / len(t) if len(t) else 0.0
-    return q_pct, t_pct
+    q_near, t_near = prepared_distances(query_frames, target_frames, quality_threshold=quality_threshold)
+    return match_percents(q_near, t_near, distance_threshold)
 
 
 @dataclass(frozen=True)
@@ -198,7 +222,8 @@ def compare_frames(
         distance_threshold=distance_threshold,
         quality_threshold=quality_threshold,
     )
-    return VpdqComparison(q, t, q > 0 and q >= query_match_percent and t >= target_match_percent)
+    match = is_meta_match(q, t, query_match_percent=query_match_percent, target_match_percent=target_match_percent)
+    return VpdqComparison(q, t, match)
 
 
 def vpdq_is_match(query_frames: str | Sequence[VpdqFrame], target_frames: str | Sequence[VpdqFrame], **kw) -> bool:

@@ -2,9 +2,13 @@
 
 Every frame of every banked video goes into one :class:`~safehold.matching.pdq_index.PdqIndex` (frame ids
 assigned here), with the frame → video owner mapping beside it. A query looks up all its frames at the frame
-distance threshold, collects the videos that own a hit and compares each one whole with
-:func:`~safehold.matching.vpdq.vpdq_match`. A hit is ``(entry id, 0, detail)``; ``detail`` carries
-``query_match_percent``, ``target_match_percent`` and ``is_match`` (Meta's 80 % / 0 % rule).
+distance threshold, collects the videos that own a hit and compares each one whole
+(:func:`~safehold.matching.vpdq.prepared_distances`). A hit is ``(entry id, 0, detail)``; ``detail`` carries
+``query_match_percent``, ``target_match_percent`` and ``is_match`` (Meta's 80 % / 0 % rule) at the query
+threshold, and — because banks may each use a narrower frame threshold — how many frames of each side have their
+nearest frame at each distance up to it (``query_hits_by_distance``, ``target_hits_by_distance``, with
+``query_frames``/``target_frames``), so the rule can be applied again at any bank's threshold
+(:meth:`~safehold.signals.vpdq.VpdqSignal.is_match`) without comparing the frames again.
 
 Implements :class:`~safehold.matching.protocol.SignalIndex`. Snapshots hold the values (one JSON line per video)
 and rebuild the frame index on load: frames are cheap to index and the values are what the database holds.
@@ -21,7 +25,7 @@ import numpy as np
 from safehold.errors import SafeholdError
 from safehold.matching.pdq_index import PdqIndex, hashes_from_hex
 from safehold.matching.protocol import write_atomically
-from safehold.matching.vpdq import VpdqComparison, VpdqFrame, compare_frames, parse_vpdq
+from safehold.matching.vpdq import VpdqFrame, is_meta_match, match_percents, parse_vpdq, prepared_distances
 
 _FORMAT = "safehold.vpdq_index"
 _VERSION = 1
@@ -68,7 +72,7 @@ class VpdqIndex:
         return removed
 
     def query(self, value: str, threshold: int) -> list[tuple[int, int, dict]]:
-        """Banked videos sharing a frame within ``threshold`` bits, each compared whole at that threshold."""
+        """Banked videos sharing a frame within ``threshold`` bits, each compared whole (detail: see module)."""
         frames = parse_vpdq(value)
         if len(self.frames) == 0:
             return []
@@ -80,7 +84,7 @@ class VpdqIndex:
             target = self._entries.get(entry_id)
             if target is None:  # removed since the frame query
                 continue
-            out.append((entry_id, 0, _detail(compare_frames(frames, target[1], distance_threshold=threshold))))
+            out.append((entry_id, 0, _detail(frames, target[1], threshold)))
         return out
 
     def query_batch(self, values: Sequence[str], threshold: int) -> list[list[tuple[int, int, dict]]]:
@@ -110,9 +114,20 @@ class VpdqIndex:
         return idx
 
 
-def _detail(cmp: VpdqComparison) -> dict:
+def _detail(query: list[VpdqFrame], target: list[VpdqFrame], threshold: int) -> dict:
+    q_near, t_near = prepared_distances(query, target)
+    q_pct, t_pct = match_percents(q_near, t_near, threshold)
     return {
-        "query_match_percent": round(cmp.query_match_percent, 2),
-        "target_match_percent": round(cmp.target_match_percent, 2),
-        "is_match": cmp.is_match,
+        "query_match_percent": round(q_pct, 2),
+        "target_match_percent": round(t_pct, 2),
+        "is_match": is_meta_match(q_pct, t_pct),
+        "query_frames": len(q_near),
+        "target_frames": len(t_near),
+        "query_hits_by_distance": _histogram(q_near, threshold),
+        "target_hits_by_distance": _histogram(t_near, threshold),
     }
+
+
+def _histogram(nearest: np.ndarray, threshold: int) -> list[int]:
+    """Frames whose nearest frame on the other side is at distance 0, 1, … ``threshold`` (at most 64 counts)."""
+    return np.bincount(nearest[nearest <= threshold], minlength=max(threshold, 0) + 1).tolist()

@@ -261,7 +261,8 @@ class ScanService:
                 if c.variant != "original" and not bank.dihedral:
                     continue
                 st = _type_of(c.signal_type)
-                if st is None or not st.is_match(c.distance, bank.threshold(c.signal_type), c.extra):
+                threshold = bank.threshold(c.signal_type)
+                if st is None or not st.is_match(c.distance, threshold, c.extra):
                     continue
                 out.append(
                     Match(
@@ -271,7 +272,7 @@ class ScanService:
                         distance=c.distance,
                         variant=c.variant,
                         entry=entry_to_dict(e, bank.name),
-                        detail=c.extra,
+                        detail=st.bank_detail(threshold, c.extra),
                     )
                 )
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))

@@ -85,6 +85,12 @@ class SignalType(ABC):
         return distance <= threshold
 
     @classmethod
+    def bank_detail(cls, threshold: int, detail: dict | None) -> dict | None:
+        """What the answer shows of the index's ``detail`` for a bank with ``threshold`` (vPDQ: the frame-match
+        percentages at that bank's frame threshold); by default the detail as it is."""
+        return detail
+
+    @classmethod
     def confidence(cls, distance: int, threshold: int, detail: dict | None) -> float:
         """How sure a match is, from 0.5 (at the bank's threshold) to 1.0 (identical):
         ``1 - distance / (2 × threshold)``; exact matches (distance 0) are 1.0."""

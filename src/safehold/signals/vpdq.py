@@ -31,19 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from typing import ClassVar
 
 from safehold.errors import SafeholdError
 from safehold.matching.vpdq import (
     VPDQ_DISTANCE_THRESHOLD,
-    VPDQ_QUALITY_THRESHOLD,
-    VPDQ_QUERY_MATCH_PERCENT,
-    VPDQ_TARGET_MATCH_PERCENT,
-    VpdqComparison,
-    VpdqFrame,
     checked_frame,
     compare_frames,
+    is_meta_match,
     parse_vpdq,
     serialize_vpdq,
 )
@@ -79,38 +74,40 @@ class VpdqSignal(SignalType):
     @classmethod
     def distance(cls, a: str, b: str) -> int:
         """0 when Meta's rule calls the two videos a match, else 1 (vPDQ has no single distance)."""
-        return 0 if cls.compare(a, b).is_match else 1
+        return 0 if compare_frames(a, b).is_match else 1
 
     @classmethod
     def is_match(cls, distance: int, threshold: int, detail: dict | None) -> bool:
-        """Meta's rule, as the index applied it at the widest frame threshold of the banks."""
-        return bool((detail or {}).get("is_match"))
+        """Meta's rule at this bank's frame threshold (the index compared at the widest threshold of all banks)."""
+        return bool(cls.bank_detail(threshold, detail).get("is_match"))
+
+    @classmethod
+    def bank_detail(cls, threshold: int, detail: dict | None) -> dict:
+        """The frame-match percentages and Meta's decision at ``threshold``, recomputed from the index's counts
+        of frames by nearest distance; a detail without counts (an older index) is taken as it is."""
+        detail = detail or {}
+        q_hist, t_hist = detail.get("query_hits_by_distance"), detail.get("target_hits_by_distance")
+        if q_hist is None or t_hist is None:
+            return dict(detail)
+        q_pct = _share(q_hist, detail.get("query_frames", 0), threshold)
+        t_pct = _share(t_hist, detail.get("target_frames", 0), threshold)
+        return {
+            "query_match_percent": round(q_pct, 2),
+            "target_match_percent": round(t_pct, 2),
+            "is_match": is_meta_match(q_pct, t_pct),
+        }
 
     @classmethod
     def confidence(cls, distance: int, threshold: int, detail: dict | None) -> float:
-        """The share of the uploaded video's frames that matched (never below 0.5: it is a match)."""
-        share = (detail or {}).get("query_match_percent", 100.0) / 100.0
+        """The share of the uploaded video's frames that matched at the bank's threshold (never below 0.5: it is
+        a match)."""
+        share = cls.bank_detail(threshold, detail).get("query_match_percent", 100.0) / 100.0
         return max(MIN_MATCH_CONFIDENCE, min(1.0, share))
 
-    @classmethod
-    def compare(
-        cls,
-        query_value: str | Sequence[VpdqFrame],
-        target_value: str | Sequence[VpdqFrame],
-        *,
-        distance_threshold: int = VPDQ_DISTANCE_THRESHOLD,
-        quality_threshold: int = VPDQ_QUALITY_THRESHOLD,
-        query_match_percent: float = VPDQ_QUERY_MATCH_PERCENT,
-        target_match_percent: float = VPDQ_TARGET_MATCH_PERCENT,
-    ) -> VpdqComparison:
-        return compare_frames(
-            query_value,
-            target_value,
-            distance_threshold=distance_threshold,
-            quality_threshold=quality_threshold,
-            query_match_percent=query_match_percent,
-            target_match_percent=target_match_percent,
-        )
+
+def _share(hits_by_distance: list[int], frames: int, threshold: int) -> float:
+    """Percentage of ``frames`` whose nearest frame is within ``threshold`` (0 with no usable frame)."""
+    return sum(hits_by_distance[: max(threshold, -1) + 1]) * 100.0 / frames if frames else 0.0
 
 
 # ---------------------------------------------------------------------------------------------------- hashing

@@ -163,20 +163,23 @@ def update_bank(
     who: Staff = Depends(staff(Permission.BANKS_WRITE)),
     svc: Services = Depends(services),
 ) -> Response:
+    # The form shows every other threshold the bank sets, so what it sends replaces them all: a type removed from
+    # the field (or an emptied field) goes back to its default.
+    dropped = {t: None for t in svc.banks.get(name).thresholds if t != "pdq"}
     svc.banks.update(
-        name, description=description, pdq_threshold=pdq_threshold, thresholds=_other(thresholds), on_match=on_match,
-        enabled=enabled, actor=who.label,
+        name, description=description, pdq_threshold=pdq_threshold, thresholds=dropped | _other(thresholds),
+        on_match=on_match, enabled=enabled, actor=who.label,
     )  # fmt: skip
     return back("/console/admin/banks", "bank_updated")
 
 
-def _other(text: str) -> dict[str, int | None] | None:
+def _other(text: str) -> dict[str, int | None]:
     """The "other thresholds" field, ``photodna=1800, tmk=20`` (``TYPE=default`` drops one); bare numbers are
     refused here: the PDQ threshold has its own field."""
     items = [t for t in text.replace(",", " ").split() if t]
     if any("=" not in t for t in items):
         raise SafeholdError("bank.invalid_threshold", "Other thresholds are written TYPE=N, separated by commas.")
-    return parse_thresholds(items)[1]
+    return parse_thresholds(items)[1] or {}
 
 
 # --------------------------------------------------------------------------------------------- settings

@@ -20,6 +20,7 @@ from safehold.errors import SafeholdError
 from safehold.http.params import AfterId, Id
 from safehold.http.uploads import CHUNK, read_capped
 from safehold.services import Services
+from safehold.signals.pdq import PdqSignal
 
 router = APIRouter(prefix="/v1/banks", tags=["banks"], route_class=ContractRoute)
 entries_router = APIRouter(prefix="/v1/entries", tags=["entries"], route_class=ContractRoute)
@@ -57,7 +58,12 @@ class _AllowOpensNothing(BaseModel):
         return self
 
 
-PDQ_THRESHOLD_HELP = "The PDQ threshold (bits, 0-63); the same as thresholds.pdq. Default: 31."
+PDQ_THRESHOLD_HELP = (
+    f"The PDQ threshold (bits, 0-{PdqSignal.max_threshold}); the same as thresholds.pdq. "
+    f"Default: {PdqSignal.default_threshold}."
+)
+#: The older single-threshold field, bounded by the PDQ signal type itself (kept for existing clients).
+PdqThreshold = Annotated[int | None, Field(ge=0, le=PdqSignal.max_threshold, description=PDQ_THRESHOLD_HELP)]
 THRESHOLDS_HELP = (
     'Match threshold by signal type, e.g. {"pdq": 20, "photodna": 1800}, each from 0 to the type\'s maximum '
     "(bank.invalid_threshold); a type not named uses its default threshold."
@@ -85,7 +91,7 @@ class BankCreate(_AllowOpensNothing):
     name: BankName
     kind: Literal["block", "allow"] = "block"
     description: str = Field("", max_length=2000)
-    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    pdq_threshold: PdqThreshold = None
     thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP)
     dihedral: bool = False
     on_match: OnMatch | None = Field(None, description=ON_MATCH_HELP + " Default: case for block, none for allow.")
@@ -95,7 +101,7 @@ class BankUpdate(_AllowOpensNothing):
     name: BankName | None = None
     kind: Literal["block", "allow"] | None = None
     description: str | None = Field(None, max_length=2000)
-    pdq_threshold: int | None = Field(None, ge=0, le=63, description=PDQ_THRESHOLD_HELP)
+    pdq_threshold: PdqThreshold = None
     thresholds: Thresholds = Field(None, description=THRESHOLDS_HELP + " A type set to null goes back to its default.")
     dihedral: bool | None = None
     enabled: bool | None = None
