@@ -42,18 +42,29 @@ def _run_logged(task: Task, svc: Services) -> bool:
 
 
 class InProcess:
-    """Runs periodic tasks on daemon threads of this process until :meth:`stop`."""
+    """Runs periodic tasks on daemon threads of this process until :meth:`stop`.
+
+    A task that sends to the outside in batches (``batch``: webhook delivery, report filing) gets a thread of its
+    own, so a slow receiver never delays the rest. The short upkeep rounds share one thread and run one after the
+    other, each at its own period: run side by side, their writes would queue behind each other on SQLite's single
+    writer lock, and every request and delivery that writes would queue behind them.
+    """
 
     def __init__(self, svc: Services, tasks: Iterable[Task]):
         self.svc = svc
         self.tasks = list(tasks)
         self._stop = threading.Event()
-        self._wake: dict[str, threading.Event] = {t.name: threading.Event() for t in self.tasks}
+        self._wake: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        groups: dict[str, list[Task]] = {}
         for task in self.tasks:
-            thread = threading.Thread(target=self._loop, args=(task,), name=f"safehold-{task.name}", daemon=True)
+            groups.setdefault(task.name if task.batch is not None else "upkeep", []).append(task)
+        for name, group in groups.items():
+            wake = threading.Event()
+            self._wake.update({t.name: wake for t in group})
+            thread = threading.Thread(target=self._loop, args=(group, wake), name=f"safehold-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -74,12 +85,21 @@ class InProcess:
             thread.join(timeout=max(s.webhook_timeout, s.cybertip_timeout) + 5)
         self._threads.clear()
 
-    def _loop(self, task: Task) -> None:
-        wake = self._wake[task.name]
+    def _loop(self, group: list[Task], wake: threading.Event) -> None:
+        """Run each task of ``group`` when its period is up (or at once when kicked, or when its last round said
+        more is due), in order, then sleep until the next is due."""
+        settings = self.svc.settings
+        due = dict.fromkeys((t.name for t in group), 0.0)
         while not self._stop.is_set():
+            kicked = wake.is_set()
             wake.clear()
-            if not _run_logged(task, self.svc):
-                wake.wait(task.every(self.svc.settings) if task.every else None)
+            for task in group:
+                now = time.monotonic()
+                if self._stop.is_set() or not (kicked or now >= due[task.name]):
+                    continue
+                more = _run_logged(task, self.svc)
+                due[task.name] = 0.0 if more else time.monotonic() + (task.every(settings) if task.every else 1e9)
+            wake.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
 class Sender:
