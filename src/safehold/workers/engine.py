@@ -1,7 +1,8 @@
 """The two engines behind the task interface, and :class:`Tasks`, which picks between them per ``SAFEHOLD_TASKS``.
 
-- ``inprocess`` (default): every periodic task runs on a daemon thread of the server process, one thread per
-  task, so a slow webhook receiver never delays index upkeep. A kick wakes the task's thread at once.
+- ``inprocess`` (default): every periodic task runs on daemon threads of the server process: webhook delivery and
+  report filing on a thread each, so a slow receiver never delays index upkeep; the short upkeep rounds one after
+  the other on one thread. A kick wakes the task's thread at once.
 - ``celery``: the process runs only its ``PROCESS`` tasks itself; a kick of a shared task becomes a Celery message
   on Redis (sent by the process's :class:`Sender` thread), run by whichever ``safehold worker`` takes it, and
   ``safehold beat`` sends the periodic ones.
