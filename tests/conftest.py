@@ -99,7 +99,9 @@ def database_url(request, tmp_path):
 def settings(tmp_path, database_url):
     from safehold.config import Settings
 
-    return Settings(home=tmp_path / "home", database_url=database_url)
+    # The tarpit off: many tests send refused requests on purpose (every route without a key, every bad integer),
+    # which is exactly what it slows down; tests/api/test_tarpit.py turns it on.
+    return Settings(home=tmp_path / "home", database_url=database_url, tarpit_max_delay_seconds=0)
 
 
 @pytest.fixture
