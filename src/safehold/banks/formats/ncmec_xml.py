@@ -188,6 +188,8 @@ def read_ncmec_xml(bstream, *, normalize: Normalizer, source: str | None, col: C
         code = Codes.ENCODING if "encoding" in msg.lower() or "utf-8" in msg.lower() else Codes.XML_INVALID
         if "entity" in msg.lower() and ("amplification" in msg.lower() or "loop" in msg.lower()):
             code = Codes.XML_FORBIDDEN
+        elif "excessive depth" in msg.lower():  # libxml2's own nesting cap, met before MAX_DEPTH in a parsed chunk
+            code = Codes.XML_FORBIDDEN
         col.issue(
             getattr(e, "lineno", None) or None,
             code,
