@@ -205,14 +205,7 @@ class RequestLimits:
             if buckets is not None:
                 wait = buckets.take(caller, time.monotonic())
                 if wait:
-                    seconds = max(1, math.ceil(wait))
-                    await _answer(
-                        send,
-                        429,
-                        "rate.limited",
-                        f"Too many requests; try again in {seconds} s.",
-                        [(b"retry-after", str(seconds).encode())],
-                    )
+                    await _retry_later(send, "rate.limited", "Too many requests", wait)
                     return
 
         if method in NO_BODY and length <= 0:
@@ -378,17 +371,19 @@ async def _tarpitted(tarpit: Tarpit, svc, send, caller, address: str, bearer, se
         await send(message)
 
     if wait and not await tarpit.park(wait):
-        seconds = max(1, math.ceil(wait))
-        await _answer(
-            counted,
-            429,
-            "rate.throttled",
-            f"This caller's requests were refused too often lately; try again in {seconds} s.",
-            [(b"retry-after", str(seconds).encode())],
-            close=True,
+        await _retry_later(
+            counted, "rate.throttled", "This caller's requests were refused too often lately", wait, close=True
         )
         return None
     return counted
+
+
+async def _retry_later(send, code: str, what: str, wait: float, *, close: bool = False) -> None:
+    """429 ``code``: ``what``, and when to try again (whole seconds, at least one, also as ``Retry-After``)."""
+    seconds = max(1, math.ceil(wait))
+    await _answer(
+        send, 429, code, f"{what}; try again in {seconds} s.", [(b"retry-after", str(seconds).encode())], close=close
+    )
 
 
 async def _too_large(send, limit: int, *, anonymous: bool) -> None:
