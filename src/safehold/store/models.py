@@ -721,3 +721,60 @@ class SearchCount(Base):
     variant: Mapped[str] = mapped_column(String(32))
     locale: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExchangeRow(Base):
+    """A configured hash exchange (Principle 10): which source feeds which bank, how often, and how far it got.
+
+    ``credentials`` is the exchange's secrets as sealed JSON (``Sealer.seal_text``), never shown back. ``checkpoint``
+    is the exchange's own resume point, stored in the same transaction as the entries it fetched. ``lease_*`` keep
+    two processes from fetching the same exchange at once.
+    """
+
+    __tablename__ = "exchanges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    credentials: Mapped[str | None] = mapped_column(Text, nullable=True)
+    every_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    checkpoint: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Running totals over every fetch: records read, entries added, entries withdrawn, records malformed.
+    fetched_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    added_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    removed_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    malformed_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Hashes of types no signal type reads, by the source's type name: ``{"PHOTODNA": 1200}``.
+    unknown_types: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: The last round's figures (``{"fetched": .., "added": .., "removed": .., "seconds": ..}``).
+    last_round: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ExchangeUnknownSignal(Base):
+    """A fetched hash of a type no installed signal type reads: kept (not dropped) so a plug-in added later can
+    take it, and counted in the exchange's status."""
+
+    __tablename__ = "exchange_unknown_signals"
+    __table_args__ = (UniqueConstraint("exchange_id", "signal_type", "fingerprint", name="uq_unknown_signal"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    signal_type: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
