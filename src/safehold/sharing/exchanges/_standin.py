@@ -1,0 +1,182 @@
+"""The plumbing of the local stand-ins for the JSON exchanges (StopNCII, ThreatExchange, Tech Against Terrorism).
+
+Each stand-in speaks one source's documented protocol from an in-memory state so tests, benchmarks and operators
+can rehearse without the real service. This base serves HTTP from a thread on 127.0.0.1, logs every request, and
+injects faults the client must survive: :meth:`JsonStandIn.fail` makes the next requests answer an HTTP status
+(a 5xx, or 429 with ``Retry-After``), :meth:`JsonStandIn.drop` closes the connection without an answer. A subclass
+implements :meth:`JsonStandIn.route`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+#: Largest request body a stand-in reads.
+MAX_REQUEST_BYTES = 1 << 20
+
+
+@dataclass
+class Reply:
+    """An answer: ``body`` is JSON-encoded unless it is bytes (sent as is, e.g. a deliberately broken body)."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+@dataclass
+class _Fault:
+    reply: Reply | None  # None: drop the connection
+    times: int
+
+
+class JsonStandIn(ABC):
+    """Base of a stand-in server: lifecycle, request log and injected faults."""
+
+    #: Shown in thread names and logs.
+    label = "exchange-standin"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of each answer
+        self._faults: list[_Fault] = []
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread; returns the base URL."""
+        if self._server is not None:
+            raise RuntimeError("the stand-in is already running")
+        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.label, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> JsonStandIn:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fail(self, status: int = 503, *, times: int = 1, retry_after: int | None = None, body: Any = None) -> None:
+        """The next ``times`` requests answer ``status`` (429 with ``retry_after`` for a rate limit) and do nothing."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        reply = Reply(status, body if body is not None else {"error": "injected"}, headers)
+        with self._lock:
+            self._faults.append(_Fault(reply, times))
+
+    def drop(self, *, times: int = 1) -> None:
+        """The next ``times`` requests get no answer: the connection is closed."""
+        with self._lock:
+            self._faults.append(_Fault(None, times))
+
+    def _next_fault(self) -> _Fault | None:
+        with self._lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                self._faults.pop(0)
+            return fault
+
+    @abstractmethod
+    def route(self, request: Request) -> Reply:
+        """Answer one request (called with the stand-in's lock held)."""
+
+    def answer(self, request: Request) -> Reply | None:
+        fault = self._next_fault()
+        if fault is not None:
+            return fault.reply
+        with self._lock:
+            try:
+                return self.route(request)
+            except Exception:  # a stand-in never stops serving because of a request
+                log.exception("%s: failure answering %s %s", self.label, request.method, request.path)
+                return Reply(500, {"error": "stand-in failure"})
+
+
+def _handler(standin: JsonStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+            log.debug("%s: " + format, standin.label, *args)
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                self._send(Reply(413, {"error": "request too large"}))
+                return
+            body = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            request = Request(
+                method=self.command,
+                path=parts.path,
+                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            reply = standin.answer(request)
+            if reply is None:
+                standin.requests.append((self.command, parts.path, 0))
+                self.close_connection = True
+                return
+            standin.requests.append((self.command, parts.path, reply.status))
+            self._send(reply)
+
+        def _send(self, reply: Reply) -> None:
+            raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = _serve
+
+    return Handler
