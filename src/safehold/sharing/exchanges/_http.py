@@ -57,8 +57,10 @@ class JsonHttp:
         title: str,
         headers: Mapping[str, str] | None = None,
         classify: Classifier | None = None,
+        secrets: tuple[str, ...] = (),
     ):
         self.title = title
+        self._secrets = tuple(s for s in secrets if s)
         self.max_body_bytes = exchange.max_body_bytes
         self._classify = classify
         self._client = httpx.Client(
@@ -82,12 +84,13 @@ class JsonHttp:
                 body = self._read(response)
         except httpx.TimeoutException as exc:
             raise ExchangeError(
-                "exchange.unavailable", f"{self.title} did not answer in time ({exc})", retryable=True
+                "exchange.unavailable", f"{self.title} did not answer in time ({self._scrub(exc)})", retryable=True
             ) from None
         except httpx.HTTPError as exc:
             raise ExchangeError(
-                "exchange.unavailable", f"{self.title} cannot be reached: {type(exc).__name__}: {exc}", retryable=True
-            ) from None
+                "exchange.unavailable", f"{self.title} cannot be reached: {type(exc).__name__}: {self._scrub(exc)}",
+                retryable=True,
+            ) from None  # fmt: skip
         parsed = _json_or_none(body)
         if not response.is_success:
             raise self._failure(response, parsed)
@@ -97,6 +100,13 @@ class JsonHttp:
                 retryable=False, detail={"status": response.status_code},
             )  # fmt: skip
         return parsed
+
+    def _scrub(self, exc: Exception) -> str:
+        """The error's text without any secret (a source taking its token in the query string may echo the URL)."""
+        text = str(exc)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _read(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("Content-Length")
