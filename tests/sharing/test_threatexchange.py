@@ -184,12 +184,38 @@ def test_max_pages_bounds_a_round(standin):
     assert rest[-1].done and live(apply(batches + rest)) == {("pdq", v) for v in PDQ}
 
 
-def test_feedback_is_not_supported(standin):
+def test_feedback_reacts_on_the_descriptors_other_apps_shared(standin):
+    ident = standin.add(GROUP, "HASH_PDQ", PDQ[0])
+    standin.add(GROUP, "HASH_PDQ", PDQ[0], owner=1234567890)  # our own app's descriptor of the same hash
+    descriptors = standin.groups[GROUP][ident]["descriptors"]["data"]
+    ex = exchange(standin)
+    ex.send_feedback(Opinion(external_id=ident, signal_type="pdq", value=PDQ[0], verdict="false_positive"))
+    ex.send_feedback(Opinion(external_id=ident, signal_type="pdq", value=PDQ[0], verdict="true_positive"))
+    partner = descriptors[0]["id"]
+    assert standin.reactions == [(partner, "NOT_HELPFUL", "1234567890"), (partner, "HELPFUL", "1234567890")]
+
+
+def test_feedback_on_an_unknown_or_idless_entry_is_refused(standin):
+    ex = exchange(standin)
     with pytest.raises(ExchangeError) as err:
-        exchange(standin).send_feedback(
-            Opinion(external_id="1", signal_type="pdq", value=PDQ[0], verdict="true_positive")
-        )
+        ex.send_feedback(Opinion(external_id=None, signal_type="pdq", value=PDQ[0], verdict="true_positive"))
     assert err.value.code == "exchange.not_supported"
+    own = standin.add(GROUP, "HASH_PDQ", PDQ[1], owner=1234567890)
+    with pytest.raises(ExchangeError) as err:
+        ex.send_feedback(Opinion(external_id=own, signal_type="pdq", value=PDQ[1], verdict="true_positive"))
+    assert err.value.code == "exchange.rejected" and standin.reactions == []
+
+
+def test_python_threatexchange_client_reactions_land_like_ours(standin):
+    api = pytest.importorskip("threatexchange.exchanges.clients.fb_threatexchange.api")
+    ident = standin.add(GROUP, "HASH_PDQ", PDQ[0])
+    client = api.ThreatExchangeAPI(TOKEN, endpoint_override=standin.url)
+    (descriptor,) = client.get_threat_descriptors_from_indicator(int(ident))
+    client.react_upvote_threat_descriptor(descriptor["id"])
+    exchange(standin).send_feedback(
+        Opinion(external_id=ident, signal_type="pdq", value=PDQ[0], verdict="true_positive")
+    )
+    assert standin.reactions == [(descriptor["id"], "HELPFUL", "1234567890")] * 2
 
 
 def test_python_threatexchange_graph_client_reads_the_same_updates(standin):

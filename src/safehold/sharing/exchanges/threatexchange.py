@@ -10,7 +10,11 @@ codes 4, 17, 32, 613: rate limits).
 
 Each round reads, per privacy group, the window from where the last one stopped up to the moment the round began.
 Checkpoint: ``{"groups": {"<id>": {"since": t}}}``; within a window also ``"until"`` and the Graph ``"after"``
-cursor (never the ``next`` URL: it holds the access token). Feedback (reactions on descriptors) is not sent.
+cursor (never the ``next`` URL: it holds the access token).
+
+Feedback is a *reaction* on the indicator's descriptors (``GET /{indicator}?fields=descriptors{id,owner{id}}``, then
+``POST /{descriptor}`` with ``reactions=HELPFUL`` for a true positive, ``NOT_HELPFUL`` for a false positive), on every
+descriptor other apps shared (our own are left alone).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import Field
 
-from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Settings, tombstone
+from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Opinion, Settings, tombstone
 from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp, retry_after
 
 #: ThreatExchange indicator types → Safehold signal types; any other type (HASH_TMK, HASH_PHOTODNA, TEXT_STRING…) is
@@ -39,6 +43,9 @@ TYPE_MAP = {
 FIELDS = "id,indicator,type,last_updated,should_delete,descriptors{id,owner{id},status,tags,added_on}"
 AUTH_CODES = frozenset({102, 190, 10, 200})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+REACTIONS = {"true_positive": "HELPFUL", "false_positive": "NOT_HELPFUL"}
+#: Most descriptors of one indicator reacted to per opinion.
+MAX_REACTIONS = 20
 MAX_TAGS = 32
 
 
@@ -79,17 +86,20 @@ class ThreatExchangeExchange(Exchange):
     title: ClassVar[str] = "ThreatExchange"
     settings_model = ThreatExchangeSettings
     credentials_model = ThreatExchangeCredentials
+    accepts_feedback = True
     default_every = 3600
 
     settings: ThreatExchangeSettings
     #: Where "now" comes from (Unix seconds): each round reads every group up to the moment it began.
     clock: Callable[[], float] = staticmethod(time.time)
 
-    def _http(self) -> JsonHttp:
+    def _token(self) -> str:
         if not isinstance(self.credentials, ThreatExchangeCredentials):
             raise ExchangeError("exchange.auth", "ThreatExchange needs an app access token", retryable=False)
-        token = self.credentials.access_token
-        return JsonHttp(self, self.settings.base_url, title=self.title, classify=_graph_error, secrets=(token,))
+        return self.credentials.access_token
+
+    def _http(self) -> JsonHttp:
+        return JsonHttp(self, self.settings.base_url, title=self.title, classify=_graph_error, secrets=(self._token(),))
 
     def fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         groups = dict((checkpoint or {}).get("groups") or {})
@@ -126,7 +136,7 @@ class ThreatExchangeExchange(Exchange):
     def _page(self, http: JsonHttp, group: str, window: dict, builder: BatchBuilder) -> str | None:
         """Reads one page into ``builder``; answers the cursor of the next page, ``None`` after the last."""
         params: dict = {
-            "access_token": self.credentials.access_token,
+            "access_token": self._token(),
             "start_time": window["since"],
             "stop_time": window["until"],
             "limit": self.settings.page_size,
@@ -152,6 +162,45 @@ class ThreatExchangeExchange(Exchange):
                 "exchange.protocol", "ThreatExchange gave a next page without a cursor", retryable=False
             )
         return cursor
+
+    def send_feedback(self, opinion: Opinion) -> None:
+        if not opinion.external_id or not opinion.external_id.isdigit():
+            raise ExchangeError(
+                "exchange.not_supported", "ThreatExchange feedback needs the indicator id the entry came with",
+                retryable=False,
+            )  # fmt: skip
+        token = self._token()
+        own_app = token.partition("|")[0]
+        with self._http() as http:
+            answer = http.request(
+                "GET", opinion.external_id, params={"access_token": token, "fields": "descriptors{id,owner{id}}"}
+            )
+            descriptors = answer.get("descriptors")
+            items = descriptors.get("data") if isinstance(descriptors, dict) else None
+            if not isinstance(items, list):
+                raise ExchangeError(
+                    "exchange.protocol", "ThreatExchange indicator has no descriptors list", retryable=False
+                )
+            others = [
+                str(d["id"]) for d in items
+                if isinstance(d, dict) and str(d.get("id", "")).isdigit()
+                and str((d.get("owner") or {}).get("id")) != own_app
+            ][:MAX_REACTIONS]  # fmt: skip
+            if not others:
+                raise ExchangeError(
+                    "exchange.rejected",
+                    f"ThreatExchange indicator {opinion.external_id} has no descriptor to react to",
+                    retryable=False,
+                )  # fmt: skip
+            for descriptor in others:
+                result = http.request(
+                    "POST", descriptor, params={"access_token": token}, data={"reactions": REACTIONS[opinion.verdict]}
+                )
+                if result.get("success") is not True:
+                    raise ExchangeError(
+                        "exchange.rejected", f"ThreatExchange did not take the reaction on descriptor {descriptor}",
+                        retryable=False,
+                    )  # fmt: skip
 
     @staticmethod
     def _read_update(builder: BatchBuilder, update: object) -> None:

@@ -10,8 +10,10 @@ code 190), lists a group's updates with ``start_time <= last_updated < stop_time
 ``limit`` per page, continued by ``paging.cursors.after`` and a ``paging.next`` URL (which repeats the token and the
 query, as Graph's does). An unknown group answers code 100. :meth:`add_raw` serves an update as given (malformed
 records); ``scramble`` serves each page out of time order; Graph-style rate limits are
-``fail(400, body=graph_error(4))``. Changes get ``last_updated`` from ``clock`` (Unix seconds; tests pass one that
-ticks, and give the same to the exchange so that "up to now" means the same on both sides).
+``fail(400, body=graph_error(4))``. ``GET /{indicator}`` answers its descriptors and ``POST /{descriptor}`` with
+``reactions=`` records a reaction in :attr:`reactions` (the feedback received). Changes get ``last_updated`` from
+``clock`` (Unix seconds; tests pass one that ticks, and give the same to the exchange so that "up to now" means the
+same on both sides).
 """
 
 from __future__ import annotations
@@ -22,12 +24,17 @@ import itertools
 import json
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from safehold.sharing.exchanges._standin import JsonStandIn, Reply, Request
 
 VERSION = "/v26.0"
 MAX_LIMIT = 1000
+#: The app that shares descriptors unless a test says otherwise (not the client's own app).
+PARTNER_APP = 2222222222
+REACTION_TYPES = frozenset(
+    {"HELPFUL", "NOT_HELPFUL", "OUTDATED", "SAW_THIS_TOO", "WANT_MORE_INFO", "DISAGREE_WITH_TAGS", "INGESTED"}
+)
 
 
 def graph_error(code: int, kind: str = "OAuthException", message: str = "error") -> dict:
@@ -51,6 +58,7 @@ class ThreatExchangeStandIn(JsonStandIn):
         self.app_id = app_id
         self.scramble = scramble
         self.groups: dict[int, dict[str, dict]] = {}
+        self.reactions: list[tuple[str, str, str]] = []  # (descriptor id, reaction, reacting app id)
         self._ids = itertools.count(10_000_001)
         self.clock = clock
 
@@ -65,14 +73,14 @@ class ThreatExchangeStandIn(JsonStandIn):
             return self.groups.setdefault(group, {})
 
     def add(self, group: int, kind: str, indicator: str, *, tags: list[str] | None = None,
-            status: str = "MALICIOUS") -> str:  # fmt: skip
-        """A descriptor of ``indicator`` shared in ``group``; answers the indicator id."""
+            status: str = "MALICIOUS", owner: int = PARTNER_APP) -> str:  # fmt: skip
+        """A descriptor of ``indicator`` shared in ``group`` by app ``owner``; answers the indicator id."""
         with self._lock:
             updates = self.group(group)
             same = [u for u in updates.values() if u.get("indicator") == indicator and u.get("type") == kind]
             ident = same[0]["id"] if same else str(next(self._ids))
             earlier = same[0].get("descriptors", {}).get("data", []) if same else []
-            descriptor = {"id": str(next(self._ids)), "owner": {"id": str(self.app_id)}, "status": status,
+            descriptor = {"id": str(next(self._ids)), "owner": {"id": str(owner)}, "status": status,
                           "tags": list(tags or []), "added_on": "2026-01-01T00:00:00+0000"}  # fmt: skip
             updates[ident] = {
                 "id": ident, "indicator": indicator, "type": kind, "last_updated": int(self.clock()),
@@ -97,10 +105,18 @@ class ThreatExchangeStandIn(JsonStandIn):
 
     def route(self, request: Request) -> Reply:
         parts = request.path.removeprefix(VERSION).strip("/").split("/")
-        if request.method != "GET" or len(parts) != 2 or parts[1] != "threat_updates" or not parts[0].isdigit():
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace"))) if request.method == "POST" else {}
+        token = form.get("access_token") or request.query.get("access_token")
+        if not parts[0].isdigit() or len(parts) > 2:
             return Reply(400, graph_error(100, "GraphMethodException", "Unsupported request"))
-        if request.query.get("access_token") not in self.tokens:
+        if token not in self.tokens:
             return Reply(400, graph_error(190, message="Invalid OAuth access token."))
+        if len(parts) == 1 and request.method == "GET":
+            return self._indicator(parts[0])
+        if len(parts) == 1 and request.method == "POST":
+            return self._react(parts[0], {**request.query, **form}, token.partition("|")[0])
+        if request.method != "GET" or parts[1] != "threat_updates":
+            return Reply(400, graph_error(100, "GraphMethodException", "Unsupported request"))
         group = int(parts[0])
         if group not in self.groups:
             return Reply(400, graph_error(100, "GraphMethodException", "Unsupported get request"))
@@ -132,6 +148,24 @@ class ThreatExchangeStandIn(JsonStandIn):
                 query = {**request.query, "after": cursors["after"]}
                 body["paging"]["next"] = f"{self.url}/{group}/threat_updates/?{urlencode(query)}"
         return Reply(200, body)
+
+    def _indicator(self, ident: str) -> Reply:
+        for updates in self.groups.values():
+            if ident in updates and "descriptors" in updates[ident]:
+                return Reply(200, {"id": ident, "descriptors": updates[ident]["descriptors"]})
+        return Reply(400, graph_error(100, "GraphMethodException", f"Object with ID '{ident}' does not exist"))
+
+    def _react(self, descriptor_id: str, params: dict[str, str], app: str) -> Reply:
+        reactions = [r for r in params.get("reactions", "").split(",") if r]
+        if not reactions or not set(reactions) <= REACTION_TYPES:
+            return Reply(400, graph_error(100, "OAuthException", "Invalid reaction"))
+        for updates in self.groups.values():
+            for update in updates.values():
+                for descriptor in (update.get("descriptors") or {}).get("data", []):
+                    if descriptor["id"] == descriptor_id:
+                        self.reactions.extend((descriptor_id, r, app) for r in reactions)
+                        return Reply(200, {"success": True})
+        return Reply(400, graph_error(100, "GraphMethodException", f"Object with ID '{descriptor_id}' does not exist"))
 
 
 def _encode(key: tuple) -> str:
