@@ -118,10 +118,13 @@ def test_a_server_error_mid_round_keeps_what_was_read(standin):
 
 
 def test_wrong_credentials_are_an_auth_error_without_the_password(standin):
-    with pytest.raises(ExchangeError) as err:
-        list(exchange(standin, password="not-the-password").fetch(None))
-    assert err.value.code == "exchange.auth" and not err.value.retryable
-    assert "not-the-password" not in err.value.message
+    exchange(standin).check()
+    ex = exchange(standin, password="not-the-password")
+    for call in (lambda: list(ex.fetch(None)), ex.check):
+        with pytest.raises(ExchangeError) as err:
+            call()
+        assert err.value.code == "exchange.auth" and not err.value.retryable
+        assert "not-the-password" not in err.value.message
 
 
 def test_an_expired_token_is_renewed_once(standin):

@@ -149,13 +149,19 @@ def test_a_refused_token_is_an_auth_error_without_the_token(standin):
     with pytest.raises(ExchangeError) as err:
         list(exchange(standin, token="1234567890|someone-elses-secret").fetch(None))
     assert err.value.code == "exchange.auth" and not err.value.retryable
+    with pytest.raises(ExchangeError) as err:
+        exchange(standin, token="1234567890|someone-elses-secret").check()
+    assert err.value.code == "exchange.auth"
     assert "secret" not in err.value.message and "secret" not in str(err.value.detail)
 
 
-def test_an_unknown_group_is_a_protocol_error(standin):
-    with pytest.raises(ExchangeError) as err:
-        list(exchange(standin, groups=(999,)).fetch(None))
-    assert err.value.code == "exchange.protocol" and not err.value.retryable
+def test_an_unknown_group_is_a_protocol_error_and_check_finds_it(standin):
+    exchange(standin, groups=(GROUP, OTHER)).check()
+    ex = exchange(standin, groups=(GROUP, 999))
+    for call in (lambda: list(ex.fetch(None)), ex.check):
+        with pytest.raises(ExchangeError) as err:
+            call()
+        assert err.value.code == "exchange.protocol" and not err.value.retryable
 
 
 def test_resuming_mid_window_gives_the_same_final_set(standin):

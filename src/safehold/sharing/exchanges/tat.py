@@ -70,6 +70,11 @@ class TATExchange(Exchange):
             raise ExchangeError("exchange.protocol", "TCAP's token-auth answer has no token", retryable=False)
         return token
 
+    def check(self) -> None:
+        """A token proves the username and password."""
+        with self._http() as http:
+            self._token(http)
+
     def fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         after = (checkpoint or {}).get("after", "")
         if not isinstance(after, str):

@@ -163,6 +163,20 @@ class ThreatExchangeExchange(Exchange):
             )
         return cursor
 
+    def check(self) -> None:
+        """One empty window per privacy group: proves the token and the app's membership of each group."""
+        now = int(self.clock())
+        with self._http() as http:
+            for group in self.settings.privacy_groups:
+                params = {
+                    "access_token": self._token(),
+                    "start_time": now,
+                    "stop_time": now,
+                    "limit": 1,
+                    "fields": "id",
+                }
+                http.request("GET", f"{group}/threat_updates/", params=params)
+
     def send_feedback(self, opinion: Opinion) -> None:
         if not opinion.external_id or not opinion.external_id.isdigit():
             raise ExchangeError(
