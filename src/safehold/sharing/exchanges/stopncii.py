@@ -83,11 +83,11 @@ class StopNCIIExchange(Exchange):
             raise ExchangeError("exchange.protocol", f"unreadable StopNCII checkpoint {checkpoint!r}", retryable=False)
         with self._http(self._keys().fetch_function_key) as http:
             for _ in range(self.settings.max_pages):
-                page = self._page(http, start, token)
-                batch, token, done = self._read_page(page, start)
+                batch = self._read_page(self._page(http, start, token), start)
                 yield batch
-                if done:
+                if batch.done:
                     return
+                token = batch.checkpoint["page_token"]
 
     def _page(self, http: JsonHttp, start: int, token: str | None) -> dict:
         params: dict = {"startTimestamp": start, "pageSize": self.settings.page_size}
@@ -101,7 +101,7 @@ class StopNCIIExchange(Exchange):
         # The cursor expired: read the round again from its start (records are snapshots, repeats are harmless).
         return http.request("GET", "FetchHashes", params={"startTimestamp": start, "pageSize": self.settings.page_size})
 
-    def _read_page(self, page: dict, start: int) -> tuple[FetchBatch, str | None, bool]:
+    def _read_page(self, page: dict, start: int) -> FetchBatch:
         records, more = page.get("hashRecords"), page.get("hasMoreRecords")
         token, next_start = page.get("nextPageToken"), page.get("nextSetTimestamp")
         if not isinstance(records, list) or not isinstance(more, bool) or (more and not isinstance(token, str)):
@@ -115,8 +115,8 @@ class StopNCIIExchange(Exchange):
         for record in records:
             self._read_record(builder, record)
         if more:
-            return builder.batch({"start_timestamp": start, "page_token": token}, done=False), token, False
-        return builder.batch({"start_timestamp": max(start, next_start)}, done=True), None, True
+            return builder.batch({"start_timestamp": start, "page_token": token}, done=False)
+        return builder.batch({"start_timestamp": max(start, next_start)}, done=True)
 
     @staticmethod
     def _read_record(builder: BatchBuilder, record: object) -> None:
