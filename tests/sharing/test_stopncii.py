@@ -103,6 +103,20 @@ def test_a_rate_limit_says_when_to_come_back(standin):
     assert err.value.code == "exchange.rate_limited" and err.value.retryable and err.value.retry_after == 7
 
 
+def test_the_stand_in_enforces_a_request_rate_and_the_round_resumes_after_it(standin):
+    for value in PDQ:
+        standin.add("ImagePDQ", value)
+    standin.rate_limit(2, per=30)
+    ex = exchange(standin)
+    read = []
+    with pytest.raises(ExchangeError) as err:
+        for batch in ex.fetch(None):
+            read.append(batch)
+    assert len(read) == 2 and err.value.code == "exchange.rate_limited" and 1 <= err.value.retry_after <= 30
+    standin.rate_limit(None)
+    assert live(apply(ex.fetch(read[-1].checkpoint), apply(read))) == {("pdq", v) for v in PDQ}
+
+
 @pytest.mark.parametrize("fault", ["503", "500", "drop"])
 def test_server_failures_are_retryable_unavailability(standin, fault):
     standin.add("ImagePDQ", PDQ[0])

@@ -3,15 +3,18 @@
 Each stand-in speaks one source's documented protocol from an in-memory state so tests, benchmarks and operators
 can rehearse without the real service. This base serves HTTP from a thread on 127.0.0.1, logs every request, and
 injects faults the client must survive: :meth:`JsonStandIn.fail` makes the next requests answer an HTTP status
-(a 5xx, or 429 with ``Retry-After``), :meth:`JsonStandIn.drop` closes the connection without an answer. A subclass
-implements :meth:`JsonStandIn.route`.
+(a 5xx, or 429 with ``Retry-After``), :meth:`JsonStandIn.drop` closes the connection without an answer, and
+:meth:`JsonStandIn.rate_limit` enforces a request rate like a real API gateway. A subclass implements
+:meth:`JsonStandIn.route`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +66,8 @@ class JsonStandIn(ABC):
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of each answer
         self._faults: list[_Fault] = []
+        self._rate: tuple[int, float] | None = None  # (requests, per seconds)
+        self._window: tuple[float, int] = (0.0, 0)  # (window start, requests in it)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -112,6 +117,28 @@ class JsonStandIn(ABC):
         with self._lock:
             self._faults.append(_Fault(None, times))
 
+    def rate_limit(self, requests: int | None, per: float = 60.0) -> None:
+        """At most ``requests`` per ``per`` seconds (fixed windows); beyond, 429 with the seconds left as
+        ``Retry-After``. ``None`` lifts the limit."""
+        with self._lock:
+            self._rate = None if requests is None else (requests, per)
+            self._window = (time.monotonic(), 0)
+
+    def _over_rate(self) -> Reply | None:
+        with self._lock:
+            if self._rate is None:
+                return None
+            limit, per = self._rate
+            start, count = self._window
+            now = time.monotonic()
+            if now - start >= per:
+                start, count = now, 0
+            self._window = (start, count + 1)
+            if count < limit:
+                return None
+            wait = max(1, math.ceil(per - (now - start)))
+            return Reply(429, {"error": "rate limit exceeded"}, {"Retry-After": str(wait)})
+
     def _next_fault(self) -> _Fault | None:
         with self._lock:
             if not self._faults:
@@ -130,6 +157,8 @@ class JsonStandIn(ABC):
         fault = self._next_fault()
         if fault is not None:
             return fault.reply
+        if (limited := self._over_rate()) is not None:
+            return limited
         with self._lock:
             try:
                 return self.route(request)
