@@ -189,3 +189,17 @@ def test_api_lists_shows_and_releases(auto_bank, client, keys):
     assert answer.status_code == 200 and answer.json()["quarantine"] is None
     again = client.post(f"/v1/quarantine/{ids[0]}/release", headers=keys["admin"])
     assert again.status_code == 409 and again.json()["error"]["code"] == "quarantine.not_quarantined"
+
+
+def test_cli_lists_releases_and_shows_stats(auto_bank, cli):
+    svc, ids = auto_bank
+    scan(svc, 0, times=20)
+    svc.scans.flush_counts()
+    svc.quarantine.check(utcnow())
+    listed = cli("bank", "quarantine", "list", "--json").output
+    assert '"rule": "flood"' in listed and f'"id": {ids[0]}' in listed
+    assert "shared" in cli("bank", "stats").output
+    assert "20 matches" in cli("bank", "stats", "--entry", ids[0]).output
+    assert "released" in cli("bank", "quarantine", "release", ids[0]).output
+    assert "quarantine.not_quarantined" in cli("bank", "quarantine", "release", ids[0], code=2).output
+    assert [r.actor for r in audit(svc, "entry.quarantine_release")] == ["cli"]
