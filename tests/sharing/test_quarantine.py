@@ -23,6 +23,10 @@ def md5(n: int) -> str:
 
 @pytest.fixture
 def auto_bank(svc):
+    return make_auto_bank(svc)
+
+
+def make_auto_bank(svc):
     """An ``auto`` bank of five entries from one source, with an automatic policy; the flood floor lowered to 5."""
     svc.settings.flood_min_matches = 5
     svc.settings.flood_factor = 10.0
