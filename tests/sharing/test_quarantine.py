@@ -72,6 +72,18 @@ def test_each_match_is_counted_once_and_written_only_by_the_flush(auto_bank):
     assert svc.quarantine.entry_stats(ids[1])["matches"] == 0
 
 
+def test_counts_the_database_refused_are_kept_for_the_next_flush(auto_bank, monkeypatch):
+    svc, ids = auto_bank
+    scan(svc, 0, times=2)
+    with monkeypatch.context() as m:
+        m.setattr(svc.scans.entry_matches.db, "session", lambda: (_ for _ in ()).throw(RuntimeError("down")))
+        with pytest.raises(RuntimeError):
+            svc.scans.entry_matches.flush()
+    scan(svc, 0)
+    svc.scans.flush_counts()
+    assert svc.quarantine.entry_stats(ids[0])["matches"] == 3
+
+
 def test_a_flooding_entry_is_quarantined_and_its_matches_go_to_review_only(auto_bank):
     svc, ids = auto_bank
     for n in (1, 2, 3):
