@@ -114,9 +114,16 @@ def test_no_false_alarm_when_the_whole_bank_is_busy(auto_bank):
         scan(svc, n, times)
     svc.scans.flush_counts()
     assert svc.quarantine.check(utcnow()) == []
-    # Nor below the floor, whatever the peers: one entry matching 4 times among silent ones stays.
-    svc.settings.flood_min_matches = 100
+    # One entry busier than the rest (100 against a median of 30) is still under 10 × 30.
     scan(svc, 0, times=60)
+    svc.scans.flush_counts()
+    assert svc.quarantine.check(utcnow()) == []
+    # And below the floor nothing is quarantined, however silent the peers: 9 matches against none.
+    svc.banks.create("quiet", on_match="auto", created_by="test")
+    lone = svc.banks.add_hash("quiet", "md5", md5(80), source=SOURCE)["id"]
+    svc.banks.add_hash("quiet", "md5", md5(81), source=SOURCE)
+    svc.settings.flood_min_matches = 10
+    svc.scans.entry_matches.add([lone] * 9)
     svc.scans.flush_counts()
     assert svc.quarantine.check(utcnow()) == []
 
