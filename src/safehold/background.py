@@ -62,6 +62,7 @@ BUILTIN = (
     Task("index.sync", lambda svc: svc.index.sync(), every=_sync, scope=Scope.PROCESS),
     Task("terms.sync", lambda svc: svc.terms.sync(), every=_sync, scope=Scope.PROCESS),
     Task("counters.flush", _flush_counters, every=_sync, scope=Scope.PROCESS),
+    Task("banks.flood_check", lambda svc: svc.quarantine.check(), every=_upkeep),
     Task("cases.refresh_priorities", lambda svc: svc.cases.refresh_priorities(), every=_upkeep),
     Task("events.prune", _prune_events, every=_upkeep),
     Task("conversations.prune", lambda svc: svc.conversations.prune(), every=_upkeep),

@@ -168,6 +168,20 @@ class Settings(BaseSettings):
         description="Records of a bank import written per transaction: other writers wait for one batch at most.",
     )
 
+    # False-positive controls (docs/sharing.md): an entry matching far more than its peers is quarantined.
+    flood_window_hours: int = Field(
+        default=24, ge=1, le=720, description="Hours of matches the flood rule counts (and a release's cool-down)."
+    )
+    flood_min_matches: int = Field(
+        default=100, ge=1, description="Matches in the window below which no entry is ever quarantined."
+    )
+    flood_factor: float = Field(
+        default=10.0, gt=1, description="Quarantine at this many times the median window count of active peers."
+    )
+    match_stats_days: int = Field(
+        default=90, ge=1, le=3650, description="Days of hourly match counts kept per bank entry."
+    )
+
     # Matching index
     index_sync_interval: float = Field(default=0.5, gt=0, description="Seconds between change-log polls.")
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.scanning.service import ScanService
+    from safehold.sharing.quarantine import QuarantineService
     from safehold.store.sealing import Sealer
     from safehold.store.vault import MediaVault
     from safehold.workers import Tasks
@@ -104,6 +105,12 @@ class Services:
         from safehold.scanning.service import ScanService
 
         return ScanService(self.db, self.index, self.settings)
+
+    @cached_property
+    def quarantine(self) -> QuarantineService:
+        from safehold.sharing.quarantine import QuarantineService
+
+        return QuarantineService(self.db, self.audit, self.settings)
 
     @cached_property
     def apikeys(self) -> ApiKeyService:

@@ -54,6 +54,9 @@ EXPECTED = {
     ("GET", "/console/admin/banks"): P.BANKS_READ,
     ("POST", "/console/admin/banks"): P.BANKS_WRITE,
     ("POST", "/console/admin/banks/{name}"): P.BANKS_WRITE,
+    ("GET", "/console/admin/quarantine"): P.BANKS_READ,
+    ("POST", "/console/admin/quarantine/{entry_id}/release"): P.BANKS_WRITE,
+    ("GET", "/console/admin/entries/{entry_id}"): P.BANKS_READ,
     ("GET", "/console/admin/settings"): P.SETTINGS_MANAGE,
     ("POST", "/console/admin/settings/wellness"): P.SETTINGS_MANAGE,
     ("POST", "/console/admin/settings/sla"): P.SETTINGS_MANAGE,
@@ -96,6 +99,7 @@ PARAMS = {
     "{report_id}": "999999",
     "{file_id}": "999999",
     "{hold_id}": "999999",
+    "{entry_id}": "999999",
 }
 
 

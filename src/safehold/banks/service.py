@@ -143,7 +143,15 @@ def entry_to_dict(e: BankEntry, bank_name: str | None = None) -> dict:
         "enabled": e.enabled,
         "added_by": e.added_by,
         "added_at": e.added_at.isoformat(),
+        "quarantine": quarantine_of(e),
     }
+
+
+def quarantine_of(e: BankEntry) -> dict | None:
+    """The entry's quarantine (when and why), or ``None``: see :mod:`safehold.sharing.quarantine`."""
+    if e.quarantined_at is None:
+        return None
+    return {"at": e.quarantined_at.isoformat(), "reason": e.quarantine_reason or {}}
 
 
 class BankService:

@@ -29,6 +29,10 @@ CLASSIFICATIONS = ("A1", "A2", "B1", "B2")
 CSE_KINDS = ("grooming", "sextortion", "solicitation", "other")
 #: Decisions that are findings of abuse: they trigger policies and, for unknown material, need a second reviewer.
 VIOLATING = ("csam", "cse")
+#: What a closed case's decision says about the bank entries whose matches it holds: a finding of abuse confirms
+#: them, ``not_violating`` makes each a false positive (``escalate`` never closes a case). Match statistics derive
+#: each entry's false-positive rate from it.
+MATCH_OUTCOMES = {**{d: "true_positive" for d in VIOLATING}, "not_violating": "false_positive"}
 
 #: Where a case waits: the console's queues.
 QUEUES = ("media", "text", "report", "live", "account")

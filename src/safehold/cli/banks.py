@@ -353,3 +353,71 @@ def entries(
             "yes" if r["enabled"] else "no",
         )
     out.print(table)
+
+
+# ------------------------------------------------------------ false-positive controls (docs/sharing.md)
+
+quarantine_app = typer.Typer(help="Entries quarantined for matching far more than their peers.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+def _rate(r: dict) -> str:
+    rate = r["false_positive_rate"]
+    return "" if rate is None else f"{rate:.0%} of {r['true_positives'] + r['false_positives']}"
+
+
+@app.command("stats")
+def stats(
+    entry: Annotated[int | None, typer.Option(help="One entry's statistics (default: per bank and source).")] = None,
+    days: Annotated[int, typer.Option(help="Days of statistics, today included (1-366).")] = 30,
+    as_json: AsJson = False,
+) -> None:
+    """Match statistics and false-positive rates, per bank and source or for one entry."""
+    with fail():
+        svc = _svc()
+        data = svc.quarantine.entry_stats(entry, days) if entry is not None else svc.quarantine.source_stats(days)
+    if as_json:
+        print(json.dumps(data))
+        return
+    if entry is not None:
+        q = data["entry"]["quarantine"]
+        out.print(f"entry {entry}: {data['matches']} matches (first {data['first_match_at']}, last "
+                  f"{data['last_match_at']}), {data['window_matches']} in the last {data['window_hours']} h; "
+                  f"false positives: {_rate(data) or 'no reviewed case yet'}")  # fmt: skip
+        if q:
+            out.print(f"quarantined {q['at']}: {q['reason'].get('message', '')}")
+        table = Table("day", "matches")
+        for d in data["per_day"]:
+            table.add_row(d["day"], str(d["matches"]))
+        out.print(table)
+        return
+    table = Table("bank", "source", "entries", "quarantined", f"matches ({days} d)", "in window", "TP", "FP", "FP rate")
+    for g in data:
+        counts = ("entries", "quarantined", "matches", "window_matches", "true_positives", "false_positives")
+        table.add_row(g["bank"], g["source"] or "", *(str(g[c]) for c in counts), _rate(g))
+    out.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(as_json: AsJson = False) -> None:
+    """The quarantined entries, most recent first, with why."""
+    with fail():
+        rows = _svc().quarantine.quarantined()
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    table = Table("id", "bank", "type", "source", "since", "why")
+    for r in rows:
+        q = r["quarantine"]
+        why = q["reason"].get("message", "")
+        table.add_row(str(r["id"]), r["bank"], r["signal_type"], r["source"] or "", q["at"], why)
+    out.print(table)
+
+
+@quarantine_app.command("release")
+def quarantine_release(entry_id: Annotated[int, typer.Argument(help="The quarantined entry's id.")]) -> None:
+    """Let a quarantined entry act automatically again (audited; not quarantined again for one window)."""
+    with fail():
+        _svc().quarantine.release(entry_id, "cli")
+    out.print(f"entry {entry_id} released")

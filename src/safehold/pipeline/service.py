@@ -7,7 +7,8 @@ finding becomes is decided here, the same way for all of them (docs/cases.md):
 
 - **bank policy**: a scan's matches on block banks whose ``on_match`` is ``case`` or ``auto`` become hash-match
   signals (an allow bank that vouched for the content leaves none); ``auto`` banks' matches also run the
-  enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`);
+  enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`), except a match on a
+  quarantined entry (docs/sharing.md, "False-positive controls"), which goes to review only;
 - **classifier policy**: the enabled classifiers score the submitted image (one the scan hashed without error and
   no allow bank vouched for, decoded within the scan's bounds); a score at or above its classifier's
   threshold becomes a ``classifier`` signal, which opens a case for human review and never runs an automatic
@@ -225,7 +226,15 @@ class Pipeline:
             bank = banks.get(m.bank)
             if bank is None:
                 continue
-            detail = {"variant": m.variant, "external_id": m.entry.get("external_id"), "list": m.entry.get("source")}
+            # A quarantined entry (matching far more than its peers: safehold.sharing.quarantine) still opens a case
+            # for review, saying why on the signal, but runs no automatic action: ``auto`` acts like ``case``.
+            quarantine = m.entry.get("quarantine")
+            detail = {
+                "variant": m.variant,
+                "external_id": m.entry.get("external_id"),
+                "list": m.entry.get("source"),
+                "quarantine": quarantine,
+            }
             signal = DetectionSignal(
                 source="hash_match",
                 signal_type=m.signal_type,
@@ -237,7 +246,7 @@ class Pipeline:
                 distance=m.distance,
                 detail={k: v for k, v in detail.items() if v is not None},
             )
-            out.append(BankSignal(signal, bank.on_match == "auto"))
+            out.append(BankSignal(signal, bank.on_match == "auto" and quarantine is None))
         return out
 
     def rule(self, sub: Submission) -> Ruled | None:

@@ -12,7 +12,8 @@ plug-in type is scanned exactly like a built-in one:
   and no exact match either.
 - ``no_match``: otherwise.
 
-Media that did not match is never stored; each scan only bumps an aggregate counter.
+Media that did not match is never stored; each scan only bumps an aggregate counter, and each matched entry its
+match counter (:class:`~safehold.banks.matchstats.MatchCounts`, read by the false-positive controls).
 
 Who sees what of a match: a caller whose role may read banks (``banks.read``: staff) gets the whole entry, its
 provenance included (source list, external id, note, metadata such as the banked file's name, who added it). Any
@@ -29,6 +30,7 @@ from sqlalchemy import select
 
 from safehold.auth.roles import Permission, allows
 from safehold.banks.index import BankIndex, Candidate
+from safehold.banks.matchstats import MatchCounts
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
 from safehold.errors import SafeholdError
@@ -140,6 +142,7 @@ class ScanService:
         self.settings = settings
         self.guard = UrlGuard(settings.url_fetch_allow)
         self._counts = DailyCounts(db, ScanCount, ("channel", "media", "verdict"))
+        self.entry_matches = MatchCounts(db)
         # Process-wide bounds on work in flight (docs/security.md, "Media and URL limits").
         wait = settings.media_busy_wait_seconds
         self.pixels = WorkBudget(settings.max_pixels_in_flight, wait=wait, what="decoding images")
@@ -276,6 +279,7 @@ class ScanService:
                     )
                 )
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))
+        self.entry_matches.add(m.entry["id"] for m in out)
         return out
 
     # --------------------------------------------------------------- counters
@@ -284,8 +288,12 @@ class ScanService:
         self._counts.add((channel, media or "hash", verdict), n)
 
     def flush_counts(self) -> None:
-        """Add the buffered counters to ``scan_counts`` (one upsert per key)."""
-        self._counts.flush()
+        """Add the buffered counters to ``scan_counts`` (one upsert per key) and the entries' match counts to
+        ``entry_match_counts`` (one upsert per entry and hour)."""
+        try:
+            self._counts.flush()
+        finally:
+            self.entry_matches.flush()
 
     def stats(self, days: int = 30) -> list[dict]:
         return self._counts.recent(days)

@@ -105,8 +105,29 @@ class BankEntry(Base):
     added_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: Set while the entry is quarantined for matching far more than its peers (:mod:`safehold.sharing.quarantine`):
+    #: its matches still open cases for review but run no automatic action. ``quarantine_reason`` holds the rule's
+    #: numbers; ``quarantine_released_at`` the last release by an operator (the cool-down starts there).
+    quarantined_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    quarantine_reason: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    quarantine_released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     bank: Mapped[Bank] = relationship(back_populates="entries")
+
+
+class EntryMatchCount(Base):
+    """Matches of one bank entry in one UTC hour, added by the counters flush (never a write per scan). No foreign
+    key: a count flushed after its entry was deleted is kept (and pruned with the rest), never a failed flush."""
+
+    __tablename__ = "entry_match_counts"
+    __table_args__ = (UniqueConstraint("hour", "entry_id", name="uq_entry_match_count"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hour: Mapped[str] = mapped_column(String(13))  # ISO date and hour, UTC: 2026-12-03T14
+    entry_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class IndexChange(Base):

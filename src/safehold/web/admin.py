@@ -16,6 +16,7 @@ from safehold.auth.roles import STAFF_ROLES, Permission, Role
 from safehold.banks.service import BANK_KINDS, ON_MATCH, parse_thresholds
 from safehold.cases.priority import BAND_NAMES
 from safehold.errors import SafeholdError
+from safehold.http.params import Id
 from safehold.services import Services
 from safehold.signals import registry
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
@@ -171,6 +172,37 @@ def update_bank(
         on_match=on_match, enabled=enabled, actor=who.label,
     )  # fmt: skip
     return back("/console/admin/banks", "bank_updated")
+
+
+# ---------------------------------------------------------------------- false-positive controls (docs/sharing.md)
+
+
+@router.get("/console/admin/quarantine")
+def quarantine(
+    request: Request, who: Staff = Depends(staff(Permission.BANKS_READ)), svc: Services = Depends(services)
+) -> Response:
+    return page(
+        request, "admin_quarantine.html", entries=svc.quarantine.quarantined(), sources=svc.quarantine.source_stats(),
+        rule=svc.quarantine.rule,
+    )  # fmt: skip
+
+
+@router.post("/console/admin/quarantine/{entry_id}/release")
+def release_entry(
+    entry_id: Id, who: Staff = Depends(staff(Permission.BANKS_WRITE)), svc: Services = Depends(services)
+) -> Response:
+    svc.quarantine.release(entry_id, who.label)
+    return back("/console/admin/quarantine", "entry_released")
+
+
+@router.get("/console/admin/entries/{entry_id}")
+def entry(
+    request: Request,
+    entry_id: Id,
+    who: Staff = Depends(staff(Permission.BANKS_READ)),
+    svc: Services = Depends(services),
+) -> Response:
+    return page(request, "admin_entry.html", stats=svc.quarantine.entry_stats(entry_id))
 
 
 def _other(text: str) -> dict[str, int | None]:

@@ -50,6 +50,7 @@ NOTICES = {
     "key_revoked": "API key revoked.",
     "bank_created": "Bank created.",
     "bank_updated": "Bank updated.",
+    "entry_released": "Entry released: its matches act automatically again; not quarantined again for one window.",
     "terms_imported": "Term list imported; it is in force now.",
     "terms_updated": "Term list switched.",
     "policy_saved": "Policy saved.",

@@ -1,4 +1,5 @@
-"""sharing (Principle 10): exchanges and the hashes of unknown types they fetched
+"""sharing (Principle 10): exchanges and the hashes of unknown types they fetched; match statistics per bank
+entry and the entry quarantine (false-positive controls)
 
 The one migration of issue [9]: every table and column [9] needs is added here.
 
@@ -69,8 +70,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("exchange_id", "signal_type", "fingerprint", name="uq_unknown_signal"),
     )
     op.create_index("ix_exchange_unknown_signals_exchange_id", "exchange_unknown_signals", ["exchange_id"])
+    op.create_table(
+        "entry_match_counts",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("hour", sa.String(length=13), nullable=False),
+        sa.Column("entry_id", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("first_at", _TS, nullable=False),
+        sa.Column("last_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("hour", "entry_id", name="uq_entry_match_count"),
+    )
+    op.create_index("ix_entry_match_counts_entry_id", "entry_match_counts", ["entry_id"])
+    with op.batch_alter_table("bank_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("quarantined_at", _TS, nullable=True))
+        batch_op.add_column(sa.Column("quarantine_reason", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("quarantine_released_at", _TS, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bank_entries", schema=None) as batch_op:
+        batch_op.drop_column("quarantine_released_at")
+        batch_op.drop_column("quarantine_reason")
+        batch_op.drop_column("quarantined_at")
+    op.drop_table("entry_match_counts")
     op.drop_table("exchange_unknown_signals")
     op.drop_table("exchanges")
