@@ -221,7 +221,7 @@ class FeedbackService:
     def deliver(self, now: dt.datetime | None = None, limit: int = DELIVER_BATCH) -> int:
         """Send up to ``limit`` due opinions; returns how many were attempted."""
         jobs = self._lease(now or utcnow(), limit)
-        adapters: dict[str, Exchange | SafeholdError] = {}
+        adapters: dict[str, Exchange | Exception] = {}
         paused: dict[str, tuple[dt.datetime, str, str]] = {}  # exchange → (until, code, message) after a 429
         for job in jobs:
             at = now or utcnow()
@@ -250,15 +250,15 @@ class FeedbackService:
             )
             return [_Job(f.id, name, _opinion(f), f.attempts, lease_until) for f, name in s.execute(q)]
 
-    def _send(self, job: _Job, adapters: dict[str, Exchange | SafeholdError]) -> SafeholdError | Exception | None:
-        adapter = adapters.get(job.exchange)
-        if adapter is None:
+    def _send(self, job: _Job, adapters: dict[str, Exchange | Exception]) -> Exception | None:
+        """Send one opinion; the error, if any (an exchange that cannot be built fails each of its rows)."""
+        if job.exchange not in adapters:
             try:
-                adapter = self.adapter_for(job.exchange)
-            except SafeholdError as exc:  # the exchange cannot be built (gone, credentials unreadable)
-                adapter = exc
-            adapters[job.exchange] = adapter
-        if isinstance(adapter, SafeholdError):
+                adapters[job.exchange] = self.adapter_for(job.exchange)
+            except Exception as exc:  # gone, credentials unreadable, ...: recorded on the row, never a stuck lease
+                adapters[job.exchange] = exc
+        adapter = adapters[job.exchange]
+        if isinstance(adapter, Exception):
             return adapter
         try:
             adapter.send_feedback(job.opinion)
