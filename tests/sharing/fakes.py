@@ -3,6 +3,7 @@ on demand (retryably, with a Retry-After, or for good)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 from safehold.banks.formats import EntryRecord
@@ -20,11 +21,13 @@ class FakeExchange(Exchange):
         self.opinions: list[Opinion] = []
         self.contributed: list[list[EntryRecord]] = []
         self.failures: list[ExchangeError] = []  # raised, first first, before anything is taken
+        self.delay = 0.0  # seconds each call takes, as a remote source would
 
     def fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         yield FetchBatch(records=[], checkpoint={}, done=True)
 
     def _maybe_fail(self) -> None:
+        time.sleep(self.delay)
         if self.failures:
             raise self.failures.pop(0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 
 import pytest
 
@@ -41,8 +42,7 @@ def matched_case(svc, exchange: str = "peer", seed: int = 1, content: str | None
     """A case opened by a scan matching an entry the exchange published (the entry is added as a fetch stores it:
     ``source`` the exchange's name, ``external_id`` the source's id)."""
     data = jpeg(seed)
-    if not svc.banks.entries(f"{exchange}-list"):
-        svc.banks.add_file(f"{exchange}-list", data, source=exchange, external_id=f"E-{seed}", category="A1")
+    svc.banks.add_file(f"{exchange}-list", data, source=exchange, external_id=f"E-{seed}", category="A1")  # or a no-op
     out = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(data), data, content_id=content or f"content-{seed}")
     [ref] = out["cases"]
     return ref["id"]
@@ -168,17 +168,26 @@ def test_a_stale_opinion_is_superseded_not_sent(svc, exchanges):
     assert len(svc.feedback.list(status="superseded")) == 2
 
 
-def test_a_round_that_ran_twice_delivers_once(svc, exchanges):
-    decide(svc, matched_case(svc), "not_violating")
-    svc.feedback.collect()
-    t = utcnow()
-    leased = svc.feedback._lease(t, 8)
-    assert svc.feedback._lease(t, 8) == []  # a second round at once finds them leased
-    for job in leased:
-        svc.feedback._record(job, None, t)
-        svc.feedback._record(job, None, t)  # the same result written again changes nothing
-    assert svc.feedback.deliver(now=t + LATER) == 0
-    assert [r["attempts"] for r in svc.feedback.list()] == [1, 1]
+def test_two_senders_at_once_send_each_opinion_once(svc, exchanges):
+    for seed in (1, 2, 3):
+        decide(svc, matched_case(svc, seed=seed), "not_violating")
+    assert svc.feedback.collect() == 6
+    peer = exchanges["peer"]
+    peer.delay = 0.05  # slow enough for the two rounds to overlap
+    start = threading.Barrier(2)
+
+    def round_() -> None:
+        start.wait()
+        svc.feedback.deliver(limit=8)
+
+    threads = [threading.Thread(target=round_) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(peer.opinions) == 6 and len({(o.external_id, o.signal_type) for o in peer.opinions}) == 6
+    assert [(r["status"], r["attempts"]) for r in svc.feedback.list()] == [("sent", 1)] * 6
+    assert svc.feedback.deliver(now=utcnow() + LATER) == 0
 
 
 # ------------------------------------------------------------------------------------------ contribution
