@@ -133,7 +133,8 @@ class FeedbackService:
         self._on_queue: Callable[[], None] | None = None
 
     def on_queue(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after a commit that queued opinions (the wiring kicks ``feedback.deliver``)."""
+        """Call ``callback`` after an operator queued an opinion again (the wiring kicks ``feedback.deliver``; the
+        opinions a round queues are sent by the same round)."""
         self._on_queue = callback
 
     def run_once(self, now: dt.datetime | None = None, limit: int = DELIVER_BATCH) -> int:
@@ -145,9 +146,14 @@ class FeedbackService:
     # ------------------------------------------------------------------ queueing
 
     def collect(self, now: dt.datetime | None = None, limit: int = COLLECT_BATCH) -> int:
-        """Queue the opinions of cases closed since the cursor; returns how many were queued."""
+        """Queue the opinions of cases closed since the cursor; returns how many were queued. The audit records
+        read are those of one consistent prefix of the log (up to its head when the round started)."""
         at = now or utcnow()
         queued: list[tuple[int, list[dict]]] = []
+        with self.db.session() as s:  # a read first: an idle round takes no lock and writes nothing
+            row = s.get(AppSetting, CURSOR_KEY)
+            if row is not None and row.value["seq"] >= (s.scalar(select(func.max(AuditRecord.seq))) or 0):
+                return 0
         with self.db.session() as s:
             cursor = self._cursor(s)
             head = s.scalar(select(func.max(AuditRecord.seq))) or 0
@@ -171,10 +177,7 @@ class FeedbackService:
             cursor.value = {"seq": rows[-1].seq if len(rows) == limit else head}
             for case_id, opinions in queued:  # last in the transaction, like every audit record
                 self.audit.record(s, "system", "feedback.queue", f"case:{case_id}", {"opinions": opinions})
-        n = sum(len(o) for _, o in queued)
-        if n and self._on_queue is not None:
-            self._on_queue()
-        return n
+        return sum(len(o) for _, o in queued)
 
     @staticmethod
     def _cursor(s: Session) -> AppSetting:
