@@ -28,7 +28,7 @@ from safehold.banks.formats import EntryRecord
 from safehold.banks.service import BANK_PDQ_MODE
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.sharing import registry
-from safehold.sharing.base import Exchange
+from safehold.sharing.base import Exchange, ExchangeError
 from safehold.signals import registry as signals
 from safehold.store.db import Database
 from safehold.store.models import Case, CaseItem, CaseSignal, ExchangeContribution, ExchangeRow, iso, utcnow
@@ -105,26 +105,40 @@ class ContributionService:
 
     def contribute(self, case_id: int, exchange: str, actor: str) -> dict:
         """Send the confirmed case's hashes to ``exchange`` (once per case and exchange)."""
-        records = self.hashes(case_id)
-        if not records:
-            raise Conflict("contribution.no_hashes", f"Case {case_id} has no hashes to contribute.")
         with self.db.session() as s:
             ex = s.scalar(select(ExchangeRow).where(ExchangeRow.name == exchange))
             if ex is None:
                 raise NotFound("exchange.not_found", f"No exchange named {exchange!r}.")
             ex_id, ex_type = ex.id, ex.type
+            sent = s.scalar(
+                select(ExchangeContribution).where(
+                    ExchangeContribution.case_id == case_id,
+                    ExchangeContribution.exchange_id == ex_id,
+                    ExchangeContribution.status == "sent",
+                )
+            )
+            if sent is not None:  # answered before hashing anything again
+                return {**to_dict(sent, exchange), "duplicate": True}
         if not self._takes_contributions(ex_type):
             raise Conflict(
                 "contribution.not_supported", f"The exchange {exchange!r} ({ex_type}) takes no contributions."
             )
+        records = self.hashes(case_id)
+        if not records:
+            raise Conflict("contribution.no_hashes", f"Case {case_id} has no hashes to contribute.")
         row = self._claim(case_id, ex_id, len(records), actor)
-        if row["status"] == "sent":
-            return {**row, "duplicate": True}
+        if row["status"] == "sent":  # sent by a request that finished meanwhile
+            return {**row, "exchange": exchange, "duplicate": True}
         try:
             accepted = self.adapter_for(exchange).contribute(records)
-        except SafeholdError as exc:
-            self._finish(row["id"], exchange, case_id, actor, error=exc)
-            raise
+        except Exception as exc:  # recorded as failed (never left "sending"), then answered
+            error = (
+                exc
+                if isinstance(exc, SafeholdError)
+                else ExchangeError("exchange.unavailable", f"{type(exc).__name__}: {exc}", retryable=True)
+            )
+            self._finish(row["id"], exchange, case_id, actor, error=error)
+            raise error from None
         return self._finish(row["id"], exchange, case_id, actor, accepted=accepted)
 
     def list(self, case_id: int) -> list[dict]:
