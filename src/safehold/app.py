@@ -30,6 +30,7 @@ from safehold.api.routes import (
     cases,
     conversations,
     evidence,
+    feedback,
     quarantine,
     reports,
     review,
@@ -153,6 +154,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         reports,
         evidence,
         quarantine,
+        feedback,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

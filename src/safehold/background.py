@@ -25,6 +25,8 @@ REPORT_BATCH = 5
 REPORT_POLL_SECONDS = 2.0
 #: Webhook deliveries per round (sent in parallel by the dispatcher).
 DELIVERY_BATCH = 8
+#: Opinions sent to exchanges per round (one at a time: sources rate-limit).
+FEEDBACK_BATCH = 8
 
 
 def _deliver(svc: Services) -> int:
@@ -56,6 +58,8 @@ def _sync(s: Settings) -> float:
 
 DELIVER_WEBHOOKS = "webhooks.deliver"
 FILE_REPORTS = "reports.file"
+#: Queues reviewers' opinions on exchange entries from closed cases, then sends those due (sharing.feedback).
+DELIVER_FEEDBACK = "feedback.deliver"
 
 #: In the order one upkeep round runs them (the index snapshot last, after everything it could include).
 BUILTIN = (
@@ -73,6 +77,8 @@ BUILTIN = (
     Task(DELIVER_WEBHOOKS, _deliver, every=lambda s: s.webhook_poll_interval, batch=DELIVERY_BATCH),
     Task(FILE_REPORTS, lambda svc: svc.reports.file_due(REPORT_BATCH), every=lambda s: REPORT_POLL_SECONDS,
          batch=REPORT_BATCH),
+    Task(DELIVER_FEEDBACK, lambda svc: svc.feedback.run_once(limit=FEEDBACK_BATCH),
+         every=lambda s: s.feedback_poll_interval, batch=FEEDBACK_BATCH),
 )  # fmt: skip
 #: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
 UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)

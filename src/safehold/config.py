@@ -255,6 +255,18 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_poll_interval: float = Field(default=1.0, gt=0)
 
+    # Feedback to hash exchanges (Principle 10: a reviewer's verdict on a match, sent to the entry's source)
+    feedback_max_attempts: int = Field(
+        default=12, ge=1, description="Attempts before an opinion for an exchange is marked failed."
+    )
+    feedback_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="First retry delay of an opinion; doubles each time."
+    )
+    feedback_backoff_max_seconds: float = Field(default=21600.0, gt=0)
+    feedback_poll_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between rounds of the feedback.deliver task (queue, then send)."
+    )
+
     # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
     # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
     tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.scanning.service import ScanService
+    from safehold.sharing.contribution import ContributionService
+    from safehold.sharing.feedback import FeedbackService
     from safehold.sharing.quarantine import QuarantineService
     from safehold.store.sealing import Sealer
     from safehold.store.vault import MediaVault
@@ -264,6 +266,22 @@ class Services:
         from safehold.rules.posts import PostService
 
         return PostService(self.terms, self.scans, self.pipeline, self.settings)
+
+    @cached_property
+    def feedback(self) -> FeedbackService:
+        from safehold.background import DELIVER_FEEDBACK
+        from safehold.sharing.feedback import FeedbackService
+
+        # Late-bound: the configured exchanges (ExchangeService) give each one's client, credentials opened.
+        feedback = FeedbackService(self.db, self.audit, self.settings, lambda name: self.exchanges.adapter(name))
+        feedback.on_queue(lambda: self.tasks.kick(DELIVER_FEEDBACK))
+        return feedback
+
+    @cached_property
+    def contributions(self) -> ContributionService:
+        from safehold.sharing.contribution import ContributionService
+
+        return ContributionService(self.db, self.audit, self.vault, lambda name: self.exchanges.adapter(name))
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""

@@ -113,6 +113,10 @@ EXPECTED = {
     ("POST", "/v1/evidence/purge"): Permission.EVIDENCE_MANAGE,
     ("GET", "/v1/evidence/{evidence_id}"): Permission.EVIDENCE_READ,
     ("GET", "/v1/evidence/{evidence_id}/content"): Permission.EVIDENCE_ACCESS,
+    ("GET", "/v1/feedback"): Permission.BANKS_READ,
+    ("POST", "/v1/feedback/{feedback_id}/retry"): Permission.BANKS_WRITE,
+    ("POST", "/v1/cases/{case_id}/contribute"): Permission.BANKS_WRITE,
+    ("GET", "/v1/cases/{case_id}/hashes"): Permission.CASES_READ,
 }
 
 
@@ -125,6 +129,7 @@ PATH_VALUES = {
     "{case_id}": "1",
     "{item_id}": "1",
     "{delivery_id}": "1",
+    "{feedback_id}": "1",
     "{report_id}": "999999",
     "{evidence_id}": "999999",
     "{hold_id}": "999999",

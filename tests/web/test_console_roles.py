@@ -84,6 +84,8 @@ EXPECTED = {
     ("GET", "/console/evidence"): P.EVIDENCE_READ,
     ("POST", "/console/evidence/holds"): P.EVIDENCE_MANAGE,
     ("POST", "/console/evidence/holds/{hold_id}/release"): P.EVIDENCE_MANAGE,
+    ("GET", "/console/feedback"): P.BANKS_READ,
+    ("POST", "/console/feedback/{feedback_id}/retry"): P.BANKS_WRITE,
     ("GET", "/console/audit"): P.AUDIT_READ,
     ("GET", "/console/audit/verify"): P.AUDIT_READ,
     ("POST", "/logout"): ANY,  # last: it ends the session
@@ -93,6 +95,7 @@ PARAMS = {
     "{case_id}": "999999",
     "{item_id}": "999999",
     "{delivery_id}": "999999",
+    "{feedback_id}": "999999",
     "{username}": "nobody",
     "{prefix}": "nokey",
     "{name}": "nothing",

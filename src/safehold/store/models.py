@@ -799,3 +799,62 @@ class ExchangeUnknownSignal(Base):
     fingerprint: Mapped[str] = mapped_column(String(128))
     external_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ExchangeFeedback(Base):
+    """An opinion for an exchange on one of its entries, derived from a closed case that matched the entry: queued,
+    then sent by the ``feedback.deliver`` task (leased, retried with back-off) — the outbox of feedback.
+
+    One row per (exchange, entry, verdict): deciding another case the same way changes nothing, deciding one the
+    other way queues the other verdict (a correction). ``status``: queued → sent, or failed (after the last
+    attempt, or at once when the source refused for good; an operator may retry it), or superseded (an opposite
+    verdict was queued before this one was sent: a stale opinion is never sent), or unsupported (the exchange
+    takes no feedback, or is gone).
+    """
+
+    __tablename__ = "exchange_feedback"
+    __table_args__ = (
+        UniqueConstraint("exchange_id", "entry_id", "verdict", name="uq_feedback_opinion"),
+        Index("ix_feedback_due", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    #: The bank entry it is about (kept if the entry is withdrawn later: the opinion still stands).
+    entry_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(16))  # true_positive | false_positive
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The (latest) case whose decision gave this verdict.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ExchangeContribution(Base):
+    """A confirmed case's hashes sent to an exchange (never media): one row per (case, exchange), so a repeated
+    request sends nothing twice. ``status``: sent, or failed (a retryable failure may be sent again)."""
+
+    __tablename__ = "exchange_contributions"
+    __table_args__ = (UniqueConstraint("case_id", "exchange_id", name="uq_contribution"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    hashes: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

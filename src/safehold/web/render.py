@@ -59,6 +59,7 @@ NOTICES = {
     "webhook_deleted": "Webhook deleted.",
     "webhook_tested": "Test delivery queued.",
     "retried": "Delivery queued again.",
+    "feedback_retried": "Feedback queued again.",
     "settings_saved": "Settings saved.",
     "logged_out": "You are logged out.",
     "totp_on": "Two-step log-in is on: from now on you log in with a code from your app.",

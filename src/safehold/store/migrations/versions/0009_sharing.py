@@ -10,6 +10,8 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,6 +22,8 @@ depends_on = None
 
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _TS = sa.DateTime(timezone=True)
+#: The app_settings key of the feedback cursor (safehold.sharing.feedback.CURSOR_KEY; a migration imports no app code).
+FEEDBACK_CURSOR = "sharing.feedback_cursor"
 
 
 def upgrade() -> None:
@@ -87,8 +91,67 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("quarantine_reason", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("quarantine_released_at", _TS, nullable=True))
 
+    op.create_table(
+        "exchange_feedback",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("exchange_id", sa.Integer(), nullable=False),
+        sa.Column("entry_id", sa.BigInteger(), nullable=False),
+        sa.Column("external_id", sa.String(length=128), nullable=True),
+        sa.Column("signal_type", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=True),
+        sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("case_id", _BIG_ID, nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_at", _TS, nullable=False),
+        sa.Column("lease_until", _TS, nullable=True),
+        sa.Column("last_error_code", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+        sa.Column("sent_at", _TS, nullable=True),
+        sa.ForeignKeyConstraint(["exchange_id"], ["exchanges.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("exchange_id", "entry_id", "verdict", name="uq_feedback_opinion"),
+    )
+    op.create_index("ix_exchange_feedback_exchange_id", "exchange_feedback", ["exchange_id"])
+    op.create_index("ix_exchange_feedback_entry_id", "exchange_feedback", ["entry_id"])
+    op.create_index("ix_feedback_due", "exchange_feedback", ["status", "next_at"])
+    op.create_table(
+        "exchange_contributions",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("case_id", _BIG_ID, nullable=False),
+        sa.Column("exchange_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("hashes", sa.Integer(), nullable=False),
+        sa.Column("accepted", sa.Integer(), nullable=False),
+        sa.Column("last_error_code", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("at", _TS, nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["exchange_id"], ["exchanges.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("case_id", "exchange_id", name="uq_contribution"),
+    )
+    op.create_index("ix_exchange_contributions_case_id", "exchange_contributions", ["case_id"])
+    op.create_index("ix_exchange_contributions_exchange_id", "exchange_contributions", ["exchange_id"])
+    # Feedback is queued from case decisions recorded after this point (safehold.sharing.feedback): decisions
+    # taken before sharing existed send nothing.
+    head = op.get_bind().scalar(sa.text("SELECT max(seq) FROM audit_log")) or 0
+    settings = sa.table(
+        "app_settings", sa.column("key", sa.String), sa.column("value", sa.JSON), sa.column("updated_at", _TS)
+    )
+    op.bulk_insert(settings, [{"key": FEEDBACK_CURSOR, "value": {"seq": head}, "updated_at": dt.datetime.now(dt.UTC)}])
+
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=FEEDBACK_CURSOR))
+    op.drop_table("exchange_contributions")
+    op.drop_table("exchange_feedback")
     with op.batch_alter_table("bank_entries", schema=None) as batch_op:
         batch_op.drop_column("quarantine_released_at")
         batch_op.drop_column("quarantine_reason")
