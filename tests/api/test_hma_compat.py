@@ -55,7 +55,9 @@ def test_raw_lookup_of_a_banked_pdq_answers_its_content_id(client, keys, svc, ba
 
 
 def test_raw_lookup_without_a_match_is_empty(client, keys, svc, banked):
-    r = client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": _pdq(svc, jpeg(99))}, headers=keys["platform"])
+    r = client.get(
+        "/m/raw_lookup", params={"signal_type": "pdq", "signal": _pdq(svc, jpeg(99))}, headers=keys["platform"]
+    )
     assert r.status_code == 200 and r.json() == {"matches": []}
 
 
@@ -64,7 +66,9 @@ def test_lookup_of_a_hash_answers_matches_by_bank(client, keys, svc, banked):
     query = {"signal_type": "pdq", "signal": _pdq(svc, image)}
     r = client.get("/m/lookup", params=query, headers=keys["platform"])
     assert r.status_code == 200 and r.json() == {BANK: [{"bank_content_id": content_id, "distance": "0"}]}
-    assert client.get("/m/lookup", params={**query, "banks": "NON_EXISTENT_BANK"}, headers=keys["platform"]).json() == {}
+    assert (
+        client.get("/m/lookup", params={**query, "banks": "NON_EXISTENT_BANK"}, headers=keys["platform"]).json() == {}
+    )
     # bypass_coinflip and seed are HMA's; accepted (Safehold's banks are on or off: there is no coinflip)
     r = client.get("/m/lookup", params={**query, "bypass_coinflip": "true", "seed": "1234"}, headers=keys["platform"])
     assert r.json() == {BANK: [{"bank_content_id": content_id, "distance": "0"}]}
@@ -204,9 +208,10 @@ def test_bank_content_add_get_update_remove(client, keys, svc):
     }
     signals = client.get(f"/c/bank/NEW_BANK/content/{content_id}?include_signals=true", headers=admin).json()
     assert set(signals["signals"]) == {"pdq"}
-    assert "metadata" not in client.get(
-        f"/c/bank/NEW_BANK/content/{content_id}?include_metadata=false", headers=admin
-    ).json()
+    assert (
+        "metadata"
+        not in client.get(f"/c/bank/NEW_BANK/content/{content_id}?include_metadata=false", headers=admin).json()
+    )
 
     pdq = signals["signals"]["pdq"]
     r = client.put(f"/c/bank/NEW_BANK/content/{content_id}", json={"disable_until_ts": 0}, headers=admin)
@@ -235,7 +240,13 @@ def test_content_of_another_bank_is_not_found_through_this_one(client, keys, ban
     ("method", "path", "kwargs", "status", "code"),
     [
         ("GET", "/m/raw_lookup", {"params": {"signal_type": "nope", "signal": "ab"}}, 400, "signal.unknown_type"),
-        ("GET", "/m/raw_lookup", {"params": {"signal_type": "pdq", "signal": "not-a-hash"}}, 400, "signal.invalid_value"),
+        (
+            "GET",
+            "/m/raw_lookup",
+            {"params": {"signal_type": "pdq", "signal": "not-a-hash"}},
+            400,
+            "signal.invalid_value",
+        ),
         ("GET", "/m/lookup", {"params": {"signal_type": "pdq"}}, 400, "hma.missing_input"),
         ("POST", "/c/banks", {"json": {"name": "HALF", "enabled_ratio": 0.5}}, 422, "hma.unsupported_ratio"),
         ("POST", "/c/banks", {"json": {"name": "01 bad name"}}, 422, "request.invalid"),
@@ -243,8 +254,20 @@ def test_content_of_another_bank_is_not_found_through_this_one(client, keys, ban
         ("POST", f"/c/bank/{BANK}/signal", {"json": {}}, 400, "hma.no_signal_types"),
         ("POST", f"/c/bank/{BANK}/signal", {"json": {"pdq": 5}}, 422, "request.invalid"),
         ("POST", f"/c/bank/{BANK}/content", {}, 400, "hma.missing_input"),
-        ("POST", f"/c/bank/{BANK}/content", {"files": {"file": ("a.jpg", b"x", "image/jpeg")}}, 400, "request.missing_file"),
-        ("POST", "/h/hash", {"files": {"photo": ("a.txt", b"just text", "text/plain")}}, 400, "media.unsupported_format"),
+        (
+            "POST",
+            f"/c/bank/{BANK}/content",
+            {"files": {"file": ("a.jpg", b"x", "image/jpeg")}},
+            400,
+            "request.missing_file",
+        ),
+        (
+            "POST",
+            "/h/hash",
+            {"files": {"photo": ("a.txt", b"just text", "text/plain")}},
+            400,
+            "media.unsupported_format",
+        ),
         ("PUT", f"/c/bank/{BANK}/content/1", {"json": {"disable_until_ts": 1700000000}}, 422, "request.invalid"),
     ],
 )
@@ -266,7 +289,9 @@ def test_unauthenticated_and_wrong_roles_are_refused(client, keys):
 def test_an_allow_bank_match_suppresses_block_matches(client, keys, svc, banked):
     _, image = banked
     client.post("/v1/banks", json={"name": "known-good", "kind": "allow"}, headers=keys["admin"])
-    client.post("/v1/banks/known-good/entries", json={"signal_type": "pdq", "value": _pdq(svc, image)}, headers=keys["admin"])
+    client.post(
+        "/v1/banks/known-good/entries", json={"signal_type": "pdq", "value": _pdq(svc, image)}, headers=keys["admin"]
+    )
     r = client.get("/m/lookup", params={"signal_type": "pdq", "signal": _pdq(svc, image)}, headers=keys["platform"])
     assert r.json() == {}
 

@@ -84,6 +84,7 @@ BEYOND_THE_SCHEMA = {
     "hma.missing_input": "neither a url nor a hash (or upload) given to an HMA route",
     "hma.content_type_mismatch": "an HMA content_type the fetched content is not",
     "hma.no_signal_types": "HMA types= naming no signal type the content is hashed with",
+    "hma.invalid_metadata": "an HMA metadata form field (a string) that is not a JSON object",
 }
 
 

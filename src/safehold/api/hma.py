@@ -240,6 +240,7 @@ def _hma_metadata(entry: dict) -> dict | None:
 
 
 def _added(entries: list[dict], media: str | None) -> dict:
+    """HMA's answer to a banked file: the first entry's id as the content id, and every signal banked."""
     if not entries:
         raise SafeholdError("hma.no_signal_types", "The content gave no signal of a type HMA banks.")
     return {"id": entries[0]["id"], "signals": {hma_type(e["signal_type"], media): e["value"] for e in entries}}
@@ -267,10 +268,10 @@ def add_signals(svc: Services, who: Principal, bank: str, signals: dict[str, str
     if not signals:
         raise SafeholdError("hma.no_signal_types", "Give at least one {signal_type: hash}.")
     svc.banks.get(bank)
-    named = {safehold_type(k): registry.normalize(safehold_type(k), v) for k, v in signals.items()}
-    entries = [svc.banks.add_hash(bank, t, v, note=note, added_by=who.label) for t, v in named.items()]
-    media = "video" if "video_md5" in signals else None
-    return _added(entries, media)
+    checked = {k: (safehold_type(k), registry.normalize(safehold_type(k), v)) for k, v in signals.items()}
+    entries = {k: svc.banks.add_hash(bank, t, v, note=note, added_by=who.label) for k, (t, v) in checked.items()}
+    first = next(iter(entries.values()))
+    return {"id": first["id"], "signals": {k: e["value"] for k, e in entries.items()}}
 
 
 def _entry_in(svc: Services, bank: str, content_id: int) -> dict:
@@ -307,16 +308,10 @@ def get_content(svc: Services, bank: str, content_id: int, *, include_signals: b
 def update_content(
     svc: Services, who: Principal, bank: str, content_id: int, *, disable_until_ts: int | None, note: str | None
 ) -> dict:
-    """HMA's content update: ``disable_until_ts`` 1 enables, 0 disables (a future time is not supported: an entry
-    is enabled or not), ``note`` sets the note."""
+    """HMA's content update: ``disable_until_ts`` 1 enables, 0 disables (the route takes no other value: a
+    Safehold entry is enabled or not, never re-enabled on a timer), ``note`` sets the note."""
     _entry_in(svc, bank, content_id)
     if disable_until_ts is not None:
-        if disable_until_ts not in (ENABLED_TS, DISABLED_TS):
-            raise SafeholdError(
-                "hma.unsupported_disable_until",
-                "disable_until_ts is 1 (enabled) or 0 (disabled): Safehold does not re-enable entries on a timer.",
-                status=422,
-            )
         svc.banks.set_entry_enabled(content_id, disable_until_ts == ENABLED_TS, actor=who.label)
     if note is not None:
         svc.banks.update_entry(content_id, note=note, actor=who.label)

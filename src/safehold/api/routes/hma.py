@@ -98,15 +98,19 @@ class ContentBody(BaseModel):
     note: str | None = Note
 
 
+#: HMA's matching ratio as Safehold has it: a bank matches or not (``hma.unsupported_ratio`` for anything else).
+RATIO = {"enum": [0, 1, None]}
+
+
 class BankCreate(BaseModel):
     name: BankName
-    enabled_ratio: float | None = Field(None, ge=0, le=1, description="1.0 (enabled, the default) or 0.0.")
+    enabled_ratio: float | None = Field(None, description="1.0 (enabled, the default) or 0.0.", json_schema_extra=RATIO)
     enabled: bool | None = None
 
 
 class BankUpdate(BaseModel):
     name: BankName | None = None
-    enabled_ratio: float | None = Field(None, ge=0, le=1, description="1.0 (enabled) or 0.0 (disabled).")
+    enabled_ratio: float | None = Field(None, description="1.0 (enabled) or 0.0 (disabled).", json_schema_extra=RATIO)
     enabled: bool | None = None
 
 
@@ -271,7 +275,10 @@ def delete_bank(name: str, svc: Services = Depends(services), who: Principal = W
                         "type": "object",
                         "properties": {
                             "photo": {"type": "string", "format": "binary"},
-                            "metadata": {"type": "string", "description": "A JSON object: content_id, content_uri, json"},
+                            "metadata": {
+                                "type": "string",
+                                "description": "A JSON object: content_id, content_uri, json",
+                            },
                             "note": {"type": "string", "maxLength": 10_000},
                         },
                         "required": ["photo"],
