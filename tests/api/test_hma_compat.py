@@ -299,3 +299,81 @@ def test_an_allow_bank_match_suppresses_block_matches(client, keys, svc, banked)
 def test_unknown_hma_paths_answer_json_not_a_page(client, keys):
     r = client.get("/m/compare", headers={**keys["admin"], "Accept": "text/html"})
     assert r.status_code in (404, 405) and r.json()["error"]["code"].startswith("request.")
+
+
+def test_hmas_routes_get_the_apis_body_limits():
+    from safehold.api.limits import route_class
+
+    assert route_class("/c/banks", multipart=False) == "json"
+    assert route_class("/c/bank/X/signal", multipart=False) == "json"
+    for path in ("/h/hash", "/m/lookup", "/c/bank/X/content"):
+        assert route_class(path, multipart=True) == "upload", path
+
+
+def test_a_video_is_hashed_with_hmas_video_types(client, keys, tmp_path):
+    import hashlib
+
+    from tests.media import H264, ffmpeg
+
+    video = ffmpeg(tmp_path / "v.mp4", "-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=5", *H264)
+    r = client.post("/h/hash", files={"video": ("v.mp4", video, "video/mp4")}, headers=keys["platform"])
+    assert r.status_code == 200, r.text
+    assert r.json()["video_md5"] == hashlib.md5(video).hexdigest()
+    assert set(r.json()) == {"video_md5", "vpdq"}
+    r = client.post("/h/hash", files={"photo": ("v.mp4", video, "video/mp4")}, headers=keys["platform"])
+    assert set(r.json()) == {"video_md5", "vpdq"}  # the field names HMA's content type; the bytes decide
+
+
+@pytest.fixture
+def live(svc):
+    """Safehold served over real HTTP on loopback, for clients that are not Python's test client."""
+    import socket
+    import time
+
+    import uvicorn
+
+    from safehold.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(svc, background=False), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_hmas_documented_curl_commands_work_with_only_a_key_added(live, keys, svc, tmp_path):
+    """The curl commands of HMA's API documentation (website/content/hma/api.md), unchanged but for the base URL
+    and the ``Authorization`` header, against Safehold served over HTTP."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    auth = ["-H", keys["admin"]["Authorization"].join(["Authorization: ", ""])]
+
+    def curl(*args: str):
+        out = subprocess.run(["curl", "-s", *auth, *args], capture_output=True, check=True, timeout=60).stdout
+        return json.loads(out)
+
+    example = tmp_path / "example.png"
+    example.write_bytes(jpeg(31))
+    assert curl("-X", "POST", "--form", f"photo=@{example}", f"{live}/h/hash") == {"pdq": _pdq(svc, jpeg(31))}
+
+    assert curl("-X", "POST", "-H", "Content-Type: application/json", "-d", '{"name": "TEST_BANK"}', f"{live}/c/banks")
+    added = curl("-X", "POST", "--form", f"photo=@{example}", f"{live}/c/bank/TEST_BANK/content")
+    pdq = added["signals"]["pdq"]
+    expected = {"TEST_BANK": [{"bank_content_id": added["id"], "distance": "0"}]}
+    assert curl("-X", "GET", f"{live}/m/lookup?signal_type=pdq&signal={pdq}") == expected
+    assert curl("-X", "POST", "--form", f"photo=@{example}", f"{live}/m/lookup?bypass_coinflip=false") == {
+        "pdq": expected
+    }
