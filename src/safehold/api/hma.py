@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from safehold.auth.apikeys import Principal
 from safehold.banks.service import BankInfo
 from safehold.errors import NotFound, SafeholdError
-from safehold.scanning.service import ScanResult
+from safehold.scanning.service import Match, ScanResult
 from safehold.services import Services
 from safehold.signals import registry
 
@@ -111,15 +111,23 @@ def _split(banks: str | None) -> set[str] | None:
 # ---------------------------------------------------------------- hashing
 
 
-def hashes(svc: Services, data: bytes, *, name: str | None, content_type: str | None, types: str | None) -> dict:
-    """``{hma_signal_type: hash}`` of a file, as HMA's ``/h/hash`` answers."""
+def _hashed(
+    svc: Services, data: bytes, name: str | None, content_type: str | None, types: str | None
+) -> tuple[registry.HashResult, list[str]]:
+    """A file hashed by Safehold's scanning hasher, and the Safehold types HMA wants of it; a file none of whose
+    wanted signals could be computed raises why (``media.invalid``, ``media.too_complex``, ...)."""
     hashed = svc.scans.hash_bytes(data, name)
     _check_content_type(content_type, hashed.media)
     wanted = _media_types(hashed.media, types)
-    out = {hma_type(s.type, hashed.media): s.value for s in hashed.signals if s.type in wanted}
-    if not out and hashed.errors:
+    if hashed.errors and not any(s.type in wanted for s in hashed.signals):
         raise hashed.errors[0]
-    return out
+    return hashed, wanted
+
+
+def hashes(svc: Services, data: bytes, *, name: str | None, content_type: str | None, types: str | None) -> dict:
+    """``{hma_signal_type: hash}`` of a file, as HMA's ``/h/hash`` answers."""
+    hashed, wanted = _hashed(svc, data, name, content_type, types)
+    return {hma_type(s.type, hashed.media): s.value for s in hashed.signals if s.type in wanted}
 
 
 def fetched(svc: Services, who: Principal, url: str) -> tuple[bytes, str]:
@@ -131,7 +139,7 @@ def fetched(svc: Services, who: Principal, url: str) -> tuple[bytes, str]:
 # --------------------------------------------------------------- matching
 
 
-def _block_matches(result: ScanResult, banks: set[str] | None) -> list:
+def _block_matches(result: ScanResult, banks: set[str] | None) -> list[Match]:
     """The matches an HMA client acts on: block-bank matches of a ``match`` verdict (an allow bank's hit is a
     known false positive: Safehold's verdict then suppresses them, and so does this door)."""
     if result.verdict != "match":
@@ -139,10 +147,15 @@ def _block_matches(result: ScanResult, banks: set[str] | None) -> list:
     return [m for m in result.matches if m.bank_kind == "block" and (banks is None or m.bank in banks)]
 
 
-def _by_bank(matches: Iterable) -> dict[str, list[dict]]:
+def _match(m: Match) -> dict:
+    """One match as HMA's ``MatchWithDistance``: the content (entry) id and the distance as a string."""
+    return {"bank_content_id": m.entry["id"], "distance": str(m.distance)}
+
+
+def _by_bank(matches: Iterable[Match]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for m in matches:
-        out.setdefault(m.bank, []).append({"bank_content_id": m.entry["id"], "distance": str(m.distance)})
+        out.setdefault(m.bank, []).append(_match(m))
     return out
 
 
@@ -151,7 +164,7 @@ def raw_lookup(svc: Services, signal_type: str, signal: str, *, banks: str | Non
     distance}]``."""
     matches = _block_matches(svc.scans.scan_hash(safehold_type(signal_type), signal), _split(banks))
     if include_distance:
-        return {"matches": [{"bank_content_id": m.entry["id"], "distance": str(m.distance)} for m in matches]}
+        return {"matches": [_match(m) for m in matches]}
     return {"matches": list(dict.fromkeys(m.entry["id"] for m in matches))}
 
 
@@ -172,11 +185,7 @@ def lookup_content(
 ) -> dict:
     """HMA's ``/m/lookup`` of a file: ``{signal_type: {bank: [...]}}`` for each of its HMA signal types (and any
     other type that matched), or just ``{bank: [...]}`` of ``signal_type`` when it is given."""
-    hashed = svc.scans.hash_bytes(data, name)
-    _check_content_type(content_type, hashed.media)
-    wanted = _media_types(hashed.media, types)
-    if not any(s.type in wanted for s in hashed.signals) and hashed.errors:
-        raise hashed.errors[0]
+    hashed, wanted = _hashed(svc, data, name, content_type, types)
     matches = _block_matches(svc.scans.evaluate(hashed, name=name), _split(banks))
     out: dict[str, dict] = {hma_type(t, hashed.media): {} for t in wanted}
     for m in matches:
