@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold import __version__
 from safehold.api import docs
+from safehold.api.hma import error_body, is_hma_path
 from safehold.api.hotpath import SearchHotPath
 from safehold.api.limits import RequestLimits
 from safehold.api.routes import (
@@ -31,6 +32,7 @@ from safehold.api.routes import (
     conversations,
     evidence,
     feedback,
+    hma,
     quarantine,
     reports,
     review,
@@ -59,7 +61,12 @@ HTTP_CODES = {
 }
 
 
-def _error(status: int, code: str, message: str, detail: dict | None = None, headers=None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, detail: dict | None = None, headers=None, *, path: str = ""
+) -> JSONResponse:
+    """The error body; on HMA's paths with HMA's ``message`` beside it (:func:`safehold.api.hma.error_body`)."""
+    if is_hma_path(path):
+        return JSONResponse(error_body(code, message, detail), status_code=status, headers=headers)
     body: dict = {"code": code, "message": message}
     if detail:
         body["detail"] = detail
@@ -68,9 +75,9 @@ def _error(status: int, code: str, message: str, detail: dict | None = None, hea
 
 def wants_page(request: Request) -> bool:
     """Whether an error outside a route's own handling goes to a person (an HTML page) rather than a program:
-    never under ``/v1``; always on console paths; elsewhere when the client asks for HTML (a browser)."""
+    never under ``/v1`` or HMA's paths; always on console paths; elsewhere when the client asks for HTML (a browser)."""
     path = request.url.path
-    if path == "/v1" or path.startswith("/v1/"):
+    if path == "/v1" or path.startswith("/v1/") or is_hma_path(path):
         return False
     return path.startswith("/console") or "text/html" in request.headers.get("accept", "")
 
@@ -102,10 +109,10 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     app.state.services = svc
 
     @app.exception_handler(SafeholdError)
-    async def _safehold_error(_: Request, exc: SafeholdError):
+    async def _safehold_error(request: Request, exc: SafeholdError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After on 429 / 503
-        return _error(exc.status, exc.code, exc.message, exc.detail, headers or None)
+        return _error(exc.status, exc.code, exc.message, exc.detail, headers or None, path=request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
@@ -130,12 +137,12 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
             page = error_page(request, exc.status_code, code, message)
             page.headers.update(headers or {})
             return page
-        return _error(exc.status_code, code, message, headers=headers)
+        return _error(exc.status_code, code, message, headers=headers, path=request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
+    async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error")
-        return _error(500, "server.error", "Internal error; it has been logged.")
+        return _error(500, "server.error", "Internal error; it has been logged.", path=request.url.path)
 
     for module in (
         system,
@@ -155,6 +162,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         evidence,
         quarantine,
         feedback,
+        hma,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

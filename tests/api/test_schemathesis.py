@@ -79,6 +79,12 @@ BEYOND_THE_SCHEMA = {
     "url.timeout": "a fetch that timed out",
     "url.too_many_redirects": "a fetch redirected too often",
     "url.http_error": "a fetched server that answered an error",
+    # HMA's query parameters that go together (url, or signal with signal_type; a url or an upload), which a
+    # query string's schema cannot state, and what an HMA content_type or types= says about the fetched bytes.
+    "hma.missing_input": "neither a url nor a hash (or upload) given to an HMA route",
+    "hma.content_type_mismatch": "an HMA content_type the fetched content is not",
+    "hma.no_signal_types": "HMA types= naming no signal type the content is hashed with",
+    "hma.invalid_metadata": "an HMA metadata form field (a string) that is not a JSON object",
 }
 
 
@@ -92,7 +98,7 @@ def schema_valid_is_accepted(ctx, response, case):
 
 
 def _error_code(response) -> str | None:
-    try:
+    try:  # HMA's routes answer the same error object beside HMA's "message"
         return response.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return None
@@ -107,7 +113,16 @@ CHECKS = [
 ]
 SKIPPED = {("DELETE", "/v1/apikeys/{prefix}")}
 #: The operations a platform's key is for (the rest answer it 403, which the admin run does not reach).
-PLATFORM_PATHS = ("/v1/scan", "/v1/hash", "/v1/events", "/v1/text/", "/v1/search/", "/v1/conversations")
+PLATFORM_PATHS = (
+    "/v1/scan",
+    "/v1/hash",
+    "/v1/events",
+    "/v1/text/",
+    "/v1/search/",
+    "/v1/conversations",
+    "/m/",
+    "/h/",
+)
 BUDGET = settings(
     max_examples=MAX_EXAMPLES,
     derandomize=True,  # the same requests on every run: CI is deterministic

@@ -117,6 +117,22 @@ EXPECTED = {
     ("POST", "/v1/feedback/{feedback_id}/retry"): Permission.BANKS_WRITE,
     ("POST", "/v1/cases/{case_id}/contribute"): Permission.BANKS_WRITE,
     ("GET", "/v1/cases/{case_id}/hashes"): Permission.CASES_READ,
+    # HMA's API (safehold.api.routes.hma): lookups and hashing are scans, /c/ is bank curation
+    ("GET", "/m/raw_lookup"): Permission.SCAN,
+    ("GET", "/m/lookup"): Permission.SCAN,
+    ("POST", "/m/lookup"): Permission.SCAN,
+    ("GET", "/h/hash"): Permission.SCAN,
+    ("POST", "/h/hash"): Permission.SCAN,
+    ("GET", "/c/banks"): Permission.BANKS_READ,
+    ("POST", "/c/banks"): Permission.BANKS_WRITE,
+    ("GET", "/c/bank/{name}"): Permission.BANKS_READ,
+    ("PUT", "/c/bank/{name}"): Permission.BANKS_WRITE,
+    ("DELETE", "/c/bank/{name}"): Permission.BANKS_WRITE,
+    ("POST", "/c/bank/{name}/content"): Permission.BANKS_WRITE,
+    ("POST", "/c/bank/{name}/signal"): Permission.BANKS_WRITE,
+    ("GET", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_READ,
+    ("PUT", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_WRITE,
+    ("DELETE", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_WRITE,
 }
 
 
@@ -134,6 +150,7 @@ PATH_VALUES = {
     "{evidence_id}": "999999",
     "{hold_id}": "999999",
     "{conversation_id}": "noconversation",
+    "{content_id}": "1",
 }
 
 

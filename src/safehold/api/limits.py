@@ -51,14 +51,19 @@ SESSION_COOKIE = b"safehold_session="
 EXEMPT = frozenset({"/v1/health"})
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
-_UPLOAD = re.compile(r"^/v1/(?:scan|scan/batch|hash|events|banks/[^/]+/files|terms/[^/]+)$|^/console/text/terms$")
+_UPLOAD = re.compile(
+    r"^/v1/(?:scan|scan/batch|hash|events|banks/[^/]+/files|terms/[^/]+)$|^/console/text/terms$"
+    r"|^/(?:h/hash|m/lookup|c/bank/[^/]+/content)$"  # HMA's upload routes (safehold.api.routes.hma)
+)
+#: The API's paths: Safehold's own and HMA's (``/m/``, ``/h/``, ``/c/``).
+_API = re.compile(r"^/(?:v1|m|h|c)/")
 _IMPORT = re.compile(r"^/v1/banks/[^/]+/import$")
 _BATCH = re.compile(r"^/v1/(?:scan/batch|conversations/[^/]+/messages)$")
 
 
 def route_class(path: str, multipart: bool) -> str:
     """``import``, ``upload``, ``batch``, ``json`` or ``form``: which size limit a request's body gets."""
-    if path.startswith("/v1/"):
+    if _API.match(path):
         if _IMPORT.match(path):
             return "import"
         if multipart and _UPLOAD.match(path):

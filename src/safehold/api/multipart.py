@@ -29,8 +29,9 @@ MAX_FIELDS = 32
 MAX_PART_HEADERS = 8
 #: RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 MAX_BOUNDARY = 70
-#: Fields that hold files whether or not their part names a file (``curl -F 'file=<photo.jpg'`` sends none).
-FILE_FIELDS = frozenset({"file", "files"})
+#: Fields that hold files whether or not their part names a file (``curl -F 'file=<photo.jpg'`` sends none);
+#: ``photo`` and ``video`` are HMA's (its upload field is named after the content type).
+FILE_FIELDS = frozenset({"file", "files", "photo", "video"})
 
 
 def invalid(message: str) -> SafeholdError:

@@ -14,7 +14,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -183,6 +183,7 @@ class BankService:
         thresholds: Mapping[str, int | None] | None = None,
         dihedral: bool = False,
         on_match: str | None = None,
+        enabled: bool = True,
         created_by: str | None = None,
     ) -> BankInfo:
         """``on_match`` defaults to ``case`` for a block bank and ``none`` for an allow bank. ``thresholds`` sets
@@ -201,6 +202,7 @@ class BankService:
                 description=description or "",
                 thresholds=own,
                 dihedral=dihedral,
+                enabled=enabled,
                 created_by=created_by,
             )
             s.add(bank)
@@ -214,6 +216,8 @@ class BankService:
                 "dihedral": dihedral,
                 "description": description,
             }
+            if not enabled:
+                settings["enabled"] = False
             self.audit.record(s, created_by, "bank.create", f"bank:{name}", settings)
         self.on_change()
         return info
@@ -471,12 +475,14 @@ class BankService:
         *,
         filename: str | None = None,
         added_by: str | None = None,
+        types: Mapping[str, Collection[str]] | None = None,
         **provenance,
     ) -> dict:
-        """Hash an image or video and add its perceptual hash and MD5 (see :func:`file_records`)."""
+        """Hash an image or video and add its perceptual hash and MD5 (see :func:`file_records`); ``types``
+        (media → signal types) keeps only those (a door whose clients expect fewer entries per file: HMA's)."""
         self.get(name)
         hashed = registry.hash_content(data, filename=filename, pdq_mode=BANK_PDQ_MODE)
-        records = file_records(hashed, filename=filename, **provenance)
+        records = file_records(hashed, filename=filename, types=types, **provenance)
         detail = {"media": hashed.media, "filename": filename}
         report = self.add_records(name, records, added_by=added_by, audit_detail=detail)
         return {
@@ -885,8 +891,14 @@ class BankService:
 FILE_FINGERPRINT = "md5"
 
 
-def file_records(hashed: registry.HashResult, *, filename: str | None = None, **provenance) -> list[EntryRecord]:
-    """The entries an image or video becomes.
+def file_records(
+    hashed: registry.HashResult,
+    *,
+    filename: str | None = None,
+    types: Mapping[str, Collection[str]] | None = None,
+    **provenance,
+) -> list[EntryRecord]:
+    """The entries an image or video becomes (only the types ``types`` names for its media, when given).
 
     Refuses content whose perceptual hash cannot be computed or is too low quality to match safely: a
     near-uniform image would otherwise match many unrelated uploads.
@@ -898,9 +910,11 @@ def file_records(hashed: registry.HashResult, *, filename: str | None = None, **
             "media.unsupported_format", "Only images and videos can be added as files; add other hashes raw."
         )
     records = []
+    extra = provenance.pop("metadata", None) or {}
     perceptual = registry.perceptual_types(hashed.media)
+    kept = None if types is None else types.get(hashed.media, ())
     for sig in hashed.signals:
-        if sig.type != FILE_FINGERPRINT and sig.type not in perceptual:
+        if sig.type != FILE_FINGERPRINT and sig.type not in perceptual or kept is not None and sig.type not in kept:
             continue
         if registry.signal_type(sig.type).unusable(sig):
             raise SafeholdError(
@@ -910,7 +924,7 @@ def file_records(hashed: registry.HashResult, *, filename: str | None = None, **
                 status=422,
                 detail={"signal_type": sig.type},
             )
-        meta = {"filename": filename} if filename else {}
+        meta = {**extra, "filename": filename} if filename else dict(extra)
         records.append(validate_record(EntryRecord(sig.type, sig.value, metadata=meta, **provenance)))
     return records
 

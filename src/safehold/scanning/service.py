@@ -34,7 +34,7 @@ from safehold.banks.matchstats import MatchCounts
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
 from safehold.errors import SafeholdError
-from safehold.scanning.fetch import UrlGuard, fetch
+from safehold.scanning.fetch import Fetched, UrlGuard, fetch
 from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
 from safehold.signals.base import Signal, SignalType
@@ -181,8 +181,18 @@ class ScanService:
             result.name = url
             self.count(channel, "url", result.verdict)
             return result
+        fetched = self.fetch_url(url, caller=caller)
+        hashed = self.hash_bytes(fetched.data, filename=fetched.url)
+        result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
+        result.name, result.fetched = fetched.url, fetched.data
+        self.count(channel, hashed.media, result.verdict)
+        return result
+
+    def fetch_url(self, url: str, *, caller: str | None = None) -> Fetched:
+        """Fetch ``url`` as a scan does: SSRF-guarded, within the fetch caps (per caller and in all), the size
+        limit of an upload and the fetch deadline. For doors that hash or bank what a URL serves."""
         with self.fetches.hold(caller):
-            fetched = fetch(
+            return fetch(
                 url,
                 guard=self.guard,
                 max_bytes=self.settings.max_upload_bytes,
@@ -190,11 +200,6 @@ class ScanService:
                 max_redirects=self.settings.url_fetch_max_redirects,
                 deadline=self.settings.url_fetch_deadline,
             )
-        hashed = self.hash_bytes(fetched.data, filename=fetched.url)
-        result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
-        result.name, result.fetched = fetched.url, fetched.data
-        self.count(channel, hashed.media, result.verdict)
-        return result
 
     def evaluate(self, hashed: registry.HashResult, *, channel: str = "api", name: str | None = None) -> ScanResult:
         result = self._decide(hashed.media, list(hashed.signals), hashed.errors, [])
