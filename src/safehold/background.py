@@ -9,10 +9,11 @@ the import linter sees every edge from a task to the service it uses.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from safehold.workers.tasks import Scope, Task, load
+from safehold.workers.tasks import Scope, Task, load, scheduled_fetch
 
 if TYPE_CHECKING:
     from safehold.config import Settings
@@ -25,6 +26,8 @@ REPORT_BATCH = 5
 REPORT_POLL_SECONDS = 2.0
 #: Webhook deliveries per round (sent in parallel by the dispatcher).
 DELIVERY_BATCH = 8
+#: Exchange rounds per task round (each exchange decides by its own period whether it is due).
+EXCHANGE_BATCH = 4
 
 
 def _deliver(svc: Services) -> int:
@@ -72,6 +75,9 @@ BUILTIN = (
     Task(DELIVER_WEBHOOKS, _deliver, every=lambda s: s.webhook_poll_interval, batch=DELIVERY_BATCH),
     Task(FILE_REPORTS, lambda svc: svc.reports.file_due(REPORT_BATCH), every=lambda s: REPORT_POLL_SECONDS,
          batch=REPORT_BATCH),
+    # Calls out, so not part of an upkeep round (its batch keeps it out of UPKEEP).
+    replace(scheduled_fetch("exchanges", lambda svc: svc.exchanges.fetch_due(EXCHANGE_BATCH),
+                            every=lambda s: s.exchange_poll_interval), batch=EXCHANGE_BATCH),
 )  # fmt: skip
 #: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
 UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)

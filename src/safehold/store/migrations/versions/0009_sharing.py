@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("last_error_code", sa.String(length=64), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_error_at", _TS, nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("fetched_total", sa.BigInteger(), nullable=False),
         sa.Column("added_total", sa.BigInteger(), nullable=False),
         sa.Column("removed_total", sa.BigInteger(), nullable=False),
@@ -69,8 +70,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("exchange_id", "signal_type", "fingerprint", name="uq_unknown_signal"),
     )
     op.create_index("ix_exchange_unknown_signals_exchange_id", "exchange_unknown_signals", ["exchange_id"])
+    with op.batch_alter_table("bank_entries") as batch_op:
+        batch_op.add_column(sa.Column("withdrawn", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bank_entries") as batch_op:
+        batch_op.drop_column("withdrawn")
     op.drop_table("exchange_unknown_signals")
     op.drop_table("exchanges")
