@@ -16,8 +16,9 @@ def test_add_fetch_status_disable_remove(cli, svc):
     creds = svc.settings.home / "creds.json"
     creds.write_text(json.dumps({"bearer_token": SECRET}))
     outputs = []
-    added = cli("exchange", "add", "local", "--type", "feed", "--bank", "feeds", "--setting", "url=list.txt",
-                "-s", "format=list", "-s", "signal_type=md5", "--credentials-file", creds, "--every", "3600")  # fmt: skip
+    options = ("--setting", "url=list.txt", "-s", "format=list", "-s", "signal_type=md5")
+    added = cli("exchange", "add", "local", "--type", "feed", "--bank", "feeds", *options,
+                "--credentials-file", creds, "--every", "3600")  # fmt: skip
     outputs.append(added.output)
     assert "local" in added.output and "set (sealed)" in added.output
     fetched = cli("exchange", "fetch", "local")

@@ -152,8 +152,9 @@ def list_exchanges(as_json: AsJson = False) -> None:
     table = Table("name", "type", "bank", "enabled", "every", "last success", "added", "removed", "last error")
     for s in found:
         error = s["last_error"]["code"] if s["last_error"] else ""
+        totals = s["totals"]
         table.add_row(s["name"], s["type"], s["bank"], "yes" if s["enabled"] else "no", f"{s['every_seconds']} s",
-                      s["last_success_at"] or "—", str(s["totals"]["added"]), str(s["totals"]["removed"]), error)  # fmt: skip
+                      s["last_success_at"] or "—", str(totals["added"]), str(totals["removed"]), error)  # fmt: skip
     out.print(table)
 
 
