@@ -14,6 +14,7 @@ status says only ``has_credentials``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -21,6 +22,7 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -247,7 +249,21 @@ class ExchangeService:
     ) -> dict:
         """One round: everything new since the stored checkpoint, batch by batch. Answers the round's figures;
         a failed round stores its error on the exchange and raises it (what committed before it stays)."""
+        return self._round(name, self._take_lease(name), progress, actor)
+
+    def fetch_in_background(self, name: str, actor: str | None = None) -> dict:
+        """Start a round on a thread of this process and answer the exchange's status at once (``fetching``);
+        ``exchange.busy`` here, not later, when a round already runs. Its outcome shows in the status."""
         owner = self._take_lease(name)
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # _round stored and logged it on the exchange's row
+                self._round(name, owner, None, actor)
+
+        threading.Thread(target=run, name=f"exchange-fetch-{name}", daemon=True).start()
+        return self.get(name)
+
+    def _round(self, name: str, owner: str, progress: Callable[[dict], None] | None, actor: str | None) -> dict:
         started = time.monotonic()
         figures: dict[str, Any] = {"fetched": 0, "added": 0, "removed": 0, "malformed": 0, "unknown": 0,
                                    "batches": 0, "problems": []}  # fmt: skip
