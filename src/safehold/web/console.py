@@ -1,8 +1,8 @@
 """The console's router: the start page at ``/`` and every console area, so the app includes one router.
 
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
-reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), the audit log (audit),
-and the static CSS/JS.
+reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), the audit
+log (audit), and the static CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 

@@ -47,9 +47,7 @@ async def create_exchange(
     kind = next((t for t in types() if t["name"] == type), None)
     settings = _fields(form, f"setting.{type}.", kind["settings"] if kind else {})
     credentials = _fields(form, f"credential.{type}.", (kind or {}).get("credentials") or {}) or None
-    svc.exchanges.create(
-        name, type, bank, settings, credentials, every_seconds=every_seconds, actor=who.label
-    )
+    svc.exchanges.create(name, type, bank, settings, credentials, every_seconds=every_seconds, actor=who.label)
     return back(PAGE, "exchange_created")
 
 
