@@ -46,6 +46,7 @@ def test_configure_fetch_and_read_an_exchange(client, keys, svc):
     patched = client.patch("/v1/exchanges/local", json={"enabled": False, "credentials": {}}, headers=admin)
     answers.append(patched)
     assert patched.status_code == 200 and patched.json()["enabled"] is False
+    assert patched.json()["has_credentials"] is False  # the optional token removed
     types = client.get("/v1/exchanges/types", headers=admin).json()
     feed = next(t for t in types if t["name"] == "feed")
     assert "url" in feed["settings"]["properties"] and "bearer_token" in feed["credentials"]["properties"]

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from safehold.banks.formats import EntryRecord, write
 from safehold.errors import SafeholdError
 
 
@@ -91,6 +92,18 @@ def test_a_local_file_is_a_whole_list(svc, bank):
     (bank / "list.csv").write_bytes(csv_of(range(5)))  # 2 is back
     assert svc.exchanges.fetch_once("local")["added"] == 1
     assert enabled(svc) == {md5(i) for i in range(5)}
+
+
+def test_an_ncmec_xml_feed_with_its_deletions(svc, bank):
+    records = [EntryRecord("md5", md5(i), external_id=f"img-{i}") for i in range(3)]
+    with (bank / "ncmec.xml").open("wb") as f:
+        write("ncmec-xml", records, f)
+    svc.exchanges.create("xml", "feed", "feeds", {"url": "ncmec.xml", "format": "ncmec-xml"})
+    assert svc.exchanges.fetch_once("xml")["added"] == 3
+    with (bank / "ncmec.xml").open("wb") as f:
+        write("ncmec-xml", records[:1], f)
+    assert svc.exchanges.fetch_once("xml")["removed"] == 2
+    assert enabled(svc) == {md5(0)}
 
 
 def test_a_list_without_ids_is_compared_by_value(svc, bank):

@@ -137,8 +137,8 @@ class ExchangeService:
         enabled: bool | None = None,
         actor: str | None = None,
     ) -> dict:
-        """Change what is given: ``settings`` and ``credentials`` are replaced whole. The checkpoint stays (a
-        changed setting does not re-read what was already read)."""
+        """Change what is given: ``settings`` and ``credentials`` are replaced whole (``credentials={}`` removes
+        optional ones). The checkpoint stays (a changed setting does not re-read what was already read)."""
         with self.db.session() as s:
             row = _row(s, name)
             cls = registry.get(row.type)
@@ -475,7 +475,8 @@ def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
     if data is None:
         _validated(model, {}, "exchange.invalid_credentials", f"{cls.name} credentials (none were given)")
         return None
-    return _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials").model_dump(mode="json")
+    given = _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials").model_dump(mode="json")
+    return given if any(v is not None for v in given.values()) else None  # all left out: none
 
 
 def _every(cls: type[Exchange], every: int | None) -> int:
