@@ -33,6 +33,7 @@ class ScriptedSettings(Settings):
     withdraw: list[str] = []  # external ids deleted after the records
     unknown: int = 0  # PHOTODNA hashes per batch (the same ones each round)
     pdq: str | None = None  # one PDQ hash instead of the MD5 records
+    bug: bool = False  # fails like a plug-in with a bug: not an ExchangeError
 
 
 class ScriptedCredentials(Credentials):
@@ -50,6 +51,8 @@ class Scripted(Exchange):
 
     def fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         st = self.settings
+        if st.bug:
+            raise RuntimeError("a bug in the plug-in")
         at = (checkpoint or {}).get("offset", 0)
         if st.pdq is not None:
             yield FetchBatch([EntryRecord("pdq", st.pdq, external_id="p-1")], {"offset": 1}, done=True)

@@ -230,6 +230,16 @@ def test_fetch_due_runs_enabled_exchanges_that_are_due(svc, scripted):
     assert svc.exchanges.fetch_due() == 0  # "due" is not due again for its period
 
 
+def test_a_plug_in_bug_is_stored_and_does_not_stop_the_other_exchanges(svc, scripted):
+    scripted("broken", bug=True)
+    scripted("fine", total=1)
+    assert svc.exchanges.fetch_due() == 2
+    broken = svc.exchanges.get("broken")
+    error = broken["last_error"]
+    assert error["code"] == "exchange.failed" and "a bug in the plug-in" in error["message"]
+    assert not broken["fetching"] and svc.exchanges.get("fine")["totals"]["added"] == 1
+
+
 def test_the_scheduled_task_is_registered(svc):
     from safehold.background import UPKEEP, registry
 

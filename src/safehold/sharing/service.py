@@ -241,6 +241,8 @@ class ExchangeService:
                 self.fetch_once(name, actor="scheduler")
             except SafeholdError as exc:
                 log.warning("exchange %s: %s [%s]", name, exc.message, exc.code)
+            except Exception:  # a plug-in's bug: stored on its row by the round; the others still run
+                log.exception("exchange %s: the round failed", name)
             ran += 1
         return ran
 
@@ -297,11 +299,11 @@ class ExchangeService:
             bank = s.get(Bank, _row(s, name).bank_id).name
 
         def keep(s: Session, bank_id: int, report: ImportReport) -> None:
+            row = s.scalars(select(ExchangeRow).where(ExchangeRow.name == name).with_for_update()).first()
+            if row is None or row.lease_owner != owner:  # lapsed and taken: this batch is the other round's to write
+                raise Conflict("exchange.busy", f"Exchange {name!r} was taken over by another fetch; this one stopped.")
             if batch.snapshot and batch.done and seen is not None:
                 BankService.withdraw_unlisted(s, bank_id, name, seen.listed, report)
-            row = s.scalars(select(ExchangeRow).where(ExchangeRow.name == name).with_for_update()).first()
-            if row is None or row.lease_owner != owner:
-                raise Conflict("exchange.busy", f"Exchange {name!r} was taken over by another fetch; this one stopped.")
             new_unknown = _keep_unknown(s, row.id, unknown)
             row.checkpoint = batch.checkpoint
             row.fetched_total += len(batch.records) + len(batch.unknown)
