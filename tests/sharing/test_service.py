@@ -249,6 +249,14 @@ def test_the_scheduled_task_is_registered(svc):
     assert task.run(svc) == 0
 
 
+def test_the_task_engine_fetches_a_due_exchange(svc, scripted):
+    scripted(total=3)
+    assert svc.tasks.run_now("fetch.exchanges") == 1
+    assert len(entries(svc)) == 3
+    svc.maintain_once()  # upkeep never fetches
+    assert svc.exchanges.get("acme")["totals"]["fetched"] == 3
+
+
 def test_a_fetched_hash_matches_a_scan_within_seconds(svc, scripted, client, keys):
     photo = jpeg(11)
     pdq = next(s.value for s in signals.hash_content(photo, pdq_mode="reference").signals if s.type == "pdq")
