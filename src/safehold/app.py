@@ -31,6 +31,7 @@ from safehold.api.routes import (
     cases,
     conversations,
     evidence,
+    exchanges,
     feedback,
     hma,
     quarantine,
@@ -163,6 +164,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         quarantine,
         feedback,
         hma,
+        exchanges,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -9,10 +9,11 @@ the import linter sees every edge from a task to the service it uses.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from safehold.workers.tasks import Scope, Task, load
+from safehold.workers.tasks import Scope, Task, load, scheduled_fetch
 
 if TYPE_CHECKING:
     from safehold.config import Settings
@@ -27,6 +28,9 @@ REPORT_POLL_SECONDS = 2.0
 DELIVERY_BATCH = 8
 #: Opinions sent to exchanges per round (one at a time: sources rate-limit).
 FEEDBACK_BATCH = 8
+
+#: Exchange rounds per task round (each exchange decides by its own period whether it is due).
+EXCHANGE_BATCH = 4
 
 
 def _deliver(svc: Services) -> int:
@@ -79,6 +83,10 @@ BUILTIN = (
          batch=REPORT_BATCH),
     Task(DELIVER_FEEDBACK, lambda svc: svc.feedback.run_once(limit=FEEDBACK_BATCH),
          every=lambda s: s.feedback_poll_interval, batch=FEEDBACK_BATCH),
+
+    # Calls out, so not part of an upkeep round (its batch keeps it out of UPKEEP).
+    replace(scheduled_fetch("exchanges", lambda svc: svc.exchanges.fetch_due(EXCHANGE_BATCH),
+                            every=lambda s: s.exchange_poll_interval), batch=EXCHANGE_BATCH),
 )  # fmt: skip
 #: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
 UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)

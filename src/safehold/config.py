@@ -267,6 +267,21 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Seconds between rounds of the feedback.deliver task (queue, then send)."
     )
 
+    # Hash exchanges (Principle 10, docs/sharing.md)
+    exchange_poll_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between rounds looking for exchanges due a fetch."
+    )
+    exchange_timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds allowed per exchange request.")
+    exchange_max_body_bytes: int = Field(
+        default=64 << 20, ge=1024, description="The largest answer (or feed file) an exchange reads."
+    )
+    exchange_lease_seconds: float = Field(
+        default=300.0, gt=0, description="A fetch holds its exchange this long per batch; a crashed one frees it then."
+    )
+    exchange_files_dir: Path | None = Field(
+        default=None, description="The only folder a feed exchange reads local files from (default: home/feeds)."
+    )
+
     # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
     # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
     tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")
@@ -400,6 +415,10 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.home / "keys" / "instance.key"
+
+    @property
+    def feeds_dir(self) -> Path:
+        return self.exchange_files_dir or self.home / "feeds"
 
     @property
     def vault_dir(self) -> Path:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
     from safehold.sharing.quarantine import QuarantineService
+    from safehold.sharing.service import ExchangeService
     from safehold.store.sealing import Sealer
     from safehold.store.vault import MediaVault
     from safehold.workers import Tasks
@@ -282,6 +283,12 @@ class Services:
         from safehold.sharing.contribution import ContributionService
 
         return ContributionService(self.db, self.audit, self.vault, lambda name: self.exchanges.adapter(name))
+
+    @cached_property
+    def exchanges(self) -> ExchangeService:
+        from safehold.sharing.service import ExchangeService
+
+        return ExchangeService(self.db, self.audit, self.banks, self.sealer, self.settings)
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""

@@ -70,6 +70,9 @@ BEYOND_THE_SCHEMA = {
     "text.idempotency_key_mismatch": "different idempotency keys in the header and the body",
     "user.weak_password": "a password that is the username or one character repeated",
     "policy.duplicate_action": "an action kind listed both as a name and as an object",
+    # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
+    "exchange.invalid_settings": "settings the exchange type does not take",
+    "exchange.invalid_credentials": "credentials the exchange type does not take",
     # The operator's configuration: the deterrence-message variants come from the messages file.
     "search.unknown_variant": "a message variant the configured messages do not have",
     # What happens when a URL is fetched: the name does not resolve, the host is private, the server fails.

@@ -336,13 +336,17 @@ class BankService:
         report: ImportReport | None = None,
         progress: Callable[[int], None] | None = None,
         commit_if: Callable[[], bool] = lambda: True,
-        audit_action: str = "entry.add",
+        audit_action: str | None = "entry.add",
         audit_detail: dict | Callable[[], dict] | None = None,
+        before_commit: Callable[[Session, int, ImportReport], None] | None = None,
     ) -> ImportReport:
         """Insert validated records in one transaction; duplicates in the bank are counted, not added.
 
         ``commit_if`` is asked once every record is inserted; if it says no the transaction is rolled back.
-        The audit record (``audit_action``, counts plus ``audit_detail``) commits with the entries or not at all.
+        The audit record (``audit_action``, counts plus ``audit_detail``; none when ``audit_action`` is None)
+        commits with the entries or not at all. ``before_commit(session, bank_id, report)`` writes what the
+        caller keeps with these records (a fetch's checkpoint) in the same transaction; if it raises, nothing is
+        written.
         """
         report = report or ImportReport(bank=name)
         with self.db.session() as s:
@@ -364,14 +368,17 @@ class BankService:
                 if progress:
                     progress(len(batch))
             _append_changes(s, self._withdraw(s, bank.id, withdrawn, report))
+            if before_commit is not None:
+                before_commit(s, bank.id, report)
             if not commit_if():
                 s.rollback()
                 return report
-            counts = {"added": report.added, "duplicates": report.duplicates, "withdrawn": report.withdrawn}
-            if report.read:
-                counts["read"] = report.read
-            extra = audit_detail() if callable(audit_detail) else audit_detail
-            self.audit.record(s, added_by, audit_action, f"bank:{name}", {**counts, **(extra or {})})
+            if audit_action is not None:
+                counts = {"added": report.added, "duplicates": report.duplicates, "withdrawn": report.withdrawn}
+                if report.read:
+                    counts["read"] = report.read
+                extra = audit_detail() if callable(audit_detail) else audit_detail
+                self.audit.record(s, added_by, audit_action, f"bank:{name}", {**counts, **(extra or {})})
             report.committed = True
         self.on_change()
         return report
@@ -397,9 +404,33 @@ class BankService:
             .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
         )
         added = s.execute(stmt, unique).all()
+        if len(added) < len(unique):
+            added += BankService._restore(s, unique, {(t, fingerprint(v)) for _, t, v, _ in added})
         report.added += len(added)
         report.duplicates += len(rows) - len(added)
         return [{"op": "add", "entry_id": i, "signal_type": t, "value": v} for i, t, v, on in added if on]
+
+    @staticmethod
+    def _restore(s: Session, rows: list[dict], inserted: set[tuple[str, str]]) -> list:
+        """Enable again the entries of ``rows`` that were there but withdrawn by the same source (a source
+        publishing a hash again after deleting it); an entry a person disabled stays as it is."""
+        restored = []
+        for r in rows:
+            if r["source"] is None or not r["enabled"] or (r["signal_type"], r["fingerprint"]) in inserted:
+                continue
+            restored += s.execute(
+                update(BankEntry)
+                .where(
+                    BankEntry.bank_id == r["bank_id"],
+                    BankEntry.signal_type == r["signal_type"],
+                    BankEntry.fingerprint == r["fingerprint"],
+                    BankEntry.source == r["source"],
+                    BankEntry.withdrawn.is_(True),
+                )
+                .values(enabled=True, withdrawn=False)
+                .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
+            ).all()
+        return restored
 
     @staticmethod
     def _withdraw(s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport) -> list[dict]:
@@ -415,12 +446,52 @@ class BankService:
                     BankEntry.source == rec.source if rec.source is not None else BankEntry.source.is_(None),
                     BankEntry.enabled.is_(True),
                 )
-                .values(enabled=False)
+                .values(enabled=False, withdrawn=True)
                 .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
             ).all()
             report.withdrawn += len(rows)
             changes.extend({"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in rows)
         return changes
+
+    @staticmethod
+    def withdraw_unlisted(
+        s: Session,
+        bank_id: int,
+        source: str,
+        listed: Callable[[list[tuple[str, str]]], set[tuple[str, str]]],
+        report: ImportReport,
+        chunk: int = INSERT_BATCH,
+    ) -> None:
+        """Withdraw every enabled entry of ``source`` in the bank that its whole list no longer has, in the
+        caller's transaction: ``listed`` answers which of the given ``(signal_type, fingerprint)`` keys the list
+        has. For sources that publish a full list instead of deletions (see docs/sharing.md, "Plain feed")."""
+        after = 0
+        while True:
+            rows = s.execute(
+                select(BankEntry.id, BankEntry.signal_type, BankEntry.fingerprint)
+                .where(
+                    BankEntry.bank_id == bank_id,
+                    BankEntry.source == source,
+                    BankEntry.enabled.is_(True),
+                    BankEntry.id > after,
+                )
+                .order_by(BankEntry.id)
+                .limit(chunk)
+            ).all()
+            if not rows:
+                return
+            after = rows[-1][0]
+            kept = listed([(t, f) for _, t, f in rows])
+            gone = [i for i, t, f in rows if (t, f) not in kept]
+            if gone:
+                done = s.execute(
+                    update(BankEntry)
+                    .where(BankEntry.id.in_(gone))
+                    .values(enabled=False, withdrawn=True)
+                    .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
+                ).all()
+                report.withdrawn += len(done)
+                _append_changes(s, [{"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in done])
 
     def add_hash(
         self,
@@ -824,6 +895,7 @@ class BankService:
             e = _entry(s, entry_id)
             if e.enabled != enabled:
                 e.enabled = enabled
+                e.withdrawn = False  # a person's decision: the source no longer turns it back on
                 s.add(
                     IndexChange(
                         op="add" if enabled else "remove",

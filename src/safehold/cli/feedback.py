@@ -12,12 +12,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from safehold.cli import exchanges as exchange_cmds
 from safehold.cli.common import console, err, fail, services
 
 app = typer.Typer(help="Feedback to hash exchanges: list opinions, retry failed ones, send what is due.",
                   no_args_is_help=True)  # fmt: skip
-#: Commands of ``safehold exchange`` about what goes out to exchanges (the group holds the exchanges' own commands).
-exchange_app = typer.Typer(help="Hash exchanges.", no_args_is_help=True)
 out = console()
 
 
@@ -72,7 +71,7 @@ def feedback_run() -> None:
     out.print(f"{total} opinion(s) sent or attempted")
 
 
-@exchange_app.command("contribute")
+@exchange_cmds.app.command("contribute")
 def contribute(
     case: Annotated[int, typer.Option(help="A confirmed case (closed as csam).")],
     to: Annotated[str, typer.Option("--to", help="The exchange to send its hashes to.")],
@@ -84,7 +83,7 @@ def contribute(
     out.print(f"case {case}: {r['hashes']} hash(es) to {to}, {r['accepted']} accepted{again}")
 
 
-@exchange_app.command("export-case")
+@exchange_cmds.app.command("export-case")
 def export_case(
     case: Annotated[int, typer.Option(help="A confirmed case (closed as csam).")],
     fmt: Annotated[str, typer.Option("--format", help="ncmec-xml (NCMEC's hash-sharing XML) or csv.")] = "ncmec-xml",

@@ -22,6 +22,7 @@ from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
 from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
+from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
@@ -54,8 +55,8 @@ app.add_typer(evidence_cmds.app, name="evidence")
 app.add_typer(text_cmds.app, name="text")
 app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(feedback_cmds.app, name="feedback")
-app.add_typer(feedback_cmds.exchange_app, name="exchange")
 app.add_typer(term_cmds.app, name="terms")
+app.add_typer(exchange_cmds.app, name="exchange")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

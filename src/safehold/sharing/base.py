@@ -33,6 +33,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import httpx
@@ -97,6 +98,9 @@ class FetchBatch:
     problems: list[str] = field(default_factory=list)  # a few sample messages about malformed records
     #: The source says everything up to now has been read (the last batch of a round).
     done: bool = False
+    #: With ``done``, from an exchange whose :attr:`Exchange.full_list` is set: this round yielded the source's
+    #: whole list, so the service withdraws this exchange's entries the round did not yield.
+    snapshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Exchange(ABC):
 
     ``transport`` lets tests and benchmarks pass an ``httpx`` transport; ``timeout`` bounds every request.
     An exchange bounds what it reads: page sizes, response bodies (``max_body_bytes``) and record sizes.
+    ``files`` is the one folder a source may read local files from (``SAFEHOLD_EXCHANGE_FILES_DIR``).
     """
 
     #: Type name, lower-case (``ncmec``, ``stopncii``, ``threatexchange``, ``tat``, ``feed``, ``peer``).
@@ -132,6 +137,9 @@ class Exchange(ABC):
     accepts_contributions: ClassVar[bool] = False
     #: Seconds between scheduled fetches unless the operator sets another period.
     default_every: ClassVar[int] = 3600
+    #: The source publishes a whole list, not changes: a round that ends with a ``snapshot`` batch yielded every
+    #: entry from its first batch on (the service collects what it yielded only for such exchanges).
+    full_list: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -141,8 +149,10 @@ class Exchange(ABC):
         timeout: float = 30.0,
         max_body_bytes: int = 64 << 20,
         transport: httpx.BaseTransport | None = None,
+        files: Path | None = None,
     ):
         self.settings = settings
+        self.files = files
         self.credentials = credentials
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes

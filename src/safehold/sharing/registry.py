@@ -25,6 +25,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "stopncii": ("safehold.sharing.exchanges.stopncii", "StopNCIIExchange"),
     "threatexchange": ("safehold.sharing.exchanges.threatexchange", "ThreatExchangeExchange"),
     "tat": ("safehold.sharing.exchanges.tat", "TATExchange"),
+    "feed": ("safehold.sharing.exchanges.feed", "FeedExchange"),
 }
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -102,6 +103,9 @@ class BankEntry(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     extra: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Disabled because its source withdrew it (a list's deletion), not by a person: the same source publishing
+    #: the hash again enables it again; an entry a person disabled stays disabled.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     added_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -771,6 +775,8 @@ class ExchangeRow(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Rounds failed in a row (the retry back-off grows with it; a success resets it).
+    failures: Mapped[int] = mapped_column(Integer, default=0)
     #: Running totals over every fetch: records read, entries added, entries withdrawn, records malformed.
     fetched_total: Mapped[int] = mapped_column(BigInteger, default=0)
     added_total: Mapped[int] = mapped_column(BigInteger, default=0)

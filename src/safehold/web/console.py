@@ -1,8 +1,8 @@
 """The console's router: the start page at ``/`` and every console area, so the app includes one router.
 
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
-reports to authorities and preserved evidence (reports), administration (admin, outbound), feedback to hash
-exchanges (feedback), the audit log (audit), and the static CSS/JS.
+reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), feedback to
+hash exchanges (feedback), the audit log (audit), and the static CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from safehold.web import admin, audit, auth, cases, feedback, outbound, queue, reports, static_files, text
+from safehold.web import admin, audit, auth, cases, exchanges, feedback, outbound, queue, reports, static_files, text
 from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -22,5 +22,5 @@ def start_page(request: Request) -> Response:
     return page(request, "start.html")
 
 
-for _area in (auth, queue, cases, text, reports, admin, outbound, feedback, audit, static_files):
+for _area in (auth, queue, cases, text, reports, admin, exchanges, outbound, feedback, audit, static_files):
     router.include_router(_area.router)

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("last_error_code", sa.String(length=64), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_error_at", _TS, nullable=True),
+        sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("fetched_total", sa.BigInteger(), nullable=False),
         sa.Column("added_total", sa.BigInteger(), nullable=False),
         sa.Column("removed_total", sa.BigInteger(), nullable=False),
@@ -146,9 +147,13 @@ def upgrade() -> None:
         "app_settings", sa.column("key", sa.String), sa.column("value", sa.JSON), sa.column("updated_at", _TS)
     )
     op.bulk_insert(settings, [{"key": FEEDBACK_CURSOR, "value": {"seq": head}, "updated_at": dt.datetime.now(dt.UTC)}])
+    with op.batch_alter_table("bank_entries") as batch_op:
+        batch_op.add_column(sa.Column("withdrawn", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bank_entries") as batch_op:
+        batch_op.drop_column("withdrawn")
     op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=FEEDBACK_CURSOR))
     op.drop_table("exchange_contributions")
     op.drop_table("exchange_feedback")

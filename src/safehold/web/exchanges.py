@@ -1,0 +1,91 @@
+"""The console's Exchanges page: every hash exchange with its state, fetch now, switch off or on, add one.
+
+Everything goes through the service calls ``/v1/exchanges`` and ``safehold exchange`` use. The add form shows each
+type's settings and credentials as fields (credentials as password fields, never filled back in: the page never
+holds a secret it was not just given).
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from safehold.auth.roles import Permission
+from safehold.services import Services
+from safehold.sharing.service import types
+from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
+from safehold.web.render import page
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+PAGE = "/console/admin/exchanges"
+READ = Permission.BANKS_READ
+WRITE = Permission.BANKS_WRITE
+
+
+@router.get(PAGE)
+def exchanges_page(request: Request, who: Staff = Depends(staff(READ)), svc: Services = Depends(services)) -> Response:
+    return page(
+        request, "admin_exchanges.html", exchanges=svc.exchanges.list(), types=types(),
+        banks=[b.name for b in svc.banks.list()],
+    )  # fmt: skip
+
+
+@router.post(PAGE)
+async def create_exchange(
+    request: Request,
+    name: str = Form(..., max_length=64),
+    type: str = Form(..., max_length=32),
+    bank: str = Form(..., max_length=64),
+    every_seconds: int | None = Form(None),
+    who: Staff = Depends(staff(WRITE)),
+    svc: Services = Depends(services),
+) -> Response:
+    form = await request.form()
+    kind = next((t for t in types() if t["name"] == type), None)
+    settings = _fields(form, f"setting.{type}.", kind["settings"] if kind else {})
+    credentials = _fields(form, f"credential.{type}.", (kind or {}).get("credentials") or {}) or None
+    svc.exchanges.create(name, type, bank, settings, credentials, every_seconds=every_seconds, actor=who.label)
+    return back(PAGE, "exchange_created")
+
+
+@router.post(PAGE + "/{name}/fetch")
+def fetch_now(name: str, who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)) -> Response:
+    svc.exchanges.fetch_in_background(name, actor=who.label)
+    return back(PAGE, "exchange_fetching")
+
+
+@router.post(PAGE + "/{name}")
+def switch(
+    name: str, enabled: bool = Form(...), who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)
+) -> Response:
+    svc.exchanges.update(name, enabled=enabled, actor=who.label)
+    return back(PAGE, "exchange_updated")
+
+
+@router.post(PAGE + "/{name}/delete")
+def delete(name: str, who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)) -> Response:
+    svc.exchanges.delete(name, actor=who.label)
+    return back(PAGE, "exchange_deleted")
+
+
+def _fields(form, prefix: str, schema: dict) -> dict:
+    """The form's fields for one type, by its JSON Schema: empty ones left out (the type's default applies),
+    values of non-text fields (numbers, lists, true/false) read as JSON."""
+    props = schema.get("properties", {})
+    out: dict = {}
+    for key, raw in form.multi_items():
+        if not key.startswith(prefix) or not isinstance(raw, str) or not raw.strip():
+            continue
+        field = key[len(prefix) :]
+        kinds = {s.get("type") for s in props.get(field, {}).get("anyOf", [props.get(field, {})])}
+        if "string" in kinds:
+            out[field] = raw.strip()
+            continue
+        try:
+            out[field] = json.loads(raw)
+        except ValueError:
+            out[field] = raw.strip()  # the service's check names the field and what it expects
+    return out
