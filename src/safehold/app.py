@@ -30,6 +30,7 @@ from safehold.api.routes import (
     cases,
     conversations,
     evidence,
+    peer,
     reports,
     review,
     scan,
@@ -151,6 +152,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         actions,
         reports,
         evidence,
+        peer,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.scanning.service import ScanService
+    from safehold.sharing.peers import PeerService
     from safehold.store.sealing import Sealer
     from safehold.store.vault import MediaVault
     from safehold.workers import Tasks
@@ -257,6 +258,12 @@ class Services:
         from safehold.rules.posts import PostService
 
         return PostService(self.terms, self.scans, self.pipeline, self.settings)
+
+    @cached_property
+    def peers(self) -> PeerService:
+        from safehold.sharing.peers import PeerService
+
+        return PeerService(self.db, self.audit, self.sealer, self.banks, self.apikeys)
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""

@@ -109,6 +109,12 @@ EXPECTED = {
     ("POST", "/v1/evidence/purge"): Permission.EVIDENCE_MANAGE,
     ("GET", "/v1/evidence/{evidence_id}"): Permission.EVIDENCE_READ,
     ("GET", "/v1/evidence/{evidence_id}/content"): Permission.EVIDENCE_ACCESS,
+    ("GET", "/v1/peer/key"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/banks"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/feed"): Permission.SHARING_PEER,
+    ("POST", "/v1/peer/feedback"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/feedback"): Permission.BANKS_READ,
+    ("POST", "/v1/peer/contributions"): Permission.SHARING_PEER,
 }
 
 

@@ -300,10 +300,10 @@ class BankService:
             lock_changes(s)
             s.execute(
                 insert(IndexChange).from_select(
-                    ["op", "entry_id", "signal_type", "value"],
-                    select(text("'remove'"), BankEntry.id, BankEntry.signal_type, BankEntry.value).where(
-                        BankEntry.bank_id == bank.id, BankEntry.enabled.is_(True)
-                    ),
+                    ["op", "entry_id", "bank_id", "signal_type", "value"],
+                    select(
+                        text("'remove'"), BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value
+                    ).where(BankEntry.bank_id == bank.id, BankEntry.enabled.is_(True)),
                 )
             )
             n = s.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id)).rowcount
@@ -382,12 +382,14 @@ class BankService:
         stmt = (
             dialect_insert(BankEntry)
             .on_conflict_do_nothing(index_elements=["bank_id", "signal_type", "fingerprint"])
-            .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
+            .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
         )
         added = s.execute(stmt, unique).all()
         report.added += len(added)
         report.duplicates += len(rows) - len(added)
-        return [{"op": "add", "entry_id": i, "signal_type": t, "value": v} for i, t, v, on in added if on]
+        return [
+            {"op": "add", "entry_id": i, "bank_id": b, "signal_type": t, "value": v} for i, b, t, v, on in added if on
+        ]
 
     @staticmethod
     def _withdraw(s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport) -> list[dict]:
@@ -407,7 +409,9 @@ class BankService:
                 .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
             ).all()
             report.withdrawn += len(rows)
-            changes.extend({"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in rows)
+            changes.extend(
+                {"op": "remove", "entry_id": i, "bank_id": bank_id, "signal_type": t, "value": v} for i, t, v in rows
+            )
         return changes
 
     def add_hash(
@@ -814,6 +818,7 @@ class BankService:
                     IndexChange(
                         op="add" if enabled else "remove",
                         entry_id=e.id,
+                        bank_id=e.bank_id,
                         signal_type=e.signal_type,
                         value=e.value,
                     )
@@ -861,7 +866,9 @@ class BankService:
             lock_changes(s)
             e = _entry(s, entry_id)
             if e.enabled:
-                s.add(IndexChange(op="remove", entry_id=e.id, signal_type=e.signal_type, value=e.value))
+                s.add(
+                    IndexChange(op="remove", entry_id=e.id, bank_id=e.bank_id, signal_type=e.signal_type, value=e.value)
+                )
             detail = _entry_detail(e)
             s.delete(e)
             s.flush()
