@@ -116,6 +116,8 @@ class IndexChange(Base):
     """
 
     __tablename__ = "index_changes"
+    #: A peer's feed reads one bank's changes in order (see :mod:`safehold.sharing.peers`).
+    __table_args__ = (Index("ix_index_changes_bank_seq", "bank_id", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     op: Mapped[str] = mapped_column(String(8))  # add | remove | banks

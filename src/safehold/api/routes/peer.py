@@ -10,7 +10,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from safehold.api.contract import ContractRoute, SignalTypeName, matching
 from safehold.api.deps import require, services
@@ -78,14 +77,14 @@ def banks(svc: Services = Depends(services), who: Principal = Depends(PEER)) -> 
 
 
 @router.get("/feed", summary="One signed page of a shared bank's additions and withdrawals after a cursor")
-async def feed(
+def feed(
     bank: Annotated[BankName, Query(description="A bank shared with you.")],
     after: Annotated[Cursor | None, Query(description="The previous page's `next` (none: from the start).")] = None,
     limit: Annotated[int, Query(ge=1, le=proto.MAX_PAGE)] = 500,
     svc: Services = Depends(services),
     who: Principal = Depends(PEER),
 ) -> dict:
-    return await run_in_threadpool(lambda: svc.peers.feed(svc.peers.caller(who), bank, after, limit))
+    return svc.peers.feed(svc.peers.caller(who), bank, after, limit)
 
 
 @router.post("/feedback", summary="Your opinion on one of our entries (true or false positive)")

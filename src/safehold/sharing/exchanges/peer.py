@@ -103,9 +103,12 @@ class PeerExchange(Exchange):
     def check(self) -> None:
         """The source answers with the pinned key and shares our bank with us."""
         with self._client() as client:
-            if self._call(client, "GET", "/v1/peer/key").get("public_key") != self.settings.public_key:
+            if _object(self._call(client, "GET", "/v1/peer/key")).get("public_key") != self.settings.public_key:
                 raise _protocol("the source's key is not the pinned one")
-            shared = {b.get("name") for b in self._call(client, "GET", "/v1/peer/banks")}
+            banks = self._call(client, "GET", "/v1/peer/banks")
+        if not isinstance(banks, list):
+            raise _protocol("a list of banks that is not a list")
+        shared = {b.get("name") for b in banks if isinstance(b, dict)}
         if self.settings.bank not in shared:
             raise ExchangeError(
                 "exchange.rejected", f"The source shares no bank {self.settings.bank!r} with us.", retryable=False
@@ -131,11 +134,14 @@ class PeerExchange(Exchange):
         ]
         taken = 0
         with self._client() as client:
-            me = self._call(client, "GET", "/v1/peer/key").get("peer")
+            me = _object(self._call(client, "GET", "/v1/peer/key")).get("peer")
             for start in range(0, len(hashes), proto.MAX_CONTRIBUTION):
                 doc = {"peer": me, "at": _now(), "entries": hashes[start : start + proto.MAX_CONTRIBUTION]}
                 body = {"contribution": doc, "signature": proto.sign(key, "contribution", doc)}
-                taken += int(self._call(client, "POST", "/v1/peer/contributions", json=body).get("accepted", 0))
+                answer = _object(self._call(client, "POST", "/v1/peer/contributions", json=body))
+                if not isinstance(answer.get("accepted"), int):
+                    raise _protocol("a contribution answer without its count")
+                taken += answer["accepted"]
         return taken
 
     def _signing_key(self):
@@ -232,6 +238,12 @@ def _raise_for(r: httpx.Response, body: bytes) -> None:
     if r.status_code in (401, 403):
         raise ExchangeError("exchange.auth", f"The peer refused our credentials ({said})", retryable=False)
     raise ExchangeError("exchange.rejected", f"The peer refused the request ({said})", retryable=False)
+
+
+def _object(answer: object) -> dict:
+    if not isinstance(answer, dict):
+        raise _protocol("an answer that is not a JSON object")
+    return answer
 
 
 def _protocol(what: str) -> ExchangeError:

@@ -71,6 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_exchange_unknown_signals_exchange_id", "exchange_unknown_signals", ["exchange_id"])
     # Peer exchange: the change log says which bank a change is in, so a peer's feed reads its shared banks alone.
     op.add_column("index_changes", sa.Column("bank_id", sa.Integer(), nullable=True))
+    op.create_index("ix_index_changes_bank_seq", "index_changes", ["bank_id", "seq"])
     op.create_table(
         "peers",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -119,6 +120,7 @@ def downgrade() -> None:
     op.drop_table("peer_feedback")
     op.drop_table("peer_shares")
     op.drop_table("peers")
+    op.drop_index("ix_index_changes_bank_seq", table_name="index_changes")
     with op.batch_alter_table("index_changes") as batch:
         batch.drop_column("bank_id")
     op.drop_table("exchange_unknown_signals")
