@@ -34,6 +34,7 @@ from safehold.api.routes import (
     exchanges,
     feedback,
     hma,
+    peer,
     quarantine,
     reports,
     review,
@@ -165,6 +166,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         feedback,
         hma,
         exchanges,
+        peer,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

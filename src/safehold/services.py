@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from safehold.scanning.service import ScanService
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
+    from safehold.sharing.peers import PeerService
     from safehold.sharing.quarantine import QuarantineService
     from safehold.sharing.service import ExchangeService
     from safehold.store.sealing import Sealer
@@ -289,6 +290,12 @@ class Services:
         from safehold.sharing.service import ExchangeService
 
         return ExchangeService(self.db, self.audit, self.banks, self.sealer, self.settings)
+
+    @cached_property
+    def peers(self) -> PeerService:
+        from safehold.sharing.peers import PeerService
+
+        return PeerService(self.db, self.audit, self.sealer, self.banks, self.apikeys)
 
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""

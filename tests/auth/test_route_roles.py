@@ -140,6 +140,12 @@ EXPECTED = {
     ("GET", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_READ,
     ("PUT", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_WRITE,
     ("DELETE", "/c/bank/{name}/content/{content_id}"): Permission.BANKS_WRITE,
+    ("GET", "/v1/peer/key"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/banks"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/feed"): Permission.SHARING_PEER,
+    ("POST", "/v1/peer/feedback"): Permission.SHARING_PEER,
+    ("GET", "/v1/peer/feedback"): Permission.BANKS_READ,
+    ("POST", "/v1/peer/contributions"): Permission.SHARING_PEER,
 }
 
 

@@ -1,7 +1,9 @@
 """Roles and the permissions they grant. Routes and commands ask for a permission, never for a role.
 
 Staff roles (admin, senior_reviewer, reviewer, auditor, legal) match the review console's; ``platform`` is the role
-of the integrating platform's own services: they scan and send events, and see nothing else. Only the admin role
+of the integrating platform's own services: they scan and send events, and see nothing else; ``peer`` is another
+Safehold instance of a sharing consortium: it reads the banks shared with it and sends feedback and contributions
+(see :mod:`safehold.sharing.peers`), nothing else. Only the admin role
 manages users, policies, webhooks and settings; auditors read everything but never see media unblurred. ``legal``
 is the team that files reports and answers law enforcement: it alone (with admins) may decrypt preserved
 evidence (18 U.S.C. 2258B asks that access to it be kept to a minimum).
@@ -34,6 +36,7 @@ class Permission(StrEnum):
     EVIDENCE_READ = "evidence.read"  # the evidence register (hashes, dates, holds): no content
     EVIDENCE_ACCESS = "evidence.access"  # decrypt: open and export preserved evidence
     EVIDENCE_MANAGE = "evidence.manage"  # legal holds, purge
+    SHARING_PEER = "sharing.peer"  # another Safehold instance: read what is shared with it, send feedback back
 
 
 class Role(StrEnum):
@@ -43,10 +46,12 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     LEGAL = "legal"
     PLATFORM = "platform"
+    PEER = "peer"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
+    # Everything but acting as a peer instance: an admin's key is not another platform's.
+    Role.ADMIN: frozenset(Permission) - {Permission.SHARING_PEER},
     Role.SENIOR_REVIEWER: frozenset(
         {
             Permission.SCAN,
@@ -96,6 +101,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.PLATFORM: frozenset({Permission.SCAN, Permission.EVENTS_WRITE}),
+    Role.PEER: frozenset({Permission.SHARING_PEER}),
 }
 
 

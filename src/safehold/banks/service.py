@@ -312,10 +312,10 @@ class BankService:
             lock_changes(s)
             s.execute(
                 insert(IndexChange).from_select(
-                    ["op", "entry_id", "signal_type", "value"],
-                    select(text("'remove'"), BankEntry.id, BankEntry.signal_type, BankEntry.value).where(
-                        BankEntry.bank_id == bank.id, BankEntry.enabled.is_(True)
-                    ),
+                    ["op", "entry_id", "bank_id", "signal_type", "value"],
+                    select(
+                        text("'remove'"), BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value
+                    ).where(BankEntry.bank_id == bank.id, BankEntry.enabled.is_(True)),
                 )
             )
             n = s.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id)).rowcount
@@ -401,14 +401,16 @@ class BankService:
         stmt = (
             dialect_insert(BankEntry)
             .on_conflict_do_nothing(index_elements=["bank_id", "signal_type", "fingerprint"])
-            .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
+            .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
         )
         added = s.execute(stmt, unique).all()
         if len(added) < len(unique):
-            added += BankService._restore(s, unique, {(t, fingerprint(v)) for _, t, v, _ in added})
+            added += BankService._restore(s, unique, {(t, fingerprint(v)) for _, _, t, v, _ in added})
         report.added += len(added)
         report.duplicates += len(rows) - len(added)
-        return [{"op": "add", "entry_id": i, "signal_type": t, "value": v} for i, t, v, on in added if on]
+        return [
+            {"op": "add", "entry_id": i, "bank_id": b, "signal_type": t, "value": v} for i, b, t, v, on in added if on
+        ]
 
     @staticmethod
     def _restore(s: Session, rows: list[dict], inserted: set[tuple[str, str]]) -> list:
@@ -428,7 +430,7 @@ class BankService:
                     BankEntry.withdrawn.is_(True),
                 )
                 .values(enabled=True, withdrawn=False)
-                .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
+                .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
             ).all()
         return restored
 
@@ -450,7 +452,9 @@ class BankService:
                 .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
             ).all()
             report.withdrawn += len(rows)
-            changes.extend({"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in rows)
+            changes.extend(
+                {"op": "remove", "entry_id": i, "bank_id": bank_id, "signal_type": t, "value": v} for i, t, v in rows
+            )
         return changes
 
     @staticmethod
@@ -488,10 +492,16 @@ class BankService:
                     update(BankEntry)
                     .where(BankEntry.id.in_(gone))
                     .values(enabled=False, withdrawn=True)
-                    .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
+                    .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value)
                 ).all()
                 report.withdrawn += len(done)
-                _append_changes(s, [{"op": "remove", "entry_id": i, "signal_type": t, "value": v} for i, t, v in done])
+                _append_changes(
+                    s,
+                    [
+                        {"op": "remove", "entry_id": i, "bank_id": b, "signal_type": t, "value": v}
+                        for i, b, t, v in done
+                    ],
+                )
 
     def add_hash(
         self,
@@ -900,6 +910,7 @@ class BankService:
                     IndexChange(
                         op="add" if enabled else "remove",
                         entry_id=e.id,
+                        bank_id=e.bank_id,
                         signal_type=e.signal_type,
                         value=e.value,
                     )
@@ -947,7 +958,9 @@ class BankService:
             lock_changes(s)
             e = _entry(s, entry_id)
             if e.enabled:
-                s.add(IndexChange(op="remove", entry_id=e.id, signal_type=e.signal_type, value=e.value))
+                s.add(
+                    IndexChange(op="remove", entry_id=e.id, bank_id=e.bank_id, signal_type=e.signal_type, value=e.value)
+                )
             detail = _entry_detail(e)
             s.delete(e)
             s.flush()

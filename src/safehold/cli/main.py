@@ -24,6 +24,7 @@ from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
+from safehold.cli import peer as peer_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import terms as term_cmds
@@ -57,6 +58,8 @@ app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(feedback_cmds.app, name="feedback")
 app.add_typer(term_cmds.app, name="terms")
 app.add_typer(exchange_cmds.app, name="exchange")
+
+app.add_typer(peer_cmds.app, name="peer")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)
@@ -187,7 +190,7 @@ def db_status() -> None:
 
 @key_app.command("create")
 def apikey_create(
-    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor, legal or platform.")],
+    role: Annotated[str, typer.Option(help="admin, senior_reviewer, reviewer, auditor, legal, platform or peer.")],
     name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "default",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

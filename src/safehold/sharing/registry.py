@@ -26,6 +26,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "threatexchange": ("safehold.sharing.exchanges.threatexchange", "ThreatExchangeExchange"),
     "tat": ("safehold.sharing.exchanges.tat", "TATExchange"),
     "feed": ("safehold.sharing.exchanges.feed", "FeedExchange"),
+    "peer": ("safehold.sharing.exchanges.peer", "PeerExchange"),
 }
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 

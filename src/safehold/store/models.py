@@ -141,10 +141,15 @@ class IndexChange(Base):
     """
 
     __tablename__ = "index_changes"
+    #: A peer's feed reads one bank's changes in order (see :mod:`safehold.sharing.peers`).
+    __table_args__ = (Index("ix_index_changes_bank_seq", "bank_id", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     op: Mapped[str] = mapped_column(String(8))  # add | remove | banks
     entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The entry's bank (no foreign key: the log outlives a deleted bank), so a peer's feed reads the changes of
+    #: the banks shared with it alone (``None`` for ``banks`` rows and for rows written before migration 0009).
+    bank_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     signal_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     value: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -863,4 +868,53 @@ class ExchangeContribution(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Peer(Base):
+    """Another Safehold instance this one shares banks with (see :mod:`safehold.sharing.peers`).
+
+    It calls with an API key of role ``peer`` (``key_prefix``; the key's secret is never stored here).
+    ``public_key`` is the peer's own Ed25519 key (base64) its contributions must be signed with; contributions land
+    in ``contributions_bank_id``, disabled until an operator enables them, and are refused while it is unset.
+    """
+
+    __tablename__ = "peers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    contributions_bank_id: Mapped[int | None] = mapped_column(
+        ForeignKey("banks.id", ondelete="SET NULL"), nullable=True
+    )
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PeerShare(Base):
+    """A bank shared with one peer, or with every peer (``peer_id`` NULL)."""
+
+    __tablename__ = "peer_shares"
+    __table_args__ = (UniqueConstraint("bank_id", "peer_id", name="uq_peer_share"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    peer_id: Mapped[int | None] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PeerFeedback(Base):
+    """A peer's opinion on one of our entries: its latest one per entry replaces the earlier."""
+
+    __tablename__ = "peer_feedback"
+    __table_args__ = (UniqueConstraint("peer_id", "entry_id", name="uq_peer_feedback"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), index=True)
+    verdict: Mapped[str] = mapped_column(String(16))  # true_positive | false_positive
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -149,9 +149,60 @@ def upgrade() -> None:
     op.bulk_insert(settings, [{"key": FEEDBACK_CURSOR, "value": {"seq": head}, "updated_at": dt.datetime.now(dt.UTC)}])
     with op.batch_alter_table("bank_entries") as batch_op:
         batch_op.add_column(sa.Column("withdrawn", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Peer exchange: the change log says which bank a change is in, so a peer's feed reads its shared banks alone.
+    op.add_column("index_changes", sa.Column("bank_id", sa.Integer(), nullable=True))
+    op.create_index("ix_index_changes_bank_seq", "index_changes", ["bank_id", "seq"])
+    op.create_table(
+        "peers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("key_prefix", sa.String(length=32), nullable=False),
+        sa.Column("public_key", sa.String(length=64), nullable=True),
+        sa.Column("contributions_bank_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(length=128), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.ForeignKeyConstraint(["contributions_bank_id"], ["banks.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("key_prefix"),
+    )
+    op.create_table(
+        "peer_shares",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bank_id", sa.Integer(), nullable=False),
+        sa.Column("peer_id", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(length=128), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.ForeignKeyConstraint(["bank_id"], ["banks.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["peer_id"], ["peers.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("bank_id", "peer_id", name="uq_peer_share"),
+    )
+    op.create_index("ix_peer_shares_bank_id", "peer_shares", ["bank_id"])
+    op.create_table(
+        "peer_feedback",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("peer_id", sa.Integer(), nullable=False),
+        sa.Column("entry_id", _BIG_ID, nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=True),
+        sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("at", _TS, nullable=False),
+        sa.ForeignKeyConstraint(["peer_id"], ["peers.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["entry_id"], ["bank_entries.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("peer_id", "entry_id", name="uq_peer_feedback"),
+    )
+    op.create_index("ix_peer_feedback_entry_id", "peer_feedback", ["entry_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("peer_feedback")
+    op.drop_table("peer_shares")
+    op.drop_table("peers")
+    op.drop_index("ix_index_changes_bank_seq", table_name="index_changes")
+    with op.batch_alter_table("index_changes") as batch:
+        batch.drop_column("bank_id")
     with op.batch_alter_table("bank_entries") as batch_op:
         batch_op.drop_column("withdrawn")
     op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=FEEDBACK_CURSOR))
