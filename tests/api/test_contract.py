@@ -36,6 +36,11 @@ def test_the_probe_found_integer_parameters():
     assert len(INTEGER_PARAMS) >= 30  # ids, offsets, after_id/after_seq, versions, limits, days
 
 
+def _role_for(method: str, path: str) -> str:
+    """A role that may use the route: admin holds every permission but the peer routes' (other instances' keys)."""
+    return "peer" if path.startswith("/v1/peer/") and (method, path) != ("GET", "/v1/peer/feedback") else "admin"
+
+
 def test_an_integer_beyond_the_database_range_is_a_422_on_every_integer_parameter(client, keys):
     wrong = []
     for method, path, where, name in INTEGER_PARAMS:
@@ -44,11 +49,13 @@ def test_an_integer_beyond_the_database_range_is_a_422_on_every_integer_paramete
                 url, params = re.sub(r"\{[^}]+\}", "1", path.replace("{" + name + "}", str(value))), {}
             else:
                 url, params = re.sub(r"\{[^}]+\}", "1", path), {name: str(value)}
-            r = client.request(method, url, params=params, headers=keys["admin"])
+            r = client.request(method, url, params=params, headers=keys[_role_for(method, path)])
             error = r.json().get("error", {}) if r.headers["content-type"] == "application/json" else {}
             if r.status_code != 422 or error.get("code") != "request.invalid":
                 wrong.append((method, url, params, r.status_code, r.text[:200]))
-            elif error["detail"]["errors"][0]["loc"] != [where, name]:
+            elif [where, name] not in [
+                e["loc"] for e in error["detail"]["errors"]
+            ]:  # other required params may be missing
                 wrong.append((method, url, params, error))
     assert not wrong
 
