@@ -38,6 +38,7 @@ def _prune_events(svc: Services) -> int:
 def _flush_counters(svc: Services) -> None:
     svc.scans.flush_counts()
     svc.search.flush_counts()
+    svc.seen.flush()
 
 
 def _snapshot_index(svc: Services) -> None:
@@ -54,6 +55,13 @@ def _sync(s: Settings) -> float:
     return s.index_sync_interval
 
 
+def _rematch(s: Settings) -> float:
+    return s.rematch_interval
+
+
+#: New bank entries re-matched per round of ``seen.rematch`` (one index over them, one pass over the store).
+REMATCH_BATCH = 100_000
+
 DELIVER_WEBHOOKS = "webhooks.deliver"
 FILE_REPORTS = "reports.file"
 
@@ -67,11 +75,14 @@ BUILTIN = (
     Task("conversations.prune", lambda svc: svc.conversations.prune(), every=_upkeep),
     Task("reports.followup", lambda svc: svc.reports.followup_once(), every=_upkeep),
     Task("evidence.purge", lambda svc: svc.evidence.purge_due(), every=_upkeep),
+    Task("seen.purge", lambda svc: svc.seen.purge(), every=_upkeep),
     Task("index.snapshot", _snapshot_index, every=_sync, scope=Scope.PROCESS),
     # Kicked when a delivery or a report is queued; the period is the safety net (back-offs, other processes).
     Task(DELIVER_WEBHOOKS, _deliver, every=lambda s: s.webhook_poll_interval, batch=DELIVERY_BATCH),
     Task(FILE_REPORTS, lambda svc: svc.reports.file_due(REPORT_BATCH), every=lambda s: REPORT_POLL_SECONDS,
          batch=REPORT_BATCH),
+    # Matches new bank entries against the seen hashes (opt-in): reads the whole store, so not an upkeep step.
+    Task("seen.rematch", lambda svc: svc.rematch.run_once(REMATCH_BATCH), every=_rematch, batch=REMATCH_BATCH),
 )  # fmt: skip
 #: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
 UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)

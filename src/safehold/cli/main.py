@@ -24,6 +24,7 @@ from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
+from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
@@ -53,6 +54,7 @@ app.add_typer(evidence_cmds.app, name="evidence")
 app.add_typer(text_cmds.app, name="text")
 app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(term_cmds.app, name="terms")
+app.add_typer(seen_cmds.app, name="seen")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

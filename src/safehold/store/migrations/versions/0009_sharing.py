@@ -1,4 +1,4 @@
-"""sharing (Principle 10): exchanges and the hashes of unknown types they fetched
+"""sharing (Principle 10): exchanges, the hashes of unknown types they fetched, the seen hashes re-matched
 
 The one migration of issue [9]: every table and column [9] needs is added here.
 
@@ -69,8 +69,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("exchange_id", "signal_type", "fingerprint", name="uq_unknown_signal"),
     )
     op.create_index("ix_exchange_unknown_signals_exchange_id", "exchange_unknown_signals", ["exchange_id"])
+    op.create_table(
+        "seen_hashes",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("signal_type", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("content_id", sa.String(length=128), nullable=False),
+        sa.Column("account_id", sa.String(length=128), nullable=True),
+        sa.Column("seen_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_seen_hashes_seen_at", "seen_hashes", ["seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("seen_hashes")
     op.drop_table("exchange_unknown_signals")
     op.drop_table("exchanges")
