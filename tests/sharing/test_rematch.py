@@ -173,3 +173,27 @@ def test_cli_status_and_manual_rematch(on, cli, monkeypatch):
 
 def test_cli_rematch_with_the_store_off(cli):
     assert "seen.disabled" in cli("seen", "rematch", "--since", "2020-01-01", code=2).output
+
+
+@pytest.mark.parametrize("few", [0, 128], ids=["chunk-indexed", "entries-indexed"])
+def test_both_sides_of_the_index_find_the_same_candidates(monkeypatch, few):
+    """Many new entries are the queries against each chunk's index, a few are the index: the same answer."""
+    from safehold.sharing import rematch as rm
+    from safehold.store.seen import Seen
+
+    monkeypatch.setattr(rm, "FEW_NEW", few)
+    at = dt.datetime.now(dt.UTC)
+    near = "f" * 62 + "00"  # 8 bits from "f" * 64
+    entries = [
+        rm.NewEntry(1, 10, "pdq", "f" * 64, at),
+        rm.NewEntry(2, 11, "sha256", "ab" * 32, at),
+        rm.NewEntry(3, 12, "pdq", "0" * 64, at),
+    ]
+    rows = [
+        Seen(1, "pdq", near, "c-1", None, at),
+        Seen(2, "sha256", "ab" * 32, "c-2", None, at),
+        Seen(3, "sha256", "cd" * 32, "c-3", None, at),
+        Seen(4, "pdq", "0f" * 32, "c-4", None, at),  # 128 bits from both entries
+    ]
+    found = rm.candidates(entries, {"pdq": 31, "sha256": 0}, [rows[:2], rows[2:]])
+    assert sorted((c.seen.content_id, c.entry_id, c.distance) for c in found) == [("c-1", 10, 8), ("c-2", 11, 0)]
