@@ -75,6 +75,17 @@ def test_an_earlier_upload_is_found_when_its_hash_arrives(on):
     assert len(cases_of(on, "c-1")) == 1 and len(signals_of(on, case.id)) == 1
 
 
+def test_an_event_with_a_file_is_remembered_and_re_matched(on):
+    on.banks.create("shared", created_by="test")
+    rematch(on)
+    body = {"type": "content", "content": {"id": "c-11"}}
+    on.events.ingest(PLATFORM, body, file=IMAGE, filename="up.jpg", idempotency_key="k-11")
+    on.banks.add_hash("shared", "md5", hashlib.md5(IMAGE).hexdigest())
+    rematch(on)
+    [case] = cases_of(on, "c-11")
+    assert case.source == "rematch" and [s.signal_type for s in signals_of(on, case.id)] == ["md5"]
+
+
 def test_a_fetched_entry_of_an_exact_type_matches_too(on):
     on.banks.create("feed", created_by="test")
     rematch(on)
