@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from safehold.auth.apikeys import Principal
 from safehold.banks.formats import EntryRecord
 from safehold.services import Services
-from safehold.store.models import Case, CaseSignal, SeenHash
+from safehold.sharing.rematch import CURSOR_KEY
+from safehold.store.models import AppSetting, Case, CaseSignal, SeenHash
 from tests.media import jpeg
 
 PLATFORM = Principal(name="platform", role="platform", key_prefix="sh_one")
@@ -70,6 +71,10 @@ def test_an_earlier_upload_is_found_when_its_hash_arrives(on):
     assert sig.detail["external_id"] == "ex-1"
 
     # A retried round (the cursor not saved: a crash) and a manual run over the same entries open nothing more.
+    with on.db.session() as s:
+        cursor = s.get(AppSetting, CURSOR_KEY)
+        cursor.value = {"seq": cursor.value["seq"] - 1}
+    assert rematch(on) == 1
     out = on.rematch.run_since(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     assert out.entries == 1 and out.cases == [case.id]
     assert len(cases_of(on, "c-1")) == 1 and len(signals_of(on, case.id)) == 1

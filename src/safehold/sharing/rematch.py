@@ -287,8 +287,9 @@ class Rematcher:
             return int(row.value["seq"]) if row is not None else None
 
     def _save_cursor(self, seq: int) -> None:
+        """Move the cursor forward to ``seq``, never back (two processes' rounds may finish in either order)."""
         with self.db.session() as s:
-            row = s.get(AppSetting, CURSOR_KEY)
+            row = s.get(AppSetting, CURSOR_KEY, with_for_update=True)
             if row is None:
                 s.add(AppSetting(key=CURSOR_KEY, value={"seq": seq}, updated_by=ACTOR))
             elif seq > int(row.value["seq"]):

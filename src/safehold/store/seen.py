@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import OperationalError
@@ -45,9 +45,9 @@ def encode(value: str) -> bytes | None:
         return None
 
 
-@dataclass(frozen=True)
-class Seen:
-    """One stored hash as re-matching reads it (``value`` is the canonical hex text)."""
+class Seen(NamedTuple):
+    """One stored hash as re-matching reads it (``value`` is the canonical hex text). A named tuple: millions are
+    made per round, and a tuple is built several times faster than a dataclass."""
 
     id: int
     signal_type: str
@@ -149,7 +149,7 @@ class SeenHashes:
                 ).all()
             if not rows:
                 return
-            yield [Seen(r[0], r[1], bytes(r[2]).hex(), r[3], r[4], r[5]) for r in rows]
+            yield [Seen(i, t, bytes(v).hex(), c, a, at) for i, t, v, c, a, at in rows]
             after = rows[-1][0]
 
     def status(self) -> dict:
