@@ -213,19 +213,23 @@ class Rematcher:
             if key not in found or c.seen.seen_at < found[key].seen.seen_at:
                 found[key] = c
         added_at = {e.entry_id: e.at for e in news}
+        scans: dict[tuple[str, str], ScanResult] = {}  # one lookup per stored hash, however many uploads share it
         for c in found.values():
-            case = self._open(c, added_at[c.entry_id])
+            hashed = (c.seen.signal_type, c.seen.value)
+            if hashed not in scans:
+                scans[hashed] = self.scans.lookup_hash(*hashed)
+            case = self._open(c, scans[hashed], added_at[c.entry_id])
             if case is not None and case not in out.cases:
                 out.cases.append(case)
         return out
 
     # ----------------------------------------------------------------- cases
 
-    def _open(self, c: Candidate, added_at: dt.datetime) -> int | None:
+    def _open(self, c: Candidate, scan: ScanResult, added_at: dt.datetime) -> int | None:
         """Hand a confirmed match to the pipeline, once per (entry, content); the case's id, or ``None`` when the
-        banks as they are now do not call it a match (an allow bank vouches for it, the entry or bank is gone
-        or disabled, the distance is over the bank's own threshold) or no case is opened."""
-        scan = self.scans.lookup_hash(c.seen.signal_type, c.seen.value)
+        banks as they are now do not call it a match (``scan``, the stored hash scanned now: an allow bank
+        vouches for it, the entry or bank is gone or disabled, the distance is over the bank's own threshold) or
+        no case is opened."""
         matches = [m for m in scan.matches if m.entry.get("id") == c.entry_id]
         if scan.verdict != "match" or not matches:
             return None
@@ -274,12 +278,12 @@ class Rematcher:
                     select(BankEntry.id, BankEntry.bank_id).where(BankEntry.id.in_(part), BankEntry.enabled)
                 ).all()
                 bank_of.update(rows)
-        out = []
+        out = {}  # by entry: an entry removed and added again is in the log twice
         for e in entries:
             bank = banks.get(bank_of.get(e.entry_id, -1))
             if bank is not None and bank.enabled and bank.kind == "block" and bank.on_match != "none":
-                out.append((e, bank.id))
-        return out
+                out[e.entry_id] = (e, bank.id)
+        return list(out.values())
 
     def _cursor(self) -> int | None:
         with self.db.session() as s:
