@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "sharing.rematch"
 #: New entries re-matched at a time by a manual run (the task's rounds have their own size).
 ROUND_ENTRIES = 100_000
-#: Stored hashes read and indexed at a time (a chunk's rows and index: some 100 MB for PDQ).
+#: Stored hashes read and indexed at a time (a round's memory: a few hundred MB for PDQ, see bench/rematch.py).
 CHUNK = 200_000
 #: Up to this many new entries of a type are indexed themselves; more are queried against each chunk's index.
 FEW_NEW = 128
@@ -102,7 +102,7 @@ def candidates(
     Which side is indexed depends on the count of new entries (bench/rematch.py measured both): a handful
     (up to :data:`FEW_NEW`) are indexed once and each chunk of stored hashes is queried against them; more are
     the queries against an index built over each chunk, which costs far less than querying a small index with
-    every stored hash (PDQ: about 1 s instead of 30 s of CPU per million stored hashes against 10 000 entries).
+    every stored hash (PDQ, 10 000 entries: 10 M stored hashes in 30 s instead of some 470 s, bench/rematch.py).
     A type whose distance is not symmetric (``custom``) is always queried the first way, stored hash against
     entry, as a scan would be."""
     by_type: dict[str, list[NewEntry]] = {}
