@@ -44,6 +44,7 @@ def _prune_events(svc: Services) -> int:
 def _flush_counters(svc: Services) -> None:
     svc.scans.flush_counts()
     svc.search.flush_counts()
+    svc.seen.flush()
 
 
 def _snapshot_index(svc: Services) -> None:
@@ -59,6 +60,13 @@ def _upkeep(s: Settings) -> float:
 def _sync(s: Settings) -> float:
     return s.index_sync_interval
 
+
+def _rematch(s: Settings) -> float:
+    return s.rematch_interval
+
+
+#: New bank entries re-matched per round of ``seen.rematch`` (one index over them, one pass over the store).
+REMATCH_BATCH = 100_000
 
 DELIVER_WEBHOOKS = "webhooks.deliver"
 FILE_REPORTS = "reports.file"
@@ -76,6 +84,7 @@ BUILTIN = (
     Task("conversations.prune", lambda svc: svc.conversations.prune(), every=_upkeep),
     Task("reports.followup", lambda svc: svc.reports.followup_once(), every=_upkeep),
     Task("evidence.purge", lambda svc: svc.evidence.purge_due(), every=_upkeep),
+    Task("seen.purge", lambda svc: svc.seen.purge(), every=_upkeep),
     Task("index.snapshot", _snapshot_index, every=_sync, scope=Scope.PROCESS),
     # Kicked when a delivery or a report is queued; the period is the safety net (back-offs, other processes).
     Task(DELIVER_WEBHOOKS, _deliver, every=lambda s: s.webhook_poll_interval, batch=DELIVERY_BATCH),
@@ -87,6 +96,9 @@ BUILTIN = (
     # Calls out, so not part of an upkeep round (its batch keeps it out of UPKEEP).
     replace(scheduled_fetch("exchanges", lambda svc: svc.exchanges.fetch_due(EXCHANGE_BATCH),
                             every=lambda s: s.exchange_poll_interval), batch=EXCHANGE_BATCH),
+
+    # Matches new bank entries against the seen hashes (opt-in): reads the whole store, so not an upkeep step.
+    Task("seen.rematch", lambda svc: svc.rematch.run_once(REMATCH_BATCH), every=_rematch, batch=REMATCH_BATCH),
 )  # fmt: skip
 #: The tasks of one upkeep round (``Services.maintain_once``): everything periodic but sending to the outside.
 UPKEEP = tuple(t.name for t in BUILTIN if t.batch is None)

@@ -245,6 +245,19 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Idempotency keys of POST /v1/events are remembered this long."
     )
 
+    # Re-matching past uploads (docs/sharing.md): the hashes of scanned content, kept so a bank entry that arrives
+    # later is matched against them. Off by default: an operator opts in to keeping hashes of everything scanned.
+    seen_hashes: bool = Field(
+        default=False,
+        description="Keep the hashes (never the media) of content scanned with a content id, for re-matching.",
+    )
+    seen_hashes_days: float = Field(
+        default=90.0, gt=0, description="Days a seen hash is kept; older ones are purged and never re-matched."
+    )
+    rematch_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between rounds matching new bank entries against seen hashes."
+    )
+
     # Review
     claim_minutes: float = Field(default=30.0, gt=0, description="A claim on a case lapses after this long idle.")
 

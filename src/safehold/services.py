@@ -40,8 +40,10 @@ if TYPE_CHECKING:
     from safehold.sharing.feedback import FeedbackService
     from safehold.sharing.peers import PeerService
     from safehold.sharing.quarantine import QuarantineService
+    from safehold.sharing.rematch import Rematcher
     from safehold.sharing.service import ExchangeService
     from safehold.store.sealing import Sealer
+    from safehold.store.seen import SeenHashes
     from safehold.store.vault import MediaVault
     from safehold.workers import Tasks
 
@@ -190,7 +192,19 @@ class Services:
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
-        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index)
+        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen)
+
+    @cached_property
+    def rematch(self) -> Rematcher:
+        from safehold.sharing.rematch import Rematcher
+
+        return Rematcher(self.db, self.seen, self.scans, self.pipeline)
+
+    @cached_property
+    def seen(self) -> SeenHashes:
+        from safehold.store.seen import SeenHashes
+
+        return SeenHashes(self.db, enabled=self.settings.seen_hashes, days=self.settings.seen_hashes_days)
 
     @cached_property
     def events(self) -> EventService:
@@ -332,6 +346,8 @@ class Services:
             for counted in ("scans", "search"):
                 if counted in built:
                     built[counted].flush_counts()
+            if "seen" in built:
+                self.seen.flush()
             if "index" in built and self.index.changes_since_snapshot:
                 self.index.save_snapshot()
         finally:

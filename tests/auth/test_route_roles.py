@@ -38,6 +38,7 @@ EXPECTED = {
     ("POST", "/v1/search/suggestions/filter"): Permission.SCAN,
     ("POST", "/v1/search/help-clicks"): Permission.SCAN,
     ("GET", "/v1/stats/search"): Permission.STATS_READ,
+    ("GET", "/v1/seen"): Permission.STATS_READ,
     ("POST", "/v1/text/check"): Permission.EVENTS_WRITE,
     ("GET", "/v1/terms"): Permission.BANKS_READ,
     ("GET", "/v1/terms/{name}/versions"): Permission.BANKS_READ,

@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 from safehold.errors import SafeholdError
 from safehold.store.vault import StoredMedia
 
-#: Where a detection comes from. ``hash_match`` is reserved for Safehold's own block-bank matches.
-SOURCES = ("hash_match", "classifier", "grooming", "solicitation", "user_report", "livestream", "event")
+#: Where a detection comes from. ``hash_match`` is reserved for Safehold's own block-bank matches, ``rematch`` for
+#: those found later, when a bank gained the hash of content seen before (safehold.sharing.rematch).
+SOURCES = ("hash_match", "classifier", "grooming", "solicitation", "user_report", "livestream", "event", "rematch")
+#: The sources only Safehold itself records.
+OWN_SOURCES = ("hash_match", "rematch")
 #: The console queue each source waits in; ``event`` depends on the content (see :func:`queue_for`).
 SOURCE_QUEUES = {
     "hash_match": "media",
+    "rematch": "media",
     "classifier": "media",
     "grooming": "text",
     "solicitation": "text",

@@ -27,6 +27,7 @@ from safehold.cli import feedback as feedback_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
+from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import users as user_cmds
@@ -60,6 +61,8 @@ app.add_typer(term_cmds.app, name="terms")
 app.add_typer(exchange_cmds.app, name="exchange")
 
 app.add_typer(peer_cmds.app, name="peer")
+
+app.add_typer(seen_cmds.app, name="seen")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

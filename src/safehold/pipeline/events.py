@@ -42,7 +42,7 @@ from pydantic import (
 from safehold import jsonlimits
 from safehold.auth.apikeys import Principal
 from safehold.banks.formats import CATEGORY_PATTERN, normalize_category
-from safehold.cases.detection import SOURCES, CaseRef, Detection, DetectionSignal
+from safehold.cases.detection import OWN_SOURCES, SOURCES, CaseRef, Detection, DetectionSignal
 from safehold.errors import SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.scanning.service import ScanResult, ScanService, sees_provenance
@@ -55,8 +55,8 @@ IDEMPOTENCY_KEY_PATTERN = f"^[ -~]{{1,{MAX_KEY}}}$"
 #: The same, for a header: HTTP trims blanks at either end of a header's value, so the key neither starts nor ends
 #: with one (what is sent is then what arrives).
 IDEMPOTENCY_HEADER_PATTERN = f"^[!-~](?:[ -~]{{0,{MAX_KEY - 2}}}[!-~])?$"
-#: Sources a platform may send; ``hash_match`` is Safehold's own (a match on one of its block banks).
-EVENT_SOURCES = tuple(s for s in SOURCES if s != "hash_match")
+#: Sources a platform may send; ``hash_match`` and ``rematch`` are Safehold's own (matches on its block banks).
+EVENT_SOURCES = tuple(s for s in SOURCES if s not in OWN_SOURCES)
 
 
 # ------------------------------------------------------------------------------------------ schema

@@ -46,6 +46,7 @@ from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
 from safehold.store.models import Case, IngestedEvent
+from safehold.store.seen import SeenHashes
 from safehold.store.vault import MediaVault
 
 #: The category of a block-bank match whose entry has none: banks hold known abuse material.
@@ -86,6 +87,9 @@ class Submission:
     #: Record even when nothing opens a case: the key is remembered and the subject's open case, if any, gets
     #: the detection's metadata and item (the event intake: an account's IP events join its case).
     always: bool = False
+    #: The scans' hashes are a new sighting of the content, for the seen-hash store (re-matching hands back
+    #: hashes already stored: False).
+    sighting: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ class Pipeline:
         vault: MediaVault,
         classifiers: Classifiers,
         index: BankIndex,
+        seen: SeenHashes | None = None,
     ):
         self.db = db
+        self.seen = seen  # the opt-in store of scanned hashes, for re-matching (safehold.sharing.rematch)
         self.index = index  # the banks' settings (on_match, thresholds) as the scan that matched saw them
         self.cases = cases
         self.actions = actions
@@ -250,7 +256,12 @@ class Pipeline:
         return out
 
     def rule(self, sub: Submission) -> Ruled | None:
-        """Apply bank and classifier policy; ``None`` when nothing is to be recorded."""
+        """Apply bank and classifier policy; ``None`` when nothing is to be recorded. The scans' hashes of a
+        content item are remembered first, when the seen-hash store is on: whatever policy decides now, a bank
+        entry that arrives later is matched against them."""
+        if self.seen is not None and sub.sighting and sub.detection.content_id and sub.scans:
+            hashes = [(sig["type"], sig["value"]) for scan in sub.scans for sig in scan.signals]
+            self.seen.record(sub.detection.content_id, sub.detection.account_id, hashes)
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
         hits = review_signals(self.classifiers.classify_image(sub.media) if _classifiable(sub) else [])
         own = sub.detection.signals if sub.opens or found or hits else []

@@ -164,10 +164,16 @@ class ScanService:
     def scan_hash(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult:
         """Match one hash; ``signal_type`` may be an alias (``photodna``), the signal carries the type's own
         name, under which banks index their entries."""
-        st = registry.signal_type(signal_type)
-        result = self._decide(None, [Signal(st.name, st.normalize(value))], [], [])
+        result = self.lookup_hash(signal_type, value)
         self.count(channel, "hash", result.verdict)
         return result
+
+    def lookup_hash(self, signal_type: str, value: str) -> ScanResult:
+        """What a scan of one hash finds against the banks as they are now, not counted as a scan: re-matching
+        (:mod:`safehold.sharing.rematch`) asks it of a stored hash that a new entry may match, so the banks'
+        own settings (enabled, threshold, allow banks) decide, as they would for a scan."""
+        st = registry.signal_type(signal_type)
+        return self._decide(None, [Signal(st.name, st.normalize(value))], [], [])
 
     def scan_url(
         self, url: str, *, fetch_content: bool = True, channel: str = "api", caller: str | None = None

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -918,3 +919,21 @@ class PeerFeedback(Base):
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     category: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SeenHash(Base):
+    """A hash of content Safehold scanned, kept (opt-in, ``SAFEHOLD_SEEN_HASHES``) for its retention so that an
+    entry arriving in a bank later is matched against recent uploads (docs/sharing.md, "Re-matching past
+    uploads"). Never the media: the hash as raw bytes (PDQ: 32), its signal type and the subject's ids.
+
+    No index but the key and ``seen_at``: re-matching reads the table in key order, the purge by age.
+    """
+
+    __tablename__ = "seen_hashes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    content_id: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

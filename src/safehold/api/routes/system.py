@@ -51,6 +51,11 @@ def scan_stats(
     return {"days": days, "counts": svc.scans.stats(days), "index": svc.index.stats()}
 
 
+@router.get("/seen", summary="The seen-hash store kept for re-matching past uploads, and how far re-matching got")
+def seen_status(svc: Services = Depends(services), _=Depends(require(Permission.STATS_READ))) -> dict:
+    return svc.rematch.status()
+
+
 @router.get("/stats/search", summary="Aggregate search-guard counters per day, action, category, variant, locale")
 def search_stats(
     days: int = Query(30, ge=1, le=3660),

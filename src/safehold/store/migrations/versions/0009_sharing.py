@@ -1,5 +1,5 @@
-"""sharing (Principle 10): exchanges and the hashes of unknown types they fetched; match statistics per bank
-entry and the entry quarantine (false-positive controls)
+"""sharing (Principle 10): exchanges and the hashes of unknown types they fetched, feedback and contributions,
+peers, match statistics and the entry quarantine, and the seen hashes re-matched
 
 The one migration of issue [9]: every table and column [9] needs is added here.
 
@@ -194,9 +194,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("peer_id", "entry_id", name="uq_peer_feedback"),
     )
     op.create_index("ix_peer_feedback_entry_id", "peer_feedback", ["entry_id"])
+        "seen_hashes",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("signal_type", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("content_id", sa.String(length=128), nullable=False),
+        sa.Column("account_id", sa.String(length=128), nullable=True),
+        sa.Column("seen_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_seen_hashes_seen_at", "seen_hashes", ["seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("seen_hashes")
     op.drop_table("peer_feedback")
     op.drop_table("peer_shares")
     op.drop_table("peers")
