@@ -194,6 +194,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("peer_id", "entry_id", name="uq_peer_feedback"),
     )
     op.create_index("ix_peer_feedback_entry_id", "peer_feedback", ["entry_id"])
+    op.create_table(
         "seen_hashes",
         sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
         sa.Column("signal_type", sa.String(length=32), nullable=False),
