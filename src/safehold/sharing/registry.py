@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "safehold.exchanges"
 #: Built-in exchange types: name → (module, class). Each module is under ``safehold.sharing.exchanges``.
-BUILTIN: dict[str, tuple[str, str]] = {}
+BUILTIN: dict[str, tuple[str, str]] = {
+    "ncmec": ("safehold.sharing.exchanges.ncmec", "NcmecExchange"),
+}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
