@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 from urllib.parse import quote
 
@@ -147,6 +148,7 @@ def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime(_TIME_FORMAT)
 
 
+@lru_cache(maxsize=1024)  # a page has a dozen distinct tags; this is a hot path
 def _local(tag) -> str:
     return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
@@ -285,10 +287,11 @@ class PageParser:
         classification = _text(parts.get("classification"))
         category = classification.upper() if classification and classification.upper() in INDUSTRY_CATEGORIES else None
         meta = {"media": media, "member_id": member_id, "ncmec_id": entry_id}
-        if _text(member):
-            meta["member_name"] = _text(member)
-        if _text(parts.get("timestamp")):
-            meta["timestamp"] = _text(parts.get("timestamp"))
+        member_name, timestamp = _text(member), _text(parts.get("timestamp"))
+        if member_name:
+            meta["member_name"] = member_name
+        if timestamp:
+            meta["timestamp"] = timestamp
         if classification and category is None:
             meta["ncmec_classification"] = classification
         for fp in fps:
