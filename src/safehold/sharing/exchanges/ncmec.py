@@ -51,7 +51,7 @@ from urllib.parse import quote
 
 import httpx
 from lxml import etree
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, HttpUrl, SecretStr, field_validator
 
 from safehold.banks.formats._common import INDUSTRY_CATEGORIES, EntryRecord
 from safehold.banks.formats.ncmec_xml import FINGERPRINT_TO_SIGNAL, SIGNAL_TO_FINGERPRINT
@@ -109,7 +109,7 @@ class NcmecSettings(Settings):
 
     environment: str = "industry"
     base_url: HttpUrl | None = None
-    start: datetime | None = None
+    start: AwareDatetime | None = None
     #: Most seconds one ``from``/``to`` window spans (``None``: one window up to now). Smaller windows make
     #: smaller server-side result sets, and finish (advance ``since``) more often.
     window_seconds: Annotated[int, Field(ge=60)] | None = None
@@ -178,7 +178,6 @@ class Page:
     unknown: list[UnknownSignal] = field(default_factory=list)
     malformed: int = 0
     problems: list[str] = field(default_factory=list)
-    entries: int = 0
     next: str | None = None
 
     def problem(self, message: str) -> None:
@@ -254,7 +253,6 @@ class PageParser:
 
     def _entry(self, el) -> None:
         page = self.page
-        page.entries += 1
         tag = _local(el.tag)
         deleted = tag.startswith("deleted")
         media = (tag[len("deleted") :] if deleted else tag).lower()
@@ -320,7 +318,7 @@ class PageParser:
                 continue
             page.records.append(
                 EntryRecord(signal_type=signal_type, value=value, external_id=external_id, category=category,
-                            metadata=meta)
+                            metadata=dict(meta))
             )  # fmt: skip
 
 
@@ -441,6 +439,12 @@ class NcmecExchange(Exchange):
     # ----------------------------------------------------------------------------------------------- fetch
 
     def fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
+        try:
+            yield from self._fetch(checkpoint)
+        finally:  # a round's connections end with it (also when the caller stops early)
+            self.close()
+
+    def _fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         s = self.settings
         cp = dict(checkpoint or {})
         start = s.start.timestamp() if s.start is not None else 0
