@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from safehold.sharing.base import ExchangeError, Opinion
-from safehold.sharing.exchanges.ncmec import Environment, NcmecCredentials, NcmecExchange, NcmecSettings
+from safehold.sharing.exchanges.ncmec import (
+    MAX_PAGE_ENTRIES,
+    Environment,
+    NcmecCredentials,
+    NcmecExchange,
+    NcmecSettings,
+)
 from safehold.sharing.exchanges.ncmec_standin import REASONS, NcmecStandIn, synthetic_fingerprints
 from safehold.sharing.registry import get
 
@@ -250,6 +256,14 @@ def test_oversized_answer_is_refused(standin):
     ex.max_body_bytes = 2000
     with pytest.raises(ExchangeError, match="larger than 2000 bytes") as e:
         list(ex.fetch(None))
+    assert e.value.code == "exchange.protocol"
+
+
+def test_a_page_of_too_many_entries_is_refused():
+    with NcmecStandIn(page_size=MAX_PAGE_ENTRIES + 1) as big:
+        big.generate(MAX_PAGE_ENTRIES + 1, start=T0, end=T0 + 100)
+        with pytest.raises(ExchangeError, match="more than 10000 entries") as e:
+            list(exchange(big).fetch(None))
     assert e.value.code == "exchange.protocol"
 
 

@@ -75,6 +75,8 @@ NS = "https://hashsharing.ncmec.org/hashsharing/v2"
 VERSION = "v2"
 #: Deepest element nesting accepted in an answer (entries need 7: queryResult/images/image/feedback/…/member).
 MAX_DEPTH = 16
+#: Most entries one page may hold (NCMEC's pages hold 1000).
+MAX_PAGE_ENTRIES = 10_000
 #: Most fingerprints one entry may carry; longest fingerprint value (characters).
 MAX_FINGERPRINTS = 32
 MAX_VALUE_CHARS = 65536
@@ -179,6 +181,7 @@ class Page:
     malformed: int = 0
     problems: list[str] = field(default_factory=list)
     next: str | None = None
+    entries: int = 0
 
     def problem(self, message: str) -> None:
         self.malformed += 1
@@ -253,6 +256,9 @@ class PageParser:
 
     def _entry(self, el) -> None:
         page = self.page
+        page.entries += 1
+        if page.entries > MAX_PAGE_ENTRIES:
+            raise _protocol(f"a page of more than {MAX_PAGE_ENTRIES} entries refused")
         tag = _local(el.tag)
         deleted = tag.startswith("deleted")
         media = (tag[len("deleted") :] if deleted else tag).lower()

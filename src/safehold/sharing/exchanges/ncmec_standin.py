@@ -470,7 +470,10 @@ def _handler(standin: NcmecStandIn):
             for k, v in extra.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except ConnectionError:  # the client stopped reading (a refused page): nothing to tell it
+                self.close_connection = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._serve("GET")
