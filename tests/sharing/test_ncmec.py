@@ -237,11 +237,27 @@ def test_only_member_ids(standin):
         b'<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">&b;</queryResult>',
         b'<?xml version="1.0"?><!DOCTYPE q SYSTEM "http://127.0.0.1:9/evil.dtd"><queryResult/>',
         b"<queryResult>" + b"<a>" * 40 + b"</a>" * 40 + b"</queryResult>",
+        b'<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><images><image><id>1</id>'
+        + b"<a>" * 20
+        + b"</a>" * 20
+        + b"</image></images></queryResult>",
         b"<queryResult><images><image>",
         b"not xml at all",
         b'<status xmlns="https://hashsharing.ncmec.org/hashsharing/v2"/>',
+        b'<status><images><image><member id="1"/><id>x</id></image></images></status>',
+        b'<queryResult><images><image><member id="1"/><id>&x;</id></image></images></queryResult>',
     ],
-    ids=["entities", "external-dtd", "deep", "truncated", "garbage", "wrong-root"],
+    ids=[
+        "entities",
+        "external-dtd",
+        "deep",
+        "deep-entry",
+        "truncated",
+        "garbage",
+        "wrong-root",
+        "wrong-root-entries",
+        "undeclared-entity",
+    ],
 )
 def test_hostile_or_broken_xml_is_refused(standin, body):
     standin.fail(200, body=body)

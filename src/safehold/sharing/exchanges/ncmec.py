@@ -83,6 +83,11 @@ MAX_VALUE_CHARS = 65536
 #: Sample problem messages kept per batch.
 MAX_PROBLEMS = 5
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
+#: The only elements the page parser gets events for: the root, entries and the paging link.
+_EVENT_TAGS = ["{*}queryResult", "{*}image", "{*}video", "{*}deletedImage", "{*}deletedVideo", "{*}next"]
+#: Too deep: an element at depth MAX_DEPTH + 1 below the root (absolute), or below an entry (an entry is at 3).
+_DEEP = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
+_DEEP_ENTRY = etree.XPath("boolean(" + "/".join(["*"] * (MAX_DEPTH - 2)) + ")")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -192,14 +197,19 @@ class Page:
 class PageParser:
     """Streaming parser of one entries page: fed bytes as they arrive, each entry handled and freed at its end.
 
-    Hostile XML is refused with ``exchange.protocol``: a DOCTYPE (so no entity can be declared), nesting deeper
-    than :data:`MAX_DEPTH`; libxml2 never resolves entities, loads DTDs or touches the network here."""
+    Only the root, the entries and the paging link raise parse events (most of the cost of reading a page is a
+    Python object per element and event otherwise). Hostile XML is refused with ``exchange.protocol``: a DOCTYPE
+    (so no entity can be declared), nesting deeper than :data:`MAX_DEPTH` (checked in each entry before it is
+    read, and in what is left of the page at its end; libxml2 caps nesting while parsing too), more than
+    :data:`MAX_PAGE_ENTRIES` entries. libxml2 never resolves entities, loads DTDs or touches the network here."""
 
     def __init__(self, keep: Callable[[str], bool], known: Callable[[str], type[SignalType] | None]):
         self._keep = keep
         self._known = known
+        self._readers: dict[str, tuple[str, str, type[SignalType] | None]] = {}
         self._parser = etree.XMLPullParser(
             events=("start", "end"),
+            tag=_EVENT_TAGS,  # no event (and no Python object) for the dozen elements inside each entry
             resolve_entities=False,
             load_dtd=False,
             no_network=True,
@@ -207,7 +217,7 @@ class PageParser:
             remove_comments=True,
             remove_pis=True,
         )
-        self._depth = 0
+        self._started = False
         self.page = Page()
 
     def feed(self, data: bytes) -> None:
@@ -219,40 +229,56 @@ class PageParser:
 
     def close(self) -> Page:
         try:
-            self._parser.close()
+            root = self._parser.close()
             self._drain()
         except etree.XMLSyntaxError as e:
             raise _protocol(f"malformed XML from NCMEC: {e}") from None
-        if self._depth != 0:
-            raise _protocol("truncated XML from NCMEC")
+        self._root(root)  # a root without events (not <queryResult>) is refused here
+        if _DEEP(root):
+            raise _protocol(f"XML nested deeper than {MAX_DEPTH} elements refused")
         return self.page
 
     def _drain(self) -> None:
         for event, el in self._parser.read_events():
             if event == "start":
-                self._depth += 1
-                if self._depth > MAX_DEPTH:
-                    raise _protocol(f"XML nested deeper than {MAX_DEPTH} elements refused")
-                if self._depth == 1:
-                    info = el.getroottree().docinfo
-                    if info.doctype or info.internalDTD is not None:
-                        raise _protocol("XML with a DOCTYPE (DTD or entity declarations) refused")
-                    if _local(el.tag) != "queryResult":
-                        raise _protocol(f"root element <{_local(el.tag)}>, expected <queryResult>")
+                if not self._started:
+                    self._root(el)
+                    self._started = True
                 continue
-            self._depth -= 1
-            if self._depth == 2:
-                parent = _local(el.getparent().tag)
-                if parent in ("images", "videos"):
-                    self._entry(el)
-                elif parent == "paging" and _local(el.tag) == "next":
-                    self.page.next = _text(el)
+            name = _local(el.tag)
+            if name == "queryResult":
+                continue
+            parent = el.getparent()
+            block = _local(parent.tag) if parent is not None else ""
+            if name == "next" and block == "paging":
+                self.page.next = _text(el)
+            elif block in ("images", "videos") and _depth(parent) == 2:
+                if _DEEP_ENTRY(el):
+                    raise _protocol(f"XML nested deeper than {MAX_DEPTH} elements refused")
+                self._entry(el)
                 el.clear(keep_tail=False)
-                parent_el = el.getparent()
                 while el.getprevious() is not None:
-                    del parent_el[0]
-            elif self._depth == 1:
-                el.clear(keep_tail=False)
+                    del parent[0]
+
+    @staticmethod
+    def _root(el) -> None:
+        tree = el.getroottree()
+        info = tree.docinfo
+        if info.doctype or info.internalDTD is not None:
+            raise _protocol("XML with a DOCTYPE (DTD or entity declarations) refused")
+        root = tree.getroot()
+        if _local(root.tag) != "queryResult":
+            raise _protocol(f"root element <{_local(root.tag)}>, expected <queryResult>")
+
+    def _reader(self, tag: str) -> tuple[str, str, type[SignalType] | None]:
+        """``(element name, signal type name, the signal type reading it or None)`` of a fingerprint element."""
+        if tag not in self._readers:
+            if len(self._readers) > 4 * MAX_FINGERPRINTS:  # a hostile page inventing names: stop remembering
+                self._readers.clear()
+            name = _local(tag)
+            signal_type = signal_type_of(name)
+            self._readers[tag] = (name, signal_type, self._known(signal_type))
+        return self._readers[tag]
 
     def _entry(self, el) -> None:
         page = self.page
@@ -299,8 +325,7 @@ class PageParser:
         if classification and category is None:
             meta["ncmec_classification"] = classification
         for fp in fps:
-            fp_tag = _local(fp.tag)
-            signal_type = signal_type_of(fp_tag)
+            fp_tag, signal_type, reader = self._reader(fp.tag)
             value = _text(fp)
             if value is None:
                 href = fp.get("href")
@@ -312,7 +337,6 @@ class PageParser:
             if len(value) > MAX_VALUE_CHARS:
                 page.problem(f"<{fp_tag}> of {external_id} longer than {MAX_VALUE_CHARS} characters")
                 continue
-            reader = self._known(signal_type)
             if reader is None:
                 page.unknown.append(UnknownSignal(signal_type, value, external_id))
                 continue
@@ -326,6 +350,13 @@ class PageParser:
                 EntryRecord(signal_type=signal_type, value=value, external_id=external_id, category=category,
                             metadata=dict(meta))
             )  # fmt: skip
+
+
+def _depth(el) -> int:
+    n = 1
+    while (el := el.getparent()) is not None:
+        n += 1
+    return n
 
 
 def _protocol(message: str) -> ExchangeError:
