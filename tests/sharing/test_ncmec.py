@@ -306,6 +306,12 @@ def test_server_errors_and_unreachable(standin):
     assert e.value.code == "exchange.unavailable" and e.value.retryable
     standin.fail(500, times=2)
     assert replay(exchange(standin, retries=2).fetch(None)) == {"42-a": {"md5": "1" * 32}}
+    standin.fail(503, delay=1.0)  # slower than the client's timeout
+    ex = exchange(standin)
+    ex.timeout = 0.2
+    with pytest.raises(ExchangeError, match="timed out") as e:
+        list(ex.fetch(None))
+    assert e.value.code == "exchange.unavailable" and e.value.retryable
     ex = exchange(standin)
     standin.stop()
     with pytest.raises(ExchangeError) as e:

@@ -74,6 +74,7 @@ class _Fault:
     times: int
     retry_after: int | None = None
     body: bytes | None = None
+    delay: float = 0.0
 
 
 @dataclass
@@ -243,10 +244,19 @@ class NcmecStandIn:
 
     # -------------------------------------------------------------------------------------------- faults
 
-    def fail(self, status: int, *, times: int = 1, retry_after: int | None = None, body: bytes | None = None) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``), or with ``body`` verbatim."""
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        body: bytes | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``), or with ``body`` verbatim,
+        after ``delay`` seconds (a slow NCMEC: the client's timeout)."""
         with self._lock:
-            self._faults.append(_Fault(status, times, retry_after, body))
+            self._faults.append(_Fault(status, times, retry_after, body, delay))
 
     def _fault(self) -> _Fault | None:
         with self._lock:
@@ -302,6 +312,7 @@ class NcmecStandIn:
             return 401, _doc("error", "<message>Unauthorized</message>"), {"WWW-Authenticate": 'Basic realm="NCMEC"'}
         fault = self._fault()
         if fault is not None:
+            time.sleep(fault.delay)
             if fault.body is not None:
                 return fault.status, fault.body, {}
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
