@@ -54,7 +54,7 @@ from lxml import etree
 from pydantic import AwareDatetime, Field, HttpUrl, SecretStr, field_validator
 
 from safehold.banks.formats._common import INDUSTRY_CATEGORIES, EntryRecord
-from safehold.banks.formats.ncmec_xml import FINGERPRINT_TO_SIGNAL, SIGNAL_TO_FINGERPRINT
+from safehold.banks.formats.ncmec_xml import FINGERPRINT_TO_SIGNAL, NCMEC_NS, SIGNAL_TO_FINGERPRINT
 from safehold.errors import SafeholdError
 from safehold.sharing.base import (
     Credentials,
@@ -71,7 +71,7 @@ from safehold.signals.base import SignalType
 
 log = logging.getLogger(__name__)
 
-NS = "https://hashsharing.ncmec.org/hashsharing/v2"
+NS = NCMEC_NS
 VERSION = "v2"
 #: Deepest element nesting accepted in an answer (entries need 7: queryResult/images/image/feedback/…/member).
 MAX_DEPTH = 16
@@ -125,9 +125,9 @@ class NcmecSettings(Settings):
     #: Sent as ``size`` on the first page of a window when set (NCMEC's own default is 1000).
     page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
     #: Read only entries of these members (NCMEC ESP ids); empty: all.
-    only_member_ids: list[int] = []
+    only_member_ids: Annotated[list[int], Field(max_length=1000)] = []
     #: Our feedback reason (``Opinion.reason``) → NCMEC reason name or GUID.
-    feedback_reasons: dict[str, str] = {}
+    feedback_reasons: Annotated[dict[str, str], Field(max_length=100)] = {}
     #: Retries of one request after a 5xx, a timeout or a 429 (then ``exchange.unavailable`` / ``rate_limited``).
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     #: Longest ``Retry-After`` honoured inside a fetch; longer ones end the round with ``exchange.rate_limited``.

@@ -4,7 +4,7 @@ Used by the tests and the benchmark; it speaks what :mod:`safehold.sharing.excha
 enough that python-threatexchange's own NCMEC client reads from it too::
 
     standin = NcmecStandIn(username="esp", password="secret")
-    standin.generate(200_000, start=t0, end=t1)    # synthetic entries, made on demand (2 M cost ~30 MB)
+    standin.generate(200_000, start=t0, end=t1)    # synthetic entries, each made when served
     url = standin.start()                          # http://127.0.0.1:PORT/hashsharing, served from a thread
     ...
     standin.stop()
@@ -19,7 +19,8 @@ order, which is not time order; ``<paging><next>`` links to the next page. An en
 selected is shown as it is now. :meth:`put` adds or updates an entry (its timestamp becomes ``now`` unless given),
 :meth:`delete` turns it into a ``deletedImage``/``deletedVideo``, :meth:`put_raw` inserts a verbatim (malformed)
 entry. Faults: :meth:`fail` answers the next requests with a status (``Retry-After`` on a 429) or a verbatim body.
-Synthetic entries (:meth:`generate`) are computed from their number when served, so millions cost no memory; their
+Synthetic entries (:meth:`generate`) are computed from their number when served, so millions cost only a
+window's cursor (a list of their numbers); their
 timestamps are a permutation of their numbers, so a window holds entries from all over the internal order.
 """
 
@@ -43,7 +44,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-NS = "https://hashsharing.ncmec.org/hashsharing/v2"
+from safehold.banks.formats.ncmec_xml import NCMEC_NS as NS
+
 PREFIX = "/hashsharing"
 PAGE_SIZE = 1000
 MAX_BODY = 64 * 1024
