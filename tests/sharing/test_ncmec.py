@@ -206,21 +206,45 @@ def test_resume_from_a_checkpoint_mid_window_misses_nothing(standin, stale):
     assert replay(before + after) == full == expected(standin)
 
 
+def test_changes_between_a_crash_and_the_resume_are_not_lost(standin):
+    standin.generate(450, start=T0, end=T0 + 5000)
+    clock = Clock(T0 + 10_000)
+    it = exchange(standin, clock).fetch(None)
+    before = [next(it) for _ in range(2)]
+    read = before[0].records[0].external_id
+    unread = next(k for k in standin.live() if k not in {r.external_id for b in before for r in b.records})
+    gone = next(k for k in standin.live() if k not in (read, unread))
+    clock.now = T0 + 11_000
+    for key in (read, unread):
+        member, _, entry_id = key.partition("-")
+        standin.put(int(member), entry_id, {"sha1": "b" * 40}, timestamp=T0 + 10_500)
+    member, _, entry_id = gone.partition("-")
+    standin.delete(int(member), entry_id, timestamp=T0 + 10_600)
+    after = list(exchange(standin, clock).fetch(before[-1].checkpoint))
+    state = replay(before + after)
+    assert state[read]["sha1"] == state[unread]["sha1"] == "b" * 40
+    assert gone not in state and set(state) == set(standin.live())
+
+
 def test_windows_are_bounded_and_only_the_last_batch_is_done(standin):
     standin.generate(200, start=T0, end=T0 + 4 * 3600)
     clock = Clock(T0 + 4 * 3600)
-    batches = list(
-        exchange(
-            standin, clock, window_seconds=3600, start=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(T0))}"
-        ).fetch(None)
-    )
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0))
+    batches = list(exchange(standin, clock, window_seconds=3600, start=start).fetch(None))
     assert [b.done for b in batches].count(True) == 1 and batches[-1].done
     sinces = [b.checkpoint["since"] for b in batches if "window_to" not in b.checkpoint]
-    assert sinces == sorted(sinces) and sinces[-1] == T0 + 4 * 3600
+    assert sinces == [T0 + 3600 * k for k in (1, 2, 3, 4)]
     assert replay(batches) == expected(standin)
     again = list(exchange(standin, clock).fetch(batches[-1].checkpoint))  # nothing new: one empty, done batch
     assert len(again) == 1 and again[0].done and not again[0].records
     assert again[0].checkpoint == batches[-1].checkpoint
+
+
+def test_empty_years_are_crossed_in_doubling_windows(standin):
+    standin.generate(50, start=T0, end=T0 + 3600)
+    batches = list(exchange(standin, Clock(T0 + 7200), window_seconds=3600).fetch(None))  # from 1970
+    assert len(batches) < 40
+    assert replay(batches) == expected(standin)
 
 
 def test_only_member_ids(standin):

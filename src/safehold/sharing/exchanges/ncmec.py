@@ -117,8 +117,9 @@ class NcmecSettings(Settings):
     environment: str = "industry"
     base_url: HttpUrl | None = None
     start: AwareDatetime | None = None
-    #: Most seconds one ``from``/``to`` window spans (``None``: one window up to now). Smaller windows make
-    #: smaller server-side result sets, and finish (advance ``since``) more often.
+    #: Seconds one ``from``/``to`` window spans (``None``: one window up to now). Smaller windows make smaller
+    #: server-side result sets, and finish (advance ``since``) more often; after an empty window the next one is
+    #: twice as long, so years without entries cost a few requests.
     window_seconds: Annotated[int, Field(ge=60)] | None = None
     lag_seconds: Annotated[int, Field(ge=0, le=86400)] = 60
     link_ttl_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 12 * 3600
@@ -484,9 +485,9 @@ class NcmecExchange(Exchange):
     def _fetch(self, checkpoint: dict | None) -> Iterator[FetchBatch]:
         s = self.settings
         cp = dict(checkpoint or {})
-        start = s.start.timestamp() if s.start is not None else 0
-        since = float(cp.get("since", start))
-        end = self.clock() - s.lag_seconds
+        start = int(s.start.timestamp()) if s.start is not None else 0
+        since = int(cp.get("since", start))  # NCMEC's timestamps are whole seconds
+        end = int(self.clock()) - s.lag_seconds
         window_to = cp.get("window_to")
         link = cp.get("next")
         if link and self.clock() - float(cp.get("next_at", 0)) > s.link_ttl_seconds:
@@ -498,10 +499,12 @@ class NcmecExchange(Exchange):
         if window_to is None and since >= end:
             yield FetchBatch(records=[], checkpoint={"since": since}, done=True)
             return
+        span = s.window_seconds
         while True:
             if window_to is None:
-                window_to = end if s.window_seconds is None else min(end, since + s.window_seconds)
-            window_to = float(window_to)
+                window_to = end if span is None else min(end, since + span)
+            window_to = int(window_to)
+            seen = 0
             while True:
                 if link:
                     if not link.startswith(f"/{VERSION}/entries?"):
@@ -513,6 +516,7 @@ class NcmecExchange(Exchange):
                     if s.page_size:
                         params["size"] = str(s.page_size)
                 page = self._request("GET", path, params=params, sink=lambda: PageParser(keep, known))
+                seen += page.entries
                 link = page.next
                 window_done = not link
                 last = window_done and window_to >= end
@@ -528,6 +532,8 @@ class NcmecExchange(Exchange):
                     break
             if last:
                 return
+            if span is not None:  # empty stretches (years before a list began) are crossed in doubling steps
+                span = span * 2 if seen == 0 else s.window_seconds
             since, window_to, link = window_to, None, None
 
     # -------------------------------------------------------------------------------------- status, feedback
