@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,7 +143,6 @@ class NcmecStandIn:
         self.clock = clock
         self.page_size = page_size
         self.feedback: list[dict] = []
-        self.requests: deque[tuple[str, int]] = deque(maxlen=10000)  # (path, status)
         self._entries: dict[int, StandInEntry] = {}  # number → entry (explicit, or a changed synthetic)
         self._keys: dict[tuple[int, str], int] = {}
         self._synthetic: _Synthetic | None = None
@@ -462,7 +460,7 @@ def _handler(standin: NcmecStandIn):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, *args) -> None:  # quiet: tests and the benchmark read standin.requests
+        def log_message(self, *args) -> None:  # quiet: a benchmark makes thousands of requests
             pass
 
         def _serve(self, method: str) -> None:
@@ -476,7 +474,6 @@ def _handler(standin: NcmecStandIn):
                     status, body, extra = standin.handle(method, self.path, self.headers, payload)
                 except Exception:  # noqa: BLE001 - a stand-in bug answers 500 and keeps serving
                     status, body, extra = 500, _doc("error", "<message>stand-in error</message>"), {}
-            standin.requests.append((self.path, status))
             self.send_response(status)
             self.send_header("Content-Type", "application/xml; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
