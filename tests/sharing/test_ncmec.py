@@ -226,6 +226,28 @@ def test_changes_between_a_crash_and_the_resume_are_not_lost(standin):
     assert gone not in state and set(state) == set(standin.live())
 
 
+def test_a_window_whose_result_set_moves_while_paged_is_read_again():
+    """If NCMEC paged by position over the live set, an entry leaving the window (updated) would shift the next
+    page past one still in it: the changed ``max`` makes the exchange read the window again."""
+    with NcmecStandIn(page_size=100, live_cursor=True) as live:
+        live.generate(450, start=T0, end=T0 + 5000)
+        clock = Clock(T0 + 10_000)
+        it = exchange(live, clock).fetch(None)
+        first = next(it)
+        moved = first.records[0].external_id
+        member, _, entry_id = moved.partition("-")
+        live.put(int(member), entry_id, {"md5": "c" * 32}, timestamp=T0 + 10_500)  # leaves the window
+        rest = list(it)
+        assert len(rest) == 4 + 5  # the window's last four pages, then all five again
+        skipped = set(live.live()) - set(replay([first, *rest[:4]])) - {moved}
+        assert len(skipped) == 1  # what the first pass missed (the shift), found by the second
+        assert rest[3].checkpoint["next"] is None and not rest[3].done  # a crash here re-reads the window
+        clock.now = T0 + 11_000
+        more = list(exchange(live, clock).fetch(rest[-1].checkpoint))
+        state = replay([first, *rest, *more])
+        assert set(state) == set(live.live()) and state[moved]["md5"] == "c" * 32
+
+
 def test_windows_are_bounded_and_only_the_last_batch_is_done(standin):
     standin.generate(200, start=T0, end=T0 + 4 * 3600)
     clock = Clock(T0 + 4 * 3600)

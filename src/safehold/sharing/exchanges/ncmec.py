@@ -28,6 +28,8 @@ read. Progress is therefore a window boundary, never a timestamp read from an en
   ``window_to`` and is read by the next window; ``lag_seconds`` also covers an update stamped a moment before it
   became visible. The next window starts *at* the previous ``to`` (not after it), so an entry stamped exactly on
   the boundary is read whether NCMEC's bounds are inclusive or not.
+* if a window's result set changes while it is paged (``max`` in the paging links moves), NCMEC may be paging by
+  position over a live set, which can skip an entry still in the window: the window is read again.
 
 Records: one per fingerprint, ``external_id`` ``"{memberId}-{entryId}"`` (entry ids are only unique per member; the
 member is also what feedback is addressed to); a deleted entry is a tombstone of that id. Fingerprint types map to
@@ -47,7 +49,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from lxml import etree
@@ -80,6 +82,8 @@ MAX_PAGE_ENTRIES = 10_000
 #: Most fingerprints one entry may carry; longest fingerprint value (characters).
 MAX_FINGERPRINTS = 32
 MAX_VALUE_CHARS = 65536
+#: Times a window whose result set changed while paged is read again (then the next round's overlap must do).
+MAX_REREADS = 2
 #: Sample problem messages kept per batch.
 MAX_PROBLEMS = 5
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
@@ -353,6 +357,11 @@ class PageParser:
             )  # fmt: skip
 
 
+def _result_size(link: str) -> str | None:
+    """The ``max`` of a paging link: how many entries NCMEC's result set for the window holds."""
+    return parse_qs(urlsplit(link).query).get("max", [None])[0]
+
+
 def _depth(el) -> int:
     n = 1
     while (el := el.getparent()) is not None:
@@ -504,7 +513,7 @@ class NcmecExchange(Exchange):
             if window_to is None:
                 window_to = end if span is None else min(end, since + span)
             window_to = int(window_to)
-            seen = 0
+            seen, sizes, rereads = 0, set(), 0
             while True:
                 if link:
                     if not link.startswith(f"/{VERSION}/entries?"):
@@ -518,7 +527,15 @@ class NcmecExchange(Exchange):
                 page = self._request("GET", path, params=params, sink=lambda: PageParser(keep, known))
                 seen += page.entries
                 link = page.next
-                window_done = not link
+                if link:
+                    sizes.add(_result_size(link))
+                again = not link and len(sizes) > 1 and rereads < MAX_REREADS
+                if again:
+                    # The window's result set changed while we paged it (NCMEC's ``max`` moved): positions may
+                    # have shifted past an entry still in the window, so the window is read again.
+                    log.info("NCMEC window changed while paged (sizes %s): reading it again", sorted(sizes))
+                    sizes, rereads = set(), rereads + 1
+                window_done = not link and not again
                 last = window_done and window_to >= end
                 if window_done:
                     next_cp: dict = {"since": window_to}

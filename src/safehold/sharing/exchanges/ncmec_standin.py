@@ -16,7 +16,9 @@ Routes under the base URL: ``GET /v2/status``, ``GET /v2/members``, ``GET /v2/en
 Entries are paged like NCMEC: the first request of a window selects the entries whose timestamp is in
 ``[from, to]`` (both inclusive) and keeps that selection (a server-side cursor); pages follow the entries' internal
 order, which is not time order; ``<paging><next>`` links to the next page. An entry changed after its window was
-selected is shown as it is now. :meth:`put` adds or updates an entry (its timestamp becomes ``now`` unless given),
+selected is shown as it is now. ``live_cursor=True`` selects again for every page instead (positions over the live
+set, whose size ``max`` then changes when an entry leaves the window): the other behaviour a client must survive.
+:meth:`put` adds or updates an entry (its timestamp becomes ``now`` unless given),
 :meth:`delete` turns it into a ``deletedImage``/``deletedVideo``, :meth:`put_raw` inserts a verbatim (malformed)
 entry. Faults: :meth:`fail` answers the next requests with a status (``Retry-After`` on a 429) or a verbatim body.
 Synthetic entries (:meth:`generate`) are computed from their number when served, so millions cost only a
@@ -135,6 +137,7 @@ class NcmecStandIn:
         member_id: int = 1,
         clock: Callable[[], float] = time.time,
         page_size: int = PAGE_SIZE,
+        live_cursor: bool = False,
     ):
         self.username = username
         self._password = password
@@ -142,6 +145,7 @@ class NcmecStandIn:
         self.members = {member_id: "Stand-in ESP", 42: "Example Member", 43: "Example Member 2"}
         self.clock = clock
         self.page_size = page_size
+        self.live_cursor = live_cursor
         self.feedback: list[dict] = []
         self._entries: dict[int, StandInEntry] = {}  # number → entry (explicit, or a changed synthetic)
         self._keys: dict[tuple[int, str], int] = {}
@@ -374,7 +378,7 @@ class NcmecStandIn:
         if start < 1 or size < 1:
             return 400, _doc("error", "<message>bad start or size</message>"), {}
         key = (lo, hi)
-        cursor = self._cursors.get(key) if "start" in query else None
+        cursor = self._cursors.get(key) if "start" in query and not self.live_cursor else None
         if cursor is None:
             cursor = self._select(lo, hi)
             self._cursors[key] = cursor
