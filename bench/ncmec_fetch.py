@@ -141,11 +141,11 @@ def main() -> None:
             out = subprocess.run([*me, "_client", which, url], capture_output=True, text=True, env=env, check=True)
             result[which] = json.loads(out.stdout.strip().splitlines()[-1])
             print(which, result[which], flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each client: a long run keeps its half
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
