@@ -8,13 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from safehold.sharing.base import ExchangeError, Opinion
-from safehold.sharing.exchanges.ncmec import (
-    MAX_PAGE_ENTRIES,
-    Environment,
-    NcmecCredentials,
-    NcmecExchange,
-    NcmecSettings,
-)
+from safehold.sharing.exchanges.ncmec import Environment, NcmecCredentials, NcmecExchange, NcmecSettings
+from safehold.sharing.exchanges.ncmec_page import MAX_PAGE_ENTRIES
 from safehold.sharing.exchanges.ncmec_standin import REASONS, NcmecStandIn, synthetic_fingerprints
 from safehold.sharing.registry import get
 

@@ -35,7 +35,7 @@ Records: one per fingerprint, ``external_id`` ``"{memberId}-{entryId}"`` (entry 
 member is also what feedback is addressed to); a deleted entry is a tombstone of that id. Fingerprint types map to
 Safehold signal types (``md5``, ``sha1``, ``pdq``; ``pdna`` → ``photodna``, others lower-cased) and a type no
 installed signal type reads goes to :attr:`FetchBatch.unknown`. An entry without an id or member, or a fingerprint
-its signal type refuses, is counted malformed; the page goes on.
+its signal type refuses, is counted malformed; the page goes on (:mod:`.ncmec_page` reads pages).
 """
 
 from __future__ import annotations
@@ -44,10 +44,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -55,9 +53,7 @@ import httpx
 from lxml import etree
 from pydantic import AwareDatetime, Field, HttpUrl, SecretStr, field_validator
 
-from safehold.banks.formats._common import INDUSTRY_CATEGORIES, EntryRecord
-from safehold.banks.formats.ncmec_xml import FINGERPRINT_TO_SIGNAL, NCMEC_NS, SIGNAL_TO_FINGERPRINT
-from safehold.errors import SafeholdError
+from safehold.banks.formats.ncmec_xml import NCMEC_NS, SIGNAL_TO_FINGERPRINT
 from safehold.sharing.base import (
     Credentials,
     Exchange,
@@ -65,33 +61,16 @@ from safehold.sharing.base import (
     FetchBatch,
     Opinion,
     Settings,
-    UnknownSignal,
-    tombstone,
 )
-from safehold.signals import registry
-from safehold.signals.base import SignalType
+from safehold.sharing.exchanges.ncmec_page import PageParser, local_name, protocol_error, signal_readers
 
 log = logging.getLogger(__name__)
 
 NS = NCMEC_NS
 VERSION = "v2"
-#: Deepest element nesting accepted in an answer (entries need 7: queryResult/images/image/feedback/…/member).
-MAX_DEPTH = 16
-#: Most entries one page may hold (NCMEC's pages hold 1000).
-MAX_PAGE_ENTRIES = 10_000
-#: Most fingerprints one entry may carry; longest fingerprint value (characters).
-MAX_FINGERPRINTS = 32
-MAX_VALUE_CHARS = 65536
 #: Times a window whose result set changed while paged is read again (then the next round's overlap must do).
 MAX_REREADS = 2
-#: Sample problem messages kept per batch.
-MAX_PROBLEMS = 5
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
-#: The only elements the page parser gets events for: the root, entries and the paging link.
-_EVENT_TAGS = ["{*}queryResult", "{*}image", "{*}video", "{*}deletedImage", "{*}deletedVideo", "{*}next"]
-#: Too deep: an element at depth MAX_DEPTH + 1 below the root (absolute), or below an entry (an entry is at 3).
-_DEEP = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
-_DEEP_ENTRY = etree.XPath("boolean(" + "/".join(["*"] * (MAX_DEPTH - 2)) + ")")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -160,217 +139,14 @@ def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime(_TIME_FORMAT)
 
 
-@lru_cache(maxsize=1024)  # a page has a dozen distinct tags; this is a hot path
-def _local(tag) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
-
-
-def _text(el) -> str | None:
-    if el is None or el.text is None:
-        return None
-    return el.text.strip() or None
-
-
 def ncmec_type(fingerprint_tag: str) -> str:
     """NCMEC's name of a fingerprint type in routes (``pdna`` → ``PDNA``, ``tmk-pdqf`` → ``TMK_PDQF``)."""
     return fingerprint_tag.upper().replace("-", "_")
 
 
-def signal_type_of(fingerprint_tag: str) -> str:
-    """The Safehold signal type name of an NCMEC fingerprint element."""
-    tag = fingerprint_tag.lower()
-    return FINGERPRINT_TO_SIGNAL.get(tag, tag.replace("-", "_"))
-
-
-@dataclass
-class Page:
-    """One parsed ``/v2/entries`` answer."""
-
-    records: list[EntryRecord] = field(default_factory=list)
-    unknown: list[UnknownSignal] = field(default_factory=list)
-    malformed: int = 0
-    problems: list[str] = field(default_factory=list)
-    next: str | None = None
-    entries: int = 0
-
-    def problem(self, message: str) -> None:
-        self.malformed += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(message)
-
-
-class PageParser:
-    """Streaming parser of one entries page: fed bytes as they arrive, each entry handled and freed at its end.
-
-    Only the root, the entries and the paging link raise parse events (most of the cost of reading a page is a
-    Python object per element and event otherwise). Hostile XML is refused with ``exchange.protocol``: a DOCTYPE
-    (so no entity can be declared), nesting deeper than :data:`MAX_DEPTH` (checked in each entry before it is
-    read, and in what is left of the page at its end; libxml2 caps nesting while parsing too), more than
-    :data:`MAX_PAGE_ENTRIES` entries. libxml2 never resolves entities, loads DTDs or touches the network here."""
-
-    def __init__(self, keep: Callable[[str], bool], known: Callable[[str], type[SignalType] | None]):
-        self._keep = keep
-        self._known = known
-        self._readers: dict[str, tuple[str, str, type[SignalType] | None]] = {}
-        self._parser = etree.XMLPullParser(
-            events=("start", "end"),
-            tag=_EVENT_TAGS,  # no event (and no Python object) for the dozen elements inside each entry
-            resolve_entities=False,
-            load_dtd=False,
-            no_network=True,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        self._started = False
-        self.page = Page()
-
-    def feed(self, data: bytes) -> None:
-        try:
-            self._parser.feed(data)
-            self._drain()
-        except etree.XMLSyntaxError as e:
-            raise _protocol(f"malformed XML from NCMEC: {e}") from None
-
-    def close(self) -> Page:
-        try:
-            root = self._parser.close()
-            self._drain()
-        except etree.XMLSyntaxError as e:
-            raise _protocol(f"malformed XML from NCMEC: {e}") from None
-        self._root(root)  # a root without events (not <queryResult>) is refused here
-        if _DEEP(root):
-            raise _protocol(f"XML nested deeper than {MAX_DEPTH} elements refused")
-        return self.page
-
-    def _drain(self) -> None:
-        for event, el in self._parser.read_events():
-            if event == "start":
-                if not self._started:
-                    self._root(el)
-                    self._started = True
-                continue
-            name = _local(el.tag)
-            if name == "queryResult":
-                continue
-            parent = el.getparent()
-            block = _local(parent.tag) if parent is not None else ""
-            if name == "next" and block == "paging":
-                self.page.next = _text(el)
-            elif block in ("images", "videos") and _depth(parent) == 2:
-                if _DEEP_ENTRY(el):
-                    raise _protocol(f"XML nested deeper than {MAX_DEPTH} elements refused")
-                self._entry(el)
-                el.clear(keep_tail=False)
-                while el.getprevious() is not None:
-                    del parent[0]
-
-    @staticmethod
-    def _root(el) -> None:
-        tree = el.getroottree()
-        info = tree.docinfo
-        if info.doctype or info.internalDTD is not None:
-            raise _protocol("XML with a DOCTYPE (DTD or entity declarations) refused")
-        root = tree.getroot()
-        if _local(root.tag) != "queryResult":
-            raise _protocol(f"root element <{_local(root.tag)}>, expected <queryResult>")
-
-    def _reader(self, tag: str) -> tuple[str, str, type[SignalType] | None]:
-        """``(element name, signal type name, the signal type reading it or None)`` of a fingerprint element."""
-        if tag not in self._readers:
-            if len(self._readers) > 4 * MAX_FINGERPRINTS:  # a hostile page inventing names: stop remembering
-                self._readers.clear()
-            name = _local(tag)
-            signal_type = signal_type_of(name)
-            self._readers[tag] = (name, signal_type, self._known(signal_type))
-        return self._readers[tag]
-
-    def _entry(self, el) -> None:
-        page = self.page
-        page.entries += 1
-        if page.entries > MAX_PAGE_ENTRIES:
-            raise _protocol(f"a page of more than {MAX_PAGE_ENTRIES} entries refused")
-        tag = _local(el.tag)
-        deleted = tag.startswith("deleted")
-        media = (tag[len("deleted") :] if deleted else tag).lower()
-        if media not in ("image", "video"):
-            page.problem(f"unexpected element <{tag}> in an entries block")
-            return
-        parts: dict = {}
-        for c in el:
-            if not isinstance(c.tag, str):
-                page.problem(f"<{tag}> holds an entity reference")
-                return
-            parts.setdefault(_local(c.tag), c)
-        entry_id = _text(parts.get("id"))
-        member = parts.get("member")
-        member_id = member.get("id", "").strip() if member is not None else ""
-        if not entry_id or not member_id.isdigit():
-            page.problem(f"<{tag}> without an <id> or a numeric member id")
-            return
-        if not self._keep(member_id):
-            return
-        external_id = f"{member_id}-{entry_id}"
-        if deleted:
-            page.records.append(tombstone(external_id))
-            return
-        fingerprints = parts.get("fingerprints")
-        fps = [c for c in fingerprints if isinstance(c.tag, str)] if fingerprints is not None else []
-        if not fps or len(fps) > MAX_FINGERPRINTS:
-            page.problem(f"<{tag}> {external_id} has {len(fps)} fingerprints (1 to {MAX_FINGERPRINTS} expected)")
-            return
-        classification = _text(parts.get("classification"))
-        category = classification.upper() if classification and classification.upper() in INDUSTRY_CATEGORIES else None
-        meta = {"media": media, "member_id": member_id, "ncmec_id": entry_id}
-        member_name, timestamp = _text(member), _text(parts.get("timestamp"))
-        if member_name:
-            meta["member_name"] = member_name
-        if timestamp:
-            meta["timestamp"] = timestamp
-        if classification and category is None:
-            meta["ncmec_classification"] = classification
-        for fp in fps:
-            fp_tag, signal_type, reader = self._reader(fp.tag)
-            value = _text(fp)
-            if value is None:
-                href = fp.get("href")
-                if href:  # a large fingerprint NCMEC only links to: kept as a reference, never dropped
-                    page.unknown.append(UnknownSignal(signal_type, f"link:{href}", external_id))
-                else:
-                    page.problem(f"empty <{fp_tag}> in {external_id}")
-                continue
-            if len(value) > MAX_VALUE_CHARS:
-                page.problem(f"<{fp_tag}> of {external_id} longer than {MAX_VALUE_CHARS} characters")
-                continue
-            if reader is None:
-                page.unknown.append(UnknownSignal(signal_type, value, external_id))
-                continue
-            signal_type = reader.name
-            try:
-                value = reader.normalize(value)
-            except SafeholdError as e:
-                page.problem(f"<{fp_tag}> of {external_id}: {e.message}")
-                continue
-            page.records.append(
-                EntryRecord(signal_type=signal_type, value=value, external_id=external_id, category=category,
-                            metadata=dict(meta))
-            )  # fmt: skip
-
-
 def _result_size(link: str) -> str | None:
     """The ``max`` of a paging link: how many entries NCMEC's result set for the window holds."""
     return parse_qs(urlsplit(link).query).get("max", [None])[0]
-
-
-def _depth(el) -> int:
-    n = 1
-    while (el := el.getparent()) is not None:
-        n += 1
-    return n
-
-
-def _protocol(message: str) -> ExchangeError:
-    return ExchangeError("exchange.protocol", message, retryable=False)
 
 
 class NcmecExchange(Exchange):
@@ -441,7 +217,7 @@ class NcmecExchange(Exchange):
                 for chunk in r.iter_bytes():
                     size += len(chunk)
                     if size > self.max_body_bytes:
-                        raise _protocol(f"NCMEC answer larger than {self.max_body_bytes} bytes refused")
+                        raise protocol_error(f"NCMEC answer larger than {self.max_body_bytes} bytes refused")
                     if sink is not None:
                         sink.feed(chunk)
                     else:
@@ -478,9 +254,9 @@ class NcmecExchange(Exchange):
         try:
             root = etree.fromstring(body, parser)
         except etree.XMLSyntaxError as e:
-            raise _protocol(f"malformed XML from NCMEC: {e}") from None
+            raise protocol_error(f"malformed XML from NCMEC: {e}") from None
         if root.getroottree().docinfo.doctype:
-            raise _protocol("XML with a DOCTYPE (DTD or entity declarations) refused")
+            raise protocol_error("XML with a DOCTYPE (DTD or entity declarations) refused")
         return root
 
     # ----------------------------------------------------------------------------------------------- fetch
@@ -504,7 +280,7 @@ class NcmecExchange(Exchange):
             link = None
         members = {str(m) for m in s.only_member_ids}
         keep = (lambda m: m in members) if members else (lambda m: True)
-        known = _known_signal_types()
+        known = signal_readers()
         if window_to is None and since >= end:
             yield FetchBatch(records=[], checkpoint={"since": since}, done=True)
             return
@@ -517,7 +293,7 @@ class NcmecExchange(Exchange):
             while True:
                 if link:
                     if not link.startswith(f"/{VERSION}/entries?"):
-                        raise _protocol(f"unexpected paging link {link[:100]!r}")
+                        raise protocol_error(f"unexpected paging link {link[:100]!r}")
                     path, params = link, None
                 else:
                     path = f"/{VERSION}/entries"
@@ -557,9 +333,9 @@ class NcmecExchange(Exchange):
 
     def check(self) -> None:
         root = self._xml(self._request("GET", f"/{VERSION}/status"))
-        member = next((c for c in root if _local(c.tag) == "member"), None)
+        member = next((c for c in root if local_name(c.tag) == "member"), None)
         if member is None or not (member.get("id") or "").strip():
-            raise _protocol("NCMEC status without a <member id>")
+            raise protocol_error("NCMEC status without a <member id>")
 
     def feedback_reasons(self, fingerprint_type: str) -> dict[str, str]:
         """``{guid: name}`` of the negative-feedback reasons NCMEC offers for ``fingerprint_type`` (e.g. ``MD5``).
@@ -569,7 +345,9 @@ class NcmecExchange(Exchange):
         if fingerprint_type not in self._reasons:
             root = self._xml(self._request("GET", f"/{VERSION}/feedback/{fingerprint_type}/reasons"))
             self._reasons[fingerprint_type] = {
-                r.get("guid"): r.get("name") or "" for r in root.iter() if _local(r.tag) == "reason" and r.get("guid")
+                r.get("guid"): r.get("name") or ""
+                for r in root.iter()
+                if local_name(r.tag) == "reason" and r.get("guid")
             }
         return self._reasons[fingerprint_type]
 
@@ -610,21 +388,6 @@ class NcmecExchange(Exchange):
             f"no NCMEC {fp_type} feedback reason for {reason!r}; NCMEC offers: {', '.join(offered.values()) or 'none'}",
             retryable=False,
         )
-
-
-def _known_signal_types() -> Callable[[str], type[SignalType] | None]:
-    """The installed signal type reading a name or alias (``None``: none does), looked up once per name."""
-    cache: dict[str, type[SignalType] | None] = {}
-
-    def known(name: str) -> type[SignalType] | None:
-        if name not in cache:
-            try:
-                cache[name] = registry.signal_type(name)
-            except SafeholdError:
-                cache[name] = None
-        return cache[name]
-
-    return known
 
 
 def _retry_after(value: str | None) -> float | None:
