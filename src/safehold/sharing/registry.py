@@ -27,6 +27,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "tat": ("safehold.sharing.exchanges.tat", "TATExchange"),
     "feed": ("safehold.sharing.exchanges.feed", "FeedExchange"),
     "peer": ("safehold.sharing.exchanges.peer", "PeerExchange"),
+    "ncmec": ("safehold.sharing.exchanges.ncmec", "NcmecExchange"),
 }
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 

@@ -39,7 +39,7 @@ class _HexDigestSignal(SignalType):
                 detail={"type": cls.name},
             )
         v = value.strip().lower()
-        if len(v) != cls.hex_length or not all(c in _HEX for c in v):
+        if len(v) != cls.hex_length or not _HEX.issuperset(v):
             raise SafeholdError(
                 "signal.invalid_value",
                 f"{cls.name} value must be {cls.hex_length} hex digits, got {len(v)} characters",
