@@ -188,8 +188,9 @@ def scan_paths(
                 listed.append(row)
             if as_json:
                 print(json.dumps(row), flush=True)
-    finally:
+    finally:  # what the scans left in memory: the verdict counts, and (--record) the hashes seen for re-matching
         svc.scans.flush_counts()
+        svc.seen.flush()
     if not as_json:
         _print_results(listed)
         summary = ", ".join(f"{verdicts[v]} {v}" for v in ("match", "allowlisted", "no_match", "unhashable"))
