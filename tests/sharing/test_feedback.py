@@ -293,3 +293,26 @@ def test_a_confirmed_case_exports_as_ncmec_xml(svc, exchanges):
         (r.signal_type, r.value) for r in svc.contributions.hashes(case_id)
     }
     assert {r.category for r in back} == {"A2"}
+
+
+def test_deleting_an_exchange_keeps_its_feedback_and_contributions_under_its_name(svc, exchanges, cli):
+    """Was: the feedback and contribution rows went with the exchange (``ON DELETE CASCADE``)."""
+    decide(svc, matched_case(svc, seed=1), "not_violating")
+    assert svc.feedback.run_once() == 2  # sent
+    decide(svc, matched_case(svc, seed=2), "not_violating")
+    assert svc.feedback.collect() == 2  # queued, never to be sent
+    case_id = confirmed_new_material(svc)
+    svc.contributions.contribute(case_id, "peer", actor="user:sam")
+
+    svc.exchanges.delete("peer", actor="test")
+    rows = svc.feedback.list()
+    assert len(rows) == 4 and {(r["exchange"], r["exchange_deleted"]) for r in rows} == {("peer", True)}
+    assert sorted(r["status"] for r in rows) == ["sent", "sent", "unsupported", "unsupported"]
+    assert [r["exchange"] for r in svc.feedback.list(exchange="peer")] == ["peer"] * 4
+    [contribution] = svc.contributions.list(case_id)
+    assert (contribution["exchange"], contribution["exchange_deleted"], contribution["status"]) == (
+        "peer",
+        True,
+        "sent",
+    )
+    assert "peer (deleted)" in cli("feedback", "list").output

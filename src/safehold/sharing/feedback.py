@@ -257,13 +257,8 @@ class FeedbackService:
             ids = list(s.scalars(LEASE, {"at": at, "n": n, "new_lease": lease_until}))
             if not ids:
                 return []
-            q = (
-                select(_F, ExchangeRow.name)
-                .join(ExchangeRow, ExchangeRow.id == _F.exchange_id)
-                .where(_F.id.in_(ids))
-                .order_by(_F.next_at, _F.id)
-            )
-            return [_Job(f.id, name, _opinion(f), f.attempts, lease_until) for f, name in s.execute(q)]
+            q = select(_F).where(_F.id.in_(ids)).order_by(_F.next_at, _F.id)
+            return [_Job(f.id, f.exchange_name, _opinion(f), f.attempts, lease_until) for f in s.scalars(q)]
 
     def _send(self, job: _Job, adapters: dict[str, Exchange | Exception]) -> Exception | None:
         """Send one opinion; the error, if any (an exchange that cannot be built fails each of its rows)."""
@@ -369,23 +364,22 @@ class FeedbackService:
         """Opinions, oldest first (keyset pagination on ``after_id``), filtered."""
         if status is not None and status not in STATUSES:
             raise SafeholdError("feedback.invalid_filter", f"status must be one of {', '.join(STATUSES)}.")
-        q = select(_F, ExchangeRow.name).join(ExchangeRow, ExchangeRow.id == _F.exchange_id).order_by(_F.id)
-        for column, value in ((_F.entry_id, entry_id), (_F.case_id, case_id), (ExchangeRow.name, exchange),
+        q = select(_F).order_by(_F.id)
+        for column, value in ((_F.entry_id, entry_id), (_F.case_id, case_id), (_F.exchange_name, exchange),
                               (_F.status, status)):  # fmt: skip
             if value is not None:
                 q = q.where(column == value)
         if after_id is not None:
             q = q.where(_F.id > after_id)
         with self.db.session() as s:
-            return [to_dict(f, name) for f, name in s.execute(q.limit(max(1, min(limit, MAX_LIST))))]
+            return [to_dict(f) for f in s.scalars(q.limit(max(1, min(limit, MAX_LIST))))]
 
     def get(self, feedback_id: int) -> dict:
         with self.db.session() as s:
-            q = select(_F, ExchangeRow.name).join(ExchangeRow, ExchangeRow.id == _F.exchange_id)
-            row = s.execute(q.where(_F.id == feedback_id)).first()
+            row = s.get(_F, feedback_id)
             if row is None:
                 raise NotFound("feedback.not_found", f"No feedback with id {feedback_id}.")
-            return to_dict(*row)
+            return to_dict(row)
 
     def retry(self, feedback_id: int, actor: str) -> dict:
         """Queue a failed opinion again, with its attempts counted from zero (an operator fixed the cause)."""
@@ -425,7 +419,7 @@ def _queue_opinion(
         ):
             return None
     else:
-        mine = _F(exchange_id=ex.id, entry_id=entry.id, verdict=verdict, created_at=at)
+        mine = _F(exchange_id=ex.id, exchange_name=ex.name, entry_id=entry.id, verdict=verdict, created_at=at)
         s.add(mine)
     mine.external_id, mine.signal_type, mine.value = entry.external_id, entry.signal_type, entry.value
     mine.reason, mine.category, mine.case_id = case.decision, case.classification, case.id
@@ -452,10 +446,13 @@ def _opinion(f: ExchangeFeedback) -> Opinion:
     )
 
 
-def to_dict(f: ExchangeFeedback, exchange: str) -> dict:
+def to_dict(f: ExchangeFeedback) -> dict:
+    """The opinion as listings show it; ``exchange`` is the name it had, ``exchange_deleted`` whether it is gone
+    since."""
     return {
         "id": f.id,
-        "exchange": exchange,
+        "exchange": f.exchange_name,
+        "exchange_deleted": f.exchange_id is None,
         "entry_id": f.entry_id,
         "external_id": f.external_id,
         "signal_type": f.signal_type,
