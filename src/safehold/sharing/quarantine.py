@@ -20,6 +20,8 @@ bank's traffic: when the whole bank is busy, its ordinary entries are busy toget
 quarantined, an entry's matches still open or update cases for review, with the reason on the case's signal, but
 never run automatic actions (:mod:`safehold.pipeline.service`). An operator releases it (audited) or disables it;
 a released entry is not quarantined again before one window has passed since the release (the cool-down).
+Re-matching applies the rule's floor inside its round as well (:meth:`QuarantineService.flood_in_rematch`, see
+:mod:`safehold.sharing.rematch`): the periodic check would only see a round's matches after all were handled.
 """
 
 from __future__ import annotations
