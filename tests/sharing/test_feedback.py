@@ -13,6 +13,7 @@ from safehold.auth.apikeys import Principal
 from safehold.banks import formats
 from safehold.errors import SafeholdError
 from safehold.sharing import registry
+from safehold.sharing.base import ExchangeError
 from safehold.sharing.base import Settings as ExchangeSettings
 from safehold.store.models import ExchangeRow, utcnow
 from tests.media import jpeg
@@ -190,6 +191,19 @@ def test_an_opinion_superseded_on_the_wire_stays_superseded_and_the_latest_goes_
     assert [o.verdict for o in peer.opinions if o.signal_type == "md5"] == ["false_positive", "true_positive"]
     assert {r["status"] for r in svc.feedback.list(status="sent")} == {"sent"}
     assert sum(bool(a["detail"].get("superseded")) for a in audit_actions(svc, "feedback.send")) == 2
+
+
+def test_a_superseded_opinion_that_fails_on_the_wire_frees_the_newer_one_at_once(svc, exchanges):
+    decide(svc, matched_case(svc, content="c-1"), "not_violating")
+    svc.feedback.collect()
+    in_flight = svc.feedback._lease(utcnow(), 8)
+    decide(svc, matched_case(svc, content="c-2"), "csam", "A1", who=BOB)
+    svc.feedback.collect()
+    for job in in_flight:  # round A's requests fail
+        svc.feedback._record(job, ExchangeError("exchange.unavailable", "down", retryable=True), utcnow())
+    assert {r["status"] for r in svc.feedback.list() if r["verdict"] == "false_positive"} == {"superseded"}
+    assert svc.feedback.deliver() == 2  # not a lease's length later
+    assert {o.verdict for o in exchanges["peer"].opinions} == {"true_positive"}
 
 
 def test_a_late_stale_send_queues_the_latest_verdict_again(svc, exchanges):

@@ -308,6 +308,9 @@ class FeedbackService:
                 if changed:
                     self.audit.record(s, "system", action, f"feedback:{job.id}", detail)
                 return
+            if not changed:  # superseded meanwhile and not delivered: only its lease goes, freeing the newer one
+                _free_superseded(s, job)
+                return
             if changed and action is not None:
                 detail = {"exchange": job.exchange, "verdict": job.opinion.verdict, "attempts": attempts}
                 if error is not None:
@@ -348,6 +351,7 @@ class FeedbackService:
                 .values(lease_until=None, next_at=until, last_error_code=code, last_error=message),
                 {"b_id": job.id, "b_lease": job.lease_until},
             )
+            _free_superseded(s, job)
 
     # ------------------------------------------------------------------ reading and operating
 
@@ -398,6 +402,15 @@ class FeedbackService:
         if self._on_queue is not None:
             self._on_queue()
         return self.get(feedback_id)
+
+
+def _free_superseded(s: Session, job: _Job) -> None:
+    """Drop the lease of ``job``'s row if it was superseded while leased (nothing else changes): a live lease on
+    one verdict keeps the other from being sent (see ``_PICK``)."""
+    s.execute(
+        update(TABLE).where(*_MINE, TABLE.c.status == "superseded").values(lease_until=None),
+        {"b_id": job.id, "b_lease": job.lease_until},
+    )
 
 
 def _queue_opinion(
