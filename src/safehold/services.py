@@ -198,7 +198,9 @@ class Services:
     def rematch(self) -> Rematcher:
         from safehold.sharing.rematch import Rematcher
 
-        return Rematcher(self.db, self.seen, self.scans, self.pipeline)
+        return Rematcher(
+            self.db, self.seen, self.scans, self.pipeline, self.quarantine, self.settings.index_sync_interval
+        )
 
     @cached_property
     def seen(self) -> SeenHashes:

@@ -56,3 +56,19 @@ def test_the_cli_hashes_with_the_apis_limits(cli, svc, client, keys, tmp_path, m
     options = hash_options(svc.settings, dihedral=False)
     assert options["vpdq_options"]["max_duration_seconds"] == svc.settings.video_max_seconds
     assert options["pdq_options"]["isolation"].timeout == svc.settings.image_decode_timeout
+
+
+def test_scan_record_writes_the_hashes_it_saw(cli, svc, tmp_path, monkeypatch):
+    """Was: ``safehold scan --record`` flushed its verdict counts but not the seen-hash buffer, so with the store on
+    nothing it recorded was ever re-matched."""
+    from sqlalchemy import select
+
+    from safehold.store.models import SeenHash
+    from tests.media import jpeg
+
+    monkeypatch.setenv("SAFEHOLD_SEEN_HASHES", "true")
+    (tmp_path / "a.jpg").write_bytes(jpeg(3))
+    cli("scan", "--record", "--content-id", "cli-seen-1", tmp_path / "a.jpg")
+    with svc.db.session() as s:  # another connection: what the command wrote, not what it still holds
+        rows = s.scalars(select(SeenHash.content_id)).all()
+    assert rows and set(rows) == {"cli-seen-1"}

@@ -13,6 +13,7 @@ from safehold.auth.apikeys import Principal
 from safehold.banks import formats
 from safehold.errors import SafeholdError
 from safehold.sharing import registry
+from safehold.sharing.base import ExchangeError
 from safehold.sharing.base import Settings as ExchangeSettings
 from safehold.store.models import ExchangeRow, utcnow
 from tests.media import jpeg
@@ -168,6 +169,63 @@ def test_a_stale_opinion_is_superseded_not_sent(svc, exchanges):
     assert len(svc.feedback.list(status="superseded")) == 2
 
 
+def test_an_opinion_superseded_on_the_wire_stays_superseded_and_the_latest_goes_last(svc, exchanges):
+    """Was (a reviewer's race): an opinion leased, then superseded by a case decided the other way while its
+    request was in flight, ended ``sent``, and the newer verdict could be sent before it, so the source's last
+    word was the stale one."""
+    peer = exchanges["peer"]
+    decide(svc, matched_case(svc, content="c-1"), "not_violating")
+    svc.feedback.collect()
+    in_flight = svc.feedback._lease(utcnow(), 8)  # round A leases the false positives and starts sending
+    assert {j.opinion.verdict for j in in_flight} == {"false_positive"}
+    decide(svc, matched_case(svc, content="c-2"), "csam", "A1", who=BOB)
+    assert svc.feedback.collect() == 2
+    assert svc.feedback.deliver() == 0  # round B: the true positives wait while the other verdict is on the wire
+    for job in in_flight:  # round A's requests succeed after all
+        peer.send_feedback(job.opinion)
+        svc.feedback._record(job, None, utcnow())
+    rows = {r["verdict"]: r for r in svc.feedback.list() if r["signal_type"] == "md5"}
+    assert rows["false_positive"]["status"] == "superseded" and rows["false_positive"]["sent_at"] is not None
+    assert rows["true_positive"]["status"] == "queued"
+    assert svc.feedback.deliver() == 2
+    assert [o.verdict for o in peer.opinions if o.signal_type == "md5"] == ["false_positive", "true_positive"]
+    assert {r["status"] for r in svc.feedback.list(status="sent")} == {"sent"}
+    assert sum(bool(a["detail"].get("superseded")) for a in audit_actions(svc, "feedback.send")) == 2
+
+
+def test_a_superseded_opinion_that_fails_on_the_wire_frees_the_newer_one_at_once(svc, exchanges):
+    decide(svc, matched_case(svc, content="c-1"), "not_violating")
+    svc.feedback.collect()
+    in_flight = svc.feedback._lease(utcnow(), 8)
+    decide(svc, matched_case(svc, content="c-2"), "csam", "A1", who=BOB)
+    svc.feedback.collect()
+    for job in in_flight:  # round A's requests fail
+        svc.feedback._record(job, ExchangeError("exchange.unavailable", "down", retryable=True), utcnow())
+    assert {r["status"] for r in svc.feedback.list() if r["verdict"] == "false_positive"} == {"superseded"}
+    assert svc.feedback.deliver() == 2  # not a lease's length later
+    assert {o.verdict for o in exchanges["peer"].opinions} == {"true_positive"}
+
+
+def test_a_late_stale_send_queues_the_latest_verdict_again(svc, exchanges):
+    """A stale opinion whose request outlived its lease lands after the newer verdict was sent: the newer one is
+    queued again, so the source ends with our latest word."""
+    peer = exchanges["peer"]
+    decide(svc, matched_case(svc, content="c-1"), "not_violating")
+    svc.feedback.collect()
+    in_flight = svc.feedback._lease(utcnow(), 8)
+    decide(svc, matched_case(svc, content="c-2"), "csam", "A1", who=BOB)
+    svc.feedback.collect()
+    assert svc.feedback.deliver(now=utcnow() + dt.timedelta(hours=1)) == 2  # round A's leases have lapsed
+    for job in in_flight:
+        peer.send_feedback(job.opinion)
+        svc.feedback._record(job, None, utcnow())
+    assert {r["verdict"] for r in svc.feedback.list(status="queued")} == {"true_positive"}
+    svc.feedback.deliver(now=utcnow() + dt.timedelta(hours=1))
+    assert [o.verdict for o in peer.opinions if o.signal_type == "md5"] == [
+        "true_positive", "false_positive", "true_positive"
+    ]  # fmt: skip
+
+
 def test_two_senders_at_once_send_each_opinion_once(svc, exchanges):
     for seed in (1, 2, 3):
         decide(svc, matched_case(svc, seed=seed), "not_violating")
@@ -249,3 +307,26 @@ def test_a_confirmed_case_exports_as_ncmec_xml(svc, exchanges):
         (r.signal_type, r.value) for r in svc.contributions.hashes(case_id)
     }
     assert {r.category for r in back} == {"A2"}
+
+
+def test_deleting_an_exchange_keeps_its_feedback_and_contributions_under_its_name(svc, exchanges, cli):
+    """Was: the feedback and contribution rows went with the exchange (``ON DELETE CASCADE``)."""
+    decide(svc, matched_case(svc, seed=1), "not_violating")
+    assert svc.feedback.run_once() == 2  # sent
+    decide(svc, matched_case(svc, seed=2), "not_violating")
+    assert svc.feedback.collect() == 2  # queued, never to be sent
+    case_id = confirmed_new_material(svc)
+    svc.contributions.contribute(case_id, "peer", actor="user:sam")
+
+    svc.exchanges.delete("peer", actor="test")
+    rows = svc.feedback.list()
+    assert len(rows) == 4 and {(r["exchange"], r["exchange_deleted"]) for r in rows} == {("peer", True)}
+    assert sorted(r["status"] for r in rows) == ["sent", "sent", "unsupported", "unsupported"]
+    assert [r["exchange"] for r in svc.feedback.list(exchange="peer")] == ["peer"] * 4
+    [contribution] = svc.contributions.list(case_id)
+    assert (contribution["exchange"], contribution["exchange_deleted"], contribution["status"]) == (
+        "peer",
+        True,
+        "sent",
+    )
+    assert "peer (deleted)" in cli("feedback", "list").output

@@ -13,7 +13,7 @@ from safehold.auth.apikeys import Principal
 from safehold.banks.formats import EntryRecord
 from safehold.services import Services
 from safehold.sharing.rematch import CURSOR_KEY
-from safehold.store.models import AppSetting, Case, CaseSignal, SeenHash
+from safehold.store.models import AppSetting, Case, CaseSignal, SeenHash, utcnow
 from tests.media import jpeg
 
 PLATFORM = Principal(name="platform", role="platform", key_prefix="sh_one")
@@ -50,8 +50,9 @@ def stored(svc) -> int:
 
 
 def rematch(svc) -> int:
+    """One round as the task runs it, once the entries added so far are older than the round's lag."""
     svc.tasks.run_now("counters.flush")  # the scans' buffered hashes
-    return svc.tasks.run_now("seen.rematch")
+    return svc.rematch.run_once(now=utcnow() + svc.rematch.lag)
 
 
 def test_an_earlier_upload_is_found_when_its_hash_arrives(on):
@@ -213,3 +214,60 @@ def test_both_sides_of_the_index_find_the_same_candidates(monkeypatch, few):
     ]
     found = rm.candidates(entries, {"pdq": 31, "sha256": 0}, [rows[:2], rows[2:]])
     assert sorted((c.seen.content_id, c.entry_id, c.distance) for c in found) == [("c-1", 10, 8), ("c-2", 11, 0)]
+
+
+def test_an_auto_bank_re_match_opens_a_case_for_review_and_runs_no_action(on, monkeypatch):
+    """Old content matched by a brand-new entry gets a human look, never an automatic action."""
+    on.banks.create("auto", created_by="test")
+    on.banks.update("auto", on_match="auto", actor="test")
+    rematch(on)
+    hashes = upload(on, "c-auto")
+    acted = []
+    monkeypatch.setattr(on.actions, "for_detection", lambda *a: acted.append(a) or [], raising=False)
+    on.banks.add_hash("auto", "pdq", hashes["pdq"], added_by="test")
+    assert rematch(on) == 1
+    [case] = cases_of(on, "c-auto")
+    assert acted == []
+    [sig] = signals_of(on, case.id)
+    assert sig.detail["rematch"]["review_only"] is True
+
+
+def test_a_flooding_entry_is_quarantined_inside_the_round_and_opens_a_bounded_number_of_cases(settings):
+    svc = Services(settings.model_copy(update={"seen_hashes": True, "flood_min_matches": 2}))
+    try:
+        svc.banks.create("shared", created_by="test")
+        rematch(svc)
+        contents = [f"c-flood-{i}" for i in range(5)]
+        for cid in contents:  # the same harmless picture, uploaded five times
+            hashes = upload(svc, cid)
+        svc.banks.add_hash("shared", "pdq", hashes["pdq"], added_by="test")
+        svc.seen.flush()
+        out = svc.rematch.run_since(utcnow() - dt.timedelta(hours=1))
+        assert len(out.cases) == 2 and out.not_opened == 3 and len(out.quarantined) == 1
+        assert sum(len(cases_of(svc, cid)) for cid in contents) == 2
+        assert cases_of(svc, "c-flood-4") and not cases_of(svc, "c-flood-0")  # the most recent uploads first
+        [quarantined] = svc.quarantine.quarantined()
+        reason = quarantined["quarantine"]["reason"]
+        assert quarantined["id"] == out.quarantined[0]
+        assert (reason["rule"], reason["matches"], reason["cases_opened"], reason["not_opened"]) == (
+            "rematch_flood", 5, 2, 3
+        )  # fmt: skip
+        assert [r["target"] for r in svc.audit.list(action="entry.quarantine")] == [f"entry:{quarantined['id']}"]
+        [case] = cases_of(svc, "c-flood-4")
+        assert signals_of(svc, case.id)[0].detail["rematch"]["flood"]["matches"] == 5
+    finally:
+        svc.close()
+
+
+def test_a_round_waits_for_the_sightings_still_in_a_buffer(on):
+    """Was: an upload scanned just before its entry arrived waited in its process's buffer; a round that read the
+    store first missed it and moved its cursor past the entry for good."""
+    on.banks.create("shared", created_by="test")
+    rematch(on)
+    hashes = upload(on, "c-late")  # buffered, not yet flushed
+    on.banks.add_hash("shared", "pdq", hashes["pdq"], added_by="test")
+    assert on.rematch.run_once() == 0  # the entry is younger than the lag: not taken yet
+    assert on.rematch.lag >= dt.timedelta(seconds=on.settings.index_sync_interval)
+    on.seen.flush()  # the scanning process's flush, within the lag
+    assert on.rematch.run_once(now=utcnow() + on.rematch.lag) == 1
+    assert len(cases_of(on, "c-late")) == 1

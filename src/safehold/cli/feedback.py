@@ -46,7 +46,8 @@ def feedback_list(
     table = Table("id", "exchange", "entry", "external id", "verdict", "case", "status", "attempts", "last error")
     for r in rows:
         error = f"[{r['last_error_code']}] {r['last_error']}" if r["last_error_code"] else ""
-        table.add_row(str(r["id"]), r["exchange"], str(r["entry_id"]), r["external_id"] or "", r["verdict"],
+        exchange = r["exchange"] + (" (deleted)" if r["exchange_deleted"] else "")
+        table.add_row(str(r["id"]), exchange, str(r["entry_id"]), r["external_id"] or "", r["verdict"],
                       str(r["case_id"] or ""), r["status"], str(r["attempts"]), error)  # fmt: skip
     out.print(table)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -163,6 +164,7 @@ def scan_paths(
     who = operator()
     verdicts: Counter[str] = Counter()
     listed = []
+    flushed = time.monotonic()
     try:
         for path, hashed, exc in hash_paths(files, workers=workers, dihedral=svc.index.any_dihedral, label="scanning"):
             if exc is not None:
@@ -181,6 +183,9 @@ def scan_paths(
                 if record:
                     with fail():
                         row = _recorded(svc, who, result, Path(path), content_id, account_id)
+                    if time.monotonic() - flushed >= svc.settings.index_sync_interval:
+                        svc.seen.flush()  # as a server's flush task would: re-matching waits this long, no more
+                        flushed = time.monotonic()
                 else:
                     row = result.to_dict(provenance=True)  # the operator
             verdicts[row["verdict"]] += 1
@@ -188,8 +193,9 @@ def scan_paths(
                 listed.append(row)
             if as_json:
                 print(json.dumps(row), flush=True)
-    finally:
+    finally:  # what the scans left in memory: the verdict counts, and (--record) the hashes seen for re-matching
         svc.scans.flush_counts()
+        svc.seen.flush()
     if not as_json:
         _print_results(listed)
         summary = ", ".join(f"{verdicts[v]} {v}" for v in ("match", "allowlisted", "no_match", "unhashable"))

@@ -56,6 +56,11 @@ def rematch(
     else:
         out.print(
             f"{result.entries} new entries against {result.scanned} kept hashes: {result.candidates} candidates, "
-            f"{len(result.cases)} cases opened or updated",
+            f"{len(result.cases)} cases opened or updated"
+            + (
+                f"; {len(result.quarantined)} entries quarantined for flooding, {result.not_opened} matches not opened"
+                if result.quarantined or result.not_opened
+                else ""
+            ),
             highlight=False,
         )

@@ -118,7 +118,7 @@ class ContributionService:
                 )
             )
             if sent is not None:  # answered before hashing anything again
-                return {**to_dict(sent, exchange), "duplicate": True}
+                return {**to_dict(sent), "duplicate": True}
         if not self._takes_contributions(ex_type):
             raise Conflict(
                 "contribution.not_supported", f"The exchange {exchange!r} ({ex_type}) takes no contributions."
@@ -126,7 +126,7 @@ class ContributionService:
         records = self.hashes(case_id)
         if not records:
             raise Conflict("contribution.no_hashes", f"Case {case_id} has no hashes to contribute.")
-        row = self._claim(case_id, ex_id, len(records), actor)
+        row = self._claim(case_id, ex_id, exchange, len(records), actor)
         if row["status"] == "sent":  # sent by a request that finished meanwhile
             return {**row, "exchange": exchange, "duplicate": True}
         try:
@@ -144,12 +144,11 @@ class ContributionService:
     def list(self, case_id: int) -> list[dict]:
         with self.db.session() as s:
             q = (
-                select(ExchangeContribution, ExchangeRow.name)
-                .join(ExchangeRow, ExchangeRow.id == ExchangeContribution.exchange_id)
+                select(ExchangeContribution)
                 .where(ExchangeContribution.case_id == case_id)
                 .order_by(ExchangeContribution.id)
             )
-            return [to_dict(c, name) for c, name in s.execute(q)]
+            return [to_dict(c) for c in s.scalars(q)]
 
     def _takes_contributions(self, type_name: str) -> bool:
         try:
@@ -157,7 +156,7 @@ class ContributionService:
         except SafeholdError:
             return False
 
-    def _claim(self, case_id: int, exchange_id: int, n: int, actor: str) -> dict:
+    def _claim(self, case_id: int, exchange_id: int, exchange: str, n: int, actor: str) -> dict:
         """This request's ``sending`` row, or the existing row when it was sent (or is being sent) already."""
         now = utcnow()
         with self.db.session() as s:
@@ -167,6 +166,7 @@ class ContributionService:
                 .values(
                     case_id=case_id,
                     exchange_id=exchange_id,
+                    exchange_name=exchange,
                     status="sending",
                     hashes=n,
                     accepted=0,
@@ -185,7 +185,7 @@ class ContributionService:
                 raise Conflict("contribution.in_progress", f"Case {case_id} is being contributed to this exchange.")
             if mine is None and row.status != "sent":  # failed, or a claim whose process died: taken over
                 row.status, row.hashes, row.actor, row.at = "sending", n, actor, now
-            return to_dict(row, None)
+            return to_dict(row)
 
     def _finish(
         self,
@@ -212,14 +212,17 @@ class ContributionService:
                 detail.update(code=error.code, retryable=bool(getattr(error, "retryable", False)))
                 action = "case.contribute_fail"
             self.audit.record(s, actor, action, f"case:{case_id}", detail)
-            return to_dict(row, exchange)
+            return to_dict(row)
 
 
-def to_dict(c: ExchangeContribution, exchange: str | None) -> dict:
+def to_dict(c: ExchangeContribution) -> dict:
+    """The contribution as listings show it; ``exchange`` is the name it had, ``exchange_deleted`` whether it is
+    gone since."""
     return {
         "id": c.id,
         "case_id": c.case_id,
-        "exchange": exchange,
+        "exchange": c.exchange_name,
+        "exchange_deleted": c.exchange_id is None,
         "status": c.status,
         "hashes": c.hashes,
         "accepted": c.accepted,

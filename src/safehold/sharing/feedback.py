@@ -14,7 +14,10 @@ and misses none, queues none twice. For each closed case it looks at the case's 
 * One row per (exchange, entry, verdict): another case decided the same way adds nothing. A case decided the other
   way is a **correction**: the opposite verdict is queued, and a not-yet-sent earlier opinion is ``superseded`` (a
   stale opinion is never sent after a newer one). If the source last heard the other verdict, the first one is
-  queued again, so the source always ends up with the latest verdict.
+  queued again, so the source always ends up with the latest verdict. The two verdicts on one entry are never on
+  the wire together (a row is not leased while its opposite holds a live lease); one superseded while its request
+  was in flight stays ``superseded`` (with its ``sent_at``) and, if the newer verdict had been sent already, that
+  one is queued again.
 
 Delivery is the ``feedback.deliver`` task (:meth:`FeedbackService.run_once`): rows are leased (``UPDATE …
 RETURNING`` over ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the writer lock on SQLite), sent one by one through the
@@ -34,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Integer, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from safehold.audit import AuditService
 from safehold.backoff import retry_delay
@@ -79,6 +82,7 @@ MAX_ERROR = 300
 MAX_LIST = 500
 
 _F = ExchangeFeedback
+_OTHER = aliased(ExchangeFeedback)
 TABLE = _F.__table__
 _PICK = (
     select(_F.id)
@@ -88,6 +92,14 @@ _PICK = (
         _F.next_at <= bindparam("at"),
         or_(_F.lease_until.is_(None), _F.lease_until < bindparam("at")),
         ExchangeRow.enabled.is_(True),
+        ~select(_OTHER.id)
+        .where(
+            _OTHER.exchange_id == _F.exchange_id,
+            _OTHER.entry_id == _F.entry_id,
+            _OTHER.id != _F.id,
+            _OTHER.lease_until >= bindparam("at"),
+        )
+        .exists(),  # never both verdicts on the wire at once: the one sent last must be the latest
     )
     .order_by(_F.next_at)
     .limit(bindparam("n", type_=Integer(), literal_execute=True))
@@ -245,13 +257,8 @@ class FeedbackService:
             ids = list(s.scalars(LEASE, {"at": at, "n": n, "new_lease": lease_until}))
             if not ids:
                 return []
-            q = (
-                select(_F, ExchangeRow.name)
-                .join(ExchangeRow, ExchangeRow.id == _F.exchange_id)
-                .where(_F.id.in_(ids))
-                .order_by(_F.next_at, _F.id)
-            )
-            return [_Job(f.id, name, _opinion(f), f.attempts, lease_until) for f, name in s.execute(q)]
+            q = select(_F).where(_F.id.in_(ids)).order_by(_F.next_at, _F.id)
+            return [_Job(f.id, f.exchange_name, _opinion(f), f.attempts, lease_until) for f in s.scalars(q)]
 
     def _send(self, job: _Job, adapters: dict[str, Exchange | Exception]) -> Exception | None:
         """Send one opinion; the error, if any (an exchange that cannot be built fails each of its rows)."""
@@ -292,15 +299,48 @@ class FeedbackService:
                 values["next_at"], action = at + dt.timedelta(seconds=wait), None
             log.warning("feedback %s to %s failed (%s: %s)", job.id, job.exchange, code, message[:MAX_ERROR])
         with self.db.session() as s:
-            stmt = update(TABLE).where(*_MINE).values(**values)
-            if "status" not in values or values["status"] != "sent":
-                stmt = stmt.where(TABLE.c.status == "queued")  # a failure never overwrites a supersession
-            changed = s.execute(stmt, {"b_id": job.id, "b_lease": job.lease_until}).rowcount
+            mine = {"b_id": job.id, "b_lease": job.lease_until}
+            stmt = update(TABLE).where(*_MINE, TABLE.c.status == "queued").values(**values)
+            changed = s.execute(stmt, mine).rowcount
+            if not changed and error is None:
+                changed = self._sent_superseded(s, job, at, attempts)
+                detail = {"exchange": job.exchange, "verdict": job.opinion.verdict, "superseded": True}
+                if changed:
+                    self.audit.record(s, "system", action, f"feedback:{job.id}", detail)
+                return
+            if not changed:  # superseded meanwhile and not delivered: only its lease goes, freeing the newer one
+                _free_superseded(s, job)
+                return
             if changed and action is not None:
                 detail = {"exchange": job.exchange, "verdict": job.opinion.verdict, "attempts": attempts}
                 if error is not None:
                     detail.update(code=values["last_error_code"], error=values["last_error"])
                 self.audit.record(s, "system", action, f"feedback:{job.id}", detail)
+
+    def _sent_superseded(self, s: Session, job: _Job, at: dt.datetime, attempts: int) -> bool:
+        """An opinion superseded while it was on the wire reached the source anyway: it stays ``superseded`` (it
+        is not our latest verdict) with its ``sent_at``, and the newer verdict is queued again if the source had
+        already heard it, so the source's last word is our latest one. ``False`` when the lease was lost."""
+        done = s.execute(
+            update(TABLE)
+            .where(*_MINE, TABLE.c.status == "superseded")
+            .values(attempts=attempts, lease_until=None, sent_at=at, updated_at=at)
+            .returning(TABLE.c.exchange_id, TABLE.c.entry_id),
+            {"b_id": job.id, "b_lease": job.lease_until},
+        ).first()
+        if done is None:
+            return False
+        s.execute(
+            update(TABLE)
+            .where(
+                TABLE.c.exchange_id == done.exchange_id,
+                TABLE.c.entry_id == done.entry_id,
+                TABLE.c.verdict == OPPOSITE[job.opinion.verdict],
+                TABLE.c.status == "sent",
+            )
+            .values(status="queued", attempts=0, next_at=at, lease_until=None, updated_at=at)
+        )
+        return True
 
     def _postpone(self, job: _Job, until: dt.datetime, code: str, message: str) -> None:
         """Give a leased row back until the exchange's Retry-After, without counting an attempt."""
@@ -311,6 +351,7 @@ class FeedbackService:
                 .values(lease_until=None, next_at=until, last_error_code=code, last_error=message),
                 {"b_id": job.id, "b_lease": job.lease_until},
             )
+            _free_superseded(s, job)
 
     # ------------------------------------------------------------------ reading and operating
 
@@ -327,23 +368,22 @@ class FeedbackService:
         """Opinions, oldest first (keyset pagination on ``after_id``), filtered."""
         if status is not None and status not in STATUSES:
             raise SafeholdError("feedback.invalid_filter", f"status must be one of {', '.join(STATUSES)}.")
-        q = select(_F, ExchangeRow.name).join(ExchangeRow, ExchangeRow.id == _F.exchange_id).order_by(_F.id)
-        for column, value in ((_F.entry_id, entry_id), (_F.case_id, case_id), (ExchangeRow.name, exchange),
+        q = select(_F).order_by(_F.id)
+        for column, value in ((_F.entry_id, entry_id), (_F.case_id, case_id), (_F.exchange_name, exchange),
                               (_F.status, status)):  # fmt: skip
             if value is not None:
                 q = q.where(column == value)
         if after_id is not None:
             q = q.where(_F.id > after_id)
         with self.db.session() as s:
-            return [to_dict(f, name) for f, name in s.execute(q.limit(max(1, min(limit, MAX_LIST))))]
+            return [to_dict(f) for f in s.scalars(q.limit(max(1, min(limit, MAX_LIST))))]
 
     def get(self, feedback_id: int) -> dict:
         with self.db.session() as s:
-            q = select(_F, ExchangeRow.name).join(ExchangeRow, ExchangeRow.id == _F.exchange_id)
-            row = s.execute(q.where(_F.id == feedback_id)).first()
+            row = s.get(_F, feedback_id)
             if row is None:
                 raise NotFound("feedback.not_found", f"No feedback with id {feedback_id}.")
-            return to_dict(*row)
+            return to_dict(row)
 
     def retry(self, feedback_id: int, actor: str) -> dict:
         """Queue a failed opinion again, with its attempts counted from zero (an operator fixed the cause)."""
@@ -362,6 +402,15 @@ class FeedbackService:
         if self._on_queue is not None:
             self._on_queue()
         return self.get(feedback_id)
+
+
+def _free_superseded(s: Session, job: _Job) -> None:
+    """Drop the lease of ``job``'s row if it was superseded while leased (nothing else changes): a live lease on
+    one verdict keeps the other from being sent (see ``_PICK``)."""
+    s.execute(
+        update(TABLE).where(*_MINE, TABLE.c.status == "superseded").values(lease_until=None),
+        {"b_id": job.id, "b_lease": job.lease_until},
+    )
 
 
 def _queue_opinion(
@@ -383,7 +432,7 @@ def _queue_opinion(
         ):
             return None
     else:
-        mine = _F(exchange_id=ex.id, entry_id=entry.id, verdict=verdict, created_at=at)
+        mine = _F(exchange_id=ex.id, exchange_name=ex.name, entry_id=entry.id, verdict=verdict, created_at=at)
         s.add(mine)
     mine.external_id, mine.signal_type, mine.value = entry.external_id, entry.signal_type, entry.value
     mine.reason, mine.category, mine.case_id = case.decision, case.classification, case.id
@@ -410,10 +459,13 @@ def _opinion(f: ExchangeFeedback) -> Opinion:
     )
 
 
-def to_dict(f: ExchangeFeedback, exchange: str) -> dict:
+def to_dict(f: ExchangeFeedback) -> dict:
+    """The opinion as listings show it; ``exchange`` is the name it had, ``exchange_deleted`` whether it is gone
+    since."""
     return {
         "id": f.id,
-        "exchange": exchange,
+        "exchange": f.exchange_name,
+        "exchange_deleted": f.exchange_id is None,
         "entry_id": f.entry_id,
         "external_id": f.external_id,
         "signal_type": f.signal_type,

@@ -20,6 +20,8 @@ bank's traffic: when the whole bank is busy, its ordinary entries are busy toget
 quarantined, an entry's matches still open or update cases for review, with the reason on the case's signal, but
 never run automatic actions (:mod:`safehold.pipeline.service`). An operator releases it (audited) or disables it;
 a released entry is not quarantined again before one window has passed since the release (the cool-down).
+Re-matching applies the rule's floor inside its round as well (:meth:`QuarantineService.flood_in_rematch`, see
+:mod:`safehold.sharing.rematch`): the periodic check would only see a round's matches after all were handled.
 """
 
 from __future__ import annotations
@@ -124,6 +126,25 @@ class QuarantineService:
                         if quarantined is not None:
                             out.append(quarantined)
         return out
+
+    def flood_in_rematch(self, entry_id: int, matched: int, opened: int) -> dict | None:
+        """Quarantine an entry that re-matched ``matched`` earlier uploads in one round, more than the floor
+        (:mod:`safehold.sharing.rematch`), with the numbers as its reason; the entry as :func:`entry_to_dict`, or
+        ``None`` when it is quarantined already, disabled, or released within the cool-down."""
+        now, rule = utcnow(), self.rule
+        reason = {
+            "rule": "rematch_flood",
+            "matches": matched,
+            "floor": rule.floor,
+            "cases_opened": opened,
+            "not_opened": matched - opened,
+            "message": (
+                f"re-matched {matched} earlier uploads in one round, more than the floor {rule.floor}: cases opened "
+                f"for review for the {opened} most recent, {matched - opened} not opened"
+            ),
+        }
+        with self.db.session() as s:
+            return self._quarantine(s, entry_id, reason, now, now - dt.timedelta(hours=rule.window_hours))
 
     def _quarantine(
         self, s: Session, entry_id: int, reason: dict, now: dt.datetime, cooled: dt.datetime

@@ -5,7 +5,8 @@ earlier upload it matches gets a case, as if it had been scanned now.
 One round (:meth:`Rematcher.run_once`, the periodic task ``seen.rematch``):
 
 1. read the ``add`` changes of the bank change log after the round's own cursor (``app_settings``), at most the
-   round's size; keep the entries of enabled block banks whose ``on_match`` opens cases;
+   round's size, and only those older than :attr:`Rematcher.lag` (the first younger one and those after it wait
+   for the next round); keep the entries of enabled block banks whose ``on_match`` opens cases;
 2. read every stored hash of those types within retention, :data:`CHUNK` at a time, and match each chunk
    against the new entries with the type's own index class (PDQ's multi-index hashing, a dict for exact hashes;
    :func:`candidates` says which side is indexed): memory is bounded by the new entries and one chunk, never by
@@ -17,6 +18,22 @@ One round (:meth:`Rematcher.run_once`, the periodic task ``seen.rematch``):
    twice;
 4. move the cursor past the entries read.
 
+**Review, never automatic actions.** A re-match opens or updates a case for review even when the entry's bank is
+``auto``: the content is old (up to ``SAFEHOLD_SEEN_HASHES_DAYS``) and matched by an entry nobody has seen match
+anything yet, so a wrong entry (a meme, a blank frame) would otherwise act on months of uploads at once, before
+the flood rule (``banks.flood_check``, :mod:`safehold.sharing.quarantine`) could count a single match.
+
+**The flood rule inside the round.** An entry that re-matches more than ``SAFEHOLD_FLOOD_MIN_MATCHES`` earlier
+uploads in one round is quarantined there (audited ``entry.quarantine``, its reason the numbers), and its
+matches open at most that many cases per round (:meth:`Rematcher._flooded`), the most recent uploads first; the
+others are counted in the reason, not opened. One bad entry cannot open a hundred thousand cases.
+
+**The lag.** A scan's hashes wait in its process's buffer until the next flush (``counters.flush``, every
+``SAFEHOLD_INDEX_SYNC_INTERVAL``): a round that read the store before then, for an entry added just after the
+scan, would miss that upload and move its cursor past the entry for good. So a round only takes entries added at
+least ``SAFEHOLD_INDEX_SYNC_INTERVAL`` + :data:`LAG_MARGIN` ago (the margin covers a slow flush and clock skew
+between processes); by then every process has written the sightings that preceded them.
+
 When the store is off the task does nothing; the first round after it is turned on starts the cursor at the log's
 end (hashes seen from then on were scanned against every entry already there).
 """
@@ -27,7 +44,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import func, select
@@ -37,9 +54,10 @@ from safehold.errors import SafeholdError
 from safehold.matching.protocol import SignalIndex
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.scanning.service import ScanResult, ScanService
+from safehold.sharing.quarantine import QuarantineService
 from safehold.signals import registry
 from safehold.store.db import Database
-from safehold.store.models import AppSetting, BankEntry, IndexChange, iso
+from safehold.store.models import AppSetting, BankEntry, IndexChange, iso, utcnow
 from safehold.store.seen import Seen, SeenHashes
 
 log = logging.getLogger(__name__)
@@ -55,6 +73,9 @@ FEW_NEW = 128
 #: Entry ids looked up per query (under SQLite's bound on variables).
 _IDS_PER_QUERY = 10_000
 ACTOR = "system:rematch"
+#: Seconds added to ``SAFEHOLD_INDEX_SYNC_INTERVAL`` (how often each process flushes its seen hashes) to make the
+#: round's lag (see the module docs): a flush slowed by a busy database, and clock skew between processes.
+LAG_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -79,15 +100,33 @@ class Candidate:
 
 @dataclass
 class Outcome:
-    """What a re-match did: new entries considered, stored hashes read, candidates, cases opened or updated."""
+    """What a re-match did: new entries considered, stored hashes read, candidates, cases opened or updated, the
+    entries quarantined for flooding and the matches of theirs left unopened."""
 
     entries: int = 0
     scanned: int = 0
     candidates: int = 0
     cases: list[int] = field(default_factory=list)
+    quarantined: list[int] = field(default_factory=list)
+    not_opened: int = 0
+
+    def add(self, other: Outcome) -> None:
+        self.entries += other.entries
+        self.scanned += other.scanned
+        self.candidates += other.candidates
+        self.cases.extend(c for c in other.cases if c not in self.cases)
+        self.quarantined.extend(other.quarantined)
+        self.not_opened += other.not_opened
 
     def to_dict(self) -> dict:
-        return {"entries": self.entries, "scanned": self.scanned, "candidates": self.candidates, "cases": self.cases}
+        return {
+            "entries": self.entries,
+            "scanned": self.scanned,
+            "candidates": self.candidates,
+            "cases": self.cases,
+            "quarantined": self.quarantined,
+            "not_opened": self.not_opened,
+        }
 
 
 def candidates(
@@ -142,6 +181,15 @@ def candidates(
             progress(len(chunk))
 
 
+def _confirmed(scan: ScanResult, entry_id: int) -> list:
+    """The matches on ``entry_id`` of a stored hash scanned now, none when the banks as they are now do not call
+    it a match (an allow bank vouches for it, the entry or bank is gone or disabled, the distance is over the
+    bank's own threshold)."""
+    if scan.verdict != "match":
+        return []
+    return [m for m in scan.matches if m.entry.get("id") == entry_id]
+
+
 def _index(cls: type, ids: Iterable[int], values: list[str]) -> SignalIndex:
     index = cls()
     index.add(np.fromiter(ids, dtype=np.int64, count=len(values)), values)
@@ -149,24 +197,38 @@ def _index(cls: type, ids: Iterable[int], values: list[str]) -> SignalIndex:
 
 
 class Rematcher:
-    def __init__(self, db: Database, seen: SeenHashes, scans: ScanService, pipeline: Pipeline):
+    def __init__(
+        self,
+        db: Database,
+        seen: SeenHashes,
+        scans: ScanService,
+        pipeline: Pipeline,
+        quarantine: QuarantineService,
+        sync_interval: float,
+    ):
         self.db = db
         self.seen = seen
         self.scans = scans
         self.pipeline = pipeline
+        self.quarantine = quarantine
+        #: How old a change-log add must be for a round to take it (see the module docs).
+        self.lag = dt.timedelta(seconds=sync_interval + LAG_MARGIN)
 
     # ----------------------------------------------------------------- rounds
 
-    def run_once(self, limit: int = ROUND_ENTRIES) -> int:
-        """One round from the cursor over at most ``limit`` new entries (see the module docs); returns how many
-        it read."""
+    def run_once(self, limit: int = ROUND_ENTRIES, now: dt.datetime | None = None) -> int:
+        """One round from the cursor over at most ``limit`` new entries added :attr:`lag` before ``now`` or
+        earlier (see the module docs); returns how many it read."""
         if not self.seen.enabled:
             return 0
         cursor = self._cursor()
         if cursor is None:
             self._save_cursor(self._log_end())
             return 0
+        horizon = (now or utcnow()) - self.lag
         entries = self._adds(IndexChange.seq > cursor, limit=limit)
+        young = next((i for i, e in enumerate(entries) if e.at > horizon), None)
+        entries = entries[:young]  # in log order: nothing after a young entry is taken before it
         if entries:
             self.rematch(entries)
             self._save_cursor(entries[-1].seq)
@@ -181,11 +243,7 @@ class Rematcher:
             entries = self._adds(*where, limit=ROUND_ENTRIES)
             if not entries:
                 return total
-            done = self.rematch(entries, progress)
-            total.entries += done.entries
-            total.scanned += done.scanned
-            total.candidates += done.candidates
-            total.cases.extend(c for c in done.cases if c not in total.cases)
+            total.add(self.rematch(entries, progress))
             after = entries[-1].seq
 
     def rematch(self, entries: Sequence[NewEntry], progress: Callable[[int], None] | None = None) -> Outcome:
@@ -213,26 +271,46 @@ class Rematcher:
             if key not in found or c.seen.seen_at < found[key].seen.seen_at:
                 found[key] = c
         added_at = {e.entry_id: e.at for e in news}
-        scans: dict[tuple[str, str], ScanResult] = {}  # one lookup per stored hash, however many uploads share it
+        by_entry: dict[int, list[Candidate]] = {}
         for c in found.values():
-            hashed = (c.seen.signal_type, c.seen.value)
-            if hashed not in scans:
-                scans[hashed] = self.scans.lookup_hash(*hashed)
-            case = self._open(c, scans[hashed], added_at[c.entry_id])
-            if case is not None and case not in out.cases:
-                out.cases.append(case)
+            by_entry.setdefault(c.entry_id, []).append(c)
+        scans: dict[tuple[str, str], ScanResult] = {}  # one lookup per stored hash, however many uploads share it
+        cap = self.quarantine.rule.floor
+        for entry_id, mine in by_entry.items():
+            confirmed = []
+            for c in sorted(mine, key=lambda c: (c.seen.seen_at, c.seen.content_id), reverse=True):
+                hashed = (c.seen.signal_type, c.seen.value)
+                if hashed not in scans:
+                    scans[hashed] = self.scans.lookup_hash(*hashed)
+                matches = _confirmed(scans[hashed], entry_id)
+                if matches:
+                    confirmed.append((c, scans[hashed], matches))
+            flood = None
+            if len(confirmed) > cap:
+                flood = self._flooded(entry_id, len(confirmed), cap, out)
+            for c, scan, matches in confirmed[:cap]:
+                case = self._open(c, scan, matches, added_at[entry_id], flood)
+                if case is not None and case not in out.cases:
+                    out.cases.append(case)
         return out
+
+    def _flooded(self, entry_id: int, matched: int, cap: int, out: Outcome) -> dict:
+        """The flood rule inside the round (see the module docs): quarantine the entry, which opens only ``cap``
+        cases; the numbers, for the cases' signals."""
+        flood = {"matches": matched, "cases_opened": cap, "not_opened": matched - cap, "floor": cap}
+        log.warning("re-matching: entry %s matched %s earlier uploads in one round; quarantined", entry_id, matched)
+        if self.quarantine.flood_in_rematch(entry_id, matched, cap) is not None:
+            out.quarantined.append(entry_id)
+        out.not_opened += matched - cap
+        return flood
 
     # ----------------------------------------------------------------- cases
 
-    def _open(self, c: Candidate, scan: ScanResult, added_at: dt.datetime) -> int | None:
-        """Hand a confirmed match to the pipeline, once per (entry, content); the case's id, or ``None`` when the
-        banks as they are now do not call it a match (``scan``, the stored hash scanned now: an allow bank
-        vouches for it, the entry or bank is gone or disabled, the distance is over the bank's own threshold) or
-        no case is opened."""
-        matches = [m for m in scan.matches if m.entry.get("id") == c.entry_id]
-        if scan.verdict != "match" or not matches:
-            return None
+    def _open(
+        self, c: Candidate, scan: ScanResult, matches: list, added_at: dt.datetime, flood: dict | None
+    ) -> int | None:
+        """Hand a confirmed match (:func:`_confirmed`) to the pipeline, once per (entry, content), for review only
+        (no automatic action, see the module docs); the case's id, or ``None`` when no case is opened."""
         sub = Submission(
             Detection(source="rematch", content_id=c.seen.content_id, account_id=c.seen.account_id),
             scans=[ScanResult(verdict="match", media=None, signals=scan.signals, matches=matches)],
@@ -242,7 +320,10 @@ class Rematcher:
         ruled = self.pipeline.rule(sub)
         if ruled is None:
             return None
-        when = {"seen_at": iso(c.seen.seen_at), "entry_added_at": iso(added_at)}
+        ruled = replace(ruled, auto=[])
+        when = {"seen_at": iso(c.seen.seen_at), "entry_added_at": iso(added_at), "review_only": True}
+        if flood is not None:
+            when["flood"] = flood
         for sig in ruled.detection.signals:
             sig.detail["rematch"] = when
         key = f"rematch:{c.entry_id}:{c.seen.content_id}"

@@ -44,7 +44,7 @@ from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.sharing import registry
 from safehold.sharing.base import Exchange, FetchBatch, UnknownSignal
 from safehold.store.db import Database
-from safehold.store.models import Bank, ExchangeRow, ExchangeUnknownSignal, utcnow
+from safehold.store.models import Bank, ExchangeFeedback, ExchangeRow, ExchangeUnknownSignal, utcnow
 from safehold.store.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -172,10 +172,18 @@ class ExchangeService:
 
     def delete(self, name: str, actor: str | None = None) -> None:
         """Forget the exchange, its checkpoint and its unknown hashes. The entries it added stay in its bank
-        (with the exchange's name as their source): delete or disable them there if they must go."""
+        (with the exchange's name as their source): delete or disable them there if they must go. The feedback
+        and contributions sent to it stay too, under its name (their ``exchange_id`` set to null); opinions not
+        sent yet can no longer be, so they end ``unsupported``."""
         with self.db.session() as s:
             row = _row(s, name)
             _lease_free_or_busy(row)
+            s.execute(
+                update(ExchangeFeedback)
+                .where(ExchangeFeedback.exchange_id == row.id, ExchangeFeedback.status == "queued")
+                .values(status="unsupported", lease_until=None, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
             s.delete(row)
             self.audit.record(s, actor, "exchange.delete", f"exchange:{name}", {"type": row.type})
 

@@ -831,7 +831,12 @@ class ExchangeFeedback(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    #: ``None`` once the exchange is deleted: the history of what we told a source outlives its configuration.
+    exchange_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exchanges.id", ondelete="SET NULL"), index=True, nullable=True
+    )
+    #: The exchange's name when the opinion was queued, for listings after the exchange is deleted.
+    exchange_name: Mapped[str] = mapped_column(String(64))
     #: The bank entry it is about (kept if the entry is withdrawn later: the opinion still stands).
     entry_id: Mapped[int] = mapped_column(BigInteger, index=True)
     external_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
@@ -862,7 +867,12 @@ class ExchangeContribution(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    #: ``None`` once the exchange is deleted: what a case shared, and with whom, outlives the configuration.
+    exchange_id: Mapped[int | None] = mapped_column(
+        ForeignKey("exchanges.id", ondelete="SET NULL"), index=True, nullable=True
+    )
+    #: The exchange's name when the hashes were sent, for listings after the exchange is deleted.
+    exchange_name: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     hashes: Mapped[int] = mapped_column(Integer, default=0)
     accepted: Mapped[int] = mapped_column(Integer, default=0)
