@@ -64,6 +64,15 @@ def check_source_url(url: str) -> str:
     return url
 
 
+def url_setting(url: str) -> str:
+    """:func:`check_source_url` for a settings validator: a refusal is a ``ValueError``, so the settings are
+    refused as ``exchange.invalid_settings`` naming the field and why."""
+    try:
+        return check_source_url(url)
+    except ExchangeError as exc:
+        raise ValueError(exc.message) from None
+
+
 def _shown(url: str) -> str:
     """The URL's scheme and host only: its path or query may hold a token."""
     parts = urlsplit(url or "")
@@ -89,7 +98,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 class JsonHttp:
-    """An ``httpx`` client bound to one exchange's base URL, timeout, transport and body limit."""
+    """An ``httpx`` client bound to one exchange's base URL, timeout, transport and body limit. The base URL is
+    checked again here (settings stored before the rule was) and redirects are never followed."""
 
     def __init__(
         self,
@@ -106,7 +116,7 @@ class JsonHttp:
         self.max_body_bytes = exchange.max_body_bytes
         self._classify = classify
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=check_source_url(base_url).rstrip("/") + "/",
             headers=dict(headers or {}),
             timeout=exchange.timeout,
             transport=exchange.transport,
@@ -121,6 +131,16 @@ class JsonHttp:
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict:
         """The JSON object the source answered to ``method path`` (``path`` relative to the base URL)."""
+        parsed = self.request_json(method, path, **kwargs)
+        if not isinstance(parsed, dict):
+            raise ExchangeError(
+                "exchange.protocol", f"{self.title} answered {method} {path} with something not a JSON object",
+                retryable=False,
+            )  # fmt: skip
+        return parsed
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any JSON value the source answered (a list, say); a body that is not JSON is ``exchange.protocol``."""
         try:
             with self._client.stream(method, path.lstrip("/"), **kwargs) as response:
                 body = self._read(response)
@@ -136,9 +156,9 @@ class JsonHttp:
         parsed = _json_or_none(body)
         if not response.is_success:
             raise self._failure(response, parsed)
-        if not isinstance(parsed, dict):
+        if parsed is None:
             raise ExchangeError(
-                "exchange.protocol", f"{self.title} answered {method} {path} with something not a JSON object",
+                "exchange.protocol", f"{self.title} answered {method} {path} with something not JSON",
                 retryable=False, detail={"status": response.status_code},
             )  # fmt: skip
         return parsed
@@ -173,6 +193,11 @@ class JsonHttp:
             return err
         status = response.status_code
         detail = {"status": status}
+        if response.is_redirect:  # never followed: a redirect could lead the credentials to another origin
+            return ExchangeError(
+                "exchange.protocol", f"{self.title} answered with a redirect (HTTP {status}), which is not followed",
+                retryable=False, detail=detail,
+            )  # fmt: skip
         if status in (401, 403):
             return ExchangeError(
                 "exchange.auth", f"{self.title} refused the credentials (HTTP {status})", retryable=False, detail=detail
