@@ -250,10 +250,14 @@ class NcmecExchange(Exchange):
             raise ExchangeError("exchange.rate_limited", "NCMEC rate limit reached", retryable=True, retry_after=after)
         if status >= 500:
             raise ExchangeError("exchange.unavailable", f"NCMEC answered HTTP {status}", retryable=True)
-        r.read()
+        said = b""
+        for chunk in r.iter_bytes():  # only the start of an error body is read: it is quoted shortened
+            said += chunk
+            if len(said) >= 200:
+                break
         raise ExchangeError(
-            "exchange.rejected", f"NCMEC answered HTTP {status}: {r.text[:200]}", retryable=False,
-            detail={"status": status},
+            "exchange.rejected", f"NCMEC answered HTTP {status}: {said[:200].decode('utf-8', 'replace')}",
+            retryable=False, detail={"status": status},
         )  # fmt: skip
 
     def _xml(self, body: bytes):
