@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from safehold.sharing import registry
 from safehold.sharing.base import ExchangeError
 from safehold.sharing.exchanges._http import JsonHttp, retry_after
 from safehold.sharing.exchanges.stopncii import StopNCIICredentials, StopNCIIExchange, StopNCIISettings
@@ -77,3 +78,48 @@ def test_network_failures_are_unavailable_and_never_show_a_secret():
 
     err = code_of(http_answering(leak, secrets=("app|s3cret-token",)))
     assert "s3cret" not in err.message and "***" in err.message
+
+
+def test_a_redirect_is_never_followed():
+    seen = []
+
+    def answer(request):
+        seen.append(request.url.host)
+        return httpx.Response(302, headers={"Location": "https://elsewhere.invalid/"})
+
+    err = code_of(http_answering(answer))
+    assert err.code == "exchange.protocol" and "redirect" in err.message and seen == ["stopncii.invalid"]
+
+
+URL_SETTINGS = {
+    "stopncii": ("base_url", {}),
+    "tat": ("base_url", {}),
+    "threatexchange": ("base_url", {"privacy_groups": [1]}),
+    "ncmec": ("base_url", {}),
+    "peer": ("url", {"bank": "b", "public_key": "ed25519:" + "A" * 43 + "="}),
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(URL_SETTINGS))
+@pytest.mark.parametrize(
+    "url",
+    ["http://hashes.example.org/v1", "https://169.254.169.254/latest", "https://10.0.0.7/", "ftp://example.org/"],
+)
+def test_every_client_refuses_cleartext_and_internal_urls(type_name, url):
+    field, others = URL_SETTINGS[type_name]
+    model = registry.get(type_name).settings_model
+    with pytest.raises(ValueError, match=field):  # refused, naming the field
+        model(**{field: url, **others})
+    assert getattr(model(**{field: "http://127.0.0.1:8080/x", **others}), field) is not None  # a local stand-in
+    assert getattr(model(**{field: "https://hashes.example.org/v1", **others}), field) is not None
+
+
+def test_a_stored_cleartext_url_is_refused_when_the_client_connects():
+    ex = StopNCIIExchange(
+        StopNCIISettings.model_construct(base_url="http://hashes.example.org/v1"),
+        StopNCIICredentials(subscription_key="s", fetch_function_key="f"),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})),
+    )
+    with pytest.raises(ExchangeError) as err:
+        ex.check()
+    assert err.value.code == "exchange.forbidden_url"

@@ -7,6 +7,7 @@ batches applied to a bank of the subscriber the way the exchange service applies
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import socket
@@ -76,11 +77,16 @@ def alpha(svc, subscriber):
     return beta.token
 
 
-def exchange(svc, url, token, bank="confirmed", *, page_size=500, key=None, transport=None, signing_key=None):
+def exchange(
+    svc, url, token, bank="confirmed", *, page_size=500, key=None, transport=None, signing_key=None, bank_kind=None,
+    **settings,
+):  # fmt: skip
     cls = registry.get("peer")
-    settings = cls.settings_model(url=url, bank=bank, public_key=key or svc.peers.public_key(), page_size=page_size)
+    settings = cls.settings_model(
+        url=url, bank=bank, public_key=key or svc.peers.public_key(), page_size=page_size, **settings
+    )
     creds = cls.credentials_model(token=token, signing_key=signing_key)
-    return cls(settings, creds, timeout=10, transport=transport)
+    return cls(settings, creds, timeout=10, transport=transport, bank_kind=bank_kind)
 
 
 def apply(sub, bank: str, batch) -> None:
@@ -154,7 +160,7 @@ def test_shared_allow_lists_flow_to_every_peer(svc, subscriber, source_url, alph
 
 
 class Tamper(httpx.BaseTransport):
-    """Forwards to the real server and lets a test rewrite each JSON answer on the way back."""
+    """Forwards to the real server and lets a test rewrite each feed page on the way back."""
 
     def __init__(self, change):
         self.inner = httpx.HTTPTransport()
@@ -163,7 +169,9 @@ class Tamper(httpx.BaseTransport):
     def handle_request(self, request):
         answer = self.inner.handle_request(request)
         answer.read()
-        doc = self.change(request, json.loads(answer.content))
+        doc = json.loads(answer.content)
+        if request.url.path == "/v1/peer/feed":
+            doc = self.change(request, doc)
         return httpx.Response(answer.status_code, json=doc)
 
     def close(self):
@@ -318,3 +326,78 @@ def test_the_cli_connects_two_instances(cli, svc):
     assert json.loads(cli("peer", "list", "--json").stdout)[0]["name"] == "beta"
     cli("peer", "remove-peer", "beta")
     assert cli("peer", "list", "--json").stdout.strip() == "[]"
+
+
+def _resigned(svc, change):
+    """A Tamper rewrite that changes the page and signs it again with the source's own key: what a source that
+    misbehaves (or an old page it really signed) looks like, past the signature check."""
+
+    def rewrite(request, doc):
+        change(request, doc["page"])
+        doc["signature"] = svc.peers.sign("feed", doc["page"])
+        return doc
+
+    return rewrite
+
+
+def _refused(ex, checkpoint=None) -> ExchangeError:
+    with pytest.raises(ExchangeError) as refused:
+        for _ in ex.fetch(checkpoint):
+            pass
+    assert refused.value.code == "exchange.protocol" and not refused.value.retryable
+    return refused.value
+
+
+def test_a_page_for_another_peer_another_kind_or_signed_long_ago_is_refused(svc, source_url, alpha):
+    assert "another peer" in _refused(exchange(svc, source_url, alpha, peer_name="gamma")).message
+    assert next(exchange(svc, source_url, alpha, peer_name="beta").fetch(None)).records  # our name: taken
+
+    svc.banks.create("known-benign", kind="allow")
+    svc.banks.add_hash("known-benign", "md5", md5("meme"))
+    svc.peers.share("known-benign", "beta", actor="test")
+    allow_into_block = exchange(svc, source_url, alpha, bank="known-benign", bank_kind="block")
+    assert "'allow' bank" in _refused(allow_into_block).message
+    with pytest.raises(ExchangeError) as refused:
+        allow_into_block.check()
+    assert refused.value.code == "exchange.rejected"
+    assert next(exchange(svc, source_url, alpha, bank="known-benign", bank_kind="allow").fetch(None)).records
+
+    def long_ago(_request, page):
+        page["at"] = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat()
+
+    old = exchange(svc, source_url, alpha, transport=Tamper(_resigned(svc, long_ago)), max_page_age_seconds=3600)
+    assert "signed 7200 s ago" in _refused(old).message
+
+
+def test_a_source_that_says_more_without_moving_its_cursor_is_stopped(svc, source_url, alpha):
+    checkpoint = follow_only(exchange(svc, source_url, alpha))
+
+    def stuck(request, page):
+        page["next"], page["more"] = request.url.params.get("after"), True
+
+    looping = exchange(svc, source_url, alpha, transport=Tamper(_resigned(svc, stuck)))
+    assert "forward" in _refused(looping, checkpoint).message
+
+
+def test_a_round_reads_at_most_max_pages_and_the_next_goes_on(svc, source_url, alpha):
+    ex = exchange(svc, source_url, alpha, page_size=1, max_pages=2)
+    first = list(ex.fetch(None))
+    assert len(first) == 2 and not first[-1].done
+    rest = list(ex.fetch(first[-1].checkpoint))
+    assert len(rest) == 2 and not rest[-1].done
+    values = {r.value for b in first + rest + list(ex.fetch(rest[-1].checkpoint)) for r in b.records}
+    assert values == set(enabled(svc, "confirmed"))
+
+
+def test_the_service_hands_the_exchange_its_bank_kind(svc):
+    svc.banks.create("benign", kind="allow")
+    settings = {"url": "https://alpha.example.org", "bank": "b", "public_key": svc.peers.public_key()}
+    svc.exchanges.create("from-alpha", "peer", "benign", settings, {"token": "t"}, enabled=False)
+    assert svc.exchanges.adapter("from-alpha").bank_kind == "allow"
+
+
+def follow_only(ex) -> dict:
+    checkpoint = None
+    for batch in ex.fetch(None):
+        checkpoint = batch.checkpoint
+    return checkpoint

@@ -125,7 +125,8 @@ class Exchange(ABC):
 
     ``transport`` lets tests and benchmarks pass an ``httpx`` transport; ``timeout`` bounds every request.
     An exchange bounds what it reads: page sizes, response bodies (``max_body_bytes``) and record sizes.
-    ``files`` is the one folder a source may read local files from (``SAFEHOLD_EXCHANGE_FILES_DIR``).
+    ``files`` is the one folder a source may read local files from (``SAFEHOLD_EXCHANGE_FILES_DIR``);
+    ``bank_kind`` the kind of the bank it feeds.
     """
 
     #: Type name, lower-case (``ncmec``, ``stopncii``, ``threatexchange``, ``tat``, ``feed``, ``peer``).
@@ -150,8 +151,12 @@ class Exchange(ABC):
         max_body_bytes: int = 64 << 20,
         transport: httpx.BaseTransport | None = None,
         files: Path | None = None,
+        bank_kind: str | None = None,
     ):
         self.settings = settings
+        #: The kind (``block``/``allow``) of the bank this exchange feeds, when the service knows it: a source that
+        #: says what kind its list is (the peer exchange) is checked against it.
+        self.bank_kind = bank_kind
         self.files = files
         self.credentials = credentials
         self.timeout = timeout

@@ -193,6 +193,7 @@ class ExchangeService:
         with self.db.session() as s:
             row = _row(s, name)
             type_name, settings, sealed = row.type, dict(row.settings or {}), row.credentials
+            bank_kind = s.get(Bank, row.bank_id).kind
         cls = registry.get(type_name)
         creds = None
         if sealed is not None and cls.credentials_model is not None:
@@ -206,6 +207,7 @@ class ExchangeService:
             max_body_bytes=st.exchange_max_body_bytes,
             transport=self.transport,
             files=st.feeds_dir,
+            bank_kind=bank_kind,
         )
 
     def unknown(self, name: str, limit: int = 100) -> list[dict]:

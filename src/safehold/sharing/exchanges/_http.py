@@ -6,20 +6,26 @@ Status mapping (a source may refine it with ``classify``): 401/403 → ``exchang
 ``exchange.rate_limited`` (with the ``Retry-After`` seconds); 5xx, timeouts and network errors →
 ``exchange.unavailable``; anything else unexpected, a body over the exchange's ``max_body_bytes`` or a body that is
 not a JSON object → ``exchange.protocol``.
+
+:func:`check_source_url` is the one rule for where an exchange may connect (every client applies it to its base URL
+and to each redirect it would follow).
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from safehold.banks.formats._common import EntryRecord
 from safehold.errors import SafeholdError
+from safehold.scanning.fetch import forbidden_address
 from safehold.sharing.base import Exchange, ExchangeError, FetchBatch, UnknownSignal
 from safehold.signals import registry as signals
 
@@ -30,6 +36,51 @@ MAX_VALUE_CHARS = 4096
 
 #: ``classify(response, parsed_body_or_None)``: a source-specific error for a non-2xx answer, or ``None``.
 Classifier = Callable[[httpx.Response, Any], ExchangeError | None]
+
+#: Host names that are this machine (stand-ins and local feeds run here).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def check_source_url(url: str) -> str:
+    """``url`` if an exchange may connect to it, else ``exchange.forbidden_url``.
+
+    The rule: ``https://`` with a host, or ``http://`` only to this machine (loopback); and a host written as an
+    IP address must be public by the URL scanner's SSRF deny list (private, link-local and cloud-metadata, CGNAT,
+    reserved...) unless it is loopback. Host names are not resolved here: only admins configure exchanges, and a
+    resolution at settings time would not bind the later connection anyway; the address literal is what an
+    attacker-controlled redirect would use to reach an internal service, and it is refused on every hop.
+    """
+    parts = urlsplit(url or "")
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0]) if host else None
+    except ValueError:
+        address = None
+    loopback = host in LOOPBACK_NAMES or (address is not None and address.is_loopback)
+    if not host or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
+        raise _forbidden_url(f"An exchange URL is https:// (or http:// to this machine only); got {_shown(url)}.")
+    if address is not None and not loopback and forbidden_address(address):
+        raise _forbidden_url(f"An exchange may not connect to the non-public address {address}.")
+    return url
+
+
+def url_setting(url: str) -> str:
+    """:func:`check_source_url` for a settings validator: a refusal is a ``ValueError``, so the settings are
+    refused as ``exchange.invalid_settings`` naming the field and why."""
+    try:
+        return check_source_url(url)
+    except ExchangeError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _shown(url: str) -> str:
+    """The URL's scheme and host only: its path or query may hold a token."""
+    parts = urlsplit(url or "")
+    return repr(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else (url or "")[:40])
+
+
+def _forbidden_url(message: str) -> ExchangeError:
+    return ExchangeError("exchange.forbidden_url", message, retryable=False)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -47,7 +98,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 class JsonHttp:
-    """An ``httpx`` client bound to one exchange's base URL, timeout, transport and body limit."""
+    """An ``httpx`` client bound to one exchange's base URL, timeout, transport and body limit. The base URL is
+    checked again here (settings stored before the rule was) and redirects are never followed."""
 
     def __init__(
         self,
@@ -64,7 +116,7 @@ class JsonHttp:
         self.max_body_bytes = exchange.max_body_bytes
         self._classify = classify
         self._client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=check_source_url(base_url).rstrip("/") + "/",
             headers=dict(headers or {}),
             timeout=exchange.timeout,
             transport=exchange.transport,
@@ -79,6 +131,16 @@ class JsonHttp:
 
     def request(self, method: str, path: str, **kwargs: Any) -> dict:
         """The JSON object the source answered to ``method path`` (``path`` relative to the base URL)."""
+        parsed = self.request_json(method, path, **kwargs)
+        if not isinstance(parsed, dict):
+            raise ExchangeError(
+                "exchange.protocol", f"{self.title} answered {method} {path} with something not a JSON object",
+                retryable=False,
+            )  # fmt: skip
+        return parsed
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any JSON value the source answered (a list, say); a body that is not JSON is ``exchange.protocol``."""
         try:
             with self._client.stream(method, path.lstrip("/"), **kwargs) as response:
                 body = self._read(response)
@@ -94,9 +156,9 @@ class JsonHttp:
         parsed = _json_or_none(body)
         if not response.is_success:
             raise self._failure(response, parsed)
-        if not isinstance(parsed, dict):
+        if parsed is None:
             raise ExchangeError(
-                "exchange.protocol", f"{self.title} answered {method} {path} with something not a JSON object",
+                "exchange.protocol", f"{self.title} answered {method} {path} with something not JSON",
                 retryable=False, detail={"status": response.status_code},
             )  # fmt: skip
         return parsed
@@ -131,6 +193,11 @@ class JsonHttp:
             return err
         status = response.status_code
         detail = {"status": status}
+        if response.is_redirect:  # never followed: a redirect could lead the credentials to another origin
+            return ExchangeError(
+                "exchange.protocol", f"{self.title} answered with a redirect (HTTP {status}), which is not followed",
+                retryable=False, detail=detail,
+            )  # fmt: skip
         if status in (401, 403):
             return ExchangeError(
                 "exchange.auth", f"{self.title} refused the credentials (HTTP {status})", retryable=False, detail=detail

@@ -1,5 +1,8 @@
 """The plumbing of the local stand-ins for the JSON exchanges (StopNCII, ThreatExchange, Tech Against Terrorism).
 
+:class:`ServedStandIn` (serving from a thread, start/stop, the base URL) and :func:`next_fault` (the injected-fault
+queue) are also what NCMEC's XML stand-in (:mod:`.ncmec_standin`) is served and faulted with.
+
 Each stand-in speaks one source's documented protocol from an in-memory state so tests, benchmarks and operators
 can rehearse without the real service. This base serves HTTP from a thread on 127.0.0.1, logs every request, and
 injects faults the client must survive: :meth:`JsonStandIn.fail` makes the next requests answer an HTTP status
@@ -18,7 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)
@@ -57,29 +60,30 @@ class _Fault:
     times: int
 
 
-class JsonStandIn(ABC):
-    """Base of a stand-in server: lifecycle, request log and injected faults."""
+class ServedStandIn(ABC):
+    """A stand-in served over HTTP from a background thread: start, stop, ``with`` and its base URL."""
 
     #: Shown in thread names and logs.
     label = "exchange-standin"
+    #: The path the base URL ends with (a source whose API lives under one, e.g. ``/hashsharing``).
+    prefix = ""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of each answer
-        self._faults: list[_Fault] = []
-        self._rate: tuple[int, float] | None = None  # (requests, per seconds)
-        self._window: tuple[float, int] = (0.0, 0)  # (window start, requests in it)
-        self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class serving this stand-in."""
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve in a background thread; returns the base URL."""
         if self._server is not None:
             raise RuntimeError("the stand-in is already running")
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server = ThreadingHTTPServer((host, port), self.handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name=self.label, daemon=True)
-        self._thread.start()
+        self._thread.start()  # a short poll interval: stop() returns quickly
         return self.url
 
     def stop(self) -> None:
@@ -91,7 +95,7 @@ class JsonStandIn(ABC):
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> JsonStandIn:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -103,7 +107,41 @@ class JsonStandIn(ABC):
         if self._server is None:
             raise RuntimeError("the stand-in is not running")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host}:{port}{self.prefix}"
+
+
+class Fault(Protocol):
+    times: int
+
+
+F = TypeVar("F", bound=Fault)
+
+
+def next_fault(faults: list[F], lock: threading.RLock) -> F | None:
+    """The fault the next request gets, if any: the queue's first, dropped once it has served ``times`` requests."""
+    with lock:
+        if not faults:
+            return None
+        fault = faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            faults.pop(0)
+        return fault
+
+
+class JsonStandIn(ServedStandIn):
+    """Base of a JSON stand-in server: request log and injected faults."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of each answer
+        self._faults: list[_Fault] = []
+        self._rate: tuple[int, float] | None = None  # (requests, per seconds)
+        self._window: tuple[float, int] = (0.0, 0)  # (window start, requests in it)
+        self._lock = threading.RLock()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def fail(self, status: int = 503, *, times: int = 1, retry_after: int | None = None, body: Any = None) -> None:
         """The next ``times`` requests answer ``status`` (429 with ``retry_after`` for a rate limit) and do nothing."""
@@ -139,22 +177,12 @@ class JsonStandIn(ABC):
             wait = max(1, math.ceil(per - (now - start)))
             return Reply(429, {"error": "rate limit exceeded"}, {"Retry-After": str(wait)})
 
-    def _next_fault(self) -> _Fault | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.times -= 1
-            if fault.times <= 0:
-                self._faults.pop(0)
-            return fault
-
     @abstractmethod
     def route(self, request: Request) -> Reply:
         """Answer one request (called with the stand-in's lock held)."""
 
     def answer(self, request: Request) -> Reply | None:
-        fault = self._next_fault()
+        fault = next_fault(self._faults, self._lock)
         if fault is not None:
             return fault.reply
         if (limited := self._over_rate()) is not None:

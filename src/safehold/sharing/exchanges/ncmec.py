@@ -62,6 +62,7 @@ from safehold.sharing.base import (
     Opinion,
     Settings,
 )
+from safehold.sharing.exchanges._http import check_source_url, retry_after, url_setting
 from safehold.sharing.exchanges.ncmec_page import PageParser, local_name, protocol_error, signal_readers
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,13 @@ class NcmecSettings(Settings):
             raise ValueError(f"unknown NCMEC environment {value!r}; one of {', '.join(Environment.__members__)}")
         return value
 
+    @field_validator("base_url")
+    @classmethod
+    def _safe_url(cls, url: HttpUrl | None) -> HttpUrl | None:
+        if url is not None:
+            url_setting(str(url))
+        return url
+
     def url(self) -> str:
         if self.base_url is not None:
             return str(self.base_url).rstrip("/")
@@ -175,8 +183,10 @@ class NcmecExchange(Exchange):
         if self._client is None:
             if self.credentials is None:
                 raise ExchangeError("exchange.auth", "NCMEC needs a username and password", retryable=False)
+            check_source_url(self.settings.url())  # again: settings stored before the rule was
             self._client = httpx.Client(
                 auth=(self.credentials.username, self.credentials.password.get_secret_value()),
+                follow_redirects=False,  # a redirect is an error: the credentials never go to another origin
                 timeout=self.timeout,
                 transport=self.transport,
                 headers={"Accept": "application/xml"},
@@ -236,14 +246,18 @@ class NcmecExchange(Exchange):
         if status in (401, 403):
             raise ExchangeError("exchange.auth", f"NCMEC refused the credentials (HTTP {status})", retryable=False)
         if status == 429:
-            after = _retry_after(r.headers.get("Retry-After"))
+            after = retry_after(r.headers.get("Retry-After"))
             raise ExchangeError("exchange.rate_limited", "NCMEC rate limit reached", retryable=True, retry_after=after)
         if status >= 500:
             raise ExchangeError("exchange.unavailable", f"NCMEC answered HTTP {status}", retryable=True)
-        r.read()
+        said = b""
+        for chunk in r.iter_bytes():  # only the start of an error body is read: it is quoted shortened
+            said += chunk
+            if len(said) >= 200:
+                break
         raise ExchangeError(
-            "exchange.rejected", f"NCMEC answered HTTP {status}: {r.text[:200]}", retryable=False,
-            detail={"status": status},
+            "exchange.rejected", f"NCMEC answered HTTP {status}: {said[:200].decode('utf-8', 'replace')}",
+            retryable=False, detail={"status": status},
         )  # fmt: skip
 
     def _xml(self, body: bytes):
@@ -388,10 +402,3 @@ class NcmecExchange(Exchange):
             f"no NCMEC {fp_type} feedback reason for {reason!r}; NCMEC offers: {', '.join(offered.values()) or 'none'}",
             retryable=False,
         )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

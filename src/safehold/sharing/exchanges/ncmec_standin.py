@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from math import gcd
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -46,6 +46,7 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 
 from safehold.banks.formats.ncmec_xml import NCMEC_NS as NS
+from safehold.sharing.exchanges._standin import ServedStandIn, next_fault
 
 PREFIX = "/hashsharing"
 PAGE_SIZE = 1000
@@ -127,8 +128,11 @@ def synthetic_fingerprints(n: int) -> dict[str, str]:
     return fps
 
 
-class NcmecStandIn:
+class NcmecStandIn(ServedStandIn):
     """The stand-in server (module docstring). ``clock`` gives ``now`` for new timestamps."""
+
+    label = "ncmec-standin"
+    prefix = PREFIX
 
     def __init__(
         self,
@@ -139,6 +143,7 @@ class NcmecStandIn:
         page_size: int = PAGE_SIZE,
         live_cursor: bool = False,
     ):
+        super().__init__()
         self.username = username
         self._password = password
         self.member_id = member_id
@@ -154,8 +159,6 @@ class NcmecStandIn:
         self._cursors: dict[tuple[int, int], list[int]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --------------------------------------------------------------------------------------------- content
 
@@ -262,51 +265,8 @@ class NcmecStandIn:
         with self._lock:
             self._faults.append(_Fault(status, times, retry_after, body, delay))
 
-    def _fault(self) -> _Fault | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            f = self._faults[0]
-            f.times -= 1
-            if f.times <= 0:
-                self._faults.pop(0)
-            return f
-
-    # ------------------------------------------------------------------------------------------ lifecycle
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        if self._server is not None:
-            raise RuntimeError("the stand-in is already running")
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="ncmec-standin", daemon=True
-        )
-        self._thread.start()
-        return self.url
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{PREFIX}"
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> NcmecStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     # ----------------------------------------------------------------------------------------------- API
 
@@ -314,7 +274,7 @@ class NcmecStandIn:
         """Answer one request: ``(status, body, extra headers)``."""
         if not self._authorised(headers.get("Authorization")):
             return 401, _doc("error", "<message>Unauthorized</message>"), {"WWW-Authenticate": 'Basic realm="NCMEC"'}
-        fault = self._fault()
+        fault = next_fault(self._faults, self._lock)
         if fault is not None:
             time.sleep(fault.delay)
             if fault.body is not None:

@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Opinion, Settings, tombstone
-from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp
+from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp, url_setting
 
 #: StopNCII's signal types → Safehold's. ``VideoMD5`` is the MD5 of the video file's bytes, which is what
 #: Safehold's ``md5`` is for any file. ``VideoTMK``, ``Text`` and ``Unknown`` have no Safehold type: kept as unknown.
@@ -38,10 +38,12 @@ MAX_TAG_CHARS = 64
 
 
 class StopNCIISettings(Settings):
-    base_url: str = Field("https://api.stopncii.org/v1", pattern=r"^https?://", max_length=500)
+    base_url: str = Field("https://api.stopncii.org/v1", max_length=500)
     page_size: int = Field(800, ge=1, le=1000, description="records asked per FetchHashes call")
     max_pages: int = Field(1000, ge=1, le=100_000, description="pages read per round; the next round goes on")
     start_timestamp: int = Field(10, ge=0, description="where the very first round starts (Unix seconds)")
+
+    _safe_url = field_validator("base_url")(url_setting)
 
 
 class StopNCIICredentials(Credentials):

@@ -36,6 +36,7 @@ MAX_PAGE = 1000
 
 class StopNCIIStandIn(JsonStandIn):
     label = "stopncii-standin"
+    prefix = PREFIX
 
     def __init__(
         self,
@@ -56,10 +57,6 @@ class StopNCIIStandIn(JsonStandIn):
         self.records: dict[tuple[str, str], dict] = {}
         self.feedback: list[dict] = []
         self._generation = 0
-
-    @property
-    def url(self) -> str:
-        return super().url + PREFIX
 
     # ------------------------------------------------------------------------------------------------ state
 

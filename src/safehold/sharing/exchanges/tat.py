@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Settings, tombstone
-from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp
+from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp, url_setting
 
 #: TCAP algorithms → Safehold signal types. ``MD5``/``SHA256`` are of the file's bytes, as Safehold's are;
 #: ``SHA512`` and ``TMK`` have no Safehold type and are kept as unknown.
@@ -28,11 +28,13 @@ AUTH_PATH = "token-auth/tcap/"
 
 
 class TATSettings(Settings):
-    base_url: str = Field("https://app.terrorismanalytics.org", pattern=r"^https?://", max_length=500)
+    base_url: str = Field("https://app.terrorismanalytics.org", max_length=500)
     list_path: str = Field("hash-list/v2/all", pattern=r"^[a-z0-9/_.-]{1,200}$")
     ideology: Literal["all", "islamist", "far-right"] = "all"
     page_size: int = Field(1000, ge=1, le=1000)
     max_pages: int = Field(1000, ge=1, le=100_000, description="pages read per round; the next round goes on")
+
+    _safe_url = field_validator("base_url")(url_setting)
 
 
 class TATCredentials(Credentials):

@@ -30,6 +30,7 @@ MAX_LIMIT = 1000
 
 class TATStandIn(JsonStandIn):
     label = "tat-standin"
+    prefix = "/"
 
     def __init__(
         self,
@@ -47,10 +48,6 @@ class TATStandIn(JsonStandIn):
         self.entries: dict[str, dict] = {}
         self.tokens: set[str] = set()
         self._ids = itertools.count(1)
-
-    @property
-    def url(self) -> str:
-        return super().url + "/"
 
     # ------------------------------------------------------------------------------------------------ state
 

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Opinion, Settings, tombstone
-from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp, retry_after
+from safehold.sharing.exchanges._http import BatchBuilder, JsonHttp, retry_after, url_setting
 
 #: ThreatExchange indicator types → Safehold signal types; any other type (HASH_TMK, HASH_PHOTODNA, TEXT_STRING…) is
 #: kept as unknown. ``HASH_VIDEO_MD5`` is the MD5 of the video file, which Safehold's ``md5`` is for any file.
@@ -50,11 +50,13 @@ MAX_TAGS = 32
 
 
 class ThreatExchangeSettings(Settings):
-    base_url: str = Field("https://graph.facebook.com/v26.0", pattern=r"^https?://", max_length=500)
+    base_url: str = Field("https://graph.facebook.com/v26.0", max_length=500)
     privacy_groups: list[int] = Field(min_length=1, max_length=100, description="privacy group ids to follow")
     types: list[str] = Field(default_factory=list, max_length=32, description="indicator types to ask for (all)")
     page_size: int = Field(500, ge=1, le=1000)
     max_pages: int = Field(1000, ge=1, le=100_000, description="pages read per round; the next round goes on")
+
+    _safe_url = field_validator("base_url")(url_setting)
 
 
 class ThreatExchangeCredentials(Credentials):

@@ -44,6 +44,7 @@ def graph_error(code: int, kind: str = "OAuthException", message: str = "error")
 
 class ThreatExchangeStandIn(JsonStandIn):
     label = "threatexchange-standin"
+    prefix = VERSION
 
     def __init__(
         self,
@@ -61,10 +62,6 @@ class ThreatExchangeStandIn(JsonStandIn):
         self.reactions: list[tuple[str, str, str]] = []  # (descriptor id, reaction, reacting app id)
         self._ids = itertools.count(10_000_001)
         self.clock = clock
-
-    @property
-    def url(self) -> str:
-        return super().url + VERSION
 
     # ------------------------------------------------------------------------------------------------ state
 
