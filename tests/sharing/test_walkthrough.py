@@ -85,6 +85,15 @@ def poll(svc, *tasks: str) -> None:
         svc.tasks.run_now(name)
 
 
+def upload(client, key: dict, data: bytes, **ids: str) -> dict:
+    """A platform's upload through ``POST /v1/scan``, naming the content (and account) so a match opens a case."""
+    return client.post("/v1/scan", files={"file": ("up.jpg", data, "image/jpeg")}, data=ids, headers=key).json()
+
+
+def scan_md5(client, key: dict, value: str, **ids: str) -> dict:
+    return client.post("/v1/scan", json={"signal_type": "md5", "value": value, **ids}, headers=key).json()
+
+
 def as_json(result) -> object:
     return json.loads(result.output)
 
@@ -146,9 +155,7 @@ def test_a_new_user_walks_through_sharing(svc, cli, client, keys, ncmec, source,
     poll(svc, "index.sync")
 
     # 4. An upload of the image matches the NCMEC entry and opens a case.
-    answer = client.post(
-        "/v1/scan", files={"file": ("up.jpg", IMAGE, "image/jpeg")}, data={"content_id": "c-1"}, headers=platform
-    ).json()
+    answer = upload(client, platform, IMAGE, content_id="c-1")
     assert answer["verdict"] == "match", answer
     [ref] = answer["cases"]
     case = client.get(f"/v1/cases/{ref['id']}", headers=reviewer).json()
@@ -172,27 +179,22 @@ def test_a_new_user_walks_through_sharing(svc, cli, client, keys, ncmec, source,
     # 6. A flood: one of alpha's entries matches far more than its peers; the flood check quarantines it, and its
     #    next match opens a case for review without the automatic action the other entries still take.
     for _ in range(FLOOD_FLOOR * 3):
-        assert client.post("/v1/scan", json={"signal_type": "md5", "value": shared[0]}, headers=platform).status_code
+        assert scan_md5(client, platform, shared[0])["verdict"] == "match"
     poll(svc, "counters.flush", "banks.flood_check")
     [flooded] = client.get("/v1/quarantine", headers=reviewer).json()["entries"]
     assert flooded["value"] == shared[0] and flooded["quarantine"]["reason"]["rule"] == "flood"
     assert flooded["quarantine"]["reason"]["message"]
-    held = client.post("/v1/scan", json={"signal_type": "md5", "value": shared[0], "content_id": "c-2"}, headers=platform)
-    [ref] = held.json()["cases"]
+    [ref] = scan_md5(client, platform, shared[0], content_id="c-2")["cases"]
     held_case = client.get(f"/v1/cases/{ref['id']}", headers=reviewer).json()
     assert held_case["status"] == "open" and held_case["actions"] == []
-    acted = client.post("/v1/scan", json={"signal_type": "md5", "value": shared[1], "content_id": "c-3"}, headers=platform)
-    [ref] = acted.json()["cases"]
+    [ref] = scan_md5(client, platform, shared[1], content_id="c-3")["cases"]
     assert [a["kind"] for a in client.get(f"/v1/cases/{ref['id']}", headers=reviewer).json()["actions"]] == [
         "block_content"
     ]
 
     # 7. An upload no bank knows yet is kept (hashes only); when its hash arrives through NCMEC, it is found.
     poll(svc, "seen.rematch")  # the store's first round starts at the entries' end
-    before = client.post(
-        "/v1/scan", files={"file": ("old.jpg", EARLIER, "image/jpeg")}, data={"content_id": "c-old", "account_id": "acct-old"},
-        headers=platform,
-    ).json()
+    before = upload(client, platform, EARLIER, content_id="c-old", account_id="acct-old")
     assert before["verdict"] == "no_match" and not before.get("cases"), before
     poll(svc, "counters.flush")  # the scans' buffered hashes, written on the upkeep poll
     ncmec.put(43, "walk-4", {"md5": md5(EARLIER)}, classification="A2")
