@@ -21,9 +21,15 @@ from safehold.errors import SafeholdError
 HASH_TYPES = ("md5", "pdq")
 
 
-#: What the stand-ins stamp on their entries: a minute ago, so that a fetch "up to now" lists them at once.
 def _a_minute_ago() -> int:
+    """The time a stand-in stamps on its first entries: a source lists changes strictly before the moment a listing
+    begins, so an entry stamped in the same second as the first fetch would wait for the next round."""
     return int(time.time()) - 60
+
+
+def _now() -> int:
+    """The stand-ins' clock once filled (their listings end at the wall clock, like the real APIs')."""
+    return int(time.time())
 
 
 #: Synthetic entries a stand-in holds at most besides the operator's own.
@@ -82,6 +88,7 @@ def _stopncii(host: str, port: int, hashes: list[tuple[str, str]]) -> Rehearsal:
     s = StopNCIIStandIn(clock=_a_minute_ago)
     for kind, value in hashes:
         s.add(FEEDBACK_TYPES[kind], value)
+    s.clock = _now
     url = s.start(host, port)
     creds = {"subscription_key": "sub-key", "fetch_function_key": "fetch-key", "feedback_function_key": "feedback-key"}
     return Rehearsal("stopncii", url, {"base_url": url}, creds, lambda: s.feedback, s.stop)
@@ -94,6 +101,7 @@ def _threatexchange(host: str, port: int, hashes: list[tuple[str, str]]) -> Rehe
     s = ThreatExchangeStandIn(tokens={token}, clock=_a_minute_ago)
     for kind, value in hashes:
         s.add(group, f"HASH_{kind.upper()}", value, tags=["rehearsal"])
+    s.clock = _now
     url = s.start(host, port)
     settings = {"base_url": url, "privacy_groups": [group]}
     return Rehearsal("threatexchange", url, settings, {"access_token": token}, lambda: s.reactions, s.stop)
@@ -105,6 +113,7 @@ def _tat(host: str, port: int, hashes: list[tuple[str, str]]) -> Rehearsal:
     s = TATStandIn(users={"platform": "rehearsal"}, clock=_a_minute_ago)
     for kind, value in hashes:
         s.add(kind.upper(), value)
+    s.clock = _now
     url = s.start(host, port)
     return Rehearsal("tat", url, {"base_url": url}, {"username": "platform", "password": "rehearsal"}, list, s.stop)
 
