@@ -49,6 +49,15 @@ def test_create_list_and_status_never_show_credentials(svc, scripted, caplog):
     assert SECRET not in json.dumps(audit) and SECRET not in caplog.text
 
 
+def test_a_secret_field_is_sealed_as_its_value_not_as_its_mask(svc):
+    """NCMEC's password is a SecretStr, which pydantic dumps as asterisks: the sealed copy must be the password."""
+    svc.banks.create("ncmec", created_by="test")
+    settings = {"base_url": "http://127.0.0.1:9/hashsharing"}
+    svc.exchanges.create("ncmec", "ncmec", "ncmec", settings, {"username": "esp", "password": SECRET}, actor="test")
+    assert SECRET not in row(svc, "ncmec").credentials
+    assert svc.exchanges.adapter("ncmec").credentials.password.get_secret_value() == SECRET
+
+
 def test_sealed_credentials_are_bound_to_the_exchange(svc, scripted):
     scripted("one")
     scripted("two", credentials={"token": "another-secret"})

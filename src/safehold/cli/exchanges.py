@@ -14,7 +14,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from safehold.cli.common import console, err, fail, open_input, services
+from safehold.cli.common import console, err, fail, open_input, open_output, services
 from safehold.errors import SafeholdError
 
 app = typer.Typer(help="Hash exchanges: banks kept in sync with a source (NCMEC, a feed, a peer, ...).",
@@ -235,3 +235,57 @@ def remove(name: Name, yes: Annotated[bool, typer.Option("--yes", help="Do not a
     with fail():
         _svc().exchanges.delete(name, actor="cli")
     out.print(f"{name}: removed")
+
+
+@app.command("stand-in")
+def stand_in(
+    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="ncmec, stopncii, threatexchange or tat.")],
+    hashes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hash",
+            help="md5=VALUE or pdq=VALUE it also lists (e.g. of a harmless test image, "
+            "from `safehold hash`); repeatable.",
+        ),
+    ] = None,
+    entries: Annotated[int, typer.Option(min=0, max=1000, help="Synthetic entries (an MD5 and a PDQ each).")] = 3,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 0,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    folder: Annotated[
+        Path,
+        typer.Option("--dir", help="Where to write TYPE-settings.json and TYPE-credentials.json for `exchange add`."),
+    ] = Path("."),
+) -> None:
+    """Run a local stand-in of an exchange's source to rehearse against (fetching, matching, feedback).
+
+    It speaks the source's protocol with a few synthetic, benign entries; it prints the feedback it receives."""
+    import signal
+    import threading
+
+    from safehold.sharing import rehearsal
+
+    with fail():
+        given = [rehearsal.parse_hash(h) for h in hashes or []]
+        stand = rehearsal.start(type_name, host=host, port=port, entries=entries, given=given)
+    try:
+        files = {}
+        for part, value in (("settings", stand.settings), ("credentials", stand.credentials)):
+            files[part] = folder / f"{type_name}-{part}.json"
+            with fail(), open_output(files[part]) as f:
+                f.write(json.dumps(value, indent=2).encode() + b"\n")
+        out.print(f"{type_name} stand-in on {stand.url} (Ctrl-C to stop), {entries} synthetic entries and "
+                  f"{len(given)} of yours. Point an exchange at it:", highlight=False)  # fmt: skip
+        print(f"  safehold exchange add {type_name}-rehearsal --type {type_name} --bank BANK "
+              f"--settings-file {files['settings']} --credentials-file {files['credentials']}", flush=True)  # fmt: skip
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        shown = 0
+        while not done.wait(0.5):
+            received = stand.feedback()
+            for item in received[shown:]:
+                print(f"feedback: {json.dumps(item, default=str)}", flush=True)
+            shown = len(received)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stand.stop()

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -487,7 +487,12 @@ def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
     if data is None:
         _validated(model, {}, "exchange.invalid_credentials", f"{cls.name} credentials (none were given)")
         return None
-    given = _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials").model_dump(mode="json")
+    valid = _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials")
+    # pydantic dumps a SecretStr as "**********": what is sealed must be the secret itself.
+    given = {
+        k: v.get_secret_value() if isinstance(v := getattr(valid, k), SecretStr) else dumped
+        for k, dumped in valid.model_dump(mode="json").items()
+    }
     return given if any(v is not None for v in given.values()) else None  # all left out: none
 
 
