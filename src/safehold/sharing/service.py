@@ -29,7 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import to_jsonable_python
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -477,8 +478,15 @@ def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
     if data is None:
         _validated(model, {}, "exchange.invalid_credentials", f"{cls.name} credentials (none were given)")
         return None
-    given = _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials").model_dump(mode="json")
+    given = _revealed(_validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials"))
     return given if any(v is not None for v in given.values()) else None  # all left out: none
+
+
+def _revealed(model: BaseModel) -> dict:
+    """The credentials as JSON values, secrets included: ``model_dump(mode="json")`` masks a ``SecretStr`` as
+    ``**********``, and what is sealed must be the secret itself (the adapter validates it back into the model)."""
+    data = {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in model.model_dump().items()}
+    return to_jsonable_python(data)
 
 
 def _every(cls: type[Exchange], every: int | None) -> int:
