@@ -49,15 +49,6 @@ def test_create_list_and_status_never_show_credentials(svc, scripted, caplog):
     assert SECRET not in json.dumps(audit) and SECRET not in caplog.text
 
 
-def test_a_secret_field_is_sealed_as_its_value_not_as_its_mask(svc):
-    """NCMEC's password is a SecretStr, which pydantic dumps as asterisks: the sealed copy must be the password."""
-    svc.banks.create("ncmec", created_by="test")
-    settings = {"base_url": "http://127.0.0.1:9/hashsharing"}
-    svc.exchanges.create("ncmec", "ncmec", "ncmec", settings, {"username": "esp", "password": SECRET}, actor="test")
-    assert SECRET not in row(svc, "ncmec").credentials
-    assert svc.exchanges.adapter("ncmec").credentials.password.get_secret_value() == SECRET
-
-
 def test_sealed_credentials_are_bound_to_the_exchange(svc, scripted):
     scripted("one")
     scripted("two", credentials={"token": "another-secret"})
@@ -278,3 +269,14 @@ def test_a_fetched_hash_matches_a_scan_within_seconds(svc, scripted, client, key
     assert [m["bank"] for m in r.json()["matches"]] == ["shared"]
     with svc.db.session() as s:
         assert s.scalar(select(func.count()).select_from(BankEntry).where(BankEntry.source == "acme")) == 1
+
+
+def test_a_secret_field_is_sealed_as_the_secret_not_its_mask(svc):
+    # NCMEC's password is a SecretStr, which a JSON dump shows as "**********": the client must get the real one.
+    svc.banks.create("ncmec-list")
+    creds = {"username": "esp", "password": "pw-Secret-1"}
+    svc.exchanges.create("ncmec", "ncmec", "ncmec-list", settings={"environment": "test_industry"}, credentials=creds)
+    assert svc.exchanges.adapter("ncmec").credentials.password.get_secret_value() == "pw-Secret-1"
+    svc.exchanges.update("ncmec", credentials={"username": "esp", "password": "pw-Secret-2"})
+    assert svc.exchanges.adapter("ncmec").credentials.password.get_secret_value() == "pw-Secret-2"
+    assert "pw-Secret" not in row(svc, "ncmec").credentials

@@ -90,6 +90,8 @@ class BankEntry(Base):
     __table_args__ = (
         UniqueConstraint("bank_id", "signal_type", "fingerprint", name="uq_entry_value"),
         Index("ix_entries_lookup", "signal_type", "fingerprint"),
+        # A source's deletion (a tombstone) withdraws by external id: one index probe, not a table scan.
+        Index("ix_entries_external", "bank_id", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -151,6 +151,8 @@ def upgrade() -> None:
     op.bulk_insert(settings, [{"key": FEEDBACK_CURSOR, "value": {"seq": head}, "updated_at": dt.datetime.now(dt.UTC)}])
     with op.batch_alter_table("bank_entries") as batch_op:
         batch_op.add_column(sa.Column("withdrawn", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A source's deletion withdraws by external id: without this, each tombstone scans the whole table.
+    op.create_index("ix_entries_external", "bank_entries", ["bank_id", "external_id"])
     # Peer exchange: the change log says which bank a change is in, so a peer's feed reads its shared banks alone.
     op.add_column("index_changes", sa.Column("bank_id", sa.Integer(), nullable=True))
     op.create_index("ix_index_changes_bank_seq", "index_changes", ["bank_id", "seq"])
@@ -217,6 +219,7 @@ def downgrade() -> None:
     op.drop_index("ix_index_changes_bank_seq", table_name="index_changes")
     with op.batch_alter_table("index_changes") as batch:
         batch.drop_column("bank_id")
+    op.drop_index("ix_entries_external", table_name="bank_entries")
     with op.batch_alter_table("bank_entries") as batch_op:
         batch_op.drop_column("withdrawn")
     op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=FEEDBACK_CURSOR))
