@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.scanning.fetch import UrlGuard, _forbidden
+from safehold.scanning.fetch import UrlGuard, forbidden_address
 
 FORBIDDEN = [
     # IPv4: one address at each end of every range
@@ -104,7 +104,7 @@ PUBLIC = [
 @pytest.mark.parametrize("address", FORBIDDEN)
 def test_special_purpose_addresses_are_refused(address):
     addr = ipaddress.ip_address(address)
-    assert _forbidden(addr)
+    assert forbidden_address(addr)
     with pytest.raises(SafeholdError) as exc:
         UrlGuard().check("example.test", [addr])
     assert exc.value.code == "url.forbidden_address"
@@ -112,7 +112,7 @@ def test_special_purpose_addresses_are_refused(address):
 
 @pytest.mark.parametrize("address", PUBLIC)
 def test_public_addresses_pass(address):
-    assert not _forbidden(ipaddress.ip_address(address))
+    assert not forbidden_address(ipaddress.ip_address(address))
     UrlGuard().check("example.test", [ipaddress.ip_address(address)])
 
 
@@ -120,8 +120,8 @@ def test_the_guard_does_not_consult_the_interpreters_tables(monkeypatch):
     """Whatever ``ipaddress`` thinks is global, the explicit list decides."""
     monkeypatch.setattr(ipaddress.IPv4Address, "is_global", property(lambda self: True))
     monkeypatch.setattr(ipaddress.IPv4Address, "is_private", property(lambda self: False))
-    assert _forbidden(ipaddress.ip_address("192.0.0.8"))
-    assert _forbidden(ipaddress.ip_address("2002:c000:8::"))
+    assert forbidden_address(ipaddress.ip_address("192.0.0.8"))
+    assert forbidden_address(ipaddress.ip_address("2002:c000:8::"))
 
 
 def test_an_allow_listed_network_is_still_reachable():

@@ -53,7 +53,7 @@ class UrlGuard:
         for addr in addresses:
             if any(addr in net for net in self.allow_nets):
                 continue
-            if _forbidden(addr):
+            if forbidden_address(addr):
                 raise SafeholdError(
                     "url.forbidden_address",
                     f"Refusing to fetch {host}: it resolves to a non-public address ({addr}). An operator can "
@@ -110,14 +110,14 @@ NAT64_V6 = ipaddress.ip_network("64:ff9b::/96")
 SIX_TO_FOUR_V6 = ipaddress.ip_network("2002::/16")
 
 
-def _forbidden(addr: IPAddress) -> bool:
+def forbidden_address(addr: IPAddress) -> bool:
     """True unless ``addr`` is a public address (see ``DENY_V4``/``DENY_V6``)."""
     if isinstance(addr, ipaddress.IPv4Address):
         return any(addr in net for net in DENY_V4)
     if addr in MAPPED_V6 or addr in NAT64_V6:
-        return _forbidden(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+        return forbidden_address(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
     if addr in SIX_TO_FOUR_V6:
-        return _forbidden(ipaddress.IPv4Address((int(addr) >> 80) & 0xFFFFFFFF))
+        return forbidden_address(ipaddress.IPv4Address((int(addr) >> 80) & 0xFFFFFFFF))
     return addr not in GLOBAL_UNICAST_V6 or any(addr in net for net in DENY_V6)
 
 

@@ -6,20 +6,26 @@ Status mapping (a source may refine it with ``classify``): 401/403 → ``exchang
 ``exchange.rate_limited`` (with the ``Retry-After`` seconds); 5xx, timeouts and network errors →
 ``exchange.unavailable``; anything else unexpected, a body over the exchange's ``max_body_bytes`` or a body that is
 not a JSON object → ``exchange.protocol``.
+
+:func:`check_source_url` is the one rule for where an exchange may connect (every client applies it to its base URL
+and to each redirect it would follow).
 """
 
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from safehold.banks.formats._common import EntryRecord
 from safehold.errors import SafeholdError
+from safehold.scanning.fetch import forbidden_address
 from safehold.sharing.base import Exchange, ExchangeError, FetchBatch, UnknownSignal
 from safehold.signals import registry as signals
 
@@ -30,6 +36,42 @@ MAX_VALUE_CHARS = 4096
 
 #: ``classify(response, parsed_body_or_None)``: a source-specific error for a non-2xx answer, or ``None``.
 Classifier = Callable[[httpx.Response, Any], ExchangeError | None]
+
+#: Host names that are this machine (stand-ins and local feeds run here).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def check_source_url(url: str) -> str:
+    """``url`` if an exchange may connect to it, else ``exchange.forbidden_url``.
+
+    The rule: ``https://`` with a host, or ``http://`` only to this machine (loopback); and a host written as an
+    IP address must be public by the URL scanner's SSRF deny list (private, link-local and cloud-metadata, CGNAT,
+    reserved...) unless it is loopback. Host names are not resolved here: only admins configure exchanges, and a
+    resolution at settings time would not bind the later connection anyway; the address literal is what an
+    attacker-controlled redirect would use to reach an internal service, and it is refused on every hop.
+    """
+    parts = urlsplit(url or "")
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0]) if host else None
+    except ValueError:
+        address = None
+    loopback = host in LOOPBACK_NAMES or (address is not None and address.is_loopback)
+    if not host or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
+        raise _forbidden_url(f"An exchange URL is https:// (or http:// to this machine only); got {_shown(url)}.")
+    if address is not None and not loopback and forbidden_address(address):
+        raise _forbidden_url(f"An exchange may not connect to the non-public address {address}.")
+    return url
+
+
+def _shown(url: str) -> str:
+    """The URL's scheme and host only: its path or query may hold a token."""
+    parts = urlsplit(url or "")
+    return repr(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else (url or "")[:40])
+
+
+def _forbidden_url(message: str) -> ExchangeError:
+    return ExchangeError("exchange.forbidden_url", message, retryable=False)
 
 
 def retry_after(value: str | None) -> float | None:
