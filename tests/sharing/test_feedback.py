@@ -8,13 +8,16 @@ import io
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from safehold.auth.apikeys import Principal
 from safehold.banks import formats
 from safehold.errors import SafeholdError
 from safehold.sharing import registry
 from safehold.sharing.base import Settings as ExchangeSettings
-from safehold.store.models import ExchangeRow, utcnow
+from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_records
+from safehold.signals import registry as registry_signals
+from safehold.store.models import Bank, ExchangeRow, utcnow
 from tests.media import jpeg
 from tests.review.helpers import ALICE, BOB, SENIOR, audit_actions, media_case
 from tests.sharing.fakes import FakeExchange, SilentExchange, rejected, unavailable
@@ -38,11 +41,22 @@ def exchanges(svc, monkeypatch):
     return clients
 
 
+def publish(svc, exchange: str, data: bytes, external_id: str) -> None:
+    """Add a file's hashes as a fetch of ``exchange`` stores them: ``source`` its name, published by it under the
+    source's id (a no-op when already there)."""
+    hashed = registry_signals.hash_content(data, pdq_mode=BANK_PDQ_MODE)
+    records = file_records(hashed, source=exchange, external_id=external_id, category="A1")
+    with svc.db.session() as s:
+        ex = s.scalars(select(ExchangeRow).where(ExchangeRow.name == exchange)).one()
+        bank_id, publisher = ex.bank_id, exchange_publisher(ex.id)
+        bank = s.get(Bank, bank_id).name
+    svc.banks.add_records(bank, records, publisher=publisher)
+
+
 def matched_case(svc, exchange: str = "peer", seed: int = 1, content: str | None = None) -> int:
-    """A case opened by a scan matching an entry the exchange published (the entry is added as a fetch stores it:
-    ``source`` the exchange's name, ``external_id`` the source's id)."""
+    """A case opened by a scan matching an entry the exchange published."""
     data = jpeg(seed)
-    svc.banks.add_file(f"{exchange}-list", data, source=exchange, external_id=f"E-{seed}", category="A1")  # or a no-op
+    publish(svc, exchange, data, f"E-{seed}")
     out = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(data), data, content_id=content or f"content-{seed}")
     [ref] = out["cases"]
     return ref["id"]
