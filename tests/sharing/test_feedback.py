@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from safehold.auth.apikeys import Principal
 from safehold.banks import formats
+from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_records
 from safehold.errors import SafeholdError
 from safehold.sharing import registry
 from safehold.sharing.base import Settings as ExchangeSettings
-from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_records
 from safehold.signals import registry as registry_signals
 from safehold.store.models import Bank, ExchangeRow, utcnow
 from tests.media import jpeg
@@ -101,6 +101,28 @@ def test_a_confirmed_match_is_a_true_positive_with_its_category(svc, exchanges):
 def test_a_source_that_takes_no_feedback_gets_nothing_queued(svc, exchanges):
     decide(svc, matched_case(svc, "feed"), "not_violating")
     assert svc.feedback.collect() == 0 and svc.feedback.list() == []
+
+
+def test_an_import_source_named_like_the_exchange_gets_no_feedback(svc, exchanges):
+    data = jpeg(3)
+    svc.banks.add_file("peer-list", data, source="peer", external_id="M-3")  # a manual import, not the exchange
+    out = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(data), data, content_id="content-3")
+    decide(svc, out["cases"][0]["id"], "not_violating")
+    assert svc.feedback.collect() == 0 and exchanges["peer"].opinions == []
+
+
+def test_each_exchange_publishing_the_entry_hears_its_own_id(svc, exchanges):
+    with svc.db.session() as s:
+        bank_id = s.scalars(select(ExchangeRow.bank_id).where(ExchangeRow.name == "peer")).one()
+        s.add(ExchangeRow(name="peer2", type="fakefb", bank_id=bank_id, settings={}))
+    other = FakeExchange(ExchangeSettings())
+    clients = {**exchanges, "peer2": other}
+    svc.feedback.adapter_for = clients.__getitem__
+    publish(svc, "peer2", jpeg(1), "P2-1")
+    decide(svc, matched_case(svc), "not_violating")
+    svc.feedback.run_once()
+    assert {o.external_id for o in exchanges["peer"].opinions} == {"E-1"}
+    assert {o.external_id for o in other.opinions} == {"P2-1"}
 
 
 def test_only_a_final_decision_is_sent(svc, exchanges):
