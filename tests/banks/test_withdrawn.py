@@ -64,6 +64,14 @@ def test_a_hash_another_source_still_publishes_stays_and_any_publisher_brings_it
     assert state(svc)[md5(0)] is True
 
 
+def test_an_entry_a_person_added_is_not_withdrawn_by_a_source_that_also_lists_it(svc):
+    svc.banks.create("b")
+    svc.banks.add_hash("b", "md5", md5(0))  # a person's entry, no source
+    svc.banks.add_records("b", [record(0)])
+    assert svc.banks.add_records("b", [withdrawal(0)]).withdrawn == 0
+    assert state(svc)[md5(0)] is True
+
+
 def test_a_deletion_without_a_source_touches_only_entries_without_one(svc):
     svc.banks.create("b")
     svc.banks.add_records("b", [record(0, source=None), record(1)])

@@ -49,7 +49,8 @@ def test_sources_become_publishers_and_the_downgrade_drops_the_cursors(database_
             assert [tuple(r) for r in rows] == [("aa", "source:ncmec", "N-1"), ("bb", "source:ncmec", "")]
             conn.execute(
                 text(
-                    "INSERT INTO app_settings (key, value, updated_at) VALUES ('sharing.rematch', :v, CURRENT_TIMESTAMP)"
+                    "INSERT INTO app_settings (key, value, updated_at) "
+                    "VALUES ('sharing.rematch', :v, CURRENT_TIMESTAMP)"
                 ),
                 {"v": '{"seq": 7}'},
             )

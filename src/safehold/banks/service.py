@@ -470,7 +470,7 @@ class BankService:
                     )
                     .returning(BankEntryPublisher.entry_id)
                 ).all()
-            changes += _release(s, set(released), report)
+            changes += _release(s, set(released), report, unsourced=by is None)
         return changes
 
     @staticmethod
@@ -1182,8 +1182,11 @@ def _entry_ids(s: Session, rows: list[dict]) -> dict[tuple[str, str], int]:
     return ids
 
 
-def _release(s: Session, entry_ids: set[int], report: ImportReport) -> list[dict]:
-    """Withdraw those of ``entry_ids`` that are enabled and have no publisher left; their change-log rows."""
+def _release(s: Session, entry_ids: set[int], report: ImportReport, *, unsourced: bool = False) -> list[dict]:
+    """Withdraw those of ``entry_ids`` that are enabled and have no publisher left; their change-log rows.
+
+    An entry first added without a source (by a person, or an import without one) is not a publisher's to
+    withdraw, unless ``unsourced`` (a deletion without a source, which targets exactly those)."""
     if not entry_ids:
         return []
     done = s.execute(
@@ -1191,6 +1194,7 @@ def _release(s: Session, entry_ids: set[int], report: ImportReport) -> list[dict
         .where(
             BankEntry.id.in_(sorted(entry_ids)),
             BankEntry.enabled.is_(True),
+            BankEntry.source.is_(None) if unsourced else BankEntry.source.is_not(None),
             ~select(BankEntryPublisher.id).where(BankEntryPublisher.entry_id == BankEntry.id).exists(),
         )
         .values(enabled=False, withdrawn=True)
