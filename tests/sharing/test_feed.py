@@ -153,6 +153,28 @@ def test_only_https_or_this_machine(svc, bank):
     svc.exchanges.create("web", "feed", "feeds", {"url": "https://example.org/list.csv"})
 
 
+def test_no_private_or_metadata_address_but_loopback(svc, bank):
+    for url in ("https://10.0.0.5:8443/internal", "https://169.254.169.254/latest", "https://[fd00::1]/x"):
+        with pytest.raises(SafeholdError) as refused:
+            svc.exchanges.create("web", "feed", "feeds", {"url": url})
+        assert refused.value.code == "exchange.invalid_settings"
+        assert "non-public address" in refused.value.message
+    svc.exchanges.create("here", "feed", "feeds", {"url": "https://127.0.0.1:8443/list.csv"})
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_origin(svc, bank, server):
+    other = Server()
+    try:
+        other.body = csv_of(range(2))
+        server.status, server.extra = 302, {"Location": other.url.replace("127.0.0.1", "localhost")}
+        svc.exchanges.create("web", "feed", "feeds", {"url": server.url}, {"bearer_token": "feed-token-789"})
+        assert svc.exchanges.fetch_once("web")["added"] == 2
+        assert server.headers_seen[0]["Authorization"] == "Bearer feed-token-789"
+        assert "Authorization" not in other.headers_seen[0]
+    finally:
+        other.close()
+
+
 def test_http_feed_with_etag_and_bearer_token(svc, bank, server):
     server.body = csv_of(range(3))
     svc.exchanges.create("web", "feed", "feeds", {"url": server.url}, {"bearer_token": "feed-token-789"})
@@ -180,12 +202,13 @@ def test_http_errors_are_classified(svc, bank, server, status, code, retryable):
         assert failed.value.retry_after == 1200
 
 
-def test_redirects_to_other_schemes_are_refused(svc, bank, server):
-    server.status, server.extra = 302, {"Location": "file:///etc/passwd"}
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "https://169.254.169.254/latest/meta-data"])
+def test_redirects_to_other_schemes_or_private_addresses_are_refused(svc, bank, server, location):
+    server.status, server.extra = 302, {"Location": location}
     svc.exchanges.create("web", "feed", "feeds", {"url": server.url})
     with pytest.raises(SafeholdError) as refused:
         svc.exchanges.fetch_once("web")
-    assert refused.value.code == "exchange.protocol"
+    assert refused.value.code == "exchange.forbidden_url"
 
 
 def test_the_download_is_bounded(svc, bank, server):

@@ -8,14 +8,17 @@ import io
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from safehold.auth.apikeys import Principal
 from safehold.banks import formats
+from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_records
 from safehold.errors import SafeholdError
 from safehold.sharing import registry
 from safehold.sharing.base import ExchangeError
 from safehold.sharing.base import Settings as ExchangeSettings
-from safehold.store.models import ExchangeRow, utcnow
+from safehold.signals import registry as registry_signals
+from safehold.store.models import Bank, ExchangeRow, utcnow
 from tests.media import jpeg
 from tests.review.helpers import ALICE, BOB, SENIOR, audit_actions, media_case
 from tests.sharing.fakes import FakeExchange, SilentExchange, rejected, unavailable
@@ -39,11 +42,22 @@ def exchanges(svc, monkeypatch):
     return clients
 
 
+def publish(svc, exchange: str, data: bytes, external_id: str) -> None:
+    """Add a file's hashes as a fetch of ``exchange`` stores them: ``source`` its name, published by it under the
+    source's id (a no-op when already there)."""
+    hashed = registry_signals.hash_content(data, pdq_mode=BANK_PDQ_MODE)
+    records = file_records(hashed, source=exchange, external_id=external_id, category="A1")
+    with svc.db.session() as s:
+        ex = s.scalars(select(ExchangeRow).where(ExchangeRow.name == exchange)).one()
+        bank_id, publisher = ex.bank_id, exchange_publisher(ex.id)
+        bank = s.get(Bank, bank_id).name
+    svc.banks.add_records(bank, records, publisher=publisher)
+
+
 def matched_case(svc, exchange: str = "peer", seed: int = 1, content: str | None = None) -> int:
-    """A case opened by a scan matching an entry the exchange published (the entry is added as a fetch stores it:
-    ``source`` the exchange's name, ``external_id`` the source's id)."""
+    """A case opened by a scan matching an entry the exchange published."""
     data = jpeg(seed)
-    svc.banks.add_file(f"{exchange}-list", data, source=exchange, external_id=f"E-{seed}", category="A1")  # or a no-op
+    publish(svc, exchange, data, f"E-{seed}")
     out = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(data), data, content_id=content or f"content-{seed}")
     [ref] = out["cases"]
     return ref["id"]
@@ -88,6 +102,28 @@ def test_a_confirmed_match_is_a_true_positive_with_its_category(svc, exchanges):
 def test_a_source_that_takes_no_feedback_gets_nothing_queued(svc, exchanges):
     decide(svc, matched_case(svc, "feed"), "not_violating")
     assert svc.feedback.collect() == 0 and svc.feedback.list() == []
+
+
+def test_an_import_source_named_like_the_exchange_gets_no_feedback(svc, exchanges):
+    data = jpeg(3)
+    svc.banks.add_file("peer-list", data, source="peer", external_id="M-3")  # a manual import, not the exchange
+    out = svc.events.scanned(PLATFORM, svc.scans.scan_bytes(data), data, content_id="content-3")
+    decide(svc, out["cases"][0]["id"], "not_violating")
+    assert svc.feedback.collect() == 0 and exchanges["peer"].opinions == []
+
+
+def test_each_exchange_publishing_the_entry_hears_its_own_id(svc, exchanges):
+    with svc.db.session() as s:
+        bank_id = s.scalars(select(ExchangeRow.bank_id).where(ExchangeRow.name == "peer")).one()
+        s.add(ExchangeRow(name="peer2", type="fakefb", bank_id=bank_id, settings={}))
+    other = FakeExchange(ExchangeSettings())
+    clients = {**exchanges, "peer2": other}
+    svc.feedback.adapter_for = clients.__getitem__
+    publish(svc, "peer2", jpeg(1), "P2-1")
+    decide(svc, matched_case(svc), "not_violating")
+    svc.feedback.run_once()
+    assert {o.external_id for o in exchanges["peer"].opinions} == {"E-1"}
+    assert {o.external_id for o in other.opinions} == {"P2-1"}
 
 
 def test_only_a_final_decision_is_sent(svc, exchanges):

@@ -28,7 +28,7 @@ from safehold.banks.formats import EntryRecord, ImportIssue, normalize_category,
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.signals import registry
 from safehold.store.db import Database
-from safehold.store.models import Bank, BankEntry, ImportJob, IndexChange, utcnow
+from safehold.store.models import Bank, BankEntry, BankEntryPublisher, ImportJob, IndexChange, utcnow
 
 #: A bank's name, as the API's schema publishes it (JSON Schema ``pattern``) and :func:`_check_name` applies it.
 BANK_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -338,41 +338,47 @@ class BankService:
         commit_if: Callable[[], bool] = lambda: True,
         audit_action: str | None = "entry.add",
         audit_detail: dict | Callable[[], dict] | None = None,
-        before_commit: Callable[[Session, int, ImportReport], None] | None = None,
+        before_commit: Callable[[Session, int, ImportReport], list[dict] | None] | None = None,
+        publisher: str | None = None,
     ) -> ImportReport:
         """Insert validated records in one transaction; duplicates in the bank are counted, not added.
 
+        ``publisher`` is who publishes the records and their deletions (an exchange's
+        :func:`exchange_publisher`); without it, a record's ``source`` is (see :class:`BankEntryPublisher`).
         ``commit_if`` is asked once every record is inserted; if it says no the transaction is rolled back.
         The audit record (``audit_action``, counts plus ``audit_detail``; none when ``audit_action`` is None)
         commits with the entries or not at all. ``before_commit(session, bank_id, report)`` writes what the
-        caller keeps with these records (a fetch's checkpoint) in the same transaction; if it raises, nothing is
-        written.
+        caller keeps with these records (a fetch's checkpoint) in the same transaction and may answer change-log
+        rows of its own (a full list's withdrawals); if it raises, nothing is written. The change log is appended
+        last, so its writers' lock is held only from there to the commit.
         """
         report = report or ImportReport(bank=name)
         with self.db.session() as s:
             bank = _bank(s, name)
             batch: list[dict] = []
             withdrawn: list[EntryRecord] = []
+            changes: list[dict] = []
             for rec in records:
                 if rec.is_tombstone:
                     withdrawn.append(rec)
                     continue
                 batch.append(_row(bank.id, rec, added_by))
                 if len(batch) >= INSERT_BATCH:
-                    self._insert(s, batch, report)
+                    changes += self._insert_entries(s, batch, report, publisher)
                     if progress:
                         progress(len(batch))
                     batch = []
             if batch:
-                self._insert(s, batch, report)
+                changes += self._insert_entries(s, batch, report, publisher)
                 if progress:
                     progress(len(batch))
-            _append_changes(s, self._withdraw(s, bank.id, withdrawn, report))
+            changes += self._withdraw(s, bank.id, withdrawn, report, publisher)
             if before_commit is not None:
-                before_commit(s, bank.id, report)
+                changes += before_commit(s, bank.id, report) or []
             if not commit_if():
                 s.rollback()
                 return report
+            _append_changes(s, changes)
             if audit_action is not None:
                 counts = {"added": report.added, "duplicates": report.duplicates, "withdrawn": report.withdrawn}
                 if report.read:
@@ -383,12 +389,10 @@ class BankService:
         self.on_change()
         return report
 
-    def _insert(self, s: Session, rows: list[dict], report: ImportReport) -> None:
-        _append_changes(s, self._insert_entries(s, rows, report))
-
     @staticmethod
-    def _insert_entries(s: Session, rows: list[dict], report: ImportReport) -> list[dict]:
-        """Insert entries (an existing identical one is a duplicate); returns the change-log rows they need."""
+    def _insert_entries(s: Session, rows: list[dict], report: ImportReport, publisher: str | None = None) -> list[dict]:
+        """Insert entries (an existing identical one is a duplicate) and record who publishes them; returns the
+        change-log rows they need."""
         # Duplicates inside one batch would abort the statement on PostgreSQL: keep the first.
         seen: set[tuple[str, str]] = set()
         unique = []
@@ -404,8 +408,20 @@ class BankService:
             .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
         )
         added = s.execute(stmt, unique).all()
-        if len(added) < len(unique):
-            added += BankService._restore(s, unique, {(t, fingerprint(v)) for _, _, t, v, _ in added})
+        published = [(r, publisher or publisher_of(r["source"])) for r in rows]
+        published = [(r, p) for r, p in published if p is not None]
+        if published:
+            ids = _entry_ids(s, [r for r, _ in published])
+            keys = {(ids[(r["signal_type"], r["fingerprint"])], p, r["external_id"] or "") for r, p in published}
+            s.execute(
+                dialect_insert(BankEntryPublisher).on_conflict_do_nothing(
+                    index_elements=["entry_id", "publisher", "external_id"]
+                ),
+                [{"entry_id": i, "publisher": p, "external_id": x} for i, p, x in sorted(keys)],
+            )
+            inserted = {i for i, *_ in added}
+            again = {ids[(r["signal_type"], r["fingerprint"])] for r, _ in published if r["enabled"]} - inserted
+            added += BankService._restore(s, again)
         report.added += len(added)
         report.duplicates += len(rows) - len(added)
         return [
@@ -413,95 +429,88 @@ class BankService:
         ]
 
     @staticmethod
-    def _restore(s: Session, rows: list[dict], inserted: set[tuple[str, str]]) -> list:
-        """Enable again the entries of ``rows`` that were there but withdrawn by the same source (a source
-        publishing a hash again after deleting it); an entry a person disabled stays as it is."""
-        restored = []
-        for r in rows:
-            if r["source"] is None or not r["enabled"] or (r["signal_type"], r["fingerprint"]) in inserted:
-                continue
-            restored += s.execute(
-                update(BankEntry)
-                .where(
-                    BankEntry.bank_id == r["bank_id"],
-                    BankEntry.signal_type == r["signal_type"],
-                    BankEntry.fingerprint == r["fingerprint"],
-                    BankEntry.source == r["source"],
-                    BankEntry.withdrawn.is_(True),
-                )
-                .values(enabled=True, withdrawn=False)
-                .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
-            ).all()
-        return restored
+    def _restore(s: Session, entry_ids: set[int]) -> list:
+        """Enable again the given entries that a source had withdrawn (a publisher lists the hash again); an entry
+        a person disabled stays as it is."""
+        if not entry_ids:
+            return []
+        return s.execute(
+            update(BankEntry)
+            .where(BankEntry.id.in_(sorted(entry_ids)), BankEntry.withdrawn.is_(True))
+            .values(enabled=True, withdrawn=False)
+            .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value, BankEntry.enabled)
+        ).all()
 
     @staticmethod
-    def _withdraw(s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport) -> list[dict]:
-        """Apply a list's deletions: disable every entry from that source with that external id. Returns the
-        change-log rows they need."""
+    def _withdraw(
+        s: Session, bank_id: int, tombstones: list[EntryRecord], report: ImportReport, publisher: str | None = None
+    ) -> list[dict]:
+        """Apply a list's deletions: the publisher (``publisher``, else the tombstone's source) no longer
+        publishes what it listed under that external id; an entry no publisher is left for is withdrawn.
+        A deletion without a publisher (an import without a source) withdraws the entries without a source that
+        have that external id. Returns the change-log rows they need."""
         changes: list[dict] = []
         for rec in tombstones:
-            rows = s.execute(
-                update(BankEntry)
-                .where(
-                    BankEntry.bank_id == bank_id,
-                    BankEntry.external_id == rec.external_id,
-                    BankEntry.source == rec.source if rec.source is not None else BankEntry.source.is_(None),
-                    BankEntry.enabled.is_(True),
-                )
-                .values(enabled=False, withdrawn=True)
-                .returning(BankEntry.id, BankEntry.signal_type, BankEntry.value)
-            ).all()
-            report.withdrawn += len(rows)
-            changes.extend(
-                {"op": "remove", "entry_id": i, "bank_id": bank_id, "signal_type": t, "value": v} for i, t, v in rows
-            )
+            by = publisher or publisher_of(rec.source)
+            if by is None:
+                released = s.scalars(
+                    select(BankEntry.id).where(
+                        BankEntry.bank_id == bank_id,
+                        BankEntry.external_id == rec.external_id,
+                        BankEntry.source.is_(None),
+                    )
+                ).all()
+            else:
+                released = s.scalars(
+                    delete(BankEntryPublisher)
+                    .where(
+                        BankEntryPublisher.publisher == by,
+                        BankEntryPublisher.external_id == (rec.external_id or ""),
+                        BankEntryPublisher.entry_id.in_(select(BankEntry.id).where(BankEntry.bank_id == bank_id)),
+                    )
+                    .returning(BankEntryPublisher.entry_id)
+                ).all()
+            changes += _release(s, set(released), report, unsourced=by is None)
         return changes
 
     @staticmethod
     def withdraw_unlisted(
         s: Session,
         bank_id: int,
-        source: str,
+        publisher: str,
         listed: Callable[[list[tuple[str, str]]], set[tuple[str, str]]],
         report: ImportReport,
         chunk: int = INSERT_BATCH,
-    ) -> None:
-        """Withdraw every enabled entry of ``source`` in the bank that its whole list no longer has, in the
-        caller's transaction: ``listed`` answers which of the given ``(signal_type, fingerprint)`` keys the list
-        has. For sources that publish a full list instead of deletions (see docs/sharing.md, "Plain feed")."""
-        after = 0
+    ) -> list[dict]:
+        """``publisher`` no longer publishes the bank's entries its whole list does not have (``listed``
+        answers which of the given ``(signal_type, fingerprint)`` keys the list has); an entry no publisher is
+        left for is withdrawn. In the caller's transaction; answers the change-log rows for the caller to append.
+        For sources that publish a full list instead of deletions (see docs/sharing.md, "Plain feed")."""
+        after, changes = 0, []
+        theirs = select(BankEntryPublisher.entry_id).where(BankEntryPublisher.publisher == publisher)
         while True:
             rows = s.execute(
                 select(BankEntry.id, BankEntry.signal_type, BankEntry.fingerprint)
                 .where(
                     BankEntry.bank_id == bank_id,
-                    BankEntry.source == source,
-                    BankEntry.enabled.is_(True),
                     BankEntry.id > after,
+                    BankEntry.id.in_(theirs),
                 )
                 .order_by(BankEntry.id)
                 .limit(chunk)
             ).all()
             if not rows:
-                return
+                return changes
             after = rows[-1][0]
             kept = listed([(t, f) for _, t, f in rows])
-            gone = [i for i, t, f in rows if (t, f) not in kept]
+            gone = {i for i, t, f in rows if (t, f) not in kept}
             if gone:
-                done = s.execute(
-                    update(BankEntry)
-                    .where(BankEntry.id.in_(gone))
-                    .values(enabled=False, withdrawn=True)
-                    .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value)
-                ).all()
-                report.withdrawn += len(done)
-                _append_changes(
-                    s,
-                    [
-                        {"op": "remove", "entry_id": i, "bank_id": b, "signal_type": t, "value": v}
-                        for i, b, t, v in done
-                    ],
+                s.execute(
+                    delete(BankEntryPublisher).where(
+                        BankEntryPublisher.publisher == publisher, BankEntryPublisher.entry_id.in_(sorted(gone))
+                    )
                 )
+                changes += _release(s, gone, report)
 
     def add_hash(
         self,
@@ -1143,6 +1152,56 @@ class _DryRunCounter:
         self._flush()
         self.seen.close()
         report.added, report.duplicates = self.new, self.duplicates
+
+
+def publisher_of(source: str | None) -> str | None:
+    """The publisher key of a free-form import ``source`` (``None``: no publisher)."""
+    return None if source is None else f"source:{source}"
+
+
+#: The publisher key of an exchange is this and its id, so no import source can be taken for it.
+EXCHANGE_PUBLISHER = "exchange:"
+
+
+def exchange_publisher(exchange_id: int) -> str:
+    return f"{EXCHANGE_PUBLISHER}{exchange_id}"
+
+
+def _entry_ids(s: Session, rows: list[dict]) -> dict[tuple[str, str], int]:
+    """The ids of the (stored) entries of ``rows``, by ``(signal_type, fingerprint)``."""
+    bank_id = rows[0]["bank_id"]
+    ids: dict[tuple[str, str], int] = {}
+    for t in {r["signal_type"] for r in rows}:
+        fps = sorted({r["fingerprint"] for r in rows if r["signal_type"] == t})
+        for i, f in s.execute(
+            select(BankEntry.id, BankEntry.fingerprint).where(
+                BankEntry.bank_id == bank_id, BankEntry.signal_type == t, BankEntry.fingerprint.in_(fps)
+            )
+        ):
+            ids[(t, f)] = i
+    return ids
+
+
+def _release(s: Session, entry_ids: set[int], report: ImportReport, *, unsourced: bool = False) -> list[dict]:
+    """Withdraw those of ``entry_ids`` that are enabled and have no publisher left; their change-log rows.
+
+    An entry first added without a source (by a person, or an import without one) is not a publisher's to
+    withdraw, unless ``unsourced`` (a deletion without a source, which targets exactly those)."""
+    if not entry_ids:
+        return []
+    done = s.execute(
+        update(BankEntry)
+        .where(
+            BankEntry.id.in_(sorted(entry_ids)),
+            BankEntry.enabled.is_(True),
+            BankEntry.source.is_(None) if unsourced else BankEntry.source.is_not(None),
+            ~select(BankEntryPublisher.id).where(BankEntryPublisher.entry_id == BankEntry.id).exists(),
+        )
+        .values(enabled=False, withdrawn=True)
+        .returning(BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value)
+    ).all()
+    report.withdrawn += len(done)
+    return [{"op": "remove", "entry_id": i, "bank_id": b, "signal_type": t, "value": v} for i, b, t, v in done]
 
 
 def _append_changes(s: Session, changes: list[dict]) -> None:

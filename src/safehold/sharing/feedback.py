@@ -4,8 +4,9 @@ Queueing keeps review unaware of sharing. Every decision that closes a case writ
 or ``case.confirm``) last in its transaction, and audit records commit in ``seq`` order with no gaps (the audit log
 is appended under one lock: see :mod:`safehold.audit.service`). So :meth:`FeedbackService.collect` reads those
 records after a durable cursor (an ``app_settings`` row, moved in the same transaction as the opinions it queued)
-and misses none, queues none twice. For each closed case it looks at the case's hash-match signals; an entry whose
-``source`` names an exchange feeding that entry's bank, of a type that takes feedback, gets an opinion:
+and misses none, queues none twice. For each closed case it looks at the case's hash-match signals; each exchange
+that publishes the matched entry (:class:`~safehold.store.models.BankEntryPublisher`; an import source of the same
+name is not the exchange), of a type that takes feedback, gets an opinion about it, under its own external id:
 
 * ``true_positive`` for a finding of abuse (:data:`~safehold.cases.taxonomy.VIOLATING`), with the case's
   classification as ``category``; ``false_positive`` for ``not_violating``. ``reason`` is the decision. A case
@@ -36,11 +37,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, bindparam, func, or_, select, update
+from sqlalchemy import Integer, String, bindparam, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from safehold.audit import AuditService
 from safehold.backoff import retry_delay
+from safehold.banks.service import EXCHANGE_PUBLISHER
 from safehold.cases.service import lock_writes
 from safehold.cases.taxonomy import DECISIONS, VIOLATING
 from safehold.config import Settings
@@ -52,6 +54,7 @@ from safehold.store.models import (
     AppSetting,
     AuditRecord,
     BankEntry,
+    BankEntryPublisher,
     Case,
     CaseSignal,
     ExchangeFeedback,
@@ -207,20 +210,22 @@ class FeedbackService:
         if case is None or case.status != "closed" or case.decision not in VERDICTS:
             return []
         verdict = VERDICTS[case.decision]
+        publisher = literal(EXCHANGE_PUBLISHER, String) + cast(ExchangeRow.id, String)
         q = (
-            select(BankEntry, ExchangeRow)
+            select(BankEntry, ExchangeRow, BankEntryPublisher.external_id)
             .join(CaseSignal, CaseSignal.entry_id == BankEntry.id)
-            .join(ExchangeRow, (ExchangeRow.name == BankEntry.source) & (ExchangeRow.bank_id == BankEntry.bank_id))
+            .join(BankEntryPublisher, BankEntryPublisher.entry_id == BankEntry.id)
+            .join(ExchangeRow, (BankEntryPublisher.publisher == publisher) & (ExchangeRow.bank_id == BankEntry.bank_id))
             .where(CaseSignal.case_id == case_id, CaseSignal.source == "hash_match")
-            .order_by(BankEntry.id)
+            .order_by(BankEntry.id, ExchangeRow.id, BankEntryPublisher.id)
         )
         out: list[dict] = []
-        done: set[int] = set()
-        for entry, ex in s.execute(q):
-            if entry.id in done or not self._takes_feedback(ex.type):
+        done: set[tuple[int, int]] = set()
+        for entry, ex, external_id in s.execute(q):
+            if (entry.id, ex.id) in done or not self._takes_feedback(ex.type):
                 continue
-            done.add(entry.id)
-            row = _queue_opinion(s, ex, entry, verdict, case, at)
+            done.add((entry.id, ex.id))
+            row = _queue_opinion(s, ex, entry, external_id or None, verdict, case, at)
             if row is not None:
                 out.append({"exchange": ex.name, "entry_id": entry.id, "verdict": verdict})
         return out
@@ -414,10 +419,10 @@ def _free_superseded(s: Session, job: _Job) -> None:
 
 
 def _queue_opinion(
-    s: Session, ex: ExchangeRow, entry: BankEntry, verdict: str, case: Case, at: dt.datetime
+    s: Session, ex: ExchangeRow, entry: BankEntry, external_id: str | None, verdict: str, case: Case, at: dt.datetime
 ) -> ExchangeFeedback | None:
-    """Queue ``verdict`` on ``entry`` for ``ex`` (see the module docstring); the row queued, or ``None`` when the
-    source already has (or will get) this verdict as our latest."""
+    """Queue ``verdict`` on ``entry`` (published by ``ex`` as ``external_id``) for ``ex`` (see the module
+    docstring); the row queued, or ``None`` when the source already has (or will get) this verdict as our latest."""
     rows = {
         r.verdict: r
         for r in s.scalars(select(_F).where(_F.exchange_id == ex.id, _F.entry_id == entry.id).with_for_update())
@@ -434,7 +439,7 @@ def _queue_opinion(
     else:
         mine = _F(exchange_id=ex.id, exchange_name=ex.name, entry_id=entry.id, verdict=verdict, created_at=at)
         s.add(mine)
-    mine.external_id, mine.signal_type, mine.value = entry.external_id, entry.signal_type, entry.value
+    mine.external_id, mine.signal_type, mine.value = external_id, entry.signal_type, entry.value
     mine.reason, mine.category, mine.case_id = case.decision, case.classification, case.id
     mine.status, mine.attempts, mine.next_at, mine.lease_until = "queued", 0, at, None
     mine.last_error_code = mine.last_error = None

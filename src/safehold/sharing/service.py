@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -38,13 +38,13 @@ from sqlalchemy.orm import Session
 from safehold.audit import AuditService
 from safehold.backoff import retry_delay
 from safehold.banks.formats import EntryRecord
-from safehold.banks.service import BankService, ImportReport, fingerprint, validate_record
+from safehold.banks.service import BankService, ImportReport, exchange_publisher, fingerprint, validate_record
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.sharing import registry
 from safehold.sharing.base import Exchange, FetchBatch, UnknownSignal
 from safehold.store.db import Database
-from safehold.store.models import Bank, ExchangeFeedback, ExchangeRow, ExchangeUnknownSignal, utcnow
+from safehold.store.models import Bank, BankEntryPublisher, ExchangeFeedback, ExchangeRow, ExchangeUnknownSignal, utcnow
 from safehold.store.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,17 @@ class ExchangeService:
         actor: str | None = None,
     ) -> dict:
         """Change what is given: ``settings`` and ``credentials`` are replaced whole (``credentials={}`` removes
-        optional ones). The checkpoint stays (a changed setting does not re-read what was already read)."""
+        optional ones). Settings that change (another URL, another shared bank...) may point at another source,
+        whose position the stored checkpoint does not describe: the checkpoint is then dropped and the next round
+        reads from the beginning (what is already in the bank is a no-op)."""
         with self.db.session() as s:
             row = _row(s, name)
             cls = registry.get(row.type)
             changed: list[str] = []
             if settings is not None:
-                row.settings = _settings(cls, settings)
+                own = _settings(cls, settings)
+                if own != row.settings:
+                    row.settings, row.checkpoint = own, None
                 changed.append("settings")
             if credentials is not None:
                 row.credentials = self._seal(name, _credentials(cls, credentials))
@@ -172,12 +176,14 @@ class ExchangeService:
 
     def delete(self, name: str, actor: str | None = None) -> None:
         """Forget the exchange, its checkpoint and its unknown hashes. The entries it added stay in its bank
-        (with the exchange's name as their source): delete or disable them there if they must go. The feedback
+        (with the exchange's name as their source): delete or disable them there if they must go. It no longer
+        publishes them (a later exchange, even one given the same id, withdraws nothing of them). The feedback
         and contributions sent to it stay too, under its name (their ``exchange_id`` set to null); opinions not
         sent yet can no longer be, so they end ``unsupported``."""
         with self.db.session() as s:
             row = _row(s, name)
             _lease_free_or_busy(row)
+            s.execute(delete(BankEntryPublisher).where(BankEntryPublisher.publisher == exchange_publisher(row.id)))
             s.execute(
                 update(ExchangeFeedback)
                 .where(ExchangeFeedback.exchange_id == row.id, ExchangeFeedback.status == "queued")
@@ -306,14 +312,16 @@ class ExchangeService:
         if seen is not None:
             seen.add((r.signal_type, fingerprint(r.value)) for r in records if not r.is_tombstone)
         with self.db.session() as s:
-            bank = s.get(Bank, _row(s, name).bank_id).name
+            row = _row(s, name)
+            bank, publisher = s.get(Bank, row.bank_id).name, exchange_publisher(row.id)
 
-        def keep(s: Session, bank_id: int, report: ImportReport) -> None:
+        def keep(s: Session, bank_id: int, report: ImportReport) -> list[dict]:
             row = s.scalars(select(ExchangeRow).where(ExchangeRow.name == name).with_for_update()).first()
             if row is None or row.lease_owner != owner:  # lapsed and taken: this batch is the other round's to write
                 raise Conflict("exchange.busy", f"Exchange {name!r} was taken over by another fetch; this one stopped.")
+            changes = []
             if batch.snapshot and batch.done and seen is not None:
-                BankService.withdraw_unlisted(s, bank_id, name, seen.listed, report)
+                changes = BankService.withdraw_unlisted(s, bank_id, publisher, seen.listed, report)
             new_unknown = _keep_unknown(s, row.id, unknown)
             row.checkpoint = batch.checkpoint
             row.fetched_total += len(batch.records) + len(batch.unknown)
@@ -327,9 +335,10 @@ class ExchangeService:
                 row.unknown_types = counts
             row.lease_until = utcnow() + dt.timedelta(seconds=self.settings.exchange_lease_seconds)
             figures["unknown"] += sum(new_unknown.values())
+            return changes
 
         report = self.banks.add_records(
-            bank, records, added_by=f"exchange:{name}", audit_action=None, before_commit=keep
+            bank, records, added_by=f"exchange:{name}", audit_action=None, before_commit=keep, publisher=publisher
         )
         figures["fetched"] += len(batch.records) + len(batch.unknown)
         figures["added"] += report.added

@@ -122,6 +122,28 @@ class BankEntry(Base):
     bank: Mapped[Bank] = relationship(back_populates="entries")
 
 
+class BankEntryPublisher(Base):
+    """Who publishes a bank entry, under which id: one row per (entry, publisher, external id).
+
+    ``publisher`` is ``exchange:<exchange id>`` for an exchange (never confused with a free-form import source,
+    even one spelled like the exchange's name) or ``source:<source>`` for an import or add with a ``source``.
+    A publisher's deletion removes its rows; the entry is withdrawn only when no publisher is left, so a hash
+    still listed under another id or by another source stays on. ``external_id`` is ``""`` when there is none
+    (so the unique key holds).
+    """
+
+    __tablename__ = "bank_entry_publishers"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "publisher", "external_id", name="uq_entry_publisher"),
+        Index("ix_entry_publishers_lookup", "publisher", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"))
+    publisher: Mapped[str] = mapped_column(String(80))
+    external_id: Mapped[str] = mapped_column(String(128), default="")
+
+
 class EntryMatchCount(Base):
     """Matches of one bank entry in one UTC hour, added by the counters flush (never a write per scan). No foreign
     key: a count flushed after its entry was deleted is kept (and pruned with the rest), never a failed flush."""

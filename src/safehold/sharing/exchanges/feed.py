@@ -10,21 +10,21 @@ conditionally (``If-None-Match`` / ``If-Modified-Since``) and a 304 or the same 
 round's last batch stores the new checkpoint: a round cut short starts again from the top next time (what it had
 added is there already; adding it again is a no-op).
 
-Bounds: the body (``max_body_bytes``, ``exchange.too_large``), the time per request, ``https://`` anywhere and
-``http://`` only to this machine, at most three redirects and only to those schemes, local files only inside
-``files`` (``SAFEHOLD_EXCHANGE_FILES_DIR``).
+Bounds: the body (``max_body_bytes``, ``exchange.too_large``), the time per request, the URL and every redirect by
+:func:`~safehold.sharing.exchanges._http.check_source_url` (``exchange.forbidden_url``), at most three redirects,
+local files only inside ``files`` (``SAFEHOLD_EXCHANGE_FILES_DIR``). The bearer token goes only to the feed's own
+origin (scheme, host and port): a redirect to another origin is followed without it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from pydantic import Field, field_validator
@@ -32,13 +32,13 @@ from pydantic import Field, field_validator
 from safehold.banks.formats import read
 from safehold.errors import SafeholdError
 from safehold.sharing.base import Credentials, Exchange, ExchangeError, FetchBatch, Settings
+from safehold.sharing.exchanges._http import check_source_url
 from safehold.signals import registry
 
 #: Records per batch (each batch is one transaction of the service).
 BATCH = 5_000
 MAX_REDIRECTS = 3
 CHUNK = 1 << 16
-LOOPBACK_NAMES = ("localhost",)
 
 
 class FeedSettings(Settings):
@@ -54,7 +54,10 @@ class FeedSettings(Settings):
     @classmethod
     def _scheme(cls, url: str) -> str:
         if "://" in url:
-            _check_url(url, ValueError)
+            try:
+                check_source_url(url)
+            except ExchangeError as exc:
+                raise ValueError(exc.message) from None
         return url
 
 
@@ -152,20 +155,23 @@ class FeedExchange(Exchange):
         return {"size": size}
 
     def _download(self, before: dict, spool: IO[bytes]) -> dict | None:
-        headers = {}
-        if self.credentials is not None and self.credentials.bearer_token:
-            headers["Authorization"] = f"Bearer {self.credentials.bearer_token}"
+        headers, token = {}, self.credentials.bearer_token if self.credentials is not None else None
         if before.get("sha256"):  # only once a whole content was applied
             if before.get("etag"):
                 headers["If-None-Match"] = before["etag"]
             if before.get("last_modified"):
                 headers["If-Modified-Since"] = before["last_modified"]
-        url = self.settings.url
+        url = origin = self.settings.url
         try:
             with httpx.Client(transport=self.transport, timeout=self.timeout, follow_redirects=False) as client:
                 for _ in range(MAX_REDIRECTS + 1):
-                    _check_url(url, _protocol)
-                    with client.stream("GET", url, headers=headers) as r:
+                    check_source_url(url)
+                    sent = (
+                        {**headers, "Authorization": f"Bearer {token}"}
+                        if token and _same_origin(url, origin)
+                        else headers
+                    )
+                    with client.stream("GET", url, headers=sent) as r:
                         if r.is_redirect and "location" in r.headers:
                             url = urljoin(url, r.headers["location"])
                             continue
@@ -216,21 +222,10 @@ def _normalize(signal_type: str, value: str) -> str:
         raise
 
 
-def _check_url(url: str, error) -> None:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and (host in LOOPBACK_NAMES or _loopback(host)):
-        return
-    raise error("a feed URL is https:// (or http:// to this machine only)")
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _same_origin(a: str, b: str) -> bool:
+    """Whether two URLs share scheme, host and port (where a credential for one may also go)."""
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
 
 
 def _protocol(message: str) -> ExchangeError:

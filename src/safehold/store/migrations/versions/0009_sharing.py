@@ -24,6 +24,8 @@ _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _TS = sa.DateTime(timezone=True)
 #: The app_settings key of the feedback cursor (safehold.sharing.feedback.CURSOR_KEY; a migration imports no app code).
 FEEDBACK_CURSOR = "sharing.feedback_cursor"
+#: The app_settings key of the re-match cursor (safehold.sharing.rematch).
+REMATCH_CURSOR = "sharing.rematch"
 
 
 def upgrade() -> None:
@@ -209,9 +211,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_seen_hashes_seen_at", "seen_hashes", ["seen_at"])
+    op.create_table(
+        "bank_entry_publishers",
+        sa.Column("id", _BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("entry_id", _BIG_ID, nullable=False),
+        sa.Column("publisher", sa.String(length=80), nullable=False),
+        sa.Column("external_id", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(["entry_id"], ["bank_entries.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("entry_id", "publisher", "external_id", name="uq_entry_publisher"),
+    )
+    op.create_index("ix_entry_publishers_lookup", "bank_entry_publishers", ["publisher", "external_id"])
+    # Entries imported with a source before sharing: that source publishes them (no exchange exists yet).
+    op.execute(
+        "INSERT INTO bank_entry_publishers (entry_id, publisher, external_id) "
+        "SELECT id, 'source:' || source, COALESCE(external_id, '') FROM bank_entries WHERE source IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("bank_entry_publishers")
     op.drop_table("seen_hashes")
     op.drop_table("peer_feedback")
     op.drop_table("peer_shares")
@@ -222,7 +241,8 @@ def downgrade() -> None:
     op.drop_index("ix_entries_external", table_name="bank_entries")
     with op.batch_alter_table("bank_entries") as batch_op:
         batch_op.drop_column("withdrawn")
-    op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=FEEDBACK_CURSOR))
+    for key in (FEEDBACK_CURSOR, REMATCH_CURSOR):
+        op.execute(sa.text("DELETE FROM app_settings WHERE key = :key").bindparams(key=key))
     op.drop_table("exchange_contributions")
     op.drop_table("exchange_feedback")
     with op.batch_alter_table("bank_entries", schema=None) as batch_op:
