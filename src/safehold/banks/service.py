@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -468,7 +468,9 @@ class BankService:
                     .where(
                         BankEntryPublisher.publisher == by,
                         BankEntryPublisher.external_id == (rec.external_id or ""),
-                        BankEntryPublisher.entry_id.in_(select(BankEntry.id).where(BankEntry.bank_id == bank_id)),
+                        # Correlated (a primary-key probe per candidate), never IN (every id of the bank): SQLite
+                        # would build the bank's whole id list again for each deletion.
+                        exists().where(BankEntry.id == BankEntryPublisher.entry_id, BankEntry.bank_id == bank_id),
                     )
                     .returning(BankEntryPublisher.entry_id)
                 ).all()
