@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from safehold.rules.posts import PostService
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
+    from safehold.safety.ages import AgeBook
     from safehold.scanning.service import ScanService
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
@@ -187,6 +188,12 @@ class Services:
             max_jpeg_segments=st.jpeg_max_segments,
             budget=self.scans.pixels,
         )
+
+    @cached_property
+    def ages(self) -> AgeBook:
+        from safehold.safety.ages import AgeBook
+
+        return AgeBook(self.db, self.audit)
 
     @cached_property
     def pipeline(self) -> Pipeline:

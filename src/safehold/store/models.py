@@ -11,7 +11,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -971,3 +973,58 @@ class SeenHash(Base):
     content_id: Mapped[str] = mapped_column(String(128))
     account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue [10]: classifiers for new material (P2) and safety by design for children (P7). Tables in migration 0010.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class AccountAgeSignal(Base):
+    """One thing known about how old an account's holder is: a self-declared birth date, an age-assurance
+    provider's result, an age stated in chat, a reviewer's finding or the platform's own band. Kept, never
+    overwritten: the resolved band (:class:`AccountAge`) says which signal and rule won (safehold.safety.ages)."""
+
+    __tablename__ = "account_age_signals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    #: declared | assurance | chat | reviewer | platform
+    source: Mapped[str] = mapped_column(String(16))
+    #: The band this signal alone says (agebands.BANDS).
+    band: Mapped[str] = mapped_column(String(8))
+    age: Mapped[float | None] = mapped_column(Float, nullable=True)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    #: How the provider knew (estimation, verification, document, …) or the chat pattern; free text.
+    method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The assurance provider, the conversation or the case the signal comes from.
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AccountAge(Base):
+    """An account's resolved age band and the rule that resolved it, rewritten with each new signal; what the
+    contact, media and classifier policies read (one row per account that has any signal)."""
+
+    __tablename__ = "account_ages"
+
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    band: Mapped[str] = mapped_column(String(8))
+    rule: Mapped[str] = mapped_column(String(64))
+    signal_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# --- [10] classifier thresholds and labelled outcomes (precision per classifier and threshold) ------------------
+
+
+# --- [10] external classification services and their job queue ---------------------------------------------------
+
+
+# --- [10] contact policy -----------------------------------------------------------------------------------------
+
+
+# --- [10] safety prompts -----------------------------------------------------------------------------------------
