@@ -37,6 +37,9 @@ class Permission(StrEnum):
     EVIDENCE_ACCESS = "evidence.access"  # decrypt: open and export preserved evidence
     EVIDENCE_MANAGE = "evidence.manage"  # legal holds, purge
     SHARING_PEER = "sharing.peer"  # another Safehold instance: read what is shared with it, send feedback back
+    SAFETY_CHECK = "safety.check"  # the platform asks the contact and media policies before it delivers
+    AGES_READ = "ages.read"  # accounts' age signals and resolved bands
+    AGES_WRITE = "ages.write"  # record an age signal (a declared birth date, an assurance result, a finding)
 
 
 class Role(StrEnum):
@@ -65,6 +68,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REPORTS_WRITE,
             Permission.REPORTS_SUBMIT,
             Permission.EVIDENCE_READ,
+            Permission.AGES_READ,
+            Permission.AGES_WRITE,
         }
     ),
     Role.REVIEWER: frozenset(
@@ -75,6 +80,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.CASES_READ,
             Permission.CASES_REVIEW,
             Permission.REPORTS_READ,
+            Permission.AGES_READ,
+            Permission.AGES_WRITE,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -85,6 +92,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.CASES_READ,
             Permission.REPORTS_READ,
             Permission.EVIDENCE_READ,
+            Permission.AGES_READ,
         }
     ),
     Role.LEGAL: frozenset(
@@ -100,7 +108,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EVIDENCE_MANAGE,
         }
     ),
-    Role.PLATFORM: frozenset({Permission.SCAN, Permission.EVENTS_WRITE}),
+    Role.PLATFORM: frozenset(
+        {Permission.SCAN, Permission.EVENTS_WRITE, Permission.SAFETY_CHECK, Permission.AGES_READ, Permission.AGES_WRITE}
+    ),
     Role.PEER: frozenset({Permission.SHARING_PEER}),
 }
 
