@@ -29,6 +29,7 @@ from safehold.api.routes import (
     audit,
     banks,
     cases,
+    classifiers,
     conversations,
     evidence,
     exchanges,
@@ -167,6 +168,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         hma,
         exchanges,
         peer,
+        classifiers,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -20,6 +20,7 @@ from safehold import __version__
 from safehold.cli import actions as action_cmds
 from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
+from safehold.cli import classifiers as classifier_cmds
 from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import exchanges as exchange_cmds
@@ -63,6 +64,7 @@ app.add_typer(exchange_cmds.app, name="exchange")
 app.add_typer(peer_cmds.app, name="peer")
 
 app.add_typer(seen_cmds.app, name="seen")
+app.add_typer(classifier_cmds.app, name="classifier")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)
