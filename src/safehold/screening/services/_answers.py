@@ -28,32 +28,34 @@ from typing import Any
 import httpx
 
 from safehold.errors import SafeholdError
-from safehold.outbound.http import JsonHttp, prefixed, url_setting
+from safehold.outbound import http as outbound
 from safehold.screening.base import ScreeningError, Settings
 
+# ERRORS, SUBJECT, REFUSED and url_setting are also defined by safehold.screening.http (written in parallel on the
+# service's branch); once both are merged these four are imported from there instead.
 #: How a screening call's failures are made: ``screening.<kind>`` :class:`ScreeningError`.
-ERRORS = prefixed(ScreeningError, "screening")
+ERRORS = outbound.prefixed(ScreeningError, "screening")
 SUBJECT = "A screening service"
 #: Longest excerpt of a service's own error text kept in a message.
 MAX_ERROR_TEXT = 200
 #: Longest string field taken from an answer (hashes, classifications, ids).
 MAX_FIELD_CHARS = 256
 #: Statuses by which a service says "not this media" (malformed, too large, unsupported type, unprocessable).
-REJECTED_STATUSES = frozenset({400, 413, 415, 422})
+REFUSED = frozenset({400, 413, 415, 422})
 
 
-def base_url(url: str) -> str:
+def url_setting(url: str) -> str:
     """A settings validator for a service's base URL: the outbound rule (https://, or http:// to loopback)."""
-    return url_setting(url, errors=ERRORS, subject=SUBJECT)
+    return outbound.url_setting(url, errors=ERRORS, subject=SUBJECT)
 
 
 def client(
     title: str, settings: Settings, max_response_bytes: int, *, headers: Mapping[str, str], secrets: Iterable[str]
-) -> JsonHttp:
+) -> outbound.JsonHttp:
     """One service's bounded client: its base URL, timeout and answer size; the credentials in ``headers``, and
     ``secrets`` scrubbed from every message."""
     secrets = tuple(s for s in secrets if s)
-    return JsonHttp(
+    return outbound.JsonHttp(
         settings.url, title=title, errors=ERRORS, subject=SUBJECT, timeout=settings.timeout_seconds,
         max_body_bytes=max_response_bytes, headers=headers, classify=_rejections(title, secrets), secrets=secrets,
     )  # fmt: skip
@@ -64,7 +66,7 @@ def _rejections(title: str, secrets: tuple[str, ...]):
     reason (scrubbed); every other status keeps the generic mapping."""
 
     def classify(response: httpx.Response, parsed: Any) -> SafeholdError | None:
-        if response.status_code not in REJECTED_STATUSES:
+        if response.status_code not in REFUSED:
             return None
         said = service_text(parsed, secrets)
         return ScreeningError(

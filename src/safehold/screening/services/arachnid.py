@@ -60,7 +60,7 @@ from pydantic import Field, field_validator
 
 from safehold.classifiers.base import Score
 from safehold.screening.base import Credentials, Media, ScreeningError, ScreeningService, Settings
-from safehold.screening.services._answers import base_url, client, protocol, text_field
+from safehold.screening.services._answers import client, protocol, text_field, url_setting
 
 TITLE = "Arachnid Shield"
 MEDIA_PATH = "v1/media/"
@@ -93,7 +93,7 @@ class ArachnidSettings(Settings):
     #: Largest answer read (a ScannedMedia is a few kilobytes).
     max_response_bytes: int = Field(1 << 20, ge=1024, le=16 << 20)
 
-    _safe_url = field_validator("url")(base_url)
+    _safe_url = field_validator("url")(url_setting)
 
 
 class ArachnidCredentials(Credentials):

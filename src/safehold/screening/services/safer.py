@@ -40,7 +40,14 @@ from pydantic import Field, field_validator
 
 from safehold.classifiers.base import Score
 from safehold.screening.base import Credentials, Media, ScreeningError, ScreeningService, Settings
-from safehold.screening.services._answers import MAX_FIELD_CHARS, base_url, client, probability, protocol, text_field
+from safehold.screening.services._answers import (
+    MAX_FIELD_CHARS,
+    client,
+    probability,
+    protocol,
+    text_field,
+    url_setting,
+)
 
 TITLE = "Safer Predict"
 #: Safer's class → Safehold label; ``None``: a class that is never a hit (kept in the detail only).
@@ -61,7 +68,7 @@ class SaferSettings(Settings):
     #: Largest answer read (a prediction is a few hundred bytes).
     max_response_bytes: int = Field(1 << 20, ge=1024, le=16 << 20)
 
-    _safe_url = field_validator("url")(base_url)
+    _safe_url = field_validator("url")(url_setting)
 
     @field_validator("classify_path")
     @classmethod
