@@ -121,6 +121,13 @@ def test_pdq_is_the_base64_of_its_32_bytes():
     assert request_for(image(), "pdq").json == {"hashes": [pdq_base64(PDQ)]}
 
 
+def test_a_video_is_uploaded_in_media_mode(standin):
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(64)  # only its bytes matter to the stand-in
+    standin.add_media(video, "csam")
+    [score] = shield(standin).classify(image(video, pdq=None, content_type="video/mp4; codecs=avc1"))
+    assert score.label == "csam" and standin.received[0].headers["content-type"] == "video/mp4"
+
+
 def test_a_type_it_does_not_scan_is_not_sent(standin):
     err = failure(lambda: shield(standin).classify(image(b"hello", content_type="text/plain")))
     assert err.code == "screening.not_supported" and standin.received == []

@@ -183,8 +183,7 @@ def scores_from_pdq(body: Any, sent: str) -> list[Score]:
 
 
 def _scores(answer: Mapping, detail: dict) -> list[Score]:
-    classification = text_field(answer, "classification", TITLE, required=True)
-    assert classification is not None
+    classification = text_field(answer, "classification", TITLE, required=True) or ""
     mapped = CLASSIFICATIONS.get(classification, UNKNOWN_CLASSIFICATION)
     if mapped is None:
         return []

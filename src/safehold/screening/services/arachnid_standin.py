@@ -68,7 +68,8 @@ class ArachnidStandIn(ScreeningStandIn):
                 return Reply(400, {"detail": "Empty media."})
             return Reply(200, self._scanned(request.body))
         if path == "/v1/url":
-            url = (request.json() or {}).get("url") if isinstance(request.json(), dict) else None
+            body = request.json()
+            url = body.get("url") if isinstance(body, dict) else None
             if not isinstance(url, str) or url not in self.urls:
                 return Reply(422, {"detail": "The URL's domain is not registered for this account."})
             return Reply(200, self._scanned(self.urls[url]))
