@@ -59,8 +59,9 @@ class ScreeningError(SafeholdError):
         retryable: bool,
         retry_after: float | None = None,
         status: int = 502,
+        detail: dict | None = None,
     ):
-        super().__init__(code, message, status=status)
+        super().__init__(code, message, status=status, detail=detail)
         self.retryable = retryable
         self.retry_after = retry_after
 

@@ -1,6 +1,7 @@
-"""What the JSON-over-HTTPS exchanges (StopNCII, ThreatExchange, Tech Against Terrorism) share: one bounded request
-that turns every failure into an :class:`~safehold.sharing.base.ExchangeError` with a stable code, and a batch
-builder that maps a source's hash types onto Safehold's signal types without dropping what it cannot map.
+"""What the JSON-over-HTTPS exchanges (StopNCII, ThreatExchange, Tech Against Terrorism) share: the bounded request
+of :mod:`safehold.outbound.http` raising :class:`~safehold.sharing.base.ExchangeError` with ``exchange.*`` codes,
+and a batch builder that maps a source's hash types onto Safehold's signal types without dropping what it cannot
+map.
 
 Status mapping (a source may refine it with ``classify``): 401/403 → ``exchange.auth``; 429 →
 ``exchange.rate_limited`` (with the ``Retry-After`` seconds); 5xx, timeouts and network errors →
@@ -13,93 +14,43 @@ and to each redirect it would follow).
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
-import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from safehold.banks.formats._common import EntryRecord
 from safehold.errors import SafeholdError
-from safehold.scanning.fetch import forbidden_address
+from safehold.outbound import http as outbound
+from safehold.outbound.http import Classifier, retry_after
 from safehold.sharing.base import Exchange, ExchangeError, FetchBatch, UnknownSignal
 from safehold.signals import registry as signals
+
+__all__ = ["BatchBuilder", "Classifier", "JsonHttp", "check_source_url", "retry_after", "url_setting"]
 
 #: How many sample messages about malformed records one batch keeps.
 MAX_PROBLEMS = 5
 #: Longest hash value taken from a source (a longer one is a malformed record, not something to store).
 MAX_VALUE_CHARS = 4096
 
-#: ``classify(response, parsed_body_or_None)``: a source-specific error for a non-2xx answer, or ``None``.
-Classifier = Callable[[httpx.Response, Any], ExchangeError | None]
-
-#: Host names that are this machine (stand-ins and local feeds run here).
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+#: Exchange failures: ``exchange.<kind>``.
+ERRORS = outbound.prefixed(ExchangeError, "exchange")
+SUBJECT = "An exchange"
 
 
 def check_source_url(url: str) -> str:
-    """``url`` if an exchange may connect to it, else ``exchange.forbidden_url``.
-
-    The rule: ``https://`` with a host, or ``http://`` only to this machine (loopback); and a host written as an
-    IP address must be public by the URL scanner's SSRF deny list (private, link-local and cloud-metadata, CGNAT,
-    reserved...) unless it is loopback. Host names are not resolved here: only admins configure exchanges, and a
-    resolution at settings time would not bind the later connection anyway; the address literal is what an
-    attacker-controlled redirect would use to reach an internal service, and it is refused on every hop.
-    """
-    parts = urlsplit(url or "")
-    host = (parts.hostname or "").lower().rstrip(".")
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0]) if host else None
-    except ValueError:
-        address = None
-    loopback = host in LOOPBACK_NAMES or (address is not None and address.is_loopback)
-    if not host or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
-        raise _forbidden_url(f"An exchange URL is https:// (or http:// to this machine only); got {_shown(url)}.")
-    if address is not None and not loopback and forbidden_address(address):
-        raise _forbidden_url(f"An exchange may not connect to the non-public address {address}.")
-    return url
+    """``url`` if an exchange may connect to it, else ``exchange.forbidden_url``
+    (:func:`safehold.outbound.http.check_source_url`)."""
+    return outbound.check_source_url(url, errors=ERRORS, subject=SUBJECT)
 
 
 def url_setting(url: str) -> str:
     """:func:`check_source_url` for a settings validator: a refusal is a ``ValueError``, so the settings are
     refused as ``exchange.invalid_settings`` naming the field and why."""
-    try:
-        return check_source_url(url)
-    except ExchangeError as exc:
-        raise ValueError(exc.message) from None
+    return outbound.url_setting(url, errors=ERRORS, subject=SUBJECT)
 
 
-def _shown(url: str) -> str:
-    """The URL's scheme and host only: its path or query may hold a token."""
-    parts = urlsplit(url or "")
-    return repr(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}" if parts.scheme else (url or "")[:40])
-
-
-def _forbidden_url(message: str) -> ExchangeError:
-    return ExchangeError("exchange.forbidden_url", message, retryable=False)
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent or odd."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class JsonHttp:
-    """An ``httpx`` client bound to one exchange's base URL, timeout, transport and body limit. The base URL is
-    checked again here (settings stored before the rule was) and redirects are never followed."""
+class JsonHttp(outbound.JsonHttp):
+    """The outbound JSON client bound to one exchange's timeout, transport and body limit, raising
+    ``exchange.*`` errors."""
 
     def __init__(
         self,
@@ -111,117 +62,11 @@ class JsonHttp:
         classify: Classifier | None = None,
         secrets: tuple[str, ...] = (),
     ):
-        self.title = title
-        self._secrets = tuple(s for s in secrets if s)
-        self.max_body_bytes = exchange.max_body_bytes
-        self._classify = classify
-        self._client = httpx.Client(
-            base_url=check_source_url(base_url).rstrip("/") + "/",
-            headers=dict(headers or {}),
-            timeout=exchange.timeout,
-            transport=exchange.transport,
-            follow_redirects=False,
-        )
-
-    def __enter__(self) -> JsonHttp:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.close()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> dict:
-        """The JSON object the source answered to ``method path`` (``path`` relative to the base URL)."""
-        parsed = self.request_json(method, path, **kwargs)
-        if not isinstance(parsed, dict):
-            raise ExchangeError(
-                "exchange.protocol", f"{self.title} answered {method} {path} with something not a JSON object",
-                retryable=False,
-            )  # fmt: skip
-        return parsed
-
-    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Any JSON value the source answered (a list, say); a body that is not JSON is ``exchange.protocol``."""
-        try:
-            with self._client.stream(method, path.lstrip("/"), **kwargs) as response:
-                body = self._read(response)
-        except httpx.TimeoutException as exc:
-            raise ExchangeError(
-                "exchange.unavailable", f"{self.title} did not answer in time ({self._scrub(exc)})", retryable=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise ExchangeError(
-                "exchange.unavailable", f"{self.title} cannot be reached: {type(exc).__name__}: {self._scrub(exc)}",
-                retryable=True,
-            ) from None  # fmt: skip
-        parsed = _json_or_none(body)
-        if not response.is_success:
-            raise self._failure(response, parsed)
-        if parsed is None:
-            raise ExchangeError(
-                "exchange.protocol", f"{self.title} answered {method} {path} with something not JSON",
-                retryable=False, detail={"status": response.status_code},
-            )  # fmt: skip
-        return parsed
-
-    def _scrub(self, exc: Exception) -> str:
-        """The error's text without any secret (a source taking its token in the query string may echo the URL)."""
-        text = str(exc)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _read(self, response: httpx.Response) -> bytes:
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large()
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large()
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _too_large(self) -> ExchangeError:
-        return ExchangeError(
-            "exchange.protocol", f"{self.title} sent an answer over {self.max_body_bytes} bytes",
-            retryable=False, detail={"max_body_bytes": self.max_body_bytes},
+        super().__init__(
+            base_url, title=title, errors=ERRORS, subject=SUBJECT, timeout=exchange.timeout,
+            max_body_bytes=exchange.max_body_bytes, transport=exchange.transport, headers=headers,
+            classify=classify, secrets=secrets,
         )  # fmt: skip
-
-    def _failure(self, response: httpx.Response, parsed: Any) -> ExchangeError:
-        if self._classify is not None and (err := self._classify(response, parsed)) is not None:
-            return err
-        status = response.status_code
-        detail = {"status": status}
-        if response.is_redirect:  # never followed: a redirect could lead the credentials to another origin
-            return ExchangeError(
-                "exchange.protocol", f"{self.title} answered with a redirect (HTTP {status}), which is not followed",
-                retryable=False, detail=detail,
-            )  # fmt: skip
-        if status in (401, 403):
-            return ExchangeError(
-                "exchange.auth", f"{self.title} refused the credentials (HTTP {status})", retryable=False, detail=detail
-            )
-        if status == 429:
-            wait = retry_after(response.headers.get("Retry-After"))
-            return ExchangeError(
-                "exchange.rate_limited", f"{self.title} is rate limiting us (HTTP 429)",
-                retryable=True, retry_after=wait, detail={**detail, "retry_after": wait},
-            )  # fmt: skip
-        if status >= 500:
-            return ExchangeError(
-                "exchange.unavailable", f"{self.title} failed (HTTP {status})", retryable=True, detail=detail
-            )
-        return ExchangeError(
-            "exchange.protocol", f"{self.title} refused the request (HTTP {status})", retryable=False, detail=detail
-        )
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 class BatchBuilder:

@@ -46,7 +46,7 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 
 from safehold.banks.formats.ncmec_xml import NCMEC_NS as NS
-from safehold.sharing.exchanges._standin import ServedStandIn, next_fault
+from safehold.outbound.standin import ServedStandIn, next_fault
 
 PREFIX = "/hashsharing"
 PAGE_SIZE = 1000

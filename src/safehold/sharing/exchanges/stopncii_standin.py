@@ -13,7 +13,7 @@ Like the real API it wants ``Ocp-Apim-Subscription-Key`` on every call (401 with
 and continued by an opaque ``nextPageToken``; a change made while a client pages shows up in its next round.
 :meth:`expire_tokens` makes every issued token invalid (HTTP 400), :meth:`add_raw` serves a record as given (to
 test malformed records) and ``scramble`` serves each page's records out of time order. Faults (5xx, 429 with
-``Retry-After``, dropped connections) come from :class:`~safehold.sharing.exchanges._standin.JsonStandIn`.
+``Retry-After``, dropped connections) come from :class:`~safehold.outbound.standin.JsonStandIn`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 import time
 from collections.abc import Callable
 
-from safehold.sharing.exchanges._standin import JsonStandIn, Reply, Request
+from safehold.outbound.standin import JsonStandIn, Reply, Request
 
 PREFIX = "/v1"
 FEEDBACK_VALUES = frozenset(

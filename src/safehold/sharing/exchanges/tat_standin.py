@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
-from safehold.sharing.exchanges._standin import JsonStandIn, Reply, Request
+from safehold.outbound.standin import JsonStandIn, Reply, Request
 
 LIST_PATHS = ("/hash-list/v2/all", "/api/hash-list/v2/all")
 MAX_LIMIT = 1000

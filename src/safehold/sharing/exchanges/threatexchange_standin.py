@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
-from safehold.sharing.exchanges._standin import JsonStandIn, Reply, Request
+from safehold.outbound.standin import JsonStandIn, Reply, Request
 
 VERSION = "/v26.0"
 MAX_LIMIT = 1000

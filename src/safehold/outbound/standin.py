@@ -1,14 +1,16 @@
-"""The plumbing of the local stand-ins for the JSON exchanges (StopNCII, ThreatExchange, Tech Against Terrorism).
+"""The plumbing of the local stand-ins for the services Safehold calls out to (the JSON exchanges StopNCII,
+ThreatExchange and Tech Against Terrorism; the external classification services of :mod:`safehold.screening`).
 
 :class:`ServedStandIn` (serving from a thread, start/stop, the base URL) and :func:`next_fault` (the injected-fault
-queue) are also what NCMEC's XML stand-in (:mod:`.ncmec_standin`) is served and faulted with.
+queue) are also what NCMEC's XML stand-in (:mod:`safehold.sharing.exchanges.ncmec_standin`) is served and faulted
+with.
 
-Each stand-in speaks one source's documented protocol from an in-memory state so tests, benchmarks and operators
+Each stand-in speaks one service's documented protocol from an in-memory state so tests, benchmarks and operators
 can rehearse without the real service. This base serves HTTP from a thread on 127.0.0.1, logs every request, and
 injects faults the client must survive: :meth:`JsonStandIn.fail` makes the next requests answer an HTTP status
-(a 5xx, or 429 with ``Retry-After``), :meth:`JsonStandIn.drop` closes the connection without an answer, and
-:meth:`JsonStandIn.rate_limit` enforces a request rate like a real API gateway. A subclass implements
-:meth:`JsonStandIn.route`.
+(a 5xx, 429 with ``Retry-After``, or a 200 with a broken body), :meth:`JsonStandIn.drop` closes the connection
+without an answer, :meth:`JsonStandIn.slow` delays the next answers, and :meth:`JsonStandIn.rate_limit` enforces a
+request rate like a real API gateway. A subclass implements :meth:`JsonStandIn.route`.
 """
 
 from __future__ import annotations
@@ -56,15 +58,16 @@ class Request:
 
 @dataclass
 class _Fault:
-    reply: Reply | None  # None: drop the connection
+    reply: Reply | None  # None: drop the connection (unless ``delay``: then answer normally, late)
     times: int
+    delay: float = 0.0
 
 
 class ServedStandIn(ABC):
     """A stand-in served over HTTP from a background thread: start, stop, ``with`` and its base URL."""
 
     #: Shown in thread names and logs.
-    label = "exchange-standin"
+    label = "standin"
     #: The path the base URL ends with (a source whose API lives under one, e.g. ``/hashsharing``).
     prefix = ""
 
@@ -155,6 +158,11 @@ class JsonStandIn(ServedStandIn):
         with self._lock:
             self._faults.append(_Fault(None, times))
 
+    def slow(self, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` requests are answered normally but only after ``seconds`` (a client's timeout)."""
+        with self._lock:
+            self._faults.append(_Fault(None, times, delay=seconds))
+
     def rate_limit(self, requests: int | None, per: float = 60.0) -> None:
         """At most ``requests`` per ``per`` seconds (fixed windows); beyond, 429 with the seconds left as
         ``Retry-After``. ``None`` lifts the limit."""
@@ -183,7 +191,9 @@ class JsonStandIn(ServedStandIn):
 
     def answer(self, request: Request) -> Reply | None:
         fault = next_fault(self._faults, self._lock)
-        if fault is not None:
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # outside the lock: other requests are served meanwhile
+        elif fault is not None:
             return fault.reply
         if (limited := self._over_rate()) is not None:
             return limited
