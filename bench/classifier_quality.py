@@ -60,9 +60,11 @@ class Source:
     git_dir: Path | None = None
     commit: str = "HEAD"
     paths: tuple[str, ...] = ("",)
+    exclude: frozenset[str] = frozenset()
     repo: str | None = None
     licence: str = "unrecorded"
     note: str = ""
+    expected: int | None = None
     counts: dict = field(default_factory=lambda: {"scored": 0, "unreadable": 0, "missing": 0})
 
     def describe(self) -> dict:
@@ -72,6 +74,8 @@ class Source:
         if self.git_dir is not None:
             out["commit"] = self.commit
             out["paths"] = list(self.paths)
+            if self.exclude:
+                out["excluded"] = sorted(self.exclude)
         if self.note:
             out["note"] = self.note
         return out
@@ -137,9 +141,11 @@ def manifest_sources(manifest: Path, mirror: Path, only: set[str] | None) -> lis
                 git_dir=git_dir,
                 commit=entry["commit"],
                 paths=tuple(entry["paths"]),
+                exclude=frozenset(entry.get("exclude", ())),
                 repo=entry["repo"],
                 licence=entry["licence"],
                 note=entry.get("note", ""),
+                expected=entry.get("expected_images"),
             )
         )
     return out
@@ -165,7 +171,7 @@ def git_files(source: Source, limit: int | None) -> Iterator[tuple[str, bytes | 
         meta, _, path = record.partition(b"\t")
         _mode, kind, sha = meta.split()
         name = path.decode("utf-8", "replace")
-        if kind == b"blob" and is_image(name):
+        if kind == b"blob" and is_image(name) and name not in source.exclude:
             entries.append((name, sha))
     entries.sort()
     with subprocess.Popen(
@@ -187,28 +193,30 @@ def git_files(source: Source, limit: int | None) -> Iterator[tuple[str, bytes | 
 
 
 class Progress:
-    """A one-line progress bar on stderr (the bench runs for minutes; no extra dependency for it)."""
+    """Progress on stderr: a bar redrawn in place on a terminal, a line every tenth of the way otherwise (a log)."""
 
     def __init__(self, total: int, width: int = 30) -> None:
-        self.total, self.width, self.done, self.started, self.shown = max(total, 1), width, 0, time.monotonic(), 0.0
+        self.total, self.width, self.done, self.started = max(total, 1), width, 0, time.monotonic()
+        self.tty, self.shown, self.next_line = sys.stderr.isatty(), 0.0, 0.1
 
     def step(self) -> None:
         self.done += 1
-        now = time.monotonic()
+        now, share = time.monotonic(), min(self.done / self.total, 1)
+        rate = self.done / max(now - self.started, 1e-9)
+        if not self.tty:
+            if share >= self.next_line:
+                self.next_line += 0.1
+                log(f"{self.done}/{self.total} images, {rate:.1f}/s")
+            return
         if now - self.shown < 0.5 and self.done < self.total:
             return
         self.shown = now
-        filled = int(self.width * min(self.done / self.total, 1))
-        rate = self.done / max(now - self.started, 1e-9)
-        print(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} {rate:.1f} img/s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        bar = "#" * int(self.width * share) + "." * (self.width - int(self.width * share))
+        print(f"\r[{bar}] {self.done}/{self.total} {rate:.1f} img/s", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        print(file=sys.stderr, flush=True)
+        if self.tty:
+            print(file=sys.stderr, flush=True)
 
 
 def count_images(source: Source, limit: int | None) -> int:
@@ -217,7 +225,8 @@ def count_images(source: Source, limit: int | None) -> int:
     else:
         paths = [p for p in source.paths if p]
         listing = git(source.git_dir, "ls-tree", "-r", "--name-only", "-z", source.commit, "--", *paths)
-        n = sum(1 for name in listing.split(b"\0") if name and is_image(name.decode("utf-8", "replace")))
+        names = (name.decode("utf-8", "replace") for name in listing.split(b"\0") if name)
+        n = sum(1 for name in names if is_image(name) and name not in source.exclude)
     return min(n, limit) if limit is not None else n
 
 
@@ -234,10 +243,10 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-def summarise(set_name: str, scored: list[tuple[str, float]], unreadable: int, default: float) -> dict:
+def summarise(set_name: str, scored: list[tuple[str, float]], skipped: dict, default: float) -> dict:
     values = sorted(s for _, s in scored)
     rate_name = "false_positive_rate" if set_name == "benign" else "recall"
-    out: dict = {"count": len(values), "unreadable": unreadable}
+    out: dict = {"count": len(values), **skipped}
     if not values:
         return out
     out["scores"] = {f"p{p}": round(percentile(values, p), 4) for p in PERCENTILES}
@@ -271,7 +280,7 @@ def run(args: argparse.Namespace) -> dict:
     log(f"{args.classifier} (threshold {default}) on {total} images from {len(sources)} sources")
 
     scored: dict[str, list[tuple[str, float]]] = {name: [] for name in SETS}
-    unreadable = dict.fromkeys(SETS, 0)
+    skipped = {name: {"unreadable": 0, "missing": 0} for name in SETS}
     progress = Progress(total)
     started = time.monotonic()
     for source in sources:
@@ -281,16 +290,20 @@ def run(args: argparse.Namespace) -> dict:
             ident = f"{source.label}:{name}"
             if data is None:
                 source.counts["missing"] += 1
-                unreadable[source.set] += 1
+                skipped[source.set]["missing"] += 1
                 continue
             value = score(classifiers, data, args.label)
             if value is None:
                 source.counts["unreadable"] += 1
-                unreadable[source.set] += 1
+                skipped[source.set]["unreadable"] += 1
                 continue
             source.counts["scored"] += 1
             scored[source.set].append((ident, value))
     progress.close()
+    for source in sources:
+        seen = sum(source.counts.values())
+        if source.expected is not None and args.limit_per_source is None and seen != source.expected:
+            log(f"warning: {source.label} has {seen} images, the manifest expects {source.expected}")
     seconds = time.monotonic() - started
     n = sum(len(v) for v in scored.values())
     return {
@@ -299,7 +312,7 @@ def run(args: argparse.Namespace) -> dict:
         "machine": machine(),
         "seconds": round(seconds, 1),
         "images_per_second": round(n / seconds, 2) if seconds else None,
-        "sets": {name: summarise(name, scored[name], unreadable[name], default) for name in SETS if scored[name]},
+        "sets": {name: summarise(name, scored[name], skipped[name], default) for name in SETS if scored[name]},
         "sources": [s.describe() for s in sources],
     }
 
@@ -323,7 +336,10 @@ def main(argv: list[str] | None = None) -> None:
     for name, figures in result["sets"].items():
         d = figures.get("default_threshold", {})
         rate = d.get("false_positive_rate", d.get("recall"))
-        log(f"{name}: {figures['count']} scored, {figures['unreadable']} unreadable, rate at default {rate}")
+        log(
+            f"{name}: {figures['count']} scored, {figures['unreadable']} unreadable, {figures['missing']} missing, "
+            f"rate at default {rate}"
+        )
     log(f"wrote {args.out}")
 
 
