@@ -122,8 +122,12 @@ def cli_source(set_name: str, spec: str) -> Source:
 
 def manifest_sources(manifest: Path, mirror: Path, only: set[str] | None) -> list[Source]:
     """The manifest's sources whose snapshot is under ``mirror``; a missing snapshot stops the run (say which)."""
+    entries = json.loads(manifest.read_text())["sources"]
+    unknown = sorted((only or set()) - {entry["id"] for entry in entries})
+    if unknown:
+        raise SystemExit(f"no source {', '.join(unknown)} in {manifest}")
     out = []
-    for entry in json.loads(manifest.read_text())["sources"]:
+    for entry in entries:
         if only and entry["id"] not in only:
             continue
         base = mirror / entry["repo"].replace("/", "+") / "repo"
@@ -231,7 +235,8 @@ def count_images(source: Source, limit: int | None) -> int:
 
 
 def score(classifiers: Classifiers, data: bytes, label: str | None) -> float | None:
-    """The classifier's highest score (of ``label`` if given) on ``data``, or None if it could not be decoded."""
+    """The classifier's highest score (of ``label`` if given) on ``data``; None if it could not be decoded within
+    the scan's caps (or the classifier raised on it, which ``Classifiers`` logs)."""
     results = classifiers.classify_image(data)
     scores = [s.score for c in results for s in c.scores if label is None or s.label == label]
     return max(scores) if scores else None
