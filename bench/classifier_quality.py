@@ -18,7 +18,8 @@ Images are read one at a time (bounded memory); only scores and names are kept.
 
 Figures per set: count, unreadable, score percentiles, the share at or above each threshold 0.5–0.95 and at the
 classifier's default threshold (false-positive rate for ``benign``, recall for ``positive``), and for ``benign``
-the names of the false positives at the default threshold (names only, never content).
+the names of the false positives at the default threshold (names only, never content); per source, how many
+reached the default threshold; for ``positive`` (a short curated list) every image's score.
 
 Usage::
 
@@ -66,9 +67,12 @@ class Source:
     note: str = ""
     expected: int | None = None
     counts: dict = field(default_factory=lambda: {"scored": 0, "unreadable": 0, "missing": 0})
+    #: How many of its images scored at or above the classifier's default threshold.
+    at_default: int = 0
 
     def describe(self) -> dict:
         out = {"set": self.set, "source": self.label, "licence": self.licence, **self.counts}
+        out["at_or_above_default"] = self.at_default
         if self.repo:
             out["repository"] = self.repo
         if self.git_dir is not None:
@@ -267,6 +271,8 @@ def summarise(set_name: str, scored: list[tuple[str, float]], skipped: dict, def
         out["false_positives_at_default"] = sorted(name for name, s in scored if s >= default)
     else:
         out["missed_at_default"] = sorted(name for name, s in scored if s < default)
+        # a positive set is a short curated list: every image's score is worth reading
+        out["score_by_image"] = {name: round(s, 4) for name, s in sorted(scored)}
     return out
 
 
@@ -303,6 +309,7 @@ def run(args: argparse.Namespace) -> dict:
                 skipped[source.set]["unreadable"] += 1
                 continue
             source.counts["scored"] += 1
+            source.at_default += value >= default
             scored[source.set].append((ident, value))
     progress.close()
     for source in sources:
