@@ -187,6 +187,13 @@ class Services:
             max_jpeg_scans=st.jpeg_max_scans,
             max_jpeg_segments=st.jpeg_max_segments,
             budget=self.scans.pixels,
+            threads=st.classifier_threads,
+            video_frames=st.classifier_video_frames,
+            video_max_seconds=st.video_max_seconds,
+            video_max_pixels=st.video_max_pixels,
+            video_timeout=st.video_hash_timeout,
+            max_bytes=st.max_upload_bytes,
+            video_slots=self.scans.videos,
         )
 
     @cached_property

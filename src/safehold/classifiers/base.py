@@ -70,6 +70,9 @@ class Classifier(ABC):
     labels: ClassVar[tuple[str, ...]]
     #: A score at or above this is a hit: a case for human review.
     threshold: ClassVar[float] = 0.5
+    #: The shortest image side it needs (``None``: full resolution). When every enabled classifier names one,
+    #: images and video frames are decoded at reduced size, never below the largest named (a JPEG by DCT scaling).
+    min_side: ClassVar[int | None] = None
 
     @abstractmethod
     def classify(self, content: Content) -> list[Score]:
