@@ -52,6 +52,16 @@ class Classification:
         """The scores at or above the classifier's threshold."""
         return tuple(s for s in self.scores if s.score >= self.threshold)
 
+    def to_dict(self) -> dict:
+        """As the API and ``safehold classifier run --json`` show it: every score, and the labels that are hits."""
+        return {
+            "classifier": self.classifier,
+            "version": self.version,
+            "threshold": self.threshold,
+            "scores": [{"label": s.label, "score": s.score, "detail": s.detail} for s in self.scores],
+            "hits": [s.label for s in self.hits],
+        }
+
 
 class Classifier(ABC):
     """A detector of new material: which content it takes, which labels it emits, and how it scores.

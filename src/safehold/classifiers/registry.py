@@ -199,6 +199,20 @@ class Classifiers:
 
         return self.classify_video(data) if sniff(data) == "video" else self.classify_image(data)
 
+    def classify_file(self, data: bytes, filename: str | None = None) -> FileClassification:
+        """What every enabled classifier says about one image or video, a video frame by frame, for an operator
+        trying them: the file's own problems are raised with the scan's codes (``media.*``), and so is
+        ``classifier.none_enabled`` when there is nothing to try."""
+        from safehold.signals.media import sniff
+
+        if not self.enabled:
+            raise none_enabled()
+        if sniff(data, filename) == "video":
+            frames = list(self.classify_frames(data))
+            return FileClassification("video", video_scores(frames), frames)
+        image = self.decode_image(data)  # undecodable bytes raise here, whatever classifiers are enabled
+        return FileClassification("image", self.classify(Content("image", image=image)))
+
 
 @dataclass(frozen=True)
 class FrameClassification:
@@ -206,6 +220,24 @@ class FrameClassification:
 
     timestamp: float
     classifications: list[Classification]
+
+
+@dataclass(frozen=True)
+class FileClassification:
+    """One file's classifications; for a video, those of its frames too."""
+
+    media: str
+    classifications: list[Classification]
+    frames: list[FrameClassification] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out: dict = {"media": self.media, "classifications": [c.to_dict() for c in self.classifications]}
+        if self.media == "video":
+            out["frames"] = [
+                {"timestamp": f.timestamp, "classifications": [c.to_dict() for c in f.classifications]}
+                for f in self.frames
+            ]
+        return out
 
 
 def video_scores(frames: Sequence[FrameClassification]) -> list[Classification]:
@@ -230,6 +262,16 @@ def video_scores(frames: Sequence[FrameClassification]) -> list[Classification]:
         )
         out.append(Classification(c.classifier, c.version, c.threshold, scores))
     return out
+
+
+def none_enabled() -> SafeholdError:
+    """409 ``classifier.none_enabled``: an operator asked to try the classifiers and none is enabled."""
+    return SafeholdError(
+        "classifier.none_enabled",
+        "No classifier is enabled: set SAFEHOLD_CLASSIFIERS, e.g. SAFEHOLD_CLASSIFIERS=opennsfw (docs/classifiers.md).",
+        status=409,
+        detail={"available": sorted(BUILTIN)},
+    )
 
 
 def _check_scores(c: Classifier, scores: Sequence[Score]) -> None:
@@ -288,3 +330,38 @@ def _build(cls: type[Classifier], threads: int) -> Classifier:
     except (TypeError, ValueError):  # a signature Python cannot read (a C extension's)
         takes_threads = False
     return cls(threads=threads) if takes_threads else cls()
+
+
+def available(enabled: Iterable[str] = (), *, entry_points: Iterable[EntryPointLike] | None = None) -> list[dict]:
+    """Every classifier this installation could run, built-ins first: name, where it comes from, what it takes
+    and emits, its default threshold, and whether ``enabled`` (``SAFEHOLD_CLASSIFIERS``) names it. Installed
+    plug-ins are imported to be described; one that cannot be is listed with its ``error``."""
+    on = set(enabled)
+    out = []
+
+    def row(name: str, source: str, cls: type[Classifier]) -> dict:
+        return {
+            "name": name,
+            "source": source,
+            "description": cls.description,
+            "version": cls.version,
+            "takes": sorted(cls.takes),
+            "labels": list(cls.labels),
+            "threshold": float(cls.threshold),
+            "enabled": name in on,
+        }
+
+    for name, (module, attr) in BUILTIN.items():
+        try:
+            out.append(row(name, "built-in", check(getattr(importlib.import_module(module), attr))))
+        except SafeholdError as exc:  # its model package missing or damaged
+            out.append({"name": name, "source": "built-in", "enabled": name in on, "error": exc.code})
+    eps = list(entry_points) if entry_points is not None else entrypoints.installed(ENTRY_POINT_GROUP)
+    for ep in sorted(eps, key=lambda e: str(e.name)):
+        try:
+            cls = check(entrypoints.load(ep, "classifier"), ep.name)
+        except SafeholdError as exc:
+            out.append({"name": ep.name, "source": f"plug-in {ep.value}", "enabled": ep.name in on, "error": exc.code})
+            continue
+        out.append(row(cls.name, f"plug-in {ep.value}", cls))
+    return out
