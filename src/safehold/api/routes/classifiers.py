@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import ContractRoute, error_responses
+from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.api.multipart import read_upload_form
 from safehold.api.routes.scan import MULTIPART_FILE, is_multipart, one_upload
@@ -25,7 +25,6 @@ SCAN = Depends(require(Permission.SCAN))
     "/classify",
     summary="Score one image or video (multipart 'file') with every enabled classifier, recording nothing",
     openapi_extra={"requestBody": {"required": True, "content": MULTIPART_FILE}},
-    responses=error_responses(503),
 )
 async def classify(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
     """An operator tries the classifiers on a file: the scores of each (a video's per sampled frame too) and
