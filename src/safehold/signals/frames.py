@@ -5,10 +5,10 @@ middle of each of ``count`` equal parts of the video, so neither the black first
 and gives them one at a time, each with its timestamp. The bounds are the video hash's (:mod:`safehold.signals.vpdq`):
 the bytes go to a private temporary file; ``ffprobe`` checks the size, the frame size and the duration before
 anything decodes them (:func:`~safehold.signals.vpdq.probe_video`, the same checks and error codes); then one
-``ffmpeg`` run with one decoding thread seeks to each time (a long video is not decoded end to end), scales each
-frame down so that its short side is ``side`` pixels (never up) and writes it as a small BMP, under a wall-clock
-limit for the whole; a slot of the process's video budget is held throughout (``media.busy`` when none frees in
-time).
+``ffmpeg`` run with one decoding thread decodes the video once up to the last sample time, keeps the first frame
+at or after each time, scales it down so that its short side is ``side`` pixels (never up) and writes it as a small
+BMP, under a wall-clock limit for the whole; a slot of the process's video budget is held throughout
+(``media.busy`` when none frees in time).
 """
 
 from __future__ import annotations
@@ -143,14 +143,17 @@ class FrameSampler:
             timed_out=self._timed_out,
         )
         times = sample_times(duration, self.count)
+        # One pass over the video (the cost of the vPDQ hash of it): a frame is kept when it is the first at or
+        # after the next sample time; frames before the last sample are decoded, none after it. (Seeking to each
+        # time instead would decode from the keyframe before it, again and again for a video with few keyframes.)
+        first, step = times[0], (times[1] - times[0] if len(times) > 1 else 1.0)
+        upcoming = f"{first}+{step}*if(isnan(prev_selected_t),0,floor((prev_selected_t-{first})/{step})+1)"
         s = self.side
         scale = f"scale=w='if(lte(iw,ih),min(iw,{s}),-2)':h='if(lte(iw,ih),-2,min(ih,{s}))'"
-        cmd = [self.ffmpeg_path, "-v", "error", "-nostdin", "-y"]
-        for t in times:
-            cmd += ["-threads", "1", "-ss", f"{t:.3f}", "-i", path]
-        for i in range(len(times)):
-            cmd += ["-map", f"{i}:v:0", "-frames:v", "1", "-vf", scale, "-threads", "1", "-c:v", "bmp"]
-            cmd.append(os.path.join(workdir, f"frame{i}.bmp"))
+        cmd = [self.ffmpeg_path, "-v", "error", "-nostdin", "-y", "-threads", "1", "-i", path, "-map", "0:v:0"]
+        cmd += ["-an", "-sn", "-dn", "-vf", f"select='gte(t,{upcoming})',{scale}", "-fps_mode", "passthrough"]
+        cmd += ["-frames:v", str(len(times)), "-threads", "1", "-c:v", "bmp", "-start_number", "0"]
+        cmd.append(os.path.join(workdir, "frame%d.bmp"))
         left = deadline - time.monotonic()
         if left <= 0:
             raise self._timed_out()
