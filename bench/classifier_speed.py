@@ -46,23 +46,26 @@ from safehold.signals.image import load_image  # noqa: E402
 SIZES = {"256x256": (256, 256), "1MP": (1152, 864), "4MP": (2304, 1728), "12MP": (4000, 3000)}
 
 
-def timed(fn, data: list, min_seconds: float) -> dict:
-    """Calls ``fn`` on each item, round after round, for at least ``min_seconds`` (after one warm-up call)."""
-    fn(data[0])
-    per = []
+def timed(fns: dict, data: list, min_seconds: float) -> dict:
+    """Each of ``fns`` called on each item, interleaved (so a load spike of the shared machine hits all alike),
+    round after round for at least ``min_seconds`` (after one warm-up call each): calls/s and median ms."""
+    for fn in fns.values():
+        fn(data[0])
+    per: dict = {name: [] for name in fns}
     t0 = time.perf_counter()
-    while True:
+    while time.perf_counter() - t0 < min_seconds or not per[next(iter(fns))]:
         for d in data:
-            t = time.perf_counter()
-            fn(d)
-            per.append(time.perf_counter() - t)
-        if time.perf_counter() - t0 >= min_seconds:
-            break
-    elapsed = time.perf_counter() - t0
+            for name, fn in fns.items():
+                t = time.perf_counter()
+                fn(d)
+                per[name].append(time.perf_counter() - t)
     return {
-        "calls": len(per),
-        "per_s": round(len(per) / elapsed, 2),
-        "ms_median": round(statistics.median(per) * 1000, 2),
+        name: {
+            "calls": len(p),
+            "per_s": round(len(p) / sum(p), 2),
+            "ms_median": round(statistics.median(p) * 1000, 2),
+        }
+        for name, p in per.items()
     }
 
 
@@ -102,7 +105,7 @@ def main() -> None:
         "images": {},
     }
     batch = opennsfw.preprocess(synthetic_photo(256, 256, 0))[np.newaxis]
-    result["model_only"] = timed(lambda b: session.run(None, {name: b}), [batch], min_seconds)
+    result["model_only"] = timed({"run": lambda b: session.run(None, {name: b})}, [batch], min_seconds)["run"]
     print(f"model only: {result['model_only']}", flush=True)
 
     for key, (w, h) in SIZES.items():
@@ -111,25 +114,24 @@ def main() -> None:
         row = {
             "mean_bytes": int(statistics.mean(len(d) for d in data)),
             "decoded_size_with_draft": list(decoded[0].size),
-            "with_draft": timed(draft.classify_image, data, min_seconds),
-            "without_draft": timed(full.classify_image, data, min_seconds),
-            "decode_with_draft": timed(draft.decode_image, data, min_seconds),
-            "decode_without_draft": timed(lambda d: load_image(d), data, min_seconds),
-            "preprocess_after_draft": timed(opennsfw.preprocess, decoded, min_seconds),
+            **timed({"with_draft": draft.classify_image, "without_draft": full.classify_image}, data, min_seconds),
+            **timed(
+                {"decode_with_draft": draft.decode_image, "decode_without_draft": lambda d: load_image(d)},
+                data,
+                min_seconds,
+            ),
+            "preprocess_after_draft": timed({"p": opennsfw.preprocess}, decoded, min_seconds)["p"],
         }
         row["speedup_draft"] = round(row["with_draft"]["per_s"] / row["without_draft"]["per_s"], 2)
         result["images"][key] = row
-        print(
-            f"{key}: {row['with_draft']['per_s']} images/s with draft, {row['without_draft']['per_s']} without",
-            flush=True,
-        )
+        print(f"{key}: {row['with_draft']['per_s']} images/s with draft, {row['without_draft']['per_s']} without")
 
     if shutil.which("ffmpeg"):
         seconds = 10 if args.quick else 30
         with tempfile.TemporaryDirectory() as tmp:
             clip = video(Path(tmp), seconds)
         frames = draft.video_frames
-        t = timed(draft.classify_video, [clip], min_seconds)
+        t = timed({"v": draft.classify_video}, [clip], min_seconds)["v"]
         result["video"] = {
             "clip": f"1280x720 H.264, {seconds} s, 25 fps (generated test pattern)",
             "frames_sampled": min(frames, seconds),
@@ -139,6 +141,7 @@ def main() -> None:
         }
         print(f"video: {result['video']}", flush=True)
 
+    result["machine"]["load_end"] = os.getloadavg()[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
