@@ -108,3 +108,14 @@ def test_images_beyond_the_bounds_are_not_decoded():
     with pytest.raises(SafeholdError) as exc:
         found.classify_file(jpeg(9, (400, 300)))
     assert exc.value.code == "media.decompression_bomb"
+
+
+def test_a_plug_ins_min_side_is_checked():
+    from safehold.classifiers.registry import check
+
+    class Odd(OpenNsfwClassifier):
+        min_side = "big"
+
+    with pytest.raises(SafeholdError) as exc:
+        check(Odd)
+    assert exc.value.code == "plugin.invalid" and "min_side" in exc.value.message

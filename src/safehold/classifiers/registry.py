@@ -77,6 +77,9 @@ def check(cls: object, ep_name: str = "built-in") -> type[Classifier]:
     threshold = getattr(cls, "threshold", None)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
         raise invalid(f"{what}.threshold must be a number in (0, 1]")
+    side = getattr(cls, "min_side", None)
+    if side is not None and (isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= 8192):
+        raise invalid(f"{what}.min_side must be None or a whole number of pixels from 1 to 8192")
     return cls
 
 
