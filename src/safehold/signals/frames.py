@@ -143,11 +143,12 @@ class FrameSampler:
             timed_out=self._timed_out,
         )
         times = sample_times(duration, self.count)
-        # One pass over the video (the cost of the vPDQ hash of it): a frame is kept when it is the first at or
-        # after the next sample time; frames before the last sample are decoded, none after it. (Seeking to each
-        # time instead would decode from the keyframe before it, again and again for a video with few keyframes.)
+        # One pass over the video (the cost of the vPDQ hash of it): the k-th frame kept is the first at or after
+        # the k-th time (``selected_n`` counts the frames kept so far); nothing after the last time is decoded.
+        # (Seeking to each time instead would decode from the keyframe before it, again and again for a video with
+        # few keyframes.) A video of less than one frame a second gets its frames later than the times named.
         first, step = times[0], (times[1] - times[0] if len(times) > 1 else 1.0)
-        upcoming = f"{first}+{step}*if(isnan(prev_selected_t),0,floor((prev_selected_t-{first})/{step})+1)"
+        upcoming = f"{first}+{step}*selected_n"
         s = self.side
         scale = f"scale=w='if(lte(iw,ih),min(iw,{s}),-2)':h='if(lte(iw,ih),-2,min(ih,{s}))'"
         cmd = [self.ffmpeg_path, "-v", "error", "-nostdin", "-y", "-threads", "1", "-i", path, "-map", "0:v:0"]
