@@ -366,6 +366,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Classifiers that score uploaded images for human review (comma-separated names; empty: none).",
     )
+    classifier_threads: int = Field(
+        default=1, ge=1, le=64, description="Threads one classification by a local model may use (1: one core)."
+    )
+    classifier_video_frames: int = Field(
+        default=16, ge=1, le=256, description="Most frames of a video the classifiers score (evenly spread)."
+    )
     conversation_idle_days: float = Field(
         default=90.0,
         gt=0,

@@ -178,16 +178,7 @@ class Services:
 
     @cached_property
     def classifiers(self) -> Classifiers:
-        from safehold.classifiers.registry import load
-
-        st = self.settings
-        return load(
-            st.classifiers,
-            max_pixels=st.max_image_pixels,
-            max_jpeg_scans=st.jpeg_max_scans,
-            max_jpeg_segments=st.jpeg_max_segments,
-            budget=self.scans.pixels,
-        )
+        return load_classifiers(self.settings, budget=self.scans.pixels, video_slots=self.scans.videos)
 
     @cached_property
     def ages(self) -> AgeBook:
@@ -365,3 +356,25 @@ class Services:
 
 #: Every service, in the order ``Services`` builds them when not lazy.
 _SERVICES = tuple(name for name, attr in vars(Services).items() if isinstance(attr, cached_property))
+
+
+def load_classifiers(settings: Settings, names: list[str] | None = None, **budgets) -> Classifiers:
+    """The classifiers ``names`` (default: ``SAFEHOLD_CLASSIFIERS``) with the settings' threads and a scan's
+    decode bounds (pixels, JPEG structure, video length, frame size and time); ``budgets`` are the process-wide
+    bounds on work in flight (``budget``, ``video_slots``), which the server shares with its scans."""
+    from safehold.classifiers.registry import load
+
+    st = settings
+    return load(
+        st.classifiers if names is None else names,
+        threads=st.classifier_threads,
+        max_pixels=st.max_image_pixels,
+        max_jpeg_scans=st.jpeg_max_scans,
+        max_jpeg_segments=st.jpeg_max_segments,
+        video_frames=st.classifier_video_frames,
+        video_max_seconds=st.video_max_seconds,
+        video_max_pixels=st.video_max_pixels,
+        video_timeout=st.video_hash_timeout,
+        max_bytes=st.max_upload_bytes,
+        **budgets,
+    )

@@ -52,6 +52,16 @@ class Classification:
         """The scores at or above the classifier's threshold."""
         return tuple(s for s in self.scores if s.score >= self.threshold)
 
+    def to_dict(self) -> dict:
+        """As the API and ``safehold classifier run --json`` show it: every score, and the labels that are hits."""
+        return {
+            "classifier": self.classifier,
+            "version": self.version,
+            "threshold": self.threshold,
+            "scores": [{"label": s.label, "score": s.score, "detail": s.detail} for s in self.scores],
+            "hits": [s.label for s in self.hits],
+        }
+
 
 class Classifier(ABC):
     """A detector of new material: which content it takes, which labels it emits, and how it scores.
@@ -70,6 +80,9 @@ class Classifier(ABC):
     labels: ClassVar[tuple[str, ...]]
     #: A score at or above this is a hit: a case for human review.
     threshold: ClassVar[float] = 0.5
+    #: The shortest image side it needs (``None``: full resolution). When every enabled classifier names one,
+    #: images and video frames are decoded at reduced size, never below the largest named (a JPEG by DCT scaling).
+    min_side: ClassVar[int | None] = None
 
     @abstractmethod
     def classify(self, content: Content) -> list[Score]:

@@ -263,7 +263,7 @@ class Pipeline:
             hashes = [(sig["type"], sig["value"]) for scan in sub.scans for sig in scan.signals]
             self.seen.record(sub.detection.content_id, sub.detection.account_id, hashes)
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
-        hits = review_signals(self.classifiers.classify_image(sub.media) if _classifiable(sub) else [])
+        hits = review_signals(self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
         own = sub.detection.signals if sub.opens or found or hits else []
         signals = [b.signal for b in found] + hits + own
         if not signals and not sub.always:
@@ -295,11 +295,11 @@ _MEDIA = ("image", "video")
 
 
 def _classifiable(sub: Submission) -> bool:
-    """Whether the classifiers look at the submission's media: an image the scan hashed without error (a file
-    the hashers refused, too large or too complex, is not decoded again to be classified) and that no allow bank
-    vouched for (a known false positive is not a guess to review)."""
+    """Whether the classifiers look at the submission's media: an image, or a video (its sampled frames), that
+    the scan hashed without error (a file the hashers refused, too large or too complex, is not decoded again to
+    be classified) and that no allow bank vouched for (a known false positive is not a guess to review)."""
     return sub.media is not None and any(
-        scan.media == "image" and scan.error is None and scan.verdict != "allowlisted" for scan in sub.scans
+        scan.media in _MEDIA and scan.error is None and scan.verdict != "allowlisted" for scan in sub.scans
     )
 
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from safehold.errors import SafeholdError
@@ -137,10 +138,97 @@ with open(out, "w") as fh:
     json.dump(res, fh)
 """
 
-_EXT = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpegts": ".ts",
+#: The file suffix a container format's private temporary copy is given (decoders guess from it too).
+SUFFIX = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpegts": ".ts",
         "flv": ".flv", "mpeg": ".mpg", "asf": ".wmv", "ogg": ".ogv"}  # fmt: skip
 # Demuxers ffprobe reports for still images; a "video" made of one of these is an image, not a video.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng", "tiff", "bmp", "png", "jpeg", "heif", "avif")
+
+
+def probe_video(
+    path: str,
+    *,
+    recognised: bool,
+    ffprobe_path: str | None,
+    max_pixels: int,
+    max_duration_seconds: float,
+    timeout: float,
+    deadline: float | None = None,
+    timed_out: Callable[[], SafeholdError],
+) -> float | None:
+    """Check a video file's limits with ffprobe (a video stream, frame size, duration) before anything decodes
+    it; return its duration if known. ``recognised``: its magic bytes said video (a probe failure is then
+    ``media.corrupt``, else ``media.unsupported_format``). ``timed_out`` makes the error for a passed
+    ``deadline``. No-op when ffprobe is not installed. Shared by every door that decodes video (vPDQ, frame
+    sampling)."""
+    if not ffprobe_path:
+        return None
+    cmd = [
+        ffprobe_path,
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        path,
+    ]
+    if deadline is not None:
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise timed_out()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise timed_out() from None
+        raise SafeholdError(
+            "media.corrupt",
+            "the video could not be read in time (probe timed out)",
+            detail={"stage": "probe"},
+        ) from None
+    except OSError:
+        return None  # ffprobe vanished or is not executable: fall back to hashing limits only
+    info: dict = {}
+    if proc.returncode == 0:
+        try:
+            info = json.loads(proc.stdout or b"{}")
+        except ValueError:
+            info = {}
+    if proc.returncode != 0 or not info.get("format"):
+        lines = proc.stderr.decode("utf-8", "replace").replace(path, "input").strip().splitlines()
+        msg = (lines[-1] if lines else "unreadable")[:200]
+        if recognised:
+            raise SafeholdError("media.corrupt", f"the video is damaged: {msg}")
+        raise SafeholdError("media.unsupported_format", "content is not a recognised video format")
+    fmt_name = str(info.get("format", {}).get("format_name", ""))
+    videos = [
+        s
+        for s in info.get("streams", [])
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]  # cover art in an audio file is not a video
+    if not videos:
+        raise SafeholdError("media.unsupported_format", "content has no video stream", detail={"format": fmt_name})
+    if not recognised and any(d in fmt_name for d in _IMAGE_DEMUXERS):
+        raise SafeholdError("media.unsupported_format", "content is an image, not a video")
+    for s in videos:
+        w, h = int(s.get("width") or 0), int(s.get("height") or 0)
+        if w * h > max_pixels:
+            raise SafeholdError(
+                "media.too_large",
+                f"video frames are {w}x{h}; the limit is {max_pixels} pixels",
+                status=413,
+                detail={"width": w, "height": h, "max_pixels": max_pixels},
+            )
+    duration = _probe_duration(info)
+    if duration is not None and duration > max_duration_seconds:
+        raise SafeholdError(
+            "media.too_large",
+            f"video is {duration:.0f} s long; the limit is {max_duration_seconds:.0f} s",
+            status=413,
+            detail={"duration": duration, "max_duration_seconds": max_duration_seconds},
+        )
+    return duration
 
 
 def _probe_duration(info: dict) -> float | None:
@@ -228,7 +316,7 @@ class VpdqHasher(ContentHasher):
         fmt = sniff_format(data)
         workdir = tempfile.mkdtemp(prefix="safehold-vpdq-", dir=self.tmp_dir)  # mode 0700
         try:
-            path = os.path.join(workdir, "input" + _EXT.get(fmt or "", ".bin"))
+            path = os.path.join(workdir, "input" + SUFFIX.get(fmt or "", ".bin"))
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -266,75 +354,16 @@ class VpdqHasher(ContentHasher):
 
     def _probe(self, path: str, recognised: bool, deadline: float | None = None) -> float | None:
         """Check limits with ffprobe; return the duration if known. No-op when ffprobe is not installed."""
-        if not self.ffprobe_path:
-            return None
-        cmd = [
-            self.ffprobe_path,
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
+        return probe_video(
             path,
-        ]
-        timeout = self.probe_timeout_seconds
-        if deadline is not None:
-            timeout = min(timeout, deadline - time.monotonic())
-            if timeout <= 0:
-                raise self._timed_out()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self._timed_out() from None
-            raise SafeholdError(
-                "media.corrupt",
-                "the video could not be read in time (probe timed out)",
-                detail={"stage": "probe"},
-            ) from None
-        except OSError:
-            return None  # ffprobe vanished or is not executable: fall back to hashing limits only
-        info: dict = {}
-        if proc.returncode == 0:
-            try:
-                info = json.loads(proc.stdout or b"{}")
-            except ValueError:
-                info = {}
-        if proc.returncode != 0 or not info.get("format"):
-            lines = proc.stderr.decode("utf-8", "replace").replace(path, "input").strip().splitlines()
-            msg = (lines[-1] if lines else "unreadable")[:200]
-            if recognised:
-                raise SafeholdError("media.corrupt", f"the video is damaged: {msg}")
-            raise SafeholdError("media.unsupported_format", "content is not a recognised video format")
-        fmt_name = str(info.get("format", {}).get("format_name", ""))
-        videos = [
-            s
-            for s in info.get("streams", [])
-            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
-        ]  # cover art in an audio file is not a video
-        if not videos:
-            raise SafeholdError("media.unsupported_format", "content has no video stream", detail={"format": fmt_name})
-        if not recognised and any(d in fmt_name for d in _IMAGE_DEMUXERS):
-            raise SafeholdError("media.unsupported_format", "content is an image, not a video")
-        for s in videos:
-            w, h = int(s.get("width") or 0), int(s.get("height") or 0)
-            if w * h > self.max_pixels:
-                raise SafeholdError(
-                    "media.too_large",
-                    f"video frames are {w}x{h}; the limit is {self.max_pixels} pixels",
-                    status=413,
-                    detail={"width": w, "height": h, "max_pixels": self.max_pixels},
-                )
-        duration = _probe_duration(info)
-        if duration is not None and duration > self.max_duration_seconds:
-            raise SafeholdError(
-                "media.too_large",
-                f"video is {duration:.0f} s long; the limit is {self.max_duration_seconds:.0f} s",
-                status=413,
-                detail={"duration": duration, "max_duration_seconds": self.max_duration_seconds},
-            )
-        return duration
+            recognised=recognised,
+            ffprobe_path=self.ffprobe_path,
+            max_pixels=self.max_pixels,
+            max_duration_seconds=self.max_duration_seconds,
+            timeout=self.probe_timeout_seconds,
+            deadline=deadline,
+            timed_out=self._timed_out,
+        )
 
     def _hash_path(self, path: str, workdir: str, *, recognised: bool) -> list[Signal]:
         if self.slots is None:

@@ -36,7 +36,8 @@ _SUBJECT = {
     "content_id": {"type": "string", "maxLength": 128, "description": "The platform's id of the content."},
     "account_id": {"type": "string", "maxLength": 128, "description": "The platform's id of its account."},
 }
-_MULTIPART = {
+#: The request body of a route that takes one file.
+MULTIPART_FILE = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
@@ -144,7 +145,7 @@ async def json_body(request: Request) -> object:
 async def scan(request: Request, svc: Services = Depends(services), who: Principal = SCAN) -> dict:
     if is_multipart(request):
         form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
-        name, data = _one_upload(form)
+        name, data = one_upload(form)
         ids = {k: _form_id(form, k) for k in _SUBJECT}
         return await run_in_threadpool(_scan_file, svc, who, data, name, **ids)
     item = validated(_SCAN_ITEM, await json_body(request))
@@ -189,13 +190,13 @@ async def scan_batch(request: Request, svc: Services = Depends(services), who: P
 @router.post(
     "/hash",
     summary="Hash a file (multipart 'file') without matching it",
-    openapi_extra={"requestBody": {"required": True, "content": _MULTIPART}},
+    openapi_extra={"requestBody": {"required": True, "content": MULTIPART_FILE}},
 )
 async def hash_file(request: Request, svc: Services = Depends(services), _=SCAN) -> dict:
     if not is_multipart(request):
         raise SafeholdError("request.missing_file", "Send the content as a multipart field named 'file'.")
     form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
-    name, data = _one_upload(form)
+    name, data = one_upload(form)
     hashed = await run_in_threadpool(svc.scans.hash_bytes, data, name)
     return {
         "media": hashed.media,
@@ -219,7 +220,7 @@ def _form_id(form: UploadForm, field: str) -> str | None:
     return value
 
 
-def _one_upload(form: UploadForm) -> tuple[str | None, bytes]:
+def one_upload(form: UploadForm) -> tuple[str | None, bytes]:
     """The multipart field ``file``: its name and bytes (size-capped as they arrived)."""
     upload = form.file("file")
     if upload is None:
