@@ -194,8 +194,6 @@ class Services:
     @cached_property
     def ages(self) -> AgeBook:
         from safehold.safety.ages import AgeBook
-    from safehold.safety.media import MediaCheck
-    from safehold.safety.prompts import Prompts
 
         return AgeBook(self.db, self.audit)
 

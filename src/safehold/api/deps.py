@@ -56,3 +56,17 @@ def require(permission: Permission) -> Callable[..., Principal]:
 
     check.__name__ = f"require_{permission.name.lower()}"
     return check
+
+
+def require_any(*permissions: Permission) -> Callable[..., Principal]:
+    """A dependency that lets the request through if the caller's role grants any of ``permissions`` (a
+    refusal is audited under the first)."""
+
+    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+        if not any(allows(who.role, p) for p in permissions):
+            route = f"{request.method} {request.url.path}"
+            await run_in_threadpool(demand, request.app.state.services.audit, who.role, who.label, permissions[0], route)
+        return who
+
+    check.__name__ = "require_" + "_or_".join(p.name.lower() for p in permissions)
+    return check
