@@ -108,8 +108,14 @@ def test_cases_can_be_turned_off(svc, media):
     assert _check(media, sender="grown", recipient="teen")["case_id"] is None and _cases(svc) == 0
 
 
-@pytest.mark.parametrize(("data", "code"), [(b"not an image at all", "media.unsupported_format"),
-                                            (WHITE[: len(WHITE) // 2], "media.truncated"), (b"", "media.empty")])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"not an image at all", "media.unsupported_format"),
+        (WHITE[: len(WHITE) // 2], "media.truncated"),
+        (b"", "media.empty"),
+    ],
+)
 def test_what_is_not_an_image_is_refused_cleanly(media, data, code):
     with pytest.raises(SafeholdError) as e:
         _check(media, data=data, sender="grown", recipient="kid")

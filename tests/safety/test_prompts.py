@@ -92,8 +92,12 @@ def test_an_override_in_the_language_serves_its_regions(svc):
         ("media.blurred", "en", {"title": "t" * 121, "body": "b"}, "prompt.invalid"),
         ("media.blurred", "en", {"title": "t", "body": "b" * 2001}, "prompt.invalid"),
         ("media.blurred", "en", {"title": "t", "body": "b", "help": [{"name": "x"}]}, "prompt.invalid"),
-        ("media.blurred", "en", {"title": "t", "body": "b", "help": [{"name": "x", "url": "javascript:x",
-                                                                        "description": "d"}]}, "prompt.invalid"),
+        (
+            "media.blurred",
+            "en",
+            {"title": "t", "body": "b", "help": [{"name": "x", "url": "javascript:x", "description": "d"}]},
+            "prompt.invalid",
+        ),
         ("media.blurred", "en", {"title": "t", "body": "b", "help": [{}] * 11}, "prompt.invalid"),
     ],
 )

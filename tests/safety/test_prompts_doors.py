@@ -1,12 +1,10 @@
-"""The safety prompts and the media policy over the API, the CLI and the console."""
+"""The safety prompts and the media policy over the API and the CLI (the console: tests/web/test_prompts_console.py)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-from tests.web.conftest import app, open_console, staff_users, totp_secrets  # noqa: F401 - console fixtures
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -16,8 +14,11 @@ def test_prompts_api_read_write_reset(client, keys):
     assert r.status_code == 200 and {p["locale"] for p in r.json()["prompts"]} == {"fr"}
     assert client.get("/v1/safety/prompts", headers=keys["auditor"]).status_code == 200  # stats.read
     assert client.get("/v1/safety/prompts", headers=keys["peer"]).status_code == 403
-    body = {"title": "Bild verschwommen", "body": "Du entscheidest.", "help": [
-        {"name": "Hilfe", "url": "https://example.org", "description": "Hilfe.", "regions": ["AT"]}]}
+    body = {
+        "title": "Bild verschwommen",
+        "body": "Du entscheidest.",
+        "help": [{"name": "Hilfe", "url": "https://example.org", "description": "Hilfe.", "regions": ["AT"]}],
+    }
     assert client.put("/v1/safety/prompts/media.blurred/de-AT", json=body, headers=keys["platform"]).status_code == 403
     r = client.put("/v1/safety/prompts/media.blurred/de-at", json=body, headers=keys["admin"])
     assert r.status_code == 200 and r.json()["locale"] == "de-AT" and r.json()["updated_by"] == "apikey:test-admin"
@@ -75,27 +76,3 @@ def test_prompts_and_policy_cli(cli, tmp_path):
     assert json.loads(cli("media", "policy").stdout)["updated_by"].startswith("cli:")
     policy.write_text("{nope")
     assert "media.invalid_policy" in cli("media", "policy", "--set", policy, code=2).output
-
-
-@pytest.mark.usefixtures("staff_users")
-def test_console_page_lists_edits_previews_and_resets(open_console, svc):
-    otto = open_console("otto")  # auditor: stats.read, reads only
-    page = otto.get("/console/safety/prompts")
-    assert page.status_code == 200 and "help.sextortion" in page.text and "Safety prompts" in page.text
-    assert 'href="/console/safety/prompts"' in page.text  # in the navigation
-    one = otto.get("/console/safety/prompts?key=media.blurred&locale=fr")
-    assert "Cette image pourrait montrer de la nudité" in one.text and 'name="title"' not in one.text
-    assert otto.post("/console/safety/prompts/media.blurred/fr", data={"title": "x", "body": "y"}).status_code == 403
-    ada = open_console("ada")
-    preview = ada.post("/console/safety/prompts/media.blurred/fr", data={"title": "Brouillon", "body": "Texte.",
-                                                                           "action": "preview"})  # fmt: skip
-    assert preview.status_code == 200 and "Preview of your draft" in preview.text and "Brouillon" in preview.text
-    assert svc.prompts.get("media.blurred", "fr")["overridden"] is False
-    saved = ada.post("/console/safety/prompts/media.blurred/fr", data={"title": "Image floutée", "body": "Texte."})
-    assert saved.status_code == 303 and svc.prompts.get("media.blurred", "fr")["title"] == "Image floutée"
-    page = ada.get(saved.headers["location"])
-    assert "Prompt saved" in page.text and "overridden" in page.text and "Reset to the bundled text" in page.text
-    bad = ada.post("/console/safety/prompts/media.blurred/fr", data={"title": "t", "body": "b", "help": "[{"})
-    assert bad.status_code == 422 and "prompt.invalid" in bad.text
-    assert ada.post("/console/safety/prompts/media.blurred/fr/reset").status_code == 303
-    assert svc.prompts.get("media.blurred", "fr")["overridden"] is False

@@ -65,7 +65,8 @@ def require_any(*permissions: Permission) -> Callable[..., Principal]:
     async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if not any(allows(who.role, p) for p in permissions):
             route = f"{request.method} {request.url.path}"
-            await run_in_threadpool(demand, request.app.state.services.audit, who.role, who.label, permissions[0], route)
+            audit = request.app.state.services.audit
+            await run_in_threadpool(demand, audit, who.role, who.label, permissions[0], route)
         return who
 
     check.__name__ = "require_" + "_or_".join(p.name.lower() for p in permissions)

@@ -63,8 +63,11 @@ def set_prompt(
     body: Annotated[str, typer.Option(help="The text.")],
     help_file: Annotated[
         Path | None,
-        typer.Option("--help-file", help="A JSON list of help resources (name, url, description, phone, regions); "
-                      "without it the bundled ones are kept."),  # fmt: skip
+        typer.Option(
+            "--help-file",
+            help="A JSON list of help resources (name, url, description, phone, regions); "
+            "without it the bundled ones are kept.",
+        ),  # fmt: skip
     ] = None,
 ) -> None:
     """Write the operator's text of a prompt in a locale (replacing an earlier one)."""

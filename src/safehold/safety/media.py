@@ -311,8 +311,16 @@ class MediaCheck:
     ) -> int | None:  # fmt: skip
         sub = Submission(
             recipient_minor_detection(
-                policy.classifier, policy.label, score, threshold, stage, sender, recipient, sender_band,
-                recipient_band, content_id,
+                policy.classifier,
+                policy.label,
+                score,
+                threshold,
+                stage,
+                sender,
+                recipient,
+                sender_band,
+                recipient_band,
+                content_id,
             ),  # fmt: skip
             media=data,
             source="classifier",

@@ -278,10 +278,7 @@ class Prompts:
         """For the console: per key, per locale (bundled or overridden), whether an operator's text is in use."""
         overrides = self._current()
         locales = self.locales()
-        return [
-            {"key": key, "locales": {loc: (key, loc) in overrides for loc in locales}}
-            for key in KEYS
-        ]
+        return [{"key": key, "locales": {loc: (key, loc) in overrides for loc in locales}} for key in KEYS]
 
     def override(self, key: str, locale: str) -> dict | None:
         """The operator's text for exactly ``key`` in ``locale`` (no fallback), or ``None``."""
