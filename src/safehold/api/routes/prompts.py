@@ -21,7 +21,8 @@ MANAGE = Depends(require(Permission.SETTINGS_MANAGE))
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
 Key = Annotated[Literal[KEYS], Path(description="The prompt's key.")]  # type: ignore[valid-type]
 Locale = Annotated[str, Path(max_length=LOCALE_MAX, pattern=LOCALE_PATTERN, description="A locale (BCP 47).")]
-_TEXT = r"\S"
+#: Some character Python does not strip (JSON Schema's \s is ECMAScript's, which lacks \x1c-\x1f and \x85).
+_TEXT = r"[^\s\u001c-\u001f\u0085]"
 
 
 class HelpIn(BaseModel):
