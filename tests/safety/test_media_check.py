@@ -20,8 +20,9 @@ TEST_POLICY = {"classifier": "test_brightness", "label": "test_bright"}
 
 @pytest.fixture
 def settings(tmp_path, database_url):
-    return Settings(home=tmp_path / "home", database_url=database_url, classifiers=["test_brightness"],
-                    safety_reload_seconds=0)  # fmt: skip
+    return Settings(
+        home=tmp_path / "home", database_url=database_url, classifiers=["test_brightness"], safety_reload_seconds=0
+    )
 
 
 @pytest.fixture
@@ -42,11 +43,14 @@ def _cases(svc) -> int:
         return s.scalar(select(func.count()).select_from(Case))
 
 
-@pytest.mark.parametrize(("recipient", "decision", "keys"), [
-    ("kid", "block", ["media.blocked"]),
-    ("teen", "blur", ["media.blurred", "help.sextortion"]),
-    ("older", "blur", ["media.blurred", "help.sextortion"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("recipient", "decision", "keys"),
+    [
+        ("kid", "block", ["media.blocked"]),
+        ("teen", "blur", ["media.blurred", "help.sextortion"]),
+        ("older", "blur", ["media.blurred", "help.sextortion"]),
+    ],
+)
 def test_an_explicit_image_to_a_minor_is_blurred_or_blocked_by_band(svc, media, recipient, decision, keys):
     out = _check(media, sender="teen", recipient=recipient, locale="es")
     assert out["decision"] == decision and out["classified"] and out["score"] == 1.0 and out["threshold"] == 0.9
@@ -93,6 +97,8 @@ def test_an_adults_explicit_image_to_a_minor_opens_one_case(svc, media):
     assert case["items"][0]["has_media"]
     again = _check(media, sender="grown", recipient="teen", content_id="msg-1")
     assert again["case_id"] == out["case_id"] and _cases(svc) == 1
+    at_send = _check(media, sender="grown", recipient="teen", content_id="msg-1", stage="send")
+    assert at_send["decision"] == "allow" and at_send["case_id"] == out["case_id"]  # one event, either stage
     unknown = _check(media, sender="stranger", recipient="kid", stage="send")  # an unknown sender, at send
     assert unknown["decision"] == "allow" and unknown["case_id"] is not None
 
@@ -122,12 +128,15 @@ def test_what_is_not_an_image_is_refused_cleanly(media, data, code):
     assert e.value.code == code
 
 
-@pytest.mark.parametrize(("kw", "code"), [
-    ({"sender": "grown", "stage": "deliver"}, "media.invalid_check"),
-    ({"sender": "", "recipient": "kid"}, "media.invalid_check"),
-    ({"sender": "x" * 129, "recipient": "kid"}, "media.invalid_check"),
-    ({"sender": "grown", "recipient": "kid", "stage": "later"}, "media.invalid_check"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"sender": "grown", "stage": "deliver"}, "media.invalid_check"),
+        ({"sender": "", "recipient": "kid"}, "media.invalid_check"),
+        ({"sender": "x" * 129, "recipient": "kid"}, "media.invalid_check"),
+        ({"sender": "grown", "recipient": "kid", "stage": "later"}, "media.invalid_check"),
+    ],
+)
 def test_bad_fields_are_refused(media, kw, code):
     with pytest.raises(SafeholdError) as e:
         media.check(WHITE, actor="t", scope="t", **kw)

@@ -16,8 +16,13 @@ WHITE = encode(Image.new("RGB", (64, 64), "white"))
 
 @pytest.fixture
 def settings(tmp_path, database_url):
-    return Settings(home=tmp_path / "home", database_url=database_url, classifiers=["test_brightness"],
-                    tarpit_max_delay_seconds=0, max_upload_bytes=200_000)  # fmt: skip
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        classifiers=["test_brightness"],
+        tarpit_max_delay_seconds=0,
+        max_upload_bytes=200_000,
+    )
 
 
 @pytest.fixture
@@ -33,8 +38,9 @@ def _post(client, headers, data=WHITE, **fields):
 
 @pytest.mark.usefixtures("ready")
 def test_the_route_decides_and_opens_a_case(client, keys, svc):
-    r = _post(client, keys["platform"], sender="grown", recipient="teen", stage="deliver", locale="fr",
-              content_id="m-1")  # fmt: skip
+    r = _post(
+        client, keys["platform"], sender="grown", recipient="teen", stage="deliver", locale="fr", content_id="m-1"
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["decision"] == "blur" and out["recipient_band"] == "13-15" and out["sender_band"] == "adult"

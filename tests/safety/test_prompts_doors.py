@@ -31,14 +31,17 @@ def test_prompts_api_read_write_reset(client, keys):
     assert r.status_code == 404 and r.json()["error"]["code"] == "prompt.not_found"
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/safety/prompts/nope/en", {"title": "t", "body": "b"}),
-    ("/v1/safety/prompts/media.blurred/english!", {"title": "t", "body": "b"}),
-    ("/v1/safety/prompts/media.blurred/en", {"title": "t" * 121, "body": "b"}),
-    ("/v1/safety/prompts/media.blurred/en", {"title": "   ", "body": "b"}),
-    ("/v1/safety/prompts/media.blurred/en", {"title": "t", "body": "b", "help": [{"name": "x"}]}),
-    ("/v1/safety/prompts/media.blurred/en", {"title": "t", "body": "b", "extra": 1}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/safety/prompts/nope/en", {"title": "t", "body": "b"}),
+        ("/v1/safety/prompts/media.blurred/english!", {"title": "t", "body": "b"}),
+        ("/v1/safety/prompts/media.blurred/en", {"title": "t" * 121, "body": "b"}),
+        ("/v1/safety/prompts/media.blurred/en", {"title": "   ", "body": "b"}),
+        ("/v1/safety/prompts/media.blurred/en", {"title": "t", "body": "b", "help": [{"name": "x"}]}),
+        ("/v1/safety/prompts/media.blurred/en", {"title": "t", "body": "b", "extra": 1}),
+    ],
+)
 def test_prompts_api_refuses_bad_input(client, keys, path, body):
     r = client.put(path, json=body, headers=keys["admin"])
     assert r.status_code == 422 and r.json()["error"]["code"] == "request.invalid"
@@ -62,8 +65,18 @@ def test_prompts_and_policy_cli(cli, tmp_path):
     assert "media.blurred" in cli("prompts", "list").stdout
     help_file = tmp_path / "help.json"
     help_file.write_text(json.dumps([{"name": "Linha", "url": "https://example.org", "description": "Ajuda."}]))
-    cli("prompts", "set", "send.warning", "pt-BR", "--title", "Pense", "--body", "Antes de enviar.",
-        "--help-file", help_file)  # fmt: skip
+    cli(
+        "prompts",
+        "set",
+        "send.warning",
+        "pt-BR",
+        "--title",
+        "Pense",
+        "--body",
+        "Antes de enviar.",
+        "--help-file",
+        help_file,
+    )
     shown = json.loads(cli("prompts", "show", "send.warning", "pt-BR").stdout)["shown"]
     assert shown["title"] == "Pense" and shown["help"][0]["name"] == "Linha" and shown["overridden"]
     assert json.loads(cli("prompts", "reset", "send.warning", "pt-BR").stdout)["shown"]["locale"] == "pt"

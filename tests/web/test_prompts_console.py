@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = [
@@ -19,10 +21,17 @@ def test_console_page_lists_edits_previews_and_resets(open_console, svc):
     assert "Cette image pourrait montrer de la nudité" in one.text and 'name="title"' not in one.text
     assert otto.post("/console/safety/prompts/media.blurred/fr", data={"title": "x", "body": "y"}).status_code == 403
     ada = open_console("ada")
-    preview = ada.post("/console/safety/prompts/media.blurred/fr", data={"title": "Brouillon", "body": "Texte.",
-                                                                           "action": "preview"})  # fmt: skip
+    preview = ada.post(
+        "/console/safety/prompts/media.blurred/fr", data={"title": "Brouillon", "body": "Texte.", "action": "preview"}
+    )
     assert preview.status_code == 200 and "Preview of your draft" in preview.text and "Brouillon" in preview.text
     assert svc.prompts.get("media.blurred", "fr")["overridden"] is False
+    unsafe = [{"name": "x", "url": "javascript:alert(1)", "description": "d"}]
+    bad_preview = ada.post(
+        "/console/safety/prompts/media.blurred/fr",
+        data={"title": "t", "body": "b", "help": json.dumps(unsafe), "action": "preview"},
+    )
+    assert bad_preview.status_code == 422 and 'href="javascript:' not in bad_preview.text
     saved = ada.post("/console/safety/prompts/media.blurred/fr", data={"title": "Image floutée", "body": "Texte."})
     assert saved.status_code == 303 and svc.prompts.get("media.blurred", "fr")["title"] == "Image floutée"
     page = ada.get(saved.headers["location"])

@@ -41,14 +41,26 @@ def check(
         svc = services(load_index=False)
         data = _read(file, svc.settings.max_upload_bytes)
         who = actor()
-        answer = svc.media_check.check(data, sender=sender, recipient=recipient, stage=stage, locale=locale,
-                                       content_id=content_id, actor=who, scope=who)  # fmt: skip
+        answer = svc.media_check.check(
+            data,
+            sender=sender,
+            recipient=recipient,
+            stage=stage,
+            locale=locale,
+            content_id=content_id,
+            actor=who,
+            scope=who,
+        )
     if as_json:
         typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
     score = "not classified" if answer["score"] is None else f"{answer['score']:.3f} (threshold {answer['threshold']})"
-    out.print(f"{answer['decision']}  {answer['stage']}  sender {answer['sender_band']}  "
-              f"recipient {answer['recipient_band']}  score {score}", highlight=False, markup=False)  # fmt: skip
+    out.print(
+        f"{answer['decision']}  {answer['stage']}  sender {answer['sender_band']}  "
+        f"recipient {answer['recipient_band']}  score {score}",
+        highlight=False,
+        markup=False,
+    )
     for p in answer["prompts"]:
         out.print(f"  [{p['key']}] {p['title']}", highlight=False, markup=False)
     if answer["case_id"] is not None:

@@ -51,8 +51,13 @@ def show(key: Key, locale: Locale) -> None:
     """One prompt: what is shown for the locale, the bundled text and the operator's text (if any)."""
     with fail():
         prompts = services(load_index=False).prompts
-        _show({"shown": prompts.get(key, locale), "bundled": prompts.bundled(key, locale),
-               "override": prompts.override(key, locale)})  # fmt: skip
+        _show(
+            {
+                "shown": prompts.get(key, locale),
+                "bundled": prompts.bundled(key, locale),
+                "override": prompts.override(key, locale),
+            }
+        )
 
 
 @app.command("set")
@@ -67,7 +72,7 @@ def set_prompt(
             "--help-file",
             help="A JSON list of help resources (name, url, description, phone, regions); "
             "without it the bundled ones are kept.",
-        ),  # fmt: skip
+        ),
     ] = None,
 ) -> None:
     """Write the operator's text of a prompt in a locale (replacing an earlier one)."""
@@ -79,8 +84,11 @@ def set_prompt(
                     help_entries = json.loads(f.read(1_000_001))
                 except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                     raise SafeholdError("prompt.invalid", f"{help_file} is not JSON: {exc}") from None
-        _show(services(load_index=False).prompts.set(key, locale, title=title, body=body, help=help_entries,
-                                                     actor=actor()))  # fmt: skip
+        _show(
+            services(load_index=False).prompts.set(
+                key, locale, title=title, body=body, help=help_entries, actor=actor()
+            )
+        )
 
 
 @app.command("reset")

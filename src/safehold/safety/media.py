@@ -267,10 +267,10 @@ class MediaCheck:
             answer["decision"] = rule.action
             answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
         if explicit and reportable:
-            answer["case_id"] = self._open_case(
-                data, policy, score, threshold, stage, sender, recipient, sender_band, recipient_band,
-                content_id, actor, scope,
-            )  # fmt: skip
+            detection = recipient_minor_detection(
+                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id
+            )
+            answer["case_id"] = self._open_case(data, detection, recipient, actor, scope)
         return answer
 
     def _score(self, data: bytes, policy: MediaPolicy, threshold: float | None) -> tuple[float, float]:
@@ -286,8 +286,8 @@ class MediaCheck:
                 detail={"classifier": policy.classifier},
             )
         one = replace(self.classifiers, enabled=(c,))
-        prepare(data, max_pixels=one.max_pixels, max_jpeg_scans=one.max_jpeg_scans,
-                max_jpeg_segments=one.max_jpeg_segments)  # fmt: skip
+        bounds = {"max_jpeg_scans": one.max_jpeg_scans, "max_jpeg_segments": one.max_jpeg_segments}
+        prepare(data, max_pixels=one.max_pixels, **bounds)  # refuses what is no image with the scan's codes
         classified = one.classify_image(data)
         if not classified:
             raise SafeholdError(
@@ -305,42 +305,25 @@ class MediaCheck:
             )
         return score, threshold if threshold is not None else c_result.threshold
 
-    def _open_case(
-        self, data, policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id,
-        actor, scope,
-    ) -> int | None:  # fmt: skip
-        sub = Submission(
-            recipient_minor_detection(
-                policy.classifier,
-                policy.label,
-                score,
-                threshold,
-                stage,
-                sender,
-                recipient,
-                sender_band,
-                recipient_band,
-                content_id,
-            ),  # fmt: skip
-            media=data,
-            source="classifier",
-            opens=True,
-        )
+    def _open_case(self, data: bytes, detection: Detection, recipient: str, actor: str, scope: str) -> int | None:
+        """Submit the event to the pipeline once per (message, sender, recipient, image), whichever stage saw it
+        first; the case's id. The pipeline keeps the image in the vault with the case."""
+        sub = Submission(detection, media=data, source="classifier", opens=True)
         image = hashlib.sha256(data).hexdigest()
-        digest = hashlib.sha256(f"{content_id}\0{sender}\0{recipient}\0{image}".encode()).hexdigest()
+        event = f"{detection.content_id}\0{detection.account_id}\0{recipient}\0{image}"
+        digest = hashlib.sha256(event.encode("utf-8", "surrogatepass")).hexdigest()
 
         def case_of(ref: CaseRef | None) -> dict:
             return {"case": ref.to_dict() if ref is not None else None}
 
-        result = self.pipeline.submit(sub, key=f"{scope}:media-check:{digest}", digest=digest, actor=actor,
-                                      answer=case_of)  # fmt: skip
+        key = f"{scope}:media-check:{digest}"
+        result = self.pipeline.submit(sub, key=key, digest=digest, actor=actor, answer=case_of)
         case = (result or {}).get("case")
         return case["id"] if case else None
 
 
 def recipient_minor_detection(
-    classifier: str,
-    label: str,
+    policy: MediaPolicy,
     score: float,
     threshold: float,
     stage: str,
@@ -355,9 +338,9 @@ def recipient_minor_detection(
 
     The one place that says how this event reaches the pipeline (until the pipeline takes age reasons itself)."""
     detail = {
-        "classifier": classifier,
+        "classifier": policy.classifier,
         "threshold": threshold,
-        "scores": {label: score},
+        "scores": {policy.label: score},
         "reasons": ["recipient_minor"],
         "stage": stage,
         "sender_band": sender_band,
@@ -365,7 +348,7 @@ def recipient_minor_detection(
         "recipient": recipient,
     }
     signal = DetectionSignal(
-        source="classifier", signal_type=classifier, category=label, confidence=score, detail=detail
+        source="classifier", signal_type=policy.classifier, category=policy.label, confidence=score, detail=detail
     )
     return Detection(
         source="classifier",

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
-from safehold.safety.prompts import BODY_MAX, KEYS, LOCALE_MAX, TITLE_MAX
+from safehold.safety.prompts import BODY_MAX, KEYS, LOCALE_MAX, TITLE_MAX, check_override
 from safehold.services import Services
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
 from safehold.web.render import page
@@ -23,21 +23,32 @@ PAGE = "/console/safety/prompts"
 
 def _render(request: Request, who: Staff, svc: Services, key: str | None, locale: str | None, draft=None):
     prompts = svc.prompts
-    context: dict = {"table": prompts.table(), "locales": prompts.locales(), "keys": KEYS, "key": key,
-                     "locale": locale, "can_edit": who.can(Permission.SETTINGS_MANAGE),
-                     "title_max": TITLE_MAX, "body_max": BODY_MAX}  # fmt: skip
+    context: dict = {
+        "table": prompts.table(),
+        "locales": prompts.locales(),
+        "keys": KEYS,
+        "key": key,
+        "locale": locale,
+        "can_edit": who.can(Permission.SETTINGS_MANAGE),
+        "title_max": TITLE_MAX,
+        "body_max": BODY_MAX,
+    }
     if key and locale:
         override = prompts.override(key, locale)
         shown = prompts.get(key, locale)
-        context.update(shown=shown, override=override, bundled=prompts.bundled(key, locale))
+        context.update(shown=shown, override=override)
         if draft is not None:
             context["preview"] = draft
             context["form"] = draft
         else:
             source = override or shown
-            context["form"] = {"title": source["title"], "body": source["body"],
-                               "help": json.dumps(override["help"], indent=1, ensure_ascii=False)
-                               if override and override["help"] is not None else ""}  # fmt: skip
+            context["form"] = {
+                "title": source["title"],
+                "body": source["body"],
+                "help": json.dumps(override["help"], indent=1, ensure_ascii=False)
+                if override and override["help"] is not None
+                else "",
+            }
     return page(request, "safety_prompts.html", **context)
 
 
@@ -69,9 +80,9 @@ def save_prompt(
         help_entries = json.loads(help) if help.strip() else None
     except json.JSONDecodeError as exc:
         raise SafeholdError("prompt.invalid", f"Help must be a JSON list of resources: {exc}", status=422) from None
-    if action == "preview":
-        draft = {"title": title, "body": body, "help": help,
-                 "help_entries": help_entries if help_entries is not None else None}  # fmt: skip
+    if action == "preview":  # checked as a save would be, so the preview shows only what could be saved
+        checked_title, checked_body, checked_help = check_override(title, body, help_entries)
+        draft = {"title": checked_title, "body": checked_body, "help": help, "help_entries": checked_help}
         return _render(request, who, svc, key, locale, draft=draft)
     svc.prompts.set(key, locale, title=title, body=body, help=help_entries, actor=who.label)
     return back(f"{PAGE}?key={key}&locale={locale}", "prompt_saved")
