@@ -35,7 +35,9 @@ from safehold.api.routes import (
     exchanges,
     feedback,
     hma,
+    media_check,
     peer,
+    prompts,
     quarantine,
     reports,
     review,
@@ -169,6 +171,8 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         exchanges,
         peer,
         classifiers,
+        media_check,
+        prompts,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -377,6 +377,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Conversations without a case are forgotten this long after their last message.",
     )
+    # Safety by design for children (see docs/safety.md)
+    safety_reload_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="A process re-reads the operator's safety prompts and media policy at most this long after a "
+        "change made by another process (0: on every use).",
+    )
 
     @field_validator("totp_required_roles", "classifiers", mode="before")
     @classmethod

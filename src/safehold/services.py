@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.safety.ages import AgeBook
+    from safehold.safety.media import MediaCheck
+    from safehold.safety.prompts import Prompts
     from safehold.scanning.service import ScanService
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
@@ -185,6 +187,26 @@ class Services:
         from safehold.safety.ages import AgeBook
 
         return AgeBook(self.db, self.audit)
+
+    @cached_property
+    def prompts(self) -> Prompts:
+        from safehold.safety.prompts import Prompts
+
+        return Prompts(self.db, self.audit, reload_seconds=self.settings.safety_reload_seconds)
+
+    @cached_property
+    def media_check(self) -> MediaCheck:
+        from safehold.safety.media import MediaCheck
+
+        return MediaCheck(
+            self.db,
+            self.audit,
+            self.ages,
+            self.classifiers,
+            self.pipeline,
+            self.prompts,
+            reload_seconds=self.settings.safety_reload_seconds,
+        )
 
     @cached_property
     def pipeline(self) -> Pipeline:

@@ -93,6 +93,9 @@ EXPECTED = {
     ("POST", "/console/feedback/{feedback_id}/retry"): P.BANKS_WRITE,
     ("GET", "/console/audit"): P.AUDIT_READ,
     ("GET", "/console/audit/verify"): P.AUDIT_READ,
+    ("GET", "/console/safety/prompts"): P.STATS_READ,
+    ("POST", "/console/safety/prompts/{key}/{locale}"): P.SETTINGS_MANAGE,
+    ("POST", "/console/safety/prompts/{key}/{locale}/reset"): P.SETTINGS_MANAGE,
     ("POST", "/logout"): ANY,  # last: it ends the session
 }
 
@@ -108,6 +111,8 @@ PARAMS = {
     "{file_id}": "999999",
     "{hold_id}": "999999",
     "{entry_id}": "999999",
+    "{key}": "media.blurred",
+    "{locale}": "en",
 }
 
 

@@ -146,6 +146,7 @@ ERRORS: dict[int, str] = {
     422: "A parameter or a body field is out of range or of the wrong type (every field error in detail.errors).",
     429: "Too many requests, or a daily cap reached; Retry-After says when to try again.",
     502: "An authority's service answered with an error or damaged what it received.",
+    503: "The service is busy or not configured for this (e.g. a classifier the policy names is not enabled).",
 }
 
 #: The route classes: what any authenticated route can answer, and what a method that takes a body adds.

@@ -56,3 +56,18 @@ def require(permission: Permission) -> Callable[..., Principal]:
 
     check.__name__ = f"require_{permission.name.lower()}"
     return check
+
+
+def require_any(*permissions: Permission) -> Callable[..., Principal]:
+    """A dependency that lets the request through if the caller's role grants any of ``permissions`` (a
+    refusal is audited under the first)."""
+
+    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+        if not any(allows(who.role, p) for p in permissions):
+            route = f"{request.method} {request.url.path}"
+            audit = request.app.state.services.audit
+            await run_in_threadpool(demand, audit, who.role, who.label, permissions[0], route)
+        return who
+
+    check.__name__ = "require_" + "_or_".join(p.name.lower() for p in permissions)
+    return check

@@ -52,7 +52,7 @@ EXEMPT = frozenset({"/v1/health"})
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _UPLOAD = re.compile(
-    r"^/v1/(?:scan|scan/batch|hash|classify|events|banks/[^/]+/files|terms/[^/]+)$|^/console/text/terms$"
+    r"^/v1/(?:scan|scan/batch|hash|classify|events|media/check|banks/[^/]+/files|terms/[^/]+)$|^/console/text/terms$"
     r"|^/(?:h/hash|m/lookup|c/bank/[^/]+/content)$"  # HMA's upload routes (safehold.api.routes.hma)
 )
 #: The API's paths: Safehold's own and HMA's (``/m/``, ``/h/``, ``/c/``).

@@ -25,7 +25,9 @@ from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
+from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
+from safehold.cli import prompts as prompt_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import seen as seen_cmds
@@ -65,6 +67,8 @@ app.add_typer(peer_cmds.app, name="peer")
 
 app.add_typer(seen_cmds.app, name="seen")
 app.add_typer(classifier_cmds.app, name="classifier")
+app.add_typer(prompt_cmds.app, name="prompts")
+app.add_typer(media_cmds.app, name="media")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

@@ -1028,3 +1028,18 @@ class AccountAge(Base):
 
 
 # --- [10] safety prompts -----------------------------------------------------------------------------------------
+
+
+class SafetyPrompt(Base):
+    """An operator's version of one safety prompt in one locale, over the bundled text (safehold.safety.prompts);
+    ``help`` ``None`` keeps the bundled help resources."""
+
+    __tablename__ = "safety_prompts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    locale: Mapped[str] = mapped_column(String(35), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    help: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

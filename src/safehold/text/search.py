@@ -121,26 +121,29 @@ def _invalid(message: str) -> SafeholdError:
     return SafeholdError("search.invalid_messages", message)
 
 
-def _require_text(value, where: str) -> str:
+def require_text(value, where: str, invalid=_invalid) -> str:
+    """``value`` if it is a non-empty string, else ``invalid(message)`` raised (each catalogue has its code)."""
     if not isinstance(value, str) or not value.strip():
-        raise _invalid(f"{where} must be a non-empty string")
+        raise invalid(f"{where} must be a non-empty string")
     return value
 
 
-def _validate_help_entry(entry, where: str, sources: dict) -> None:
+def validate_help_entry(entry, where: str, sources: dict, invalid=_invalid) -> None:
+    """One help resource (name, url, description; optional phone, regions, source): the shape shared by the
+    search messages and the safety prompts (:mod:`safehold.safety.prompts`)."""
     if not isinstance(entry, dict):
-        raise _invalid(f"{where} must be an object")
+        raise invalid(f"{where} must be an object")
     for key in ("name", "url", "description"):
-        _require_text(entry.get(key), f"{where}.{key}")
+        require_text(entry.get(key), f"{where}.{key}", invalid)
     if "phone" in entry:
-        _require_text(entry["phone"], f"{where}.phone")
+        require_text(entry["phone"], f"{where}.phone", invalid)
     regions = entry.get("regions")
     if regions is not None and (
         not isinstance(regions, list) or not regions or not all(isinstance(r, str) and r for r in regions)
     ):
-        raise _invalid(f"{where}.regions must be a non-empty list of region codes such as 'GB'")
+        raise invalid(f"{where}.regions must be a non-empty list of region codes such as 'GB'")
     if entry.get("source") is not None and entry["source"] not in sources:
-        raise _invalid(f"{where}.source {entry['source']!r} is not defined in 'sources'")
+        raise invalid(f"{where}.source {entry['source']!r} is not defined in 'sources'")
 
 
 def validate_messages(data) -> dict:
@@ -171,13 +174,13 @@ def validate_messages(data) -> dict:
                 msg = per_variant.get(variant)
                 if not isinstance(msg, dict):
                     raise _invalid(f"locales.{loc}.messages.{kind}.{variant} is missing")
-                _require_text(msg.get("title"), f"locales.{loc}.messages.{kind}.{variant}.title")
-                _require_text(msg.get("body"), f"locales.{loc}.messages.{kind}.{variant}.body")
+                require_text(msg.get("title"), f"locales.{loc}.messages.{kind}.{variant}.title")
+                require_text(msg.get("body"), f"locales.{loc}.messages.{kind}.{variant}.body")
         support = body["messages"].get(SUPPORT)
         if not isinstance(support, dict):
             raise _invalid(f"locales.{loc}.messages.{SUPPORT} is missing (one message, shown to a person at risk)")
-        _require_text(support.get("title"), f"locales.{loc}.messages.{SUPPORT}.title")
-        _require_text(support.get("body"), f"locales.{loc}.messages.{SUPPORT}.body")
+        require_text(support.get("title"), f"locales.{loc}.messages.{SUPPORT}.title")
+        require_text(support.get("body"), f"locales.{loc}.messages.{SUPPORT}.body")
         helps = body.get("help")
         if not isinstance(helps, dict):
             raise _invalid(f"locales.{loc}.help must be an object")
@@ -186,7 +189,7 @@ def validate_messages(data) -> dict:
             if not isinstance(entries, list) or not entries:
                 raise _invalid(f"locales.{loc}.help.{help_set} must be a non-empty list")
             for i, entry in enumerate(entries):
-                _validate_help_entry(entry, f"locales.{loc}.help.{help_set}[{i}]", sources)
+                validate_help_entry(entry, f"locales.{loc}.help.{help_set}[{i}]", sources)
     return data
 
 
@@ -312,7 +315,7 @@ class QueryGuard:
         text = body["messages"][rule.message]
         if variant is not None:
             text = text[variant]
-        region = _region(requested)
+        region_tag = region(requested)
         keys = ("name", "url", "phone", "description")
         return {
             "title": text["title"],
@@ -320,7 +323,7 @@ class QueryGuard:
             "help": [
                 {k: entry[k] for k in keys if k in entry}
                 for entry in body["help"][rule.help]
-                if region is None or "regions" not in entry or region in entry["regions"]
+                if region_tag is None or "regions" not in entry or region_tag in entry["regions"]
             ],
         }
 
@@ -346,7 +349,7 @@ def _primary(locale: str | None) -> str | None:
     return locale.replace("_", "-").partition("-")[0].lower() if isinstance(locale, str) and locale else None
 
 
-def _region(locale: str | None) -> str | None:
+def region(locale: str | None) -> str | None:
     """The region subtag of a BCP 47 tag ("en-GB" -> "GB", "zh-Hant-TW" -> "TW"), if any."""
     if not isinstance(locale, str):
         return None

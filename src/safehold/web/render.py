@@ -65,6 +65,8 @@ NOTICES = {
     "retried": "Delivery queued again.",
     "feedback_retried": "Feedback queued again.",
     "settings_saved": "Settings saved.",
+    "prompt_saved": "Prompt saved; it is shown from now on.",
+    "prompt_reset": "Prompt reset: the bundled text is shown again.",
     "logged_out": "You are logged out.",
     "totp_on": "Two-step log-in is on: from now on you log in with a code from your app.",
     "totp_off": "Two-step log-in is off.",

@@ -60,10 +60,22 @@ def upgrade() -> None:
     # --- contact policy
 
     # --- safety prompts
+    op.create_table(
+        "safety_prompts",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("locale", sa.String(length=35), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("help", sa.JSON(), nullable=True),
+        sa.Column("updated_by", sa.String(length=128), nullable=False),
+        sa.Column("updated_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("key", "locale"),
+    )
 
 
 def downgrade() -> None:
     # --- safety prompts
+    op.drop_table("safety_prompts")
 
     # --- contact policy
 

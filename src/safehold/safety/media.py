@@ -1,0 +1,359 @@
+"""Nudity protection for minors (Principle 7): what the platform does with an image in a message, by the ages of
+the people on each side.
+
+The platform asks before it shows an image (stage ``deliver``: a message arriving for ``recipient``) or while
+someone composes one (stage ``send``: ``sender`` is about to send it). The answer is a decision with the prompts
+to show (:mod:`safehold.safety.prompts`):
+
+=====================================  ============================================================================
+who                                    decision
+=====================================  ============================================================================
+deliver, recipient a minor             the image scored with the policy's classifier; at or over the band's
+                                       threshold: ``blur`` (the child chooses whether to view it; prompts
+                                       ``media.blurred`` + ``help.sextortion``) or ``block`` (``media.blocked``),
+                                       by band; otherwise ``allow``
+send, sender a minor                   explicit: ``warn`` before sending (``send.warning`` + ``help.sextortion``),
+                                       or ``block`` if the operator chooses; otherwise ``allow``
+adult to adult (and unknown)           ``allow`` without classifying: no work and no scoring for adults' messages,
+                                       unless the operator's policy gives their band another action
+=====================================  ============================================================================
+
+An adult (or an account of unknown age) sending an explicit image to a minor, at either stage, is also a
+child-safety event: it opens a case for human review through the pipeline, and only then is the image kept (in
+the encrypted vault, as for every case). The policy — which classifier and label mean "explicit", the action and
+threshold per band — is the operator's (:class:`MediaPolicy`, stored as an app setting and cached like the
+prompts).
+
+The defaults follow the public designs of Apple's Communication Safety (blurred, the child may choose to view
+after a warning with ways to get help, and warned before sending) and Instagram's nudity protection in direct
+messages (blurred behind a warning for teens, with sextortion resources): ``blur`` for 13-15 and 16-17, so a
+teenager keeps the choice and gets help rather than a silent filter; ``block`` for under-13s, for whom a choice
+to view sexual images is not appropriate and Apple's default for child accounts is the most restrictive. The
+threshold of each band defaults to the classifier's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from safehold.agebands import BANDS, is_minor
+from safehold.audit import AuditService
+from safehold.cases.detection import CaseRef, Detection, DetectionSignal
+from safehold.classifiers.registry import Classifiers
+from safehold.errors import SafeholdError, validated
+from safehold.pipeline.service import Pipeline, Submission
+from safehold.safety.ages import AgeBook
+from safehold.safety.prompts import Prompts
+from safehold.signals.image import prepare
+from safehold.store.db import Database
+from safehold.store.models import AppSetting, iso
+
+SETTING_KEY = "safety.media_policy"
+STAGES = ("deliver", "send")
+Band = Literal["under13", "13-15", "16-17", "adult", "unknown"]
+#: The prompts shown with each decision (the first names what happened, the second where to get help).
+PROMPTS = {
+    ("deliver", "blur"): ("media.blurred", "help.sextortion"),
+    ("deliver", "block"): ("media.blocked",),
+    ("send", "warn"): ("send.warning", "help.sextortion"),
+    ("send", "block"): ("send.warning", "help.sextortion"),
+}
+ID_MAX = 128
+
+
+class DeliverRule(BaseModel):
+    """What happens to an image delivered to an account of one band."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["allow", "blur", "block"]
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="Explicit at or over this score; null: the classifier's own threshold."
+    )
+
+
+class SendRule(BaseModel):
+    """What happens when an account of one band is about to send an image."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["allow", "warn", "block"]
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="Explicit at or over this score; null: the classifier's own threshold."
+    )
+
+
+def _deliver_defaults() -> dict[str, DeliverRule]:
+    return {
+        "under13": DeliverRule(action="block"),
+        "13-15": DeliverRule(action="blur"),
+        "16-17": DeliverRule(action="blur"),
+        "adult": DeliverRule(action="allow"),
+        "unknown": DeliverRule(action="allow"),
+    }
+
+
+def _send_defaults() -> dict[str, SendRule]:
+    return {band: SendRule(action="warn" if is_minor(band) else "allow") for band in BANDS}
+
+
+class MediaPolicy(BaseModel):
+    """The operator's media policy (``GET``/``PUT /v1/safety/media-policy``, ``safehold media policy``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    classifier: str = Field(
+        "opennsfw", pattern=r"^[a-z][a-z0-9_]{0,63}$", description="The classifier that scores images."
+    )
+    label: str = Field("explicit", min_length=1, max_length=64, description="Its label that means explicit.")
+    deliver: dict[Band, DeliverRule] = Field(default_factory=_deliver_defaults)
+    send: dict[Band, SendRule] = Field(default_factory=_send_defaults)
+    open_cases: bool = Field(
+        True, description="An adult or unknown sender's explicit image to a minor opens a case for review."
+    )
+
+    def deliver_rule(self, band: str) -> DeliverRule:
+        return self.deliver.get(band) or _deliver_defaults()[band]
+
+    def send_rule(self, band: str) -> SendRule:
+        return self.send.get(band) or _send_defaults()[band]
+
+
+def _invalid(message: str) -> SafeholdError:
+    return SafeholdError("media.invalid_check", message, status=422)
+
+
+def _account(value: str | None, name: str, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise _invalid(f"{name} is required")
+        return None
+    if not isinstance(value, str) or len(value) > ID_MAX:
+        raise _invalid(f"{name} must be 1 to {ID_MAX} characters")
+    return value
+
+
+class MediaCheck:
+    """The media check of one process: the policy (cached), the age book, the classifiers and the pipeline."""
+
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditService,
+        ages: AgeBook,
+        classifiers: Classifiers,
+        pipeline: Pipeline,
+        prompts: Prompts,
+        *,
+        reload_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.db = db
+        self.audit = audit
+        self.ages = ages
+        self.classifiers = classifiers
+        self.pipeline = pipeline
+        self.prompts = prompts
+        self.reload_seconds = reload_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._policy: tuple[float, MediaPolicy] | None = None
+
+    # ------------------------------------------------------------------ policy
+
+    def policy(self) -> MediaPolicy:
+        """The operator's policy (or the defaults), re-read at most every ``reload_seconds``. A stored policy
+        that no longer validates is ignored for the defaults rather than failing every check."""
+        cached = self._policy
+        if cached is not None and self._clock() - cached[0] < self.reload_seconds:
+            return cached[1]
+        with self._lock:
+            with self.db.session() as s:
+                row = s.get(AppSetting, SETTING_KEY)
+                stored = dict(row.value) if row is not None and row.value else {}
+            try:
+                policy = MediaPolicy.model_validate(stored)
+            except ValueError:
+                policy = MediaPolicy()
+            self._policy = (self._clock(), policy)
+            return policy
+
+    def policy_info(self) -> dict:
+        """The policy as JSON, with when and by whom it was last changed (``None``: the defaults)."""
+        with self.db.session() as s:
+            row = s.get(AppSetting, SETTING_KEY)
+            who, when = (row.updated_by, iso(row.updated_at)) if row is not None else (None, None)
+        return {"policy": self.policy().model_dump(mode="json"), "updated_by": who, "updated_at": when}
+
+    def set_policy(self, body: object, actor: str) -> dict:
+        """Replace the policy (a missing field takes its default); ``request.invalid`` (422) for a bad one,
+        ``media.invalid_policy`` for a label the named classifier (when enabled here) does not emit. Audited."""
+        policy = validated(MediaPolicy, body, "the media policy")
+        c = self._enabled(policy.classifier)
+        if c is not None and policy.label not in c.labels:
+            raise SafeholdError(
+                "media.invalid_policy",
+                f"Classifier {policy.classifier} has no label {policy.label!r} (it has {', '.join(c.labels)}).",
+                status=422,
+            )
+        value = policy.model_dump(mode="json")
+        with self.db.session() as s:
+            row = s.get(AppSetting, SETTING_KEY, with_for_update=True)
+            old = dict(row.value) if row is not None else None
+            if row is None:
+                s.add(AppSetting(key=SETTING_KEY, value=value, updated_by=actor))
+            else:
+                row.value, row.updated_by = value, actor
+            s.flush()
+            self.audit.record(s, actor, "settings.update", f"setting:{SETTING_KEY}", {"old": old, "new": value})
+        self._policy = None
+        return self.policy_info()
+
+    def _enabled(self, name: str):
+        return next((c for c in self.classifiers.enabled if c.name == name), None)
+
+    # ------------------------------------------------------------------ the check
+
+    def check(
+        self,
+        data: bytes,
+        *,
+        sender: str,
+        recipient: str | None = None,
+        stage: str = "deliver",
+        locale: str | None = "en",
+        content_id: str | None = None,
+        actor: str,
+        scope: str,
+    ) -> dict:
+        """The decision for one image (see the module docs). ``scope`` names the caller (its key prefix) for the
+        idempotency of the case an adult-to-minor image opens: the same image from the same sender to the same
+        recipient is one event however often it is checked."""
+        if stage not in STAGES:
+            raise _invalid(f"stage must be one of {', '.join(STAGES)}")
+        sender = _account(sender, "sender", required=True)
+        recipient = _account(recipient, "recipient", required=stage == "deliver")
+        content_id = _account(content_id, "content_id", required=False)
+        if not data:
+            raise SafeholdError("media.empty", "The uploaded file is empty.")
+        policy = self.policy()
+        sender_band = self.ages.band(sender)
+        recipient_band = self.ages.band(recipient) if recipient else None
+        rule = policy.deliver_rule(recipient_band) if stage == "deliver" else policy.send_rule(sender_band)
+        reportable = policy.open_cases and is_minor(recipient_band) and not is_minor(sender_band)
+        answer = {
+            "decision": "allow",
+            "stage": stage,
+            "classified": False,
+            "score": None,
+            "classifier": policy.classifier,
+            "label": policy.label,
+            "threshold": None,
+            "sender_band": sender_band,
+            "recipient_band": recipient_band,
+            "prompts": [],
+            "case_id": None,
+        }
+        if rule.action == "allow" and not reportable:
+            return answer  # adults' messages: nothing decoded, nothing scored
+        score, threshold = self._score(data, policy, rule.threshold)
+        explicit = score >= threshold
+        answer.update(classified=True, score=score, threshold=threshold)
+        if explicit and rule.action != "allow":
+            answer["decision"] = rule.action
+            answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
+        if explicit and reportable:
+            detection = recipient_minor_detection(
+                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id
+            )
+            answer["case_id"] = self._open_case(data, detection, recipient, actor, scope)
+        return answer
+
+    def _score(self, data: bytes, policy: MediaPolicy, threshold: float | None) -> tuple[float, float]:
+        """The policy classifier's score of the policy label and the threshold that applies. The image is checked
+        before it is decoded (``media.*`` codes for what is not an image Safehold decodes safely)."""
+        c = self._enabled(policy.classifier)
+        if c is None or "image" not in c.takes:
+            raise SafeholdError(
+                "media.classifier_unavailable",
+                f"The media policy's classifier {policy.classifier!r} is not enabled here: add it to "
+                "SAFEHOLD_CLASSIFIERS, or name an enabled one in the media policy.",
+                status=503,
+                detail={"classifier": policy.classifier},
+            )
+        one = replace(self.classifiers, enabled=(c,))
+        bounds = {"max_jpeg_scans": one.max_jpeg_scans, "max_jpeg_segments": one.max_jpeg_segments}
+        prepare(data, max_pixels=one.max_pixels, **bounds)  # refuses what is no image with the scan's codes
+        classified = one.classify_image(data)
+        if not classified:
+            raise SafeholdError(
+                "media.not_classified",
+                "The image could not be decoded or classified, so the policy cannot say it is safe to show.",
+                status=422,
+            )
+        c_result = classified[0]
+        score = next((float(s.score) for s in c_result.scores if s.label == policy.label), None)
+        if score is None:
+            raise SafeholdError(
+                "media.invalid_policy",
+                f"Classifier {policy.classifier} gave no score for the policy's label {policy.label!r}.",
+                status=422,
+            )
+        return score, threshold if threshold is not None else c_result.threshold
+
+    def _open_case(self, data: bytes, detection: Detection, recipient: str, actor: str, scope: str) -> int | None:
+        """Submit the event to the pipeline once per (message, sender, recipient, image), whichever stage saw it
+        first; the case's id. The pipeline keeps the image in the vault with the case."""
+        sub = Submission(detection, media=data, source="classifier", opens=True)
+        image = hashlib.sha256(data).hexdigest()
+        event = f"{detection.content_id}\0{detection.account_id}\0{recipient}\0{image}"
+        digest = hashlib.sha256(event.encode("utf-8", "surrogatepass")).hexdigest()
+
+        def case_of(ref: CaseRef | None) -> dict:
+            return {"case": ref.to_dict() if ref is not None else None}
+
+        key = f"{scope}:media-check:{digest}"
+        result = self.pipeline.submit(sub, key=key, digest=digest, actor=actor, answer=case_of)
+        case = (result or {}).get("case")
+        return case["id"] if case else None
+
+
+def recipient_minor_detection(
+    policy: MediaPolicy,
+    score: float,
+    threshold: float,
+    stage: str,
+    sender: str,
+    recipient: str | None,
+    sender_band: str,
+    recipient_band: str | None,
+    content_id: str | None,
+) -> Detection:
+    """The detection an adult's (or unknown sender's) explicit image to a minor opens a case with: the sender's
+    account (and the message, when named) as subject, one ``classifier`` signal carrying the score and why.
+
+    The one place that says how this event reaches the pipeline (until the pipeline takes age reasons itself)."""
+    detail = {
+        "classifier": policy.classifier,
+        "threshold": threshold,
+        "scores": {policy.label: score},
+        "reasons": ["recipient_minor"],
+        "stage": stage,
+        "sender_band": sender_band,
+        "recipient_band": recipient_band,
+        "recipient": recipient,
+    }
+    signal = DetectionSignal(
+        source="classifier", signal_type=policy.classifier, category=policy.label, confidence=score, detail=detail
+    )
+    return Detection(
+        source="classifier",
+        content_id=content_id,
+        account_id=sender,
+        signals=[signal],
+        media_type="image",
+    )
