@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from safehold.api.contract import ContractRoute, error_responses
 from safehold.api.deps import require, require_any, services
 from safehold.api.multipart import read_upload_form
-from safehold.api.routes.scan import _one_upload, is_multipart
+from safehold.api.routes.scan import is_multipart, one_upload
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
@@ -70,7 +70,7 @@ async def media_check(request: Request, svc: Services = Depends(services), who: 
     if not is_multipart(request):
         raise SafeholdError("request.missing_file", "Send the image as a multipart field named 'file'.")
     form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
-    _, data = _one_upload(form)
+    _, data = one_upload(form)
     stage = _field(form, "stage") or "deliver"
     if stage not in STAGES:
         raise SafeholdError("media.invalid_check", f"stage must be one of {', '.join(STAGES)}.", status=422)
