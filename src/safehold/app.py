@@ -40,6 +40,7 @@ from safehold.api.routes import (
     reports,
     review,
     scan,
+    screening,
     search,
     system,
     terms,
@@ -169,6 +170,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         exchanges,
         peer,
         classifiers,
+        screening,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
