@@ -181,3 +181,10 @@ def test_a_disabled_service_gets_nothing(banked, google, configured):
     scan(banked, NEW, "c1")
     with banked.db.session() as s:
         assert s.scalar(select(func.count()).select_from(ScreeningJob)) == 0
+
+
+def test_the_same_image_of_the_same_subject_is_queued_once(banked, configured):
+    scan(banked, NEW, "c1")
+    scan(banked, NEW, "c1")  # a retried upload
+    scan(banked, NEW, "c2")  # another item: its own case, its own job
+    assert [j.content_id for j in jobs(banked)] == ["c1", "c2"]

@@ -100,6 +100,6 @@ class ScreeningService(ABC):
         reviewer should see); ``ScreeningError`` on failure. Never raises anything else for a bad answer."""
 
     def check(self) -> dict:
-        """A cheap call proving the URL and credentials work (``safehold classifier-service test``); by default
+        """A cheap call proving the URL and credentials work (``safehold screening test``); by default
         nothing is sent and ``{"checked": False}`` is answered."""
         return {"checked": False}

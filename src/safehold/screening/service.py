@@ -229,6 +229,19 @@ class ScreeningQueue:
             st = self.settings
             full = jobs + len(services) > st.screening_queue_max_jobs
             full = full or size + len(media) * len(services) > st.screening_queue_max_bytes
+            if hashes.get("md5"):  # the same image of the same subject again (a retried scan): queued once
+                again = set(
+                    s.scalars(
+                        select(ScreeningJob.service_id).where(
+                            ScreeningJob.md5 == hashes["md5"],
+                            ScreeningJob.content_id == content_id,
+                            ScreeningJob.account_id == account_id,
+                        )
+                    ).all()
+                )
+                services = [sid for sid in services if sid not in again]
+                if not services:
+                    return
             if full or not (content_id or account_id):
                 s.execute(
                     update(ScreeningServiceRow)

@@ -1058,7 +1058,7 @@ class ScreeningJob(Base):
     worker's job is taken again when its lease lapses). ``status``: queued → done | failed."""
 
     __tablename__ = "screening_jobs"
-    __table_args__ = (Index("ix_screening_jobs_due", "status", "next_at"),)
+    __table_args__ = (Index("ix_screening_jobs_due", "status", "next_at"), Index("ix_screening_jobs_md5", "md5"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("screening_services.id", ondelete="CASCADE"), index=True)

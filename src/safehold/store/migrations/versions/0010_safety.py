@@ -108,6 +108,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_screening_jobs_service_id", "screening_jobs", ["service_id"])
     op.create_index("ix_screening_jobs_due", "screening_jobs", ["status", "next_at"])
+    op.create_index("ix_screening_jobs_md5", "screening_jobs", ["md5"])
 
     # --- contact policy
 
