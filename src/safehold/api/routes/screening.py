@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from safehold.api.contract import ContractRoute, matching
+from safehold.api.contract import ContractRoute, error_responses, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
@@ -103,6 +103,10 @@ def delete_service(name: str, svc: Services = Depends(services), who: Principal 
     return {"deleted": name}
 
 
-@router.post("/services/{name}/test", summary="Call the service once with a generated image (nobody's media)")
+@router.post(
+    "/services/{name}/test",
+    summary="Call the service once with a generated image (nobody's media)",
+    responses=error_responses(502),
+)
 def test_service(name: str, svc: Services = Depends(services), who: Principal = Depends(WRITE)) -> dict:
     return svc.screening.test(name, actor=who.label)
