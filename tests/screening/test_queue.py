@@ -188,3 +188,10 @@ def test_the_same_image_of_the_same_subject_is_queued_once(banked, configured):
     scan(banked, NEW, "c1")  # a retried upload
     scan(banked, NEW, "c2")  # another item: its own case, its own job
     assert [j.content_id for j in jobs(banked)] == ["c1", "c2"]
+
+
+def test_the_background_task_works_the_queue(banked, google, configured):
+    google.answer_for(NEW, "VERY_LOW")
+    scan(banked, NEW, "c1")
+    banked.tasks.run_now("screening.run")
+    assert jobs(banked)[0].status == "done"
