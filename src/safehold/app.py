@@ -42,6 +42,7 @@ from safehold.api.routes import (
     reports,
     review,
     scan,
+    screening,
     search,
     system,
     terms,
@@ -173,6 +174,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         classifiers,
         media_check,
         prompts,
+        screening,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

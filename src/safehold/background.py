@@ -29,6 +29,9 @@ DELIVERY_BATCH = 8
 #: Opinions sent to exchanges per round (one at a time: sources rate-limit).
 FEEDBACK_BATCH = 8
 
+#: Screening jobs worked per round (each one call to an external classification service, within its rate limit).
+SCREENING_BATCH = 8
+
 #: Exchange rounds per task round (each exchange decides by its own period whether it is due).
 EXCHANGE_BATCH = 4
 
@@ -96,6 +99,10 @@ BUILTIN = (
     # Calls out, so not part of an upkeep round (its batch keeps it out of UPKEEP).
     replace(scheduled_fetch("exchanges", lambda svc: svc.exchanges.fetch_due(EXCHANGE_BATCH),
                             every=lambda s: s.exchange_poll_interval), batch=EXCHANGE_BATCH),
+
+    # Sends queued images to the external classification services (safehold.screening): calls out, own thread.
+    Task("screening.run", lambda svc: svc.screening.run_once(SCREENING_BATCH),
+         every=lambda s: s.screening_poll_interval, batch=SCREENING_BATCH),
 
     # Matches new bank entries against the seen hashes (opt-in): reads the whole store, so not an upkeep step.
     Task("seen.rematch", lambda svc: svc.rematch.run_once(REMATCH_BATCH), every=_rematch, batch=REMATCH_BATCH),

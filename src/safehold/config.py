@@ -295,6 +295,25 @@ class Settings(BaseSettings):
         default=None, description="The only folder a feed exchange reads local files from (default: home/feeds)."
     )
 
+    # External classification services (Principle 2, docs/classifiers.md): their job queue, off the matching path
+    screening_queue_max_jobs: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="Most jobs waiting for the external screening services."
+    )
+    screening_queue_max_bytes: int = Field(
+        default=1 << 30, ge=1 << 20, description="Most media bytes waiting (sealed) for the screening services."
+    )
+    screening_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Attempts at one screening job before it is marked failed."
+    )
+    screening_backoff_seconds: float = Field(default=30.0, gt=0)
+    screening_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    screening_lease_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="A worker holds a screening job this long; a crashed one frees it."
+    )
+    screening_poll_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between rounds of the screening.run task."
+    )
+
     # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
     # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
     tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from safehold.safety.media import MediaCheck
     from safehold.safety.prompts import Prompts
     from safehold.scanning.service import ScanService
+    from safehold.screening.service import ScreeningQueue
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
     from safehold.sharing.peers import PeerService
@@ -212,7 +213,17 @@ class Services:
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
-        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen)
+        return Pipeline(
+            self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen,
+            screening=self.screening,
+        )  # fmt: skip
+
+    @cached_property
+    def screening(self) -> ScreeningQueue:
+        from safehold.screening.service import ScreeningQueue
+
+        # Late-bound: the pipeline is handed this queue when it is built, and the queue hands hits back to it.
+        return ScreeningQueue(self.db, self.audit, self.sealer, self.settings, lambda: self.pipeline)
 
     @cached_property
     def rematch(self) -> Rematcher:

@@ -73,6 +73,9 @@ BEYOND_THE_SCHEMA = {
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
     "exchange.invalid_settings": "settings the exchange type does not take",
     "exchange.invalid_credentials": "credentials the exchange type does not take",
+    # So are a screening service's (GET /v1/screening/types publishes them).
+    "screening.invalid_settings": "settings the screening service type does not take",
+    "screening.invalid_credentials": "credentials the screening service type does not take",
     # The operator's configuration: the deterrence-message variants come from the messages file.
     "search.unknown_variant": "a message variant the configured messages do not have",
     # What happens when a URL is fetched: the name does not resolve, the host is private, the server fails.

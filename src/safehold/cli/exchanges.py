@@ -14,8 +14,15 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from safehold.cli.common import console, err, fail, open_input, open_output, services
-from safehold.errors import SafeholdError
+from safehold.cli.common import console, err, fail, open_output, services
+from safehold.cli.configuring import (
+    CredentialOpt,
+    CredentialsFile,
+    SettingOpt,
+    SettingsFile,
+    credentials_from,
+    settings_from,
+)
 
 app = typer.Typer(help="Hash exchanges: banks kept in sync with a source (NCMEC, a feed, a peer, ...).",
                   no_args_is_help=True)  # fmt: skip
@@ -23,64 +30,11 @@ out = console()
 
 Name = Annotated[str, typer.Argument(help="Exchange name (also the source of the entries it adds).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-SettingOpt = Annotated[
-    list[str] | None,
-    typer.Option("--setting", "-s", help="KEY=VALUE (repeatable); a VALUE that is JSON is read as JSON."),
-]
-SettingsFile = Annotated[Path | None, typer.Option(help="The settings as a JSON object (merged under --setting).")]
-CredentialOpt = Annotated[
-    list[str] | None, typer.Option("--credential", help="KEY=VALUE (repeatable); never printed or logged.")
-]
-CredentialsFile = Annotated[Path | None, typer.Option(help="The credentials as a JSON object.")]
 Every = Annotated[int | None, typer.Option(help="Seconds between scheduled fetches (default: the type's).")]
 
 
 def _svc():
     return services(load_index=False)
-
-
-def _object(path: Path | None, what: str) -> dict:
-    if path is None:
-        return {}
-    with open_input(path) as f:
-        raw = f.read(1 << 20)
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise SafeholdError("cli.invalid_json", f"{what} file {path} is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise SafeholdError("cli.invalid_json", f"{what} file {path} must hold a JSON object.")
-    return data
-
-
-def _pairs(items: list[str] | None, what: str, *, as_json: bool) -> dict:
-    """``KEY=VALUE`` options as a dict. Setting values that parse as JSON are JSON (numbers, lists, true);
-    credentials stay strings. The message never repeats a value (it may be a secret)."""
-    found: dict = {}
-    for item in items or ():
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise SafeholdError("cli.usage", f"Each {what} is KEY=VALUE (one had no '=' or no key).")
-        if as_json:
-            try:
-                found[key.strip()] = json.loads(value)
-                continue
-            except ValueError:
-                pass
-        found[key.strip()] = value
-    return found
-
-
-def _settings(setting: list[str] | None, settings_file: Path | None) -> dict | None:
-    if not setting and settings_file is None:
-        return None
-    return {**_object(settings_file, "settings"), **_pairs(setting, "--setting", as_json=True)}
-
-
-def _credentials(credential: list[str] | None, credentials_file: Path | None) -> dict | None:
-    if not credential and credentials_file is None:
-        return None
-    return {**_object(credentials_file, "credentials"), **_pairs(credential, "--credential", as_json=False)}
 
 
 def _print_status(s: dict) -> None:
@@ -117,8 +71,8 @@ def add(
     """Configure an exchange feeding a bank; it fetches on its schedule (or now: `safehold exchange fetch`)."""
     with fail():
         status = _svc().exchanges.create(
-            name, type_name, bank, _settings(setting, settings_file) or {},
-            _credentials(credential, credentials_file), every_seconds=every, enabled=not disabled, actor="cli",
+            name, type_name, bank, settings_from(setting, settings_file) or {},
+            credentials_from(credential, credentials_file), every_seconds=every, enabled=not disabled, actor="cli",
         )  # fmt: skip
     _print_status(status)
 
@@ -135,8 +89,8 @@ def update(
     """Replace an exchange's settings or credentials (each whole), or change its period."""
     with fail():
         status = _svc().exchanges.update(
-            name, settings=_settings(setting, settings_file), credentials=_credentials(credential, credentials_file),
-            every_seconds=every, actor="cli",
+            name, settings=settings_from(setting, settings_file),
+            credentials=credentials_from(credential, credentials_file), every_seconds=every, actor="cli",
         )  # fmt: skip
     _print_status(status)
 

@@ -30,6 +30,7 @@ from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
 from safehold.cli import reports as report_cmds
 from safehold.cli import scan as scan_cmds
+from safehold.cli import screening as screening_cmds
 from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
@@ -69,6 +70,7 @@ app.add_typer(seen_cmds.app, name="seen")
 app.add_typer(classifier_cmds.app, name="classifier")
 app.add_typer(prompt_cmds.app, name="prompts")
 app.add_typer(media_cmds.app, name="media")
+app.add_typer(screening_cmds.app, name="screening")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

@@ -41,6 +41,7 @@ from safehold.cases.taxonomy import severity
 from safehold.classifiers.base import Classification
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
+from safehold.pipeline.screening import ScreeningQueue
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
@@ -123,8 +124,10 @@ class Pipeline:
         classifiers: Classifiers,
         index: BankIndex,
         seen: SeenHashes | None = None,
+        screening: ScreeningQueue | None = None,
     ):
         self.db = db
+        self.screening = screening  # the external classification services' queue (safehold.screening), if wired
         self.seen = seen  # the opt-in store of scanned hashes, for re-matching (safehold.sharing.rematch)
         self.index = index  # the banks' settings (on_match, thresholds) as the scan that matched saw them
         self.cases = cases
@@ -263,6 +266,12 @@ class Pipeline:
             hashes = [(sig["type"], sig["value"]) for scan in sub.scans for sig in scan.signals]
             self.seen.record(sub.detection.content_id, sub.detection.account_id, hashes)
         found = [b for scan in sub.scans for b in self.bank_signals(scan)]
+        if self.screening is not None and sub.sighting and _screenable(sub):
+            hashes = {sig["type"]: sig["value"] for scan in sub.scans for sig in scan.signals}
+            self.screening.offer(
+                sub.media, filename=sub.filename, content_id=sub.detection.content_id,
+                account_id=sub.detection.account_id, hashes=hashes,
+            )  # fmt: skip
         hits = review_signals(self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
         own = sub.detection.signals if sub.opens or found or hits else []
         signals = [b.signal for b in found] + hits + own
@@ -301,6 +310,12 @@ def _classifiable(sub: Submission) -> bool:
     return sub.media is not None and any(
         scan.media in _MEDIA and scan.error is None and scan.verdict != "allowlisted" for scan in sub.scans
     )
+
+
+def _screenable(sub: Submission) -> bool:
+    """Whether the external screening services get the submission's image: one the classifiers would look at
+    (:func:`_classifiable`) that no bank matched (known material needs no guess)."""
+    return _classifiable(sub) and not any(scan.verdict == "match" for scan in sub.scans)
 
 
 def review_signals(classified: Sequence[Classification]) -> list[DetectionSignal]:

@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.classifiers.base import Score
 from safehold.errors import SafeholdError
@@ -36,10 +36,10 @@ class Settings(BaseModel):
 
     #: The service's base URL (``https://``, or ``http://`` to this machine for a stand-in).
     url: str
-    #: Seconds one call may take, connection included.
-    timeout_seconds: float = 10.0
+    #: Seconds one call may take, connection included (at most a minute: well inside a job's lease).
+    timeout_seconds: float = Field(10.0, gt=0, le=60)
     #: Most calls per minute this instance makes to the service (its contract's rate limit).
-    requests_per_minute: int = 60
+    requests_per_minute: int = Field(60, ge=1, le=100_000)
 
 
 class Credentials(BaseModel):
@@ -100,6 +100,6 @@ class ScreeningService(ABC):
         reviewer should see); ``ScreeningError`` on failure. Never raises anything else for a bad answer."""
 
     def check(self) -> dict:
-        """A cheap call proving the URL and credentials work (``safehold classifier-service test``); by default
+        """A cheap call proving the URL and credentials work (``safehold screening test``); by default
         nothing is sent and ``{"checked": False}`` is answered."""
         return {"checked": False}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -29,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -41,6 +39,8 @@ from safehold.banks.formats import EntryRecord
 from safehold.banks.service import BankService, ImportReport, exchange_publisher, fingerprint, validate_record
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
+from safehold.outbound.settings import seal, secret_values, unseal
+from safehold.outbound.settings import validated as _validated
 from safehold.sharing import registry
 from safehold.sharing.base import Exchange, FetchBatch, UnknownSignal
 from safehold.store.db import Database
@@ -203,7 +203,7 @@ class ExchangeService:
         cls = registry.get(type_name)
         creds = None
         if sealed is not None and cls.credentials_model is not None:
-            opened = json.loads(self.sealer.open_text(sealed, aad=name.encode()))
+            opened = unseal(self.sealer, name, sealed)
             creds = cls.credentials_model.model_validate(opened)
         st = self.settings
         return cls(
@@ -232,7 +232,7 @@ class ExchangeService:
             ]
 
     def _seal(self, name: str, creds: dict | None) -> str | None:
-        return None if creds is None else self.sealer.seal_text(json.dumps(creds), aad=name.encode())
+        return seal(self.sealer, name, creds)
 
     # ------------------------------------------------------------------------------------------ fetching
 
@@ -464,21 +464,6 @@ def _keep_unknown(s: Session, exchange_id: int, unknown: list[UnknownSignal]) ->
     return new
 
 
-def _validated(model: type[BaseModel], data: Any, code: str, what: str) -> BaseModel:
-    """``data`` read by ``model``; refusals name the fields and the reasons, never the values given."""
-    if not isinstance(data, dict):
-        raise SafeholdError(code, f"{what} must be an object of named fields.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(all)", "problem": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False, include_context=False)
-        ]
-        said = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:10])
-        raise SafeholdError(code, f"Invalid {what}: {said}.", detail={"fields": problems[:50]}) from None
-
-
 def _settings(cls: type[Exchange], data: dict) -> dict:
     return _validated(cls.settings_model, data, "exchange.invalid_settings", f"{cls.name} settings").model_dump(
         mode="json"
@@ -496,12 +481,7 @@ def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
     if data is None:
         _validated(model, {}, "exchange.invalid_credentials", f"{cls.name} credentials (none were given)")
         return None
-    valid = _validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials")
-    # pydantic dumps a SecretStr as "**********": what is sealed must be the secret itself.
-    given = {
-        k: v.get_secret_value() if isinstance(v := getattr(valid, k), SecretStr) else dumped
-        for k, dumped in valid.model_dump(mode="json").items()
-    }
+    given = secret_values(_validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials"))
     return given if any(v is not None for v in given.values()) else None  # all left out: none
 
 

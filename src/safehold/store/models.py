@@ -1024,6 +1024,65 @@ class AccountAge(Base):
 # --- [10] external classification services and their job queue ---------------------------------------------------
 
 
+class ScreeningServiceRow(Base):
+    """An external classification service an admin configured (safehold.screening.service): its type, own
+    settings, credentials sealed with the instance key (the name as associated data, never shown), an optional
+    threshold override, its counters and last error, and when it may next be called (its rate limit, or the
+    ``Retry-After`` it asked for)."""
+
+    __tablename__ = "screening_services"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    credentials: Mapped[str | None] = mapped_column(Text, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    next_call_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    skipped_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_ok_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ScreeningJob(Base):
+    """One image waiting to be sent to one screening service: the media sealed (never in clear, cleared once the
+    job is done or failed), the subject it came with, attempts and back-off, a lease (at-least-once: a crashed
+    worker's job is taken again when its lease lapses). ``status``: queued → done | failed."""
+
+    __tablename__ = "screening_jobs"
+    __table_args__ = (Index("ix_screening_jobs_due", "status", "next_at"), Index("ix_screening_jobs_md5", "md5"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("screening_services.id", ondelete="CASCADE"), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    pdq: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    media: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    media_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), nullable=True)
+    last_error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 # --- [10] contact policy -----------------------------------------------------------------------------------------
 
 

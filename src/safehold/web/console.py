@@ -22,6 +22,7 @@ from safehold.web import (
     queue,
     reports,
     safety,
+    screening,
     static_files,
     text,
 )
@@ -35,5 +36,19 @@ def start_page(request: Request) -> Response:
     return page(request, "start.html")
 
 
-for _area in (auth, queue, cases, text, reports, admin, exchanges, outbound, feedback, audit, safety, static_files):
+for _area in (
+    auth,
+    queue,
+    cases,
+    text,
+    reports,
+    admin,
+    exchanges,
+    outbound,
+    feedback,
+    audit,
+    safety,
+    screening,
+    static_files,
+):
     router.include_router(_area.router)

@@ -7,8 +7,6 @@ holds a secret it was not just given).
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
@@ -16,6 +14,7 @@ from safehold.auth.roles import Permission
 from safehold.services import Services
 from safehold.sharing.service import types
 from safehold.web.deps import ConsoleRoute, Staff, back, services, staff
+from safehold.web.forms import schema_fields
 from safehold.web.render import page
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -45,8 +44,8 @@ async def create_exchange(
 ) -> Response:
     form = await request.form()
     kind = next((t for t in types() if t["name"] == type), None)
-    settings = _fields(form, f"setting.{type}.", kind["settings"] if kind else {})
-    credentials = _fields(form, f"credential.{type}.", (kind or {}).get("credentials") or {}) or None
+    settings = schema_fields(form, f"setting.{type}.", kind["settings"] if kind else {})
+    credentials = schema_fields(form, f"credential.{type}.", (kind or {}).get("credentials") or {}) or None
     svc.exchanges.create(name, type, bank, settings, credentials, every_seconds=every_seconds, actor=who.label)
     return back(PAGE, "exchange_created")
 
@@ -69,23 +68,3 @@ def switch(
 def delete(name: str, who: Staff = Depends(staff(WRITE)), svc: Services = Depends(services)) -> Response:
     svc.exchanges.delete(name, actor=who.label)
     return back(PAGE, "exchange_deleted")
-
-
-def _fields(form, prefix: str, schema: dict) -> dict:
-    """The form's fields for one type, by its JSON Schema: empty ones left out (the type's default applies),
-    values of non-text fields (numbers, lists, true/false) read as JSON."""
-    props = schema.get("properties", {})
-    out: dict = {}
-    for key, raw in form.multi_items():
-        if not key.startswith(prefix) or not isinstance(raw, str) or not raw.strip():
-            continue
-        field = key[len(prefix) :]
-        kinds = {s.get("type") for s in props.get(field, {}).get("anyOf", [props.get(field, {})])}
-        if "string" in kinds:
-            out[field] = raw.strip()
-            continue
-        try:
-            out[field] = json.loads(raw)
-        except ValueError:
-            out[field] = raw.strip()  # the service's check names the field and what it expects
-    return out

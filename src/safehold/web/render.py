@@ -55,6 +55,8 @@ NOTICES = {
     "exchange_updated": "Exchange updated.",
     "exchange_fetching": "Fetching now; reload the page to see the outcome.",
     "exchange_deleted": "Exchange removed; the entries it added stay in the bank.",
+    "screening_created": "Screening service added; images no bank matches are queued for it from now on.",
+    "screening_updated": "Screening service updated.",
     "terms_imported": "Term list imported; it is in force now.",
     "terms_updated": "Term list switched.",
     "policy_saved": "Policy saved.",

@@ -56,6 +56,59 @@ def upgrade() -> None:
     # --- classifier thresholds and labelled outcomes
 
     # --- external classification services and their job queue
+    op.create_table(
+        "screening_services",
+        sa.Column("id", _BIG_ID, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("credentials", sa.Text(), nullable=True),
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("next_call_at", _TS, nullable=True),
+        sa.Column("sent_total", sa.BigInteger(), nullable=False),
+        sa.Column("hits_total", sa.BigInteger(), nullable=False),
+        sa.Column("failed_total", sa.BigInteger(), nullable=False),
+        sa.Column("skipped_total", sa.BigInteger(), nullable=False),
+        sa.Column("last_ok_at", _TS, nullable=True),
+        sa.Column("last_error_code", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error_at", _TS, nullable=True),
+        sa.Column("created_by", sa.String(length=128), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_table(
+        "screening_jobs",
+        sa.Column("id", _BIG_ID, nullable=False),
+        sa.Column("service_id", _BIG_ID, nullable=False),
+        sa.Column("content_id", sa.String(length=128), nullable=True),
+        sa.Column("account_id", sa.String(length=128), nullable=True),
+        sa.Column("filename", sa.String(length=255), nullable=True),
+        sa.Column("content_type", sa.String(length=64), nullable=False),
+        sa.Column("pdq", sa.String(length=64), nullable=True),
+        sa.Column("md5", sa.String(length=32), nullable=True),
+        sa.Column("media", sa.LargeBinary(), nullable=True),
+        sa.Column("media_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_at", _TS, nullable=False),
+        sa.Column("lease_until", _TS, nullable=True),
+        sa.Column("lease_owner", sa.String(length=36), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("case_id", _BIG_ID, nullable=True),
+        sa.Column("last_error_code", sa.String(length=64), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("finished_at", _TS, nullable=True),
+        sa.ForeignKeyConstraint(["service_id"], ["screening_services.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_screening_jobs_service_id", "screening_jobs", ["service_id"])
+    op.create_index("ix_screening_jobs_due", "screening_jobs", ["status", "next_at"])
+    op.create_index("ix_screening_jobs_md5", "screening_jobs", ["md5"])
 
     # --- contact policy
 
@@ -80,6 +133,8 @@ def downgrade() -> None:
     # --- contact policy
 
     # --- external classification services and their job queue
+    op.drop_table("screening_jobs")
+    op.drop_table("screening_services")
 
     # --- classifier thresholds and labelled outcomes
 
