@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from safehold.classifiers.registry import Classifiers
     from safehold.evidence.service import EvidenceService
     from safehold.evidence.store import EvidenceStore
+    from safehold.pipeline.classifier_policy import ClassifierPolicies
     from safehold.pipeline.events import EventService
     from safehold.pipeline.service import Pipeline
     from safehold.reporting.service import ReportService
@@ -199,7 +200,16 @@ class Services:
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
-        return Pipeline(self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen)
+        return Pipeline(
+            self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen,
+            ages=self.ages, policies=self.classifier_policies,
+        )  # fmt: skip
+
+    @cached_property
+    def classifier_policies(self) -> ClassifierPolicies:
+        from safehold.pipeline.classifier_policy import ClassifierPolicies
+
+        return ClassifierPolicies(self.db, self.audit, self.classifiers)
 
     @cached_property
     def rematch(self) -> Rematcher:

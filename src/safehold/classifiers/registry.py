@@ -62,6 +62,8 @@ def check(cls: object, ep_name: str = "built-in") -> type[Classifier]:
     threshold = getattr(cls, "threshold", None)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
         raise invalid(f"{what}.threshold must be a number in (0, 1]")
+    if getattr(cls, "needs_age_signal", None) not in (None, True, False):
+        raise invalid(f"{what}.needs_age_signal must be True, False or None")
     return cls
 
 
