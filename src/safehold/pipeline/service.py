@@ -38,11 +38,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safehold.actions.service import ActionService
+from safehold.agebands import is_minor
 from safehold.banks.index import BankIndex
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
-from safehold.agebands import is_minor
 from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
@@ -114,12 +114,13 @@ class Ruled:
     @property
     def ruling(self) -> list[list]:
         """What policy found, for a door whose idempotency key is derived from its input: the bank entries
-        matched and the classifier hits, sorted. The same content scanned again after a bank gained its hash (an
-        ``auto`` bank, say) is then a new submission, whose signal and automatic actions happen, not a retry."""
+        matched and the classifier hits (with the age reasons they came with), sorted. The same content scanned
+        again after a bank gained its hash (an ``auto`` bank, say) is then a new submission, whose signal and
+        automatic actions happen, not a retry."""
         return sorted(
             [sig.bank or "", sig.entry_id or ""]
             if sig.source == "hash_match"
-            else [sig.source, sig.signal_type or "", sig.category or ""]
+            else [sig.source, sig.signal_type or "", sig.category or "", *sig.detail.get("age", {}).get("reasons", ())]
             for sig in self.detection.signals
             if sig.source in ("hash_match", "classifier")
         )
@@ -306,8 +307,13 @@ class Pipeline:
         if not classified:
             return Judged([], [], [])
         policies = self.policies.for_hits()
-        hits = [(c, p, score) for c in classified if (p := policies.get(c.classifier)) is not None
-                for score in c.scores if score.score >= p.threshold]  # fmt: skip
+        hits = [
+            (c, policies[c.classifier], score)
+            for c in classified
+            if c.classifier in policies
+            for score in c.scores
+            if score.score >= policies[c.classifier].threshold
+        ]
         if not hits:
             return Judged([], [], [])
         reasons = list(dict.fromkeys(sub.age_reasons))
@@ -317,8 +323,14 @@ class Pipeline:
         signals, auto, noted = [], [], []
         for c, policy, score in hits:
             if policy.needs_age_signal and not reasons and policy.alone == "ignore":
-                noted.append({"classifier": c.classifier, "version": c.version, "label": score.label,
-                              "score": score.score, "threshold": policy.threshold})  # fmt: skip
+                noted.append(
+                    {
+                        "classifier": c.classifier,
+                        "label": score.label,
+                        "score": score.score,
+                        "threshold": policy.threshold,
+                    }
+                )
                 continue
             sig = review_signal(c, score, policy, reasons, band, sub.age_context)
             signals.append(sig)
