@@ -23,6 +23,7 @@ is seen at once by that process and within seconds by every other (API workers, 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from safehold.cases.taxonomy import CLASSIFICATIONS
 from safehold.classifiers.base import Classifier
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import NotFound, SafeholdError
+from safehold.review import outcomes
 from safehold.store.db import Database
 from safehold.store.models import ClassifierPolicy, iso, utcnow
 
@@ -46,6 +48,7 @@ CHILD_ABUSE_LABELS = frozenset(("csam", *CLASSIFICATIONS))
 DEFAULT_CATEGORY = "csam"
 #: How long a process keeps the policies it read before reading them again.
 CACHE_SECONDS = 5.0
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 #: The settings of a policy, as the API and the CLI name them.
 FIELDS = ("threshold", "needs_age_signal", "alone", "auto_action", "category")
 
@@ -221,6 +224,15 @@ class ClassifierPolicies:
             self._read_at = None  # this process sees its own change at once
         return self.describe(name)
 
+    def precision(self, name: str) -> dict:
+        """Reviewed hits and precision per label and threshold (:func:`safehold.review.outcomes.precision`), the
+        policy's threshold among them; a classifier no longer enabled still has its history."""
+        if not _NAME.match(name):
+            raise NotFound("classifier.not_found", f"No classifier {name!r}.")
+        enabled = {c.name: c for c in self.classifiers.enabled}
+        current = self._policy(enabled[name]).threshold if name in enabled else None
+        return outcomes.precision(self.db, name, current)
+
 
 def _row_dict(r: ClassifierPolicy) -> dict:
     return {
@@ -255,18 +267,3 @@ class Judged:
     signals: list
     auto: list
     noted: list[dict]
-
-
-def check_reasons(reasons: object) -> list[str]:
-    """The age reasons a door passes, validated (``classifier.invalid_age_reason``, 422)."""
-    if not isinstance(reasons, list | tuple) or not all(isinstance(r, str) for r in reasons):
-        raise SafeholdError("classifier.invalid_age_reason", "age reasons are a list of names.", status=422)
-    unknown = [r for r in reasons if r not in AGE_REASONS]
-    if unknown:
-        raise SafeholdError(
-            "classifier.invalid_age_reason",
-            f"Unknown age reason {unknown[0]!r}; reasons are {', '.join(AGE_REASONS)}.",
-            status=422,
-            detail={"allowed": list(AGE_REASONS)},
-        )
-    return list(dict.fromkeys(reasons))

@@ -2,7 +2,8 @@
 
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
 reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), feedback to
-hash exchanges (feedback), the audit log (audit), and the static CSS/JS.
+hash exchanges (feedback), classifier policies and precision (classifiers), the audit log (audit), and the static
+CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 
@@ -11,7 +12,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from safehold.web import admin, audit, auth, cases, exchanges, feedback, outbound, queue, reports, static_files, text
+from safehold.web import (
+    admin,
+    audit,
+    auth,
+    cases,
+    classifiers,
+    exchanges,
+    feedback,
+    outbound,
+    queue,
+    reports,
+    static_files,
+    text,
+)
 from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -22,5 +36,18 @@ def start_page(request: Request) -> Response:
     return page(request, "start.html")
 
 
-for _area in (auth, queue, cases, text, reports, admin, exchanges, outbound, feedback, audit, static_files):
+for _area in (
+    auth,
+    queue,
+    cases,
+    text,
+    reports,
+    admin,
+    exchanges,
+    outbound,
+    feedback,
+    classifiers,
+    audit,
+    static_files,
+):
     router.include_router(_area.router)
