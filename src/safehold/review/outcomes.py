@@ -34,7 +34,9 @@ def record(s: Session, case: Case, actor: str) -> int:
     if case.status != "closed" or outcome is None:
         return 0
     signals = s.scalars(select(CaseSignal).where(CaseSignal.case_id == case.id, CaseSignal.source == "classifier"))
-    rows = [_row(sig, case, outcome, actor) for sig in signals]
+    # Safehold's own classifiers' hits name their classifier and threshold; a platform's classifier score sent
+    # with an event names neither, and has no threshold here to tune.
+    rows = [_row(sig, case, outcome, actor) for sig in signals if sig.signal_type and "threshold" in (sig.detail or {})]
     if rows:
         s.execute(delete(ClassifierOutcome).where(ClassifierOutcome.signal_id.in_([r.signal_id for r in rows])))
         s.add_all(rows)
@@ -47,11 +49,11 @@ def _row(sig: CaseSignal, case: Case, outcome: str, actor: str) -> ClassifierOut
     return ClassifierOutcome(
         signal_id=sig.id,
         case_id=case.id,
-        classifier=str(detail.get("classifier") or sig.signal_type or "")[:64],
+        classifier=str(detail.get("classifier") or sig.signal_type)[:64],
         version=str(detail.get("version") or "")[:32],
         label=str(detail.get("label") or sig.category or "")[:64],
         score=float(sig.confidence),
-        threshold=float(detail.get("threshold") or 0.0),
+        threshold=float(detail["threshold"]),
         outcome=outcome,
         decision=case.decision,
         decided_by=actor,
