@@ -160,6 +160,7 @@ class EventIn(_Strict):
     occurred_at: UtcDateTime | None = None
     depicted_minor: bool = Field(
         False,
+        strict=True,
         description="The person shown in the file is (suspected to be) a minor: an age signal for classifier hits "
         "on labels legal for adults (docs/classifiers.md).",
     )

@@ -25,7 +25,7 @@ ClassifierName = Annotated[str, Path(pattern="^[a-z][a-z0-9_]{0,63}$", descripti
 class PolicyIn(BaseModel):
     """The settings to change; a setting sent as ``null`` goes back to the classifier's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     threshold: float | None = Field(None, gt=0, le=1, description="A score at or above it is a hit.")
     needs_age_signal: bool | None = Field(None, description="A hit opens a case only with an age signal.")
     alone: Literal["ignore", "case"] | None = Field(
