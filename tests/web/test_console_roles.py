@@ -93,6 +93,8 @@ EXPECTED = {
     ("POST", "/console/feedback/{feedback_id}/retry"): P.BANKS_WRITE,
     ("GET", "/console/audit"): P.AUDIT_READ,
     ("GET", "/console/audit/verify"): P.AUDIT_READ,
+    ("GET", "/console/classifiers"): P.STATS_READ,
+    ("POST", "/console/classifiers/{name}/policy"): P.SETTINGS_MANAGE,
     ("POST", "/logout"): ANY,  # last: it ends the session
 }
 

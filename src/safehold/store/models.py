@@ -1066,7 +1066,6 @@ class ClassifierOutcome(Base):
     decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-
 # --- [10] external classification services and their job queue ---------------------------------------------------
 
 
