@@ -12,6 +12,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.banks.formats import CATEGORY_PATTERN
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1", tags=["classifiers"], route_class=ContractRoute)
@@ -25,7 +26,7 @@ ClassifierName = Annotated[str, Path(pattern="^[a-z][a-z0-9_]{0,63}$", descripti
 class PolicyIn(BaseModel):
     """The settings to change; a setting sent as ``null`` goes back to the classifier's default."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
     threshold: float | None = Field(None, gt=0, le=1, description="A score at or above it is a hit.")
     needs_age_signal: bool | None = Field(None, description="A hit opens a case only with an age signal.")
     alone: Literal["ignore", "case"] | None = Field(
@@ -33,7 +34,10 @@ class PolicyIn(BaseModel):
     )
     auto_action: bool | None = Field(None, description="Run the automatic action policies for hits (audited).")
     category: str | None = Field(
-        None, max_length=64, description="The case category of a hit with an age signal (default csam)."
+        None,
+        max_length=64,
+        description="The case category of a hit with an age signal (default csam): A1, A2, B1, B2 or a slug.",
+        json_schema_extra={"pattern": CATEGORY_PATTERN},  # checked by the service, with its own message
     )
 
 
