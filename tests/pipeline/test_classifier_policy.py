@@ -189,3 +189,8 @@ def test_an_unknown_classifier_has_no_policy(svc):
     with pytest.raises(SafeholdError) as e:
         svc.classifier_policies.change("nudity", "test", {"threshold": 0.5})
     assert (e.value.code, e.value.status) == ("classifier.not_found", 404)
+
+
+def test_a_door_may_only_pass_known_age_reasons():
+    with pytest.raises(ValueError, match="unknown age reasons"):
+        Submission(Detection(source="event", content_id="c"), age_reasons=["looks_young"])

@@ -211,7 +211,7 @@ class ClassifierPolicies:
             if row is None:
                 row = ClassifierPolicy(classifier=name, auto_action=False)
                 s.add(row)
-            before = apply(defaults(c), row).to_dict() if row.updated_at else defaults(c).to_dict()
+            before = apply(defaults(c), row).to_dict()
             for key, value in values.items():
                 setattr(row, key, value)
             row.updated_by, row.updated_at = actor, utcnow()

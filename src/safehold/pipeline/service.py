@@ -47,7 +47,7 @@ from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
 from safehold.pipeline.ages import AgeLookup, NoAges
-from safehold.pipeline.classifier_policy import CONTACT_REASONS, ClassifierPolicies, Judged, Policy
+from safehold.pipeline.classifier_policy import AGE_REASONS, CONTACT_REASONS, ClassifierPolicies, Judged, Policy
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
@@ -102,6 +102,11 @@ class Submission:
     age_reasons: list[str] = field(default_factory=list)
     #: What the door knows about those reasons, shown on the signal (``{"grooming_conversation": "conv-1"}``).
     age_context: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.age_reasons) - set(AGE_REASONS))
+        if unknown:  # a door's bug, not a caller's input: doors validate what their callers send
+            raise ValueError(f"unknown age reasons {unknown}; see safehold.pipeline.classifier_policy.AGE_REASONS")
 
 
 @dataclass(frozen=True)
