@@ -7,7 +7,7 @@ import json
 import pytest
 
 from safehold.config import Settings
-from tests.classifiers.plugins import install
+from tests.classifiers.plugins import BRIGHT, install
 
 
 @pytest.fixture
@@ -44,3 +44,16 @@ def test_list_policy_and_precision(cli, svc):
     assert "No reviewed hits of test_explicit yet." in out and "never reviewed" in out
     result = json.loads(cli("classifier", "precision", "test_explicit", "--json").stdout)
     assert result["classifier"] == "test_explicit" and result["current_threshold"] == 0.9
+
+
+def test_scan_record_takes_the_age_signals(cli, svc, tmp_path):
+    path = tmp_path / "p.jpg"
+    path.write_bytes(BRIGHT)
+    alone = json.loads(cli("scan", "--record", "--content-id", "c1", "--json", path).stdout)
+    assert "cases" not in alone  # an explicit hit alone records nothing
+    out = json.loads(cli("scan", "--record", "--content-id", "c2", "--depicted-minor", "--json", path).stdout)
+    [case] = out["cases"]
+    assert svc.cases.get(case["id"])["signals"][0]["detail"]["age"]["reasons"] == ["depicted_minor"]
+    err = cli("scan", "--record", "--content-id", "c3", "--grooming-conversation", "conv-1", path, code=2).output
+    assert "classifier.grooming_not_flagged" in err
+    assert "--record" in cli("scan", "--depicted-minor", path, code=2).output
