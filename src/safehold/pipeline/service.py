@@ -308,7 +308,7 @@ class Pipeline:
     def judge(self, sub: Submission, classified: Sequence[Classification]) -> Judged:
         """Apply each classifier's policy (:mod:`safehold.pipeline.classifier_policy`) to its scores: which hits
         become signals, which of those run the automatic policies, which are only noted. The uploader's band is
-        read only when some hit needs it."""
+        read only when there is a hit."""
         if not classified:
             return Judged([], [], [])
         policies = self.policies.for_hits()
@@ -345,7 +345,8 @@ class Pipeline:
 
     def _record(self, s: Session, ruled: Ruled, actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
-        matches on ``auto`` banks, in the same transaction."""
+        matches on ``auto`` banks and hits of classifiers whose policy sets ``auto_action``, in the same
+        transaction."""
         d = ruled.detection
         if not d.signals:
             return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
