@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from safehold.classifiers.registry import Classifiers
     from safehold.evidence.service import EvidenceService
     from safehold.evidence.store import EvidenceStore
+    from safehold.pipeline.classifier_policy import ClassifierPolicies
     from safehold.pipeline.events import EventService
     from safehold.pipeline.service import Pipeline
     from safehold.reporting.service import ReportService
@@ -215,7 +216,7 @@ class Services:
 
         return Pipeline(
             self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen,
-            screening=self.screening,
+            screening=self.screening, ages=self.ages, policies=self.classifier_policies,
         )  # fmt: skip
 
     @cached_property
@@ -224,6 +225,12 @@ class Services:
 
         # Late-bound: the pipeline is handed this queue when it is built, and the queue hands hits back to it.
         return ScreeningQueue(self.db, self.audit, self.sealer, self.settings, lambda: self.pipeline)
+
+    @cached_property
+    def classifier_policies(self) -> ClassifierPolicies:
+        from safehold.pipeline.classifier_policy import ClassifierPolicies
+
+        return ClassifierPolicies(self.db, self.audit, self.classifiers)
 
     @cached_property
     def rematch(self) -> Rematcher:

@@ -99,6 +99,8 @@ EXPECTED = {
     ("GET", "/console/safety/prompts"): P.STATS_READ,
     ("POST", "/console/safety/prompts/{key}/{locale}"): P.SETTINGS_MANAGE,
     ("POST", "/console/safety/prompts/{key}/{locale}/reset"): P.SETTINGS_MANAGE,
+    ("GET", "/console/classifiers"): P.STATS_READ,
+    ("POST", "/console/classifiers/{name}/policy"): P.SETTINGS_MANAGE,
     ("POST", "/logout"): ANY,  # last: it ends the session
 }
 

@@ -2,8 +2,9 @@
 
 A classifier is a pure detector, like a signal type's hasher: it knows nothing of cases, storage or HTTP. What
 becomes of its scores is the pipeline's decision (:mod:`safehold.pipeline.service`): a score at or above the
-classifier's ``threshold`` is a *hit*, which opens a case for human review and never an automatic action or
-report (a classifier guesses; a bank match recognises).
+classifier's ``threshold`` is a *hit*, which opens a case for human review (with an age signal, for labels legal
+for adults) and never an automatic action or report unless the operator's policy says so (a classifier
+guesses; a bank match recognises).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class Classifier(ABC):
     #: The shortest image side it needs (``None``: full resolution). When every enabled classifier names one,
     #: images and video frames are decoded at reduced size, never below the largest named (a JPEG by DCT scaling).
     min_side: ClassVar[int | None] = None
+    #: Whether a hit opens a case only together with an age signal (the operator's policy may say otherwise);
+    #: ``None``: by its labels — needed unless every label is a child-abuse category (``csam``, A1…B2), since
+    #: a label such as ``explicit`` is legal for adults (docs/classifiers.md, "Classifier policy").
+    needs_age_signal: ClassVar[bool | None] = None
 
     @abstractmethod
     def classify(self, content: Content) -> list[Score]:

@@ -80,6 +80,8 @@ def check(cls: object, ep_name: str = "built-in") -> type[Classifier]:
     side = getattr(cls, "min_side", None)
     if side is not None and (isinstance(side, bool) or not isinstance(side, int) or not 1 <= side <= 8192):
         raise invalid(f"{what}.min_side must be None or a whole number of pixels from 1 to 8192")
+    if getattr(cls, "needs_age_signal", None) not in (None, True, False):
+        raise invalid(f"{what}.needs_age_signal must be True, False or None")
     return cls
 
 

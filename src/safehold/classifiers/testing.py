@@ -21,6 +21,8 @@ class BrightnessClassifier(Classifier):
     takes: ClassVar[frozenset[ContentKind]] = frozenset(("image", "video_frame"))
     labels = ("test_bright",)
     threshold = 0.9
+    #: A hit opens a case alone, like a child-abuse label's, so the path can be tried without age signals.
+    needs_age_signal = False
 
     def classify(self, content: Content) -> list[Score]:
         grey = content.image.convert("L")

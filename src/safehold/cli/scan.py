@@ -148,15 +148,25 @@ def scan_paths(
         typer.Option(help="With --record: the platform's id of the content; {name} is replaced by the file's name."),
     ] = None,
     account_id: Annotated[str | None, typer.Option(help="With --record: the platform's id of the account.")] = None,
+    depicted_minor: Annotated[
+        bool, typer.Option(help="With --record: the person shown is a suspected minor (an age signal for classifiers).")
+    ] = False,
+    grooming_conversation: Annotated[
+        str | None,
+        typer.Option(help="With --record: the conversation the files came in (it must have an open grooming alert)."),
+    ] = None,
 ) -> None:
     """Scan files against every bank. Nothing is stored but aggregate counts, unless --record names a subject."""
     if (content_id or account_id) and not record:
         raise typer.BadParameter("--content-id and --account-id name what --record records; add --record.")
+    if (depicted_minor or grooming_conversation) and not record:
+        raise typer.BadParameter("--depicted-minor and --grooming-conversation are about what --record records.")
+    age = {"depicted_minor": depicted_minor, "grooming_conversation": grooming_conversation}
     if record and not (content_id or account_id):
         raise typer.BadParameter("--record needs --content-id or --account-id: a case is about a subject.")
     with fail():
         files = collect_files(paths)
-    for given in [account_id] + [_content_id(content_id, f) for f in files]:
+    for given in [account_id, grooming_conversation] + [_content_id(content_id, f) for f in files]:
         if given is not None and not 1 <= len(given) <= MAX_ID:
             raise typer.BadParameter(f"a platform id is 1 to {MAX_ID} characters; {given!r} is not.")
     with fail():
@@ -182,7 +192,7 @@ def scan_paths(
                 result = svc.scans.evaluate(hashed, channel="cli", name=path)
                 if record:
                     with fail():
-                        row = _recorded(svc, who, result, Path(path), content_id, account_id)
+                        row = _recorded(svc, who, result, Path(path), content_id, account_id, age)
                     if time.monotonic() - flushed >= svc.settings.index_sync_interval:
                         svc.seen.flush()  # as a server's flush task would: re-matching waits this long, no more
                         flushed = time.monotonic()
@@ -217,16 +227,22 @@ def operator() -> Principal:
 
 
 def _recorded(
-    svc: Services, who: Principal, result: ScanResult, path: Path, content_id: str | None, account_id: str | None
+    svc: Services,
+    who: Principal,
+    result: ScanResult,
+    path: Path,
+    content_id: str | None,
+    account_id: str | None,
+    age: dict,
 ) -> dict:
     """The scan door's answer for one file: read again here (the worker hashed it) only to be classified and kept
-    if the pipeline records something about it."""
+    if the pipeline records something about it. ``age`` holds the caller's age signals for classifier hits."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SafeholdError("cli.read_failed", f"Cannot read {path}: {exc.strerror}.") from None
     cid = _content_id(content_id, path)
-    return svc.events.scanned(who, result, data, filename=path.name, content_id=cid, account_id=account_id)
+    return svc.events.scanned(who, result, data, filename=path.name, content_id=cid, account_id=account_id, **age)
 
 
 def _content_id(template: str | None, path: Path) -> str | None:

@@ -38,6 +38,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy import select
 
 from safehold import jsonlimits
 from safehold.auth.apikeys import Principal
@@ -46,7 +47,8 @@ from safehold.cases.detection import OWN_SOURCES, SOURCES, CaseRef, Detection, D
 from safehold.errors import SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.scanning.service import ScanResult, ScanService, sees_provenance
-from safehold.store.models import as_utc
+from safehold.store.db import Database
+from safehold.store.models import Case, Conversation, as_utc
 
 MAX_KEY = 128
 #: An idempotency key (header or body field), as the schema publishes it: 1 to MAX_KEY printable ASCII characters.
@@ -156,6 +158,19 @@ class EventIn(_Strict):
     ip_events: list[IpEventIn] = Field(default_factory=list, max_length=1000)
     signals: list[SignalIn] = Field(default_factory=list, max_length=100)
     occurred_at: UtcDateTime | None = None
+    depicted_minor: bool = Field(
+        False,
+        strict=True,
+        description="The person shown in the file is (suspected to be) a minor: an age signal for classifier hits "
+        "on labels legal for adults (docs/classifiers.md).",
+    )
+    grooming_conversation: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="The platform's id of the conversation the file came in; it must have an open grooming alert or "
+        "case (classifier.grooming_not_flagged). An age signal for classifier hits.",
+    )
 
     @model_validator(mode="after")
     def _subject(self) -> EventIn:
@@ -248,6 +263,7 @@ class EventService:
         seen = self.pipeline.replay(key, digest)
         if seen is not None:
             return seen
+        reasons, context = self.age_reasons(event.depicted_minor, event.grooming_conversation)
         scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
         signals = [_event_signal(sig, event.occurred_at) for sig in event.signals]
         sub = Submission(
@@ -257,6 +273,8 @@ class EventService:
             filename=filename,
             opens=True,
             always=True,
+            age_reasons=reasons,
+            age_context=context,
         )
 
         def answer(ref: CaseRef | None) -> dict:
@@ -279,6 +297,8 @@ class EventService:
         url: str | None = None,
         content_id: str | None = None,
         account_id: str | None = None,
+        depicted_minor: bool = False,
+        grooming_conversation: str | None = None,
     ) -> dict:
         """The answer to a scan (the API's and ``safehold scan``'s): the result as ``principal`` may see it, plus
         the cases it opened or updated (``cases``, ``duplicate``) when it named a subject and the pipeline
@@ -288,15 +308,21 @@ class EventService:
         subject by the same caller is recorded once: its key is derived from the subject, the scanned signals
         and what the pipeline found (a bank that gained the hash since makes it a new scan), so a retry answers
         the first call's cases again with ``duplicate: true`` instead of adding a second signal to the case.
+
+        ``depicted_minor`` and ``grooming_conversation`` are the caller's age signals for classifier hits
+        (:meth:`age_reasons`).
         """
         out = result.to_dict(provenance=sees_provenance(principal.role))
         if not (content_id or account_id):
             return out
+        reasons, context = self.age_reasons(depicted_minor, grooming_conversation)
         sub = Submission(
             Detection(source="event", content_id=content_id, account_id=account_id, url=url),
             scans=[result],
             media=data or None,
             filename=filename,
+            age_reasons=reasons,
+            age_context=context,
         )
         ruled = self.pipeline.rule(sub)
         if ruled is None:
@@ -308,6 +334,35 @@ class EventService:
 
         key = f"{principal.key_prefix or principal.label}:scan-auto:{digest}"
         return {**out, **self.pipeline.commit(ruled, key=key, digest=digest, actor=principal.label, answer=answer)}
+
+    def age_reasons(self, depicted_minor: bool, grooming_conversation: str | None) -> tuple[list[str], dict]:
+        """The age reasons a door's caller gave, for classifier policy: ``depicted_minor``, and
+        ``grooming_conversation`` when that conversation has an open grooming alert or case (else
+        ``classifier.grooming_not_flagged``, 422: a conversation nobody flagged says nothing about a child)."""
+        reasons, context = ["depicted_minor"] if depicted_minor else [], {}
+        if grooming_conversation is not None:
+            if not grooming_flagged(self.pipeline.db, grooming_conversation):
+                raise SafeholdError(
+                    "classifier.grooming_not_flagged",
+                    f"Conversation {grooming_conversation!r} has no open grooming alert or case.",
+                    status=422,
+                    detail={"field": "grooming_conversation"},
+                )
+            reasons.append("grooming_conversation")
+            context["grooming_conversation"] = grooming_conversation
+        return reasons, context
+
+
+def grooming_flagged(db: Database, conversation_id: str) -> bool:
+    """Whether the platform's conversation ``conversation_id`` has an alert (the scorer raised one) or an open
+    grooming case."""
+    with db.session() as s:
+        row = s.execute(
+            select(Conversation.alert, Case.status)
+            .outerjoin(Case, Case.id == Conversation.case_id)
+            .where(Conversation.external_id == conversation_id)
+        ).first()
+    return row is not None and bool(row.alert or (row.status is not None and row.status != "closed"))
 
 
 def _event_signal(sig: SignalIn, occurred_at: dt.datetime | None) -> DetectionSignal:

@@ -10,9 +10,13 @@ finding becomes is decided here, the same way for all of them (docs/cases.md):
   enabled ``auto`` policies (:meth:`safehold.actions.service.ActionService.for_detection`), except a match on a
   quarantined entry (docs/sharing.md, "False-positive controls"), which goes to review only;
 - **classifier policy**: the enabled classifiers score the submitted image (one the scan hashed without error and
-  no allow bank vouched for, decoded within the scan's bounds); a score at or above its classifier's
-  threshold becomes a ``classifier`` signal, which opens a case for human review and never runs an automatic
-  action (EU Regulation 2021/1232: a guess about new material needs a person);
+  no allow bank vouched for, decoded within the scan's bounds); a score at or above the threshold of its
+  classifier's policy (:mod:`safehold.pipeline.classifier_policy`) is a hit. A hit on a label legal for adults
+  (``explicit``) needs an age signal — the door's :attr:`Submission.age_reasons` or the uploader's band
+  (``uploader_minor``) — to become a ``classifier`` signal in the policy's category (``csam``) for human review;
+  without one it is only noted (or opens a case in its own label, if the policy says ``alone: case``). A hit on a
+  child-abuse label is a signal alone. It runs no automatic action unless the operator set ``auto_action`` for
+  the classifier (EU Regulation 2021/1232: a guess about new material needs a person);
 - **the door's own signals** (platform signals, text detections, grooming alerts) go to the case as they are,
   when the door says they warrant one (:attr:`Submission.opens`);
 - **once**: under an idempotency key the claim, the case, its items and signals, the automatic actions and the
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,14 +38,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safehold.actions.service import ActionService
+from safehold.agebands import is_minor
 from safehold.banks.index import BankIndex
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
 from safehold.cases.service import CaseService
 from safehold.cases.taxonomy import severity
-from safehold.classifiers.base import Classification
+from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
 from safehold.pipeline.screening import ScreeningQueue
+from safehold.pipeline.ages import AgeLookup, NoAges
+from safehold.pipeline.classifier_policy import AGE_REASONS, CONTACT_REASONS, ClassifierPolicies, Judged, Policy
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
@@ -91,6 +98,16 @@ class Submission:
     #: The scans' hashes are a new sighting of the content, for the seen-hash store (re-matching hands back
     #: hashes already stored: False).
     sighting: bool = True
+    #: Why a child is involved, as the door knows it (classifier_policy.AGE_REASONS: ``depicted_minor``,
+    #: ``recipient_minor``, ``grooming_conversation``); the pipeline adds ``uploader_minor`` itself.
+    age_reasons: list[str] = field(default_factory=list)
+    #: What the door knows about those reasons, shown on the signal (``{"grooming_conversation": "conv-1"}``).
+    age_context: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.age_reasons) - set(AGE_REASONS))
+        if unknown:  # a door's bug, not a caller's input: doors validate what their callers send
+            raise ValueError(f"unknown age reasons {unknown}; see safehold.pipeline.classifier_policy.AGE_REASONS")
 
 
 @dataclass(frozen=True)
@@ -103,12 +120,13 @@ class Ruled:
     @property
     def ruling(self) -> list[list]:
         """What policy found, for a door whose idempotency key is derived from its input: the bank entries
-        matched and the classifier hits, sorted. The same content scanned again after a bank gained its hash (an
-        ``auto`` bank, say) is then a new submission, whose signal and automatic actions happen, not a retry."""
+        matched and the classifier hits (with the age reasons they came with), sorted. The same content scanned
+        again after a bank gained its hash (an ``auto`` bank, say) is then a new submission, whose signal and
+        automatic actions happen, not a retry."""
         return sorted(
             [sig.bank or "", sig.entry_id or ""]
             if sig.source == "hash_match"
-            else [sig.source, sig.signal_type or "", sig.category or ""]
+            else [sig.source, sig.signal_type or "", sig.category or "", *sig.detail.get("age", {}).get("reasons", ())]
             for sig in self.detection.signals
             if sig.source in ("hash_match", "classifier")
         )
@@ -124,7 +142,10 @@ class Pipeline:
         classifiers: Classifiers,
         index: BankIndex,
         seen: SeenHashes | None = None,
+        *,
         screening: ScreeningQueue | None = None,
+        ages: AgeLookup | None = None,
+        policies: ClassifierPolicies | None = None,
     ):
         self.db = db
         self.screening = screening  # the external classification services' queue (safehold.screening), if wired
@@ -134,6 +155,8 @@ class Pipeline:
         self.actions = actions
         self.vault = vault
         self.classifiers = classifiers
+        self.ages = ages or NoAges()  # the uploader's band, for a classifier hit that needs an age signal
+        self.policies = policies or ClassifierPolicies(db, None, classifiers)
         self._pruned_at: dt.datetime | None = None
 
     # ---------------------------------------------------------------- the entry
@@ -272,7 +295,8 @@ class Pipeline:
                 sub.media, filename=sub.filename, content_id=sub.detection.content_id,
                 account_id=sub.detection.account_id, hashes=hashes,
             )  # fmt: skip
-        hits = review_signals(self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
+        judged = self.judge(sub, self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
+        hits = judged.signals
         own = sub.detection.signals if sub.opens or found or hits else []
         signals = [b.signal for b in found] + hits + own
         if not signals and not sub.always:
@@ -283,14 +307,55 @@ class Pipeline:
             source=sub.source or _strongest_source(signals),
             known_match=bool(sub.detection.known_match or found),
         )
+        if judged.noted:
+            d.item_metadata = {**d.item_metadata, "classifier_scores": judged.noted}
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return Ruled(d, [b.signal for b in found if b.auto])
+        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto)
+
+    def judge(self, sub: Submission, classified: Sequence[Classification]) -> Judged:
+        """Apply each classifier's policy (:mod:`safehold.pipeline.classifier_policy`) to its scores: which hits
+        become signals, which of those run the automatic policies, which are only noted. The uploader's band is
+        read only when there is a hit."""
+        if not classified:
+            return Judged([], [], [])
+        policies = self.policies.for_hits()
+        hits = [
+            (c, policies[c.classifier], score)
+            for c in classified
+            if c.classifier in policies
+            for score in c.scores
+            if score.score >= policies[c.classifier].threshold
+        ]
+        if not hits:
+            return Judged([], [], [])
+        reasons = list(dict.fromkeys(sub.age_reasons))
+        band = self.ages.band(sub.detection.account_id) if sub.detection.account_id else "unknown"
+        if is_minor(band):
+            reasons.insert(0, "uploader_minor")
+        signals, auto, noted = [], [], []
+        for c, policy, score in hits:
+            if policy.needs_age_signal and not reasons and policy.alone == "ignore":
+                noted.append(
+                    {
+                        "classifier": c.classifier,
+                        "label": score.label,
+                        "score": score.score,
+                        "threshold": policy.threshold,
+                    }
+                )
+                continue
+            sig = review_signal(c, score, policy, reasons, band, sub.age_context)
+            signals.append(sig)
+            if policy.auto_action:
+                auto.append(sig)
+        return Judged(signals, auto, noted)
 
     def _record(self, s: Session, ruled: Ruled, actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
-        matches on ``auto`` banks, in the same transaction."""
+        matches on ``auto`` banks and hits of classifiers whose policy sets ``auto_action``, in the same
+        transaction."""
         d = ruled.detection
         if not d.signals:
             return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
@@ -318,27 +383,39 @@ def _screenable(sub: Submission) -> bool:
     return _classifiable(sub) and not any(scan.verdict == "match" for scan in sub.scans)
 
 
-def review_signals(classified: Sequence[Classification]) -> list[DetectionSignal]:
-    """Each classifier hit as a ``classifier`` signal for human review: the label is its category, the score its
-    confidence, and the detail names the classifier, its version and threshold and all its scores (the reasons a
-    reviewer reads)."""
-    out = []
-    for c in classified:
-        scores = {s.label: s.score for s in c.scores}
-        for hit in c.hits:
-            detail = {"classifier": c.classifier, "version": c.version, "threshold": c.threshold, "scores": scores}
-            if hit.detail:
-                detail["reasons"] = hit.detail
-            out.append(
-                DetectionSignal(
-                    source="classifier",
-                    signal_type=c.classifier,
-                    category=hit.label,
-                    confidence=hit.score,
-                    detail=detail,
-                )
-            )
-    return out
+def review_signal(
+    c: Classification, hit: Score, policy: Policy, reasons: list[str], band: str, context: dict
+) -> DetectionSignal:
+    """A classifier hit as a ``classifier`` signal for human review. The score is its confidence; the detail names
+    the classifier, its version, its label, the threshold in force and all its scores (the reasons a reviewer
+    reads), and the age signal it came with (``age``: the reasons, the uploader's band and the door's context).
+
+    With an age signal, a hit of a classifier that needs one takes the policy's category (``csam``: explicit
+    imagery of a suspected minor is apparent CSAM not yet classified); otherwise its own label. A reason that puts
+    a child in contact with the sender now (classifier_policy.CONTACT_REASONS) sets ``minor_at_risk``, so a high
+    hit is P0."""
+    detail = {
+        "classifier": c.classifier,
+        "version": c.version,
+        "label": hit.label,
+        "threshold": policy.threshold,
+        "scores": {s.label: s.score for s in c.scores},
+    }
+    if hit.detail:
+        detail["reasons"] = hit.detail
+    category = hit.label
+    if reasons:
+        detail["age"] = {"reasons": reasons, "uploader_band": band, **context}
+        contact = [r for r in reasons if r in CONTACT_REASONS]
+        if contact:
+            detail["minor_at_risk"] = {"reasons": ", ".join(contact)}
+        if policy.needs_age_signal:
+            category = policy.category
+    if policy.auto_action:
+        detail["auto_action"] = True
+    return DetectionSignal(
+        source="classifier", signal_type=c.classifier, category=category, confidence=hit.score, detail=detail
+    )
 
 
 def _strongest_source(signals: list[DetectionSignal]) -> str:

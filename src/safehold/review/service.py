@@ -28,7 +28,7 @@ from safehold.cases.service import CaseService, close
 from safehold.cases.taxonomy import CLASSIFICATIONS, CSE_KINDS, DECISIONS, VIOLATING
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.review import media
+from safehold.review import media, outcomes
 from safehold.review.wellness import REVEAL, WellnessService, count_reveals
 from safehold.store.db import Database
 from safehold.store.models import AuditRecord, Case, CaseDecision, utcnow
@@ -253,9 +253,13 @@ class ReviewService:
             )
 
     def _finish(self, s: Session, case: Case, actor: str, action: str, fire: bool, **detail) -> None:
-        """Fire the decision's policies (same transaction: a finding and its actions commit together), then
+        """Fire the decision's policies (same transaction: a finding and its actions commit together), keep the
+        labelled outcomes of the case's classifier hits if the decision closed it (safehold.review.outcomes), then
         write the audit record, last."""
         fired = self.actions.for_decision(s, case, actor) if fire else []
+        labelled = outcomes.record(s, case, actor)
+        if labelled:
+            detail["classifier_outcomes"] = labelled
         detail.update(status=case.status, band=case.band, actions=len(fired))
         self.audit.record(s, actor, action, f"case:{case.id}", detail)
 

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from safehold.agebands import is_minor
 from safehold.audit import AuditService
 from safehold.backoff import retry_delay
 from safehold.cases.detection import Detection
@@ -42,7 +43,8 @@ from safehold.classifiers.base import Classification, Score
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.outbound.settings import seal, secret_values, unseal, validated
-from safehold.pipeline.service import Pipeline, Submission, review_signals
+from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
+from safehold.pipeline.service import Pipeline, Submission, review_signal
 from safehold.screening import registry
 from safehold.screening.base import Media, ScreeningError, ScreeningService
 from safehold.signals.media import sniff_format
@@ -55,6 +57,10 @@ log = logging.getLogger(__name__)
 #: A service's name: the ``signal_type`` of the classifier signals it gives (64 characters at most).
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
+#: Labels legal for adults: a service's hit on one opens a case only with an age signal (the uploader's band is a
+#: minor's), as the local classifier's do (docs/classifiers.md, "Classifier policy"); every other label a service
+#: gives (``csam``, C3P's harmful-abusive material, …) opens one alone.
+ADULT_LEGAL_LABELS = frozenset({"explicit"})
 #: Associated data binding a job's sealed media to the screening queue.
 MEDIA_AAD = b"safehold.screening.job"
 #: Jobs looked at per take (the first free one due is taken).
@@ -380,6 +386,27 @@ class ScreeningQueue:
             return
         self._done(job_id, owner, name, service, threshold, scores, media.data, subject)
 
+    def _signals(self, judged: Classification, account_id: str | None) -> list:
+        """The service's hits as ``classifier`` signals for review, by the rule of :data:`ADULT_LEGAL_LABELS`;
+        never an automatic action."""
+        band = self._pipeline().ages.band(account_id) if account_id else "unknown"
+        reasons = ["uploader_minor"] if is_minor(band) else []
+        out = []
+        for hit in judged.hits:
+            needs = hit.label in ADULT_LEGAL_LABELS
+            if needs and not reasons:
+                continue
+            policy = Policy(
+                classifier=judged.classifier,
+                threshold=judged.threshold,
+                needs_age_signal=needs,
+                alone="ignore" if needs else "case",
+                auto_action=False,
+                category=DEFAULT_CATEGORY,
+            )
+            out.append(review_signal(judged, hit, policy, reasons, band, {}))
+        return out
+
     def _done(
         self,
         job_id: int,
@@ -395,7 +422,7 @@ class ScreeningQueue:
         the job and delete its media."""
         content_id, account_id, filename, _ = subject
         judged = Classification(classifier=name, version=service.type, threshold=threshold, scores=tuple(scores))
-        hits = review_signals([judged])
+        hits = self._signals(judged, account_id)
         case_id = None
         if hits:
             detection = Detection(source="classifier", content_id=content_id, account_id=account_id, signals=hits)

@@ -1021,6 +1021,51 @@ class AccountAge(Base):
 # --- [10] classifier thresholds and labelled outcomes (precision per classifier and threshold) ------------------
 
 
+class ClassifierPolicy(Base):
+    """The operator's policy for one classifier's hits, changed at run time (safehold.pipeline.classifier_policy).
+    A column left ``NULL`` takes the classifier's default; a classifier without a row runs on its defaults."""
+
+    __tablename__ = "classifier_policies"
+
+    classifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Overrides the classifier's own threshold: a score at or above it is a hit.
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: A hit opens a case only with an age signal (a minor uploads, is depicted, receives, is being groomed).
+    needs_age_signal: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    #: What a hit that needs an age signal and has none becomes: ``ignore`` (a score noted, no case) or ``case``.
+    alone: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    #: The automatic (``auto``) action policies run for a hit only when this is set, explicitly.
+    auto_action: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The category a hit combined with an age signal gets (``csam``: apparent CSAM not yet classified).
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ClassifierOutcome(Base):
+    """A reviewer's verdict on one classifier hit: written when a decision closes the case that holds it (in the
+    decision's transaction), rewritten if a later decision closes it again. Precision per threshold is counted
+    from these rows (safehold.review.outcomes)."""
+
+    __tablename__ = "classifier_outcomes"
+    __table_args__ = (Index("ix_classifier_outcomes_score", "classifier", "label", "score"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("case_signals.id", ondelete="CASCADE"), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    classifier: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    #: The threshold in force when the hit was made.
+    threshold: Mapped[float] = mapped_column(Float)
+    #: true_positive | false_positive (cases.taxonomy.MATCH_OUTCOMES of the decision)
+    outcome: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # --- [10] external classification services and their job queue ---------------------------------------------------
 
 

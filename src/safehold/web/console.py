@@ -2,7 +2,8 @@
 
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
 reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), feedback to
-hash exchanges (feedback), the audit log (audit), and the static CSS/JS.
+hash exchanges (feedback), classifier policies and precision (classifiers), the audit log (audit), and the static
+CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 
@@ -16,6 +17,7 @@ from safehold.web import (
     audit,
     auth,
     cases,
+    classifiers,
     exchanges,
     feedback,
     outbound,
@@ -49,6 +51,8 @@ for _area in (
     audit,
     safety,
     screening,
+    classifiers,
+    audit,
     static_files,
 ):
     router.include_router(_area.router)

@@ -50,6 +50,7 @@ NOTICES = {
     "key_revoked": "API key revoked.",
     "bank_created": "Bank created.",
     "bank_updated": "Bank updated.",
+    "classifier_policy_saved": "Classifier policy saved: in force here now, in every process within seconds.",
     "entry_released": "Entry released: its matches act automatically again; not quarantined again for one window.",
     "exchange_created": "Exchange added; its first fetch is due now.",
     "exchange_updated": "Exchange updated.",

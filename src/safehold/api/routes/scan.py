@@ -36,6 +36,19 @@ _SUBJECT = {
     "content_id": {"type": "string", "maxLength": 128, "description": "The platform's id of the content."},
     "account_id": {"type": "string", "maxLength": 128, "description": "The platform's id of its account."},
 }
+#: The caller's age signals for classifier hits on the scanned image (docs/classifiers.md, "Classifier policy").
+_AGE = {
+    "depicted_minor": {
+        "type": "string",
+        "enum": ["true", "false"],
+        "description": "The person shown is (suspected to be) a minor.",
+    },
+    "grooming_conversation": {
+        "type": "string",
+        "maxLength": 128,
+        "description": "The conversation the file came in; it must have an open grooming alert or case.",
+    },
+}
 #: The request body of a route that takes one file.
 MULTIPART_FILE = {
     "multipart/form-data": {
@@ -50,7 +63,7 @@ _MULTIPART_SCAN = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
-            "properties": {"file": {"type": "string", "format": "binary"}, **_SUBJECT},
+            "properties": {"file": {"type": "string", "format": "binary"}, **_SUBJECT, **_AGE},
             "required": ["file"],
         }
     }
@@ -83,6 +96,10 @@ class _Subject(BaseModel):
         description="Names the subject; without it or account_id the scan is a lookup and opens no case.",
     )
     account_id: str | None = Field(None, min_length=1, max_length=128, description="The content's account.")
+    depicted_minor: bool = Field(False, description=_AGE["depicted_minor"]["description"])
+    grooming_conversation: str | None = Field(
+        None, min_length=1, max_length=128, description=_AGE["grooming_conversation"]["description"]
+    )
 
 
 class HashScan(_Subject):
@@ -120,7 +137,8 @@ def _scan_item(svc: Services, who: Principal, item: ScanItem) -> dict:
     else:
         result, url = svc.scans.scan_hash(item.signal_type, item.value), None
     ids = {"content_id": item.content_id, "account_id": item.account_id}
-    return svc.events.scanned(who, result, result.fetched, url=url, **ids)
+    age = {"depicted_minor": item.depicted_minor, "grooming_conversation": item.grooming_conversation}
+    return svc.events.scanned(who, result, result.fetched, url=url, **ids, **age)
 
 
 def _scan_file(svc: Services, who: Principal, data: bytes, name: str | None, **ids) -> dict:
@@ -147,6 +165,10 @@ async def scan(request: Request, svc: Services = Depends(services), who: Princip
         form = await read_upload_form(request, max_file_bytes=svc.settings.max_upload_bytes)
         name, data = one_upload(form)
         ids = {k: _form_id(form, k) for k in _SUBJECT}
+        ids.update(
+            depicted_minor=_form_flag(form, "depicted_minor"),
+            grooming_conversation=_form_id(form, "grooming_conversation"),
+        )
         return await run_in_threadpool(_scan_file, svc, who, data, name, **ids)
     item = validated(_SCAN_ITEM, await json_body(request))
     return await run_in_threadpool(_scan_item, svc, who, item)
@@ -218,6 +240,14 @@ def _form_id(form: UploadForm, field: str) -> str | None:
     if len(value) > 128:
         raise SafeholdError("request.invalid", f"{field} is a text field of at most 128 characters.", status=422)
     return value
+
+
+def _form_flag(form: UploadForm, field: str) -> bool:
+    """An optional ``true``/``false`` field of a multipart form (absent or empty: false)."""
+    value = (form.fields.get(field) or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise SafeholdError("request.invalid", f"{field} is 'true' or 'false'.", status=422)
+    return value == "true"
 
 
 def one_upload(form: UploadForm) -> tuple[str | None, bytes]:

@@ -54,6 +54,39 @@ def upgrade() -> None:
     op.create_index("ix_account_ages_resolved_at", "account_ages", ["resolved_at"])
 
     # --- classifier thresholds and labelled outcomes
+    op.create_table(
+        "classifier_policies",
+        sa.Column("classifier", sa.String(length=64), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("needs_age_signal", sa.Boolean(), nullable=True),
+        sa.Column("alone", sa.String(length=8), nullable=True),
+        sa.Column("auto_action", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("updated_by", sa.String(length=128), nullable=True),
+        sa.Column("updated_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("classifier"),
+    )
+    op.create_table(
+        "classifier_outcomes",
+        sa.Column("id", _BIG_ID, nullable=False),
+        sa.Column("signal_id", _BIG_ID, nullable=False),
+        sa.Column("case_id", _BIG_ID, nullable=False),
+        sa.Column("classifier", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.String(length=32), nullable=False),
+        sa.Column("label", sa.String(length=64), nullable=False),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("decision", sa.String(length=32), nullable=False),
+        sa.Column("decided_by", sa.String(length=128), nullable=True),
+        sa.Column("decided_at", _TS, nullable=False),
+        sa.ForeignKeyConstraint(["signal_id"], ["case_signals.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("signal_id"),
+    )
+    op.create_index("ix_classifier_outcomes_case_id", "classifier_outcomes", ["case_id"])
+    op.create_index("ix_classifier_outcomes_score", "classifier_outcomes", ["classifier", "label", "score"])
 
     # --- external classification services and their job queue
     op.create_table(
@@ -137,6 +170,8 @@ def downgrade() -> None:
     op.drop_table("screening_services")
 
     # --- classifier thresholds and labelled outcomes
+    op.drop_table("classifier_outcomes")
+    op.drop_table("classifier_policies")
 
     # --- account age signals and resolved bands
     op.drop_table("account_ages")
