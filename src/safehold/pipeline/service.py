@@ -46,9 +46,9 @@ from safehold.cases.taxonomy import severity
 from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
-from safehold.pipeline.screening import ScreeningQueue
 from safehold.pipeline.ages import AgeLookup, NoAges
 from safehold.pipeline.classifier_policy import AGE_REASONS, CONTACT_REASONS, ClassifierPolicies, Judged, Policy
+from safehold.pipeline.screening import ScreeningQueue
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
