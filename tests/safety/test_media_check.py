@@ -92,8 +92,11 @@ def test_an_adults_explicit_image_to_a_minor_opens_one_case(svc, media):
     case = svc.cases.get(out["case_id"])
     assert case["source"] == "classifier" and case["account_id"] == "grown"
     [sig] = case["signals"]
-    assert sig["detail"]["reasons"] == ["recipient_minor"] and sig["detail"]["recipient_band"] == "13-15"
-    assert sig["detail"]["sender_band"] == "adult" and sig["confidence"] == 1.0
+    age = sig["detail"]["age"]
+    assert age["reasons"] == ["recipient_minor"] and age["recipient_band"] == "13-15"
+    assert age["uploader_band"] == "adult" and sig["confidence"] == 1.0
+    # the pipeline's rule for a hit with an age signal: apparent CSAM, a child in contact with the sender now
+    assert sig["category"] == "csam" and sig["detail"]["minor_at_risk"]
     assert case["items"][0]["has_media"]
     again = _check(media, sender="grown", recipient="teen", content_id="msg-1")
     assert again["case_id"] == out["case_id"] and _cases(svc) == 1

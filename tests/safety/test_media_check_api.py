@@ -46,7 +46,7 @@ def test_the_route_decides_and_opens_a_case(client, keys, svc):
     assert out["decision"] == "blur" and out["recipient_band"] == "13-15" and out["sender_band"] == "adult"
     assert [p["key"] for p in out["prompts"]] == ["media.blurred", "help.sextortion"]
     assert out["prompts"][0]["title"] == "Cette image pourrait montrer de la nudité"
-    assert svc.cases.get(out["case_id"])["signals"][0]["detail"]["reasons"] == ["recipient_minor"]
+    assert svc.cases.get(out["case_id"])["signals"][0]["detail"]["age"]["reasons"] == ["recipient_minor"]
     warn = _post(client, keys["platform"], sender="teen", stage="send").json()
     assert warn["decision"] == "warn" and warn["recipient_band"] is None
     adults = _post(client, keys["platform"], sender="grown", recipient="grown").json()

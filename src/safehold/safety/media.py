@@ -45,10 +45,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.agebands import BANDS, is_minor
 from safehold.audit import AuditService
-from safehold.cases.detection import CaseRef, Detection, DetectionSignal
+from safehold.cases.detection import CaseRef, Detection
+from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import SafeholdError, validated
-from safehold.pipeline.service import Pipeline, Submission
+from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
+from safehold.pipeline.service import Pipeline, Submission, review_signal
 from safehold.safety.ages import AgeBook
 from safehold.safety.prompts import Prompts
 from safehold.signals.image import prepare
@@ -268,8 +270,9 @@ class MediaCheck:
             answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
         if explicit and reportable:
             detection = recipient_minor_detection(
-                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id
-            )
+                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id,
+                version=self._enabled(policy.classifier).version,
+            )  # fmt: skip
             answer["case_id"] = self._open_case(data, detection, recipient, actor, scope)
         return answer
 
@@ -332,24 +335,23 @@ def recipient_minor_detection(
     sender_band: str,
     recipient_band: str | None,
     content_id: str | None,
+    version: str = "",
 ) -> Detection:
     """The detection an adult's (or unknown sender's) explicit image to a minor opens a case with: the sender's
-    account (and the message, when named) as subject, one ``classifier`` signal carrying the score and why.
-
-    The one place that says how this event reaches the pipeline (until the pipeline takes age reasons itself)."""
-    detail = {
-        "classifier": policy.classifier,
-        "threshold": threshold,
-        "scores": {policy.label: score},
-        "reasons": ["recipient_minor"],
-        "stage": stage,
-        "sender_band": sender_band,
-        "recipient_band": recipient_band,
-        "recipient": recipient,
-    }
-    signal = DetectionSignal(
-        source="classifier", signal_type=policy.classifier, category=policy.label, confidence=score, detail=detail
+    account (and the message, when named) as subject, one ``classifier`` signal made by the pipeline's own rule
+    for a hit with an age signal (:func:`safehold.pipeline.service.review_signal`, reason ``recipient_minor``):
+    category ``csam`` (apparent CSAM not yet classified) and ``minor_at_risk``, so a high score is P0."""
+    classified = Classification(policy.classifier, version, threshold, (Score(policy.label, score),))
+    rule = Policy(
+        classifier=policy.classifier,
+        threshold=threshold,
+        needs_age_signal=True,
+        alone="ignore",
+        auto_action=False,
+        category=DEFAULT_CATEGORY,
     )
+    context = {"stage": stage, "recipient": recipient, "recipient_band": recipient_band}
+    signal = review_signal(classified, classified.scores[0], rule, ["recipient_minor"], sender_band, context)
     return Detection(
         source="classifier",
         content_id=content_id,
