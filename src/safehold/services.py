@@ -193,7 +193,10 @@ class Services:
     def ages(self) -> AgeBook:
         from safehold.safety.ages import AgeBook
 
-        return AgeBook(self.db, self.audit)
+        st = self.settings
+        return AgeBook(
+            self.db, self.audit, cache_ttl=st.age_cache_ttl_seconds, estimation_buffer=st.age_estimation_buffer_years
+        )
 
     @cached_property
     def pipeline(self) -> Pipeline:
