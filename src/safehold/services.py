@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.safety.ages import AgeBook
+    from safehold.safety.assurance import AssuranceService
     from safehold.scanning.service import ScanService
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
@@ -199,6 +200,12 @@ class Services:
         )
 
     @cached_property
+    def assurance(self) -> AssuranceService:
+        from safehold.safety.assurance import AssuranceService
+
+        return AssuranceService(self.ages, self.settings.age_assurance)
+
+    @cached_property
     def pipeline(self) -> Pipeline:
         from safehold.pipeline.service import Pipeline
 
@@ -281,7 +288,7 @@ class Services:
     def conversations(self) -> ConversationService:
         from safehold.rules.conversations import ConversationService
 
-        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings)
+        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings, self.ages)
 
     @cached_property
     def search(self) -> SearchService:

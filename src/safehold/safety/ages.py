@@ -367,7 +367,7 @@ class AgeBook:
             .order_by(AccountAgeSignal.at.desc(), AccountAgeSignal.id.desc())
             .limit(1)
         ).first()
-        if last is not None and int(last) == int(age):
+        if last is not None and float(last) == float(age):
             return False
         self._keep(
             actor, account_id, source, age=age, confidence=confidence, method=method, provider=provider,
