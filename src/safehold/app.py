@@ -25,6 +25,7 @@ from safehold.api.hotpath import SearchHotPath
 from safehold.api.limits import RequestLimits
 from safehold.api.routes import (
     actions,
+    ages,
     apikeys,
     audit,
     banks,
@@ -169,6 +170,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         exchanges,
         peer,
         classifiers,
+        ages,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

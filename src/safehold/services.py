@@ -203,7 +203,7 @@ class Services:
     def assurance(self) -> AssuranceService:
         from safehold.safety.assurance import AssuranceService
 
-        return AssuranceService(self.ages, self.settings.age_assurance)
+        return AssuranceService(self.ages, self.settings)
 
     @cached_property
     def pipeline(self) -> Pipeline:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safehold import entrypoints
+from safehold.config import Settings
 from safehold.actions.signing import verify
 from safehold.entrypoints import EntryPointLike
 from safehold.errors import NotFound, SafeholdError
@@ -176,15 +177,16 @@ def load(config: Mapping[str, Mapping[str, Any]], *, entry_points=None) -> dict[
 class AssuranceService:
     """Turns a provider's callback into an ``assurance`` signal of the account it names."""
 
-    def __init__(self, book: AgeBook, config: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, book: AgeBook, settings: Settings):
         self.book = book
-        self.config = config
+        self.settings = settings
         self._providers: dict[str, AssuranceProvider] | None = None
 
     @property
     def providers(self) -> dict[str, AssuranceProvider]:
+        """The configured providers, built on first use (``settings.age_assurance``)."""
         if self._providers is None:
-            self._providers = load(self.config)
+            self._providers = load(self.settings.age_assurance)
         return self._providers
 
     def callback(self, name: str, headers: Mapping[str, str], body: bytes) -> dict:
