@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safehold import entrypoints
-from safehold.config import Settings
 from safehold.actions.signing import verify
+from safehold.config import Settings
 from safehold.entrypoints import EntryPointLike
 from safehold.errors import NotFound, SafeholdError
 from safehold.safety.ages import AgeBook
