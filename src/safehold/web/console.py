@@ -11,7 +11,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from safehold.web import admin, audit, auth, cases, exchanges, feedback, outbound, queue, reports, static_files, text
+from safehold.web import (
+    accounts,
+    admin,
+    audit,
+    auth,
+    cases,
+    exchanges,
+    feedback,
+    outbound,
+    queue,
+    reports,
+    static_files,
+    text,
+)
 from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -22,5 +35,5 @@ def start_page(request: Request) -> Response:
     return page(request, "start.html")
 
 
-for _area in (auth, queue, cases, text, reports, admin, exchanges, outbound, feedback, audit, static_files):
+for _area in (auth, queue, cases, text, accounts, reports, admin, exchanges, outbound, feedback, audit, static_files):
     router.include_router(_area.router)
