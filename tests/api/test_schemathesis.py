@@ -70,6 +70,7 @@ BEYOND_THE_SCHEMA = {
     "text.idempotency_key_mismatch": "different idempotency keys in the header and the body",
     "user.weak_password": "a password that is the username or one character repeated",
     "policy.duplicate_action": "an action kind listed both as a name and as an object",
+    "age.invalid": "a birth date in the future or over 130 years ago (relative to today); an unprintable account id",
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
     "exchange.invalid_settings": "settings the exchange type does not take",
     "exchange.invalid_credentials": "credentials the exchange type does not take",
@@ -123,6 +124,7 @@ PLATFORM_PATHS = (
     "/v1/text/",
     "/v1/search/",
     "/v1/conversations",
+    "/v1/accounts/",
     "/m/",
     "/h/",
 )
