@@ -187,3 +187,27 @@ def test_list_filters_by_band_and_pages(book):
     assert ids == {f"kid{i}" for i in range(5)}
     with pytest.raises(SafeholdError):
         book.list(band="teen")
+
+
+def test_concurrent_signals_for_one_account_are_all_weighed(book):
+    import threading
+
+    barrier = threading.Barrier(4)
+
+    def record(source, **signal):
+        barrier.wait()
+        book.record("p", "kid", source, **signal)
+
+    threads = [
+        threading.Thread(target=record, args=("platform",), kwargs={"band": "adult"}),
+        threading.Thread(target=record, args=("declared",), kwargs={"band": "adult"}),
+        threading.Thread(target=record, args=("chat",), kwargs={"age": 13, "confidence": 0.6}),
+        threading.Thread(target=record, args=("platform",), kwargs={"band": "adult", "reference": "x"}),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    book.cache.clear()
+    assert len(book.signals("kid")) == 4
+    assert (book.resolved("kid").band, book.resolved("kid").rule) == ("13-15", "protective")

@@ -472,7 +472,8 @@ class AgeBook:
 
     def resolved(self, account_id: str) -> ResolvedAge:
         """The account's band (``unknown`` with rule ``none`` when nothing is known)."""
-        return self.bands_resolved([account_id])[account_id]
+        hit = self.cache.get(account_id)  # the hot path: one dictionary read
+        return hit if hit is not None else self.bands_resolved([account_id])[account_id]
 
     def band(self, account_id: str | None) -> str:
         """The account's band; ``unknown`` for no account. (The pipeline's :class:`AgeLookup`.)"""
