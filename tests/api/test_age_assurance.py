@@ -109,3 +109,20 @@ def test_the_stand_in_estimates_and_calls_back(client, configured):
         standin.stop()
     assert configured.ages.band("grown-up") != "unknown"
     assert json.dumps(standin.sent)  # what it sent is kept for a test to read
+
+
+def test_a_misconfigured_provider_stops_the_start(settings):
+    from safehold.errors import SafeholdError
+    from safehold.services import Services
+
+    settings.age_assurance = {"acme": {"type": "no_such_type"}}
+    with pytest.raises(SafeholdError) as e:
+        Services(settings)
+    assert e.value.code == "age_assurance.misconfigured" and "no_such_type" in e.value.message
+
+
+@pytest.mark.parametrize("change", [{"age": None}, {"band": "adult"}])
+def test_a_result_gives_exactly_one_of_age_or_band(client, configured, change):
+    result = {k: v for k, v in {**RESULT, **change}.items() if v is not None}
+    r = send(client, result)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "age_assurance.invalid", r.text

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from safehold import entrypoints
 from safehold.actions.signing import verify
@@ -59,6 +59,12 @@ class AssuranceResult(BaseModel):
     method: Literal["estimation", "verification"]
     confidence: float = Field(1.0, ge=0.0, le=1.0)
     reference: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _age_or_band(self) -> AssuranceResult:
+        if (self.age is None) == (self.band is None):
+            raise ValueError("give exactly one of age or band")
+        return self
 
 
 class AssuranceProvider(ABC):
@@ -180,13 +186,16 @@ class AssuranceService:
     def __init__(self, book: AgeBook, settings: Settings):
         self.book = book
         self.settings = settings
-        self._providers: dict[str, AssuranceProvider] | None = None
+        self._config: object = None
+        self._providers: dict[str, AssuranceProvider] = {}
+        self.providers  # noqa: B018 - built now: a misconfigured provider stops the start, not the first callback
 
     @property
     def providers(self) -> dict[str, AssuranceProvider]:
-        """The configured providers, built on first use (``settings.age_assurance``)."""
-        if self._providers is None:
-            self._providers = load(self.settings.age_assurance)
+        """The providers ``settings.age_assurance`` names, built again when the setting is replaced."""
+        config = self.settings.age_assurance
+        if config is not self._config:
+            self._providers, self._config = load(config), config
         return self._providers
 
     def callback(self, name: str, headers: Mapping[str, str], body: bytes) -> dict:
