@@ -75,3 +75,9 @@ def test_the_listing_filters_by_band_and_pages(client, keys):
     assert {a["account_id"] for a in page["accounts"] + rest["accounts"]} == {"kid0", "kid1", "kid2"}
     r = client.get("/v1/accounts/ages?band=teen", headers=keys["admin"])
     assert r.status_code == 422
+
+
+def test_an_account_id_may_hold_a_slash(client, keys):
+    r = post(client, keys, "tenant/42", {"source": "platform", "band": "16-17"})
+    assert r.status_code == 201 and r.json()["age"]["account_id"] == "tenant/42"
+    assert client.get("/v1/accounts/tenant/42/age", headers=keys["platform"]).json()["band"] == "16-17"

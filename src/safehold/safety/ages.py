@@ -77,6 +77,8 @@ THRESHOLDS = (13, 16, 18)
 CACHE_SIZE = 100_000
 MAX_ID = 128
 MAX_LIMIT = 500
+#: The most signals an account's page, ``GET …/age`` and ``safehold age show`` list (newest first).
+MAX_SIGNALS_SHOWN = 200
 _FIELD_LIMITS = {"method": 32, "provider": 64, "reference": 200}
 _LOCK_CLASS = 10010  # PostgreSQL advisory lock namespace: one account's signals are resolved one at a time
 
@@ -487,14 +489,15 @@ class AgeBook:
                 return ResolvedAge(account_id, "unknown", "none")
             return self._resolve(s, account_id)
 
-    def signals(self, account_id: str) -> list[dict]:
-        """The account's signals, newest first."""
+    def signals(self, account_id: str, limit: int = MAX_SIGNALS_SHOWN) -> list[dict]:
+        """The account's signals, newest first (the latest ``limit``; resolution always weighs them all)."""
         today = utcnow().date()
         with self.db.session() as s:
             rows = s.scalars(
                 select(AccountAgeSignal)
                 .where(AccountAgeSignal.account_id == account_id)
                 .order_by(AccountAgeSignal.at.desc(), AccountAgeSignal.id.desc())
+                .limit(limit)
             )
             return [signal_dict(r, today) for r in rows]
 

@@ -31,6 +31,7 @@ router = APIRouter(tags=["ages"], route_class=ContractRoute)
 READ = require(Permission.AGES_READ)
 WRITE = require(Permission.AGES_WRITE)
 
+#: The platform's account id; it may hold '/' (``tenant/123``): the path parameter takes the rest of the path.
 AccountId = Annotated[str, Path(min_length=1, max_length=MAX_ID, description="The platform's account id.")]
 ProviderName = Annotated[
     matching(r"^[a-z][a-z0-9_-]{0,63}$", "a provider name is lower-case letters, digits, '_' and '-'"),
@@ -63,7 +64,7 @@ class SignalBody(OneOf):
 
 
 @router.post(
-    "/v1/accounts/{account_id}/age-signals",
+    "/v1/accounts/{account_id:path}/age-signals",
     status_code=201,
     summary="Record an age signal for an account; answers the signal and the account's resolved band",
     description="201 with the new signal; 200 when its `reference` was already recorded (a retry). A `reviewer` "
@@ -111,7 +112,7 @@ def list_ages(
 
 
 @router.get(
-    "/v1/accounts/{account_id}/age",
+    "/v1/accounts/{account_id:path}/age",
     summary="An account's resolved band, the rule and signal that decided, and all its signals",
 )
 def get_age(account_id: AccountId, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
