@@ -211,3 +211,8 @@ def test_concurrent_signals_for_one_account_are_all_weighed(book):
     book.cache.clear()
     assert len(book.signals("kid")) == 4
     assert (book.resolved("kid").band, book.resolved("kid").rule) == ("13-15", "protective")
+
+
+def test_a_reviewer_who_could_not_tell_leaves_it_to_the_other_rules():
+    r = resolve("a", [sig("chat", age=13, confidence=0.6, id=1), sig("reviewer", "unknown", id=2)], TODAY)
+    assert (r.band, r.rule, r.signal_id) == ("13-15", "protective", 1)

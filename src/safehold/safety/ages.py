@@ -20,7 +20,8 @@ Ofcom's guidance on highly effective age assurance, the European Commission's gu
 minors under Article 28 DSA — self-declaration is not age assurance; estimation has an error margin and needs a
 buffer; when signals conflict, treat the user as the younger one until assurance says otherwise):
 
-1. ``reviewer``: the latest reviewer finding decides (a person who weighed the other signals).
+1. ``reviewer``: the latest reviewer finding decides (a person who weighed the other signals); a finding of
+   ``unknown`` ("could not tell") leaves the decision to the other rules, so it never switches protections off.
 2. ``assurance``: the latest *conclusive* assurance result with confidence ≥ ``ASSURANCE_MIN_CONFIDENCE``
    decides; a ``verification`` outranks an ``estimation`` (or any other method) whatever their order. An estimate
    of an age says ``adult`` conclusively only at 18 + the buffer (``age_estimation_buffer_years``, the
@@ -166,7 +167,7 @@ def resolve(
         return ResolvedAge(account_id, now[id(s)], rule, s.id, changes_at=changes_at)
 
     for s in latest_first:
-        if s.source == "reviewer":
+        if s.source == "reviewer" and s.band != "unknown":  # "could not tell" leaves it to the other rules
             return decided("reviewer", s)
     assured = [s for s in latest_first if s.source == "assurance" and _conclusive(s, now[id(s)], buffer_years)]
     if assured:

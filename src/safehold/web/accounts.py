@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from safehold.agebands import BANDS
+from safehold.agebands import BANDS, MINOR_BANDS
 from safehold.auth.roles import Permission, demand
 from safehold.safety.ages import MAX_ID
 from safehold.services import Services
@@ -20,6 +20,8 @@ from safehold.web.render import page
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 RECENT = 25
+#: What a reviewer may find: a band (``unknown`` would decide nothing, see safehold.safety.ages).
+FINDINGS = (*MINOR_BANDS, "adult")
 
 
 def account_path(account_id: str) -> str:
@@ -37,7 +39,7 @@ def accounts_page(
     svc: Services = Depends(services),
 ) -> Response:
     band = band if band in BANDS else None
-    context: dict = {"bands": BANDS, "band": band, "account_id": account_id or ""}
+    context: dict = {"bands": BANDS, "band": band, "account_id": account_id or "", "findings": FINDINGS}
     if account_id and account_id.strip():
         context["age"] = svc.ages.show(account_id)
     else:
