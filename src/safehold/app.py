@@ -25,6 +25,7 @@ from safehold.api.hotpath import SearchHotPath
 from safehold.api.limits import RequestLimits
 from safehold.api.routes import (
     actions,
+    ages,
     apikeys,
     audit,
     banks,
@@ -175,6 +176,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         media_check,
         prompts,
         screening,
+        ages,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

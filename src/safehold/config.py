@@ -405,6 +405,26 @@ class Settings(BaseSettings):
         "change made by another process (0: on every use).",
     )
 
+    # Age signals and bands (see docs/safety.md, "Age signals and bands" and "Age-assurance providers")
+    age_cache_ttl_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a process trusts a resolved age band it has read (0: no cache). A band recorded in "
+        "this process is seen at once; one recorded in another process within this time.",
+    )
+    age_estimation_buffer_years: float = Field(
+        default=2.0,
+        ge=0,
+        le=10,
+        description="An age estimate says 'adult' conclusively only at 18 plus this many years (the challenge age).",
+    )
+    age_assurance: dict[str, dict] = Field(
+        default_factory=dict,
+        repr=False,
+        description='Age-assurance providers by name, JSON: {"acme": {"type": "signed_webhook", "secret": "…"}}.',
+    )
+
     @field_validator("totp_required_roles", "classifiers", mode="before")
     @classmethod
     def _name_list(cls, v):

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.safety.ages import AgeBook
+    from safehold.safety.assurance import AssuranceService
     from safehold.safety.media import MediaCheck
     from safehold.safety.prompts import Prompts
     from safehold.scanning.service import ScanService
@@ -188,7 +189,16 @@ class Services:
     def ages(self) -> AgeBook:
         from safehold.safety.ages import AgeBook
 
-        return AgeBook(self.db, self.audit)
+        st = self.settings
+        return AgeBook(
+            self.db, self.audit, cache_ttl=st.age_cache_ttl_seconds, estimation_buffer=st.age_estimation_buffer_years
+        )
+
+    @cached_property
+    def assurance(self) -> AssuranceService:
+        from safehold.safety.assurance import AssuranceService
+
+        return AssuranceService(self.ages, self.settings)
 
     @cached_property
     def prompts(self) -> Prompts:
@@ -309,7 +319,7 @@ class Services:
     def conversations(self) -> ConversationService:
         from safehold.rules.conversations import ConversationService
 
-        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings)
+        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings, self.ages)
 
     @cached_property
     def search(self) -> SearchService:

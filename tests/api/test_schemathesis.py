@@ -72,6 +72,7 @@ BEYOND_THE_SCHEMA = {
     "policy.duplicate_action": "an action kind listed both as a name and as an object",
     # The store's state: whether the platform's conversation has an open grooming alert or case.
     "classifier.grooming_not_flagged": "a grooming conversation with no open alert or case",
+    "age.invalid": "a birth date in the future or over 130 years ago (relative to today); an unprintable account id",
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
     "exchange.invalid_settings": "settings the exchange type does not take",
     "exchange.invalid_credentials": "credentials the exchange type does not take",
@@ -128,6 +129,7 @@ PLATFORM_PATHS = (
     "/v1/text/",
     "/v1/search/",
     "/v1/conversations",
+    "/v1/accounts/",
     "/m/",
     "/h/",
 )

@@ -7,6 +7,10 @@ import pytest
 from safehold.app import create_app
 from safehold.auth.roles import GRANTS, Permission, Role
 
+#: A route authenticated by a provider's signature instead of an API key (an age-assurance callback): without a
+#: valid signature it is 401 ``age_assurance.bad_signature`` whatever key, or none, comes with it.
+SIGNED = "signed"
+
 # Every API route and the permission it needs. A new route must be added here, or the test fails.
 EXPECTED = {
     ("GET", "/v1/health"): None,
@@ -147,6 +151,10 @@ EXPECTED = {
     ("POST", "/v1/peer/feedback"): Permission.SHARING_PEER,
     ("GET", "/v1/peer/feedback"): Permission.BANKS_READ,
     ("POST", "/v1/peer/contributions"): Permission.SHARING_PEER,
+    ("POST", "/v1/accounts/{account_id}/age-signals"): Permission.AGES_WRITE,
+    ("GET", "/v1/accounts/{account_id}/age"): Permission.AGES_READ,
+    ("GET", "/v1/accounts/ages"): Permission.AGES_READ,
+    ("POST", "/v1/age-assurance/{provider}/callback"): SIGNED,
 }
 
 
@@ -165,6 +173,8 @@ PATH_VALUES = {
     "{hold_id}": "999999",
     "{conversation_id}": "noconversation",
     "{content_id}": "1",
+    "{account_id}": "someone",
+    "{provider}": "standin",
 }
 
 
@@ -185,10 +195,17 @@ def _url(path: str) -> str:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_unauthenticated_and_forbidden(client, keys):
+def test_unauthenticated_and_forbidden(client, keys, svc):
+    svc.settings.age_assurance = {"standin": {"type": "signed_webhook", "secret": "s" * 32}}
     for (method, path), permission in EXPECTED.items():
         if permission is None:
             assert client.request(method, _url(path)).status_code == 200
+            continue
+        if permission == SIGNED:
+            for headers in ({}, {"Authorization": "Bearer sh_dead_beef"}, *keys.values()):
+                r = client.request(method, _url(path), json={}, headers=headers)
+                assert r.status_code == 401, (method, path, r.text)
+                assert r.json()["error"]["code"] == "age_assurance.bad_signature", (method, path)
             continue
         r = client.request(method, _url(path))
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.missing_key", (method, path)

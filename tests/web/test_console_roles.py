@@ -40,6 +40,8 @@ EXPECTED = {
     ("GET", "/console/items/{item_id}/preview"): P.CASES_READ,
     ("GET", "/console/items/{item_id}/exif"): P.CASES_REVIEW,
     ("GET", "/console/text"): P.CASES_READ,
+    ("GET", "/console/accounts"): P.AGES_READ,
+    ("POST", "/console/accounts/finding"): P.AGES_WRITE,
     ("POST", "/console/text/terms"): P.BANKS_WRITE,
     ("POST", "/console/text/terms/{name}"): P.BANKS_WRITE,
     ("GET", "/console/admin/users"): P.USERS_MANAGE,

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from safehold import __version__
 from safehold.cli import actions as action_cmds
+from safehold.cli import ages as age_cmds
 from safehold.cli import audit as audit_cmds
 from safehold.cli import banks as bank_cmds
 from safehold.cli import classifiers as classifier_cmds
@@ -71,6 +72,7 @@ app.add_typer(classifier_cmds.app, name="classifier")
 app.add_typer(prompt_cmds.app, name="prompts")
 app.add_typer(media_cmds.app, name="media")
 app.add_typer(screening_cmds.app, name="screening")
+app.add_typer(age_cmds.app, name="age")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

@@ -30,6 +30,11 @@ few evidence excerpts — plus the score, level, alert flag and the two particip
   the scorer's state (phrases from the list and ids only, never the message), so a later batch still carries
   them. The grooming scorer itself is unchanged: a disclosure is the victim's voice, not a stage of the risk
   author's behaviour.
+- **Ages.** An age a participant states in the chat ("i'm 13", the grooming scorer's age signals,
+  :mod:`safehold.text.grooming.ages`) becomes a ``chat`` age signal of that participant's account, and an age the
+  platform gives in ``participants`` a ``platform`` one (:mod:`safehold.safety.ages`), in the same transaction as
+  the messages — only when it differs from that account's latest signal of the same source, so a chatty account is
+  one signal per change, not one per message.
 - **Retention.** A conversation without an open case is forgotten ``settings.conversation_idle_days`` after its
   last message (:meth:`ConversationService.prune`, from the upkeep loop).
 """
@@ -55,6 +60,7 @@ from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
+from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
 from safehold.store.db import Database
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
@@ -232,8 +238,17 @@ def latest_disclosure(a: Assessment, disclosures: list[dict]) -> dict | None:
 
 
 class ConversationService:
-    def __init__(self, db: Database, audit: AuditService, pipeline: Pipeline, terms: TermLibrary, settings: Settings):
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditService,
+        pipeline: Pipeline,
+        terms: TermLibrary,
+        settings: Settings,
+        ages: AgeBook | None = None,
+    ):
         self.db = db
+        self.ages = ages
         self.audit = audit
         self.pipeline = pipeline
         self.terms = terms
@@ -263,6 +278,7 @@ class ConversationService:
             disclosed = 0  # disclosures in this request: each goes to the case
             accepted = duplicates = 0
             assessment: Assessment | None = None
+            stated: dict[str, tuple[int, str]] = {}  # author -> (age stated, message id): the latest in the batch
             for m in request.messages:
                 claim = (
                     insert(ConversationMessage)
@@ -274,7 +290,11 @@ class ConversationService:
                     duplicates += 1
                     continue
                 accepted += 1
+                said = state.authors[m.author].age if m.author in state.authors else None
                 assessment = scorer.add(state, Message(m.author, m.text, id=m.id, sent_at=m.sent_at), profiles)
+                author = state.authors.get(m.author)
+                if author is not None and author.age is not None and author.age != said:
+                    stated[m.author] = (author.age, m.id)
                 phrases = victim_phrases(detectors.words, m.text)
                 if phrases:
                     disclosed += 1
@@ -289,6 +309,8 @@ class ConversationService:
                 row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
                 row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
                 row.updated_at = utcnow()
+            if accepted:
+                self._record_ages(s, actor, conversation_id, stated, request.participants)
             case = s.get(Case, row.case_id) if row.case_id is not None else None
             ref = None
             if accepted and assessment.alert and (disclosed or self._news_for_case(row, case, assessment, before)):
@@ -303,6 +325,29 @@ class ConversationService:
             "assessment": assessment.to_dict(),
             "case": ref.to_dict() if ref is not None else None,
         }
+
+    def _record_ages(
+        self, s: Session, actor: str, conversation_id: str, stated: dict, participants: dict[str, ParticipantIn]
+    ) -> None:
+        """Ages stated in the chat and given by the platform, as age signals of the participants' accounts
+        (accounts in order, so two batches never wait on each other's account locks)."""
+        if self.ages is None:
+            return
+        cid = content_id(conversation_id)
+        for account in sorted(set(stated) | {a for a, p in participants.items() if p.age is not None}):
+            if account in stated:
+                age, message_id = stated[account]
+                ref = f"{cid}/{message_id}"
+                self.ages.record_if_new(
+                    s, "system", account, "chat", age, confidence=CHAT_CONFIDENCE, method="chat_statement",
+                    provider="conversation", reference=ref if len(ref) <= 200 else cid,
+                )  # fmt: skip
+            given = participants.get(account)
+            if given is not None and given.age is not None:
+                self.ages.record_if_new(
+                    s, actor, account, "platform", given.age, confidence=PARTICIPANT_CONFIDENCE,
+                    method="conversation_participant", provider="conversation", reference=cid,
+                )  # fmt: skip
 
     @staticmethod
     def _locked(s: Session, insert, conversation_id: str) -> Conversation:

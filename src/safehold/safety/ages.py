@@ -2,44 +2,86 @@
 
 Everything Safehold learns about how old an account's holder is arrives as a *signal* with its source,
 confidence and time; signals are kept, never overwritten. Each new signal re-resolves the account's band
-(:class:`~safehold.store.models.AccountAge`), naming the rule that decided, so a reviewer or an auditor can see
-why an account is treated as a child.
+(:class:`~safehold.store.models.AccountAge`), naming the rule and the signal that decided, so a reviewer or an
+auditor can see why an account is treated as a child.
 
 Sources, strongest first: ``reviewer`` (a person who looked), ``assurance`` (an age-assurance provider's
-verification or estimation), ``platform`` (the platform's own band), ``declared`` (a self-declared birth date)
-and ``chat`` (an age stated in a conversation, from the grooming scorer). The rules, in order:
+verification or estimation), ``platform`` (the platform's own band or an age it gives with a conversation's
+participants), ``declared`` (a self-declared birth date) and ``chat`` (an age stated in a conversation, from the
+grooming scorer; only Safehold records it).
 
-1. ``reviewer``: the latest reviewer finding decides.
-2. ``assurance``: the latest assurance result with confidence ≥ ``ASSURANCE_MIN_CONFIDENCE`` decides.
+**Signals age.** A signal with a birth date is banded on the day of resolution, and one with an age (stated or
+estimated) counts the whole years since it was given, so a 12-year-old's declared birth date makes the account
+``13-15`` on their 13th birthday without anyone sending anything. The resolved row keeps ``changes_at``, the
+next such birthday of any signal; the first read after it resolves again. A signal with a band only never ages.
+
+The rules, in order (the public guidance behind each: the ICO's Children's Code and its opinion on age assurance,
+Ofcom's guidance on highly effective age assurance, the European Commission's guidelines on the protection of
+minors under Article 28 DSA — self-declaration is not age assurance; estimation has an error margin and needs a
+buffer; when signals conflict, treat the user as the younger one until assurance says otherwise):
+
+1. ``reviewer``: the latest reviewer finding decides (a person who weighed the other signals); a finding of
+   ``unknown`` ("could not tell") leaves the decision to the other rules, so it never switches protections off.
+2. ``assurance``: the latest *conclusive* assurance result with confidence ≥ ``ASSURANCE_MIN_CONFIDENCE``
+   decides; a ``verification`` outranks an ``estimation`` (or any other method) whatever their order. An estimate
+   of an age says ``adult`` conclusively only at 18 + the buffer (``age_estimation_buffer_years``, the
+   "challenge age": 2 years by default); a younger "adult" estimate stays a signal that the later rules weigh.
 3. ``protective``: otherwise, if any signal says *minor* with confidence ≥ ``MINOR_MIN_CONFIDENCE``, the
    youngest such band decides, even over a self-declared adult birth date: an unverified claim of adulthood
    does not switch off a child's protections (a child who said "i'm 13" in chat is treated as one until
    assurance or a reviewer says otherwise).
 4. ``strongest``: otherwise the signal of the strongest source (then the latest) decides.
-5. ``none``: no signal: ``unknown``.
+5. ``none``: no signal that says anything: ``unknown``.
+
+**Reading fast.** The contact policy asks for a band on every message, so :class:`AgeBook` keeps the bands it
+has read in an in-process cache (:class:`BandCache`: at most ``CACHE_SIZE`` accounts, each for
+``age_cache_ttl_seconds``). A band recorded in this process replaces its entry when the transaction commits, so
+this process sees it at once; another process sees it within the TTL. A cache hit costs no database round trip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from safehold.agebands import BANDS, ORDER, band_for_age, band_for_birth_date, is_minor
+from safehold.agebands import BANDS, ORDER, age_on, band_for_age, is_minor
 from safehold.audit import AuditService
+from safehold.cases.service import lock_writes
 from safehold.errors import SafeholdError
 from safehold.store.db import Database
 from safehold.store.models import AccountAge, AccountAgeSignal, iso, utcnow
 
 SOURCES = ("reviewer", "assurance", "platform", "declared", "chat")
+#: What a caller outside Safehold may send: ``chat`` comes only from the conversation door.
+EXTERNAL_SOURCES = ("declared", "assurance", "platform", "reviewer")
 #: Strength of each source for the ``strongest`` rule (higher wins).
 STRENGTH = {source: len(SOURCES) - i for i, source in enumerate(SOURCES)}
+RULES = ("reviewer", "assurance", "protective", "strongest", "none")
 ASSURANCE_MIN_CONFIDENCE = 0.5
 MINOR_MIN_CONFIDENCE = 0.5
+#: An age stated in chat ("i'm 13"): a person's own words, often true for children, sometimes a role or a joke.
+CHAT_CONFIDENCE = 0.6
+#: An age the platform gives with a conversation's participants (declared or estimated: it does not say which).
+PARTICIPANT_CONFIDENCE = 0.8
+#: The age thresholds of the bands: a signal's band can change on these birthdays.
+THRESHOLDS = (13, 16, 18)
+#: Accounts a process keeps resolved bands for (least recently used dropped first).
+CACHE_SIZE = 100_000
+MAX_ID = 128
+MAX_LIMIT = 500
+#: The most signals an account's page, ``GET …/age`` and ``safehold age show`` list (newest first).
+MAX_SIGNALS_SHOWN = 200
+_FIELD_LIMITS = {"method": 32, "provider": 64, "reference": 200}
+_LOCK_CLASS = 10010  # PostgreSQL advisory lock namespace: one account's signals are resolved one at a time
 
 
 @dataclass(frozen=True)
@@ -49,6 +91,7 @@ class ResolvedAge:
     rule: str
     signal_id: int | None = None
     resolved_at: dt.datetime | None = None
+    changes_at: dt.datetime | None = None
 
     @property
     def minor(self) -> bool:
@@ -62,6 +105,7 @@ class ResolvedAge:
             "rule": self.rule,
             "signal_id": self.signal_id,
             "resolved_at": iso(self.resolved_at),
+            "changes_at": iso(self.changes_at),
         }
 
 
@@ -69,36 +113,161 @@ def _invalid(message: str) -> SafeholdError:
     return SafeholdError("age.invalid", message, status=422)
 
 
-def resolve(account_id: str, signals: list[AccountAgeSignal]) -> ResolvedAge:
-    """The band the rules of this module give ``signals`` (one account's, any order)."""
+def _add_years(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a common year: the birthday is kept on 1 March
+        return day.replace(year=day.year + years, month=3, day=1)
+
+
+def _born(s: AccountAgeSignal) -> dt.date | None:
+    """The signal's birth date, given or implied (an age given on a day means born that many years before)."""
+    if s.birth_date is not None:
+        return s.birth_date
+    if s.age is not None:
+        return _add_years(s.at.date(), -int(s.age))
+    return None
+
+
+def band_now(s: AccountAgeSignal, today: dt.date) -> str:
+    """What the signal says today: a birth date or an age counts the years since; a band alone is as given."""
+    born = _born(s)
+    return band_for_age(age_on(born, today)) if born is not None else s.band
+
+
+def _next_change(signals: list[AccountAgeSignal], today: dt.date) -> dt.datetime | None:
+    """The first birthday after today on which some signal's band changes (13th, 16th or 18th)."""
+    days = []
+    for s in signals:
+        born = _born(s)
+        if born is not None:
+            days += [d for d in (_add_years(born, t) for t in THRESHOLDS) if d > today]
+    return dt.datetime.combine(min(days), dt.time(), dt.UTC) if days else None
+
+
+def _conclusive(s: AccountAgeSignal, band: str, buffer_years: float) -> bool:
+    """Whether an assurance result may decide alone: an estimate says adult only past the challenge age."""
+    if s.confidence < ASSURANCE_MIN_CONFIDENCE:
+        return False
+    if s.method == "estimation" and band == "adult" and s.age is not None and s.birth_date is None:
+        return s.age >= 18 + buffer_years
+    return True
+
+
+def resolve(
+    account_id: str, signals: list[AccountAgeSignal], today: dt.date | None = None, buffer_years: float = 2.0
+) -> ResolvedAge:
+    """The band the rules of this module give ``signals`` (one account's, any order) on ``today``."""
+    today = today or utcnow().date()
     latest_first = sorted(signals, key=lambda s: (s.at, s.id or 0), reverse=True)
+    now = {id(s): band_now(s, today) for s in latest_first}
+    changes_at = _next_change(latest_first, today)
 
     def decided(rule: str, s: AccountAgeSignal) -> ResolvedAge:
-        return ResolvedAge(account_id, s.band, rule, s.id)
+        return ResolvedAge(account_id, now[id(s)], rule, s.id, changes_at=changes_at)
 
     for s in latest_first:
-        if s.source == "reviewer":
+        if s.source == "reviewer" and s.band != "unknown":  # "could not tell" leaves it to the other rules
             return decided("reviewer", s)
-    for s in latest_first:
-        if s.source == "assurance" and s.confidence >= ASSURANCE_MIN_CONFIDENCE:
-            return decided("assurance", s)
-    minors = [s for s in latest_first if is_minor(s.band) and s.confidence >= MINOR_MIN_CONFIDENCE]
+    assured = [s for s in latest_first if s.source == "assurance" and _conclusive(s, now[id(s)], buffer_years)]
+    if assured:
+        return decided("assurance", next((s for s in assured if s.method == "verification"), assured[0]))
+    minors = [s for s in latest_first if is_minor(now[id(s)]) and s.confidence >= MINOR_MIN_CONFIDENCE]
     if minors:
-        return decided("protective", min(minors, key=lambda s: ORDER[s.band]))
-    known = [s for s in latest_first if s.band != "unknown"]
+        return decided("protective", min(minors, key=lambda s: ORDER[now[id(s)]]))
+    known = [s for s in latest_first if now[id(s)] != "unknown"]
     if known:
         return decided("strongest", max(known, key=lambda s: STRENGTH[s.source]))
-    return ResolvedAge(account_id, "unknown", "none")
+    return ResolvedAge(account_id, "unknown", "none", changes_at=changes_at)
+
+
+def signal_dict(r: AccountAgeSignal, today: dt.date | None = None) -> dict:
+    return {
+        "id": r.id,
+        "source": r.source,
+        "band": r.band,
+        "band_now": band_now(r, today or utcnow().date()),
+        "age": r.age,
+        "birth_date": r.birth_date.isoformat() if r.birth_date else None,
+        "confidence": r.confidence,
+        "method": r.method,
+        "provider": r.provider,
+        "reference": r.reference,
+        "actor": r.actor,
+        "at": iso(r.at),
+    }
+
+
+class BandCache:
+    """Resolved bands by account, each for ``ttl`` seconds (and never past its ``changes_at``), at most ``size``
+    accounts. Thread-safe; a lookup is a dictionary read under a lock."""
+
+    def __init__(self, ttl: float, size: int = CACHE_SIZE):
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[str, tuple[ResolvedAge, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, account_id: str) -> ResolvedAge | None:
+        with self._lock:
+            entry = self._entries.get(account_id)
+            if entry is None:
+                return None
+            if entry[1] <= time.monotonic():
+                del self._entries[account_id]
+                return None
+            self._entries.move_to_end(account_id)
+            return entry[0]
+
+    def put(self, resolved: ResolvedAge) -> None:
+        if self.ttl <= 0:
+            return
+        expires = time.monotonic() + self.ttl
+        if resolved.changes_at is not None:
+            expires = min(expires, time.monotonic() + (resolved.changes_at - utcnow()).total_seconds())
+        with self._lock:
+            self._entries[resolved.account_id] = (resolved, expires)
+            self._entries.move_to_end(resolved.account_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def check_account(account_id: object) -> str:
+    if not (isinstance(account_id, str) and 1 <= len(account_id) <= MAX_ID and account_id.strip()):
+        raise _invalid(f"account_id must be 1 to {MAX_ID} characters, not blank")
+    if not account_id.isprintable():
+        raise _invalid("account_id must be printable")
+    return account_id
 
 
 class AgeBook:
-    """Records age signals and answers each account's resolved band."""
+    """Records age signals and answers each account's resolved band (cached in process, see the module doc)."""
 
-    def __init__(self, db: Database, audit: AuditService):
+    def __init__(self, db: Database, audit: AuditService, *, cache_ttl: float = 2.0, estimation_buffer: float = 2.0):
         self.db = db
         self.audit = audit
+        self.cache = BandCache(cache_ttl)
+        self.estimation_buffer = estimation_buffer
 
-    def record(
+    # ---------------------------------------------------------------- recording
+
+    def record(self, actor: str, account_id: str, source: str, **signal) -> ResolvedAge:
+        """Keep one signal (see :meth:`add`) and answer the account's resolution."""
+        return self._keep(actor, account_id, source, **signal)[2]
+
+    def add(self, actor: str, account_id: str, source: str, **signal) -> dict:
+        """Keep one signal; ``{"signal", "duplicate", "age"}`` (see :meth:`_keep`)."""
+        row, duplicate, resolved = self._keep(actor, account_id, source, **signal)
+        return {"signal": row, "duplicate": duplicate, "age": resolved.to_dict()}
+
+    def _keep(
         self,
         actor: str,
         account_id: str,
@@ -112,38 +281,41 @@ class AgeBook:
         provider: str | None = None,
         reference: str | None = None,
         session: Session | None = None,
-    ) -> ResolvedAge:
+    ) -> tuple[dict, bool, ResolvedAge]:
         """Keep one signal (a band, an age or a birth date) and re-resolve the account; ``age.invalid`` (422)
-        for a signal that says nothing or contradicts itself. With ``session`` it joins that transaction."""
-        if not account_id or len(account_id) > 128:
-            raise _invalid("account_id must be 1 to 128 characters")
+        for a signal that says nothing or contradicts itself. With ``session`` it joins that transaction.
+
+        A signal naming a ``reference`` already recorded for the account with the same source and provider is
+        a retry: nothing new is kept (``duplicate`` true). Returns the signal, ``duplicate`` and the resolution."""
+        check_account(account_id)
         if source not in SOURCES:
             raise _invalid(f"source must be one of {', '.join(SOURCES)}")
         if not 0.0 <= confidence <= 1.0:
             raise _invalid("confidence must be in [0, 1]")
-        derived = None
-        if birth_date is not None:
-            if birth_date > utcnow().date():
-                raise _invalid("birth_date is in the future")
-            derived = band_for_birth_date(birth_date)
-        elif age is not None:
-            if not 0 <= age <= 130:
-                raise _invalid("age must be in [0, 130]")
-            derived = band_for_age(age)
-        if band is None:
-            band = derived
-        if band is None:
-            raise _invalid("give a band, an age or a birth_date")
-        if band not in BANDS:
-            raise _invalid(f"band must be one of {', '.join(BANDS)}")
-        if derived is not None and derived != band:
-            raise _invalid(f"band {band!r} contradicts the age given ({derived!r})")
+        for name, value in (("method", method), ("provider", provider), ("reference", reference)):
+            if value is not None and not (1 <= len(value) <= _FIELD_LIMITS[name] and value.isprintable()):
+                raise _invalid(f"{name} must be 1 to {_FIELD_LIMITS[name]} printable characters")
+        band = self._band_of(band, age, birth_date)
         if session is None:
             with self.db.session() as s:
-                return self.record(
+                return self._keep(
                     actor, account_id, source, band=band, age=age, birth_date=birth_date, confidence=confidence,
                     method=method, provider=provider, reference=reference, session=s,
                 )  # fmt: skip
+        self._lock(session, account_id)
+        if reference is not None:
+            same = session.scalars(
+                select(AccountAgeSignal)
+                .where(
+                    AccountAgeSignal.account_id == account_id,
+                    AccountAgeSignal.source == source,
+                    AccountAgeSignal.reference == reference,
+                    AccountAgeSignal.provider.is_(None) if provider is None else AccountAgeSignal.provider == provider,
+                )
+                .limit(1)
+            ).first()
+            if same is not None:
+                return signal_dict(same), True, self._from_row(account_id, session.get(AccountAge, account_id))
         row = AccountAgeSignal(
             account_id=account_id,
             source=source,
@@ -173,51 +345,196 @@ class AgeBook:
                 "rule": resolved.rule,
             },
         )
-        return resolved
+        return signal_dict(row), False, resolved
+
+    def record_if_new(
+        self,
+        session: Session,
+        actor: str,
+        account_id: str,
+        source: str,
+        age: int,
+        *,
+        confidence: float,
+        method: str,
+        provider: str | None = None,
+        reference: str | None = None,
+    ) -> bool:
+        """Record an age from ``source`` unless the account's latest signal from that source says the same age:
+        a chatty account is one signal per change, not one per message. In the caller's transaction; True if
+        kept."""
+        self._lock(session, account_id)
+        last = session.scalars(
+            select(AccountAgeSignal.age)
+            .where(AccountAgeSignal.account_id == account_id, AccountAgeSignal.source == source)
+            .order_by(AccountAgeSignal.at.desc(), AccountAgeSignal.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and float(last) == float(age):
+            return False
+        self._keep(
+            actor, account_id, source, age=age, confidence=confidence, method=method, provider=provider,
+            reference=reference, session=session,
+        )  # fmt: skip
+        return True
+
+    @staticmethod
+    def _band_of(band: str | None, age: float | None, birth_date: dt.date | None) -> str:
+        """The band a signal says: a band, or the band of an age or a birth date (with both, they must agree)."""
+        derived = None
+        if birth_date is not None:
+            today = utcnow().date()
+            if birth_date > today:
+                raise _invalid("birth_date is in the future")
+            if age_on(birth_date, today) > 130:
+                raise _invalid("birth_date is more than 130 years ago")
+            derived = band_for_age(age_on(birth_date, today))
+        elif age is not None:
+            if not 0 <= age <= 130:
+                raise _invalid("age must be in [0, 130]")
+            derived = band_for_age(age)
+        if band is None:
+            band = derived
+        if band is None:
+            raise _invalid("give a band, an age or a birth_date")
+        if band not in BANDS:
+            raise _invalid(f"band must be one of {', '.join(BANDS)}")
+        if derived is not None and derived != band:
+            raise _invalid(f"band {band!r} contradicts the age given ({derived!r})")
+        return band
+
+    @staticmethod
+    def _lock(session: Session, account_id: str) -> None:
+        """One writer per account at a time, so a resolution sees every signal committed before it."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext(:a))"), {"c": _LOCK_CLASS, "a": account_id})
+        else:
+            lock_writes(session)
 
     def _resolve(self, session: Session, account_id: str) -> ResolvedAge:
+        """Resolve the account from its signals, write its row, and put it in the cache once committed."""
         signals = list(session.scalars(select(AccountAgeSignal).where(AccountAgeSignal.account_id == account_id)))
-        r = resolve(account_id, signals)
+        r = resolve(account_id, signals, buffer_years=self.estimation_buffer)
         now = utcnow()
-        values = {"account_id": account_id, "band": r.band, "rule": r.rule, "signal_id": r.signal_id}
-        values["resolved_at"] = now
+        values = {
+            "account_id": account_id,
+            "band": r.band,
+            "rule": r.rule,
+            "signal_id": r.signal_id,
+            "resolved_at": now,
+            "changes_at": r.changes_at,
+        }
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert(AccountAge).values(**values)
         session.execute(stmt.on_conflict_do_update(index_elements=["account_id"], set_=values))
-        return ResolvedAge(account_id, r.band, r.rule, r.signal_id, now)
+        resolved = ResolvedAge(account_id, r.band, r.rule, r.signal_id, now, r.changes_at)
+        event.listen(session, "after_commit", lambda _s: self.cache.put(resolved), once=True)
+        return resolved
+
+    # ---------------------------------------------------------------- reading
+
+    @staticmethod
+    def _from_row(account_id: str, row: AccountAge | None) -> ResolvedAge:
+        if row is None:
+            return ResolvedAge(account_id, "unknown", "none")
+        return ResolvedAge(account_id, row.band, row.rule, row.signal_id, row.resolved_at, row.changes_at)
+
+    def bands_resolved(self, account_ids: Iterable[str]) -> dict[str, ResolvedAge]:
+        """Each account's resolution: from the cache, the rest in one query (and resolved again where a
+        birthday has changed a band since)."""
+        out: dict[str, ResolvedAge] = {}
+        missing = []
+        for a in account_ids:
+            hit = self.cache.get(a)
+            if hit is not None:
+                out[a] = hit
+            elif a not in out:
+                missing.append(a)
+        if not missing:
+            return out
+        now = utcnow()
+        due = []
+        with self.db.session() as s:
+            for i in range(0, len(missing), 500):
+                chunk = missing[i : i + 500]
+                rows = {r.account_id: r for r in s.scalars(select(AccountAge).where(AccountAge.account_id.in_(chunk)))}
+                for a in chunk:
+                    row = rows.get(a)
+                    if row is not None and row.changes_at is not None and row.changes_at <= now:
+                        due.append(a)
+                        continue
+                    out[a] = self._from_row(a, row)
+                    self.cache.put(out[a])
+        for a in due:
+            out[a] = self.refresh(a)
+        return out
+
+    def bands(self, account_ids: Iterable[str]) -> dict[str, str]:
+        """``{account_id: band}`` for many accounts at once (one query for those not cached)."""
+        return {a: r.band for a, r in self.bands_resolved(account_ids).items()}
 
     def resolved(self, account_id: str) -> ResolvedAge:
         """The account's band (``unknown`` with rule ``none`` when nothing is known)."""
-        with self.db.session() as s:
-            row = s.get(AccountAge, account_id)
-            if row is None:
-                return ResolvedAge(account_id, "unknown", "none")
-            return ResolvedAge(account_id, row.band, row.rule, row.signal_id, row.resolved_at)
+        hit = self.cache.get(account_id)  # the hot path: one dictionary read
+        return hit if hit is not None else self.bands_resolved([account_id])[account_id]
 
     def band(self, account_id: str | None) -> str:
         """The account's band; ``unknown`` for no account. (The pipeline's :class:`AgeLookup`.)"""
         return self.resolved(account_id).band if account_id else "unknown"
 
-    def signals(self, account_id: str) -> list[dict]:
+    def refresh(self, account_id: str) -> ResolvedAge:
+        """Resolve the account again from its signals (a band that a birthday has changed)."""
+        with self.db.session() as s:
+            self._lock(s, account_id)
+            if s.get(AccountAge, account_id) is None:
+                return ResolvedAge(account_id, "unknown", "none")
+            return self._resolve(s, account_id)
+
+    def signals(self, account_id: str, limit: int = MAX_SIGNALS_SHOWN) -> list[dict]:
+        """The account's signals, newest first (the latest ``limit``; resolution always weighs them all)."""
+        today = utcnow().date()
         with self.db.session() as s:
             rows = s.scalars(
                 select(AccountAgeSignal)
                 .where(AccountAgeSignal.account_id == account_id)
                 .order_by(AccountAgeSignal.at.desc(), AccountAgeSignal.id.desc())
+                .limit(limit)
             )
-            return [
-                {
-                    "id": r.id,
-                    "source": r.source,
-                    "band": r.band,
-                    "age": r.age,
-                    "birth_date": r.birth_date.isoformat() if r.birth_date else None,
-                    "confidence": r.confidence,
-                    "method": r.method,
-                    "provider": r.provider,
-                    "reference": r.reference,
-                    "actor": r.actor,
-                    "at": iso(r.at),
-                }
-                for r in rows
-            ]
+            return [signal_dict(r, today) for r in rows]
+
+    def show(self, account_id: str) -> dict:
+        """The account's band, the rule and signal that decided, and every signal (newest first)."""
+        check_account(account_id)
+        resolved = self.resolved(account_id)
+        signals = self.signals(account_id)
+        deciding = next((x for x in signals if x["id"] == resolved.signal_id), None)
+        return {**resolved.to_dict(), "signal": deciding, "signals": signals}
+
+    def list(self, *, band: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+        """Accounts with a resolved band, most recently resolved first; ``band`` filters. Bands due to change
+        by a birthday are resolved again first, so the filter sees today's bands."""
+        if band is not None and band not in BANDS:
+            raise _invalid(f"band must be one of {', '.join(BANDS)}")
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            raise SafeholdError("request.invalid_limit", f"limit must be between 1 and {MAX_LIMIT}, offset >= 0.")
+        self.refresh_due()
+        conds = [AccountAge.band == band] if band else []
+        with self.db.session() as s:
+            total = s.scalar(select(func.count()).select_from(AccountAge).where(*conds))
+            rows = s.scalars(
+                select(AccountAge)
+                .where(*conds)
+                .order_by(AccountAge.resolved_at.desc(), AccountAge.account_id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            accounts = [self._from_row(r.account_id, r).to_dict() for r in rows]
+        return {"accounts": accounts, "total": total, "limit": limit, "offset": offset}
+
+    def refresh_due(self, limit: int = 1000) -> int:
+        """Resolve again up to ``limit`` accounts whose ``changes_at`` has passed; returns how many."""
+        with self.db.session() as s:
+            due = s.scalars(select(AccountAge.account_id).where(AccountAge.changes_at <= utcnow()).limit(limit)).all()
+        for account_id in due:
+            self.refresh(account_id)
+        return len(due)

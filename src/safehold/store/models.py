@@ -1012,10 +1012,13 @@ class AccountAge(Base):
     __tablename__ = "account_ages"
 
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    band: Mapped[str] = mapped_column(String(8))
+    band: Mapped[str] = mapped_column(String(8), index=True)
     rule: Mapped[str] = mapped_column(String(64))
     signal_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     resolved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    #: When a signal's band changes by the passing of time (a birthday crossing 13, 16 or 18): the band is
+    #: resolved again on the first read after it. None: no signal ages (bands only).
+    changes_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
 
 
 # --- [10] classifier thresholds and labelled outcomes (precision per classifier and threshold) ------------------

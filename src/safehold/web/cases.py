@@ -49,6 +49,9 @@ def case_page(request: Request, svc: Services, who: Staff, case_id: int, reveale
         classifications=CLASSIFICATIONS,
         cse_kinds=CSE_KINDS,
         explained=[sig for sig in case["signals"] if (sig.get("detail") or {}).get("explanation")],
+        account_age=svc.ages.resolved(case["account_id"])
+        if case["account_id"] and who.can(Permission.AGES_READ)
+        else None,
     )
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from safehold.web import (
+    accounts,
     admin,
     audit,
     auth,
@@ -43,6 +44,7 @@ for _area in (
     queue,
     cases,
     text,
+    accounts,
     reports,
     admin,
     exchanges,
@@ -52,7 +54,6 @@ for _area in (
     safety,
     screening,
     classifiers,
-    audit,
     static_files,
 ):
     router.include_router(_area.router)

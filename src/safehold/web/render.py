@@ -60,6 +60,7 @@ NOTICES = {
     "screening_updated": "Screening service updated.",
     "terms_imported": "Term list imported; it is in force now.",
     "terms_updated": "Term list switched.",
+    "age_recorded": "Finding recorded; the account's band is resolved again.",
     "policy_saved": "Policy saved.",
     "policy_deleted": "Policy deleted.",
     "webhook_saved": "Webhook saved.",

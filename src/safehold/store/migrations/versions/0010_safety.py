@@ -49,9 +49,12 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=64), nullable=False),
         sa.Column("signal_id", _BIG_ID, nullable=True),
         sa.Column("resolved_at", _TS, nullable=False),
+        sa.Column("changes_at", _TS, nullable=True),
         sa.PrimaryKeyConstraint("account_id"),
     )
     op.create_index("ix_account_ages_resolved_at", "account_ages", ["resolved_at"])
+    op.create_index("ix_account_ages_band", "account_ages", ["band"])
+    op.create_index("ix_account_ages_changes_at", "account_ages", ["changes_at"])
 
     # --- classifier thresholds and labelled outcomes
     op.create_table(
