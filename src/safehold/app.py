@@ -39,6 +39,7 @@ from safehold.api.routes import (
     quarantine,
     reports,
     review,
+    safety,
     scan,
     search,
     system,
@@ -169,6 +170,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         exchanges,
         peer,
         classifiers,
+        safety,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

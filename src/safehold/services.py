@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from safehold.rules.search import SearchService
     from safehold.rules.terms import TermLibrary
     from safehold.safety.ages import AgeBook
+    from safehold.safety.contact_service import ContactService
     from safehold.scanning.service import ScanService
     from safehold.sharing.contribution import ContributionService
     from safehold.sharing.feedback import FeedbackService
@@ -194,6 +195,20 @@ class Services:
         from safehold.safety.ages import AgeBook
 
         return AgeBook(self.db, self.audit)
+
+    @cached_property
+    def contact(self) -> ContactService:
+        from safehold.safety.contact_service import ContactService
+
+        st = self.settings
+        return ContactService(
+            self.db,
+            self.audit,
+            self.ages.band,  # per account, memoised by the service (bounded, expiring)
+            policy_ttl=st.contact_policy_ttl,
+            cache_ttl=st.contact_cache_ttl,
+            cache_accounts=st.contact_cache_accounts,
+        )
 
     @cached_property
     def pipeline(self) -> Pipeline:

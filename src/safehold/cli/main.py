@@ -27,6 +27,7 @@ from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import reports as report_cmds
+from safehold.cli import safety as safety_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
@@ -65,6 +66,7 @@ app.add_typer(peer_cmds.app, name="peer")
 
 app.add_typer(seen_cmds.app, name="seen")
 app.add_typer(classifier_cmds.app, name="classifier")
+app.add_typer(safety_cmds.contact_app, name="contact")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

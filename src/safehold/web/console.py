@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from safehold.web import admin, audit, auth, cases, exchanges, feedback, outbound, queue, reports, static_files, text
+from safehold.web import contact as contact_policy
 from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -24,3 +25,4 @@ def start_page(request: Request) -> Response:
 
 for _area in (auth, queue, cases, text, reports, admin, exchanges, outbound, feedback, audit, static_files):
     router.include_router(_area.router)
+router.include_router(contact_policy.router)

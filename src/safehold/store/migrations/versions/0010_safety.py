@@ -58,6 +58,16 @@ def upgrade() -> None:
     # --- external classification services and their job queue
 
     # --- contact policy
+    op.create_table(
+        "contact_policies",
+        sa.Column("version", _BIG_ID, nullable=False),
+        sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("author", sa.String(length=128), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("version"),
+    )
+    op.create_index("ix_contact_policies_active", "contact_policies", ["active"])
 
     # --- safety prompts
 
@@ -66,6 +76,7 @@ def downgrade() -> None:
     # --- safety prompts
 
     # --- contact policy
+    op.drop_table("contact_policies")
 
     # --- external classification services and their job queue
 
