@@ -198,13 +198,13 @@ class Services:
 
     @cached_property
     def contact(self) -> ContactService:
-        from safehold.safety.contact_service import ContactService
+        from safehold.safety.contact_service import ContactService, stored_bands
 
         st = self.settings
         return ContactService(
             self.db,
             self.audit,
-            self.ages.band,  # per account, memoised by the service (bounded, expiring)
+            lambda ids: stored_bands(self.db, ids),  # memoised by the service (bounded, expiring)
             policy_ttl=st.contact_policy_ttl,
             cache_ttl=st.contact_cache_ttl,
             cache_accounts=st.contact_cache_accounts,

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from safehold.agebands import BANDS, MINOR_BANDS
+from safehold.errors import SafeholdError
 from safehold.safety.contact import (
     DEFAULT_POLICY,
     KINDS,
@@ -20,7 +21,6 @@ from safehold.safety.contact import (
     default_policy,
 )
 from safehold.safety.contact_service import parse_policy
-from safehold.errors import SafeholdError
 
 POLICY = CompiledPolicy(default_policy())
 CONTACT = ("message", "friend_request", "call", "media")

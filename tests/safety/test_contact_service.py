@@ -83,11 +83,11 @@ def test_risk_is_cached_for_the_ttl(svc):
 def test_bands_are_cached_and_bounded(svc):
     calls = []
     cache = svc.contact.bands
-    cache.lookup = lambda a: calls.append(a) or "adult"
+    cache.lookup = lambda ids: calls.append(ids) or dict.fromkeys(ids, "adult")
     cache.size = 2
-    for a in ("a", "a", "b", "c", "a"):
-        cache.band(a)
-    assert calls == ["a", "b", "c", "a"]  # "a" was the least recently used when "c" came
+    for pair in (("a", "a"), ("a", "b"), ("c", "b"), ("a", "c")):
+        assert cache.bands(*pair) == ["adult", "adult"]
+    assert calls == [["a"], ["b"], ["c"], ["a"]]  # one query per check; "a" was the least recently used at "c"
     assert len(cache._memo) == 2
 
 

@@ -39,7 +39,7 @@ from safehold.safety.contact import (
     default_policy,
 )
 from safehold.store.db import Database
-from safehold.store.models import Case, ContactPolicy, iso, utcnow
+from safehold.store.models import AccountAge, Case, ContactPolicy, iso, utcnow
 
 #: Cases that make a sender a grooming risk: the grooming detector's, and any case classified as grooming.
 GROOMING_SOURCES = ("grooming",)
@@ -78,29 +78,48 @@ def parse_policy(doc: object) -> Policy:
         ) from None
 
 
-class BandCache:
-    """A bounded, expiring per-process memo of ``lookup(account_id) -> band``. (A small adapter: when the age book
-    answers many accounts from its own cache, this is where it plugs in.)"""
+def stored_bands(db: Database, account_ids: list[str]) -> dict[str, str]:
+    """The resolved bands of these accounts in one query (``unknown`` for an account with none): the age book's
+    table, read many at a time."""
+    with db.session() as s:
+        found = dict(
+            s.execute(
+                select(AccountAge.account_id, AccountAge.band).where(AccountAge.account_id.in_(account_ids))
+            ).all()
+        )
+    return {a: found.get(a, "unknown") for a in account_ids}
 
-    def __init__(self, lookup: Callable[[str], str], ttl: float, size: int):
+
+class BandCache:
+    """A bounded, expiring per-process memo of account bands, filled by ``lookup(ids) -> {id: band}`` (one query
+    for a check's sender and recipient together). The small adapter where a cached bulk lookup of the age book
+    plugs in."""
+
+    def __init__(self, lookup: Callable[[list[str]], dict[str, str]], ttl: float, size: int):
         self.lookup = lookup
         self.ttl = ttl
         self.size = size
         self._memo: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def band(self, account_id: str) -> str:
+    def bands(self, *account_ids: str) -> list[str]:
         now = time.monotonic()
-        hit = self._memo.get(account_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        band = self.lookup(account_id)
-        with self._lock:
-            self._memo[account_id] = (band, now + self.ttl)
-            self._memo.move_to_end(account_id)
-            while len(self._memo) > self.size:
-                self._memo.popitem(last=False)
-        return band
+        found: dict[str, str] = {}
+        for a in account_ids:
+            hit = self._memo.get(a)
+            if hit is not None and hit[1] > now:
+                found[a] = hit[0]
+        missing = [a for a in dict.fromkeys(account_ids) if a not in found]
+        if missing:
+            fresh = self.lookup(missing)
+            found.update(fresh)
+            with self._lock:
+                for a, band in fresh.items():
+                    self._memo[a] = (band, now + self.ttl)
+                    self._memo.move_to_end(a)
+                while len(self._memo) > self.size:
+                    self._memo.popitem(last=False)
+        return [found[a] for a in account_ids]
 
 
 class ContactService:
@@ -108,7 +127,7 @@ class ContactService:
         self,
         db: Database,
         audit: AuditService,
-        band_of: Callable[[str], str],
+        bands_of: Callable[[list[str]], dict[str, str]],
         *,
         policy_ttl: float = 2.0,
         cache_ttl: float = 30.0,
@@ -117,7 +136,7 @@ class ContactService:
     ):
         self.db = db
         self.audit = audit
-        self.bands = BandCache(band_of, cache_ttl, cache_accounts)
+        self.bands = BandCache(bands_of, cache_ttl, cache_accounts)
         self.prompt_for = prompt_for
         self.policy_ttl = policy_ttl
         self.cache_ttl = cache_ttl
@@ -151,7 +170,7 @@ class ContactService:
         if not 0 <= mutual_contacts <= 1_000_000:
             raise _invalid("mutual_contacts must be in [0, 1000000]")
         version, policy = self.current()
-        sender_band, recipient_band = self.bands.band(sender), self.bands.band(recipient)
+        sender_band, recipient_band = self.bands.bands(sender, recipient)
         rel = Relationship(mutual_contacts, prior_conversation, recipient_follows_sender)
         d = policy.decide(
             sender_band,
