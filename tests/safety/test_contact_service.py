@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
+from collections import OrderedDict
 
 import pytest
 from sqlalchemy import update
@@ -89,6 +90,18 @@ def test_bands_are_cached_and_bounded(svc):
         assert cache.bands(*pair) == ["adult", "adult"]
     assert calls == [["a"], ["b"], ["c"], ["a"]]  # one query per check; "a" was the least recently used at "c"
     assert len(cache._memo) == 2
+
+
+def test_expired_bands_are_answered_and_re_read_in_a_batch(svc):
+    calls = []
+    cache = svc.contact.bands
+    cache.lookup = lambda ids: calls.append(ids) or dict.fromkeys(ids, "13-15" if calls[1:] else "adult")
+    assert cache.bands("a", "b") == ["adult", "adult"]
+    cache._memo = OrderedDict((a, (band, 0.0)) for a, (band, _) in cache._memo.items())  # both expired
+    cache._refresh_at = float("inf")  # and the batch not due
+    assert cache.bands("a", "b") == ["adult", "adult"] and len(calls) == 1  # the stale answer, no query
+    assert cache.bands("c", "a") == ["13-15", "13-15"]  # a lookup for "c" takes the queued "a" and "b" along
+    assert calls[1] == ["c", "a", "b"] and not cache._stale
 
 
 def test_save_show_history_reset_and_audit(svc):
