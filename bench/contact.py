@@ -10,7 +10,9 @@
   with ``--postgres``), an API key of the ``platform`` role, one warm-up pass over every account (closed loop, one
   connection: the bands cached as in a server that has been running), then open-loop load at ``--rate``
   requests/s for ``--seconds`` from a load generator in another process; latency from each request's scheduled
-  send time. Target: p99 ≤ 5 ms at 500/s.
+  send time. Target: p99 ≤ 5 ms at 500/s. The control, in the same run on the same server: the search guard's
+  ``POST /v1/search/check`` (the hot route the project already measured) at the same rate, so a shared machine's
+  load shows as what it is.
 
 Usage: ``.venv/bin/python bench/contact.py [--checks 200000] [--rate 500] [--seconds 30] [--postgres URL]``
 """
@@ -130,11 +132,13 @@ def bench_in_process(checks: int, rng: random.Random) -> dict:
     }
 
 
-def _load(base: str, token: str, bodies: list[bytes], rate: int, seconds: float, out) -> None:
-    """In its own process; sends the latencies, or the failure as text (so the parent never waits forever)."""
+def _load(base: str, token: str, bodies: list[bytes], control: list[bytes], rate: int, seconds: float, out) -> None:
+    """In its own process; sends the latencies (contact checks, then the control), or the failure as text (so the
+    parent never waits forever)."""
     try:
         asyncio.run(open_loop(base, "/v1/interactions/check", token, bodies, rate, 2.0))  # warm the connections
-        out.send(asyncio.run(open_loop(base, "/v1/interactions/check", token, bodies, rate, seconds)))
+        contact = asyncio.run(open_loop(base, "/v1/interactions/check", token, bodies, rate, seconds))
+        out.send((contact, asyncio.run(open_loop(base, "/v1/search/check", token, control, rate, seconds))))
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent reports it
         out.send(f"load generator failed: {exc!r}")
 
@@ -155,7 +159,8 @@ def bench_http(name: str, env: dict, rate: int, seconds: float, rng: random.Rand
             bodies = [json.dumps(b).encode() for b in requests(ids, 20_000, rng)]
             ctx = get_context("spawn")
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_load, args=(server.base, token, bodies, rate, seconds, send))
+            control = [json.dumps({"query": f"weather in town {i}"}).encode() for i in range(1000)]
+            proc = ctx.Process(target=_load, args=(server.base, token, bodies, control, rate, seconds, send))
             proc.start()
             lat = recv.recv()
             proc.join()
@@ -163,10 +168,14 @@ def bench_http(name: str, env: dict, rate: int, seconds: float, rng: random.Rand
                 raise SystemExit(lat)
         finally:
             server.stop()
-    lat.sort()
+    return {"backend": name, **summary(lat[0], rate, seconds), "control_search_check": summary(lat[1], rate, seconds)}
+
+
+def summary(lat: list[float], rate: int, seconds: float) -> dict:
+    lat = sorted(lat)
     at = lambda q: round(lat[min(len(lat) - 1, int(len(lat) * q))] * 1000, 2)  # noqa: E731
-    return {"backend": name, "rate": rate, "seconds": seconds, "requests": len(lat), "p50_ms": at(0.5),
-            "p99_ms": at(0.99), "max_ms": round(lat[-1] * 1000, 2)}  # fmt: skip
+    return {"rate": rate, "seconds": seconds, "requests": len(lat), "p50_ms": at(0.5), "p99_ms": at(0.99),
+            "max_ms": round(lat[-1] * 1000, 2)}  # fmt: skip
 
 
 def main() -> None:
