@@ -1,14 +1,15 @@
 """The hot paths: ``POST /v1/search/check``, ``/v1/search/suggestions/filter`` and ``/v1/interactions/check``
 (the contact policy) as plain ASGI.
 
-A search guard sits in front of every query and every autocomplete keystroke, so its cost per request is the
-platform's. The check itself takes microseconds; FastAPI's routing, dependency resolution and response encoding
-take about a millisecond more per request on a small machine, which at 500 requests/s is most of a core. This
-middleware answers the *ordinary* request — a valid API key whose role may scan, and a body the route's own model
-accepts — directly, with the same service call and the same JSON the FastAPI route gives. Everything else (no key,
-a bad or revoked key, a role without the permission, malformed JSON, a body the model refuses, an oversized body)
-is handed to the FastAPI app unchanged, body included, so refusals, their audit records and their error format
-have one implementation only: the routes in :mod:`safehold.api.routes.search`, which also document the API.
+A search guard sits in front of every query and every autocomplete keystroke, and the contact check in front of
+every message, so their cost per request is the platform's. The checks themselves take microseconds; FastAPI's
+routing, dependency resolution and response encoding take about a millisecond more per request on a small
+machine, which at 500 requests/s is most of a core. This middleware answers the *ordinary* request — a valid API
+key whose role has the route's permission, and a body the route's own model accepts — directly, with the same
+service call and the same JSON the FastAPI route gives. Everything else (no key, a bad or revoked key, a role
+without the permission, malformed JSON, a body the model refuses, an oversized body) is handed to the FastAPI app
+unchanged, body included, so refusals, their audit records and their error format have one implementation only:
+the routes in :mod:`safehold.api.routes.search` and :mod:`safehold.api.routes.safety`, which also document the API.
 """
 
 from __future__ import annotations
