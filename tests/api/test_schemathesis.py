@@ -70,6 +70,8 @@ BEYOND_THE_SCHEMA = {
     "text.idempotency_key_mismatch": "different idempotency keys in the header and the body",
     "user.weak_password": "a password that is the username or one character repeated",
     "policy.duplicate_action": "an action kind listed both as a name and as an object",
+    "contact.invalid_policy": "a contact policy whose fields contradict each other (a friction without a prompt, "
+    "two rules of one name, a relaxed block without its prompt)",
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
     "exchange.invalid_settings": "settings the exchange type does not take",
     "exchange.invalid_credentials": "credentials the exchange type does not take",

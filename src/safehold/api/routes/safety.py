@@ -12,15 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from safehold.api.contract import ContractRoute
+from safehold.api.contract import ContractRoute, body_schema
 from safehold.api.deps import require, services
+from safehold.api.routes.scan import json_body
 from safehold.api.routes.search import Locale
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.safety.contact import KINDS, OUTCOMES
+from safehold.safety.contact import KINDS, OUTCOMES, Policy
 from safehold.services import Services
 
 router = APIRouter(tags=["safety"], route_class=ContractRoute)
@@ -91,23 +93,22 @@ def show_policy(svc: Services = Depends(services), _: Principal = Depends(READ))
     return {**svc.contact.show(), "history": svc.contact.history()}
 
 
-PolicyDoc = Body(description="The policy (docs/safety.md#policy-format).", examples=[{"rules": []}])
+#: The policy's schema, published; the route reads the body itself so that every problem, structural or between
+#: fields (a friction without a prompt, two rules of one name), is one ``contact.invalid_policy`` with all of them.
+POLICY_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(Policy)}}}}
 
 
-@router.put(POLICY, summary="Save a new contact policy and make it active")
-def put_policy(
-    policy: dict[str, Any] = PolicyDoc, svc: Services = Depends(services), who: Principal = Depends(MANAGE)
-) -> dict:
+@router.put(POLICY, summary="Save a new contact policy and make it active", openapi_extra=POLICY_BODY)
+async def put_policy(request: Request, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
     """Validated (422 ``contact.invalid_policy`` with every problem in ``detail.errors``), saved as a new version,
     audited, used by this process at once and by every other within ``SAFEHOLD_CONTACT_POLICY_TTL`` seconds."""
-    return svc.contact.save(policy, who.label)
+    body = await json_body(request)
+    return await run_in_threadpool(svc.contact.save, body, who.label)
 
 
-@router.post(f"{POLICY}/validate", summary="Validate a contact policy without saving it")
-def validate_policy(
-    policy: dict[str, Any] = PolicyDoc, svc: Services = Depends(services), _: Principal = Depends(READ)
-) -> dict:
-    parsed = svc.contact.validate(policy)
+@router.post(f"{POLICY}/validate", summary="Validate a contact policy without saving it", openapi_extra=POLICY_BODY)
+async def validate_policy(request: Request, svc: Services = Depends(services), _: Principal = Depends(READ)) -> dict:
+    parsed = svc.contact.validate(await json_body(request))
     return {"valid": True, "rules": len(parsed.rules)}
 
 
