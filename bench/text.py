@@ -45,7 +45,7 @@ from safehold.text.grooming.pan2012 import read_conversations, read_predators  #
 from safehold.text.grooming.scorer import GroomingScorer, Message  # noqa: E402
 from safehold.text.search import QueryGuard  # noqa: E402
 from safehold.text.solicitation import SolicitationScorer  # noqa: E402
-from server import Server  # noqa: E402
+from server import Server, open_loop  # noqa: E402
 
 COMMON = (
     "the of and to in is you that it he was for on are as with his they at be this have from or one had by word "
@@ -203,63 +203,8 @@ def _state(scorer: GroomingScorer, msgs: list[Message]) -> dict:
 
 
 async def _drive(url: str, token: str, queries: list[str], rate: int, seconds: float) -> list[float]:
-    """Send ``rate`` requests/s for ``seconds``, each at its scheduled time; return latencies in seconds.
-
-    A minimal HTTP/1.1 keep-alive client on asyncio streams: httpx's async client costs about a millisecond of
-    CPU per request, which at 500 requests/s would measure the load generator, not the server.
-    """
-    host, port = url.removeprefix("http://").split(":")
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
-    latencies: list[float] = []
-    errors = 0
-
-    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """The most recently used idle connection, unless the server may have closed it for being idle (its
-        keep-alive timeout), as a client's pool would; else a new one."""
-        while idle:
-            reader, writer, used = idle.pop()
-            if time.perf_counter() - used < KEEP_ALIVE:
-                return reader, writer
-            writer.close()
-        return await asyncio.open_connection(host, int(port))
-
-    async def one(q: str, due: float) -> None:
-        nonlocal errors
-        reader, writer = await connection()
-        body = json.dumps({"query": q, "locale": "en"}).encode()
-        head = (f"POST /v1/search/check HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
-        writer.write(head.encode() + body)
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        answer = await reader.readexactly(length)
-        latencies.append(time.perf_counter() - due)
-        if b" 200 " not in status:
-            errors += 1
-            print("failed:", status.decode().strip(), answer[:300].decode(errors="replace"), file=sys.stderr)
-        idle.append((reader, writer, time.perf_counter()))
-
-    tasks = []
-    start = time.perf_counter() + 0.05
-    for i in range(int(rate * seconds)):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(queries[i % len(queries)], due)))
-    await asyncio.gather(*tasks)
-    for _, writer, _ in idle:
-        writer.close()
-    if errors:
-        raise SystemExit(f"{errors} requests failed")
-    return latencies
-
-
-#: Idle connections older than this are not reused (below uvicorn's default keep-alive timeout of 5 s).
-KEEP_ALIVE = 4.0
+    bodies = [json.dumps({"query": q, "locale": "en"}).encode() for q in queries]
+    return await open_loop(url, "/v1/search/check", token, bodies, rate, seconds)
 
 
 def _load(url: str, token: str, queries: list[str], rate: int, seconds: float, out) -> None:

@@ -42,6 +42,7 @@ from safehold.api.routes import (
     quarantine,
     reports,
     review,
+    safety,
     scan,
     screening,
     search,
@@ -177,6 +178,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         prompts,
         screening,
         ages,
+        safety,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -425,6 +425,20 @@ class Settings(BaseSettings):
         description='Age-assurance providers by name, JSON: {"acme": {"type": "signed_webhook", "secret": "…"}}.',
     )
 
+    # Contact policy (see docs/safety.md#contact-policy): what each process keeps in memory so a check needs no query.
+    contact_policy_ttl: float = Field(
+        default=2.0, gt=0, le=300, description="Seconds between checks for a newer saved contact policy."
+    )
+    contact_cache_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds an account's band, and the open grooming and report counts, are kept per process.",
+    )
+    contact_cache_accounts: int = Field(
+        default=200_000, ge=100, description="Most accounts whose band (or open-case counts) one process keeps."
+    )
+
     @field_validator("totp_required_roles", "classifiers", mode="before")
     @classmethod
     def _name_list(cls, v):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from safehold.rules.terms import TermLibrary
     from safehold.safety.ages import AgeBook
     from safehold.safety.assurance import AssuranceService
+    from safehold.safety.contact_service import ContactService
     from safehold.safety.media import MediaCheck
     from safehold.safety.prompts import Prompts
     from safehold.scanning.service import ScanService
@@ -218,6 +219,20 @@ class Services:
             self.pipeline,
             self.prompts,
             reload_seconds=self.settings.safety_reload_seconds,
+        )
+
+    @cached_property
+    def contact(self) -> ContactService:
+        from safehold.safety.contact_service import ContactService, stored_bands
+
+        st = self.settings
+        return ContactService(
+            self.db,
+            self.audit,
+            lambda ids: stored_bands(self.db, ids),  # memoised by the service (bounded, expiring)
+            policy_ttl=st.contact_policy_ttl,
+            cache_ttl=st.contact_cache_ttl,
+            cache_accounts=st.contact_cache_accounts,
         )
 
     @cached_property

@@ -73,6 +73,8 @@ BEYOND_THE_SCHEMA = {
     # The store's state: whether the platform's conversation has an open grooming alert or case.
     "classifier.grooming_not_flagged": "a grooming conversation with no open alert or case",
     "age.invalid": "a birth date in the future or over 130 years ago (relative to today); an unprintable account id",
+    "contact.invalid_policy": "a contact policy whose fields contradict each other (a friction without a prompt, "
+    "two rules of one name, a relaxed block without its prompt)",
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
     "exchange.invalid_settings": "settings the exchange type does not take",
     "exchange.invalid_credentials": "credentials the exchange type does not take",

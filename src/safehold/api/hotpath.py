@@ -1,13 +1,15 @@
-"""The search box's hot path: ``POST /v1/search/check`` and ``/v1/search/suggestions/filter`` as plain ASGI.
+"""The hot paths: ``POST /v1/search/check``, ``/v1/search/suggestions/filter`` and ``/v1/interactions/check``
+(the contact policy) as plain ASGI.
 
-A search guard sits in front of every query and every autocomplete keystroke, so its cost per request is the
-platform's. The check itself takes microseconds; FastAPI's routing, dependency resolution and response encoding
-take about a millisecond more per request on a small machine, which at 500 requests/s is most of a core. This
-middleware answers the *ordinary* request — a valid API key whose role may scan, and a body the route's own model
-accepts — directly, with the same service call and the same JSON the FastAPI route gives. Everything else (no key,
-a bad or revoked key, a role without the permission, malformed JSON, a body the model refuses, an oversized body)
-is handed to the FastAPI app unchanged, body included, so refusals, their audit records and their error format
-have one implementation only: the routes in :mod:`safehold.api.routes.search`, which also document the API.
+A search guard sits in front of every query and every autocomplete keystroke, and the contact check in front of
+every message, so their cost per request is the platform's. The checks themselves take microseconds; FastAPI's
+routing, dependency resolution and response encoding take about a millisecond more per request on a small
+machine, which at 500 requests/s is most of a core. This middleware answers the *ordinary* request — a valid API
+key whose role has the route's permission, and a body the route's own model accepts — directly, with the same
+service call and the same JSON the FastAPI route gives. Everything else (no key, a bad or revoked key, a role
+without the permission, malformed JSON, a body the model refuses, an oversized body) is handed to the FastAPI app
+unchanged, body included, so refusals, their audit records and their error format have one implementation only:
+the routes in :mod:`safehold.api.routes.search` and :mod:`safehold.api.routes.safety`, which also document the API.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ValidationError
 
 from safehold.api.deps import authenticate
+from safehold.api.routes import safety
 from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
@@ -27,9 +30,11 @@ MAX_BODY = 256 * 1024
 _HEADERS = [(b"content-type", b"application/json")]
 
 
-ROUTES: dict[str, tuple[type[BaseModel], Callable]] = {
-    "/v1/search/check": (CheckBody, answer_check),
-    "/v1/search/suggestions/filter": (FilterBody, answer_filter),
+#: Path → (body model, answer function, the permission the route asks for).
+ROUTES: dict[str, tuple[type[BaseModel], Callable, Permission]] = {
+    "/v1/search/check": (CheckBody, answer_check, Permission.SCAN),
+    "/v1/search/suggestions/filter": (FilterBody, answer_filter, Permission.SCAN),
+    "/v1/interactions/check": (safety.InteractionBody, safety.answer_check, Permission.SAFETY_CHECK),
 }
 
 
@@ -60,7 +65,7 @@ class SearchHotPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _answer(self, scope, route: tuple[type[BaseModel], Callable], body: bytes) -> bytes | None:
+    async def _answer(self, scope, route: tuple[type[BaseModel], Callable, Permission], body: bytes) -> bytes | None:
         """The JSON answer to an ordinary request, or None to let the FastAPI route handle it."""
         svc = scope["app"].state.services
         token = _bearer(scope)
@@ -68,9 +73,9 @@ class SearchHotPath:
             return None
         try:
             who = await authenticate(svc, token)
-            if not allows(who.role, Permission.SCAN):
+            model, handle, permission = route
+            if not allows(who.role, permission):
                 return None
-            model, handle = route
             result = handle(svc, model.model_validate_json(body))
         except (SafeholdError, ValidationError, ValueError):
             return None

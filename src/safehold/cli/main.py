@@ -30,6 +30,7 @@ from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
 from safehold.cli import reports as report_cmds
+from safehold.cli import safety as safety_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import screening as screening_cmds
 from safehold.cli import seen as seen_cmds
@@ -73,6 +74,7 @@ app.add_typer(prompt_cmds.app, name="prompts")
 app.add_typer(media_cmds.app, name="media")
 app.add_typer(screening_cmds.app, name="screening")
 app.add_typer(age_cmds.app, name="age")
+app.add_typer(safety_cmds.contact_app, name="contact")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

@@ -1134,6 +1134,21 @@ class ScreeningJob(Base):
 # --- [10] contact policy -----------------------------------------------------------------------------------------
 
 
+class ContactPolicy(Base):
+    """One saved version of the operator's contact policy (safehold.safety.contact): the JSON as validated, who
+    saved it and when. The newest row marked ``active`` is the policy every process uses; older rows are the
+    history (a reset saves the built-in default as a new version)."""
+
+    __tablename__ = "contact_policies"
+
+    #: The policy version, increasing.
+    version: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    policy: Mapped[dict] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
 # --- [10] safety prompts -----------------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from safehold.web import (
     static_files,
     text,
 )
+from safehold.web import contact as contact_policy
 from safehold.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -54,6 +55,7 @@ for _area in (
     safety,
     screening,
     classifiers,
+    contact_policy,
     static_files,
 ):
     router.include_router(_area.router)

@@ -147,6 +147,16 @@ def upgrade() -> None:
     op.create_index("ix_screening_jobs_md5", "screening_jobs", ["md5"])
 
     # --- contact policy
+    op.create_table(
+        "contact_policies",
+        sa.Column("version", _BIG_ID, nullable=False),
+        sa.Column("policy", sa.JSON(), nullable=False),
+        sa.Column("author", sa.String(length=128), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("version"),
+    )
+    op.create_index("ix_contact_policies_active", "contact_policies", ["active"])
 
     # --- safety prompts
     op.create_table(
@@ -167,6 +177,7 @@ def downgrade() -> None:
     op.drop_table("safety_prompts")
 
     # --- contact policy
+    op.drop_table("contact_policies")
 
     # --- external classification services and their job queue
     op.drop_table("screening_jobs")
