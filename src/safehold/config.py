@@ -433,10 +433,10 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         le=3600,
-        description="Seconds an account's band, and the open grooming and report counts, are kept per process.",
+        description="Seconds the per-account counts of open grooming and report cases are kept per process.",
     )
     contact_cache_accounts: int = Field(
-        default=200_000, ge=100, description="Most accounts whose band (or open-case counts) one process keeps."
+        default=200_000, ge=100, description="Most accounts whose open-case counts one process keeps."
     )
 
     @field_validator("totp_required_roles", "classifiers", mode="before")

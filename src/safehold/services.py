@@ -223,16 +223,17 @@ class Services:
 
     @cached_property
     def contact(self) -> ContactService:
-        from safehold.safety.contact_service import ContactService, stored_bands
+        from safehold.safety.contact_service import ContactService
 
         st = self.settings
         return ContactService(
             self.db,
             self.audit,
-            lambda ids: stored_bands(self.db, ids),  # memoised by the service (bounded, expiring)
+            self.ages.bands,
             policy_ttl=st.contact_policy_ttl,
             cache_ttl=st.contact_cache_ttl,
             cache_accounts=st.contact_cache_accounts,
+            prompt_for=lambda key, locale: self.prompts.get(key, locale),
         )
 
     @cached_property

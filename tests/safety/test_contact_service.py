@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import time
-from collections import OrderedDict
 
 import pytest
 from sqlalchemy import update
@@ -29,6 +28,7 @@ def test_a_check_reads_bands_and_answers_the_default(svc):
     svc.ages.record("t", "kid", "platform", band="13-15")
     svc.ages.record("t", "grown", "declared", age=30)
     r = svc.contact.check("grown", "kid", "message")
+    assert r.pop("prompt_text")["key"] == "contact.blocked"  # the prompts catalogue's text, in the default locale
     assert r == {
         "decision": "block",
         "reason": "under-16s cannot be contacted by adults they are not connected to",
@@ -81,27 +81,12 @@ def test_risk_is_cached_for_the_ttl(svc):
     assert svc.contact.check("g", "kid", "follow")["decision"] == "block"
 
 
-def test_bands_are_cached_and_bounded(svc):
-    calls = []
-    cache = svc.contact.bands
-    cache.lookup = lambda ids: calls.append(ids) or dict.fromkeys(ids, "adult")
-    cache.size = 2
-    for pair in (("a", "a"), ("a", "b"), ("c", "b"), ("a", "c")):
-        assert cache.bands(*pair) == ["adult", "adult"]
-    assert calls == [["a"], ["b"], ["c"], ["a"]]  # one query per check; "a" was the least recently used at "c"
-    assert len(cache._memo) == 2
-
-
-def test_expired_bands_are_answered_and_re_read_in_a_batch(svc):
-    calls = []
-    cache = svc.contact.bands
-    cache.lookup = lambda ids: calls.append(ids) or dict.fromkeys(ids, "13-15" if calls[1:] else "adult")
-    assert cache.bands("a", "b") == ["adult", "adult"]
-    cache._memo = OrderedDict((a, (band, 0.0)) for a, (band, _) in cache._memo.items())  # both expired
-    cache._refresh_at = float("inf")  # and the batch not due
-    assert cache.bands("a", "b") == ["adult", "adult"] and len(calls) == 1  # the stale answer, no query
-    assert cache.bands("c", "a") == ["13-15", "13-15"]  # a lookup for "c" takes the queued "a" and "b" along
-    assert calls[1] == ["c", "a", "b"] and not cache._stale
+def test_a_band_recorded_here_is_used_by_the_next_check(svc):
+    assert svc.contact.check("grown", "child", "message")["recipient_band"] == "unknown"  # read, and cached
+    svc.ages.record("t", "grown", "declared", age=30)
+    svc.ages.record("t", "child", "platform", band="under13")
+    r = svc.contact.check("grown", "child", "message")
+    assert (r["sender_band"], r["recipient_band"], r["decision"]) == ("adult", "under13", "block")
 
 
 def test_save_show_history_reset_and_audit(svc):

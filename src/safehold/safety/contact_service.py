@@ -5,9 +5,8 @@ A check sits in the platform's messaging path, so it must not query the database
 - **the active policy**, compiled. At most every ``SAFEHOLD_CONTACT_POLICY_TTL`` seconds (default 2) a check reads
   the active version number (one indexed row); only a new version is read and compiled. A policy saved in one
   process is therefore used by every other within that many seconds, and at once by the process that saved it.
-- **bands**, per account, for ``SAFEHOLD_CONTACT_CACHE_TTL`` seconds (default 30), at most
-  ``SAFEHOLD_CONTACT_CACHE_ACCOUNTS`` of them (least recently used dropped first), expired ones re-read in batches
-  (:class:`BandCache`): a newly recorded band is used within that many seconds and about one more.
+- **bands**, from the age book's own in-process cache (:meth:`safehold.safety.ages.AgeBook.bands`: a band
+  recorded in this process is used at once, one recorded in another within ``SAFEHOLD_AGE_CACHE_TTL_SECONDS``).
 - **risk**: the accounts with open grooming cases (source ``grooming``, or any case of category ``grooming`` or
   ``sextortion``) and open user-report cases, counted per account in one grouped query, refreshed every
   ``SAFEHOLD_CONTACT_CACHE_TTL`` seconds (bounded by the same number of accounts, most cases first). Accounts not in
@@ -17,14 +16,12 @@ A check sits in the platform's messaging path, so it must not query the database
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from safehold.audit import AuditService
 from safehold.errors import SafeholdError
@@ -40,7 +37,7 @@ from safehold.safety.contact import (
     default_policy,
 )
 from safehold.store.db import Database
-from safehold.store.models import AccountAge, Case, ContactPolicy, iso, utcnow
+from safehold.store.models import Case, ContactPolicy, iso, utcnow
 
 #: Cases that make a sender a grooming risk: the grooming detector's, and any case classified as grooming.
 GROOMING_SOURCES = ("grooming",)
@@ -79,70 +76,6 @@ def parse_policy(doc: object) -> Policy:
         ) from None
 
 
-_BANDS_OF = select(AccountAge.account_id, AccountAge.band).where(
-    AccountAge.account_id.in_(bindparam("ids", expanding=True))
-)
-
-
-def stored_bands(db: Database, account_ids: list[str]) -> dict[str, str]:
-    """The resolved bands of these accounts in one query (``unknown`` for an account with none): the age book's
-    table, read many at a time (a plain connection: the ORM session would triple the cost of a lookup)."""
-    with db.engine.connect() as c:
-        found = dict(c.execute(_BANDS_OF, {"ids": account_ids}).all())
-    return {a: found.get(a, "unknown") for a in account_ids}
-
-
-class BandCache:
-    """A bounded, expiring per-process memo of account bands, filled by ``lookup(ids) -> {id: band}``.
-
-    An account never seen is looked up at once (with the check's other account, in one query). An expired entry is
-    still answered, and queued: the queue is re-read in one query with the next lookup, or at most every
-    ``REFRESH_EVERY`` seconds, so a busy process re-reads its accounts in a few batches a second rather than in a
-    query per check, and a band is used at most ``ttl`` plus about a second after it changed. (The small adapter
-    where a cached bulk lookup of the age book plugs in.)
-    """
-
-    REFRESH_EVERY = 1.0
-    MAX_BATCH = 500
-
-    def __init__(self, lookup: Callable[[list[str]], dict[str, str]], ttl: float, size: int):
-        self.lookup = lookup
-        self.ttl = ttl
-        self.size = size
-        self._memo: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._stale: dict[str, None] = {}  # an ordered set
-        self._refresh_at = float("-inf")
-        self._lock = threading.Lock()
-
-    def bands(self, *account_ids: str) -> list[str]:
-        now = time.monotonic()
-        found: dict[str, str] = {}
-        missing: list[str] = []
-        for a in account_ids:
-            hit = self._memo.get(a)
-            if hit is None:
-                missing.append(a)
-                continue
-            found[a] = hit[0]
-            if hit[1] <= now:
-                self._stale[a] = None
-        if missing or (self._stale and now >= self._refresh_at):
-            with self._lock:
-                batch = list(dict.fromkeys(missing))
-                batch += [a for a in itertools.islice(self._stale, self.MAX_BATCH) if a not in batch]
-            fresh = self.lookup(batch)
-            with self._lock:
-                for a, band in fresh.items():
-                    self._memo[a] = (band, now + self.ttl)
-                    self._memo.move_to_end(a)
-                    self._stale.pop(a, None)
-                while len(self._memo) > self.size:
-                    self._memo.popitem(last=False)
-                self._refresh_at = now + self.REFRESH_EVERY
-            found.update((a, fresh[a]) for a in account_ids if a in fresh)
-        return [found[a] for a in account_ids]
-
-
 class ContactService:
     def __init__(
         self,
@@ -157,7 +90,7 @@ class ContactService:
     ):
         self.db = db
         self.audit = audit
-        self.bands = BandCache(bands_of, cache_ttl, cache_accounts)
+        self.bands_of = bands_of  # {account_id: band}, many at once (the age book's cached lookup)
         self.prompt_for = prompt_for
         self.policy_ttl = policy_ttl
         self.cache_ttl = cache_ttl
@@ -191,7 +124,8 @@ class ContactService:
         if not 0 <= mutual_contacts <= 1_000_000:
             raise _invalid("mutual_contacts must be in [0, 1000000]")
         version, policy = self.current()
-        sender_band, recipient_band = self.bands.bands(sender, recipient)
+        bands = self.bands_of([sender, recipient])
+        sender_band, recipient_band = bands[sender], bands[recipient]
         rel = Relationship(mutual_contacts, prior_conversation, recipient_follows_sender)
         d = policy.decide(
             sender_band,
