@@ -91,9 +91,10 @@ def test_a_new_user_walks_through_safety(svc, cli, client, keys, console, tmp_pa
     assert "age band <strong>13-15</strong>" in page.text
 
     # 3. Contact: an adult stranger messaging a 16-17 gets friction with the prompt's text; a 13-15 is blocked.
-    for account, band in (("teen-16", "16-17"), ("kid-14", "13-15"), ("stranger", "adult")):
+    for account, band in (("kid-14", "13-15"), ("stranger", "adult")):
         body = {"source": "platform", "band": band}
         assert client.post(f"/v1/accounts/{account}/age-signals", json=body, headers=platform).status_code == 201
+    assert "16-17" in cli("age", "record", "teen-16", "--source", "platform", "--band", "16-17").output
     check = {"sender": "stranger", "recipient": "teen-16", "kind": "message", "locale": "en"}
     friction = client.post("/v1/interactions/check", json=check, headers=platform).json()
     assert (friction["decision"], friction["rule"], friction["prompt"]) == (
@@ -109,7 +110,10 @@ def test_a_new_user_walks_through_safety(svc, cli, client, keys, console, tmp_pa
         "contact.blocked",
     ), blocked
     by_cli = json.loads(cli("contact", "check", "stranger", "teen-16", "--kind", "message", "--json").output)
-    assert (by_cli["decision"], by_cli["rule"]) == ("friction", "teen.stranger_contact"), by_cli
+    assert by_cli == friction
+    spanish = client.get("/v1/safety/prompts/contact.friction.stranger/es", headers=admin).json()["shown"]
+    shown = cli("contact", "check", "stranger", "teen-16", "--locale", "es").output
+    assert shown.startswith("friction") and f"prompt: {spanish['title']}" in shown, shown
     by_cli = json.loads(cli("contact", "check", "stranger", "kid-14", "--kind", "message", "--json").output)
     assert by_cli["decision"] == "block", by_cli
 
