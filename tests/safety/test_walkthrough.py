@@ -135,7 +135,7 @@ def test_a_new_user_walks_through_safety(svc, cli, client, keys, console, tmp_pa
     assert (sent_case["account_id"], sent_case["status"]) == ("stranger", "open"), sent_case
     assert "recipient_minor" in sent_case["signals"][0]["detail"]["age"]["reasons"]
     warned = media_check(client, platform, sender="kid-14", stage="send", locale="en").json()
-    assert warned["decision"] == "warn" and [p["key"] for p in warned["prompts"]][0] == "send.warning", warned
+    assert warned["decision"] == "warn" and [p["key"] for p in warned["prompts"]] == ["send.warning", "help.sextortion"]
     by_cli = cli("media", "check", path, "--sender", "stranger", "--recipient", "kid-14", "--stage", "deliver")
     assert by_cli.output.startswith("blur"), by_cli.output
 
@@ -155,3 +155,15 @@ def test_a_new_user_walks_through_safety(svc, cli, client, keys, console, tmp_pa
         0,
     ), current
     assert json.loads(cli("classifier", "precision", "opennsfw", "--json").output) == precision
+
+    # 6. The rehearsal's thresholds put back: the classifier's default, and the media policy's defaults.
+    reset = client.put("/v1/classifiers/opennsfw/policy", json={"threshold": None}, headers=admin)
+    assert reset.status_code == 200, reset.json()
+    [listed] = client.get("/v1/classifiers", headers=admin).json()["classifiers"]
+    assert listed["policy"]["threshold"] == 0.8, listed
+    assert client.put("/v1/safety/media-policy", json={}, headers=admin).status_code == 200
+    policy = client.get("/v1/safety/media-policy", headers=admin).json()["policy"]
+    assert policy["deliver"]["13-15"] == {"action": "blur", "threshold": None}, policy
+    assert media_check(client, platform, sender="stranger", recipient="kid-14", stage="deliver").json()["decision"] == (
+        "allow"
+    )
