@@ -54,10 +54,11 @@ def check(
     if as_json:
         typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
-    score = "not classified" if answer["score"] is None else f"{answer['score']:.3f} (threshold {answer['threshold']})"
+    # The score as the API gives it (4 places): fewer would show a hit under a low threshold as "0.000".
+    score = "not classified" if answer["score"] is None else f"{answer['score']} (threshold {answer['threshold']})"
+    to = "" if answer["recipient_band"] is None else f"recipient {answer['recipient_band']}  "
     out.print(
-        f"{answer['decision']}  {answer['stage']}  sender {answer['sender_band']}  "
-        f"recipient {answer['recipient_band']}  score {score}",
+        f"{answer['decision']}  {answer['stage']}  sender {answer['sender_band']}  {to}score {score}",
         highlight=False,
         markup=False,
     )

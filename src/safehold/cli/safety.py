@@ -65,6 +65,7 @@ def check(
     created: Annotated[
         dt.datetime | None, typer.Option("--sender-created", help="When the sender's account was made (UTC).")
     ] = None,
+    locale: Annotated[str, typer.Option(help="Locale of the prompt's text (e.g. en, pt-BR).")] = "en",
     as_json: AsJson = False,
 ) -> None:
     """The policy's decision for one interaction (the same answer as POST /v1/interactions/check)."""
@@ -77,6 +78,7 @@ def check(
             prior_conversation=prior,
             recipient_follows_sender=follows,
             sender_created_at=created,
+            locale=locale,
         )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -86,6 +88,8 @@ def check(
         f"rule {result['rule'] or '(fallback)'}, prompt {result['prompt'] or '-'}, policy v{result['policy_version']}"
     )
     typer.echo(f"sender {result['sender_band']}, recipient {result['recipient_band']}")
+    if "prompt_text" in result:
+        typer.echo(f"prompt: {result['prompt_text']['title']}")
 
 
 @policy_app.command("show")
