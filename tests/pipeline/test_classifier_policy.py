@@ -62,10 +62,15 @@ def test_an_explicit_hit_alone_opens_no_case(svc):
 
 
 @pytest.mark.parametrize(
-    ("reason", "p0"),
-    [("depicted_minor", False), ("recipient_minor", True), ("grooming_conversation", True), ("uploader_minor", True)],
+    ("reason", "p0", "category"),
+    [
+        ("depicted_minor", False, "csam"),
+        ("recipient_minor", True, "grooming"),  # an adult's image sent to a child: exposure, no minor shown
+        ("grooming_conversation", True, "csam"),  # conservative: the image may be the child's
+        ("uploader_minor", True, "csam"),  # possibly self-generated imagery of a minor
+    ],
 )
-def test_an_explicit_hit_with_an_age_signal_opens_a_minor_case(svc, reason, p0):
+def test_an_explicit_hit_with_an_age_signal_opens_a_minor_case(svc, reason, p0, category):
     kw: dict = {}
     if reason == "uploader_minor":
         svc.ages.record("test", "acct-young", "platform", band="13-15")
@@ -74,11 +79,11 @@ def test_an_explicit_hit_with_an_age_signal_opens_a_minor_case(svc, reason, p0):
         kw["age_reasons"] = [reason]
     ref = submit(svc, f"c-{reason}", **kw)
     sig = signal_of(svc, ref)
-    assert sig["category"] == "csam" and sig["detail"]["label"] == "explicit" and sig["confidence"] > 0.9
+    assert sig["category"] == category and sig["detail"]["label"] == "explicit" and sig["confidence"] > 0.9
     assert sig["detail"]["age"]["reasons"] == [reason]
     assert sig["detail"]["age"]["uploader_band"] == ("13-15" if reason == "uploader_minor" else "unknown")
     case = svc.cases.get(ref["id"])
-    assert case["category"] == "csam" and case["source"] == "classifier"
+    assert case["category"] == category and case["source"] == "classifier"
     assert (case["band"] == "P0") is p0 and case["band"] in ("P0", "P1", "P2")
     if p0:
         assert any("minor_at_risk" in line for line in case["reasons"])
@@ -194,3 +199,9 @@ def test_an_unknown_classifier_has_no_policy(svc):
 def test_a_door_may_only_pass_known_age_reasons():
     with pytest.raises(ValueError, match="unknown age reasons"):
         Submission(Detection(source="event", content_id="c"), age_reasons=["looks_young"])
+
+
+def test_recipient_minor_with_another_reason_keeps_csam(svc):
+    """Only ``recipient_minor`` alone is exposure (``grooming``): with a sign that a minor is shown, apparent CSAM."""
+    ref = submit(svc, "c-both", age_reasons=["recipient_minor", "depicted_minor"])
+    assert signal_of(svc, ref)["category"] == "csam"

@@ -28,6 +28,8 @@ def settings(tmp_path, database_url):
 @pytest.fixture
 def media(svc):
     svc.media_check.set_policy(TEST_POLICY, "test")
+    # as an explicit-imagery classifier's (opennsfw): a hit needs an age signal, and takes its category by it
+    svc.classifier_policies.change("test_brightness", "test", {"needs_age_signal": True})
     for account, band in (("kid", "under13"), ("teen", "13-15"), ("older", "16-17"), ("grown", "adult")):
         svc.ages.record("test", account, "platform", band=band)
     return svc.media_check
@@ -55,7 +57,7 @@ def test_an_explicit_image_to_a_minor_is_blurred_or_blocked_by_band(svc, media, 
     out = _check(media, sender="teen", recipient=recipient, locale="es")
     assert out["decision"] == decision and out["classified"] and out["score"] == 1.0 and out["threshold"] == 0.9
     assert [p["key"] for p in out["prompts"]] == keys and out["prompts"][0]["locale"] == "es"
-    assert out["recipient_band"] != "adult" and out["case_id"] is None  # minor to minor: no case
+    assert out["recipient_band"] != "adult"
 
 
 def test_a_benign_image_to_a_minor_is_allowed(media):
@@ -95,15 +97,59 @@ def test_an_adults_explicit_image_to_a_minor_opens_one_case(svc, media):
     age = sig["detail"]["age"]
     assert age["reasons"] == ["recipient_minor"] and age["recipient_band"] == "13-15"
     assert age["uploader_band"] == "adult" and sig["confidence"] == 1.0
-    # the pipeline's rule for a hit with an age signal: apparent CSAM, a child in contact with the sender now
-    assert sig["category"] == "csam" and sig["detail"]["minor_at_risk"]
+    # the pipeline's rule for a hit whose only age signal is the recipient: exposure of a child to sexual
+    # material (grooming), not apparent CSAM; a child in contact with the sender now
+    assert sig["category"] == "grooming" and sig["detail"]["minor_at_risk"]
     assert case["items"][0]["has_media"]
     again = _check(media, sender="grown", recipient="teen", content_id="msg-1")
     assert again["case_id"] == out["case_id"] and _cases(svc) == 1
+    # at send: the same case (one event, either stage), and the adult's send rule answers (allow: the child's
+    # protection is the deliver check, and the sender is not told)
     at_send = _check(media, sender="grown", recipient="teen", content_id="msg-1", stage="send")
-    assert at_send["decision"] == "allow" and at_send["case_id"] == out["case_id"]  # one event, either stage
+    assert at_send["decision"] == "allow" and at_send["case_id"] == out["case_id"]
     unknown = _check(media, sender="stranger", recipient="kid", stage="send")  # an unknown sender, at send
-    assert unknown["decision"] == "allow" and unknown["case_id"] is not None
+    assert unknown["decision"] == "allow" and unknown["case_id"] not in (None, out["case_id"])
+
+
+def test_an_adults_image_to_a_minor_first_seen_at_send_opens_the_case_deliver_finds(svc, media):
+    at_send = _check(media, sender="grown", recipient="kid", content_id="msg-9", stage="send")
+    assert at_send["decision"] == "allow" and at_send["classified"] and at_send["case_id"] is not None
+    at_deliver = _check(media, sender="grown", recipient="kid", content_id="msg-9")
+    assert at_deliver["decision"] == "block" and at_deliver["case_id"] == at_send["case_id"] and _cases(svc) == 1
+
+
+@pytest.mark.parametrize(("stage", "recipient", "decision"), [("send", None, "warn"), ("deliver", "grown", "allow")])
+def test_a_minors_explicit_image_opens_a_case_to_anyone(svc, media, stage, recipient, decision):
+    """Possibly self-generated imagery of a child: reason ``uploader_minor``, apparent CSAM, as ``/v1/scan`` with
+    the minor's account_id; the answer to the platform is unchanged (warn the minor at send)."""
+    out = _check(media, sender="teen", recipient=recipient, stage=stage, content_id="msg-2")
+    assert out["decision"] == decision and out["case_id"] is not None
+    [sig] = svc.cases.get(out["case_id"])["signals"]
+    assert sig["detail"]["age"]["reasons"] == ["uploader_minor"] and sig["detail"]["age"]["uploader_band"] == "13-15"
+    assert sig["category"] == "csam" and sig["detail"]["minor_at_risk"]
+    assert not _check(media, data=DARK, sender="teen", recipient=recipient, stage=stage)["case_id"]
+
+
+def test_a_minor_to_a_minor_is_apparent_csam(svc, media):
+    out = _check(media, sender="teen", recipient="kid", content_id="msg-3")
+    [sig] = svc.cases.get(out["case_id"])["signals"]
+    assert sig["detail"]["age"]["reasons"] == ["uploader_minor", "recipient_minor"] and sig["category"] == "csam"
+
+
+def test_the_blur_threshold_does_not_decide_when_a_case_opens(svc, media):
+    """The media policy's threshold is a UX choice (what is blurred); a case needs the classifier policy's."""
+    grey = encode(Image.new("RGB", (64, 64), (200, 200, 200)))
+    media.set_policy({**TEST_POLICY, "deliver": {"13-15": {"action": "blur", "threshold": 0.5}}}, "test")
+    out = _check(media, data=grey, sender="grown", recipient="teen")
+    assert 0.5 <= out["score"] < 0.9 and out["decision"] == "blur" and out["case_id"] is None and _cases(svc) == 0
+    svc.classifier_policies.change("test_brightness", "test", {"threshold": 0.5})
+    assert _check(media, data=grey, sender="grown", recipient="teen")["case_id"] is not None
+    svc.classifier_policies.change("test_brightness", "test", {"threshold": None})  # back to 0.9
+    media.set_policy({**TEST_POLICY, "deliver": {"13-15": {"action": "blur", "threshold": 0.99}}}, "test")
+    light = encode(Image.new("RGB", (64, 64), (240, 240, 240)))
+    out = _check(media, data=light, sender="grown", recipient="teen", content_id="msg-4")
+    assert 0.9 <= out["score"] < 0.99 and out["decision"] == "allow"
+    assert out["case_id"] is not None  # not blurred, but still sent to review
 
 
 def test_no_case_and_nothing_kept_without_an_explicit_image(svc, media):

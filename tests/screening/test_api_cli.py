@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.media import jpeg
 from tests.screening.conftest import KEY
 
@@ -70,3 +72,26 @@ def test_the_cli_does_the_same(cli, google, tmp_path):
 def test_the_stand_in_answers_the_same_image_the_same_way(google):
     image = jpeg(3)
     assert google.priority(image) == google.priority(image)
+
+
+@pytest.mark.parametrize("type_name", ["google_csai", "safer_predict", "arachnid_shield"])
+def test_every_service_type_has_a_stand_in_the_cli_serves(cli, svc, tmp_path, monkeypatch, type_name):
+    """``safehold screening stand-in TYPE`` writes settings and credentials a service added with them can use
+    (``screening test`` passes against the stand-in while it serves)."""
+    import signal
+
+    from safehold.screening import rehearsal
+
+    checked = {}
+
+    def serve_once(sig, handler):  # instead of waiting for Ctrl-C: check the stand-in, then stop it
+        settings = json.loads((tmp_path / f"{type_name}-settings.json").read_text())
+        credentials = json.loads((tmp_path / f"{type_name}-credentials.json").read_text())
+        svc.screening.create("rehearsal", type_name, settings, credentials)
+        checked.update(svc.screening.test("rehearsal"))
+        handler(sig, None)
+
+    monkeypatch.setattr(signal, "signal", serve_once)
+    ran = cli("screening", "stand-in", type_name, "--dir", tmp_path)
+    assert f"{type_name} stand-in on http://127.0.0.1:" in ran.output
+    assert checked["checked"] is True and type_name in rehearsal.STANDINS

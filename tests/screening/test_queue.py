@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from safehold.auth.apikeys import Principal
+from safehold.screening.services.safer_standin import SaferStandIn
 from safehold.store.models import ScreeningJob, ScreeningServiceRow, utcnow
 from tests.media import jpeg
 from tests.screening.conftest import KEY
@@ -195,3 +196,59 @@ def test_the_background_task_works_the_queue(banked, google, configured):
     scan(banked, NEW, "c1")
     banked.tasks.run_now("screening.run")
     assert jobs(banked)[0].status == "done"
+
+
+@pytest.fixture
+def safer(banked):
+    with SaferStandIn(api_key="safer-key-0123") as standin:
+        banked.screening.create(
+            "safer", "safer_predict", {**standin.settings(), "requests_per_minute": 6000}, standin.credentials()
+        )
+        yield standin
+
+
+def scan_with(svc, data: bytes, cid: str, **age) -> dict:
+    result = svc.scans.scan_bytes(data)
+    return svc.events.scanned(PLATFORM, result, data, filename=f"{cid}.jpg", content_id=cid, **age)
+
+
+def test_a_job_keeps_the_submissions_age_signal_and_the_pipelines_rule_judges_it(banked, safer):
+    """Safer's pornography class (``explicit``) is legal for adults: with the scan's ``depicted_minor`` it is a
+    case of apparent CSAM, as the local classifiers' hits are (Pipeline.judge, no twin)."""
+    safer.predict(NEW, csam=0.02, pornography=0.95)
+    scan_with(banked, NEW, "c-minor", depicted_minor=True)
+    banked.screening.run_once()
+    [job] = jobs(banked)
+    assert job.age == {"reasons": ["depicted_minor"], "context": {}} and job.case_id
+    [sig] = banked.cases.get(job.case_id)["signals"]
+    assert (sig["signal_type"], sig["category"], sig["detail"]["label"]) == ("safer", "csam", "explicit")
+    assert sig["detail"]["age"]["reasons"] == ["depicted_minor"]
+
+
+def test_an_adult_legal_label_without_an_age_signal_opens_no_case(banked, safer):
+    safer.predict(NEW, csam=0.02, pornography=0.95)
+    scan_with(banked, NEW, "c-adult")
+    banked.screening.run_once()
+    [job] = jobs(banked)
+    assert job.age is None and job.status == "done" and job.case_id is None and job.result["hits"] == 0
+
+
+def test_a_child_abuse_label_opens_a_case_alone(banked, safer):
+    safer.predict(NEW, csam=0.9, pornography=0.05)
+    scan_with(banked, NEW, "c-csam")
+    banked.screening.run_once()
+    [job] = jobs(banked)
+    [sig] = banked.cases.get(job.case_id)["signals"]
+    assert (sig["category"], sig["detail"]["label"]) == ("csam", "csam") and "age" not in sig["detail"]
+
+
+def test_the_uploaders_band_is_an_age_signal_for_a_service_too(banked, safer):
+    banked.ages.record("test", "acct-teen", "platform", band="13-15")
+    safer.predict(NEW, csam=0.02, pornography=0.95)
+    result = banked.scans.scan_bytes(NEW)
+    banked.events.scanned(PLATFORM, result, NEW, filename="n.jpg", account_id="acct-teen")
+    banked.screening.run_once()
+    [job] = jobs(banked)
+    [sig] = banked.cases.get(job.case_id)["signals"]
+    assert sig["category"] == "csam" and sig["detail"]["age"]["reasons"] == ["uploader_minor"]
+    assert sig["detail"]["minor_at_risk"]

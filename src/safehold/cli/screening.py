@@ -171,7 +171,9 @@ def test(name: Name) -> None:
 
 @app.command("stand-in")
 def stand_in(
-    type_name: Annotated[str, typer.Argument(metavar="TYPE", help="A service type with a stand-in (google_csai).")],
+    type_name: Annotated[
+        str, typer.Argument(metavar="TYPE", help="A service type with a stand-in (google_csai, safer_predict, …).")
+    ],
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 0,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     folder: Annotated[

@@ -9,8 +9,9 @@ recipient is a minor, a grooming conversation is attached. So, by default:
 - a classifier whose labels are all child-abuse categories (``csam``, ``A1`` … ``B2``) opens a case for each hit,
   alone (``needs_age_signal`` false);
 - any other classifier (``explicit``, …) needs an age signal (``needs_age_signal`` true): with one, its hit opens a
-  case in ``category`` (``csam`` — explicit imagery of a suspected minor is apparent CSAM not yet classified); without
-  one, ``alone`` decides: ``ignore`` (the default: the score is noted on whatever else the submission records, and
+  case in ``category`` (``csam`` — explicit imagery of a suspected minor is apparent CSAM not yet classified), or in
+  ``grooming`` when the only signal is that the recipient is a minor (:func:`age_category`); without one, ``alone``
+  decides: ``ignore`` (the default: the score is noted on whatever else the submission records, and
   no case is opened for it) or ``case`` (a case in the classifier's own label);
 - a classifier may declare its own default (:attr:`safehold.classifiers.base.Classifier.needs_age_signal`);
 - no hit runs an automatic action unless the operator sets ``auto_action`` for that classifier, explicitly (audited).
@@ -26,6 +27,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
@@ -46,6 +48,10 @@ ALONE = ("ignore", "case")
 CHILD_ABUSE_LABELS = frozenset(("csam", *CLASSIFICATIONS))
 #: The category a hit combined with an age signal gets by default: apparent CSAM not yet classified.
 DEFAULT_CATEGORY = "csam"
+#: The category of a hit whose only age signal is ``recipient_minor``: explicit imagery sent to a child — most often
+#: the sender's own picture, showing no minor — is child sexual exploitation (exposing a child to sexual material is
+#: a recognised grooming step), not apparent CSAM.
+EXPOSURE_CATEGORY = "grooming"
 #: How long a process keeps the policies it read before reading them again.
 CACHE_SECONDS = 5.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -267,3 +273,16 @@ class Judged:
     signals: list
     auto: list
     noted: list[dict]
+
+
+def age_category(policy: Policy, reasons: Sequence[str]) -> str:
+    """The category of a hit of a classifier that needs an age signal, given one (``reasons``).
+
+    A reason that a minor may be shown — the uploader is one (possibly self-generated imagery), the platform says
+    the person depicted is one, or the image came in a grooming conversation (conservatively: it may be the
+    child's) — takes the policy's ``category`` (``csam``). ``recipient_minor`` alone says only that a child got
+    the image, usually an adult's own picture: :data:`EXPOSURE_CATEGORY` (``grooming``). Either way the case is
+    ``minor_at_risk`` (:data:`CONTACT_REASONS`)."""
+    if set(reasons) == {"recipient_minor"}:
+        return EXPOSURE_CATEGORY
+    return policy.category

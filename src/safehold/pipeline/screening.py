@@ -20,5 +20,9 @@ class ScreeningQueue(Protocol):
         content_id: str | None,
         account_id: str | None,
         hashes: dict[str, str],
+        age_reasons: list[str],
+        age_context: dict,
     ) -> None:
-        """Queue ``media`` for every enabled screening service, or count it skipped (queue full, no subject)."""
+        """Queue ``media`` for every enabled screening service, or count it skipped (queue full, no subject). The
+        submission's age signal (``Submission.age_reasons`` and ``age_context``) is kept with the job: the result is
+        judged by the pipeline's own rule (``Pipeline.judge``) when it comes back."""

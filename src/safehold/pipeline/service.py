@@ -47,7 +47,14 @@ from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import Conflict, SafeholdError
 from safehold.pipeline.ages import AgeLookup, NoAges
-from safehold.pipeline.classifier_policy import AGE_REASONS, CONTACT_REASONS, ClassifierPolicies, Judged, Policy
+from safehold.pipeline.classifier_policy import (
+    AGE_REASONS,
+    CONTACT_REASONS,
+    ClassifierPolicies,
+    Judged,
+    Policy,
+    age_category,
+)
 from safehold.pipeline.screening import ScreeningQueue
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
@@ -293,7 +300,8 @@ class Pipeline:
             hashes = {sig["type"]: sig["value"] for scan in sub.scans for sig in scan.signals}
             self.screening.offer(
                 sub.media, filename=sub.filename, content_id=sub.detection.content_id,
-                account_id=sub.detection.account_id, hashes=hashes,
+                account_id=sub.detection.account_id, hashes=hashes, age_reasons=sub.age_reasons,
+                age_context=sub.age_context,
             )  # fmt: skip
         judged = self.judge(sub, self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
         hits = judged.signals
@@ -314,20 +322,28 @@ class Pipeline:
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
         return Ruled(d, [b.signal for b in found if b.auto] + judged.auto)
 
-    def judge(self, sub: Submission, classified: Sequence[Classification]) -> Judged:
+    def judge(
+        self,
+        sub: Submission,
+        classified: Sequence[Classification],
+        policy_for: Callable[[Classification, Score], Policy | None] | None = None,
+    ) -> Judged:
         """Apply each classifier's policy (:mod:`safehold.pipeline.classifier_policy`) to its scores: which hits
         become signals, which of those run the automatic policies, which are only noted. The uploader's band is
-        read only when there is a hit."""
+        read only when there is a hit.
+
+        ``policy_for`` gives the policy of one score (``None``: not judged) in place of the local classifiers'
+        policies by name: how the screening services, whose policy is per label, are judged by this same rule."""
         if not classified:
             return Judged([], [], [])
-        policies = self.policies.for_hits()
-        hits = [
-            (c, policies[c.classifier], score)
-            for c in classified
-            if c.classifier in policies
-            for score in c.scores
-            if score.score >= policies[c.classifier].threshold
-        ]
+        if policy_for is None:
+            policies = self.policies.for_hits()
+
+            def policy_for(c: Classification, score: Score) -> Policy | None:
+                return policies.get(c.classifier)
+
+        scored = [(c, policy_for(c, score), score) for c in classified for score in c.scores]
+        hits = [(c, policy, score) for c, policy, score in scored if policy and score.score >= policy.threshold]
         if not hits:
             return Judged([], [], [])
         reasons = list(dict.fromkeys(sub.age_reasons))
@@ -391,7 +407,8 @@ def review_signal(
     reads), and the age signal it came with (``age``: the reasons, the uploader's band and the door's context).
 
     With an age signal, a hit of a classifier that needs one takes the policy's category (``csam``: explicit
-    imagery of a suspected minor is apparent CSAM not yet classified); otherwise its own label. A reason that puts
+    imagery of a suspected minor is apparent CSAM not yet classified), or ``grooming`` when the only reason is
+    ``recipient_minor`` (classifier_policy.age_category); otherwise its own label. A reason that puts
     a child in contact with the sender now (classifier_policy.CONTACT_REASONS) sets ``minor_at_risk``, so a high
     hit is P0."""
     detail = {
@@ -410,7 +427,7 @@ def review_signal(
         if contact:
             detail["minor_at_risk"] = {"reasons": ", ".join(contact)}
         if policy.needs_age_signal:
-            category = policy.category
+            category = age_category(policy, reasons)
     if policy.auto_action:
         detail["auto_action"] = True
     return DetectionSignal(

@@ -18,11 +18,17 @@ adult to adult (and unknown)           ``allow`` without classifying: no work an
                                        unless the operator's policy gives their band another action
 =====================================  ============================================================================
 
-An adult (or an account of unknown age) sending an explicit image to a minor, at either stage, is also a
-child-safety event: it opens a case for human review through the pipeline, and only then is the image kept (in
-the encrypted vault, as for every case). The policy — which classifier and label mean "explicit", the action and
-threshold per band — is the operator's (:class:`MediaPolicy`, stored as an app setting and cached like the
-prompts).
+An explicit image with a minor on either side is also a child-safety event, at either stage: sent by a minor
+(reason ``uploader_minor``: possibly self-generated imagery of a child, to anyone) or to a minor (``recipient_minor``:
+a child exposed to sexual material). It opens a case for human review through the pipeline's own rule
+(:meth:`Pipeline.judge <safehold.pipeline.service.Pipeline.judge>`: the classifier's policy — its threshold, not the
+media policy's — and the category by the reasons, ``csam`` or ``grooming``), once per message, whichever stage saw
+it first; only then is the image kept (in the encrypted vault, as for every case). The answer to the platform does
+not change with the case: at ``send`` an adult's image to a minor is ``allow`` by the adult's send rule (the
+child's protection is the ``deliver`` check; the sender is not told a case opened). The policy — which classifier
+and label mean "explicit", the action and threshold per band — is the operator's (:class:`MediaPolicy`, stored as
+an app setting and cached like the prompts): its thresholds decide what is blurred, blocked or warned about, a UX
+choice that never changes what reviewers are sent.
 
 The defaults follow the public designs of Apple's Communication Safety (blurred, the child may choose to view
 after a warning with ways to get help, and warned before sending) and Instagram's nudity protection in direct
@@ -46,11 +52,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from safehold.agebands import BANDS, is_minor
 from safehold.audit import AuditService
 from safehold.cases.detection import CaseRef, Detection
-from safehold.classifiers.base import Classification, Score
+from safehold.classifiers.base import Classification
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import SafeholdError, validated
-from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
-from safehold.pipeline.service import Pipeline, Submission, review_signal
+from safehold.pipeline.service import Pipeline, Submission
 from safehold.safety.ages import AgeBook
 from safehold.safety.prompts import Prompts
 from safehold.signals.image import prepare
@@ -115,7 +120,7 @@ class MediaPolicy(BaseModel):
     deliver: dict[Band, DeliverRule] = Field(default_factory=_deliver_defaults)
     send: dict[Band, SendRule] = Field(default_factory=_send_defaults)
     open_cases: bool = Field(
-        True, description="An adult or unknown sender's explicit image to a minor opens a case for review."
+        True, description="An explicit image sent by or to a minor opens a case for review (the classifier's policy)."
     )
 
     def deliver_rule(self, band: str) -> DeliverRule:
@@ -233,8 +238,8 @@ class MediaCheck:
         scope: str,
     ) -> dict:
         """The decision for one image (see the module docs). ``scope`` names the caller (its key prefix) for the
-        idempotency of the case an adult-to-minor image opens: the same image from the same sender to the same
-        recipient is one event however often it is checked."""
+        idempotency of the case an image sent by or to a minor opens: the same image from the same sender to the
+        same recipient is one event however often, and at whichever stage, it is checked."""
         if stage not in STAGES:
             raise _invalid(f"stage must be one of {', '.join(STAGES)}")
         sender = _account(sender, "sender", required=True)
@@ -246,7 +251,8 @@ class MediaCheck:
         sender_band = self.ages.band(sender)
         recipient_band = self.ages.band(recipient) if recipient else None
         rule = policy.deliver_rule(recipient_band) if stage == "deliver" else policy.send_rule(sender_band)
-        reportable = policy.open_cases and is_minor(recipient_band) and not is_minor(sender_band)
+        reasons = ["recipient_minor"] if is_minor(recipient_band) else []
+        reportable = policy.open_cases and (is_minor(sender_band) or bool(reasons))  # the pipeline adds uploader_minor
         answer = {
             "decision": "allow",
             "stage": stage,
@@ -262,23 +268,28 @@ class MediaCheck:
         }
         if rule.action == "allow" and not reportable:
             return answer  # adults' messages: nothing decoded, nothing scored
-        score, threshold = self._score(data, policy, rule.threshold)
-        explicit = score >= threshold
+        classified = self._classify(data, policy)
+        score = classified.scores[0].score
+        threshold = rule.threshold if rule.threshold is not None else classified.threshold
         answer.update(classified=True, score=score, threshold=threshold)
-        if explicit and rule.action != "allow":
+        if score >= threshold and rule.action != "allow":
             answer["decision"] = rule.action
             answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
-        if explicit and reportable:
-            detection = recipient_minor_detection(
-                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id,
-                version=self._enabled(policy.classifier).version,
-            )  # fmt: skip
-            answer["case_id"] = self._open_case(data, detection, recipient, actor, scope)
+        if reportable:
+            context = {"stage": stage, "recipient": recipient, "recipient_band": recipient_band}
+            detection = Detection(source="classifier", content_id=content_id, account_id=sender, media_type="image")
+            sub = Submission(detection, media=data, source="classifier", opens=True, age_reasons=reasons,
+                             age_context=context)  # fmt: skip
+            hits = self.pipeline.judge(sub, [classified]).signals  # the classifier's policy, not the media policy's
+            if hits:
+                detection.signals = hits
+                answer["case_id"] = self._open_case(sub, recipient, actor, scope)
         return answer
 
-    def _score(self, data: bytes, policy: MediaPolicy, threshold: float | None) -> tuple[float, float]:
-        """The policy classifier's score of the policy label and the threshold that applies. The image is checked
-        before it is decoded (``media.*`` codes for what is not an image Safehold decodes safely)."""
+    def _classify(self, data: bytes, policy: MediaPolicy) -> Classification:
+        """The policy classifier's result, with only the policy label's score (the one that means explicit). The
+        image is checked before it is decoded (``media.*`` codes for what is not an image Safehold decodes
+        safely)."""
         c = self._enabled(policy.classifier)
         if c is None or "image" not in c.takes:
             raise SafeholdError(
@@ -299,21 +310,21 @@ class MediaCheck:
                 status=422,
             )
         c_result = classified[0]
-        score = next((float(s.score) for s in c_result.scores if s.label == policy.label), None)
+        score = next((s for s in c_result.scores if s.label == policy.label), None)
         if score is None:
             raise SafeholdError(
                 "media.invalid_policy",
                 f"Classifier {policy.classifier} gave no score for the policy's label {policy.label!r}.",
                 status=422,
             )
-        return score, threshold if threshold is not None else c_result.threshold
+        return replace(c_result, scores=(replace(score, score=float(score.score)),))
 
-    def _open_case(self, data: bytes, detection: Detection, recipient: str, actor: str, scope: str) -> int | None:
+    def _open_case(self, sub: Submission, recipient: str | None, actor: str, scope: str) -> int | None:
         """Submit the event to the pipeline once per (message, sender, recipient, image), whichever stage saw it
         first; the case's id. The pipeline keeps the image in the vault with the case."""
-        sub = Submission(detection, media=data, source="classifier", opens=True)
-        image = hashlib.sha256(data).hexdigest()
-        event = f"{detection.content_id}\0{detection.account_id}\0{recipient}\0{image}"
+        detection = sub.detection
+        image = hashlib.sha256(sub.media).hexdigest()
+        event = f"{detection.content_id}\0{detection.account_id}\0{recipient or ''}\0{image}"
         digest = hashlib.sha256(event.encode("utf-8", "surrogatepass")).hexdigest()
 
         def case_of(ref: CaseRef | None) -> dict:
@@ -323,39 +334,3 @@ class MediaCheck:
         result = self.pipeline.submit(sub, key=key, digest=digest, actor=actor, answer=case_of)
         case = (result or {}).get("case")
         return case["id"] if case else None
-
-
-def recipient_minor_detection(
-    policy: MediaPolicy,
-    score: float,
-    threshold: float,
-    stage: str,
-    sender: str,
-    recipient: str | None,
-    sender_band: str,
-    recipient_band: str | None,
-    content_id: str | None,
-    version: str = "",
-) -> Detection:
-    """The detection an adult's (or unknown sender's) explicit image to a minor opens a case with: the sender's
-    account (and the message, when named) as subject, one ``classifier`` signal made by the pipeline's own rule
-    for a hit with an age signal (:func:`safehold.pipeline.service.review_signal`, reason ``recipient_minor``):
-    category ``csam`` (apparent CSAM not yet classified) and ``minor_at_risk``, so a high score is P0."""
-    classified = Classification(policy.classifier, version, threshold, (Score(policy.label, score),))
-    rule = Policy(
-        classifier=policy.classifier,
-        threshold=threshold,
-        needs_age_signal=True,
-        alone="ignore",
-        auto_action=False,
-        category=DEFAULT_CATEGORY,
-    )
-    context = {"stage": stage, "recipient": recipient, "recipient_band": recipient_band}
-    signal = review_signal(classified, classified.scores[0], rule, ["recipient_minor"], sender_band, context)
-    return Detection(
-        source="classifier",
-        content_id=content_id,
-        account_id=sender,
-        signals=[signal],
-        media_type="image",
-    )

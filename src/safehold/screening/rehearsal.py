@@ -16,6 +16,8 @@ from safehold.errors import SafeholdError
 #: Service type → (module, class) of its stand-in.
 STANDINS: dict[str, tuple[str, str]] = {
     "google_csai": ("safehold.screening.services.google_standin", "GoogleStandIn"),
+    "safer_predict": ("safehold.screening.services.safer_standin", "SaferStandIn"),
+    "arachnid_shield": ("safehold.screening.services.arachnid_standin", "ArachnidStandIn"),
 }
 
 

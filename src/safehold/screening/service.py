@@ -17,8 +17,10 @@ store is logged and counted the same way.
 ``requests_per_minute``, or the ``Retry-After`` it asked for), and calls the service with its timeout. A retryable
 failure (network, 5xx, 429) puts the job off with back-off (at least what the service asked for); a
 non-retryable one (credentials refused, media refused, a protocol violation) or the last attempt fails the job and
-shows on the service's status. Scores at or above the service's threshold go to the pipeline as ``classifier``
-signals (signal type: the service's configured name): a case for human review, never an automatic action. Once
+shows on the service's status. Scores at or above the service's threshold are judged by the pipeline's own rule
+(:meth:`Pipeline.judge <safehold.pipeline.service.Pipeline.judge>` with :func:`service_policy`, and the age
+signal the submission had, kept with the job) and go to it as ``classifier`` signals (signal type: the service's
+configured name): a case for human review, never an automatic action. Once
 done or failed the job's media is deleted; the pipeline keeps it in the vault only when a case holds it.
 """
 
@@ -35,7 +37,6 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from safehold.agebands import is_minor
 from safehold.audit import AuditService
 from safehold.backoff import retry_delay
 from safehold.cases.detection import Detection
@@ -43,8 +44,8 @@ from safehold.classifiers.base import Classification, Score
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.outbound.settings import seal, secret_values, unseal, validated
-from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
-from safehold.pipeline.service import Pipeline, Submission, review_signal
+from safehold.pipeline.classifier_policy import AGE_REASONS, DEFAULT_CATEGORY, Policy
+from safehold.pipeline.service import Pipeline, Submission
 from safehold.screening import registry
 from safehold.screening.base import Media, ScreeningError, ScreeningService
 from safehold.signals.media import sniff_format
@@ -57,9 +58,9 @@ log = logging.getLogger(__name__)
 #: A service's name: the ``signal_type`` of the classifier signals it gives (64 characters at most).
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
-#: Labels legal for adults: a service's hit on one opens a case only with an age signal (the uploader's band is a
-#: minor's), as the local classifier's do (docs/classifiers.md, "Classifier policy"); every other label a service
-#: gives (``csam``, C3P's harmful-abusive material, …) opens one alone.
+#: Labels legal for adults: a service's hit on one opens a case only with an age signal (the submission's reasons
+#: or the uploader's band), as the local classifier's do (docs/classifiers.md, "Classifier policy"); every other
+#: label a service gives (``csam``, C3P's harmful-abusive material, …) opens one alone.
 ADULT_LEGAL_LABELS = frozenset({"explicit"})
 #: Associated data binding a job's sealed media to the screening queue.
 MEDIA_AAD = b"safehold.screening.job"
@@ -212,16 +213,26 @@ class ScreeningQueue:
         content_id: str | None,
         account_id: str | None,
         hashes: dict[str, str],
+        age_reasons: Sequence[str] = (),
+        age_context: dict | None = None,
     ) -> None:
         """Queue ``media`` for each enabled service, or count it skipped. Never raises: the scan that offered it
-        has already answered what matters (its matches)."""
+        has already answered what matters (its matches). The submission's age signal is kept with each job, for
+        the pipeline's rule when the result comes back (:meth:`_judge`)."""
+        age = {"reasons": list(age_reasons), "context": dict(age_context or {})} if age_reasons else None
         try:
-            self._offer(media, filename, content_id, account_id, hashes)
+            self._offer(media, filename, content_id, account_id, hashes, age)
         except Exception:  # a failing store must not fail the scan: logged, and the image is not screened
             log.exception("screening: an image could not be queued; it is not screened")
 
     def _offer(
-        self, media: bytes, filename: str | None, content_id: str | None, account_id: str | None, hashes: dict
+        self,
+        media: bytes,
+        filename: str | None,
+        content_id: str | None,
+        account_id: str | None,
+        hashes: dict,
+        age: dict | None,
     ) -> None:
         with self.db.session() as s:
             services = s.scalars(select(ScreeningServiceRow.id).where(ScreeningServiceRow.enabled.is_(True))).all()
@@ -262,7 +273,7 @@ class ScreeningQueue:
                     ScreeningJob(
                         service_id=service_id, content_id=content_id, account_id=account_id,
                         filename=(filename or "")[:255] or None, content_type=content_type[:64],
-                        pdq=hashes.get("pdq"), md5=hashes.get("md5"), media=sealed, media_bytes=len(media),
+                        pdq=hashes.get("pdq"), md5=hashes.get("md5"), age=age, media=sealed, media_bytes=len(media),
                         status="queued", attempts=0, next_at=utcnow(),
                     )
                 )  # fmt: skip
@@ -373,7 +384,7 @@ class ScreeningQueue:
                 pdq=job.pdq,
                 md5=job.md5,
             )
-            subject = (job.content_id, job.account_id, job.filename, job.attempts)
+            subject = (job.content_id, job.account_id, job.filename, job.attempts, dict(job.age or {}))
         try:
             service, threshold = self.adapter(name)
             scores = service.classify(media)
@@ -385,27 +396,6 @@ class ScreeningQueue:
             self._failed(job_id, owner, name, ScreeningError("screening.failed", _text(exc), retryable=False), 0)
             return
         self._done(job_id, owner, name, service, threshold, scores, media.data, subject)
-
-    def _signals(self, judged: Classification, account_id: str | None) -> list:
-        """The service's hits as ``classifier`` signals for review, by the rule of :data:`ADULT_LEGAL_LABELS`;
-        never an automatic action."""
-        band = self._pipeline().ages.band(account_id) if account_id else "unknown"
-        reasons = ["uploader_minor"] if is_minor(band) else []
-        out = []
-        for hit in judged.hits:
-            needs = hit.label in ADULT_LEGAL_LABELS
-            if needs and not reasons:
-                continue
-            policy = Policy(
-                classifier=judged.classifier,
-                threshold=judged.threshold,
-                needs_age_signal=needs,
-                alone="ignore" if needs else "case",
-                auto_action=False,
-                category=DEFAULT_CATEGORY,
-            )
-            out.append(review_signal(judged, hit, policy, reasons, band, {}))
-        return out
 
     def _done(
         self,
@@ -420,14 +410,20 @@ class ScreeningQueue:
     ) -> None:
         """Hand the hits to the pipeline (idempotent per job: a job worked twice opens its case once), then close
         the job and delete its media."""
-        content_id, account_id, filename, _ = subject
+        content_id, account_id, filename, _, age = subject
         judged = Classification(classifier=name, version=service.type, threshold=threshold, scores=tuple(scores))
-        hits = self._signals(judged, account_id)
+        sub = Submission(
+            Detection(source="classifier", content_id=content_id, account_id=account_id),
+            media=data, filename=filename, opens=True, source="classifier",
+            age_reasons=[r for r in age.get("reasons", ()) if r in AGE_REASONS], age_context=age.get("context") or {},
+        )  # fmt: skip
+        pipeline = self._pipeline()
+        hits = pipeline.judge(sub, [judged], service_policy).signals
         case_id = None
         if hits:
-            detection = Detection(source="classifier", content_id=content_id, account_id=account_id, signals=hits)
-            answer = self._pipeline().submit(
-                Submission(detection, media=data, filename=filename, opens=True, source="classifier"),
+            sub.detection.signals = hits
+            answer = pipeline.submit(
+                sub,
                 key=f"screening:{job_id}",
                 digest=hashlib.sha256(f"screening:{job_id}".encode()).hexdigest(),
                 actor=f"screening:{name}",
@@ -493,6 +489,22 @@ class ScreeningQueue:
             s.query(ScreeningJob).filter(
                 ScreeningJob.status.in_(("done", "failed")), ScreeningJob.finished_at < utcnow() - KEEP_FINISHED
             ).delete(synchronize_session=False)
+
+
+def service_policy(judged: Classification, hit: Score) -> Policy:
+    """A screening service's policy for one label, for :meth:`Pipeline.judge`: the service's threshold; a label
+    legal for adults (:data:`ADULT_LEGAL_LABELS`: Safer's pornography class) needs an age signal, and without one
+    is only noted; a child-abuse label (``csam``, C3P's harmful-abusive material, …) opens a case alone. Never an
+    automatic action: a service's guess goes to a person."""
+    needs = hit.label in ADULT_LEGAL_LABELS
+    return Policy(
+        classifier=judged.classifier,
+        threshold=judged.threshold,
+        needs_age_signal=needs,
+        alone="ignore" if needs else "case",
+        auto_action=False,
+        category=DEFAULT_CATEGORY,
+    )
 
 
 def _text(exc: Exception) -> str:

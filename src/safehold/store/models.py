@@ -1116,6 +1116,9 @@ class ScreeningJob(Base):
     content_type: Mapped[str] = mapped_column(String(64))
     pdq: Mapped[str | None] = mapped_column(String(64), nullable=True)
     md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: The submission's age signal, for the pipeline's rule when the result comes back: ``{"reasons": [...],
+    #: "context": {...}}`` (Submission.age_reasons and age_context); null: none.
+    age: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     media: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     media_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), default="queued")

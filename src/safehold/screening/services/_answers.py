@@ -25,28 +25,12 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
-
-from safehold.errors import SafeholdError
 from safehold.outbound import http as outbound
 from safehold.screening.base import ScreeningError, Settings
+from safehold.screening.http import ERRORS, SUBJECT, refusals
 
-# ERRORS, SUBJECT, REFUSED and url_setting are also defined by safehold.screening.http (written in parallel on the
-# service's branch); once both are merged these four are imported from there instead.
-#: How a screening call's failures are made: ``screening.<kind>`` :class:`ScreeningError`.
-ERRORS = outbound.prefixed(ScreeningError, "screening")
-SUBJECT = "A screening service"
-#: Longest excerpt of a service's own error text kept in a message.
-MAX_ERROR_TEXT = 200
 #: Longest string field taken from an answer (hashes, classifications, ids).
 MAX_FIELD_CHARS = 256
-#: Statuses by which a service says "not this media" (malformed, too large, unsupported type, unprocessable).
-REFUSED = frozenset({400, 413, 415, 422})
-
-
-def url_setting(url: str) -> str:
-    """A settings validator for a service's base URL: the outbound rule (https://, or http:// to loopback)."""
-    return outbound.url_setting(url, errors=ERRORS, subject=SUBJECT)
 
 
 def client(
@@ -57,43 +41,13 @@ def client(
     secrets = tuple(s for s in secrets if s)
     return outbound.JsonHttp(
         settings.url, title=title, errors=ERRORS, subject=SUBJECT, timeout=settings.timeout_seconds,
-        max_body_bytes=max_response_bytes, headers=headers, classify=_rejections(title, secrets), secrets=secrets,
+        max_body_bytes=max_response_bytes, headers=headers, classify=refusals(title, secrets), secrets=secrets,
     )  # fmt: skip
-
-
-def _rejections(title: str, secrets: tuple[str, ...]):
-    """The refinement of the outbound mapping: a refused media is ``screening.rejected``, with the service's
-    reason (scrubbed); every other status keeps the generic mapping."""
-
-    def classify(response: httpx.Response, parsed: Any) -> SafeholdError | None:
-        if response.status_code not in REFUSED:
-            return None
-        said = service_text(parsed, secrets)
-        return ScreeningError(
-            "screening.rejected", f"{title} refused the media (HTTP {response.status_code})"
-            + (f": {said}" if said else ""), retryable=False, detail={"status": response.status_code},
-        )  # fmt: skip
-
-    return classify
 
 
 def protocol(title: str, what: str) -> ScreeningError:
     """A 2xx answer that is not what the service documents."""
     return ScreeningError("screening.protocol", f"{title} answered {what}", retryable=False)
-
-
-def service_text(body: Any, secrets: Iterable[str] = ()) -> str:
-    """The service's own short error text (``detail``, ``message`` or ``error``), bounded and scrubbed."""
-    if not isinstance(body, Mapping):
-        return ""
-    for key in ("detail", "message", "error"):
-        value = body.get(key)
-        if isinstance(value, str) and value.strip():
-            text = value.strip()[:MAX_ERROR_TEXT]
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
-    return ""
 
 
 def text_field(obj: Mapping, key: str, title: str, *, required: bool = False) -> str | None:

@@ -60,7 +60,8 @@ from pydantic import Field, field_validator
 
 from safehold.classifiers.base import Score
 from safehold.screening.base import Credentials, Media, ScreeningError, ScreeningService, Settings
-from safehold.screening.services._answers import client, protocol, text_field, url_setting
+from safehold.screening.http import url_setting
+from safehold.screening.services._answers import client, protocol, text_field
 
 TITLE = "Arachnid Shield"
 MEDIA_PATH = "v1/media/"

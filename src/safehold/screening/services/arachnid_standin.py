@@ -34,10 +34,18 @@ class ArachnidStandIn(ScreeningStandIn):
 
     def __init__(self, *, username: str = "shield-user", password: str = "shield-pass"):
         super().__init__()
+        self.username, self.password = username, password
         self._basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.media: dict[str, tuple[str, str]] = {}  # sha256 hex → (classification, match type)
         self.pdqs: dict[bytes, tuple[str, int]] = {}  # PDQ bytes → (classification, distance)
         self.urls: dict[str, bytes] = {}
+
+    def settings(self) -> dict:
+        """What ``safehold screening add --type arachnid_shield`` needs to use this stand-in."""
+        return {"url": self.url}
+
+    def credentials(self) -> dict:
+        return {"username": self.username, "password": self.password}
 
     def add_media(self, data: bytes, classification: str = "csam", match_type: str = "exact") -> None:
         """These exact bytes are known material of ``classification``."""

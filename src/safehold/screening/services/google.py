@@ -29,7 +29,7 @@ from pydantic import SecretStr, field_validator
 from safehold.classifiers.base import Score
 from safehold.outbound.http import JsonHttp
 from safehold.screening.base import Credentials, Media, ScreeningService, Settings
-from safehold.screening.http import ERRORS, SUBJECT, refused_media, url_setting
+from safehold.screening.http import ERRORS, SUBJECT, refusals, url_setting
 
 #: The documented priorities, lowest first, and the score each becomes (the middle of five equal bands).
 PRIORITY_SCORES: dict[str, float] = {"VERY_LOW": 0.1, "LOW": 0.3, "MEDIUM": 0.5, "HIGH": 0.7, "VERY_HIGH": 0.9}
@@ -73,7 +73,7 @@ class GoogleContentSafety(ScreeningService):
         return JsonHttp(
             self.settings.url, title="Google Content Safety API", errors=ERRORS, subject=SUBJECT,
             timeout=self.settings.timeout_seconds, max_body_bytes=MAX_BODY_BYTES,
-            headers={"X-Goog-Api-Key": key}, classify=refused_media, secrets=(key,),
+            headers={"X-Goog-Api-Key": key}, classify=refusals("The Google Content Safety API", (key,)), secrets=(key,),
         )  # fmt: skip
 
     def classify(self, media: Media) -> list[Score]:

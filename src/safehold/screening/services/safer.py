@@ -40,14 +40,8 @@ from pydantic import Field, field_validator
 
 from safehold.classifiers.base import Score
 from safehold.screening.base import Credentials, Media, ScreeningError, ScreeningService, Settings
-from safehold.screening.services._answers import (
-    MAX_FIELD_CHARS,
-    client,
-    probability,
-    protocol,
-    text_field,
-    url_setting,
-)
+from safehold.screening.http import url_setting
+from safehold.screening.services._answers import MAX_FIELD_CHARS, client, probability, protocol, text_field
 
 TITLE = "Safer Predict"
 #: Safer's class → Safehold label; ``None``: a class that is never a hit (kept in the detail only).

@@ -29,10 +29,18 @@ class SaferStandIn(ScreeningStandIn):
 
     def __init__(self, *, api_key: str = "safer-key", path: str = PATH):
         super().__init__()
+        self.api_key = api_key
         self._bearer = f"Bearer {api_key}"
         self.path = "/" + path.strip("/")
         self.predictions: dict[str, dict[str, float]] = {}
         self._served = 0
+
+    def settings(self) -> dict:
+        """What ``safehold screening add --type safer_predict`` needs to use this stand-in."""
+        return {"url": self.url, "classify_path": self.path.strip("/")}
+
+    def credentials(self) -> dict:
+        return {"api_key": self.api_key}
 
     def predict(self, data: bytes, *, csam: float, pornography: float = 0.0, **extra: float) -> None:
         """These exact bytes score ``csam`` and ``pornography``; ``other`` is the rest (extra classes as given)."""

@@ -125,6 +125,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=64), nullable=False),
         sa.Column("pdq", sa.String(length=64), nullable=True),
         sa.Column("md5", sa.String(length=32), nullable=True),
+        sa.Column("age", sa.JSON(), nullable=True),
         sa.Column("media", sa.LargeBinary(), nullable=True),
         sa.Column("media_bytes", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
