@@ -51,7 +51,7 @@ from safehold.classifiers.registry import Classifiers
 from safehold.errors import SafeholdError, validated
 from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
 from safehold.pipeline.service import Pipeline, Submission, review_signal
-from safehold.safety.ages import AgeBook
+from safehold.safety.ages import AgeBook, account_problem
 from safehold.safety.prompts import Prompts
 from safehold.signals.image import prepare
 from safehold.store.db import Database
@@ -67,7 +67,6 @@ PROMPTS = {
     ("send", "warn"): ("send.warning", "help.sextortion"),
     ("send", "block"): ("send.warning", "help.sextortion"),
 }
-ID_MAX = 128
 
 
 class DeliverRule(BaseModel):
@@ -134,8 +133,9 @@ def _account(value: str | None, name: str, *, required: bool) -> str | None:
         if required:
             raise _invalid(f"{name} is required")
         return None
-    if not isinstance(value, str) or len(value) > ID_MAX:
-        raise _invalid(f"{name} must be 1 to {ID_MAX} characters")
+    problem = account_problem(value, name)  # the one rule of every door (safehold.safety.ages)
+    if problem is not None:
+        raise _invalid(problem)
     return value
 
 
@@ -243,10 +243,12 @@ class MediaCheck:
         if not data:
             raise SafeholdError("media.empty", "The uploaded file is empty.")
         policy = self.policy()
-        sender_band = self.ages.band(sender)
+        sender_age = self.ages.resolved(sender)
+        sender_band = sender_age.band  # protective: a minor about to send is warned
         recipient_band = self.ages.band(recipient) if recipient else None
         rule = policy.deliver_rule(recipient_band) if stage == "deliver" else policy.send_rule(sender_band)
-        reportable = policy.open_cases and is_minor(recipient_band) and not is_minor(sender_band)
+        # "an adult sends to a minor": the sender's band as a sender (an adult claiming to be 14 is still an adult)
+        reportable = policy.open_cases and is_minor(recipient_band) and not is_minor(sender_age.sender_band)
         answer = {
             "decision": "allow",
             "stage": stage,
@@ -270,7 +272,7 @@ class MediaCheck:
             answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
         if explicit and reportable:
             detection = recipient_minor_detection(
-                policy, score, threshold, stage, sender, recipient, sender_band, recipient_band, content_id,
+                policy, score, threshold, stage, sender, recipient, sender_age.sender_band, recipient_band, content_id,
                 version=self._enabled(policy.classifier).version,
             )  # fmt: skip
             answer["case_id"] = self._open_case(data, detection, recipient, actor, scope)
