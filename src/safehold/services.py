@@ -229,7 +229,8 @@ class Services:
         return ContactService(
             self.db,
             self.audit,
-            self.ages.bands,
+            self.ages.bands_resolved,
+            self.ages.cached,
             policy_ttl=st.contact_policy_ttl,
             cache_ttl=st.contact_cache_ttl,
             cache_accounts=st.contact_cache_accounts,

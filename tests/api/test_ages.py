@@ -81,3 +81,14 @@ def test_an_account_id_may_hold_a_slash(client, keys):
     r = post(client, keys, "tenant/42", {"source": "platform", "band": "16-17"})
     assert r.status_code == 201 and r.json()["age"]["account_id"] == "tenant/42"
     assert client.get("/v1/accounts/tenant/42/age", headers=keys["platform"]).json()["band"] == "16-17"
+
+
+def test_assurance_sent_with_an_api_key_is_recorded_as_platform(client, keys):
+    """Only the provider's signed callback proves an assurance result: a key's "assurance" cannot switch a child's
+    protections off."""
+    assert post(client, keys, "kid", {"source": "declared", "age": 12}).status_code == 201
+    r = post(client, keys, "kid", {"source": "assurance", "age": 30, "method": "verification", "provider": "acme"})
+    assert r.status_code == 201 and r.json()["signal"]["source"] == "platform"
+    assert r.json()["signal"]["method"] == "verification" and r.json()["signal"]["provider"] == "acme"
+    assert r.json()["age"]["band"] == "under13" and r.json()["age"]["rule"] == "protective"
+    assert r.json()["age"]["sender_band"] == "adult" and r.json()["age"]["age_conflict"] is True

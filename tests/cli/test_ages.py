@@ -36,5 +36,12 @@ def test_bad_signals_are_refused_with_a_code(cli, args, code):
     assert code in r.output
 
 
+def test_show_names_the_sender_band_and_an_age_conflict(cli):
+    cli("age", "record", "groomer", "--source", "platform", "--band", "adult")
+    cli("age", "record", "groomer", "--source", "declared", "--age", "14")
+    shown = cli("age", "show", "groomer").output.replace("\n", " ")
+    assert "band 13-15" in shown and "as a sender adult" in shown and "age conflict" in shown
+
+
 def test_an_unknown_account(cli):
     assert "band unknown by rule none" in cli("age", "show", "nobody").output.replace("\n", " ")

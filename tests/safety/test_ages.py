@@ -216,3 +216,49 @@ def test_concurrent_signals_for_one_account_are_all_weighed(book):
 def test_a_reviewer_who_could_not_tell_leaves_it_to_the_other_rules():
     r = resolve("a", [sig("chat", age=13, confidence=0.6, id=1), sig("reviewer", "unknown", id=2)], TODAY)
     assert (r.band, r.rule, r.signal_id) == ("13-15", "protective", 1)
+
+
+def test_an_adult_signal_against_a_younger_claim_makes_an_adult_sender_with_an_age_conflict():
+    chat14 = sig("chat", age=14, confidence=0.6, id=2)
+    r = resolve("a", [sig("platform", "adult", id=1), chat14], TODAY)
+    assert (r.band, r.rule, r.sender_band, r.age_conflict) == ("13-15", "protective", "adult", True)
+    r = resolve("a", [sig("declared", birth_date=dt.date(1980, 1, 1), id=1), sig("declared", age=14, id=2)], TODAY)
+    assert (r.band, r.sender_band, r.age_conflict) == ("13-15", "adult", True)
+    # A chat claim of adulthood does not make a child an adult sender; a child's own signals agree: no conflict.
+    r = resolve("a", [sig("platform", "13-15", id=1), sig("chat", age=25, confidence=0.6, id=2)], TODAY)
+    assert (r.band, r.sender_band, r.age_conflict) == ("13-15", "13-15", False)
+    # An older minor band from the platform makes the sender that band (not a conflict: no adult signal).
+    r = resolve("a", [sig("platform", "16-17", id=1), chat14], TODAY)
+    assert (r.band, r.sender_band, r.age_conflict) == ("13-15", "16-17", False)
+    # A reviewer's finding stands for both.
+    r = resolve("a", [sig("platform", "adult", id=1), chat14, sig("reviewer", "13-15", id=3)], TODAY)
+    assert (r.band, r.sender_band, r.age_conflict) == ("13-15", "13-15", False)
+    assert (
+        resolve("a", [], TODAY).to_dict() | {"sender_band": "unknown", "age_conflict": False}
+        == resolve("a", [], TODAY).to_dict()
+    )
+
+
+def test_an_assurance_result_says_adult_over_a_child_only_when_it_is_sure():
+    child = sig("declared", age=12, id=1)
+    bare = sig("assurance", "adult", confidence=0.8, method="estimation", id=2)
+    assert resolve("a", [child, bare], TODAY).band == "under13"  # a band without an age, not sure enough
+    sure = sig("assurance", "adult", confidence=0.95, method="estimation", id=2)
+    assert (resolve("a", [child, sure], TODAY).band, resolve("a", [child, sure], TODAY).rule) == ("adult", "assurance")
+    verified = sig("assurance", "adult", confidence=0.6, method="verification", id=2)
+    assert resolve("a", [child, verified], TODAY).rule == "assurance"
+    young_estimate = sig("assurance", age=19, confidence=0.99, method="estimation", id=2)
+    assert resolve("a", [child, young_estimate], TODAY, buffer_years=2).band == "under13"  # inside the buffer
+    # As a sender, the adult estimate still counts: an age conflict.
+    assert resolve("a", [child, bare], TODAY).age_conflict
+
+
+def test_the_sender_band_is_stored_and_read_back_and_cached_reads_nothing(book):
+    book.record("p", "g", "platform", band="adult")
+    book.record("p", "g", "chat", age=14, confidence=0.6, method="stated")
+    assert book.cached(["g", "nobody"]) is None  # one miss: nothing read, None
+    book.cache.clear()
+    r = book.bands_resolved(["g"])["g"]  # from the stored row
+    assert (r.band, r.sender_band, r.age_conflict) == ("13-15", "adult", True)
+    assert book.cached(["g"]) == {"g": r}
+    assert book.show("g")["sender_band"] == "adult" and book.show("g")["age_conflict"] is True

@@ -13,6 +13,7 @@ from safehold.errors import SafeholdError
 from safehold.safety.contact import (
     DEFAULT_POLICY,
     KINDS,
+    NO_RISK,
     CompiledPolicy,
     Relationship,
     Risk,
@@ -53,7 +54,7 @@ def test_the_default_policy_for_strangers(sender, recipient, kind):
     assert (d.decision, d.rule) == expected(sender, recipient, kind)
     assert d.prompt == {"block": "contact.blocked", "allow": None}.get(d.decision, d.prompt)
     if d.decision == "friction":
-        want = "contact.friction.sender" if recipient == "unknown" else "contact.friction.stranger"
+        want = "contact.friction.unknown_age" if recipient == "unknown" else "contact.friction.stranger"
         assert d.prompt == want
 
 
@@ -138,8 +139,8 @@ def test_the_fallback_and_an_operator_rule_order():
         (lambda p: p["rules"][0].update(kinds=["poke"]), "rules.0.kinds.0"),
         (lambda p: p["rules"][0].update(colour="red"), "rules.0.colour"),
         (lambda p: p["rules"][1].update(name=p["rules"][0]["name"]), "names must be unique"),
-        (lambda p: p["rules"][6].pop("prompt"), "a friction needs a prompt"),
-        (lambda p: p["rules"][3].pop("relaxed_prompt"), "needs a relaxed_prompt"),
+        (lambda p: p["rules"][7].pop("prompt"), "a friction needs a prompt"),
+        (lambda p: p["rules"][4].pop("relaxed_prompt"), "needs a relaxed_prompt"),
         (lambda p: p["rules"][0].update(prompt="contact.hello"), "rules.0.prompt"),
         (lambda p: p["rules"][0].update(min_open_grooming_cases=-1), "rules.0.min_open_grooming_cases"),
         (lambda p: p["rules"][0].update(sender=[]), "sender is empty"),
@@ -164,3 +165,35 @@ def test_conditions_in_words():
     rule = next(r for r in DEFAULT_POLICY["rules"] if r["name"] == "teen.new_account")
     assert conditions_text(rule) == "sender's account < 7 days old"
     assert conditions_text({"name": "x"}) == "-"
+
+
+def test_a_sender_with_an_age_conflict_is_blocked_from_unconnected_minors():
+    for recipient in MINOR_BANDS:
+        for kind in (*CONTACT, "follow", "discover"):
+            d = POLICY.decide("adult", recipient, kind, sender_age_conflict=True)
+            assert (d.decision, d.rule) == ("block", "age_conflict.minor_contact")
+    connected = POLICY.decide("adult", "13-15", "message", Relationship(prior_conversation=True), None, NO_RISK, True)
+    assert (connected.decision, connected.rule) == ("friction", "under16.stranger_contact")  # as an adult stranger
+    assert POLICY.decide("adult", "adult", "message", sender_age_conflict=True).decision == "allow"
+
+
+def test_an_unknown_age_recipient_gets_the_neutral_prompt():
+    d = POLICY.decide("adult", "unknown", "message")
+    assert (d.decision, d.prompt) == ("friction", "contact.friction.unknown_age")
+
+
+def test_problems_between_fields_are_reported_once_the_fields_are_valid():
+    """As documented: every structural problem at once, a rule's own cross-field problem with them when that rule's
+    fields are valid, and the policy's (two rules of one name) only once every field is."""
+    doc = copy.deepcopy(DEFAULT_POLICY)
+    doc["rules"][0].pop("reason")  # structural
+    doc["rules"][7].pop("prompt")  # a friction without a prompt: rule 7's fields are all valid
+    doc["rules"][1]["name"] = doc["rules"][2]["name"]  # two rules of one name: a policy-level problem
+    with pytest.raises(SafeholdError) as exc:
+        parse_policy(doc)
+    said = [e["loc"] + ": " + e["msg"] for e in exc.value.detail["errors"]]
+    assert len(said) == 2 and "rules.0.reason" in said[0] and "a friction needs a prompt" in said[1]
+    doc["rules"][0]["reason"] = "fixed"
+    doc["rules"][7]["prompt"] = "contact.friction.stranger"
+    with pytest.raises(SafeholdError, match="two rules are named"):
+        parse_policy(doc)

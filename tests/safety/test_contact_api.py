@@ -117,3 +117,26 @@ def test_console_page(svc, staff_users, open_console):  # noqa: F811
     assert "calls.off" in ada.get("/console/safety/contact-policy").text
     assert ada.post("/console/safety/contact-policy/reset").status_code == 303
     assert svc.contact.show()["policy"]["rules"][0]["name"] == "risk.grooming"
+
+
+@sqlite_only
+def test_a_check_that_needs_the_database_runs_in_a_thread(client, keys, svc, monkeypatch):
+    """Database work (a band not cached, a policy or risk refresh) never runs on the event loop; a check answered
+    from memory stays on it."""
+    from safehold.api.routes import safety
+
+    threaded = []
+    real = safety.run_in_threadpool
+
+    async def spy(fn, *args):
+        threaded.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(safety, "run_in_threadpool", spy)
+    body = {"sender": "cold-a", "recipient": "cold-b", "kind": "message"}
+    assert client.post(CHECK, json=body, headers=keys["platform"]).status_code == 200
+    assert len(threaded) == 1  # nothing cached: in a thread
+    assert client.post(CHECK, json=body, headers=keys["platform"]).status_code == 200
+    assert len(threaded) == 1  # everything in memory now: on the loop
+    assert client.post(CHECK, json=body, headers=keys["admin"]).status_code == 200  # the FastAPI route, same rule
+    assert len(threaded) == 1

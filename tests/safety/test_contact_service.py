@@ -37,6 +37,7 @@ def test_a_check_reads_bands_and_answers_the_default(svc):
         "relaxed": False,
         "sender_band": "adult",
         "recipient_band": "13-15",
+        "sender_age_conflict": False,
         "policy_version": 0,
     }
     assert svc.contact.check("grown", "kid", "message", prior_conversation=True)["decision"] == "friction"
@@ -51,6 +52,8 @@ def test_bad_input_is_refused(svc):
         (("", "b", "message"), "sender"),
         (("a", "b" * 129, "message"), "recipient"),
         (("a", "b", "poke"), "kind"),
+        (("a\x00", "b", "message"), "sender must be printable"),  # the age book's rule, at this door too
+        (("a", "   ", "message"), "recipient"),
     ]:
         with pytest.raises(SafeholdError, match=says) as exc:
             svc.contact.check(*args)
@@ -131,3 +134,35 @@ def test_prompt_texts_come_from_the_injected_catalogue(svc):
     assert r["prompt"] == "contact.friction.stranger" and r["prompt_text"] == {"title": "contact.friction.stranger/de"}
     svc.ages.record("t", "kid", "platform", band="under13")
     assert "prompt_text" not in svc.contact.check("stranger", "kid", "message")
+
+
+def test_an_adult_claiming_to_be_a_child_is_judged_as_an_adult_sender(svc):
+    svc.ages.record("t", "kid3", "platform", band="under13")
+    svc.ages.record("t", "friend", "platform", band="13-15")
+    svc.ages.record("t", "groomer", "platform", band="adult")
+    svc.ages.record("t", "groomer", "chat", age=14, confidence=0.6, method="stated")  # "hey, i'm 14 too"
+    assert svc.ages.band("groomer") == "13-15"  # protective, as a recipient
+    r = svc.contact.check("groomer", "kid3", "message")
+    assert (r["decision"], r["rule"], r["sender_band"], r["sender_age_conflict"]) == (
+        "block", "age_conflict.minor_contact", "adult", True,
+    )  # fmt: skip
+    assert svc.contact.check("kid3", "groomer", "message")["recipient_band"] == "13-15"
+    # A declared age of 14 on an account whose declared birth date says 1980: the same.
+    svc.ages.record("t", "liar", "declared", birth_date=dt.date(1980, 1, 1))
+    svc.ages.record("t", "liar", "declared", age=14)
+    assert svc.contact.check("liar", "friend", "message")["rule"] == "age_conflict.minor_contact"
+    # A reviewer's finding settles it: a real 14-year-old then reaches their peers.
+    svc.ages.record("t", "liar", "reviewer", band="13-15")
+    r = svc.contact.check("liar", "friend", "message")
+    assert (r["decision"], r["sender_band"], r["sender_age_conflict"]) == ("allow", "13-15", False)
+
+
+def test_in_memory_only_when_policy_risk_and_both_bands_are_fresh(svc):
+    svc.ages.record("t", "a", "platform", band="adult")
+    svc.ages.record("t", "b", "platform", band="13-15")
+    assert not svc.contact.in_memory("a", "b")  # nothing loaded yet
+    svc.contact.check("a", "b", "message")
+    assert svc.contact.in_memory("a", "b")
+    assert not svc.contact.in_memory("a", "never-seen")  # a band not cached
+    svc.contact._risk_loaded -= svc.contact.cache_ttl + 1
+    assert not svc.contact.in_memory("a", "b")  # the risk is due for a reload

@@ -183,6 +183,8 @@ def test_what_is_not_an_image_is_refused_cleanly(media, data, code):
         ({"sender": "grown", "stage": "deliver"}, "media.invalid_check"),
         ({"sender": "", "recipient": "kid"}, "media.invalid_check"),
         ({"sender": "x" * 129, "recipient": "kid"}, "media.invalid_check"),
+        ({"sender": "a\x00b", "recipient": "kid"}, "media.invalid_check"),  # the age book's rule at every door
+        ({"sender": "grown", "recipient": "   "}, "media.invalid_check"),
         ({"sender": "grown", "recipient": "kid", "stage": "later"}, "media.invalid_check"),
     ],
 )
@@ -207,3 +209,12 @@ def test_a_policy_label_the_classifier_lacks_is_refused(media):
     with pytest.raises(SafeholdError) as e:
         media.set_policy({"deliver": {"teen": {"action": "blur"}}}, "test")
     assert e.value.code == "request.invalid"
+
+
+def test_an_adult_claiming_to_be_a_child_is_an_adult_sender(svc, media):
+    svc.ages.record("test", "poser", "platform", band="adult")
+    svc.ages.record("test", "poser", "chat", age=14, confidence=0.6, method="stated")
+    out = _check(media, sender="poser", recipient="teen")
+    assert out["sender_band"] == "13-15" and out["case_id"] is not None  # "an adult sends to a minor"
+    [sig] = svc.cases.get(out["case_id"])["signals"]
+    assert sig["detail"]["age"]["uploader_band"] == "adult"

@@ -26,6 +26,7 @@ def test_an_account_page_shows_the_band_rule_and_signals(open_console, svc):
     assert page.status_code == 200
     assert "<strong>13-15</strong>" in page.text and "protective" in page.text and "chat_statement" in page.text
     assert "born 1990-01-01" in page.text and "Record your finding" not in page.text  # an auditor does not review
+    assert "As a sender" in page.text and "age conflict" in page.text  # a declared adult, "13" in chat
     assert 'href="/console/accounts"' in page.text  # the navigation links the page
 
 

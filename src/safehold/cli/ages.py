@@ -77,7 +77,9 @@ def show(account: Account, as_json: AsJson = False) -> None:
         return
     out.print(
         f"{escape(account)}: band [bold]{age['band']}[/bold] by rule {age['rule']}"
-        + (f" (signal {age['signal_id']})" if age["signal_id"] else ""),
+        + (f" (signal {age['signal_id']})" if age["signal_id"] else "")
+        + (f"; as a sender {age['sender_band']}" if age["sender_band"] != age["band"] else "")
+        + ("; [bold red]age conflict[/bold red] (an adult signal, a younger claim)" if age["age_conflict"] else ""),
         highlight=False,
     )
     if not age["signals"]:

@@ -23,15 +23,29 @@ buffer; when signals conflict, treat the user as the younger one until assurance
 1. ``reviewer``: the latest reviewer finding decides (a person who weighed the other signals); a finding of
    ``unknown`` ("could not tell") leaves the decision to the other rules, so it never switches protections off.
 2. ``assurance``: the latest *conclusive* assurance result with confidence ≥ ``ASSURANCE_MIN_CONFIDENCE``
-   decides; a ``verification`` outranks an ``estimation`` (or any other method) whatever their order. An estimate
-   of an age says ``adult`` conclusively only at 18 + the buffer (``age_estimation_buffer_years``, the
-   "challenge age": 2 years by default); a younger "adult" estimate stays a signal that the later rules weigh.
+   decides; a ``verification`` outranks an ``estimation`` (or any other method) whatever their order. A result
+   that says ``adult`` is conclusive only when it is a ``verification``, or gives an age of at least 18 + the
+   buffer (``age_estimation_buffer_years``, the "challenge age": 2 years by default), or — a band or a birth
+   date without an age — has confidence ≥ ``ASSURANCE_ADULT_CONFIDENCE`` (0.9). Anything weaker stays a signal
+   the later rules weigh, so a bare "adult" estimate never overrides a declared 12-year-old.
 3. ``protective``: otherwise, if any signal says *minor* with confidence ≥ ``MINOR_MIN_CONFIDENCE``, the
    youngest such band decides, even over a self-declared adult birth date: an unverified claim of adulthood
    does not switch off a child's protections (a child who said "i'm 13" in chat is treated as one until
    assurance or a reviewer says otherwise).
 4. ``strongest``: otherwise the signal of the strongest source (then the latest) decides.
 5. ``none``: no signal that says anything: ``unknown``.
+
+**The sender's band.** The protective band is right for an account that *receives* contact and wrong for one that
+*sends* it: an adult who says "i'm 14 too" in chat would become ``13-15`` and reach children freely. So each
+resolution also names ``sender_band``, the band the contact and media policies use for the account as a sender:
+the decision of a reviewer or a conclusive assurance result stands; otherwise the *oldest* band that a credible
+signal (confidence ≥ ``MINOR_MIN_CONFIDENCE``) from ``platform``, ``declared`` or ``assurance`` says, if older
+than the protective band. When that is ``adult`` while the protective band is a minor's, the account has an
+**age conflict** (``age_conflict``): a younger claim against an adult signal. Adults posing as peers is a
+documented grooming tactic (the NSPCC's guidance on grooming: groomers may pretend to be younger than they are;
+Europol's IOCTA reports), so the default contact policy treats such a sender at least as
+strictly as an adult stranger (``safehold.safety.contact``). A child who lied about their age when signing up
+looks the same; age assurance or a reviewer resolves the conflict either way.
 
 **Reading fast.** The contact policy asks for a band on every message, so :class:`AgeBook` keeps the bands it
 has read in an in-process cache (:class:`BandCache`: at most ``CACHE_SIZE`` accounts, each for
@@ -67,6 +81,11 @@ EXTERNAL_SOURCES = ("declared", "assurance", "platform", "reviewer")
 STRENGTH = {source: len(SOURCES) - i for i, source in enumerate(SOURCES)}
 RULES = ("reviewer", "assurance", "protective", "strongest", "none")
 ASSURANCE_MIN_CONFIDENCE = 0.5
+#: Confidence an assurance result needs to say ``adult`` alone without a verification or an age past the buffer.
+ASSURANCE_ADULT_CONFIDENCE = 0.9
+#: Sources whose adult signal outweighs a younger claim for the account as a sender (not ``chat``: anyone may
+#: say anything in a conversation).
+SENDER_SOURCES = ("assurance", "platform", "declared")
 MINOR_MIN_CONFIDENCE = 0.5
 #: An age stated in chat ("i'm 13"): a person's own words, often true for children, sometimes a role or a joke.
 CHAT_CONFIDENCE = 0.6
@@ -92,10 +111,17 @@ class ResolvedAge:
     signal_id: int | None = None
     resolved_at: dt.datetime | None = None
     changes_at: dt.datetime | None = None
+    #: The band for the account as a sender of contact; None means ``band`` (see the module doc).
+    sender: str | None = None
+    age_conflict: bool = False
 
     @property
     def minor(self) -> bool:
         return is_minor(self.band)
+
+    @property
+    def sender_band(self) -> str:
+        return self.sender or self.band
 
     def to_dict(self) -> dict:
         return {
@@ -106,6 +132,8 @@ class ResolvedAge:
             "signal_id": self.signal_id,
             "resolved_at": iso(self.resolved_at),
             "changes_at": iso(self.changes_at),
+            "sender_band": self.sender_band,
+            "age_conflict": self.age_conflict,
         }
 
 
@@ -149,9 +177,11 @@ def _conclusive(s: AccountAgeSignal, band: str, buffer_years: float) -> bool:
     """Whether an assurance result may decide alone: an estimate says adult only past the challenge age."""
     if s.confidence < ASSURANCE_MIN_CONFIDENCE:
         return False
-    if s.method == "estimation" and band == "adult" and s.age is not None and s.birth_date is None:
+    if band != "adult" or s.method == "verification":
+        return True
+    if s.age is not None and s.birth_date is None:
         return s.age >= 18 + buffer_years
-    return True
+    return s.confidence >= ASSURANCE_ADULT_CONFIDENCE
 
 
 def resolve(
@@ -164,7 +194,17 @@ def resolve(
     changes_at = _next_change(latest_first, today)
 
     def decided(rule: str, s: AccountAgeSignal) -> ResolvedAge:
-        return ResolvedAge(account_id, now[id(s)], rule, s.id, changes_at=changes_at)
+        band = now[id(s)]
+        if rule in ("reviewer", "assurance"):  # a person's finding or a conclusive result stands for both
+            return ResolvedAge(account_id, band, rule, s.id, changes_at=changes_at)
+        older = [
+            now[id(x)]
+            for x in latest_first
+            if x.source in SENDER_SOURCES and x.confidence >= MINOR_MIN_CONFIDENCE and now[id(x)] != "unknown"
+        ]
+        sender = max([band, *older], key=lambda b: -1 if b == "unknown" else ORDER[b])
+        conflict = sender == "adult" and is_minor(band)
+        return ResolvedAge(account_id, band, rule, s.id, changes_at=changes_at, sender=sender, age_conflict=conflict)
 
     for s in latest_first:
         if s.source == "reviewer" and s.band != "unknown":  # "could not tell" leaves it to the other rules
@@ -239,12 +279,20 @@ class BandCache:
         return len(self._entries)
 
 
-def check_account(account_id: object) -> str:
+def account_problem(account_id: object, name: str = "account_id") -> str | None:
+    """What is wrong with an account id, or None: the one rule every door (ages, contact, media) applies."""
     if not (isinstance(account_id, str) and 1 <= len(account_id) <= MAX_ID and account_id.strip()):
-        raise _invalid(f"account_id must be 1 to {MAX_ID} characters, not blank")
+        return f"{name} must be 1 to {MAX_ID} characters, not blank"
     if not account_id.isprintable():
-        raise _invalid("account_id must be printable")
-    return account_id
+        return f"{name} must be printable"
+    return None
+
+
+def check_account(account_id: object) -> str:
+    problem = account_problem(account_id)
+    if problem is not None:
+        raise _invalid(problem)
+    return account_id  # type: ignore[return-value]
 
 
 class AgeBook:
@@ -423,11 +471,13 @@ class AgeBook:
             "signal_id": r.signal_id,
             "resolved_at": now,
             "changes_at": r.changes_at,
+            "sender_band": r.sender_band,
+            "age_conflict": r.age_conflict,
         }
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert(AccountAge).values(**values)
         session.execute(stmt.on_conflict_do_update(index_elements=["account_id"], set_=values))
-        resolved = ResolvedAge(account_id, r.band, r.rule, r.signal_id, now, r.changes_at)
+        resolved = ResolvedAge(account_id, r.band, r.rule, r.signal_id, now, r.changes_at, r.sender, r.age_conflict)
         event.listen(session, "after_commit", lambda _s: self.cache.put(resolved), once=True)
         return resolved
 
@@ -437,7 +487,10 @@ class AgeBook:
     def _from_row(account_id: str, row: AccountAge | None) -> ResolvedAge:
         if row is None:
             return ResolvedAge(account_id, "unknown", "none")
-        return ResolvedAge(account_id, row.band, row.rule, row.signal_id, row.resolved_at, row.changes_at)
+        return ResolvedAge(
+            account_id, row.band, row.rule, row.signal_id, row.resolved_at, row.changes_at, row.sender_band,
+            bool(row.age_conflict),
+        )  # fmt: skip
 
     def bands_resolved(self, account_ids: Iterable[str]) -> dict[str, ResolvedAge]:
         """Each account's resolution: from the cache, the rest in one query (and resolved again where a
@@ -467,6 +520,17 @@ class AgeBook:
                     self.cache.put(out[a])
         for a in due:
             out[a] = self.refresh(a)
+        return out
+
+    def cached(self, account_ids: Iterable[str]) -> dict[str, ResolvedAge] | None:
+        """Each account's resolution if every one is in the cache, else None (nothing read): lets a caller on an
+        event loop answer from memory and hand anything else to a thread."""
+        out = {}
+        for a in account_ids:
+            hit = self.cache.get(a)
+            if hit is None:
+                return None
+            out[a] = hit
         return out
 
     def bands(self, account_ids: Iterable[str]) -> dict[str, str]:

@@ -25,13 +25,23 @@ So by default: an adult (or unknown-age) stranger cannot message, call, send med
 (``block``), and meets a safety prompt toward a 16-17 (``friction``); may not follow an under-13 and meets a prompt
 following a 13-17; never has a minor suggested to them (``discover``); a sender with an open grooming case is
 blocked toward every minor and every account of unknown age, and one with three or more open user reports toward
-every minor; a new adult account (under 7 days) cannot reach a 16-17 stranger at all. Minors reach minors freely.
+every minor; a sender with an **age conflict** (an adult signal from the platform, a declared birth date or
+assurance, against a younger claim — "i'm 14 too" — see :mod:`safehold.safety.ages`) is banded ``adult`` as a
+sender and is blocked from every minor they are not connected to, 16-17s included (stricter than an adult
+stranger: adults posing as peers is a documented grooming tactic — the NSPCC's guidance on grooming notes that
+groomers may pretend to be younger than they are; so do Europol's IOCTA reports); a new adult account (under 7
+days) cannot reach a 16-17 stranger at all. Minors reach minors freely.
 An account of **unknown** age is treated cautiously on both sides: as an adult when it sends (an unknown sender
 could be an adult) and, when it receives, as someone who may be a child (friction on messages, calls and media from
-strangers, with the prompt for the sender). A **connected** pair — the recipient follows the sender, they have
-talked before, or they share at least ``connection.min_mutual_contacts`` (default 3) contacts — has the outcome of
-a rule marked ``relax_when_connected`` relaxed one step (block → friction, friction → allow); the risk rules and
-the discoverability rule are not relaxed (a groomer's usual first step is to become "connected").
+strangers, with the neutral prompt ``contact.friction.unknown_age``, which claims nothing about their age).
+
+The sender's band is the one the age book resolves for the account *as a sender* (the oldest credible band), the
+recipient's the protective one (the youngest credible band): an adult cannot become a child's peer by saying so.
+
+A **connected** pair — the recipient follows the sender, they have talked before, or they share at least
+``connection.min_mutual_contacts`` (default 3) contacts — has the outcome of a rule marked ``relax_when_connected``
+relaxed one step (block → friction, friction → allow); the risk rules, the age-conflict rule and the
+discoverability rule are not relaxed (a groomer's usual first step is to become "connected").
 """
 
 from __future__ import annotations
@@ -48,8 +58,10 @@ KINDS = ("message", "friend_request", "follow", "call", "media", "discover")
 OUTCOMES = ("allow", "friction", "block")
 #: The prompt keys the prompts catalogue (``safehold.safety.prompts``) has texts for. ``contact.friction.stranger``
 #: is shown to the minor (about a stranger reaching them), ``contact.friction.sender`` to the sender before they
-#: send, ``contact.blocked`` to the sender whose contact was refused.
-PROMPTS = ("contact.friction.stranger", "contact.friction.sender", "contact.blocked")
+#: reach a minor, ``contact.friction.unknown_age`` to the sender before they reach an account of unknown age (it
+#: says nothing about the recipient's age: nobody knows it), ``contact.blocked`` to the sender whose contact was
+#: refused.
+PROMPTS = ("contact.friction.stranger", "contact.friction.sender", "contact.friction.unknown_age", "contact.blocked")
 #: One step more permissive, for a connected pair (allow stays allow).
 RELAXED = {"block": "friction", "friction": "allow", "allow": "allow"}
 MAX_RULES = 200
@@ -83,6 +95,10 @@ class Rule(BaseModel):
     )
     min_open_grooming_cases: Count | None = Field(None, description="The sender has at least this many.")
     min_open_reports: Count | None = Field(None, description="Open user-report cases about the sender, at least.")
+    sender_age_conflict: bool | None = Field(
+        None, description="The sender has (true) or has not (false) an age conflict: a younger claim against an "
+        "adult signal (safehold.safety.ages).",
+    )  # fmt: skip
     outcome: Outcome
     prompt: Prompt | None = Field(None, description="Prompt key; a block without one gets contact.blocked.")
     reason: Reason
@@ -222,11 +238,14 @@ class CompiledPolicy:
         rel: Relationship = NO_RELATIONSHIP,
         sender_age_days: float | None = None,
         risk: Risk = NO_RISK,
+        sender_age_conflict: bool = False,
     ) -> Decision:
-        """The first matching rule's outcome (relaxed one step for a connected pair when the rule says so)."""
+        """The first matching rule's outcome (relaxed one step for a connected pair when the rule says so).
+        ``sender_band`` is the sender's band *as a sender* (``ResolvedAge.sender_band``), ``recipient_band`` the
+        recipient's protective band."""
         connected = self.connected(rel)
         for rule in self._candidates[(sender_band, recipient_band, kind)]:
-            if not _holds(rule, rel, connected, sender_age_days, risk):
+            if not _holds(rule, rel, connected, sender_age_days, risk, sender_age_conflict):
                 continue
             if rule.relax_when_connected and connected and rule.outcome != "allow":
                 relaxed = RELAXED[rule.outcome]
@@ -236,7 +255,9 @@ class CompiledPolicy:
         return self._fallback
 
 
-def _holds(rule: Rule, rel: Relationship, connected: bool, age_days: float | None, risk: Risk) -> bool:
+def _holds(rule: Rule, rel: Relationship, connected: bool, age_days: float | None, risk: Risk, conflict: bool) -> bool:
+    if rule.sender_age_conflict is not None and rule.sender_age_conflict != conflict:
+        return False
     if rule.connected is not None and rule.connected != connected:
         return False
     if rule.prior_conversation is not None and rule.prior_conversation != rel.prior_conversation:
@@ -272,6 +293,7 @@ _CONDITION_WORDS = {
     "sender_account_days_below": "sender's account < {} days old",
     "min_open_grooming_cases": "sender's open grooming cases ≥ {}",
     "min_open_reports": "sender's open user reports ≥ {}",
+    "sender_age_conflict": "sender's age conflict = {}",
 }
 
 
@@ -305,6 +327,16 @@ DEFAULT_POLICY: dict = {
             "recipient": list(MINOR_BANDS),
             "outcome": "block",
             "reason": "the sender has three or more open user reports",
+        },
+        {
+            "name": "age_conflict.minor_contact",
+            "sender_age_conflict": True,
+            "recipient": list(MINOR_BANDS),
+            "kinds": [*_CONTACT, "follow", "discover"],
+            "connected": False,
+            "outcome": "block",
+            "reason": "the sender claims to be younger than their other age signals say and is not connected to "
+            "this minor",
         },
         {
             "name": "minor.not_discoverable",
@@ -372,7 +404,7 @@ DEFAULT_POLICY: dict = {
             "recipient": ["unknown"],
             "kinds": ["message", "call", "media"],
             "outcome": "friction",
-            "prompt": "contact.friction.sender",
+            "prompt": "contact.friction.unknown_age",
             "reason": "the recipient's age is unknown and they are not connected to the sender",
             "relax_when_connected": True,
         },

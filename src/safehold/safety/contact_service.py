@@ -5,12 +5,18 @@ A check sits in the platform's messaging path, so it must not query the database
 - **the active policy**, compiled. At most every ``SAFEHOLD_CONTACT_POLICY_TTL`` seconds (default 2) a check reads
   the active version number (one indexed row); only a new version is read and compiled. A policy saved in one
   process is therefore used by every other within that many seconds, and at once by the process that saved it.
-- **bands**, from the age book's own in-process cache (:meth:`safehold.safety.ages.AgeBook.bands`: a band
+- **bands**, from the age book's own in-process cache (:meth:`safehold.safety.ages.AgeBook.bands_resolved`: a band
   recorded in this process is used at once, one recorded in another within ``SAFEHOLD_AGE_CACHE_TTL_SECONDS``).
+  The sender is judged by its band *as a sender* (``sender_band``, with its ``age_conflict``), the recipient by
+  its protective band.
 - **risk**: the accounts with open grooming cases (source ``grooming``, or any case of category ``grooming`` or
   ``sextortion``) and open user-report cases, counted per account in one grouped query, refreshed every
   ``SAFEHOLD_CONTACT_CACHE_TTL`` seconds (bounded by the same number of accounts, most cases first). Accounts not in
   it have none, so a check never looks one up.
+
+When all three are fresh in memory (:meth:`ContactService.in_memory`) a check touches no database and an event loop
+may run it directly; otherwise (a cache miss, the policy's version due for a re-read, the risk due for a reload)
+the caller runs it in a worker thread (``safehold.api.routes.safety.answer_check``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sqlalchemy import func, or_, select, update
 
 from safehold.audit import AuditService
 from safehold.errors import SafeholdError
+from safehold.safety.ages import ResolvedAge, account_problem
 from safehold.safety.contact import (
     DEFAULT_POLICY,
     KINDS,
@@ -43,7 +50,6 @@ from safehold.store.models import Case, ContactPolicy, iso, utcnow
 GROOMING_SOURCES = ("grooming",)
 GROOMING_CATEGORIES = ("grooming", "sextortion")
 REPORT_SOURCE = "user_report"
-MAX_ACCOUNT_ID = 128
 #: Largest policy document accepted (JSON bytes).
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -55,8 +61,10 @@ def _invalid(message: str) -> SafeholdError:
 
 
 def parse_policy(doc: object) -> Policy:
-    """``doc`` validated as a policy, or 422 ``contact.invalid_policy`` naming every problem (``detail.errors``:
-    where, what)."""
+    """``doc`` validated as a policy, or 422 ``contact.invalid_policy`` naming its problems (``detail.errors``:
+    where, what). Validation runs in two passes: every problem of structure and value (a missing field, a wrong
+    type, an unknown band) at once; the problems between fields (a friction without a prompt, two rules of one
+    name) only of a rule — or a policy — whose fields are all valid, so a fixed document may show new ones."""
     if not isinstance(doc, dict):
         raise SafeholdError("contact.invalid_policy", "A contact policy is a JSON object.", status=422)
     try:
@@ -81,7 +89,8 @@ class ContactService:
         self,
         db: Database,
         audit: AuditService,
-        bands_of: Callable[[list[str]], dict[str, str]],
+        ages_of: Callable[[list[str]], dict[str, ResolvedAge]],
+        cached_ages_of: Callable[[list[str]], dict[str, ResolvedAge] | None] = lambda _ids: None,
         *,
         policy_ttl: float = 2.0,
         cache_ttl: float = 30.0,
@@ -90,7 +99,8 @@ class ContactService:
     ):
         self.db = db
         self.audit = audit
-        self.bands_of = bands_of  # {account_id: band}, many at once (the age book's cached lookup)
+        self.ages_of = ages_of  # {account_id: ResolvedAge}, many at once (the age book's cached lookup)
+        self.cached_ages_of = cached_ages_of  # the same from the cache alone, or None (nothing read)
         self.prompt_for = prompt_for
         self.policy_ttl = policy_ttl
         self.cache_ttl = cache_ttl
@@ -117,15 +127,17 @@ class ContactService:
     ) -> dict:
         """The decision for one interaction; ``contact.invalid`` (422) for ids, a kind or counts out of bounds."""
         for name, account in (("sender", sender), ("recipient", recipient)):
-            if not account or len(account) > MAX_ACCOUNT_ID:
-                raise _invalid(f"{name} must be 1 to {MAX_ACCOUNT_ID} characters")
+            problem = account_problem(account, name)
+            if problem is not None:
+                raise _invalid(problem)
         if kind not in KINDS:
             raise _invalid(f"kind must be one of {', '.join(KINDS)}")
         if not 0 <= mutual_contacts <= 1_000_000:
             raise _invalid("mutual_contacts must be in [0, 1000000]")
         version, policy = self.current()
-        bands = self.bands_of([sender, recipient])
-        sender_band, recipient_band = bands[sender], bands[recipient]
+        ages = self.ages_of([sender, recipient])
+        sender_band, recipient_band = ages[sender].sender_band, ages[recipient].band
+        conflict = ages[sender].age_conflict
         rel = Relationship(mutual_contacts, prior_conversation, recipient_follows_sender)
         d = policy.decide(
             sender_band,
@@ -134,6 +146,7 @@ class ContactService:
             rel,
             account_age_days(sender_created_at, utcnow()),
             self.risk(sender),
+            conflict,
         )
         out = {
             "decision": d.decision,
@@ -143,6 +156,7 @@ class ContactService:
             "relaxed": d.relaxed,
             "sender_band": sender_band,
             "recipient_band": recipient_band,
+            "sender_age_conflict": conflict,
             "policy_version": version,
         }
         if d.prompt is not None and self.prompt_for is not None:
@@ -150,6 +164,16 @@ class ContactService:
             if text is not None:
                 out["prompt_text"] = text
         return out
+
+    def in_memory(self, sender: str, recipient: str) -> bool:
+        """Whether a check of this pair would touch no database now: policy and risk fresh, both bands cached."""
+        now = time.monotonic()
+        return (
+            self._policy is not None
+            and now - self._policy_checked < self.policy_ttl
+            and now - self._risk_loaded <= self.cache_ttl
+            and self.cached_ages_of([sender, recipient]) is not None
+        )
 
     def risk(self, account_id: str) -> Risk:
         if time.monotonic() - self._risk_loaded > self.cache_ttl:

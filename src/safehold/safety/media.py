@@ -56,7 +56,7 @@ from safehold.classifiers.base import Classification
 from safehold.classifiers.registry import Classifiers
 from safehold.errors import SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
-from safehold.safety.ages import AgeBook
+from safehold.safety.ages import AgeBook, account_problem
 from safehold.safety.prompts import Prompts
 from safehold.signals.image import prepare
 from safehold.store.db import Database
@@ -72,7 +72,6 @@ PROMPTS = {
     ("send", "warn"): ("send.warning", "help.sextortion"),
     ("send", "block"): ("send.warning", "help.sextortion"),
 }
-ID_MAX = 128
 
 
 class DeliverRule(BaseModel):
@@ -139,8 +138,9 @@ def _account(value: str | None, name: str, *, required: bool) -> str | None:
         if required:
             raise _invalid(f"{name} is required")
         return None
-    if not isinstance(value, str) or len(value) > ID_MAX:
-        raise _invalid(f"{name} must be 1 to {ID_MAX} characters")
+    problem = account_problem(value, name)  # the one rule of every door (safehold.safety.ages)
+    if problem is not None:
+        raise _invalid(problem)
     return value
 
 
@@ -248,7 +248,7 @@ class MediaCheck:
         if not data:
             raise SafeholdError("media.empty", "The uploaded file is empty.")
         policy = self.policy()
-        sender_band = self.ages.band(sender)
+        sender_band = self.ages.band(sender)  # protective: a minor about to send is warned
         recipient_band = self.ages.band(recipient) if recipient else None
         rule = policy.deliver_rule(recipient_band) if stage == "deliver" else policy.send_rule(sender_band)
         reasons = ["recipient_minor"] if is_minor(recipient_band) else []

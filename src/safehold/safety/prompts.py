@@ -37,6 +37,7 @@ from safehold.text.search import region, require_text, validate_help_entry
 KEYS = (
     "contact.friction.stranger",
     "contact.friction.sender",
+    "contact.friction.unknown_age",
     "contact.blocked",
     "media.blurred",
     "media.blocked",

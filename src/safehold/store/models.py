@@ -1019,6 +1019,10 @@ class AccountAge(Base):
     #: When a signal's band changes by the passing of time (a birthday crossing 13, 16 or 18): the band is
     #: resolved again on the first read after it. None: no signal ages (bands only).
     changes_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    #: The band used for the account as the *sender* of contact (the oldest credible band; see
+    #: ``safehold.safety.ages``), and whether a younger claim contradicts an adult signal (a grooming red flag).
+    sender_band: Mapped[str] = mapped_column(String(8), default="unknown", server_default="unknown")
+    age_conflict: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 # --- [10] classifier thresholds and labelled outcomes (precision per classifier and threshold) ------------------

@@ -5,6 +5,10 @@ with ``ages.read`` (:mod:`safehold.safety.ages`). A ``reviewer`` finding needs a
 (``cases.review``): a platform key cannot claim to be a reviewer. ``chat`` signals come only from Safehold's own
 conversation door. An age-assurance provider's callback carries no API key: it is authenticated by the provider's
 own signature (:mod:`safehold.safety.assurance`), and a bad or missing one is 401 ``age_assurance.bad_signature``.
+
+``source: assurance`` sent with an API key is recorded as ``platform`` (method, provider and reference kept): only
+a signed callback proves a result came from the provider, and an ``assurance`` result outranks a child's declared
+age, so a platform key (or anyone holding one) must not be able to switch a child's protections off with it.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ class SignalBody(OneOf):
     one_of = ("birth_date", "age", "band")
     source: Literal["declared", "assurance", "platform", "reviewer"] = Field(
         description="declared: the holder's own birth date; assurance: a provider's result; platform: the "
-        "platform's own knowledge; reviewer: a staff finding (needs cases.review). chat is Safehold's own."
+        "platform's own knowledge (assurance sent here is recorded as platform: a provider's result counts as "
+        "assurance only through its signed callback); reviewer: a staff finding (needs cases.review). chat is "
+        "Safehold's own."
     )
     birth_date: dt.date = Field(None, description="YYYY-MM-DD, not in the future.")
     age: float = Field(None, ge=0, le=130, description="Years (an estimate may be fractional).")
@@ -68,7 +74,8 @@ class SignalBody(OneOf):
     status_code=201,
     summary="Record an age signal for an account; answers the signal and the account's resolved band",
     description="201 with the new signal; 200 when its `reference` was already recorded (a retry). A `reviewer` "
-    "signal needs `cases.review` (403 `age.reviewer_only`).",
+    "signal needs `cases.review` (403 `age.reviewer_only`). `source: assurance` is recorded as `platform`: a "
+    "provider's result counts as assurance only through its signed callback.",
 )
 def record_signal(
     account_id: AccountId,
@@ -82,10 +89,11 @@ def record_signal(
             "age.reviewer_only", "Only a staff member who may review cases (cases.review) records a reviewer finding.",
             status=403,
         )  # fmt: skip
+    source = "platform" if body.source == "assurance" else body.source  # see the module doc
     out = svc.ages.add(
         who.label,
         account_id,
-        body.source,
+        source,
         **{k: getattr(body, k) for k in body.model_fields_set & set(SignalBody.one_of)},
         confidence=body.confidence,
         method=body.method,

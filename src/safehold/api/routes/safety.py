@@ -2,9 +2,10 @@
 request, a follow, a call or media, or suggests an account; ``/v1/safety/contact-policy`` to read and change the
 operator's policy (docs/safety.md#contact-policy).
 
-The check is ``async`` and answers from memory (policy, bands and risk are cached per process; see
-:mod:`safehold.safety.contact_service`). Ordinary checks are answered before FastAPI by :mod:`safehold.api.hotpath`
-with the same :func:`answer_check`; this route handles the rest and documents the API.
+The check is ``async`` and answers from memory when policy, bands and risk are all fresh in this process's caches
+(:mod:`safehold.safety.contact_service`); otherwise — a cache miss, a policy or risk refresh due — it runs in a
+worker thread, so database work never blocks the event loop. Ordinary checks are answered before FastAPI by
+:mod:`safehold.api.hotpath` with the same :func:`answer_check`; this route handles the rest and documents the API.
 """
 
 from __future__ import annotations
@@ -56,13 +57,23 @@ class InteractionOut(BaseModel):
     rule: str | None = Field(description="The rule that decided; null when none applied (the fallback).")
     prompt: str | None = Field(description="The prompt key to show, e.g. contact.friction.stranger.")
     relaxed: bool = Field(description="The rule's outcome was relaxed one step because the pair is connected.")
-    sender_band: str
-    recipient_band: str
+    sender_band: str = Field(description="The sender's band as a sender (the oldest credible band).")
+    recipient_band: str = Field(description="The recipient's protective band (the youngest credible band).")
+    sender_age_conflict: bool = Field(
+        description="The sender claims to be younger than an adult signal says (a grooming red flag)."
+    )
     policy_version: int = Field(description="0: the built-in default policy.")
     prompt_text: dict[str, Any] | None = Field(None, description="The prompt's text in the locale, when known.")
 
 
-def answer_check(svc: Services, body: InteractionBody) -> dict:
+async def answer_check(svc: Services, body: InteractionBody) -> dict:
+    """The check, on the event loop when it is answered from memory, else in a worker thread."""
+    if svc.contact.in_memory(body.sender, body.recipient):
+        return _check(svc, body)
+    return await run_in_threadpool(_check, svc, body)
+
+
+def _check(svc: Services, body: InteractionBody) -> dict:
     rel = body.relationship or RelationshipIn()
     return svc.contact.check(
         body.sender,
@@ -83,7 +94,7 @@ async def check(body: InteractionBody, svc: Services = Depends(services), _: Pri
     """``allow``, ``friction`` (deliver, with the safety prompt named by ``prompt``) or ``block``, from the
     operator's contact policy over the two accounts' age bands, their relationship, the sender's account age and
     the sender's open grooming and user-report cases."""
-    return answer_check(svc, body)
+    return await answer_check(svc, body)
 
 
 @router.get(POLICY, summary="The active contact policy")
@@ -93,14 +104,16 @@ def show_policy(svc: Services = Depends(services), _: Principal = Depends(READ))
     return {**svc.contact.show(), "history": svc.contact.history()}
 
 
-#: The policy's schema, published; the route reads the body itself so that every problem, structural or between
-#: fields (a friction without a prompt, two rules of one name), is one ``contact.invalid_policy`` with all of them.
+#: The policy's schema, published; the route reads the body itself so that its problems are one
+#: ``contact.invalid_policy``: every structural one at once, those between fields (a friction without a prompt, two
+#: rules of one name) once the fields they involve are valid (``safehold.safety.contact_service.parse_policy``).
 POLICY_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema(Policy)}}}}
 
 
 @router.put(POLICY, summary="Save a new contact policy and make it active", openapi_extra=POLICY_BODY)
 async def put_policy(request: Request, svc: Services = Depends(services), who: Principal = Depends(MANAGE)) -> dict:
-    """Validated (422 ``contact.invalid_policy`` with every problem in ``detail.errors``), saved as a new version,
+    """Validated (422 ``contact.invalid_policy``, its problems in ``detail.errors``: every structural one; those
+    between fields once the fields are valid), saved as a new version,
     audited, used by this process at once and by every other within ``SAFEHOLD_CONTACT_POLICY_TTL`` seconds."""
     body = await json_body(request)
     return await run_in_threadpool(svc.contact.save, body, who.label)

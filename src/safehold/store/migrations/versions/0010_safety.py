@@ -50,6 +50,8 @@ def upgrade() -> None:
         sa.Column("signal_id", _BIG_ID, nullable=True),
         sa.Column("resolved_at", _TS, nullable=False),
         sa.Column("changes_at", _TS, nullable=True),
+        sa.Column("sender_band", sa.String(length=8), server_default="unknown", nullable=False),
+        sa.Column("age_conflict", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("account_id"),
     )
     op.create_index("ix_account_ages_resolved_at", "account_ages", ["resolved_at"])
