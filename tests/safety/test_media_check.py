@@ -217,4 +217,5 @@ def test_an_adult_claiming_to_be_a_child_is_an_adult_sender(svc, media):
     out = _check(media, sender="poser", recipient="teen")
     assert out["sender_band"] == "13-15" and out["case_id"] is not None  # "an adult sends to a minor"
     [sig] = svc.cases.get(out["case_id"])["signals"]
-    assert sig["detail"]["age"]["uploader_band"] == "adult"
+    age = sig["detail"]["age"]  # a minor's protective band, with the adult's band as a sender and the conflict
+    assert age["uploader_band"] == "13-15" and age["sender_band_as_sender"] == "adult" and age["age_conflict"]

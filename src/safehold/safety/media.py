@@ -248,7 +248,8 @@ class MediaCheck:
         if not data:
             raise SafeholdError("media.empty", "The uploaded file is empty.")
         policy = self.policy()
-        sender_band = self.ages.band(sender)  # protective: a minor about to send is warned
+        sender_age = self.ages.resolved(sender)
+        sender_band = sender_age.band  # protective: a minor about to send is warned
         recipient_band = self.ages.band(recipient) if recipient else None
         rule = policy.deliver_rule(recipient_band) if stage == "deliver" else policy.send_rule(sender_band)
         reasons = ["recipient_minor"] if is_minor(recipient_band) else []
@@ -277,6 +278,8 @@ class MediaCheck:
             answer["prompts"] = [self.prompts.get(key, locale) for key in PROMPTS[(stage, rule.action)]]
         if reportable:
             context = {"stage": stage, "recipient": recipient, "recipient_band": recipient_band}
+            if sender_age.age_conflict:  # an adult claiming to be younger: the reviewer sees both bands
+                context.update(sender_band_as_sender=sender_age.sender_band, age_conflict=True)
             detection = Detection(source="classifier", content_id=content_id, account_id=sender, media_type="image")
             sub = Submission(detection, media=data, source="classifier", opens=True, age_reasons=reasons,
                              age_context=context)  # fmt: skip
