@@ -41,14 +41,7 @@ from safehold.cases.detection import Detection
 from safehold.classifiers.base import Classification, Score
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.outbound.settings import (  # noqa: F401 - NAME_PATTERN is this service's, for the API
-    NAME_PATTERN,
-    check_name,
-    credentials_to_seal,
-    seal,
-    settings_of,
-    unseal,
-)
+from safehold.outbound.settings import check_name, credentials_to_seal, seal, settings_of, unseal
 from safehold.pipeline.classifier_policy import DEFAULT_CATEGORY, Policy
 from safehold.pipeline.service import Pipeline, Submission, review_signal
 from safehold.screening import registry

@@ -38,14 +38,7 @@ from safehold.banks.formats import EntryRecord
 from safehold.banks.service import BankService, ImportReport, exchange_publisher, fingerprint, validate_record
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.outbound.settings import (  # noqa: F401 - NAME_PATTERN is this service's, for the API
-    NAME_PATTERN,
-    check_name,
-    credentials_to_seal,
-    seal,
-    settings_of,
-    unseal,
-)
+from safehold.outbound.settings import check_name, credentials_to_seal, seal, settings_of, unseal
 from safehold.outbound.settings import validated as _validated
 from safehold.sharing import registry
 from safehold.sharing.base import Exchange, FetchBatch, UnknownSignal
