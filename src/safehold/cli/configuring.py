@@ -5,12 +5,14 @@ file (never printed, never repeated in a message)."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from safehold.cli.common import open_input
+from safehold.cli.common import fail, open_input, open_output
 from safehold.errors import SafeholdError
 
 SettingOpt = Annotated[
@@ -66,3 +68,22 @@ def credentials_from(credential: list[str] | None, credentials_file: Path | None
     if not credential and credentials_file is None:
         return None
     return {**_object(credentials_file, "credentials"), **_pairs(credential, "--credential", as_json=False)}
+
+
+def write_stand_in_files(folder: Path, type_name: str, settings: dict, credentials: dict) -> dict[str, Path]:
+    """Write a stand-in's ``TYPE-settings.json`` and ``TYPE-credentials.json`` into ``folder`` for the ``add``
+    command that points a service at it; their paths by part."""
+    files = {}
+    for part, value in (("settings", settings), ("credentials", credentials)):
+        files[part] = folder / f"{type_name}-{part}.json"
+        with fail(), open_output(files[part]) as f:
+            f.write(json.dumps(value, indent=2).encode() + b"\n")
+    return files
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event set when the process is sent SIGTERM, for a foreground stand-in to wait on (Ctrl-C raises
+    ``KeyboardInterrupt`` as usual)."""
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    return done

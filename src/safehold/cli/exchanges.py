@@ -14,7 +14,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from safehold.cli.common import console, err, fail, open_output, services
+from safehold.cli.common import console, err, fail, services
 from safehold.cli.configuring import (
     CredentialOpt,
     CredentialsFile,
@@ -22,6 +22,8 @@ from safehold.cli.configuring import (
     SettingsFile,
     credentials_from,
     settings_from,
+    stop_on_sigterm,
+    write_stand_in_files,
 )
 
 app = typer.Typer(help="Hash exchanges: banks kept in sync with a source (NCMEC, a feed, a peer, ...).",
@@ -213,26 +215,18 @@ def stand_in(
     """Run a local stand-in of an exchange's source to rehearse against (fetching, matching, feedback).
 
     It speaks the source's protocol with a few synthetic, benign entries; it prints the feedback it receives."""
-    import signal
-    import threading
-
     from safehold.sharing import rehearsal
 
     with fail():
         given = [rehearsal.parse_hash(h) for h in hashes or []]
         stand = rehearsal.start(type_name, host=host, port=port, entries=entries, given=given)
     try:
-        files = {}
-        for part, value in (("settings", stand.settings), ("credentials", stand.credentials)):
-            files[part] = folder / f"{type_name}-{part}.json"
-            with fail(), open_output(files[part]) as f:
-                f.write(json.dumps(value, indent=2).encode() + b"\n")
+        files = write_stand_in_files(folder, type_name, stand.settings, stand.credentials)
         out.print(f"{type_name} stand-in on {stand.url} (Ctrl-C to stop), {entries} synthetic entries and "
                   f"{len(given)} of yours. Point an exchange at it:", highlight=False)  # fmt: skip
         print(f"  safehold exchange add {type_name}-rehearsal --type {type_name} --bank BANK "
               f"--settings-file {files['settings']} --credentials-file {files['credentials']}", flush=True)  # fmt: skip
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        done = stop_on_sigterm()
         shown = 0
         while not done.wait(0.5):
             received = stand.feedback()

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from safehold.cli.common import console, fail, open_output, services
+from safehold.cli.common import console, fail, services
 from safehold.cli.configuring import (
     CredentialOpt,
     CredentialsFile,
@@ -19,6 +19,8 @@ from safehold.cli.configuring import (
     SettingsFile,
     credentials_from,
     settings_from,
+    stop_on_sigterm,
+    write_stand_in_files,
 )
 
 app = typer.Typer(help="External classification services (Google Content Safety, Safer Predict, Arachnid Shield).",
@@ -182,25 +184,16 @@ def stand_in(
     ] = Path("."),
 ) -> None:
     """Run a local stand-in of a service to rehearse against: it answers deterministically and sends nothing on."""
-    import signal
-    import threading
-
     from safehold.screening import rehearsal
 
     with fail():
         stand = rehearsal.start(type_name, host=host, port=port)
     try:
-        files = {}
-        for part, value in (("settings", stand.settings()), ("credentials", stand.credentials())):
-            files[part] = folder / f"{type_name}-{part}.json"
-            with fail(), open_output(files[part]) as f:
-                f.write(json.dumps(value, indent=2).encode() + b"\n")
+        files = write_stand_in_files(folder, type_name, stand.settings(), stand.credentials())
         out.print(f"{type_name} stand-in on {stand.url} (Ctrl-C to stop). Point a service at it:", highlight=False)
         print(f"  safehold screening add {type_name}-rehearsal --type {type_name} "
               f"--settings-file {files['settings']} --credentials-file {files['credentials']}", flush=True)  # fmt: skip
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        done.wait()
+        stop_on_sigterm().wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -26,7 +26,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from safehold.classifiers.base import Score
-from safehold.errors import SafeholdError
+from safehold.outbound.errors import OutboundError
 
 
 class Settings(BaseModel):
@@ -48,22 +48,8 @@ class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ScreeningError(SafeholdError):
+class ScreeningError(OutboundError):
     """A service call that failed; ``retryable`` errors are tried again after ``retry_after`` (or back-off)."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        status: int = 502,
-        detail: dict | None = None,
-    ):
-        super().__init__(code, message, status=status, detail=detail)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

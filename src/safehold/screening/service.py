@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,7 +42,7 @@ from safehold.cases.detection import Detection
 from safehold.classifiers.base import Classification, Score
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.outbound.settings import seal, secret_values, unseal, validated
+from safehold.outbound.settings import check_name, credentials_to_seal, seal, settings_of, unseal
 from safehold.pipeline.classifier_policy import AGE_REASONS, DEFAULT_CATEGORY, Policy
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.screening import registry
@@ -55,9 +54,6 @@ from safehold.store.sealing import Sealer
 
 log = logging.getLogger(__name__)
 
-#: A service's name: the ``signal_type`` of the classifier signals it gives (64 characters at most).
-NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_NAME = re.compile(NAME_PATTERN)
 #: Labels legal for adults: a service's hit on one opens a case only with an age signal (the submission's reasons
 #: or the uploader's band), as the local classifier's do (docs/classifiers.md, "Classifier policy"); every other
 #: label a service gives (``csam``, C3P's harmful-abusive material, …) opens one alone.
@@ -98,12 +94,7 @@ class ScreeningQueue:
         actor: str | None = None,
     ) -> dict:
         """Configure a new service (``screening.exists``, ``screening.invalid_*``, ``screening.unknown_type``)."""
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise SafeholdError(
-                "screening.invalid_name",
-                "A screening service name is 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or "
-                "digit.",
-            )
+        check_name(name, "screening.invalid_name", "A screening service name")
         cls = registry.get(type)
         own = _settings(cls, settings or {})
         sealed = seal(self.sealer, name, _credentials(cls, credentials))
@@ -519,15 +510,14 @@ def _row(s: Session, name: str) -> ScreeningServiceRow:
 
 
 def _settings(cls: type[ScreeningService], data: dict) -> dict:
-    what = f"{cls.type} settings"
-    return validated(cls.settings_model, data, "screening.invalid_settings", what).model_dump(mode="json")
+    return settings_of(cls.settings_model, data, "screening.invalid_settings", f"{cls.type} settings")
 
 
 def _credentials(cls: type[ScreeningService], data: dict | None) -> dict | None:
     """The credentials to seal (validated by the type's model), or None when it has none to take."""
-    valid = validated(cls.credentials_model, data or {}, "screening.invalid_credentials", f"{cls.type} credentials")
-    given = secret_values(valid)
-    return given if any(v is not None for v in given.values()) else None
+    return credentials_to_seal(
+        cls.credentials_model, data or {}, "screening.invalid_credentials", f"{cls.type} credentials"
+    )
 
 
 def _threshold(value: float | None) -> float | None:

@@ -40,30 +40,17 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from safehold.banks.formats._common import TOMBSTONE_SIGNAL_TYPE, EntryRecord
-from safehold.errors import SafeholdError
+from safehold.outbound.errors import OutboundError
 
 #: What a reviewer's decision on a match says about the entry that matched.
 Verdict = Literal["true_positive", "false_positive"]
 
 
-class ExchangeError(SafeholdError):
+class ExchangeError(OutboundError):
     """A failure talking to a source. Codes (stable): ``exchange.unavailable`` (network, timeout, 5xx),
     ``exchange.rate_limited`` (``retry_after`` seconds when the source said), ``exchange.auth`` (credentials
     refused), ``exchange.protocol`` (an answer that breaks the documented protocol), ``exchange.not_supported``
     (this exchange takes no feedback / contributions), ``exchange.rejected`` (the source refused what was sent)."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        detail: dict | None = None,
-    ):
-        super().__init__(code, message, status=502, detail=detail or {})
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 class Settings(BaseModel):

@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -39,7 +38,7 @@ from safehold.banks.formats import EntryRecord
 from safehold.banks.service import BankService, ImportReport, exchange_publisher, fingerprint, validate_record
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.outbound.settings import seal, secret_values, unseal
+from safehold.outbound.settings import check_name, credentials_to_seal, seal, settings_of, unseal
 from safehold.outbound.settings import validated as _validated
 from safehold.sharing import registry
 from safehold.sharing.base import Exchange, FetchBatch, UnknownSignal
@@ -50,8 +49,6 @@ from safehold.store.sealing import Sealer
 log = logging.getLogger(__name__)
 
 #: An exchange's name: it is also the ``source`` of every entry it adds (64 characters at most).
-NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_NAME = re.compile(NAME_PATTERN)
 #: Bounds of an exchange's period between rounds (a minute to thirty days).
 MIN_EVERY, MAX_EVERY = 60, 30 * 86_400
 #: Retry back-off after a failed round a source may recover from: doubles from the base, up to the cap.
@@ -91,11 +88,7 @@ class ExchangeService:
     ) -> dict:
         """Configure a new exchange feeding ``bank`` (``exchange.exists``, ``exchange.invalid_*``,
         ``exchange.unknown_type``, ``bank.not_found``)."""
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise SafeholdError(
-                "exchange.invalid_name",
-                "An exchange name is 1 to 64 letters, digits, '.', '-' or '_', starting with a letter or digit.",
-            )
+        check_name(name, "exchange.invalid_name", "An exchange name")
         cls = registry.get(type)
         own = _settings(cls, settings or {})
         sealed = self._seal(name, _credentials(cls, credentials))
@@ -465,9 +458,7 @@ def _keep_unknown(s: Session, exchange_id: int, unknown: list[UnknownSignal]) ->
 
 
 def _settings(cls: type[Exchange], data: dict) -> dict:
-    return _validated(cls.settings_model, data, "exchange.invalid_settings", f"{cls.name} settings").model_dump(
-        mode="json"
-    )
+    return settings_of(cls.settings_model, data, "exchange.invalid_settings", f"{cls.name} settings")
 
 
 def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
@@ -481,8 +472,7 @@ def _credentials(cls: type[Exchange], data: dict | None) -> dict | None:
     if data is None:
         _validated(model, {}, "exchange.invalid_credentials", f"{cls.name} credentials (none were given)")
         return None
-    given = secret_values(_validated(model, data, "exchange.invalid_credentials", f"{cls.name} credentials"))
-    return given if any(v is not None for v in given.values()) else None  # all left out: none
+    return credentials_to_seal(model, data, "exchange.invalid_credentials", f"{cls.name} credentials")
 
 
 def _every(cls: type[Exchange], every: int | None) -> int:

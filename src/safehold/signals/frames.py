@@ -27,8 +27,8 @@ from PIL import Image
 from safehold.errors import SafeholdError
 from safehold.signals.budget import WorkBudget
 from safehold.signals.image import load_image
-from safehold.signals.media import MAX_BYTES, check_size, sniff, sniff_format
-from safehold.signals.vpdq import SUFFIX, probe_video
+from safehold.signals.media import MAX_BYTES, check_size, sniff
+from safehold.signals.vpdq import private_copy, probe_video, too_slow
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,7 @@ class FrameSampler:
             )
         workdir = tempfile.mkdtemp(prefix="safehold-frames-", dir=self.tmp_dir)  # mode 0700
         try:
-            path = os.path.join(workdir, "input" + SUFFIX.get(sniff_format(data) or "", ".bin"))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            path = private_copy(workdir, data)
             with self.slots.hold(1) if self.slots is not None else nullcontext():
                 times = self._extract(path, workdir, recognised=kind == "video")
             found = False
@@ -122,12 +119,7 @@ class FrameSampler:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _timed_out(self) -> SafeholdError:
-        return SafeholdError(
-            "media.too_large",
-            f"sampling the video's frames took longer than {self.timeout_seconds:g} s",
-            status=413,
-            detail={"timeout_seconds": self.timeout_seconds},
-        )
+        return too_slow("sampling the video's frames", self.timeout_seconds)
 
     def _extract(self, path: str, workdir: str, *, recognised: bool) -> list[float]:
         """Probe, then write each sampled frame as ``frame<i>.bmp``; the times asked for."""

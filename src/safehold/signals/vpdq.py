@@ -141,6 +141,28 @@ with open(out, "w") as fh:
 #: The file suffix a container format's private temporary copy is given (decoders guess from it too).
 SUFFIX = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "mkv": ".mkv", "avi": ".avi", "mpegts": ".ts",
         "flv": ".flv", "mpeg": ".mpg", "asf": ".wmv", "ogg": ".ogv"}  # fmt: skip
+
+
+def private_copy(workdir: str, data: bytes) -> str:
+    """Write ``data`` to a new file of the private ``workdir`` (mode 0600, never over an existing one), suffixed
+    for its container format so decoders guess right; its path. Shared by vPDQ and frame sampling."""
+    path = os.path.join(workdir, "input" + SUFFIX.get(sniff_format(data) or "", ".bin"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return path
+
+
+def too_slow(doing: str, timeout_seconds: float) -> SafeholdError:
+    """413 ``media.too_large``: ``doing`` (``hashing the video``) took longer than its ``timeout_seconds``."""
+    return SafeholdError(
+        "media.too_large",
+        f"{doing} took longer than {timeout_seconds:g} s",
+        status=413,
+        detail={"timeout_seconds": timeout_seconds},
+    )
+
+
 # Demuxers ffprobe reports for still images; a "video" made of one of these is an image, not a video.
 _IMAGE_DEMUXERS = ("image2", "_pipe", "gif", "webp", "apng", "tiff", "bmp", "png", "jpeg", "heif", "avif")
 
@@ -313,14 +335,9 @@ class VpdqHasher(ContentHasher):
                 "content is an image, not a video",
                 detail={"format": sniff_format(data)},
             )
-        fmt = sniff_format(data)
         workdir = tempfile.mkdtemp(prefix="safehold-vpdq-", dir=self.tmp_dir)  # mode 0700
         try:
-            path = os.path.join(workdir, "input" + SUFFIX.get(fmt or "", ".bin"))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return self._hash_path(path, workdir, recognised=kind == "video")
+            return self._hash_path(private_copy(workdir, data), workdir, recognised=kind == "video")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -345,12 +362,7 @@ class VpdqHasher(ContentHasher):
 
     # -- internals ---------------------------------------------------------------------------------------
     def _timed_out(self) -> SafeholdError:
-        return SafeholdError(
-            "media.too_large",
-            f"hashing the video took longer than {self.timeout_seconds:g} s",
-            status=413,
-            detail={"timeout_seconds": self.timeout_seconds},
-        )
+        return too_slow("hashing the video", self.timeout_seconds)
 
     def _probe(self, path: str, recognised: bool, deadline: float | None = None) -> float | None:
         """Check limits with ffprobe; return the duration if known. No-op when ffprobe is not installed."""

@@ -18,8 +18,9 @@ from safehold.api.contract import ContractRoute, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.outbound.settings import NAME_PATTERN
 from safehold.services import Services
-from safehold.sharing.service import MAX_EVERY, MIN_EVERY, NAME_PATTERN, types
+from safehold.sharing.service import MAX_EVERY, MIN_EVERY, types
 
 router = APIRouter(prefix="/v1/exchanges", tags=["exchanges"], route_class=ContractRoute)
 

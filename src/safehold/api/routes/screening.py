@@ -16,7 +16,8 @@ from safehold.api.contract import ContractRoute, error_responses, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.screening.service import NAME_PATTERN, types
+from safehold.outbound.settings import NAME_PATTERN
+from safehold.screening.service import types
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/screening", tags=["screening"], route_class=ContractRoute)
