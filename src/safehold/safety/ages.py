@@ -56,6 +56,7 @@ this process sees it at once; another process sees it within the TTL. A cache hi
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -239,41 +240,74 @@ def signal_dict(r: AccountAgeSignal, today: dt.date | None = None) -> dict:
 
 
 class BandCache:
-    """Resolved bands by account, each for ``ttl`` seconds (and never past its ``changes_at``), at most ``size``
-    accounts. Thread-safe; a lookup is a dictionary read under a lock."""
+    """Resolved bands by account, at most ``size`` accounts. Thread-safe; a lookup is a dictionary read under a lock.
+
+    An entry is *fresh* for ``ttl`` seconds; then it is still answered (a band rarely changes, and a band recorded
+    in this process replaces its entry at once) but queued to be read again: :meth:`stale` hands the queue to
+    :meth:`AgeBook.bands_resolved`, which re-reads it in one query with the next lookup, at most every
+    ``REFRESH_EVERY`` seconds. So a busy process re-reads its accounts in a few batches a second rather than a query
+    per check, and a band recorded in another process is used within ``ttl`` plus about a second. An entry is
+    never answered past its ``changes_at`` (a birthday that moves the band)."""
+
+    REFRESH_EVERY = 1.0
+    MAX_BATCH = 500
 
     def __init__(self, ttl: float, size: int = CACHE_SIZE):
         self.ttl = ttl
         self.size = size
-        self._entries: OrderedDict[str, tuple[ResolvedAge, float]] = OrderedDict()
+        # account -> (resolution, fresh until, never past) in monotonic seconds
+        self._entries: OrderedDict[str, tuple[ResolvedAge, float, float]] = OrderedDict()
+        self._stale: dict[str, None] = {}  # an ordered set: accounts to read again
+        self._refresh_at = float("-inf")
         self._lock = threading.Lock()
 
     def get(self, account_id: str) -> ResolvedAge | None:
+        now = time.monotonic()
         with self._lock:
             entry = self._entries.get(account_id)
             if entry is None:
                 return None
-            if entry[1] <= time.monotonic():
+            if entry[2] <= now:
                 del self._entries[account_id]
+                self._stale.pop(account_id, None)
                 return None
+            if entry[1] <= now:
+                self._stale[account_id] = None
             self._entries.move_to_end(account_id)
             return entry[0]
+
+    def refresh_due(self) -> bool:
+        """Whether the next lookup should read the stale entries again."""
+        return bool(self._stale) and time.monotonic() >= self._refresh_at
+
+    def stale(self) -> list[str]:
+        """Up to ``MAX_BATCH`` accounts to read again, if a refresh is due (the refresh is then not due again for
+        ``REFRESH_EVERY`` seconds)."""
+        with self._lock:
+            if not self.refresh_due():
+                return []
+            self._refresh_at = time.monotonic() + self.REFRESH_EVERY
+            return list(itertools.islice(self._stale, self.MAX_BATCH))
 
     def put(self, resolved: ResolvedAge) -> None:
         if self.ttl <= 0:
             return
-        expires = time.monotonic() + self.ttl
+        now = time.monotonic()
+        never_past = float("inf")
         if resolved.changes_at is not None:
-            expires = min(expires, time.monotonic() + (resolved.changes_at - utcnow()).total_seconds())
+            never_past = now + (resolved.changes_at - utcnow()).total_seconds()
         with self._lock:
-            self._entries[resolved.account_id] = (resolved, expires)
+            self._entries[resolved.account_id] = (resolved, now + self.ttl, never_past)
             self._entries.move_to_end(resolved.account_id)
+            self._stale.pop(resolved.account_id, None)
             while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                gone, _ = self._entries.popitem(last=False)
+                self._stale.pop(gone, None)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._stale.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -495,6 +529,7 @@ class AgeBook:
     def bands_resolved(self, account_ids: Iterable[str]) -> dict[str, ResolvedAge]:
         """Each account's resolution: from the cache, the rest in one query (and resolved again where a
         birthday has changed a band since)."""
+        account_ids = list(account_ids)
         out: dict[str, ResolvedAge] = {}
         missing = []
         for a in account_ids:
@@ -503,8 +538,11 @@ class AgeBook:
                 out[a] = hit
             elif a not in out:
                 missing.append(a)
+        if missing or self.cache.refresh_due():
+            missing += [a for a in self.cache.stale() if a not in missing]  # read again with this lookup
         if not missing:
             return out
+        asked = set(account_ids)
         now = utcnow()
         due = []
         with self.db.session() as s:
@@ -520,11 +558,13 @@ class AgeBook:
                     self.cache.put(out[a])
         for a in due:
             out[a] = self.refresh(a)
-        return out
+        return {a: r for a, r in out.items() if a in asked}
 
     def cached(self, account_ids: Iterable[str]) -> dict[str, ResolvedAge] | None:
-        """Each account's resolution if every one is in the cache, else None (nothing read): lets a caller on an
-        event loop answer from memory and hand anything else to a thread."""
+        """Each account's resolution if every one is in the cache and no batch re-read is due, else None (nothing
+        read): lets a caller on an event loop answer from memory and hand anything else to a thread."""
+        if self.cache.refresh_due():
+            return None
         out = {}
         for a in account_ids:
             hit = self.cache.get(a)
