@@ -407,7 +407,7 @@ class Settings(BaseSettings):
 
     # Age signals and bands (see docs/safety.md, "Age signals and bands" and "Age-assurance providers")
     age_cache_ttl_seconds: float = Field(
-        default=2.0,
+        default=30.0,
         ge=0,
         le=300,
         description="How long a process trusts a resolved age band it has read (0: no cache). A band recorded in "
