@@ -73,6 +73,9 @@ BEYOND_THE_SCHEMA = {
     # The store's state: whether the platform's conversation has an open grooming alert or case.
     "classifier.grooming_not_flagged": "a grooming conversation with no open alert or case",
     "age.invalid": "a birth date in the future or over 130 years ago (relative to today); an unprintable account id",
+    # One rule for account ids at every door (safety.ages.account_problem): printable, not blank.
+    "contact.invalid": "an unprintable or blank account id",
+    "media.invalid_check": "an unprintable or blank account id",
     "contact.invalid_policy": "a contact policy whose fields contradict each other (a friction without a prompt, "
     "two rules of one name, a relaxed block without its prompt)",
     # An exchange's settings and credentials are its type's (in code; GET /v1/exchanges/types publishes them).
