@@ -44,18 +44,7 @@ async def authenticate(svc: Services, token: str) -> Principal:
 
 def require(permission: Permission) -> Callable[..., Principal]:
     """A dependency that lets the request through only if the caller's role grants ``permission``."""
-
-    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
-        # The common case (allowed) is a set lookup, done on the event loop. A refusal is audited, throttled
-        # per key and permission (see AuditService.denied): a client stuck in a loop of refusals costs one
-        # audit write a minute, not one per request; that write runs in the thread pool.
-        if not allows(who.role, permission):
-            route = f"{request.method} {request.url.path}"
-            await run_in_threadpool(demand, request.app.state.services.audit, who.role, who.label, permission, route)
-        return who
-
-    check.__name__ = f"require_{permission.name.lower()}"
-    return check
+    return require_any(permission)
 
 
 def require_any(*permissions: Permission) -> Callable[..., Principal]:
@@ -63,6 +52,9 @@ def require_any(*permissions: Permission) -> Callable[..., Principal]:
     refusal is audited under the first)."""
 
     async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+        # The common case (allowed) is a set lookup, done on the event loop. A refusal is audited, throttled
+        # per key and permission (see AuditService.denied): a client stuck in a loop of refusals costs one
+        # audit write a minute, not one per request; that write runs in the thread pool.
         if not any(allows(who.role, p) for p in permissions):
             route = f"{request.method} {request.url.path}"
             audit = request.app.state.services.audit
