@@ -49,6 +49,8 @@ from safehold.api.routes import (
     system,
     terms,
     text,
+    transparency,
+    transparency_reports,
     users,
 )
 from safehold.errors import SafeholdError, invalid_fields, invalid_json
@@ -179,6 +181,8 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         screening,
         ages,
         safety,
+        transparency_reports,
+        transparency,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from safehold.store.sealing import Sealer
     from safehold.store.seen import SeenHashes
     from safehold.store.vault import MediaVault
+    from safehold.transparency.engine import Facts
     from safehold.workers import Tasks
 
 
@@ -252,6 +253,12 @@ class Services:
 
         # Late-bound: the pipeline is handed this queue when it is built, and the queue hands hits back to it.
         return ScreeningQueue(self.db, self.audit, self.sealer, self.settings, lambda: self.pipeline)
+
+    @cached_property
+    def transparency_facts(self) -> Facts:
+        from safehold.transparency.engine import Facts
+
+        return Facts(self.db)
 
     @cached_property
     def classifier_policies(self) -> ClassifierPolicies:

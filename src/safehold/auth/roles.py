@@ -40,6 +40,8 @@ class Permission(StrEnum):
     SAFETY_CHECK = "safety.check"  # the platform asks the contact and media policies before it delivers
     AGES_READ = "ages.read"  # accounts' age signals and resolved bands
     AGES_WRITE = "ages.write"  # record an age signal (a declared birth date, an assurance result, a finding)
+    TRANSPARENCY_READ = "transparency.read"  # the overview's figures and stored transparency reports
+    TRANSPARENCY_WRITE = "transparency.write"  # generate and store a transparency report for a period
 
 
 class Role(StrEnum):
@@ -70,6 +72,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EVIDENCE_READ,
             Permission.AGES_READ,
             Permission.AGES_WRITE,
+            Permission.TRANSPARENCY_READ,
         }
     ),
     Role.REVIEWER: frozenset(
@@ -93,6 +96,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REPORTS_READ,
             Permission.EVIDENCE_READ,
             Permission.AGES_READ,
+            Permission.TRANSPARENCY_READ,
         }
     ),
     Role.LEGAL: frozenset(
@@ -106,6 +110,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EVIDENCE_READ,
             Permission.EVIDENCE_ACCESS,
             Permission.EVIDENCE_MANAGE,
+            Permission.TRANSPARENCY_READ,
+            Permission.TRANSPARENCY_WRITE,
         }
     ),
     Role.PLATFORM: frozenset(

@@ -36,6 +36,7 @@ from safehold.cli import screening as screening_cmds
 from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
+from safehold.cli import transparency as transparency_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli import workers as worker_cmds
 from safehold.cli.common import console, fail, program, services
@@ -75,6 +76,7 @@ app.add_typer(media_cmds.app, name="media")
 app.add_typer(screening_cmds.app, name="screening")
 app.add_typer(age_cmds.app, name="age")
 app.add_typer(safety_cmds.contact_app, name="contact")
+app.add_typer(transparency_cmds.app, name="transparency")
 app.command("hash")(scan_cmds.hash_files)
 app.command("scan")(scan_cmds.scan_paths)
 app.command("worker")(worker_cmds.worker)

@@ -1172,3 +1172,12 @@ class SafetyPrompt(Base):
     help: Mapped[list | None] = mapped_column(JSON, nullable=True)
     updated_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# [11] Transparency (Principle 11): daily facts and stored reports (migration 0011)
+# ---------------------------------------------------------------------------------------------------------------
+
+# --- [11] daily facts and their refresh state (safehold.transparency.engine) -------------------------------------
+
+# --- [11] stored transparency reports (safehold.transparency.service) ---------------------------------------------

@@ -28,6 +28,7 @@ from safehold.web import (
     screening,
     static_files,
     text,
+    transparency,
 )
 from safehold.web import contact as contact_policy
 from safehold.web.render import page
@@ -56,6 +57,7 @@ for _area in (
     screening,
     classifiers,
     contact_policy,
+    transparency,
     static_files,
 ):
     router.include_router(_area.router)
