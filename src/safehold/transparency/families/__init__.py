@@ -1,0 +1,71 @@
+"""Fact families: each reads one kind of record (cases, signals, decisions, …), rolls it up into daily facts, and
+fills the catalogue's figures it owns from those facts; it also lists the records behind one row of its figures
+from the same predicates (the drill-down), so a figure and its drill-down never disagree.
+
+The engine (:mod:`safehold.transparency.engine`) stores the facts, decides which days to roll up again, and asks
+each family in :data:`FAMILIES` for its figures. A family never writes the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from safehold.transparency.figures import Figure
+from safehold.transparency.periods import Period
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One daily fact: ``value`` items of ``family`` on ``day`` with these dimensions (sorted ``(name, value)``
+    pairs; an absent value is ``""``); ``total`` carries a sum when the fact needs one (seconds, reveals)."""
+
+    day: dt.date
+    family: str
+    dims: tuple[tuple[str, str], ...]
+    value: int
+    total: float = 0.0
+
+    def dim(self, name: str) -> str:
+        return dict(self.dims).get(name, "")
+
+
+#: Reads this family's stored facts for the days ``[start, end)``.
+FactReader = Callable[[dt.date, dt.date], list[Fact]]
+
+
+class Family(Protocol):
+    #: The ``family`` value of its facts (a family may store several, all starting with its name and a dot).
+    name: str
+    #: The catalogue keys it fills.
+    keys: tuple[str, ...]
+
+    def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
+        """Every fact for the UTC days in ``[start, end)`` (whole days), read from the records."""
+        ...
+
+    def fill(
+        self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
+    ) -> dict[str, Figure]:
+        """Its figures for ``period`` (filters already checked), from the facts ``read`` gives; ``s`` is for the
+        few figures that are a state rather than a sum of days (the backlog now)."""
+        ...
+
+    def records(
+        self, s: Session, key: str, period: Period, filters: dict[str, str], row: dict[str, str]
+    ) -> Iterator[dict]:
+        """The records behind the row of figure ``key`` whose dimensions are ``row``: one dict of ids per record
+        (``case_id`` always, plus the record's own id, e.g. ``signal_id``)."""
+        ...
+
+
+def _families() -> list[Family]:
+    """The installed families (each helper module adds its line)."""
+    return []
+
+
+FAMILIES: list[Family] = _families()
