@@ -38,9 +38,9 @@ class ReportFormat(Protocol):
 
 
 def _registry() -> dict[str, ReportFormat]:
-    from safehold.transparency.formats import json_format
+    from safehold.transparency.formats import dsa, json_format
 
-    found = [json_format.JsonFormat()]
+    found = [json_format.JsonFormat(), dsa.DsaFormat()]
     return {f.name: f for f in found}
 
 
