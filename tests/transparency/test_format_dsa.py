@@ -62,6 +62,7 @@ ROWS = {
         ("bank", "ncmec", 120, 2, 2 / 120),
         ("classifier", "nudity-minor", 55, 20, 20 / 55),
         ("text", "grooming", "<10", "<10", None),
+        ("exchange", "peer-exchange", 40, "<10", 0.1),
     ],
     "reviewers.exposure": [("under 25 %", 40, 300)],
     "exchanges.activity": [("peer-exchange", "received", 5000)],
@@ -174,7 +175,8 @@ def test_identification_precision_and_vlop_rows():
     auto = p["08_automated_means.csv"]
     assert {r["Reporting period"] for r in auto} == {"2026-01-01/2026-06-30"}
     precision = [r for r in auto if r["Indicator"] == "Accuracy of the automated means - Precision" and r["Value"]]
-    assert [r["Value"] for r in precision if r["Value"] != MARKER] == ["0.9833", "0.6364"]  # the text row: too few
+    # The text detector and the exchange have suppressed counts: no precision is published for them.
+    assert [r["Value"] for r in precision if r["Value"] != MARKER] == ["0.9833", "0.6364"]
     assert all(r["Value"] == "" for r in auto if r["Applicability"] == "Only for VLOPs")
     assert all(r["Value"] == "" for r in p["09_human_resources.csv"] + p["10_AMAR.csv"])
     complaints = p["07_appeals_and_recidivism.csv"]

@@ -153,8 +153,15 @@ class _Known:
         self.automatic = _sum(r["actions"] for r in actions if r["origin"] == _AUTOMATIC)
         self.by_people = _sum(r["actions"] for r in actions if r["origin"] != _AUTOMATIC)
         self.user_reports = [r for r in rows("detections.by_source") if r["source"] == "user_report"]
+        #: Detectors whose precision can be published: a rate from exact counts (a rate next to a suppressed count
+        #: would give the count away).
         self.precision = [
-            r for r in rows("errors.false_positives") if isinstance(r["rate"], int | float) and r["reviewed"]
+            r
+            for r in rows("errors.false_positives")
+            if isinstance(r["rate"], int | float)
+            and not isinstance(r["reviewed"], str)
+            and not isinstance(r["false_positives"], str)
+            and r["reviewed"]
         ]
         self.reports = rows("reports.by_authority")
         self.detections = rows("detections.by_source")
@@ -420,7 +427,8 @@ FILLED FROM SAFEHOLD'S FIGURES
       block_content = Visibility restriction Disable, restrict_account = Provision of the service Suspension
       (partial), suspend_account = Account restriction Suspension.
   08_automated_means: one "Accuracy of the automated means - Precision" row per detector with reviewed cases:
-    1 - the false-positive rate reviewers found (errors.false_positives). Accuracy and recall need the
+    1 - the false-positive rate reviewers found (errors.false_positives); a detector whose counts were
+    suppressed as small cells is left out. Accuracy and recall need the
     material a detector missed, which leaves no record: the operator completes them.
   11_qualitative: a draft summary of Safehold's moderation and its reports to authorities (reports.by_authority);
     review it and describe moderation outside Safehold.
