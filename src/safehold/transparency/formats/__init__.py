@@ -38,9 +38,9 @@ class ReportFormat(Protocol):
 
 
 def _registry() -> dict[str, ReportFormat]:
-    from safehold.transparency.formats import json_format, reg2021_1232, trust
+    from safehold.transparency.formats import dsa, json_format, reg2021_1232, trust
 
-    found = [json_format.JsonFormat(), reg2021_1232.Reg20211232Format(), trust.TrustFormat()]
+    found = [json_format.JsonFormat(), dsa.DsaFormat(), reg2021_1232.Reg20211232Format(), trust.TrustFormat()]
     return {f.name: f for f in found}
 
 
