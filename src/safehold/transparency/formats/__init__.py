@@ -39,8 +39,17 @@ class ReportFormat(Protocol):
 
 def _registry() -> dict[str, ReportFormat]:
     from safehold.transparency.formats import dsa, json_format, reg2021_1232, trust
+    from safehold.transparency.formats.html import HtmlFormat
+    from safehold.transparency.formats.pdf import PdfFormat
 
-    found = [json_format.JsonFormat(), dsa.DsaFormat(), reg2021_1232.Reg20211232Format(), trust.TrustFormat()]
+    found = [
+        json_format.JsonFormat(),
+        dsa.DsaFormat(),
+        reg2021_1232.Reg20211232Format(),
+        trust.TrustFormat(),
+        HtmlFormat(),
+        PdfFormat(),
+    ]
     return {f.name: f for f in found}
 
 

@@ -1,0 +1,190 @@
+"""What the human-readable report says, once, for both of its renderings (:mod:`.html` and :mod:`.pdf`): the
+title, the "about these figures" paragraphs, and the figures grouped into sections, each with its chart, its table
+of numbers as printed and its definition as caption. The two formats only lay this out, so the HTML and the PDF of
+one figure set say the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from safehold.transparency.charts import Chart, chart_for, column_unit, fmt, number
+from safehold.transparency.figures import Figure, FigureSet
+from safehold.transparency.formats import ReportContext
+
+#: The report's sections in reading order: (anchor, heading, what the section answers, figure keys). A figure the
+#: catalogue has and no section names goes to "Other figures" at the end, so a new figure is never left out.
+SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "found",
+        "What was found",
+        "What was checked and what the detectors found: hash matches against the banks and the exchanges, "
+        "classifiers, text detectors, user reports and the search guard.",
+        (
+            "scans.volume",
+            "detections.daily",
+            "detections.by_source",
+            "detections.by_bank",
+            "detections.by_classifier",
+            "search.interventions",
+        ),
+    ),
+    (
+        "reviewed",
+        "How it was reviewed",
+        "Every detection becomes a case that people review: how many were opened and closed, what was left at the "
+        "end of the period, and how fast decisions came.",
+        (
+            "cases.daily",
+            "cases.by_source",
+            "cases.backlog",
+            "cases.sla",
+            "decisions.time_to_decision",
+            "decisions.second_review",
+        ),
+    ),
+    (
+        "done",
+        "What was done",
+        "What reviewers decided and what was done to the content and accounts concerned.",
+        ("decisions.by_outcome", "actions.by_kind"),
+    ),
+    (
+        "authorities",
+        "Reports to authorities",
+        "Reports filed with NCMEC's CyberTipline and other authorities.",
+        ("reports.by_authority",),
+    ),
+    (
+        "accuracy",
+        "Accuracy",
+        "How often reviewers found that what a detector flagged was not violating.",
+        ("errors.false_positives",),
+    ),
+    (
+        "wellbeing",
+        "Reviewer wellbeing",
+        "How much of their daily exposure cap the people who review this material used.",
+        ("reviewers.exposure",),
+    ),
+    (
+        "sharing",
+        "Sharing",
+        "Hashes received from and shared with other organisations, and the feedback sent back.",
+        ("exchanges.activity",),
+    ),
+)
+OTHER = ("other", "Other figures", "Figures outside the sections above.")
+#: How a dimension cell that is empty prints (e.g. the exchange of the platform's own hash entries).
+NONE = "(none)"
+#: How an empty value cell prints (e.g. a rate over nothing reviewed).
+EMPTY = "–"
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    #: Which columns hold values (set right-aligned); the others are dimensions.
+    numeric: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One figure as the report prints it."""
+
+    key: str
+    title: str
+    caption: str  # the figure's definition (its ``counts``)
+    notes: tuple[str, ...]  # the figure's own note, and what the chart left out
+    chart: Chart | None
+    table: Table
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    heading: str
+    intro: str
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    title: str
+    subtitle: str
+    about: tuple[str, ...]
+    sections: tuple[Section, ...]
+    footer: str
+
+
+def _utc(at: dt.datetime) -> str:
+    at = at.astimezone(dt.UTC) if at.tzinfo else at
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cell(value, column: str, dimension: bool) -> str:
+    """A figure cell as the table prints it: a suppressed cell (``"<10"``) as it is, numbers by their column's
+    unit."""
+    if dimension:
+        return NONE if value in ("", None) else str(value)
+    if number(value) is None:
+        return EMPTY if value in ("", None) else str(value)
+    return fmt(number(value), column_unit(column))
+
+
+def table(figure: Figure) -> Table:
+    spec = figure.spec
+    nd = len(spec.dims)
+    rows = tuple(
+        tuple(cell(v, c, i < nd) for i, (c, v) in enumerate(zip(spec.columns, r, strict=True))) for r in figure.rows
+    )
+    header = tuple(c.replace("_", " ") for c in spec.columns)
+    return Table(header, rows, tuple(i >= nd for i in range(len(spec.columns))))
+
+
+def item(figure: Figure, days: list[dt.date]) -> Item:
+    chart = chart_for(figure, days)
+    notes = [figure.note] if figure.note else []
+    if chart is not None and chart.suppressed:
+        notes.append(
+            f"The chart draws {chart.suppressed} value(s) under the small-cell threshold as zero; the table shows "
+            "them as they were published."
+        )
+    if chart is not None and chart.kind == "bar" and len(chart.categories) < len(figure.rows):
+        notes.append(
+            f"The chart shows the {len(chart.categories)} largest of {len(figure.rows)} rows; the table has all."
+        )
+    if not figure.rows:
+        notes.append("Nothing was counted in the period.")
+    return Item(figure.spec.key, figure.spec.title, figure.spec.counts, tuple(notes), chart, table(figure))
+
+
+def document(figures: FigureSet, context: ReportContext) -> Document:
+    """The report for ``figures`` as ``context`` publishes it (a pure function: same input, same document)."""
+    period = figures.period
+    days = period.each_day()
+    placed = {k for *_, keys in SECTIONS for k in keys}
+    groups = [(a, h, i, tuple(k for k in keys if k in figures.figures)) for a, h, i, keys in SECTIONS]
+    groups.append((*OTHER, tuple(sorted(k for k in figures.figures if k not in placed))))
+    sections = tuple(Section(a, h, i, tuple(item(figures[k], days) for k in keys)) for a, h, i, keys in groups if keys)
+    about = [
+        f"These figures cover {period.label()} for {context.service}, provided by {context.provider}. They were "
+        f"computed from the records as they stood at {_utc(figures.as_of)}, with version {figures.version} of the "
+        "figure definitions; each figure's definition is printed under it.",
+        f'Small cells: a count from 1 to {context.min_cell - 1} is published as "<{context.min_cell}", so that no '
+        "small group of people can be singled out. Charts draw such a count as zero and say so.",
+        "Every figure is an aggregate: nothing in this report identifies a user, a piece of content or a reviewer.",
+    ]
+    if figures.filters:
+        shown = ", ".join(f"{k} = {v}" for k, v in sorted(figures.filters.items()))
+        about.append(f"Only records matching these filters are counted: {shown}.")
+    ref = f"report {context.report_id}, " if context.report_id is not None else ""
+    return Document(
+        title=f"Transparency report: {context.service}",
+        subtitle=f"{context.provider} · {period.label()}",
+        about=tuple(about),
+        sections=sections,
+        footer=f"{context.provider} · {context.service} · {period.name} · {ref}generated {_utc(context.generated_at)}",
+    )
