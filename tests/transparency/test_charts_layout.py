@@ -1,0 +1,67 @@
+"""Charts: suppressed cells ("<10") drawn as zero and counted, the layout shared by SVG and PDF (legend rows,
+level or slanted labels, round duration axes)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from safehold.transparency import charts
+from safehold.transparency.charts import Chart, chart_for, marks, svg
+from safehold.transparency.figures import CATALOGUE, Figure
+from tests.transparency.sample_figures import PERIOD, SMALL, figure_set
+
+
+def test_bar_chart_with_suppressed_cells():
+    fig = figure_set()["detections.by_source"]
+    chart = chart_for(fig)
+    assert chart.categories[0] == "hash_match" and chart.categories[-1] == "livestream"  # largest first
+    assert chart.series == (("signals", (2368.0, 1511.0, 1003.0, 412.0, 131.0, 0.0)),)
+    assert chart.suppressed == 1  # the plotted column only; the "cases" column is not drawn
+    assert "1 value(s) under the small-cell threshold are drawn as zero" in svg(chart, "c")
+
+
+def test_line_chart_with_suppressed_cells():
+    fig = figure_set()["detections.daily"]
+    chart = chart_for(fig, PERIOD.each_day())
+    assert len(chart.categories) == PERIOD.days
+    assert chart.suppressed == sum(r[2] == SMALL for r in fig.rows) > 0
+    grooming = dict(chart.series)["grooming"]
+    assert sum(grooming) == sum(r[2] for r in fig.rows if r[1] == "grooming" and r[2] != SMALL)
+
+
+def test_svg_draws_the_marks():
+    chart = chart_for(figure_set()["cases.by_source"])
+    drawn = marks(chart)
+    page = svg(chart, "x")
+    assert page.count("<rect") == sum(isinstance(m, charts.Rect) for m in drawn)
+    assert page.count("<text") == sum(isinstance(m, charts.Text) for m in drawn)
+    assert 'viewBox="0 0 640 300"' in page
+
+
+def test_legend_wraps_and_chart_grows():
+    series = tuple((f"source-{i}", (1.0, 2.0)) for i in range(7))
+    chart = Chart("line", "t", ("2026-01-01", "2026-01-02"), series)
+    assert charts.height(chart) == charts.H + charts.LEGEND_ROW
+    legend = [m for m in marks(chart) if isinstance(m, charts.Rect)]
+    assert {m.y for m in legend} == {charts.TOP, charts.TOP + charts.LEGEND_ROW}
+    assert max(m.x + charts.LEGEND_STEP for m in legend) <= charts.W
+
+
+def test_labels_level_when_they_fit_else_slanted():
+    few = Chart("bar", "t", ("a", "b"), (("n", (1.0, 2.0)),))
+    assert all(m.rotate == 0 for m in marks(few) if isinstance(m, charts.Text))
+    many = Chart("bar", "t", tuple(f"a long category {i}" for i in range(20)), (("n", (1.0,) * 20),))
+    slanted = [m for m in marks(many) if isinstance(m, charts.Text) and m.rotate]
+    assert len(slanted) == 20 and all(len(m.text) <= charts.LABEL_CHARS for m in slanted)
+
+
+def test_duration_axis_is_round_in_its_unit():
+    chart = chart_for(figure_set()["decisions.time_to_decision"])
+    axis = [m.text for m in marks(chart) if isinstance(m, charts.Text) and m.anchor == "end" and not m.rotate]
+    assert axis == ["0 s", "12.0 h", "1.0 d", "1.5 d", "2.0 d"]
+
+
+def test_no_chart_for_empty_or_table_figures():
+    assert chart_for(Figure(CATALOGUE["cases.sla"], ())) is None
+    table = replace(CATALOGUE["exchanges.activity"], chart="table")
+    assert chart_for(Figure(table, (("x", "shared", 1),))) is None
