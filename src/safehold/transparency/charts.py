@@ -140,10 +140,10 @@ LEGEND_ROW = 16
 LEGEND_PER_ROW, LEGEND_STEP = 5, 114
 #: A category label's average width per character at the charts' font size (10), to decide whether it fits
 #: level under its bar or must slant.
-CHAR_W = 5.8
-#: The longest slanted category label drawn, and the fewest characters a level label is cut to before it slants
-#: instead (the table has the whole text).
-LABEL_CHARS, LEVEL_CHARS = 20, 12
+CHAR_W = 6.2
+#: The longest slanted category label drawn (the table has the whole text), and the width a character of it takes
+#: across (a slanted label near the left edge is cut to stay in the box).
+LABEL_CHARS, SLANT_W = 20, CHAR_W * 0.82
 GRID = "#dddddd"
 INK = "#222222"
 
@@ -206,17 +206,16 @@ def height(chart: Chart) -> int:
 
 
 def _label(text: str, chars: int = LABEL_CHARS) -> str:
-    return text if len(text) <= chars else text[: chars - 1] + "…"
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
 
 
-def _level_chars(chart: Chart) -> int:
-    """How many characters a bar chart's category labels are cut to when they fit level under their bars; 0
-    when they must slant (a line chart's day labels are always level)."""
+def _level(chart: Chart) -> bool:
+    """Whether the category labels fit whole and level under their bars (a line chart's day labels always do);
+    else they slant, cut to :data:`LABEL_CHARS`."""
     if chart.kind != "bar":
-        return LABEL_CHARS
-    fits = int((W - LEFT - RIGHT) / max(len(chart.categories), 1) * 0.95 / CHAR_W)
-    longest = max((len(c) for c in chart.categories), default=0)
-    return fits if fits >= min(longest, LEVEL_CHARS) else 0
+        return True
+    fits = (W - LEFT - RIGHT) / max(len(chart.categories), 1) * 0.95 / CHAR_W
+    return max((len(c) for c in chart.categories), default=0) <= fits
 
 
 def _axis_max(v: float, unit: str) -> float:
@@ -229,7 +228,7 @@ def marks(chart: Chart) -> list[Mark]:
     """The chart laid out in a :data:`W` × :func:`height` box, y growing downwards: the legend on top, grid and
     value axis, bars or lines (each with a title naming its value), and the category labels below."""
     peak = _axis_max(max((max(vals, default=0) for _, vals in chart.series), default=0), chart.unit)
-    level = _level_chars(chart)
+    level = _level(chart)
     top = TOP + LEGEND_ROW * _legend_rows(chart) + 8
     pw, ph = W - LEFT - RIGHT, height(chart) - top - (BOTTOM_LEVEL if level else BOTTOM)
     base = top + ph
@@ -256,7 +255,9 @@ def marks(chart: Chart) -> list[Mark]:
         for i, c in enumerate(chart.categories):  # level under the bar when the labels fit, else slanted
             x = LEFT + i * group + group / 2
             out.append(
-                Text(x, base + 14, _label(c, level), "middle") if level else Text(x, base + 12, _label(c), "end", -35)
+                Text(x, base + 14, c, "middle")
+                if level
+                else Text(x, base + 12, _label(c, min(LABEL_CHARS, int(x / SLANT_W))), "end", -35)
             )
     else:
         step = pw / max(n - 1, 1)

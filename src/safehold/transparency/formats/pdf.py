@@ -22,6 +22,7 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
 from safehold.transparency import charts
@@ -32,6 +33,10 @@ from safehold.transparency.formats.layout import Item, Table, document
 MARGIN = 18 * mm
 #: Chart font size in layout units (the same as the SVG's).
 CHART_FONT = 10
+#: Table font size and cell padding, in points.
+TABLE_FONT, CELL_PAD = 7.5, 4
+#: Room added to a column's measured text: a viewer without Helvetica draws it in a wider stand-in font.
+SLACK = 1.2
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -40,7 +45,7 @@ def _styles() -> dict[str, ParagraphStyle]:
         "title": ParagraphStyle("title", parent=base["Title"], alignment=TA_LEFT, fontSize=20, leading=24),
         "subtitle": ParagraphStyle("subtitle", parent=base["Normal"], textColor=colors.HexColor("#555555")),
         "h2": ParagraphStyle("h2", parent=base["Heading2"], spaceBefore=14),
-        "h3": ParagraphStyle("h3", parent=base["Heading4"], spaceBefore=8),
+        "h3": ParagraphStyle("h3", parent=base["Heading4"], fontName="Helvetica-Bold", spaceBefore=8),
         "body": ParagraphStyle("body", parent=base["BodyText"], fontSize=9.5, leading=12.5),
         "caption": ParagraphStyle(
             "caption", parent=base["BodyText"], fontSize=8.5, leading=11, textColor=colors.HexColor("#444444")
@@ -75,12 +80,23 @@ def drawing(chart: charts.Chart, width: float) -> Drawing:
     return d
 
 
-def _table(t: Table) -> LongTable:
+def _table(t: Table, width: float) -> LongTable:
+    """The figure's numbers, the header row repeated on each page; each column as wide as its widest cell (all
+    rows measured, not only the first page's), narrowed in proportion if they do not fit ``width``."""
     body = [list(t.header), *[list(r) for r in t.rows]]
-    lt = LongTable(body, repeatRows=1, hAlign="LEFT")
+    widths = [
+        SLACK
+        * max(stringWidth(str(r[i]), "Helvetica" if n else "Helvetica-Bold", TABLE_FONT) for n, r in enumerate(body))
+        + 2 * CELL_PAD
+        for i in range(len(t.header))
+    ]
+    fit = min(1.0, width / sum(widths))
+    lt = LongTable(body, colWidths=[w * fit for w in widths], repeatRows=1, hAlign="LEFT")
     style = [
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+        ("FONT", (0, 0), (-1, -1), "Helvetica", TABLE_FONT),
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", TABLE_FONT),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8ECF0")),
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#BBBBBB")),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5),
@@ -99,7 +115,7 @@ def _item(it: Item, s: dict[str, ParagraphStyle], width: float) -> list:
     head += [Paragraph(escape(n), s["caption"]) for n in it.notes]
     out: list = [KeepTogether(head)]
     if it.table.rows:
-        out += [Spacer(1, 3), _table(it.table)]
+        out += [Spacer(1, 3), _table(it.table, width)]
     return [*out, Spacer(1, 8)]
 
 
