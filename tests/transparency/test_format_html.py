@@ -11,7 +11,7 @@ from markupsafe import escape
 from safehold.transparency.figures import CATALOGUE, FigureSet
 from safehold.transparency.formats import FORMATS
 from safehold.transparency.formats.layout import SECTIONS
-from tests.transparency.sample_figures import CONTEXT, ROWS, SMALL, figure_set
+from tests.transparency.sample_figures import CONTEXT, PERIOD, ROWS, SMALL, figure_set
 
 HTML = FORMATS["html"]
 
@@ -53,8 +53,21 @@ def test_each_figure_has_chart_table_and_definition():
         assert f"<figcaption>{escape(spec.counts)}</figcaption>" in block
         assert ("<svg" in block) == (spec.chart != "table")
         header = re.findall(r"<th scope=\"col\"[^>]*>(.*?)</th>", block)
-        assert header == [c.replace("_", " ") for c in spec.columns]
-        assert len(re.findall(r"<tr><td", block)) == len(ROWS[key])
+        if key == "detections.daily":  # a day a row, a source a column
+            assert header == ["day", "hash_match", "classifier", "user_report", "grooming"]
+            assert len(re.findall(r"<tr><td", block)) == PERIOD.days
+        else:
+            assert header == [c.replace("_", " ") for c in spec.columns]
+            assert len(re.findall(r"<tr><td", block)) == len(ROWS[key])
+
+
+def test_daily_figure_by_source_table():
+    rows = (("2026-01-02", "classifier", 12), ("2026-01-01", "hash_match", 30), ("2026-01-02", "hash_match", SMALL))
+    block = _page(figure_set(**{"detections.daily": rows}))
+    block = block[block.index('id="figure-detections-daily"') :]
+    block = block[: block.index("</figure>")]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr><td.*?</tr>", block)]
+    assert cells == [["2026-01-01", "30", "0"], ["2026-01-02", "&lt;10", "12"]]
 
 
 def test_numbers_as_printed():
@@ -106,5 +119,5 @@ def test_long_tables_folded_but_complete():
     page = _page()
     block = page[page.index('id="figure-detections-daily"') :]
     block = block[: block.index("</figure>")]
-    assert f"<summary>The {len(ROWS['detections.daily'])} rows behind this figure</summary>" in block
-    assert len(re.findall(r"<tr><td", block)) == len(ROWS["detections.daily"])
+    assert f"<summary>The {PERIOD.days} rows behind this figure</summary>" in block
+    assert len(re.findall(r"<tr><td", block)) == PERIOD.days

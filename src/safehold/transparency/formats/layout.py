@@ -135,13 +135,34 @@ def cell(value, column: str, dimension: bool) -> str:
 
 
 def table(figure: Figure) -> Table:
+    """The figure's rows as printed; a daily figure split by one dimension (``day``, ``source`` → ``signals``) is
+    printed one row a day and one column per value of that dimension, so a half-year is 181 rows, not thousands."""
     spec = figure.spec
+    if spec.chart == "line" and len(spec.dims) == 2 and len(spec.values) == 1:
+        return _by_day(figure)
     nd = len(spec.dims)
     rows = tuple(
         tuple(cell(v, c, i < nd) for i, (c, v) in enumerate(zip(spec.columns, r, strict=True))) for r in figure.rows
     )
     header = tuple(c.replace("_", " ") for c in spec.columns)
     return Table(header, rows, tuple(i >= nd for i in range(len(spec.columns))))
+
+
+def _by_day(figure: Figure) -> Table:
+    """Days down, the second dimension's values across (largest total first); a day with no row for a value
+    counted none of it."""
+    value = figure.spec.values[0]
+    cells: dict[tuple[str, str], object] = {}
+    totals: dict[str, float] = {}
+    for day, key, v in figure.rows:
+        name = cell(key, "", True)
+        cells[str(day), name] = v
+        totals[name] = totals.get(name, 0) + (number(v) or 0)
+    across = sorted(totals, key=lambda k: (-totals[k], k))
+    rows = tuple(
+        (day, *(cell(cells.get((day, k), 0), value, False) for k in across)) for day in sorted({d for d, _ in cells})
+    )
+    return Table((figure.spec.dims[0], *across), rows, (False, *(True for _ in across)))
 
 
 def item(figure: Figure, days: list[dt.date]) -> Item:
