@@ -33,6 +33,7 @@ PACKAGE_DATA = (
     "store/migrations/versions/0001_*.py",
     "reporting/cybertipline/cyber_tipline.xsd",
     "text/lists/*.csv",
+    "transparency/templates/report.html",
 )
 
 

@@ -2,10 +2,11 @@
 report (:mod:`.layout`), typeset with reportlab's platypus; each chart is drawn as vector graphics from the same
 marks as its SVG (:func:`safehold.transparency.charts.marks`): no browser, no raster image.
 
-The bytes depend only on the figure set and the context: reportlab's invariant mode fixes the document id and the
-object order, and the creation and modification dates are the report's ``generated_at``. The text is set in the
-PDF's standard Helvetica (not embedded), so it can be searched and copied; a character outside its Latin-1
-encoding shows as a blank.
+The bytes depend only on the figure set and the context: reportlab's invariant mode fixes its internal timestamp
+(and so the file identifier) and writes no per-run comment, and the creation and modification dates are the
+report's ``generated_at`` (docs/transparency.md, "HTML and PDF", for the ``SOURCE_DATE_EPOCH`` caveat). The text
+is set in the PDF's standard Helvetica (not embedded), so it can be searched and copied; a character outside its
+WinAnsi (Latin-1) encoding does not print correctly.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ CHART_FONT = 10
 #: Table font size and cell padding, in points.
 TABLE_FONT, CELL_PAD = 7.5, 4
 #: Room added to a column's measured text: a viewer without Helvetica draws it in a wider stand-in font.
-SLACK = 1.2
+SLACK = 1.3
 
 
 def _styles() -> dict[str, ParagraphStyle]:
