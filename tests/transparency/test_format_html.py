@@ -113,6 +113,12 @@ def test_empty_figures_and_unknown_figure():
     record["figures"]["future.figure"] = {"columns": ["kind", "items"], "rows": [["x", 12]], "note": "new"}
     page = _page(FigureSet.from_record(record))
     assert "<h2>Other figures</h2>" in page and 'id="figure-future-figure"' in page
+    assert '<p class="note">new</p>' in page  # the figure's own note
+
+
+def test_no_small_cell_rule():
+    about = _page(context=dataclasses.replace(CONTEXT, min_cell=1))
+    assert "no count is suppressed in this report" in about and "a count from 1 to 0" not in about
 
 
 def test_long_tables_folded_but_complete():

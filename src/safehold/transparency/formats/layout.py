@@ -182,6 +182,15 @@ def item(figure: Figure, days: list[dt.date]) -> Item:
     return Item(figure.spec.key, figure.spec.title, figure.spec.counts, tuple(notes), chart, table(figure))
 
 
+def _small_cells(min_cell: int) -> str:
+    if min_cell <= 1:
+        return "Small cells: no count is suppressed in this report; every count is published as it is."
+    return (
+        f'Small cells: a count from 1 to {min_cell - 1} is published as "<{min_cell}", so that no small group of '
+        "people can be singled out. Charts draw such a count as zero and say so."
+    )
+
+
 def document(figures: FigureSet, context: ReportContext) -> Document:
     """The report for ``figures`` as ``context`` publishes it (a pure function: same input, same document)."""
     period = figures.period
@@ -194,8 +203,7 @@ def document(figures: FigureSet, context: ReportContext) -> Document:
         f"These figures cover {period.label()} for {context.service}, provided by {context.provider}. They were "
         f"computed from the records as they stood at {_utc(figures.as_of)}, with version {figures.version} of the "
         "figure definitions; each figure's definition is printed under it.",
-        f'Small cells: a count from 1 to {context.min_cell - 1} is published as "<{context.min_cell}", so that no '
-        "small group of people can be singled out. Charts draw such a count as zero and say so.",
+        _small_cells(context.min_cell),
         "Every figure is an aggregate: nothing in this report identifies a user, a piece of content or a reviewer.",
     ]
     if figures.filters:

@@ -112,8 +112,7 @@ def _item(it: Item, s: dict[str, ParagraphStyle], width: float) -> list:
     head = [Paragraph(escape(it.title), s["h3"])]
     if it.chart is not None:
         head.append(drawing(it.chart, width))
-    head.append(Paragraph(escape(it.caption), s["caption"]))
-    head += [Paragraph(escape(n), s["caption"]) for n in it.notes]
+    head += [Paragraph(escape(text), s["caption"]) for text in (it.caption, *it.notes) if text]
     out: list = [KeepTogether(head)]
     if it.table.rows:
         out += [Spacer(1, 3), _table(it.table, width)]
