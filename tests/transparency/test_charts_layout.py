@@ -8,20 +8,20 @@ from dataclasses import replace
 from safehold.transparency import charts
 from safehold.transparency.charts import Chart, chart_for, marks, svg
 from safehold.transparency.figures import CATALOGUE, Figure
-from tests.transparency.sample_figures import PERIOD, SMALL, figure_set
+from tests.transparency.format_helpers import PERIOD
+from tests.transparency.report_helpers import SMALL, report_figures
 
 
 def test_bar_chart_with_suppressed_cells():
-    fig = figure_set()["detections.by_source"]
-    chart = chart_for(fig)
-    assert chart.categories[0] == "hash_match" and chart.categories[-1] == "livestream"  # largest first
-    assert chart.series == (("signals", (2368.0, 1511.0, 1003.0, 412.0, 131.0, 0.0)),)
+    chart = chart_for(report_figures()["detections.by_source"])
+    assert chart.categories[:2] == ("hash_match", "classifier") and chart.categories[-1] == "livestream"
+    assert chart.series == (("signals", (140.0, 60.0, 40.0, 25.0, 15.0, 10.0, 8.0, 0.0)),)  # largest first
     assert chart.suppressed == 1  # the plotted column only; the "cases" column is not drawn
     assert "1 value(s) under the small-cell threshold are drawn as zero" in svg(chart, "c")
 
 
 def test_line_chart_with_suppressed_cells():
-    fig = figure_set()["detections.daily"]
+    fig = report_figures()["detections.daily"]
     chart = chart_for(fig, PERIOD.each_day())
     assert len(chart.categories) == PERIOD.days
     assert chart.suppressed == sum(r[2] == SMALL for r in fig.rows) > 0
@@ -30,7 +30,7 @@ def test_line_chart_with_suppressed_cells():
 
 
 def test_svg_draws_the_marks():
-    chart = chart_for(figure_set()["cases.by_source"])
+    chart = chart_for(report_figures()["cases.by_source"])
     drawn = marks(chart)
     page = svg(chart, "x")
     assert page.count("<rect") == sum(isinstance(m, charts.Rect) for m in drawn)
@@ -47,18 +47,19 @@ def test_legend_wraps_and_chart_grows():
     assert max(m.x + charts.LEGEND_STEP for m in legend) <= charts.W
 
 
-def test_labels_level_when_they_fit_else_slanted():
+def test_labels_level_when_they_fit_else_slanted_inside_the_box():
     few = Chart("bar", "t", ("a", "b"), (("n", (1.0, 2.0)),))
     assert all(m.rotate == 0 for m in marks(few) if isinstance(m, charts.Text))
     many = Chart("bar", "t", tuple(f"a long category {i}" for i in range(20)), (("n", (1.0,) * 20),))
     slanted = [m for m in marks(many) if isinstance(m, charts.Text) and m.rotate]
     assert len(slanted) == 20 and all(len(m.text) <= charts.LABEL_CHARS for m in slanted)
+    assert all(m.x - len(m.text) * charts.SLANT_W >= 0 for m in slanted)  # the first ones are cut to fit
 
 
 def test_duration_axis_is_round_in_its_unit():
-    chart = chart_for(figure_set()["decisions.time_to_decision"])
+    chart = chart_for(report_figures()["decisions.time_to_decision"])
     axis = [m.text for m in marks(chart) if isinstance(m, charts.Text) and m.anchor == "end" and not m.rotate]
-    assert axis == ["0 s", "12.0 h", "1.0 d", "1.5 d", "2.0 d"]
+    assert axis == ["0 s", "5.0 h", "10.0 h", "15.0 h", "20.0 h"]
 
 
 def test_no_chart_for_empty_or_table_figures():

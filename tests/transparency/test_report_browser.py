@@ -11,7 +11,8 @@ import pytest
 
 from safehold.transparency.charts import PALETTE, chart_for
 from safehold.transparency.formats import FORMATS
-from tests.transparency.sample_figures import CONTEXT, PERIOD, figure_set
+from tests.transparency.format_helpers import CONTEXT, PERIOD
+from tests.transparency.report_helpers import report_figures
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -30,7 +31,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 def test_report_renders_with_its_charts(tmp_path):
-    figures = figure_set()
+    figures = report_figures()
     charted = [k for k, f in figures.figures.items() if chart_for(f, PERIOD.each_day()) is not None]
     page_file = tmp_path / "report.html"
     page_file.write_bytes(FORMATS["html"].render(figures, CONTEXT))
@@ -48,7 +49,7 @@ def test_report_renders_with_its_charts(tmp_path):
             page.route("**/*", route)
             page.goto(page_file.as_uri())
             page.wait_for_load_state("load")
-            assert page.title().startswith("Transparency report: Example Social")
+            assert page.title().startswith("Transparency report: Example Chat")
             svgs = page.locator("svg.chart")
             assert svgs.count() == len(charted) >= 10
             for i in range(svgs.count()):
