@@ -86,6 +86,7 @@ BANKS = (
     ("own-watchlist", 4, None, None, "case"),
 )
 EXCHANGES = (("ncmec", "ncmec"), ("industry-peer", "threatexchange"))
+EXCHANGE_IDS = {name: i for i, (name, _) in enumerate(EXCHANGES, 1)}
 CLASSIFIERS = ("opennsfw", "nudenet", "vendor-csam")
 REVIEWERS = 40
 #: Daily reveal caps a reviewer may have chosen (most keep the admin default of 300).
@@ -284,8 +285,7 @@ class History:
                      "{}", True, False, f"exchange:{exchange}" if exchange else "bench", ts(added), ts(added))
                 )  # fmt: skip
                 if exchange or source:
-                    publisher = f"exchange:{EXCHANGES.index(next(e for e in EXCHANGES if e[0] == exchange)) + 1}" \
-                        if exchange else f"source:{source}"  # fmt: skip
+                    publisher = f"exchange:{EXCHANGE_IDS[exchange]}" if exchange else f"source:{source}"
                     publisher_rows.append((entry_id, publisher, f"X-{entry_id}"))
             next_entry += n
         self.w.insert(
@@ -306,8 +306,8 @@ class History:
             publisher_rows,
         )
         ex_rows = []
-        for ex_id, (name, type_name) in enumerate(EXCHANGES, 1):
-            bank = next(b[0] for b in BANKS if b[2] == name)
+        for name, type_name in EXCHANGES:
+            ex_id, bank = EXCHANGE_IDS[name], next(b[0] for b in BANKS if b[2] == name)
             self.exchange_of_bank[bank] = (ex_id, name)
             ex_rows.append((ex_id, name, type_name, self.bank_ids[bank], True, "{}", 3600, "{}", "{}", start, start))
         cols = ("id", "name", "type", "bank_id", "enabled", "settings", "every_seconds", "unknown_types", "last_round",
@@ -353,6 +353,8 @@ class History:
         decided = opened + max(latency, 60_000_000)
         status, decision, classification, decider = "open", None, None, None
         confirmer = confirmed = closed = None
+        # Decided within the year, most cases (the share is set so that about 85 % end up closed, after the
+        # decisions made too late in the year and the new material still awaiting its second reviewer).
         if decided < clock.end and rng.random() < 0.85 / 0.97:
             decision = "not_violating" if rng.random() < fp_share else self._violating(source, media)
             classification = pick(rng, CLASSIFICATIONS)[0] if decision == "csam" else None
@@ -469,9 +471,9 @@ class History:
                                       decision, classification, case_id, "sent", 1, ts(sent + 600_000_000),
                                       ts(sent), ts(sent + 600_000_000), ts(sent + 600_000_000))  # fmt: skip
         elif confirmer and decision == "csam" and self.rng.random() < 0.05:
-            self.contributions.append(
-                (case_id, 2, "industry-peer", "sent", 3, 3, "user:senior1", ts(confirmed + 2 * HOUR))
-            )
+            peer = "industry-peer"
+            at = ts(confirmed + 2 * HOUR)
+            self.contributions.append((case_id, EXCHANGE_IDS[peer], peer, "sent", 3, 3, "user:senior1", at))
 
     def _actions(self, case_id, source, known, decision, decider, opened, closed, out, ids) -> None:
         rng, ts = self.rng, self.ts
