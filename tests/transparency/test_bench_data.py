@@ -4,6 +4,7 @@ holds what was asked for, keeps the audit chain intact and the reviewers under t
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -59,11 +60,11 @@ def test_a_small_history_has_what_was_asked_for(generator, settings):
 def test_the_same_seed_gives_the_same_history(generator, tmp_path):
     from safehold.config import Settings
 
-    a, b = (
-        generator.generate(Settings(home=tmp_path / n), cases=300, scans=1000, seed=5, year=2025, quiet=True)
-        for n in ("a", "b")
-    )
+    argv = ["--home", tmp_path / "a", "--cases", 300, "--scans", 1000, "--seed", 5, "--year", 2025, "--quiet"]
+    a = generator.main([str(x) for x in [*argv, "--out", tmp_path / "a.json"]])  # the command line
+    b = generator.generate(Settings(home=tmp_path / "b"), cases=300, scans=1000, seed=5, year=2025, quiet=True)
     assert (a["rows"], a["audit_head"]) == (b["rows"], b["audit_head"])
+    assert json.loads((tmp_path / "a.json").read_text())["rows"] == a["rows"]
 
 
 def test_a_store_with_cases_is_refused(generator, settings):
