@@ -14,6 +14,7 @@ from safehold.transparency.families.people import People, band_of, status_at
 from safehold.transparency.periods import Period
 from tests.reporting.helpers import LEGAL, confirmed_case
 from tests.review.helpers import media_case
+from tests.sharing.conftest import scripted  # noqa: F401
 from tests.sharing.test_feedback import confirmed_new_material, decide, exchanges, matched_case  # noqa: F401
 
 FAMILY = People()
@@ -129,21 +130,25 @@ def test_exposure_bands():
     ]
 
 
-def test_exchange_activity_received_shared_and_feedback(svc, exchanges):  # noqa: F811
-    case_id = matched_case(svc)
-    received = {e["id"] for e in svc.banks.entries("peer-list")}
+def test_exchange_activity_received_shared_and_feedback(svc, exchanges, scripted):  # noqa: F811
+    scripted("acme", total=5)
+    svc.exchanges.fetch_once("acme")
+    received = {e["id"] for e in svc.banks.entries("shared")}
+    case_id = matched_case(svc)  # its entries were published to "peer" by an import, not fetched: not received
     decide(svc, case_id, "not_violating")
     assert svc.feedback.run_once() == 2
     shared = svc.contributions.contribute(confirmed_new_material(svc), "peer", actor="user:sam")
 
     period = around_today()
     got, _ = figures(svc, period)
-    assert got["exchanges.activity"] == [
-        ("peer", "received", len(received)),
+    assert len(received) == 5 and got["exchanges.activity"] == [
+        ("acme", "received", 5),
         ("peer", "shared", shared["hashes"]),
         ("peer", "disputed", 2),
     ]
-    rows = records(svc, "exchanges.activity", period, {"exchange": "peer", "direction": "received"})
+    svc.exchanges.delete("acme", actor="tester")  # what was received stays received
+    assert figures(svc, period)[0]["exchanges.activity"][0] == ("acme", "received", 5)
+    rows = records(svc, "exchanges.activity", period, {"exchange": "acme", "direction": "received"})
     assert {r["entry_id"] for r in rows} == received
     rows = records(svc, "exchanges.activity", period, {"exchange": "peer", "direction": "disputed"})
     assert len(rows) == 2 and {r["case_id"] for r in rows} == {case_id}

@@ -9,9 +9,11 @@
   reviewer's effective daily cap (the admin default tightened by their own choice) when the day is rolled up; the
   wellness settings keep no history, so a day rolled up again after a cap changed uses the new cap. No fact names
   a reviewer.
-- ``exchanges.activity``: per exchange and UTC day, hash entries received (bank entries the exchange publishes,
-  on the day the entry was added to the bank), hashes shared with it (contributions sent, their hash count) and
-  feedback sent to it (opinions sent: ``true_positive`` is *confirmed*, ``false_positive`` *disputed*).
+- ``exchanges.activity``: per exchange and UTC day, hash entries received (the bank entries its fetches added,
+  ``added_by`` ``exchange:<name>``, on the day they were added: neither changes later, so a past day's count
+  stays what it was even when the exchange is deleted or another source lists the hash too), hashes shared with
+  it (contributions sent, their hash count) and feedback sent to it (opinions sent: ``true_positive`` is
+  *confirmed*, ``false_positive`` *disputed*).
 """
 
 from __future__ import annotations
@@ -20,18 +22,15 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import String, cast, func, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
-from safehold.banks.service import EXCHANGE_PUBLISHER
 from safehold.review.wellness import REVEAL, stored_defaults, tightened
 from safehold.store.models import (
     AuditRecord,
     BankEntry,
-    BankEntryPublisher,
     ExchangeContribution,
     ExchangeFeedback,
-    ExchangeRow,
     Report,
     ReportCase,
     User,
@@ -205,10 +204,10 @@ class People:
         start, end = period.start_at, period.end_at
         if direction == "received":
             q = (
-                _received()
-                .with_only_columns(BankEntry.id)
-                .where(ExchangeRow.name == name, BankEntry.added_at >= start, BankEntry.added_at < end)
-                .distinct()
+                select(BankEntry.id)
+                .where(
+                    BankEntry.added_by == f"{RECEIVED_BY}{name}", BankEntry.added_at >= start, BankEntry.added_at < end
+                )
                 .order_by(BankEntry.id)
             )
             for (entry_id,) in s.execute(q):
@@ -251,25 +250,19 @@ def _users(counts: dict[tuple[str, str], int]):
     return select(User.username, User.wellness).where(User.username.in_(names))
 
 
-def _received():
-    """Bank entries joined to the exchange that publishes them (``exchange:<id>``, the exchange's own bank)."""
-    publisher = literal(EXCHANGE_PUBLISHER, String) + cast(ExchangeRow.id, String)
-    return (
-        select(BankEntry.id)
-        .join(BankEntryPublisher, BankEntryPublisher.entry_id == BankEntry.id)
-        .join(ExchangeRow, (BankEntryPublisher.publisher == publisher) & (ExchangeRow.bank_id == BankEntry.bank_id))
-    )
+#: ``added_by`` of the bank entries an exchange's fetch added (:meth:`safehold.sharing.service.ExchangeService`).
+RECEIVED_BY = "exchange:"
 
 
 def _exchange_queries(s: Session, start: dt.datetime, end: dt.datetime):
     """(query of ``(exchange name, day, verdict or None, items)``, direction or None when it comes from the
     verdict) for the three kinds of exchange activity in ``[start, end)``."""
     entry_day = day_of(s, BankEntry.added_at)
+    exchange = func.substr(BankEntry.added_by, len(RECEIVED_BY) + 1)
     received = (
-        _received()
-        .with_only_columns(ExchangeRow.name, entry_day, literal(None), func.count(func.distinct(BankEntry.id)))
-        .where(BankEntry.added_at >= start, BankEntry.added_at < end)
-        .group_by(ExchangeRow.name, entry_day)
+        select(exchange, entry_day, literal(None), func.count())
+        .where(BankEntry.added_by.startswith(RECEIVED_BY), BankEntry.added_at >= start, BankEntry.added_at < end)
+        .group_by(exchange, entry_day)
     )
     c = ExchangeContribution
     shared_day = day_of(s, c.at)
