@@ -91,6 +91,31 @@ def looser_field(base: dict, prefs: dict) -> str | None:
     return None
 
 
+def stored_defaults(s) -> dict:
+    """The admin's defaults over the built-in ones, read in session ``s`` (a stored value that is no longer valid
+    is ignored). The transparency figures read the caps through this too, so they use the reviewers' numbers."""
+    row = s.get(AppSetting, SETTING_KEY)
+    out = dict(DEFAULTS)
+    for name, value in ((row.value if row else None) or {}).items():
+        try:
+            out.update(_check({name: value}))
+        except SafeholdError:
+            continue
+    return out
+
+
+def tightened(defaults: dict, user_prefs: dict | None) -> dict:
+    """``defaults`` tightened by a reviewer's stored choices; choices that are not valid (any more) are ignored
+    rather than refused: a broken preference never loosens anything."""
+    out = dict(defaults)
+    for name, value in (user_prefs or {}).items():
+        try:
+            out = tighten(out, _check({name: value}))
+        except SafeholdError:
+            continue
+    return out
+
+
 def utc_midnight(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -105,15 +130,7 @@ class WellnessService:
     def defaults(self) -> dict:
         """The admin's defaults over the built-in ones (a stored value that is no longer valid is ignored)."""
         with self.db.session() as s:
-            row = s.get(AppSetting, SETTING_KEY)
-            stored = row.value if row else {}
-        out = dict(DEFAULTS)
-        for name, value in (stored or {}).items():
-            try:
-                out.update(_check({name: value}))
-            except SafeholdError:
-                continue
-        return out
+            return stored_defaults(s)
 
     def set_defaults(self, prefs: dict, actor: str) -> dict:
         """Change some defaults (the others keep their value); applies to every reviewer at once."""
@@ -135,13 +152,7 @@ class WellnessService:
     def effective(self, user_prefs: dict | None) -> dict:
         """The admin defaults, tightened by the reviewer's own choices. Stored choices that are not valid (any
         more) are ignored rather than refused: a broken preference never loosens anything."""
-        out = self.defaults()
-        for name, value in (user_prefs or {}).items():
-            try:
-                out = tighten(out, _check({name: value}))
-            except SafeholdError:
-                continue
-        return out
+        return tightened(self.defaults(), user_prefs)
 
     def validate_user_prefs(self, prefs: dict) -> dict:
         """A reviewer's choices, checked before they are stored: known settings only, none looser than the
