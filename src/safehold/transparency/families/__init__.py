@@ -65,9 +65,10 @@ class Family(Protocol):
 
 def _families() -> list[Family]:
     """The installed families (each helper module adds its line)."""
+    from safehold.transparency.families.detections import FAMILY as detections
     from safehold.transparency.families.people import People
 
-    return [People()]
+    return [People(), detections]
 
 
 FAMILIES: list[Family] = _families()
