@@ -215,26 +215,15 @@ class Detections:
             ).where(where(), CaseSignal.case_id.in_(closed))
             for name, (column, where) in DETECTORS.items()
         ]
-        pairs = union_all(*parts).subquery()  # UNION ALL then DISTINCT: one row per (case, detector)
+        pairs = union_all(*parts).subquery()
         day = _day(s, Case.closed_at)
-        per_case = (
-            select(
-                day.label("day"),
-                Case.source,
-                Case.queue,
-                pairs.c.kind,
-                pairs.c.detector,
-                case((Case.decision == "not_violating", 1), else_=0).label("fp"),
-                Case.id,
-            )
+        dims = (day, Case.source, Case.queue, pairs.c.kind, pairs.c.detector)
+        fp = case((Case.decision == "not_violating", pairs.c.case_id))
+        q = (
+            select(*dims, func.count(pairs.c.case_id.distinct()), func.count(fp.distinct()))
             .select_from(pairs)
             .join(Case, Case.id == pairs.c.case_id)
-            .distinct()
-            .subquery()
-        )
-        c = per_case.c
-        q = select(c.day, c.source, c.queue, c.kind, c.detector, func.count(), func.sum(c.fp)).group_by(
-            c.day, c.source, c.queue, c.kind, c.detector
+            .group_by(*dims)
         )
         names = (*CASE_DIMS, "detector_kind", "detector")
         for d, *values, n, fp in s.execute(q):
