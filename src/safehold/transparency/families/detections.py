@@ -206,13 +206,13 @@ class Detections:
     @staticmethod
     def _reviews(s: Session, start: dt.datetime, end: dt.datetime) -> Iterator[Fact]:
         """Per closing day and detector: the closed cases it contributed a signal to, and those not violating."""
-        closed = select(Case.id).where(_closed(start, end))
+        closed = select(Case.id).where(_closed(start, end)).cte("closed")  # read once, not once per detector kind
         parts = [
             select(
                 CaseSignal.case_id.label("case_id"),
                 cast(literal(name), String).label("kind"),
                 column().label("detector"),
-            ).where(where(), CaseSignal.case_id.in_(closed))
+            ).where(where(), CaseSignal.case_id.in_(select(closed.c.id)))
             for name, (column, where) in DETECTORS.items()
         ]
         pairs = union_all(*parts).subquery()
