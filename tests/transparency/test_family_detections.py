@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from safehold.auth.apikeys import Principal
 from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_records
@@ -251,6 +251,43 @@ def test_an_entry_no_exchange_publishes_any_more_counts_as_the_platforms(svc, wo
         "matches": 2,
         "cases": 1,
     }
+
+
+def test_an_entry_two_exchanges_publish_counts_under_the_first_configured(svc, world):
+    """One row per match: the second exchange feeding the same bank and listing the same hashes changes nothing."""
+    with svc.db.session() as s:
+        bank_id = s.scalars(select(Bank.id).where(Bank.name == "peer-list")).one()
+        second = ExchangeRow(name="a-second", type="fakefb", bank_id=bank_id, settings={})
+        s.add(second)
+        s.flush()
+        publisher = exchange_publisher(second.id)
+    hashed = registry_signals.hash_content(jpeg(1), pdq_mode=BANK_PDQ_MODE)
+    svc.banks.add_records("peer-list", file_records(hashed, source="a-second", external_id="X-1"), publisher=publisher)
+    figs = figures(svc, rolled(svc))
+    assert [(r["bank"], r["exchange"], r["matches"]) for r in figs["detections.by_bank"]] == [
+        ("own", "", 2),
+        ("peer-list", "peer", 2),
+    ]
+    assert ("exchange", "a-second") not in {(r["detector_kind"], r["detector"]) for r in figs["errors.false_positives"]}
+
+
+def test_rollup_is_a_fixed_number_of_grouped_queries(svc, world):
+    """The work is GROUP BY in the database: as many statements for a busy store as for an empty day."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(svc.db.engine, "before_cursor_execute", count)
+    try:
+        rolled(svc)
+        busy = len(statements)
+        statements.clear()
+        rolled(svc, TODAY + dt.timedelta(days=5), TODAY + dt.timedelta(days=6))
+    finally:
+        event.remove(svc.db.engine, "before_cursor_execute", count)
+    assert busy == len(statements) == 9
+    assert all("GROUP BY" in q for q in statements)
 
 
 def test_an_empty_store_has_empty_figures(svc):

@@ -294,18 +294,18 @@ class Detections:
     def records(
         self, s: Session, key: str, period: Period, filters: dict[str, str], row: dict[str, str]
     ) -> Iterator[dict]:
-        spec = CATALOGUE[key]
         if key not in self.keys:
             raise SafeholdError("transparency.unknown_figure", f"No figure {key!r} in the detections.", status=404)
+        spec = CATALOGUE[key]
         if spec.records is None:  # an aggregate counter: no per-item record exists
             return iter(())
         start, end = period.start_at, period.end_at
         if row.get("day"):
             start, end = _one_day(row["day"], period)
-        cond = [_in(Case.closed_at if key == "errors.false_positives" else CaseSignal.at, start, end)]
-        cond += [getattr(Case, k) == v for k, v in filters.items() if k in spec.filters and k in CASE_DIMS]
+        cases = [getattr(Case, k) == v for k, v in filters.items() if k in spec.filters and k in CASE_DIMS]
         if key == "errors.false_positives":
-            return _stream(s, _reviewed(row, cond))
+            return _stream(s, _reviewed(row, [_closed(start, end), *cases]))
+        cond = [_in(CaseSignal.at, start, end), *cases]
         kind = {"detections.by_bank": MATCHES, "detections.by_classifier": HITS}.get(key, SIGNALS)
         cond += [c == row[col] for c, col in zip(kind.columns(), kind.shown, strict=True) if col in row]
         q = (
@@ -336,7 +336,7 @@ def _reviewed(row: dict[str, str], cond: list) -> Select:
     return (
         select(CaseSignal.case_id, func.min(CaseSignal.id).label("signal_id"))
         .join(Case, Case.id == CaseSignal.case_id)
-        .where(where(), Case.decision.in_(list(MATCH_OUTCOMES)), *cond, *extra)
+        .where(where(), *cond, *extra)
         .group_by(CaseSignal.case_id)
         .order_by(CaseSignal.case_id)
     )
