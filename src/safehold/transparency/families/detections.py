@@ -246,15 +246,14 @@ class Detections:
     def fill(
         self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
     ) -> dict[str, Figure]:
-        by_family: dict[str, list[Fact]] = defaultdict(list)
-        for f in read(period.start, period.end):
-            by_family[f.family].append(f)
+        """The facts are summed over the period by the engine's reader (``read.totals``, one row per combination of
+        dimensions), then per the figure's columns here, after its filters."""
 
         def summed(key: str, family: str, dims: tuple[str, ...], by_day: bool = False) -> dict[tuple, list[float]]:
             """``family``'s facts kept by ``key``'s filters, summed per ``dims`` (and day): [value, total]."""
             wanted = {k: v for k, v in filters.items() if k in CATALOGUE[key].filters}
             out: dict[tuple, list[float]] = defaultdict(lambda: [0, 0.0])
-            for f in by_family[family]:
+            for f in read.totals(period.start, period.end, family, by_day=by_day):
                 if all(f.dim(k) == v for k, v in wanted.items()):
                     at = (f.day.isoformat(),) if by_day else ()
                     acc = out[at + tuple(f.dim(d) for d in dims)]
@@ -297,8 +296,12 @@ class Detections:
         if key not in self.keys:
             raise SafeholdError("transparency.unknown_figure", f"No figure {key!r} in the detections.", status=404)
         spec = CATALOGUE[key]
-        if spec.records is None:  # an aggregate counter: no per-item record exists
-            return iter(())
+        if spec.records is None:
+            raise SafeholdError(
+                "transparency.no_records",
+                f"Figure {key!r} is summed from counters that keep no record per item: it has no drill-down.",
+                status=400,
+            )
         start, end = period.start_at, period.end_at
         if row.get("day"):
             start, end = _one_day(row["day"], period)
