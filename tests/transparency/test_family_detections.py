@@ -15,7 +15,7 @@ from safehold.banks.service import BANK_PDQ_MODE, exchange_publisher, file_recor
 from safehold.cases.service import Detection, DetectionSignal
 from safehold.errors import SafeholdError
 from safehold.signals import registry as registry_signals
-from safehold.store.models import Bank, Case, CaseSignal, ExchangeRow
+from safehold.store.models import Bank, Case, CaseSignal, ExchangeRow, ScanCount
 from safehold.transparency.families import FAMILIES, Fact
 from safehold.transparency.families import detections as family
 from safehold.transparency.families.detections import FAMILY
@@ -307,7 +307,18 @@ def test_rollup_is_a_fixed_number_of_grouped_queries(svc, world):
     assert all("GROUP BY" in q for q in statements)
 
 
+def test_the_first_day_is_that_of_the_first_signal_or_counter(svc, world):
+    with svc.db.session() as s:
+        assert FAMILY.first_day(s) == D1
+        s.execute(update(CaseSignal).values(at=at(TODAY)))
+        assert FAMILY.first_day(s) == TODAY
+        s.execute(update(ScanCount).values(day=D2.isoformat()))
+        assert FAMILY.first_day(s) == D2
+
+
 def test_an_empty_store_has_empty_figures(svc):
+    with svc.db.session() as s:
+        assert FAMILY.first_day(s) is None
     figs = figures(svc, rolled(svc))
     assert set(figs) == set(FAMILY.keys)
     assert all(rows == [] for rows in figs.values())

@@ -155,6 +155,14 @@ class Detections:
 
     # ------------------------------------------------------------------ rollup
 
+    def first_day(self, s: Session) -> dt.date | None:
+        """The first day with a signal or a counter (the engine's first roll-up starts there): scans and searches
+        leave no case and no audit record, so the first case would miss the counters of the days before it."""
+        signal = s.scalar(select(func.min(CaseSignal.at)))
+        counters = [s.scalar(select(func.min(m.day))) for m in (ScanCount, SearchCount)]
+        days = [signal.date()] if signal is not None else []
+        return min(days + [dt.date.fromisoformat(d) for d in counters if d], default=None)
+
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         for kind in KINDS:
             yield from self._signals(s, kind, start, end)
