@@ -122,10 +122,11 @@ SEARCH = "detections.search"
 
 
 def _day(s: Session, at) -> ColumnElement:
-    """The UTC day of a timestamp column, in SQL (SQLite keeps UTC wall-clock text; PostgreSQL a timestamptz)."""
+    """The UTC day of a timestamp column, in SQL: SQLite keeps UTC wall-clock text (``YYYY-MM-DD HH:MM:SS…``), so
+    its first ten characters; PostgreSQL converts its timestamptz to UTC first."""
     if s.bind.dialect.name == "postgresql":
         return func.date(func.timezone("UTC", at))
-    return func.date(at)
+    return func.substr(at, 1, 10)
 
 
 def _as_date(value) -> dt.date:
