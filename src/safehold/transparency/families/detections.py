@@ -73,7 +73,8 @@ def _exchange() -> ColumnElement:
 class _Kind:
     """One way of grouping signals: the facts of its signal counts and of its cases, its dimensions in the facts
     and as its figure names them (a signal's source is ``signal`` in the facts, where ``source`` is the case's,
-    and ``source`` in the figures), their SQL expressions, and which signals it reads."""
+    and ``source`` in the figures), their SQL expressions, and which signals it reads (both built afresh for
+    each query they go into)."""
 
     signals: str
     cases: str
@@ -116,6 +117,8 @@ DETECTORS: dict[str, tuple[Callable[[], ColumnElement], Callable[[], ColumnEleme
     "classifier": (lambda: func.coalesce(CaseSignal.signal_type, ""), lambda: CaseSignal.source == "classifier"),
     "text": (lambda: CaseSignal.source, lambda: CaseSignal.source.in_(TEXT_DETECTORS)),
 }
+#: Closing decisions that make every detector on the case wrong (``not_violating``).
+FALSE_POSITIVE = [d for d, outcome in MATCH_OUTCOMES.items() if outcome == "false_positive"]
 REVIEWS = "detections.reviews"
 SCANS = "detections.scans"
 SEARCH = "detections.search"
@@ -227,7 +230,7 @@ class Detections:
         pairs = union_all(*parts).subquery()
         day = _day(s, Case.closed_at)
         dims = (day, Case.source, Case.queue, pairs.c.kind, pairs.c.detector)
-        fp = case((Case.decision == "not_violating", pairs.c.case_id))
+        fp = case((Case.decision.in_(FALSE_POSITIVE), pairs.c.case_id))
         q = (
             select(*dims, func.count(pairs.c.case_id.distinct()), func.count(fp.distinct()))
             .select_from(pairs)
