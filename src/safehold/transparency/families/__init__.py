@@ -65,7 +65,9 @@ class Family(Protocol):
 
 def _families() -> list[Family]:
     """The installed families (each helper module adds its line)."""
-    return []
+    from safehold.transparency.families.cases import CaseFamily
+
+    return [CaseFamily()]
 
 
 FAMILIES: list[Family] = _families()
