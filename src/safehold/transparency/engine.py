@@ -28,7 +28,7 @@ from safehold.store.db import Database
 from safehold.store.models import AuditRecord, Case, TransparencyFact, TransparencyRefresh, utcnow
 from safehold.transparency import families as fam
 from safehold.transparency.families import Fact, Family
-from safehold.transparency.families.sql import as_day, dialect, dims_key, dims_of
+from safehold.transparency.families.sql import FactReader, as_day, dialect, dims_key, owned
 from safehold.transparency.figures import CATALOGUE, FILTERS, Figure, FigureSet
 from safehold.transparency.periods import EARLIEST, Period
 
@@ -82,11 +82,6 @@ def check_row(key: str, row: dict[str, str] | None) -> dict[str, str]:
     return clean
 
 
-def _owned(name: str):
-    """The facts of family ``name``: those named ``name.<anything>``."""
-    return func.substr(TransparencyFact.family, 1, len(name) + 1) == f"{name}."
-
-
 class Facts:
     def __init__(self, db: Database, refresh_seconds: float = 10.0, families: list[Family] | None = None):
         self.db = db
@@ -137,18 +132,8 @@ class Facts:
             yield from owner.records(s, key, period, filters, row)
 
     @staticmethod
-    def _reader(s: Session, name: str):
-        def read(start: dt.date, end: dt.date) -> list[Fact]:
-            q = select(
-                TransparencyFact.day,
-                TransparencyFact.family,
-                TransparencyFact.dims,
-                TransparencyFact.value,
-                TransparencyFact.total,
-            ).where(TransparencyFact.day >= start, TransparencyFact.day < end, _owned(name))
-            return [Fact(as_day(r.day), r.family, dims_of(r.dims), r.value, r.total) for r in s.execute(q)]
-
-        return read
+    def _reader(s: Session, name: str) -> FactReader:
+        return FactReader(s, name)
 
     # ------------------------------------------------------------------------------------------- the facts
 
@@ -237,7 +222,7 @@ class Facts:
             for family in self.families:
                 rows, first, last = s.execute(
                     select(func.count(), func.min(TransparencyFact.day), func.max(TransparencyFact.day)).where(
-                        _owned(family.name)
+                        owned(family.name)
                     )
                 ).one()
                 at = states.get(family.name)
@@ -273,7 +258,7 @@ class Facts:
         """Replace the family's facts of days ``[start, end)`` with a fresh roll-up (the caller holds the lock)."""
         s.execute(
             delete(TransparencyFact).where(
-                TransparencyFact.day >= start, TransparencyFact.day < end, _owned(family.name)
+                TransparencyFact.day >= start, TransparencyFact.day < end, owned(family.name)
             )
         )
         at = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)

@@ -65,9 +65,9 @@ class Family(Protocol):
 
 def _families() -> list[Family]:
     """The installed families (each helper module adds its line)."""
-    from safehold.transparency.families.cases import CaseFamily
+    from safehold.transparency.families.cases import CaseFamily, SlaFamily
 
-    return [CaseFamily()]
+    return [CaseFamily(), SlaFamily()]
 
 
 FAMILIES: list[Family] = _families()

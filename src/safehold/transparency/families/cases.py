@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from safehold.cases.priority import BAND_NAMES
+from safehold.cases.priority import BAND_NAMES, effective_sla
 from safehold.cases.taxonomy import STATUSES
-from safehold.store.models import Case, CaseAction, CaseDecision, utcnow
-from safehold.transparency.families import Fact, FactReader
-from safehold.transparency.families.sql import as_day, day_of, seconds_between
+from safehold.cases.service import SLA_KEY
+from safehold.store.models import AppSetting, Case, CaseAction, CaseDecision, utcnow
+from safehold.transparency.families import Fact
+from safehold.transparency.families.sql import FactReader, as_day, day_of, seconds_between
 from safehold.transparency.figures import CATALOGUE, Figure
 from safehold.transparency.periods import Period
 
@@ -33,6 +34,7 @@ ACTIVE = tuple(s for s in STATUSES if s != "closed")
 #: Statuses in which a case's decision stands (for the SLA): a finding awaiting its second reviewer is decided;
 #: an escalated case (even one whose finding was overturned) waits for a senior reviewer's decision.
 DECIDED = ("awaiting_confirmation", "closed")
+UNDECIDED = tuple(s for s in STATUSES if s not in DECIDED)
 #: Time-to-decision histogram: bucket ``k`` holds seconds in ``[2**(k/4), 2**((k+1)/4))`` (about 19 % wide);
 #: bucket 0 also holds anything under a second, the last one anything over ``2**(MAX_BUCKET/4)`` s (about 4 years).
 MAX_BUCKET = 108
@@ -144,7 +146,7 @@ def _first_decisions(s: Session, start, end, now) -> Select:
     return select(inner, _bucket(inner.c.secs).label("bucket"))
 
 
-def _sla(s: Session, start, end, now) -> Select:
+def _due(s: Session, start, end, now) -> Select:
     """Cases due in the range and how their due time went (as of ``now`` for those not decided)."""
     decided = case((Case.status.in_(DECIDED), func.coalesce(Case.decided_at, Case.closed_at)), else_=None)
     outcome = case(
@@ -158,6 +160,12 @@ def _sla(s: Session, start, end, now) -> Select:
         day_of(s, Case.due_at).label("day"),
         *_case_dims(Case.band.label("band"), outcome.label("outcome")),
     ).where(Case.due_at >= start, Case.due_at < end)
+
+
+def _due_decided(s: Session, start, end, now) -> Select:
+    """The decided cases of :func:`_due`: their outcome no longer changes with time (the undecided are counted
+    live, see :class:`SlaFamily`)."""
+    return _due(s, start, end, now).where(Case.status.in_(DECIDED))
 
 
 def _second_reviews(s: Session, start, end, now) -> Select:
@@ -208,7 +216,8 @@ OPENED = _Rows(f"{NAME}.opened", ("case_id",), ("source", "queue"), _opened)
 CLOSED = _Rows(f"{NAME}.closed", ("case_id",), ("source", "queue", "decision", "classification"), _closed)
 FIRST = _Rows(f"{NAME}.first_decision", ("case_id", "decision_id"), ("source", "queue", "band", "bucket"),
               _first_decisions, total=True)  # fmt: skip
-SLA = _Rows(f"{NAME}.sla", ("case_id",), ("source", "queue", "band", "outcome"), _sla)
+SLA = _Rows("sla.decided", ("case_id",), ("source", "queue", "band", "outcome"), _due_decided)
+DUE = _Rows("sla.due", ("case_id",), ("source", "queue", "band", "outcome"), _due)
 SECOND = _Rows(f"{NAME}.second_review", ("case_id", "decision_id"), ("source", "queue", "outcome"), _second_reviews)
 ACTIONS = _Rows(f"{NAME}.actions", ("case_id", "action_id"), ("source", "queue", "kind", "origin"), _actions)
 #: Cases not closed at the end of each day, by band (the backlog of a past period).
@@ -218,7 +227,7 @@ OPEN = f"{NAME}.open"
 SOURCES: dict[str, tuple[_Rows, ...]] = {
     "cases.daily": (OPENED, CLOSED),
     "cases.by_source": (OPENED, CLOSED),
-    "cases.sla": (SLA,),
+    "cases.sla": (DUE,),
     "decisions.time_to_decision": (FIRST,),
     "decisions.by_outcome": (CLOSED,),
     "decisions.second_review": (SECOND,),
@@ -239,11 +248,11 @@ def _band_order(band: str) -> int:
 
 class CaseFamily:
     name = NAME
-    keys = (*SOURCES, "cases.backlog")
+    keys = (*(k for k in SOURCES if k != "cases.sla"), "cases.backlog")
 
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         now = utcnow()
-        for rows in (OPENED, CLOSED, FIRST, SLA, SECOND, ACTIONS):
+        for rows in (OPENED, CLOSED, FIRST, SECOND, ACTIONS):
             yield from rows.grouped(s, start, end, now)
         yield from self._open_by_day(s, start, end)
 
@@ -274,30 +283,19 @@ class CaseFamily:
             now.update(flows["closed"].get(day, Counter()))
             day -= dt.timedelta(days=1)
 
-    def stale_days(self, s: Session, read: FactReader, start: dt.date) -> set[dt.date]:
-        """Days before ``start`` whose SLA facts can still change: the due days of cases not decided now, and
-        those of cases that were not decided at the last refresh (they may have been decided since)."""
-        undecided = select(day_of(s, Case.due_at)).where(
-            Case.status.in_(("open", "escalated")), Case.due_at < _at(start)
-        )
-        days = {as_day(d) for d in s.scalars(undecided.distinct()) if d is not None}
-        stored = read(dt.date(2000, 1, 1), start)
-        return days | {
-            f.day for f in stored if f.family == SLA.fact and f.dim("outcome") in ("open_overdue", "pending")
-        }
-
     def fill(
         self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
     ) -> dict[str, Figure]:
-        facts = [f for f in read(period.start, period.end) if _kept(f, filters)]
+        def summed(rows: _Rows, *, by_day: bool = False) -> list[Fact]:
+            return [f for f in read.totals(period.start, period.end, rows.fact, by_day=by_day) if _kept(f, filters)]
+
         out = {
-            "cases.daily": _daily(facts, period, as_of),
-            "cases.by_source": _by_source(facts),
-            "cases.sla": _sla_rows(facts),
-            "decisions.time_to_decision": _time_to_decision(facts),
-            "decisions.by_outcome": _summed(facts, CLOSED.fact, ("decision", "classification")),
-            "decisions.second_review": _summed(facts, SECOND.fact, ("outcome",)),
-            "actions.by_kind": _summed(facts, ACTIONS.fact, ("kind", "origin")),
+            "cases.daily": _daily(summed(OPENED, by_day=True), summed(CLOSED, by_day=True), period, as_of),
+            "cases.by_source": _by_source(summed(OPENED), summed(CLOSED)),
+            "decisions.time_to_decision": _time_to_decision(summed(FIRST)),
+            "decisions.by_outcome": _summed(summed(CLOSED), ("decision", "classification")),
+            "decisions.second_review": _summed(summed(SECOND), ("outcome",)),
+            "actions.by_kind": _summed(summed(ACTIONS), ("kind", "origin")),
             "cases.backlog": self._backlog(read, s, period, filters, as_of),
         }
         return {k: Figure(CATALOGUE[k], tuple(rows)) for k, rows in out.items()}
@@ -317,8 +315,8 @@ class CaseFamily:
         else:
             last = period.end - dt.timedelta(days=1)
             total = Counter()
-            for f in read(last, period.end):
-                if f.family == OPEN and _kept(f, filters):
+            for f in read.totals(last, period.end, OPEN):
+                if _kept(f, filters):
                     total[f.dim("band")] += f.value
             rows = [("open", band, n) for band, n in total.items() if n]
         return sorted(rows, key=lambda r: (ACTIVE.index(r[0]) if r[0] in ACTIVE else 9, _band_order(r[1])))
@@ -369,41 +367,28 @@ def _kept(f: Fact, filters: dict) -> bool:
     return all(f.dim(k) == v for k, v in filters.items())
 
 
-def _summed(facts: list[Fact], family: str, by: tuple[str, ...]) -> list[tuple]:
+def _summed(facts: list[Fact], by: tuple[str, ...]) -> list[tuple]:
     total: Counter = Counter()
     for f in facts:
-        if f.family == family:
-            total[tuple(f.dim(d) for d in by)] += f.value
+        total[tuple(f.dim(d) for d in by)] += f.value
     return [(*k, n) for k, n in sorted(total.items()) if n]
 
 
-def _daily(facts: list[Fact], period: Period, as_of: dt.datetime) -> list[tuple]:
+def _daily(opened: list[Fact], closed: list[Fact], period: Period, as_of: dt.datetime) -> list[tuple]:
     """Every day of the period up to ``as_of`` (zeros included: a line chart needs its quiet days)."""
-    opened, closed = Counter(), Counter()
-    for f in facts:
-        if f.family == OPENED.fact:
-            opened[f.day] += f.value
-        elif f.family == CLOSED.fact:
-            closed[f.day] += f.value
-    return [(d.isoformat(), opened[d], closed[d]) for d in period.each_day() if d <= as_of.date()]
-
-
-def _by_source(facts: list[Fact]) -> list[tuple]:
-    opened = dict(((s, q), n) for s, q, n in _summed(facts, OPENED.fact, ("source", "queue")))
-    closed = dict(((s, q), n) for s, q, n in _summed(facts, CLOSED.fact, ("source", "queue")))
-    return [(*k, opened.get(k, 0), closed.get(k, 0)) for k in sorted(opened.keys() | closed.keys())]
-
-
-def _sla_rows(facts: list[Fact]) -> list[tuple]:
-    """Per band: due in the period, met, breached, still undecided past due (``pending`` counts in ``due`` only)."""
-    by: dict[str, Counter] = defaultdict(Counter)
-    for f in facts:
-        if f.family == SLA.fact:
-            by[f.dim("band")][f.dim("outcome")] += f.value
+    per_day = {"opened": Counter(), "closed": Counter()}
+    for name, facts in (("opened", opened), ("closed", closed)):
+        for f in facts:
+            per_day[name][f.day] += f.value
     return [
-        (band, sum(c.values()), c["met"], c["breached"], c["open_overdue"])
-        for band, c in sorted(by.items(), key=lambda i: _band_order(i[0]))
+        (d.isoformat(), per_day["opened"][d], per_day["closed"][d]) for d in period.each_day() if d <= as_of.date()
     ]
+
+
+def _by_source(opened: list[Fact], closed: list[Fact]) -> list[tuple]:
+    o = {(s, q): n for s, q, n in _summed(opened, ("source", "queue"))}
+    c = {(s, q): n for s, q, n in _summed(closed, ("source", "queue"))}
+    return [(*k, o.get(k, 0), c.get(k, 0)) for k in sorted(o.keys() | c.keys())]
 
 
 def _time_to_decision(facts: list[Fact]) -> list[tuple]:
@@ -411,9 +396,65 @@ def _time_to_decision(facts: list[Fact]) -> list[tuple]:
     seconds), and how many cases were first decided."""
     hist: dict[str, Counter] = defaultdict(Counter)
     for f in facts:
-        if f.family == FIRST.fact:
-            hist[f.dim("band")][int(f.dim("bucket"))] += f.value
+        hist[f.dim("band")][int(f.dim("bucket"))] += f.value
     return [
         (band, round(quantile(h, 0.5)), round(quantile(h, 0.9)), sum(h.values()))
         for band, h in sorted(hist.items(), key=lambda i: _band_order(i[0]))
     ]
+
+
+class SlaFamily:
+    """``cases.sla``, a family of its own because its facts are dated by due day, and a decision on a case due
+    long ago changes such a day: :meth:`stale_days` names those days and the refresh rolls up just the SLA facts
+    of them again (one indexed read), not every case fact.
+
+    The facts hold the decided cases only (met or breached: final); those not decided are counted live at fill
+    time (``open``/``escalated`` cases through ``ix_cases_queue``): overdue when their due time is before
+    ``as_of``."""
+
+    name = "sla"
+    keys = ("cases.sla",)
+
+    def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
+        return SLA.grouped(s, start, end, utcnow())
+
+    def stale_days(self, s: Session, read: FactReader, start: dt.date) -> set[dt.date]:
+        """The days a case decided (or confirmed, or overturned) since ``start`` may have been due on: from its
+        opening to the longest SLA after it (an escalation moves a due time earlier, so the old one is not on the
+        case any more)."""
+        row = s.get(AppSetting, SLA_KEY)
+        longest = dt.timedelta(hours=max(effective_sla(row.value if row else None).values()))
+        q = select(day_of(s, Case.opened_at)).join(CaseDecision, CaseDecision.case_id == Case.id)
+        opened = {as_day(d) for d in s.scalars(q.where(CaseDecision.at >= _at(start)).distinct())}
+        span = longest.days + 1
+        return {d + dt.timedelta(days=i) for d in opened for i in range(span + 1)}
+
+    def fill(
+        self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
+    ) -> dict[str, Figure]:
+        """Per band: due in the period, met, breached, still undecided past due (undecided and not yet due count
+        in ``due`` only)."""
+        by: dict[str, Counter] = defaultdict(Counter)
+        for f in read.totals(period.start, period.end, SLA.fact):
+            if _kept(f, filters):
+                by[f.dim("band")][f.dim("outcome")] += f.value
+        overdue = func.sum(case((Case.due_at < as_of, 1), else_=0))
+        live = (
+            select(Case.band, func.count(), overdue)
+            .where(Case.status.in_(UNDECIDED), Case.due_at >= period.start_at, Case.due_at < period.end_at)
+            .where(*_case_filters(filters))
+            .group_by(Case.band)
+        )
+        for band, n, late in s.execute(live):
+            by[band]["pending"] += n - (late or 0)
+            by[band]["open_overdue"] += late or 0
+        rows = [
+            (band, sum(c.values()), c["met"], c["breached"], c["open_overdue"])
+            for band, c in sorted(by.items(), key=lambda i: _band_order(i[0]))
+        ]
+        return {"cases.sla": Figure(CATALOGUE["cases.sla"], tuple(rows))}
+
+    def records(
+        self, s: Session, key: str, period: Period, filters: dict[str, str], row: dict[str, str]
+    ) -> Iterator[dict]:
+        yield from DUE.listed(s, period.start_at, period.end_at, row | filters)
