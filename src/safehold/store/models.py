@@ -1188,7 +1188,10 @@ class TransparencyFact(Base):
     its rows (safehold.transparency.engine)."""
 
     __tablename__ = "transparency_facts"
-    __table_args__ = (UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),)
+    __table_args__ = (
+        UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),  # a refresh replaces days
+        Index("ix_transparency_facts_family_day", "family", "day"),  # a figure sums one kind of fact over days
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     day: Mapped[dt.date] = mapped_column(Date)

@@ -27,7 +27,7 @@ from safehold.errors import SafeholdError
 from safehold.store.db import Database
 from safehold.store.models import AuditRecord, Case, TransparencyFact, TransparencyRefresh, utcnow
 from safehold.transparency import families as fam
-from safehold.transparency.families import Fact, Family
+from safehold.transparency.families import Family
 from safehold.transparency.families.sql import FactReader, as_day, dialect, dims_key, owned
 from safehold.transparency.figures import CATALOGUE, FILTERS, Figure, FigureSet
 from safehold.transparency.periods import EARLIEST, Period

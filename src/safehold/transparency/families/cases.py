@@ -16,12 +16,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, case, func, literal, or_, select
+from sqlalchemy import Select, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from safehold.cases.priority import BAND_NAMES, effective_sla
-from safehold.cases.taxonomy import STATUSES
 from safehold.cases.service import SLA_KEY
+from safehold.cases.taxonomy import STATUSES
 from safehold.store.models import AppSetting, Case, CaseAction, CaseDecision, utcnow
 from safehold.transparency.families import Fact
 from safehold.transparency.families.sql import FactReader, as_day, day_of, seconds_between
@@ -165,7 +165,8 @@ def _due(s: Session, start, end, now) -> Select:
 def _due_decided(s: Session, start, end, now) -> Select:
     """The decided cases of :func:`_due`: their outcome no longer changes with time (the undecided are counted
     live, see :class:`SlaFamily`)."""
-    return _due(s, start, end, now).where(Case.status.in_(DECIDED))
+    due = _due(s, start, end, now).subquery()  # by outcome, not status: the due-time index, not the status one
+    return select(due).where(due.c.outcome.in_(("met", "breached")))
 
 
 def _second_reviews(s: Session, start, end, now) -> Select:
@@ -205,11 +206,13 @@ def _actions(s: Session, start, end, now) -> Select:
     )
 
 
-def _open_at(s: Session, end: dt.datetime) -> Select:
-    """Cases opened before ``end`` and not closed by then."""
-    return select(Case.id.label("case_id"), *_case_dims(Case.band.label("band"))).where(
-        Case.opened_at < end, or_(Case.closed_at.is_(None), Case.closed_at >= end)
-    )
+def _open_at(s: Session, end: dt.datetime):
+    """Cases opened before ``end`` and not closed by then: two index ranges on ``closed_at`` (not closed, closed
+    later), so at the end of today it reads the backlog only."""
+    cols = (Case.id.label("case_id"), *_case_dims(Case.band.label("band")))
+    still = select(*cols).where(Case.closed_at.is_(None), Case.opened_at < end)
+    later = select(*cols).where(Case.closed_at >= end, Case.opened_at < end)
+    return union_all(still, later)
 
 
 OPENED = _Rows(f"{NAME}.opened", ("case_id",), ("source", "queue"), _opened)
@@ -380,9 +383,7 @@ def _daily(opened: list[Fact], closed: list[Fact], period: Period, as_of: dt.dat
     for name, facts in (("opened", opened), ("closed", closed)):
         for f in facts:
             per_day[name][f.day] += f.value
-    return [
-        (d.isoformat(), per_day["opened"][d], per_day["closed"][d]) for d in period.each_day() if d <= as_of.date()
-    ]
+    return [(d.isoformat(), per_day["opened"][d], per_day["closed"][d]) for d in period.each_day() if d <= as_of.date()]
 
 
 def _by_source(opened: list[Fact], closed: list[Fact]) -> list[tuple]:

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("total", sa.Float(), nullable=False),
         sa.UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),
     )
+    op.create_index("ix_transparency_facts_family_day", "transparency_facts", ["family", "day"])
     op.create_table(
         "transparency_refresh",
         sa.Column("family", sa.String(64), primary_key=True),
@@ -68,5 +69,6 @@ def downgrade() -> None:
 
     # --- daily facts (safehold.transparency.engine)
     op.drop_table("transparency_refresh")
+    op.drop_index("ix_transparency_facts_family_day", table_name="transparency_facts")
     op.drop_table("transparency_facts")
     pass
