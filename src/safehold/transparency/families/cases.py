@@ -108,21 +108,22 @@ def _case_dims(*extra) -> list:
     return [func.coalesce(Case.source, "").label("source"), func.coalesce(Case.queue, "").label("queue"), *extra]
 
 
+def _dated(s: Session, ids: list, at, extra: list, start, end) -> Select:
+    """Records dated by the timestamp ``at`` in ``[start, end)``: their ids, their UTC ``day``, the case's source
+    and queue and the ``extra`` dimensions (the caller joins the case when ``at`` is not the case's own)."""
+    return select(*ids, day_of(s, at).label("day"), *_case_dims(*extra)).where(at >= start, at < end)
+
+
 def _opened(s: Session, start, end, now) -> Select:
-    return select(Case.id.label("case_id"), day_of(s, Case.opened_at).label("day"), *_case_dims()).where(
-        Case.opened_at >= start, Case.opened_at < end
-    )
+    return _dated(s, [Case.id.label("case_id")], Case.opened_at, [], start, end)
 
 
 def _closed(s: Session, start, end, now) -> Select:
-    return select(
-        Case.id.label("case_id"),
-        day_of(s, Case.closed_at).label("day"),
-        *_case_dims(
-            func.coalesce(Case.decision, "").label("decision"),
-            func.coalesce(Case.classification, "").label("classification"),
-        ),
-    ).where(Case.closed_at >= start, Case.closed_at < end)
+    outcome = [
+        func.coalesce(Case.decision, "").label("decision"),
+        func.coalesce(Case.classification, "").label("classification"),
+    ]
+    return _dated(s, [Case.id.label("case_id")], Case.closed_at, outcome, start, end)
 
 
 def _first_decisions(s: Session, start, end, now) -> Select:
@@ -131,16 +132,12 @@ def _first_decisions(s: Session, start, end, now) -> Select:
     earlier = (
         select(e.id).where(e.case_id == d.case_id, e.kind == "decide", e.decision != "escalate", e.id < d.id).exists()
     )
+    ids = [d.id.label("decision_id"), d.case_id.label("case_id")]
+    extra = [Case.band.label("band"), seconds_between(s, Case.opened_at, d.at).label("secs")]
     inner = (
-        select(
-            d.id.label("decision_id"),
-            d.case_id.label("case_id"),
-            day_of(s, d.at).label("day"),
-            *_case_dims(Case.band.label("band")),
-            seconds_between(s, Case.opened_at, d.at).label("secs"),
-        )
+        _dated(s, ids, d.at, extra, start, end)
         .join(Case, Case.id == d.case_id)
-        .where(d.at >= start, d.at < end, d.kind == "decide", d.decision != "escalate", ~earlier)
+        .where(d.kind == "decide", d.decision != "escalate", ~earlier)
         .subquery()
     )
     return select(inner, _bucket(inner.c.secs).label("bucket"))
@@ -155,11 +152,8 @@ def _due(s: Session, start, end, now) -> Select:
         (Case.due_at < now, "open_overdue"),
         else_="pending",
     )
-    return select(
-        Case.id.label("case_id"),
-        day_of(s, Case.due_at).label("day"),
-        *_case_dims(Case.band.label("band"), outcome.label("outcome")),
-    ).where(Case.due_at >= start, Case.due_at < end)
+    return _dated(s, [Case.id.label("case_id")], Case.due_at, [Case.band.label("band"), outcome.label("outcome")],
+                  start, end)  # fmt: skip
 
 
 def _due_decided(s: Session, start, end, now) -> Select:
@@ -171,15 +165,11 @@ def _due_decided(s: Session, start, end, now) -> Select:
 
 def _second_reviews(s: Session, start, end, now) -> Select:
     outcome = case((CaseDecision.kind == "confirm", "confirmed"), else_="overturned")
+    ids = [CaseDecision.id.label("decision_id"), CaseDecision.case_id.label("case_id")]
     return (
-        select(
-            CaseDecision.id.label("decision_id"),
-            CaseDecision.case_id.label("case_id"),
-            day_of(s, CaseDecision.at).label("day"),
-            *_case_dims(outcome.label("outcome")),
-        )
+        _dated(s, ids, CaseDecision.at, [outcome.label("outcome")], start, end)
         .join(Case, Case.id == CaseDecision.case_id)
-        .where(CaseDecision.at >= start, CaseDecision.at < end, CaseDecision.kind.in_(("confirm", "overturn")))
+        .where(CaseDecision.kind.in_(("confirm", "overturn")))
     )
 
 
@@ -194,16 +184,9 @@ def _actions(s: Session, start, end, now) -> Select:
         .exists()
     )
     origin = case((CaseAction.policy.is_(None), "manual"), (by_decider, "after_decision"), else_="automatic")
-    return (
-        select(
-            CaseAction.id.label("action_id"),
-            CaseAction.case_id.label("case_id"),
-            day_of(s, CaseAction.created_at).label("day"),
-            *_case_dims(CaseAction.kind.label("kind"), origin.label("origin")),
-        )
-        .outerjoin(Case, Case.id == CaseAction.case_id)
-        .where(CaseAction.created_at >= start, CaseAction.created_at < end)
-    )
+    ids = [CaseAction.id.label("action_id"), CaseAction.case_id.label("case_id")]
+    extra = [CaseAction.kind.label("kind"), origin.label("origin")]
+    return _dated(s, ids, CaseAction.created_at, extra, start, end).outerjoin(Case, Case.id == CaseAction.case_id)
 
 
 def _open_at(s: Session, end: dt.datetime):
