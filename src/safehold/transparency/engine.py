@@ -28,7 +28,7 @@ from safehold.store.db import Database
 from safehold.store.models import AuditRecord, Case, TransparencyFact, TransparencyRefresh, utcnow
 from safehold.transparency import families as fam
 from safehold.transparency.families import Family
-from safehold.transparency.families.sql import FactReader, as_day, dialect, dims_key, owned
+from safehold.transparency.families.sql import StoredFacts, as_day, dialect, dims_key, owned
 from safehold.transparency.figures import CATALOGUE, FILTERS, Figure, FigureSet
 from safehold.transparency.periods import EARLIEST, Period
 
@@ -132,8 +132,8 @@ class Facts:
             yield from owner.records(s, key, period, filters, row)
 
     @staticmethod
-    def _reader(s: Session, name: str) -> FactReader:
-        return FactReader(s, name)
+    def _reader(s: Session, name: str) -> StoredFacts:
+        return StoredFacts(s, name)
 
     # ------------------------------------------------------------------------------------------- the facts
 

@@ -24,7 +24,7 @@ from safehold.cases.service import SLA_KEY
 from safehold.cases.taxonomy import STATUSES
 from safehold.store.models import AppSetting, Case, CaseAction, CaseDecision, utcnow
 from safehold.transparency.families import Fact
-from safehold.transparency.families.sql import FactReader, as_day, day_of, seconds_between
+from safehold.transparency.families.sql import StoredFacts, as_day, day_of, seconds_between
 from safehold.transparency.figures import CATALOGUE, Figure
 from safehold.transparency.periods import Period
 
@@ -270,7 +270,7 @@ class CaseFamily:
             day -= dt.timedelta(days=1)
 
     def fill(
-        self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
+        self, read: StoredFacts, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
     ) -> dict[str, Figure]:
         def summed(rows: _Rows, *, by_day: bool = False) -> list[Fact]:
             return [f for f in read.totals(period.start, period.end, rows.fact, by_day=by_day) if _kept(f, filters)]
@@ -287,7 +287,7 @@ class CaseFamily:
         return {k: Figure(CATALOGUE[k], tuple(rows)) for k, rows in out.items()}
 
     @staticmethod
-    def _backlog(read: FactReader, s: Session, period: Period, filters: dict, as_of: dt.datetime) -> list[tuple]:
+    def _backlog(read: StoredFacts, s: Session, period: Period, filters: dict, as_of: dt.datetime) -> list[tuple]:
         """For a period not over at ``as_of``: the cases not closed now, by status and band (live, through the
         ``ix_cases_queue`` index). For a past one: those open at the end of its last day, by band, from the facts
         (status ``open``: which of them waited for a confirmation or a senior reviewer is not kept per day)."""
@@ -402,7 +402,7 @@ class SlaFamily:
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         return SLA.grouped(s, start, end, utcnow())
 
-    def stale_days(self, s: Session, read: FactReader, start: dt.date) -> set[dt.date]:
+    def stale_days(self, s: Session, read: StoredFacts, start: dt.date) -> set[dt.date]:
         """The days a case decided (or confirmed, or overturned) since ``start`` may have been due on: from its
         opening to the longest SLA after it (an escalation moves a due time earlier, so the old one is not on the
         case any more)."""
@@ -414,7 +414,7 @@ class SlaFamily:
         return {d + dt.timedelta(days=i) for d in opened for i in range(span + 1)}
 
     def fill(
-        self, read: FactReader, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
+        self, read: StoredFacts, s: Session, period: Period, filters: dict[str, str], as_of: dt.datetime
     ) -> dict[str, Figure]:
         """Per band: due in the period, met, breached, still undecided past due (undecided and not yet due count
         in ``due`` only)."""

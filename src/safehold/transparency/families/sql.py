@@ -1,6 +1,6 @@
 """SQL pieces every fact family needs, the same on SQLite and PostgreSQL: the UTC day of a timestamp (what a
 roll-up groups by), the seconds between two timestamps, a fact's dimensions as the canonical text the facts
-table keys on, and the reader of a family's stored facts (:class:`FactReader`).
+table keys on, and the reader of a family's stored facts (:class:`StoredFacts`).
 
 Timestamps are stored in UTC on both backends (``UTCDateTime``): SQLite keeps ``YYYY-MM-DD HH:MM:SS…`` text, so
 its day is the first ten characters; PostgreSQL converts to UTC before taking the date.
@@ -55,7 +55,7 @@ def dims_of(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, str(v)) for k, v in json.loads(text).items()))
 
 
-class FactReader:
+class StoredFacts:
     """Reads one family's stored facts: called with ``(start, end)`` it is the family's
     :data:`~safehold.transparency.families.FactReader` (every daily fact of those days); :meth:`totals` sums one
     kind of fact over the days in SQL, so a figure for a year reads a row per combination of dimensions, not one
