@@ -250,11 +250,10 @@ class CaseFamily:
         dims = ("band", "queue", "source")
         sub = _open_at(s, end).subquery()
         cols = [sub.c[d] for d in dims]
-        now = Counter({tuple(r[:-1]): r[-1] for r in s.execute(select(*cols, func.count()).group_by(*cols))})
+        still_open = Counter({tuple(r[:-1]): r[-1] for r in s.execute(select(*cols, func.count()).group_by(*cols))})
         flows = {}
         for name, column in (("opened", Case.opened_at), ("closed", Case.closed_at)):
-            inner = select(day_of(s, column).label("day"), *_case_dims(Case.band.label("band")))
-            flow = inner.where(column >= start, column < end).subquery()
+            flow = _dated(s, [], column, [Case.band.label("band")], start, end).subquery()
             keys = [flow.c.day, *(flow.c[d] for d in dims)]
             per_day: dict[dt.date, Counter] = defaultdict(Counter)
             for d, *key, n in s.execute(select(*keys, func.count()).group_by(*keys)):
@@ -262,11 +261,11 @@ class CaseFamily:
             flows[name] = per_day
         day = end.date() - dt.timedelta(days=1)
         while day >= start.date():
-            for key, n in now.items():
-                if n:
+            for key, n in still_open.items():
+                if n > 0:
                     yield Fact(day, OPEN, tuple(sorted(zip(dims, key, strict=True))), n)
-            now.subtract(flows["opened"].get(day, Counter()))
-            now.update(flows["closed"].get(day, Counter()))
+            still_open.subtract(flows["opened"].get(day, Counter()))
+            still_open.update(flows["closed"].get(day, Counter()))
             day -= dt.timedelta(days=1)
 
     def fill(
