@@ -141,3 +141,25 @@ def test_each_rows_drill_down_lists_exactly_its_records(setup, period):
                 assert all("case_id" in r for r in listed)
     actions = list(facts.records("actions.by_kind", p, {}, {"origin": "manual"}))
     assert [(r["case_id"], "action_id" in r) for r in actions] == [(ids["waiting"], True)]
+
+
+@pytest.mark.parametrize("rows", ["opened", "closed", "first", "due", "second", "actions"])
+def test_a_days_roll_up_reads_through_a_timestamp_index(svc, rows):
+    """One day of records is an index range, not a scan of every case (SQLite's plan; PostgreSQL chooses by
+    statistics, so an empty test database says nothing there)."""
+    if not svc.db.is_sqlite:
+        pytest.skip("query plans are checked on SQLite")
+    from sqlalchemy import text
+
+    from safehold.transparency.families import cases as fam
+
+    start = noon(1).replace(hour=0)
+    source = {"opened": fam.OPENED, "closed": fam.CLOSED, "first": fam.FIRST, "due": fam.DUE,
+              "second": fam.SECOND, "actions": fam.ACTIONS}[rows]  # fmt: skip
+    with svc.db.session() as s:
+        q = source.query(s, start, start + dt.timedelta(days=1), start)
+        sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
+        plan = " ".join(str(r) for r in s.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+    index = {"opened": "ix_cases_opened_at", "closed": "ix_cases_closed_at", "first": "ix_case_decisions_at",
+             "due": "ix_cases_due_at", "second": "ix_case_decisions_at", "actions": "ix_case_actions_created_at"}  # fmt: skip
+    assert index[rows] in plan, plan
