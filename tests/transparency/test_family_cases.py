@@ -161,5 +161,6 @@ def test_a_days_roll_up_reads_through_a_timestamp_index(svc, rows):
         sql = str(q.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(r) for r in s.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
     index = {"opened": "ix_cases_opened_at", "closed": "ix_cases_closed_at", "first": "ix_case_decisions_at",
-             "due": "ix_cases_due_at", "second": "ix_case_decisions_at", "actions": "ix_case_actions_created_at"}  # fmt: skip
+             "due": "ix_cases_due_at", "second": "ix_case_decisions_at",
+             "actions": "ix_case_actions_created_at"}  # fmt: skip
     assert index[rows] in plan, plan
