@@ -229,12 +229,19 @@ def _band_order(band: str) -> int:
     return BAND_NAMES.index(band) if band in BAND_NAMES else len(BAND_NAMES)
 
 
+def _first_case_day(s: Session) -> dt.date | None:
+    """The day the first case opened (through its index): nothing this module counts is older."""
+    first = s.scalar(select(func.min(Case.opened_at)))
+    return first.date() if first else None
+
+
 # ----------------------------------------------------------------------------------------------- the family
 
 
 class CaseFamily:
     name = NAME
     keys = (*(k for k in SOURCES if k != "cases.sla"), "cases.backlog")
+    first_day = staticmethod(_first_case_day)
 
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         now = utcnow()
@@ -397,6 +404,7 @@ class SlaFamily:
 
     name = "sla"
     keys = ("cases.sla",)
+    first_day = staticmethod(_first_case_day)
 
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         return SLA.grouped(s, start, end, utcnow())
