@@ -425,6 +425,15 @@ class Settings(BaseSettings):
         description='Age-assurance providers by name, JSON: {"acme": {"type": "signed_webhook", "secret": "…"}}.',
     )
 
+    # Transparency (see docs/transparency.md#how-the-figures-are-computed-daily-facts)
+    transparency_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=86400,
+        description="The overview and the reports roll up the daily facts again first when they are older than this "
+        "(0: before every read).",
+    )
+
     # Contact policy (see docs/safety.md#contact-policy): what each process keeps in memory so a check needs no query.
     contact_policy_ttl: float = Field(
         default=2.0, gt=0, le=300, description="Seconds between checks for a newer saved contact policy."

@@ -258,7 +258,7 @@ class Services:
     def transparency_facts(self) -> Facts:
         from safehold.transparency.engine import Facts
 
-        return Facts(self.db)
+        return Facts(self.db, self.settings.transparency_refresh_seconds)
 
     @cached_property
     def classifier_policies(self) -> ClassifierPolicies:

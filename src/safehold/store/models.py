@@ -1180,4 +1180,43 @@ class SafetyPrompt(Base):
 
 # --- [11] daily facts and their refresh state (safehold.transparency.engine) -------------------------------------
 
+
+class TransparencyFact(Base):
+    """One daily fact of the transparency figures: ``value`` items of ``family`` on ``day`` with these dimensions
+    (``dims``: canonical JSON of the sorted name/value pairs, so it can sit in the unique key), and ``total`` when
+    the fact carries a sum (seconds). Rolled up from the records, never written by hand: re-rolling a day replaces
+    its rows (safehold.transparency.engine)."""
+
+    __tablename__ = "transparency_facts"
+    __table_args__ = (
+        UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),  # a refresh replaces days
+        Index("ix_transparency_facts_family_day", "family", "day"),  # a figure sums one kind of fact over days
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    family: Mapped[str] = mapped_column(String(64))
+    dims: Mapped[str] = mapped_column(String(1024))
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class TransparencyRefresh(Base):
+    """When each fact family was last rolled up (its row is also the lock two refreshers take in turn)."""
+
+    __tablename__ = "transparency_refresh"
+
+    family: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# The timestamps the facts of one day are read through: a day's roll-up is an index range, not a table scan.
+Index("ix_cases_opened_at", Case.opened_at)
+Index("ix_cases_closed_at", Case.closed_at)
+Index("ix_cases_due_at", Case.due_at)
+Index("ix_case_decisions_at", CaseDecision.at)
+Index("ix_case_signals_at", CaseSignal.at)
+Index("ix_case_actions_created_at", CaseAction.created_at)
+Index("ix_reports_created_at", Report.created_at)
+
 # --- [11] stored transparency reports (safehold.transparency.service) ---------------------------------------------

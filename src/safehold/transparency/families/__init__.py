@@ -4,6 +4,13 @@ from the same predicates (the drill-down), so a figure and its drill-down never 
 
 The engine (:mod:`safehold.transparency.engine`) stores the facts, decides which days to roll up again, and asks
 each family in :data:`FAMILIES` for its figures. A family never writes the store.
+
+The reader ``fill`` gets is a :class:`~safehold.transparency.families.sql.StoredFacts`: besides the daily facts it
+sums one kind of fact over the period in SQL (``read.totals(start, end, family)``), which is what keeps a
+year's figure fast. Two optional methods: ``first_day(s)`` (the first day with a record, for the first roll-up;
+else the first case or audit record) and ``stale_days(s, read, start)`` (days before the refresh window whose
+facts can still change, rolled up again on each refresh: see the SLA family in :mod:`.cases`).
+:mod:`.sql` has the UTC day of a timestamp on both backends (``day_of``) and the canonical dimensions text.
 """
 
 from __future__ import annotations
@@ -65,10 +72,11 @@ class Family(Protocol):
 
 def _families() -> list[Family]:
     """The installed families (each helper module adds its line)."""
+    from safehold.transparency.families.cases import CaseFamily, SlaFamily
     from safehold.transparency.families.detections import FAMILY as detections
     from safehold.transparency.families.people import People
 
-    return [People(), detections]
+    return [CaseFamily(), SlaFamily(), detections, People()]
 
 
 FAMILIES: list[Family] = _families()

@@ -21,11 +21,40 @@ depends_on = None
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _TS = sa.DateTime(timezone=True)
 
+#: The timestamp indexes the transparency facts of one day are read through (name, table, column).
+_INDEXES = (
+    ("ix_cases_opened_at", "cases", "opened_at"),
+    ("ix_cases_closed_at", "cases", "closed_at"),
+    ("ix_cases_due_at", "cases", "due_at"),
+    ("ix_case_decisions_at", "case_decisions", "at"),
+    ("ix_case_signals_at", "case_signals", "at"),
+    ("ix_case_actions_created_at", "case_actions", "created_at"),
+    ("ix_reports_created_at", "reports", "created_at"),
+)
+
 
 def upgrade() -> None:
     # --- daily facts and their refresh state (safehold.transparency.engine)
+    op.create_table(
+        "transparency_facts",
+        sa.Column("id", _BIG_ID, primary_key=True, autoincrement=True),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("family", sa.String(64), nullable=False),
+        sa.Column("dims", sa.String(1024), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),
+    )
+    op.create_index("ix_transparency_facts_family_day", "transparency_facts", ["family", "day"])
+    op.create_table(
+        "transparency_refresh",
+        sa.Column("family", sa.String(64), primary_key=True),
+        sa.Column("refreshed_at", _TS, nullable=True),
+    )
 
     # --- timestamp indexes the facts of a day are read through (safehold.transparency.engine)
+    for name, table, column in _INDEXES:
+        op.create_index(name, table, [column])
 
     # --- stored transparency reports (safehold.transparency.service)
     pass
@@ -35,6 +64,11 @@ def downgrade() -> None:
     # --- stored transparency reports (safehold.transparency.service)
 
     # --- timestamp indexes (safehold.transparency.engine)
+    for name, table, _column in reversed(_INDEXES):
+        op.drop_index(name, table_name=table)
 
     # --- daily facts (safehold.transparency.engine)
+    op.drop_table("transparency_refresh")
+    op.drop_index("ix_transparency_facts_family_day", table_name="transparency_facts")
+    op.drop_table("transparency_facts")
     pass
