@@ -49,7 +49,7 @@ def test_incremental_refresh_equals_a_full_rebuild(svc):
     facts = Facts(svc.db)
     first = facts.refresh()
     assert first["cases"] >= 11  # the first refresh rolls up from the first record (ten days ago) to today
-    assert facts.refresh() == {"cases": 0, "sla": 0}  # fresh: left alone
+    assert set(facts.refresh().values()) == {0}  # fresh: every family left alone
     # Records change after the refresh: a decision today, a case opened yesterday, one decided late.
     decide(svc, ids["fresh"], "not_violating")
     yesterday = media_case(svc, 8)[0]
