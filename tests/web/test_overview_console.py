@@ -150,3 +150,9 @@ def test_nav_link_only_for_those_who_may(open_console, staff_users):
     rita = open_console("rita")  # a reviewer: no transparency.read
     assert 'href="/console/overview"' not in rita.get("/console/me").text
     assert rita.get("/console/overview").status_code == 403
+
+
+def test_signed_out_and_refused_before_the_query_is_read(open_console, staff_users):
+    r = open_console().get("/console/overview?period=nonsense")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    assert open_console("rita").get("/console/overview.json?period=nonsense").status_code == 403

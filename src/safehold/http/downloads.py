@@ -1,5 +1,8 @@
-"""Export packages as downloads. A package holds decrypted evidence, so the API and the console build it in a
-private temporary folder under the exports directory and delete it once sent: no copy stays on the server."""
+"""Downloads the API and the console both send.
+
+Export packages: a package holds decrypted evidence, so it is built in a private temporary folder under the exports
+directory and deleted once sent: no copy stays on the server. The records behind a transparency figure's row: a
+CSV streamed as the records are read."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from safehold.services import Services
+from safehold.transparency import overview
 
 
 def send_package(svc: Services, make: Callable[[Path], dict]) -> FileResponse:
@@ -32,4 +36,18 @@ def send_package(svc: Services, make: Callable[[Path], dict]) -> FileResponse:
         filename=path.name,
         headers=headers,
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+    )
+
+
+def send_figure_records(
+    svc: Services, actor: str, key: str, period: str, filters: dict[str, str | None], params: list[tuple[str, str]]
+) -> StreamingResponse:
+    """The CSV of the records behind one row of figure ``key`` (``params``: the query string, which names the row),
+    streamed as it is read: every record, no row cap. The API's drill-down and the console's are this one."""
+    spec = overview.drill_down_spec(key)
+    p, clean = overview.parse(period, filters)
+    row = overview.parse_row(spec, params)
+    name, lines = overview.records_csv(svc.transparency_facts, svc.audit, actor, key, p, clean, row)
+    return StreamingResponse(
+        lines, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )

@@ -8,10 +8,11 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup
 
 from safehold.auth.roles import Permission, demand
+from safehold.http.downloads import send_figure_records
 from safehold.services import Services
 from safehold.transparency import charts, overview
 from safehold.transparency.figures import FILTERS, Figure
@@ -25,16 +26,19 @@ PeriodName = Annotated[str, Query(max_length=40)]
 FilterValue = Annotated[str, Query(max_length=32)]
 
 
+def asked(period: PeriodName = "", source: FilterValue = "", queue: FilterValue = "") -> tuple[Period, dict[str, str]]:
+    """The period and filters the page's URL names, checked (an error page otherwise)."""
+    return overview.parse(period, {"source": source, "queue": queue})
+
+
 @router.get("/console/overview")
 def overview_page(
     request: Request,
-    period: PeriodName = "",
-    source: FilterValue = "",
-    queue: FilterValue = "",
-    who: Staff = Depends(staff(Permission.TRANSPARENCY_READ)),
+    who: Staff = Depends(staff(Permission.TRANSPARENCY_READ)),  # before the query: no error page for strangers
+    query: tuple[Period, dict[str, str]] = Depends(asked),
     svc: Services = Depends(services),
 ) -> Response:
-    p, filters = overview.parse(period, {"source": source, "queue": queue})
+    p, filters = query
     ov = overview.build(svc.transparency_facts, p, filters)
     drill = who.can(Permission.CASES_READ)
     sections = [
@@ -54,15 +58,12 @@ def overview_page(
 
 @router.get("/console/overview.json")
 def overview_json(
-    period: PeriodName = "",
-    source: FilterValue = "",
-    queue: FilterValue = "",
-    who: Staff = Depends(staff(Permission.TRANSPARENCY_READ)),
+    who: Staff = Depends(staff(Permission.TRANSPARENCY_READ)),  # before the query: no error page for strangers
+    query: tuple[Period, dict[str, str]] = Depends(asked),
     svc: Services = Depends(services),
 ) -> Response:
     """The same record as ``GET /v1/transparency/overview``, for a signed-in browser (the API takes keys only)."""
-    p, filters = overview.parse(period, {"source": source, "queue": queue})
-    return JSONResponse(overview.build(svc.transparency_facts, p, filters).record())
+    return JSONResponse(overview.build(svc.transparency_facts, *query).record())
 
 
 @router.get("/console/overview/records/{key}")
@@ -79,13 +80,8 @@ def overview_records(
     lists case ids, so it needs ``cases.read`` as well."""
     route = f"{request.method} {request.url.path}"
     demand(svc.audit, who.role, who.label, Permission.CASES_READ, route, "list the records behind a figure")
-    spec = overview.drill_down_spec(key)
-    p, filters = overview.parse(period, {"source": source, "queue": queue})
-    row = overview.parse_row(spec, request.query_params.multi_items())
-    name, lines = overview.records_csv(svc.transparency_facts, svc.audit, who.label, key, p, filters, row)
-    return StreamingResponse(
-        lines, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    filters = {"source": source, "queue": queue}
+    return send_figure_records(svc, who.label, key, period, filters, request.query_params.multi_items())
 
 
 def _figure_view(fig: Figure, period: Period, filters: dict[str, str], drill: bool) -> dict:

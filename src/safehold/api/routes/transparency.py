@@ -12,6 +12,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.downloads import send_figure_records
 from safehold.services import Services
 from safehold.transparency import overview
 from safehold.transparency.figures import CATALOGUE, FILTERS, VERSION
@@ -69,7 +70,7 @@ def figures(_: Principal = READ) -> dict:
                 "chart": s.chart,
                 "filters": list(s.filters),
                 "records": s.records,
-            }  # fmt: skip
+            }
             for s in CATALOGUE.values()
         ],
     }
@@ -92,10 +93,5 @@ def records(
     who: Principal = READ,
     _: Principal = CASES,
 ) -> StreamingResponse:
-    spec = overview.drill_down_spec(key)
-    p, filters = overview.parse(period, {"source": source, "queue": queue})
-    row = overview.parse_row(spec, request.query_params.multi_items())
-    name, lines = overview.records_csv(svc.transparency_facts, svc.audit, who.label, key, p, filters, row)
-    return StreamingResponse(
-        lines, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    filters = {"source": source, "queue": queue}
+    return send_figure_records(svc, who.label, key, period, filters, request.query_params.multi_items())
