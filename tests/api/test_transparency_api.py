@@ -1,6 +1,6 @@
 """``/v1/transparency``: the overview's figures for a period, the catalogue, and the CSV of the records behind a
-row. The figures come from the engine; here they are a hand-built figure set (tests/transparency/samples.py), so
-what is tested is the route's contract, whatever the engine computes."""
+row. The figures come from the engine; here they are a hand-built figure set
+(tests/transparency/overview_helpers.py), so what is tested is the route's contract, whatever the engine computes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from safehold.transparency.engine import Facts
 from safehold.transparency.figures import CATALOGUE, VERSION
-from tests.transparency.samples import sample
+from tests.transparency.overview_helpers import sample
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -64,12 +64,14 @@ def test_overview_answers_the_figure_set_with_definitions_and_headlines(client, 
     assert body["filters"] == {"queue": "media", "source": "hash_match"} and figures == [body["filters"]]
     fig = body["figures"]["detections.by_source"]
     spec = CATALOGUE["detections.by_source"]
-    assert fig["columns"] == ["source", "signals", "cases"] and fig["rows"][0] == ["hash_match", 4242, 73]
+    assert fig["columns"] == ["source", "signals", "cases"] and fig["rows"][0] == ["hash_match", 140, 130]
     assert fig["title"] == spec.title and fig["counts"] == spec.counts and fig["unit"] == "count"
     assert fig["drill_down"] is True and body["figures"]["scans.volume"]["drill_down"] is False
     heads = {h["key"]: h["value"] for h in body["headlines"]}
-    assert heads["detections"] == 4242 + 17 and heads["cases_opened"] == 311 + 9 and heads["sla_breaches"] == 9
-    assert heads["reports_filed"] == 12  # only the finished ones, not the draft
+    assert heads["detections"] == 303 and heads["cases_opened"] == 9 and heads["backlog"] == 17
+    assert heads["sla_breaches"] == 10 + 2  # decided late, and undecided past their due time
+    assert heads["reports_filed"] == 92  # the finished ones, not the draft
+    assert heads["median_time_to_decision"] is None  # two bands: no one median
 
 
 @pytest.mark.parametrize(

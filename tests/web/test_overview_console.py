@@ -1,7 +1,7 @@
 """The console's Overview page: period and filters in the URL, headline numbers, a section per figure group with
 a chart drawn on the server (inline SVG, no script) and the numbers behind it, a CSV drill-down per row, the
 JSON of the whole overview, and a new store's empty state. The figures are a hand-built set
-(tests/transparency/samples.py): the page is tested against the figure-set contract."""
+(tests/transparency/overview_helpers.py): the page is tested against the figure-set contract."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from safehold.transparency.engine import Facts
 from safehold.transparency.figures import CATALOGUE
 from safehold.transparency.overview import GROUPS
-from tests.transparency.samples import sample
+from tests.transparency.overview_helpers import sample
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -90,12 +90,12 @@ def test_page_renders_every_figure_with_chart_and_numbers(open_console, staff_us
         assert f'data-figure="{key}"' in main and spec.title in outline.text["h3"]
         assert f"{spec.title}, 2026-11" in outline.text["caption"]
     # headlines and the numbers in the tables
-    assert re.search(r'data-headline="detections"><dt>Detections</dt><dd><a [^>]*>4,259</a>', main)
-    assert re.search(r'data-headline="cases_opened"><dt>Cases opened</dt><dd><a [^>]*>320</a>', main)
-    assert re.search(r'data-headline="reports_filed"><dt>Reports filed</dt><dd><a [^>]*>12</a>', main)
-    assert "P1 2.0 h · P3 10.0 min" in main  # medians per band: no one median across bands
-    assert '<td class="num">4,242</td>' in main and '<td class="num">12.5 %</td>' in main
-    assert '<td class="num">1.0 d</td>' in main  # a 90th percentile of 86,400 s
+    assert re.search(r'data-headline="detections"><dt>Detections</dt><dd><a [^>]*>303</a>', main)
+    assert re.search(r'data-headline="cases_opened"><dt>Cases opened</dt><dd><a [^>]*>9</a>', main)
+    assert re.search(r'data-headline="reports_filed"><dt>Reports filed</dt><dd><a [^>]*>92</a>', main)
+    assert "P1 30.0 min · P2 4.0 h" in main  # medians per band: no one median across bands
+    assert '<th scope="row">hash_match</th><td class="num">140</td>' in main
+    assert '<td class="num">25.0 %</td>' in main and '<td class="num">20.0 h</td>' in main  # a rate, a p90
     # charts: inline SVG with a title and a description, drawn without any script
     svgs = main.count("<svg")
     assert svgs == len(CATALOGUE) and "script" not in outline.tags
@@ -111,7 +111,7 @@ def test_drill_down_links_and_csv(open_console, staff_users, figures, records, s
     main = _main(otto.get("/console/overview?period=2026-11&queue=media").text)
     links = re.findall(r'href="(/console/overview/records/[^"]+)"', main)
     assert (
-        "/console/overview/records/detections.by_bank?period=2026-11&amp;queue=media&amp;bank=known&amp;exchange="
+        "/console/overview/records/detections.by_bank?period=2026-11&amp;queue=media&amp;bank=own&amp;exchange="
         in links
     )
     assert not any("scans.volume" in h or "search.interventions" in h for h in links)  # no records behind them
@@ -120,9 +120,9 @@ def test_drill_down_links_and_csv(open_console, staff_users, figures, records, s
     assert r.headers["content-disposition"].startswith("attachment; filename=")
     assert list(csv.DictReader(io.StringIO(r.text))) == [{"case_id": "7", "signal_id": "70"},
                                                           {"case_id": "8", "signal_id": "80"}]  # fmt: skip
-    url = "/console/overview/records/detections.by_bank?period=2026-11&queue=media&bank=known&exchange="
+    url = "/console/overview/records/detections.by_bank?period=2026-11&queue=media&bank=own&exchange="
     otto.get(url)
-    assert records[-1] == ("detections.by_bank", "2026-11", {"queue": "media"}, {"bank": "known", "exchange": ""})
+    assert records[-1] == ("detections.by_bank", "2026-11", {"queue": "media"}, {"bank": "own", "exchange": ""})
     assert svc.audit.list(action="transparency.records")[-1]["actor"] == "user:otto"
     bad = otto.get("/console/overview/records/scans.volume?media=image&verdict=match")
     assert bad.status_code == 400 and "transparency.no_records" in bad.text

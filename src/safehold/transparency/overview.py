@@ -205,14 +205,6 @@ def suggested_periods(today: dt.date) -> tuple[str, ...]:
     )
 
 
-def column_unit(column: str) -> str:
-    """How a column's values print: seconds for ``…_seconds``, a percentage for ``rate``, else a count (the
-    dimension columns are printed as they are)."""
-    if column.endswith("_seconds"):
-        return "seconds"
-    return "ratio" if column == "rate" else "count"
-
-
 # ------------------------------------------------------------------------------------------------ drill-down
 
 

@@ -90,20 +90,17 @@ def _figure_view(fig: Figure, period: Period, filters: dict[str, str], drill: bo
     spec = fig.spec
     chart = charts.chart_for(fig, period.each_day() if spec.chart == "line" else None)
     anchor = "fig-" + spec.key.replace(".", "-")
-    units = [None] * len(spec.dims) + [overview.column_unit(v) for v in spec.values]
+    units = [None] * len(spec.dims) + [charts.column_unit(v) for v in spec.values]
     kept = {k: v for k, v in filters.items() if k not in spec.dims}
     rows = []
     for r in fig.rows:
-        cells = [
-            ("(none)" if v in ("", None) else str(v)) if unit is None else charts.fmt(float(v or 0), unit)
-            for v, unit in zip(r, units, strict=True)
-        ]
+        cells = [_cell(v, unit) for v, unit in zip(r, units, strict=True)]
         href = None
         if drill and spec.records is not None:
             query = {"period": period.name, **kept, **overview.row_query(spec, r)}
             href = f"/console/overview/records/{spec.key}?{urlencode(query)}"
         rows.append({"cells": cells, "href": href})
-    totals = [charts.fmt(fig.total(v)) if overview.column_unit(v) == "count" else "" for v in spec.values]
+    totals = [charts.fmt(fig.total(v)) if charts.column_unit(v) == "count" else "" for v in spec.values]
     return {
         "spec": spec,
         "anchor": anchor,
@@ -113,3 +110,12 @@ def _figure_view(fig: Figure, period: Period, filters: dict[str, str], drill: bo
         "note": fig.note,
         "filtered": [f for f in FILTERS if f in filters and f not in spec.filters],
     }
+
+
+def _cell(value, unit: str | None) -> str:
+    """A table cell as printed: a dimension as it is ("(none)" when empty), a value in its unit, a suppressed
+    cell ("<10") as it stands."""
+    if unit is None:
+        return "(none)" if value in ("", None) else str(value)
+    n = charts.number(value)
+    return str(value) if n is None and value is not None else charts.fmt(n or 0.0, unit)
