@@ -9,6 +9,7 @@ import io
 
 import pytest
 
+from safehold.errors import SafeholdError
 from safehold.transparency.engine import Facts
 from safehold.transparency.figures import CATALOGUE, VERSION
 from tests.transparency.overview_helpers import sample
@@ -172,3 +173,14 @@ def test_drill_down_needs_cases_read_too(client, keys, records, monkeypatch):
     monkeypatch.setitem(GRANTS, Role.AUDITOR, GRANTS[Role.AUDITOR] - {Permission.CASES_READ})
     r = client.get(url, headers=keys["auditor"])  # transparency.read, no cases.read
     assert r.status_code == 403 and "cases.read" in r.json()["error"]["message"]
+
+
+def test_a_listing_that_fails_midway_is_an_error_not_a_short_download(client, keys, monkeypatch, svc):
+    def failing(self, key, period, filters, row):
+        yield {"case_id": 1}
+        raise SafeholdError("transparency.unknown_figure", "gone while listing", status=404)
+
+    monkeypatch.setattr(Facts, "records", failing)
+    r = client.get("/v1/transparency/figures/cases.daily/records?day=2026-11-01&period=2026-11", headers=keys["admin"])
+    assert r.status_code == 404 and r.json()["error"]["code"] == "transparency.unknown_figure"
+    assert svc.audit.list(action="transparency.records") == []  # nothing was listed

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import IO
 
 from safehold.audit.service import AuditService
 from safehold.cases.detection import SOURCES
@@ -263,7 +263,7 @@ def row_query(spec: FigureSpec, row: tuple) -> dict[str, str]:
     return {d: "" if v is None else str(v) for d, v in zip(spec.dims, row, strict=False)}
 
 
-def records_csv(
+def write_records_csv(
     facts: Facts,
     audit: AuditService,
     actor: str,
@@ -271,27 +271,25 @@ def records_csv(
     period: Period,
     filters: dict[str, str],
     row: dict[str, str],
-) -> tuple[str, Iterator[str]]:
-    """The file name and the lines of the CSV of the records behind one row (every record: no row cap), the
-    listing recorded in the audit log (it names cases). The first record is read before this returns, so a
-    failure is an error answer rather than a broken download; the rest are read as the response is sent."""
+    out: IO[str],
+) -> int:
+    """Write the CSV of the records behind one row to ``out`` — every record, no row cap: ``case_id`` and the
+    record's own ids, the columns of the first record — and record the listing in the audit log (it names cases).
+    Returns how many records were written."""
     records = iter(facts.records(key, period, filters, row))
     first = next(records, None)
+    writer = csv.DictWriter(out, list(first) if first is not None else ["case_id"], extrasaction="ignore",
+                            lineterminator="\r\n")  # fmt: skip
+    writer.writeheader()
+    n = 0
+    for rec in itertools.chain(() if first is None else (first,), records):
+        writer.writerow(rec)
+        n += 1
     audit.record(None, actor, "transparency.records", f"figure:{key}",
-                 {"period": period.name, "filters": filters, "row": row})  # fmt: skip
-    columns = list(first) if first is not None else ["case_id"]
-    name = f"{key.replace('.', '-')}-{period.name}.csv"
+                 {"period": period.name, "filters": filters, "row": row, "records": n})  # fmt: skip
+    return n
 
-    def lines() -> Iterator[str]:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, columns, extrasaction="ignore", lineterminator="\r\n")
-        writer.writeheader()
-        for rec in itertools.chain(() if first is None else (first,), records):
-            writer.writerow(rec)
-            if buf.tell() > 64 * 1024:
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
-        yield buf.getvalue()
 
-    return name, lines()
+def records_file_name(key: str, period: Period) -> str:
+    """``detections-by_source-2026-H1.csv``: the figure and the period (both checked: no quote, no slash)."""
+    return f"{key.replace('.', '-')}-{period.name}.csv"
