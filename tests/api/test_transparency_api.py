@@ -152,7 +152,6 @@ def test_a_filter_that_is_a_dimension_names_the_row_and_filters(client, keys, re
         ("scans.volume/records?media=image&verdict=match", 400, "transparency.no_records"),
         ("search.interventions/records?kind=a&action=b&category=c", 400, "transparency.no_records"),
         ("nothing.here/records", 404, "transparency.unknown_figure"),
-        ("detections.by_bank/records?bank=known", 400, "transparency.bad_row"),  # exchange missing
         ("detections.by_bank/records?bank=known&exchange=&colour=red", 400, "transparency.bad_row"),
         ("detections.by_bank/records?bank=known&bank=other&exchange=", 400, "transparency.bad_row"),
         ("detections.by_bank/records?exchange=&bank=" + "k" * 201, 400, "transparency.bad_row"),

@@ -75,7 +75,8 @@ def test_parse_row():
         "bank": "own",
         "exchange": "",
     }
-    for params in ([("bank", "own")], [("bank", "own"), ("exchange", ""), ("bank", "x")], [("day", "1")]):
+    assert overview.parse_row(by_bank, [("bank", "own")]) == {"bank": "own"}  # any exchange
+    for params in ([("bank", "own"), ("exchange", ""), ("bank", "x")], [("day", "1")], [("bank", "b" * 201)]):
         with pytest.raises(SafeholdError) as e:
             overview.parse_row(by_bank, params)
         assert e.value.code == "transparency.bad_row"

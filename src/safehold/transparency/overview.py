@@ -225,10 +225,10 @@ def drill_down_spec(key: str) -> FigureSpec:
 
 def parse_row(spec: FigureSpec, params: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The row a drill-down names from its query parameters: besides ``period`` and the filters, each is one of the
-    figure's dimensions, at most once and at most :data:`MAX_DIM_VALUE` characters long, and every dimension must be
-    named (an empty value is the row whose dimension is empty). A filter that is also a dimension of the figure
-    (``source`` of ``detections.by_source``) is both: the row's value, and the filter when it is not empty.
-    ``transparency.bad_row`` (400) otherwise."""
+    figure's dimensions, at most once and at most :data:`MAX_DIM_VALUE` characters long. An empty value is the row
+    whose dimension is empty; a dimension left out matches any value (as ``Facts.records`` takes it). A filter that
+    is also a dimension of the figure (``source`` of ``detections.by_source``) is both: the row's value, and the
+    filter when it is not empty. ``transparency.bad_row`` (400) otherwise."""
     reserved = {"period"} | (set(FILTERS) - set(spec.dims))
     items = [(k, v) for k, v in params if k not in reserved]
     if len(items) > MAX_ROW_DIMS:
@@ -248,13 +248,6 @@ def parse_row(spec: FigureSpec, params: Iterable[tuple[str, str]]) -> dict[str, 
                 "transparency.bad_row", f"The value of {name!r} is over {MAX_DIM_VALUE} characters.", status=400
             )
         row[name] = value
-    missing = [d for d in spec.dims if d not in row]
-    if missing:
-        raise SafeholdError(
-            "transparency.bad_row",
-            f"Name the row by every dimension of {spec.key}: missing {', '.join(missing)}.",
-            status=400,
-        )
     return row
 
 
