@@ -97,3 +97,12 @@ def test_suggested_periods_all_parse():
         names = overview.suggested_periods(today)
         assert all(parse_period(n, today=today) for n in names)
     assert overview.suggested_periods(dt.date(2026, 1, 15))[4:] == ("2026", "2026-H1", "2026-Q1", "2026-01", "2025-12")
+
+
+def test_rows_of_zeros_are_the_empty_state():
+    period = parse_period("2026-11")
+    spec = CATALOGUE["cases.daily"]
+    zeros = Figure(spec, tuple((d.isoformat(), 0, 0) for d in period.each_day()))
+    fs = dataclasses.replace(sample(period), figures={spec.key: zeros})
+    assert overview.build(FakeFacts(fs), period, {}).empty
+    assert overview.counts(zeros, ("2026-11-01", 0, 1)) and not overview.counts(zeros, ("2026-11-01", 0, 0))

@@ -156,3 +156,18 @@ def test_signed_out_and_refused_before_the_query_is_read(open_console, staff_use
     r = open_console().get("/console/overview?period=nonsense")
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     assert open_console("rita").get("/console/overview.json?period=nonsense").status_code == 403
+
+
+def test_rows_of_zeros_have_no_drill_down_link(open_console, staff_users, monkeypatch):
+    from safehold.transparency.figures import Figure
+
+    def zeros(self, period, filters=None, as_of=None):
+        fs = sample(period, filters)
+        spec = CATALOGUE["cases.daily"]
+        rows = (("2026-11-01", 0, 0), ("2026-11-02", 3, 1))
+        return type(fs)(period, fs.as_of, {**fs.figures, spec.key: Figure(spec, rows)}, fs.filters)
+
+    monkeypatch.setattr(Facts, "figures", zeros)
+    main = _main(open_console("otto").get("/console/overview?period=2026-11").text)
+    assert "records/cases.daily?period=2026-11&amp;day=2026-11-02" in main
+    assert "day=2026-11-01" not in main

@@ -98,8 +98,9 @@ class Overview:
 
     @property
     def empty(self) -> bool:
-        """True when no figure has a row (a new store, or a quiet period)."""
-        return not any(f.rows for f in self.figures.figures.values())
+        """True when no figure counts anything (a new store, or a quiet period): no rows, or rows of zeros only
+        (a daily figure lists every day of the period)."""
+        return not any(counts(f, r) for f in self.figures.figures.values() for r in f.rows)
 
     def record(self) -> dict:
         """:meth:`FigureSet.record` with each figure's definition beside its rows (title, what it counts, unit,
@@ -118,6 +119,11 @@ class Overview:
             )
         out["headlines"] = [h.record() for h in self.headlines]
         return out
+
+
+def counts(figure: Figure, row: tuple) -> bool:
+    """Whether a row of ``figure`` counts anything (a value that is not zero or empty)."""
+    return any(charts.number(v) for v in row[len(figure.spec.dims) :])
 
 
 def parse(period: str | None, filters: Mapping[str, str | None]) -> tuple[Period, dict[str, str]]:

@@ -96,7 +96,7 @@ def _figure_view(fig: Figure, period: Period, filters: dict[str, str], drill: bo
     for r in fig.rows:
         cells = [_cell(v, unit) for v, unit in zip(r, units, strict=True)]
         href = None
-        if drill and spec.records is not None:
+        if drill and spec.records is not None and overview.counts(fig, r):  # a row of zeros has nothing to list
             query = {"period": period.name, **kept, **overview.row_query(spec, r)}
             href = f"/console/overview/records/{spec.key}?{urlencode(query)}"
         rows.append({"cells": cells, "href": href})
@@ -106,6 +106,7 @@ def _figure_view(fig: Figure, period: Period, filters: dict[str, str], drill: bo
         "anchor": anchor,
         "svg": Markup(charts.svg(chart, anchor + "-chart")) if chart else None,  # noqa: S704 -- charts.svg escapes
         "rows": rows,
+        "drill": drill and spec.records is not None,
         "totals": totals,
         "note": fig.note,
         "filtered": [f for f in FILTERS if f in filters and f not in spec.filters],
