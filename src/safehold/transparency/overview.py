@@ -2,7 +2,8 @@
 numbers above them, and the records behind any row of a figure as CSV (docs/transparency.md).
 
 The console page, its JSON and ``GET /v1/transparency/overview`` all read :func:`build`, and both drill-downs
-(console and API) stream :func:`records_csv`, so the two surfaces never disagree and hold no logic of their own.
+(console and API) write :func:`write_records_csv`, so the two surfaces never disagree and hold no logic of their
+own.
 Nothing here queries the store: the numbers come from :meth:`Facts.figures`, the records from
 :meth:`Facts.records`.
 """
@@ -164,7 +165,7 @@ def _total(fs: FigureSet, key: str, values: tuple[str, ...], where: Mapping[str,
 
 def _headlines(fs: FigureSet) -> tuple[Headline, ...]:
     ended = fs.period.end_at <= fs.as_of
-    counts = (
+    sums = (
         ("detections", "Detections", "detections.by_source", ("signals",), None),
         ("cases_opened", "Cases opened", "cases.daily", ("opened",), None),
         ("cases_closed", "Cases closed", "cases.daily", ("closed",), None),
@@ -174,7 +175,7 @@ def _headlines(fs: FigureSet) -> tuple[Headline, ...]:
     )
     out = [
         Headline(key, label, n, "count", charts.fmt(n), figure)
-        for key, label, figure, values, where in counts
+        for key, label, figure, values, where in sums
         for n in [_total(fs, figure, values, where)]
     ]
     out.insert(5, _median_headline(fs))
