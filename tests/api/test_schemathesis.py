@@ -99,6 +99,11 @@ BEYOND_THE_SCHEMA = {
     "hma.content_type_mismatch": "an HMA content_type the fetched content is not",
     "hma.no_signal_types": "HMA types= naming no signal type the content is hashed with",
     "hma.invalid_metadata": "an HMA metadata form field (a string) that is not a JSON object",
+    # A transparency period is a calendar name (no 30 February, a range that ends after it starts, at most ten
+    # years); the row of a drill-down is named by the figure's own dimensions, which depend on the figure's key.
+    "transparency.bad_period": "a period name that is no calendar period, or one out of range",
+    "transparency.bad_row": "a drill-down row named by something other than the figure's dimensions",
+    "transparency.no_records": "a drill-down of a figure counted from aggregate counters",
 }
 
 

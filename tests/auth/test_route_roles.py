@@ -11,8 +11,8 @@ from safehold.auth.roles import GRANTS, Permission, Role
 #: valid signature it is 401 ``age_assurance.bad_signature`` whatever key, or none, comes with it.
 SIGNED = "signed"
 
-# Every API route and the permission it needs (a tuple: any one of them). A new route must be added here, or the test
-# fails.
+# Every API route and the permission it needs (a tuple: any one of them; a frozenset: all of them). A new route must be
+# added here, or the test fails.
 EXPECTED = {
     ("GET", "/v1/health"): None,
     ("GET", "/v1/signal-types"): Permission.BANKS_READ,
@@ -182,6 +182,10 @@ EXPECTED = {
     ("PUT", "/v1/safety/prompts/{key}/{locale}"): Permission.SETTINGS_MANAGE,
     ("DELETE", "/v1/safety/prompts/{key}/{locale}"): Permission.SETTINGS_MANAGE,
     ("POST", "/v1/age-assurance/{provider}/callback"): SIGNED,
+    ("GET", "/v1/transparency/overview"): Permission.TRANSPARENCY_READ,
+    ("GET", "/v1/transparency/figures"): Permission.TRANSPARENCY_READ,
+    # The records behind a figure's row are case ids: case records.
+    ("GET", "/v1/transparency/figures/{key}/records"): frozenset({Permission.TRANSPARENCY_READ, Permission.CASES_READ}),
 }
 
 
@@ -242,8 +246,12 @@ def test_unauthenticated_and_forbidden(client, keys, svc):
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.invalid_key", (method, path)
         for role in Role:
             r = client.request(method, _url(path), headers=keys[role.value])
-            needs = permission if isinstance(permission, tuple) else (permission,)
-            if any(p in GRANTS[role] for p in needs):
+            if isinstance(permission, frozenset):
+                allowed = permission <= GRANTS[role]
+            else:
+                needs = permission if isinstance(permission, tuple) else (permission,)
+                allowed = any(p in GRANTS[role] for p in needs)
+            if allowed:
                 assert r.status_code != 403, (role, method, path)
             else:
                 assert r.status_code == 403, (role, method, path, r.text)
