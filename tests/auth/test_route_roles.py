@@ -182,6 +182,11 @@ EXPECTED = {
     ("PUT", "/v1/safety/prompts/{key}/{locale}"): Permission.SETTINGS_MANAGE,
     ("DELETE", "/v1/safety/prompts/{key}/{locale}"): Permission.SETTINGS_MANAGE,
     ("POST", "/v1/age-assurance/{provider}/callback"): SIGNED,
+    ("GET", "/v1/transparency/reports"): Permission.TRANSPARENCY_READ,
+    ("POST", "/v1/transparency/reports"): Permission.TRANSPARENCY_WRITE,
+    ("GET", "/v1/transparency/reports/{report_id}"): Permission.TRANSPARENCY_READ,
+    ("GET", "/v1/transparency/reports/{report_id}/content"): Permission.TRANSPARENCY_READ,
+    ("POST", "/v1/transparency/reports/{report_id}/verify"): Permission.TRANSPARENCY_READ,
 }
 
 
