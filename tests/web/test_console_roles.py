@@ -106,6 +106,9 @@ EXPECTED = {
     ("POST", "/console/safety/prompts/{key}/{locale}/reset"): P.SETTINGS_MANAGE,
     ("GET", "/console/classifiers"): P.STATS_READ,
     ("POST", "/console/classifiers/{name}/policy"): P.SETTINGS_MANAGE,
+    ("GET", "/console/transparency"): P.TRANSPARENCY_READ,
+    ("POST", "/console/transparency/reports"): P.TRANSPARENCY_WRITE,
+    ("GET", "/console/transparency/reports/{report_id}/content"): P.TRANSPARENCY_READ,
     ("POST", "/logout"): ANY,  # last: it ends the session
 }
 
