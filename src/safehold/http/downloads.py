@@ -1,5 +1,8 @@
-"""Export packages as downloads. A package holds decrypted evidence, so the API and the console build it in a
-private temporary folder under the exports directory and delete it once sent: no copy stays on the server."""
+"""Downloads the API and the console both send.
+
+Export packages: a package holds decrypted evidence, so it is built in a private temporary folder under the exports
+directory and deleted once sent: no copy stays on the server. Stored transparency reports: their bytes as published.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from safehold.services import Services
@@ -33,3 +36,14 @@ def send_package(svc: Services, make: Callable[[Path], dict]) -> FileResponse:
         headers=headers,
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
     )
+
+
+def send_transparency_report(svc: Services, report_id: int) -> Response:
+    """A stored transparency report's bytes exactly as published, with its media type, its file name and its
+    SHA-256 (``X-Checksum-SHA256``)."""
+    meta, content = svc.transparency.content(report_id)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{meta["filename"]}"',
+        "X-Checksum-SHA256": meta["content_sha256"],
+    }
+    return Response(content, media_type=meta["media_type"], headers=headers)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from safehold.auth.roles import Permission
+from safehold.http.downloads import send_transparency_report
 from safehold.http.params import Id, Offset
 from safehold.services import Services
 from safehold.transparency.formats import FORMATS
@@ -56,9 +57,4 @@ def download(
     report_id: Id, who: Staff = Depends(staff(Permission.TRANSPARENCY_READ)), svc: Services = Depends(services)
 ) -> Response:
     """The stored bytes as published, saved under the report's own name."""
-    meta, content = svc.transparency.content(report_id)
-    headers = {
-        "Content-Disposition": f'attachment; filename="{meta["filename"]}"',
-        "X-Checksum-SHA256": meta["content_sha256"],
-    }
-    return Response(content, media_type=meta["media_type"], headers=headers)
+    return send_transparency_report(svc, report_id)

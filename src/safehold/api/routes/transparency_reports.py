@@ -10,6 +10,7 @@ from safehold.api.contract import ContractRoute
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
+from safehold.http.downloads import send_transparency_report
 from safehold.http.params import Id, Offset
 from safehold.services import Services
 from safehold.transparency.formats import FORMATS
@@ -57,12 +58,7 @@ def get_report(report_id: Id, svc: Services = Depends(services), _: Principal = 
     responses={200: {"content": {t: {} for t in sorted({f.media_type for f in FORMATS.values()})}}},
 )
 def report_content(report_id: Id, svc: Services = Depends(services), _: Principal = Depends(READ)) -> Response:
-    meta, content = svc.transparency.content(report_id)
-    headers = {
-        "Content-Disposition": f'attachment; filename="{meta["filename"]}"',
-        "X-Checksum-SHA256": meta["content_sha256"],
-    }
-    return Response(content, media_type=meta["media_type"], headers=headers)
+    return send_transparency_report(svc, report_id)
 
 
 @router.post(
