@@ -13,6 +13,7 @@ from safehold.errors import SafeholdError
 from safehold.store.models import TransparencyReport
 from safehold.transparency.formats import FORMATS
 from tests.transparency.fakes import SAMPLE, FakeFacts
+from tests.transparency.format_helpers import ROWS
 
 NOW = dt.datetime(2026, 7, 15, 9, 30, 0, 123456, tzinfo=dt.UTC)
 
@@ -173,7 +174,17 @@ def test_verify_notices_stored_bytes_that_were_altered(svc, facts):
 
 
 def test_every_registered_format_is_stored_and_reproduced(svc, facts):
+    facts.rows = dict(ROWS)  # a small platform's half-year, before suppression: the formats get "<10" cells
     for name, fmt in FORMATS.items():
         meta = svc.transparency.generate("2026-H1", name, "cli", now=NOW)
         assert meta["media_type"] == fmt.media_type and meta["filename"].endswith("." + fmt.extension)
-        assert svc.transparency.verify(meta["id"])["rendering"]["reproduced"] is True, name
+        assert meta["content_bytes"] > 0 and svc.transparency.verify(meta["id"])["rendering"]["reproduced"], name
+    json_report = next(r for r in svc.transparency.list()["reports"] if r["format"] == "json")
+    rows = published(svc, json_report["id"])["figures"]["errors.false_positives"]["rows"]
+    assert rows[0] == ["bank", "ncmec-hashes", 85, "<10", "<10"] and rows[2] == [
+        "exchange",
+        "stopncii",
+        "<10",
+        "<10",
+        "<10",
+    ]
