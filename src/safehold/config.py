@@ -314,6 +314,26 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Seconds between rounds of the screening.run task."
     )
 
+    # Transparency reports (Principle 11, docs/transparency.md)
+    transparency_min_cell: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Small-cell threshold of stored reports: counts from 1 to this minus 1 are published as '<N'.",
+    )
+    transparency_provider: str = Field(
+        default="Provider not named (set SAFEHOLD_TRANSPARENCY_PROVIDER)",
+        min_length=1,
+        max_length=200,
+        description="The operator's legal name, printed on every transparency report.",
+    )
+    transparency_service: str = Field(
+        default="Service not named (set SAFEHOLD_TRANSPARENCY_SERVICE)",
+        min_length=1,
+        max_length=200,
+        description="The name of the service the transparency reports are about.",
+    )
+
     # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
     # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
     tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")

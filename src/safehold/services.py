@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from safehold.store.seen import SeenHashes
     from safehold.store.vault import MediaVault
     from safehold.transparency.engine import Facts
+    from safehold.transparency.service import TransparencyService
     from safehold.workers import Tasks
 
 
@@ -259,6 +260,12 @@ class Services:
         from safehold.transparency.engine import Facts
 
         return Facts(self.db, self.settings.transparency_refresh_seconds)
+
+    @cached_property
+    def transparency(self) -> TransparencyService:
+        from safehold.transparency.service import TransparencyService
+
+        return TransparencyService(self.db, self.audit, self.transparency_facts, self.settings)
 
     @cached_property
     def classifier_policies(self) -> ClassifierPolicies:

@@ -84,6 +84,10 @@ BEYOND_THE_SCHEMA = {
     # So are a screening service's (GET /v1/screening/types publishes them).
     "screening.invalid_settings": "settings the screening service type does not take",
     "screening.invalid_credentials": "credentials the screening service type does not take",
+    # A report's period is a name (2026-H1, 2026-11-01..2026-11-30) checked against the calendar and today; its
+    # format is one of the formats installed (plug-ins may add some): neither is a fixed schema.
+    "transparency.period_not_started": "a period that starts after today",
+    "transparency.unknown_format": "a report format that is not installed",
     # The operator's configuration: the deterrence-message variants come from the messages file.
     "search.unknown_variant": "a message variant the configured messages do not have",
     # What happens when a URL is fetched: the name does not resolve, the host is private, the server fails.

@@ -186,6 +186,11 @@ EXPECTED = {
     ("GET", "/v1/transparency/figures"): Permission.TRANSPARENCY_READ,
     # The records behind a figure's row are case ids: case records.
     ("GET", "/v1/transparency/figures/{key}/records"): frozenset({Permission.TRANSPARENCY_READ, Permission.CASES_READ}),
+    ("GET", "/v1/transparency/reports"): Permission.TRANSPARENCY_READ,
+    ("POST", "/v1/transparency/reports"): Permission.TRANSPARENCY_WRITE,
+    ("GET", "/v1/transparency/reports/{report_id}"): Permission.TRANSPARENCY_READ,
+    ("GET", "/v1/transparency/reports/{report_id}/content"): Permission.TRANSPARENCY_READ,
+    ("POST", "/v1/transparency/reports/{report_id}/verify"): Permission.TRANSPARENCY_READ,
 }
 
 

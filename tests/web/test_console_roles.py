@@ -109,6 +109,9 @@ EXPECTED = {
     ("GET", "/console/overview"): P.TRANSPARENCY_READ,
     ("GET", "/console/overview.json"): P.TRANSPARENCY_READ,
     ("GET", "/console/overview/records/{key}"): frozenset({P.TRANSPARENCY_READ, P.CASES_READ}),  # lists case ids
+    ("GET", "/console/transparency"): P.TRANSPARENCY_READ,
+    ("POST", "/console/transparency/reports"): P.TRANSPARENCY_WRITE,
+    ("GET", "/console/transparency/reports/{report_id}/content"): P.TRANSPARENCY_READ,
     ("POST", "/logout"): ANY,  # last: it ends the session
 }
 

@@ -2,7 +2,7 @@
 
 Export packages: a package holds decrypted evidence, so it is built in a private temporary folder under the exports
 directory and deleted once sent: no copy stays on the server. The records behind a transparency figure's row: a
-CSV of every record, no row cap."""
+CSV of every record, no row cap. Stored transparency reports: their bytes as published."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from safehold.http.uploads import CHUNK
@@ -71,3 +71,14 @@ def send_figure_records(
     return StreamingResponse(
         body(), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
+
+
+def send_transparency_report(svc: Services, report_id: int) -> Response:
+    """A stored transparency report's bytes exactly as published, with its media type, its file name and its
+    SHA-256 (``X-Checksum-SHA256``)."""
+    meta, content = svc.transparency.content(report_id)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{meta["filename"]}"',
+        "X-Checksum-SHA256": meta["content_sha256"],
+    }
+    return Response(content, media_type=meta["media_type"], headers=headers)

@@ -1220,3 +1220,33 @@ Index("ix_case_actions_created_at", CaseAction.created_at)
 Index("ix_reports_created_at", Report.created_at)
 
 # --- [11] stored transparency reports (safehold.transparency.service) ---------------------------------------------
+
+
+class TransparencyReport(Base):
+    """One generated transparency report, kept as published (safehold.transparency.service): the rendered bytes
+    and their SHA-256, and beside them what reproduces them — the figure set before small-cell suppression (kept
+    internal, never served), its digest, the definitions version, ``as_of``, the threshold and the names printed
+    on it. ``partial``: the period had not ended when it was generated."""
+
+    __tablename__ = "transparency_reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    period_name: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    format: Mapped[str] = mapped_column(String(32))
+    figures: Mapped[dict] = mapped_column(JSON)
+    figures_digest: Mapped[str] = mapped_column(String(64))
+    definitions_version: Mapped[str] = mapped_column(String(16))
+    as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    min_cell: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    content_bytes: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    extension: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

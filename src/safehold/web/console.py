@@ -2,8 +2,8 @@
 
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
 reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), feedback to
-hash exchanges (feedback), classifier policies and precision (classifiers), the audit log (audit), and the static
-CSS/JS.
+hash exchanges (feedback), classifier policies and precision (classifiers), the audit log (audit), transparency
+(the overview; the stored transparency reports), and the static CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 
@@ -29,6 +29,7 @@ from safehold.web import (
     static_files,
     text,
     transparency,
+    transparency_reports,
 )
 from safehold.web import contact as contact_policy
 from safehold.web.render import page
@@ -58,6 +59,7 @@ for _area in (
     classifiers,
     contact_policy,
     transparency,
+    transparency_reports,
     static_files,
 ):
     router.include_router(_area.router)

@@ -80,6 +80,7 @@ NOTICES = {
     "report_submitted": "Report submitted; it is being filed.",
     "report_retracted": "Report retracted.",
     "report_filed": "Report recorded as filed.",
+    "transparency_report_generated": "Transparency report generated and stored: it is first in the list.",
     "hold_placed": "Legal hold placed.",
     "hold_released": "Legal hold released.",
 }

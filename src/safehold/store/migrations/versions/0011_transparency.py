@@ -57,11 +57,37 @@ def upgrade() -> None:
         op.create_index(name, table, [column])
 
     # --- stored transparency reports (safehold.transparency.service)
-    pass
+    op.create_table(
+        "transparency_reports",
+        sa.Column("id", _BIG_ID, nullable=False),
+        sa.Column("period_name", sa.String(length=64), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("format", sa.String(length=32), nullable=False),
+        sa.Column("figures", sa.JSON(), nullable=False),
+        sa.Column("figures_digest", sa.String(length=64), nullable=False),
+        sa.Column("definitions_version", sa.String(length=16), nullable=False),
+        sa.Column("as_of", _TS, nullable=False),
+        sa.Column("partial", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("min_cell", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=200), nullable=False),
+        sa.Column("service", sa.String(length=200), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("content_sha256", sa.String(length=64), nullable=False),
+        sa.Column("content_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("media_type", sa.String(length=100), nullable=False),
+        sa.Column("extension", sa.String(length=16), nullable=False),
+        sa.Column("created_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_transparency_reports_created_at", "transparency_reports", ["created_at"])
 
 
 def downgrade() -> None:
     # --- stored transparency reports (safehold.transparency.service)
+    op.drop_index("ix_transparency_reports_created_at", table_name="transparency_reports")
+    op.drop_table("transparency_reports")
 
     # --- timestamp indexes (safehold.transparency.engine)
     for name, table, _column in reversed(_INDEXES):
