@@ -104,9 +104,3 @@ def test_refresh_and_rebuild(cli, facts):
     assert facts.calls[-1] == ("rebuild", None, None)
     assert "cli.usage" in cli("transparency", "rebuild", "--from", "January", code=2).stderr
     assert "cli.usage" in cli("transparency", "rebuild", "--from", "2026-02-01", "--to", "2026-01-01", code=2).stderr
-
-
-def test_refresh_without_the_engine_says_so(cli, monkeypatch):
-    monkeypatch.setattr(Services, "transparency_facts", property(lambda self: FakeFacts()))
-    r = cli("transparency", "refresh", code=2)
-    assert "transparency.facts_unavailable" in r.stderr and "refresh" in r.stderr

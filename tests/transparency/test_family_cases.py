@@ -95,7 +95,7 @@ def test_the_backlog_of_a_current_period_is_live(setup):
         got[status] += n
     assert got == Counter({"open": 3, "escalated": 1})  # waiting, fresh, report; overturned
     assert fs["cases.daily"].total("opened") == 7 and fs["cases.daily"].total("closed") == 3
-    assert len(fs["cases.daily"].rows) == 30  # every day, quiet ones too
+    assert all(o or c for _, o, c in fs["cases.daily"].rows)  # only days with something (charts draw the rest)
 
 
 def test_filters(setup):

@@ -173,7 +173,7 @@ def figures(
 def refresh() -> None:
     """Roll up the daily facts of the days whose records changed since the last refresh."""
     with fail():
-        facts = _facts("refresh")
+        facts = services(load_index=False).transparency_facts
         result = facts.refresh()
     _print_facts(result, facts)
 
@@ -191,7 +191,7 @@ def rebuild(
         start, end = _day(from_day, "--from"), _day(to_day, "--to")
         if start and end and end < start:
             raise SafeholdError("cli.usage", "--to is before --from.")
-        facts = _facts("rebuild")
+        facts = services(load_index=False).transparency_facts
         with progress(transient=False) as bar:
             task = bar.add_task("rolling up days", total=None)
 
@@ -200,18 +200,6 @@ def rebuild(
 
             result = facts.rebuild(start, end, advance)
     _print_facts(result, facts)
-
-
-def _facts(command: str):
-    """The facts engine, when it has ``command`` (it arrives with the engine's fact families)."""
-    facts = services(load_index=False).transparency_facts
-    if not callable(getattr(facts, command, None)):
-        raise SafeholdError(
-            "transparency.facts_unavailable",
-            f"This installation's transparency engine has no {command!r}: the daily facts are not built yet.",
-            status=500,
-        )
-    return facts
 
 
 def _day(text: str | None, option: str) -> dt.date | None:

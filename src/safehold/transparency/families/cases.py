@@ -367,12 +367,14 @@ def _summed(facts: list[Fact], by: tuple[str, ...]) -> list[tuple]:
 
 
 def _daily(opened: list[Fact], closed: list[Fact], period: Period, as_of: dt.datetime) -> list[tuple]:
-    """Every day of the period up to ``as_of`` (zeros included: a line chart needs its quiet days)."""
+    """The days of the period up to ``as_of`` on which a case opened or closed, like every daily figure (the
+    charts draw the quiet days between as zeros)."""
     per_day = {"opened": Counter(), "closed": Counter()}
     for name, facts in (("opened", opened), ("closed", closed)):
         for f in facts:
             per_day[name][f.day] += f.value
-    return [(d.isoformat(), per_day["opened"][d], per_day["closed"][d]) for d in period.each_day() if d <= as_of.date()]
+    days = sorted(d for d in set(per_day["opened"]) | set(per_day["closed"]) if period.start <= d <= as_of.date())
+    return [(d.isoformat(), per_day["opened"][d], per_day["closed"][d]) for d in days if d < period.end]
 
 
 def _by_source(opened: list[Fact], closed: list[Fact]) -> list[tuple]:
