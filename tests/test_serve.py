@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -92,3 +93,39 @@ def test_port_in_use_is_a_clear_error_before_the_banner(tmp_path):
     )
     assert out.stdout == ""  # no banner announcing a port it cannot serve
     assert not (tmp_path / "var").exists()
+
+
+def test_serve_with_json_logs_and_multiprocess_metrics(tmp_path):
+    """``SAFEHOLD_LOG_FORMAT=json``: every line on stderr a JSON object, uvicorn's too. ``PROMETHEUS_MULTIPROC_DIR``:
+    the counters are written there and /metrics sums them."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {
+        **os.environ,
+        "SAFEHOLD_HOME": str(tmp_path / "var"),
+        "SAFEHOLD_LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    env.pop("SAFEHOLD_DATABASE_URL", None)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(server, base)
+        assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz").json()["status"] == "ok"
+        key = _cli(env, "apikey", "create", "--role", "auditor", "--name", "prometheus").split()
+        token = next(w for w in key if w.startswith("sh_"))
+        r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "scrape-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "scrape-1"
+        assert 'safehold_http_requests_total{method="GET",route="/livez",status="2xx"} 1.0' in r.text
+        assert any(metrics_dir.glob("*.db"))  # the counters live in the shared directory
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in errors.splitlines() if line.strip()]
+    assert any(line["logger"].startswith("uvicorn") and "Started server" in line["message"] for line in lines)
+    assert token not in errors

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safehold import __version__
+from safehold import __version__, metrics
 from safehold.api import docs
 from safehold.api.hma import error_body, is_hma_path
 from safehold.api.hotpath import SearchHotPath
@@ -109,6 +109,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         finally:
             if owned or background:
                 app.state.services.close()
+            metrics.process_stopped()
 
     app = FastAPI(
         title="Safehold",

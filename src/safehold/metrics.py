@@ -13,9 +13,18 @@ import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["CONTENT_TYPE_LATEST", "IN_FLIGHT", "LATENCY", "REQUESTS", "TASK_FAILURES", "exposition", "multiprocess"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "IN_FLIGHT",
+    "LATENCY",
+    "REQUESTS",
+    "TASK_FAILURES",
+    "exposition",
+    "multiprocess",
+    "process_stopped",
+]
 
 #: Seconds: from a sub-millisecond hash lookup to a slow upload.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -49,3 +58,9 @@ def exposition(*extra: CollectorRegistry) -> bytes:
     else:
         registry = REGISTRY
     return b"".join(_generate(r) for r in (registry, *extra))
+
+
+def process_stopped() -> None:
+    """In multiprocess mode, drop this process's live gauges (its in-flight count) from the sums; its counters stay."""
+    if multiprocess():
+        mark_process_dead(os.getpid())
