@@ -42,15 +42,20 @@ def _cli(env, *args) -> str:
     return out.stdout
 
 
-def test_serve_from_empty_store(tmp_path):
-    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var")}
+def _serve(tmp_path, stderr=subprocess.STDOUT, **extra_env) -> tuple[subprocess.Popen, str, dict]:
+    """``safehold serve`` on a free port with a store in ``tmp_path/var``: the process, its URL, its environment."""
+    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var"), **extra_env}
     env.pop("SAFEHOLD_DATABASE_URL", None)
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}", env
+
+
+def test_serve_from_empty_store(tmp_path):
+    server, base, env = _serve(tmp_path)
     try:
         wait_until_serving(server, base)
         assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700  # it holds the keys
@@ -100,19 +105,9 @@ def test_serve_with_json_logs_and_multiprocess_metrics(tmp_path):
     the counters are written there and /metrics sums them."""
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env = {
-        **os.environ,
-        "SAFEHOLD_HOME": str(tmp_path / "var"),
-        "SAFEHOLD_LOG_FORMAT": "json",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    env.pop("SAFEHOLD_DATABASE_URL", None)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server, base, env = _serve(
+        tmp_path, subprocess.PIPE, SAFEHOLD_LOG_FORMAT="json", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
     try:
         wait_until_serving(server, base)
         assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
