@@ -12,7 +12,7 @@ from safehold.store.models import ExchangeRow, ImportJob
 from safehold.workers.engine import _run_logged
 from safehold.workers.tasks import Task
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def scrape(client, keys) -> dict[str, list]:
@@ -34,6 +34,7 @@ def requests_counted(metrics, **labels) -> float:
     )
 
 
+@SQLITE
 def test_metrics_need_the_permission(client, keys):
     assert client.get("/metrics").json()["error"]["code"] == "auth.missing_key"
     assert client.get("/metrics", headers=keys["reviewer"]).status_code == 403
@@ -41,6 +42,7 @@ def test_metrics_need_the_permission(client, keys):
     assert client.get("/metrics", headers=keys["admin"]).status_code == 200
 
 
+@SQLITE
 def test_requests_are_counted_under_their_route_template(client, keys):
     before = scrape(client, keys)
     for _ in range(3):
@@ -60,6 +62,7 @@ def test_requests_are_counted_under_their_route_template(client, keys):
     assert after["safehold_http_requests_in_flight"][0][2] >= 1  # the scrape itself
 
 
+@SQLITE
 def test_the_hot_path_is_counted(client, keys):
     before = scrape(client, keys)
     r = client.post("/v1/search/check", json={"query": "weather tomorrow"}, headers=keys["platform"])
@@ -95,6 +98,7 @@ def test_state_gauges(client, keys, svc, monkeypatch):
     assert "safehold_index_synced_age_seconds" in m
 
 
+@SQLITE
 def test_state_gauges_are_cached(client, keys, svc):
     bank = svc.banks.create("cached")
     scrape(client, keys)
@@ -105,6 +109,7 @@ def test_state_gauges_are_cached(client, keys, svc):
     assert ("safehold_import_jobs", {"status": "adding"}, 0.0) in scrape(client, keys)["safehold_import_jobs"]
 
 
+@SQLITE
 def test_task_failures_are_counted(client, keys, svc):
     def broken(_svc):
         raise RuntimeError("the database went away")
