@@ -105,12 +105,19 @@ def test_text_lines_carry_the_id():
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.addFilter(logs.RequestContext())
-    handler.setFormatter(logging.Formatter(logs.TEXT_FORMAT))
+    handler.setFormatter(logs.TextLines())
     log.addHandler(handler)
     token = logs.request_id.set("abc-1")
     try:
         log.warning("hello")
     finally:
         logs.request_id.reset(token)
-        log.removeHandler(handler)
-    assert buffer.getvalue() == "WARNING [abc-1] safehold.tests.logs: hello\n"
+    log.warning("outside")
+    try:
+        raise ValueError("refused key sh_abcd1234_secretpart")
+    except ValueError:
+        log.exception("failed")
+    log.removeHandler(handler)
+    text = buffer.getvalue()
+    assert text.startswith("WARNING [abc-1] hello\nWARNING outside\nERROR failed\nTraceback")
+    assert "sh_abcd1234" not in text and "ValueError: refused key [redacted]" in text

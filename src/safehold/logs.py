@@ -24,7 +24,8 @@ FORMATS = ("text", "json")
 #: An accepted ``X-Request-ID``: 1–128 characters of a conservative set (ids of proxies, UUIDs, ULIDs), nothing a
 #: log line or a header could be broken with.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
-TEXT_FORMAT = "%(levelname)s [%(request_id)s] %(name)s: %(message)s"
+#: The text lines as they always were, with ``[request id]`` before the message of a request's records.
+TEXT_FORMAT = "%(levelname)s %(request_tag)s%(message)s"
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("safehold_request_id", default="-")
 
@@ -63,7 +64,8 @@ class RequestContext(logging.Filter):
     propagated from any logger pass through it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        record.request_id = rid = request_id.get()
+        record.request_tag = f"[{rid}] " if rid != "-" else ""
         message = record.getMessage()
         clean = redact(message)
         if clean != message:
@@ -71,7 +73,17 @@ class RequestContext(logging.Filter):
         return True
 
 
-class JsonLines(logging.Formatter):
+class TextLines(logging.Formatter):
+    """The text lines; a traceback is scrubbed too (an exception's message may quote what it was given)."""
+
+    def __init__(self):
+        super().__init__(TEXT_FORMAT)
+
+    def formatException(self, ei) -> str:  # noqa: N802 (logging's name)
+        return redact(super().formatException(ei))
+
+
+class JsonLines(TextLines):
     """One JSON object a line: time (UTC, ISO 8601), level, logger, request id, message, and the exception's
     traceback when there is one."""
 
@@ -84,7 +96,7 @@ class JsonLines(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            line["exception"] = redact(self.formatException(record.exc_info))
+            line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -102,7 +114,7 @@ def configure(level: int, fmt: str = "text", stream=None) -> logging.Handler:
     handler an earlier call installed; returns the handler."""
     handler = logging.StreamHandler(stream)
     handler.addFilter(RequestContext())
-    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonLines() if fmt == "json" else TextLines())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_safehold", False)]:
         root.removeHandler(old)
