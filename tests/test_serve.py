@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -41,15 +42,20 @@ def _cli(env, *args) -> str:
     return out.stdout
 
 
-def test_serve_from_empty_store(tmp_path):
-    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var")}
+def _serve(tmp_path, stderr=subprocess.STDOUT, **extra_env) -> tuple[subprocess.Popen, str, dict]:
+    """``safehold serve`` on a free port with a store in ``tmp_path/var``: the process, its URL, its environment."""
+    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var"), **extra_env}
     env.pop("SAFEHOLD_DATABASE_URL", None)
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}", env
+
+
+def test_serve_from_empty_store(tmp_path):
+    server, base, env = _serve(tmp_path)
     try:
         wait_until_serving(server, base)
         assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700  # it holds the keys
@@ -92,3 +98,29 @@ def test_port_in_use_is_a_clear_error_before_the_banner(tmp_path):
     )
     assert out.stdout == ""  # no banner announcing a port it cannot serve
     assert not (tmp_path / "var").exists()
+
+
+def test_serve_with_json_logs_and_multiprocess_metrics(tmp_path):
+    """``SAFEHOLD_LOG_FORMAT=json``: every line on stderr a JSON object, uvicorn's too. ``PROMETHEUS_MULTIPROC_DIR``:
+    the counters are written there and /metrics sums them."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    server, base, env = _serve(
+        tmp_path, subprocess.PIPE, SAFEHOLD_LOG_FORMAT="json", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
+    try:
+        wait_until_serving(server, base)
+        assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz").json()["status"] == "ok"
+        key = _cli(env, "apikey", "create", "--role", "auditor", "--name", "prometheus").split()
+        token = next(w for w in key if w.startswith("sh_"))
+        r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "scrape-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "scrape-1"
+        assert 'safehold_http_requests_total{method="GET",route="/livez",status="2xx"} 1.0' in r.text
+        assert any(metrics_dir.glob("*.db"))  # the counters live in the shared directory
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in errors.splitlines() if line.strip()]
+    assert any(line["logger"].startswith("uvicorn") and "Started server" in line["message"] for line in lines)
+    assert token not in errors

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safehold import __version__
+from safehold import __version__, metrics
 from safehold.api import docs
 from safehold.api.hma import error_body, is_hma_path
 from safehold.api.hotpath import SearchHotPath
@@ -37,6 +37,7 @@ from safehold.api.routes import (
     feedback,
     hma,
     media_check,
+    monitoring,
     peer,
     prompts,
     quarantine,
@@ -53,6 +54,7 @@ from safehold.api.routes import (
     transparency_reports,
     users,
 )
+from safehold.api.telemetry import Telemetry
 from safehold.errors import SafeholdError, invalid_fields, invalid_json
 from safehold.services import Services
 from safehold.web import console
@@ -107,11 +109,13 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         finally:
             if owned or background:
                 app.state.services.close()
+            metrics.process_stopped()
 
     app = FastAPI(
         title="Safehold",
         version=__version__,
-        description="Open-source child-safety infrastructure. Every route but /v1/health needs an API key.",
+        description="Open-source child-safety infrastructure. Every route but /v1/health, /livez and /readyz needs an "
+        "API key.",
         lifespan=lifespan,
         docs_url=None,  # /docs is safehold.api.docs: Swagger UI from the package, not a CDN
         redoc_url=None,
@@ -183,13 +187,15 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         safety,
         transparency_reports,
         transparency,
+        monitoring,
     ):
         app.include_router(module.router)
     app.include_router(banks.entries_router)
     app.include_router(docs.router)
     app.include_router(console.router)
     app.add_middleware(SearchHotPath)
-    app.add_middleware(RequestLimits)  # added last: outermost, before the hot path and every route
+    app.add_middleware(RequestLimits)  # before the hot path and every route
+    app.add_middleware(Telemetry)  # added last: outermost, so every answer (refusals too) is counted and has an id
     return app
 
 

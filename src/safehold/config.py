@@ -334,6 +334,11 @@ class Settings(BaseSettings):
         description="The name of the service the transparency reports are about.",
     )
 
+    # Logs (safehold.logs). Read from the environment by the CLI before settings load; here for validation and docs.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as human text, or as JSON objects (one a line) for a log shipper."
+    )
+
     # Background work (safehold.workers; see docs/deployment.md). "inprocess": threads in each server process;
     # "celery": the shared tasks run on Celery workers (`safehold worker`, `safehold beat`) with Redis as broker.
     tasks: Literal["inprocess", "celery"] = Field(default="inprocess", description="Engine of the shared tasks.")

@@ -392,6 +392,11 @@ class Services:
 
         return PeerService(self.db, self.audit, self.sealer, self.banks, self.apikeys)
 
+    @property
+    def index_loaded(self) -> bool:
+        """Whether :meth:`load_index` has run (readiness: a server answers scans only with its index)."""
+        return self._index_loaded
+
     def load_index(self) -> None:
         """Load the matching index (snapshot or rebuild) once; commands that never match skip it."""
         if not self._index_loaded:

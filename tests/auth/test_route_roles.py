@@ -15,6 +15,9 @@ SIGNED = "signed"
 # added here, or the test fails.
 EXPECTED = {
     ("GET", "/v1/health"): None,
+    ("GET", "/livez"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/metrics"): Permission.METRICS_READ,
     ("GET", "/v1/signal-types"): Permission.BANKS_READ,
     ("GET", "/v1/stats/scans"): Permission.STATS_READ,
     ("GET", "/v1/apikeys"): Permission.APIKEYS_MANAGE,

@@ -3,11 +3,12 @@
 For every HTTP request, before any route, dependency or authentication runs:
 
 0. **Tarpit** — a caller whose recent requests kept being refused waits before anything else is done, and the
-   status of every answer is counted (:mod:`safehold.api.tarpit`); ``/v1/health`` is exempt.
+   status of every answer is counted (:mod:`safehold.api.tarpit`); the probes (``/v1/health``, ``/livez``,
+   ``/readyz``) are exempt.
 1. **Rate** — a token bucket per API key or console session (``SAFEHOLD_RATE_LIMIT`` per second, bursts of
    ``SAFEHOLD_RATE_BURST``), and per client address for requests that carry neither
    (``SAFEHOLD_RATE_LIMIT_ANONYMOUS``). An empty bucket is 429 ``rate.limited`` with ``Retry-After``; the body is
-   never read. ``/v1/health`` is exempt, so a flood cannot make a healthy server look dead.
+   never read. The probes are exempt, so a flood cannot make a healthy server look dead.
 2. **Body size** — a limit per route class (:func:`route_class`): JSON API routes, batch routes, file uploads,
    bank imports, console forms. A caller without a *valid* key or session gets ``SAFEHOLD_MAX_ANONYMOUS_BYTES``
    whatever the route (a key or session is checked here only when the body may be larger than that). A declared
@@ -48,7 +49,7 @@ from safehold.signals.budget import WorkBudget
 #: Fields and multipart framing allowed on top of ``SAFEHOLD_MAX_UPLOAD_BYTES`` in an upload body.
 MULTIPART_OVERHEAD = 1024 * 1024
 SESSION_COOKIE = b"safehold_session="
-EXEMPT = frozenset({"/v1/health"})
+EXEMPT = frozenset({"/v1/health", "/livez", "/readyz"})  # probes: never rate-limited nor held up
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _UPLOAD = re.compile(

@@ -42,6 +42,7 @@ class Permission(StrEnum):
     AGES_WRITE = "ages.write"  # record an age signal (a declared birth date, an assurance result, a finding)
     TRANSPARENCY_READ = "transparency.read"  # the overview's figures and stored transparency reports
     TRANSPARENCY_WRITE = "transparency.write"  # generate and store a transparency report for a period
+    METRICS_READ = "metrics.read"  # /metrics: Prometheus's scrape (aggregates only: counts, depths, timings)
 
 
 class Role(StrEnum):
@@ -97,6 +98,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EVIDENCE_READ,
             Permission.AGES_READ,
             Permission.TRANSPARENCY_READ,
+            Permission.METRICS_READ,
         }
     ),
     Role.LEGAL: frozenset(

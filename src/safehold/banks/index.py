@@ -22,6 +22,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,9 @@ class BankIndex:
         self.last_at: str | None = None
         self.banks: dict[int, BankSettings] = {}
         self.changes_since_snapshot = 0
+        #: ``time.monotonic()`` when :meth:`sync` last found nothing more to apply (None: never): readiness and
+        #: the freshness metric (safehold.monitoring) tell a caught-up index from a stuck one by it.
+        self.synced_at: float | None = None
 
     # ------------------------------------------------------------ loading
 
@@ -168,6 +172,7 @@ class BankIndex:
                         .limit(REPLAY_BATCH)
                     ).all()
                 if not rows:
+                    self.synced_at = time.monotonic()
                     return applied
                 self._replay(rows)
                 applied += len(rows)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from safehold import __version__
+from safehold import __version__, logs
 from safehold.cli import actions as action_cmds
 from safehold.cli import ages as age_cmds
 from safehold.cli import audit as audit_cmds
@@ -106,7 +106,11 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        fmt = logs.log_format()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    logs.configure(logging.INFO if verbose else logging.WARNING, fmt)
     owner_only()  # keys, vault, evidence, exports, snapshots: owner-only, whatever the caller's umask
 
 
@@ -143,7 +147,18 @@ def serve(
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
     threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
-    config = uvicorn.Config(create_app(svc), host=host, port=port, log_level="info", access_log=False)
+    # JSON logs: uvicorn's own records go through the root handler (safehold.logs) instead of its text formatter.
+    json_logs = svc.settings.log_format == "json"
+    if json_logs:
+        logging.getLogger("uvicorn").setLevel(logging.INFO)
+    config = uvicorn.Config(
+        create_app(svc),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        **({"log_config": None} if json_logs else {}),
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from celery import Celery
 
 from safehold.config import Settings
+from safehold.metrics import TASK_FAILURES
 from safehold.workers.tasks import Scope, Task, periodic
 
 if TYPE_CHECKING:
@@ -68,7 +69,12 @@ def make_app(settings: Settings, tasks: Mapping[str, Task], services: Callable[[
 
 def _body(app: Celery, task: Task, services: Callable[[], Services]) -> Callable[[], None]:
     def run() -> None:
-        if task.more(task.run(services())):  # more is due: hand the next round to any worker
+        try:
+            more = task.more(task.run(services()))
+        except Exception:  # counted (safehold.metrics), then Celery logs it as it always has
+            TASK_FAILURES.labels(task.name).inc()
+            raise
+        if more:  # more is due: hand the next round to any worker
             app.send_task(task.name)
 
     run.__name__ = run.__qualname__ = task.name.replace(".", "_")

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from safehold.errors import SafeholdError
+from safehold.metrics import TASK_FAILURES
 from safehold.workers.tasks import Scope, Task, periodic
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def _run_logged(task: Task, svc: Services) -> bool:
         return task.more(task.run(svc))
     except Exception:  # the database may be briefly away; keep the process serving
         log.exception("background task %s failed", task.name)
+        TASK_FAILURES.labels(task.name).inc()
         return False
 
 
