@@ -111,8 +111,10 @@ def server(tmp_path):
     thread.join(timeout=30)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium for the module (starting it costs seconds); each test's pages have contexts of their own
+    (``new_page``), so no cookies or storage pass between tests."""
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b
