@@ -10,18 +10,15 @@ measured at, as the walkthrough tells them to; the test does not depend on the m
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from safehold.config import Settings
 from tests.media import jpeg
-from tests.test_serve import _free_port, wait_until_serving
+from tests.walkthrough import run_walkthrough
 from tests.web.conftest import PASSWORD, Console
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,40 +178,13 @@ def test_a_new_user_walks_through_safety(svc, cli, client, keys, console, tmp_pa
     )
 
 
-def walkthrough_script(port: int) -> str:
-    """The shell block of docs/safety.md's Walkthrough, as written, but for what a test cannot do as a person
-    would: the server is the test's (on a free port), and the reviewer's password comes from standard input."""
-    text = (REPO / "docs" / "safety.md").read_text(encoding="utf-8")
-    [block] = re.findall(r"^## Walkthrough\n.*?```sh\n(.*?)```", text, flags=re.DOTALL | re.MULTILINE)
-    line_of_rita = "safehold user create rita --role reviewer"
-    edits = {
-        "safehold serve --port 8080 &\n": "\n",
-        f"{line_of_rita}\n": f"{line_of_rita} --password-stdin <<< '{PASSWORD}'\n",
-    }
-    for line, instead in edits.items():
-        assert line in block, f"the walkthrough no longer has: {line}"
-        block = block.replace(line, instead)
-    return 'safehold() { "$SAFEHOLD_PY" -m safehold "$@"; }\nset -u\n' + block.replace("8080", str(port))
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the walkthrough's commands use curl")
 def test_the_documented_walkthrough_runs_against_a_real_server(tmp_path):
-    """docs/safety.md's commands, copied and pasted into a shell, against ``safehold serve`` on an empty store."""
-    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var"), "SAFEHOLD_CLASSIFIERS": "opennsfw"}
-    env["SAFEHOLD_PY"] = sys.executable
-    env.pop("SAFEHOLD_DATABASE_URL", None)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        wait_until_serving(server, f"http://127.0.0.1:{port}")
-        run = subprocess.run(["bash", "-c", walkthrough_script(port)], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=300)  # fmt: skip
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    """docs/safety.md's commands, copied and pasted into a shell, against ``safehold serve`` on an empty store. The
+    reviewer's password comes from standard input."""
+    line_of_rita = "safehold user create rita --role reviewer"
+    edits = {f"{line_of_rita}\n": f"{line_of_rita} --password-stdin <<< '{PASSWORD}'\n"}
+    run = run_walkthrough("safety.md", tmp_path / "var", edits, SAFEHOLD_CLASSIFIERS="opennsfw")
     out = run.stdout
     assert run.returncode == 0, (out, run.stderr)
     over_api = re.search(r'"scores":\[\{"label":"explicit","score":([0-9.]+)', out)

@@ -13,11 +13,8 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import pytest
 from safehold.store.models import utcnow
 from safehold.transparency.formats.dsa import validate_dsa_zip
 from tests.media import jpeg
-from tests.test_serve import _free_port, wait_until_serving
+from tests.walkthrough import run_walkthrough
 from tests.web.conftest import PASSWORD, Console
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,41 +124,13 @@ def test_a_new_user_sees_their_first_case_in_the_overview_and_reports(svc, cli, 
     assert "reproduced byte for byte" in cli("transparency", "verify", made["dsa"]).output
 
 
-def walkthrough_script(port: int, out: Path) -> str:
-    """The shell block of docs/transparency.md's Walkthrough, as written, but for what a test cannot do as a
-    person would: the server is the test's (on a free port), the reports go to the test's folder, and Python is
-    the test's (the checkout's ``.venv`` is where a user's is)."""
-    text = (REPO / "docs" / "transparency.md").read_text(encoding="utf-8")
-    [block] = re.findall(r"^## Walkthrough\n.*?```sh\n(.*?)```", text, flags=re.DOTALL | re.MULTILINE)
-    edits = {
-        "safehold serve --port 8080 &\n": "\n",
-        "OUT=transparency-$P;": f"OUT={out};",
-        ".venv/bin/python -c": '"$SAFEHOLD_PY" -c',
-    }
-    for line, instead in edits.items():
-        assert line in block, f"the walkthrough no longer has: {line}"
-        block = block.replace(line, instead)
-    return 'safehold() { "$SAFEHOLD_PY" -m safehold "$@"; }\nset -u\n' + block.replace("8080", str(port))
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the walkthrough's commands use curl")
 def test_the_documented_walkthrough_runs_against_a_real_server(tmp_path):
     """docs/transparency.md's commands, copied and pasted into a shell, against ``safehold serve`` on an empty
-    store (SQLite, a fresh home)."""
-    env = {**os.environ, "SAFEHOLD_HOME": str(tmp_path / "var"), "SAFEHOLD_PY": sys.executable}
-    env.pop("SAFEHOLD_DATABASE_URL", None)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "safehold", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        wait_until_serving(server, f"http://127.0.0.1:{port}")
-        run = subprocess.run(["bash", "-c", walkthrough_script(port, tmp_path / "out")], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    store (SQLite, a fresh home). The reports go to the test's folder; Python is the test's (a user's is the
+    checkout's ``.venv``)."""
+    edits = {"OUT=transparency-$P;": f"OUT={tmp_path / 'out'};", ".venv/bin/python -c": '"$SAFEHOLD_PY" -c'}
+    run = run_walkthrough("transparency.md", tmp_path / "var", edits)
     out = run.stdout
     assert run.returncode == 0, (out, run.stderr)
     assert '"verdict":"match"' in out and '"cases":[{"id":1,"created":true' in out, out  # 1.
