@@ -117,6 +117,8 @@ def test_a_new_user_sees_their_first_case_in_the_overview_and_reports(svc, cli, 
     assert dsa.status_code == 200 and dsa.content == (tmp_path / "report.dsa").read_bytes()
     assert zipfile.is_zipfile(io.BytesIO(dsa.content)) and validate_dsa_zip(dsa.content) == []
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    published = client.get(f"/v1/transparency/reports/{made['json']}/content", headers=admin).text
+    assert '"<10"' in published and '"walk-known"' in published  # the first month's ones, suppressed in reports
     for fmt, report_id in made.items():
         verified = client.post(f"/v1/transparency/reports/{report_id}/verify", headers=admin).json()
         assert verified["figures"]["match"] and verified["rendering"]["reproduced"], (fmt, verified)
