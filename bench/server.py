@@ -22,15 +22,20 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, env: dict | None = None):
+    """``log``: a file to keep the server's stderr in (its tracebacks, for a benchmark to show what a 5xx was);
+    by default it goes to /dev/null."""
+
+    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None):
+        self.log = log
         self.env = {**os.environ, "SAFEHOLD_HOME": str(home), **(env or {})}
         if not env or "SAFEHOLD_DATABASE_URL" not in env:
             self.env.pop("SAFEHOLD_DATABASE_URL", None)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self._log = open(log, "ab") if log else None  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "safehold", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=self._log or subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 90
         while True:
@@ -40,7 +45,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
+                raise SystemExit(f"the server did not start{': ' + self.log_tail() if log else ''}")
             time.sleep(0.2)
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
@@ -56,9 +61,17 @@ class Server:
     def key(self, role: str) -> dict:
         return {"Authorization": f"Bearer {self.token(role)}"}
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server's stderr (empty when it is not kept)."""
+        if not self.log or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        if self._log:
+            self._log.close()
 
 
 #: Idle connections older than this are not reused (below uvicorn's default keep-alive timeout of 5 s).

@@ -4,7 +4,9 @@ store (an embedded SQLite file under ``--home``, or a PostgreSQL database with `
 What it writes, for ``--cases N`` (default 1 000 000) over the calendar year ``--year`` (default: last year):
 
 - 5 banks (two fed by the exchanges ``ncmec`` and ``industry-peer``, one imported list, two of the platform's own)
-  with about N / 9 entries, the exchanges' entries added through the year with their publisher rows;
+  with about N / 9 entries, the exchanges' entries added through the year with their publisher rows; the two
+  exchanges are disabled (their settings are empty, and there is no real exchange behind them), so a server on the
+  store neither fetches from them nor sends them the queued feedback;
 - N cases: source (hash match 46 %, classifier 24 %, grooming 10 %, solicitation 8 %, user report 10 %,
   livestream 2 %), queue, band P0–P4, category, opened through the year; about 85 % closed after a log-normal
   review latency by band (median 30 min for P0 to 3 days for P4); decisions with A1–B2 classifications (``csam``)
@@ -309,7 +311,9 @@ class History:
         for name, type_name in EXCHANGES:
             ex_id, bank = EXCHANGE_IDS[name], next(b[0] for b in BANKS if b[2] == name)
             self.exchange_of_bank[bank] = (ex_id, name)
-            ex_rows.append((ex_id, name, type_name, self.bank_ids[bank], True, "{}", 3600, "{}", "{}", start, start))
+            # Disabled: the settings are empty (ThreatExchange's need privacy groups) and no exchange is behind them;
+            # an enabled one would fail every round on a server started on this store.
+            ex_rows.append((ex_id, name, type_name, self.bank_ids[bank], False, "{}", 3600, "{}", "{}", start, start))
         cols = ("id", "name", "type", "bank_id", "enabled", "settings", "every_seconds", "unknown_types", "last_round",
                 "created_at", "updated_at")  # fmt: skip
         self.w.insert("exchanges", cols, ex_rows)

@@ -42,10 +42,10 @@ def test_generate_list_get_download_verify(client, keys, facts):
     assert hashlib.sha256(r.content).hexdigest() == meta["content_sha256"] == r.headers["x-checksum-sha256"]
     assert json.loads(r.content)["figures"]["cases.backlog"]["rows"][0] == ["open", "high", "<10"]
 
-    r = client.post(f"{URL}/{meta['id']}/verify", headers=keys["auditor"])
+    r = client.post(f"{URL}/{meta['id']}/verify", headers=keys["legal"])
     assert r.status_code == 200 and r.json()["figures"]["match"] and r.json()["rendering"]["reproduced"]
     facts.rows["cases.backlog"] = []
-    r = client.post(f"{URL}/{meta['id']}/verify", headers=keys["auditor"])
+    r = client.post(f"{URL}/{meta['id']}/verify", headers=keys["legal"])
     assert not r.json()["figures"]["match"]
     assert [d["figure"] for d in r.json()["figures"]["differences"]] == ["cases.backlog"]
 
@@ -77,4 +77,6 @@ def test_bounds(client, keys, facts):
     for path in (f"{URL}/42", f"{URL}/42/content"):
         assert _err(client.get(path, headers=keys["admin"]), 404) == "transparency.report_not_found"
     assert _err(client.post(f"{URL}/42/verify", headers=keys["admin"]), 404) == "transparency.report_not_found"
+    # verify recomputes and re-renders, as costly as generating: staff who only read may not trigger it
+    assert _err(client.post(f"{URL}/42/verify", headers=keys["auditor"]), 403) == "auth.forbidden"
     assert _err(client.get(f"{URL}/0", headers=keys["admin"]), 422) == "request.invalid"

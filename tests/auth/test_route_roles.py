@@ -193,7 +193,7 @@ EXPECTED = {
     ("POST", "/v1/transparency/reports"): Permission.TRANSPARENCY_WRITE,
     ("GET", "/v1/transparency/reports/{report_id}"): Permission.TRANSPARENCY_READ,
     ("GET", "/v1/transparency/reports/{report_id}/content"): Permission.TRANSPARENCY_READ,
-    ("POST", "/v1/transparency/reports/{report_id}/verify"): Permission.TRANSPARENCY_READ,
+    ("POST", "/v1/transparency/reports/{report_id}/verify"): Permission.TRANSPARENCY_WRITE,
 }
 
 

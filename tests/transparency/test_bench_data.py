@@ -53,6 +53,9 @@ def test_a_small_history_has_what_was_asked_for(generator, settings):
             assert sum(f.value for f in facts if f.family == "people.exposure") > 0
             assert sum(f.total for f in facts if f.family == "people.exposure") == out["rows"]["audit_log"]
         assert svc.cases.get(1)["id"] == 1  # the application reads the rows
+        # a server on the store runs quietly: no exchange round is due (their settings are empty, nothing is behind)
+        assert [e["enabled"] for e in svc.exchanges.list()] == [False, False]
+        assert svc.exchanges.fetch_due() == 0
     finally:
         svc.close()
 

@@ -101,6 +101,37 @@ def test_a_failing_format_is_a_clean_error_and_stores_nothing(svc, facts, monkey
     assert e.value.code == "transparency.render_failed" and e.value.status == 500
     assert svc.transparency.list()["total"] == 0
     assert svc.audit.list(limit=10, action="transparency.report") == []
+    with svc.db.session() as s:  # the row allocated for its id is gone too
+        assert s.scalars(select(TransparencyReport)).all() == []
+
+
+def test_rendering_holds_no_write_transaction_and_its_report_is_unseen_until_stored(svc, facts, monkeypatch):
+    seen = {}
+
+    class Watching:
+        name, title, media_type, extension = "watching", "Watching", "text/plain", "txt"
+
+        def render(self, figures, context):
+            if seen:  # verify's re-rendering, of the stored report
+                return b"rendered"
+            # another writer gets in while the report renders (a held SQLite writer lock would make it wait and
+            # fail), and the report being rendered is neither listed nor readable yet
+            with svc.db.session() as s:
+                svc.audit.record(s, "test", "test.write", "x:1", {})
+            seen["listed"] = svc.transparency.list()["total"]
+            with pytest.raises(SafeholdError) as e:
+                svc.transparency.get(context.report_id)
+            seen["code"], seen["id"] = e.value.code, context.report_id
+            return b"rendered"
+
+    monkeypatch.setitem(FORMATS, "watching", Watching())
+    meta = svc.transparency.generate("2026-H1", "watching", "cli", now=NOW)
+    assert seen == {"listed": 0, "code": "transparency.report_not_found", "id": meta["id"]}
+    assert svc.transparency.content(meta["id"])[1] == b"rendered"
+    assert svc.transparency.verify(meta["id"])["rendering"]["reproduced"]
+    assert [r["target"] for r in svc.audit.list(limit=10, action="transparency.report")] == [
+        f"transparency_report:{meta['id']}"
+    ]
 
 
 def test_list_newest_first_paginated_and_unknown_id(svc, facts):

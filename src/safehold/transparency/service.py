@@ -15,7 +15,7 @@ import json
 import logging
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from safehold.audit import AuditService
 from safehold.config import Settings
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Most reports one list answer holds.
 MAX_LIST = 500
+#: The ``content_sha256`` of a report allocated but not yet rendered (``generate``): no reader sees such a row.
+PENDING = ""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -61,6 +63,11 @@ class TransparencyService:
             )
         record = _normalised(self.facts.figures(parsed, {}, as_of=now).record())
         k = self.settings.transparency_min_cell
+        # The report's id is printed on it, and rendering a big PDF takes seconds: holding SQLite's writer lock
+        # that long would stall scans and case writes. So the row is allocated in one short transaction (without
+        # bytes: a pending row, which no reader sees), rendered outside any transaction, and completed with its
+        # bytes and its audit record in a second short one; a failed render removes the pending row. Readers see
+        # a report with its figures, bytes and audit record, or none.
         with self.db.session() as s:
             row = TransparencyReport(
                 period_name=parsed.name,
@@ -76,7 +83,7 @@ class TransparencyService:
                 provider=self.settings.transparency_provider,
                 service=self.settings.transparency_service,
                 content=b"",
-                content_sha256="",
+                content_sha256=PENDING,
                 content_bytes=0,
                 media_type=fmt.media_type,
                 extension=fmt.extension,
@@ -84,16 +91,23 @@ class TransparencyService:
                 created_at=now,
             )
             s.add(row)
-            # The id goes on the report, so it is rendered inside the transaction: a report is stored with its
-            # bytes and its audit record, or not at all (rendering takes well under a second for a half-year).
             s.flush()
-            row.content = _render(fmt, row.figures, _context(row))
-            row.content_sha256 = hashlib.sha256(row.content).hexdigest()
-            row.content_bytes = len(row.content)
+            report_id, context = row.id, _context(row)
+        try:
+            content = _render(fmt, record, context)
+        except BaseException:
+            with self.db.session() as s:
+                s.execute(delete(TransparencyReport).where(TransparencyReport.id == report_id))
+            raise
+        with self.db.session() as s:
+            row = s.get(TransparencyReport, report_id)
+            row.content = content
+            row.content_sha256 = hashlib.sha256(content).hexdigest()
+            row.content_bytes = len(content)
             out = _meta(row)
             detail = {k: out[k] for k in ("format", "content_sha256", "figures_digest", "partial", "min_cell")}
             detail["period"] = parsed.name
-            self.audit.record(s, actor, "transparency.report", f"transparency_report:{row.id}", detail)
+            self.audit.record(s, actor, "transparency.report", f"transparency_report:{report_id}", detail)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -102,9 +116,10 @@ class TransparencyService:
         """Stored reports, newest first: ``{"total", "reports": [metadata…]}``."""
         limit = max(1, min(limit, MAX_LIST))
         with self.db.session() as s:
-            total = s.scalar(select(func.count()).select_from(TransparencyReport))
+            total = s.scalar(select(func.count()).select_from(TransparencyReport).where(_published()))
             rows = s.scalars(
                 select(TransparencyReport)
+                .where(_published())
                 .order_by(TransparencyReport.created_at.desc(), TransparencyReport.id.desc())
                 .limit(limit)
                 .offset(max(0, offset))
@@ -215,9 +230,14 @@ def _render(fmt: ReportFormat, record: dict, context: ReportContext) -> bytes:
         ) from exc
 
 
+def _published():
+    """Reports whose bytes are stored: not a pending one that ``generate`` is still rendering."""
+    return TransparencyReport.content_sha256 != PENDING
+
+
 def _row(s, report_id: int) -> TransparencyReport:
     row = s.get(TransparencyReport, report_id)
-    if row is None:
+    if row is None or row.content_sha256 == PENDING:
         raise NotFound("transparency.report_not_found", f"No transparency report {report_id}.")
     return row
 
