@@ -164,3 +164,28 @@ def test_a_days_roll_up_reads_through_a_timestamp_index(svc, rows):
              "due": "ix_cases_due_at", "second": "ix_case_decisions_at",
              "actions": "ix_case_actions_created_at"}  # fmt: skip
     assert index[rows] in plan, plan
+
+
+def test_an_overturn_after_the_roll_up_moves_the_decision_to_its_new_band(svc):
+    """The first decision's day was rolled up with the case's band then; the overturn escalates the case (its band
+    rises) after that day left the refresh window: the next refresh rolls the day up again, so the figure's row and
+    its drill-down name the same band and the same case."""
+    from tests.review.helpers import BOB, media_case
+    from tests.transparency.helpers import move
+
+    facts = Facts(svc.db, refresh_seconds=0)
+    case_id, _ = media_case(svc, 7)
+    decide(svc, case_id, "csam", "A1", who=ALICE)  # awaits a second reviewer
+    move(svc, case_id, noon(10))
+    facts.refresh(force=True)
+    p = parse_period("last-30d")
+    (before,) = bands(svc, case_id)
+    assert [r[0] for r in facts.figures(p)["decisions.time_to_decision"].rows] == [before]
+    svc.review.confirm(case_id, BOB, agree=False)  # overturned: escalated, its band rises
+    (after,) = bands(svc, case_id)
+    assert after != before
+    facts.refresh(force=True)
+    rows = facts.figures(p)["decisions.time_to_decision"].rows
+    assert [(r[0], r[-1]) for r in rows] == [(after, 1)]
+    listed = list(facts.records("decisions.time_to_decision", p, {}, {"band": after}))
+    assert [r["case_id"] for r in listed] == [case_id]
