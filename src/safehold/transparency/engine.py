@@ -10,9 +10,10 @@ again only the days from the last refresh (less :data:`SETTLE`, for records writ
 earlier days a family says are still open (:meth:`stale_days`); :meth:`Facts.rebuild` redoes any range (after a
 backdated import). Both write at most :data:`CHUNK_DAYS` days a transaction, so a refresh far behind (the first
 overview after an upgrade or a long pause) never holds the writer lock for all of it; it still runs inside the
-request that found the facts stale, which is why ``safehold transparency rebuild`` after an upgrade is advised. Writing a family's facts always starts by locking its ``transparency_refresh`` row (``SELECT …
-FOR UPDATE`` on PostgreSQL, a write on SQLite, which takes the database's writer lock): two processes refreshing
-at once take turns, and the second finds the facts fresh, so nothing is counted twice.
+request that found the facts stale, which is why ``safehold transparency rebuild`` after an upgrade is advised.
+Writing a family's facts always starts by locking its ``transparency_refresh`` row (``SELECT … FOR UPDATE`` on
+PostgreSQL, a write on SQLite, which takes the database's writer lock): two processes refreshing at once take
+turns, and a chunk replaces whole days, so nothing is counted twice.
 """
 
 from __future__ import annotations
