@@ -1213,7 +1213,9 @@ class TransparencyRefresh(Base):
 
 # The timestamps the facts of one day are read through: a day's roll-up is an index range, not a table scan.
 Index("ix_cases_opened_at", Case.opened_at)
-Index("ix_cases_closed_at", Case.closed_at)
+# Covering: the cases open at the end of a day (closed later or not at all) by band, source and queue, read from
+# the index alone (the backlog every refresh counts).
+Index("ix_cases_closed_at", Case.closed_at, Case.opened_at, Case.band, Case.source, Case.queue)
 Index("ix_cases_due_at", Case.due_at)
 Index("ix_case_decisions_at", CaseDecision.at)
 Index("ix_case_signals_at", CaseSignal.at)

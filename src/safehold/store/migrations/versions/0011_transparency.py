@@ -24,7 +24,6 @@ _TS = sa.DateTime(timezone=True)
 #: The timestamp indexes the transparency facts of one day are read through (name, table, column).
 _INDEXES = (
     ("ix_cases_opened_at", "cases", "opened_at"),
-    ("ix_cases_closed_at", "cases", "closed_at"),
     ("ix_cases_due_at", "cases", "due_at"),
     ("ix_case_decisions_at", "case_decisions", "at"),
     ("ix_case_signals_at", "case_signals", "at"),
@@ -59,6 +58,7 @@ def upgrade() -> None:
     for name, table, column in _INDEXES:
         op.create_index(name, table, [column])
     op.create_index("ix_cases_live", "cases", ["status", "due_at", "band", "source", "queue"])
+    op.create_index("ix_cases_closed_at", "cases", ["closed_at", "opened_at", "band", "source", "queue"])
 
     # --- stored transparency reports (safehold.transparency.service)
     op.create_table(
@@ -94,6 +94,7 @@ def downgrade() -> None:
     op.drop_table("transparency_reports")
 
     # --- timestamp indexes (safehold.transparency.engine)
+    op.drop_index("ix_cases_closed_at", table_name="cases")
     op.drop_index("ix_cases_live", table_name="cases")
     for name, table, _column in reversed(_INDEXES):
         op.drop_index(name, table_name=table)
