@@ -121,3 +121,31 @@ def test_two_refreshes_at_once_count_once(svc):
     fs = Facts(svc.db, refresh_seconds=3600).figures(parse_period("last-30d"))
     assert fs["cases.daily"].total("opened") == 7 and fs["cases.daily"].total("closed") == 3
     assert fs["actions.by_kind"].total() == 4
+
+
+def test_a_refresh_far_behind_rolls_up_in_chunks(svc, monkeypatch):
+    """Forty days behind: the refresh replaces them in transactions of at most CHUNK_DAYS days (a request never
+    holds the writer lock for the whole gap) and ends with the same facts as a rebuild."""
+    from sqlalchemy import update
+
+    from safehold.store.models import TransparencyRefresh
+
+    world(svc)
+    facts = Facts(svc.db, families=[f for f in engine.fam.FAMILIES if f.name == "cases"])
+    facts.refresh()
+    with svc.db.session() as s:
+        s.execute(update(TransparencyRefresh).values(refreshed_at=noon(40)))
+    replaced = []
+    real = Facts._replace
+
+    def spy(s, family, start, end):
+        replaced.append((end - start).days)
+        real(s, family, start, end)
+
+    monkeypatch.setattr(Facts, "_replace", staticmethod(spy))
+    done = facts.refresh()
+    assert done["cases"] == sum(replaced) >= 41
+    assert len(replaced) >= 2 and max(replaced) <= engine.CHUNK_DAYS
+    incremental = facts_table(svc)
+    facts.rebuild()
+    assert facts_table(svc) == incremental

@@ -164,3 +164,56 @@ def test_a_days_roll_up_reads_through_a_timestamp_index(svc, rows):
              "due": "ix_cases_due_at", "second": "ix_case_decisions_at",
              "actions": "ix_case_actions_created_at"}  # fmt: skip
     assert index[rows] in plan, plan
+
+
+def test_an_overturn_after_the_roll_up_moves_the_decision_to_its_new_band(svc):
+    """The first decision's day was rolled up with the case's band then; the overturn escalates the case (its band
+    rises) after that day left the refresh window: the next refresh rolls the day up again, so the figure's row and
+    its drill-down name the same band and the same case."""
+    from tests.review.helpers import BOB, media_case
+    from tests.transparency.helpers import move
+
+    facts = Facts(svc.db, refresh_seconds=0)
+    case_id, _ = media_case(svc, 7)
+    decide(svc, case_id, "csam", "A1", who=ALICE)  # awaits a second reviewer
+    move(svc, case_id, noon(10))
+    facts.refresh(force=True)
+    p = parse_period("last-30d")
+    (before,) = bands(svc, case_id)
+    assert [r[0] for r in facts.figures(p)["decisions.time_to_decision"].rows] == [before]
+    svc.review.confirm(case_id, BOB, agree=False)  # overturned: escalated, its band rises
+    (after,) = bands(svc, case_id)
+    assert after != before
+    facts.refresh(force=True)
+    rows = facts.figures(p)["decisions.time_to_decision"].rows
+    assert [(r[0], r[-1]) for r in rows] == [(after, 1)]
+    listed = list(facts.records("decisions.time_to_decision", p, {}, {"band": after}))
+    assert [r["case_id"] for r in listed] == [case_id]
+
+
+def test_the_live_figures_read_an_index_alone(svc):
+    """The backlog now and the SLA's undecided cases are counted on every overview read: each is a search of a
+    covering index (no case row read), so the overview stays fast with a large backlog (SQLite's plan)."""
+    if not svc.db.is_sqlite:
+        pytest.skip("query plans are checked on SQLite")
+    from sqlalchemy import event
+
+    facts = Facts(svc.db, refresh_seconds=10**9)
+    facts.refresh()
+    seen: list[tuple] = []
+
+    def spy(conn, cursor, statement, params, context, many):
+        if "FROM cases" in statement and "transparency_facts" not in statement:
+            seen.append((statement, params))
+
+    engine = svc.db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        facts.figures(parse_period("last-30d"))
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert len(seen) == 2, seen  # the backlog and the SLA's undecided cases
+    with engine.connect() as c:
+        for statement, params in seen:
+            plan = " ".join(str(r) for r in c.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params))
+            assert "COVERING INDEX ix_cases_live" in plan, plan

@@ -1190,7 +1190,8 @@ class TransparencyFact(Base):
     __tablename__ = "transparency_facts"
     __table_args__ = (
         UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),  # a refresh replaces days
-        Index("ix_transparency_facts_family_day", "family", "day"),  # a figure sums one kind of fact over days
+        # A figure sums one kind of fact over days: covering, so the sum reads the index alone.
+        Index("ix_transparency_facts_family_day", "family", "day", "dims", "value", "total"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -1212,12 +1213,19 @@ class TransparencyRefresh(Base):
 
 # The timestamps the facts of one day are read through: a day's roll-up is an index range, not a table scan.
 Index("ix_cases_opened_at", Case.opened_at)
-Index("ix_cases_closed_at", Case.closed_at)
+# Covering: the cases open at the end of a day (closed later or not at all) by band, source and queue, read from
+# the index alone (the backlog every refresh counts).
+Index("ix_cases_closed_at", Case.closed_at, Case.opened_at, Case.band, Case.source, Case.queue)
 Index("ix_cases_due_at", Case.due_at)
 Index("ix_case_decisions_at", CaseDecision.at)
 Index("ix_case_signals_at", CaseSignal.at)
 Index("ix_case_actions_created_at", CaseAction.created_at)
 Index("ix_reports_created_at", Report.created_at)
+# The live figures of the overview read the open cases from an index alone (the backlog by status and band, the
+# undecided cases due in a period), and a refresh finds the cases changed since the last one (their band may have
+# risen after their days were rolled up).
+Index("ix_cases_live", Case.status, Case.due_at, Case.band, Case.source, Case.queue)
+Index("ix_cases_updated_at", Case.updated_at)
 
 # --- [11] stored transparency reports (safehold.transparency.service) ---------------------------------------------
 

@@ -8,9 +8,12 @@ rows a day per combination of dimensions, so a year of a million cases is thousa
 period is a sum over them. A day's facts change only while its records do, so :meth:`Facts.refresh` rolls up
 again only the days from the last refresh (less :data:`SETTLE`, for records written late) to today, plus the
 earlier days a family says are still open (:meth:`stale_days`); :meth:`Facts.rebuild` redoes any range (after a
-backdated import). Writing a family's facts always starts by locking its ``transparency_refresh`` row (``SELECT …
-FOR UPDATE`` on PostgreSQL, a write on SQLite, which takes the database's writer lock): two processes refreshing
-at once take turns, and the second finds the facts fresh, so nothing is counted twice.
+backdated import). Both write at most :data:`CHUNK_DAYS` days a transaction, so a refresh far behind (the first
+overview after an upgrade or a long pause) never holds the writer lock for all of it; it still runs inside the
+request that found the facts stale, which is why ``safehold transparency rebuild`` after an upgrade is advised.
+Writing a family's facts always starts by locking its ``transparency_refresh`` row (``SELECT … FOR UPDATE`` on
+PostgreSQL, a write on SQLite, which takes the database's writer lock): two processes refreshing at once take
+turns, and a chunk replaces whole days, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -160,26 +163,22 @@ class Facts:
         for family in self.families:
             with self.db.session() as s:
                 state = self._lock(s, family.name)
-                if state is not None and (force or not self._fresh(state, now)):
-                    done[family.name] = self._refresh_family(s, family, state, now)
-                    continue
-                if state is not None:
+                if state is not None and not force and self._fresh(state, now):
                     done[family.name] = 0
                     continue
-            # The first refresh: everything from the first record, in chunks (each its own locked transaction).
-            end = now.date() + dt.timedelta(days=1)
-            done[family.name] = self._rebuild_family(family, self._first_day(family), end, None, now)
+                days = self._days_to_refresh(s, family, state, now) if state is not None else None
+            if days is None:  # the first refresh: everything from the first record
+                days = _span(self._first_day(family), now.date() + dt.timedelta(days=1))
+            done[family.name] = self._roll(family, days, None, now)
         return done
 
-    def _refresh_family(self, s: Session, family: Family, last: dt.datetime, now: dt.datetime) -> int:
+    def _days_to_refresh(self, s: Session, family: Family, last: dt.datetime, now: dt.datetime) -> list[dt.date]:
+        """From the last refresh less :data:`SETTLE` to today, and the earlier days the family names as open."""
         today = now.date()
         start = min((last - SETTLE).date(), today)
-        days = {start + dt.timedelta(days=i) for i in range((today - start).days + 1)}
+        days = set(_span(start, today + dt.timedelta(days=1)))
         days |= set(_stale_days(family, s, self._reader(s, family.name), start))
-        for a, b in _runs(sorted(days)):
-            self._replace(s, family, a, b)
-        self._mark(s, family.name, now)
-        return len(days)
+        return sorted(days)
 
     def rebuild(
         self, start_day: dt.date | None = None, end_day: dt.date | None = None, progress: Progress | None = None
@@ -193,26 +192,28 @@ class Facts:
         total = sum(max(0, (end - starts[f.name]).days) for f in self.families)
         tick = _Ticker(progress, total)
         for family in self.families:
-            self._rebuild_family(family, starts[family.name], end, tick, now if end_day is None else None)
+            self._roll(family, _span(starts[family.name], end), tick, now if end_day is None else None)
         return total
 
-    def _rebuild_family(
-        self, family: Family, start: dt.date, end: dt.date, tick: _Ticker | None, mark: dt.datetime | None
-    ) -> int:
-        day = start
-        while day < end:
-            stop = min(day + dt.timedelta(days=CHUNK_DAYS), end)
-            with self.db.session() as s:
-                self._lock(s, family.name)
-                self._replace(s, family, day, stop)
-            if tick:
-                tick((stop - day).days)
-            day = stop
+    def _roll(self, family: Family, days: list[dt.date], tick: _Ticker | None, mark: dt.datetime | None) -> int:
+        """Roll up ``days`` (sorted) again, at most :data:`CHUNK_DAYS` a transaction, each taking the family's
+        lock: a refresh far behind (after an upgrade, or a long pause) never holds the writer lock for all of it
+        at once, and a figure read between two chunks sums whole days. ``mark``: the refresh time recorded
+        after the last chunk. Returns the number of days."""
+        for a, b in _runs(days):
+            while a < b:
+                stop = min(a + dt.timedelta(days=CHUNK_DAYS), b)
+                with self.db.session() as s:
+                    self._lock(s, family.name)
+                    self._replace(s, family, a, stop)
+                if tick:
+                    tick((stop - a).days)
+                a = stop
         if mark is not None:
             with self.db.session() as s:
                 self._lock(s, family.name)
                 self._mark(s, family.name, mark)
-        return max(0, (end - start).days)
+        return len(days)
 
     def status(self) -> list[dict]:
         """Per family: when its facts were last refreshed, how many fact rows it has and the days they cover."""
@@ -289,6 +290,11 @@ def _stale_days(family: Family, s: Session, read, start: dt.date) -> list[dt.dat
     """Days before ``start`` whose facts the family says can still change (optional ``stale_days`` method)."""
     hook = getattr(family, "stale_days", None)
     return [d for d in (hook(s, read, start) if hook else ()) if d < start]
+
+
+def _span(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The days of ``[start, end)``."""
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 def _runs(days: list[dt.date]) -> Iterator[tuple[dt.date, dt.date]]:

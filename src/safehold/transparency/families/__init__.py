@@ -1,6 +1,7 @@
 """Fact families: each reads one kind of record (cases, signals, decisions, …), rolls it up into daily facts, and
 fills the catalogue's figures it owns from those facts; it also lists the records behind one row of its figures
-from the same predicates (the drill-down), so a figure and its drill-down never disagree.
+from the same predicates (the drill-down), so a figure and its drill-down agree as of the last refresh (for a
+dimension that changes after its day was rolled up, see ``stale_days`` below and :mod:`.cases`).
 
 The engine (:mod:`safehold.transparency.engine`) stores the facts, decides which days to roll up again, and asks
 each family in :data:`FAMILIES` for its figures. A family never writes the store.

@@ -3,10 +3,18 @@ decisions by outcome, second reviews and actions taken (docs/transparency.md, "T
 
 Each kind of counted record is one :class:`_Rows`: a query listing the records of a range of days with their ids,
 their UTC day and their dimensions. The roll-up groups it by day and dimensions (one ``GROUP BY``); the drill-down
-filters the same query by a figure row's dimensions, so a figure and the records behind it never disagree.
+filters the same query by a figure row's dimensions, so a figure and the records behind it agree as of the last
+refresh.
 
-Dimensions are read when the day is rolled up: a case's band is the one it had then (bands only rise while a case
-is open). ``source`` and ``queue`` of the case are on every fact, for the two filters.
+Dimensions are read when the day is rolled up, and a case's band can rise later (an overturn escalates it). So each
+refresh rolls up again the decision days of every case changed since the last one (:meth:`CaseFamily.stale_days`;
+the SLA family does the same for due days): time to decision and the SLA follow the band the drill-down filters on.
+One exception: the backlog of a past period (``cases.open``, a fact for every day a case was open) keeps the band a
+case had when those days were rolled up, while its drill-down lists by the band it has now; rolling up every open
+day again for each change would make a refresh cost the age of the oldest changed case. The count of a past
+backlog is right; a case whose band rose after its open days were rolled up is listed under its new band until
+``safehold transparency rebuild`` redoes those days. ``source`` and ``queue`` of the case are on every fact, for
+the two filters.
 """
 
 from __future__ import annotations
@@ -242,6 +250,17 @@ class CaseFamily:
     name = NAME
     keys = (*(k for k in SOURCES if k != "cases.sla"), "cases.backlog")
     first_day = staticmethod(_first_case_day)
+
+    @staticmethod
+    def stale_days(s: Session, read: StoredFacts, start: dt.date) -> set[dt.date]:
+        """The days of the first decision of each case changed since ``start`` (through ``ix_cases_updated_at``):
+        its band may have risen since (an overturn escalates it), and the time-to-decision fact of that day holds
+        the band the drill-down filters on, so the day is rolled up again with the band the case has now."""
+        changed = select(Case.id).where(Case.updated_at >= _at(start))
+        q = select(day_of(s, CaseDecision.at)).where(
+            CaseDecision.case_id.in_(changed), CaseDecision.kind == "decide", CaseDecision.decision != "escalate"
+        )
+        return {as_day(d) for d in s.scalars(q.distinct())}
 
     def rollup(self, s: Session, start: dt.datetime, end: dt.datetime) -> Iterable[Fact]:
         now = utcnow()

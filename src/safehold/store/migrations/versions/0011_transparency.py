@@ -24,12 +24,12 @@ _TS = sa.DateTime(timezone=True)
 #: The timestamp indexes the transparency facts of one day are read through (name, table, column).
 _INDEXES = (
     ("ix_cases_opened_at", "cases", "opened_at"),
-    ("ix_cases_closed_at", "cases", "closed_at"),
     ("ix_cases_due_at", "cases", "due_at"),
     ("ix_case_decisions_at", "case_decisions", "at"),
     ("ix_case_signals_at", "case_signals", "at"),
     ("ix_case_actions_created_at", "case_actions", "created_at"),
     ("ix_reports_created_at", "reports", "created_at"),
+    ("ix_cases_updated_at", "cases", "updated_at"),
 )
 
 
@@ -45,7 +45,9 @@ def upgrade() -> None:
         sa.Column("total", sa.Float(), nullable=False),
         sa.UniqueConstraint("day", "family", "dims", name="uq_transparency_fact"),
     )
-    op.create_index("ix_transparency_facts_family_day", "transparency_facts", ["family", "day"])
+    op.create_index(
+        "ix_transparency_facts_family_day", "transparency_facts", ["family", "day", "dims", "value", "total"]
+    )
     op.create_table(
         "transparency_refresh",
         sa.Column("family", sa.String(64), primary_key=True),
@@ -55,6 +57,8 @@ def upgrade() -> None:
     # --- timestamp indexes the facts of a day are read through (safehold.transparency.engine)
     for name, table, column in _INDEXES:
         op.create_index(name, table, [column])
+    op.create_index("ix_cases_live", "cases", ["status", "due_at", "band", "source", "queue"])
+    op.create_index("ix_cases_closed_at", "cases", ["closed_at", "opened_at", "band", "source", "queue"])
 
     # --- stored transparency reports (safehold.transparency.service)
     op.create_table(
@@ -90,6 +94,8 @@ def downgrade() -> None:
     op.drop_table("transparency_reports")
 
     # --- timestamp indexes (safehold.transparency.engine)
+    op.drop_index("ix_cases_closed_at", table_name="cases")
+    op.drop_index("ix_cases_live", table_name="cases")
     for name, table, _column in reversed(_INDEXES):
         op.drop_index(name, table_name=table)
 
