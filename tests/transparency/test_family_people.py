@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import Session
 
 from safehold.auth.apikeys import Principal
 from safehold.store.models import Report, utcnow
@@ -85,14 +86,26 @@ def test_reports_by_authority_and_status_at_the_end_of_the_period(svc):
 
 
 def test_status_at_reads_the_timestamps():
+    engine = create_engine("sqlite://")
+    Report.__table__.create(engine)
     t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     hour = dt.timedelta(hours=1)
-    r = Report(status="finished", submitted_at=t0 + hour, finished_at=t0 + 2 * hour, updated_at=t0 + 2 * hour)
-    assert [status_at(r, t0 + k * hour) for k in (0, 1, 2)] == ["draft", "submitted", "finished"]
-    r = Report(status="failed", submitted_at=t0 + hour, updated_at=t0 + 3 * hour)
-    assert [status_at(r, t0 + k * hour) for k in (2, 3)] == ["submitted", "failed"]
-    r = Report(status="retracted", retracted_at=t0 + hour, updated_at=t0 + hour)
-    assert [status_at(r, t0 + k * hour) for k in (0, 1)] == ["draft", "retracted"]
+    rows = {
+        1: {"status": "finished", "submitted_at": t0 + hour, "finished_at": t0 + 2 * hour, "updated_at": t0 + 2 * hour},
+        2: {"status": "failed", "submitted_at": t0 + hour, "updated_at": t0 + 3 * hour},
+        3: {"status": "retracted", "retracted_at": t0 + hour, "updated_at": t0 + hour},
+    }
+    with Session(engine) as s:
+        for i, r in rows.items():
+            s.add(Report(id=i, incident_key=f"k{i}", created_by="test", created_at=t0, **r))
+        s.flush()
+
+        def at(report_id: int, k: int) -> str:
+            return s.scalar(select(status_at(t0 + k * hour)).where(Report.id == report_id))
+
+        assert [at(1, k) for k in (0, 1, 2)] == ["draft", "submitted", "finished"]
+        assert [at(2, k) for k in (2, 3)] == ["submitted", "failed"]
+        assert [at(3, k) for k in (0, 1)] == ["draft", "retracted"]
 
 
 def test_exposure_bands_reviewer_days_by_share_of_the_effective_cap(svc):

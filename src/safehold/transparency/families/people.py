@@ -3,7 +3,8 @@
 - ``reports.by_authority`` is a state, not a sum of days: the reports created in the period, each with the status
   it had at the end of the period (or at ``as_of`` when that is earlier). A report moves draft → submitted →
   finished, or to failed or retracted, and keeps a timestamp per move, so its status at a time ``T`` is read from
-  them (:func:`status_at`). It is computed from the reports themselves (tens of thousands at most), not from facts.
+  them (:func:`status_at`). It is grouped in SQL from the reports themselves (tens of thousands at most), not
+  from facts.
 - ``reviewers.exposure``: one fact per UTC day and share-of-cap band, counting reviewer-days and their media
   reveals (``media.reveal`` records of the audit log, the same records the wellness cap counts). The cap is the
   reviewer's effective daily cap (the admin default tightened by their own choice) when the day is rolled up; the
@@ -22,7 +23,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from safehold.review.wellness import REVEAL, stored_defaults, tightened
@@ -67,23 +68,22 @@ def band_of(reveals: int, cap: int) -> str:
     return next(label for label, upper in BANDS if share < upper)
 
 
-def status_at(report: Report | tuple, at: dt.datetime) -> str:
-    """A report's status at ``at``, from its timestamps (``report`` has the ``Report`` columns used below).
+def status_at(at: dt.datetime):
+    """A report's status at ``at`` as a SQL expression over its timestamps (the figure groups by it and the
+    drill-down filters on it, so both read one rule).
 
     Retracted from ``retracted_at``, finished from ``finished_at``; a report failed now was failed from its last
     change (``updated_at``: a failure keeps no timestamp of its own); submitted from ``submitted_at``; draft before
     that. A failed report submitted again carries only its latest submission time, so between its first
     submission and the latest it reads as a draft.
     """
-    if report.retracted_at is not None and report.retracted_at <= at:
-        return "retracted"
-    if report.finished_at is not None and report.finished_at <= at:
-        return "finished"
-    if report.status == "failed" and report.updated_at <= at:
-        return "failed"
-    if report.submitted_at is not None and report.submitted_at <= at:
-        return "submitted"
-    return "draft"
+    return case(
+        (and_(Report.retracted_at.is_not(None), Report.retracted_at <= at), "retracted"),
+        (and_(Report.finished_at.is_not(None), Report.finished_at <= at), "finished"),
+        (and_(Report.status == "failed", Report.updated_at <= at), "failed"),
+        (and_(Report.submitted_at.is_not(None), Report.submitted_at <= at), "submitted"),
+        else_="draft",
+    )
 
 
 class People:
@@ -135,11 +135,7 @@ class People:
         exchange_rows = tuple(
             (name, d, n) for (name, d), n in sorted(exchanges.items(), key=lambda kv: (kv[0][0], _order(kv[0][1])))
         )
-        reports: dict[tuple[str, str], list] = {}
-        for row, cases in _reports(s, period, as_of):
-            cell = reports.setdefault((row.authority, status_at(row, _until(period, as_of))), [0, 0])
-            cell[0] += 1
-            cell[1] += cases
+        reports = {(a, st): (n, cases) for a, st, n, cases in _reports(s, period, as_of)}
         report_rows = tuple(
             (a, st, *v) for (a, st), v in sorted(reports.items(), key=lambda kv: (kv[0][0], STATUSES.index(kv[0][1])))
         )
@@ -164,12 +160,13 @@ class People:
 
     def _report_records(self, s: Session, period: Period, row: dict[str, str]) -> Iterator[dict]:
         now = dt.datetime.now(dt.UTC)
-        until = _until(period, now)
-        ids = [
-            r.id
-            for r, _ in _reports(s, period, now)
-            if r.authority == row.get("authority") and status_at(r, until) == row.get("status")
-        ]
+        q = (
+            select(Report.id)
+            .where(*_created_in(period, now), Report.authority == row.get("authority"))
+            .where(status_at(_until(period, now)) == row.get("status"))
+            .order_by(Report.id)
+        )
+        ids = list(s.scalars(q))
         for chunk in _chunks(ids):
             linked = defaultdict(list)
             for report_id, case_id in s.execute(
@@ -285,25 +282,22 @@ def _until(period: Period, as_of: dt.datetime) -> dt.datetime:
     return min(period.end_at, as_of)
 
 
+def _created_in(period: Period, as_of: dt.datetime) -> tuple:
+    return Report.created_at >= period.start_at, Report.created_at < _until(period, as_of)
+
+
 def _reports(s: Session, period: Period, as_of: dt.datetime) -> list[tuple]:
-    """(report row, cases it bundles) for the reports created in the period up to ``as_of``."""
+    """(authority, status at the end, reports, cases they bundle) for the reports created in the period up to
+    ``as_of``, grouped in SQL."""
     cases = select(ReportCase.report_id, func.count().label("n")).group_by(ReportCase.report_id).subquery()
+    status = status_at(_until(period, as_of)).label("status")
     q = (
-        select(
-            Report.id,
-            Report.authority,
-            Report.status,
-            Report.submitted_at,
-            Report.finished_at,
-            Report.retracted_at,
-            Report.updated_at,
-            func.coalesce(cases.c.n, 0),
-        )
+        select(Report.authority, status, func.count(), func.coalesce(func.sum(cases.c.n), 0))
         .outerjoin(cases, cases.c.report_id == Report.id)
-        .where(Report.created_at >= period.start_at, Report.created_at < _until(period, as_of))
-        .order_by(Report.id)
+        .where(*_created_in(period, as_of))
+        .group_by(Report.authority, status)
     )
-    return [(r, r[-1]) for r in s.execute(q)]
+    return [(a, st, n, int(cases)) for a, st, n, cases in s.execute(q)]  # PostgreSQL sums are Decimal
 
 
 def _order(direction: str) -> int:
