@@ -8,8 +8,17 @@ from dataclasses import replace
 from safehold.transparency import charts
 from safehold.transparency.charts import Chart, chart_for, marks, svg
 from safehold.transparency.figures import CATALOGUE, Figure
+from safehold.transparency.formats.layout import cell
 from tests.transparency.format_helpers import PERIOD
 from tests.transparency.report_helpers import SMALL, report_figures
+
+
+def test_a_secondary_cell_is_drawn_as_zero_counted_and_printed_as_x():
+    """ "x" (hidden to protect a small cell; may be large) is no number: never plotted as one, printed as it is."""
+    rows = (("hash_match", 140, 130), ("grooming", "x", "x"), ("livestream", "<10", "<10"))
+    chart = chart_for(Figure(CATALOGUE["detections.by_source"], rows))
+    assert chart.suppressed == 2 and dict(zip(chart.categories, chart.series[0][1], strict=True))["grooming"] == 0
+    assert charts.number("x") is None and cell("x", "signals", False) == "x"
 
 
 def test_bar_chart_with_suppressed_cells():
@@ -17,7 +26,7 @@ def test_bar_chart_with_suppressed_cells():
     assert chart.categories[:2] == ("hash_match", "classifier") and chart.categories[-1] == "livestream"
     assert chart.series == (("signals", (140.0, 60.0, 40.0, 25.0, 15.0, 10.0, 8.0, 0.0)),)  # largest first
     assert chart.suppressed == 1  # the plotted column only; the "cases" column is not drawn
-    assert "1 value(s) under the small-cell threshold are drawn as zero" in svg(chart, "c")
+    assert "1 suppressed value(s) are drawn as zero" in svg(chart, "c")
 
 
 def test_line_chart_with_suppressed_cells():

@@ -207,6 +207,46 @@ def test_suppressed_cells_are_written_as_they_came():
         assert '"<10"' in z.read("README.txt").decode()
 
 
+def test_a_sum_with_a_secondary_cell_is_left_to_the_operator_never_a_false_range():
+    """The repro: csam A1 3 and A2 40 (a true 43) suppress to "<10" and "x"; neither the csam row nor the
+    Protection-of-minors total may read "2..18" or any range, and the text says "x"."""
+    from safehold.transparency.privacy import suppress
+
+    fs = figure_set({"decisions.by_outcome": [("csam", "A1", 3), ("csam", "A2", 40), ("not_violating", "", 400)]})
+    data = DsaFormat().render(suppress(fs, 10), CONTEXT)
+    own = parts(data)["05_own_initiative_illegal.csv"]
+    measures = "Number of measures taken at the provider's own initiative "
+    cat = "Category of illegal content"
+    assert row(own, cat, "KEYWORD_CHILD_SEXUAL_ABUSE_MATERIAL")[measures] == MARKER
+    assert row(own, cat, "STATEMENT_CATEGORY_PROTECTION_OF_MINORS")[measures] == MARKER
+    total = row(own, cat, "TOTAL")
+    assert (
+        "Protection of minors (Safehold): x cases."
+        in total["Contextual Information on Number of measures taken at the provider's own initiative "]
+    )
+    assert validate_dsa_zip(data) == []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        text = "".join(z.read(n).decode() for n in z.namelist())
+    assert "..18" not in text and "2..1" not in text
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_names_that_start_like_a_formula_are_written_as_text(start):
+    """CSV injection: the provider's and service's names (configuration) and names in the figures are quoted with
+    a leading apostrophe, so a spreadsheet never runs them."""
+    evil = f'{start}HYPERLINK("http://example.invalid")'
+    context = ReportContext(evil, evil, CONTEXT.generated_at, 10)
+    rows = dict(ROWS, **{"reports.by_authority": [(evil, "finished", 110, 118)]})
+    data = DsaFormat().render(figure_set(rows), context)
+    p = parts(data)
+    summary = {r["Indicator"]: r["Value"] for r in p["01_summary.csv"]}
+    assert summary["Name of the service provider"] == "'" + evil
+    assert all(r["Service"] == "'" + evil for r in p["05_own_initiative_illegal.csv"])
+    cells = [c for rows_ in p.values() for r in rows_ for c in r.values()]
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+    assert validate_dsa_zip(data) == []
+
+
 def test_empty_figures_still_give_a_valid_report():
     data = DsaFormat().render(figure_set({}), CONTEXT)
     assert validate_dsa_zip(data) == []

@@ -84,9 +84,9 @@ def test_suppressed_cells_printed_as_is_and_charted_as_zero():
         assert small in _figure(page, key), key
     block = _figure(page, "errors.false_positives")
     assert small * 3 in block  # reviewed, false positives and rate of one detector
-    assert "draws 1 value(s) under the small-cell threshold as zero" in block
+    assert "draws 1 suppressed value(s) as zero" in block
     assert "exchange / stopncii, rate: 0.0 %" in block  # its bar: drawn as zero, still there
-    assert "draws 1 value(s)" in _figure(page, "detections.by_source")
+    assert "draws 1 suppressed value(s)" in _figure(page, "detections.by_source")
 
 
 def test_self_contained_no_script_nothing_fetched():

@@ -23,6 +23,21 @@ def test_otherwise_the_range_the_sum_lies_in():
     assert combine([15, "<5"], 10) == "16..19"
 
 
+def test_a_sum_with_a_secondary_cell_is_unknown_never_a_range():
+    """ "x" hides a cell kept back only to protect a small one: it may be 40, so no range may be claimed."""
+    assert combine(["<10", "x"], 10) == "x"  # a true 43 (3 + 40) is not "2..18"
+    assert combine([400, "x"], 10) == "x" and combine(["x"], 10) == "x"
+    assert ratio("x", 40) is None and ratio(3, "x") is None
+
+
+def test_the_repro_true_total_of_43_is_not_printed_as_a_range_below_10():
+    from safehold.transparency.privacy import suppress
+
+    fs = figure_set({"decisions.by_outcome": [("csam", "A1", 3), ("csam", "A2", 40), ("not_violating", "", 400)]})
+    t = Tally(suppress(fs, 10), 10)
+    assert t.sum(pick("decisions.by_outcome", "cases", {"decision": ["csam"]})) == "x"
+
+
 def test_ratio_only_from_exact_counts():
     assert ratio(1, 4) == 0.25
     assert ratio("<10", 40) is None and ratio(3, "12..20") is None and ratio(3, 0) is None

@@ -6,8 +6,8 @@ vector drawing (:mod:`safehold.transparency.formats.pdf`).
 per value of the second dimension (or per value column) over every day of the period, zeros included; ``bar``
 figures one bar group per row, one bar per value column of the first unit; ``table`` figures no chart.
 
-A cell the small-cell rule suppressed holds a string (``"<10"``), not a number: a chart draws it as zero and counts
-it in :attr:`Chart.suppressed`, so the page can say so; the table beside the chart prints it as it is.
+A cell the small-cell rule suppressed holds a string (``"<10"`` or ``"x"``), not a number: a chart draws it as zero
+and counts it in :attr:`Chart.suppressed`, so the page can say so; the table beside the chart prints it as it is.
 
 :func:`marks` lays a chart out once, as rectangles, lines, polylines and texts in a ``W`` × ``H`` box (y down);
 :func:`svg` writes those marks as SVG and the PDF format draws the same marks, so both show the same chart.
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from html import escape
 
 from safehold.transparency.figures import Figure
+from safehold.transparency.privacy import is_suppressed
 
 #: Colours distinguishable with the common colour-vision deficiencies (Okabe and Ito's palette).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -36,20 +37,16 @@ class Chart:
     categories: tuple[str, ...]
     series: tuple[tuple[str, tuple[float, ...]], ...]
     unit: str = "count"
-    #: Plotted cells the small-cell rule suppressed ("<10"): drawn as zero.
+    #: Plotted cells the small-cell rule suppressed ("<10" or "x"): drawn as zero.
     suppressed: int = 0
 
 
 def number(cell) -> float | None:
-    """A figure cell as a number: None for an empty cell or one the small-cell rule suppressed (a ``"<N"``
-    string)."""
+    """A figure cell as a number: None for an empty cell or one the small-cell rule suppressed (a ``"<N"`` or
+    ``"x"`` string: neither is a value, and ``"x"`` may hide a large one)."""
     if cell is None or isinstance(cell, str):
         return None
     return float(cell)
-
-
-def _suppressed(cell) -> bool:
-    return isinstance(cell, str) and cell.startswith("<")
 
 
 def chart_for(figure: Figure, period_days: list[dt.date] | None = None) -> Chart | None:
@@ -64,7 +61,7 @@ def chart_for(figure: Figure, period_days: list[dt.date] | None = None) -> Chart
     rows = sorted(figure.rows, key=lambda r: -(number(r[idx[0]]) or 0))[:MAX_BARS]
     cats = tuple(" / ".join(str(x) for x in r[: len(spec.dims)] if x not in ("", None)) or "(none)" for r in rows)
     series = tuple((v, tuple(number(r[i]) or 0.0 for r in rows)) for v, i in zip(first, idx, strict=True))
-    hidden = sum(_suppressed(r[i]) for r in rows for i in idx)
+    hidden = sum(is_suppressed(r[i]) for r in rows for i in idx)
     return Chart("bar", spec.title, cats, series, spec.unit, hidden)
 
 
@@ -91,7 +88,7 @@ def _line(figure: Figure, period_days: list[dt.date] | None) -> Chart:
         for r in figure.rows:
             if str(r[0]) in pos:
                 lines[str(r[1]) or "(none)"][pos[str(r[0])]] += number(r[vi]) or 0
-                hidden += _suppressed(r[vi])
+                hidden += is_suppressed(r[vi])
         ranked = sorted(lines, key=lambda k: -sum(lines[k]))
         if len(ranked) > MAX_LINES:
             other = [sum(lines[k][i] for k in ranked[MAX_LINES - 1 :]) for i in range(len(days))]
@@ -103,7 +100,7 @@ def _line(figure: Figure, period_days: list[dt.date] | None) -> Chart:
             for r in figure.rows:
                 if str(r[0]) in pos:
                     vals[pos[str(r[0])]] += number(r[vi]) or 0
-                    hidden += _suppressed(r[vi])
+                    hidden += is_suppressed(r[vi])
             lines[v] = vals
     series = tuple((k, tuple(v)) for k, v in lines.items())
     return Chart("line", spec.title, tuple(days), series, spec.unit, hidden)
@@ -297,9 +294,7 @@ def svg(chart: Chart, chart_id: str) -> str:
     """The chart as an inline ``<svg>`` element (``chart_id`` makes its ids unique on a page)."""
     names = ", ".join(name for name, _ in chart.series)
     n = max(len(chart.categories), 1)
-    hidden = (
-        f" {chart.suppressed} value(s) under the small-cell threshold are drawn as zero." if chart.suppressed else ""
-    )
+    hidden = f" {chart.suppressed} suppressed value(s) are drawn as zero." if chart.suppressed else ""
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height(chart)}" width="100%" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" class="chart">',

@@ -227,7 +227,7 @@ CATALOGUE: dict[str, FigureSpec] = dict(
             ("reviewer_days", "reveals"),
             "Reviewer-days in the period by the share of the reviewer's daily reveal cap they used (under 25 %, "
             "25–50 %, 50–75 %, 75–99 %, at the cap), and the media reveals they made; no reviewer is named.",
-            "audit_log",
+            None,  # no drill-down: a case's reveal history would name the reviewer
         ),
         _spec(
             "exchanges.activity",

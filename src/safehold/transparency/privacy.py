@@ -2,11 +2,19 @@
 small cells").
 
 A count from 1 to ``k - 1`` could single out a handful of people (three reports about one school, two reviewers at
-their cap), so it is published as the string ``"<k"``. Zero is published: "none" identifies nobody. A value derived
-from counts in its row (a rate, a percentile in seconds) is suppressed with them, or it would give them back
-(``rate × reviewed``). Then, per value column, a lone suppressed cell beside other non-zero cells takes the next
-smallest with it (secondary suppression), so it cannot be recovered by subtracting the published cells from the
-column's total.
+their cap), so it is published as the string ``"<k"`` (primary suppression). Zero is published: "none" identifies
+nobody. Every other cell hidden so that a small one cannot be worked back out is published as :data:`SECONDARY`
+(``"x"``), which says nothing about its value: it may be large, so no reader and no report may bound it.
+
+What else is hidden, until nothing more changes:
+
+* the row of a hidden count: every other non-zero count and every derived value (a rate, a percentile in seconds)
+  of that row, since counts of one row are often sums of each other (``due = met + breached + open_overdue``) and
+  a derived value gives them back (``rate × reviewed``);
+* per value column, a lone hidden cell beside other non-zero cells takes the next smallest with it, so it cannot be
+  recovered by subtracting the published cells from the column's total;
+* the same per series of a daily figure (the rows sharing every dimension but ``day``), because each series'
+  total is published elsewhere (``detections.daily`` per source sums to ``detections.by_source``).
 
 Only stored reports and what they render are suppressed: the overview and the drill-down are for staff who may read
 the records themselves.
@@ -15,13 +23,22 @@ the records themselves.
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 
 from safehold.transparency.figures import Figure, FigureSet
 
+#: What a cell holds when it was hidden only to protect another one (its value may be anything, even large).
+SECONDARY = "x"
+
 
 def hidden(k: int) -> str:
-    """What a suppressed cell holds."""
+    """What a suppressed small cell holds: a count from 1 to ``k - 1``."""
     return f"<{k}"
+
+
+def is_suppressed(cell) -> bool:
+    """Whether a published cell is hidden, as a small count (``"<k"``) or as :data:`SECONDARY`."""
+    return isinstance(cell, str) and (cell == SECONDARY or cell.startswith("<"))
 
 
 def is_derived(column: str) -> bool:
@@ -32,7 +49,8 @@ def is_derived(column: str) -> bool:
 
 
 def suppress(figures: FigureSet, k: int) -> FigureSet:
-    """``figures`` with every small cell replaced by ``"<k"`` (the rule above); ``k <= 1`` changes nothing."""
+    """``figures`` with every small cell replaced by ``"<k"`` and what would give it back by ``"x"`` (the rule
+    above); ``k <= 1`` changes nothing."""
     if k <= 1:
         return figures
     return dataclasses.replace(figures, figures={key: _figure(f, k) for key, f in figures.figures.items()})
@@ -42,33 +60,57 @@ def _figure(figure: Figure, k: int) -> Figure:
     spec = figure.spec
     first = len(spec.dims)
     counts = [i for i, c in enumerate(spec.columns) if i >= first and not is_derived(c)]
-    rows = [list(r) for r in figure.rows]
-    hide: set[tuple[int, int]] = {(r, i) for r, row in enumerate(rows) for i in counts if _small(row[i], k)}
-    for i in counts:
-        hide |= _secondary(rows, i, hide)
     derived = [i for i in range(first, len(spec.columns)) if i not in counts]
-    for r, _ in list(hide):
-        hide |= {(r, j) for j in derived}
+    rows = [list(r) for r in figure.rows]
+    small = {(r, i) for r, row in enumerate(rows) for i in counts if _small(row[i], k)}
+    groups = _groups(rows, spec.dims)
+
+    def row_of(r: int) -> set[tuple[int, int]]:
+        return {(r, i) for i in counts if _positive(rows[r][i])} | {(r, j) for j in derived}
+
+    hide = set(small)
+    for r, _ in small:
+        hide |= row_of(r)
+    changed = True
+    while changed:
+        changed = False
+        for group in groups:
+            for i in counts:
+                for r, _ in _secondary(rows, group, i, hide):
+                    hide |= row_of(r)
+                    changed = True
     if not hide:
         return figure
     for r, i in hide:
         if rows[r][i] is not None:
-            rows[r][i] = hidden(k)
+            rows[r][i] = hidden(k) if (r, i) in small else SECONDARY
     return dataclasses.replace(figure, rows=tuple(tuple(r) for r in rows))
 
 
+def _groups(rows: list[list], dims: tuple[str, ...]) -> list[list[int]]:
+    """The sets of rows whose totals are published: the whole figure, and for a daily figure each series."""
+    everything = list(range(len(rows)))
+    if "day" not in dims or len(dims) == 1:
+        return [everything]
+    day = dims.index("day")
+    series: dict[tuple, list[int]] = defaultdict(list)
+    for r, row in enumerate(rows):
+        series[tuple(v for d, v in enumerate(row[: len(dims)]) if d != day)].append(r)
+    return [everything, *series.values()]
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def _small(value, k: int) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < k
+    return _positive(value) and value < k
 
 
-def _secondary(rows: list[list], i: int, hide: set[tuple[int, int]]) -> set[tuple[int, int]]:
-    """The cell to suppress beside a lone suppressed cell of column ``i``: the smallest other non-zero cell (the
-    first such row on a tie), or nothing when the column has no other non-zero cell or already two suppressed."""
-    if sum(1 for r in range(len(rows)) if (r, i) in hide) != 1:
+def _secondary(rows: list[list], group: list[int], i: int, hide: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The cell to suppress beside a lone hidden cell of column ``i`` among the rows ``group``: the smallest other
+    non-zero cell (the first such row on a tie), or nothing when there is none or already two hidden."""
+    if sum(1 for r in group if (r, i) in hide) != 1:
         return set()
-    others = [
-        (rows[r][i], r)
-        for r in range(len(rows))
-        if (r, i) not in hide and isinstance(rows[r][i], int | float) and rows[r][i] > 0
-    ]
+    others = [(rows[r][i], r) for r in group if (r, i) not in hide and _positive(rows[r][i])]
     return {(min(others)[1], i)} if others else set()

@@ -152,8 +152,6 @@ class People:
     ) -> Iterator[dict]:
         if key == "reports.by_authority":
             return self._report_records(s, period, row)
-        if key == "reviewers.exposure":
-            return self._reveal_records(s, period, row)
         if key == "exchanges.activity":
             return self._exchange_records(s, period, row)
         return iter(())
@@ -176,25 +174,6 @@ class People:
             for report_id in chunk:
                 for case_id in sorted(linked.get(report_id) or [None]):
                     yield {"case_id": case_id, "report_id": report_id}
-
-    def _reveal_records(self, s: Session, period: Period, row: dict[str, str]) -> Iterator[dict]:
-        band = row.get("share_of_cap")
-        for (actor, day), (n, cap) in sorted(_reviewer_days(s, period.start_at, period.end_at).items()):
-            if band_of(n, cap) != band:
-                continue
-            start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
-            q = (
-                select(AuditRecord.seq, AuditRecord.detail)
-                .where(
-                    AuditRecord.actor == actor,
-                    AuditRecord.action == REVEAL,
-                    AuditRecord.at >= start,
-                    AuditRecord.at < start + dt.timedelta(days=1),
-                )
-                .order_by(AuditRecord.seq)
-            )
-            for seq, detail in s.execute(q):
-                yield {"case_id": (detail or {}).get("case_id"), "audit_seq": seq}
 
     def _exchange_records(self, s: Session, period: Period, row: dict[str, str]) -> Iterator[dict]:
         name, direction = row.get("exchange"), row.get("direction")

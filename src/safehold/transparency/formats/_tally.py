@@ -3,9 +3,11 @@ cells, a record of exactly which rows each reported value sums (so a reader can 
 detection technologies the reports group detectors into, and the two kinds of report entry (filled from the figures,
 or left for the operator to write).
 
-A suppressed cell holds ``"<N"`` (a count from 1 to N-1). A sum over exact cells is a number; a sum that includes
-suppressed cells is the string ``"<N"`` when the whole could itself be below N, otherwise the range it must lie in,
-``"lo..hi"`` (each hidden cell counted as at least 1 and at most N-1). A ratio is computed only from exact numbers.
+A suppressed small cell holds ``"<N"`` (a count from 1 to N-1); a cell hidden only to protect another holds
+``"x"`` (:data:`~safehold.transparency.privacy.SECONDARY`: any value, possibly large). A sum over exact cells is a
+number; a sum with an ``"x"`` part is ``"x"`` (nothing bounds it); otherwise a sum that includes suppressed cells is
+the string ``"<N"`` when the whole could itself be below N, else the range it must lie in, ``"lo..hi"`` (each hidden
+cell counted as at least 1 and at most N-1). A ratio is computed only from exact numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from safehold.transparency.figures import FigureSet
+from safehold.transparency.privacy import SECONDARY
 
-#: A reported count: a number, ``"<N"`` (suppressed) or ``"lo..hi"`` (a sum over suppressed cells).
+#: A reported count: a number, ``"<N"`` (suppressed), ``"x"`` (unknown) or ``"lo..hi"`` (a sum over suppressed
+#: small cells).
 Cell = int | float | str
 
 #: The detection technologies the reports speak of, and the ``detector_kind`` values of ``errors.false_positives``
@@ -81,6 +85,8 @@ def combine(cells: Iterable[Cell], min_cell: int) -> Cell:
     exact: list[int | float] = []
     hidden: list[int] = []
     for c in cells:
+        if c == SECONDARY:
+            return SECONDARY
         if isinstance(c, str):
             hidden.append(_bound(c, min_cell))
         else:
@@ -229,5 +235,7 @@ def header(name: str, title: str, figures: FigureSet, context) -> dict:
         "figures_digest": figures.digest(),
         "filters": dict(sorted(figures.filters.items())),
         "small_cells": f"counts from 1 to {context.min_cell - 1} are shown as <{context.min_cell}; a sum over such "
-        f"cells is <{context.min_cell} or the range lo..hi it lies in; a ratio is given only from exact counts",
+        f"cells is <{context.min_cell} or the range lo..hi it lies in; a count hidden so that a small one cannot be "
+        f"worked out, and any sum including it, is shown as {SECONDARY} (its value may be anything); a ratio is "
+        "given only from exact counts",
     }

@@ -13,7 +13,10 @@ operator publishes a complete report and sees at a glance what is left to add:
 * an empty cell in a row the template marks as not applying (VLOP/VLOSE-only rows), as Annex II asks.
 
 Small cells arrive suppressed (``"<N"``) and are written as such; a sum with suppressed parts is written as the
-range it must lie in (``"12..30"``). :func:`validate_dsa_zip` checks a ZIP against the template file.
+range it must lie in (``"12..30"``). A sum with a part hidden only to protect another (``"x"``, whose value may be
+anything) is left to the operator (:data:`MARKER`) in a value cell and written ``x`` in a sentence. Every text cell
+is written so that a spreadsheet cannot run it as a formula (:func:`_safe`). :func:`validate_dsa_zip` checks a ZIP
+against the template file.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from importlib import resources
 
 from safehold.transparency.figures import FigureSet
 from safehold.transparency.formats import ReportContext
+from safehold.transparency.privacy import SECONDARY
 
 #: What a cell holds when the operator must fill it in before publishing.
 MARKER = "OPERATOR_TO_COMPLETE"
@@ -91,22 +95,27 @@ def _norm(text: str) -> str:
 
 @dataclass(frozen=True)
 class Count:
-    """A count summed from figure cells: ``known`` from exact cells, plus ``hidden`` suppressed cells (each
-    between 1 and ``min_cell - 1``)."""
+    """A count summed from figure cells: ``known`` from exact cells, plus ``hidden`` suppressed small cells (each
+    between 1 and ``min_cell - 1``); ``unknown`` when a part is hidden as ``"x"``, which bounds nothing."""
 
     known: int = 0
     hidden: int = 0
+    unknown: bool = False
 
     @classmethod
     def of(cls, cell) -> Count:
+        if cell == SECONDARY:
+            return cls(unknown=True)
         if isinstance(cell, str):
             return cls(0, 1) if cell.startswith("<") else cls(int(cell or 0))
         return cls(int(cell or 0))
 
     def __add__(self, other: Count) -> Count:
-        return Count(self.known + other.known, self.hidden + other.hidden)
+        return Count(self.known + other.known, self.hidden + other.hidden, self.unknown or other.unknown)
 
     def text(self, min_cell: int) -> str:
+        if self.unknown:
+            return SECONDARY
         if not self.hidden:
             return str(self.known)
         low, high = self.known + self.hidden, self.known + self.hidden * (min_cell - 1)
@@ -182,7 +191,12 @@ class _Writer:
         self.period = f"{self.start}/{self.end}"
 
     def n(self, count: Count) -> str:
+        """A count as a sentence gives it."""
         return count.text(self.min_cell)
+
+    def value(self, count: Count) -> str:
+        """A count as a value cell holds it: one that cannot be bounded is the operator's to fill in."""
+        return MARKER if count.unknown else self.n(count)
 
     def parts(self) -> dict[str, list[list[str]]]:
         out = {}
@@ -292,7 +306,7 @@ class _Writer:
             own = part["part"] == 5 and category == _MINORS
             if own and code == _OTHER:
                 for description, count in sorted(self.k.other.items()):
-                    rows.append(self._category_row(part, code, description, {_MEASURES: self.n(count)}, values))
+                    rows.append(self._category_row(part, code, description, {_MEASURES: self.value(count)}, values))
                 continue
             cells, context = {}, {}
             if own:
@@ -335,8 +349,8 @@ class _Writer:
         """(value cells, contextual information) of a Protection-of-minors row in the own-initiative table."""
         k = self.k
         if code == _MINORS:
-            cells = {_MEASURES: self.n(k.measures), _AUTOMATED: self.n(k.automatic)}
-            cells |= {col: self.n(c) for col, c in k.restrictions.items()}
+            cells = {_MEASURES: self.value(k.measures), _AUTOMATED: self.value(k.automatic)}
+            cells |= {col: self.value(c) for col, c in k.restrictions.items()}
             for col in _RESTRICTION_OF_ACTION.values():
                 cells.setdefault(col, "0")
             return cells, {
@@ -350,9 +364,9 @@ class _Writer:
                 },
             }
         if code == _CSAM:
-            return {_MEASURES: self.n(k.csam)}, {_MEASURES: "Includes synthetic material (9c is not split out)."}
+            return {_MEASURES: self.value(k.csam)}, {_MEASURES: "Includes synthetic material (9c is not split out)."}
         if code == _GROOMING:
-            return {_MEASURES: self.n(k.grooming)}, {}
+            return {_MEASURES: self.value(k.grooming)}, {}
         return {}, {}
 
 
@@ -365,9 +379,19 @@ def _context_column(cols: list[str], value_column: str) -> str:
 # ---------------------------------------------------------------------------------------------- the ZIP
 
 
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe(cell: str) -> str:
+    """``cell`` with a leading apostrophe when it starts like a formula: the provider's and service's names, bank,
+    exchange and label names come from configuration and must never run in the reader's spreadsheet."""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA) else cell
+
+
 def _csv(rows: list[list[str]]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
+    csv.writer(buf, lineterminator="\n").writerows([_safe(c) for c in r] for r in rows)
     return buf.getvalue().encode("utf-8")
 
 
@@ -442,7 +466,9 @@ THE OPERATOR ADDS
 
 SMALL CELLS
   Counts from 1 to {min_cell_less} are published as "<{min_cell}" (Safehold's small-cell rule). A number summed
-  from such cells is published as the range it lies in, "low..high".
+  from such cells is published as the range it lies in, "low..high". A count hidden so that a small one cannot be
+  worked out by subtraction may be any size: a number summed from it is left {marker} (write the true
+  figure if you publish it) and written "x" in the explanatory text.
 
 CONVENTIONS (Annex II)
   Percentages are numbers in [0, 1]; median times are in hours; the reporting period is YYYY-MM-DD/YYYY-MM-DD.

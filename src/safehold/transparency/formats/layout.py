@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from safehold.transparency.charts import Chart, chart_for, column_unit, fmt, number
 from safehold.transparency.figures import Figure, FigureSet
 from safehold.transparency.formats import ReportContext
+from safehold.transparency.privacy import SECONDARY
 
 #: The report's sections in reading order: (anchor, heading, what the section answers, figure keys). A figure the
 #: catalogue has and no section names goes to "Other figures" at the end, so a new figure is never left out.
@@ -125,7 +126,7 @@ def _utc(at: dt.datetime) -> str:
 
 
 def cell(value, column: str, dimension: bool) -> str:
-    """A figure cell as the table prints it: a suppressed cell (``"<10"``) as it is, numbers by their column's
+    """A figure cell as the table prints it: a suppressed cell (``"<10"``, ``"x"``) as it is, numbers by their column's
     unit."""
     if dimension:
         return NONE if value in ("", None) else str(value)
@@ -170,7 +171,7 @@ def item(figure: Figure, days: list[dt.date]) -> Item:
     notes = [figure.note] if figure.note else []
     if chart is not None and chart.suppressed:
         notes.append(
-            f"The chart draws {chart.suppressed} value(s) under the small-cell threshold as zero; the table shows "
+            f"The chart draws {chart.suppressed} suppressed value(s) as zero; the table shows "
             "them as they were published."
         )
     if chart is not None and chart.kind == "bar" and len(chart.categories) < len(figure.rows):
@@ -187,7 +188,8 @@ def _small_cells(min_cell: int) -> str:
         return "Small cells: no count is suppressed in this report; every count is published as it is."
     return (
         f'Small cells: a count from 1 to {min_cell - 1} is published as "<{min_cell}", so that no small group of '
-        "people can be singled out. Charts draw such a count as zero and say so."
+        f"people can be singled out; a count hidden so that such a count cannot be worked out by subtraction is "
+        f'published as "{SECONDARY}" and may be of any size. Charts draw both as zero and say so.'
     )
 
 
