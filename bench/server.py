@@ -68,8 +68,14 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        """Stop the server; one still finishing background work after 30 s is killed (a bench's measurements are
+        taken by then, and a slow shutdown must not lose them)."""
         self.proc.terminate()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
         if self._log:
             self._log.close()
 
