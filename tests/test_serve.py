@@ -110,11 +110,14 @@ def test_serve_with_json_logs_and_multiprocess_metrics(tmp_path):
     )
     try:
         wait_until_serving(server, base)
-        assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
-        assert httpx.get(f"{base}/readyz").json()["status"] == "ok"
+        # Generous timeouts: the first /readyz opens the store and the index, slow on a loaded CI machine.
+        assert httpx.get(f"{base}/livez", timeout=30).json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz", timeout=30).json()["status"] == "ok"
         key = _cli(env, "apikey", "create", "--role", "auditor", "--name", "prometheus").split()
         token = next(w for w in key if w.startswith("sh_"))
-        r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "scrape-1"})
+        r = httpx.get(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "scrape-1"}, timeout=30
+        )
         assert r.status_code == 200 and r.headers["x-request-id"] == "scrape-1"
         assert 'safehold_http_requests_total{method="GET",route="/livez",status="2xx"} 1.0' in r.text
         assert any(metrics_dir.glob("*.db"))  # the counters live in the shared directory

@@ -53,6 +53,7 @@ def test_login_redirects_only_to_console_pages(open_console):
 
 
 def test_wrong_password_then_back_off_never_a_lock_out(open_console, svc):
+    svc.users.throttle.clock = lambda: 1000.0  # a stopped clock: a slow machine must not outlast the back-off
     c = open_console()
     r = c.login("rita", "not the password")
     assert r.status_code == 401 and 'role="alert"' in r.text
