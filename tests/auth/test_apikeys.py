@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from safehold.errors import SafeholdError
 from safehold.store.models import ApiKey
@@ -20,6 +21,21 @@ def test_authenticate_reports_a_stale_last_use_and_touch_records_it(svc):
     svc.apikeys.touch(who.key_prefix)  # within the minute: no write
     with svc.db.session() as s:
         assert s.query(ApiKey).filter_by(prefix=who.key_prefix).one().last_used_at == first
+
+
+def test_touch_is_a_hint_a_locked_store_skips_it(svc, monkeypatch, caplog):
+    """A writer holding the store (SQLite's lock held past its busy timeout) must not fail the request that
+    used the key: the last-use write is skipped with a warning, and the next request tries again."""
+    created = svc.apikeys.create("t", "platform")
+    who, _ = svc.apikeys.authenticate(created.token)
+
+    def locked():
+        raise OperationalError("UPDATE api_keys …", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(svc.apikeys.db, "session", locked)
+    svc.apikeys.touch(who.key_prefix)
+    assert "last use not recorded (OperationalError)" in caplog.text
+    assert created.token not in caplog.text
 
 
 def test_bad_and_revoked_keys_are_refused_alike(svc):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import Depends, Request
@@ -35,10 +36,11 @@ async def principal(request: Request, credentials: HTTPAuthorizationCredentials 
 
 async def authenticate(svc: Services, token: str) -> Principal:
     """The key's principal (or 401 ``auth.invalid_key``). The check runs on the event loop (read-only, one
-    indexed SELECT at most); the once-a-minute last-used write goes to the thread pool."""
+    indexed SELECT at most); the once-a-minute last-used write goes to a worker thread and the request does not
+    wait for it (it may wait on SQLite's write lock, and it is only a hint: :meth:`ApiKeyService.touch`)."""
     who, stale = svc.apikeys.authenticate(token)
     if stale:
-        await run_in_threadpool(svc.apikeys.touch, who.key_prefix)
+        asyncio.get_running_loop().run_in_executor(None, svc.apikeys.touch, who.key_prefix)
     return who
 
 

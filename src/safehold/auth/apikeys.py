@@ -14,18 +14,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from safehold.audit import AuditService
 from safehold.auth.roles import Role, parse_role
 from safehold.errors import NotFound, SafeholdError
 from safehold.store.db import Database
 from safehold.store.models import ApiKey, utcnow
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "sh"
 TOUCH_EVERY = dt.timedelta(minutes=1)
@@ -146,15 +150,22 @@ class ApiKeyService:
         return who, stale
 
     def touch(self, prefix: str) -> None:
-        """Record that the key was used (at most once a minute: a write per request would serialise SQLite)."""
+        """Record that the key was used (at most once a minute: a write per request would serialise SQLite).
+
+        Best effort: ``last_used_at`` is a hint for the admin, so a write that cannot get the store (a long
+        writer holds SQLite's lock, the database is away) is logged and skipped — the next request tries again —
+        and never fails or holds up the request that used the key."""
         now = utcnow()
-        with self.db.session() as s:
-            s.execute(
-                update(ApiKey)
-                .where(ApiKey.prefix == prefix)
-                .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - TOUCH_EVERY))
-                .values(last_used_at=now)
-            )
+        try:
+            with self.db.session() as s:
+                s.execute(
+                    update(ApiKey)
+                    .where(ApiKey.prefix == prefix)
+                    .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < now - TOUCH_EVERY))
+                    .values(last_used_at=now)
+                )
+        except SQLAlchemyError as exc:
+            log.warning("key %s: last use not recorded (%s)", prefix, type(exc).__name__)
 
 
 __all__ = ["ApiKeyService", "CreatedKey", "Principal", "Role"]
