@@ -143,3 +143,12 @@ def test_a_backup_of_a_newer_schema_is_refused(tmp_path):
         service.restore(tmp_path / "a", target)
     assert exc.value.code == "backup.newer_schema"
     assert not target.home.exists()
+
+
+def test_a_huge_extended_header_is_refused_before_it_is_read(tmp_path):
+    """A pax header claiming gigabytes: refused by its claimed size, never allocated."""
+    header = member("x" * 10, tarfile.XHDTYPE)
+    header.size = 4 * 1024**3
+    block = header.tobuf(tarfile.GNU_FORMAT)
+    (tmp_path / "a").write_bytes(block + b"\0" * 2048)
+    assert "read at once" in refused(tmp_path / "a")

@@ -52,8 +52,8 @@ CHUNK = 1024 * 1024
 OnProgress = Callable[[str, int, int | None], None]
 
 
-def _ignore(step: str, done: int, total: int | None) -> None:
-    """The default progress callback."""
+def no_progress(step: str, done: int, total: int | None) -> None:
+    """The default progress callback: report nothing."""
 
 
 def invalid(message: str) -> SafeholdError:
@@ -168,6 +168,7 @@ class Archive:
     manifest: dict
     members: dict[str, tarfile.TarInfo]
     expected: dict[str, Entry]
+    file: BinaryIO
 
     @property
     def kind(self) -> str:
@@ -198,7 +199,7 @@ class Archive:
                 f"{name} does not match its SHA-256 in the manifest: the archive is damaged.",
             )
 
-    def check(self, on_progress: OnProgress = _ignore) -> None:
+    def check(self, on_progress: OnProgress = no_progress) -> None:
         """Hash every member against the manifest without writing anything."""
         total, done = self.data_bytes, 0
 
@@ -228,6 +229,7 @@ class Archive:
 
     def close(self) -> None:
         self.tar.close()
+        self.file.close()
 
 
 def open_archive(path: Path, kind: str | None = None) -> Archive:
@@ -235,23 +237,49 @@ def open_archive(path: Path, kind: str | None = None) -> Archive:
     in a well-formed manifest with the same size, and every manifest entry present. ``kind`` (``store`` or
     ``keys``): refuse the other. Data is not read: :meth:`Archive.check` / :meth:`Archive.extract` hash it."""
     try:
-        tar = tarfile.open(path, mode="r:")
+        f = open(path, "rb")  # noqa: SIM115 - closed with the tar, or below
     except FileNotFoundError:
         raise SafeholdError("backup.not_found", f"No such file: {path}") from None
     except IsADirectoryError:
         raise SafeholdError("backup.not_found", f"{path} is a folder, not a backup file.") from None
+    except OSError as exc:
+        raise SafeholdError("backup.read_failed", f"Cannot read {path}: {exc.strerror}.") from None
+    try:
+        tar = tarfile.open(fileobj=_BoundedReads(f), mode="r:")
     except (tarfile.TarError, OSError) as exc:
+        f.close()
         raise invalid(f"{path} is not a Safehold backup (not a tar file: {exc}).") from None
+    except BaseException:
+        f.close()
+        raise
     try:
         members = _members(tar)
         manifest = _manifest(tar, members)
         expected = _expected(manifest, members)
         if kind is not None and manifest["kind"] != kind:
             raise invalid(f"{path} holds {manifest['kind']}, not {kind}.")
-        return Archive(path, tar, manifest, members, expected)
+        return Archive(path, tar, manifest, members, expected, f)
     except BaseException:
         tar.close()
+        f.close()
         raise
+
+
+class _BoundedReads:
+    """The archive file as tarfile reads it, refusing any one read larger than a chunk: tarfile reads a pax
+    extended header whole, in one read of the size its header claims, so a hostile header claiming gigabytes would
+    otherwise be allocated before anything is checked. Every read Safehold itself makes is a chunk at most."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > CHUNK:
+            raise invalid(f"The archive has a header or member of {n} bytes read at once: refused.")
+        return self.f.read(n)
+
+    def __getattr__(self, name: str):
+        return getattr(self.f, name)
 
 
 def _members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
@@ -279,7 +307,8 @@ def _manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict
     if info.size > MAX_MANIFEST_BYTES:
         raise invalid(f"manifest.json is {info.size} bytes, more than the {MAX_MANIFEST_BYTES} allowed.")
     try:
-        manifest = json.loads(tar.extractfile(info).read(MAX_MANIFEST_BYTES + 1))
+        src = tar.extractfile(info)
+        manifest = json.loads(b"".join(iter(lambda: src.read(CHUNK), b"")))
     except (ValueError, tarfile.TarError) as exc:
         raise invalid(f"manifest.json is not valid JSON: {exc}.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from safehold import __version__
 from safehold.backup import archive, database
-from safehold.backup.archive import OnProgress, open_archive
+from safehold.backup.archive import OnProgress, no_progress, open_archive
 from safehold.config import Settings
 from safehold.errors import SafeholdError
 from safehold.home import create_home, unique_suffix
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 SEALED = ("vault", "evidence")
 KEYS = {"instance": "keys/instance.key", "evidence": "keys/evidence.key"}
 ACTOR = "cli"
-
-
-def _ignore(step: str, done: int, total: int | None) -> None:
-    """The default progress callback."""
 
 
 def key_files(settings: Settings) -> dict[str, Path]:
@@ -73,7 +69,7 @@ def create(
     *,
     keys_out: Path | None = None,
     include_keys: bool = False,
-    on_progress: OnProgress = _ignore,
+    on_progress: OnProgress = no_progress,
 ) -> dict:
     """Write a backup of ``svc``'s store to ``path`` (and its keys to ``keys_out``); returns the manifest."""
     settings = svc.settings
@@ -108,13 +104,18 @@ def create(
         "audit_anchor": {"seq": anchor["seq"], "hash": anchor["hash"]},
         "keys": keys_mode,
     }
-    with ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".backup-", dir=path.parent)))
+    counts = {"database_bytes": 0, "vault_files": 0, "evidence_files": 0, "key_files": 0}
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix=".backup-", dir=path.parent)  # beside the archive: its disk
+    except OSError as exc:
+        raise SafeholdError("backup.write_failed", f"Cannot write in {path.parent}: {exc.strerror}.") from None
+    with scratch:
+        dump = Path(scratch.name) / "database"
         on_progress("database", 0, None)
-        dump = scratch / "database"
         database.dump(url, dump)
+        counts["database_bytes"] = dump.stat().st_size
         files = _sealed_files(settings.home)
-        counts = {"database_bytes": dump.stat().st_size, "vault_files": 0, "evidence_files": 0, "key_files": 0}
+        # The manifest is serialised when the archive is finished: ``counts`` is filled in on the way.
         with archive.writing(path, manifest | {"counts": counts}) as w:
             w.add(database.MEMBERS[engine], dump)
             for i, (name, p) in enumerate(files, 1):
@@ -136,7 +137,7 @@ def _add_keys(w: archive.Writer, keys: dict[str, Path], counts: dict) -> None:
         counts["key_files"] += 1
 
 
-def verify(path: Path, on_progress: OnProgress = _ignore) -> dict:
+def verify(path: Path, on_progress: OnProgress = no_progress) -> dict:
     """Check an archive (a backup or a keys file) against its manifest without restoring it; returns the
     manifest without its file list, plus ``files`` and ``bytes`` checked."""
     a = open_archive(path)
@@ -154,7 +155,7 @@ def _summary(a: archive.Archive) -> dict:
 # ------------------------------------------------------------------------------------------------- restore
 
 
-def restore(path: Path, settings: Settings, *, keys: Path | None = None, on_progress: OnProgress = _ignore) -> dict:
+def restore(path: Path, settings: Settings, *, keys: Path | None = None, on_progress: OnProgress = no_progress) -> dict:
     """Restore the backup at ``path`` into ``settings``' home and database (both empty), then check it.
 
     Returns ``{"ok", "archive", "restored", "upgraded_from", "audit", "anchor_found", "evidence"}``; ``ok`` is
