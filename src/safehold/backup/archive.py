@@ -19,6 +19,7 @@ exclusively (never following a link), under the destination folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -115,17 +116,7 @@ class Writer:
         body = json.dumps({**manifest, "files": [e.to_dict() for e in self.entries]}, sort_keys=True).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mode, info.mtime = len(body), 0o600, int(time.time())
-        self.tar.addfile(info, _Bytes(body))
-
-
-class _Bytes:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        chunk, self.pos = self.data[self.pos : end], min(end, len(self.data))
-        return chunk
+        self.tar.addfile(info, io.BytesIO(body))
 
 
 @contextmanager
