@@ -181,3 +181,32 @@ def test_a_damaged_backup_is_refused_by_restore_and_cleaned_up(svc, tmp_path, ta
     assert exc.value.code == "backup.checksum_mismatch"
     assert not target.home.exists()
     database.require_empty(target.effective_database_url)  # nothing was put in the database either
+
+
+def test_a_backup_taken_while_the_store_is_written_is_consistent(svc, tmp_path, target):
+    """Writers keep appending (audit records, bank entries) through the whole backup: the copy is one consistent
+    state, so its chain verifies and holds the backup's own record."""
+    import threading
+
+    populate(svc)
+    stop, written = threading.Event(), []
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            svc.banks.add_hash("known", "md5", f"{i:032x}", added_by="apikey:ops")
+            written.append(i)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while len(written) < 5:  # the writer is going before the backup starts
+            threading.Event().wait(0.01)
+        path, _ = backup(svc, tmp_path)
+    finally:
+        stop.set()
+        writer.join()
+    result = service.restore(path, target, keys=tmp_path / "store.keys")
+    assert result["ok"] and result["audit"]["ok"] and result["anchor_found"]
+    assert result["evidence"]["corrupt"] == 0
