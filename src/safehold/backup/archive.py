@@ -204,7 +204,8 @@ class Archive:
 
     def extract(self, names: list[str], dest: Path, on_bytes: Callable[[int], None] = lambda n: None) -> None:
         """Copy ``names`` under ``dest`` (checked against the manifest while copied). Each file is created new
-        (``O_EXCL``, never following a link), owner-only, its folders 0700."""
+        (``O_EXCL``, never following a link), owner-only, its folders 0700. Not synced one by one (an fsync per
+        file was three quarters of a restore's time): the caller syncs once when everything is in place."""
         root = dest.resolve()
         for name in names:
             target = root.joinpath(*name.split("/"))
@@ -215,8 +216,6 @@ class Archive:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
             with os.fdopen(os.open(target, flags, 0o600), "wb") as out:
                 self._copy(name, out, on_bytes)
-                out.flush()
-                os.fsync(out.fileno())
 
     def close(self) -> None:
         self.tar.close()

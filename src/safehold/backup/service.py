@@ -16,6 +16,7 @@ recorded hashes; the outcome is recorded as ``backup.restore`` on the restored l
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import tempfile
 from contextlib import ExitStack
@@ -241,6 +242,7 @@ def _write(a: archive.Archive, k: archive.Archive | None, settings: Settings, ur
                 (staging / top).rename(home / top)
         on_progress("database", 0, None)
         database.restore(staging / database.MEMBERS[database.engine_of(url)], url)
+        os.sync()  # once for every file written: a restore reported done is on disk
     except BaseException:
         if created:
             shutil.rmtree(home, ignore_errors=True)
