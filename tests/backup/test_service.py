@@ -60,6 +60,7 @@ def test_a_restored_store_equals_the_original_and_verifies(svc, tmp_path, target
             p.name for p in (svc.settings.home / top).rglob("*") if p.is_file()
         )
     assert (target.home / "keys" / "evidence.key").read_bytes() == svc.settings.evidence_key_file.read_bytes()
+    assert stat.S_IMODE(os.stat(target.home / "keys" / "evidence.key").st_mode) == 0o600
     assert not [p for p in target.home.iterdir() if p.name.startswith(".restore-")]
 
 

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from safehold.errors import SafeholdError
 from safehold.home import masked_url, sqlite_file
@@ -128,7 +128,9 @@ def _run(program: str, args: list[str], url: str) -> None:
     env = {**os.environ}
     if u.password is not None:
         env["PGPASSWORD"] = str(u.password)
-    dsn = u.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # Built anew: ``URL.set(password=None)`` leaves the password in place.
+    bare = URL.create("postgresql", username=u.username, host=u.host, port=u.port, database=u.database, query=u.query)
+    dsn = bare.render_as_string(hide_password=False)
     done = subprocess.run([exe, f"--dbname={dsn}", *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         message = done.stderr.strip()[-STDERR_CHARS:] or f"exit status {done.returncode}"
