@@ -51,3 +51,23 @@ def test_restore_refuses_a_non_empty_home(cli, tmp_path):
     (tmp_path / "busy" / "x").write_text("x")
     refused = cli("backup", "restore", backup, "--home", tmp_path / "busy", code=2)
     assert "error [backup.target_not_empty]" in refused.stderr
+
+
+def test_a_restore_whose_checks_fail_exits_2_and_says_which(cli, svc, tmp_path):
+    """Evidence damaged on disk before the backup: the archive is faithful to it, so only the checks can tell."""
+    populate(svc)
+    blob = next(svc.evidence_store.files())
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    backup = tmp_path / "store.backup"
+    cli("backup", "create", backup, "--include-keys")
+    args = ["backup", "restore", backup, "--home", tmp_path / "restored"]
+    name = None
+    if not svc.settings.effective_database_url.startswith("sqlite"):
+        name, url = create_pg_database()
+        args += ["--database-url", url]
+    try:
+        failed = cli(*args, code=2)
+    finally:
+        if name:
+            drop_pg_database(name)
+    assert "evidence CORRUPT: 1 of 3 items" in failed.stderr and "audit log intact" in failed.stdout

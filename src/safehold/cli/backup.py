@@ -121,18 +121,18 @@ def restore(
 
 
 def _print_restore(r: dict) -> None:
-    out.print(f"restored {r['archive']['files']} files into {r['restored']['home']}", highlight=False)
+    out.print(f"restored into {r['restored']['home']}: {r['archive']['files']} files checked", highlight=False)
     if r["upgraded_from"]:
         out.print(f"schema upgraded from {r['upgraded_from']} to {r['restored']['schema_revision']}", highlight=False)
     a, e = r["audit"], r["evidence"]
     if a["ok"] and r["anchor_found"]:
-        out.print(f"audit log intact: {a['checked']} records verified, the backup's own record among them")
+        out.print(f"audit log intact: {a['checked']} records verified, the backup's own among them", highlight=False)
     elif not a["ok"]:
         err.print(f"audit log TAMPERED at record {a['first_bad_seq']}: {a['reason']}", highlight=False)
     else:
         err.print("audit log verifies but lacks the backup's own record: this is not the store that was backed up")
     if e["corrupt"] == 0:
-        out.print(f"evidence intact: {e['checked']} items open and match their hashes")
+        out.print(f"evidence intact: {e['checked']} items open and match their hashes", highlight=False)
     else:
         ids = ", ".join(map(str, e["corrupt_ids"]))
-        err.print(f"evidence CORRUPT: {e['corrupt']} of {e['checked']} items do not match (ids {ids})")
+        err.print(f"evidence CORRUPT: {e['corrupt']} of {e['checked']} items do not match (ids {ids})", highlight=False)
