@@ -4,6 +4,8 @@ images and synthetic text), an empty target to restore into, and a comparison of
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 
@@ -53,3 +55,17 @@ def drop_pg_database(name: str) -> None:
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def empty_database_args(url: str) -> Iterator[list[str]]:
+    """``--database-url`` of a new, empty database of ``url``'s engine (none for SQLite: the default file in the
+    new home), dropped afterwards."""
+    if url.startswith("sqlite"):
+        yield []
+        return
+    name, fresh = create_pg_database()
+    try:
+        yield ["--database-url", fresh]
+    finally:
+        drop_pg_database(name)

@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from tests.backup.helpers import create_pg_database, drop_pg_database, populate
+from tests.backup.helpers import empty_database_args, populate
 
 
 def test_create_verify_restore(cli, svc, settings, tmp_path):
@@ -20,16 +20,8 @@ def test_create_verify_restore(cli, svc, settings, tmp_path):
     assert checked["kind"] == "store" and checked["keys"] == "separate" and checked["counts"]["vault_files"] == 2
     assert "keys backup" in cli("backup", "verify", keys).stdout
 
-    args = ["backup", "restore", backup, "--home", tmp_path / "restored", "--keys", keys]
-    name = None
-    if not settings.effective_database_url.startswith("sqlite"):
-        name, url = create_pg_database()
-        args += ["--database-url", url]
-    try:
-        restored = cli(*args)
-    finally:
-        if name:
-            drop_pg_database(name)
+    with empty_database_args(settings.effective_database_url) as db:
+        restored = cli("backup", "restore", backup, "--home", tmp_path / "restored", "--keys", keys, *db)
     assert "audit log intact" in restored.stdout and "evidence intact: 3 items" in restored.stdout
 
 
@@ -60,14 +52,6 @@ def test_a_restore_whose_checks_fail_exits_2_and_says_which(cli, svc, tmp_path):
     blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
     backup = tmp_path / "store.backup"
     cli("backup", "create", backup, "--include-keys")
-    args = ["backup", "restore", backup, "--home", tmp_path / "restored"]
-    name = None
-    if not svc.settings.effective_database_url.startswith("sqlite"):
-        name, url = create_pg_database()
-        args += ["--database-url", url]
-    try:
-        failed = cli(*args, code=2)
-    finally:
-        if name:
-            drop_pg_database(name)
+    with empty_database_args(svc.settings.effective_database_url) as db:
+        failed = cli("backup", "restore", backup, "--home", tmp_path / "restored", *db, code=2)
     assert "evidence CORRUPT: 1 of 3 items" in failed.stderr and "audit log intact" in failed.stdout
