@@ -162,10 +162,6 @@ class Archive:
     file: BinaryIO
 
     @property
-    def kind(self) -> str:
-        return self.manifest["kind"]
-
-    @property
     def data_bytes(self) -> int:
         return sum(e.size for e in self.expected.values())
 
