@@ -20,6 +20,7 @@ from safehold import __version__, logs
 from safehold.cli import actions as action_cmds
 from safehold.cli import ages as age_cmds
 from safehold.cli import audit as audit_cmds
+from safehold.cli import backup as backup_cmds
 from safehold.cli import banks as bank_cmds
 from safehold.cli import classifiers as classifier_cmds
 from safehold.cli import conversations as conversation_cmds
@@ -55,6 +56,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="apikey")
 app.add_typer(bank_cmds.app, name="bank")
 app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(backup_cmds.app, name="backup")
 app.add_typer(action_cmds.webhook_app, name="webhook")
 app.add_typer(action_cmds.delivery_app, name="delivery")
 app.add_typer(action_cmds.policy_app, name="policy")
