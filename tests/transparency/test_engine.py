@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from safehold.errors import SafeholdError
 from safehold.store.db import Database
@@ -88,6 +89,24 @@ def test_figures_refresh_when_the_facts_are_older_than_the_setting(svc):
     assert facts.figures(p)["cases.daily"].total("opened") == 0  # within the hour: the facts as they were
     assert Facts(svc.db, refresh_seconds=0).figures(p)["cases.daily"].total("opened") == 1
     assert svc.transparency_facts.refresh_seconds == svc.settings.transparency_refresh_seconds == 10
+
+
+def test_a_store_too_busy_to_refresh_shows_the_stored_facts(svc, monkeypatch, caplog):
+    """A long writer holding the store past its lock timeout must not fail the overview once facts exist; before
+    the first roll-up there is nothing to show, and the error stands."""
+    p = parse_period("last-7d")
+    stale = Facts(svc.db, refresh_seconds=0)
+
+    def busy(*_a, **_k):
+        raise OperationalError("INSERT INTO transparency_refresh …", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(stale, "refresh", busy)
+    with pytest.raises(OperationalError):
+        stale.figures(p)  # never rolled up
+    Facts(svc.db).refresh()
+    media_case(svc, 1)
+    assert stale.figures(p)["cases.daily"].total("opened") == 0  # the stored facts, a refresh behind
+    assert "transparency facts not refreshed" in caplog.text
 
 
 def test_two_refreshes_at_once_count_once(svc):

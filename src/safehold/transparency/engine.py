@@ -19,11 +19,13 @@ turns, and a chunk replaces whole days, so nothing is counted twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from safehold.errors import SafeholdError
@@ -34,6 +36,8 @@ from safehold.transparency.families import Family
 from safehold.transparency.families.sql import StoredFacts, as_day, dialect, dims_key, owned
 from safehold.transparency.figures import CATALOGUE, FILTERS, Figure, FigureSet
 from safehold.transparency.periods import EARLIEST, Period
+
+log = logging.getLogger(__name__)
 
 #: How far before the last refresh the next one starts again: a record written late (a slow transaction, a clock a
 #: little behind) still lands in a day that is rolled up again.
@@ -141,13 +145,21 @@ class Facts:
     # ------------------------------------------------------------------------------------------- the facts
 
     def refresh_if_stale(self) -> bool:
-        """Refresh when any family's facts are older than ``refresh_seconds`` (one small read otherwise)."""
+        """Refresh when any family's facts are older than ``refresh_seconds`` (one small read otherwise). When the
+        store is too busy to refresh (a lock held past its timeout), figures are read from the facts already
+        rolled up — a few seconds old — rather than failing the page."""
         with self.db.session() as s:
             states = dict(s.execute(select(TransparencyRefresh.family, TransparencyRefresh.refreshed_at)).all())
         now = utcnow()
         if all(self._fresh(states.get(f.name), now) for f in self.families):
             return False
-        self.refresh(now)
+        try:
+            self.refresh(now)
+        except OperationalError as exc:  # the store busy past its lock timeout (a long writer on SQLite)
+            if not all(states.get(f.name) for f in self.families):
+                raise  # never rolled up: there is nothing to show instead
+            log.warning("transparency facts not refreshed, the stored ones are shown (%s)", type(exc).__name__)
+            return False
         return True
 
     def _fresh(self, refreshed_at: dt.datetime | None, now: dt.datetime) -> bool:
