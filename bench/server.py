@@ -3,7 +3,6 @@ HTTP; and the ``safehold`` command against the same home."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+import loadgen
 
 
 def free_port() -> int:
@@ -80,62 +81,11 @@ class Server:
             self._log.close()
 
 
-#: Idle connections older than this are not reused (below uvicorn's default keep-alive timeout of 5 s).
-KEEP_ALIVE = 4.0
-
-
 async def open_loop(base: str, path: str, token: str, bodies: list[bytes], rate: float, seconds: float) -> list[float]:
-    """POST ``bodies`` (in turn) to ``path`` at ``rate`` requests/s for ``seconds``, each at its scheduled time
-    whether or not the last one answered; return latencies in seconds, from the scheduled time (so a stalled
-    server shows).
-
-    A minimal HTTP/1.1 keep-alive client on asyncio streams: httpx's async client costs about a millisecond of
-    CPU per request, which at 500 requests/s would measure the load generator, not the server.
-    """
-    host, port = base.removeprefix("http://").split(":")
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
-    latencies: list[float] = []
-    errors = 0
-
-    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """The most recently used idle connection, unless the server may have closed it for being idle (its
-        keep-alive timeout), as a client's pool would; else a new one."""
-        while idle:
-            reader, writer, used = idle.pop()
-            if time.perf_counter() - used < KEEP_ALIVE:
-                return reader, writer
-            writer.close()
-        return await asyncio.open_connection(host, int(port))
-
-    async def one(body: bytes, due: float) -> None:
-        nonlocal errors
-        reader, writer = await connection()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
-        writer.write(head.encode() + body)
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        answer = await reader.readexactly(length)
-        latencies.append(time.perf_counter() - due)
-        if b" 200 " not in status:
-            errors += 1
-            print("failed:", status.decode().strip(), answer[:300].decode(errors="replace"), file=sys.stderr)
-        idle.append((reader, writer, time.perf_counter()))
-
-    tasks = []
-    start = time.perf_counter() + 0.05
-    for i in range(int(rate * seconds)):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(bodies[i % len(bodies)], due)))
-    await asyncio.gather(*tasks)
-    for _, writer, _ in idle:
-        writer.close()
-    if errors:
-        raise SystemExit(f"{errors} requests failed")
-    return latencies
+    """POST ``bodies`` (in turn) to ``path`` at ``rate`` requests/s for ``seconds`` (open loop: see
+    :mod:`loadgen`); return latencies in seconds from each request's scheduled time. Any failed request fails
+    the benchmark."""
+    result = await loadgen.run(base, token, lambda i: loadgen.Request(path, bodies[i % len(bodies)]), rate, seconds)
+    if result.errors:
+        raise SystemExit(f"{result.errors} requests failed: {dict(result.statuses)}")
+    return result.latencies
