@@ -90,7 +90,9 @@ class PrivateRedis:
             stdout=open(self.root / "redis.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115 (the child keeps it)
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+        while (
+            subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() != b"PONG"
+        ):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"redis-server did not start: see {self.root / 'redis.log'}")
             time.sleep(0.1)
