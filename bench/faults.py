@@ -57,11 +57,13 @@ def recovery(load: Load, faults: list[dict], end: float) -> None:
     """Per fault, from the answers scheduled between it and the next fault: failures by status, first and last,
     and the recovery time (fault → first 2xx after its last failure; 0 when the clients saw nothing)."""
     for i, fault in enumerate(faults):
-        start, until = fault["at_s"], faults[i + 1]["at_s"] if i + 1 < len(faults) else end
+        # A request sent in the last second before a fault may be cut by it: each fault's window starts a second
+        # before it and ends a second before the next one.
+        start, until = fault["at_s"], faults[i + 1]["at_s"] - 1.0 if i + 1 < len(faults) else end
         failed: Counter = Counter()
         first = last = None
         for at, status in zip(load.at, load.status, strict=True):
-            if start <= at < until and not 200 <= status < 300:
+            if start - 1.0 <= at < until and not 200 <= status < 300:
                 failed["no_answer" if status == 0 else str(status)] += 1
                 first = at if first is None else min(first, at)
                 last = at if last is None else max(last, at)
@@ -77,6 +79,15 @@ def recovery(load: Load, faults: list[dict], end: float) -> None:
             "last_failure_s": None if last is None else round(last - start, 2),
             "recovery_s": None if recovered is None else round(recovered - start, 2),
         })  # fmt: skip
+
+
+def timeline(load: Load) -> list[list[int]]:
+    """Per second of scheduled time: [second, acknowledged, failed] — what the clients saw around each fault."""
+    seconds: dict[int, list[int]] = {}
+    for at, status in zip(load.at, load.status, strict=True):
+        row = seconds.setdefault(int(at), [int(at), 0, 0])
+        row[1 if 200 <= status < 300 else 2] += 1
+    return [seconds[k] for k in sorted(seconds)]
 
 
 def main() -> None:
@@ -141,6 +152,7 @@ def main() -> None:
                                      "again: counters are not items"},
             "bank_changes": bank_check,
             "alive_at_end": alive,
+            "timeline": timeline(load),
         }  # fmt: skip
         out["ok"] = bool(store["ok"] and not load.pending and all(alive.values())
                          and not any(f["error"] for f in faults)
@@ -148,7 +160,7 @@ def main() -> None:
                          and bank_check["removed_still_matching"] == 0)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in out.items() if k != "machine"}, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("machine", "timeline")}, indent=2))
 
 
 if __name__ == "__main__":
