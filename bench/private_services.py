@@ -113,29 +113,26 @@ class PrivateRedis:
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    root = Path(tempfile.mkdtemp(prefix="safehold-pg-"))
-    pg = None
+def _private(kind: type[PrivatePostgres] | type[PrivateRedis], prefix: str) -> Iterator:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    service = None
     try:
-        pg = PrivatePostgres(root)
-        yield pg
+        service = kind(root)
+        yield service
     finally:
-        if pg:
+        if service:
             try:
-                pg.stop()
-            except SystemExit:
+                service.stop()
+            except SystemExit:  # already stopped (a fault run killed it)
                 pass
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    root = Path(tempfile.mkdtemp(prefix="safehold-redis-"))
-    redis = None
-    try:
-        redis = PrivateRedis(root)
-        yield redis
-    finally:
-        if redis:
-            redis.stop()
-        shutil.rmtree(root, ignore_errors=True)
+def private_postgres():
+    """A private PostgreSQL cluster for the ``with`` block (:class:`PrivatePostgres`)."""
+    return _private(PrivatePostgres, "safehold-pg-")
+
+
+def private_redis():
+    """A private Redis for the ``with`` block (:class:`PrivateRedis`)."""
+    return _private(PrivateRedis, "safehold-redis-")
