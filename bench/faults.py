@@ -118,15 +118,16 @@ def main() -> None:
             print(f"faults: {args.rate:g} requests/s for {args.seconds:g} s; {plan}", file=sys.stderr)
             injector.start()
             changer.start()
-            while time.perf_counter() - load.t0 < args.seconds:
-                load.drive(stack.server.base, args.rate, args.chunk, timeout=args.timeout)
+            base = lambda: stack.server.base  # noqa: E731
+            asyncio.run(load.chunks(base, args.rate, args.seconds, args.chunk, args.timeout))
             injector.join()
             changer.join()
             end = time.perf_counter() - load.t0
             rounds = 0
             while load.pending and rounds < 30:  # the retries still owed, at the same rate
                 rounds += 1
-                load.drive(stack.server.base, args.rate, len(load.pending) / args.rate + 1e-6, timeout=args.timeout)
+                owed = len(load.pending) / args.rate + 1e-6
+                asyncio.run(load.chunks(base, args.rate, owed, owed, args.timeout))
             recovery(load, faults, end)
             bank_check = banks.verify()
             store = verify_store(pg.url, load, receiver)

@@ -37,6 +37,7 @@ import threading
 import time
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -185,7 +186,7 @@ class Load:
         self.acks = {kind: bytearray() for kind in KINDS}  # acknowledgements per item number
         self.pending: list[tuple[str, int]] = []  # to send again
         self.inflight: dict[int, tuple[str, int, float]] = {}  # slot → (kind, n, scheduled)
-        self.slot = self.offset = 0
+        self.slot = 0  # requests made so far
         self.t0 = time.perf_counter()
         # Per answer: scheduled time (s since t0), latency (s), status (0: no answer).
         self.at, self.latency, self.status = array("d"), array("d"), array("i")
@@ -209,14 +210,8 @@ class Load:
             event["signals"] = [{"source": "user_report", "category": "other", "confidence": 0.4}]
         return loadgen.Request("/v1/events", json.dumps(event).encode())
 
-    def begin(self) -> int:
-        """Start a run: its request i is slot ``offset + i``; the offset is returned."""
-        self.offset = self.slot
-        return self.offset
-
-    def make(self, i: int) -> loadgen.Request:
-        slot = self.offset + i
-        self.slot = max(self.slot, slot + 1)
+    def make(self, slot: int) -> loadgen.Request:
+        """Request number ``slot`` of the whole run: a retry owed if any, else the next item of the mix."""
         if self.pending:
             kind, n = self.pending.pop(0)
             self.retries += 1
@@ -245,30 +240,42 @@ class Load:
         self.latency.append(latency)
         self.status.append(status)
 
-    def unanswered(self) -> int:
-        """Count the requests of a finished run that got no answer (timeout, connection), queueing them again."""
-        lost = len(self.inflight)
-        for kind, n, due in self.inflight.values():
+    def unanswered(self, slots: range) -> int:
+        """Count the requests of a finished run (``slots``) that got no answer (timeout, connection), queueing them
+        again."""
+        lost = [slot for slot in slots if slot in self.inflight]
+        for slot in lost:
+            kind, n, due = self.inflight.pop(slot)
             self._record(due, 0.0, 0)
             if self.retry:
                 self.pending.append((kind, n))
-        self.inflight.clear()
-        return lost
+        return len(lost)
 
-    def drive(self, base: str, rate: float, seconds: float, timeout: float = 10.0) -> loadgen.Result:
-        """One open-loop run (slots numbered from where the previous run stopped)."""
-        offset = self.begin()
-        result = loadgen.run_sync(
+    async def open_loop(self, base: str, rate: float, seconds: float, timeout: float = 10.0) -> loadgen.Result:
+        """One open-loop run; its requests are the slots after the previous run's."""
+        slots = range(self.slot, self.slot + int(rate * seconds))
+        self.slot = slots.stop
+        result = await loadgen.run(
             base,
             self.token,
-            self.make,
+            lambda i: self.make(slots.start + i),
             rate,
             seconds,
             timeout=timeout,
-            on_answer=lambda i, status, body: self.answer(offset + i, status, body),
+            on_answer=lambda i, status, body: self.answer(slots.start + i, status, body),
         )
-        self.unanswered()
+        self.unanswered(slots)
         return result
+
+    async def chunks(self, base: Callable[[], str], rate: float, seconds: float, chunk: float, timeout: float) -> None:
+        """Runs of ``chunk`` seconds back to back for ``seconds`` — each starts on time while the one before still
+        waits for its last answers — so that requests left unanswered are sent again soon (with ``retry``), to the
+        server at ``base()`` then."""
+        began, runs = time.perf_counter(), []
+        for k in range(max(1, round(seconds / chunk))):
+            await asyncio.sleep(max(0.0, began + k * chunk - time.perf_counter()))
+            runs.append(asyncio.create_task(self.open_loop(base(), rate, min(chunk, seconds - k * chunk), timeout)))
+        await asyncio.gather(*runs)
 
     def windows(self, width: float) -> list[dict]:
         """Latency percentiles and failures per ``width`` seconds of scheduled time."""
@@ -356,7 +363,7 @@ class Banks:
                 return
             await asyncio.sleep(0.5)
 
-    async def every_second(self, seconds: float, retry: bool, base: callable) -> None:
+    async def every_second(self, seconds: float, retry: bool, base: Callable[[], str]) -> None:
         began = time.monotonic()
         tick = 0
         async with httpx.AsyncClient(headers=self.headers, timeout=10) as http:
@@ -542,10 +549,7 @@ async def _soak(stack: Stack, load: Load, banks: Banks, rate: float, seconds: fl
 
     sampler = asyncio.create_task(sample())
     changer = asyncio.create_task(banks.every_second(seconds, False, lambda: stack.server.base))
-    offset = load.begin()
-    result = await loadgen.run(stack.server.base, load.token, load.make, rate, seconds,
-                               on_answer=lambda i, status, body: load.answer(offset + i, status, body))  # fmt: skip
-    load.unanswered()
+    result = await load.open_loop(stack.server.base, rate, seconds)
     await changer
     sampler.cancel()
     return result
