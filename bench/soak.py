@@ -557,7 +557,7 @@ async def _soak(stack: Stack, load: Load, banks: Banks, rate: float, seconds: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--peak", type=float, default=100.0, help="the peak rate measured (requests/s)")
+    parser.add_argument("--peak", type=float, help="the peak rate of this mix measured on the machine (requests/s)")
     parser.add_argument("--rate", type=float, help="requests/s (default: half of --peak)")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--window", type=float, default=300.0, help="seconds per latency window")
@@ -565,6 +565,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--out", type=Path, default=RESULTS / "soak.json")
     args = parser.parse_args()
+    if not (args.rate or args.peak):
+        parser.error("give --peak (the soak runs at half of it) or --rate")
     rate = args.rate or args.peak / 2
     seconds = args.minutes * 60
     run = secrets.token_hex(3)
