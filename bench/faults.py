@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=float, default=5.0, help="seconds per load run (unanswered → retried)")
     parser.add_argument("--timeout", type=float, default=5.0, help="a request unanswered this long is retried")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--receiver-delay", type=float, default=2.0, help="seconds the webhook receiver takes")
     parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = parser.parse_args()
     names = ["postgres_restart", "redis_restart", "worker_kill", "server_kill"]
@@ -104,7 +105,7 @@ def main() -> None:
     run = secrets.token_hex(3)
     faults: list[dict] = []
     with TemporaryDirectory(prefix="safehold-faults-") as tmp, private_postgres() as pg, private_redis() as redis:
-        receiver = Receiver()
+        receiver = Receiver(args.receiver_delay)
         stack = Stack(Path(tmp), pg, redis, workers=args.workers)
         try:
             admin, platform = stack.server.token("admin"), stack.server.token("platform")
@@ -143,6 +144,7 @@ def main() -> None:
             "machine": machine(),
             "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
             "rate": args.rate, "seconds": args.seconds, "workers": args.workers,
+            "receiver_delay_s": args.receiver_delay,
             "faults": faults,
             "statuses": load.statuses(),
             "retries_sent": load.retries, "still_unacknowledged": len(load.pending),

@@ -85,15 +85,17 @@ def rss_mb(pid: int) -> float:
 
 
 class Receiver:
-    """The platform's webhook receiver: answers 200 and counts each ``Safehold-Idempotency-Key`` it gets."""
+    """The platform's webhook receiver: answers 200 and counts each ``Safehold-Idempotency-Key`` it gets. With
+    ``delay`` it takes that many seconds per delivery, so that a worker killed mid-run is likely to be sending one."""
 
-    def __init__(self):
+    def __init__(self, delay: float = 0.0):
         self.keys: Counter = Counter()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(delay)
                 receiver.keys[self.headers.get("Safehold-Idempotency-Key")] += 1
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
