@@ -24,14 +24,15 @@ def free_port() -> int:
 
 class Server:
     """``log``: a file to keep the server's stderr in (its tracebacks, for a benchmark to show what a 5xx was);
-    by default it goes to /dev/null."""
+    by default it goes to /dev/null. ``port``: listen there (a restart after a crash keeps its clients' address);
+    by default a free one."""
 
-    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None):
+    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None, port: int | None = None):
         self.log = log
         self.env = {**os.environ, "SAFEHOLD_HOME": str(home), **(env or {})}
         if not env or "SAFEHOLD_DATABASE_URL" not in env:
             self.env.pop("SAFEHOLD_DATABASE_URL", None)
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = open(log, "ab") if log else None  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safehold import __version__, metrics
@@ -59,6 +60,15 @@ from safehold.errors import SafeholdError, invalid_fields, invalid_json
 from safehold.services import Services
 from safehold.web import console
 from safehold.web.deps import error_page
+
+#: What a request that found the database unreachable answers: 503, retry soon. A platform retries with the same
+#: message ids and idempotency keys (bench/faults.py measures it), so a write that did commit is not recorded twice.
+STORE_UNAVAILABLE = SafeholdError(
+    "store.unavailable",
+    "The database is unreachable or busy for a moment; retry the request (same ids and idempotency keys).",
+    status=503,
+    headers={"Retry-After": "1"},
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +165,9 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if isinstance(exc, OperationalError):  # the database is restarting or failing over, or stayed locked
+            log.warning("store unavailable: %s", str(exc.orig or exc).splitlines()[0][:200])
+            return await _safehold_error(request, STORE_UNAVAILABLE)
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.", path=request.url.path)
 

@@ -109,3 +109,21 @@ def test_every_error_code_raised_is_documented():
     assert len(codes) > 150 and patterns  # the scan found the codes (a broken scan would pass vacuously)
     assert sorted(codes - documented) == []
     assert [p for p in patterns if not any(re.fullmatch(p, d) for d in documented)] == []
+
+
+def test_a_database_that_went_away_answers_503_with_retry_after(svc, keys, monkeypatch):
+    """A PostgreSQL restart or failover is transient: the client is told to retry (bench/faults.py), not that
+    Safehold has a bug."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    from safehold.app import create_app
+
+    def unreachable():
+        raise OperationalError("SELECT 1", {}, Exception("connection refused\nis the server running?"))
+
+    monkeypatch.setattr(svc.banks, "list", unreachable)
+    with TestClient(create_app(svc, background=False), raise_server_exceptions=False) as client:
+        r = client.get("/v1/banks", headers=keys["admin"])
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert r.json()["error"]["code"] == "store.unavailable"
