@@ -1,0 +1,329 @@
+"""``safehold keys status | rotate | retire``: find, re-wrap and count everything a KEK seals.
+
+Where sealed values live (each re-wrapped in place, the content never re-encrypted: only the data key wrapped at
+the front of a blob changes, see store/sealing.py):
+
+- instance key: users' TOTP secrets (confirmed and pending), webhook signing secrets, exchange and screening
+  service credentials, screening jobs' queued media, and the media vault's files;
+- evidence key: the evidence store's files.
+
+Rows are read in bounded batches (by primary key, so a re-run resumes where rows are still old) and each is
+written back in its own small transaction, only if it has not changed meanwhile (compare and swap): a server
+writing at the same time is never overwritten and never blocked for more than one row. Files are written to a
+temporary name, fsynced and renamed over the old one, and only if the old one is still there (a file the
+retention sweep deleted meanwhile is not brought back). Readers accept every key in the ring throughout.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+
+from safehold.actions.webhooks import SECRET_AAD
+from safehold.auth.users import TOTP_AAD
+from safehold.errors import Conflict, NotFound, SafeholdError
+from safehold.evidence.store import AAD as EVIDENCE_AAD
+from safehold.screening.service import MEDIA_AAD
+from safehold.store.keyring import KEY_ID_RE, Keyring, install_new_key, pin_derive, read_marker
+from safehold.store.models import ExchangeRow, ScreeningJob, ScreeningServiceRow, User, Webhook
+from safehold.store.sealing import MAX_HEAD, Sealer, parse_head
+from safehold.store.vault import AAD as VAULT_AAD
+
+if TYPE_CHECKING:
+    from safehold.services import Services
+
+KINDS = ("instance", "evidence")
+MAX_BATCH = 10_000
+COPY_CHUNK = 1 << 20
+UNKNOWN = "unknown"  # a blob that names no key of the ring and that none of them opens
+
+OnProgress = Callable[[str, int, int], None]  # (target name, done, total)
+
+
+def no_progress(name: str, done: int, total: int) -> None:
+    """The default: report nothing."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A sealed column: text columns hold base64 (``Sealer.seal_text``), binary ones the blob itself.
+    ``aad_from_name``: the row's ``name`` is the associated data (credentials bound to their owner)."""
+
+    name: str
+    model: Any
+    column: str
+    aad: bytes = b""
+    aad_from_name: bool = False
+
+    def _aad(self, row) -> bytes:
+        return row.name.encode() if self.aad_from_name else self.aad
+
+    def count(self, svc: Services) -> int:
+        col = getattr(self.model, self.column)
+        with svc.db.session() as s:
+            return s.scalar(select(func.count()).select_from(self.model).where(col.is_not(None))) or 0
+
+    def items(self, svc: Services, batch: int) -> Iterator[tuple[Any, bytes, bytes]]:
+        """(row, blob, aad) of every sealed value, ``batch`` rows per query, in primary-key order."""
+        pk, col = self.model.id, getattr(self.model, self.column)
+        cols = [pk, col] + ([self.model.name] if self.aad_from_name else [])
+        last = None
+        while True:
+            q = select(*cols).where(col.is_not(None)).order_by(pk).limit(batch)
+            with svc.db.session() as s:
+                rows = s.execute(q if last is None else q.where(pk > last)).all()
+            for row in rows:
+                value = row[1]
+                yield row, (base64.b64decode(value) if isinstance(value, str) else bytes(value)), self._aad(row)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def rewrap(self, svc: Services, sealer: Sealer, item: tuple[Any, bytes, bytes]) -> bool:
+        row, blob, aad = item
+        done = sealer.rewrap(blob[:MAX_HEAD], aad)
+        if done is None:
+            return False
+        head, old_len = done
+        new = head + blob[old_len:]
+        old_value = row[1]
+        value = base64.b64encode(new).decode() if isinstance(old_value, str) else new
+        col = getattr(self.model, self.column)
+        with svc.db.session() as s:  # one row, one transaction; only if no one changed it meanwhile
+            changed = s.execute(
+                update(self.model).where(self.model.id == row[0], col == old_value).values({col: value})
+            )
+            return changed.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder of sealed files in two-character shards (the media vault, the evidence store)."""
+
+    name: str
+    root: Path
+    aad: bytes
+
+    def _files(self) -> Iterator[Path]:
+        if not self.root.is_dir():
+            return
+        for shard in sorted(self.root.iterdir()):
+            if shard.is_dir() and not shard.is_symlink():
+                yield from sorted(p for p in shard.iterdir() if not p.name.startswith(".") and p.is_file())
+
+    def count(self, svc: Services) -> int:
+        return sum(1 for _ in self._files())
+
+    def items(self, svc: Services, batch: int) -> Iterator[tuple[Path, bytes, bytes]]:
+        for path in self._files():
+            try:
+                with path.open("rb") as f:
+                    head = f.read(MAX_HEAD)
+            except FileNotFoundError:  # deleted since it was listed
+                continue
+            yield path, head, self.aad
+
+    def rewrap(self, svc: Services, sealer: Sealer, item: tuple[Path, bytes, bytes]) -> bool:
+        path, _, aad = item
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            return False
+        with f:
+            head = f.read(MAX_HEAD)  # read again: the header the new one replaces must be the file's own
+            done = sealer.rewrap(head, aad)
+            if done is None:
+                return False
+            new_head, old_len = done
+            ino = os.fstat(f.fileno()).st_ino
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(new_head)
+                    out.write(head[old_len:])
+                    while chunk := f.read(COPY_CHUNK):  # the ciphertext, copied as it is
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if _inode(path) != ino:  # deleted (or replaced) meanwhile: leave it so
+                    os.unlink(tmp)
+                    return False
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return True
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+Target = Column | Folder
+
+
+def targets(svc: Services, which: str) -> tuple[Sealer, list[Target]]:
+    """The sealer (over its key ring) and every place holding values sealed by the ``which`` key."""
+    if which == "instance":
+        return svc.sealer, [
+            Column("users.totp_secret", User, "totp_secret", TOTP_AAD),
+            Column("users.totp_pending", User, "totp_pending", TOTP_AAD),
+            Column("webhooks.secret", Webhook, "secret_encrypted", SECRET_AAD),
+            Column("exchanges.credentials", ExchangeRow, "credentials", aad_from_name=True),
+            Column("screening_services.credentials", ScreeningServiceRow, "credentials", aad_from_name=True),
+            Column("screening_jobs.media", ScreeningJob, "media", MEDIA_AAD),
+            Folder("vault", svc.settings.vault_dir, VAULT_AAD),
+        ]
+    if which == "evidence":
+        return svc.evidence_store.sealer, [Folder("evidence", svc.settings.evidence_dir, EVIDENCE_AAD)]
+    raise SafeholdError("keys.invalid_kind", f"--which must be one of {', '.join(KINDS)}.")
+
+
+def _ring(sealer: Sealer, which: str) -> Keyring:
+    if not isinstance(sealer.keys, Keyring):
+        raise SafeholdError(
+            "keys.kms", f"The {which} key is held by a KMS plug-in: rotate it in the KMS (it re-wraps on its own)."
+        )
+    return sealer.keys
+
+
+def _label(ring: Keyring, blob: bytes, aad: bytes) -> str:
+    """The id of the key that sealed ``blob``: named in it, or (a blob from before key ids) found by trying."""
+    try:
+        kid, wrapped, _ = parse_head(blob)
+    except SafeholdError:
+        return UNKNOWN
+    if kid is None:
+        kid = ring.which(wrapped, aad)
+    return kid.hex() if kid is not None else UNKNOWN
+
+
+def count_sealed(svc: Services, which: str, batch: int = 500) -> dict[str, int]:
+    """How many values each key id seals (``unknown``: none of the ring's keys opens them)."""
+    sealer, places = targets(svc, which)
+    ring = _ring(sealer, which)
+    counts: Counter[str] = Counter()
+    for place in places:
+        for item in place.items(svc, batch):
+            counts[_label(ring, item[1][:MAX_HEAD], item[2])] += 1
+    return dict(counts)
+
+
+def status(svc: Services, which: str) -> dict:
+    sealer, _ = targets(svc, which)
+    ring = _ring(sealer, which)
+    env_ids = ring.env_previous_ids()
+    return {
+        "which": which,
+        "source": "environment" if ring.source.env_value else "file",
+        "current": ring.current_id.hex(),
+        "previous": [k.hex() for k in ring.previous_ids()],
+        "previous_from_environment": sorted(k.hex() for k in env_ids),
+        "rotation_unfinished": read_marker(ring.source) is not None,
+        "sealed": count_sealed(svc, which),
+    }
+
+
+def _check_batch(batch: int) -> None:
+    if not 1 <= batch <= MAX_BATCH:
+        raise SafeholdError("keys.invalid_batch", f"The batch size must be 1-{MAX_BATCH}.")
+
+
+def rotate(
+    svc: Services,
+    which: str,
+    *,
+    new_key: bool = True,
+    batch: int = 200,
+    actor: str = "cli",
+    on_progress: OnProgress = no_progress,
+) -> dict:
+    """Make a new ``which`` key current (unless ``new_key`` is false, or the key is given by environment, or an
+    unfinished rotation is resumed), wait until every process has seen it, then re-wrap everything still under
+    another key. Idempotent: a re-run after a crash finishes the same rotation."""
+    _check_batch(batch)
+    sealer, places = targets(svc, which)
+    ring = _ring(sealer, which)
+    source = ring.source
+    started = time.monotonic()
+    resumed = read_marker(source) == ring.current_id
+    installed = None
+    if new_key and not resumed and not source.env_value:
+        old = ring.current_id
+        installed = install_new_key(ring)
+        svc.audit.record(None, actor, "keys.rotate", which, {"from": old.hex(), "to": installed.hex()})
+    if installed is not None or resumed:
+        time.sleep(svc.settings.key_check_seconds)  # every running process now wraps with the new key
+    current = ring.current_id
+    totals = {p.name: p.count(svc) for p in places}
+    rewrapped, unchanged = Counter(), Counter()
+    for place in places:
+        done = 0
+        on_progress(place.name, 0, totals[place.name])
+        for item in place.items(svc, batch):
+            if place.rewrap(svc, sealer, item):
+                rewrapped[place.name] += 1
+            else:
+                unchanged[place.name] += 1
+            done += 1
+            on_progress(place.name, done, max(done, totals[place.name]))
+    source.marker_file.unlink(missing_ok=True)
+    seconds = time.monotonic() - started
+    result = {
+        "which": which,
+        "key_id": current.hex(),
+        "new_key": installed is not None,
+        "resumed": resumed,
+        "rewrapped": sum(rewrapped.values()),
+        "unchanged": sum(unchanged.values()),
+        "by_place": {p.name: {"rewrapped": rewrapped[p.name], "unchanged": unchanged[p.name]} for p in places},
+        "seconds": round(seconds, 3),
+    }
+    svc.audit.record(
+        None, actor, "keys.rewrap", which, {k: result[k] for k in ("key_id", "resumed", "rewrapped", "unchanged")}
+    )
+    return result
+
+
+def retire(svc: Services, which: str, key_id: str, *, actor: str = "cli") -> dict:
+    """Delete the previous key ``key_id`` once nothing is sealed by it any more."""
+    if not KEY_ID_RE.fullmatch(key_id):
+        raise SafeholdError("keys.invalid_id", "A key id is 16 lower-case hex characters (see `safehold keys status`).")
+    sealer, _ = targets(svc, which)
+    ring = _ring(sealer, which)
+    kid = bytes.fromhex(key_id)
+    if kid == ring.current_id:
+        raise Conflict("keys.retire_current", f"{key_id} is the current {which} key; rotate first.")
+    if kid not in ring.previous_ids():
+        raise NotFound("keys.not_found", f"No previous {which} key {key_id}.")
+    if kid in ring.env_previous_ids():
+        raise SafeholdError(
+            "keys.env_given", f"{key_id} comes from {ring.source.env_name}_PREVIOUS: remove it there (and restart)."
+        )
+    if read_marker(ring.source) is not None:
+        raise Conflict("keys.rotation_unfinished", f"A {which} rotation is unfinished: run `safehold keys rotate`.")
+    still = count_sealed(svc, which).get(key_id, 0)
+    if still:
+        raise Conflict(
+            "keys.in_use",
+            f"{still} values are still sealed by {which} key {key_id}: run `safehold keys rotate --which {which} "
+            "--rewrap-only` first.",
+            detail={"sealed": still},
+        )
+    pin_derive(ring)  # file names and signing keys must not change with the key set
+    (ring.source.previous_dir / f"{key_id}.key").unlink()
+    ring.reload(force=True)
+    svc.audit.record(None, actor, "keys.retire", which, {"key_id": key_id})
+    return {"which": which, "retired": key_id, "previous": [k.hex() for k in ring.previous_ids()]}
