@@ -258,6 +258,7 @@ def rotate(
     ring = _ring(sealer, which)
     source = ring.source
     started = time.monotonic()
+    pin_derive(ring)  # before any key can go: file names and signing keys stay what they are
     resumed = read_marker(source) == ring.current_id
     installed = None
     if new_key and not resumed and not source.env_value:
