@@ -135,10 +135,10 @@ class Services:
 
     @cached_property
     def sealer(self) -> Sealer:
-        from safehold.store.keyring import instance_ring
+        from safehold.store.keyring import ring_for
         from safehold.store.sealing import Sealer
 
-        return Sealer(instance_ring(self.settings))
+        return Sealer(ring_for(self.settings, "instance"))
 
     @cached_property
     def vault(self) -> MediaVault:

@@ -20,12 +20,12 @@ CHILD = """
 import sys
 from pathlib import Path
 from safehold.config import Settings
-from safehold.store.keyring import instance_ring
+from safehold.store.keyring import ring_for
 from safehold.store.sealing import Sealer, parse_head
 from safehold.store.vault import MediaVault
 
 settings = Settings(home=Path(sys.argv[1]), key_check_seconds=float(sys.argv[2]))
-vault = MediaVault(settings.vault_dir, Sealer(instance_ring(settings)))
+vault = MediaVault(settings.vault_dir, Sealer(ring_for(settings, "instance")))
 for line in sys.stdin:
     cmd, arg = line.split()
     if cmd == "put":

@@ -133,10 +133,10 @@ def user_info(row: User, now: dt.datetime | None = None) -> UserInfo:
 
 
 def _local_sealer(settings: Settings) -> Sealer:
-    from safehold.store.keyring import instance_ring
+    from safehold.store.keyring import ring_for
     from safehold.store.sealing import Sealer
 
-    return Sealer(instance_ring(settings))
+    return Sealer(ring_for(settings, "instance"))
 
 
 def normalise_name(username: str) -> str:

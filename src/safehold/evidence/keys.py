@@ -19,7 +19,7 @@ import os
 
 from safehold.config import Settings
 from safehold.errors import SafeholdError
-from safehold.store.keyring import evidence_ring
+from safehold.store.keyring import ring_for
 from safehold.store.sealing import KEY_BYTES, MAX_WRAPPED, KeyProvider
 
 _PROBE_AAD = b"safehold.evidence.kms-probe"
@@ -28,7 +28,7 @@ _PROBE_AAD = b"safehold.evidence.kms-probe"
 def load_evidence_keys(settings: Settings) -> KeyProvider:
     if settings.evidence_kms:
         return _plugin(settings.evidence_kms, settings)
-    return evidence_ring(settings)
+    return ring_for(settings, "evidence")
 
 
 def _plugin(spec: str, settings: Settings) -> KeyProvider:

@@ -258,27 +258,11 @@ def read_marker(source: KeySource) -> bytes | None:
     return bytes.fromhex(text) if KEY_ID_RE.fullmatch(text) else None
 
 
-def instance_ring(settings: Settings) -> Keyring:
-    """The ring of the instance key (review media, webhook and exchange secrets, TOTP secrets)."""
-    return Keyring(
-        KeySource(
-            "instance",
-            settings.key_file,
-            settings.instance_key,
-            settings.instance_key_previous,
-            settings.key_check_seconds,
-        )
-    )
-
-
-def evidence_ring(settings: Settings) -> Keyring:
-    """The ring of the evidence key (the per-item data keys of preserved evidence)."""
-    return Keyring(
-        KeySource(
-            "evidence",
-            settings.evidence_key_file,
-            settings.evidence_key,
-            settings.evidence_key_previous,
-            settings.key_check_seconds,
-        )
-    )
+def ring_for(settings: Settings, kind: str) -> Keyring:
+    """The ring of the ``instance`` key (review media, webhook, exchange and TOTP secrets) or the ``evidence`` key
+    (the per-item data keys of preserved evidence)."""
+    if kind == "instance":
+        file, env, previous = settings.key_file, settings.instance_key, settings.instance_key_previous
+    else:
+        file, env, previous = settings.evidence_key_file, settings.evidence_key, settings.evidence_key_previous
+    return Keyring(KeySource(kind, file, env, previous, settings.key_check_seconds))

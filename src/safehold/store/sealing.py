@@ -102,24 +102,18 @@ class LocalKey:
 def write_private(path: Path, secret: bytes, *, exclusive: bool = False) -> None:
     """Write ``secret`` (base64, one line) to ``path``, mode 0600. ``exclusive``: fail if it exists; otherwise
     replace it atomically (temporary file, fsync, rename), so a reader sees the old file or the new, never half."""
-    text = (base64.b64encode(secret).decode() + "\n").encode()
-    if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        return
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    target = path if exclusive else path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(text)
+            f.write((base64.b64encode(secret).decode() + "\n").encode())
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(target, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if not exclusive:
+            target.unlink(missing_ok=True)
         raise
 
 
