@@ -3,6 +3,7 @@ SAFEHOLD_KEY_CHECK_SECONDS (tested with two real processes sharing a home), deri
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -115,3 +116,27 @@ def test_two_processes_sharing_a_home_read_old_and_new_and_write_with_the_new_ke
     finally:
         child.stdin.close()
         child.wait(timeout=30)
+
+
+#: A blob and a derived secret made by the code before key rings (version 2, no key id), with the key bytes 0..31.
+MAIN_KEY = bytes(range(32))
+MAIN_BLOB = (
+    "U0gyADxGjTpJw11KIbaYZ67BuMPgICFVaEg1ppZ3ehh5fdjG171Vhu7kxoH+SHPevOOxXryqsyHqABIAA5uLWmuyNS0AxOKnfKLIFZWqLZ1avwQ1"
+    "5ZyQppvntdnJIeRu1qIzk1HeEnSXoAO8EnfR2dCw/d3e5Q=="
+)
+MAIN_NAMES = "b13812a0b1692d120cad887acd244b8c53aff7472f7f8237853694763d0bac0a"
+
+
+def test_what_the_code_before_key_rings_wrote_opens_and_derives_the_same_after_a_rotation(tmp_path):
+    r = ring(tmp_path, check=0)
+    write_private(r.source.key_file, MAIN_KEY)
+    r.reload(force=True)
+    blob = base64.b64decode(MAIN_BLOB)
+    assert Sealer(r).open(blob, b"safehold.media.v1") == b"sealed by the main branch"
+    assert r.derive(b"safehold.vault.names").hex() == MAIN_NAMES
+    install_new_key(r)
+    assert Sealer(r).open(blob, b"safehold.media.v1") == b"sealed by the main branch"
+    assert r.derive(b"safehold.vault.names").hex() == MAIN_NAMES
+    head, old_len = Sealer(r).rewrap(blob, b"safehold.media.v1")
+    assert parse_head(head)[0] == r.current_id
+    assert Sealer(r).open(head + blob[old_len:], b"safehold.media.v1") == b"sealed by the main branch"
