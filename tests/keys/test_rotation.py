@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from sqlalchemy import select
@@ -204,3 +208,33 @@ def test_vault_names_survive_rotation(svc):
     name = svc.vault._path(sha)
     rotation.rotate(svc, "instance")
     assert MediaVault(svc.settings.vault_dir, svc.sealer)._path(sha) == name
+
+
+def test_kill_9_mid_rotation_then_a_rerun_finishes_it(svc):
+    """A real ``safehold keys rotate`` process killed with SIGKILL once the new key is installed (while it waits
+    for other processes to notice it): everything stays readable and a re-run finishes with the same key."""
+    shas = [svc.vault.put(f"benign item {i}".encode()).sha256 for i in range(3)]
+    first = current(svc.settings)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "SAFEHOLD_HOME": str(svc.settings.home),
+        "SAFEHOLD_DATABASE_URL": svc.settings.effective_database_url,
+        "SAFEHOLD_KEY_CHECK_SECONDS": "30",
+    }
+    cmd = [sys.executable, "-m", "safehold", "keys", "rotate", "--which", "instance"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = svc.settings.home / "keys" / "instance.rotating"
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and current(svc.settings) != first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    new = current(svc.settings)
+    assert new != first and all(svc.vault.get(sha) for sha in shas)
+    assert rotation.status(svc, "instance")["rotation_unfinished"]
+
+    svc.settings.key_check_seconds = 0
+    done = rotation.rotate(svc, "instance")
+    assert done["resumed"] and done["key_id"] == new and done["rewrapped"] == 3
+    assert rotation.status(svc, "instance")["sealed"] == {new: 3}
