@@ -35,7 +35,7 @@ from safehold.evidence.store import AAD as EVIDENCE_AAD
 from safehold.screening.service import MEDIA_AAD
 from safehold.store.keyring import KEY_ID_RE, Keyring, install_new_key, pin_derive, read_marker
 from safehold.store.models import ExchangeRow, ScreeningJob, ScreeningServiceRow, User, Webhook
-from safehold.store.sealing import MAX_HEAD, Sealer, parse_head
+from safehold.store.sealing import MAX_HEAD, Sealer, parse_head, read_head
 from safehold.store.vault import AAD as VAULT_AAD
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Folder:
         for path in self._files():
             try:
                 with path.open("rb") as f:
-                    head = f.read(MAX_HEAD)
+                    head = read_head(f)
             except FileNotFoundError:  # deleted since it was listed
                 continue
             yield path, head, self.aad
@@ -139,7 +139,7 @@ class Folder:
         except FileNotFoundError:
             return False
         with f:
-            head = f.read(MAX_HEAD)  # read again: the header the new one replaces must be the file's own
+            head = read_head(f)  # read again: the header the new one replaces must be the file's own
             done = sealer.rewrap(head, aad)
             if done is None:
                 return False

@@ -26,7 +26,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -196,6 +196,19 @@ def _wrong_key() -> SafeholdError:
 
 #: The most a blob header can take (version 3, the longest wrapped key): read this much to re-wrap a file.
 MAX_HEAD = len(MAGIC_V3) + KEY_ID_BYTES + 2 + MAX_WRAPPED
+
+
+def read_head(f: BinaryIO) -> bytes:
+    """The header of the sealed file open as ``f`` (read from its start), and nothing after it: a few dozen bytes
+    for a local key, so counting what each key seals never reads the content."""
+    head = f.read(len(MAGIC_V3) + KEY_ID_BYTES + 2)
+    if head.startswith(MAGIC_V3) and len(head) == 13:
+        return head + f.read(int.from_bytes(head[11:13], "big"))
+    if head.startswith(MAGIC) and len(head) >= 5:
+        return head + f.read(max(0, 5 + int.from_bytes(head[3:5], "big") - len(head)))
+    if head.startswith(MAGIC_V1):
+        return head + f.read(max(0, len(MAGIC_V1) + _WRAPPED_V1 - len(head)))
+    return head
 
 
 def parse_head(blob: bytes) -> tuple[bytes | None, bytes, int]:
