@@ -73,36 +73,46 @@ class Column:
             return s.scalar(select(func.count()).select_from(self.model).where(col.is_not(None))) or 0
 
     def items(self, svc: Services, batch: int) -> Iterator[tuple[Any, bytes, bytes]]:
-        """(row, blob, aad) of every sealed value, ``batch`` rows per query, in primary-key order."""
+        """(primary key, header, aad) of every sealed value, ``batch`` rows per query in primary-key order. Only
+        the start of each value is read (queued media can be large): enough for a local key's header."""
         pk, col = self.model.id, getattr(self.model, self.column)
-        cols = [pk, col] + ([self.model.name] if self.aad_from_name else [])
+        cols = [pk, func.substr(col, 1, HEAD_CHARS)] + ([self.model.name] if self.aad_from_name else [])
         last = None
         while True:
             q = select(*cols).where(col.is_not(None)).order_by(pk).limit(batch)
             with svc.db.session() as s:
                 rows = s.execute(q if last is None else q.where(pk > last)).all()
             for row in rows:
-                value = row[1]
-                yield row, (base64.b64decode(value) if isinstance(value, str) else bytes(value)), self._aad(row)
+                yield row[0], _blob(row[1]), self._aad(row)
             if len(rows) < batch:
                 return
             last = rows[-1][0]
 
     def rewrap(self, svc: Services, sealer: Sealer, item: tuple[Any, bytes, bytes]) -> bool:
-        row, blob, aad = item
-        done = sealer.rewrap(blob[:MAX_HEAD], aad)
-        if done is None:
-            return False
-        head, old_len = done
-        new = head + blob[old_len:]
-        old_value = row[1]
-        value = base64.b64encode(new).decode() if isinstance(old_value, str) else new
+        """Re-wrap one row in its own transaction: read whole, written back only if no one changed it meanwhile."""
+        key, _, aad = item
         col = getattr(self.model, self.column)
-        with svc.db.session() as s:  # one row, one transaction; only if no one changed it meanwhile
-            changed = s.execute(
-                update(self.model).where(self.model.id == row[0], col == old_value).values({col: value})
-            )
+        with svc.db.session() as s:
+            old = s.scalar(select(col).where(self.model.id == key))
+            if old is None:
+                return False
+            blob = _blob(old)
+            done = sealer.rewrap(blob[:MAX_HEAD], aad)
+            if done is None:
+                return False
+            new = done[0] + blob[done[1] :]
+            value = base64.b64encode(new).decode() if isinstance(old, str) else new
+            changed = s.execute(update(self.model).where(self.model.id == key, col == old).values({col: value}))
             return changed.rowcount == 1
+
+
+#: What is read of a sealed column to learn its key: 4,096 base64 characters (3,072 bytes) or bytes, far more than
+#: a local key's header (13 + 60 bytes); a multiple of 4, so a text column's prefix decodes on its own.
+HEAD_CHARS = 4096
+
+
+def _blob(value: str | bytes) -> bytes:
+    return base64.b64decode(value) if isinstance(value, str) else bytes(value)
 
 
 @dataclass(frozen=True)
@@ -192,10 +202,12 @@ def targets(svc: Services, which: str) -> tuple[Sealer, list[Target]]:
 
 
 def _ring(sealer: Sealer, which: str) -> Keyring:
+    """The sealer's key ring, read afresh: what another process rotated a moment ago counts."""
     if not isinstance(sealer.keys, Keyring):
         raise SafeholdError(
             "keys.kms", f"The {which} key is held by a KMS plug-in: rotate it in the KMS (it re-wraps on its own)."
         )
+    sealer.keys.reload()
     return sealer.keys
 
 
