@@ -238,3 +238,15 @@ def test_kill_9_mid_rotation_then_a_rerun_finishes_it(svc):
     done = rotation.rotate(svc, "instance")
     assert done["resumed"] and done["key_id"] == new and done["rewrapped"] == 3
     assert rotation.status(svc, "instance")["sealed"] == {new: 3}
+
+
+def test_a_damaged_value_is_counted_and_does_not_stop_the_rotation(svc):
+    svc.settings.key_check_seconds = 0
+    sha = svc.vault.put(b"a good value").sha256
+    damaged = svc.settings.vault_dir / "ab" / ("ab" * 32)
+    damaged.parent.mkdir(exist_ok=True)
+    damaged.write_bytes(b"SH3" + os.urandom(70))  # names a key no ring holds
+    done = rotation.rotate(svc, "instance")
+    assert (done["rewrapped"], done["unreadable"]) == (1, 1) and done["by_place"]["vault"]["unreadable"] == 1
+    assert rotation.status(svc, "instance")["sealed"] == {done["key_id"]: 1, "unknown": 1}
+    assert svc.vault.get(sha) == b"a good value"

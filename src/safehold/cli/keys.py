@@ -65,7 +65,7 @@ def rotate(
     how = "new key" if result["new_key"] else ("resumed" if result["resumed"] else "current key")
     out.print(
         f"{which} key {result['key_id']} ({how}): {result['rewrapped']} re-wrapped, {result['unchanged']} already "
-        f"current, in {result['seconds']} s",
+        f"current, {result['unreadable']} unreadable, in {result['seconds']} s",
         highlight=False,
     )
 

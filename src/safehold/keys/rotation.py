@@ -281,15 +281,12 @@ def rotate(
         time.sleep(svc.settings.key_check_seconds)  # every running process now wraps with the new key
     current = ring.current_id
     totals = {p.name: p.count(svc) for p in places}
-    rewrapped, unchanged = Counter(), Counter()
+    outcome: dict[str, Counter[str]] = {p.name: Counter() for p in places}
     for place in places:
         done = 0
         on_progress(place.name, 0, totals[place.name])
         for item in place.items(svc, batch):
-            if place.rewrap(svc, sealer, item):
-                rewrapped[place.name] += 1
-            else:
-                unchanged[place.name] += 1
+            outcome[place.name][_rewrap_one(svc, sealer, place, item)] += 1
             done += 1
             on_progress(place.name, done, max(done, totals[place.name]))
     source.marker_file.unlink(missing_ok=True)
@@ -299,15 +296,27 @@ def rotate(
         "key_id": current.hex(),
         "new_key": installed is not None,
         "resumed": resumed,
-        "rewrapped": sum(rewrapped.values()),
-        "unchanged": sum(unchanged.values()),
-        "by_place": {p.name: {"rewrapped": rewrapped[p.name], "unchanged": unchanged[p.name]} for p in places},
+        **{k: sum(c[k] for c in outcome.values()) for k in OUTCOMES},
+        "by_place": {name: {k: c[k] for k in OUTCOMES} for name, c in outcome.items()},
         "seconds": round(seconds, 3),
     }
-    svc.audit.record(
-        None, actor, "keys.rewrap", which, {k: result[k] for k in ("key_id", "resumed", "rewrapped", "unchanged")}
-    )
+    svc.audit.record(None, actor, "keys.rewrap", which, {k: result[k] for k in ("key_id", "resumed", *OUTCOMES)})
     return result
+
+
+#: What became of each value: re-wrapped, already under the current key (or changed meanwhile), or unreadable.
+OUTCOMES = ("rewrapped", "unchanged", "unreadable")
+
+
+def _rewrap_one(svc: Services, sealer: Sealer, place: Target, item) -> str:
+    """One value's outcome. A damaged value, or one no key of the ring opens, is counted and passed over: it must
+    not stop the rest from moving to the new key (``keys status`` lists it as ``unknown``)."""
+    try:
+        return "rewrapped" if place.rewrap(svc, sealer, item) else "unchanged"
+    except SafeholdError as exc:
+        if exc.code in ("keys.corrupt", "keys.wrong_key", "keys.unknown_key"):
+            return "unreadable"
+        raise
 
 
 def retire(svc: Services, which: str, key_id: str, *, actor: str = "cli") -> dict:
