@@ -14,6 +14,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from safehold.actions.webhooks import SECRET_AAD
 from safehold.errors import SafeholdError
 from safehold.evidence.store import AAD as EVIDENCE_AAD
 from safehold.evidence.store import NAMES as EVIDENCE_NAMES
@@ -250,3 +251,16 @@ def test_a_damaged_value_is_counted_and_does_not_stop_the_rotation(svc):
     assert (done["rewrapped"], done["unreadable"]) == (1, 1) and done["by_place"]["vault"]["unreadable"] == 1
     assert rotation.status(svc, "instance")["sealed"] == {done["key_id"]: 1, "unknown": 1}
     assert svc.vault.get(sha) == b"a good value"
+
+
+def test_a_long_sealed_value_is_read_whole_only_when_rewritten(svc):
+    svc.settings.key_check_seconds = 0
+    _, secret = svc.webhooks.create("hook", "https://receiver.example/hook", actor="test")
+    long = "x" * 10_000  # sealed, base64: longer than the prefix the batches read
+    with svc.db.session() as s:
+        s.get(Webhook, 1).secret_encrypted = svc.sealer.seal_text(long, SECRET_AAD)
+    done = rotation.rotate(svc, "instance")
+    assert done["by_place"]["webhooks.secret"]["rewrapped"] == 1
+    with svc.db.session() as s:
+        assert svc.webhooks.open_secret(s.scalar(select(Webhook.secret_encrypted))) == long
+    assert rotation.status(svc, "instance")["sealed"] == {done["key_id"]: 1}

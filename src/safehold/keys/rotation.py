@@ -72,30 +72,33 @@ class Column:
         with svc.db.session() as s:
             return s.scalar(select(func.count()).select_from(self.model).where(col.is_not(None))) or 0
 
-    def items(self, svc: Services, batch: int) -> Iterator[tuple[Any, bytes, bytes]]:
-        """(primary key, header, aad) of every sealed value, ``batch`` rows per query in primary-key order. Only
-        the start of each value is read (queued media can be large): enough for a local key's header."""
+    def items(self, svc: Services, batch: int) -> Iterator[tuple[Any, bytes, bytes, Any]]:
+        """(primary key, header, aad, the whole stored value if it is short) of every sealed value, ``batch`` rows
+        per query in primary-key order. Only the start of a long value is read (queued media can be large)."""
         pk, col = self.model.id, getattr(self.model, self.column)
-        cols = [pk, func.substr(col, 1, HEAD_CHARS)] + ([self.model.name] if self.aad_from_name else [])
+        cols = [pk, func.substr(col, 1, HEAD_CHARS), func.length(col)]
+        cols += [self.model.name] if self.aad_from_name else []
         last = None
         while True:
             q = select(*cols).where(col.is_not(None)).order_by(pk).limit(batch)
             with svc.db.session() as s:
                 rows = s.execute(q if last is None else q.where(pk > last)).all()
             for row in rows:
-                yield row[0], _blob(row[1]), self._aad(row)
+                yield row[0], _blob(row[1]), self._aad(row), (row[1] if row[2] <= HEAD_CHARS else None)
             if len(rows) < batch:
                 return
             last = rows[-1][0]
 
-    def rewrap(self, svc: Services, sealer: Sealer, item: tuple[Any, bytes, bytes]) -> bool:
-        """Re-wrap one row in its own transaction: read whole, written back only if no one changed it meanwhile."""
-        key, _, aad = item
+    def rewrap(self, svc: Services, sealer: Sealer, item: tuple[Any, bytes, bytes, Any]) -> bool:
+        """Re-wrap one row in its own transaction, written back only if no one changed it meanwhile (a long value
+        is read whole here, one at a time)."""
+        key, _, aad, old = item
         col = getattr(self.model, self.column)
         with svc.db.session() as s:
-            old = s.scalar(select(col).where(self.model.id == key))
             if old is None:
-                return False
+                old = s.scalar(select(col).where(self.model.id == key))
+                if old is None:
+                    return False
             blob = _blob(old)
             done = sealer.rewrap(blob[:MAX_HEAD], aad)
             if done is None:
