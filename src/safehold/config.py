@@ -191,6 +191,13 @@ class Settings(BaseSettings):
     # Encryption at rest (see store/sealing.py): the key-encryption key, base64 of 32 bytes. Default: a key file
     # created under home/keys on first start. Never logged.
     instance_key: str | None = Field(default=None, repr=False, description="Base64 KEK; default: key file.")
+    # Key rotation (see store/keyring.py and docs/security.md#key-rotation).
+    instance_key_previous: str | None = Field(
+        default=None, repr=False, max_length=4096, description="Comma-separated base64 previous KEKs (open only)."
+    )
+    key_check_seconds: float = Field(
+        default=5.0, ge=0, le=3600, description="Longest a process goes before noticing a rotated key file."
+    )
 
     # Console log-in
     session_hours: float = Field(default=12.0, gt=0, description="A console session ends this long after log-in.")
@@ -385,6 +392,9 @@ class Settings(BaseSettings):
 
     # Evidence (see docs/evidence.md): its own key-encryption key, separate from the instance key.
     evidence_key: str | None = Field(default=None, repr=False, description="Base64 KEK; default: key file.")
+    evidence_key_previous: str | None = Field(
+        default=None, repr=False, max_length=4096, description="Comma-separated base64 previous KEKs (open only)."
+    )
     evidence_kms: str | None = Field(
         default=None, description="'package.module:factory' returning a KeyProvider (a KMS plug-in)."
     )

@@ -135,9 +135,10 @@ class Services:
 
     @cached_property
     def sealer(self) -> Sealer:
-        from safehold.store.sealing import LocalKey, Sealer
+        from safehold.store.keyring import ring_for
+        from safehold.store.sealing import Sealer
 
-        return Sealer(LocalKey.load(self.settings.key_file, self.settings.instance_key))
+        return Sealer(ring_for(self.settings, "instance"))
 
     @cached_property
     def vault(self) -> MediaVault:

@@ -13,6 +13,9 @@ from safehold.backup import database, service
 from safehold.backup.archive import open_archive
 from safehold.config import Settings
 from safehold.errors import SafeholdError
+from safehold.keys import rotation
+from safehold.services import Services
+from safehold.store.keyring import install_new_key
 from safehold.store.models import EvidenceItem
 from tests.backup.helpers import create_pg_database, drop_pg_database, populate, rows
 
@@ -62,6 +65,28 @@ def test_a_restored_store_equals_the_original_and_verifies(svc, tmp_path, target
     assert (target.home / "keys" / "evidence.key").read_bytes() == svc.settings.evidence_key_file.read_bytes()
     assert stat.S_IMODE(os.stat(target.home / "keys" / "evidence.key").st_mode) == 0o600
     assert not [p for p in target.home.iterdir() if p.name.startswith(".restore-")]
+
+
+def test_previous_keys_and_the_derivation_secret_are_backed_up_and_restored(svc, tmp_path, target):
+    """Mid-rotation (new keys made, nothing re-wrapped yet) every sealed file still needs a previous key: the
+    keys file carries the key rings' files and the restored store opens every evidence item and vault file."""
+    populate(svc)
+    for ring in (svc.sealer.keys, svc.evidence_store.sealer.keys):
+        install_new_key(ring)
+    path, _ = backup(svc, tmp_path)
+    result = service.restore(path, target, keys=tmp_path / "store.keys")
+    assert result["ok"] and result["evidence"] == {"checked": 3, "corrupt": 0, "corrupt_ids": []}
+    keys = svc.settings.home / "keys"
+    held = sorted(str(p.relative_to(keys)) for p in keys.rglob("*.key")) + ["evidence.derive", "instance.derive"]
+    assert len([n for n in held if ".previous/" in n]) == 2
+    for name in held:
+        restored = target.home / "keys" / name
+        assert restored.read_bytes() == (keys / name).read_bytes() and stat.S_IMODE(restored.stat().st_mode) == 0o600
+    restored_svc = Services(target, load_index=False, create=False, lazy=True)
+    try:
+        assert rotation.count_sealed(restored_svc, "instance") == {svc.sealer.keys.previous_ids()[0].hex(): 2}
+    finally:
+        restored_svc.close()
 
 
 def test_the_backup_holds_its_own_audit_record_and_the_restore_adds_one(svc, tmp_path, target):

@@ -35,7 +35,7 @@ def test_preserve_case_records_hashes_and_encrypts_under_the_evidence_key(svc):
     assert svc.settings.evidence_dir in blob.parents
     with pytest.raises(SafeholdError) as exc:
         svc.sealer.open(on_disk, svc.evidence_store.aad)  # the instance (review) key cannot open evidence
-    assert exc.value.code == "keys.wrong_key"
+    assert exc.value.code == "keys.unknown_key"  # the blob names the evidence key, which that ring does not hold
     with pytest.raises(SafeholdError):
         svc.vault.sealer.open(on_disk, svc.vault.aad)
 

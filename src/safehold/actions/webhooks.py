@@ -41,7 +41,7 @@ ACTION_KINDS = (
 INTERNAL_KINDS = frozenset({"preserve_evidence", "open_report_draft"})
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 SECRET_PREFIX = "whsec_"
-_SECRET_AAD = b"webhook"
+SECRET_AAD = b"webhook"
 #: A webhook's or a policy's name, as the API's schema publishes it and the services apply it.
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -182,7 +182,7 @@ class WebhookService:
         return out
 
     def open_secret(self, sealed: str) -> str:
-        return self.sealer.open_text(sealed, _SECRET_AAD)
+        return self.sealer.open_text(sealed, SECRET_AAD)
 
     def on_enqueue(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after a transaction that queued deliveries commits (the dispatcher wakes up)."""
@@ -274,7 +274,7 @@ class WebhookService:
             callback()
 
     def _seal(self, secret: str) -> str:
-        return self.sealer.seal_text(secret, _SECRET_AAD)
+        return self.sealer.seal_text(secret, SECRET_AAD)
 
     def _counts(self, s: Session) -> dict[tuple[int, str], int]:
         q = (

@@ -133,9 +133,10 @@ def user_info(row: User, now: dt.datetime | None = None) -> UserInfo:
 
 
 def _local_sealer(settings: Settings) -> Sealer:
-    from safehold.store.sealing import LocalKey, Sealer
+    from safehold.store.keyring import ring_for
+    from safehold.store.sealing import Sealer
 
-    return Sealer(LocalKey.load(settings.key_file, settings.instance_key))
+    return Sealer(ring_for(settings, "instance"))
 
 
 def normalise_name(username: str) -> str:

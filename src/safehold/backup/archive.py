@@ -41,7 +41,7 @@ MANIFEST = "manifest.json"
 #: layout of :class:`~safehold.store.vault.MediaVault`) or a key file. Nothing else is ever written or accepted.
 MEMBER_NAME = re.compile(
     r"(?:manifest\.json|database/safehold\.(?:db|pgdump)|(?:vault|evidence)/[0-9a-f]{2}/[0-9a-f]{64}"
-    r"|keys/(?:instance|evidence)\.key)"
+    r"|keys/(?:instance|evidence)\.(?:key|derive)|keys/(?:instance|evidence)\.previous/[0-9a-f]{16}\.key)"
 )
 SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Bounds on what is read before any data: the manifest's size (about 1.5 million files) and the member count.

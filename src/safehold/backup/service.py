@@ -41,13 +41,21 @@ ACTOR = "cli"
 
 
 def key_files(settings: Settings) -> dict[str, Path]:
-    """The key files this store reads (member name → path): none for a key given in the environment or a KMS."""
+    """The key files this store reads (member name → path): none for a key given in the environment or a KMS.
+    With them the key ring's files (store/keyring.py): previous keys, still needed for what they sealed until a
+    rotation has re-wrapped it, and the derivation secret that file names hang on."""
     used = {}
     if not settings.instance_key:
         used[KEYS["instance"]] = settings.key_file
     if not settings.evidence_key and not settings.evidence_kms:
         used[KEYS["evidence"]] = settings.evidence_key_file
-    return {name: path for name, path in used.items() if path.is_file()}
+    for kind in KEYS:
+        keys = settings.home / "keys"
+        used[f"keys/{kind}.derive"] = keys / f"{kind}.derive"
+        previous = keys / f"{kind}.previous"
+        if previous.is_dir():
+            used |= {f"keys/{kind}.previous/{p.name}": p for p in sorted(previous.glob("*.key"))}
+    return {name: p for name, p in used.items() if archive.MEMBER_NAME.fullmatch(name) and p.is_file()}
 
 
 def _sealed_files(home: Path) -> list[tuple[str, Path]]:

@@ -27,6 +27,7 @@ from safehold.cli import conversations as conversation_cmds
 from safehold.cli import evidence as evidence_cmds
 from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
+from safehold.cli import keys as keys_cmds
 from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
@@ -57,6 +58,7 @@ app.add_typer(key_app, name="apikey")
 app.add_typer(bank_cmds.app, name="bank")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(backup_cmds.app, name="backup")
+app.add_typer(keys_cmds.app, name="keys")
 app.add_typer(action_cmds.webhook_app, name="webhook")
 app.add_typer(action_cmds.delivery_app, name="delivery")
 app.add_typer(action_cmds.policy_app, name="policy")

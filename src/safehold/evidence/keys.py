@@ -3,7 +3,8 @@
 Evidence is sealed under a different KEK from review media, so the people and machines that hold the instance key
 (every reviewer-facing process) do not thereby hold the key to preserved evidence. ``SAFEHOLD_EVIDENCE_KMS`` names
 a factory (``package.module:factory``) that returns a :class:`~safehold.store.sealing.KeyProvider` backed by a
-KMS; otherwise the key comes from ``SAFEHOLD_EVIDENCE_KEY`` or the file ``<home>/keys/evidence.key``.
+KMS (which rotates its own keys); otherwise a key ring (store/keyring.py): the current key from
+``SAFEHOLD_EVIDENCE_KEY`` or the file ``<home>/keys/evidence.key``, and the previous ones beside it.
 
 A plug-in is checked once at start with a round trip (wrap, unwrap) of a throw-away data key: a provider that
 cannot unwrap what it wrapped, or whose wrapped keys are empty or too long for the sealed-blob layout, fails here with
@@ -18,7 +19,8 @@ import os
 
 from safehold.config import Settings
 from safehold.errors import SafeholdError
-from safehold.store.sealing import KEY_BYTES, MAX_WRAPPED, KeyProvider, LocalKey
+from safehold.store.keyring import ring_for
+from safehold.store.sealing import KEY_BYTES, MAX_WRAPPED, KeyProvider
 
 _PROBE_AAD = b"safehold.evidence.kms-probe"
 
@@ -26,7 +28,7 @@ _PROBE_AAD = b"safehold.evidence.kms-probe"
 def load_evidence_keys(settings: Settings) -> KeyProvider:
     if settings.evidence_kms:
         return _plugin(settings.evidence_kms, settings)
-    return LocalKey.load(settings.evidence_key_file, settings.evidence_key)
+    return ring_for(settings, "evidence")
 
 
 def _plugin(spec: str, settings: Settings) -> KeyProvider:
