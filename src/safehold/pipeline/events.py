@@ -260,9 +260,10 @@ class EventService:
             raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
         key = scoped_key(principal, idempotency_key, event.idempotency_key)
         digest = _digest(body, file, filename)
-        seen = self.pipeline.replay(key, digest)
-        if seen is not None:
-            return seen
+        if file is not None or event.grooming_conversation is not None:  # costly or changing work: a retry skips it
+            seen = self.pipeline.replay(key, digest)
+            if seen is not None:
+                return seen
         reasons, context = self.age_reasons(event.depicted_minor, event.grooming_conversation)
         scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
         signals = [_event_signal(sig, event.occurred_at) for sig in event.signals]
