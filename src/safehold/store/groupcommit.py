@@ -21,6 +21,8 @@ The guarantees, the same as one transaction per request:
 - **One bad item fails alone.** When one work raises (bad data, a constraint), the transaction is rolled back,
   that request is answered with its error, and the rest of the batch is run again without it. When the commit
   itself fails, each item of the batch is run in its own transaction, so each gets its own answer.
+- **Observable.** ``/metrics`` shows the items waiting (``safehold_group_commit_waiting``), the batch sizes
+  (``safehold_group_commit_batch_size``) and the refusals (``safehold_group_commit_refused``).
 - **Bounded.** At most ``max_queue`` items wait; one more is refused at once with 503 ``intake.busy`` and
   ``Retry-After`` (the client retries later), instead of memory growing under overload.
 
@@ -47,13 +49,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from safehold.errors import SafeholdError
+from safehold.metrics import GROUP_COMMIT_BATCH, GROUP_COMMIT_REFUSED, GROUP_COMMIT_WAITING
 from safehold.store.db import Database
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[Session], Any]
-#: How many recent batch sizes :meth:`GroupCommit.stats` keeps.
-RECENT = 256
 
 
 @dataclass
@@ -91,10 +92,6 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._waiting = 0
         self._closed = False
-        self.batches = 0
-        self.items = 0
-        self.refused = 0
-        self.recent: collections.deque[int] = collections.deque(maxlen=RECENT)
 
     @property
     def enabled(self) -> bool:
@@ -118,7 +115,7 @@ class GroupCommit:
             if self._closed:
                 raise SafeholdError("intake.closed", "The server is shutting down; retry.", status=503)
             if self._waiting >= self.max_queue:
-                self.refused += 1
+                GROUP_COMMIT_REFUSED.inc()
                 raise SafeholdError(
                     "intake.busy",
                     f"{self._waiting} items are waiting to be written; retry in a second.",
@@ -127,6 +124,7 @@ class GroupCommit:
                     headers={"Retry-After": "1"},
                 )
             self._waiting += 1
+        GROUP_COMMIT_WAITING.inc()
         writer = self._writers[zlib.crc32(key.encode()) % len(self._writers)]
         item = _Item(work, Future())
         with writer.cond:
@@ -138,16 +136,6 @@ class GroupCommit:
             writer.items.append(item)
             writer.cond.notify()
         return item.future
-
-    def stats(self) -> dict:
-        """Items waiting now, batches and items committed, refusals, and the recent batch sizes (for /metrics)."""
-        return {
-            "waiting": self._waiting,
-            "batches": self.batches,
-            "items": self.items,
-            "refused": self.refused,
-            "recent": list(self.recent),
-        }
 
     def close(self) -> None:
         """Refuse new work, finish what is queued, stop the writers."""
@@ -187,9 +175,8 @@ class GroupCommit:
             finally:
                 with self._lock:
                     self._waiting -= len(batch)
-                    self.batches += 1
-                    self.items += len(batch)
-                    self.recent.append(len(batch))
+                GROUP_COMMIT_WAITING.dec(len(batch))
+                GROUP_COMMIT_BATCH.observe(len(batch))
 
     def _commit(self, batch: list[_Item]) -> None:
         pending = list(batch)
