@@ -60,7 +60,7 @@ from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
-from safehold.store.groupcommit import GroupCommit
+from safehold.store.groupcommit import GroupCommit, Work
 from safehold.store.models import Case, IngestedEvent
 from safehold.store.seen import SeenHashes
 from safehold.store.vault import MediaVault
@@ -208,6 +208,15 @@ class Pipeline:
         (:attr:`Ruled.ruling`): record ``ruled`` once under ``key``; ``None`` when there is nothing to record."""
         if ruled is None:
             return None
+        return self.writes.run(
+            *self.commit_work(ruled, key=key, digest=digest, actor=actor, answer=answer, conflict_code=conflict_code)
+        )
+
+    def commit_work(
+        self, ruled: Ruled, *, key: str, digest: str, actor: str, answer: Answer, conflict_code: str = CONFLICT
+    ) -> tuple[str, Work]:
+        """:meth:`commit` as the group-commit key and work (safehold.store.groupcommit), for a caller that waits
+        for it itself (the ASGI hot path, without a thread)."""
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         claim = (
             insert(IngestedEvent)
@@ -225,7 +234,7 @@ class Pipeline:
 
         # Grouped by subject: one subject's events run in order, on one writer (safehold.store.groupcommit).
         d = ruled.detection
-        return self.writes.run(f"subject:{d.content_id or ''}:{d.account_id or ''}", work)
+        return f"subject:{d.content_id or ''}:{d.account_id or ''}", work
 
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
         """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded

@@ -62,7 +62,7 @@ from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
 from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
 from safehold.store.db import Database
-from safehold.store.groupcommit import GroupCommit
+from safehold.store.groupcommit import GroupCommit, Work
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
 from safehold.text.normalize import MAX_TEXT
@@ -266,13 +266,18 @@ class ConversationService:
         Returns ``{"conversation_id", "accepted", "duplicates", "assessment", "case"}``; ``case`` is the case
         linked to the conversation, if any.
         """
+        return self.writes.run(*self.work(actor, conversation_id, body))
+
+    def work(self, actor: str, conversation_id: str, body: dict) -> tuple[str, Work]:
+        """:meth:`add_messages` checked and parsed, as its group-commit key and work (the ASGI hot path waits for
+        it without a thread)."""
         check_id(conversation_id)
         request = parse(body)
         profiles = {name: Profile(age=p.age) for name, p in request.participants.items()}
         detectors = self.terms.current()  # the scorer and lists in force now (term lists may have changed)
         # One conversation's messages run in order on one writer, in a transaction shared with other requests'
         # (safehold.store.groupcommit); the message ids commit with the state, as before.
-        return self.writes.run(
+        return (
             f"conversation:{conversation_id}",
             lambda s: self._score(s, actor, conversation_id, request, profiles, detectors),
         )

@@ -36,6 +36,7 @@ work's own writes, usually none) commits. A work that *raises* is rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
@@ -104,6 +105,13 @@ class GroupCommit:
                 result = work(s)
         else:
             result = self.submit(key, work).result()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def run_async(self, key: str, work: Work) -> Any:
+        """:meth:`run` for a caller on an event loop (group commit on): waits for the commit without a thread."""
+        result = await asyncio.wrap_future(self.submit(key, work))
         if isinstance(result, BaseException):
             raise result
         return result
