@@ -7,7 +7,9 @@ item. Then the database is checked: the ids the server acknowledged (200) are al
 conversations' counters equal the number of distinct message ids (no loss, no duplicate).
 
 - **messages**: ``POST /v1/conversations/{id}/messages`` with one message, spread over ``--conversations``.
-- **events**: ``POST /v1/events``, a content event with a platform signal and its idempotency key in the body.
+- **events**: ``POST /v1/events``, a content event (an image's subject and uploader) with its idempotency key in
+  the body; every ``--signal-every``-th carries a platform signal, which opens a case (the rest, like most uploads,
+  find nothing).
 
 Usage: ``.venv/bin/python bench/intake.py --database-url postgresql+psycopg://postgres@127.0.0.1/intake_bench
 [--seconds 10] [--rates 250,500,1000,2000] [--conversations 1000] [--modes on,off] [--out bench/results/intake.json]``
@@ -39,14 +41,16 @@ def make_message(run: str, conversations: int):
     return make
 
 
-def make_event(run: str):
+def make_event(run: str, signal_every: int):
     def make(i: int) -> loadgen.Request:
         body = {
             "type": "content",
             "idempotency_key": f"{run}-e{i}",
             "content": {"id": f"{run}-post-{i}", "media_type": "image"},
-            "signals": [{"source": "user_report", "confidence": 0.4, "label": "platform-report"}],
+            "account": {"id": f"{run}-u{i % 1000}"},
         }
+        if signal_every and i % signal_every == 0:  # the platform's own detector flagged it: a case opens
+            body["signals"] = [{"source": "user_report", "confidence": 0.4, "label": "platform-report"}]
         return loadgen.Request("/v1/events", json.dumps(body).encode())
 
     return make
@@ -102,7 +106,10 @@ def one_mode(args, mode: str, database_url: str | None) -> dict:
     out: dict = {"group_commit_ms": float(env["SAFEHOLD_GROUP_COMMIT_MS"])}
     try:
         token = server.token("platform")
-        for door, make in (("messages", make_message(run, args.conversations)), ("events", make_event(run))):
+        for door, make in (
+            ("messages", make_message(run, args.conversations)),
+            ("events", make_event(run, args.signal_every)),
+        ):
 
             def answered(i: int, status: int, body: bytes, door=door) -> None:
                 if status == 200:
@@ -128,6 +135,7 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=1000)
     ap.add_argument("--modes", default="on,off", help="group commit on, off, or both")
     ap.add_argument("--group-commit-ms", type=float, default=2.0)
+    ap.add_argument("--signal-every", type=int, default=10, help="every Nth event carries a signal (opens a case)")
     ap.add_argument("--out", default=str(REPO / "bench/results/intake.json"))
     args = ap.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
@@ -137,6 +145,7 @@ def main() -> None:
         "seconds": args.seconds,
         "rates": args.rates,
         "conversations": args.conversations,
+        "signal_every": args.signal_every,
         "modes": {mode: one_mode(args, mode, args.database_url) for mode in args.modes.split(",")},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
