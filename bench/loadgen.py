@@ -226,7 +226,10 @@ def sweep(
     offset = 0
     for rate in sorted(rates):
         cpu = cpu_seconds(pid) if pid else 0.0
-        result = run_sync(base, token, lambda i, o=offset: make(o + i), rate, seconds, **kwargs)
+        shifted = dict(kwargs)
+        if kwargs.get("on_answer"):  # the same numbering as ``make``'s, across the runs
+            shifted["on_answer"] = lambda i, status, body, o=offset: kwargs["on_answer"](o + i, status, body)
+        result = run_sync(base, token, lambda i, o=offset: make(o + i), rate, seconds, **shifted)
         offset += result.sent
         summary = result.summary()
         if pid and result.latencies:

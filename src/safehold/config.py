@@ -247,6 +247,27 @@ class Settings(BaseSettings):
         description="Mark console cookies Secure. Default: when SAFEHOLD_PUBLIC_URL (or the request) is https.",
     )
 
+    # Group commit of chat messages and events (docs/throughput.md)
+    group_commit_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Chat messages and events are written in shared transactions, committed when the oldest has "
+        "waited this many milliseconds (or a batch is full); 0 turns group commit off (one transaction each).",
+    )
+    group_commit_max_batch: int = Field(
+        default=200, ge=1, le=10_000, description="At most this many items are committed in one transaction."
+    )
+    group_commit_max_queue: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="At most this many items wait to be committed; more are refused with 503 intake.busy.",
+    )
+    group_commit_writers: int = Field(
+        default=2, ge=1, le=64, description="Committer threads per process on PostgreSQL (SQLite has one)."
+    )
+
     # Events
     event_key_days: float = Field(
         default=30.0, gt=0, description="Idempotency keys of POST /v1/events are remembered this long."

@@ -17,6 +17,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
+    "GROUP_COMMIT_BATCH",
+    "GROUP_COMMIT_REFUSED",
+    "GROUP_COMMIT_WAITING",
     "IN_FLIGHT",
     "LATENCY",
     "REQUESTS",
@@ -43,6 +46,21 @@ LATENCY = Histogram(
 IN_FLIGHT = Gauge("safehold_http_requests_in_flight", "HTTP requests being answered now.", multiprocess_mode="livesum")
 TASK_FAILURES = Counter(
     "safehold_task_failures", "Background task rounds that failed (logged; the next round retries).", ["task"]
+)
+
+# Group commit (safehold.store.groupcommit): how many items wait, how many go in one transaction, how many are refused.
+GROUP_COMMIT_WAITING = Gauge(
+    "safehold_group_commit_waiting",
+    "Chat messages and events waiting for their shared transaction (the group-commit queue depth).",
+    multiprocess_mode="livesum",
+)
+GROUP_COMMIT_BATCH = Histogram(
+    "safehold_group_commit_batch_size",
+    "Items committed per group-commit transaction.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000),
+)
+GROUP_COMMIT_REFUSED = Counter(
+    "safehold_group_commit_refused", "Items refused with 503 intake.busy because the group-commit queue was full."
 )
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from safehold.sharing.quarantine import QuarantineService
     from safehold.sharing.rematch import Rematcher
     from safehold.sharing.service import ExchangeService
+    from safehold.store.groupcommit import GroupCommit
     from safehold.store.sealing import Sealer
     from safehold.store.seen import SeenHashes
     from safehold.store.vault import MediaVault
@@ -246,7 +247,7 @@ class Services:
 
         return Pipeline(
             self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen,
-            screening=self.screening, ages=self.ages, policies=self.classifier_policies,
+            screening=self.screening, ages=self.ages, policies=self.classifier_policies, writes=self.writes,
         )  # fmt: skip
 
     @cached_property
@@ -351,7 +352,19 @@ class Services:
     def conversations(self) -> ConversationService:
         from safehold.rules.conversations import ConversationService
 
-        return ConversationService(self.db, self.audit, self.pipeline, self.terms, self.settings, self.ages)
+        return ConversationService(
+            self.db, self.audit, self.pipeline, self.terms, self.settings, self.ages, writes=self.writes
+        )
+
+    @cached_property
+    def writes(self) -> GroupCommit:
+        from safehold.store.groupcommit import GroupCommit
+
+        st = self.settings
+        return GroupCommit(
+            self.db, interval_ms=st.group_commit_ms, max_batch=st.group_commit_max_batch,
+            max_queue=st.group_commit_max_queue, writers=st.group_commit_writers,
+        )  # fmt: skip
 
     @cached_property
     def search(self) -> SearchService:
@@ -425,6 +438,8 @@ class Services:
         """Stop the background work and persist what is in memory, of the services built (building one now would
         only find nothing to do)."""
         built = self.__dict__
+        if "writes" in built:  # answer what waits to be written before anything else stops
+            self.writes.close()
         if "tasks" in built:
             self.tasks.stop()
         if "dispatcher" in built:

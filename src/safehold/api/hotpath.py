@@ -10,21 +10,34 @@ service call and the same JSON the FastAPI route gives. Everything else (no key,
 without the permission, malformed JSON, a body the model refuses, an oversized body) is handed to the FastAPI app
 unchanged, body included, so refusals, their audit records and their error format have one implementation only:
 the routes in :mod:`safehold.api.routes.search` and :mod:`safehold.api.routes.safety`, which also document the API.
+
+The intake doors — ``POST /v1/conversations/{id}/messages`` (a chat message) and ``POST /v1/events`` with a JSON
+event (no file, no ``grooming_conversation``) — are answered here the same way when group commit is on
+(docs/throughput.md): the request's work goes to the committer (:mod:`safehold.store.groupcommit`) and the answer
+leaves once its batch committed, with no thread held while it waits. A refusal — raised before the work was queued,
+or by the work, whose writes are then rolled back — is handed to the FastAPI route, which refuses it again in its
+own words (:mod:`safehold.api.routes.conversations`, :mod:`safehold.api.routes.cases`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from safehold import jsonlimits
 from safehold.api.deps import authenticate
 from safehold.api.routes import safety
 from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
+from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
+from safehold.pipeline.events import IDEMPOTENCY_HEADER_PATTERN
+from safehold.rules.conversations import MAX_ID
 
 #: Larger bodies go the slow way (the models cap a query at 1,000 and a batch at 100 suggestions anyway).
 MAX_BODY = 256 * 1024
@@ -39,15 +52,43 @@ ROUTES: dict[str, tuple[type[BaseModel], Callable, Permission]] = {
 }
 
 
+#: ``/v1/conversations/{id}/messages`` with the id the route's path parameter takes (no '/', no '%', not blank).
+MESSAGES_PATH = re.compile(r"/v1/conversations/([ -$&-.0-~]*[!-$&-.0-~][ -$&-.0-~]*)/messages")
+EVENTS_PATH = "/v1/events"
+_IDEMPOTENCY_HEADER = re.compile(IDEMPOTENCY_HEADER_PATTERN)
+
+
+def template(path: str) -> str | None:
+    """The route template of a path answered here (a metrics label: never an id), or None."""
+    if path in ROUTES or path == EVENTS_PATH:
+        return path
+    return "/v1/conversations/{conversation_id}/messages" if MESSAGES_PATH.fullmatch(path) else None
+
+
 class SearchHotPath:
-    """ASGI middleware (added with ``app.add_middleware``): answers ordinary search-guard requests itself."""
+    """ASGI middleware (added with ``app.add_middleware``): answers ordinary search-guard and intake requests."""
 
     def __init__(self, app):
         self.app = app
 
+    def _handler(self, scope) -> Callable[[dict, bytes], Awaitable[bytes | None]] | None:
+        """What answers this request here, or None for the FastAPI app."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path = scope.get("path", "")
+        route = ROUTES.get(path)
+        if route is not None:
+            return functools.partial(self._answer, route=route)
+        if path == EVENTS_PATH:
+            return _event
+        chat = MESSAGES_PATH.fullmatch(path)
+        if chat is not None and len(chat.group(1)) <= MAX_ID:
+            return functools.partial(_messages, conversation_id=chat.group(1))
+        return None
+
     async def __call__(self, scope, receive, send):
-        route = ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is None or scope["method"] != "POST":
+        handler = self._handler(scope)
+        if handler is None:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
@@ -58,7 +99,7 @@ class SearchHotPath:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        answer = None if more else await self._answer(scope, route, body)
+        answer = None if more else await handler(scope, body)
         if answer is None:
             await self.app(scope, _replay(body, receive, more=more), send)
             return
@@ -66,7 +107,8 @@ class SearchHotPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _answer(self, scope, route: tuple[type[BaseModel], Callable, Permission], body: bytes) -> bytes | None:
+    @staticmethod
+    async def _answer(scope, body: bytes, route: tuple[type[BaseModel], Callable, Permission]) -> bytes | None:
         """The JSON answer to an ordinary request, or None to let the FastAPI route handle it."""
         svc = scope["app"].state.services
         token = _bearer(scope)
@@ -82,7 +124,66 @@ class SearchHotPath:
                 result = await result
         except (SafeholdError, ValidationError, ValueError):
             return None
-        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+        return _encode(result)
+
+
+async def _intake(scope, permission: Permission) -> tuple[object, Principal] | None:
+    """The services and the caller of an intake request that may be answered here: group commit on, a valid key
+    whose role has ``permission``; None otherwise."""
+    svc = scope["app"].state.services
+    token = _bearer(scope)
+    if svc is None or token is None or not svc.writes.enabled:
+        return None
+    try:
+        who = await authenticate(svc, token)
+    except SafeholdError:
+        return None
+    return (svc, who) if allows(who.role, permission) else None
+
+
+async def _messages(scope, body: bytes, conversation_id: str) -> bytes | None:
+    """``POST /v1/conversations/{id}/messages``: :meth:`ConversationService.add_messages`, its commit awaited."""
+    if (caller := await _intake(scope, Permission.EVENTS_WRITE)) is None:
+        return None
+    svc, who = caller
+    try:
+        data = jsonlimits.loads(body, svc.settings.max_json_depth)
+        if not isinstance(data, dict):
+            return None
+        result = await svc.writes.run_async(*svc.conversations.work(who.label, conversation_id, data))
+    except SafeholdError:
+        return None
+    return _encode(result)
+
+
+async def _event(scope, body: bytes) -> bytes | None:
+    """``POST /v1/events`` with a JSON event: :meth:`EventService.ingest`, its commit awaited."""
+    found: dict[bytes, str] = {}
+    for name, value in scope.get("headers", ()):
+        if name in (b"idempotency-key", b"content-type"):
+            if name in found:  # repeated: the route decides what that means
+                return None
+            found[name] = value.decode("latin-1")
+    if not found.get(b"content-type", "application/json").startswith("application/json"):
+        return None  # multipart (a file), or a body the route refuses
+    key = found.get(b"idempotency-key")
+    if key is not None and not _IDEMPOTENCY_HEADER.fullmatch(key):
+        return None
+    if (caller := await _intake(scope, Permission.EVENTS_WRITE)) is None:
+        return None
+    svc, who = caller
+    try:
+        data = jsonlimits.loads(body, svc.settings.max_json_depth)
+        if not isinstance(data, dict) or (work := svc.events.work(who, data, key)) is None:
+            return None
+        result = await svc.writes.run_async(*work)
+    except SafeholdError:
+        return None
+    return _encode(result)
+
+
+def _encode(result: dict) -> bytes:
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _bearer(scope) -> str | None:

@@ -8,8 +8,8 @@ For every HTTP request:
 - **Metrics** — in flight while served; then counted and timed (:mod:`safehold.metrics`) under the route's
   *template* (``/v1/banks/{name}``, never the path itself, so no id or name ever becomes a label), the method and
   the status class. A request answered by :class:`~safehold.api.hotpath.SearchHotPath` is counted under its
-  route's path (those paths have no parameters); one answered before any route matched (a 404, or a refusal of
-  :class:`~safehold.api.limits.RequestLimits` such as a 429) under ``other``.
+  route's template too (:func:`~safehold.api.hotpath.template`); one answered before any route matched (a 404,
+  or a refusal of :class:`~safehold.api.limits.RequestLimits` such as a 429) under ``other``.
 
 Outermost, so refusals of the request limits are counted and timed too, and their log records have the id.
 The cost per request is a header scan, two dict lookups, a lock-free gauge and a histogram observation: a few
@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 
 from safehold import logs
-from safehold.api.hotpath import ROUTES as HOT_ROUTES
+from safehold.api.hotpath import template
 from safehold.metrics import IN_FLIGHT, LATENCY, REQUESTS
 
 HEADER = b"x-request-id"
@@ -91,4 +91,4 @@ def _template(scope) -> str:
     if route is not None:
         return getattr(route, "path", None) or "other"
     path = scope.get("path", "")
-    return path if path in HOT_ROUTES else "other"
+    return template(path) or "other"

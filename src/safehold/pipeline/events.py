@@ -48,6 +48,7 @@ from safehold.errors import SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.scanning.service import ScanResult, ScanService, sees_provenance
 from safehold.store.db import Database
+from safehold.store.groupcommit import Work
 from safehold.store.models import Case, Conversation, as_utc
 
 MAX_KEY = 128
@@ -254,15 +255,34 @@ class EventService:
         idempotency_key: str | None = None,
     ) -> dict:
         """Take one event (see the module docs). Returns ``{"accepted", "duplicate", "scan", "cases"}``."""
+        event, key, digest = self._admit(principal, body, file, filename, idempotency_key)
+        if file is not None or event.grooming_conversation is not None:  # costly or changing work: a retry skips it
+            seen = self.pipeline.replay(key, digest)
+            if seen is not None:
+                return seen
+        return self.pipeline.writes.run(*self._work(principal, event, key, digest, file, filename))
+
+    def work(self, principal: Principal, body: dict, idempotency_key: str | None) -> tuple[str, Work] | None:
+        """:meth:`ingest` of an event without a file, as its group-commit key and work (the ASGI hot path waits
+        for it without a thread); ``None`` for one that reads the database first (``grooming_conversation``)."""
+        event, key, digest = self._admit(principal, body, None, None, idempotency_key)
+        if event.grooming_conversation is not None:
+            return None
+        return self._work(principal, event, key, digest, None, None)
+
+    def _admit(
+        self, principal: Principal, body: dict, file: bytes | None, filename: str | None, idempotency_key: str | None
+    ) -> tuple[EventIn, str, str]:
+        """The event checked, its scoped key and its digest."""
         event = parse(body)
         check_metadata(event, *self.metadata_limits)
         if file is not None and event.type != "content":
             raise SafeholdError("event.file_needs_content", "A file can only come with a content event.")
-        key = scoped_key(principal, idempotency_key, event.idempotency_key)
-        digest = _digest(body, file, filename)
-        seen = self.pipeline.replay(key, digest)
-        if seen is not None:
-            return seen
+        return event, scoped_key(principal, idempotency_key, event.idempotency_key), _digest(body, file, filename)
+
+    def _work(
+        self, principal: Principal, event: EventIn, key: str, digest: str, file: bytes | None, filename: str | None
+    ) -> tuple[str, Work]:
         reasons, context = self.age_reasons(event.depicted_minor, event.grooming_conversation)
         scan = self.scans.scan_bytes(file, filename=filename) if file is not None else None
         signals = [_event_signal(sig, event.occurred_at) for sig in event.signals]
@@ -285,7 +305,8 @@ class EventService:
                 "cases": [ref.to_dict()] if ref is not None else [],
             }
 
-        return self.pipeline.submit(sub, key=key, digest=digest, actor=principal.label, answer=answer)
+        ruled = self.pipeline.rule(sub)  # never None: an event is always recorded
+        return self.pipeline.commit_work(ruled, key=key, digest=digest, actor=principal.label, answer=answer)
 
     def scanned(
         self,

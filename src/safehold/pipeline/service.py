@@ -60,6 +60,7 @@ from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
+from safehold.store.groupcommit import GroupCommit, Work
 from safehold.store.models import Case, IngestedEvent
 from safehold.store.seen import SeenHashes
 from safehold.store.vault import MediaVault
@@ -153,8 +154,10 @@ class Pipeline:
         screening: ScreeningQueue | None = None,
         ages: AgeLookup | None = None,
         policies: ClassifierPolicies | None = None,
+        writes: GroupCommit | None = None,
     ):
         self.db = db
+        self.writes = writes or GroupCommit(db)  # off unless given: one transaction per commit
         self.screening = screening  # the external classification services' queue (safehold.screening), if wired
         self.seen = seen  # the opt-in store of scanned hashes, for re-matching (safehold.sharing.rematch)
         self.index = index  # the banks' settings (on_match, thresholds) as the scan that matched saw them
@@ -205,21 +208,33 @@ class Pipeline:
         (:attr:`Ruled.ruling`): record ``ruled`` once under ``key``; ``None`` when there is nothing to record."""
         if ruled is None:
             return None
+        return self.writes.run(
+            *self.commit_work(ruled, key=key, digest=digest, actor=actor, answer=answer, conflict_code=conflict_code)
+        )
+
+    def commit_work(
+        self, ruled: Ruled, *, key: str, digest: str, actor: str, answer: Answer, conflict_code: str = CONFLICT
+    ) -> tuple[str, Work]:
+        """:meth:`commit` as the group-commit key and work (safehold.store.groupcommit), for a caller that waits
+        for it itself (the ASGI hot path, without a thread)."""
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        with self.db.session() as s:
-            claim = (
-                insert(IngestedEvent)
-                .values(key=key, body_sha256=digest, result={})
-                .on_conflict_do_nothing(index_elements=["key"])
-                .returning(IngestedEvent.key)
-            )
-            first = s.execute(claim).scalar() is not None
-            if first:
-                result = answer(self._record(s, ruled, actor))
-                s.get(IngestedEvent, key).result = result
-        if not first:  # the same key arrived concurrently and committed first
-            return self.replay(key, digest, conflict_code=conflict_code)
-        return result
+        claim = (
+            insert(IngestedEvent)
+            .values(key=key, body_sha256=digest, result={})
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(IngestedEvent.key)
+        )
+
+        def work(s: Session) -> dict | Conflict:
+            if s.execute(claim).scalar() is None:  # the key is taken (earlier, or earlier in this batch)
+                return self._replayed(s, key, digest, conflict_code)
+            result = answer(self._record(s, ruled, actor))
+            s.get(IngestedEvent, key).result = result
+            return result
+
+        # Grouped by subject: one subject's events run in order, on one writer (safehold.store.groupcommit).
+        d = ruled.detection
+        return f"subject:{d.content_id or ''}:{d.account_id or ''}", work
 
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
         """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded
@@ -231,15 +246,22 @@ class Pipeline:
         """The stored answer to an earlier call with this (scoped) key, or ``None`` if there was none; a different
         ``digest`` under the key is refused with ``conflict_code`` (409). Doors call it before costly work."""
         with self.db.session() as s:
-            row = s.get(IngestedEvent, key)
-            if row is None:
-                return None
-            if row.body_sha256 != digest:
-                raise Conflict(
-                    conflict_code,
-                    "This idempotency key was used for a different request; use a new key for a new one.",
-                )
-            return {**row.result, "duplicate": True}
+            found = self._replayed(s, key, digest, conflict_code)
+        if isinstance(found, Conflict):
+            raise found
+        return found
+
+    @staticmethod
+    def _replayed(s: Session, key: str, digest: str, conflict_code: str) -> dict | Conflict | None:
+        """:meth:`replay` in ``s``, the conflict returned rather than raised (a batch's other work commits)."""
+        row = s.get(IngestedEvent, key)
+        if row is None:
+            return None
+        if row.body_sha256 != digest:
+            return Conflict(
+                conflict_code, "This idempotency key was used for a different request; use a new key for a new one."
+            )
+        return {**row.result, "duplicate": True}
 
     def prune(self, keep: dt.timedelta, now: dt.datetime | None = None) -> int:
         """Forget idempotency records older than ``keep`` (a platform retries within minutes or hours, not

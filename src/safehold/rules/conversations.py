@@ -62,6 +62,7 @@ from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
 from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
 from safehold.store.db import Database
+from safehold.store.groupcommit import GroupCommit, Work
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
 from safehold.text.normalize import MAX_TEXT
@@ -246,8 +247,10 @@ class ConversationService:
         terms: TermLibrary,
         settings: Settings,
         ages: AgeBook | None = None,
+        writes: GroupCommit | None = None,
     ):
         self.db = db
+        self.writes = writes or GroupCommit(db)  # off unless given: one transaction per request
         self.ages = ages
         self.audit = audit
         self.pipeline = pipeline
@@ -263,61 +266,75 @@ class ConversationService:
         Returns ``{"conversation_id", "accepted", "duplicates", "assessment", "case"}``; ``case`` is the case
         linked to the conversation, if any.
         """
+        return self.writes.run(*self.work(actor, conversation_id, body))
+
+    def work(self, actor: str, conversation_id: str, body: dict) -> tuple[str, Work]:
+        """:meth:`add_messages` checked and parsed, as its group-commit key and work (the ASGI hot path waits for
+        it without a thread)."""
         check_id(conversation_id)
         request = parse(body)
         profiles = {name: Profile(age=p.age) for name, p in request.participants.items()}
         detectors = self.terms.current()  # the scorer and lists in force now (term lists may have changed)
+        # One conversation's messages run in order on one writer, in a transaction shared with other requests'
+        # (safehold.store.groupcommit); the message ids commit with the state, as before.
+        return (
+            f"conversation:{conversation_id}",
+            lambda s: self._score(s, actor, conversation_id, request, profiles, detectors),
+        )
+
+    def _score(self, s: Session, actor: str, conversation_id: str, request: MessagesIn, profiles: dict, detectors):
+        """:meth:`add_messages`' reads and writes in ``s``: claim the new message ids, score them, store the
+        state, record ages and alert; returns the answer."""
         scorer = detectors.grooming
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        with self.db.session() as s:
-            lock_writes(s)
-            row = self._locked(s, insert, conversation_id)
-            state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
-            disclosures = list((row.state or {}).get(_DISCLOSURES, []))
-            before = {name: set(a.stages) for name, a in state.authors.items()}
-            disclosed = 0  # disclosures in this request: each goes to the case
-            accepted = duplicates = 0
-            assessment: Assessment | None = None
-            stated: dict[str, tuple[int, str]] = {}  # author -> (age stated, message id): the latest in the batch
-            for m in request.messages:
-                claim = (
-                    insert(ConversationMessage)
-                    .values(conversation_id=row.id, message_id=m.id, received_at=utcnow())
-                    .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
-                    .returning(ConversationMessage.message_id)
-                )
-                if s.execute(claim).scalar() is None:
-                    duplicates += 1
-                    continue
-                accepted += 1
-                said = state.authors[m.author].age if m.author in state.authors else None
-                assessment = scorer.add(state, Message(m.author, m.text, id=m.id, sent_at=m.sent_at), profiles)
-                author = state.authors.get(m.author)
-                if author is not None and author.age is not None and author.age != said:
-                    stated[m.author] = (author.age, m.id)
-                phrases = victim_phrases(detectors.words, m.text)
-                if phrases:
-                    disclosed += 1
-                    disclosures = [*disclosures, {"author": m.author, "message_id": m.id, "phrases": phrases}]
-                    disclosures = disclosures[-MAX_DISCLOSURES:]
-            if assessment is None:
-                assessment = with_disclosures(scorer.assessment(state), disclosures, self.settings)
-            else:
-                assessment = with_disclosures(assessment, disclosures, self.settings)
-                row.state = {**state.to_dict(), _DISCLOSURES: disclosures} if disclosures else state.to_dict()
-                row.messages = state.messages
-                row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
-                row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
-                row.updated_at = utcnow()
-            if accepted:
-                self._record_ages(s, actor, conversation_id, stated, request.participants)
-            case = s.get(Case, row.case_id) if row.case_id is not None else None
-            ref = None
-            if accepted and assessment.alert and (disclosed or self._news_for_case(row, case, assessment, before)):
-                ref = self._alert(s, actor, row, assessment)
-            elif case is not None:
-                ref = CaseRef(case.id, False, case.status, case.band, case.priority)
-            s.flush()
+        lock_writes(s)
+        row = self._locked(s, insert, conversation_id)
+        state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
+        disclosures = list((row.state or {}).get(_DISCLOSURES, []))
+        before = {name: set(a.stages) for name, a in state.authors.items()}
+        disclosed = 0  # disclosures in this request: each goes to the case
+        accepted = duplicates = 0
+        assessment: Assessment | None = None
+        stated: dict[str, tuple[int, str]] = {}  # author -> (age stated, message id): the latest in the batch
+        for m in request.messages:
+            claim = (
+                insert(ConversationMessage)
+                .values(conversation_id=row.id, message_id=m.id, received_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+                .returning(ConversationMessage.message_id)
+            )
+            if s.execute(claim).scalar() is None:
+                duplicates += 1
+                continue
+            accepted += 1
+            said = state.authors[m.author].age if m.author in state.authors else None
+            assessment = scorer.add(state, Message(m.author, m.text, id=m.id, sent_at=m.sent_at), profiles)
+            author = state.authors.get(m.author)
+            if author is not None and author.age is not None and author.age != said:
+                stated[m.author] = (author.age, m.id)
+            phrases = victim_phrases(detectors.words, m.text)
+            if phrases:
+                disclosed += 1
+                disclosures = [*disclosures, {"author": m.author, "message_id": m.id, "phrases": phrases}]
+                disclosures = disclosures[-MAX_DISCLOSURES:]
+        if assessment is None:
+            assessment = with_disclosures(scorer.assessment(state), disclosures, self.settings)
+        else:
+            assessment = with_disclosures(assessment, disclosures, self.settings)
+            row.state = {**state.to_dict(), _DISCLOSURES: disclosures} if disclosures else state.to_dict()
+            row.messages = state.messages
+            row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
+            row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
+            row.updated_at = utcnow()
+        if accepted:
+            self._record_ages(s, actor, conversation_id, stated, request.participants)
+        case = s.get(Case, row.case_id) if row.case_id is not None else None
+        ref = None
+        if accepted and assessment.alert and (disclosed or self._news_for_case(row, case, assessment, before)):
+            ref = self._alert(s, actor, row, assessment)
+        elif case is not None:
+            ref = CaseRef(case.id, False, case.status, case.band, case.priority)
+        s.flush()
         return {
             "conversation_id": conversation_id,
             "accepted": accepted,

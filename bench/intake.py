@@ -1,0 +1,157 @@
+"""Intake throughput: streamed chat messages and events, one item per request, open loop, against a real
+``safehold serve`` — with group commit on (``SAFEHOLD_GROUP_COMMIT_MS``, default 2) and off (0) for comparison.
+
+For each mode and door, :func:`loadgen.sweep` runs ``--rates`` (lowest first) for ``--seconds`` each and reports
+the highest rate with no error and p99 ≤ 50 ms, every run's percentiles and the server's CPU milliseconds per
+item. Then the database is checked: the ids the server acknowledged (200) are all stored, once each, and the
+conversations' counters equal the number of distinct message ids (no loss, no duplicate).
+
+- **messages**: ``POST /v1/conversations/{id}/messages`` with one message, spread over ``--conversations``.
+- **events**: ``POST /v1/events``, a content event (an image's subject and uploader) with its idempotency key in
+  the body; every ``--signal-every``-th carries a platform signal, which opens a case (the rest, like most uploads,
+  find nothing).
+
+Usage: ``.venv/bin/python bench/intake.py --database-url postgresql+psycopg://postgres@127.0.0.1/intake_bench
+[--seconds 10] [--rates 250,500,1000,2000] [--conversations 1000] [--modes on,off] [--out bench/results/intake.json]``
+(without ``--database-url``: SQLite in a temporary home). The database must be empty or new (the server migrates it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import loadgen  # noqa: E402
+from machine_info import machine  # noqa: E402
+from server import Server  # noqa: E402
+
+
+def make_message(run: str, conversations: int):
+    def make(i: int) -> loadgen.Request:
+        body = {"id": f"{run}-m{i}", "author": f"u{i % 7}", "text": f"see you at practice tomorrow {i}"}
+        return loadgen.Request(f"/v1/conversations/{run}-c{i % conversations}/messages", json.dumps(body).encode())
+
+    return make
+
+
+def make_event(run: str, signal_every: int):
+    def make(i: int) -> loadgen.Request:
+        body = {
+            "type": "content",
+            "idempotency_key": f"{run}-e{i}",
+            "content": {"id": f"{run}-post-{i}", "media_type": "image"},
+            "account": {"id": f"{run}-u{i % 1000}"},
+        }
+        if signal_every and i % signal_every == 0:  # the platform's own detector flagged it: a case opens
+            body["signals"] = [{"source": "user_report", "confidence": 0.4, "label": "platform-report"}]
+        return loadgen.Request("/v1/events", json.dumps(body).encode())
+
+    return make
+
+
+def check_store(database_url: str, run: str, acked: dict[str, set[int]]) -> dict:
+    """Distinct ids stored vs acknowledged, and the conversations' counters."""
+    from sqlalchemy import create_engine, func, select
+
+    from safehold.store.models import Conversation, ConversationMessage, IngestedEvent
+
+    engine = create_engine(database_url)
+    with engine.connect() as c:
+        msg_rows = c.scalar(
+            select(func.count())
+            .select_from(ConversationMessage)
+            .where(ConversationMessage.message_id.like(f"{run}-m%"))
+        )
+        msg_ids = set(
+            c.scalars(select(ConversationMessage.message_id).where(ConversationMessage.message_id.like(f"{run}-m%")))
+        )
+        counted = c.scalar(
+            select(func.coalesce(func.sum(Conversation.messages), 0)).where(Conversation.external_id.like(f"{run}-c%"))
+        )
+        keys = {
+            k.rsplit(":", 1)[1]
+            for k in c.scalars(select(IngestedEvent.key).where(IngestedEvent.key.like(f"%:{run}-e%")))
+        }
+    engine.dispose()
+    lost_messages = len({f"{run}-m{i}" for i in acked["messages"]} - msg_ids)
+    lost_events = len({f"{run}-e{i}" for i in acked["events"]} - keys)
+    return {
+        "messages_acknowledged": len(acked["messages"]),
+        "messages_stored": len(msg_ids),
+        "message_rows": msg_rows,
+        "conversation_counters": counted,
+        "messages_lost": lost_messages,
+        "events_acknowledged": len(acked["events"]),
+        "events_stored": len(keys),
+        "events_lost": lost_events,
+        "ok": lost_messages == 0 and lost_events == 0 and msg_rows == len(msg_ids) == counted,
+    }
+
+
+def one_mode(args, mode: str, database_url: str | None) -> dict:
+    home = Path(tempfile.mkdtemp(prefix=f"intake-{mode}-"))
+    env = {"SAFEHOLD_GROUP_COMMIT_MS": str(args.group_commit_ms) if mode == "on" else "0"}
+    url = database_url or f"sqlite:///{home / 'safehold.db'}"
+    env["SAFEHOLD_DATABASE_URL"] = url
+    server = Server(home, env=env, log=home / "server.log")
+    run = f"{mode}{int(time.time())}"
+    acked: dict[str, set[int]] = {"messages": set(), "events": set()}
+    out: dict = {"group_commit_ms": float(env["SAFEHOLD_GROUP_COMMIT_MS"])}
+    try:
+        token = server.token("platform")
+        for door, make in (
+            ("messages", make_message(run, args.conversations)),
+            ("events", make_event(run, args.signal_every)),
+        ):
+
+            def answered(i: int, status: int, body: bytes, door=door) -> None:
+                if status == 200:
+                    acked[door].add(i)
+
+            runs, best = loadgen.sweep(
+                server.base, token, make, args.rates, args.seconds, pid=server.proc.pid, on_answer=answered
+            )
+            out[door] = {"best_rate_p99_50ms": best, "runs": runs}
+            print(f"[{mode}] {door}: best {best}/s; {[(r['rate'], r['p99_ms']) for r in runs]}", flush=True)
+    finally:
+        server.stop()
+    out["store"] = check_store(url, run, acked)
+    print(f"[{mode}] store: {out['store']}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in a temporary home)")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rates", default="250,500,1000,2000", help="comma-separated requests/s, swept lowest first")
+    ap.add_argument("--conversations", type=int, default=1000)
+    ap.add_argument("--modes", default="on,off", help="group commit on, off, or both")
+    ap.add_argument("--group-commit-ms", type=float, default=2.0)
+    ap.add_argument("--signal-every", type=int, default=10, help="every Nth event carries a signal (opens a case)")
+    ap.add_argument("--out", default=str(REPO / "bench/results/intake.json"))
+    args = ap.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")]
+    result = {
+        "machine": machine(),
+        "database": "postgresql" if args.database_url else "sqlite",
+        "seconds": args.seconds,
+        "rates": args.rates,
+        "conversations": args.conversations,
+        "signal_every": args.signal_every,
+        "modes": {mode: one_mode(args, mode, args.database_url) for mode in args.modes.split(",")},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

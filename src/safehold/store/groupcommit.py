@@ -1,0 +1,225 @@
+"""Group commit: many requests' writes in one database transaction, each request answered once its own committed.
+
+One transaction per chat message or event costs more than the detectors that decide it (a commit on PostgreSQL is
+a round trip and a WAL flush; on SQLite a file sync): at one transaction per item a server takes about a hundred
+items a second. With group commit a request hands its *work* — a function of a session that does the request's
+reads and writes and returns its answer — to a committer thread, which runs the work of every request waiting
+(up to ``max_batch``) in one transaction, then answers each.
+
+The guarantees, the same as one transaction per request:
+
+- **Acknowledged means durable.** A request is answered only after the transaction holding its writes committed;
+  a crash before that loses only unacknowledged work, which the client retries.
+- **Idempotency in the same transaction.** Each door's idempotency records (a conversation's message ids, an
+  event's key) are written by the work itself, so they commit or vanish with what they protect. A retry that
+  arrives while the first attempt waits in a batch goes to the same writer (same ``key``) and runs after it, in
+  the same or a later transaction, so it sees the first attempt's record: it is a duplicate, never counted twice.
+- **Order and no lost update.** Work is partitioned by ``key`` (a conversation, an event's subject): one key
+  always goes to the same writer, which runs its work in arrival order, each seeing the writes before it (the
+  same session). Rows are still locked as before (``SELECT … FOR UPDATE``, SQLite's writer lock), so other
+  writers and other processes stay correct too.
+- **One bad item fails alone.** When one work raises (bad data, a constraint), the transaction is rolled back,
+  that request is answered with its error, and the rest of the batch is run again without it. When the commit
+  itself fails, each item of the batch is run in its own transaction, so each gets its own answer.
+- **Observable.** ``/metrics`` shows the items waiting (``safehold_group_commit_waiting``), the batch sizes
+  (``safehold_group_commit_batch_size``) and the refusals (``safehold_group_commit_refused``).
+- **Bounded.** At most ``max_queue`` items wait; one more is refused at once with 503 ``intake.busy`` and
+  ``Retry-After`` (the client retries later), instead of memory growing under overload.
+
+SQLite has one writer: it gets one committer. PostgreSQL gets ``writers`` of them, so one batch's commit overlaps
+the next batch's work. ``interval_ms = 0`` turns group commit off: each work runs in its own transaction in the
+caller's thread, as before.
+
+A work may *return* an exception (say a 409 for a reused key): its caller raises it, while the batch (and the
+work's own writes, usually none) commits. A work that *raises* is rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from safehold.errors import SafeholdError
+from safehold.metrics import GROUP_COMMIT_BATCH, GROUP_COMMIT_REFUSED, GROUP_COMMIT_WAITING
+from safehold.store.db import Database
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[Session], Any]
+
+
+@dataclass
+class _Item:
+    work: Work
+    future: Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.items: collections.deque[_Item] = collections.deque()
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+
+class GroupCommit:
+    """Runs works in shared transactions; see the module docs. ``GroupCommit(db)`` alone is off."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval_ms: float = 0.0,
+        max_batch: int = 200,
+        max_queue: int = 10_000,
+        writers: int = 2,
+    ):
+        self.db = db
+        self.interval = interval_ms / 1000.0
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        sqlite = db.engine.dialect.name == "sqlite"
+        self._writers = [_Writer() for _ in range(1 if sqlite else max(1, writers))]
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._closed = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0
+
+    def run(self, key: str, work: Work) -> Any:
+        """Run ``work`` (in a shared transaction when on), wait for its commit and return its answer."""
+        if not self.enabled:
+            with self.db.session() as s:
+                result = work(s)
+        else:
+            result = self.submit(key, work).result()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def run_async(self, key: str, work: Work) -> Any:
+        """:meth:`run` for a caller on an event loop (group commit on): waits for the commit without a thread."""
+        result = await asyncio.wrap_future(self.submit(key, work))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def submit(self, key: str, work: Work) -> Future:
+        """Queue ``work`` on ``key``'s writer; the future is done once its transaction committed (or it failed).
+        Raises ``intake.busy`` (503) when ``max_queue`` items already wait."""
+        with self._lock:
+            if self._closed:
+                raise SafeholdError("intake.closed", "The server is shutting down; retry.", status=503)
+            if self._waiting >= self.max_queue:
+                GROUP_COMMIT_REFUSED.inc()
+                raise SafeholdError(
+                    "intake.busy",
+                    f"{self._waiting} items are waiting to be written; retry in a second.",
+                    status=503,
+                    detail={"retry_after": 1, "max_queue": self.max_queue},
+                    headers={"Retry-After": "1"},
+                )
+            self._waiting += 1
+        GROUP_COMMIT_WAITING.inc()
+        writer = self._writers[zlib.crc32(key.encode()) % len(self._writers)]
+        item = _Item(work, Future())
+        with writer.cond:
+            if writer.thread is None:
+                writer.thread = threading.Thread(
+                    target=self._loop, args=(writer,), name="safehold-groupcommit", daemon=True
+                )
+                writer.thread.start()
+            writer.items.append(item)
+            writer.cond.notify()
+        return item.future
+
+    def close(self) -> None:
+        """Refuse new work, finish what is queued, stop the writers."""
+        with self._lock:
+            self._closed = True
+        for writer in self._writers:
+            with writer.cond:
+                writer.cond.notify_all()
+            if writer.thread is not None:
+                writer.thread.join(timeout=30)
+
+    # ---------------------------------------------------------------- the writer
+
+    def _loop(self, writer: _Writer) -> None:
+        while True:
+            with writer.cond:
+                while not writer.items and not self._closed:
+                    writer.cond.wait()
+                if not writer.items:
+                    return
+                # Commit when the oldest item has waited the interval or a batch is full: items that queued
+                # during the previous commit have waited already, so a busy writer never idles.
+                deadline = writer.items[0].enqueued + self.interval
+                while len(writer.items) < self.max_batch and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    writer.cond.wait(left)
+                batch = [writer.items.popleft() for _ in range(min(self.max_batch, len(writer.items)))]
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # never leave a caller waiting
+                log.exception("group commit failed")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._waiting -= len(batch)
+                GROUP_COMMIT_WAITING.dec(len(batch))
+                GROUP_COMMIT_BATCH.observe(len(batch))
+
+    def _commit(self, batch: list[_Item]) -> None:
+        pending = list(batch)
+        while pending:
+            failed: tuple[_Item, BaseException] | None = None
+            results = []
+            try:
+                with self.db.session() as s:
+                    for item in pending:
+                        try:
+                            results.append(item.work(s))
+                        except Exception as exc:
+                            failed = (item, exc)
+                            raise
+            except Exception as exc:
+                if failed is not None:  # that item alone: answer it, run the others again
+                    failed[0].future.set_exception(failed[1])
+                    pending.remove(failed[0])
+                    continue
+                if len(pending) == 1:
+                    pending[0].future.set_exception(exc)
+                    return
+                log.warning("a batch of %d failed to commit (%s); committing its items one by one", len(pending), exc)
+                for item in pending:
+                    self._alone(item)
+                return
+            for item, result in zip(pending, results, strict=True):
+                item.future.set_result(result)
+            return
+
+    def _alone(self, item: _Item) -> None:
+        try:
+            with self.db.session() as s:
+                result = item.work(s)
+        except Exception as exc:
+            item.future.set_exception(exc)
+        else:
+            item.future.set_result(result)

@@ -1,0 +1,68 @@
+"""The intake hot path (chat messages, JSON events) answers ordinary requests with the services' work, committed
+by the group committer, and hands refusals to the FastAPI routes."""
+
+from __future__ import annotations
+
+import pytest
+
+from safehold.api.hotpath import template
+
+MESSAGES = "/v1/conversations/c-1/messages"
+EVENT = {"type": "content", "content": {"id": "post-1"}, "signals": [{"source": "user_report", "confidence": 0.9}]}
+
+
+def _route_unused(monkeypatch, svc) -> None:
+    """Make the FastAPI routes' service calls fail: an answer then came from the hot path."""
+
+    def unused(*args, **kwargs):
+        raise AssertionError("answered by the route, not the hot path")
+
+    monkeypatch.setattr(svc.conversations, "add_messages", unused)
+    monkeypatch.setattr(svc.events, "ingest", unused)
+
+
+def test_a_message_and_its_retry_are_answered_on_the_hot_path(client, keys, svc, monkeypatch):
+    _route_unused(monkeypatch, svc)
+    msg = {"id": "m1", "author": "a", "text": "hello"}
+    first = client.post(MESSAGES, json=msg, headers=keys["platform"])
+    assert first.status_code == 200, first.text
+    assert (first.json()["accepted"], first.json()["duplicates"]) == (1, 0)
+    again = client.post(MESSAGES, json=msg, headers=keys["platform"])
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 1)
+    assert svc.conversations.get("c-1")["messages"] == 1
+
+
+def test_an_event_and_its_retry_are_answered_on_the_hot_path(client, keys, svc, monkeypatch):
+    _route_unused(monkeypatch, svc)
+    headers = {**keys["platform"], "Idempotency-Key": "e-1"}
+    first = client.post("/v1/events", json=EVENT, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["duplicate"] is False and first.json()["cases"][0]["created"] is True
+    again = client.post("/v1/events", json=EVENT, headers=headers)
+    assert again.json()["duplicate"] is True and again.json()["cases"] == first.json()["cases"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_refusals_are_the_routes(client, keys, svc):
+    def code(r, status):
+        assert r.status_code == status, r.text
+        return r.json()["error"]["code"]
+
+    platform = keys["platform"]
+    assert code(client.post(MESSAGES, json={"id": "m"}), 401) == "auth.missing_key"
+    assert code(client.post(MESSAGES, json={"id": "m", "author": "a", "text": "x"}, headers=keys["auditor"]), 403)
+    assert code(client.post(MESSAGES, json={"id": "m", "author": "a"}, headers=platform), 422) == "request.invalid"
+    long = {"id": "m", "author": "a", "text": "x" * 100_001}
+    assert code(client.post(MESSAGES, json=long, headers=platform), 422) == "conversation.text_too_long"
+    assert code(client.post("/v1/events", json=EVENT, headers=platform), 400) == "event.missing_idempotency_key"
+    headers = {**platform, "Idempotency-Key": "e-2"}
+    assert client.post("/v1/events", json=EVENT, headers=headers).status_code == 200
+    other = {**EVENT, "content": {"id": "post-2"}}
+    assert code(client.post("/v1/events", json=other, headers=headers), 409) == "event.idempotency_conflict"
+    assert code(client.post("/v1/events", json=[1], headers=platform), 422) == "request.invalid"
+
+
+def test_the_metrics_label_is_the_template():
+    assert template(MESSAGES) == "/v1/conversations/{conversation_id}/messages"
+    assert template("/v1/events") == "/v1/events"
+    assert template("/v1/conversations/a/b/messages") is None
