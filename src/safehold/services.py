@@ -424,6 +424,8 @@ class Services:
         """Stop the background work and persist what is in memory, of the services built (building one now would
         only find nothing to do)."""
         built = self.__dict__
+        # One of several API processes writes the shared snapshot only if it holds the shared-work lock.
+        snapshots = "tasks" not in built or self.tasks.leads
         if "tasks" in built:
             self.tasks.stop()
         if "dispatcher" in built:
@@ -434,7 +436,7 @@ class Services:
                     built[counted].flush_counts()
             if "seen" in built:
                 self.seen.flush()
-            if "index" in built and self.index.changes_since_snapshot:
+            if "index" in built and self.index.changes_since_snapshot and snapshots:
                 self.index.save_snapshot()
         finally:
             self.db.dispose()

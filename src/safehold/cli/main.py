@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -120,6 +121,10 @@ def main(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="API processes sharing the port (default: SAFEHOLD_WEB_WORKERS, 1)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the console; creates the store on first start."""
     import uvicorn
@@ -148,20 +153,46 @@ def serve(
         out.print(f"  {program()} scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
-    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
+    processes = workers or svc.settings.web_workers
     # JSON logs: uvicorn's own records go through the root handler (safehold.logs) instead of its text formatter.
     json_logs = svc.settings.log_format == "json"
     if json_logs:
         logging.getLogger("uvicorn").setLevel(logging.INFO)
-    config = uvicorn.Config(
-        create_app(svc),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        **({"log_config": None} if json_logs else {}),
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    options = {"host": host, "port": port, "log_level": "info", "access_log": False}
+    options.update({"log_config": None} if json_logs else {})
+    if processes > 1:
+        _serve_processes(svc, sock, processes, options)
+        return
+    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
+    uvicorn.Server(uvicorn.Config(create_app(svc), **options)).run(sockets=[sock])
+
+
+def _serve_processes(svc, sock: socket.socket, processes: int, options: dict) -> None:
+    """Serve with ``processes`` API processes on the one socket, under uvicorn's own supervisor.
+
+    Uvicorn's supervisor rather than gunicorn: it is already installed and is what serves one process, it hands
+    the socket bound here (:func:`_listen`) to every process, pings each and replaces one that died or hangs
+    (SIGKILL, out of memory), stops them all gracefully on SIGTERM or Ctrl-C (each finishes its requests in
+    flight) and replaces them one by one on SIGHUP; gunicorn would add a dependency and a second configuration for
+    the same thing, and runs on no Windows host.
+
+    What must happen once happens here, before any process starts: the store is created and migrated (above:
+    processes open it without migrating), and the matching index is loaded and snapshotted, so each process
+    starts from the snapshot instead of rebuilding it from the database. In the processes the shared background
+    tasks run in one of them (``safehold.workers.engine.SharedLock``).
+    """
+    import gc
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    svc.index.save_snapshot()
+    svc.close()
+    del svc
+    gc.collect()  # the index is not needed here: the processes load their own
+    os.environ["SAFEHOLD_WEB_WORKERS"] = str(processes)  # read by each process's settings (spawned: a fresh env)
+    config = uvicorn.Config("safehold.app:process_app", factory=True, workers=processes, **options)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:
