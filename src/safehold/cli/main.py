@@ -135,10 +135,14 @@ def serve(
     tune_allocator()  # before any thread starts: decoded images' memory goes back to the system when freed
 
     from safehold.app import create_app
+    from safehold.config import get_settings
+    from safehold.services import Services
 
     with fail():
         sock = _listen(host, port)
-        svc = services(create=True)
+        processes = workers or get_settings().web_workers
+        # With several processes this one only prepares the store and the index snapshot: it builds no more.
+        svc = services(create=True) if processes == 1 else Services(create=True, lazy=True)
     has_keys = bool(svc.apikeys.list())
     has_banks = bool(svc.banks.list())
     out.print(f"[bold]Safehold {__version__}[/]")
@@ -153,7 +157,6 @@ def serve(
         out.print(f"  {program()} scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
-    processes = workers or svc.settings.web_workers
     # JSON logs: uvicorn's own records go through the root handler (safehold.logs) instead of its text formatter.
     json_logs = svc.settings.log_format == "json"
     if json_logs:
@@ -165,6 +168,12 @@ def serve(
         return
     threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
     uvicorn.Server(uvicorn.Config(create_app(svc), **options)).run(sockets=[sock])
+
+
+#: Seconds a process may take to answer the supervisor's ping, and a replacement (SIGHUP) to start serving: a
+#: process loading a large index from its snapshot and the detectors takes a while, and a long request holding the
+#: interpreter may delay the answering thread; uvicorn's 5 s would have such processes killed as hung.
+HEALTHCHECK_SECONDS = 30
 
 
 def _serve_processes(svc, sock: socket.socket, processes: int, options: dict) -> None:
@@ -191,7 +200,13 @@ def _serve_processes(svc, sock: socket.socket, processes: int, options: dict) ->
     del svc
     gc.collect()  # the index is not needed here: the processes load their own
     os.environ["SAFEHOLD_WEB_WORKERS"] = str(processes)  # read by each process's settings (spawned: a fresh env)
-    config = uvicorn.Config("safehold.app:process_app", factory=True, workers=processes, **options)
+    config = uvicorn.Config(
+        "safehold.app:process_app",
+        factory=True,
+        workers=processes,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+        **options,
+    )
     Multiprocess(config, sockets=[sock]).run()
 
 
