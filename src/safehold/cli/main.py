@@ -164,7 +164,10 @@ def serve(
     options = {"host": host, "port": port, "log_level": "info", "access_log": False}
     options.update({"log_config": None} if json_logs else {})
     if processes > 1:
-        _serve_processes(svc, sock, processes, options)
+        svc.index.save_snapshot()  # each process starts from it instead of rebuilding the index from the database
+        svc.close()
+        del svc  # the index is not needed here: the processes load their own
+        _serve_processes(sock, processes, options)
         return
     threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
     uvicorn.Server(uvicorn.Config(create_app(svc), **options)).run(sockets=[sock])
@@ -176,7 +179,7 @@ def serve(
 HEALTHCHECK_SECONDS = 30
 
 
-def _serve_processes(svc, sock: socket.socket, processes: int, options: dict) -> None:
+def _serve_processes(sock: socket.socket, processes: int, options: dict) -> None:
     """Serve with ``processes`` API processes on the one socket, under uvicorn's own supervisor.
 
     Uvicorn's supervisor rather than gunicorn: it is already installed and is what serves one process, it hands
@@ -185,21 +188,18 @@ def _serve_processes(svc, sock: socket.socket, processes: int, options: dict) ->
     flight) and replaces them one by one on SIGHUP; gunicorn would add a dependency and a second configuration for
     the same thing, and runs on no Windows host.
 
-    What must happen once happens here, before any process starts: the store is created and migrated (above:
-    processes open it without migrating), and the matching index is loaded and snapshotted, so each process
-    starts from the snapshot instead of rebuilding it from the database. In the processes the shared background
-    tasks run in one of them (``safehold.workers.engine.SharedLock``).
+    What must happen once has happened in :func:`serve` before: the store is created and migrated (the processes
+    open it without migrating), and the matching index is loaded and snapshotted, so each process starts from the
+    snapshot instead of rebuilding it from the database. In the processes the shared background tasks run in one
+    of them (``safehold.workers.engine.SharedLock``).
     """
     import gc
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    svc.index.save_snapshot()
-    svc.close()
-    del svc
-    gc.collect()  # the index is not needed here: the processes load their own
-    os.environ["SAFEHOLD_WEB_WORKERS"] = str(processes)  # read by each process's settings (spawned: a fresh env)
+    gc.collect()  # the index this process loaded for the snapshot
+    os.environ["SAFEHOLD_WEB_WORKERS"] = str(processes)  # inherited by the processes: their settings read it
     config = uvicorn.Config(
         "safehold.app:process_app",
         factory=True,
