@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safehold import __version__, metrics
+from safehold import __version__, logs, metrics
 from safehold.api import docs
 from safehold.api.hma import error_body, is_hma_path
 from safehold.api.hotpath import SearchHotPath
@@ -210,6 +210,21 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     app.add_middleware(RequestLimits)  # before the hot path and every route
     app.add_middleware(Telemetry)  # added last: outermost, so every answer (refusals too) is counted and has an id
     return app
+
+
+def process_app() -> FastAPI:
+    """The app of one of the API processes of ``safehold serve --workers N`` (uvicorn imports it by name in each
+    spawned process). The store was created and migrated, and the index snapshot written, by ``serve`` before the
+    processes started: each opens the store as it is and loads the index from the snapshot."""
+    import threading
+
+    from safehold.runtime import tune_allocator
+
+    tune_allocator()  # before any thread starts, as serve does for one process
+    logs.configure(logging.WARNING, logs.log_format())
+    svc = Services(create=False)
+    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
+    return create_app(svc)
 
 
 def allowed_methods(request: Request) -> str:

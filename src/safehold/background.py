@@ -51,7 +51,8 @@ def _flush_counters(svc: Services) -> None:
 
 
 def _snapshot_index(svc: Services) -> None:
-    if svc.index.changes_since_snapshot >= SNAPSHOT_EVERY:
+    """Of several API processes, only the one leading writes the snapshot they share (the same index in each)."""
+    if svc.index.changes_since_snapshot >= SNAPSHOT_EVERY and svc.tasks.leads:
         svc.index.save_snapshot()
 
 

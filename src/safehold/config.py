@@ -184,6 +184,15 @@ class Settings(BaseSettings):
 
     # Matching index
     index_sync_interval: float = Field(default=0.5, gt=0, description="Seconds between change-log polls.")
+    ready_max_index_lag_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="/readyz answers not ready when a bank change has waited this long without reaching an index.",
+    )
+
+    # API processes of `safehold serve` (docs/deployment.md, "Running at scale")
+    web_workers: int = Field(default=1, ge=1, le=64, description="API processes sharing the port (serve --workers).")
 
     # CLI scanning
     scan_workers: int = Field(default=0, ge=0, description="Hashing processes for `safehold scan` (0: cores).")

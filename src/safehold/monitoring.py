@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,9 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a scrape's state gauges and a readiness answer are reused.
 CACHE_SECONDS = 5.0
-#: Seconds the index may go without catching up with the database (while changes wait) before the server is not
-#: ready: the upkeep syncs it twice a second, so a minute behind means it is stuck.
-INDEX_MAX_LAG = 60.0
+#: Changes waiting for the index that a readiness answer reads at most (the oldest are the ones that matter).
+LAG_WINDOW = 10_000
 #: Seconds Redis has to answer a readiness ping.
 REDIS_TIMEOUT = 1.0
 
@@ -90,6 +90,10 @@ class StateCollector(Collector):
                 .order_by(ExchangeRow.name)
             ).all()
         yield from self._index(head, now)
+        # Which of several API processes (serve --workers) answered this scrape: their counters differ.
+        process = GaugeMetricFamily("safehold_api_process", "The API process answering this scrape.", labels=["pid"])
+        process.add_metric([str(os.getpid())], 1)
+        yield process
         lag = GaugeMetricFamily(
             "safehold_exchange_last_success_age_seconds",
             "Seconds since an enabled exchange's last successful fetch (since it was added, if none yet).",
@@ -138,6 +142,15 @@ class StateCollector(Collector):
             )
 
 
+def _age(now: dt.datetime, at: dt.datetime | None) -> float:
+    """Seconds since ``at`` (a naive time from the database is UTC, as every time stored is)."""
+    if at is None:
+        return 0.0
+    if isinstance(at, str):  # SQLite hands an aggregate's time back as text
+        at = dt.datetime.fromisoformat(at)
+    return max(0.0, (now - (at if at.tzinfo else at.replace(tzinfo=dt.UTC))).total_seconds())
+
+
 def state_registry(svc: Services) -> CollectorRegistry:
     """A registry holding only ``svc``'s state gauges (exposed beside :mod:`safehold.metrics`' counters)."""
     registry = CollectorRegistry(auto_describe=False)
@@ -152,22 +165,30 @@ def _head_revision() -> str:
 
 class Readiness:
     """Whether this server can serve now: each check is ``ok`` or a short, stable reason (no error text, no
-    address or version: the answer is given without a key). Failures are logged with their detail."""
+    address or version: the answer is given without a key), and how fresh each of its matching indexes is (how
+    many bank changes wait for it, and for how long the oldest has waited). Failures are logged with their
+    detail."""
 
     def __init__(self, svc: Services):
         self.svc = svc
         self._answer = _Cached(self._check)
 
     def check(self) -> dict[str, str]:
+        return self.answer()[0]
+
+    def answer(self) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+        """The checks, and each index's freshness by signal type (empty when it could not be read)."""
         return self._answer.get()
 
-    def _check(self) -> dict[str, str]:
-        checks = {"database": self._database()}
+    def _check(self) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+        checks, freshness = {"database": self._database()}, {}
         checks["migrations"] = self._migrations() if checks["database"] == "ok" else "unknown"
-        checks["index"] = self._index() if checks["database"] == "ok" else "unknown"
+        checks["index"] = "unknown"
+        if checks["database"] == "ok":
+            checks["index"], freshness = self._index()
         if self.svc.settings.tasks == "celery":
             checks["redis"] = self._redis()
-        return checks
+        return checks, freshness
 
     def _database(self) -> str:
         try:
@@ -186,16 +207,36 @@ class Readiness:
             return "unknown"
         return "ok" if current == _head_revision() else "behind"
 
-    def _index(self) -> str:
+    def _index(self) -> tuple[str, dict[str, dict[str, float]]]:
+        """``stale`` when a bank change has waited more than ``SAFEHOLD_READY_MAX_INDEX_LAG_SECONDS`` for an index
+        of this process (the upkeep applies changes twice a second, so a change waiting that long means the sync
+        is stuck or the database unreadable), with each index's freshness: ``changes_behind`` (the changes to it in
+        the store not applied here, counted among the oldest :data:`LAG_WINDOW`) and ``lag_seconds`` (how long the
+        oldest has waited). A change to the banks' settings (``banks``) counts against every index."""
         if not self.svc.index_loaded:
-            return "loading"
+            return "loading", {}
         index = self.svc.index
+        applied = index.last_seq
+        waiting = (
+            select(IndexChange.signal_type, IndexChange.at)
+            .where(IndexChange.seq > applied)
+            .order_by(IndexChange.seq)
+            .limit(LAG_WINDOW)
+            .subquery()
+        )
         with self.svc.db.session() as s:
-            head = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
-        caught_up = index.last_seq >= head
-        if caught_up or (index.synced_at is not None and time.monotonic() - index.synced_at < INDEX_MAX_LAG):
-            return "ok"
-        return "stale"
+            rows = s.execute(
+                select(waiting.c.signal_type, func.count(), func.min(waiting.c.at)).group_by(waiting.c.signal_type)
+            ).all()
+        now = dt.datetime.now(dt.UTC)
+        behind = {signal_type: (count, _age(now, oldest)) for signal_type, count, oldest in rows}
+        every = behind.pop(None, (0, 0.0))  # bank settings changes: every index waits for them
+        freshness = {}
+        for name in sorted({*index.indexes, *behind}):
+            count, lag = behind.get(name, (0, 0.0))
+            freshness[name] = {"changes_behind": count + every[0], "lag_seconds": round(max(lag, every[1]), 3)}
+        worst = max((f["lag_seconds"] for f in freshness.values()), default=every[1])
+        return ("stale" if worst > self.svc.settings.ready_max_index_lag_seconds else "ok"), freshness
 
     def _redis(self) -> str:
         try:

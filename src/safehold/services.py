@@ -440,6 +440,8 @@ class Services:
         built = self.__dict__
         if "writes" in built:  # answer what waits to be written before anything else stops
             self.writes.close()
+        # One of several API processes writes the shared snapshot only if it holds the shared-work lock.
+        snapshots = "tasks" not in built or self.tasks.leads
         if "tasks" in built:
             self.tasks.stop()
         if "dispatcher" in built:
@@ -450,7 +452,7 @@ class Services:
                     built[counted].flush_counts()
             if "seen" in built:
                 self.seen.flush()
-            if "index" in built and self.index.changes_since_snapshot:
+            if "index" in built and self.index.changes_since_snapshot and snapshots:
                 self.index.save_snapshot()
         finally:
             self.db.dispose()

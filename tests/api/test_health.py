@@ -22,7 +22,9 @@ def test_livez_needs_no_key_and_says_nothing_else(client):
 def test_readyz_when_ready(client, fresh):
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
-    assert r.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "index": "ok"}}
+    body = r.json()
+    assert body["status"] == "ok" and body["checks"] == {"database": "ok", "migrations": "ok", "index": "ok"}
+    assert body["indexes"]["pdq"] == {"changes_behind": 0, "lag_seconds": 0.0}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -30,7 +32,8 @@ def test_readyz_names_migrations_behind(client, fresh, monkeypatch):
     monkeypatch.setattr(monitoring, "_head_revision", lambda: "9999")
     r = client.get("/readyz")
     assert r.status_code == 503
-    assert r.json() == {"status": "not_ready", "checks": {"database": "ok", "migrations": "behind", "index": "ok"}}
+    assert r.json()["status"] == "not_ready"
+    assert r.json()["checks"] == {"database": "ok", "migrations": "behind", "index": "ok"}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -53,10 +56,15 @@ def test_index_loading_and_stale(settings, fresh, monkeypatch):
         assert Readiness(svc).check()["index"] == "loading"
         svc.load_index()
         assert Readiness(svc).check()["index"] == "ok"
-        # Changes wait (the index is behind the database) and it has not caught up for INDEX_MAX_LAG: stuck.
-        svc.index.last_seq = -1
-        monkeypatch.setattr(monitoring, "INDEX_MAX_LAG", 0.0)
-        assert Readiness(svc).check()["index"] == "stale"
+        # A change waits for the index longer than SAFEHOLD_READY_MAX_INDEX_LAG_SECONDS: stuck.
+        svc.banks.create("lagging")
+        svc.banks.add_hash("lagging", "pdq", "5a3c" * 16)
+        svc.index.last_seq = 0  # as if the sync had not run since
+        checks, indexes = Readiness(svc).answer()
+        assert checks["index"] == "ok" and indexes["pdq"]["changes_behind"] >= 1
+        svc.settings.ready_max_index_lag_seconds = 1e-6
+        checks, indexes = Readiness(svc).answer()
+        assert checks["index"] == "stale" and indexes["pdq"]["lag_seconds"] > 0
     finally:
         svc.close()
 

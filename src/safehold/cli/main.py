@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -122,6 +123,10 @@ def main(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="API processes sharing the port (default: SAFEHOLD_WEB_WORKERS, 1)."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the console; creates the store on first start."""
     import uvicorn
@@ -132,10 +137,14 @@ def serve(
     tune_allocator()  # before any thread starts: decoded images' memory goes back to the system when freed
 
     from safehold.app import create_app
+    from safehold.config import get_settings
+    from safehold.services import Services
 
     with fail():
         sock = _listen(host, port)
-        svc = services(create=True)
+        processes = workers or get_settings().web_workers
+        # With several processes this one only prepares the store and the index snapshot: it builds no more.
+        svc = services(create=True) if processes == 1 else Services(create=True, lazy=True)
     has_keys = bool(svc.apikeys.list())
     has_banks = bool(svc.banks.list())
     out.print(f"[bold]Safehold {__version__}[/]")
@@ -150,20 +159,57 @@ def serve(
         out.print(f"  {program()} scan path/to/uploads/")
         out.print("A walk-through: docs/quickstart.md")
     out.print(f"API and console on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)", soft_wrap=True)
-    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
     # JSON logs: uvicorn's own records go through the root handler (safehold.logs) instead of its text formatter.
     json_logs = svc.settings.log_format == "json"
     if json_logs:
         logging.getLogger("uvicorn").setLevel(logging.INFO)
+    options = {"host": host, "port": port, "log_level": "info", "access_log": False}
+    options.update({"log_config": None} if json_logs else {})
+    if processes > 1:
+        svc.index.save_snapshot()  # each process starts from it instead of rebuilding the index from the database
+        svc.close()
+        del svc  # the index is not needed here: the processes load their own
+        _serve_processes(sock, processes, options)
+        return
+    threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
+    uvicorn.Server(uvicorn.Config(create_app(svc), **options)).run(sockets=[sock])
+
+
+#: Seconds a process may take to answer the supervisor's ping, and a replacement (SIGHUP) to start serving: a
+#: process loading a large index from its snapshot and the detectors takes a while, and a long request holding the
+#: interpreter may delay the answering thread; uvicorn's 5 s would have such processes killed as hung.
+HEALTHCHECK_SECONDS = 30
+
+
+def _serve_processes(sock: socket.socket, processes: int, options: dict) -> None:
+    """Serve with ``processes`` API processes on the one socket, under uvicorn's own supervisor.
+
+    Uvicorn's supervisor rather than gunicorn: it is already installed and is what serves one process, it hands
+    the socket bound here (:func:`_listen`) to every process, pings each and replaces one that died or hangs
+    (SIGKILL, out of memory), stops them all gracefully on SIGTERM or Ctrl-C (each finishes its requests in
+    flight) and replaces them one by one on SIGHUP; gunicorn would add a dependency and a second configuration for
+    the same thing, and runs on no Windows host.
+
+    What must happen once has happened in :func:`serve` before: the store is created and migrated (the processes
+    open it without migrating), and the matching index is loaded and snapshotted, so each process starts from the
+    snapshot instead of rebuilding it from the database. In the processes the shared background tasks run in one
+    of them (``safehold.workers.engine.SharedLock``).
+    """
+    import gc
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    gc.collect()  # the index this process loaded for the snapshot
+    os.environ["SAFEHOLD_WEB_WORKERS"] = str(processes)  # inherited by the processes: their settings read it
     config = uvicorn.Config(
-        create_app(svc),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        **({"log_config": None} if json_logs else {}),
+        "safehold.app:process_app",
+        factory=True,
+        workers=processes,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+        **options,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:

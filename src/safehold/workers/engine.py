@@ -6,15 +6,24 @@
 - ``celery``: the process runs only its ``PROCESS`` tasks itself; a kick of a shared task becomes a Celery message
   on Redis (sent by the process's :class:`Sender` thread), run by whichever ``safehold worker`` takes it, and
   ``safehold beat`` sends the periodic ones.
+
+With several API processes on one machine (``safehold serve --workers N``) every process still runs its own
+``PROCESS`` tasks, but the in-process ``SHARED`` ones run in one process only, the holder of a lock file
+(:class:`SharedLock`): N processes would otherwise each poll, prune and purge the same tables N times a second
+for no gain (the leases keep it correct, not cheap), and on SQLite queue behind each other for the one writer.
+When the holder dies the kernel drops its lock and another process takes it within :data:`LOCK_RETRY` seconds.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safehold.errors import SafeholdError
@@ -32,6 +41,9 @@ log = logging.getLogger(__name__)
 WARN_EVERY = 60
 #: Seconds a stopping process waits for its last kicks to be sent.
 SEND_TIMEOUT = 10.0
+#: Seconds between two tries of a process waiting for the shared-work lock (how long shared work may pause when
+#: the process holding it dies).
+LOCK_RETRY = 2.0
 
 
 def _run_logged(task: Task, svc: Services) -> bool:
@@ -179,6 +191,57 @@ class Sender:
             )
 
 
+class SharedLock:
+    """An exclusive ``flock`` on a file, taken by one process of those sharing a home: :meth:`start` keeps trying on
+    a daemon thread until it holds it, then calls ``on_acquired`` once. The kernel releases it when the process
+    exits, however it exits (SIGKILL included), so there is no lease to expire and no stale holder."""
+
+    def __init__(self, path: Path, on_acquired: Callable[[], None]):
+        self.path = path
+        self._on_acquired = on_acquired
+        self._fd: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def start(self) -> None:
+        if not self._try():
+            self._thread = threading.Thread(target=self._wait, name="safehold-shared-lock", daemon=True)
+            self._thread.start()
+
+    def _wait(self) -> None:
+        while not self._stop.wait(LOCK_RETRY):
+            if self._try():
+                return
+
+    def _try(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        log.info("process %d runs the shared background tasks of this machine's API processes", os.getpid())
+        self._on_acquired()
+        return True
+
+    def stop(self) -> None:
+        """Stop trying; the lock, if held, is kept until :meth:`release` (the holder's rounds still run)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=LOCK_RETRY + 1)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+
 class Tasks:
     """This process's background work: what it runs itself, and what it hands to Celery.
 
@@ -192,6 +255,9 @@ class Tasks:
         self.svc = svc
         self.registry = registry
         self._local: InProcess | None = None
+        #: With ``SAFEHOLD_WEB_WORKERS`` > 1: the shared tasks, run once this process holds :attr:`_lock`.
+        self._shared: InProcess | None = None
+        self._lock: SharedLock | None = None
         self._sender = Sender(self._send)  # built now: two first kicks at once must not make two
 
     @property
@@ -207,16 +273,33 @@ class Tasks:
             self._sender.start(warm=lambda: self.celery)  # Celery imported and built now: fails at start if missing
         if names is not None:
             tasks = [self.registry()[n] for n in names]
+        elif self.svc.settings.web_workers > 1:  # one of several API processes: shared work in one of them
+            tasks = periodic(self.registry(), [Scope.PROCESS])
+            self._lock = SharedLock(self.svc.settings.home / "run" / "shared-tasks.lock", self._lead)
         else:
             tasks = periodic(self.registry(), [Scope.PROCESS] if self.distributed else [Scope.PROCESS, Scope.SHARED])
         self._local = InProcess(self.svc, tasks)
         self._local.start()
+        if self._lock is not None:
+            self._lock.start()
+
+    def _lead(self) -> None:
+        """This process now holds the shared-work lock: run the shared tasks (unless Celery runs them)."""
+        if not self.distributed:
+            self._shared = InProcess(self.svc, periodic(self.registry(), [Scope.SHARED]))
+            self._shared.start()
+
+    @property
+    def leads(self) -> bool:
+        """Whether this process does the work done once per machine (the index snapshot on disk): always, but
+        for one of several API processes that does not hold the shared-work lock."""
+        return self._lock is None or self._lock.held
 
     def kick(self, name: str) -> None:
         """Run ``name`` soon: a delivery or a report was queued. Never fails nor holds up the caller (a request's
         after-commit hook): a Celery message is sent by :class:`Sender`'s thread, and one that cannot be sent is
         dropped, since what was queued is in the database and the next periodic round finds it."""
-        if self._local is not None and self._local.kick(name):
+        if any(engine is not None and engine.kick(name) for engine in (self._local, self._shared)):
             return
         if self.distributed and self.registry()[name].scope is Scope.SHARED:
             self._sender.put(name)
@@ -227,9 +310,14 @@ class Tasks:
 
     def stop(self) -> None:
         """Stop the work run here, and send the kicks still waiting (a command exits right after its kick)."""
-        if self._local is not None:
-            self._local.stop()
-            self._local = None
+        if self._lock is not None:
+            self._lock.stop()
+        for engine in (self._local, self._shared):
+            if engine is not None:
+                engine.stop()
+        self._local = self._shared = None
+        if self._lock is not None:
+            self._lock.release()  # after the shared rounds in progress: another process takes over
         self._sender.close(timeout=SEND_TIMEOUT)
 
     def _send(self, name: str) -> None:

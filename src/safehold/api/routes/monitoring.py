@@ -31,7 +31,13 @@ class ReadinessBody(BaseModel):
     checks: dict[str, str] = Field(
         description="Each check (`database`, `migrations`, `index`, and `redis` with SAFEHOLD_TASKS=celery) and "
         "`ok` or why not: `unreachable`, `behind` (migrations not at head), `loading`, `stale` (the index is not "
-        "catching up), `unknown` (not checked: the database is not reachable)."
+        "catching up: a bank change has waited more than SAFEHOLD_READY_MAX_INDEX_LAG_SECONDS), `unknown` (not "
+        "checked: the database is not reachable)."
+    )
+    indexes: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="This process's matching index per signal type: `changes_behind` (bank changes in the store "
+        "not applied to it yet) and `lag_seconds` (how long the oldest of them has waited; 0 when none waits).",
     )
 
 
@@ -50,9 +56,10 @@ async def livez() -> dict:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(_monitor(request)[1].check)
+    checks, indexes = await run_in_threadpool(_monitor(request)[1].answer)
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    body = {"status": "ok" if ready else "not_ready", "checks": checks, "indexes": indexes}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 router.add_api_route(
