@@ -171,6 +171,14 @@ def ensure_database(admin_url: str, name: str, reload: bool) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _status(url: str) -> int | None:
+    """The status ``url`` answers, or None while nothing listens."""
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
 class Hma:
     """HMA configured on ``db`` and served by gunicorn."""
 
@@ -233,16 +241,15 @@ class Hma:
                 "--threads", str(threads), "--timeout", "120", "OpenMediaMatch.app:create_app()"]  # fmt: skip
         self._log = open(self.log, "ab")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(argv, env=self.env, cwd=self.log.parent, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + 900  # the matcher loads the index (1 M hashes: minutes) before /status is 200
-        while True:
-            try:
-                if httpx.get(f"{self.base}/status", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"HMA did not start; see {self.log}")
+        # The matcher loads its index (1 M hashes: minutes) before /status answers 200.
+        for _ in range(900):
+            if self.proc.poll() is not None:
+                break
+            status = _status(f"{self.base}/status")
+            if status == 200:
+                return
             time.sleep(1)
+        raise SystemExit(f"HMA did not start; see {self.log}")
 
     def stop(self) -> None:
         if self.proc:
