@@ -397,7 +397,7 @@ def main() -> None:
     print(f"setup: {result['setup']}", flush=True)
 
     t0 = time.perf_counter()
-    safehold = Server(home, env=env, log=args.work / "safehold.log")
+    safehold = Server(home, env=env, log=args.work / "safehold.log", start_timeout=1800)
     token = safehold.token("platform")
     t1 = time.perf_counter()
     hma.start(args.workers, args.hma_threads)

@@ -26,7 +26,7 @@ class Server:
     """``log``: a file to keep the server's stderr in (its tracebacks, for a benchmark to show what a 5xx was);
     by default it goes to /dev/null."""
 
-    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None):
+    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None, start_timeout: float = 90):
         self.log = log
         self.env = {**os.environ, "SAFEHOLD_HOME": str(home), **(env or {})}
         if not env or "SAFEHOLD_DATABASE_URL" not in env:
@@ -38,7 +38,7 @@ class Server:
             [sys.executable, "-m", "safehold", "serve", "--port", str(self.port)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=self._log or subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + start_timeout  # a store with a large bank loads its index first
         while True:
             try:
                 if httpx.get(f"{self.base}/v1/health", timeout=1).status_code == 200:
