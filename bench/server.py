@@ -46,6 +46,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()  # not left running when the benchmark gives up on it
                 raise SystemExit(f"the server did not start{': ' + self.log_tail() if log else ''}")
             time.sleep(0.2)
 
