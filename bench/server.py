@@ -27,7 +27,14 @@ class Server:
     by default it goes to /dev/null. ``port``: listen there (a restart after a crash keeps its clients' address);
     by default a free one."""
 
-    def __init__(self, home: Path, env: dict | None = None, log: Path | None = None, port: int | None = None):
+    def __init__(
+        self,
+        home: Path,
+        env: dict | None = None,
+        log: Path | None = None,
+        port: int | None = None,
+        start_timeout: float = 90,
+    ):
         self.log = log
         self.env = {**os.environ, "SAFEHOLD_HOME": str(home), **(env or {})}
         if not env or "SAFEHOLD_DATABASE_URL" not in env:
@@ -39,7 +46,7 @@ class Server:
             [sys.executable, "-m", "safehold", "serve", "--port", str(self.port)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=self._log or subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + start_timeout  # a store with a large bank loads its index first
         while True:
             try:
                 if httpx.get(f"{self.base}/v1/health", timeout=1).status_code == 200:
@@ -47,6 +54,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()  # not left running when the benchmark gives up on it
                 raise SystemExit(f"the server did not start{': ' + self.log_tail() if log else ''}")
             time.sleep(0.2)
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from safehold import __version__, logs, metrics
 from safehold.api import docs
 from safehold.api.hma import error_body, is_hma_path
+from safehold.api.hma_hotpath import LookupHotPath
 from safehold.api.hotpath import SearchHotPath
 from safehold.api.limits import RequestLimits
 from safehold.api.routes import (
@@ -207,6 +208,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     app.include_router(docs.router)
     app.include_router(console.router)
     app.add_middleware(SearchHotPath)
+    app.add_middleware(LookupHotPath)  # HMA's GET /m/lookup of a hash, POST /v1/scan of a hash
     app.add_middleware(RequestLimits)  # before the hot path and every route
     app.add_middleware(Telemetry)  # added last: outermost, so every answer (refusals too) is counted and has an id
     return app
