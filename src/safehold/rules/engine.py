@@ -37,6 +37,7 @@ import re
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import celpy
@@ -57,7 +58,7 @@ MAX_MACRO_DEPTH = 2
 MAX_ITEMS = 64
 MAX_STRING = 1024
 MAX_LIST_ITEMS = 100_000
-NAME_PATTERN = "^[a-z0-9_.-]{1,64}$"
+NAME_PATTERN = "^[a-z0-9_.-]{1,48}$"
 _NAME = re.compile(NAME_PATTERN)
 
 STATUSES = ("draft", "shadow", "live", "disabled")
@@ -100,7 +101,7 @@ _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise SafeholdError(
-            "rules.invalid_name", "A rule name is 1 to 64 characters: lower-case letters, digits, '_', '.', '-'."
+            "rules.invalid_name", "A rule name is 1 to 48 characters: lower-case letters, digits, '_', '.', '-'."
         )
     return name
 
@@ -176,12 +177,45 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     except Exception as exc:
         raise _error("rules.syntax", f"The expression cannot be compiled: {type(exc).__name__}.") from None
     compiled = Compiled(expression, frozenset(roots), frozenset(lists), namespace["_rule"])
-    value = _run(compiled, sample_activation(list_names, keys))
+    sample = sample_activation(list_names, keys)
+    empty = activation(Facts(), named_lists(dict.fromkeys(list_names, ())))
+    reference = [
+        _run(Compiled(expression, compiled.roots, compiled.lists, partial(_interpret, tree)), a)
+        for a in (sample, empty)
+    ]
+    if "has" in _functions(tree) or not all(
+        _same(_run(compiled, a), r) for a, r in zip((sample, empty), reference, strict=True)
+    ):
+        # celpy's transpiler gets some corners wrong (``has(x.y) && ...`` when ``has`` is false); its interpreter
+        # is the reference, several times slower: such a rule runs there.
+        compiled = dataclasses.replace(compiled, function=partial(_interpret, tree))
+    value = reference[0]
     if isinstance(value, Exception) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
     if not isinstance(value, Exception) and not isinstance(value, celtypes.BoolType | bool):
         raise _error("rules.type", f"A rule's expression is true or false, not a {type(value).__name__}.")
     return compiled
+
+
+def _interpret(tree, act: Any) -> Any:
+    return celpy.evaluation.Evaluator(ast=tree, activation=act).evaluate()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Exception) or isinstance(b, Exception):
+        return isinstance(a, Exception) and isinstance(b, Exception)
+    return type(a) is type(b) and a == b
+
+
+def _functions(tree) -> set[str]:
+    """The functions and macros an expression calls (``has``, ``size``, ``exists``, …)."""
+    out = set()
+    for node in tree.iter_subtrees():
+        if node.data in ("ident_arg", "dot_ident_arg"):
+            out.add(str(node.children[0]))
+        elif node.data == "member_dot_arg":
+            out.add(str(node.children[1]))
+    return out
 
 
 def _check_nesting(expression: str) -> None:
@@ -287,7 +321,8 @@ def _names_list(node) -> bool:
 
 
 def _is_type_error(exc: Exception) -> bool:
-    return "no such overload" in str(exc.args[:1]) or "no such overload" in repr(exc)
+    """Whether celpy's error is a type error (no overload of an operator or function for these types)."""
+    return "overload" in str(exc.args[:1]) or (len(exc.args) > 1 and exc.args[1] is TypeError)
 
 
 def _describe(exc: Exception) -> str:
