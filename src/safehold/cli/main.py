@@ -31,11 +31,11 @@ from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
 from safehold.cli import reports as report_cmds
+from safehold.cli import rules as rule_cmds
 from safehold.cli import safety as safety_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import screening as screening_cmds
 from safehold.cli import seen as seen_cmds
-from safehold.cli import rules as rule_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import transparency as transparency_cmds
