@@ -38,6 +38,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import celpy
@@ -58,6 +59,7 @@ MAX_MACRO_DEPTH = 2
 MAX_ITEMS = 64
 MAX_STRING = 1024
 MAX_LIST_ITEMS = 100_000
+MAX_ERROR_REPR = 300
 NAME_PATTERN = "^[a-z0-9_.-]{1,48}$"
 _NAME = re.compile(NAME_PATTERN)
 
@@ -96,6 +98,40 @@ MACROS = frozenset({"exists", "all", "exists_one", "map", "filter"})
 _UNARY_RUN = re.compile(r"[!\-\s]{" + str(MAX_NESTING + 1) + ",}")
 
 _ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
+
+_celpy_error_repr = celpy.evaluation.CELEvalError.__repr__
+
+
+def _short_repr(self) -> str:
+    return _celpy_error_repr(self)[:MAX_ERROR_REPR]
+
+
+#: celpy 0.5's ``||`` and ``&&`` on two errors raise a new error whose message holds both errors' ``repr``, each
+#: of which holds its own message: a chain of n such operators on errors (``x.a || x.b || …`` when ``x`` lacks
+#: them) builds a message of 2ⁿ characters — a minute and gigabytes from a 1 KB expression (the fuzz test found
+#: it). The repr is cut short so the message stays bounded; no rule reads error messages.
+celpy.evaluation.CELEvalError.__repr__ = _short_repr
+
+
+class NamedList(celtypes.MapType):
+    """A named list as a CEL map (a set): ``x in lists.name`` is one hash lookup. celpy's own ``in`` compares the
+    item with every key in turn (CEL equality across types), which for a list of 100,000 accounts is 100,000
+    comparisons per test."""
+
+
+def _fast_in(item: Any, container: Any) -> Any:
+    if type(container) is NamedList and isinstance(item, str):
+        return celtypes.BoolType(item in container)
+    return celpy.evaluation.operator_in(item, container)
+
+
+#: The globals the transpiled rules run in: celpy's evaluation module, with ``in`` on a named list a hash lookup.
+_GLOBALS = {
+    **celpy.evaluation.__dict__,
+    "celpy": SimpleNamespace(
+        celtypes=celtypes, evaluation=SimpleNamespace(**{**vars(celpy.evaluation), "operator_in": _fast_in})
+    ),
+}
 
 
 def check_name(name: str) -> str:
@@ -146,6 +182,8 @@ class Compiled:
     roots: frozenset[str]
     lists: frozenset[str]
     function: Any = field(repr=False)
+    #: Run by celpy's interpreter (on its own Activation) rather than in transpiled form.
+    interpreted: bool = False
 
 
 def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compiled:
@@ -171,7 +209,7 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
         body = runner.tp.source_text.replace("\nCEL = ", "\nreturn ").replace("CEL = ", "return ", 1)
         namespace: dict = {}
         code = compile("def _rule(base_activation):\n" + textwrap.indent(body, "    "), "<rule>", "exec")
-        exec(code, celpy.evaluation.__dict__, namespace)  # celpy's own transpiled output, run in its module
+        exec(code, _GLOBALS, namespace)  # celpy's own transpiled output, run in (a copy of) its module
     except RecursionError:
         raise _error("rules.too_deep", "The expression is nested too deeply.") from None
     except Exception as exc:
@@ -179,16 +217,14 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     compiled = Compiled(expression, frozenset(roots), frozenset(lists), namespace["_rule"])
     sample = sample_activation(list_names, keys)
     empty = activation(Facts(), named_lists(dict.fromkeys(list_names, ())))
-    reference = [
-        _run(Compiled(expression, compiled.roots, compiled.lists, partial(_interpret, tree)), a)
-        for a in (sample, empty)
-    ]
+    interpreted = Compiled(expression, compiled.roots, compiled.lists, partial(_interpret, tree), interpreted=True)
+    reference = [_run(interpreted, a) for a in (sample, empty)]
     if "has" in _functions(tree) or not all(
         _same(_run(compiled, a), r) for a, r in zip((sample, empty), reference, strict=True)
     ):
         # celpy's transpiler gets some corners wrong (``has(x.y) && ...`` when ``has`` is false); its interpreter
         # is the reference, several times slower: such a rule runs there.
-        compiled = dataclasses.replace(compiled, function=partial(_interpret, tree))
+        compiled = interpreted
     value = reference[0]
     if isinstance(value, Exception) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
@@ -393,18 +429,45 @@ def activation(facts: Facts, lists: Mapping[str, Any]) -> Any:
         "hashes": _bounded(facts.hashes),
         "lists": lists,
     }
-    act = _BASE.clone()
-    act.identifiers.load_values(values)
-    return act
+    return Activation(values)
+
+
+class _Fast:
+    """What a transpiled rule reads its variables from: plain attributes, and a child with the macro's variable
+    bound. celpy's own Activation resolves every name through a chain of containers (about 0.15 ms a name); a rule
+    that needs more than this gets the real one, since the save-time comparison with the interpreter sends it there."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self.__dict__.update(values)
+
+    def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Fast:
+        return _Fast({**self.__dict__, **(vars or {})})
+
+
+class Activation:
+    """One detection's variables, for both ways a rule runs: ``fast`` for the transpiled form, ``full`` (celpy's
+    Activation, built on first use) for the interpreter."""
+
+    __slots__ = ("_full", "fast", "values")
+
+    def __init__(self, values: dict):
+        self.values = values
+        self.fast = _Fast(values)
+        self._full = None
+
+    @property
+    def full(self) -> Any:
+        if self._full is None:
+            self._full = _BASE.clone()
+            self._full.identifiers.load_values(self.values)
+        return self._full
 
 
 def named_lists(lists: Mapping[str, Iterable[str]]) -> celtypes.MapType:
-    """Named lists as CEL maps (sets): ``x in lists.name`` is one hash lookup however long the list."""
+    """Named lists as CEL maps (sets, :class:`NamedList`): ``x in lists.name`` is one hash lookup."""
     return celtypes.MapType(
         {
-            celtypes.StringType(name): celtypes.MapType(
-                {celtypes.StringType(i): celtypes.BoolType(True) for i in items}
-            )
+            celtypes.StringType(name): NamedList({celtypes.StringType(i): celtypes.BoolType(True) for i in items})
             for name, items in lists.items()
         }
     )
@@ -431,10 +494,10 @@ def sample_activation(list_names: Iterable[str] = (), labels: Iterable[str] = ()
     return activation(facts, named_lists({name: ["x"] for name in list_names}))
 
 
-def _run(compiled: Compiled, act: Any) -> Any:
+def _run(compiled: Compiled, act: Activation) -> Any:
     """The rule's value, or the exception it raised (never raised further: a hostile rule cannot crash us)."""
     try:
-        return compiled.function(act)
+        return compiled.function(act.full if compiled.interpreted else act.fast)
     except Exception as exc:  # celpy wraps most errors; a Python error inside its functions is one too
         return exc
 
