@@ -445,6 +445,8 @@ class Services:
                     built[counted].flush_counts()
             if "seen" in built:
                 self.seen.flush()
+            if "rules" in built:
+                self.rules.flush()  # the shadow hits not yet written
             if "index" in built and self.index.changes_since_snapshot:
                 self.index.save_snapshot()
         finally:
