@@ -131,3 +131,20 @@ def test_backtest_reports_what_a_rule_would_have_matched(svc):
     with pytest.raises(SafeholdError) as exc:
         svc.rules.backtest("g", days=0)
     assert exc.value.code == "rules.invalid_backtest"
+
+
+def test_backtest_is_bounded_in_rows(svc):
+    for i in range(3):
+        _event(svc, f"k{i}", account=f"u{i}", confidence=0.95)
+    svc.rules.backtest_rows = 2
+    svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, "alice")
+    out = svc.rules.backtest("g", days=1)
+    assert out["truncated"] is True and out["detections"] <= 2
+
+
+def test_a_changed_list_reaches_live_rules_at_once(svc):
+    svc.rules.put_list("watched", "accounts", ["u1"], "alice")
+    _live(svc, "watched", "subject.account_id in lists.watched", {"type": "open_case", "priority": "P2"})
+    assert _event(svc, "k1", account="u2", confidence=None)["cases"] == []
+    svc.rules.put_list("watched", "accounts", ["u1", "u2"], "alice")
+    assert len(_event(svc, "k2", account="u2", confidence=None)["cases"]) == 1
