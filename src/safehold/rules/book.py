@@ -48,6 +48,7 @@ from safehold.rules.engine import (
     compile_expression,
     evaluate_one,
 )
+from safehold.rules.reload import HotReloaded
 from safehold.store.db import Database
 from safehold.store.models import Case, CaseSignal, RuleList, RuleRow, RuleShadowHit, RuleVersion, iso
 
@@ -58,7 +59,7 @@ MAX_DESCRIPTION = 4000
 LIST_KINDS = ("terms", "hashes", "accounts")
 
 
-class RuleBook:
+class RuleBook(HotReloaded):
     """The rules of this installation, compiled, and the pipeline's :class:`~safehold.pipeline.rules.RuleHook`."""
 
     def __init__(
@@ -78,7 +79,7 @@ class RuleBook:
         self.backtest_rows = backtest_rows
         self.backtest_seconds = backtest_seconds
         self._current: RuleSet | None = None
-        self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._pending: list[dict] = []
         self.dropped = 0
         self.errors: dict[str, int] = {}
@@ -86,26 +87,17 @@ class RuleBook:
     # ---------------------------------------------------------------- the rule set
 
     def current(self) -> RuleSet:
-        current = self._current
-        if current is None:
-            self.sync()
-            current = self._current
-        return current
+        """The live and shadow rules in force, compiled."""
+        return super().current()
 
-    def sync(self) -> bool:
-        """Recompile the rule set if the rules or lists changed (here or in another process); True if it did."""
+    def _fingerprint(self) -> tuple:
         with self.db.session() as s:
             rules = s.execute(select(RuleRow.name, RuleRow.status, RuleRow.active_version)).all()
             lists = s.execute(select(RuleList.name, RuleList.version)).all()
-        fingerprint = (tuple(sorted(tuple(r) for r in rules)), tuple(sorted(tuple(r) for r in lists)))
-        if self._current is not None and self._current.fingerprint == fingerprint:
-            return False
-        with self._lock:
-            if self._current is not None and self._current.fingerprint == fingerprint:
-                return False
-            self._current = self._build(fingerprint)
-        log.info("rules compiled: %d live or shadow", len(self._current))
-        return True
+        return (tuple(sorted(tuple(r) for r in rules)), tuple(sorted(tuple(r) for r in lists)))
+
+    def _built(self, value: RuleSet) -> None:
+        log.info("rules compiled: %d live or shadow", len(value))
 
     def _build(self, fingerprint: tuple) -> RuleSet:
         with self.db.session() as s:
