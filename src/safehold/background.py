@@ -81,6 +81,8 @@ DELIVER_FEEDBACK = "feedback.deliver"
 BUILTIN = (
     Task("index.sync", lambda svc: svc.index.sync(), every=_sync, scope=Scope.PROCESS),
     Task("terms.sync", lambda svc: svc.terms.sync(), every=_sync, scope=Scope.PROCESS),
+    # Recompile the CEL rules when another process changed them; write this process's buffered shadow hits.
+    Task("rules.sync", lambda svc: (svc.rules.sync(), svc.rules.flush()), every=_sync, scope=Scope.PROCESS),
     Task("counters.flush", _flush_counters, every=_sync, scope=Scope.PROCESS),
     Task("banks.flood_check", lambda svc: svc.quarantine.check(), every=_upkeep),
     Task("cases.refresh_priorities", lambda svc: svc.cases.refresh_priorities(), every=_upkeep),

@@ -440,6 +440,17 @@ class Settings(BaseSettings):
     grooming_alert_threshold: float = Field(
         default=0.7, gt=0, le=1, description="A conversation whose risk reaches this opens a case."
     )
+    # Operator rules in CEL (see docs/rules.md)
+    rules_require_approval: bool = Field(
+        default=True, description="A rule version goes live only once a second admin (not its author) approved it."
+    )
+    rules_backtest_rows: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Recorded detections a backtest reads at most."
+    )
+    rules_backtest_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds a backtest runs at most (it answers what it saw by then)."
+    )
+
     grooming_model: Path | None = Field(
         default=None, description="A model file from `safehold text train` (default: the model in the package)."
     )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from safehold.reporting.service import ReportService
     from safehold.review.service import ReviewService
     from safehold.review.wellness import WellnessService
+    from safehold.rules.book import RuleBook
     from safehold.rules.conversations import ConversationService
     from safehold.rules.posts import PostService
     from safehold.rules.search import SearchService
@@ -248,6 +249,17 @@ class Services:
         return Pipeline(
             self.db, self.cases, self.actions, self.vault, self.classifiers, self.index, self.seen,
             screening=self.screening, ages=self.ages, policies=self.classifier_policies, writes=self.writes,
+            rules=self.rules,
+        )  # fmt: skip
+
+    @cached_property
+    def rules(self) -> RuleBook:
+        from safehold.rules.book import RuleBook
+
+        st = self.settings
+        return RuleBook(
+            self.db, self.audit, require_approval=st.rules_require_approval, ages=self.ages,
+            backtest_rows=st.rules_backtest_rows, backtest_seconds=st.rules_backtest_seconds,
         )  # fmt: skip
 
     @cached_property
@@ -452,6 +464,8 @@ class Services:
                     built[counted].flush_counts()
             if "seen" in built:
                 self.seen.flush()
+            if "rules" in built:
+                self.rules.flush()  # the shadow hits not yet written
             if "index" in built and self.index.changes_since_snapshot and snapshots:
                 self.index.save_snapshot()
         finally:

@@ -18,7 +18,7 @@ from safehold.workers import tasks as task_module
 from tests.actions.conftest import REPO
 from tests.evidence.helpers import backdate, preserved
 
-PER_PROCESS = {"index.sync", "terms.sync", "counters.flush", "index.snapshot"}
+PER_PROCESS = {"index.sync", "terms.sync", "rules.sync", "counters.flush", "index.snapshot"}
 
 
 def test_the_registry_holds_the_built_in_tasks():

@@ -149,6 +149,12 @@ class ActionService:
         ]
         return self._act(session, case, fired, actor)
 
+    def for_rule(self, session: Session, case: Case, rule: str, kind: str, actor: str) -> list[dict]:
+        """The action an operator rule names (``action`` effect, docs/rules.md), inside the caller's transaction;
+        once per rule, kind and case, like a policy's."""
+        _check_kind(kind)
+        return self._act(session, case, [(f"rule:{rule}", kind, {})], actor)
+
     def take(self, case_id: int, kind: str, actor: str, params: dict | None = None) -> dict:
         """A manual action on a case (senior reviewers). The same kind is taken by hand at most once per case
         (``action.exists``), so a double click never acts twice."""

@@ -43,6 +43,7 @@ class Permission(StrEnum):
     TRANSPARENCY_READ = "transparency.read"  # the overview's figures and stored transparency reports
     TRANSPARENCY_WRITE = "transparency.write"  # generate and store a transparency report for a period
     METRICS_READ = "metrics.read"  # /metrics: Prometheus's scrape (aggregates only: counts, depths, timings)
+    RULES_MANAGE = "rules.manage"  # operator CEL rules: write, approve, shadow, enable, backtest (admins only)
 
 
 class Role(StrEnum):

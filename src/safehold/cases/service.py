@@ -448,6 +448,18 @@ class CaseService:
         self.refresh_priorities(utcnow())
         return value
 
+    def raise_band(self, s: Session, case: Case, band: str) -> None:
+        """Make the case at least as urgent as ``band`` (an operator rule's priority), in the caller's
+        transaction; like every rise, it stays while the case is open."""
+        if prio.more_urgent(case.band, band) != case.band:
+            case.band = band
+            case.priority = max(case.priority or 0.0, prio.floor(band))
+            case.due_at = prio.due_at(case.opened_at, band, self._sla(s))
+
+    def sla_in(self, s: Session) -> dict[str, float]:
+        """The SLA hours in force, read in the caller's transaction."""
+        return self._sla(s)
+
     @staticmethod
     def _sla(s: Session) -> dict[str, float]:
         row = s.get(AppSetting, SLA_KEY)

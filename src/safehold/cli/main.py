@@ -33,6 +33,7 @@ from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
 from safehold.cli import reports as report_cmds
+from safehold.cli import rules as rule_cmds
 from safehold.cli import safety as safety_cmds
 from safehold.cli import scan as scan_cmds
 from safehold.cli import screening as screening_cmds
@@ -70,6 +71,7 @@ app.add_typer(text_cmds.app, name="text")
 app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(feedback_cmds.app, name="feedback")
 app.add_typer(term_cmds.app, name="terms")
+app.add_typer(rule_cmds.app, name="rules")
 app.add_typer(exchange_cmds.app, name="exchange")
 
 app.add_typer(peer_cmds.app, name="peer")

@@ -19,6 +19,10 @@ finding becomes is decided here, the same way for all of them (docs/cases.md):
   the classifier (EU Regulation 2021/1232: a guess about new material needs a person);
 - **the door's own signals** (platform signals, text detections, grooming alerts) go to the case as they are,
   when the door says they warrant one (:attr:`Submission.opens`);
+- **operator rules** (:mod:`safehold.pipeline.rules`, docs/rules.md): the live CEL rules see all of the above
+  and every classifier score; a matching ``open_case`` rule adds a ``rule`` signal (so a case opens) and raises
+  the case to its priority, the other effects (label, queue, action, escalation) apply to the case the
+  submission opens or updates. Shadow rules only record what they would have done;
 - **once**: under an idempotency key the claim, the case, its items and signals, the automatic actions and the
   stored answer commit in one transaction; a retry with the same key and body answers the first call's answer
   again with ``duplicate: true``, with another body it is refused (409).
@@ -55,7 +59,9 @@ from safehold.pipeline.classifier_policy import (
     Policy,
     age_category,
 )
+from safehold.pipeline.rules import NoRules, RuleEffect, RuleHook
 from safehold.pipeline.screening import ScreeningQueue
+from safehold.review.service import escalate
 from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
@@ -124,6 +130,8 @@ class Ruled:
 
     detection: Detection
     auto: list[DetectionSignal]
+    #: The live rules' effects other than opening the case, applied to the case once recorded.
+    effects: list[RuleEffect] = field(default_factory=list)
 
     @property
     def ruling(self) -> list[list]:
@@ -155,6 +163,7 @@ class Pipeline:
         ages: AgeLookup | None = None,
         policies: ClassifierPolicies | None = None,
         writes: GroupCommit | None = None,
+        rules: RuleHook | None = None,
     ):
         self.db = db
         self.writes = writes or GroupCommit(db)  # off unless given: one transaction per commit
@@ -167,6 +176,7 @@ class Pipeline:
         self.classifiers = classifiers
         self.ages = ages or NoAges()  # the uploader's band, for a classifier hit that needs an age signal
         self.policies = policies or ClassifierPolicies(db, None, classifiers)
+        self.rules = rules or NoRules()  # the operator's CEL rules (safehold.rules.book)
         self._pruned_at: dt.datetime | None = None
 
     # ---------------------------------------------------------------- the entry
@@ -325,10 +335,13 @@ class Pipeline:
                 account_id=sub.detection.account_id, hashes=hashes, age_reasons=sub.age_reasons,
                 age_context=sub.age_context,
             )  # fmt: skip
-        judged = self.judge(sub, self.classifiers.classify_media(sub.media) if _classifiable(sub) else [])
+        classified = self.classifiers.classify_media(sub.media) if _classifiable(sub) else []
+        judged = self.judge(sub, classified)
         hits = judged.signals
-        own = sub.detection.signals if sub.opens or found or hits else []
-        signals = [b.signal for b in found] + hits + own
+        effects = self.rules.evaluate(sub, [b.signal for b in found], classified)
+        opening = [rule_signal(e) for e in effects if e.effect["type"] == "open_case"]
+        own = sub.detection.signals if sub.opens or found or hits or opening else []
+        signals = [b.signal for b in found] + hits + own + opening
         if not signals and not sub.always:
             return None
         d = replace(
@@ -342,7 +355,7 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto)
+        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects)
 
     def judge(
         self,
@@ -400,7 +413,26 @@ class Pipeline:
         ref = self.cases.record(d, actor, s)
         if ruled.auto:
             self.actions.for_detection(s, s.get(Case, ref.id), ruled.auto, actor)
+        if ruled.effects:
+            self._apply(s, s.get(Case, ref.id), ruled.effects, actor)
         return ref
+
+    def _apply(self, s: Session, case: Case, effects: list[RuleEffect], actor: str) -> None:
+        """The live rules' effects on the case the detection opened or updated, in the same transaction."""
+        for e in effects:
+            kind = e.effect["type"]
+            if kind == "open_case":
+                self.cases.raise_band(s, case, e.effect["priority"])
+            elif kind == "add_label":
+                labels = list(case.metadata_.get("labels", []))
+                if e.effect["label"] not in labels:
+                    case.metadata_ = {**case.metadata_, "labels": [*labels, e.effect["label"]]}
+            elif kind == "route_to_queue":
+                case.queue = e.effect["queue"]
+            elif kind == "escalate_to_reporting" and case.status == "open":
+                escalate(case, self.cases.sla_in(s), dt.datetime.now(dt.UTC))
+            elif kind == "action":
+                self.actions.for_rule(s, case, e.rule, e.effect["name"], actor)
 
 
 _MEDIA = ("image", "video")
@@ -454,6 +486,18 @@ def review_signal(
         detail["auto_action"] = True
     return DetectionSignal(
         source="classifier", signal_type=c.classifier, category=category, confidence=hit.score, detail=detail
+    )
+
+
+def rule_signal(e: RuleEffect) -> DetectionSignal:
+    """A live ``open_case`` rule's match as a signal: what opens the case, and names the rule and version that
+    did (the reviewer reads why the case exists)."""
+    return DetectionSignal(
+        source="event",
+        signal_type="rule",
+        category=e.effect.get("category", "rule"),
+        confidence=1.0,
+        detail={"rule": e.rule, "version": e.version, "priority": e.effect["priority"]},
     )
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from safehold.audit import AuditService
 from safehold.errors import Conflict, NotFound, SafeholdError
+from safehold.rules.reload import HotReloaded
 from safehold.store.db import Database
 from safehold.store.models import TermListRow, TermListVersion, iso
 from safehold.text.grooming.model import GroomingModel
@@ -67,7 +68,7 @@ def check_name(name: str) -> str:
     return name
 
 
-class TermLibrary:
+class TermLibrary(HotReloaded):
     """The term lists of this installation and the detectors built from them (thread-safe)."""
 
     def __init__(
@@ -83,7 +84,7 @@ class TermLibrary:
         self.grooming_model = grooming_model
         self.alert_threshold = alert_threshold
         self._current: TextDetectors | None = None
-        self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         # name -> (sha256, parsed list) of the version last imported or loaded here: parsing a large list takes
         # seconds, and an import is followed at once by a rebuild that needs it again.
         self._parsed: dict[str, tuple[str, TermList]] = {}
@@ -92,25 +93,15 @@ class TermLibrary:
 
     def current(self) -> TextDetectors:
         """The detectors in force (built on first use; after that one attribute read)."""
-        current = self._current
-        if current is None:
-            self.sync()
-            current = self._current
-        return current
+        return super().current()
 
-    def sync(self) -> bool:
-        """Rebuild the detectors if the active lists changed (here or in another process); True if it did."""
+    def _fingerprint(self) -> tuple:
         with self.db.session() as s:
             rows = s.execute(select(TermListRow.name, TermListRow.version, TermListRow.enabled)).all()
-        fingerprint = tuple(sorted((r.name, r.version, r.enabled) for r in rows))
-        if self._current is not None and self._current.fingerprint == fingerprint:
-            return False
-        with self._lock:
-            if self._current is not None and self._current.fingerprint == fingerprint:
-                return False
-            self._current = self._build(fingerprint)
-        log.info("text detectors built from %s", ", ".join(f"{d['name']} v{d['version']}" for d in self._current.lists))
-        return True
+        return tuple(sorted((r.name, r.version, r.enabled) for r in rows))
+
+    def _built(self, value: TextDetectors) -> None:
+        log.info("text detectors built from %s", ", ".join(f"{d['name']} v{d['version']}" for d in value.lists))
 
     def _build(self, fingerprint: tuple) -> TextDetectors:
         stored = {name: (version, enabled) for name, version, enabled in fingerprint}

@@ -1258,3 +1258,74 @@ class TransparencyReport(Base):
     extension: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+# ------------------------------------------------------------------------------------------- operator rules
+
+
+class RuleRow(Base):
+    """An operator's CEL rule (see :mod:`safehold.rules.book`): its status and which version runs.
+
+    ``version`` is the newest version written; ``active_version`` the one that runs in shadow or live (a live
+    rule's edit is a new draft version until it is approved and enabled, while the old one keeps running).
+    """
+
+    __tablename__ = "rules"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    version: Mapped[int] = mapped_column(Integer)
+    active_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class RuleVersion(Base):
+    """One version of a rule as written: expression, effect, the diff to the version before, and its approval."""
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_rule_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    expression: Mapped[str] = mapped_column(Text)
+    effect: Mapped[dict] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    diff: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RuleList(Base):
+    """A named list rules read with ``in`` (terms, hashes or accounts); ``version`` moves on every change, for the
+    hot reload's fingerprint."""
+
+    __tablename__ = "rule_lists"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    items: Mapped[list] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class RuleShadowHit(Base):
+    """What a shadow rule would have done to one detection (it did nothing): for the comparison with the live set."""
+
+    __tablename__ = "rule_shadow_hits"
+    __table_args__ = (Index("ix_rule_shadow_hits_rule_at", "rule", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    effect: Mapped[dict] = mapped_column(JSON)
+    content_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    door: Mapped[str] = mapped_column(String(32))
+    live: Mapped[list] = mapped_column(JSON)  # the live rules that matched the same detection
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

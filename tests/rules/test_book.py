@@ -1,0 +1,150 @@
+"""Stored CEL rules: versions and diffs, second-admin approval, hot reload across processes, the pipeline hook
+(live rules act, shadow rules only record) and the backtest."""
+
+from __future__ import annotations
+
+import pytest
+
+from safehold.auth.apikeys import Principal
+from safehold.errors import SafeholdError
+from safehold.services import Services
+from safehold.store.models import CaseAction
+
+PLATFORM = Principal(name="platform", role="platform", key_prefix="sh_one")
+GROOMING = 'signals.exists(s, s.source == "grooming" && s.confidence > 0.8)'
+
+
+def _event(svc, key: str, account: str = "u1", confidence: float | None = 0.9, metadata: dict | None = None) -> dict:
+    """An account event with a grooming signal (none: ``confidence=None``)."""
+    body = {"type": "account", "account": {"id": account, "metadata": metadata or {}}}
+    if confidence is not None:
+        body["signals"] = [{"source": "grooming", "category": "grooming", "confidence": confidence}]
+    return svc.events.ingest(PLATFORM, body, idempotency_key=key)
+
+
+def _live(svc, name: str, expression: str, effect: dict) -> None:
+    svc.rules.create(name, expression, effect, "alice")
+    svc.rules.approve(name, "bob")
+    svc.rules.set_status(name, "live", "alice")
+
+
+def test_versions_diffs_and_approval(svc):
+    created = svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, "alice")
+    assert created["status"] == "draft" and created["version"] == 1 and created["owner"] == "alice"
+    edited = svc.rules.edit("g", "carol", expression=GROOMING.replace("0.8", "0.7"))
+    assert edited["version"] == 2
+    diff = svc.rules.diff("g")["diff"]
+    assert "-" + GROOMING in diff and "+" + GROOMING.replace("0.8", "0.7") in diff
+    assert svc.rules.edit("g", "carol", expression=GROOMING.replace("0.8", "0.7"))["version"] == 2  # no change
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.set_status("g", "live", "alice")
+    assert exc.value.code == "rules.not_approved"
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.approve("g", "carol")  # carol wrote version 2
+    assert exc.value.code == "rules.self_approval"
+    svc.rules.approve("g", "alice")
+    live = svc.rules.set_status("g", "live", "alice")
+    assert live["status"] == "live" and live["active_version"] == 2 and len(svc.rules.current()) == 1
+    # An edit of a live rule is a new version; the approved one keeps running.
+    after = svc.rules.edit("g", "alice", effect={"type": "route_to_queue", "queue": "account"})
+    assert after["version"] == 3 and after["active_version"] == 2 and after["status"] == "live"
+    assert svc.rules.set_status("g", "disabled", "alice")["status"] == "disabled"
+    assert len(svc.rules.current()) == 0
+
+
+@pytest.mark.parametrize(
+    ("expression", "effect", "code"),
+    [
+        ("grooming >", {"type": "add_label", "label": "x"}, "rules.syntax"),
+        ("nope > 1", {"type": "add_label", "label": "x"}, "rules.unknown_variable"),
+        ("grooming > 0.5", {"type": "route_to_queue", "queue": "nowhere"}, "rules.invalid_effect"),
+        ("grooming > 0.5", {"type": "action", "name": "launch"}, "rules.invalid_effect"),
+        ("subject.account_id in lists.missing", {"type": "add_label", "label": "x"}, "rules.unknown_list"),
+    ],
+)
+def test_invalid_rules_are_refused_at_save_time(svc, expression, effect, code):
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.create("bad", expression, effect, "alice")
+    assert exc.value.code == code
+
+
+def test_approval_can_be_switched_off(settings):
+    svc = Services(settings.model_copy(update={"rules_require_approval": False}), load_index=False)
+    try:
+        svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, "alice")
+        assert svc.rules.set_status("g", "live", "alice")["status"] == "live"
+    finally:
+        svc.close()
+
+
+def test_live_rules_act_on_the_next_detection(svc):
+    svc.rules.put_list("watched", "accounts", ["u7"], "alice")
+    _live(svc, "watched", "subject.account_id in lists.watched", {"type": "open_case", "priority": "P1"})
+    _live(svc, "label", GROOMING, {"type": "add_label", "label": "groom"})
+    _live(svc, "queue", 'has(account.flag) && account.flag == "x"', {"type": "route_to_queue", "queue": "media"})
+    _live(svc, "act", GROOMING, {"type": "action", "name": "restrict_account"})
+    # A watched account's event without a signal opens a case only because of the rule, at its priority.
+    assert _event(svc, "k0", account="u6", confidence=None)["cases"] == []
+    out = _event(svc, "k1", account="u7", confidence=None)
+    case = svc.cases.get(out["cases"][0]["id"])
+    assert case["band"] in ("P0", "P1")
+    assert any(sig["detail"].get("rule") == "watched" for sig in case["signals"])
+    # Another account's strong grooming event gets the label, the queue and the action.
+    out = _event(svc, "k2", account="u8", metadata={"flag": "x"})
+    case = svc.cases.get(out["cases"][0]["id"])
+    assert case["metadata"]["labels"] == ["groom"] and case["queue"] == "media"
+    with svc.db.session() as s:
+        assert s.query(CaseAction).filter_by(case_id=case["id"], kind="restrict_account").count() == 1
+
+
+def test_shadow_rules_only_record(svc):
+    svc.rules.create("s", GROOMING, {"type": "open_case", "priority": "P0"}, "alice")
+    svc.rules.set_status("s", "shadow", "alice")  # no approval needed: it acts on nothing
+    out = _event(svc, "k1", confidence=0.95)
+    case = svc.cases.get(out["cases"][0]["id"])
+    assert not any(sig["detail"].get("rule") for sig in case["signals"])
+    _event(svc, "k2", account="u2", confidence=0.1)
+    hits = svc.rules.shadow_hits("s")
+    assert hits["total"] == 1 and hits["hits"][0]["account_id"] == "u1" and hits["hits"][0]["door"] == "event"
+
+
+def test_another_process_picks_up_a_change_without_restart(svc, settings):
+    other = Services(settings, load_index=False)
+    try:
+        assert len(other.rules.current()) == 0
+        _live(svc, "g", GROOMING, {"type": "add_label", "label": "groom"})
+        assert len(other.rules.current()) == 0  # not yet polled
+        other.maintain_once()
+        assert len(other.rules.current()) == 1
+        assert other.rules.sync() is False
+    finally:
+        other.close()
+
+
+def test_backtest_reports_what_a_rule_would_have_matched(svc):
+    _event(svc, "k1", account="u1", confidence=0.95)
+    _event(svc, "k2", account="u2", confidence=0.5)
+    svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, "alice")
+    out = svc.rules.backtest("g", days=1)
+    assert out["detections"] == 2 and out["matched"] == 1 and out["truncated"] is False
+    assert out["examples"][0]["account_id"] == "u1"
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.backtest("g", days=0)
+    assert exc.value.code == "rules.invalid_backtest"
+
+
+def test_backtest_is_bounded_in_rows(svc):
+    for i in range(3):
+        _event(svc, f"k{i}", account=f"u{i}", confidence=0.95)
+    svc.rules.backtest_rows = 2
+    svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, "alice")
+    out = svc.rules.backtest("g", days=1)
+    assert out["truncated"] is True and out["detections"] <= 2
+
+
+def test_a_changed_list_reaches_live_rules_at_once(svc):
+    svc.rules.put_list("watched", "accounts", ["u1"], "alice")
+    _live(svc, "watched", "subject.account_id in lists.watched", {"type": "open_case", "priority": "P2"})
+    assert _event(svc, "k1", account="u2", confidence=None)["cases"] == []
+    svc.rules.put_list("watched", "accounts", ["u1", "u2"], "alice")
+    assert len(_event(svc, "k2", account="u2", confidence=None)["cases"]) == 1
