@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from safehold.errors import SafeholdError
@@ -136,7 +136,7 @@ class Assessment:
     messages: int
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass
@@ -166,9 +166,7 @@ class _Author:
         return None, None
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        del d["static"]
-        return d
+        return {f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "static"}
 
     @classmethod
     def from_dict(cls, d: dict) -> _Author:
@@ -186,6 +184,16 @@ class _Author:
             top=list(d.get("top", ()))[:MAX_EVIDENCE],
             risk=float(d.get("risk", 0.0)),
         )
+
+
+def _copy(value):
+    """A copy of a JSON-shaped value (dicts, lists, scalars). ``dataclasses.asdict`` gives the same, but it inspects
+    and deep-copies every leaf: on a chat message it was most of the CPU of storing the conversation's state."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _opt_int(v) -> int | None:
