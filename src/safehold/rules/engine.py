@@ -44,10 +44,13 @@ evaluated again rule by rule (per-rule error isolation is kept; only the erring 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from cel_expr_python import cel
@@ -114,7 +117,17 @@ _TYPES = {
     "hashes": cel.Type.List(cel.Type.STRING),
     "lists": cel.Type.Map(cel.Type.STRING, cel.Type.Map(cel.Type.STRING, cel.Type.BOOL)),
 }
-_CEL = cel.NewEnv(variables=_TYPES)
+_LISTS = threading.local()
+_CEL = cel.NewEnv(
+    variables=_TYPES,
+    functions=[
+        cel.FunctionDecl(
+            "safehold_in_list",
+            [cel.Overload("safehold_in_list_string_string", cel.Type.BOOL, [cel.Type.STRING, cel.Type.STRING])],
+        )
+    ],
+    function_impls={"safehold_in_list_string_string": lambda name, item: _in_list(name, item)},
+)
 _PARSER = CELParser()
 _ERROR = cel.Type.ERROR
 _BOOLEAN = (cel.Type.BOOL, cel.Type.DYN)
@@ -122,6 +135,7 @@ _BOOLEAN = (cel.Type.BOOL, cel.Type.DYN)
 _WHERE = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
 #: Rules per batch (one CEL list expression): bounds the size of what is compiled and of what one error reruns.
 MAX_BATCH = 64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_name(name: str) -> str:
@@ -176,6 +190,8 @@ class Compiled:
     roots: frozenset[str]
     lists: frozenset[str]
     program: Any = field(repr=False)
+    #: What cel-cpp runs: the expression with each ``x in lists.name`` a call of :func:`_in_list`.
+    source: str = ""
 
 
 def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compiled:
@@ -196,10 +212,12 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     except Exception as exc:  # lark's own errors on odd input: still a syntax error, never a crash
         raise _error("rules.syntax", f"Not a CEL expression: {type(exc).__name__}.") from None
     roots, lists, keys = _check_tree(tree, set(list_names))
-    program = _native(expression)
-    if program.return_type() not in _BOOLEAN:
-        raise _error("rules.type", f"A rule's expression is true or false, not a {program.return_type().name()}.")
-    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program)
+    source = _list_tests(tree, expression)
+    checked = _native(expression)  # its errors' lines and columns are the operator's
+    if checked.return_type() not in _BOOLEAN:
+        raise _error("rules.type", f"A rule's expression is true or false, not a {checked.return_type().name()}.")
+    program = _native(source) if source != expression else checked
+    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source)
     value = _run(compiled, sample_activation(list_names, keys))
     if isinstance(value, EvalError) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
@@ -214,7 +232,7 @@ def _native(expression: str) -> Any:
         return _CEL.compile(expression)
     except Exception as exc:  # the binding raises RuntimeError with cel-cpp's status text
         text = str(exc)
-    if "recursion limit" in text:
+    if "recursion" in text:
         raise _error("rules.too_deep", "The expression is nested too deeply.")
     where = _WHERE.search(text)
     message = (where.group(3) if where else text.splitlines()[0] if text else "")[:200]
@@ -330,6 +348,49 @@ def _names_list(node) -> bool:
     return _ident_of(node) == "lists"
 
 
+def _list_tests(tree, expression: str) -> str:
+    """``expression`` with every ``x in lists.name`` rewritten as ``safehold_in_list("name", x)``, a hash lookup in
+    Python's set of the list (:func:`_in_list`): cel-cpp converts a Python map of an activation to its own on first
+    use, which for named lists of 100,000 items is milliseconds on every detection. A named list is used in no
+    other way (its size, its keys), so every use of ``lists`` must be such a test."""
+    tests = []
+    uses = 0
+    for node in tree.iter_subtrees():
+        if node.data == "ident" and str(node.children[0]) == "lists":
+            uses += 1
+        elif (
+            node.data == "relation"
+            and len(node.children) == 2
+            and getattr(node.children[0], "data", "") == "relation_in"
+        ):
+            name = _list_member(node.children[1])
+            left = node.children[0].children[0]
+            if name is not None:
+                tests.append((node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name))
+    tests.sort()
+    nested = any(b[0] < a[1] for a, b in zip(tests, tests[1:], strict=False))
+    if uses != len(tests) or nested:
+        raise _error("rules.macro", "A named list is only tested with `x in lists.name` (not nested in another).")
+    for start, end, left_start, left_end, name in reversed(tests):
+        call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
+        expression = expression[:start] + call + expression[end:]
+    return expression
+
+
+def _list_member(node) -> str | None:
+    """The name of the list an expression is, if it is exactly ``lists.name``."""
+    while hasattr(node, "data") and len(node.children) == 1:
+        node = node.children[0]
+    if getattr(node, "data", None) == "member_dot" and _ident_of(node.children[0]) == "lists":
+        return str(node.children[1])
+    return None
+
+
+def _in_list(name: str, item: str) -> bool:
+    """``item in lists.name`` for the named lists of the evaluation running on this thread (:func:`_value`)."""
+    return item in _LISTS.sets.get(name, ())
+
+
 def _is_type_error(exc: EvalError) -> bool:
     """Whether an evaluation error is a type error (no overload of an operator or function for these types)."""
     return "overload" in str(exc).lower()
@@ -344,21 +405,35 @@ def _describe(exc: Exception) -> str:
 
 def _bounded(value: Any, depth: int = 0) -> Any:
     """JSON-like ``value`` as plain CEL-ready values: strings cut to MAX_STRING, lists and maps to MAX_ITEMS,
-    depth 4, integers clamped to int64, non-finite doubles 0."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return max(-(2**63), min(2**63 - 1, value))
-    if isinstance(value, float):
+    depth 4, integers clamped to int64, non-finite doubles 0. Built for every detection, so the exact built-in
+    types take a short path first (``type(x) is``) and anything else (a subclass, a tuple) the general one."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_STRING else value[:MAX_STRING]
+    if kind is float:
         return value if math.isfinite(value) else 0.0
+    if kind is bool:
+        return value
+    if kind is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else max(_INT64_MIN, min(_INT64_MAX, value))
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return _bounded(int(value))
+    if isinstance(value, float):
+        return _bounded(float(value))
     if isinstance(value, str):
-        return value[:MAX_STRING]
+        return _bounded(str(value))
     if depth >= 4:
         return None
     if isinstance(value, Mapping):
-        return {str(k)[:MAX_STRING]: _bounded(v, depth + 1) for k, v in list(value.items())[:MAX_ITEMS]}
+        items = value.items() if len(value) <= MAX_ITEMS else islice(value.items(), MAX_ITEMS)
+        return {
+            (k if type(k) is str and len(k) <= MAX_STRING else str(k)[:MAX_STRING]): _bounded(v, depth + 1)
+            for k, v in items
+        }
     if isinstance(value, list | tuple):
-        return [_bounded(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+        return [_bounded(v, depth + 1) for v in value[:MAX_ITEMS]]
     return None
 
 
@@ -390,9 +465,10 @@ class Facts:
         return frozenset(v for v in SIGNAL_VARIABLES if not getattr(self, v))
 
 
-def activation(facts: Facts, lists: Mapping[str, Any]) -> Any:
-    """A native activation for ``facts`` and the named lists (:func:`named_lists`), every value of its declared
-    type (:data:`_TYPES`), built once per detection and shared by every rule."""
+def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, Mapping[str, frozenset[str]]]:
+    """A native activation for ``facts``, every value of its declared type (:data:`_TYPES`), built once per
+    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read. It is used
+    on the thread that built it (cel-cpp's arena is per thread)."""
     values = {
         "subject": _bounded(
             {"kind": "content", "content_id": "", "account_id": "", "media_type": "", "door": "", **facts.subject}
@@ -406,14 +482,13 @@ def activation(facts: Facts, lists: Mapping[str, Any]) -> Any:
         "report": _bounded({"present": False, "category": "", "count": 0, "trusted": False, **facts.report}),
         "account": _bounded(facts.account),
         "hashes": [str(h)[:MAX_STRING] for h in facts.hashes[:MAX_ITEMS]],
-        "lists": lists,
     }
-    return _CEL.Activation(values)
+    return _CEL.Activation(values), lists
 
 
-def named_lists(lists: Mapping[str, Iterable[str]]) -> dict[str, dict[str, bool]]:
-    """Named lists as CEL maps (sets): ``x in lists.name`` is one hash lookup."""
-    return {str(name): dict.fromkeys(map(str, items), True) for name, items in lists.items()}
+def named_lists(lists: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Named lists as sets: ``x in lists.name`` is one hash lookup (:func:`_list_tests`)."""
+    return {str(name): frozenset(map(str, items)) for name, items in lists.items()}
 
 
 def sample_activation(list_names: Iterable[str] = (), labels: Iterable[str] = ()) -> Any:
@@ -434,14 +509,15 @@ def sample_activation(list_names: Iterable[str] = (), labels: Iterable[str] = ()
     return activation(facts, named_lists({name: ["x"] for name in list_names}))
 
 
-def _run(compiled: Compiled, act: Any) -> Any:
+def _run(compiled: Compiled, act: tuple[Any, Mapping[str, frozenset[str]]]) -> Any:
     """The rule's value as plain Python, or an :class:`EvalError` (never raised: a hostile rule cannot crash us)."""
     return _value(compiled.program, act)
 
 
-def _value(program: Any, act: Any) -> Any:
+def _value(program: Any, act: tuple[Any, Mapping[str, frozenset[str]]]) -> Any:
+    native, _LISTS.sets = act
     try:
-        value = program.eval(act)
+        value = program.eval(native)
         if value.type() == _ERROR:
             return EvalError(str(value.value())[:200])
         return value.plain_value()
@@ -527,7 +603,7 @@ class RuleSet:
         there), or ``None`` for a single rule or when cel-cpp refuses the whole."""
         if len(positions) < 2:
             return None
-        source = "[" + ",".join(f"(\n{self.rules[i].compiled.expression}\n)" for i in positions) + "]"
+        source = "[" + ",".join(f"(\n{self.rules[i].compiled.source}\n)" for i in positions) + "]"
         try:
             return _CEL.compile(source)
         except Exception:  # every rule compiled alone: they still run, one by one
