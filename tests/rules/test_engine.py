@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -110,6 +111,12 @@ _ATOMS = [
     "18446744073709551615u",
     '"' + "a" * 1000 + '"',
     "1e308",
+    "-9223372036854775808",
+    "account.y",
+    "signals",
+    '"\\u202e\\U0001F600"',
+    "dyn(scores)",
+    '"(a|a)*$"',
 ]
 _BINARY = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in"]
 _WRAPS = [
@@ -175,7 +182,72 @@ _FIXED = [
     "\x00",
     "",
     " ",
+    # cel-cpp's own failure modes: a C++ abort or a stack overflow would kill the process, not fail the test.
+    "[" * 24 + "true" + "]" * 24 + " == []",
+    "-(" * 12 + "1" + ")" * 12 + " > 0",
+    " + ".join(["1"] * 200) + " > 0",  # a left-deep chain past cel-cpp's parser recursion limit
+    " && ".join(["grooming > 0.1"] * 200),
+    "[" + ",".join(["1"] * 1500) + "].size() > 0",
+    "{" + ",".join(f'"k{i}": {i}' for i in range(300)) + '}["k1"] == 1',
+    '{"a": 1, "a": 2}.size() == 1',
+    '"' + "\\u00e9" * 600 + '".size() > 0',
+    "-9223372036854775808 / -1 == 0",
+    "-9223372036854775808 % -1 == 0",
+    "9223372036854775807 * 2 > 0",
+    "18446744073709551615u + 1u > 0u",
+    "0u - 1u > 0u",
+    "uint(-1) > 0u",
+    "int(1e300) > 0",
+    'int("99999999999999999999") > 0',
+    'double("nan") != double("nan")',
+    "1u / 0u == 0u",
+    "1.0 / 0.0 > 0.0",
+    '"a" < 1',
+    '[1] + ["a"] == []',
+    '{"a": 1}[1] == 1',
+    "size(1) == 1",
+    'matches[0].distance + "x" == ""',
+    'dyn("a") + 1 == 2',
+    "account.y[100000] == 1",
+    "account.y[-1] == 1",
+    'hashes[9223372036854775807] == ""',
+    'account.x.matches("(a*)*b")',
+    'account.x.matches("a{1000}{1000}")',
+    'account.x.matches("((((((((((a*)*)*)*)*)*)*)*)*)*)*$")',
+    'account.x.matches("(?:a{100}){100}(?:b{100}){100}")',
+    'account.x.matches("\\\\p{Greek}+|[\\\\x{10FFFF}]")',
+    'account.x.matches("(")',
+    'account.x.matches("\\\\1")',
+    "string(account.y).size() > 0",
+    "account.y.map(a, account.y.map(b, a + b)).size() > 0",
+    'hashes.map(h, h + h + h + h).exists(h, h.contains("b"))',
+    '"\\U0001F600\\u202e\\u0000".startsWith("\\U0001F600")',
+    "b'\\xff\\xfe' == b''",
+    '"\ud800" == ""',
+    "timestamp(1) > timestamp(0)",
+    'duration("1000000000000h") > duration("1s")',
+    # the named-list rewrite: only `x in lists.name`, never nested, never a macro variable called lists
+    '"u1" in lists.bad_accounts // a trailing comment',
+    '("u1" in lists.bad_accounts) in lists.bad_hashes',
+    '("u1" in lists.bad_accounts) == ("h1" in lists.bad_hashes)',
+    "1 in lists.bad_accounts",
+    "size(lists.bad_accounts) > 0",
+    '"bad_accounts" in lists',
+    'lists["bad_accounts"]["u1"]',
+    'hashes.exists(lists, lists == "a")',
+    'safehold_in_list("bad_accounts", "u1")',
 ]
+
+
+_HOSTILE_FACTS = Facts(
+    subject={"account_id": "\ud800", "door": "\u202e\U0001f600"},
+    matches=[{"distance": 2**80, "bank": float("nan"), 3: None, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}],
+    scores={"nudity": float("inf"), "x": "not a number"},
+    signals=[{"confidence": -(2**70)}],
+    grooming=float("nan"),
+    account={"x": "\x00" * 2000, "y": list(range(10_000)), "z": b"\xff", "w": object()},
+    hashes=["h1", 5, None],
+)
 
 
 def _check(expr: str) -> None:
@@ -196,6 +268,7 @@ def _check(expr: str) -> None:
     )
     rs.evaluate(facts)
     rs.evaluate(Facts())
+    rs.evaluate(_HOSTILE_FACTS)
     assert time.perf_counter() - start < 2.0, expr[:80]
 
 
@@ -216,3 +289,38 @@ def test_expression_length_is_bounded():
     with pytest.raises(SafeholdError) as exc:
         compile_expression("x" * (MAX_EXPRESSION + 1))
     assert exc.value.code == "rules.too_large"
+
+
+def test_named_lists_are_only_tested_with_in():
+    rs = RuleSet([rule('subject.account_id in lists.bad_accounts && !("x" + "1" in lists.bad_hashes)')], LISTS)
+    assert rs.evaluate(Facts(subject={"account_id": "u1"})).live
+    assert not rs.evaluate(Facts(subject={"account_id": "u3"})).live
+    for bad in ("size(lists.bad_accounts) > 0", '"bad_accounts" in lists', 'hashes.exists(lists, lists == "a")'):
+        with pytest.raises(SafeholdError) as exc:
+            compile_expression(bad, LISTS)
+        assert exc.value.code == "rules.macro"
+
+
+def test_a_batch_with_an_erring_rule_still_isolates_it():
+    rules = [rule(f"grooming > 0.{i}", name=f"g{i}") for i in range(1, 9)] + [
+        rule("grooming > 0.0 && 1 / 0 == 1", name="z")
+    ]
+    rs = RuleSet(rules, LISTS)
+    out = rs.evaluate(Facts(grooming=0.55))
+    assert [h.rule for h in out.live] == ["g1", "g2", "g3", "g4", "g5"] and out.errors == ["z"]
+    assert out.evaluated == 9
+
+
+def test_rule_sets_are_evaluated_from_many_threads():
+    rs = RuleSet(
+        [rule(f"grooming > 0.{i} || subject.account_id in lists.bad_accounts", name=f"g{i}") for i in range(9)], LISTS
+    )
+    facts = [Facts(grooming=i / 10, subject={"account_id": "u1" if i % 3 == 0 else "u9"}) for i in range(10)]
+    expected = [[h.rule for h in rs.evaluate(f).live] for f in facts]
+
+    def work(_):
+        return [[h.rule for h in rs.evaluate(f).live] for f in facts * 20]
+
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(work, range(8)):
+            assert got == expected * 20

@@ -204,6 +204,10 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
         raise _error("rules.too_large", f"A rule's expression is at most {MAX_EXPRESSION} characters.")
     _check_nesting(expression)
     try:
+        expression.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text cel-cpp can take
+        raise _error("rules.syntax", "A rule's expression is Unicode text.", 1, exc.start + 1) from None
+    try:
         tree = _PARSER.parse(expression)
     except CELParseError as exc:
         raise _error(
@@ -438,7 +442,11 @@ def _bounded(value: Any, depth: int = 0) -> Any:
 
 
 def _double(value: Any) -> float:
-    value = float(value)
+    """A score or risk as a finite double (0 for anything else: a rule never sees NaN or a string)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
     return value if math.isfinite(value) else 0.0
 
 
