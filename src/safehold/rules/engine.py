@@ -473,6 +473,10 @@ class Facts:
         return frozenset(v for v in SIGNAL_VARIABLES if not getattr(self, v))
 
 
+#: ``report`` when the detection has no user report (shared by every such activation, never mutated).
+_NO_REPORT = {"present": False, "category": "", "count": 0, "trusted": False}
+
+
 def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, Mapping[str, frozenset[str]]]:
     """A native activation for ``facts``, every value of its declared type (:data:`_TYPES`), built once per
     detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read. It is used
@@ -487,8 +491,8 @@ def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, 
         "grooming": _double(facts.grooming),
         "solicitation": _double(facts.solicitation),
         "age": _bounded({"uploader": "unknown", "reasons": [], **facts.age}),
-        "report": _bounded({"present": False, "category": "", "count": 0, "trusted": False, **facts.report}),
-        "account": _bounded(facts.account),
+        "report": _bounded({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
+        "account": _bounded(facts.account) if facts.account else {},
         "hashes": [str(h)[:MAX_STRING] for h in facts.hashes[:MAX_ITEMS]],
     }
     return _CEL.Activation(values), lists
