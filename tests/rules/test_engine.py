@@ -10,7 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.rules.engine import MAX_EXPRESSION, Facts, Rule, RuleSet, check_effect, compile_expression
+from safehold.rules.engine import (
+    MAX_EXPRESSION,
+    Facts,
+    Rule,
+    RuleSet,
+    check_effect,
+    compile_expression,
+    evaluate_one,
+)
 
 LISTS = {"bad_accounts": ["u1", "u2"], "bad_hashes": ["h1"]}
 
@@ -324,3 +332,44 @@ def test_rule_sets_are_evaluated_from_many_threads():
     with ThreadPoolExecutor(4) as pool:
         for got in pool.map(work, range(8)):
             assert got == expected * 20
+
+
+def test_batches_answer_exactly_what_each_rule_answers_alone():
+    """The batched, skipping rule set against every rule evaluated on its own (``evaluate_one``)."""
+    rng = random.Random(7)
+    exprs = [
+        "grooming > 0.5",
+        'matches.exists(m, m.bank == "b" && m.distance <= 3)',
+        '"nudity" in scores && scores.nudity > 0.5',
+        "account.age_days < 3",  # errs when the key is absent
+        "has(account.age_days) && account.age_days < 3 || subject.account_id in lists.bad_accounts",
+        "account.flag",  # dyn: true, a string, or an error
+        "size(hashes) == 0",
+        "hashes.exists(h, h in lists.bad_hashes) || report.count >= 2",
+        'age.uploader == "13_15"',
+    ]
+    rules = [rule(e, "shadow" if i % 2 else "live", f"r{i}") for i, e in enumerate(exprs * 8)]
+    rs = RuleSet(rules, LISTS)
+    for _ in range(200):
+        facts = Facts(
+            subject={"account_id": rng.choice(["u1", "u9"])},
+            matches=[{"bank": "b", "distance": rng.randint(0, 6)}] * rng.randint(0, 2),
+            scores={"nudity": rng.random()} if rng.random() < 0.5 else {},
+            grooming=rng.choice([0.0, rng.random()]),
+            account=rng.choice([{}, {"age_days": rng.randint(0, 5)}, {"flag": rng.choice([True, False, "yes"])}]),
+            hashes=rng.choice([[], ["h1"], ["h2"]]),
+            report=rng.choice([{}, {"present": True, "count": rng.randint(1, 3)}]),
+            age={"uploader": rng.choice(["13_15", "adult"])},
+        )
+        alone = {r.name: evaluate_one(r.compiled, facts, LISTS) for r in rules}
+        hits = {n for n, (hit, _) in alone.items() if hit}
+        errors = {n for n, (_, error) in alone.items() if error}
+        out = rs.evaluate(facts)
+        rs.skip = False  # a skipped rule's error is not counted: compare errors with every rule run
+        full = rs.evaluate(facts)
+        rs.skip = True
+        for o in (out, full):
+            names = [h.rule for h in o.live + o.shadow]
+            assert set(names) == hits
+            assert [h.rule for h in o.live] == sorted((h.rule for h in o.live), key=lambda n: int(n[1:]))
+        assert set(full.errors) == errors and set(out.errors) <= errors
