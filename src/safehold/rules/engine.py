@@ -25,20 +25,24 @@ rule not match, and is counted; it never fails the detection. CEL's own semantic
 
 Backend: ``cel-expr-python``, Google's Python binding of cel-cpp (the reference C++ implementation, Apache-2.0,
 maintained by the CEL team alongside cel-go and cel-java). Chosen over ``common-expression-language`` (Python
-bindings of the Rust ``cel`` crate) because it has CEL's type checker (declared variables, overload resolution:
-unknown names and type errors are refused at save time with a line and column), RE2 for ``matches()``, returns an
-evaluation error as a value rather than raising, bounds its own parser and checker recursion, and wraps Python
-values lazily: an activation holding named lists of 100,000 items is built in microseconds, where the Rust binding
-converts every value of its context eagerly (15 ms for five lists of 1,000). cel-python (celpy, pure Python,
-100–170 µs a rule, with bugs the old engine worked around) is kept only as the parser of the structural checks
-above (the native binding exposes no syntax tree); it never evaluates.
+bindings of the Rust ``cel`` crate, also Apache-2.0) because it has CEL's type checker (declared
+variables, overload resolution: unknown names and type errors are refused at save time with a line and column,
+where the Rust binding checks nothing before evaluation), RE2 for ``matches()``, returns an evaluation error
+(overflow, division by zero, a missing key, a bad pattern) as a value rather than raising, and bounds its own
+parser and checker recursion. Per call the two cost about the same from Python (a few microseconds; the Rust one
+converts every value of its context eagerly, the C++ one on first use). cel-python (celpy, pure Python, 100–170 µs a
+rule, with bugs the old engine worked around) is kept only as the parser of the structural checks above (the
+native binding exposes no syntax tree); it never evaluates. The binding has no evaluation budget, so the static
+bounds above are what bound a rule's cost.
 
 Speed: one native call costs a few microseconds from Python, more than the rule itself, so rules are evaluated in
 *batches*: the rules that read the same signal variables form a group, and a group is compiled into one CEL list
 expression (``[(rule1), (rule2), …]``) evaluated once per detection against one shared activation. A group whose
 every signal variable is empty in a detection is not run at all: its rules' values on an empty activation are
 computed at compile time and are exact. CEL makes a list with one erring element an error, so a batch that errs is
-evaluated again rule by rule (per-rule error isolation is kept; only the erring detection pays for it).
+evaluated again rule by rule (per-rule error isolation is kept; only the erring detection pays for it). Named
+lists stay out of the activation: ``x in lists.name`` is rewritten into a call of a Python set lookup
+(:func:`_list_tests`), since cel-cpp would copy a 100,000-item list into its own map on every detection.
 """
 
 from __future__ import annotations
