@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.rules.engine import MAX_EXPRESSION, Facts, Rule, RuleSet, check_effect, compile_expression
+from safehold.rules.engine import (
+    MAX_EXPRESSION,
+    Facts,
+    Rule,
+    RuleSet,
+    check_effect,
+    compile_expression,
+    evaluate_one,
+)
 
 LISTS = {"bad_accounts": ["u1", "u2"], "bad_hashes": ["h1"]}
 
@@ -110,6 +119,12 @@ _ATOMS = [
     "18446744073709551615u",
     '"' + "a" * 1000 + '"',
     "1e308",
+    "-9223372036854775808",
+    "account.y",
+    "signals",
+    '"\\u202e\\U0001F600"',
+    "dyn(scores)",
+    '"(a|a)*$"',
 ]
 _BINARY = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "in"]
 _WRAPS = [
@@ -175,7 +190,72 @@ _FIXED = [
     "\x00",
     "",
     " ",
+    # cel-cpp's own failure modes: a C++ abort or a stack overflow would kill the process, not fail the test.
+    "[" * 24 + "true" + "]" * 24 + " == []",
+    "-(" * 12 + "1" + ")" * 12 + " > 0",
+    " + ".join(["1"] * 200) + " > 0",  # a left-deep chain past cel-cpp's parser recursion limit
+    " && ".join(["grooming > 0.1"] * 200),
+    "[" + ",".join(["1"] * 1500) + "].size() > 0",
+    "{" + ",".join(f'"k{i}": {i}' for i in range(300)) + '}["k1"] == 1',
+    '{"a": 1, "a": 2}.size() == 1',
+    '"' + "\\u00e9" * 600 + '".size() > 0',
+    "-9223372036854775808 / -1 == 0",
+    "-9223372036854775808 % -1 == 0",
+    "9223372036854775807 * 2 > 0",
+    "18446744073709551615u + 1u > 0u",
+    "0u - 1u > 0u",
+    "uint(-1) > 0u",
+    "int(1e300) > 0",
+    'int("99999999999999999999") > 0',
+    'double("nan") != double("nan")',
+    "1u / 0u == 0u",
+    "1.0 / 0.0 > 0.0",
+    '"a" < 1',
+    '[1] + ["a"] == []',
+    '{"a": 1}[1] == 1',
+    "size(1) == 1",
+    'matches[0].distance + "x" == ""',
+    'dyn("a") + 1 == 2',
+    "account.y[100000] == 1",
+    "account.y[-1] == 1",
+    'hashes[9223372036854775807] == ""',
+    'account.x.matches("(a*)*b")',
+    'account.x.matches("a{1000}{1000}")',
+    'account.x.matches("((((((((((a*)*)*)*)*)*)*)*)*)*)*$")',
+    'account.x.matches("(?:a{100}){100}(?:b{100}){100}")',
+    'account.x.matches("\\\\p{Greek}+|[\\\\x{10FFFF}]")',
+    'account.x.matches("(")',
+    'account.x.matches("\\\\1")',
+    "string(account.y).size() > 0",
+    "account.y.map(a, account.y.map(b, a + b)).size() > 0",
+    'hashes.map(h, h + h + h + h).exists(h, h.contains("b"))',
+    '"\\U0001F600\\u202e\\u0000".startsWith("\\U0001F600")',
+    "b'\\xff\\xfe' == b''",
+    '"\ud800" == ""',
+    "timestamp(1) > timestamp(0)",
+    'duration("1000000000000h") > duration("1s")',
+    # the named-list rewrite: only `x in lists.name`, never nested, never a macro variable called lists
+    '"u1" in lists.bad_accounts // a trailing comment',
+    '("u1" in lists.bad_accounts) in lists.bad_hashes',
+    '("u1" in lists.bad_accounts) == ("h1" in lists.bad_hashes)',
+    "1 in lists.bad_accounts",
+    "size(lists.bad_accounts) > 0",
+    '"bad_accounts" in lists',
+    'lists["bad_accounts"]["u1"]',
+    'hashes.exists(lists, lists == "a")',
+    'safehold_in_list("bad_accounts", "u1")',
 ]
+
+
+_HOSTILE_FACTS = Facts(
+    subject={"account_id": "\ud800", "door": "\u202e\U0001f600"},
+    matches=[{"distance": 2**80, "bank": float("nan"), 3: None, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}],
+    scores={"nudity": float("inf"), "x": "not a number"},
+    signals=[{"confidence": -(2**70)}],
+    grooming=float("nan"),
+    account={"x": "\x00" * 2000, "y": list(range(10_000)), "z": b"\xff", "w": object()},
+    hashes=["h1", 5, None],
+)
 
 
 def _check(expr: str) -> None:
@@ -196,6 +276,7 @@ def _check(expr: str) -> None:
     )
     rs.evaluate(facts)
     rs.evaluate(Facts())
+    rs.evaluate(_HOSTILE_FACTS)
     assert time.perf_counter() - start < 2.0, expr[:80]
 
 
@@ -216,3 +297,79 @@ def test_expression_length_is_bounded():
     with pytest.raises(SafeholdError) as exc:
         compile_expression("x" * (MAX_EXPRESSION + 1))
     assert exc.value.code == "rules.too_large"
+
+
+def test_named_lists_are_only_tested_with_in():
+    rs = RuleSet([rule('subject.account_id in lists.bad_accounts && !("x" + "1" in lists.bad_hashes)')], LISTS)
+    assert rs.evaluate(Facts(subject={"account_id": "u1"})).live
+    assert not rs.evaluate(Facts(subject={"account_id": "u3"})).live
+    for bad in ("size(lists.bad_accounts) > 0", '"bad_accounts" in lists', 'hashes.exists(lists, lists == "a")'):
+        with pytest.raises(SafeholdError) as exc:
+            compile_expression(bad, LISTS)
+        assert exc.value.code == "rules.macro"
+
+
+def test_a_batch_with_an_erring_rule_still_isolates_it():
+    rules = [rule(f"grooming > 0.{i}", name=f"g{i}") for i in range(1, 9)] + [
+        rule("grooming > 0.0 && 1 / 0 == 1", name="z")
+    ]
+    rs = RuleSet(rules, LISTS)
+    out = rs.evaluate(Facts(grooming=0.55))
+    assert [h.rule for h in out.live] == ["g1", "g2", "g3", "g4", "g5"] and out.errors == ["z"]
+    assert out.evaluated == 9
+
+
+def test_rule_sets_are_evaluated_from_many_threads():
+    rs = RuleSet(
+        [rule(f"grooming > 0.{i} || subject.account_id in lists.bad_accounts", name=f"g{i}") for i in range(9)], LISTS
+    )
+    facts = [Facts(grooming=i / 10, subject={"account_id": "u1" if i % 3 == 0 else "u9"}) for i in range(10)]
+    expected = [[h.rule for h in rs.evaluate(f).live] for f in facts]
+
+    def work(_):
+        return [[h.rule for h in rs.evaluate(f).live] for f in facts * 20]
+
+    with ThreadPoolExecutor(4) as pool:
+        for got in pool.map(work, range(8)):
+            assert got == expected * 20
+
+
+def test_batches_answer_exactly_what_each_rule_answers_alone():
+    """The batched, skipping rule set against every rule evaluated on its own (``evaluate_one``)."""
+    rng = random.Random(7)
+    exprs = [
+        "grooming > 0.5",
+        'matches.exists(m, m.bank == "b" && m.distance <= 3)',
+        '"nudity" in scores && scores.nudity > 0.5',
+        "account.age_days < 3",  # errs when the key is absent
+        "has(account.age_days) && account.age_days < 3 || subject.account_id in lists.bad_accounts",
+        "account.flag",  # dyn: true, a string, or an error
+        "size(hashes) == 0",
+        "hashes.exists(h, h in lists.bad_hashes) || report.count >= 2",
+        'age.uploader == "13_15"',
+    ]
+    rules = [rule(e, "shadow" if i % 2 else "live", f"r{i}") for i, e in enumerate(exprs * 8)]
+    rs = RuleSet(rules, LISTS)
+    for _ in range(200):
+        facts = Facts(
+            subject={"account_id": rng.choice(["u1", "u9"])},
+            matches=[{"bank": "b", "distance": rng.randint(0, 6)}] * rng.randint(0, 2),
+            scores={"nudity": rng.random()} if rng.random() < 0.5 else {},
+            grooming=rng.choice([0.0, rng.random()]),
+            account=rng.choice([{}, {"age_days": rng.randint(0, 5)}, {"flag": rng.choice([True, False, "yes"])}]),
+            hashes=rng.choice([[], ["h1"], ["h2"]]),
+            report=rng.choice([{}, {"present": True, "count": rng.randint(1, 3)}]),
+            age={"uploader": rng.choice(["13_15", "adult"])},
+        )
+        alone = {r.name: evaluate_one(r.compiled, facts, LISTS) for r in rules}
+        hits = {n for n, (hit, _) in alone.items() if hit}
+        errors = {n for n, (_, error) in alone.items() if error}
+        out = rs.evaluate(facts)
+        rs.skip = False  # a skipped rule's error is not counted: compare errors with every rule run
+        full = rs.evaluate(facts)
+        rs.skip = True
+        for o in (out, full):
+            names = [h.rule for h in o.live + o.shadow]
+            assert set(names) == hits
+            assert [h.rule for h in o.live] == sorted((h.rule for h in o.live), key=lambda n: int(n[1:]))
+        assert set(full.errors) == errors and set(out.errors) <= errors

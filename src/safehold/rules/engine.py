@@ -1,4 +1,4 @@
-"""Operator rules in CEL (Common Expression Language, through ``cel-python``): compiled once, evaluated many times.
+"""Operator rules in CEL (Common Expression Language): compiled once, evaluated many times, natively.
 
 A pure library (no storage, no HTTP): :mod:`safehold.rules.book` stores the rules and hands the pipeline the
 compiled set; the benchmark and the backtest use this module alone.
@@ -15,42 +15,52 @@ CEL has no loops, no recursion and no side effects; on top of that every rule is
   :data:`MAX_MACRO_DEPTH` deep, never range over a named list (they are sets: use ``in``), and range only over the
   activation's bounded lists (:data:`MAX_ITEMS` items, strings of at most :data:`MAX_STRING` characters), so the
   worst case of a rule is a small product of small numbers;
-- it is evaluated once against a full sample activation at save time, so a type error (``scores.x > "a"``) is
+- it is type-checked against the declared variables (:data:`_TYPES`), and evaluated once against a full sample
+  activation at save time, so a type error (``scores.x > "a"``, or one hidden behind a ``dyn`` map value) is
   refused then, not found on a live detection.
 
-An evaluation error at run time (a key absent from ``account``, a division by zero) makes the rule not match,
-and is counted; it never fails the detection. CEL's own semantics hold: ``false && error`` is ``false``.
+An evaluation error at run time (a key absent from ``account``, a division by zero, an integer overflow) makes the
+rule not match, and is counted; it never fails the detection. CEL's own semantics hold: ``false && error`` is
+``false``.
 
-Speed: celpy interprets its syntax tree in pure Python (about 0.2 ms for ``scores.nudity > 0.8``), far slower
-than a native CEL. Two things keep the rule set cheap: rules run in celpy's *transpiled* form (its Transpiler
-turns the tree into Python lambdas, compiled once here into one function per rule, so evaluating is one call),
-and a rule whose every referenced signal variable is empty in a detection is not run at all: its result on an
-empty activation is computed at compile time and is exact (:meth:`RuleSet.evaluate`).
+Backend: ``cel-expr-python``, Google's Python binding of cel-cpp (the reference C++ implementation, Apache-2.0,
+maintained by the CEL team alongside cel-go and cel-java). Chosen over ``common-expression-language`` (Python
+bindings of the Rust ``cel`` crate, also Apache-2.0) because it has CEL's type checker (declared
+variables, overload resolution: unknown names and type errors are refused at save time with a line and column,
+where the Rust binding checks nothing before evaluation), RE2 for ``matches()``, returns an evaluation error
+(overflow, division by zero, a missing key, a bad pattern) as a value rather than raising, and bounds its own
+parser and checker recursion. Per call the two cost about the same from Python (a few microseconds; the Rust one
+converts every value of its context eagerly, the C++ one on first use). cel-python (celpy, pure Python, 100–170 µs a
+rule, with bugs the old engine worked around) is kept only as the parser of the structural checks above (the
+native binding exposes no syntax tree); it never evaluates. The binding has no evaluation budget, so the static
+bounds above are what bound a rule's cost.
+
+Speed: one native call costs a few microseconds from Python, more than the rule itself, so rules are evaluated in
+*batches*: the rules that read the same signal variables form a group, and a group is compiled into one CEL list
+expression (``[(rule1), (rule2), …]``) evaluated once per detection against one shared activation. A group whose
+every signal variable is empty in a detection is not run at all: its rules' values on an empty activation are
+computed at compile time and are exact. CEL makes a list with one erring element an error, so a batch that errs is
+evaluated again rule by rule (per-rule error isolation is kept; only the erring detection pays for it). Named
+lists stay out of the activation: ``x in lists.name`` is rewritten into a call of a Python set lookup
+(:func:`_list_tests`), since cel-cpp would copy a 100,000-item list into its own map on every detection.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
+import json
 import math
 import re
-import textwrap
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
-from types import SimpleNamespace
+from itertools import compress, islice
 from typing import Any
 
-import celpy
-import celpy.evaluation
-from celpy import celtypes
-from celpy.celparser import CELParseError
+from cel_expr_python import cel
+from celpy.celparser import CELParseError, CELParser
 
 from safehold.errors import SafeholdError
-
-#: celpy logs every evaluation error at ERROR ("Internal error"): an operator's rule erring on a detection is
-#: counted by the rule set, not a fault of this process.
-logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 MAX_EXPRESSION = 4096
 MAX_NESTING = 24
@@ -59,7 +69,6 @@ MAX_MACRO_DEPTH = 2
 MAX_ITEMS = 64
 MAX_STRING = 1024
 MAX_LIST_ITEMS = 100_000
-MAX_ERROR_REPR = 300
 NAME_PATTERN = "^[a-z0-9_.-]{1,48}$"
 _NAME = re.compile(NAME_PATTERN)
 
@@ -97,41 +106,40 @@ FUNCTIONS = frozenset(
 MACROS = frozenset({"exists", "all", "exists_one", "map", "filter"})
 _UNARY_RUN = re.compile(r"[!\-\s]{" + str(MAX_NESTING + 1) + ",}")
 
-_ENV = celpy.Environment(runner_class=celpy.CompiledRunner)
-
-_celpy_error_repr = celpy.evaluation.CELEvalError.__repr__
-
-
-def _short_repr(self) -> str:
-    return _celpy_error_repr(self)[:MAX_ERROR_REPR]
-
-
-#: celpy 0.5's ``||`` and ``&&`` on two errors raise a new error whose message holds both errors' ``repr``, each
-#: of which holds its own message: a chain of n such operators on errors (``x.a || x.b || …`` when ``x`` lacks
-#: them) builds a message of 2ⁿ characters — a minute and gigabytes from a 1 KB expression (the fuzz test found
-#: it). The repr is cut short so the message stays bounded; no rule reads error messages.
-celpy.evaluation.CELEvalError.__repr__ = _short_repr
-
-
-class NamedList(celtypes.MapType):
-    """A named list as a CEL map (a set): ``x in lists.name`` is one hash lookup. celpy's own ``in`` compares the
-    item with every key in turn (CEL equality across types), which for a list of 100,000 accounts is 100,000
-    comparisons per test."""
-
-
-def _fast_in(item: Any, container: Any) -> Any:
-    if type(container) is NamedList and isinstance(item, str):
-        return celtypes.BoolType(item in container)
-    return celpy.evaluation.operator_in(item, container)
-
-
-#: The globals the transpiled rules run in: celpy's evaluation module, with ``in`` on a named list a hash lookup.
-_GLOBALS = {
-    **celpy.evaluation.__dict__,
-    "celpy": SimpleNamespace(
-        celtypes=celtypes, evaluation=SimpleNamespace(**{**vars(celpy.evaluation), "operator_in": _fast_in})
-    ),
+_DYN_MAP = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+#: The declared CEL type of each variable (:data:`VARIABLES`), for the type checker.
+_TYPES = {
+    "subject": _DYN_MAP,
+    "matches": cel.Type.List(_DYN_MAP),
+    "scores": cel.Type.Map(cel.Type.STRING, cel.Type.DOUBLE),
+    "signals": cel.Type.List(_DYN_MAP),
+    "grooming": cel.Type.DOUBLE,
+    "solicitation": cel.Type.DOUBLE,
+    "age": _DYN_MAP,
+    "report": _DYN_MAP,
+    "account": _DYN_MAP,
+    "hashes": cel.Type.List(cel.Type.STRING),
+    "lists": cel.Type.Map(cel.Type.STRING, cel.Type.Map(cel.Type.STRING, cel.Type.BOOL)),
 }
+_LISTS = threading.local()
+_CEL = cel.NewEnv(
+    variables=_TYPES,
+    functions=[
+        cel.FunctionDecl(
+            "safehold_in_list",
+            [cel.Overload("safehold_in_list_string_string", cel.Type.BOOL, [cel.Type.STRING, cel.Type.STRING])],
+        )
+    ],
+    function_impls={"safehold_in_list_string_string": lambda name, item: _in_list(name, item)},
+)
+_PARSER = CELParser()
+_ERROR = cel.Type.ERROR
+_BOOLEAN = (cel.Type.BOOL, cel.Type.DYN)
+#: Where cel-cpp's compile errors say they are: ``<input>:line:column: message``.
+_WHERE = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
+#: Rules per batch (one CEL list expression): bounds the size of what is compiled and of what one error reruns.
+MAX_BATCH = 64
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_name(name: str) -> str:
@@ -174,16 +182,20 @@ def _error(code: str, message: str, line: int | None = None, column: int | None 
 # ------------------------------------------------------------------------------------------ compiling
 
 
+class EvalError(Exception):
+    """A rule's evaluation error: cel-cpp returns it as a value, kept here as this (never raised)."""
+
+
 @dataclass(frozen=True)
 class Compiled:
-    """One rule's expression, checked and compiled: the function to call and what it reads."""
+    """One rule's expression, checked and compiled: the native program and what it reads."""
 
     expression: str
     roots: frozenset[str]
     lists: frozenset[str]
-    function: Any = field(repr=False)
-    #: Run by celpy's interpreter (on its own Activation) rather than in transpiled form.
-    interpreted: bool = False
+    program: Any = field(repr=False)
+    #: What cel-cpp runs: the expression with each ``x in lists.name`` a call of :func:`_in_list`.
+    source: str = ""
 
 
 def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compiled:
@@ -196,7 +208,11 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
         raise _error("rules.too_large", f"A rule's expression is at most {MAX_EXPRESSION} characters.")
     _check_nesting(expression)
     try:
-        tree = _ENV.compile(expression)
+        expression.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text cel-cpp can take
+        raise _error("rules.syntax", "A rule's expression is Unicode text.", 1, exc.start + 1) from None
+    try:
+        tree = _PARSER.parse(expression)
     except CELParseError as exc:
         raise _error(
             "rules.syntax", f"Not a CEL expression: {str(exc.args[0]).splitlines()[0][:200]}", exc.line, exc.column
@@ -204,54 +220,38 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     except Exception as exc:  # lark's own errors on odd input: still a syntax error, never a crash
         raise _error("rules.syntax", f"Not a CEL expression: {type(exc).__name__}.") from None
     roots, lists, keys = _check_tree(tree, set(list_names))
-    try:
-        runner = _ENV.program(tree)
-        body = runner.tp.source_text.replace("\nCEL = ", "\nreturn ").replace("CEL = ", "return ", 1)
-        namespace: dict = {}
-        code = compile("def _rule(base_activation):\n" + textwrap.indent(body, "    "), "<rule>", "exec")
-        exec(code, _GLOBALS, namespace)  # celpy's own transpiled output, run in (a copy of) its module
-    except RecursionError:
-        raise _error("rules.too_deep", "The expression is nested too deeply.") from None
-    except Exception as exc:
-        raise _error("rules.syntax", f"The expression cannot be compiled: {type(exc).__name__}.") from None
-    compiled = Compiled(expression, frozenset(roots), frozenset(lists), namespace["_rule"])
-    sample = sample_activation(list_names, keys)
-    empty = activation(Facts(), named_lists(dict.fromkeys(list_names, ())))
-    interpreted = Compiled(expression, compiled.roots, compiled.lists, partial(_interpret, tree), interpreted=True)
-    reference = [_run(interpreted, a) for a in (sample, empty)]
-    if "has" in _functions(tree) or not all(
-        _same(_run(compiled, a), r) for a, r in zip((sample, empty), reference, strict=True)
-    ):
-        # celpy's transpiler gets some corners wrong (``has(x.y) && ...`` when ``has`` is false); its interpreter
-        # is the reference, several times slower: such a rule runs there.
-        compiled = interpreted
-    value = reference[0]
-    if isinstance(value, Exception) and _is_type_error(value):
+    source = _list_tests(tree, expression)
+    checked = _native(expression)  # its errors' lines and columns are the operator's
+    if checked.return_type() not in _BOOLEAN:
+        raise _error("rules.type", f"A rule's expression is true or false, not a {checked.return_type().name()}.")
+    program = _native(source) if source != expression else checked
+    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source)
+    value = _run(compiled, sample_activation(list_names, keys))
+    if isinstance(value, EvalError) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
-    if not isinstance(value, Exception) and not isinstance(value, celtypes.BoolType | bool):
+    if not isinstance(value, EvalError | bool):
         raise _error("rules.type", f"A rule's expression is true or false, not a {type(value).__name__}.")
     return compiled
 
 
-def _interpret(tree, act: Any) -> Any:
-    return celpy.evaluation.Evaluator(ast=tree, activation=act).evaluate()
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, Exception) or isinstance(b, Exception):
-        return isinstance(a, Exception) and isinstance(b, Exception)
-    return type(a) is type(b) and a == b
-
-
-def _functions(tree) -> set[str]:
-    """The functions and macros an expression calls (``has``, ``size``, ``exists``, …)."""
-    out = set()
-    for node in tree.iter_subtrees():
-        if node.data in ("ident_arg", "dot_ident_arg"):
-            out.add(str(node.children[0]))
-        elif node.data == "member_dot_arg":
-            out.add(str(node.children[1]))
-    return out
+def _native(expression: str) -> Any:
+    """cel-cpp's parse and type check of an expression the structural checks passed."""
+    try:
+        return _CEL.compile(expression)
+    except Exception as exc:  # the binding raises RuntimeError with cel-cpp's status text
+        text = str(exc)
+    if "recursion" in text:
+        raise _error("rules.too_deep", "The expression is nested too deeply.")
+    where = _WHERE.search(text)
+    message = (where.group(3) if where else text.splitlines()[0] if text else "")[:200]
+    if "Syntax error" in message:
+        code = "rules.syntax"
+    elif "undeclared reference" in message:
+        code = "rules.unknown_variable"
+    else:
+        code = "rules.type"
+    line, column = (int(where.group(1)), int(where.group(2))) if where else (None, None)
+    raise _error(code, f"The expression is refused: {message}", line, column)
 
 
 def _check_nesting(expression: str) -> None:
@@ -356,37 +356,102 @@ def _names_list(node) -> bool:
     return _ident_of(node) == "lists"
 
 
-def _is_type_error(exc: Exception) -> bool:
-    """Whether celpy's error is a type error (no overload of an operator or function for these types)."""
-    return "overload" in str(exc.args[:1]) or (len(exc.args) > 1 and exc.args[1] is TypeError)
+def _list_tests(tree, expression: str) -> str:
+    """``expression`` with every ``x in lists.name`` rewritten as ``safehold_in_list("name", x)``, a hash lookup in
+    Python's set of the list (:func:`_in_list`): cel-cpp converts a Python map of an activation to its own on first
+    use, which for named lists of 100,000 items is milliseconds on every detection. A named list is used in no
+    other way (its size, its keys), so every use of ``lists`` must be such a test."""
+    tests = []
+    uses = 0
+    for node in tree.iter_subtrees():
+        if node.data == "ident" and str(node.children[0]) == "lists":
+            uses += 1
+        elif (
+            node.data == "relation"
+            and len(node.children) == 2
+            and getattr(node.children[0], "data", "") == "relation_in"
+        ):
+            name = _list_member(node.children[1])
+            left = node.children[0].children[0]
+            if name is not None:
+                tests.append((node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name))
+    tests.sort()
+    nested = any(b[0] < a[1] for a, b in zip(tests, tests[1:], strict=False))
+    if uses != len(tests) or nested:
+        raise _error("rules.macro", "A named list is only tested with `x in lists.name` (not nested in another).")
+    for start, end, left_start, left_end, name in reversed(tests):
+        call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
+        expression = expression[:start] + call + expression[end:]
+    return expression
+
+
+def _list_member(node) -> str | None:
+    """The name of the list an expression is, if it is exactly ``lists.name``."""
+    while hasattr(node, "data") and len(node.children) == 1:
+        node = node.children[0]
+    if getattr(node, "data", None) == "member_dot" and _ident_of(node.children[0]) == "lists":
+        return str(node.children[1])
+    return None
+
+
+def _in_list(name: str, item: str) -> bool:
+    """``item in lists.name`` for the named lists of the evaluation running on this thread (:func:`_value`)."""
+    return item in _LISTS.sets.get(name, ())
+
+
+def _is_type_error(exc: EvalError) -> bool:
+    """Whether an evaluation error is a type error (no overload of an operator or function for these types)."""
+    return "overload" in str(exc).lower()
 
 
 def _describe(exc: Exception) -> str:
-    text = repr(exc.args[2] if len(exc.args) > 2 else exc.args)
-    return text[:200]
+    return str(exc)[:200]
 
 
 # ------------------------------------------------------------------------------------------ the activation
 
 
 def _bounded(value: Any, depth: int = 0) -> Any:
-    """JSON-like ``value`` as CEL values, strings cut to MAX_STRING, lists and maps to MAX_ITEMS, depth 4."""
+    """JSON-like ``value`` as plain CEL-ready values: strings cut to MAX_STRING, lists and maps to MAX_ITEMS,
+    depth 4, integers clamped to int64, non-finite doubles 0. Built for every detection, so the exact built-in
+    types take a short path first (``type(x) is``) and anything else (a subclass, a tuple) the general one."""
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= MAX_STRING else value[:MAX_STRING]
+    if kind is float:
+        return value if math.isfinite(value) else 0.0
+    if kind is bool:
+        return value
+    if kind is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else max(_INT64_MIN, min(_INT64_MAX, value))
     if isinstance(value, bool):
-        return celtypes.BoolType(value)
+        return bool(value)
     if isinstance(value, int):
-        return celtypes.IntType(max(-(2**63), min(2**63 - 1, value)))
+        return _bounded(int(value))
     if isinstance(value, float):
-        return celtypes.DoubleType(value if math.isfinite(value) else 0.0)
+        return _bounded(float(value))
     if isinstance(value, str):
-        return celtypes.StringType(value[:MAX_STRING])
+        return _bounded(str(value))
     if depth >= 4:
         return None
     if isinstance(value, Mapping):
-        items = list(value.items())[:MAX_ITEMS]
-        return celtypes.MapType({celtypes.StringType(str(k)[:MAX_STRING]): _bounded(v, depth + 1) for k, v in items})
+        items = value.items() if len(value) <= MAX_ITEMS else islice(value.items(), MAX_ITEMS)
+        return {
+            (k if type(k) is str and len(k) <= MAX_STRING else str(k)[:MAX_STRING]): _bounded(v, depth + 1)
+            for k, v in items
+        }
     if isinstance(value, list | tuple):
-        return celtypes.ListType([_bounded(v, depth + 1) for v in list(value)[:MAX_ITEMS]])
+        return [_bounded(v, depth + 1) for v in value[:MAX_ITEMS]]
     return None
+
+
+def _double(value: Any) -> float:
+    """A score or risk as a finite double (0 for anything else: a rule never sees NaN or a string)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
 
 
 @dataclass
@@ -412,68 +477,34 @@ class Facts:
         return frozenset(v for v in SIGNAL_VARIABLES if not getattr(self, v))
 
 
-def activation(facts: Facts, lists: Mapping[str, Any]) -> Any:
-    """A celpy activation for ``facts`` and the named lists (already CEL maps: :func:`named_lists`)."""
+#: ``report`` when the detection has no user report (shared by every such activation, never mutated).
+_NO_REPORT = {"present": False, "category": "", "count": 0, "trusted": False}
+
+
+def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, Mapping[str, frozenset[str]]]:
+    """A native activation for ``facts``, every value of its declared type (:data:`_TYPES`), built once per
+    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read. It is used
+    on the thread that built it (cel-cpp's arena is per thread)."""
     values = {
         "subject": _bounded(
             {"kind": "content", "content_id": "", "account_id": "", "media_type": "", "door": "", **facts.subject}
         ),
-        "matches": _bounded(facts.matches),
-        "scores": _bounded({k: float(v) for k, v in facts.scores.items()}),
-        "signals": _bounded(facts.signals),
-        "grooming": celtypes.DoubleType(float(facts.grooming)),
-        "solicitation": celtypes.DoubleType(float(facts.solicitation)),
+        "matches": [_bounded(m, 1) if isinstance(m, Mapping) else {} for m in facts.matches[:MAX_ITEMS]],
+        "scores": {str(k)[:MAX_STRING]: _double(v) for k, v in list(facts.scores.items())[:MAX_ITEMS]},
+        "signals": [_bounded(s, 1) if isinstance(s, Mapping) else {} for s in facts.signals[:MAX_ITEMS]],
+        "grooming": _double(facts.grooming),
+        "solicitation": _double(facts.solicitation),
         "age": _bounded({"uploader": "unknown", "reasons": [], **facts.age}),
-        "report": _bounded({"present": False, "category": "", "count": 0, "trusted": False, **facts.report}),
-        "account": _bounded(facts.account),
-        "hashes": _bounded(facts.hashes),
-        "lists": lists,
+        "report": _bounded({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
+        "account": _bounded(facts.account) if facts.account else {},
+        "hashes": [str(h)[:MAX_STRING] for h in facts.hashes[:MAX_ITEMS]],
     }
-    return Activation(values)
+    return _CEL.Activation(values), lists
 
 
-class _Fast:
-    """What a transpiled rule reads its variables from: plain attributes, and a child with the macro's variable
-    bound. celpy's own Activation resolves every name through a chain of containers (about 0.15 ms a name); a rule
-    that needs more than this gets the real one, since the save-time comparison with the interpreter sends it there."""
-
-    def __init__(self, values: Mapping[str, Any]):
-        self.__dict__.update(values)
-
-    def nested_activation(self, annotations: Any = None, vars: Mapping[str, Any] | None = None) -> _Fast:
-        return _Fast({**self.__dict__, **(vars or {})})
-
-
-class Activation:
-    """One detection's variables, for both ways a rule runs: ``fast`` for the transpiled form, ``full`` (celpy's
-    Activation, built on first use) for the interpreter."""
-
-    __slots__ = ("_full", "fast", "values")
-
-    def __init__(self, values: dict):
-        self.values = values
-        self.fast = _Fast(values)
-        self._full = None
-
-    @property
-    def full(self) -> Any:
-        if self._full is None:
-            self._full = _BASE.clone()
-            self._full.identifiers.load_values(self.values)
-        return self._full
-
-
-def named_lists(lists: Mapping[str, Iterable[str]]) -> celtypes.MapType:
-    """Named lists as CEL maps (sets, :class:`NamedList`): ``x in lists.name`` is one hash lookup."""
-    return celtypes.MapType(
-        {
-            celtypes.StringType(name): NamedList({celtypes.StringType(i): celtypes.BoolType(True) for i in items})
-            for name, items in lists.items()
-        }
-    )
-
-
-_BASE = _ENV.program(_ENV.compile("true")).tp.base_activation
+def named_lists(lists: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """Named lists as sets: ``x in lists.name`` is one hash lookup (:func:`_list_tests`)."""
+    return {str(name): frozenset(map(str, items)) for name, items in lists.items()}
 
 
 def sample_activation(list_names: Iterable[str] = (), labels: Iterable[str] = ()) -> Any:
@@ -494,12 +525,20 @@ def sample_activation(list_names: Iterable[str] = (), labels: Iterable[str] = ()
     return activation(facts, named_lists({name: ["x"] for name in list_names}))
 
 
-def _run(compiled: Compiled, act: Activation) -> Any:
-    """The rule's value, or the exception it raised (never raised further: a hostile rule cannot crash us)."""
+def _run(compiled: Compiled, act: tuple[Any, Mapping[str, frozenset[str]]]) -> Any:
+    """The rule's value as plain Python, or an :class:`EvalError` (never raised: a hostile rule cannot crash us)."""
+    return _value(compiled.program, act)
+
+
+def _value(program: Any, act: tuple[Any, Mapping[str, frozenset[str]]]) -> Any:
+    native, _LISTS.sets = act
     try:
-        return compiled.function(act.full if compiled.interpreted else act.fast)
-    except Exception as exc:  # celpy wraps most errors; a Python error inside its functions is one too
-        return exc
+        value = program.eval(native)
+        if value.type() == _ERROR:
+            return EvalError(str(value.value())[:200])
+        return value.plain_value()
+    except Exception as exc:  # the binding raises for a few errors (a duplicate key in a map literal)
+        return EvalError(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 # ------------------------------------------------------------------------------------------ the rule set
@@ -537,6 +576,20 @@ class Outcome:
     evaluated: int = 0
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Rules that read the same signal variables, run as one CEL list expression (``program``; ``None`` when it
+    would not compile, then rule by rule). ``known``: the positions of its rules that match when every signal
+    variable they read is empty (``None`` when they read an always-present variable and are always run).
+    ``typed``: every rule's checked type is bool, so the list's values are exactly true or false."""
+
+    positions: tuple[int, ...]
+    roots: frozenset[str]
+    known: tuple[int, ...] | None
+    program: Any = field(repr=False)
+    typed: bool = False
+
+
 class RuleSet:
     """The live and shadow rules of one moment, compiled; replaced whole on a change, never mutated."""
 
@@ -544,12 +597,36 @@ class RuleSet:
         self.rules = tuple(r for r in rules if r.status in ("live", "shadow"))
         self.lists = named_lists(lists or {})
         self.fingerprint = fingerprint
+        #: Skip the batches whose signals are empty (off only in the benchmark, to show what the skip is worth).
+        self.skip = True
+        self._hits = tuple(Hit(r.name, r.version, r.effect, r.status == "shadow") for r in self.rules)
         empty = activation(Facts(), self.lists)
-        # A rule's value when every signal variable it reads is empty: exact, since the rest of the activation
-        # (subject, age, lists) is then all it depends on... which is why a rule reading those is always run.
-        self._empty = {
-            r.name: _matched(_run(r.compiled, empty)) for r in self.rules if r.compiled.roots - {"lists"} <= _SKIPPABLE
-        }
+        groups: dict[frozenset[str], list[int]] = {}
+        for i, r in enumerate(self.rules):
+            groups.setdefault(r.compiled.roots - {"lists"}, []).append(i)
+        self._batches: list[_Batch] = []
+        for roots, positions in groups.items():
+            for start in range(0, len(positions), MAX_BATCH):
+                part = tuple(positions[start : start + MAX_BATCH])
+                # A rule's value when every signal variable it reads is empty: exact, since the rest of the
+                # activation (subject, age, lists) is then all it depends on... which is why a rule reading those
+                # is always run.
+                known = None
+                if roots <= _SKIPPABLE:
+                    known = tuple(i for i in part if _matched(_run(self.rules[i].compiled, empty)))
+                typed = all(self.rules[i].compiled.program.return_type() == cel.Type.BOOL for i in part)
+                self._batches.append(_Batch(part, roots, known, self._program(part), typed))
+
+    def _program(self, positions: tuple[int, ...]) -> Any:
+        """One CEL list of the rules' expressions (each on its own lines, so a trailing ``//`` comment ends
+        there), or ``None`` for a single rule or when cel-cpp refuses the whole."""
+        if len(positions) < 2:
+            return None
+        source = "[" + ",".join(f"(\n{self.rules[i].compiled.source}\n)" for i in positions) + "]"
+        try:
+            return _CEL.compile(source)
+        except Exception:  # every rule compiled alone: they still run, one by one
+            return None
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -560,30 +637,36 @@ class RuleSet:
             return out
         act = activation(facts, self.lists)
         empty = facts.empty()
-        for r in self.rules:
-            known = self._empty.get(r.name)
-            if known is not None and r.compiled.roots - {"lists"} <= empty:
-                matched = known
-            else:
-                value = _run(r.compiled, act)
-                out.evaluated += 1
-                if isinstance(value, Exception):
-                    out.errors.append(r.name)
-                    continue
-                matched = _matched(value)
-            if matched:
-                hit = Hit(r.name, r.version, r.effect, r.status == "shadow")
-                (out.shadow if hit.shadow else out.live).append(hit)
+        matched: list[int] = []
+        errors: list[int] = []
+        for batch in self._batches:
+            if self.skip and batch.known is not None and batch.roots <= empty:
+                matched.extend(batch.known)
+                continue
+            out.evaluated += len(batch.positions)
+            values = _value(batch.program, act) if batch.program is not None else None
+            if not isinstance(values, list) or len(values) != len(batch.positions):
+                # A single rule, or a batch with an erring rule (CEL makes the whole list an error): rule by rule.
+                values = [_run(self.rules[i].compiled, act) for i in batch.positions]
+                errors.extend(i for i, v in zip(batch.positions, values, strict=True) if isinstance(v, EvalError))
+            elif batch.typed:  # only true and false: the common case, at C speed
+                matched.extend(compress(batch.positions, values))
+                continue
+            matched.extend(i for i, v in zip(batch.positions, values, strict=True) if v is True)
+        for i in sorted(matched):
+            hit = self._hits[i]
+            (out.shadow if hit.shadow else out.live).append(hit)
+        out.errors = [self.rules[i].name for i in sorted(errors)]
         return out
 
 
 def _matched(value: Any) -> bool:
-    return not isinstance(value, Exception) and isinstance(value, bool | celtypes.BoolType) and bool(value)
+    return value is True
 
 
 def evaluate_one(compiled: Compiled, facts: Facts, lists: Mapping[str, Iterable[str]]) -> tuple[bool, str | None]:
     """One rule on one detection (the backtest, the save-time check): whether it matched, and its error if any."""
     value = _run(compiled, activation(facts, named_lists(lists)))
-    if isinstance(value, Exception):
+    if isinstance(value, EvalError):
         return False, _describe(value)
     return _matched(value), None
