@@ -168,7 +168,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         if isinstance(exc, OperationalError):  # the database is restarting or failing over, or stayed locked
-            log.warning("store unavailable: %s", str(exc.orig or exc).splitlines()[0][:200])
+            log.warning("store unavailable: %s", str(exc.orig or exc).partition("\n")[0][:200])
             return await _safehold_error(request, STORE_UNAVAILABLE)
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.", path=request.url.path)

@@ -62,6 +62,13 @@ def loads(raw: bytes | str, max_depth: int = MAX_DEPTH, what: str = "the request
         raise invalid_json(exc.msg, exc.pos, what) from None
     except UnicodeDecodeError as exc:
         raise invalid_json("not UTF-8 text", exc.start, what) from None
+    except ValueError:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
+        raise SafeholdError(
+            "request.number_out_of_range",
+            f"{what[0].upper()}{what[1:]} holds an integer with too many digits.",
+            status=422,
+            detail={"loc": []},
+        ) from None
     check(value, max_depth, what)
     return value
 

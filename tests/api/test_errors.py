@@ -38,6 +38,17 @@ def test_malformed_json_is_one_code_status_and_wording_on_every_route(client, ke
     assert len({r.text for r in answers.values()}) == 1  # word for word the same
 
 
+def test_an_integer_too_long_to_convert_is_a_422_not_a_500(client, keys):
+    """Python refuses to convert integer literals of more than 4,300 digits with a plain ValueError; the body
+    checks run before authentication, so every caller could otherwise turn it into a 500."""
+    body = b'{"id": ' + b"9" * 5000 + b"}"
+    for headers in ({}, keys["admin"]):
+        for url in JSON_ROUTES:
+            r = client.post(url, content=body, headers={**headers, "Content-Type": "application/json"})
+            assert r.status_code == 422, (url, r.text)
+            assert r.json()["error"]["code"] == "request.number_out_of_range", url
+
+
 def test_a_key_without_the_bearer_scheme_says_so(client, keys):
     token = keys["platform"]["Authorization"].removeprefix("Bearer ")
     for header in (token, f"Token {token}", "Bearer"):

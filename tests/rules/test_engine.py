@@ -65,6 +65,7 @@ def test_a_rule_on_empty_signals_is_not_run_but_answers_the_same():
         ("!" * 60 + "true", "rules.too_deep", 1),
         ("lists.bad_accounts.exists(x, true)", "rules.macro", 20),
         ("matches.exists(a, matches.exists(b, matches.exists(c, true)))", "rules.macro", 45),
+        ("(matches + matches).exists(a, (matches + matches).exists(b, a.bank == b.bank))", "rules.macro", None),
         ('timestamp("2020-01-01T00:00:00Z") > timestamp("2019-01-01T00:00:00Z")', "rules.unknown_function", None),
         ('"x" in lists.nope', "rules.unknown_list", None),
         ("true || " * 600 + "true", "rules.too_large", None),

@@ -55,6 +55,20 @@ def test_one_failing_item_fails_alone(svc):
     assert keys(svc) == {"a", "b", "c", "taken"}
 
 
+def test_a_waiter_that_gave_up_does_not_spoil_its_batch(svc):
+    """A cancelled request (its client left, a shutdown timeout) still has its work committed; the rest of its
+    batch is answered as usual, on the success path and on the one-failure path."""
+    with svc.db.session() as s:
+        s.execute(insert(IngestedEvent).values(key="taken", body_sha256="0" * 64, result={}))
+    group = GroupCommit(svc.db, interval_ms=300, max_batch=100)
+    futures = [group.submit("k", claim(k)) for k in ("a", "b", "c", "taken", "d")]
+    assert futures[1].cancel()
+    group.close()
+    assert futures[1].cancelled() and futures[3].exception() is not None
+    assert all(futures[i].exception() is None for i in (0, 2, 4))
+    assert keys(svc) == {"a", "b", "c", "d", "taken"}
+
+
 def test_a_returned_exception_is_raised_to_its_caller_and_the_batch_commits(svc):
     group = GroupCommit(svc.db, interval_ms=5)
 

@@ -55,6 +55,20 @@ def test_a_rotation_in_one_ring_is_seen_by_another_within_the_check_interval(tmp
     assert "hidden" in repr(a) and (tmp_path / "keys" / "instance.previous" / f"{old.hex()}.key").exists()
 
 
+def test_a_rotation_past_the_previous_key_limit_is_refused_before_it_installs(tmp_path, monkeypatch):
+    """A ring over the limit would not load in any process: the rotation that would cross it is refused and the
+    ring stays as it was."""
+    monkeypatch.setattr("safehold.store.keyring.MAX_PREVIOUS", 2)
+    r = ring(tmp_path, check=0)
+    install_new_key(r)
+    install_new_key(r)
+    current = r.current_id
+    with pytest.raises(SafeholdError) as exc:
+        install_new_key(r)
+    assert exc.value.code == "keys.too_many"
+    assert ring(tmp_path).current_id == current and len(ring(tmp_path).previous_ids()) == 2
+
+
 def test_derived_secrets_stay_and_a_ring_without_its_derivation_secret_is_refused(tmp_path):
     r = ring(tmp_path, check=0)
     label = r.derive(b"names")

@@ -268,6 +268,18 @@ def _check_nesting(expression: str) -> None:
         raise _error("rules.too_deep", f"At most {MAX_NESTING} unary operators in a row.", 1, m.start() + 1)
 
 
+def _computed(target) -> bool:
+    """Whether a macro's target holds a ``+`` (list concatenation): the one way a target grows beyond the
+    activation's bounded lists and the expression's own literals."""
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if node.data == "addition_add":
+            return True
+        stack.extend(c for c in node.children if c is not None and hasattr(c, "data"))
+    return False
+
+
 def _check_tree(tree, list_names: set[str]) -> tuple[set[str], set[str], set[str]]:
     """Walk the tree without recursion: bound its size, and collect the variables, the named lists and the
     score labels (``scores.nudity``) it reads."""
@@ -294,6 +306,14 @@ def _check_tree(tree, list_names: set[str]) -> tuple[set[str], set[str], set[str
                 if depth > MAX_MACRO_DEPTH:
                     raise _error(
                         "rules.macro", f"Macros nest at most {MAX_MACRO_DEPTH} deep.", method.line, method.column
+                    )
+                if _computed(node.children[0]):
+                    raise _error(
+                        "rules.macro",
+                        "A macro runs over a variable or a list literal, not a list computed with `+` (two nested "
+                        "macros over concatenated lists multiply into millions of steps).",
+                        method.line,
+                        method.column,
                     )
                 if _names_list(node.children[0]):
                     raise _error(

@@ -43,7 +43,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,8 +178,7 @@ class GroupCommit:
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("group commit failed")
                 for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                    _settle(item.future, error=exc)
             finally:
                 with self._lock:
                     self._waiting -= len(batch)
@@ -201,18 +200,18 @@ class GroupCommit:
                             raise
             except Exception as exc:
                 if failed is not None:  # that item alone: answer it, run the others again
-                    failed[0].future.set_exception(failed[1])
+                    _settle(failed[0].future, error=failed[1])
                     pending.remove(failed[0])
                     continue
                 if len(pending) == 1:
-                    pending[0].future.set_exception(exc)
+                    _settle(pending[0].future, error=exc)
                     return
                 log.warning("a batch of %d failed to commit (%s); committing its items one by one", len(pending), exc)
                 for item in pending:
                     self._alone(item)
                 return
             for item, result in zip(pending, results, strict=True):
-                item.future.set_result(result)
+                _settle(item.future, result)
             return
 
     def _alone(self, item: _Item) -> None:
@@ -220,6 +219,18 @@ class GroupCommit:
             with self.db.session() as s:
                 result = item.work(s)
         except Exception as exc:
-            item.future.set_exception(exc)
+            _settle(item.future, error=exc)
         else:
-            item.future.set_result(result)
+            _settle(item.future, result)
+
+
+def _settle(future: Future, result: Any = None, *, error: BaseException | None = None) -> None:
+    """Answer ``future`` unless its waiter gave up (a cancelled request): what its work wrote stands either way
+    (a client's retry finds it), and one cancelled waiter must not spoil the answers of the rest of its batch."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:  # cancelled (or already answered)
+        pass

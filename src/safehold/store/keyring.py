@@ -26,7 +26,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -45,8 +45,8 @@ class KeySource:
 
     kind: str
     key_file: Path
-    env_value: str | None = None
-    env_previous: str | None = None
+    env_value: str | None = field(default=None, repr=False)  # key material: never in a repr or a log
+    env_previous: str | None = field(default=None, repr=False)
     check_seconds: float = 5.0
 
     @property
@@ -234,13 +234,18 @@ def install_new_key(ring: Keyring) -> bytes:
     source = ring.source
     if source.env_value:
         raise SafeholdError("keys.env_given", f"{source.env_name} is given by environment: rotate it there.")
+    ring.reload(force=True)
+    if len(ring.previous_ids()) >= MAX_PREVIOUS:  # checked before installing: a ring over the limit would not load
+        raise SafeholdError(
+            "keys.too_many", f"{MAX_PREVIOUS} previous {source.kind} keys are held already: retire some first."
+        )
     pin_derive(ring)
-    old = source.key_file.read_text().strip()
-    old_id = ring.current_id
+    old = decode(source.key_file.read_text().strip(), str(source.key_file))
+    old_id = LocalKey(old).id  # from the file itself, not the ring in memory (which another process may have moved on)
     source.previous_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept = source.previous_dir / f"{old_id.hex()}.key"
     if not kept.exists():
-        write_private(kept, decode(old, str(source.key_file)))
+        write_private(kept, old)
     new = os.urandom(KEY_BYTES)
     new_id = LocalKey(new).id
     source.marker_file.write_text(new_id.hex() + "\n")
