@@ -292,28 +292,6 @@ def safehold_bank(env: dict, hashes: list[str], reload: bool, work: Path) -> dic
 # ------------------------------------------------------------------ measuring
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MB."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except OSError:
-                continue
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-        todo.extend(children.get(current, []))
-    return round(total / 1024, 1)
-
-
 def is_hit(body: bytes) -> bool:
     """Whether an answer reports a match: HMA's ``{bank: [...]}`` / ``{pdq: {bank: [...]}}``, or Safehold's scan."""
     answer = json.loads(body)
@@ -342,7 +320,7 @@ def part(name: str, base: str, token: str, pid: int, make, expected, args) -> di
     check(base, token, make, expected)
     runs, best = loadgen.sweep(base, token, make, args.rates, args.seconds, pid=pid, p99_ms=args.p99_ms)
     print(f"  {name}: best {best}/s; " + ", ".join(f"{r['rate']}/s p99 {r['p99_ms']} ms" for r in runs), flush=True)
-    return {"best_rate": best, "runs": runs, "rss_mb": rss_mb(pid)}
+    return {"best_rate": best, "runs": runs, "rss_mb": loadgen.rss_mb(pid)}
 
 
 def main() -> None:
@@ -403,7 +381,7 @@ def main() -> None:
     hma.start(args.workers, args.hma_threads)
     result["setup"]["start_s"] = {"safehold": round(t1 - t0, 1), "hma": round(time.perf_counter() - t1, 1)}
     servers = {"safehold": (safehold.base, token, safehold.proc.pid), "hma": (hma.base, "", hma.proc.pid)}
-    result["rss_mb_idle"] = {name: rss_mb(pid) for name, (_, _, pid) in servers.items()}
+    result["rss_mb_idle"] = {name: loadgen.rss_mb(pid) for name, (_, _, pid) in servers.items()}
 
     def lookup(i: int) -> loadgen.Request:
         signal = work.queries[i % len(work.queries)][0]

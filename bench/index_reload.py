@@ -28,6 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import loadgen  # noqa: E402
 from machine_info import machine  # noqa: E402
 from server import Server  # noqa: E402
 
@@ -40,20 +41,6 @@ CLIENT_THREADS = 8
 
 def random_hashes(n: int, rng: random.Random) -> list[str]:
     return [f"{rng.getrandbits(256):064x}" for _ in range(n)]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its children (the API processes of ``--workers``), in MB."""
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
-        except OSError:
-            continue
-        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-    return total
 
 
 def slope(points: list[tuple[float, float]]) -> float | None:
@@ -128,7 +115,7 @@ def main() -> None:
         while time.monotonic() - start < args.minutes * 60:
             now = time.monotonic()
             if now >= next_sample:
-                samples.append({"minute": round((now - start) / 60, 3), "rss_mb": round(rss_mb(server.proc.pid), 1),
+                samples.append({"minute": round((now - start) / 60, 3), "rss_mb": loadgen.rss_mb(server.proc.pid),
                                 "index_mb": index_memory_mb(client)})  # fmt: skip
                 next_sample += args.sample_seconds
             values = [f"{rng.getrandbits(256):064x}" for _ in range(args.changes // 2)]

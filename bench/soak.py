@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 import http.server
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -60,28 +59,6 @@ def md5(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- processes
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, in MB (0 when it is gone)."""
-    total, todo = 0, [pid]
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except OSError:
-                continue
-    while todo:
-        current = todo.pop()
-        todo.extend(children.get(current, []))
-        try:
-            with open(f"/proc/{current}/status") as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue
-    return round(total / 1024, 1)
 
 
 class Receiver:
@@ -160,8 +137,8 @@ class Stack:
         return time.monotonic() - began
 
     def rss(self) -> dict[str, float]:
-        out = {"server": rss_mb(self.server.proc.pid)}
-        out.update({name: rss_mb(proc.pid) for name, proc in self.workers.items()})
+        out = {"server": loadgen.rss_mb(self.server.proc.pid)}
+        out.update({name: loadgen.rss_mb(proc.pid) for name, proc in self.workers.items()})
         return out
 
     def stop(self) -> None:
