@@ -108,6 +108,15 @@ BEYOND_THE_SCHEMA = {
     "transparency.bad_period": "a period name that is no calendar period, or one out of range",
     "transparency.bad_row": "a drill-down row named by something other than the figure's dimensions",
     "transparency.no_records": "a drill-down of a figure counted from aggregate counters",
+    # A rule's expression is CEL, parsed and type-checked against the variables and the named lists in the store.
+    "rules.syntax": "a rule expression that does not parse as CEL",
+    "rules.type": "a rule expression that is not a boolean or mixes types",
+    "rules.macro": "a rule expression with a macro over a computed list",
+    "rules.too_deep": "a rule expression nested too deeply",
+    "rules.too_large": "a rule expression with too many nodes",
+    "rules.unknown_variable": "a rule expression naming no variable",
+    "rules.unknown_function": "a rule expression calling a function not allowed",
+    "rules.unknown_list": "a rule expression reading a named list that does not exist",
 }
 
 

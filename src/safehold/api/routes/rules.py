@@ -19,7 +19,9 @@ from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.rules.book import LIST_KINDS, MAX_DESCRIPTION
-from safehold.rules.engine import MAX_EXPRESSION, MAX_LIST_ITEMS, NAME_PATTERN
+from safehold.actions.webhooks import ACTION_KINDS
+from safehold.cases.taxonomy import QUEUES
+from safehold.rules.engine import MAX_EXPRESSION, MAX_LIST_ITEMS, NAME_PATTERN, PRIORITIES
 from safehold.services import Services
 
 router = APIRouter(prefix="/v1/rules", tags=["rules"], route_class=ContractRoute)
@@ -32,16 +34,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Param = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class OpenCase(_Strict):
+    type: Literal["open_case"]
+    priority: Literal[PRIORITIES]  # type: ignore[valid-type]
+    category: Param | None = None
+
+
+class AddLabel(_Strict):
+    type: Literal["add_label"]
+    label: Param
+
+
+class Action(_Strict):
+    type: Literal["action"]
+    name: Literal[ACTION_KINDS]  # type: ignore[valid-type]
+
+
+class RouteToQueue(_Strict):
+    type: Literal["route_to_queue"]
+    queue: Literal[QUEUES]  # type: ignore[valid-type]
+
+
+class EscalateToReporting(_Strict):
+    type: Literal["escalate_to_reporting"]
+
+
+#: A rule's effect, stated whole in the schema (:data:`safehold.rules.engine.EFFECTS` checks the same again).
+Effect = Annotated[OpenCase | AddLabel | Action | RouteToQueue | EscalateToReporting, Field(discriminator="type")]
+
+
+def _effect(effect: BaseModel | None) -> dict | None:
+    return None if effect is None else effect.model_dump(exclude_none=True)
+
+
 class RuleIn(_Strict):
     name: str = Field(min_length=1, max_length=48, json_schema_extra={"pattern": NAME_PATTERN})
     expression: str = Field(min_length=1, max_length=MAX_EXPRESSION, description="A CEL expression (docs/rules.md).")
-    effect: dict = Field(description='{"type": "open_case", "priority": "P1"}, {"type": "add_label", "label": …}, …')
+    effect: Effect
     description: str = Field("", max_length=MAX_DESCRIPTION)
 
 
 class RuleEdit(_Strict):
     expression: str | None = Field(None, min_length=1, max_length=MAX_EXPRESSION)
-    effect: dict | None = None
+    effect: Effect | None = None
     description: str | None = Field(None, max_length=MAX_DESCRIPTION)
 
 
@@ -72,7 +110,7 @@ def list_rules(svc: Services = Depends(services), _=Depends(ADMIN)) -> dict:
 
 @router.post("", summary="Write a new rule (version 1, a draft)", status_code=201)
 def create(body: RuleIn, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
-    return svc.rules.create(body.name, body.expression, body.effect, who.label, description=body.description)
+    return svc.rules.create(body.name, body.expression, _effect(body.effect), who.label, description=body.description)
 
 
 @router.get("/lists", summary="The named lists rules read with `in`")
@@ -92,7 +130,7 @@ def show(name: RuleName, svc: Services = Depends(services), _=Depends(ADMIN)) ->
 
 @router.patch("/{name}", summary="Edit a rule: a new version with its diff (a live version keeps running)")
 def edit(name: RuleName, body: RuleEdit, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
-    return svc.rules.edit(name, who.label, expression=body.expression, effect=body.effect, description=body.description)
+    return svc.rules.edit(name, who.label, expression=body.expression, effect=_effect(body.effect), description=body.description)
 
 
 @router.delete("/{name}", summary="Delete a rule and its versions")
