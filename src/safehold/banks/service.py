@@ -27,6 +27,7 @@ from safehold.audit import AuditService
 from safehold.banks.formats import EntryRecord, ImportIssue, normalize_category, read, write
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.signals import registry
+from safehold.store.bulk import insert_unnest
 from safehold.store.db import Database
 from safehold.store.models import Bank, BankEntry, BankEntryPublisher, ImportJob, IndexChange, utcnow
 
@@ -401,15 +402,17 @@ class BankService:
             if key not in seen:
                 seen.add(key)
                 unique.append(r)
-        dialect_insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
+        postgres = s.bind.dialect.name == "postgresql"
+        dialect_insert = pg_insert if postgres else sqlite_insert
         # Through the table, not the ORM entity: the ORM's bulk path costs more per row than SQLite's insert itself.
         table = BankEntry.__table__
-        stmt = (
-            dialect_insert(table)
-            .on_conflict_do_nothing(index_elements=["bank_id", "signal_type", "fingerprint"])
-            .returning(table.c.id, table.c.bank_id, table.c.signal_type, table.c.value, table.c.enabled)
-        )
-        added = s.execute(stmt, unique).all()
+        conflict = ["bank_id", "signal_type", "fingerprint"]
+        returned = ["id", "bank_id", "signal_type", "value", "enabled"]
+        if postgres:  # one statement of one array per column (safehold.store.bulk)
+            added = insert_unnest(s, table, unique, conflict=conflict, returning=returned)
+        else:
+            stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
+            added = s.execute(stmt.returning(*(table.c[c] for c in returned)), unique).all()
         published = [(r, publisher or publisher_of(r["source"])) for r in rows]
         published = [(r, p) for r, p in published if p is not None]
         if published:
@@ -1212,7 +1215,10 @@ def _append_changes(s: Session, changes: list[dict]) -> None:
     """Append to the index change log, taking its writers' lock only now (it is held until the commit)."""
     if changes:
         lock_changes(s)
-        s.execute(insert(IndexChange.__table__), changes)
+        if s.bind.dialect.name == "postgresql" and len(changes) > 1:
+            insert_unnest(s, IndexChange.__table__, changes)
+        else:
+            s.execute(insert(IndexChange.__table__), changes)
 
 
 def lock_changes(s: Session) -> None:

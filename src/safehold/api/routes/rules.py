@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from safehold.actions.webhooks import ACTION_KINDS
 from safehold.api.contract import ContractRoute, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
-from safehold.rules.book import LIST_KINDS, MAX_DESCRIPTION
-from safehold.actions.webhooks import ACTION_KINDS
 from safehold.cases.taxonomy import QUEUES
+from safehold.rules.book import LIST_KINDS, MAX_DESCRIPTION
 from safehold.rules.engine import MAX_EXPRESSION, MAX_LIST_ITEMS, NAME_PATTERN, PRIORITIES
 from safehold.services import Services
 
@@ -130,7 +130,9 @@ def show(name: RuleName, svc: Services = Depends(services), _=Depends(ADMIN)) ->
 
 @router.patch("/{name}", summary="Edit a rule: a new version with its diff (a live version keeps running)")
 def edit(name: RuleName, body: RuleEdit, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
-    return svc.rules.edit(name, who.label, expression=body.expression, effect=_effect(body.effect), description=body.description)
+    return svc.rules.edit(
+        name, who.label, expression=body.expression, effect=_effect(body.effect), description=body.description
+    )
 
 
 @router.delete("/{name}", summary="Delete a rule and its versions")
