@@ -71,8 +71,34 @@ STORE_UNAVAILABLE = SafeholdError(
     status=503,
     headers={"Retry-After": "1"},
 )
+#: What a write answers when the database cannot store anything more until an operator acts: its disk is full or
+#: it is read-only (a SQLite file or directory without write permission, a PostgreSQL standby or read-only
+#: transaction). Still a 503 (the request was not recorded; retrying later is safe), but a longer Retry-After and
+#: an error in the log, not a warning: this does not pass by itself.
+STORE_FULL = SafeholdError(
+    "store.unwritable",
+    "The database cannot store anything now (its disk is full or it is read-only); an operator has been told. "
+    "Retry later with the same ids and idempotency keys.",
+    status=503,
+    headers={"Retry-After": "60"},
+)
+#: How the drivers say "full" or "read-only": SQLSTATE classes 53 (insufficient resources: disk full, out of
+#: memory) and 25006 (read-only transaction) on PostgreSQL, SQLite's SQLITE_FULL / SQLITE_READONLY messages.
+_UNWRITABLE_SQLSTATES = ("53100", "25006")
+_UNWRITABLE_MESSAGES = ("database or disk is full", "attempt to write a readonly database", "disk i/o error")
 
 log = logging.getLogger(__name__)
+
+
+def store_error(exc: OperationalError) -> SafeholdError:
+    """The answer to a database error: :data:`STORE_FULL` when the store cannot write until someone acts, else
+    :data:`STORE_UNAVAILABLE` (a restart, a failover, a lock held past its timeout: it passes)."""
+    orig = exc.orig or exc
+    if getattr(orig, "sqlstate", None) in _UNWRITABLE_SQLSTATES:
+        return STORE_FULL
+    message = str(orig).lower()
+    return STORE_FULL if any(m in message for m in _UNWRITABLE_MESSAGES) else STORE_UNAVAILABLE
+
 
 HTTP_CODES = {
     400: "request.bad",
@@ -167,9 +193,11 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        if isinstance(exc, OperationalError):  # the database is restarting or failing over, or stayed locked
-            log.warning("store unavailable: %s", str(exc.orig or exc).partition("\n")[0][:200])
-            return await _safehold_error(request, STORE_UNAVAILABLE)
+        if isinstance(exc, OperationalError):  # the database is restarting or failing over, stayed locked, or full
+            answer = store_error(exc)
+            level = logging.ERROR if answer is STORE_FULL else logging.WARNING
+            log.log(level, "store %s: %s", answer.code, str(exc.orig or exc).partition("\n")[0][:200])
+            return await _safehold_error(request, answer)
         log.exception("unhandled error")
         return _error(500, "server.error", "Internal error; it has been logged.", path=request.url.path)
 

@@ -122,19 +122,38 @@ def test_every_error_code_raised_is_documented():
     assert [p for p in patterns if not any(re.fullmatch(p, d) for d in documented)] == []
 
 
-def test_a_database_that_went_away_answers_503_with_retry_after(svc, keys, monkeypatch):
-    """A PostgreSQL restart or failover is transient: the client is told to retry (bench/faults.py), not that
-    Safehold has a bug."""
+class _DriverError(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("orig", "code", "retry_after"),
+    [
+        # A PostgreSQL restart or failover is transient: the client is told to retry soon (bench/faults.py), not
+        # that Safehold has a bug.
+        (_DriverError("connection refused\nis the server running?"), "store.unavailable", "1"),
+        (_DriverError("database is locked"), "store.unavailable", "1"),
+        # A full disk or a read-only store does not pass by itself: retry much later (and the log says error).
+        (_DriverError("could not extend file: No space left on device", "53100"), "store.unwritable", "60"),
+        (_DriverError("cannot execute INSERT in a read-only transaction", "25006"), "store.unwritable", "60"),
+        (_DriverError("database or disk is full"), "store.unwritable", "60"),
+        (_DriverError("attempt to write a readonly database"), "store.unwritable", "60"),
+    ],
+    ids=["gone", "locked", "pg-full", "pg-read-only", "sqlite-full", "sqlite-read-only"],
+)
+def test_a_database_error_answers_503_saying_whether_it_passes(svc, keys, monkeypatch, orig, code, retry_after):
     from fastapi.testclient import TestClient
     from sqlalchemy.exc import OperationalError
 
     from safehold.app import create_app
 
-    def unreachable():
-        raise OperationalError("SELECT 1", {}, Exception("connection refused\nis the server running?"))
+    def failing():
+        raise OperationalError("SELECT 1", {}, orig)
 
-    monkeypatch.setattr(svc.banks, "list", unreachable)
+    monkeypatch.setattr(svc.banks, "list", failing)
     with TestClient(create_app(svc, background=False), raise_server_exceptions=False) as client:
         r = client.get("/v1/banks", headers=keys["admin"])
-    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
-    assert r.json()["error"]["code"] == "store.unavailable"
+    assert r.status_code == 503 and r.headers["Retry-After"] == retry_after
+    assert r.json()["error"]["code"] == code
