@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
 MAX_DESCRIPTION = 4000
+COMPARE_ROWS = 50_000  # shadow hits (and live rule signals) a comparison reads at most
 LIST_KINDS = ("terms", "hashes", "accounts")
 _SHADOW_HELD = "rules.shadow_held"  # Session.info: shadow hits waiting for the detection's transaction to commit
 
@@ -87,6 +88,7 @@ class RuleBook(HotReloaded):
         self._pending_lock = threading.Lock()
         self.dropped = 0
         self.errors: dict[str, int] = {}
+        self.live_hits: dict[str, int] = {}  # live matches in this process since it started, like ``errors``
 
     # ---------------------------------------------------------------- the rule set
 
@@ -133,6 +135,8 @@ class RuleBook(HotReloaded):
         out = ruleset.evaluate(facts)
         for name in out.errors:
             self.errors[name] = self.errors.get(name, 0) + 1
+        for h in out.live:
+            self.live_hits[h.rule] = self.live_hits.get(h.rule, 0) + 1
         shadow = []
         if out.shadow:
             live = [h.rule for h in out.live]
@@ -194,9 +198,12 @@ class RuleBook(HotReloaded):
     # ---------------------------------------------------------------- reading
 
     def all_rules(self) -> list[dict]:
+        """Every rule's summary, with ``shadow_hits``: what it recorded in shadow, all time."""
+        self.flush()
         with self.db.session() as s:
             rows = s.scalars(select(RuleRow).order_by(RuleRow.name)).all()
-            return [self._summary(s, r) for r in rows]
+            shadow = dict(s.execute(select(RuleShadowHit.rule, func.count()).group_by(RuleShadowHit.rule)).all())
+            return [{**self._summary(s, r), "shadow_hits": shadow.get(r.name, 0)} for r in rows]
 
     def show(self, name: str) -> dict:
         with self.db.session() as s:
@@ -226,19 +233,63 @@ class RuleBook(HotReloaded):
             return {
                 "name": name,
                 "total": total,
-                "hits": [
-                    {
-                        "version": h.version,
-                        "effect": h.effect,
-                        "content_id": h.content_id,
-                        "account_id": h.account_id,
-                        "door": h.door,
-                        "live": h.live,
-                        "case_id": h.case_id,
-                        "at": iso(h.at),
-                    }
-                    for h in hits
-                ],
+                "hits": [_hit_dict(h) for h in hits],
+            }
+
+    def compare(self, name: str, days: int = 7, examples: int = 20) -> dict:
+        """A shadow rule beside the live set over the last ``days`` days: how often it would have acted, how often
+        a live rule matched the same detection too (overlap) or none did, the detections it would have opened a
+        case for where none was opened, which live rules it overlapped with, and what the live rules opened
+        meanwhile. Reads at most :data:`COMPARE_ROWS` shadow hits and as many rule signals (``truncated``)."""
+        if not isinstance(days, int) or not 1 <= days <= 365:
+            raise SafeholdError("rules.invalid_backtest", "A comparison covers 1 to 365 days.")
+        examples = max(1, min(int(examples), 100))
+        self.flush()
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        with self.db.session() as s:
+            row = _row(s, name)
+            hits = s.scalars(
+                select(RuleShadowHit)
+                .where(RuleShadowHit.rule == name, RuleShadowHit.at >= since)
+                .order_by(RuleShadowHit.id.desc())
+                .limit(COMPARE_ROWS)
+            ).all()
+            opened = s.scalars(
+                select(CaseSignal)
+                .where(CaseSignal.signal_type == "rule", CaseSignal.at >= since)
+                .order_by(CaseSignal.id.desc())
+                .limit(COMPARE_ROWS)
+            ).all()
+            truncated = len(hits) >= COMPARE_ROWS or len(opened) >= COMPARE_ROWS
+            overlap, alone, unopened, with_live = [], [], [], {}
+            for h in hits:
+                (overlap if h.live else alone).append(h)
+                for other in h.live:
+                    with_live[other] = with_live.get(other, 0) + 1
+                if h.effect.get("type") == "open_case" and h.case_id is None:
+                    unopened.append(h)
+            live_cases: dict[str, set] = {}
+            for sig in opened:
+                rule = (sig.detail or {}).get("rule")
+                if isinstance(rule, str):
+                    live_cases.setdefault(rule, set()).add(sig.case_id)
+            return {
+                "name": name,
+                "status": row.status,
+                "days": days,
+                "hits": len(hits),
+                "overlap": len(overlap),
+                "shadow_only": len(alone),
+                "would_open": len(unopened),
+                "cases": len({h.case_id for h in hits if h.case_id is not None}),
+                "with_live": dict(sorted(with_live.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "live_opened": {k: len(v) for k, v in sorted(live_cases.items())},
+                "examples": {
+                    "would_open": [_hit_dict(h) for h in unopened[:examples]],
+                    "overlap": [_hit_dict(h) for h in overlap[:examples]],
+                    "shadow_only": [_hit_dict(h) for h in alone[:examples]],
+                },
+                "truncated": truncated,
             }
 
     def _summary(self, s: Session, row: RuleRow) -> dict:
@@ -254,6 +305,7 @@ class RuleBook(HotReloaded):
             "description": v.description,
             "approved": v.approved_by is not None,
             "errors": self.errors.get(row.name, 0),
+            "live_hits": self.live_hits.get(row.name, 0),
             "updated_by": row.updated_by,
             "updated_at": iso(row.updated_at),
         }
@@ -683,6 +735,19 @@ def _diff(old_expr: str, old_effect: dict, new_expr: str, new_effect: dict) -> s
     return "\n".join(
         difflib.unified_diff(text(old_expr, old_effect), text(new_expr, new_effect), "before", "after", lineterm="")
     )
+
+
+def _hit_dict(h: RuleShadowHit) -> dict:
+    return {
+        "version": h.version,
+        "effect": h.effect,
+        "content_id": h.content_id,
+        "account_id": h.account_id,
+        "door": h.door,
+        "live": h.live,
+        "case_id": h.case_id,
+        "at": iso(h.at),
+    }
 
 
 def _version_dict(v: RuleVersion) -> dict:
