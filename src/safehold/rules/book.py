@@ -388,7 +388,9 @@ class RuleBook(HotReloaded):
             row = _row(s, name)
             v = _version(s, name, version or row.version)
             if actor == v.created_by or person in (v.created_by, v.author):
-                raise SelfApproval("A rule version is approved by an admin other than its author.")
+                raise SafeholdError(
+                    "rules.self_approval", "A rule version is approved by an admin other than its author.", status=403
+                )
             if v.approved_by is None:
                 v.approved_by, v.approver, v.approved_at = actor, person, dt.datetime.now(dt.UTC)
                 self.audit.record(s, actor, "rules.approve", f"rule:{name}", {"version": v.version})
@@ -502,7 +504,11 @@ class RuleBook(HotReloaded):
             if row.pending_items is None:
                 raise Conflict("rules.no_pending_list", f"The list {name!r} has no change waiting for approval.")
             if actor == row.pending_by or person in (row.pending_by, row.pending_author):
-                raise SelfApproval("A change to a named list is approved by an admin other than its author.")
+                raise SafeholdError(
+                    "rules.self_approval",
+                    "A change to a named list is approved by an admin other than its author.",
+                    status=403,
+                )
             row.kind, row.items, row.version = row.pending_kind, row.pending_items, row.version + 1
             row.updated_by = row.pending_by
             detail = {"items": len(row.items), "by": row.pending_by}
@@ -690,11 +696,6 @@ def _version(s: Session, name: str, version: int) -> RuleVersion:
     if v is None:
         raise NotFound("rules.version_not_found", f"Rule {name!r} has no version {version}.", detail={"name": name})
     return v
-
-
-class SelfApproval(SafeholdError):
-    def __init__(self, message: str):
-        super().__init__("rules.self_approval", message, status=403)
 
 
 def _list_row(s: Session, name: str) -> RuleList:
