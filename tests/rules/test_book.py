@@ -218,3 +218,17 @@ def test_a_list_a_live_rule_reads_changes_only_with_a_second_admin(svc):
     with pytest.raises(SafeholdError) as exc:
         svc.rules.approve_list("watched", "bob")
     assert exc.value.code == "rules.no_pending_list"
+
+
+def test_the_shadow_comparison_with_the_live_set(svc):
+    _live(svc, "live-groom", GROOMING, {"type": "open_case", "priority": "P2"})
+    svc.rules.create("s", 'subject.account_id.startsWith("u")', {"type": "open_case", "priority": "P1"}, "alice")
+    svc.rules.set_status("s", "shadow", "alice")
+    opened = _event(svc, "k1", account="u1", confidence=0.95)["cases"][0]["id"]  # the live rule matched too
+    _event(svc, "k2", account="u2", confidence=None)  # nothing else would have opened a case
+    out = svc.rules.compare("s", days=1)
+    assert (out["hits"], out["overlap"], out["shadow_only"], out["would_open"]) == (2, 1, 1, 1)
+    assert out["with_live"] == {"live-groom": 1} and out["live_opened"] == {"live-groom": 1}
+    assert out["examples"]["overlap"][0]["case_id"] == opened
+    assert out["examples"]["would_open"][0]["account_id"] == "u2" and out["truncated"] is False
+    assert svc.rules.all_rules()[1]["shadow_hits"] == 2 and svc.rules.all_rules()[0]["live_hits"] == 1
