@@ -455,8 +455,17 @@ class RuleBook(HotReloaded):
 
     def live_readers(self, name: str) -> list[str]:
         """The live rules whose running version reads the named list."""
+        return self.readers().get(name, [])
+
+    def readers(self) -> dict[str, list[str]]:
+        """Each named list's live readers (the rules whose running version reads it), as the rule set now is."""
         self.sync()
-        return sorted(r.name for r in self.current().rules if r.status == "live" and name in r.compiled.lists)
+        out: dict[str, list[str]] = {}
+        for r in self.current().rules:
+            if r.status == "live":
+                for name in r.compiled.lists:
+                    out.setdefault(name, []).append(r.name)
+        return {k: sorted(v) for k, v in out.items()}
 
     def put_list(self, name: str, kind: str, items: Sequence[str], actor: str, *, person: str | None = None) -> dict:
         """Create or replace a named list (terms, hashes or accounts) rules test with ``in``.

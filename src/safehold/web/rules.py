@@ -201,9 +201,9 @@ def named_lists(
 
 
 def _lists_page(request: Request, svc: Services, who: Staff, status: int = 200, **context) -> Response:
-    lists = svc.rules.lists()
+    lists, readers = svc.rules.lists(), svc.rules.readers()
     for item in lists:
-        item["read_by"] = svc.rules.live_readers(item["name"])
+        item["read_by"] = readers.get(item["name"], [])
     return page(
         request, "rule_lists.html", status=status, lists=lists, kinds=LIST_KINDS, me=who.principal.person,
         max_items=MAX_LIST_ITEMS, **{"editing": None, "problem": None, **context},
