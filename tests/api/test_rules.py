@@ -37,5 +37,29 @@ def test_a_bad_expression_is_refused_with_its_position(client, keys):
 
 def test_named_lists(client, keys):
     r = client.put("/v1/rules/lists/watched", json={"kind": "accounts", "items": ["u1"]}, headers=keys["admin"])
-    assert r.json() == {"name": "watched", "kind": "accounts", "items": 1}
+    assert r.json() == {"name": "watched", "kind": "accounts", "items": 1, "pending": False}
     assert client.get("/v1/rules/lists", headers=keys["admin"]).json()["lists"][0]["name"] == "watched"
+
+
+def test_a_key_an_admin_made_is_her_when_approving(client, svc):
+    """Review finding: approval compared labels, so alice approved her own rule through an admin key she made."""
+    own = {"Authorization": f"Bearer {svc.apikeys.create('alice-bot', 'admin', created_by='user:alice').token}"}
+    other = {"Authorization": f"Bearer {svc.apikeys.create('alice-bot-2', 'admin', created_by='user:alice').token}"}
+    bob = {"Authorization": f"Bearer {svc.apikeys.create('bob-bot', 'admin', created_by='user:bob').token}"}
+    body = {"name": "groom", "expression": GROOMING, "effect": {"type": "add_label", "label": "groom"}}
+    assert client.post("/v1/rules", json=body, headers=own).status_code == 201
+    r = client.post("/v1/rules/groom/approve", json={}, headers=other)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "rules.self_approval"
+    assert client.post("/v1/rules/groom/approve", json={}, headers=bob).json()["approved"] is True
+    # A list the live rule reads: alice's change waits for bob.
+    client.put("/v1/rules/lists/watched", json={"kind": "accounts", "items": ["u1"]}, headers=own)
+    body = {"name": "w", "expression": "subject.account_id in lists.watched", "effect": body["effect"]}
+    client.post("/v1/rules", json=body, headers=own)
+    client.post("/v1/rules/w/approve", json={}, headers=bob)
+    assert client.post("/v1/rules/w/status", json={"status": "live"}, headers=own).json()["status"] == "live"
+    r = client.put("/v1/rules/lists/watched", json={"kind": "accounts", "items": ["u1", "u2"]}, headers=own)
+    assert r.json()["pending"] is True
+    r = client.post("/v1/rules/lists/watched/approve", headers=other)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "rules.self_approval"
+    r = client.post("/v1/rules/lists/watched/approve", headers=bob)
+    assert r.status_code == 200 and r.json()["items"] == 2 and r.json()["pending"] is None

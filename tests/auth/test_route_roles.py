@@ -59,6 +59,7 @@ EXPECTED = {
     ("POST", "/v1/rules"): Permission.RULES_MANAGE,
     ("GET", "/v1/rules/lists"): Permission.RULES_MANAGE,
     ("PUT", "/v1/rules/lists/{name}"): Permission.RULES_MANAGE,
+    ("POST", "/v1/rules/lists/{name}/approve"): Permission.RULES_MANAGE,
     ("GET", "/v1/rules/{name}"): Permission.RULES_MANAGE,
     ("PATCH", "/v1/rules/{name}"): Permission.RULES_MANAGE,
     ("DELETE", "/v1/rules/{name}"): Permission.RULES_MANAGE,

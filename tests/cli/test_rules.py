@@ -24,3 +24,18 @@ def test_rules_cli_life_cycle(cli):
     assert "v2 by alice" in cli("rules", "show", "g").output
     assert json.loads(cli("rules", "disable", "g", "--json").output)["status"] == "disabled"
     cli("rules", "create", "bad", "grooming >", "--effect", effect, code=2)
+
+
+def test_named_lists_from_the_cli(cli, tmp_path):
+    items = tmp_path / "watched.txt"
+    items.write_text("u1\nu2\n")
+    assert json.loads(cli("rules", "put-list", "watched", items, "--actor", "alice", "--json").output)["items"] == 2
+    label = '{"type": "add_label", "label": "w"}'
+    cli("rules", "create", "w", "subject.account_id in lists.watched", "--effect", label, "--actor", "alice")
+    cli("rules", "approve", "w", "--actor", "bob")
+    cli("rules", "enable", "w", "--actor", "alice")
+    items.write_text("u1\nu2\nu3\n")
+    assert "waiting for approval (read by w)" in cli("rules", "put-list", "watched", items, "--actor", "alice").output
+    cli("rules", "approve-list", "watched", "--actor", "alice", code=2)  # its author
+    assert json.loads(cli("rules", "approve-list", "watched", "--actor", "bob", "--json").output)["items"] == 3
+    assert "watched" in cli("rules", "lists").output

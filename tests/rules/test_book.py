@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from safehold.auth.apikeys import Principal
+from safehold.cases.detection import Detection
 from safehold.errors import SafeholdError
+from safehold.pipeline.service import Submission
 from safehold.services import Services
 from safehold.store.models import CaseAction
 
@@ -143,8 +145,90 @@ def test_backtest_is_bounded_in_rows(svc):
 
 
 def test_a_changed_list_reaches_live_rules_at_once(svc):
+    svc.rules.require_approval = False  # with approval, see the test below
     svc.rules.put_list("watched", "accounts", ["u1"], "alice")
     _live(svc, "watched", "subject.account_id in lists.watched", {"type": "open_case", "priority": "P2"})
     assert _event(svc, "k1", account="u2", confidence=None)["cases"] == []
     svc.rules.put_list("watched", "accounts", ["u1", "u2"], "alice")
     assert len(_event(svc, "k2", account="u2", confidence=None)["cases"]) == 1
+
+
+def test_a_retried_event_counts_once_in_the_shadow_figures(svc):
+    svc.rules.create("s", GROOMING, {"type": "open_case", "priority": "P0"}, "alice")
+    svc.rules.set_status("s", "shadow", "alice")
+    assert _event(svc, "k1", confidence=0.95)["duplicate"] is False
+    assert _event(svc, "k1", confidence=0.95)["duplicate"] is True  # the platform's retry
+    assert svc.rules.shadow_hits("s")["total"] == 1
+
+
+def test_shadow_hits_of_a_rolled_back_transaction_are_not_kept(svc):
+    svc.rules.create("s", GROOMING, {"type": "open_case", "priority": "P0"}, "alice")
+    hit = {"rule": "s", "version": 1, "effect": {}, "content_id": None, "account_id": "u1", "door": "event", "live": []}
+    with pytest.raises(RuntimeError), svc.db.session() as s:
+        svc.rules.record_shadow(s, [hit])
+        raise RuntimeError("the batch failed")
+    with svc.db.session() as s:  # the batch run again
+        svc.rules.record_shadow(s, [hit])
+    assert svc.rules.flush() == 1
+
+
+def test_a_shadow_rule_is_kept_where_nothing_was_recorded(svc):
+    svc.rules.create("s", 'subject.account_id == "u9"', {"type": "open_case", "priority": "P2"}, "alice")
+    svc.rules.set_status("s", "shadow", "alice")
+    # An account detection without a signal records nothing (and claims no key), but the shadow rule would have
+    # opened a case: that is kept, for the comparison page.
+    assert svc.pipeline.rule(Submission(Detection(source="event", account_id="u9"))) is None
+    hits = svc.rules.shadow_hits("s")
+    assert hits["total"] == 1 and hits["hits"][0]["account_id"] == "u9"
+
+
+def test_an_admin_cannot_approve_her_own_rule_through_a_key_she_made(svc):
+    key = svc.apikeys.create("alice-bot", "admin", created_by="user:alice")
+    bot, _ = svc.apikeys.authenticate(key.token)
+    assert bot.label == "apikey:alice-bot" and bot.person == "user:alice"
+    # A key made by that key is still alice.
+    key2 = svc.apikeys.create("alice-bot2", "admin", created_by=bot.label)
+    bot2, _ = svc.apikeys.authenticate(key2.token)
+    assert bot2.person == "user:alice"
+    svc.rules.create("g", GROOMING, {"type": "add_label", "label": "groom"}, bot.label, person=bot.person)
+    for actor, person in (("user:alice", "user:alice"), (bot2.label, bot2.person)):
+        with pytest.raises(SafeholdError) as exc:
+            svc.rules.approve("g", actor, person=person)
+        assert exc.value.code == "rules.self_approval"
+    # A key nobody in the console made stands for itself.
+    cli, _ = svc.apikeys.authenticate(svc.apikeys.create("ops", "admin", created_by="cli").token)
+    assert cli.person.startswith("apikey:")
+    shown = svc.rules.approve("g", "user:bob", person="user:bob")
+    assert shown["versions"][0]["author"] == "user:alice" and shown["versions"][0]["approver"] == "user:bob"
+
+
+def test_a_list_a_live_rule_reads_changes_only_with_a_second_admin(svc):
+    svc.rules.put_list("watched", "accounts", ["u1"], "alice")
+    svc.rules.put_list("spare", "accounts", ["x"], "alice")
+    _live(svc, "watched", "subject.account_id in lists.watched", {"type": "open_case", "priority": "P2"})
+    assert svc.rules.put_list("spare", "accounts", ["y"], "alice")["pending"] is False  # no live rule reads it
+    out = svc.rules.put_list("watched", "accounts", ["u1", "u2"], "alice")
+    assert out["pending"] is True and out["read_by"] == ["watched"]
+    assert _event(svc, "k1", account="u2", confidence=None)["cases"] == []  # the list in force is unchanged
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.approve_list("watched", "alice")
+    assert exc.value.code == "rules.self_approval"
+    assert svc.rules.approve_list("watched", "bob")["pending"] is None
+    assert len(_event(svc, "k2", account="u2", confidence=None)["cases"]) == 1
+    with pytest.raises(SafeholdError) as exc:
+        svc.rules.approve_list("watched", "bob")
+    assert exc.value.code == "rules.no_pending_list"
+
+
+def test_the_shadow_comparison_with_the_live_set(svc):
+    _live(svc, "live-groom", GROOMING, {"type": "open_case", "priority": "P2"})
+    svc.rules.create("s", 'subject.account_id.startsWith("u")', {"type": "open_case", "priority": "P1"}, "alice")
+    svc.rules.set_status("s", "shadow", "alice")
+    opened = _event(svc, "k1", account="u1", confidence=0.95)["cases"][0]["id"]  # the live rule matched too
+    _event(svc, "k2", account="u2", confidence=None)  # nothing else would have opened a case
+    out = svc.rules.compare("s", days=1)
+    assert (out["hits"], out["overlap"], out["shadow_only"], out["would_open"]) == (2, 1, 1, 1)
+    assert out["with_live"] == {"live-groom": 1} and out["live_opened"] == {"live-groom": 1}
+    assert out["examples"]["overlap"][0]["case_id"] == opened
+    assert out["examples"]["would_open"][0]["account_id"] == "u2" and out["truncated"] is False
+    assert svc.rules.all_rules()[1]["shadow_hits"] == 2 and svc.rules.all_rules()[0]["live_hits"] == 1

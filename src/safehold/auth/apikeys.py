@@ -43,12 +43,22 @@ class Principal:
     """Who is calling: an API key (its name and role, never its secret) or a console user (``user_id`` set).
 
     ``label`` is how the caller appears in the audit log and on cases: ``apikey:<name>``, ``user:<username>``.
+    ``person`` is the human behind it, for rules that need two different people (a rule's author and its
+    approver): a console user is herself; a key is the console user who created it (followed through keys that
+    created keys), or the key itself when no user made it (the CLI, a peer).
     """
 
     name: str
     role: str
     key_prefix: str | None = None
     user_id: int | None = None
+    owner: str | None = None  # a key's creator as a person (``user:<username>``), when known
+
+    @property
+    def person(self) -> str:
+        if self.key_prefix:
+            return self.owner or f"apikey:{self.key_prefix}"
+        return self.label
 
     @property
     def label(self) -> str:
@@ -70,6 +80,9 @@ class CreatedKey:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+OWNER_HOPS = 8
 
 
 class ApiKeyService:
@@ -142,7 +155,7 @@ class ApiKeyService:
             if not hmac.compare_digest(row.secret_hash, _digest(secret)):
                 raise invalid
             stale = row.last_used_at is None or utcnow() - row.last_used_at > TOUCH_EVERY
-            who = Principal(name=row.name, role=row.role, key_prefix=row.prefix)
+            who = Principal(name=row.name, role=row.role, key_prefix=row.prefix, owner=_owner(s, row))
         with self._known_lock:
             if len(self._known) >= AUTH_CACHE_MAX:
                 self._known.clear()
@@ -166,6 +179,25 @@ class ApiKeyService:
                 )
         except SQLAlchemyError as exc:
             log.warning("key %s: last use not recorded (%s)", prefix, type(exc).__name__)
+
+
+def _owner(s, row: ApiKey) -> str | None:
+    """The console user behind a key: its creator, or its creator key's creator (a key's label names it, and
+    names are not unique: the newest key of that name created before it), at most :data:`OWNER_HOPS` keys up."""
+    for _ in range(OWNER_HOPS):
+        by = row.created_by or ""
+        if by.startswith("user:"):
+            return by
+        if not by.startswith("apikey:"):
+            return None
+        row = s.scalars(
+            select(ApiKey)
+            .where(ApiKey.name == by.removeprefix("apikey:"), ApiKey.created_at <= row.created_at, ApiKey.id != row.id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+        ).first()
+        if row is None:
+            return None
+    return None
 
 
 __all__ = ["ApiKeyService", "CreatedKey", "Principal", "Role"]

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from safehold.cli.common import console, fail, services
 
-app = typer.Typer(help="Operator rules in CEL: write, diff, approve, shadow, enable, backtest.", no_args_is_help=True)
+app = typer.Typer(
+    help="Operator rules in CEL: write, diff, approve, shadow, enable, backtest; named lists.", no_args_is_help=True
+)
 out = console()
 
 Name = Annotated[str, typer.Argument(help="Rule name (lower-case letters, digits, '_', '.', '-').")]
@@ -167,3 +169,48 @@ def backtest(
     out.print(f"{r['name']} v{r['version']}: {r['matched']} of {r['detections']} detections{cut}, {r['errors']} errors")
     for e in r["examples"]:
         out.print(f"  case {e['case_id']} at {e['at']} content={e['content_id']} account={e['account_id']}")
+
+
+@app.command("lists")
+def lists(as_json: AsJson = False) -> None:
+    """The named lists rules read with `in`, and any change waiting for approval."""
+    found = _svc().rules.lists()
+    if as_json:
+        typer.echo(json.dumps(found, indent=2))
+        return
+    table = Table("name", "kind", "items", "version", "waiting change")
+    for r in found:
+        waiting = f"{r['pending']['items']} items by {r['pending']['by']}" if r["pending"] else "—"
+        table.add_row(r["name"], r["kind"], str(r["items"]), str(r["version"]), waiting)
+    out.print(table)
+
+
+@app.command("put-list")
+def put_list(
+    name: Name,
+    file: Annotated[typer.FileText, typer.Argument(help="The items, one a line ('-': standard input).")],
+    kind: Annotated[str, typer.Option(help="terms, hashes or accounts.")] = "accounts",
+    actor: Actor = "cli",
+    as_json: AsJson = False,
+) -> None:
+    """Create or replace a named list. A list a live rule reads changes only once another admin approves
+    (`approve-list`) when approval is required."""
+    items = [line.strip() for line in file if line.strip()]
+    with fail():
+        r = _svc().rules.put_list(name, kind, items, actor)
+    if as_json:
+        typer.echo(json.dumps(r, indent=2))
+        return
+    waits = f": waiting for approval (read by {', '.join(r['read_by'])})" if r["pending"] else ""
+    out.print(f"{r['name']}: {r['items']} {r['kind']}{waits}")
+
+
+@app.command("approve-list")
+def approve_list(name: Name, actor: Actor = "cli", as_json: AsJson = False) -> None:
+    """Put a named list's waiting change in force (the approver is not its author)."""
+    with fail():
+        r = _svc().rules.approve_list(name, actor)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in r.items() if k not in ("values", "pending_values")}, indent=2))
+        return
+    out.print(f"{r['name']}: {r['items']} {r['kind']}, version {r['version']}, in force")

@@ -132,6 +132,8 @@ class Ruled:
     auto: list[DetectionSignal]
     #: The live rules' effects other than opening the case, applied to the case once recorded.
     effects: list[RuleEffect] = field(default_factory=list)
+    #: What the shadow rules would have done, kept once the detection is recorded (after its idempotency claim).
+    shadow: list[dict] = field(default_factory=list)
 
     @property
     def ruling(self) -> list[list]:
@@ -338,11 +340,15 @@ class Pipeline:
         classified = self.classifiers.classify_media(sub.media) if _classifiable(sub) else []
         judged = self.judge(sub, classified)
         hits = judged.signals
-        effects = self.rules.evaluate(sub, [b.signal for b in found], classified)
+        outcome = self.rules.evaluate(sub, [b.signal for b in found], classified)
+        effects = outcome.effects
         opening = [rule_signal(e) for e in effects if e.effect["type"] == "open_case"]
         own = sub.detection.signals if sub.opens or found or hits or opening else []
         signals = [b.signal for b in found] + hits + own + opening
         if not signals and not sub.always:
+            # Nothing is recorded, so no idempotency key is claimed: a shadow rule that would have opened a case
+            # here (what the comparison page is for) is kept now; a retry of such a detection is counted again.
+            self.rules.record_shadow(None, outcome.shadow)
             return None
         d = replace(
             sub.detection,
@@ -355,7 +361,7 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects)
+        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects, outcome.shadow)
 
     def judge(
         self,
@@ -406,11 +412,15 @@ class Pipeline:
     def _record(self, s: Session, ruled: Ruled, actor: str) -> CaseRef | None:
         """Record the detection (or just attach it, without signals) in ``s``; then the automatic policies for
         matches on ``auto`` banks and hits of classifiers whose policy sets ``auto_action``, in the same
-        transaction."""
+        transaction. The shadow rules' hits are kept when ``s`` commits: a retry that finds the key claimed never
+        gets here, and a batch rolled back and run again keeps them once."""
         d = ruled.detection
         if not d.signals:
-            return self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
+            ref = self.cases.attach(d, actor, s) if d.has_item or d.metadata else None
+            self.rules.record_shadow(s, ruled.shadow, ref.id if ref is not None else None)
+            return ref
         ref = self.cases.record(d, actor, s)
+        self.rules.record_shadow(s, ruled.shadow, ref.id)
         if ruled.auto:
             self.actions.for_detection(s, s.get(Case, ref.id), ruled.auto, actor)
         if ruled.effects:

@@ -11,7 +11,9 @@ Hot reload, as the term lists do it (:mod:`safehold.rules.terms`): every process
 process is applied before the call that made it returns.
 
 Shadow hits are buffered in memory (at most :data:`MAX_PENDING`; beyond that they are counted as dropped) and
-written by the upkeep loop (:meth:`RuleBook.flush`), so a shadow rule adds no write to a detection.
+written by the upkeep loop (:meth:`RuleBook.flush`), so a shadow rule adds no write to a detection. They enter the
+buffer only when the detection's own transaction commits, after its idempotency claim (:meth:`RuleBook.record_shadow`):
+a retried event finds its key claimed and adds nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from safehold.actions.service import ACTION_KINDS
@@ -34,7 +36,7 @@ from safehold.cases.taxonomy import QUEUES
 from safehold.classifiers.base import Classification
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.pipeline.ages import AgeLookup, NoAges
-from safehold.pipeline.rules import RuleEffect
+from safehold.pipeline.rules import RuleEffect, RuleOutcome
 from safehold.pipeline.service import Submission
 from safehold.rules.engine import (
     MAX_LIST_ITEMS,
@@ -56,7 +58,9 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
 MAX_DESCRIPTION = 4000
+COMPARE_ROWS = 50_000  # shadow hits (and live rule signals) a comparison reads at most
 LIST_KINDS = ("terms", "hashes", "accounts")
+_SHADOW_HELD = "rules.shadow_held"  # Session.info: shadow hits waiting for the detection's transaction to commit
 
 
 class RuleBook(HotReloaded):
@@ -81,8 +85,10 @@ class RuleBook(HotReloaded):
         self._current: RuleSet | None = None
         self._reload_lock = threading.Lock()
         self._pending: list[dict] = []
+        self._pending_lock = threading.Lock()
         self.dropped = 0
         self.errors: dict[str, int] = {}
+        self.live_hits: dict[str, int] = {}  # live matches in this process since it started, like ``errors``
 
     # ---------------------------------------------------------------- the rule set
 
@@ -121,38 +127,69 @@ class RuleBook(HotReloaded):
 
     def evaluate(
         self, sub: Submission, matches: Sequence[DetectionSignal], classified: Sequence[Classification]
-    ) -> list[RuleEffect]:
+    ) -> RuleOutcome:
         ruleset = self.current()
         if not len(ruleset):
-            return []
+            return RuleOutcome()
         facts = facts_for(sub, matches, classified, self.ages)
         out = ruleset.evaluate(facts)
         for name in out.errors:
             self.errors[name] = self.errors.get(name, 0) + 1
+        for h in out.live:
+            self.live_hits[h.rule] = self.live_hits.get(h.rule, 0) + 1
+        shadow = []
         if out.shadow:
             live = [h.rule for h in out.live]
             d = sub.detection
-            for h in out.shadow:
-                if len(self._pending) >= MAX_PENDING:
-                    self.dropped += 1
-                    continue
-                self._pending.append(
-                    {
-                        "rule": h.rule,
-                        "version": h.version,
-                        "effect": h.effect,
-                        "content_id": d.content_id,
-                        "account_id": d.account_id,
-                        "door": (sub.source or d.source)[:32],
-                        "live": live,
-                        "at": dt.datetime.now(dt.UTC),
-                    }
-                )
-        return [RuleEffect(h.rule, h.version, h.effect) for h in out.live]
+            shadow = [
+                {
+                    "rule": h.rule,
+                    "version": h.version,
+                    "effect": h.effect,
+                    "content_id": d.content_id,
+                    "account_id": d.account_id,
+                    "door": (sub.source or d.source)[:32],
+                    "live": live,
+                    "at": dt.datetime.now(dt.UTC),
+                }
+                for h in out.shadow
+            ]
+        return RuleOutcome([RuleEffect(h.rule, h.version, h.effect) for h in out.live], shadow)
+
+    def record_shadow(self, s: Session | None, hits: list[dict], case_id: int | None = None) -> None:
+        """Buffer shadow hits for :meth:`flush`: when ``s`` commits (the detection's transaction, after its
+        idempotency claim), or at once without ``s``. A transaction rolled back drops what it held, so a group
+        commit that runs a batch again keeps each hit once."""
+        if not hits:
+            return
+        hits = [{**h, "case_id": case_id} for h in hits]
+        if s is None:
+            self._buffer(hits)
+            return
+        held = s.info.get(_SHADOW_HELD)
+        if held is None:
+            held = s.info[_SHADOW_HELD] = []
+            event.listen(s, "after_commit", self._committed, once=True)
+            event.listen(s, "after_rollback", self._rolled_back, once=True)
+        held.extend(hits)
+
+    def _committed(self, s: Session) -> None:
+        self._buffer(s.info.pop(_SHADOW_HELD, None) or [])
+
+    @staticmethod
+    def _rolled_back(s: Session) -> None:
+        s.info.pop(_SHADOW_HELD, None)
+
+    def _buffer(self, hits: list[dict]) -> None:
+        with self._pending_lock:
+            room = max(0, MAX_PENDING - len(self._pending))
+            self._pending.extend(hits[:room])
+            self.dropped += len(hits) - min(room, len(hits))
 
     def flush(self) -> int:
         """Write the buffered shadow hits; returns how many."""
-        pending, self._pending = self._pending, []
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
         if pending:
             with self.db.session() as s:
                 s.add_all(RuleShadowHit(**p) for p in pending)
@@ -161,9 +198,12 @@ class RuleBook(HotReloaded):
     # ---------------------------------------------------------------- reading
 
     def all_rules(self) -> list[dict]:
+        """Every rule's summary, with ``shadow_hits``: what it recorded in shadow, all time."""
+        self.flush()
         with self.db.session() as s:
             rows = s.scalars(select(RuleRow).order_by(RuleRow.name)).all()
-            return [self._summary(s, r) for r in rows]
+            shadow = dict(s.execute(select(RuleShadowHit.rule, func.count()).group_by(RuleShadowHit.rule)).all())
+            return [{**self._summary(s, r), "shadow_hits": shadow.get(r.name, 0)} for r in rows]
 
     def show(self, name: str) -> dict:
         with self.db.session() as s:
@@ -193,18 +233,63 @@ class RuleBook(HotReloaded):
             return {
                 "name": name,
                 "total": total,
-                "hits": [
-                    {
-                        "version": h.version,
-                        "effect": h.effect,
-                        "content_id": h.content_id,
-                        "account_id": h.account_id,
-                        "door": h.door,
-                        "live": h.live,
-                        "at": iso(h.at),
-                    }
-                    for h in hits
-                ],
+                "hits": [_hit_dict(h) for h in hits],
+            }
+
+    def compare(self, name: str, days: int = 7, examples: int = 20) -> dict:
+        """A shadow rule beside the live set over the last ``days`` days: how often it would have acted, how often
+        a live rule matched the same detection too (overlap) or none did, the detections it would have opened a
+        case for where none was opened, which live rules it overlapped with, and what the live rules opened
+        meanwhile. Reads at most :data:`COMPARE_ROWS` shadow hits and as many rule signals (``truncated``)."""
+        if not isinstance(days, int) or not 1 <= days <= 365:
+            raise SafeholdError("rules.invalid_backtest", "A comparison covers 1 to 365 days.")
+        examples = max(1, min(int(examples), 100))
+        self.flush()
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        with self.db.session() as s:
+            row = _row(s, name)
+            hits = s.scalars(
+                select(RuleShadowHit)
+                .where(RuleShadowHit.rule == name, RuleShadowHit.at >= since)
+                .order_by(RuleShadowHit.id.desc())
+                .limit(COMPARE_ROWS)
+            ).all()
+            opened = s.scalars(
+                select(CaseSignal)
+                .where(CaseSignal.signal_type == "rule", CaseSignal.at >= since)
+                .order_by(CaseSignal.id.desc())
+                .limit(COMPARE_ROWS)
+            ).all()
+            truncated = len(hits) >= COMPARE_ROWS or len(opened) >= COMPARE_ROWS
+            overlap, alone, unopened, with_live = [], [], [], {}
+            for h in hits:
+                (overlap if h.live else alone).append(h)
+                for other in h.live:
+                    with_live[other] = with_live.get(other, 0) + 1
+                if h.effect.get("type") == "open_case" and h.case_id is None:
+                    unopened.append(h)
+            live_cases: dict[str, set] = {}
+            for sig in opened:
+                rule = (sig.detail or {}).get("rule")
+                if isinstance(rule, str):
+                    live_cases.setdefault(rule, set()).add(sig.case_id)
+            return {
+                "name": name,
+                "status": row.status,
+                "days": days,
+                "hits": len(hits),
+                "overlap": len(overlap),
+                "shadow_only": len(alone),
+                "would_open": len(unopened),
+                "cases": len({h.case_id for h in hits if h.case_id is not None}),
+                "with_live": dict(sorted(with_live.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "live_opened": {k: len(v) for k, v in sorted(live_cases.items())},
+                "examples": {
+                    "would_open": [_hit_dict(h) for h in unopened[:examples]],
+                    "overlap": [_hit_dict(h) for h in overlap[:examples]],
+                    "shadow_only": [_hit_dict(h) for h in alone[:examples]],
+                },
+                "truncated": truncated,
             }
 
     def _summary(self, s: Session, row: RuleRow) -> dict:
@@ -220,14 +305,19 @@ class RuleBook(HotReloaded):
             "description": v.description,
             "approved": v.approved_by is not None,
             "errors": self.errors.get(row.name, 0),
+            "live_hits": self.live_hits.get(row.name, 0),
             "updated_by": row.updated_by,
             "updated_at": iso(row.updated_at),
         }
 
     # ---------------------------------------------------------------- changes
 
-    def create(self, name: str, expression: str, effect: dict, actor: str, *, description: str = "") -> dict:
-        """A new rule, version 1, as a draft (it runs nowhere until shadowed or enabled)."""
+    def create(
+        self, name: str, expression: str, effect: dict, actor: str, *, description: str = "", person: str | None = None
+    ) -> dict:
+        """A new rule, version 1, as a draft (it runs nowhere until shadowed or enabled). ``person`` is the human
+        behind ``actor`` (:attr:`~safehold.auth.apikeys.Principal.person`; default ``actor``), whom approval
+        compares."""
         check_name(name)
         effect, description = self._check(expression, effect, description)
         with self.db.session() as s:
@@ -243,6 +333,7 @@ class RuleBook(HotReloaded):
                     description=description,
                     diff=_diff("", {}, expression, effect),
                     created_by=actor,
+                    author=person or actor,
                 )
             )
             self.audit.record(s, actor, "rules.create", f"rule:{name}", {"version": 1})
@@ -256,6 +347,7 @@ class RuleBook(HotReloaded):
         expression: str | None = None,
         effect: dict | None = None,
         description: str | None = None,
+        person: str | None = None,
     ) -> dict:
         """A new version from the newest one with what changed; the active version (if any) keeps running."""
         with self.db.session() as s:
@@ -279,6 +371,7 @@ class RuleBook(HotReloaded):
                     description=description,
                     diff=_diff(prev.expression, prev.effect, expression, effect),
                     created_by=actor,
+                    author=person or actor,
                 )
             )
             row.version, row.updated_by = version, actor
@@ -287,17 +380,19 @@ class RuleBook(HotReloaded):
             self.audit.record(s, actor, "rules.edit", f"rule:{name}", {"version": version})
         return self.show(name)
 
-    def approve(self, name: str, actor: str, version: int | None = None) -> dict:
-        """A second admin's approval of a version (default: the newest); never its author's own."""
+    def approve(self, name: str, actor: str, version: int | None = None, *, person: str | None = None) -> dict:
+        """A second admin's approval of a version (default: the newest); never its author's own, whether she
+        signs as herself or through an API key she created (``person``, as :meth:`create`)."""
+        person = person or actor
         with self.db.session() as s:
             row = _row(s, name)
             v = _version(s, name, version or row.version)
-            if v.created_by == actor:
+            if actor == v.created_by or person in (v.created_by, v.author):
                 raise SafeholdError(
                     "rules.self_approval", "A rule version is approved by an admin other than its author.", status=403
                 )
             if v.approved_by is None:
-                v.approved_by, v.approved_at = actor, dt.datetime.now(dt.UTC)
+                v.approved_by, v.approver, v.approved_at = actor, person, dt.datetime.now(dt.UTC)
                 self.audit.record(s, actor, "rules.approve", f"rule:{name}", {"version": v.version})
         return self.show(name)
 
@@ -350,19 +445,35 @@ class RuleBook(HotReloaded):
 
     def lists(self) -> list[dict]:
         with self.db.session() as s:
-            return [
-                {
-                    "name": r.name,
-                    "kind": r.kind,
-                    "items": len(r.items),
-                    "version": r.version,
-                    "updated_at": iso(r.updated_at),
-                }
-                for r in s.scalars(select(RuleList).order_by(RuleList.name))
-            ]
+            return [_list_dict(r) for r in s.scalars(select(RuleList).order_by(RuleList.name))]
 
-    def put_list(self, name: str, kind: str, items: Sequence[str], actor: str) -> dict:
-        """Create or replace a named list (terms, hashes or accounts) rules test with ``in``."""
+    def get_list(self, name: str) -> dict:
+        """A named list with its items (and a change waiting for approval, if any)."""
+        with self.db.session() as s:
+            row = _list_row(s, name)
+            return {**_list_dict(row), "values": list(row.items), "pending_values": list(row.pending_items or [])}
+
+    def live_readers(self, name: str) -> list[str]:
+        """The live rules whose running version reads the named list."""
+        return self.readers().get(name, [])
+
+    def readers(self) -> dict[str, list[str]]:
+        """Each named list's live readers (the rules whose running version reads it), as the rule set now is."""
+        self.sync()
+        out: dict[str, list[str]] = {}
+        for r in self.current().rules:
+            if r.status == "live":
+                for name in r.compiled.lists:
+                    out.setdefault(name, []).append(r.name)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def put_list(self, name: str, kind: str, items: Sequence[str], actor: str, *, person: str | None = None) -> dict:
+        """Create or replace a named list (terms, hashes or accounts) rules test with ``in``.
+
+        A list a live rule reads is part of what that rule does: with approval required, a change to it waits as
+        the list's pending change (``pending: true``) until an admin other than its author approves it
+        (:meth:`approve_list`), as a rule version would; the list in force stays as it was. A new list, or one
+        only drafts and shadow rules read, changes at once."""
         check_name(name)
         if kind not in LIST_KINDS:
             raise SafeholdError("rules.invalid_list", f"A list's kind is one of {', '.join(LIST_KINDS)}.")
@@ -376,15 +487,44 @@ class RuleBook(HotReloaded):
                 f"A list holds at most {MAX_LIST_ITEMS} strings of 1 to {MAX_STRING} characters.",
             )
         items = sorted(set(i.lower() if kind == "terms" else i for i in items))
+        readers = self.live_readers(name) if self.require_approval else []
         with self.db.session() as s:
             row = s.get(RuleList, name)
             if row is None:
                 s.add(RuleList(name=name, kind=kind, items=items, version=1, updated_by=actor))
+            elif readers:
+                row.pending_kind, row.pending_items, row.pending_by = kind, items, actor
+                row.pending_author, row.pending_at = person or actor, dt.datetime.now(dt.UTC)
+                detail = {"kind": kind, "items": len(items), "read_by": readers}
+                self.audit.record(s, actor, "rules.list_pending", f"rule_list:{name}", detail)
+                return {"name": name, "kind": kind, "items": len(items), "pending": True, "read_by": readers}
             else:
                 row.kind, row.items, row.version, row.updated_by = kind, items, row.version + 1, actor
+                _clear_pending(row)
             self.audit.record(s, actor, "rules.list", f"rule_list:{name}", {"kind": kind, "items": len(items)})
         self.sync()
-        return {"name": name, "kind": kind, "items": len(items)}
+        return {"name": name, "kind": kind, "items": len(items), "pending": False}
+
+    def approve_list(self, name: str, actor: str, *, person: str | None = None) -> dict:
+        """Put a list's pending change in force: by an admin other than the one who made it."""
+        person = person or actor
+        with self.db.session() as s:
+            row = _list_row(s, name)
+            if row.pending_items is None:
+                raise Conflict("rules.no_pending_list", f"The list {name!r} has no change waiting for approval.")
+            if actor == row.pending_by or person in (row.pending_by, row.pending_author):
+                raise SafeholdError(
+                    "rules.self_approval",
+                    "A change to a named list is approved by an admin other than its author.",
+                    status=403,
+                )
+            row.kind, row.items, row.version = row.pending_kind, row.pending_items, row.version + 1
+            row.updated_by = row.pending_by
+            detail = {"items": len(row.items), "by": row.pending_by}
+            _clear_pending(row)
+            self.audit.record(s, actor, "rules.list_approve", f"rule_list:{name}", detail)
+        self.sync()
+        return self.get_list(name)
 
     # ---------------------------------------------------------------- backtest
 
@@ -567,6 +707,33 @@ def _version(s: Session, name: str, version: int) -> RuleVersion:
     return v
 
 
+def _list_row(s: Session, name: str) -> RuleList:
+    check_name(name)
+    row = s.get(RuleList, name)
+    if row is None:
+        raise NotFound("rules.list_not_found", f"No named list {name!r}.", detail={"name": name})
+    return row
+
+
+def _list_dict(r: RuleList) -> dict:
+    pending = None
+    if r.pending_items is not None:
+        pending = {"kind": r.pending_kind, "items": len(r.pending_items), "by": r.pending_by, "at": iso(r.pending_at)}
+    return {
+        "name": r.name,
+        "kind": r.kind,
+        "items": len(r.items),
+        "version": r.version,
+        "updated_by": r.updated_by,
+        "updated_at": iso(r.updated_at),
+        "pending": pending,
+    }
+
+
+def _clear_pending(row: RuleList) -> None:
+    row.pending_kind = row.pending_items = row.pending_by = row.pending_author = row.pending_at = None
+
+
 def _list_names(s: Session) -> list[str]:
     return list(s.scalars(select(RuleList.name)))
 
@@ -580,6 +747,19 @@ def _diff(old_expr: str, old_effect: dict, new_expr: str, new_effect: dict) -> s
     )
 
 
+def _hit_dict(h: RuleShadowHit) -> dict:
+    return {
+        "version": h.version,
+        "effect": h.effect,
+        "content_id": h.content_id,
+        "account_id": h.account_id,
+        "door": h.door,
+        "live": h.live,
+        "case_id": h.case_id,
+        "at": iso(h.at),
+    }
+
+
 def _version_dict(v: RuleVersion) -> dict:
     return {
         "version": v.version,
@@ -591,4 +771,6 @@ def _version_dict(v: RuleVersion) -> dict:
         "created_at": iso(v.created_at),
         "approved_by": v.approved_by,
         "approved_at": iso(v.approved_at),
+        "author": v.author or v.created_by,
+        "approver": v.approver or v.approved_by,
     }

@@ -1298,6 +1298,10 @@ class RuleVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The people behind ``created_by`` and ``approved_by`` (Principal.person: a key's creating user), which must
+    #: differ; None on versions written before it was recorded (``created_by`` stands in).
+    author: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approver: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class RuleList(Base):
@@ -1312,6 +1316,12 @@ class RuleList(Base):
     version: Mapped[int] = mapped_column(Integer)
     updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: A change to a list a live rule reads, waiting for a second admin's approval (rules_require_approval).
+    pending_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pending_items: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    pending_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    pending_author: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    pending_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class RuleShadowHit(Base):
@@ -1328,4 +1338,5 @@ class RuleShadowHit(Base):
     account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     door: Mapped[str] = mapped_column(String(32))
     live: Mapped[list] = mapped_column(JSON)  # the live rules that matched the same detection
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the case the detection opened or updated
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

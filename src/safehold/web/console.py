@@ -3,7 +3,8 @@
 Areas: log-in (auth), queues and the reviewer's own page (queue), cases and media (cases), text safety (text),
 reports to authorities and preserved evidence (reports), administration (admin, exchanges, outbound), feedback to
 hash exchanges (feedback), classifier policies and precision (classifiers), the audit log (audit), transparency
-(the overview; the stored transparency reports), and the static CSS/JS.
+(the overview; the stored transparency reports), operator rules and their named lists (rules), and the static
+CSS/JS.
 None of it is in the OpenAPI schema: the console is for people; programs use /v1.
 """
 
@@ -24,6 +25,7 @@ from safehold.web import (
     outbound,
     queue,
     reports,
+    rules,
     safety,
     screening,
     static_files,
@@ -57,6 +59,7 @@ for _area in (
     safety,
     screening,
     classifiers,
+    rules,
     contact_policy,
     transparency,
     transparency_reports,

@@ -83,6 +83,15 @@ NOTICES = {
     "transparency_report_generated": "Transparency report generated and stored: it is first in the list.",
     "hold_placed": "Legal hold placed.",
     "hold_released": "Legal hold released.",
+    "rule_created": "Rule written: version 1, a draft. It runs nowhere until you run it in shadow or live.",
+    "rule_saved": "New version saved; the version that runs (if any) keeps running until this one is switched on.",
+    "rule_approved": "Version approved.",
+    "rule_shadow": "Running in shadow: it records what it would have done and does nothing.",
+    "rule_live": "Live: it acts on the next detection, here now and in every process within seconds.",
+    "rule_disabled": "Rule disabled.",
+    "list_saved": "Named list saved; in force now.",
+    "list_pending": "A live rule reads this list: the change waits for a second admin's approval.",
+    "list_approved": "List change approved; in force now.",
 }
 
 

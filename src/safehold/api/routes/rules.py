@@ -110,7 +110,9 @@ def list_rules(svc: Services = Depends(services), _=Depends(ADMIN)) -> dict:
 
 @router.post("", summary="Write a new rule (version 1, a draft)", status_code=201)
 def create(body: RuleIn, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
-    return svc.rules.create(body.name, body.expression, _effect(body.effect), who.label, description=body.description)
+    return svc.rules.create(
+        body.name, body.expression, _effect(body.effect), who.label, description=body.description, person=who.person
+    )
 
 
 @router.get("/lists", summary="The named lists rules read with `in`")
@@ -118,9 +120,22 @@ def lists(svc: Services = Depends(services), _=Depends(ADMIN)) -> dict:
     return {"lists": svc.rules.lists()}
 
 
-@router.put("/lists/{name}", summary="Create or replace a named list (terms, hashes or accounts)")
+@router.put(
+    "/lists/{name}",
+    summary="Create or replace a named list (one a live rule reads: a pending change, until a second admin approves)",
+)
 async def put_list(name: RuleName, body: ListIn, svc: Services = Depends(services), who: Principal = Depends(ADMIN)):
-    return await run_in_threadpool(svc.rules.put_list, name, body.kind, body.items, who.label)
+    return await run_in_threadpool(
+        lambda: svc.rules.put_list(name, body.kind, body.items, who.label, person=who.person)
+    )
+
+
+@router.post(
+    "/lists/{name}/approve", summary="Approve a named list's pending change (by an admin other than its author)"
+)
+def approve_list(name: RuleName, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
+    out = svc.rules.approve_list(name, who.label, person=who.person)
+    return {k: v for k, v in out.items() if k not in ("values", "pending_values")}
 
 
 @router.get("/{name}", summary="A rule and every version of it, with diffs and approvals")
@@ -131,7 +146,12 @@ def show(name: RuleName, svc: Services = Depends(services), _=Depends(ADMIN)) ->
 @router.patch("/{name}", summary="Edit a rule: a new version with its diff (a live version keeps running)")
 def edit(name: RuleName, body: RuleEdit, svc: Services = Depends(services), who: Principal = Depends(ADMIN)) -> dict:
     return svc.rules.edit(
-        name, who.label, expression=body.expression, effect=_effect(body.effect), description=body.description
+        name,
+        who.label,
+        expression=body.expression,
+        effect=_effect(body.effect),
+        description=body.description,
+        person=who.person,
     )
 
 
@@ -151,7 +171,7 @@ def diff(
 def approve(
     name: RuleName, body: ApproveIn, svc: Services = Depends(services), who: Principal = Depends(ADMIN)
 ) -> dict:
-    return svc.rules.approve(name, who.label, body.version)
+    return svc.rules.approve(name, who.label, body.version, person=who.person)
 
 
 @router.post("/{name}/status", summary="Run a version in shadow or live, or disable the rule")
