@@ -196,8 +196,10 @@ class Compiled:
     program: Any = field(repr=False)
     #: What cel-cpp runs: the expression with each ``x in lists.name`` a call of :func:`_in_list`.
     source: str = ""
-    #: A cheap necessary condition of the rule being true, read from its syntax tree (:func:`_guard`), or ``None``.
+    #: A conjunct Python can test before cel-cpp runs (:func:`_guard`), or ``None``.
     guard: tuple | None = None
+    #: The named-list tests of fixed places kept as CEL's own ``in`` (:func:`_list_tests`).
+    listed: frozenset = frozenset()
 
 
 def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compiled:
@@ -222,12 +224,12 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     except Exception as exc:  # lark's own errors on odd input: still a syntax error, never a crash
         raise _error("rules.syntax", f"Not a CEL expression: {type(exc).__name__}.") from None
     roots, lists, keys = _check_tree(tree, set(list_names))
-    source = _list_tests(tree, expression)
+    source, listed = _list_tests(tree, expression)
     checked = _native(expression)  # its errors' lines and columns are the operator's
     if checked.return_type() not in _BOOLEAN:
         raise _error("rules.type", f"A rule's expression is true or false, not a {checked.return_type().name()}.")
     program = _native(source) if source != expression else checked
-    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source, _guard(tree))
+    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source, _guard(tree), listed)
     value = _run(compiled, sample_activation(list_names, keys))
     if isinstance(value, EvalError) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
@@ -378,13 +380,28 @@ def _names_list(node) -> bool:
     return _ident_of(node) == "lists"
 
 
-def _list_tests(tree, expression: str) -> str:
+def _list_tests(tree, expression: str) -> tuple[str, frozenset[tuple[str, tuple[str, str] | None]]]:
     """``expression`` with every ``x in lists.name`` rewritten as ``safehold_in_list("name", x)``, a hash lookup in
     Python's set of the list (:func:`_in_list`): cel-cpp converts a Python map of an activation to its own on first
     use, which for named lists of 100,000 items is milliseconds on every detection. A named list is used in no
-    other way (its size, its keys), so every use of ``lists`` must be such a test."""
+    other way (its size, its keys), so every use of ``lists`` must be such a test.
+
+    A test of a fixed place of the detection — ``subject.account_id in lists.name``, or ``h in lists.name`` where
+    ``h`` ranges over ``hashes`` — is kept as written, and returned as ``(name, (map, field))`` or ``(name, None)``:
+    the activation's ``lists`` then holds, for each such list, the detection's own values at those places that are
+    in it (:func:`_listed`), a map of a few keys, so the test is CEL's own ``in`` with no call back into Python."""
     tests = []
     uses = 0
+    binders: dict[str, set[str | None]] = {}
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot_arg" and str(node.children[1]) in MACROS:
+            args = node.children[2]
+            var = _ident_of(args.children[0]) if args is not None and args.children else None
+            target = node.children[0]
+            if var is not None:
+                binders.setdefault(var, set()).add(
+                    _ident_of(target) if getattr(_strip(target), "data", None) == "ident" else None
+                )
     for node in tree.iter_subtrees():
         if node.data == "ident" and str(node.children[0]) == "lists":
             uses += 1
@@ -396,15 +413,25 @@ def _list_tests(tree, expression: str) -> str:
             name = _list_member(node.children[1])
             left = node.children[0].children[0]
             if name is not None:
-                tests.append((node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name))
-    tests.sort()
+                tests.append(
+                    (node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name, left)
+                )
+    tests.sort(key=lambda t: t[:5])
     nested = any(b[0] < a[1] for a, b in zip(tests, tests[1:], strict=False))
     if uses != len(tests) or nested:
         raise _error("rules.macro", "A named list is only tested with `x in lists.name` (not nested in another).")
-    for start, end, left_start, left_end, name in reversed(tests):
-        call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
-        expression = expression[:start] + call + expression[end:]
-    return expression
+    fixed = set()
+    for start, end, left_start, left_end, name, left in reversed(tests):
+        place = _field(left)
+        var = _ident_of(left) if getattr(_strip(left), "data", None) == "ident" else None
+        if place is not None and place[0] in _FIELD_MAPS and place[0] not in binders:
+            fixed.add((name, place))
+        elif var is not None and binders.get(var) == {"hashes"}:
+            fixed.add((name, None))
+        else:
+            call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
+            expression = expression[:start] + call + expression[end:]
+    return expression, frozenset(fixed)
 
 
 def _list_member(node) -> str | None:
@@ -682,11 +709,41 @@ class Facts:
 _NO_REPORT = {"present": False, "category": "", "count": 0, "trusted": False}
 
 
-def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, Mapping[str, frozenset[str]]]:
+def activation(
+    facts: Facts, lists: Mapping[str, frozenset[str]], places: Mapping[str, Iterable] | None = None
+) -> tuple[Any, Mapping[str, frozenset[str]]]:
     """A native activation for ``facts``, every value of its declared type (:data:`_TYPES`), built once per
-    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read. It is used
-    on the thread that built it (cel-cpp's arena is per thread)."""
-    return _CEL.Activation(_values(facts)), lists
+    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read (``places``:
+    :func:`_listed`). It is used on the thread that built it (cel-cpp's arena is per thread)."""
+    values = _values(facts)
+    values["lists"] = _listed(values, lists, places)
+    return _CEL.Activation(values), lists
+
+
+def _listed(
+    values: dict[str, Any], lists: Mapping[str, frozenset[str]], places: Mapping[str, Iterable] | None
+) -> dict[str, dict[str, bool]]:
+    """The ``lists`` a detection's rules see: for each named list they test at fixed places (:func:`_list_tests`;
+    ``places``: list name -> ``(map, field)`` or ``None`` for ``hashes``), the detection's values at those places
+    that are in it. ``None``: every list, against every string at every such place (a superset: the same
+    answers)."""
+    if places is None:
+        found = [v for m in _FIELD_MAPS for v in values[m].values() if type(v) is str]  # noqa: E721
+        found += values["hashes"]
+        return {name: {v: True for v in found if v in members} for name, members in lists.items()}
+    out = {}
+    for name, where in places.items():
+        members = lists.get(name, ())
+        listed = {}
+        for place in where:
+            if place is None:
+                listed.update((h, True) for h in values["hashes"] if h in members)
+            else:
+                value = values[place[0]].get(place[1])
+                if type(value) is str and value in members:  # noqa: E721
+                    listed[value] = True
+        out[name] = listed
+    return out
 
 
 def _values(facts: Facts) -> dict[str, Any]:
@@ -816,7 +873,13 @@ class RuleSet:
         #: Skip the rules that cannot hold (off only in tests and the benchmark, to show what the skip is worth).
         self.skip = True
         self._hits = tuple(Hit(r.name, r.version, r.effect, r.status == "shadow") for r in self.rules)
-        empty = activation(Facts(), self.lists)
+        #: Named list -> the fixed places the rules test against it (:func:`_listed`).
+        self._places: dict[str, tuple] = {}
+        for r in self.rules:
+            for name, place in r.compiled.listed:
+                if place not in self._places.get(name, ()):
+                    self._places[name] = (*self._places.get(name, ()), place)
+        empty = activation(Facts(), self.lists, self._places)
         plain: dict[frozenset[str], list[int]] = {}
         guarded: dict[tuple, list[int]] = {}
         for i, r in enumerate(self.rules):
@@ -962,7 +1025,9 @@ class RuleSet:
                     run.append(batch)
         else:
             run = self._batches
-        act = (_CEL.Activation(values), self.lists) if run else None
+        if run:
+            values["lists"] = _listed(values, self.lists, self._places)
+            act = (_CEL.Activation(values), self.lists)
         for batch in run:
             out.evaluated += len(batch.positions)
             result = _value(batch.program, act) if batch.program is not None else None
@@ -987,7 +1052,10 @@ def _matched(value: Any) -> bool:
 
 def evaluate_one(compiled: Compiled, facts: Facts, lists: Mapping[str, Iterable[str]]) -> tuple[bool, str | None]:
     """One rule on one detection (the backtest, the save-time check): whether it matched, and its error if any."""
-    value = _run(compiled, activation(facts, named_lists(lists)))
+    places: dict[str, list] = {}
+    for name, place in compiled.listed:
+        places.setdefault(name, []).append(place)
+    value = _run(compiled, activation(facts, named_lists(lists), places))
     if isinstance(value, EvalError):
         return False, _describe(value)
     return _matched(value), None
