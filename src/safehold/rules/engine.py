@@ -426,6 +426,8 @@ def _list_tests(tree, expression: str) -> tuple[str, frozenset[tuple[str, tuple[
         var = _ident_of(left) if getattr(_strip(left), "data", None) == "ident" else None
         if place is not None and place[0] in _FIELD_MAPS and place[0] not in binders:
             fixed.add((name, place))
+        elif place is not None and len(binders.get(place[0], ())) == 1 and binders[place[0]] <= _ELEMENT_LISTS:
+            fixed.add((name, (next(iter(binders[place[0]])), place[1])))  # ``s.label`` of ``signals.exists(s, …)``
         elif var is not None and binders.get(var) == {"hashes"}:
             fixed.add((name, None))
         else:
@@ -469,7 +471,7 @@ _PLAIN_INT = re.compile(r"^[0-9]{1,18}$")
 _BOUNDS = {"relation_gt": "ge", "relation_ge": "ge", "relation_lt": "le", "relation_le": "le"}
 _SWAPPED = {"relation_gt": "le", "relation_ge": "le", "relation_lt": "ge", "relation_le": "ge"}
 #: Which guard a rule is indexed on when it has several: the most selective kinds first.
-_GUARD_RANK = {"inlist": 0, "element": 1, "field": 2, "key": 3, "scalar": 4}
+_SIZED = frozenset({"matches", "signals", "hashes"})
 
 
 def _strip(node):
@@ -549,6 +551,9 @@ def _atom(node) -> tuple | None:
         scalar = _ident_of(left) if _strip(left).data == "ident" else None
         if scalar in _SCALARS and isinstance(bound, float):
             return ("scalar", scalar, bound)
+        sized = _sized(left)
+        if sized is not None and type(bound) is int:  # ``size(signals) > 1``: at least two signals
+            return ("size", sized, bound + (op == "relation_gt"))
     if op in _BOUNDS:  # ``account.age_days < 3``: false when the value is an int of 3 or more (an error if absent)
         for a, b, direction in ((left, right, _BOUNDS[op]), (right, left, _SWAPPED[op])):
             f, bound = _field(a), _literal(b)
@@ -560,6 +565,18 @@ def _atom(node) -> tuple | None:
             if f and f[0] in _FIELD_MAPS and isinstance(value, str):
                 return ("field", f[0], f[1], value)
     return None
+
+
+def _sized(node) -> str | None:
+    """``name`` if ``node`` is exactly ``size(name)`` of a list variable."""
+    node = _strip(node)
+    if getattr(node, "data", None) != "ident_arg" or str(node.children[0]) != "size":
+        return None
+    args = node.children[1]
+    if args is None or len(args.children) != 1 or _strip(args.children[0]).data != "ident":
+        return None
+    name = _ident_of(args.children[0])
+    return name if name in _SIZED else None
 
 
 def _exists(node) -> tuple | None:
@@ -580,6 +597,10 @@ def _exists(node) -> tuple | None:
             listed = _list_member(right)
             if listed is not None:
                 return ("inlist", None, listed)
+        if name in _ELEMENT_LISTS and op == "relation_in":  # ``signals.exists(s, s.label in lists.terms)``
+            f, listed = _field(left), _list_member(right)
+            if f and f[0] == var and listed is not None:
+                return ("inlist", (name, f[1]), listed)
         if name in _ELEMENT_LISTS and op == "relation_eq":
             for a, b in ((left, right), (right, left)):
                 f, value = _field(a), _literal(b)
@@ -590,7 +611,7 @@ def _exists(node) -> tuple | None:
 
 def _group(guard: tuple) -> tuple:
     """The index entry of a guard: thresholds apart, and bounds of each direction and type apart."""
-    if guard[0] == "scalar":
+    if guard[0] in ("scalar", "size"):
         return guard[:2]
     if guard[0] == "key":
         test = guard[3]
@@ -599,14 +620,14 @@ def _group(guard: tuple) -> tuple:
 
 
 def _threshold(guard: tuple) -> float | int:
-    return guard[2] if guard[0] == "scalar" else guard[3][1]
+    return guard[2] if guard[0] in ("scalar", "size") else guard[3][1]
 
 
 _ABSENT = object()
 
 
 def _guard(tree) -> tuple | None:
-    """The most selective guard among the rule's top-level conjuncts (:data:`_GUARD_RANK`), or ``None``.
+    """The most selective guard among the rule's top-level conjuncts (:func:`_rank`), or ``None``.
 
     A key guard is ``("key", map, key, bound, strict)``: ``strict`` when the rule also tests that the key is there
     (``"age_days" in account && account.age_days < 3``), so that its absence makes the rule false, not an error."""
@@ -616,10 +637,18 @@ def _guard(tree) -> tuple | None:
     return min(atoms, key=_rank) if atoms else None
 
 
-def _rank(atom: tuple) -> tuple[int, int]:
-    if atom[0] == "key":  # a bound on a key that must be there, then a key that must be there, then a bound
-        return _GUARD_RANK["key"], 0 if atom[3] is not None and atom[4] else 1 if atom[4] else 2
-    return _GUARD_RANK[atom[0]], 0
+def _rank(atom: tuple) -> int:
+    """How selective a guard usually is (lowest first): a named list, a value in a list of maps, a list of two or
+    more, a field's string, a bound on a key that must be there, a risk's threshold or a field that must be true, a
+    bound on a key that may be absent (then the rule runs), a key that must be there, a list that is not empty."""
+    kind = atom[0]
+    if kind == "key":
+        return 4 if atom[3] is not None and atom[4] else 6 if atom[3] is not None else 7
+    if kind == "size":
+        return 2 if atom[2] >= 2 else 8
+    if kind == "field":  # a string, or a bare ``report.present`` (true on every report)
+        return 3 if atom[3] is not True else 5
+    return {"inlist": 0, "element": 1, "scalar": 5}[kind]
 
 
 def _in_list(name: str, item: str) -> bool:
@@ -729,6 +758,7 @@ def _listed(
     answers)."""
     if places is None:
         found = [v for m in _FIELD_MAPS for v in values[m].values() if type(v) is str]  # noqa: E721
+        found += [v for m in _ELEMENT_LISTS for item in values[m] for v in item.values() if type(v) is str]  # noqa: E721
         found += values["hashes"]
         return {name: {v: True for v in found if v in members} for name, members in lists.items()}
     out = {}
@@ -738,6 +768,11 @@ def _listed(
         for place in where:
             if place is None:
                 listed.update((h, True) for h in values["hashes"] if h in members)
+            elif place[0] in _ELEMENT_LISTS:
+                for item in values[place[0]]:
+                    value = item.get(place[1])
+                    if type(value) is str and value in members:  # noqa: E721
+                        listed[value] = True
             else:
                 value = values[place[0]].get(place[1])
                 if type(value) is str and value in members:  # noqa: E721
@@ -905,10 +940,11 @@ class RuleSet:
         self._keys: dict[str, dict[str, list[tuple[str | None, type | None, bool, list[_Batch]]]]] = {}
         self._fields: dict[tuple[str, str], dict[Any, list[_Batch]]] = {}
         self._scalars: dict[str, list[_Batch]] = {}
+        self._sizes: dict[str, list[_Batch]] = {}
         self._inlists: list[tuple[tuple[str, str] | None, str, list[_Batch]]] = []
         for key, positions in guarded.items():
             kind = key[0]
-            direction = "ge" if kind == "scalar" else key[3] if kind == "key" else None
+            direction = "ge" if kind in ("scalar", "size") else key[3] if kind == "key" else None
             size = MAX_BATCH
             if direction is not None:  # by threshold, the easiest to reach first: a scan stops at the first miss
                 positions.sort(key=lambda i: _threshold(self.rules[i].compiled.guard), reverse=direction == "le")
@@ -926,6 +962,8 @@ class RuleSet:
                 self._fields.setdefault(key[1:3], {})[key[3]] = batches
             elif kind == "scalar":
                 self._scalars[key[1]] = batches
+            elif kind == "size":
+                self._sizes[key[1]] = batches
             else:
                 self._inlists.append((key[1], key[2], batches))
             self._batches.extend(batches)
@@ -997,10 +1035,21 @@ class RuleSet:
                 if not value >= batch.bound:
                     break
                 run.append(batch)
+        for name, batches in self._sizes.items():
+            size = len(values[name])
+            for batch in batches:
+                if size < batch.bound:
+                    break
+                run.append(batch)
         for path, name, batches in self._inlists:
             members = self.lists.get(name, ())
             if path is None:
                 hit = any(h in members for h in values["hashes"])
+            elif path[0] in _ELEMENT_LISTS:  # an element whose field is absent or not a string may err
+                hit = any(
+                    type(v := item.get(path[1], _ABSENT)) is not str or v in members  # noqa: E721
+                    for item in values[path[0]]
+                )
             else:
                 value = values[path[0]].get(path[1], _ABSENT)
                 hit = type(value) is not str or value in members  # noqa: E721 -- else it errs
