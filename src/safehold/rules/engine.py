@@ -704,6 +704,8 @@ def _bounded(value: Any, depth: int = 0) -> Any:
 
 def _double(value: Any) -> float:
     """A score or risk as a finite double (0 for anything else: a rule never sees NaN or a string)."""
+    if type(value) is float and -math.inf < value < math.inf:  # noqa: E721 -- the usual case, first
+        return value
     try:
         value = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -968,6 +970,10 @@ class RuleSet:
                 self._inlists.append((key[1], key[2], batches))
             self._batches.extend(batches)
         self._batches.extend(self._plain)
+        #: The maps whose key guards are all strict: a detection's absent keys then run nothing.
+        self._strict = frozenset(
+            m for m, by_key in self._keys.items() if all(e[2] for entries in by_key.values() for e in entries)
+        )
 
     def _batch(self, part: tuple[int, ...], known: tuple[int, ...] | None, bound: float | None = None) -> _Batch:
         roots = frozenset().union(*(self.rules[i].compiled.roots for i in part)) - {"lists"}
@@ -1004,7 +1010,12 @@ class RuleSet:
                 run.extend(by_value.get(value, ()))
         for name, by_key in self._keys.items():
             present = values[name]
-            for key, entries in by_key.items():
+            if name in self._strict and len(present) < len(by_key):  # absent keys add nothing: read what is there
+                keys = [k for k in present if k in by_key]
+            else:
+                keys = by_key
+            for key in keys:
+                entries = by_key[key]
                 value = present.get(key, _ABSENT)
                 for direction, kind, strict, batches in entries:
                     if value is _ABSENT:
