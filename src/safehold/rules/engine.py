@@ -36,13 +36,22 @@ native binding exposes no syntax tree); it never evaluates. The binding has no e
 bounds above are what bound a rule's cost.
 
 Speed: one native call costs a few microseconds from Python, more than the rule itself, so rules are evaluated in
-*batches*: the rules that read the same signal variables form a group, and a group is compiled into one CEL list
-expression (``[(rule1), (rule2), …]``) evaluated once per detection against one shared activation. A group whose
-every signal variable is empty in a detection is not run at all: its rules' values on an empty activation are
-computed at compile time and are exact. CEL makes a list with one erring element an error, so a batch that errs is
-evaluated again rule by rule (per-rule error isolation is kept; only the erring detection pays for it). Named
-lists stay out of the activation: ``x in lists.name`` is rewritten into a call of a Python set lookup
-(:func:`_list_tests`), since cel-cpp would copy a 100,000-item list into its own map on every detection.
+*batches* compiled into one CEL list expression (``[(rule1), (rule2), …]``) evaluated once per detection against one
+shared activation; and most rules are not run at all. A rule whose expression is a chain of ``&&`` with one operand
+of a known shape — ``matches.exists(m, m.bank == "x" && …)``, ``"nudity" in scores && scores.nudity > 0.9``,
+``grooming > 0.7``, ``report.category == "sextortion"``, ``subject.account_id in lists.watched``,
+``size(signals) >= 2`` … — has a *guard* (:func:`_guard`): Python tests it on the detection's bounded values with a
+dictionary lookup or a comparison, and only when it is not exactly false does the rule's batch run (rules are grouped
+and indexed by guard; thresholds sorted, so a scan stops at the first one out of reach). A guard never decides a
+match: CEL does, on the whole rule; and a rule that may err (an absent key, a value of another type) still runs, so
+its error is counted as before. The other rules are grouped by the signal variables they read, and a group whose
+every signal variable is empty is not run (its rules' values on an empty activation are computed at compile time and
+are exact). CEL makes a list with one erring element an error, so a batch that errs is evaluated again rule by rule
+(per-rule error isolation is kept; only the erring detection pays for it). Named lists stay out of the activation:
+a test of a fixed place of the detection (``subject.account_id``, a hash, a signal's label) reads a per-detection
+map of the detection's values there that are in the list (:func:`_listed`); any other ``x in lists.name`` is
+rewritten into a call of a Python set lookup (:func:`_list_tests`), since cel-cpp would copy a 100,000-item list
+into its own map on every detection.
 """
 
 from __future__ import annotations
