@@ -711,6 +711,28 @@ def _bounded(value: Any, depth: int = 0) -> Any:
     return None
 
 
+def _flat(value: Mapping, depth: int = 0) -> dict:
+    """``_bounded(value)`` for a map, with a short path for the usual one: at most MAX_ITEMS string keys, each
+    value a short string, a bool, a finite double or an int64 (then it is already what :func:`_bounded` makes)."""
+    if type(value) is dict and len(value) <= MAX_ITEMS:  # noqa: E721
+        for k, v in value.items():
+            t = type(v)
+            if not (
+                type(k) is str  # noqa: E721
+                and len(k) <= MAX_STRING
+                and (
+                    (t is str and len(v) <= MAX_STRING)
+                    or t is bool
+                    or (t is float and -math.inf < v < math.inf)
+                    or (t is int and _INT64_MIN <= v <= _INT64_MAX)
+                )
+            ):
+                break
+        else:
+            return value
+    return _bounded(value, depth)
+
+
 def _double(value: Any) -> float:
     """A score or risk as a finite double (0 for anything else: a rule never sees NaN or a string)."""
     if type(value) is float and -math.inf < value < math.inf:  # noqa: E721 -- the usual case, first
@@ -795,17 +817,17 @@ def _listed(
 def _values(facts: Facts) -> dict[str, Any]:
     """The activation's values as plain, bounded Python: what cel-cpp converts, and what the guards read."""
     return {
-        "subject": _bounded(
+        "subject": _flat(
             {"kind": "content", "content_id": "", "account_id": "", "media_type": "", "door": "", **facts.subject}
         ),
-        "matches": [_bounded(m, 1) if isinstance(m, Mapping) else {} for m in facts.matches[:MAX_ITEMS]],
+        "matches": [_flat(m, 1) if isinstance(m, Mapping) else {} for m in facts.matches[:MAX_ITEMS]],
         "scores": {str(k)[:MAX_STRING]: _double(v) for k, v in list(facts.scores.items())[:MAX_ITEMS]},
-        "signals": [_bounded(s, 1) if isinstance(s, Mapping) else {} for s in facts.signals[:MAX_ITEMS]],
+        "signals": [_flat(s, 1) if isinstance(s, Mapping) else {} for s in facts.signals[:MAX_ITEMS]],
         "grooming": _double(facts.grooming),
         "solicitation": _double(facts.solicitation),
         "age": _bounded({"uploader": "unknown", "reasons": [], **facts.age}),
-        "report": _bounded({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
-        "account": _bounded(facts.account) if facts.account else {},
+        "report": _flat({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
+        "account": _flat(facts.account) if facts.account else {},
         "hashes": [str(h)[:MAX_STRING] for h in facts.hashes[:MAX_ITEMS]],
     }
 
