@@ -920,6 +920,8 @@ class _Batch:
     typed: bool = False
     #: Guarded batches on a threshold: the lowest threshold of its rules (none of them can hold below it).
     bound: float | None = None
+    #: Every variable its rules read, ``lists`` included: what the native activation must hold for it.
+    reads: frozenset[str] = frozenset()
 
 
 #: Rules per guarded batch on a threshold (``grooming > 0.7``): sorted by threshold, so a detection runs only the
@@ -1007,9 +1009,9 @@ class RuleSet:
         )
 
     def _batch(self, part: tuple[int, ...], known: tuple[int, ...] | None, bound: float | None = None) -> _Batch:
-        roots = frozenset().union(*(self.rules[i].compiled.roots for i in part)) - {"lists"}
+        reads = frozenset().union(*(self.rules[i].compiled.roots for i in part))
         typed = all(self.rules[i].compiled.program.return_type() == cel.Type.BOOL for i in part)
-        return _Batch(part, roots, known, self._program(part), typed, bound)
+        return _Batch(part, reads - {"lists"}, known, self._program(part), typed, bound, reads)
 
     def _program(self, positions: tuple[int, ...]) -> Any:
         """One CEL list of the rules' expressions (each on its own lines, so a trailing ``//`` comment ends
@@ -1117,8 +1119,12 @@ class RuleSet:
         else:
             run = self._batches
         if run:
-            values["lists"] = _listed(values, self.lists, self._places)
-            act = (_CEL.Activation(values), self.lists)
+            # Only the variables the batches read: cel-cpp's activation costs by the variable, used or not.
+            reads = run[0].reads.union(*(batch.reads for batch in run[1:])) if len(run) > 1 else run[0].reads
+            data = {name: values[name] for name in reads if name != "lists"}
+            if "lists" in reads:
+                data["lists"] = _listed(values, self.lists, self._places)
+            act = (_CEL.Activation(data), self.lists)
         for batch in run:
             out.evaluated += len(batch.positions)
             result = _value(batch.program, act) if batch.program is not None else None
