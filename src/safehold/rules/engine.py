@@ -479,7 +479,7 @@ _PLAIN_INT = re.compile(r"^[0-9]{1,18}$")
 #: the same with the operands swapped.
 _BOUNDS = {"relation_gt": "ge", "relation_ge": "ge", "relation_lt": "le", "relation_le": "le"}
 _SWAPPED = {"relation_gt": "le", "relation_ge": "le", "relation_lt": "ge", "relation_le": "ge"}
-#: Which guard a rule is indexed on when it has several: the most selective kinds first.
+#: The list variables whose size a guard may bound (``size(signals) >= 2``).
 _SIZED = frozenset({"matches", "signals", "hashes"})
 
 
