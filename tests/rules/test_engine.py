@@ -374,3 +374,86 @@ def test_batches_answer_exactly_what_each_rule_answers_alone():
             assert set(names) == hits
             assert [h.rule for h in o.live] == sorted((h.rule for h in o.live), key=lambda n: int(n[1:]))
         assert set(full.errors) == errors and set(out.errors) <= errors
+
+
+_GUARDED = [
+    'matches.exists(m, m.bank == "b" && m.distance <= 3)',
+    'matches.exists(m, "b" == m.bank)',
+    'signals.exists(s, s.source == "user_report" && s.confidence > 0.5)',
+    '"nudity" in scores && scores.nudity > 0.5',
+    "scores.nudity >= 0.7",  # errs when the label is absent
+    "has(account.age_days) && account.age_days < 3",
+    "account.age_days <= 2",  # errs when the key is absent or not a number
+    '3 > account.age_days && "age_days" in account',
+    "account.age_days > 1.5 && has(account.age_days)",  # a double bound on what is mostly an int
+    "grooming > 0.5",
+    "(grooming >= 0.25 && report.present)",
+    "report.present && report.count >= 2",
+    "account.flag",  # true, false, a string (an error) or absent (an error)
+    "account.flag && grooming > 0.1",
+    'account.kind == "x"',
+    'age.uploader == "13_15" && "nudity" in scores',
+    "subject.account_id in lists.bad_accounts",
+    "account.owner in lists.bad_accounts",  # absent or an int: an error
+    "hashes.exists(h, h in lists.bad_hashes && size(h) > 0)",
+    "solicitation > 0.3 && size(signals) > 0",
+    "size(matches) >= 2 && grooming < 0.5",
+    "size(signals) > 0",
+    "signals.exists(s, s.label in lists.bad_accounts && s.confidence > 0.2)",  # a label absent or not a string
+    'report.present && report.category == "grooming"',
+]
+
+
+def test_guards_skip_only_rules_that_are_false():
+    """Every rule above is indexed on a guard (a conjunct Python tests before cel-cpp runs); the rule set that
+    skips on guards answers exactly what each rule answers alone, hits and errors, on odd values too."""
+    rng = random.Random(11)
+    rules = [rule(e, "shadow" if i % 3 == 0 else "live", f"r{i}") for i, e in enumerate(_GUARDED * 3)]
+    assert all(r.compiled.guard is not None for r in rules)
+    rs = RuleSet(rules, LISTS)
+    odd = [None, 7, 2.5, True, False, "x", "b", "13_15", "u1", [1], {"a": 1}]
+    evaluated = 0
+    for _ in range(200):
+        account = {
+            k: rng.choice(values)
+            for k, values in (
+                ("age_days", [0, 1, 2, 3, 5, 1.0, 2.9, "2", None]),
+                ("flag", [True, False, "yes", 1]),
+                ("kind", ["x", "y", 1, True]),
+                ("owner", ["u1", "u9", 7]),
+            )
+            if rng.random() < 0.6
+        }
+        facts = Facts(
+            subject={"account_id": rng.choice(["u1", "u2", "u9", 3])},
+            matches=[
+                {"bank": rng.choice(["b", "c", 5, None]), "distance": rng.randint(0, 6)}
+                if rng.random() < 0.9
+                else {"distance": 1}
+                for _ in range(rng.randint(0, 3))
+            ],
+            signals=[
+                {"source": rng.choice(["user_report", "event", 3]), "confidence": rng.random()}
+                | ({"label": rng.choice(["u1", "u9", 4])} if rng.random() < 0.8 else {})
+                for _ in range(rng.randint(0, 2))
+            ],
+            scores={"nudity": rng.random()} if rng.random() < 0.5 else {"other": 0.9},
+            grooming=rng.choice([0.0, 0.25, rng.random()]),
+            solicitation=rng.choice([0.0, rng.random()]),
+            account=account,
+            hashes=rng.choice([[], ["h1"], ["h2", "h1"], ["h2"]]),
+            report=rng.choice(
+                [
+                    {},
+                    {"present": True, "count": rng.randint(1, 3), "category": rng.choice(["grooming", "x", 1])},
+                    {"present": rng.choice(odd)},
+                ]
+            ),
+            age={"uploader": rng.choice(["13_15", "adult", 5])},
+        )
+        alone = {r.name: evaluate_one(r.compiled, facts, LISTS) for r in rules}
+        out = rs.evaluate(facts)
+        assert {h.rule for h in out.live + out.shadow} == {n for n, (hit, _) in alone.items() if hit}
+        assert set(out.errors) == {n for n, (_, error) in alone.items() if error}
+        evaluated += out.evaluated
+    assert evaluated < 0.7 * 200 * len(rules)  # the guards do skip, even on these odd detections

@@ -36,13 +36,22 @@ native binding exposes no syntax tree); it never evaluates. The binding has no e
 bounds above are what bound a rule's cost.
 
 Speed: one native call costs a few microseconds from Python, more than the rule itself, so rules are evaluated in
-*batches*: the rules that read the same signal variables form a group, and a group is compiled into one CEL list
-expression (``[(rule1), (rule2), …]``) evaluated once per detection against one shared activation. A group whose
-every signal variable is empty in a detection is not run at all: its rules' values on an empty activation are
-computed at compile time and are exact. CEL makes a list with one erring element an error, so a batch that errs is
-evaluated again rule by rule (per-rule error isolation is kept; only the erring detection pays for it). Named
-lists stay out of the activation: ``x in lists.name`` is rewritten into a call of a Python set lookup
-(:func:`_list_tests`), since cel-cpp would copy a 100,000-item list into its own map on every detection.
+*batches* compiled into one CEL list expression (``[(rule1), (rule2), …]``) evaluated once per detection against one
+shared activation; and most rules are not run at all. A rule whose expression is a chain of ``&&`` with one operand
+of a known shape — ``matches.exists(m, m.bank == "x" && …)``, ``"nudity" in scores && scores.nudity > 0.9``,
+``grooming > 0.7``, ``report.category == "sextortion"``, ``subject.account_id in lists.watched``,
+``size(signals) >= 2`` … — has a *guard* (:func:`_guard`): Python tests it on the detection's bounded values with a
+dictionary lookup or a comparison, and only when it is not exactly false does the rule's batch run (rules are grouped
+and indexed by guard; thresholds sorted, so a scan stops at the first one out of reach). A guard never decides a
+match: CEL does, on the whole rule; and a rule that may err (an absent key, a value of another type) still runs, so
+its error is counted as before. The other rules are grouped by the signal variables they read, and a group whose
+every signal variable is empty is not run (its rules' values on an empty activation are computed at compile time and
+are exact). CEL makes a list with one erring element an error, so a batch that errs is evaluated again rule by rule
+(per-rule error isolation is kept; only the erring detection pays for it). Named lists stay out of the activation:
+a test of a fixed place of the detection (``subject.account_id``, a hash, a signal's label) reads a per-detection
+map of the detection's values there that are in the list (:func:`_listed`); any other ``x in lists.name`` is
+rewritten into a call of a Python set lookup (:func:`_list_tests`), since cel-cpp would copy a 100,000-item list
+into its own map on every detection.
 """
 
 from __future__ import annotations
@@ -196,6 +205,10 @@ class Compiled:
     program: Any = field(repr=False)
     #: What cel-cpp runs: the expression with each ``x in lists.name`` a call of :func:`_in_list`.
     source: str = ""
+    #: A conjunct Python can test before cel-cpp runs (:func:`_guard`), or ``None``.
+    guard: tuple | None = None
+    #: The named-list tests of fixed places kept as CEL's own ``in`` (:func:`_list_tests`).
+    listed: frozenset = frozenset()
 
 
 def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compiled:
@@ -220,12 +233,12 @@ def compile_expression(expression: str, list_names: Iterable[str] = ()) -> Compi
     except Exception as exc:  # lark's own errors on odd input: still a syntax error, never a crash
         raise _error("rules.syntax", f"Not a CEL expression: {type(exc).__name__}.") from None
     roots, lists, keys = _check_tree(tree, set(list_names))
-    source = _list_tests(tree, expression)
+    source, listed = _list_tests(tree, expression)
     checked = _native(expression)  # its errors' lines and columns are the operator's
     if checked.return_type() not in _BOOLEAN:
         raise _error("rules.type", f"A rule's expression is true or false, not a {checked.return_type().name()}.")
     program = _native(source) if source != expression else checked
-    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source)
+    compiled = Compiled(expression, frozenset(roots), frozenset(lists), program, source, _guard(tree), listed)
     value = _run(compiled, sample_activation(list_names, keys))
     if isinstance(value, EvalError) and _is_type_error(value):
         raise _error("rules.type", f"The expression has a type error: {_describe(value)}.")
@@ -376,13 +389,28 @@ def _names_list(node) -> bool:
     return _ident_of(node) == "lists"
 
 
-def _list_tests(tree, expression: str) -> str:
+def _list_tests(tree, expression: str) -> tuple[str, frozenset[tuple[str, tuple[str, str] | None]]]:
     """``expression`` with every ``x in lists.name`` rewritten as ``safehold_in_list("name", x)``, a hash lookup in
     Python's set of the list (:func:`_in_list`): cel-cpp converts a Python map of an activation to its own on first
     use, which for named lists of 100,000 items is milliseconds on every detection. A named list is used in no
-    other way (its size, its keys), so every use of ``lists`` must be such a test."""
+    other way (its size, its keys), so every use of ``lists`` must be such a test.
+
+    A test of a fixed place of the detection — ``subject.account_id in lists.name``, or ``h in lists.name`` where
+    ``h`` ranges over ``hashes`` — is kept as written, and returned as ``(name, (map, field))`` or ``(name, None)``:
+    the activation's ``lists`` then holds, for each such list, the detection's own values at those places that are
+    in it (:func:`_listed`), a map of a few keys, so the test is CEL's own ``in`` with no call back into Python."""
     tests = []
     uses = 0
+    binders: dict[str, set[str | None]] = {}
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot_arg" and str(node.children[1]) in MACROS:
+            args = node.children[2]
+            var = _ident_of(args.children[0]) if args is not None and args.children else None
+            target = node.children[0]
+            if var is not None:
+                binders.setdefault(var, set()).add(
+                    _ident_of(target) if getattr(_strip(target), "data", None) == "ident" else None
+                )
     for node in tree.iter_subtrees():
         if node.data == "ident" and str(node.children[0]) == "lists":
             uses += 1
@@ -394,15 +422,27 @@ def _list_tests(tree, expression: str) -> str:
             name = _list_member(node.children[1])
             left = node.children[0].children[0]
             if name is not None:
-                tests.append((node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name))
-    tests.sort()
+                tests.append(
+                    (node.meta.start_pos, node.meta.end_pos, left.meta.start_pos, left.meta.end_pos, name, left)
+                )
+    tests.sort(key=lambda t: t[:5])
     nested = any(b[0] < a[1] for a, b in zip(tests, tests[1:], strict=False))
     if uses != len(tests) or nested:
         raise _error("rules.macro", "A named list is only tested with `x in lists.name` (not nested in another).")
-    for start, end, left_start, left_end, name in reversed(tests):
-        call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
-        expression = expression[:start] + call + expression[end:]
-    return expression
+    fixed = set()
+    for start, end, left_start, left_end, name, left in reversed(tests):
+        place = _field(left)
+        var = _ident_of(left) if getattr(_strip(left), "data", None) == "ident" else None
+        if place is not None and place[0] in _FIELD_MAPS and place[0] not in binders:
+            fixed.add((name, place))
+        elif place is not None and len(binders.get(place[0], ())) == 1 and binders[place[0]] <= _ELEMENT_LISTS:
+            fixed.add((name, (next(iter(binders[place[0]])), place[1])))  # ``s.label`` of ``signals.exists(s, …)``
+        elif var is not None and binders.get(var) == {"hashes"}:
+            fixed.add((name, None))
+        else:
+            call = f"safehold_in_list({json.dumps(name)}, {expression[left_start:left_end]})"
+            expression = expression[:start] + call + expression[end:]
+    return expression, frozenset(fixed)
 
 
 def _list_member(node) -> str | None:
@@ -412,6 +452,212 @@ def _list_member(node) -> str | None:
     if getattr(node, "data", None) == "member_dot" and _ident_of(node.children[0]) == "lists":
         return str(node.children[1])
     return None
+
+
+# ------------------------------------------------------------------------------------------ guards
+#
+# A rule ``a && b && …`` is false as soon as one of its conjuncts is false, whatever the others are (CEL's ``&&``
+# is commutative: ``error && false`` is false too). So one conjunct of a known, simple shape is a *guard*: Python
+# tests it on the detection's bounded values (:func:`_values`) with a dictionary lookup or a comparison, before any
+# call into cel-cpp, and when it is exactly false the rule is false and is not run. When it may be true — or may
+# be an error: a key absent from a map, a value of another type — the whole rule runs in CEL, which alone decides;
+# so a guard changes neither a rule's value nor whether its error is counted, only which rules are run.
+
+#: Maps whose fields a guard reads (``scores`` only for keys and thresholds: its values are doubles).
+_FIELD_MAPS = frozenset({"subject", "age", "report", "account"})
+_KEY_MAPS = _FIELD_MAPS | {"scores"}
+_SCALARS = frozenset({"grooming", "solicitation"})
+_ELEMENT_LISTS = frozenset({"matches", "signals"})
+_PASS = frozenset(
+    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary", "member",
+     "primary", "paren_expr"}
+)  # fmt: skip
+_PLAIN_STRING = re.compile(r"""^(?:"([^"\\\n\r]*)"|'([^'\\\n\r]*)')$""")
+_PLAIN_DOUBLE = re.compile(r"^[0-9]+\.[0-9]+$")
+_PLAIN_INT = re.compile(r"^[0-9]{1,18}$")
+#: A comparison as a bound on the left operand (``>`` as ``>=``: a guard may let through more, never fewer), and
+#: the same with the operands swapped.
+_BOUNDS = {"relation_gt": "ge", "relation_ge": "ge", "relation_lt": "le", "relation_le": "le"}
+_SWAPPED = {"relation_gt": "le", "relation_ge": "le", "relation_lt": "ge", "relation_le": "ge"}
+#: The list variables whose size a guard may bound (``size(signals) >= 2``).
+_SIZED = frozenset({"matches", "signals", "hashes"})
+
+
+def _strip(node):
+    """``node`` without the grammar's single-child wrappers (``expr`` → … → ``primary``, parentheses)."""
+    while getattr(node, "data", None) in _PASS and len(node.children) == 1 and hasattr(node.children[0], "data"):
+        node = node.children[0]
+    return node
+
+
+def _conjuncts(node) -> list:
+    """The operands of a top-level chain of ``&&`` (one operand when there is none)."""
+    out, stack = [], [node]
+    while stack:
+        node = _strip(stack.pop())
+        if getattr(node, "data", None) == "conditionaland" and len(node.children) == 2:
+            stack.extend(reversed(node.children))
+        else:
+            out.append(node)
+    return out
+
+
+def _field(node) -> tuple[str, str] | None:
+    """``(name, field)`` if ``node`` is exactly ``name.field`` (``account.age_days``, ``m.bank``)."""
+    node = _strip(node)
+    if getattr(node, "data", None) == "member_dot" and len(node.children) == 2:
+        name = _ident_of(node.children[0])
+        if name is not None and _strip(node.children[0]).data == "ident":
+            return name, str(node.children[1])
+    return None
+
+
+def _literal(node) -> str | float | int | None:
+    """A plain string literal (no escapes, no prefix), a plain decimal double or a decimal int literal, else
+    ``None``."""
+    node = _strip(node)
+    if getattr(node, "data", None) != "literal":
+        return None
+    text = str(node.children[0])
+    m = _PLAIN_STRING.match(text)
+    if m:
+        return m.group(1) if m.group(1) is not None else m.group(2)
+    if _PLAIN_DOUBLE.match(text):
+        return float(text)
+    if _PLAIN_INT.match(text):
+        return int(text)
+    return None
+
+
+def _atom(node) -> tuple | None:
+    """The guard one conjunct gives, if it has one of the shapes a guard knows."""
+    data = getattr(node, "data", None)
+    if data == "member_dot":  # a bare ``report.present``: true only if the field is true
+        f = _field(node)
+        return ("field", f[0], f[1], True) if f and f[0] in _FIELD_MAPS else None
+    if data == "ident_arg":
+        fn, args = node.children
+        if str(fn) == "has" and args is not None and len(args.children) == 1:
+            f = _field(args.children[0])
+            if f and f[0] in _KEY_MAPS:
+                return ("key", f[0], f[1], None, True)
+        return None
+    if data == "member_dot_arg":
+        return _exists(node)
+    if data != "relation" or len(node.children) != 2 or not hasattr(node.children[0], "data"):
+        return None
+    op, left, right = node.children[0].data, node.children[0].children[0], node.children[1]
+    if op == "relation_in":
+        name = _list_member(right)
+        f = _field(left)
+        if name is not None:
+            return ("inlist", f, name) if f and f[0] in _FIELD_MAPS else None
+        key, target = _literal(left), _ident_of(right)
+        if isinstance(key, str) and target in _KEY_MAPS and _strip(right).data == "ident":
+            return ("key", target, key, None, True)
+    if op in ("relation_gt", "relation_ge"):
+        bound = _literal(right)
+        scalar = _ident_of(left) if _strip(left).data == "ident" else None
+        if scalar in _SCALARS and isinstance(bound, float):
+            return ("scalar", scalar, bound)
+        sized = _sized(left)
+        if sized is not None and type(bound) is int:  # ``size(signals) > 1``: at least two signals
+            return ("size", sized, bound + (op == "relation_gt"))
+    if op in _BOUNDS:  # ``account.age_days < 3``: false when the value is an int of 3 or more (an error if absent)
+        for a, b, direction in ((left, right, _BOUNDS[op]), (right, left, _SWAPPED[op])):
+            f, bound = _field(a), _literal(b)
+            if f and f[0] in _KEY_MAPS and isinstance(bound, float | int):
+                return ("key", f[0], f[1], (direction, bound), False)
+    if op == "relation_eq":
+        for a, b in ((left, right), (right, left)):
+            f, value = _field(a), _literal(b)
+            if f and f[0] in _FIELD_MAPS and isinstance(value, str):
+                return ("field", f[0], f[1], value)
+    return None
+
+
+def _sized(node) -> str | None:
+    """``name`` if ``node`` is exactly ``size(name)`` of a list variable."""
+    node = _strip(node)
+    if getattr(node, "data", None) != "ident_arg" or str(node.children[0]) != "size":
+        return None
+    args = node.children[1]
+    if args is None or len(args.children) != 1 or _strip(args.children[0]).data != "ident":
+        return None
+    name = _ident_of(args.children[0])
+    return name if name in _SIZED else None
+
+
+def _exists(node) -> tuple | None:
+    """``matches.exists(m, m.bank == "x" && …)`` (true only if some match's bank is ``"x"``) and
+    ``hashes.exists(h, h in lists.name)`` (true only if one of the hashes is in the list)."""
+    target, method, args = node.children
+    name = _ident_of(target)
+    if str(method) != "exists" or _strip(target).data != "ident" or args is None or len(args.children) != 2:
+        return None
+    var = _ident_of(args.children[0])
+    if var is None or var in VARIABLES:
+        return None
+    for c in _conjuncts(args.children[1]):
+        if getattr(c, "data", None) != "relation" or len(c.children) != 2 or not hasattr(c.children[0], "data"):
+            continue
+        op, left, right = c.children[0].data, c.children[0].children[0], c.children[1]
+        if name == "hashes" and op == "relation_in" and _strip(left).data == "ident" and _ident_of(left) == var:
+            listed = _list_member(right)
+            if listed is not None:
+                return ("inlist", None, listed)
+        if name in _ELEMENT_LISTS and op == "relation_in":  # ``signals.exists(s, s.label in lists.terms)``
+            f, listed = _field(left), _list_member(right)
+            if f and f[0] == var and listed is not None:
+                return ("inlist", (name, f[1]), listed)
+        if name in _ELEMENT_LISTS and op == "relation_eq":
+            for a, b in ((left, right), (right, left)):
+                f, value = _field(a), _literal(b)
+                if f and f[0] == var and isinstance(value, str):
+                    return ("element", name, f[1], value)
+    return None
+
+
+def _group(guard: tuple) -> tuple:
+    """The index entry of a guard: thresholds apart, and bounds of each direction and type apart."""
+    if guard[0] in ("scalar", "size"):
+        return guard[:2]
+    if guard[0] == "key":
+        test = guard[3]
+        return guard[:3] + ((None, None) if test is None else (test[0], type(test[1]))) + guard[4:]
+    return guard
+
+
+def _threshold(guard: tuple) -> float | int:
+    return guard[2] if guard[0] in ("scalar", "size") else guard[3][1]
+
+
+_ABSENT = object()
+
+
+def _guard(tree) -> tuple | None:
+    """The most selective guard among the rule's top-level conjuncts (:func:`_rank`), or ``None``.
+
+    A key guard is ``("key", map, key, bound, strict)``: ``strict`` when the rule also tests that the key is there
+    (``"age_days" in account && account.age_days < 3``), so that its absence makes the rule false, not an error."""
+    atoms = [a for a in map(_atom, _conjuncts(tree)) if a is not None]
+    present = {a[1:3] for a in atoms if a[0] == "key" and a[4]}
+    atoms = [a[:4] + (True,) if a[0] == "key" and a[1:3] in present else a for a in atoms]
+    return min(atoms, key=_rank) if atoms else None
+
+
+def _rank(atom: tuple) -> int:
+    """How selective a guard usually is (lowest first): a named list, a value in a list of maps, a list of two or
+    more, a field's string, a bound on a key that must be there, a risk's threshold or a field that must be true, a
+    bound on a key that may be absent (then the rule runs), a key that must be there, a list that is not empty."""
+    kind = atom[0]
+    if kind == "key":
+        return 4 if atom[3] is not None and atom[4] else 6 if atom[3] is not None else 7
+    if kind == "size":
+        return 2 if atom[2] >= 2 else 8
+    if kind == "field":  # a string, or a bare ``report.present`` (true on every report)
+        return 3 if atom[3] is not True else 5
+    return {"inlist": 0, "element": 1, "scalar": 5}[kind]
 
 
 def _in_list(name: str, item: str) -> bool:
@@ -465,8 +711,32 @@ def _bounded(value: Any, depth: int = 0) -> Any:
     return None
 
 
+def _flat(value: Mapping, depth: int = 0) -> dict:
+    """``_bounded(value)`` for a map, with a short path for the usual one: at most MAX_ITEMS string keys, each
+    value a short string, a bool, a finite double or an int64 (then it is already what :func:`_bounded` makes)."""
+    if type(value) is dict and len(value) <= MAX_ITEMS:  # noqa: E721
+        for k, v in value.items():
+            t = type(v)
+            if not (
+                type(k) is str  # noqa: E721
+                and len(k) <= MAX_STRING
+                and (
+                    (t is str and len(v) <= MAX_STRING)
+                    or t is bool
+                    or (t is float and -math.inf < v < math.inf)
+                    or (t is int and _INT64_MIN <= v <= _INT64_MAX)
+                )
+            ):
+                break
+        else:
+            return value
+    return _bounded(value, depth)
+
+
 def _double(value: Any) -> float:
     """A score or risk as a finite double (0 for anything else: a rule never sees NaN or a string)."""
+    if type(value) is float and -math.inf < value < math.inf:  # noqa: E721 -- the usual case, first
+        return value
     try:
         value = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -501,25 +771,65 @@ class Facts:
 _NO_REPORT = {"present": False, "category": "", "count": 0, "trusted": False}
 
 
-def activation(facts: Facts, lists: Mapping[str, frozenset[str]]) -> tuple[Any, Mapping[str, frozenset[str]]]:
+def activation(
+    facts: Facts, lists: Mapping[str, frozenset[str]], places: Mapping[str, Iterable] | None = None
+) -> tuple[Any, Mapping[str, frozenset[str]]]:
     """A native activation for ``facts``, every value of its declared type (:data:`_TYPES`), built once per
-    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read. It is used
-    on the thread that built it (cel-cpp's arena is per thread)."""
-    values = {
-        "subject": _bounded(
+    detection and shared by every rule, with the named lists (:func:`named_lists`) its list tests read (``places``:
+    :func:`_listed`). It is used on the thread that built it (cel-cpp's arena is per thread)."""
+    values = _values(facts)
+    values["lists"] = _listed(values, lists, places)
+    return _CEL.Activation(values), lists
+
+
+def _listed(
+    values: dict[str, Any], lists: Mapping[str, frozenset[str]], places: Mapping[str, Iterable] | None
+) -> dict[str, dict[str, bool]]:
+    """The ``lists`` a detection's rules see: for each named list they test at fixed places (:func:`_list_tests`;
+    ``places``: list name -> ``(map, field)`` or ``None`` for ``hashes``), the detection's values at those places
+    that are in it. ``None``: every list, against every string at every such place (a superset: the same
+    answers)."""
+    if places is None:
+        found = [v for m in _FIELD_MAPS for v in values[m].values() if type(v) is str]  # noqa: E721
+        found += [v for m in _ELEMENT_LISTS for item in values[m] for v in item.values() if type(v) is str]  # noqa: E721
+        found += values["hashes"]
+        return {name: {v: True for v in found if v in members} for name, members in lists.items()}
+    out = {}
+    for name, where in places.items():
+        members = lists.get(name, ())
+        listed = {}
+        for place in where:
+            if place is None:
+                listed.update((h, True) for h in values["hashes"] if h in members)
+            elif place[0] in _ELEMENT_LISTS:
+                for item in values[place[0]]:
+                    value = item.get(place[1])
+                    if type(value) is str and value in members:  # noqa: E721
+                        listed[value] = True
+            else:
+                value = values[place[0]].get(place[1])
+                if type(value) is str and value in members:  # noqa: E721
+                    listed[value] = True
+        out[name] = listed
+    return out
+
+
+def _values(facts: Facts) -> dict[str, Any]:
+    """The activation's values as plain, bounded Python: what cel-cpp converts, and what the guards read."""
+    return {
+        "subject": _flat(
             {"kind": "content", "content_id": "", "account_id": "", "media_type": "", "door": "", **facts.subject}
         ),
-        "matches": [_bounded(m, 1) if isinstance(m, Mapping) else {} for m in facts.matches[:MAX_ITEMS]],
+        "matches": [_flat(m, 1) if isinstance(m, Mapping) else {} for m in facts.matches[:MAX_ITEMS]],
         "scores": {str(k)[:MAX_STRING]: _double(v) for k, v in list(facts.scores.items())[:MAX_ITEMS]},
-        "signals": [_bounded(s, 1) if isinstance(s, Mapping) else {} for s in facts.signals[:MAX_ITEMS]],
+        "signals": [_flat(s, 1) if isinstance(s, Mapping) else {} for s in facts.signals[:MAX_ITEMS]],
         "grooming": _double(facts.grooming),
         "solicitation": _double(facts.solicitation),
         "age": _bounded({"uploader": "unknown", "reasons": [], **facts.age}),
-        "report": _bounded({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
-        "account": _bounded(facts.account) if facts.account else {},
+        "report": _flat({**_NO_REPORT, **facts.report}) if facts.report else _NO_REPORT,
+        "account": _flat(facts.account) if facts.account else {},
         "hashes": [str(h)[:MAX_STRING] for h in facts.hashes[:MAX_ITEMS]],
     }
-    return _CEL.Activation(values), lists
 
 
 def named_lists(lists: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
@@ -608,24 +918,49 @@ class _Batch:
     known: tuple[int, ...] | None
     program: Any = field(repr=False)
     typed: bool = False
+    #: Guarded batches on a threshold: the lowest threshold of its rules (none of them can hold below it).
+    bound: float | None = None
+    #: Every variable its rules read, ``lists`` included: what the native activation must hold for it.
+    reads: frozenset[str] = frozenset()
+
+
+#: Rules per guarded batch on a threshold (``grooming > 0.7``): sorted by threshold, so a detection runs only the
+#: batches whose lowest threshold its value reaches, and at most this many rules that cannot hold.
+_THRESHOLD_BATCH = 16
 
 
 class RuleSet:
-    """The live and shadow rules of one moment, compiled; replaced whole on a change, never mutated."""
+    """The live and shadow rules of one moment, compiled; replaced whole on a change, never mutated.
+
+    Rules with a guard (:func:`_guard`) are grouped by it and indexed: a detection looks up which groups its values
+    can satisfy (one dictionary lookup or comparison per group kind) and runs only their batches. The other rules
+    are grouped by the signal variables they read, and a group whose signals are all empty is not run."""
 
     def __init__(self, rules: Iterable[Rule], lists: Mapping[str, Iterable[str]] | None = None, fingerprint=None):
         self.rules = tuple(r for r in rules if r.status in ("live", "shadow"))
         self.lists = named_lists(lists or {})
         self.fingerprint = fingerprint
-        #: Skip the batches whose signals are empty (off only in the benchmark, to show what the skip is worth).
+        #: Skip the rules that cannot hold (off only in tests and the benchmark, to show what the skip is worth).
         self.skip = True
         self._hits = tuple(Hit(r.name, r.version, r.effect, r.status == "shadow") for r in self.rules)
-        empty = activation(Facts(), self.lists)
-        groups: dict[frozenset[str], list[int]] = {}
+        #: Named list -> the fixed places the rules test against it (:func:`_listed`).
+        self._places: dict[str, tuple] = {}
+        for r in self.rules:
+            for name, place in r.compiled.listed:
+                if place not in self._places.get(name, ()):
+                    self._places[name] = (*self._places.get(name, ()), place)
+        empty = activation(Facts(), self.lists, self._places)
+        plain: dict[frozenset[str], list[int]] = {}
+        guarded: dict[tuple, list[int]] = {}
         for i, r in enumerate(self.rules):
-            groups.setdefault(r.compiled.roots - {"lists"}, []).append(i)
+            g = r.compiled.guard
+            if g is None:
+                plain.setdefault(r.compiled.roots - {"lists"}, []).append(i)
+            else:
+                guarded.setdefault(_group(g), []).append(i)
         self._batches: list[_Batch] = []
-        for roots, positions in groups.items():
+        self._plain: list[_Batch] = []
+        for roots, positions in plain.items():
             for start in range(0, len(positions), MAX_BATCH):
                 part = tuple(positions[start : start + MAX_BATCH])
                 # A rule's value when every signal variable it reads is empty: exact, since the rest of the
@@ -634,8 +969,49 @@ class RuleSet:
                 known = None
                 if roots <= _SKIPPABLE:
                     known = tuple(i for i in part if _matched(_run(self.rules[i].compiled, empty)))
-                typed = all(self.rules[i].compiled.program.return_type() == cel.Type.BOOL for i in part)
-                self._batches.append(_Batch(part, roots, known, self._program(part), typed))
+                self._plain.append(self._batch(part, known))
+        self._elements: dict[tuple[str, str], dict[str, list[_Batch]]] = {}
+        #: map -> key -> [(direction of the bound or None, the bound's type, strict (:func:`_guard`), batches)]
+        self._keys: dict[str, dict[str, list[tuple[str | None, type | None, bool, list[_Batch]]]]] = {}
+        self._fields: dict[tuple[str, str], dict[Any, list[_Batch]]] = {}
+        self._scalars: dict[str, list[_Batch]] = {}
+        self._sizes: dict[str, list[_Batch]] = {}
+        self._inlists: list[tuple[tuple[str, str] | None, str, list[_Batch]]] = []
+        for key, positions in guarded.items():
+            kind = key[0]
+            direction = "ge" if kind in ("scalar", "size") else key[3] if kind == "key" else None
+            size = MAX_BATCH
+            if direction is not None:  # by threshold, the easiest to reach first: a scan stops at the first miss
+                positions.sort(key=lambda i: _threshold(self.rules[i].compiled.guard), reverse=direction == "le")
+                size = _THRESHOLD_BATCH
+            batches = []
+            for start in range(0, len(positions), size):
+                part = tuple(positions[start : start + size])
+                bound = _threshold(self.rules[part[0]].compiled.guard) if direction is not None else None
+                batches.append(self._batch(part, None, bound))
+            if kind == "element":
+                self._elements.setdefault(key[1:3], {})[key[3]] = batches
+            elif kind == "key":
+                self._keys.setdefault(key[1], {}).setdefault(key[2], []).append((direction, key[4], key[5], batches))
+            elif kind == "field":
+                self._fields.setdefault(key[1:3], {})[key[3]] = batches
+            elif kind == "scalar":
+                self._scalars[key[1]] = batches
+            elif kind == "size":
+                self._sizes[key[1]] = batches
+            else:
+                self._inlists.append((key[1], key[2], batches))
+            self._batches.extend(batches)
+        self._batches.extend(self._plain)
+        #: The maps whose key guards are all strict: a detection's absent keys then run nothing.
+        self._strict = frozenset(
+            m for m, by_key in self._keys.items() if all(e[2] for entries in by_key.values() for e in entries)
+        )
+
+    def _batch(self, part: tuple[int, ...], known: tuple[int, ...] | None, bound: float | None = None) -> _Batch:
+        reads = frozenset().union(*(self.rules[i].compiled.roots for i in part))
+        typed = all(self.rules[i].compiled.program.return_type() == cel.Type.BOOL for i in part)
+        return _Batch(part, reads - {"lists"}, known, self._program(part), typed, bound, reads)
 
     def _program(self, positions: tuple[int, ...]) -> Any:
         """One CEL list of the rules' expressions (each on its own lines, so a trailing ``//`` comment ends
@@ -651,28 +1027,115 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
+    def _candidates(self, values: dict[str, Any]) -> list[_Batch]:
+        """The guarded batches whose guard is not exactly false on ``values`` (:func:`_guard`): each test reads the
+        bounded values cel-cpp would see, and an absent key or a value of another type only ever adds batches."""
+        run: list[_Batch] = []
+        for (name, key), by_value in self._elements.items():
+            seen = set()
+            for item in values[name]:
+                value = item.get(key, _ABSENT)
+                if type(value) is not str:  # noqa: E721 -- absent or not a string: the predicate may err
+                    seen = by_value
+                    break
+                seen.add(value)
+            for value in seen:
+                run.extend(by_value.get(value, ()))
+        for name, by_key in self._keys.items():
+            present = values[name]
+            if name in self._strict and len(present) < len(by_key):  # absent keys add nothing: read what is there
+                keys = [k for k in present if k in by_key]
+            else:
+                keys = by_key
+            for key in keys:
+                entries = by_key[key]
+                value = present.get(key, _ABSENT)
+                for direction, kind, strict, batches in entries:
+                    if value is _ABSENT:
+                        if not strict:  # ``account.x < 3`` without ``has(account.x)``: an error, counted
+                            run.extend(batches)
+                    elif direction is None or type(value) is not kind:  # a bound of another type: no pruning
+                        run.extend(batches)
+                    else:
+                        for batch in batches:  # sorted: the first one out of reach ends the scan
+                            if not (value >= batch.bound if direction == "ge" else value <= batch.bound):
+                                break
+                            run.append(batch)
+        for (name, key), by_value in self._fields.items():
+            value = values[name].get(key, _ABSENT)
+            if type(value) is str:  # noqa: E721
+                run.extend(by_value.get(value, ()))
+                run.extend(by_value.get(True, ()))  # a bare ``report.x`` on a string: an error, counted
+            elif value is not False:  # absent, true, or another type: every one may be true or err
+                for batches in by_value.values():
+                    run.extend(batches)
+            else:  # false: the bare tests are false, the comparisons with a string may err
+                for literal, batches in by_value.items():
+                    if literal is not True:
+                        run.extend(batches)
+        for name, batches in self._scalars.items():
+            value = values[name]
+            for batch in batches:
+                if not value >= batch.bound:
+                    break
+                run.append(batch)
+        for name, batches in self._sizes.items():
+            size = len(values[name])
+            for batch in batches:
+                if size < batch.bound:
+                    break
+                run.append(batch)
+        for path, name, batches in self._inlists:
+            members = self.lists.get(name, ())
+            if path is None:
+                hit = any(h in members for h in values["hashes"])
+            elif path[0] in _ELEMENT_LISTS:  # an element whose field is absent or not a string may err
+                hit = any(
+                    type(v := item.get(path[1], _ABSENT)) is not str or v in members  # noqa: E721
+                    for item in values[path[0]]
+                )
+            else:
+                value = values[path[0]].get(path[1], _ABSENT)
+                hit = type(value) is not str or value in members  # noqa: E721 -- else it errs
+            if hit:
+                run.extend(batches)
+        return run
+
     def evaluate(self, facts: Facts) -> Outcome:
         out = Outcome()
         if not self.rules:
             return out
-        act = activation(facts, self.lists)
-        empty = facts.empty()
+        values = _values(facts)
         matched: list[int] = []
         errors: list[int] = []
-        for batch in self._batches:
-            if self.skip and batch.known is not None and batch.roots <= empty:
-                matched.extend(batch.known)
-                continue
+        if self.skip:
+            run = self._candidates(values)
+            empty = facts.empty()
+            for batch in self._plain:
+                if batch.known is not None and batch.roots <= empty:
+                    matched.extend(batch.known)
+                else:
+                    run.append(batch)
+        else:
+            run = self._batches
+        if run:
+            # Only the variables the batches read: cel-cpp's activation costs by the variable, used or not.
+            reads = run[0].reads.union(*(batch.reads for batch in run[1:])) if len(run) > 1 else run[0].reads
+            data = {name: values[name] for name in reads if name != "lists"}
+            if "lists" in reads:
+                data["lists"] = _listed(values, self.lists, self._places)
+            act = (_CEL.Activation(data), self.lists)
+        for batch in run:
             out.evaluated += len(batch.positions)
-            values = _value(batch.program, act) if batch.program is not None else None
-            if not isinstance(values, list) or len(values) != len(batch.positions):
+            result = _value(batch.program, act) if batch.program is not None else None
+            if not isinstance(result, list) or len(result) != len(batch.positions):
                 # A single rule, or a batch with an erring rule (CEL makes the whole list an error): rule by rule.
-                values = [_run(self.rules[i].compiled, act) for i in batch.positions]
-                errors.extend(i for i, v in zip(batch.positions, values, strict=True) if isinstance(v, EvalError))
+                result = [_run(self.rules[i].compiled, act) for i in batch.positions]
+                errors.extend(i for i, v in zip(batch.positions, result, strict=True) if isinstance(v, EvalError))
             elif batch.typed:  # only true and false: the common case, at C speed
-                matched.extend(compress(batch.positions, values))
+                matched.extend(compress(batch.positions, result))
                 continue
-            matched.extend(i for i, v in zip(batch.positions, values, strict=True) if v is True)
+            matched.extend(i for i, v in zip(batch.positions, result, strict=True) if v is True)
         for i in sorted(matched):
             hit = self._hits[i]
             (out.shadow if hit.shadow else out.live).append(hit)
@@ -686,7 +1149,10 @@ def _matched(value: Any) -> bool:
 
 def evaluate_one(compiled: Compiled, facts: Facts, lists: Mapping[str, Iterable[str]]) -> tuple[bool, str | None]:
     """One rule on one detection (the backtest, the save-time check): whether it matched, and its error if any."""
-    value = _run(compiled, activation(facts, named_lists(lists)))
+    places: dict[str, list] = {}
+    for name, place in compiled.listed:
+        places.setdefault(name, []).append(place)
+    value = _run(compiled, activation(facts, named_lists(lists), places))
     if isinstance(value, EvalError):
         return False, _describe(value)
     return _matched(value), None
