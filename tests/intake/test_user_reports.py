@@ -154,3 +154,13 @@ def test_public_form(svc, client, keys):
     svc.user_reports.limiter.per_minute = 2
     codes = [client.post("/report", data={**form, "nonce": f"r{i}"}).status_code for i in range(3)]
     assert codes[-1] == 429
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_lists_and_shows(svc, client, keys, cli):
+    out = _send(client, keys, {**REPORT, "description": "he asked for photos"}).json()
+    listed = cli("user-reports", "list").output
+    assert "grooming" in listed and "1 report(s)" in listed
+    assert "he asked for photos" in cli("user-reports", "show", out["id"]).output
+    assert "0 appeal(s)" in cli("appeals", "list").output
+    assert "user_report.invalid_status" in cli("user-reports", "list", "--status", "nope", code=2).output

@@ -22,6 +22,8 @@ EXPECTED = {
     ("POST", "/login"): PUBLIC,
     ("POST", "/login/totp"): PUBLIC,
     ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/report"): PUBLIC,
+    ("POST", "/report"): PUBLIC,
     ("GET", "/console"): P.CASES_READ,
     ("GET", "/console/me"): ANY,
     ("POST", "/console/me/wellness"): ANY,
