@@ -536,7 +536,10 @@ class Settings(BaseSettings):
         "request still fits in max_json_bytes.",
     )
     user_report_form_per_minute: int = Field(
-        default=10, ge=0, le=10_000, description="Reports one client address may send through the public form per "
+        default=10,
+        ge=0,
+        le=10_000,
+        description="Reports one client address may send through the public form per "
         "minute (429 rate.limited); 0: off.",
     )
     user_report_help: dict = Field(

@@ -63,7 +63,10 @@ def test_reports_are_bounded_and_screenshots_preserved(svc, client, keys):
         ({**REPORT, "category": "nope"}, "request.invalid"),
         ({"category": "other", "reporter_id": "u"}, "request.invalid"),  # neither content nor account
         ({**REPORT, "context": {"screenshots": ["***"]}}, "user_report.invalid_screenshot"),
-        ({**REPORT, "context": {"screenshots": [base64.b64encode(b"text").decode()]}}, "user_report.invalid_screenshot"),
+        (
+            {**REPORT, "context": {"screenshots": [base64.b64encode(b"text").decode()]}},
+            "user_report.invalid_screenshot",
+        ),
         ({**REPORT, "context": {"screenshots": ["aGk="] * 5}}, "user_report.too_many_screenshots"),
     ]
     for i, (body, code) in enumerate(refused):
@@ -89,8 +92,9 @@ def test_reliability_weights():
 
 def test_mass_reporting_by_new_reporters_is_damped(svc, client, keys):
     weights = [
-        _send(client, keys, {"category": "other", "account_id": "target", "reporter_id": f"new{i}"}, key=f"m{i}")
-        .json()["weight"]
+        _send(
+            client, keys, {"category": "other", "account_id": "target", "reporter_id": f"new{i}"}, key=f"m{i}"
+        ).json()["weight"]
         for i in range(reliability.MASS_REPORTERS + 1)
     ]
     assert weights[0] == reliability.BASE and weights[-1] < reliability.BASE
@@ -98,9 +102,9 @@ def test_mass_reporting_by_new_reporters_is_damped(svc, client, keys):
 
 def test_rules_see_the_report(svc):
     from safehold.cases.detection import Detection, DetectionSignal
+    from safehold.pipeline.ages import NoAges
     from safehold.pipeline.service import Submission
     from safehold.rules.book import facts_for
-    from safehold.pipeline.ages import NoAges
 
     sig = DetectionSignal(source="user_report", category="grooming", confidence=0.9,
                           detail={"report_category": "contact_seeking", "count": 3, "trusted": True})  # fmt: skip

@@ -154,7 +154,7 @@ def _url(path: str) -> str:
 def _console_routes(app):
     for route in iter_route_contexts(app.routes):
         path = route.path or ""
-        if path.startswith(("/console", "/login")) or path in ("/", "/logout"):
+        if path.startswith(("/console", "/login")) or path in ("/", "/logout", "/report"):
             for method in route.methods or ():
                 if method != "HEAD":
                     yield method, path

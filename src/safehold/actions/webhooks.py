@@ -339,7 +339,7 @@ def _check_events(events: list[str] | None) -> list[str]:
     if unknown:
         raise SafeholdError(
             "webhook.invalid_events",
-            f"Unknown action kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(ACTION_KINDS + NOTICE_EVENTS)}.",
+            f"Unknown event(s) {', '.join(map(repr, unknown))}; known: {', '.join(ACTION_KINDS + NOTICE_EVENTS)}.",
             detail={"unknown": unknown},
         )
     return events

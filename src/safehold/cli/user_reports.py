@@ -20,6 +20,10 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Limit = Annotated[int, typer.Option(help="How many, newest first.")]
 #: The CLI reads as the operator: every report, every field.
 OPERATOR = Principal(name="cli", role="admin")
+SHOWN = (
+    "id", "status", "category", "content_id", "account_id", "reporter_id", "trusted", "reporter_age_band", "urgent",
+    "reference", "case_id", "decision", "received_at", "decided_at",
+)  # fmt: skip
 
 
 def _svc():
@@ -57,8 +61,7 @@ def show_report(report_id: Annotated[int, typer.Argument(help="The report's id."
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return
-    for key in ("id", "status", "category", "content_id", "account_id", "reporter_id", "trusted",
-                "reporter_age_band", "urgent", "reference", "case_id", "decision", "received_at", "decided_at"):  # fmt: skip
+    for key in SHOWN:
         out.print(f"{key}: {r[key]}", markup=False, highlight=False)
     out.print(f"weight: {r['weight']:.2f} ({'; '.join(r['reliability'].get('reasons', []))})", markup=False)
     if r["description"]:

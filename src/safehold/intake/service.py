@@ -434,9 +434,7 @@ class UserReportService:
     def case_closed(self, s: Session, case: Case, actor: str) -> int:
         """A decision closed ``case``: the reports waiting on it get their outcome and the platform one
         ``user_report.decided`` webhook each, in the decision's transaction. Returns how many reports."""
-        rows = list(
-            s.scalars(select(UserReport).where(UserReport.case_id == case.id, UserReport.status == "received"))
-        )
+        rows = list(s.scalars(select(UserReport).where(UserReport.case_id == case.id, UserReport.status == "received")))
         now = utcnow()
         for row in rows:
             row.status = "actioned" if case.decision in VIOLATING else "no_action"

@@ -12,8 +12,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from safehold.api.deps import require, services
 from safehold.api.contract import ContractRoute
+from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.http.params import Id, Offset
