@@ -6,20 +6,29 @@ each client address may send ``SAFEHOLD_USER_REPORT_FORM_PER_MINUTE`` reports a 
 (labels, a fieldset and legend for the category, errors in an alert the screen reader announces and tied to the
 fields) and needs no script. It may be framed by any site (it carries no session and no secret beyond the token
 the platform already shows); every other console page refuses to be framed.
+
+Staff see the appeals at ``/console/appeals``; a reviewer who took no part in a decision reviews its appeal there
+(the service refuses the others: ``appeal.same_reviewer``).
 """
 
 from __future__ import annotations
 
 import secrets
 
-from fastapi import APIRouter, Depends, Form, Request
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from safehold.auth.roles import Permission
 from safehold.errors import SafeholdError
+from safehold.http.params import Id
+from safehold.intake.appeals import MAX_REASON, OUTCOMES
+from safehold.intake.appeals import STATUSES as APPEAL_STATUSES
 from safehold.intake.service import CATEGORY_LABELS
 from safehold.services import Services
-from safehold.web.deps import ConsoleRoute, client_ip, services
+from safehold.web.deps import ConsoleRoute, Staff, back, client_ip, services, staff
 from safehold.web.render import SECURITY_HEADERS, page
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -105,3 +114,31 @@ def _say(exc: SafeholdError) -> str:
     if "description" in fields:
         return "Your description is too long (4000 characters at most)."
     return exc.message
+
+
+# ---------------------------------------------------------------------------------------- appeals (staff)
+
+
+@router.get("/console/appeals")
+def appeals_page(
+    request: Request,
+    status: Literal[APPEAL_STATUSES + ("all",)] = Query("received"),  # type: ignore[valid-type]
+    who: Staff = Depends(staff(Permission.CASES_READ)),
+    svc: Services = Depends(services),
+) -> Response:
+    rows = svc.appeals.list(status=None if status == "all" else status, limit=200)["appeals"]
+    return page(request, "appeals.html", rows=rows, shown=status, statuses=APPEAL_STATUSES, outcomes=OUTCOMES,
+                max_note=MAX_REASON)  # fmt: skip
+
+
+@router.post("/console/appeals/{appeal_id}/review")
+def review_appeal(
+    appeal_id: Id,
+    outcome: Literal[OUTCOMES] = Form(...),  # type: ignore[valid-type]
+    note: str = Form("", max_length=MAX_REASON),
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    body = {"outcome": outcome, **({"note": note} if note else {})}
+    svc.appeals.review(appeal_id, who.principal, body)
+    return back("/console/appeals?status=all", "appeal_reviewed")
