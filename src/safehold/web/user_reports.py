@@ -14,7 +14,6 @@ Staff see the appeals at ``/console/appeals``; a reviewer who took no part in a 
 from __future__ import annotations
 
 import secrets
-
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
