@@ -168,3 +168,21 @@ def test_cli_lists_and_shows(svc, client, keys, cli):
     assert "he asked for photos" in cli("user-reports", "show", out["id"]).output
     assert "0 appeal(s)" in cli("appeals", "list").output
     assert "user_report.invalid_status" in cli("user-reports", "list", "--status", "nope", code=2).output
+
+
+def test_transparency_counts_reports_and_appeals(svc, client, keys):
+    import datetime as dt
+
+    from safehold.transparency.periods import parse_period
+
+    child = {**REPORT, "category": "sextortion", "reporter_age_band": "under13", "content_id": "dm-3"}
+    first = _send(client, keys, child).json()
+    _send(client, keys, REPORT, key="k2")
+    svc.cases.claim(first["case_id"], ALICE.label)
+    svc.review.decide(first["case_id"], ALICE, "not_violating")
+    appeal = client.post("/v1/appeals", json={"case_id": first["case_id"]}, headers=keys["platform"]).json()
+    svc.appeals.review(appeal["id"], BOB, {"outcome": "overturned"})
+    figures = svc.transparency_facts.figures(parse_period(dt.datetime.now(dt.UTC).date().isoformat()), {})
+    assert set(figures["user_reports.by_category"].rows) == {("grooming", "received", 1, 0),
+                                                              ("sextortion", "no_action", 1, 1)}  # fmt: skip
+    assert figures["appeals.by_outcome"].rows == (("overturned", 1),)
