@@ -142,16 +142,18 @@ def test_appeal_goes_to_another_reviewer(svc, client, keys):
 
 def test_public_form(svc, client, keys):
     token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
-    page = client.get(f"/report?token={token}")
+    page = client.get(f"/report?token={token}&ref=ticket-77")
     assert page.status_code == 200 and "<fieldset>" in page.text and "<legend>" in page.text
     assert "frame-ancestors *" in page.headers["content-security-policy"]
     nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
+    reference = re.search(r'name="reference" value="([^"]+)"', page.text).group(1)
     form = {"token": token, "nonce": nonce, "category": "contact_seeking", "content_id": "dm-1",
-            "reporter_age_band": "under13"}  # fmt: skip
+            "reporter_age_band": "under13", "reference": reference}  # fmt: skip
     sent = client.post("/report", data=form)
     assert sent.status_code == 200 and 'role="status"' in sent.text and "trusted adult" in sent.text
     report = svc.user_reports.list()["reports"][0]
     assert report["via"] == "form" and report["urgent"] and not report["trusted"]
+    assert report["reference"] == "ticket-77"
     missing = client.post("/report", data={**form, "nonce": "n2", "category": ""})
     assert missing.status_code == 422 and 'role="alert"' in missing.text and "choose what happened" in missing.text
     assert client.get("/report?token=shrf_nope").status_code == 403
@@ -186,3 +188,13 @@ def test_transparency_counts_reports_and_appeals(svc, client, keys):
     assert set(figures["user_reports.by_category"].rows) == {("grooming", "received", 1, 0),
                                                               ("sextortion", "no_action", 1, 1)}  # fmt: skip
     assert figures["appeals.by_outcome"].rows == (("overturned", 1),)
+
+
+def test_a_live_rule_acts_on_the_report_count(svc, client, keys):
+    rule = 'report.present && report.category == "contact_seeking" && report.count >= 2'
+    svc.rules.create("reports", rule, {"type": "open_case", "priority": "P1"}, "alice")
+    svc.rules.approve("reports", "bob")
+    svc.rules.set_status("reports", "live", "alice")
+    body = {**REPORT, "category": "contact_seeking"}
+    assert _send(client, keys, body).json()["priority"] != "P1"
+    assert _send(client, keys, {**body, "reporter_id": "u2"}, key="k2").json()["priority"] == "P1"

@@ -286,7 +286,8 @@ class UserReportService:
                 "duplicate": False,
                 "reference": row.reference,
                 "case_id": row.case_id,
-                "priority": ref.band if ref is not None else None,
+                # the case's band once the live rules' effects applied (the ref is the band before them)
+                "priority": s.get(Case, ref.id).band if ref is not None else None,
                 "urgent": urgent,
                 "weight": round(weight.value, 4),
                 "help": self.help() if urgent else None,

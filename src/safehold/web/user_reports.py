@@ -63,12 +63,17 @@ def _form(request: Request, token: str, *, status: int = 200, error: str | None 
 
 
 @router.get("/report")
-def report_form(request: Request, token: str = "", svc: Services = Depends(services)) -> Response:
+def report_form(
+    request: Request,
+    token: str = Query("", max_length=200),
+    ref: str = Query("", max_length=128, description="The platform's reference, sent back in the outcome webhook."),
+    svc: Services = Depends(services),
+) -> Response:
     try:
         svc.user_reports.check_token(token)
     except SafeholdError as exc:
         return _form(request, "", status=exc.status, error=exc.message)
-    return _form(request, token)
+    return _form(request, token, values={"reference": ref})
 
 
 @router.post("/report")
@@ -81,9 +86,11 @@ async def send_report(
     account_id: str = Form(""),
     description: str = Form(""),
     reporter_age_band: str = Form("unknown"),
+    reference: str = Form(""),
     svc: Services = Depends(services),
 ) -> Response:
     values = {
+        "reference": reference.strip(),
         "category": category,
         "content_id": content_id.strip(),
         "account_id": account_id.strip(),
