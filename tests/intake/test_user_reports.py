@@ -49,6 +49,7 @@ def test_reports_become_one_case_counted_and_the_reporter_hears_the_outcome(svc,
     assert _events(svc).count("user_report.decided") == 2
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the SQL is the other tests'
 def test_a_childs_own_report_is_p0_with_help(svc, client, keys):
     body = {**REPORT, "category": "sextortion", "reporter_age_band": "13-15", "content_id": "dm-7"}
     out = _send(client, keys, body).json()
@@ -58,6 +59,7 @@ def test_a_childs_own_report_is_p0_with_help(svc, client, keys):
     assert not adult["urgent"] and adult["priority"] != "P0" and adult["help"] is None
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the SQL is the other tests'
 def test_reports_are_bounded_and_screenshots_preserved(svc, client, keys):
     refused = [
         ({**REPORT, "category": "nope"}, "request.invalid"),
@@ -140,6 +142,7 @@ def test_appeal_goes_to_another_reviewer(svc, client, keys):
     assert [d["kind"] for d in svc.cases.get(case_id)["decisions"]][-1] == "appeal"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the SQL is the other tests'
 def test_public_form(svc, client, keys):
     token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
     page = client.get(f"/report?token={token}&ref=ticket-77")
@@ -190,6 +193,7 @@ def test_transparency_counts_reports_and_appeals(svc, client, keys):
     assert figures["appeals.by_outcome"].rows == (("overturned", 1),)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the SQL is the other tests'
 def test_a_live_rule_acts_on_the_report_count(svc, client, keys):
     rule = 'report.present && report.category == "contact_seeking" && report.count >= 2'
     svc.rules.create("reports", rule, {"type": "open_case", "priority": "P1"}, "alice")
