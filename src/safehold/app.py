@@ -55,6 +55,7 @@ from safehold.api.routes import (
     text,
     transparency,
     transparency_reports,
+    user_reports,
     users,
 )
 from safehold.api.telemetry import Telemetry
@@ -231,6 +232,7 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         safety,
         transparency_reports,
         transparency,
+        user_reports,
         monitoring,
     ):
         app.include_router(module.router)

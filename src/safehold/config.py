@@ -524,6 +524,31 @@ class Settings(BaseSettings):
         default=200_000, ge=100, description="Most accounts whose open-case counts one process keeps."
     )
 
+    # User and trusted-flagger reports (see docs/user-reports.md).
+    user_report_max_screenshots: int = Field(
+        default=4, ge=0, le=20, description="Screenshots one user report may attach (user_report.too_many_screenshots)."
+    )
+    user_report_max_screenshot_bytes: int = Field(
+        default=192 * 1024,
+        gt=0,
+        le=8 * 1024 * 1024,
+        description="Largest screenshot of a user report, decoded (user_report.screenshot_too_large); the whole "
+        "request still fits in max_json_bytes.",
+    )
+    user_report_form_per_minute: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="Reports one client address may send through the public form per "
+        "minute (429 rate.limited); 0: off.",
+    )
+    user_report_help: dict = Field(
+        default_factory=dict,
+        description='Help resources in the acknowledgement of a child\'s own report, JSON: {"text": "…", "links": '
+        '[{"title": "…", "url": "https://…"}]}; empty: the built-in text (tell a trusted adult, NCMEC Take It Down '
+        "and CyberTipline).",
+    )
+
     @field_validator("totp_required_roles", "classifiers", mode="before")
     @classmethod
     def _name_list(cls, v):

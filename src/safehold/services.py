@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from safehold.classifiers.registry import Classifiers
     from safehold.evidence.service import EvidenceService
     from safehold.evidence.store import EvidenceStore
+    from safehold.intake.appeals import AppealService
+    from safehold.intake.service import UserReportService
     from safehold.pipeline.classifier_policy import ClassifierPolicies
     from safehold.pipeline.events import EventService
     from safehold.pipeline.service import Pipeline
@@ -321,9 +323,24 @@ class Services:
     def review(self) -> ReviewService:
         from safehold.review.service import ReviewService
 
-        return ReviewService(
+        review = ReviewService(
             self.db, self.audit, self.cases, self.actions, self.vault, self.banks, self.wellness, self.settings
         )
+        # Late-bound: the reports waiting on a case get its outcome (intake sits above review).
+        review.on_closed(lambda s, case, actor: self.user_reports.case_closed(s, case, actor))
+        return review
+
+    @cached_property
+    def user_reports(self) -> UserReportService:
+        from safehold.intake.service import UserReportService
+
+        return UserReportService(self.db, self.audit, self.pipeline, self.evidence, self.webhooks, self.settings)
+
+    @cached_property
+    def appeals(self) -> AppealService:
+        from safehold.intake.appeals import AppealService
+
+        return AppealService(self.db, self.audit, self.webhooks)
 
     @cached_property
     def evidence_store(self) -> EvidenceStore:

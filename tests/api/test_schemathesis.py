@@ -117,6 +117,11 @@ BEYOND_THE_SCHEMA = {
     "rules.unknown_variable": "a rule expression naming no variable",
     "rules.unknown_function": "a rule expression calling a function not allowed",
     "rules.unknown_list": "a rule expression reading a named list that does not exist",
+    # A user report's idempotency key, as for events; its screenshots are images (base64 of a PNG, JPEG, GIF or
+    # WebP), as many and as large as the operator's settings allow.
+    "user_report.missing_idempotency_key": "an idempotency key in neither the header nor the body",
+    "user_report.idempotency_key_mismatch": "different idempotency keys in the header and the body",
+    "user_report.invalid_screenshot": "a screenshot that is not base64 of an image",
 }
 
 
@@ -149,6 +154,8 @@ PLATFORM_PATHS = (
     "/v1/scan",
     "/v1/hash",
     "/v1/events",
+    "/v1/user-reports",
+    "/v1/appeals",
     "/v1/text/",
     "/v1/search/",
     "/v1/conversations",

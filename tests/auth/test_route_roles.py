@@ -207,6 +207,15 @@ EXPECTED = {
     ("GET", "/v1/transparency/reports/{report_id}"): Permission.TRANSPARENCY_READ,
     ("GET", "/v1/transparency/reports/{report_id}/content"): Permission.TRANSPARENCY_READ,
     ("POST", "/v1/transparency/reports/{report_id}/verify"): Permission.TRANSPARENCY_WRITE,
+    ("POST", "/v1/user-reports"): Permission.EVENTS_WRITE,
+    ("GET", "/v1/user-reports"): Permission.CASES_READ,
+    ("GET", "/v1/user-reports/{report_id}"): Permission.EVENTS_WRITE,
+    ("POST", "/v1/user-reports/form-tokens"): Permission.EVENTS_WRITE,
+    ("DELETE", "/v1/user-reports/form-tokens/{token_id}"): Permission.EVENTS_WRITE,
+    ("POST", "/v1/appeals"): Permission.EVENTS_WRITE,
+    ("GET", "/v1/appeals"): Permission.CASES_READ,
+    ("GET", "/v1/appeals/{appeal_id}"): Permission.EVENTS_WRITE,
+    ("POST", "/v1/appeals/{appeal_id}/review"): Permission.CASES_REVIEW,
 }
 
 

@@ -79,6 +79,8 @@ ROWS: dict[str, list[tuple]] = {
         ("notify", "decision", 30),
     ],
     "reports.by_authority": [("ncmec", "filed", 80, 85), ("ncmec", "draft", 6, 6), ("nca", "filed", 12, 12)],
+    "user_reports.by_category": [("grooming", "actioned", 40, 3), ("other", "no_action", 25, 0)],
+    "appeals.by_outcome": [("upheld", 12), ("overturned", 3)],
     "errors.false_positives": [
         ("bank", "ncmec-hashes", 85, 1, 0.0118),
         ("bank", "own", 20, 0, 0.0),

@@ -58,6 +58,8 @@ ROWS = {
         ("open_report_draft", "decision", 120),
     ],
     "reports.by_authority": [("ncmec", "finished", 110, 118), ("ncmec", "submitted", 12, 12)],
+    "user_reports.by_category": [("grooming", "actioned", 30, 2), ("other", "no_action", 12, 0)],
+    "appeals.by_outcome": [("upheld", 4), ("overturned", 1)],
     "errors.false_positives": [
         ("bank", "ncmec", 120, 2, 2 / 120),
         ("classifier", "nudity-minor", 55, 20, 20 / 55),

@@ -22,6 +22,10 @@ EXPECTED = {
     ("POST", "/login"): PUBLIC,
     ("POST", "/login/totp"): PUBLIC,
     ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/report"): PUBLIC,
+    ("POST", "/report"): PUBLIC,
+    ("GET", "/console/appeals"): P.CASES_READ,
+    ("POST", "/console/appeals/{appeal_id}/review"): P.CASES_REVIEW,
     ("GET", "/console"): P.CASES_READ,
     ("GET", "/console/me"): ANY,
     ("POST", "/console/me/wellness"): ANY,
@@ -135,6 +139,7 @@ PARAMS = {
     "{prefix}": "nokey",
     "{name}": "nothing",
     "{report_id}": "999999",
+    "{appeal_id}": "999999",
     "{file_id}": "999999",
     "{hold_id}": "999999",
     "{entry_id}": "999999",
@@ -152,7 +157,7 @@ def _url(path: str) -> str:
 def _console_routes(app):
     for route in iter_route_contexts(app.routes):
         path = route.path or ""
-        if path.startswith(("/console", "/login")) or path in ("/", "/logout"):
+        if path.startswith(("/console", "/login")) or path in ("/", "/logout", "/report"):
             for method in route.methods or ():
                 if method != "HEAD":
                     yield method, path

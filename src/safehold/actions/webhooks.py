@@ -39,6 +39,9 @@ ACTION_KINDS = (
 #: action, but sent only to receivers that list them explicitly: a platform's "do everything" endpoint must
 #: not be asked to act on them.
 INTERNAL_KINDS = frozenset({"preserve_evidence", "open_report_draft"})
+#: Notices that are not actions: a user report's outcome and an appeal's (safehold.intake). A receiver with no
+#: subscription gets them; one with a list gets them when it names them.
+NOTICE_EVENTS = ("user_report.decided", "appeal.decided")
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 SECRET_PREFIX = "whsec_"
 SECRET_AAD = b"webhook"
@@ -332,11 +335,11 @@ def _check_url(url: str) -> str:
 
 def _check_events(events: list[str] | None) -> list[str]:
     events = list(dict.fromkeys(events or []))
-    unknown = [e for e in events if e not in ACTION_KINDS]
+    unknown = [e for e in events if e not in ACTION_KINDS and e not in NOTICE_EVENTS]
     if unknown:
         raise SafeholdError(
             "webhook.invalid_events",
-            f"Unknown action kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(ACTION_KINDS)}.",
+            f"Unknown event(s) {', '.join(map(repr, unknown))}; known: {', '.join(ACTION_KINDS + NOTICE_EVENTS)}.",
             detail={"unknown": unknown},
         )
     return events

@@ -20,6 +20,8 @@ SEVERITY: dict[str, float] = {
     "grooming": 0.7,
     "solicitation": 0.7,
     "livestream": 0.8,
+    "sexualised_comments": 0.6,  # user reports (intake): sexualised comments on images of a child
+    "image_collection": 0.55,  # user reports: a collection of innocuous images of children
     "other": 0.4,
 }
 

@@ -41,6 +41,7 @@ from safehold.cli import seen as seen_cmds
 from safehold.cli import terms as term_cmds
 from safehold.cli import text as text_cmds
 from safehold.cli import transparency as transparency_cmds
+from safehold.cli import user_reports as user_report_cmds
 from safehold.cli import users as user_cmds
 from safehold.cli import workers as worker_cmds
 from safehold.cli.common import console, fail, program, services
@@ -72,6 +73,8 @@ app.add_typer(conversation_cmds.app, name="conversation")
 app.add_typer(feedback_cmds.app, name="feedback")
 app.add_typer(term_cmds.app, name="terms")
 app.add_typer(rule_cmds.app, name="rules")
+app.add_typer(user_report_cmds.app, name="user-reports")
+app.add_typer(user_report_cmds.appeals_app, name="appeals")
 app.add_typer(exchange_cmds.app, name="exchange")
 
 app.add_typer(peer_cmds.app, name="peer")

@@ -13,6 +13,7 @@ file and the cap cannot be overrun by parallel requests.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -90,6 +91,12 @@ class ReviewService:
     ):
         self.db, self.audit, self.cases, self.actions = db, audit, cases, actions
         self.vault, self.banks, self.wellness, self.settings = vault, banks, wellness, settings
+        self._on_closed: list[Callable[[Session, Case, str], object]] = []
+
+    def on_closed(self, hook: Callable[[Session, Case, str], object]) -> None:
+        """Call ``hook(session, case, actor)`` when a decision closes a case, in the decision's transaction (the
+        user reports waiting on the case get their outcome: safehold.intake, a layer above this one)."""
+        self._on_closed.append(hook)
 
     # ------------------------------------------------------------------ viewing
 
@@ -258,6 +265,9 @@ class ReviewService:
         write the audit record, last."""
         fired = self.actions.for_decision(s, case, actor) if fire else []
         labelled = outcomes.record(s, case, actor)
+        if case.status == "closed":
+            for hook in self._on_closed:
+                hook(s, case, actor)
         if labelled:
             detail["classifier_outcomes"] = labelled
         detail.update(status=case.status, band=case.band, actions=len(fired))

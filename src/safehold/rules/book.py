@@ -678,8 +678,8 @@ def _facts(content_id, account_id, media_type, door, metadata: dict, matches, ow
         report=(
             {
                 "present": True,
-                "category": reports[0].category or "",
-                "count": len(reports),
+                "category": str((reports[0].detail or {}).get("report_category") or reports[0].category or ""),
+                "count": max(len(reports), *(_count((s.detail or {}).get("count")) for s in reports)),
                 "trusted": any((s.detail or {}).get("trusted") for s in reports),
             }
             if reports
@@ -690,6 +690,11 @@ def _facts(content_id, account_id, media_type, door, metadata: dict, matches, ow
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _count(value: object) -> int:
+    """A user report's ``count`` (distinct reporters waiting on the subject, safehold.intake), 1 when absent."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def _row(s: Session, name: str) -> RuleRow:

@@ -1340,3 +1340,74 @@ class RuleShadowHit(Base):
     live: Mapped[list] = mapped_column(JSON)  # the live rules that matched the same detection
     case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the case the detection opened or updated
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# ----------------------------------------------------------------------------------------- user reports (intake)
+
+
+class UserReport(Base):
+    """One report from a platform's user or trusted flagger (Principle 8) and what became of it: the case it joined,
+    the weight it was given (reporter reliability) and the outcome the reporter is told."""
+
+    __tablename__ = "user_reports"
+    __table_args__ = (
+        Index("ix_user_reports_reporter", "platform", "reporter_id", "created_at"),
+        Index("ix_user_reports_account", "platform", "account_id", "created_at"),
+        Index("ix_user_reports_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(128))  # the caller's label (an API key, or a form token's owner)
+    via: Mapped[str] = mapped_column(String(16))  # api | form
+    category: Mapped[str] = mapped_column(String(32))
+    content_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reporter_id: Mapped[str] = mapped_column(String(128))
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reporter_band: Mapped[str] = mapped_column(String(16), default="unknown")
+    reference: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    context: Mapped[dict] = mapped_column(JSON, default=dict)  # messages, screenshots' digests
+    weight: Mapped[float] = mapped_column(Float)
+    reliability: Mapped[dict] = mapped_column(JSON, default=dict)  # why the weight is what it is
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    case_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="received")  # received | actioned | no_action
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Appeal(Base):
+    """The reported side's appeal against a decided case, and its second review by another reviewer."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (Index("ix_appeals_case", "case_id"), Index("ix_appeals_status", "status", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(128))
+    case_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the decision appealed against
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # who took it (may not review)
+    status: Mapped[str] = mapped_column(String(16), default="received")  # received | upheld | overturned
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReportFormToken(Base):
+    """A platform's public token for the embeddable report form: it allows creating user reports, nothing else.
+    Only its SHA-256 is kept."""
+
+    __tablename__ = "report_form_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

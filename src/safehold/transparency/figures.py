@@ -208,6 +208,25 @@ CATALOGUE: dict[str, FigureSpec] = dict(
             "reports",
         ),
         _spec(
+            "user_reports.by_category",
+            "Reports from users and trusted flaggers",
+            ("category", "outcome"),
+            ("reports", "urgent"),
+            "Reports received from the platform's users and trusted flaggers in the period (Principle 8), by what "
+            "they reported and their outcome at the end of the period (received: not decided yet; actioned; "
+            "no_action), and how many of them were a child's own urgent report.",
+            "user_reports",
+        ),
+        _spec(
+            "appeals.by_outcome",
+            "Appeals against decisions",
+            ("outcome",),
+            ("appeals",),
+            "Appeals received in the period against decided cases, by their outcome at the end of the period "
+            "(received: not reviewed yet; upheld; overturned by a second reviewer).",
+            "appeals",
+        ),
+        _spec(
             "errors.false_positives",
             "False positives found by reviewers",
             ("detector_kind", "detector"),

@@ -57,6 +57,7 @@ GROUPS: tuple[Group, ...] = (
     Group("decisions", "Decisions", ("decisions.by_outcome", "decisions.second_review")),
     Group("actions", "Actions: automatic and by people", ("actions.by_kind",)),
     Group("reports", "Reports to authorities", ("reports.by_authority",)),
+    Group("user-reports", "Reports from users and appeals", ("user_reports.by_category", "appeals.by_outcome")),
     Group("errors", "False positives", ("errors.false_positives",)),
     Group("reviewers", "Reviewer exposure", ("reviewers.exposure",)),
     Group("exchanges", "Hash exchanges", ("exchanges.activity",)),

@@ -32,6 +32,7 @@ from safehold.web import (
     text,
     transparency,
     transparency_reports,
+    user_reports,
 )
 from safehold.web import contact as contact_policy
 from safehold.web.render import page
@@ -63,6 +64,7 @@ for _area in (
     contact_policy,
     transparency,
     transparency_reports,
+    user_reports,
     static_files,
 ):
     router.include_router(_area.router)

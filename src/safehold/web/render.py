@@ -39,6 +39,7 @@ NOTICES = {
     "released": "Claim released.",
     "decided": "Decision recorded.",
     "confirmed": "Second review recorded.",
+    "appeal_reviewed": "Appeal reviewed: the outcome is recorded and sent to the platform.",
     "banked": "Added to the bank.",
     "break": "Break recorded. The counter starts again.",
     "wellness": "Your wellness settings are saved.",

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from safehold.actions.webhooks import ACTION_KINDS, DELIVERY_STATUSES, NAME_PATTERN
+from safehold.actions.webhooks import ACTION_KINDS, DELIVERY_STATUSES, NAME_PATTERN, NOTICE_EVENTS
 from safehold.api.contract import ContractRoute, HttpUrl, matching
 from safehold.api.deps import require, services
 from safehold.auth.apikeys import Principal
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v1", tags=["actions"], route_class=ContractRoute)
 
 MANAGE = require(Permission.ACTIONS_MANAGE)
 ActionKind = Literal[ACTION_KINDS]
+#: What a webhook may subscribe to: the action kinds and the notices (a user report's or an appeal's outcome).
+WebhookEvent = Literal[ACTION_KINDS + NOTICE_EVENTS]
 Name = matching(NAME_PATTERN, "a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 Url = Annotated[HttpUrl, Field(max_length=2000)]
 
@@ -102,14 +104,14 @@ class PolicyUpdate(BaseModel):
 class WebhookCreate(BaseModel):
     name: Name
     url: Url
-    events: list[ActionKind] = Field(
+    events: list[WebhookEvent] = Field(
         default_factory=list, description="Action kinds to receive; empty: all but internal."
     )
 
 
 class WebhookUpdate(BaseModel):
     url: Url | None = None
-    events: list[ActionKind] | None = None
+    events: list[WebhookEvent] | None = None
     enabled: bool | None = None
 
 

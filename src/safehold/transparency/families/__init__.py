@@ -75,9 +75,10 @@ def _families() -> list[Family]:
     """The installed families (each helper module adds its line)."""
     from safehold.transparency.families.cases import CaseFamily, SlaFamily
     from safehold.transparency.families.detections import FAMILY as detections
+    from safehold.transparency.families.intake import Intake
     from safehold.transparency.families.people import People
 
-    return [CaseFamily(), SlaFamily(), detections, People()]
+    return [CaseFamily(), SlaFamily(), detections, People(), Intake()]
 
 
 FAMILIES: list[Family] = _families()

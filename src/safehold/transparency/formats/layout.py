@@ -58,6 +58,13 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("reports.by_authority",),
     ),
     (
+        "user-reports",
+        "Reports from users and appeals",
+        "What the platform's users and trusted flaggers reported, what became of it, and the appeals against "
+        "decisions with their outcome after a second review.",
+        ("user_reports.by_category", "appeals.by_outcome"),
+    ),
+    (
         "accuracy",
         "Accuracy",
         "How often reviewers found that what a detector flagged was not violating.",
