@@ -447,7 +447,9 @@ class Settings(BaseSettings):
     live_high_score: float = Field(
         default=0.8, gt=0, le=1, description="A classifier score on a sampled frame at or above this raises the risk."
     )
-    live_max_streams: int = Field(default=1000, gt=0, description="Streams under watch at once (live.too_many_streams).")
+    live_max_streams: int = Field(
+        default=1000, gt=0, description="Streams under watch at once (live.too_many_streams)."
+    )
     live_max_frame_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Largest pushed or pulled frame (live.frame_too_large)."
     )

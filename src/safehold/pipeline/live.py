@@ -38,7 +38,7 @@ from safehold.evidence.service import EvidenceService
 from safehold.live.buffer import Frame
 from safehold.live.pull import Puller, check_url
 from safehold.live.sampling import Rates
-from safehold.live.watch import Offered, Stream, Verdict, Watch
+from safehold.live.watch import Offered, Stream, Verdict, Watch, image_kind
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.scanning.service import ScanService
 
@@ -224,7 +224,7 @@ class LiveService:
             ),
             scans=[scan],
             media=data,
-            filename=f"{stream.id}-{ts:.3f}.{'png' if data[:1] == b'\x89' else 'jpg'}",
+            filename=f"{stream.id}-{ts:.3f}.{_extension(data)}",
             sighting=False,  # a live frame is transient: not a sighting kept for re-matching
             age_reasons=[],
             on_match=[(DOOR, "interrupt", {"stream_id": stream.id, "captured_at": ts, "reason": "known_material"})],
@@ -263,8 +263,7 @@ class LiveService:
         """The ring buffer (with the matching frame, not yet in it) sealed as one clip on the case."""
         buffer = stream.buffer
         if buffer.newest is None or buffer.newest.ts != ts:
-            kind = "png" if data[:1] == b"\x89" else "jpeg"
-            buffer.add(Frame(ts, data, kind, pdq["value"] if pdq else None, "match"))
+            buffer.add(Frame(ts, data, image_kind(data) or "jpeg", pdq["value"] if pdq else None, "match"))
         clip = buffer.clip({"stream": stream.id, "broadcaster": stream.broadcaster, "alert_at": ts})
         try:
             record = self.evidence.preserve_bytes(
@@ -333,3 +332,7 @@ def _classifier_score(d: Detection) -> float | None:
     scores = [sig.confidence for sig in d.signals if sig.source == "classifier"]
     noted = [n["score"] for n in d.item_metadata.get("classifier_scores", [])]
     return max(scores + noted, default=None)
+
+
+def _extension(data: bytes) -> str:
+    return "png" if image_kind(data) == "png" else "jpg"

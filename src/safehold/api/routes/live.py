@@ -31,7 +31,9 @@ StreamId = Annotated[
     matching(_ID, "a stream id is printable ASCII without '/' or '%', not blank"),
     Path(max_length=128, description="The platform's id of the stream."),
 ]
-Account = Annotated[matching(r"^[ -~]*[!-~][ -~]*$", "an account id is printable ASCII, not blank"), Field(max_length=128)]
+Account = Annotated[
+    matching(r"^[ -~]*[!-~][ -~]*$", "an account id is printable ASCII, not blank"), Field(max_length=128)
+]
 PullUrl = Annotated[
     matching(r"^(?:rtmp|rtsp|https?)://[A-Za-z0-9\[][A-Za-z0-9.:\[\]-]{0,252}(?:[/?][!-~]*)?$", "a stream url is "
              "rtmp://, rtsp://, http:// or https:// (HLS) with a host"),
