@@ -225,6 +225,7 @@ class LiveService:
             scans=[scan],
             media=data,
             filename=f"{stream.id}-{ts:.3f}.{_extension(data)}",
+            source="livestream",  # the case waits in the live queue, whatever found the frame
             sighting=False,  # a live frame is transient: not a sighting kept for re-matching
             age_reasons=[],
             on_match=[(DOOR, "interrupt", {"stream_id": stream.id, "captured_at": ts, "reason": "known_material"})],
