@@ -33,13 +33,14 @@ from safehold.agebands import is_minor
 from safehold.audit import AuditService
 from safehold.cases.detection import CaseRef, Detection, DetectionSignal
 from safehold.config import Settings
-from safehold.errors import Conflict, SafeholdError
+from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.evidence.service import EvidenceService
 from safehold.live.buffer import Frame
 from safehold.live.pull import Puller, check_url
 from safehold.live.sampling import Rates
-from safehold.live.watch import Offered, Stream, Verdict, Watch, image_kind
+from safehold.live.watch import RECENT, Offered, Stream, Verdict, Watch, image_kind
 from safehold.pipeline.service import Pipeline, Submission
+from safehold.review import media
 from safehold.scanning.service import ScanService
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,18 @@ class LiveService:
             log.exception("live: the clip of stream %s could not be preserved", stream.id)
             return None
         return record["id"]
+
+    def recent(self, stream_id: str) -> list[dict]:
+        """The last sampled frames of a stream (the console's timeline): capture time and verdict, no content."""
+        frames = self.watch.get(stream_id).buffer.frames(last=RECENT)
+        return [{"captured_at": f.ts, "verdict": f.verdict, "pdq": f.pdq} for f in frames]
+
+    def preview(self, stream_id: str, n: int) -> tuple[bytes, str]:
+        """The ``n``-th of :meth:`recent` as a blurred greyscale preview (made here: the clear frame never leaves)."""
+        frames = self.watch.get(stream_id).buffer.frames(last=RECENT)
+        if not 0 <= n < len(frames):
+            raise NotFound("live.frame_not_found", f"Stream {stream_id!r} has no buffered frame {n}.")
+        return media.preview(frames[n].data, "image")
 
     # --------------------------------------------------------------------- pull
 
