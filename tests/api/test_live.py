@@ -112,3 +112,49 @@ def test_refusals(svc, client, keys):
     r = client.post("/v1/live/streams/s-3/interrupt", json={"note": "seen"}, headers=keys["senior_reviewer"])
     assert r.status_code == 200 and r.json()["action"]["kind"] == "interrupt"
     assert r.json()["stream"]["status"] == "interrupted" and r.json()["stream"]["case_id"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_pulled_hls_stream_showing_a_banked_image_is_interrupted(tmp_path, svc):
+    """A real ffmpeg-made HLS stream on loopback (6 s; the banked image from 1.5 s to 4.5 s), pulled by Safehold."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.media import H264, ffmpeg, photo
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    known = photo(21, (320, 240))
+    for i in range(24):  # 4 frames/s
+        (known if 6 <= i < 18 else photo(200 + i, (320, 240))).save(frames / f"f{i:03d}.png")
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    ffmpeg(hls / "s.m3u8", "-framerate", "4", "-i", str(frames / "f%03d.png"), *H264, "-g", "4",
+           "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod")  # fmt: skip
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(hls))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    svc.settings.live_pull_allow = ["127.0.0.0/8"]  # this test's own settings object
+    try:
+        svc.banks.create("known", created_by="test")
+        svc.banks.add_file("known", encode_png(known), filename="known.png", category="A1")
+        url = f"http://127.0.0.1:{server.server_address[1]}/s.m3u8"
+        svc.live.register("apikey:platform", "pulled", "u-p", source="url", url=url)
+        svc.live._pullers["pulled"].join(timeout=60)
+        stream = svc.live.get("pulled")
+        assert stream["pull"]["error"] is None and stream["pull"]["frames"] == 12  # 6 s at 2 frames/s
+        assert stream["frames"]["sampled"] == 3 and stream["frames"]["matched"] >= 1  # at 0, 2 and 4 s
+        assert stream["status"] == "interrupted" and stream["case_id"]
+        assert [a["kind"] for a in svc.actions.list_for_case(stream["case_id"])] == ["interrupt"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def encode_png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()

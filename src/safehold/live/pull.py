@@ -9,8 +9,11 @@ source.
 
 **How often.** ffmpeg decodes the stream (it must, to find frames) and encodes JPEGs at the highest sampling
 rate (``fps`` filter); each JPEG then goes through the same sampler as a pushed frame, so a stream at the
-baseline rate has most of them dropped before Safehold decodes anything. The capture time is the moment the
-frame left ffmpeg. A stream that ends or fails stops its reader; ffmpeg's last error line is kept for the status.
+baseline rate has most of them dropped before Safehold decodes anything. The ``fps`` filter puts frames on a
+regular grid of the stream's own clock, so the capture time of the k-th frame is the first frame's arrival plus
+``k / fps``: right for a live source (read in real time) and for a recorded one read faster than real time
+(a test stream), whose frames would otherwise all look simultaneous. A stream that ends or fails stops its
+reader; ffmpeg's last error line is kept for the status.
 """
 
 from __future__ import annotations
@@ -114,6 +117,7 @@ class Puller:
     def _run(self) -> None:
         buf = bytearray()
         proc = self._proc
+        start = None
         try:
             while not self._stopped.is_set():
                 chunk = proc.stdout.read1(1 << 16)
@@ -121,8 +125,10 @@ class Puller:
                     break
                 buf += chunk
                 for jpeg in split_jpegs(buf):
+                    start = time.time() if start is None else start
+                    ts = start + self.frames / self.fps
                     self.frames += 1
-                    if not self.on_frame(jpeg, time.time()):
+                    if not self.on_frame(jpeg, ts):
                         self._stopped.set()
                         break
         finally:
