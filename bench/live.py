@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from tests.media import photo  # noqa: E402
+
 import loadgen  # noqa: E402
 from machine_info import machine  # noqa: E402
 from server import Server  # noqa: E402
-
-from tests.media import photo  # noqa: E402
 
 SIZE = (640, 360)
 
@@ -93,6 +93,10 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     s = sorted(values)
     return round(s[min(len(s) - 1, max(0, int(round(q / 100 * len(s))) - 1))] * 1000, 1)
+
+
+def spread(values: list[float]) -> dict:
+    return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99), "max": pct(values, 100)}
 
 
 def main() -> None:
@@ -185,13 +189,11 @@ def main() -> None:
         "frames_skipped": len(skipped),
         "sampled_per_second": round(len(sampled) / args.seconds, 1),
         "capture_to_verdict_ms": {
-            "sampled_no_match": {"p50": pct([latency[i] for i in clear], 50), "p99": pct([latency[i] for i in clear], 99),
-                                 "max": pct([latency[i] for i in clear], 100)},
-            "sampled_match": {"p50": pct([latency[i] for i in match], 50), "p99": pct([latency[i] for i in match], 99),
-                              "max": pct([latency[i] for i in match], 100)},
-            "all_sampled": {"p50": pct([latency[i] for i in sampled], 50), "p99": pct([latency[i] for i in sampled], 99)},
-            "skipped": {"p50": pct([latency[i] for i in skipped], 50), "p99": pct([latency[i] for i in skipped], 99)},
-        },  # fmt: skip
+            "sampled_no_match": spread([latency[i] for i in clear]),
+            "sampled_match": spread([latency[i] for i in match]),
+            "all_sampled": spread([latency[i] for i in sampled]),
+            "skipped": spread([latency[i] for i in skipped]),
+        },
         "detection": {
             "shown_seconds": args.shown,
             "streams_showing": args.streams,
