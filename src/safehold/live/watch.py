@@ -61,7 +61,7 @@ class Stream:
     sampled: int = 0
     matches: int = 0
     case_id: int | None = None
-    #: Held while one sampled frame of this stream is judged: a stream's frames are judged in order.
+    #: Guards the sampler, the counters and the ring buffer (never held while a frame is judged).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def to_dict(self, rates: Rates, high_score: float) -> dict:
@@ -205,34 +205,43 @@ class Watch:
 
     def offer(self, stream_id: str, data: bytes, ts: float, judge: Callable[[Stream, bytes], Verdict]) -> Offered:
         """One frame captured at ``ts`` (seconds since the epoch): skipped when the stream's rate does not want
-        it, otherwise checked (JPEG/PNG, size), judged and kept in the ring buffer."""
+        it (:meth:`admit`), otherwise checked, judged and kept (:meth:`judge`)."""
+        stream, sampled = self.admit(stream_id, ts)
+        return self.judge(stream, data, ts, judge) if sampled else Offered(stream, False)
+
+    def admit(self, stream_id: str, ts: float) -> tuple[Stream, bool]:
+        """Whether the stream's current rate wants a frame captured at ``ts``: a comparison under the stream's
+        lock, held for no longer, so a server may ask it on its event loop and hand only sampled frames on."""
         stream = self.get(stream_id)
         if stream.status == "ended":
             raise Conflict("live.stream_ended", f"Stream {stream_id!r} has ended.")
-        stream.received += 1
         with stream.lock:
-            if not stream.sampler.take(ts, self.rate(stream)):
-                return Offered(stream, False)
-            if len(data) > self.max_frame_bytes:
-                raise SafeholdError(
-                    "live.frame_too_large",
-                    f"A frame is at most {self.max_frame_bytes} bytes (live_max_frame_bytes).",
-                    status=413,
-                )
-            kind = image_kind(data)
-            if kind is None:
-                raise SafeholdError("live.frame_format", "A frame is a JPEG or PNG image.", status=415)
-            verdict = judge(stream, data)
+            stream.received += 1
+            return stream, stream.sampler.take(ts, self.rate(stream))
+
+    def judge(self, stream: Stream, data: bytes, ts: float, judge: Callable[[Stream, bytes], Verdict]) -> Offered:
+        """A sampled frame: checked (size; JPEG or PNG by its magic bytes), judged, kept in the ring buffer. Two
+        sampled frames of one stream may be judged at once (they are seconds apart); the buffer is locked."""
+        if len(data) > self.max_frame_bytes:
+            raise SafeholdError(
+                "live.frame_too_large",
+                f"A frame is at most {self.max_frame_bytes} bytes (live_max_frame_bytes).",
+                status=413,
+            )
+        kind = image_kind(data)
+        if kind is None:
+            raise SafeholdError("live.frame_format", "A frame is a JPEG or PNG image.", status=415)
+        verdict = judge(stream, data)
+        frame = Frame(ts, data, kind, verdict.pdq, verdict.verdict)
+        with stream.lock:
             stream.sampled += 1
             if verdict.score is not None and verdict.score >= self.high_score:
                 stream.risk.add("classifier_score", verdict.score)
-            frame = Frame(ts, data, kind, verdict.pdq, verdict.verdict)
-            if stream.status != "ended":
-                if stream.buffer.newest is None or stream.buffer.newest.ts != ts:  # the judge may have added it
-                    stream.buffer.add(frame)
+            if stream.status != "ended" and not any(f.ts == ts for f in stream.buffer.frames(last=2)):
+                stream.buffer.add(frame)  # (the judge adds a matching frame itself, before sealing the buffer)
             if verdict.verdict == "match":
                 stream.matches += 1
-            return Offered(stream, True, verdict, frame)
+        return Offered(stream, True, verdict, frame)
 
 
 class IndexJudge:

@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from safehold.actions.service import ActionService
 from safehold.agebands import is_minor
@@ -65,6 +66,16 @@ def watch_for(settings: Settings) -> Watch:
         buffer_bytes=st.live_buffer_bytes,
         high_score=st.live_high_score,
     )
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A pushed frame's sampling decision, taken before its body is looked at."""
+
+    stream: Stream
+    ts: float
+    sampled: bool
+    received: float
 
 
 class LiveService:
@@ -185,10 +196,27 @@ class LiveService:
 
     def push(self, actor: str, stream_id: str, data: bytes, captured_at: float | None = None) -> dict:
         """A frame the platform pushes, captured at ``captured_at`` (seconds since the epoch; default: now)."""
-        ts = time.time() if captured_at is None else captured_at
+        admitted = self.admit(stream_id, captured_at)
+        return self.judge(actor, admitted, data) if admitted.sampled else self.skipped(admitted)
+
+    def admit(self, stream_id: str, captured_at: float | None = None) -> Admitted:
+        """Whether a frame captured then is sampled: in memory, no I/O (the API asks it on its event loop and
+        sends only sampled frames to a worker thread)."""
         received = time.perf_counter()
-        offered = self.watch.offer(stream_id, data, ts, lambda stream, frame: self._judge(actor, stream, frame, ts))
-        return self._answer(offered, ts, received)
+        ts = time.time() if captured_at is None else captured_at
+        stream, sampled = self.watch.admit(stream_id, ts)
+        return Admitted(stream, ts, sampled, received)
+
+    def skipped(self, admitted: Admitted) -> dict:
+        return self._answer(Offered(admitted.stream, False), admitted.ts, admitted.received)
+
+    def judge(self, actor: str, admitted: Admitted, data: bytes) -> dict:
+        """A sampled frame judged: hashed, matched, and what the pipeline makes of it."""
+        ts = admitted.ts
+        offered = self.watch.judge(
+            admitted.stream, data, ts, lambda stream, frame: self._judge(actor, stream, frame, ts)
+        )
+        return self._answer(offered, ts, admitted.received)
 
     def _answer(self, offered: Offered, ts: float, received: float) -> dict:
         stream = offered.stream
@@ -264,9 +292,11 @@ class LiveService:
     def _preserve(self, actor: str, stream: Stream, case_id: int, ts: float, data: bytes, pdq: dict | None):
         """The ring buffer (with the matching frame, not yet in it) sealed as one clip on the case."""
         buffer = stream.buffer
-        if buffer.newest is None or buffer.newest.ts != ts:
-            buffer.add(Frame(ts, data, image_kind(data) or "jpeg", pdq["value"] if pdq else None, "match"))
-        clip = buffer.clip({"stream": stream.id, "broadcaster": stream.broadcaster, "alert_at": ts})
+        with stream.lock:
+            if not any(f.ts == ts for f in buffer.frames(last=2)):
+                buffer.add(Frame(ts, data, image_kind(data) or "jpeg", pdq["value"] if pdq else None, "match"))
+            clip = buffer.clip({"stream": stream.id, "broadcaster": stream.broadcaster, "alert_at": ts})
+            frames = len(buffer)
         try:
             record = self.evidence.preserve_bytes(
                 case_id,
@@ -277,7 +307,7 @@ class LiveService:
                 filename=f"{stream.id}-clip.zip"[:256],
                 media_type="application/zip",
                 account_id=stream.broadcaster,
-                metadata={"stream": stream.id, "frames": len(buffer), "alert_at": ts},
+                metadata={"stream": stream.id, "frames": frames, "alert_at": ts},
             )
         except SafeholdError:
             log.exception("live: the clip of stream %s could not be preserved", stream.id)

@@ -133,8 +133,13 @@ async def push_frame(
     svc: Services = Depends(services),
     who: Principal = Depends(WRITE),
 ) -> dict:
+    # The sampling decision is a comparison in memory, taken here on the event loop: a skipped frame (most of
+    # them) never waits for a worker thread behind the sampled ones being hashed.
+    admitted = svc.live.admit(stream_id, captured_at)
+    if not admitted.sampled:
+        return svc.live.skipped(admitted)
     data = await request.body()
-    return await run_in_threadpool(svc.live.push, who.label, stream_id, data, captured_at)
+    return await run_in_threadpool(svc.live.judge, who.label, admitted, data)
 
 
 @router.post("/streams/{stream_id}/signals", summary="Report what raises a stream's risk: a reason, viewers joining")
