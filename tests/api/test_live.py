@@ -143,7 +143,7 @@ def test_a_pulled_hls_stream_showing_a_banked_image_is_interrupted(tmp_path, svc
         svc.banks.add_file("known", encode_png(known), filename="known.png", category="A1")
         url = f"http://127.0.0.1:{server.server_address[1]}/s.m3u8"
         svc.live.register("apikey:platform", "pulled", "u-p", source="url", url=url)
-        svc.live._pullers["pulled"].join(timeout=60)
+        svc.live.puller("pulled").join(timeout=60)
         stream = svc.live.get("pulled")
         assert stream["pull"]["error"] is None and stream["pull"]["frames"] == 12  # 6 s at 2 frames/s
         assert stream["frames"]["sampled"] == 3 and stream["frames"]["matched"] >= 1  # at 0, 2 and 4 s

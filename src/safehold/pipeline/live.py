@@ -153,6 +153,10 @@ class LiveService:
         self.audit.record(None, actor, "live.end", f"stream:{stream_id}", {"sampled": stream.sampled})
         return self.describe(stream)
 
+    def puller(self, stream_id: str) -> Puller | None:
+        """The reader of a pulled stream (``None`` for a pushed or ended one)."""
+        return self._pullers.get(stream_id)
+
     def close(self) -> None:
         """Stop every pulled stream (the process is stopping)."""
         with self._lock:
