@@ -52,4 +52,4 @@ def watch(
         else:
             f = state["frames"]
             out.print(f"{stream_id}: {f['received']} frames read, {f['sampled']} sampled, {f['matched']} matched; "
-                      f"case {state['case_id'] or '-'}; {state['pull']['error'] or 'ended'}")  # fmt: skip
+                      f"case {state['case_id'] or '-'}; {puller.error or 'ended'}")  # fmt: skip
