@@ -91,6 +91,12 @@ def test_risk_raises_the_rate_and_a_minor_broadcaster_counts(svc, client, keys):
     sampled = [push(client, platform, "s-2", jpeg(5, (64, 64)), T0 + i * 0.5).json()["sampled"] for i in range(4)]
     assert sampled == [True, True, True, True]
 
+    svc.live.chat_alert = lambda conversation_id: conversation_id == "chat-3"  # the chat's grooming alert
+    body = {"id": "s-c", "broadcaster": "u-3", "source": "push", "chat_conversation": "chat-3"}
+    assert client.post("/v1/live/streams", json=body, headers=platform).json()["risk"]["reasons"] == {
+        "grooming_alert": 1
+    }
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_refusals(svc, client, keys):
