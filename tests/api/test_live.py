@@ -61,6 +61,8 @@ def test_a_banked_image_shown_in_a_stream_interrupts_it(svc, client, keys, recei
     assert req.json["case"]["content_id"] == "live:s-1" and req.json["case"]["account_id"] == "u-1"
     assert req.json["action"]["params"]["stream_id"] == "s-1"
 
+    assert hit["evidence"].startswith("live:s-1:clip:")
+    svc.live.flush()
     case = svc.cases.get(case_id)
     assert case["source"] == "livestream" and case["queue"] == "live"
     assert [sig["source"] for sig in case["signals"]] == ["hash_match"]

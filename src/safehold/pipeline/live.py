@@ -9,7 +9,8 @@ like any other door:
   ``content:live:<stream id>``, the broadcaster's account) with the frame, and the door's own ``interrupt``
   action (``params``: the stream, the capture time) in the same transaction, so its signed webhook is queued
   when the case commits; the ring buffer's frames are then sealed into the evidence store as one clip
-  (``live:<stream>:clip:<capture time>``), and the stream is marked ``interrupted``;
+  (``live:<stream>:clip:<capture time>``) by the evidence thread, off the frame's path, and the stream is marked
+  ``interrupted``;
 - anything else the pipeline's policies find on the frame (an enabled classifier's hit, an operator rule) opens
   a review case the same way, without the interrupt; a classifier score at the high mark raises the risk;
 - a frame nothing is found on leaves nothing behind but its place in the ring buffer (memory only).
@@ -27,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from safehold.actions.service import ActionService
@@ -100,6 +102,8 @@ class LiveService:
         self._pullers: dict[str, Puller] = {}
         self._chat_at: dict[str, float] = {}
         self._lock = threading.Lock()
+        #: Seals alert clips into the evidence store, one at a time, off the frames' path.
+        self._evidence = ThreadPoolExecutor(1, thread_name_prefix="live-evidence")
 
     # ------------------------------------------------------------------ streams
 
@@ -157,12 +161,17 @@ class LiveService:
         """The reader of a pulled stream (``None`` for a pushed or ended one)."""
         return self._pullers.get(stream_id)
 
+    def flush(self) -> None:
+        """Wait until every clip taken so far is sealed in the evidence store."""
+        self._evidence.submit(lambda: None).result()
+
     def close(self) -> None:
-        """Stop every pulled stream (the process is stopping)."""
+        """Stop every pulled stream and seal the clips still waiting (the process is stopping)."""
         with self._lock:
             pullers, self._pullers = list(self._pullers.values()), {}
         for p in pullers:
             p.stop()
+        self._evidence.shutdown(wait=True)
 
     # --------------------------------------------------------------------- risk
 
@@ -239,7 +248,7 @@ class LiveService:
             detail = v.detail or {}
             out["case"] = detail.get("case")
             out["interrupted"] = detail.get("interrupted", False)
-            out["evidence_id"] = detail.get("evidence_id")
+            out["evidence"] = detail.get("evidence")
             out["took_ms"] = round((time.perf_counter() - received) * 1000, 1)
         return out
 
@@ -284,7 +293,7 @@ class LiveService:
             if matched and ruled.door and case is not None:
                 detail["interrupted"] = True
                 stream.status = "interrupted"
-                detail["evidence_id"] = self._preserve(actor, stream, case["id"], ts, data, pdq)
+                detail["evidence"] = self._preserve(actor, stream, case["id"], ts, data, pdq)
         return Verdict(
             scan.verdict,
             pdq["value"] if pdq else None,
@@ -293,18 +302,25 @@ class LiveService:
             score=score,
         )
 
-    def _preserve(self, actor: str, stream: Stream, case_id: int, ts: float, data: bytes, pdq: dict | None):
-        """The ring buffer (with the matching frame, not yet in it) sealed as one clip on the case."""
+    def _preserve(self, actor: str, stream: Stream, case_id: int, ts: float, data: bytes, pdq: dict | None) -> str:
+        """The ring buffer (with the matching frame, not yet in it) taken now and sealed as one clip on the case by
+        the evidence thread, off the frame's path: the verdict (and the interrupt, queued with the case) does not
+        wait for the encryption and the write. Returns the clip's source key."""
         buffer = stream.buffer
         with stream.lock:
             if not any(f.ts == ts for f in buffer.frames(last=2)):
                 buffer.add(Frame(ts, data, image_kind(data) or "jpeg", pdq["value"] if pdq else None, "match"))
             clip = buffer.clip({"stream": stream.id, "broadcaster": stream.broadcaster, "alert_at": ts})
             frames = len(buffer)
+        key = f"live:{stream.id}:clip:{ts:.3f}"[:128]
+        self._evidence.submit(self._seal, actor, stream, case_id, key, clip, frames, ts)
+        return key
+
+    def _seal(self, actor: str, stream: Stream, case_id: int, key: str, clip: bytes, frames: int, ts: float) -> None:
         try:
-            record = self.evidence.preserve_bytes(
+            self.evidence.preserve_bytes(
                 case_id,
-                f"live:{stream.id}:clip:{ts:.3f}"[:128],
+                key,
                 clip,
                 kind="media",
                 actor=actor,
@@ -313,10 +329,8 @@ class LiveService:
                 account_id=stream.broadcaster,
                 metadata={"stream": stream.id, "frames": frames, "alert_at": ts},
             )
-        except SafeholdError:
+        except Exception:  # logged, never lost silently: the case and its matching frame are recorded already
             log.exception("live: the clip of stream %s could not be preserved", stream.id)
-            return None
-        return record["id"]
 
     def recent(self, stream_id: str) -> list[dict]:
         """The last sampled frames of a stream (the console's timeline): capture time and verdict, no content."""
