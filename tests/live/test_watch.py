@@ -30,6 +30,15 @@ def test_the_sampler_takes_one_frame_per_slot_at_the_current_rate():
     assert not s.take(1.0, 2.0)  # out of order: older than the last one taken
 
 
+def test_frames_out_of_order_leave_no_gap_wider_than_the_interval():
+    s = Sampler()
+    order = [0, 1, 3, 2, 4, 6, 5, 7, 8, 9, 11, 10]  # 1 frame/s, some overtaking the one before
+    taken = sorted(t for t in order if s.take(float(t), 0.5))
+    assert max(b - a for a, b in zip(taken, taken[1:], strict=False)) <= 2.0
+    assert len(taken) <= 8  # an extra sample only where the order broke
+    assert not s.take(3.0, 0.5)  # a time already sampled is not sampled twice
+
+
 def test_risk_reasons_raise_the_level_and_the_rate():
     rates, risk = Rates(0.5, 1.0, 2.0), Risk()
     assert rates.at(risk.level()) == 0.5

@@ -13,6 +13,7 @@ the current rate costs a comparison, not a decode.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 #: Why a stream's risk is raised (the ``reason`` of ``POST /v1/live/streams/{id}/signals`` and what Safehold
@@ -21,6 +22,8 @@ REASONS = ("minor_broadcaster", "minor_viewer", "grooming_alert", "classifier_sc
 LEVELS = ("baseline", "elevated", "high")
 #: A frame arriving this much earlier than its slot is still taken (capture clocks jitter).
 JITTER = 0.05
+#: Sampled capture times a stream remembers, to place frames that arrive out of order.
+KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -64,17 +67,34 @@ class Risk:
 
 
 class Sampler:
-    """Whether a frame captured at ``ts`` (seconds) is sampled at ``rate`` frames per second: the first frame is,
-    then one whenever a slot of ``1 / rate`` seconds has passed since the last one sampled. Frames that arrive out
-    of order (older than the last one sampled) are skipped."""
+    """Whether a frame captured at ``ts`` (seconds) is sampled at ``rate`` frames per second.
 
-    __slots__ = ("last",)
+    In order, the first frame is sampled, then one whenever ``1 / rate`` seconds have passed since the last one
+    sampled: a picture on screen for that long is sampled at least once. Frames pushed at once may arrive out of
+    order (two requests of one stream overtaking each other on a busy server); a late frame is sampled when it
+    falls in a gap between two sampled frames wider than ``1 / rate``, so the guarantee holds whatever the order,
+    at the cost of an extra sample only when the order was broken. The last :data:`KEPT` sampled times are kept;
+    a frame older than all of them is skipped."""
+
+    __slots__ = ("taken",)
 
     def __init__(self) -> None:
-        self.last: float | None = None
+        self.taken: list[float] = []
+
+    @property
+    def last(self) -> float | None:
+        return self.taken[-1] if self.taken else None
 
     def take(self, ts: float, rate: float) -> bool:
-        if self.last is not None and ts - self.last < 1.0 / rate - JITTER:
-            return False
-        self.last = ts
+        interval = 1.0 / rate
+        taken = self.taken
+        i = bisect.bisect_left(taken, ts)
+        if i == len(taken):  # the newest frame: in order
+            if taken and ts - taken[-1] < interval - JITTER:
+                return False
+        elif i == 0 or taken[i] == ts or taken[i] - taken[i - 1] <= interval + JITTER:
+            return False  # older than all kept, already sampled, or in a gap the samples cover
+        taken.insert(i, ts)
+        if len(taken) > KEPT:
+            del taken[0]
         return True

@@ -26,6 +26,8 @@ from safehold.matching.protocol import SignalIndex
 from safehold.signals import pdq
 
 SOURCES = ("push", "url")
+#: The longest stream id: its case's content id, ``live:<id>``, is at most 128 characters.
+MAX_STREAM_ID = 120
 #: Sampled frames of a stream's ring buffer the console's timeline shows.
 RECENT = 6
 
@@ -135,6 +137,8 @@ class Watch:
         viewers: list[str] | None = None,
         chat: str | None = None,
     ) -> Stream:
+        if not 0 < len(stream_id) <= MAX_STREAM_ID:
+            raise SafeholdError("live.invalid_id", f"A stream id is 1 to {MAX_STREAM_ID} characters.")
         if source not in SOURCES:
             raise SafeholdError("live.invalid_source", f"source must be one of {', '.join(SOURCES)}.")
         if (source == "url") != (url is not None):

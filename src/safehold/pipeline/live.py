@@ -276,7 +276,8 @@ class LiveService:
         score = _classifier_score(ruled.detection) if ruled is not None else None
         detail: dict = {}
         if ruled is not None:
-            key = f"live:{actor}:{stream.id}:{ts!r}"
+            # Scoped to the caller, stream and capture time; hashed, so a long actor and stream id still fit the key.
+            key = "live:" + hashlib.sha256(f"{actor}\0{stream.id}\0{ts!r}".encode()).hexdigest()
             digest = hashlib.sha256(data).hexdigest()
 
             def answer(ref: CaseRef | None) -> dict:

@@ -18,6 +18,7 @@ from safehold.api.deps import require, require_any, services
 from safehold.auth.apikeys import Principal
 from safehold.auth.roles import Permission
 from safehold.live.sampling import REASONS
+from safehold.live.watch import MAX_STREAM_ID
 from safehold.pipeline.live import MAX_VIEWERS
 from safehold.services import Services
 
@@ -29,7 +30,7 @@ READ = require_any(Permission.EVENTS_WRITE, Permission.CASES_READ)
 _ID = r"^[ -$&-.0-~]*[!-$&-.0-~][ -$&-.0-~]*$"
 StreamId = Annotated[
     matching(_ID, "a stream id is printable ASCII without '/' or '%', not blank"),
-    Path(max_length=128, description="The platform's id of the stream."),
+    Path(max_length=MAX_STREAM_ID, description="The platform's id of the stream."),
 ]
 Account = Annotated[
     matching(r"^[ -~]*[!-~][ -~]*$", "an account id is printable ASCII, not blank"), Field(max_length=128)
@@ -46,7 +47,9 @@ CapturedAt = Annotated[float, Query(ge=946684800, le=4102444800, description="Ca
 class _StreamBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: Annotated[matching(_ID, "a stream id is printable ASCII without '/' or '%', not blank"), Field(max_length=128)]
+    id: Annotated[
+        matching(_ID, "a stream id is printable ASCII without '/' or '%', not blank"), Field(max_length=MAX_STREAM_ID)
+    ]
     broadcaster: Account
     viewers: list[Account] = Field(default_factory=list, max_length=MAX_VIEWERS)
     chat_conversation: Account | None = Field(
