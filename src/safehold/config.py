@@ -440,6 +440,30 @@ class Settings(BaseSettings):
     grooming_alert_threshold: float = Field(
         default=0.7, gt=0, le=1, description="A conversation whose risk reaches this opens a case."
     )
+    # Live streams (docs/live.md): sampling rates by risk, bounds, and where pulled streams may come from
+    live_rate_baseline: float = Field(default=0.5, gt=0, le=30, description="Sampled frames/s of a stream at no risk.")
+    live_rate_elevated: float = Field(default=1.0, gt=0, le=30, description="Sampled frames/s with one risk reason.")
+    live_rate_high: float = Field(default=2.0, gt=0, le=30, description="Sampled frames/s with two or more reasons.")
+    live_high_score: float = Field(
+        default=0.8, gt=0, le=1, description="A classifier score on a sampled frame at or above this raises the risk."
+    )
+    live_max_streams: int = Field(
+        default=1000, gt=0, description="Streams under watch at once (live.too_many_streams)."
+    )
+    live_max_frame_bytes: int = Field(
+        default=2 * 1024 * 1024, gt=0, description="Largest pushed or pulled frame (live.frame_too_large)."
+    )
+    live_buffer_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds of sampled frames kept per stream, preserved on an alert."
+    )
+    live_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024, gt=0, description="Most bytes of sampled frames kept per stream (oldest go first)."
+    )
+    live_pull_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDR networks (loopback/private only) Safehold may pull streams from; empty: no pulling.",
+    )
+    live_ffmpeg: str = Field(default="ffmpeg", description="The ffmpeg program that reads pulled streams.")
     # Operator rules in CEL (see docs/rules.md)
     rules_require_approval: bool = Field(
         default=True, description="A rule version goes live only once a second admin (not its author) approved it."
@@ -559,6 +583,17 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [r.strip() for r in text.split(",") if r.strip()]
+        return v
+
+    @field_validator("live_pull_allow")
+    @classmethod
+    def _live_pull_allow(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for n in v:
+            net = ipaddress.ip_network(n, strict=False)  # ValueError: not a network
+            if not (net.is_private or net.is_loopback):
+                raise ValueError(f"live_pull_allow takes loopback or private networks only, not {n}")
         return v
 
     @field_validator("public_url")

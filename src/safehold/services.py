@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from safehold.intake.service import UserReportService
     from safehold.pipeline.classifier_policy import ClassifierPolicies
     from safehold.pipeline.events import EventService
+    from safehold.pipeline.live import LiveService
     from safehold.pipeline.service import Pipeline
     from safehold.reporting.service import ReportService
     from safehold.review.service import ReviewService
@@ -386,6 +387,18 @@ class Services:
         )
 
     @cached_property
+    def live(self) -> LiveService:
+        from safehold.pipeline.live import LiveService
+
+        def chat_alert(conversation_id: str) -> bool:
+            return bool(self.conversations.get(conversation_id).get("alert"))
+
+        return LiveService(
+            self.settings, self.scans, self.pipeline, self.actions, self.evidence, self.audit,
+            bands=self.ages.bands, chat_alert=chat_alert,
+        )  # fmt: skip
+
+    @cached_property
     def writes(self) -> GroupCommit:
         from safehold.store.groupcommit import GroupCommit
 
@@ -467,6 +480,8 @@ class Services:
         """Stop the background work and persist what is in memory, of the services built (building one now would
         only find nothing to do)."""
         built = self.__dict__
+        if "live" in built:  # no more pulled frames
+            self.live.close()
         if "writes" in built:  # answer what waits to be written before anything else stops
             self.writes.close()
         # One of several API processes writes the shared snapshot only if it holds the shared-work lock.

@@ -92,6 +92,7 @@ BEYOND_THE_SCHEMA = {
     "search.unknown_variant": "a message variant the configured messages do not have",
     # What happens when a URL is fetched: the name does not resolve, the host is private, the server fails.
     "url.unresolvable": "a host name that does not resolve",
+    "live.unresolvable": "a live stream's pull url whose host name does not resolve",
     "url.forbidden_address": "a host on a private or reserved address",
     "url.fetch_failed": "a fetch that failed",
     "url.timeout": "a fetch that timed out",
@@ -159,6 +160,7 @@ PLATFORM_PATHS = (
     "/v1/text/",
     "/v1/search/",
     "/v1/conversations",
+    "/v1/live/",
     "/v1/accounts/",
     "/m/",
     "/h/",

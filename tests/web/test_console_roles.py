@@ -112,6 +112,9 @@ EXPECTED = {
     ("GET", "/console/evidence"): P.EVIDENCE_READ,
     ("POST", "/console/evidence/holds"): P.EVIDENCE_MANAGE,
     ("POST", "/console/evidence/holds/{hold_id}/release"): P.EVIDENCE_MANAGE,
+    ("GET", "/console/live"): P.CASES_READ,
+    ("GET", "/console/live/{stream_id}/frames/{n}/preview"): P.CASES_READ,
+    ("POST", "/console/live/{stream_id}/interrupt"): P.CASES_SENIOR,
     ("GET", "/console/feedback"): P.BANKS_READ,
     ("POST", "/console/feedback/{feedback_id}/retry"): P.BANKS_WRITE,
     ("GET", "/console/audit"): P.AUDIT_READ,
@@ -145,6 +148,8 @@ PARAMS = {
     "{entry_id}": "999999",
     "{key}": "media.blurred",
     "{locale}": "en",
+    "{stream_id}": "nostream",
+    "{n}": "0",
 }
 
 

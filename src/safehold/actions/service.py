@@ -155,6 +155,12 @@ class ActionService:
         _check_kind(kind)
         return self._act(session, case, [(f"rule:{rule}", kind, {})], actor)
 
+    def for_door(self, session: Session, case: Case, door: str, kind: str, params: dict, actor: str) -> list[dict]:
+        """An action a door takes itself on the case its detection opened (a live stream's ``interrupt`` on a
+        known-material match), inside the caller's transaction; once per door, kind and case, like a policy's."""
+        _check_kind(kind)
+        return self._act(session, case, [(door, kind, params)], actor)
+
     def take(self, case_id: int, kind: str, actor: str, params: dict | None = None) -> dict:
         """A manual action on a case (senior reviewers). The same kind is taken by hand at most once per case
         (``action.exists``), so a double click never acts twice."""

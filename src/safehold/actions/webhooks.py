@@ -31,6 +31,7 @@ ACTION_KINDS = (
     "block_content",
     "restrict_account",
     "suspend_account",
+    "interrupt",  # stop a live stream (or cut a viewer): params name the stream (docs/live.md)
     "preserve_evidence",
     "open_report_draft",
     "notify",

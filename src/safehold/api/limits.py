@@ -60,13 +60,17 @@ _UPLOAD = re.compile(
 _API = re.compile(r"^/(?:v1|m|h|c)/")
 _IMPORT = re.compile(r"^/v1/banks/[^/]+/import$")
 _BATCH = re.compile(r"^/v1/(?:scan/batch|conversations/[^/]+/messages)$")
+#: A live stream's raw frame (an image body, not JSON): its own size limit, ``SAFEHOLD_LIVE_MAX_FRAME_BYTES``.
+_FRAME = re.compile(r"^/v1/live/streams/[^/]+/frames$")
 
 
 def route_class(path: str, multipart: bool) -> str:
-    """``import``, ``upload``, ``batch``, ``json`` or ``form``: which size limit a request's body gets."""
+    """``import``, ``upload``, ``batch``, ``frame``, ``json`` or ``form``: which size limit a request's body gets."""
     if _API.match(path):
         if _IMPORT.match(path):
             return "import"
+        if _FRAME.match(path):
+            return "frame"
         if multipart and _UPLOAD.match(path):
             return "upload"
         if _BATCH.match(path):
@@ -122,6 +126,7 @@ class _Limits:
             "upload": settings.max_upload_bytes + MULTIPART_OVERHEAD,
             "import": settings.max_import_bytes,
             "form": settings.max_form_bytes,
+            "frame": settings.live_max_frame_bytes,
         }
         self.anonymous = settings.max_anonymous_bytes
         #: Upload requests being served per key, session or address (the event loop is the only writer).

@@ -29,6 +29,7 @@ from safehold.cli import evidence as evidence_cmds
 from safehold.cli import exchanges as exchange_cmds
 from safehold.cli import feedback as feedback_cmds
 from safehold.cli import keys as keys_cmds
+from safehold.cli import live as live_cmds
 from safehold.cli import media as media_cmds
 from safehold.cli import peer as peer_cmds
 from safehold.cli import prompts as prompt_cmds
@@ -59,6 +60,7 @@ key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="apikey")
 app.add_typer(bank_cmds.app, name="bank")
+app.add_typer(live_cmds.app, name="live")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(backup_cmds.app, name="backup")
 app.add_typer(keys_cmds.app, name="keys")

@@ -117,6 +117,9 @@ class Submission:
     age_reasons: list[str] = field(default_factory=list)
     #: What the door knows about those reasons, shown on the signal (``{"grooming_conversation": "conv-1"}``).
     age_context: dict = field(default_factory=dict)
+    #: Actions the door takes itself, as ``(door, kind, params)``, when a block bank's match opens or updates the
+    #: case (a live stream's ``interrupt``): in the same transaction as the case, once per door, kind and case.
+    on_match: list[tuple[str, str, dict]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.age_reasons) - set(AGE_REASONS))
@@ -134,6 +137,8 @@ class Ruled:
     effects: list[RuleEffect] = field(default_factory=list)
     #: What the shadow rules would have done, kept once the detection is recorded (after its idempotency claim).
     shadow: list[dict] = field(default_factory=list)
+    #: The door's own actions (:attr:`Submission.on_match`), when a bank matched.
+    door: list[tuple[str, str, dict]] = field(default_factory=list)
 
     @property
     def ruling(self) -> list[list]:
@@ -361,7 +366,8 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
-        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects, outcome.shadow)
+        door = list(sub.on_match) if found else []
+        return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects, outcome.shadow, door)
 
     def judge(
         self,
@@ -425,6 +431,8 @@ class Pipeline:
             self.actions.for_detection(s, s.get(Case, ref.id), ruled.auto, actor)
         if ruled.effects:
             self._apply(s, s.get(Case, ref.id), ruled.effects, actor)
+        for door, kind, params in ruled.door:
+            self.actions.for_door(s, s.get(Case, ref.id), door, kind, params, actor)
         return ref
 
     def _apply(self, s: Session, case: Case, effects: list[RuleEffect], actor: str) -> None:

@@ -69,6 +69,7 @@ NOTICES = {
     "webhook_tested": "Test delivery queued.",
     "retried": "Delivery queued again.",
     "feedback_retried": "Feedback queued again.",
+    "stream_interrupted": "Interrupt sent: the platform is asked to stop the stream.",
     "settings_saved": "Settings saved.",
     "prompt_saved": "Prompt saved; it is shown from now on.",
     "prompt_reset": "Prompt reset: the bundled text is shown again.",

@@ -69,6 +69,7 @@ _RESTRICTION_OF_ACTION = {
     "block_content": "Visibility restriction Disable",
     "restrict_account": "Provision of the service Suspension",
     "suspend_account": "Account restriction Suspension",
+    "interrupt": "Visibility restriction Disable",  # a live stream stopped
 }
 #: The ``origin`` of an action taken by a policy on a detection, with no person involved.
 _AUTOMATIC = "automatic"
