@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     video_frame_match: bool = Field(
         default=True,
         description="Match an uploaded video's keyframes and scene changes (PDQ) against image banks, as well as "
-        "its vPDQ against video banks (docs/matching.md, \"Video against image banks\").",
+        'its vPDQ against video banks (docs/matching.md, "Video against image banks").',
     )
     video_frames_per_minute: int = Field(
         default=30, ge=1, le=600, description="Most keyframes and scene changes matched per minute of video."

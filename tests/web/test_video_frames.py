@@ -4,32 +4,17 @@ frame's timestamp, the case keeps that frame (encrypted) and the console shows i
 from __future__ import annotations
 
 import io
-import random
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from tests.media import H264, ffmpeg
-
-
-def banked_picture() -> bytes:
-    """A benign generated picture (coloured ellipses) of the test videos' size."""
-    rnd = random.Random(7)
-    img = Image.new("RGB", (160, 120), (30, 60, 90))
-    draw = ImageDraw.Draw(img)
-    for _ in range(25):
-        x, y = rnd.randint(0, 150), rnd.randint(0, 110)
-        fill = tuple(rnd.randint(0, 255) for _ in range(3))
-        draw.ellipse([x, y, x + rnd.randint(10, 60), y + rnd.randint(10, 60)], fill=fill)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
+from tests.media import H264, ellipses, ffmpeg
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("frames")
-    (d / "banked.png").write_bytes(banked_picture())
+    (d / "banked.png").write_bytes(ellipses())
     src = ("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=8")
     shown = ("-i", str(d / "banked.png"), "-filter_complex", "[0][1]overlay=enable='between(t,3,5)'")
     return {
@@ -42,7 +27,7 @@ def videos(tmp_path_factory):
 def test_banked_image_inside_a_video(client, keys, svc, videos, open_console, staff_users):
     admin, platform = keys["admin"], keys["platform"]
     client.post("/v1/banks", json={"name": "images"}, headers=admin)
-    r = client.post("/v1/banks/images/files", headers=admin, files={"file": ("known.png", banked_picture())})
+    r = client.post("/v1/banks/images/files", headers=admin, files={"file": ("known.png", ellipses())})
     assert r.status_code == 201, r.text
 
     res = client.post("/v1/scan", headers=platform, files={"file": ("clean.mp4", videos["without"])}).json()

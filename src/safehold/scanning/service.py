@@ -34,8 +34,8 @@ from safehold.banks.matchstats import MatchCounts
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
 from safehold.errors import SafeholdError
-from safehold.scanning.fetch import Fetched, UrlGuard, fetch
 from safehold.scanning import frames as frames_mod
+from safehold.scanning.fetch import Fetched, UrlGuard, fetch
 from safehold.scanning.frames import FrameScan
 from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
