@@ -36,10 +36,27 @@ def test_a_picture_shown_inside_a_video_is_a_frame_with_its_timestamp(videos):
 
 @pytest.mark.parametrize("scenes", [True, False])
 def test_frames_per_minute_are_bounded(videos, scenes):
-    # Every frame is a keyframe (80 of them); 30 a minute means one every 2 s at most.
-    times = [f.timestamp for f in KeyframeSampler(max_per_minute=30, scenes=scenes).frames(videos["all_keyframes"])]
-    assert times[0] == 0.0 and 3 <= len(times) <= 5, times
-    assert all(b - a >= 2.0 - 1e-6 for a, b in zip(times, times[1:], strict=False))
+    # Every frame is a keyframe (80 of them, 10 a second): at most one each quarter second goes through the pipe,
+    # and at most 6 in any minute are given.
+    times = [f.timestamp for f in KeyframeSampler(max_per_minute=6, scenes=scenes).frames(videos["all_keyframes"])]
+    assert times[0] == 0.0 and len(times) == 6, times
+    assert all(b - a >= 0.25 - 1e-6 for a, b in zip(times, times[1:], strict=False))
+    dense = [f.timestamp for f in KeyframeSampler(max_per_minute=600, scenes=scenes).frames(videos["all_keyframes"])]
+    assert 20 <= len(dense) <= 33, dense  # 8 s at one frame each 0.3 s (the first frame at or after 0.25 s)
+
+
+def test_a_picture_right_after_another_frame_still_gets_its_frame(tmp_path):
+    # A cut at 2 s, the picture at 2.5 s for 2 s: an even spacing of 2 s would have lost it.
+    (tmp_path / "p.png").write_bytes(ellipses())
+    args = ("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3", "-f", "lavfi",
+            "-i", "smptebars=size=160x120:rate=10:duration=4", "-i", str(tmp_path / "p.png"), "-filter_complex",
+            "[0][1]concat=n=2:v=1:a=0[v];[v][2]overlay=enable='between(t,3.5,5.5)'")  # fmt: skip
+    video = ffmpeg(tmp_path / "v.mp4", *args, *H264)
+    banked = hash_image(ellipses())[0]
+    frames = list(KeyframeSampler().frames(video))
+    assert any(3.4 <= f.timestamp <= 3.8 and hamming(hash_image(f.image)[0], banked) <= 31 for f in frames), [
+        (f.timestamp, hamming(hash_image(f.image)[0], banked)) for f in frames
+    ]
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,10 @@ PIL image)`` for
 - every keyframe (``pict_type`` I), and
 - every frame whose scene-change score (``select='gt(scene,T)'``) is above ``scene_threshold``,
 
-never two closer than ``60 / max_per_minute`` seconds (the first of a burst wins; a strobing video cannot make
-thousands of frames) and never more than ``max_frames`` in all. With ``scenes=False`` only keyframes are decoded
+never two closer than ``min_gap`` seconds (a quarter of a second: a strobing video cannot send every frame through
+the pipe), never more than ``max_per_minute`` in any minute of the video (a budget over a sliding 60-second window,
+not an even spacing: a picture shown for 2 s right after a cut still gets its frame unless the last minute
+already used the whole budget) and never more than ``max_frames`` in all. With ``scenes=False`` only keyframes are decoded
 (``-skip_frame nokey``: the decoder skips every other frame, several times faster, for a first look or a live
 stream segment).
 
@@ -27,6 +29,7 @@ segments too.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import queue
 import re
@@ -49,6 +52,8 @@ from safehold.signals.vpdq import private_copy, probe_video, too_slow
 SCENE_THRESHOLD = 0.3
 #: Most frames kept per minute of video (keyframes and scene changes together).
 MAX_PER_MINUTE = 30
+#: Shortest time between two frames ffmpeg hands over, in seconds.
+MIN_GAP = 0.25
 #: Long side of a frame given out (PDQ works on a 64×64 reduction; 512 is what vPDQ hashes and enough to review).
 SIDE = 512
 #: Largest BMP accepted from ffmpeg's pipe (a frame of ``side`` × ``side`` is far below it).
@@ -57,9 +62,9 @@ _PTS_TIME = re.compile(rb"\bpts_time:\s*(-?[0-9.eE+-]+|nan)")
 
 
 def max_frames_for(duration: float | None, max_per_minute: int) -> int:
-    """The most frames a video of ``duration`` seconds gives (one more than its per-minute share, at least 1)."""
-    minutes = (duration or 60.0) / 60.0
-    return max(1, int(minutes * max_per_minute) + 1)
+    """The most frames a video of ``duration`` seconds gives: the per-minute budget for each minute begun."""
+    minutes = math.ceil((duration or 60.0) / 60.0)
+    return max(1, minutes * max_per_minute)
 
 
 def decode_keyframes(
@@ -71,6 +76,7 @@ def decode_keyframes(
     scene_threshold: float = SCENE_THRESHOLD,
     max_per_minute: int = MAX_PER_MINUTE,
     max_frames: int = 10_000,
+    min_gap: float = MIN_GAP,
     side: int = SIDE,
     max_pixels: int = 8192 * 8192,
     ffmpeg_path: str | None = None,
@@ -86,7 +92,7 @@ def decode_keyframes(
         raise SafeholdError("signal.unavailable", "ffmpeg is not installed: video frames cannot be read", status=500)
     if max_per_minute < 1 or side < 1 or max_frames < 1:
         raise ValueError("max_per_minute, side and max_frames must be at least 1")
-    gap = 60.0 / max_per_minute
+    gap = max(0.0, float(min_gap))
     wanted = f"eq(pict_type\\,I)+gt(scene\\,{float(scene_threshold)})" if scenes else "1"
     # ``prev_selected_t`` is NaN before the first frame kept: the first wanted frame always passes.
     select = f"select='({wanted})*(isnan(prev_selected_t)+gte(t-prev_selected_t\\,{gap}))'"
@@ -95,7 +101,7 @@ def decode_keyframes(
     if not scenes:
         cmd += ["-skip_frame", "nokey"]
     cmd += ["-i", path, "-map", "0:v:0", "-an", "-sn", "-dn", "-threads", "1", "-filter_threads", "1"]
-    cmd += ["-vf", f"{select},showinfo,{scale}", "-fps_mode", "passthrough", "-frames:v", str(int(max_frames))]
+    cmd += ["-vf", f"{select},showinfo,{scale}", "-fps_mode", "passthrough"]
     cmd += ["-f", "image2pipe", "-c:v", "bmp", "pipe:1"]
     if time.monotonic() >= deadline:
         raise timed_out()
@@ -118,8 +124,10 @@ def decode_keyframes(
     timer = threading.Timer(max(0.0, deadline - time.monotonic()), kill)
     timer.daemon = True
     timer.start()
+    recent: collections.deque[float] = collections.deque()  # the times of the frames given in the last minute
+    given = 0
     try:
-        while True:
+        while given < max_frames:
             data = _read_bmp(proc.stdout)
             if data is None:
                 break
@@ -129,7 +137,15 @@ def decode_keyframes(
                 t = None
             if t is None:  # the log ended before its frame report: ffmpeg stopped (killed, or a bug)
                 break
+            while recent and recent[0] <= t - 60.0:
+                recent.popleft()
+            if len(recent) >= max_per_minute:
+                continue  # this minute's budget is spent
+            recent.append(t)
+            given += 1
             yield Frame(round(t, 3), load_image(data, max_pixels=max_pixels))
+        if given >= max_frames:
+            proc.kill()  # enough: the rest of the video is not decoded
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         kill()
@@ -142,7 +158,7 @@ def decode_keyframes(
         reader.join(timeout=1.0)
     if expired.is_set():
         raise timed_out()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and given < max_frames:
         lines = [ln.decode("utf-8", "replace").replace(path, "input").strip() for ln in tail]
         msg = (lines[-1] if lines else f"exit status {proc.returncode}")[:200]
         code = "media.corrupt" if recognised else "media.unsupported_format"
