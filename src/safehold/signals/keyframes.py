@@ -11,9 +11,9 @@ PIL image)`` for
 never two closer than ``min_gap`` seconds (a quarter of a second: a strobing video cannot send every frame through
 the pipe), never more than ``max_per_minute`` in any minute of the video (a budget over a sliding 60-second window,
 not an even spacing: a picture shown for 2 s right after a cut still gets its frame unless the last minute
-already used the whole budget) and never more than ``max_frames`` in all. With ``scenes=False`` only keyframes are decoded
-(``-skip_frame nokey``: the decoder skips every other frame, several times faster, for a first look or a live
-stream segment).
+already used the whole budget) and never more than ``max_frames`` in all. With ``scenes=False`` only keyframes
+are decoded (``-skip_frame nokey``: the decoder skips every other frame, many times faster, for a first look or a
+live stream segment).
 
 Bounds, so that a long or hostile video costs no more than its limits: one decoding thread; frames are scaled
 down in ffmpeg so their long side is at most ``side`` pixels (never up) and come through a pipe one at a time, as
