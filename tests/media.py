@@ -58,3 +58,17 @@ def ffmpeg(out, *args) -> bytes:
 
 
 H264 = ("-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast")
+
+
+def ellipses(seed: int = 7, size: tuple[int, int] = (160, 120)) -> bytes:
+    """A benign generated picture (coloured ellipses on a plain ground) as PNG: a banked image for video tests."""
+    import random
+
+    rnd = random.Random(seed)
+    img = Image.new("RGB", size, (30, 60, 90))
+    draw = ImageDraw.Draw(img)
+    for _ in range(25):
+        x, y = rnd.randint(0, size[0] - 10), rnd.randint(0, size[1] - 10)
+        fill = tuple(rnd.randint(0, 255) for _ in range(3))
+        draw.ellipse([x, y, x + rnd.randint(10, 60), y + rnd.randint(10, 60)], fill=fill)
+    return encode(img, "PNG")

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Wall-clock limit for hashing one video, probe included (media.too_large)."
     )
     video_max_concurrent: int = Field(default=2, ge=1, description="Video hashes at once per process (media.busy).")
+    video_frame_match: bool = Field(
+        default=True,
+        description="Match an uploaded video's keyframes and scene changes (PDQ) against image banks, as well as "
+        'its vPDQ against video banks (docs/matching.md, "Video against image banks").',
+    )
+    video_frames_per_minute: int = Field(
+        default=30, ge=1, le=600, description="Most keyframes and scene changes matched per minute of video."
+    )
+    video_scene_threshold: float = Field(
+        default=0.3, gt=0, lt=1, description="ffmpeg scene-change score (0–1) above which a frame is a new scene."
+    )
+    video_frames_kept: int = Field(
+        default=16, ge=0, le=256, description="Most matched frames of one video kept (encrypted) for review."
+    )
 
     # Request limits (see docs/security.md, "Request limits"): each is checked before any work is done on the
     # request, bodies while they stream in, before authentication for callers without a key or session.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from safehold.cli import scan
@@ -72,3 +74,18 @@ def test_scan_record_writes_the_hashes_it_saw(cli, svc, tmp_path, monkeypatch):
     with svc.db.session() as s:  # another connection: what the command wrote, not what it still holds
         rows = s.scalars(select(SeenHash.content_id)).all()
     assert rows and set(rows) == {"cli-seen-1"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_known_image_inside_a_video_matches_on_the_command_line(cli, tmp_path):
+    from tests.media import H264, ellipses, ffmpeg
+
+    (tmp_path / "known").mkdir()
+    (tmp_path / "known" / "picture.png").write_bytes(ellipses())
+    src = ("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=6", "-i", str(tmp_path / "known/picture.png"))
+    ffmpeg(tmp_path / "v.mp4", *src, "-filter_complex", "[0][1]overlay=enable='between(t,3,5)'", *H264)
+    cli("bank", "create", "known")
+    cli("bank", "add", "known", tmp_path / "known")
+    row = json.loads(cli("scan", "--json", tmp_path / "v.mp4", code=0).stdout.splitlines()[0])
+    assert row["verdict"] == "match" and row["matches"][0]["variant"] == "frame", row
+    assert 2.9 <= row["matches"][0]["detail"]["timestamp"] <= 3.5

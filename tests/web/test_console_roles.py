@@ -43,6 +43,9 @@ EXPECTED = {
     ("GET", "/console/items/{item_id}/media"): P.CASES_REVIEW,
     ("GET", "/console/items/{item_id}/preview"): P.CASES_READ,
     ("GET", "/console/items/{item_id}/exif"): P.CASES_REVIEW,
+    ("POST", "/console/items/{item_id}/frames/{number}/reveal"): P.CASES_REVIEW,
+    ("GET", "/console/items/{item_id}/frames/{number}/media"): P.CASES_REVIEW,
+    ("GET", "/console/items/{item_id}/frames/{number}/preview"): P.CASES_READ,
     ("GET", "/console/text"): P.CASES_READ,
     ("GET", "/console/accounts"): P.AGES_READ,
     ("POST", "/console/accounts/finding"): P.AGES_WRITE,
@@ -150,6 +153,7 @@ PARAMS = {
     "{locale}": "en",
     "{stream_id}": "nostream",
     "{n}": "0",
+    "{number}": "0",
 }
 
 

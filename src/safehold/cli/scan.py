@@ -189,7 +189,9 @@ def scan_paths(
                 }
                 svc.scans.count("cli", "unreadable", "unhashable")
             else:
-                result = svc.scans.evaluate(hashed, channel="cli", name=path)
+                # A video's keyframes are matched against image banks here, in this process (its bytes again).
+                data = Path(path).read_bytes() if hashed.media == "video" else None
+                result = svc.scans.evaluate(hashed, channel="cli", name=path, data=data)
                 if record:
                     with fail():
                         row = _recorded(svc, who, result, Path(path), content_id, account_id, age)

@@ -307,16 +307,19 @@ class Pipeline:
             # A quarantined entry (matching far more than its peers: safehold.sharing.quarantine) still opens a case
             # for review, saying why on the signal, but runs no automatic action: ``auto`` acts like ``case``.
             quarantine = m.entry.get("quarantine")
+            frame = (m.detail or {}) if m.variant == "frame" else {}  # a video's frame matched an image bank
             detail = {
                 "variant": m.variant,
                 "external_id": m.entry.get("external_id"),
                 "list": m.entry.get("source"),
                 "quarantine": quarantine,
+                "timestamp": frame.get("timestamp"),
+                "frame": frame.get("frame"),
             }
             signal = DetectionSignal(
                 source="hash_match",
                 signal_type=m.signal_type,
-                value=own.get(m.signal_type, m.entry.get("value")),
+                value=frame.get("frame_pdq") or own.get(m.signal_type, m.entry.get("value")),
                 bank=m.bank,
                 entry_id=m.entry.get("id"),
                 category=m.entry.get("category") or DEFAULT_MATCH_CATEGORY,
@@ -334,7 +337,7 @@ class Pipeline:
         if self.seen is not None and sub.sighting and sub.detection.content_id and sub.scans:
             hashes = [(sig["type"], sig["value"]) for scan in sub.scans for sig in scan.signals]
             self.seen.record(sub.detection.content_id, sub.detection.account_id, hashes)
-        found = [b for scan in sub.scans for b in self.bank_signals(scan)]
+        found, frames = self._found(sub.scans)
         if self.screening is not None and sub.sighting and _screenable(sub):
             hashes = {sig["type"]: sig["value"] for scan in sub.scans for sig in scan.signals}
             self.screening.offer(
@@ -366,8 +369,47 @@ class Pipeline:
         if sub.media is not None and signals:
             d.media, d.filename = self.vault.put(sub.media), sub.filename
             d.media_type = d.media_type or next((scan.media for scan in sub.scans if scan.media in _MEDIA), None)
+        if frames and signals:
+            d.item_metadata = {**d.item_metadata, "frames": self._keep_frames(found, frames)}
         door = list(sub.on_match) if found else []
         return Ruled(d, [b.signal for b in found if b.auto] + judged.auto, effects, outcome.shadow, door)
+
+    def _found(self, scans: Sequence[ScanResult]) -> tuple[list[BankSignal], list[bytes]]:
+        """The scans' bank signals, and the video frames their frame matches name (numbered across the scans,
+        in their signals' ``detail.frame``)."""
+        found: list[BankSignal] = []
+        frames: list[bytes] = []
+        for scan in scans:
+            for b in self.bank_signals(scan):
+                n = b.signal.detail.get("frame")
+                if n is not None:
+                    b.signal.detail["frame"] = n + len(frames)
+                found.append(b)
+            frames.extend(scan.frames)
+        return found, frames
+
+    def _keep_frames(self, found: list[BankSignal], frames: list[bytes]) -> list[dict]:
+        """Keep the matched frames that a recorded signal names in the vault (encrypted, like any kept media) and
+        describe them for the case's item: when each is shown, its digest and what it matched. A frame no signal
+        names (its bank opens no case) is not kept."""
+        by_frame: dict[int, list[dict]] = {}
+        for b in found:
+            n = b.signal.detail.get("frame")
+            if n is not None and 0 <= n < len(frames):
+                by_frame.setdefault(n, []).append(
+                    {"bank": b.signal.bank, "entry_id": b.signal.entry_id, "distance": b.signal.distance,
+                     "timestamp": b.signal.detail.get("timestamp")}
+                )  # fmt: skip
+        kept = []
+        for n in sorted(by_frame):
+            stored = self.vault.put(frames[n])
+            hits = by_frame[n]
+            kept.append({"timestamp": hits[0]["timestamp"], "sha256": stored.sha256, "size": stored.size,
+                         "matches": [{k: v for k, v in h.items() if k != "timestamp"} for h in hits]})  # fmt: skip
+            for b in found:
+                if b.signal.detail.get("frame") == n:
+                    b.signal.detail["frame"] = len(kept) - 1  # the frame's place in the item's ``frames``
+        return kept
 
     def judge(
         self,

@@ -131,10 +131,37 @@ class ReviewService:
         item, data = self._media(item_id)
         return media.preview(data, item["media_type"], item["filename"])
 
+    def _frame(self, item_id: int, number: int) -> tuple[dict, dict, bytes]:
+        """A video item's matched frame ``number`` (``item.metadata.frames``, kept by the pipeline when a
+        keyframe matched an image bank): the item, the frame's record and its PNG."""
+        item = self.cases.item(item_id)
+        frames = (item.get("metadata") or {}).get("frames")
+        if not isinstance(frames, list) or not 0 <= number < len(frames) or not isinstance(frames[number], dict):
+            raise NotFound("review.no_media", f"Case item {item_id} has no matched frame {number}.")
+        frame = frames[number]
+        return item, frame, self.vault.get(str(frame.get("sha256", "")))
+
+    def preview_frame(self, item_id: int, number: int, principal: Principal) -> tuple[bytes, str]:
+        """A matched frame's blurred, greyscale preview (as :meth:`preview`): not a reveal."""
+        _, _, data = self._frame(item_id, number)
+        return media.preview(data, "image")
+
+    def reveal_frame(self, item_id: int, number: int, principal: Principal) -> tuple[bytes, str]:
+        """A matched frame in the clear: a reveal of its video item (recorded and capped as :meth:`reveal`; the
+        record names the frame and when it is shown)."""
+        item, frame, data = self._frame(item_id, number)
+        detail = {"frame": number, "timestamp": frame.get("timestamp"), "frame_sha256": frame.get("sha256")}
+        self._record_reveal(item, principal, detail)
+        return data, media.content_type(data)
+
     def reveal(self, item_id: int, principal: Principal) -> tuple[bytes, str]:
         """The clear media. Recorded (``media.reveal``) and counted against the caller's daily cap in one
         transaction: at the cap it is refused (429 ``review.exposure_cap``) and nothing is recorded."""
         item, data = self._media(item_id)
+        self._record_reveal(item, principal, {})
+        return data, media.content_type(data, item["filename"])
+
+    def _record_reveal(self, item: dict, principal: Principal, extra: dict) -> None:
         actor = principal.label
         cap = self.wellness.effective(self.wellness.user_prefs(principal.user_id))["daily_cap"]
         detail = {
@@ -142,9 +169,10 @@ class ReviewService:
             "sha256": item["sha256"],
             "filename": item["filename"],
             "media_type": item["media_type"],
+            **extra,
         }
         with self.db.session() as s:
-            self.audit.record(s, actor, REVEAL, f"case_item:{item_id}", detail)  # takes the audit lock
+            self.audit.record(s, actor, REVEAL, f"case_item:{item['id']}", detail)  # takes the audit lock
             today, _ = count_reveals(s, actor, utcnow())
             if today > cap:  # rolls back the record just written
                 raise SafeholdError(
@@ -153,7 +181,6 @@ class ReviewService:
                     status=429,
                     detail={"today": today - 1, "cap": cap},
                 )
-        return data, media.content_type(data, item["filename"])
 
     def exif(self, item_id: int, principal: Principal) -> dict:
         """The file's EXIF / container metadata as JSON (no pixels); recorded as ``media.exif_view``."""

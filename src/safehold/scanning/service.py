@@ -34,12 +34,15 @@ from safehold.banks.matchstats import MatchCounts
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
 from safehold.errors import SafeholdError
+from safehold.scanning import frames as frames_mod
 from safehold.scanning.fetch import Fetched, UrlGuard, fetch
+from safehold.scanning.frames import FrameScan
 from safehold.scanning.limits import FetchSlots
 from safehold.signals import registry
 from safehold.signals.base import Signal, SignalType
 from safehold.signals.budget import WorkBudget
 from safehold.signals.isolation import Isolation
+from safehold.signals.keyframes import KeyframeSampler
 from safehold.signals.url import url_lookup_hashes
 from safehold.store.counters import DailyCounts
 from safehold.store.db import Database
@@ -84,11 +87,15 @@ class ScanResult:
     #: What a fetched URL served (never in the answer): a URL scan naming a subject hands it to the pipeline, so
     #: the content is kept and classified as the same file uploaded would be.
     fetched: bytes | None = field(default=None, repr=False)
+    #: The video frames that matched an image bank, as PNG (never in the answer), by the ``frame`` number in their
+    #: matches' detail: the pipeline keeps them, encrypted, for the reviewer (:mod:`safehold.scanning.frames`).
+    frames: list[bytes] = field(default_factory=list, repr=False)
 
     def to_dict(self, *, provenance: bool = False) -> dict:
         """The answer to a caller; without ``provenance`` matched entries show only :data:`ENTRY_FIELDS_TO_ACT`."""
         out = asdict(self)
         out.pop("fetched")
+        out.pop("frames")
         out["matches"] = [m.to_dict(provenance=provenance) for m in self.matches]
         if self.name is None:
             out.pop("name")
@@ -159,7 +166,7 @@ class ScanService:
         return registry.hash_content(data, filename=filename, **options)
 
     def scan_bytes(self, data: bytes, *, filename: str | None = None, channel: str = "api") -> ScanResult:
-        return self.evaluate(self.hash_bytes(data, filename), channel=channel, name=filename)
+        return self.evaluate(self.hash_bytes(data, filename), channel=channel, name=filename, data=data)
 
     def scan_hash(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult:
         """Match one hash; ``signal_type`` may be an alias (``photodna``), the signal carries the type's own
@@ -189,7 +196,8 @@ class ScanService:
             return result
         fetched = self.fetch_url(url, caller=caller)
         hashed = self.hash_bytes(fetched.data, filename=fetched.url)
-        result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [])
+        frames = self.video_frames(fetched.data, hashed)
+        result = self._decide(hashed.media, url_signals + list(hashed.signals), hashed.errors, [], frames)
         result.name, result.fetched = fetched.url, fetched.data
         self.count(channel, hashed.media, result.verdict)
         return result
@@ -207,16 +215,46 @@ class ScanService:
                 deadline=self.settings.url_fetch_deadline,
             )
 
-    def evaluate(self, hashed: registry.HashResult, *, channel: str = "api", name: str | None = None) -> ScanResult:
-        result = self._decide(hashed.media, list(hashed.signals), hashed.errors, [])
+    def evaluate(
+        self, hashed: registry.HashResult, *, channel: str = "api", name: str | None = None, data: bytes | None = None
+    ) -> ScanResult:
+        """The verdict on hashed content; with the content's ``data``, a video's keyframes and scene changes are
+        matched against image banks too (:meth:`video_frames`)."""
+        frames = self.video_frames(data, hashed) if data is not None else None
+        result = self._decide(hashed.media, list(hashed.signals), hashed.errors, [], frames)
         result.name = name
         self.count(channel, hashed.media, result.verdict)
         return result
 
+    def video_frames(self, data: bytes, hashed: registry.HashResult) -> FrameScan | None:
+        """A video's keyframes and scene changes matched against the image banks' PDQ index, when
+        ``video_frame_match`` is on, the content is a video whose hash raised no error and some bank holds PDQ
+        hashes; ``None`` otherwise. Refused frames (``media.*``) are an error of the result, not of the scan."""
+        if not self.settings.video_frame_match or hashed.media != "video" or hashed.errors:
+            return None
+        if not frames_mod.has_image_hashes(self.index):
+            return None
+        s = self.settings
+        sampler = KeyframeSampler(
+            scene_threshold=s.video_scene_threshold,
+            max_per_minute=s.video_frames_per_minute,
+            max_duration_seconds=s.video_max_seconds,
+            max_pixels=s.video_max_pixels,
+            timeout_seconds=s.video_hash_timeout,
+            max_bytes=s.max_upload_bytes,
+            slots=self.videos,
+        )
+        return frames_mod.scan_frames(sampler.frames(data), self.index, keep=s.video_frames_kept)
+
     # ------------------------------------------------------------------ logic
 
     def _decide(
-        self, media: str | None, signals: list[Signal], errors: list[SafeholdError], warnings: list[str]
+        self,
+        media: str | None,
+        signals: list[Signal],
+        errors: list[SafeholdError],
+        warnings: list[str],
+        frames: FrameScan | None = None,
     ) -> ScanResult:
         usable: list[Signal] = []
         candidates: list[Candidate] = []
@@ -231,6 +269,12 @@ class ScanService:
             usable.append(sig)
             candidates.extend(self.index.lookup(sig.type, sig.value, variants=st.query_variants(sig)))
         matches = self._resolve(candidates)
+        kept: list[bytes] = []
+        if frames is not None:
+            frame_matches, kept = self._resolve_frames(frames)
+            matches.extend(frame_matches)
+            if frames.error is not None:
+                errors = [*errors, frames.error]
         if any(m.bank_kind == "allow" for m in matches):
             verdict = "allowlisted"
         elif matches:
@@ -247,6 +291,7 @@ class ScanService:
             matches=matches,
             error=error,
             warnings=sorted(set(warnings)),
+            frames=kept,
         )
 
     def _resolve(self, candidates: list[Candidate]) -> list[Match]:
@@ -292,6 +337,49 @@ class ScanService:
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))
         self.entry_matches.add(m.entry["id"] for m in out)
         return out
+
+    def _resolve_frames(self, scan: FrameScan) -> tuple[list[Match], list[bytes]]:
+        """The frames' candidates that match on an enabled **block** bank (an allow bank vouches for a file, not
+        for every video that shows a frame of it), one match per matching frame and entry, with the frame's
+        timestamp, and the PNGs of the frames kept, renumbered in order."""
+        if not scan.hits:
+            return [], []
+        banks = self.index.banks
+        ids = {c.entry_id for hit in scan.hits for c in hit.candidates}
+        st = _type_of(frames_mod.SIGNAL_TYPE)
+        out: list[Match] = []
+        kept: list[bytes] = []
+        renumber: dict[int, int] = {}
+        with self.db.session() as s:
+            entries = {e.id: e for e in s.scalars(select(BankEntry).where(BankEntry.id.in_(list(ids))))}
+            for hit in scan.hits:
+                for c in sorted(hit.candidates, key=lambda c: (c.distance, c.entry_id)):
+                    e = entries.get(c.entry_id)
+                    bank = banks.get(e.bank_id) if e is not None else None
+                    if bank is None or not bank.enabled or not e.enabled or bank.kind != "block":
+                        continue
+                    threshold = bank.threshold(c.signal_type)
+                    if st is None or not st.is_match(c.distance, threshold, c.extra):
+                        continue
+                    detail = {"timestamp": hit.timestamp, "frame_pdq": hit.pdq, "frame_quality": hit.quality}
+                    if hit.png is not None:
+                        if hit.number not in renumber:
+                            renumber[hit.number] = len(kept)
+                            kept.append(hit.png)
+                        detail["frame"] = renumber[hit.number]
+                    out.append(
+                        Match(
+                            bank=bank.name,
+                            bank_kind=bank.kind,
+                            signal_type=c.signal_type,
+                            distance=c.distance,
+                            variant="frame",
+                            entry=entry_to_dict(e, bank.name),
+                            detail=detail,
+                        )
+                    )
+        self.entry_matches.add(dict.fromkeys(m.entry["id"] for m in out))
+        return out, kept
 
     # --------------------------------------------------------------- counters
 

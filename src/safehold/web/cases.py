@@ -4,12 +4,16 @@ Media reaches the browser in two forms only. Previews are small, blurred and gre
 clear file never leaves it before a reveal. A reveal is an explicit POST (the Reveal button, CSRF-checked): its
 answer is the case page with that one item's clear media in it, fetched from ``/console/items/{id}/media``,
 which records the reveal (one audit record per fetch) and refuses at the daily cap. A link or a reload cannot
-reveal anything: there is no GET page that embeds clear media.
+reveal anything: there is no GET page that embeds clear media. A video whose frames matched an image bank shows
+those frames the same way, each blurred with its timestamp and revealable alone
+(``/console/items/{id}/frames/{n}/…``); a frame's reveal is recorded as a reveal of its video.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import Response
 
 from safehold.auth.roles import Permission, demand
@@ -31,7 +35,14 @@ OUTCOMES = {
 }
 
 
-def case_page(request: Request, svc: Services, who: Staff, case_id: int, revealed: int | None = None) -> Response:
+def case_page(
+    request: Request,
+    svc: Services,
+    who: Staff,
+    case_id: int,
+    revealed: int | None = None,
+    revealed_frame: tuple[int, int] | None = None,
+) -> Response:
     case = svc.review.view(case_id, who.principal)
     closed_violating = case["status"] == "closed" and case["decision"] in VIOLATING
     media_items = [i for i in case["items"] if i["has_media"]]
@@ -46,6 +57,7 @@ def case_page(request: Request, svc: Services, who: Staff, case_id: int, reveale
         reports=svc.reports.list(case_id=case_id) if closed_violating and who.can(Permission.REPORTS_READ) else [],
         wellness=wellness_of(svc, who),
         revealed=revealed,
+        revealed_frame=revealed_frame,
         classifications=CLASSIFICATIONS,
         cse_kinds=CSE_KINDS,
         explained=[sig for sig in case["signals"] if (sig.get("detail") or {}).get("explanation")],
@@ -171,6 +183,51 @@ def preview(
     item_id: Id, who: Staff = Depends(staff(Permission.CASES_READ)), svc: Services = Depends(services)
 ) -> Response:
     return _media(*svc.review.preview(item_id, who.principal))
+
+
+#: A matched frame's place in its item's ``metadata.frames`` (the pipeline keeps at most 256).
+Frame = Annotated[int, Path(ge=0, le=255)]
+
+
+@router.post("/console/items/{item_id}/frames/{number}/reveal")
+def reveal_frame(
+    request: Request,
+    item_id: Id,
+    number: Frame,
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    """The case page with one matched video frame in the clear (recorded when the browser fetches it)."""
+    item = svc.cases.item(item_id)
+    seen = exposure(svc, who)
+    request.state.wellness_banner = seen
+    if seen["remaining"] <= 0:
+        raise SafeholdError(
+            "review.exposure_cap",
+            f"You have revealed {seen['today']} items today, your daily limit. Please stop for today.",
+            status=429,
+        )
+    return case_page(request, svc, who, item["case_id"], revealed_frame=(item_id, number))
+
+
+@router.get("/console/items/{item_id}/frames/{number}/media")
+def frame_media(
+    item_id: Id,
+    number: Frame,
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    return _media(*svc.review.reveal_frame(item_id, number, who.principal))
+
+
+@router.get("/console/items/{item_id}/frames/{number}/preview")
+def frame_preview(
+    item_id: Id,
+    number: Frame,
+    who: Staff = Depends(staff(Permission.CASES_READ)),
+    svc: Services = Depends(services),
+) -> Response:
+    return _media(*svc.review.preview_frame(item_id, number, who.principal))
 
 
 @router.get("/console/items/{item_id}/exif")
