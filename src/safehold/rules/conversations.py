@@ -327,10 +327,11 @@ class ConversationService:
         # A batch's requests are run together (_score_many: a few statements per batch, not per request); alone
         # (group commit off, or the batch's fallback) by _score.
         scored = _Scored(actor, conversation_id, request, profiles, detectors)
-        return (
-            f"conversation:{conversation_id}",
-            Batched(self._score_many, scored, lambda s: self._score(s, actor, conversation_id, request, profiles, detectors)),
-        )
+
+        def alone(s: Session) -> dict:
+            return self._score(s, actor, conversation_id, request, profiles, detectors)
+
+        return f"conversation:{conversation_id}", Batched(self._score_many, scored, alone)
 
     def _score(self, s: Session, actor: str, conversation_id: str, request: MessagesIn, profiles: dict, detectors):
         """:meth:`add_messages`' reads and writes in ``s``: claim the new message ids, score them, store the
