@@ -246,15 +246,15 @@ class Pipeline:
     ) -> tuple[str, Work]:
         """:meth:`commit` as the group-commit key and work (safehold.store.groupcommit), for a caller that waits
         for it itself (the ASGI hot path, without a thread)."""
-        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        claim = (
-            insert(IngestedEvent)
-            .values(key=key, body_sha256=digest, result={})
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(IngestedEvent.key)
-        )
 
         def work(s: Session) -> dict | Conflict:
+            insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+            claim = (  # built here, not per request: a batch claims its events together (_commit_many)
+                insert(IngestedEvent)
+                .values(key=key, body_sha256=digest, result={})
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(IngestedEvent.key)
+            )
             if s.execute(claim).scalar() is None:  # the key is taken (earlier, or earlier in this batch)
                 return self._replayed(s, key, digest, conflict_code)
             result = answer(self._record(s, ruled, actor))
