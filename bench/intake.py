@@ -3,8 +3,9 @@
 
 For each mode and door, :func:`loadgen.sweep` runs ``--rates`` (lowest first) for ``--seconds`` each and reports
 the highest rate with no error and p99 ≤ 50 ms, every run's percentiles and the server's CPU milliseconds per
-item, also net of what the idle server spends (background polls, measured for ``IDLE_SECONDS`` first). Then the database is checked: the ids the server acknowledged (200) are all stored, once each, and the
-conversations' counters equal the number of distinct message ids (no loss, no duplicate).
+item, also net of what the idle server spends (background polls, measured for ``IDLE_SECONDS`` first). Then
+the database is checked: the ids the server acknowledged (200) are all stored, once each, and the conversations'
+counters equal the number of distinct message ids (no loss, no duplicate).
 
 - **messages**: ``POST /v1/conversations/{id}/messages`` with one message, spread over ``--conversations``.
 - **events**: ``POST /v1/events``, a content event (an image's subject and uploader) with its idempotency key in
