@@ -9,7 +9,7 @@ the CPU of the request side's own part (``work()``: parse, check, rule) in the s
 
 Usage: ``.venv/bin/python bench/intake_writer.py --database-url postgresql+psycopg://postgres@127.0.0.1/writer_bench
 [--batches 1,10,50] [--items 2000] [--out bench/results/intake_writer.json]`` (the database must be empty or new).
-Run it with ``PYTHONPATH`` at another checkout's ``src`` to measure that code the same way.
+``--src`` measures another checkout's code the same way (say the main branch's, for a before/after).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from machine_info import machine  # noqa: E402
 
@@ -96,13 +95,15 @@ def main() -> None:
     ap.add_argument("--batches", default="1,10,50")
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--out", default=str(REPO / "bench/results/intake_writer.json"))
+    ap.add_argument("--src", default=str(REPO / "src"), help="the safehold source tree to measure")
     args = ap.parse_args()
+    sys.path.insert(0, args.src)
     runs = []
     for batch in (int(b) for b in args.batches.split(",")):
         for door in ("messages", "events"):
             runs.append(measure(args.database_url, door, args.items if batch > 1 else args.items // 4, batch))
             print(runs[-1], flush=True)
-    out = {"machine": machine(), "database": args.database_url.split(":", 1)[0], "runs": runs}
+    out = {"machine": machine(), "database": args.database_url.split(":", 1)[0], "src": args.src, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
