@@ -240,5 +240,5 @@ def test_a_batch_of_quiet_events_is_claimed_in_one_statement(batching):
     assert answers[10] == {**answers[3], "duplicate": True}
     assert answers[11]["cases"] and not any(a["cases"] for a in answers[:11])
     quiet = [q for q in seen if "ingested_events" in q and "INSERT" in q.upper()]
-    assert len(quiet) == 4, quiet  # the batch's claim of 8, then the two e3 and e10 alone, in order
+    assert len(quiet) == 4, quiet  # the claim of the 8 quiet, the claim of e10 (a signal), the two e3 alone
     assert len(keys(svc)) == 11

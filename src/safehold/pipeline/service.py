@@ -37,7 +37,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -274,8 +274,9 @@ class Pipeline:
         upload that matched nothing). Their answer is known before any write, so they are claimed — key, digest
         and answer — in one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for the whole batch, after one read of
         which of the batch's subjects have a case. A key already taken is answered from its record, as alone.
-        The others (a signal, a subject with a case or touched by such an event in the batch, a key sent twice in
-        the batch) run their own work, in arrival order, as alone."""
+        The others (a signal, a subject with a case or touched by such an event in the batch) are claimed in one
+        statement too, then recorded one by one in arrival order (the case path), their answers written in one
+        executemany; a key sent twice in the batch runs its own work, in order, as alone."""
         lock_writes(s)
         subjects = [subject_key(p.ruled.detection) if _attaches(p.ruled.detection) else None for p in batch]
         wanted = {k for k in subjects if k is not None}
@@ -285,28 +286,45 @@ class Pipeline:
         touched = {subjects[i] for i in loud} - {None}  # a case may open or change there earlier in the batch
         loud |= {i for i in range(len(batch)) if subjects[i] in touched}
         results: list[dict | Conflict | None] = [None] * len(batch)
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        table = IngestedEvent.__table__
+        claim = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        now = dt.datetime.now(dt.UTC)
+
+        def claimed(indexes: list[int], answers: dict[int, dict]) -> set[str]:
+            rows = [
+                {"key": batch[i].key, "body_sha256": batch[i].digest, "result": answers.get(i, {}), "received_at": now}
+                for i in indexes
+            ]
+            return set(s.scalars(claim, rows)) if rows else set()
+
         quiet = [i for i in range(len(batch)) if i not in loud]
-        if quiet:
-            for i in quiet:
-                check(batch[i].ruled.detection)  # what attach checks first
-            insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-            table = IngestedEvent.__table__
-            answers = {i: batch[i].answer(None) for i in quiet}
-            now = dt.datetime.now(dt.UTC)
-            claimed = set(
-                s.scalars(
-                    insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key),
-                    [
-                        {"key": batch[i].key, "body_sha256": batch[i].digest, "result": answers[i], "received_at": now}
-                        for i in quiet
-                    ],
-                )
-            )
-            for i in quiet:
-                p = batch[i]
-                results[i] = answers[i] if p.key in claimed else self._replayed(s, p.key, p.digest, p.conflict_code)
+        for i in quiet:
+            check(batch[i].ruled.detection)  # what attach checks first
+        answers = {i: batch[i].answer(None) for i in quiet}
+        taken = claimed(quiet, answers)
+        for i in quiet:
+            p = batch[i]
+            results[i] = answers[i] if p.key in taken else self._replayed(s, p.key, p.digest, p.conflict_code)
+        # The others in arrival order: a key sent once is claimed with the batch's (one statement) and its answer
+        # written with theirs (one executemany); a key sent twice runs its own work, which sees the first's claim.
+        once = [i for i in sorted(loud) if counts[batch[i].key] == 1]
+        taken = claimed(once, {})
+        recorded = []
         for i in sorted(loud):
-            results[i] = batch[i].work(s)
+            p = batch[i]
+            if counts[p.key] > 1:
+                results[i] = p.work(s)
+            elif p.key not in taken:
+                results[i] = self._replayed(s, p.key, p.digest, p.conflict_code)
+            else:
+                results[i] = p.answer(self._record(s, p.ruled, p.actor))
+                recorded.append({"claimed_key": p.key, "answer": results[i]})
+        if recorded:
+            s.execute(
+                update(table).where(table.c.key == bindparam("claimed_key")).values(result=bindparam("answer")),
+                recorded,
+            )
         return results
 
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
