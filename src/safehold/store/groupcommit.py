@@ -65,6 +65,8 @@ from safehold.store.db import Database
 log = logging.getLogger(__name__)
 
 Work = Callable[[Session], Any]
+#: Shed items are logged at most this often (seconds), with how many since the last line.
+SHED_LOG_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class GroupCommit:
         sqlite = db.engine.dialect.name == "sqlite"
         self._writers = [_Writer() for _ in range(1 if sqlite else max(1, writers))]
         self._lock = threading.Lock()
+        self._shed_logged, self._shed_since_log = -SHED_LOG_EVERY, 0
         self._waiting = 0
         self._closed = False
 
@@ -217,9 +220,16 @@ class GroupCommit:
         if batch[0].enqueued >= cutoff:  # arrival order: the oldest is first
             return batch
         kept = [item for item in batch if item.enqueued >= cutoff]
-        stale = len(batch) - len(kept)
-        GROUP_COMMIT_SHED.inc(stale)
-        log.warning("shed %d items that waited over %.0f ms for a commit", stale, self.max_wait * 1000)
+        GROUP_COMMIT_SHED.inc(len(batch) - len(kept))
+        with self._lock:  # one log line per SHED_LOG_EVERY seconds at most: an overload sheds in every batch
+            self._shed_since_log += len(batch) - len(kept)
+            now = time.monotonic()
+            if now - self._shed_logged >= SHED_LOG_EVERY:
+                log.warning(
+                    "shed %d items (503 intake.busy) that waited over %.0f ms for a commit, since the last such line",
+                    self._shed_since_log, self.max_wait * 1000,
+                )  # fmt: skip
+                self._shed_logged, self._shed_since_log = now, 0
         for item in batch:
             if item.enqueued < cutoff:
                 waited = round((time.monotonic() - item.enqueued) * 1000)
