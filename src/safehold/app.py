@@ -159,6 +159,10 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
         lifespan=lifespan,
         docs_url=None,  # /docs is safehold.api.docs: Swagger UI from the package, not a CDN
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks off: Safehold's metrics and request ids are safehold.api.telemetry's,
+        # and with them on FastAPI looks up three OTEL_* environment variables on every request (a few percent of
+        # the CPU of a chat message on the hot path).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = svc
 

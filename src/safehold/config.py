@@ -290,6 +290,13 @@ class Settings(BaseSettings):
     group_commit_writers: int = Field(
         default=2, ge=1, le=64, description="Committer threads per process on PostgreSQL (SQLite has one)."
     )
+    group_commit_max_wait_ms: float = Field(
+        default=5_000.0,
+        gt=0,
+        le=600_000,
+        description="An item that waited longer than this for its commit (longer than a client waits) is answered "
+        "503 intake.busy without its work being done; the client retries.",
+    )
 
     # Events
     event_key_days: float = Field(

@@ -62,6 +62,10 @@ GROUP_COMMIT_BATCH = Histogram(
 GROUP_COMMIT_REFUSED = Counter(
     "safehold_group_commit_refused", "Items refused with 503 intake.busy because the group-commit queue was full."
 )
+GROUP_COMMIT_SHED = Counter(
+    "safehold_group_commit_shed",
+    "Items answered 503 intake.busy without their work because they waited over SAFEHOLD_GROUP_COMMIT_MAX_WAIT_MS.",
+)
 
 
 def multiprocess() -> bool:

@@ -406,6 +406,7 @@ class Services:
         return GroupCommit(
             self.db, interval_ms=st.group_commit_ms, max_batch=st.group_commit_max_batch,
             max_queue=st.group_commit_max_queue, writers=st.group_commit_writers,
+            max_wait_ms=st.group_commit_max_wait_ms,
         )  # fmt: skip
 
     @cached_property

@@ -66,3 +66,28 @@ def test_the_metrics_label_is_the_template():
     assert template(MESSAGES) == "/v1/conversations/{conversation_id}/messages"
     assert template("/v1/events") == "/v1/events"
     assert template("/v1/conversations/a/b/messages") is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_committers_refusal_is_answered_on_the_hot_path_not_queued_again(client, keys, svc, monkeypatch):
+    """An item shed for waiting too long (or refused by a full queue) is answered 503 intake.busy with
+    Retry-After by the hot path itself: handing it to the route would queue its work again, for a client that
+    has given up."""
+    _route_unused(monkeypatch, svc)
+    from safehold.errors import SafeholdError
+
+    async def shed(key, work):  # what the committer answers an item it shed (tests/store/test_groupcommit.py)
+        raise SafeholdError(
+            "intake.busy", "The item waited 6000 ms to be written; retry in a second.", status=503,
+            detail={"retry_after": 1, "waited_ms": 6000}, headers={"Retry-After": "1"},
+        )  # fmt: skip
+
+    monkeypatch.setattr(svc.writes, "run_async", shed)
+    for path, body, headers in (
+        (MESSAGES, {"id": "m1", "author": "a", "text": "hello"}, keys["platform"]),
+        ("/v1/events", EVENT, {**keys["platform"], "Idempotency-Key": "e-9"}),
+    ):
+        r = client.post(path, json=body, headers=headers)
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "intake.busy" and r.json()["error"]["detail"]["waited_ms"] == 6000

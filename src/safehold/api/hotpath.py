@@ -56,6 +56,8 @@ ROUTES: dict[str, tuple[type[BaseModel], Callable, Permission]] = {
 MESSAGES_PATH = re.compile(r"/v1/conversations/([ -$&-.0-~]*[!-$&-.0-~][ -$&-.0-~]*)/messages")
 EVENTS_PATH = "/v1/events"
 _IDEMPOTENCY_HEADER = re.compile(IDEMPOTENCY_HEADER_PATTERN)
+#: Refusals of the committer itself (safehold.store.groupcommit), answered by the hot path.
+_COMMITTER_REFUSALS = frozenset(("intake.busy", "intake.closed"))
 
 
 def template(path: str) -> str | None:
@@ -71,7 +73,7 @@ class SearchHotPath:
     def __init__(self, app):
         self.app = app
 
-    def _handler(self, scope) -> Callable[[dict, bytes], Awaitable[bytes | None]] | None:
+    def _handler(self, scope) -> Callable[[dict, bytes], Awaitable[bytes | SafeholdError | None]] | None:
         """What answers this request here, or None for the FastAPI app."""
         if scope["type"] != "http" or scope["method"] != "POST":
             return None
@@ -103,8 +105,14 @@ class SearchHotPath:
         if answer is None:
             await self.app(scope, _replay(body, receive, more=more), send)
             return
-        headers = [*_HEADERS, (b"content-length", str(len(answer)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        status = 200
+        headers = list(_HEADERS)
+        if isinstance(answer, SafeholdError):  # the app's error format (safehold.app._error)
+            status, refused = answer.status, answer
+            answer = _encode({"error": refused.to_dict()})
+            headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in refused.headers.items()]
+        headers.append((b"content-length", str(len(answer)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
     @staticmethod
@@ -150,10 +158,10 @@ async def _messages(scope, body: bytes, conversation_id: str) -> bytes | None:
         data = jsonlimits.loads(body, svc.settings.max_json_depth)
         if not isinstance(data, dict):
             return None
-        result = await svc.writes.run_async(*svc.conversations.work(who.label, conversation_id, data))
+        key, work = svc.conversations.work(who.label, conversation_id, data)
     except SafeholdError:
         return None
-    return _encode(result)
+    return await _committed(svc, key, work)
 
 
 async def _event(scope, body: bytes) -> bytes | None:
@@ -176,9 +184,19 @@ async def _event(scope, body: bytes) -> bytes | None:
         data = jsonlimits.loads(body, svc.settings.max_json_depth)
         if not isinstance(data, dict) or (work := svc.events.work(who, data, key)) is None:
             return None
-        result = await svc.writes.run_async(*work)
     except SafeholdError:
         return None
+    return await _committed(svc, *work)
+
+
+async def _committed(svc, key: str, work) -> bytes | SafeholdError | None:
+    """The answer once ``work`` committed; the committer's own refusals (``intake.busy``: the queue is full or
+    the item waited too long and was shed; ``intake.closed``) are answered here, as they are: handing them to the
+    route would queue the work again, for a client that has given up."""
+    try:
+        result = await svc.writes.run_async(key, work)
+    except SafeholdError as exc:
+        return exc if exc.code in _COMMITTER_REFUSALS else None
     return _encode(result)
 
 

@@ -32,11 +32,12 @@ Media is kept (encrypted, in the vault) only when something is recorded about it
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -44,8 +45,8 @@ from sqlalchemy.orm import Session
 from safehold.actions.service import ActionService
 from safehold.agebands import is_minor
 from safehold.banks.index import BankIndex
-from safehold.cases.detection import CaseRef, Detection, DetectionSignal
-from safehold.cases.service import CaseService
+from safehold.cases.detection import CaseRef, Detection, DetectionSignal, check, subject_key
+from safehold.cases.service import CaseService, lock_writes
 from safehold.cases.taxonomy import severity
 from safehold.classifiers.base import Classification, Score
 from safehold.classifiers.registry import Classifiers
@@ -66,7 +67,7 @@ from safehold.scanning.service import Match, ScanResult
 from safehold.signals import registry
 from safehold.signals.base import SignalType
 from safehold.store.db import Database
-from safehold.store.groupcommit import GroupCommit, Work
+from safehold.store.groupcommit import Batched, GroupCommit, Work
 from safehold.store.models import Case, IngestedEvent
 from safehold.store.seen import SeenHashes
 from safehold.store.vault import MediaVault
@@ -155,6 +156,24 @@ class Ruled:
         )
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """One :meth:`Pipeline.commit_work` waiting for its batch: what it records under which key, and its work alone."""
+
+    ruled: Ruled
+    key: str
+    digest: str
+    actor: str
+    answer: Answer
+    conflict_code: str
+    work: Work
+
+
+def _attaches(d: Detection) -> bool:
+    """Whether a detection without signals is attached to its subject's open case (:meth:`CaseService.attach`)."""
+    return bool(d.has_item or d.metadata)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -234,24 +253,86 @@ class Pipeline:
     ) -> tuple[str, Work]:
         """:meth:`commit` as the group-commit key and work (safehold.store.groupcommit), for a caller that waits
         for it itself (the ASGI hot path, without a thread)."""
-        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        claim = (
-            insert(IngestedEvent)
-            .values(key=key, body_sha256=digest, result={})
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(IngestedEvent.key)
-        )
 
         def work(s: Session) -> dict | Conflict:
+            insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+            claim = (  # built here, not per request: a batch claims its events together (_commit_many)
+                insert(IngestedEvent)
+                .values(key=key, body_sha256=digest, result={})
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(IngestedEvent.key)
+            )
             if s.execute(claim).scalar() is None:  # the key is taken (earlier, or earlier in this batch)
                 return self._replayed(s, key, digest, conflict_code)
             result = answer(self._record(s, ruled, actor))
             s.get(IngestedEvent, key).result = result
             return result
 
-        # Grouped by subject: one subject's events run in order, on one writer (safehold.store.groupcommit).
+        # Grouped by subject: one subject's events run in order, on one writer (safehold.store.groupcommit); a
+        # batch's events are claimed together (_commit_many), with this work as the fallback.
         d = ruled.detection
-        return f"subject:{d.content_id or ''}:{d.account_id or ''}", work
+        pending = _Pending(ruled, key, digest, actor, answer, conflict_code, work)
+        return f"subject:{d.content_id or ''}:{d.account_id or ''}", Batched(self._commit_many, pending, work)
+
+    def _commit_many(self, s: Session, batch: list[_Pending]) -> list[dict | Conflict]:
+        """:meth:`commit_work` for a batch's events together (safehold.store.groupcommit.Batched).
+
+        Most events record nothing: no signal of their own, and no open case of their subject to attach to (an
+        upload that matched nothing). Their answer is known before any write, so they are claimed — key, digest
+        and answer — in one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for the whole batch, after one read of
+        which of the batch's subjects have a case. A key already taken is answered from its record, as alone.
+        The others (a signal, a subject with a case or touched by such an event in the batch) are claimed in one
+        statement too, then recorded one by one in arrival order (the case path), their answers written in one
+        executemany; a key sent twice in the batch runs its own work, in order, as alone."""
+        lock_writes(s)
+        subjects = [subject_key(p.ruled.detection) if _attaches(p.ruled.detection) else None for p in batch]
+        wanted = {k for k in subjects if k is not None}
+        held = set(s.scalars(select(Case.open_key).where(Case.open_key.in_(wanted)))) if wanted else set()
+        counts = collections.Counter(p.key for p in batch)
+        loud = {i for i, p in enumerate(batch) if p.ruled.detection.signals or counts[p.key] > 1 or subjects[i] in held}
+        touched = {subjects[i] for i in loud} - {None}  # a case may open or change there earlier in the batch
+        loud |= {i for i in range(len(batch)) if subjects[i] in touched}
+        results: list[dict | Conflict | None] = [None] * len(batch)
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        table = IngestedEvent.__table__
+        claim = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        now = dt.datetime.now(dt.UTC)
+
+        def claimed(indexes: list[int], answers: dict[int, dict]) -> set[str]:
+            rows = [
+                {"key": batch[i].key, "body_sha256": batch[i].digest, "result": answers.get(i, {}), "received_at": now}
+                for i in indexes
+            ]
+            return set(s.scalars(claim, rows)) if rows else set()
+
+        quiet = [i for i in range(len(batch)) if i not in loud]
+        for i in quiet:
+            check(batch[i].ruled.detection)  # what attach checks first
+        answers = {i: batch[i].answer(None) for i in quiet}
+        taken = claimed(quiet, answers)
+        for i in quiet:
+            p = batch[i]
+            results[i] = answers[i] if p.key in taken else self._replayed(s, p.key, p.digest, p.conflict_code)
+        # The others in arrival order: a key sent once is claimed with the batch's (one statement) and its answer
+        # written with theirs (one executemany); a key sent twice runs its own work, which sees the first's claim.
+        once = [i for i in sorted(loud) if counts[batch[i].key] == 1]
+        taken = claimed(once, {})
+        recorded = []
+        for i in sorted(loud):
+            p = batch[i]
+            if counts[p.key] > 1:
+                results[i] = p.work(s)
+            elif p.key not in taken:
+                results[i] = self._replayed(s, p.key, p.digest, p.conflict_code)
+            else:
+                results[i] = p.answer(self._record(s, p.ruled, p.actor))
+                recorded.append({"claimed_key": p.key, "answer": results[i]})
+        if recorded:
+            s.execute(
+                update(table).where(table.c.key == bindparam("claimed_key")).values(result=bindparam("answer")),
+                recorded,
+            )
+        return results
 
     def record(self, s: Session, sub: Submission, actor: str) -> CaseRef | None:
         """Record ``sub`` in the caller's transaction, for a door whose own rows say what was already recorded

@@ -48,7 +48,7 @@ import logging
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,7 +62,7 @@ from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.terms import TermLibrary
 from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
 from safehold.store.db import Database
-from safehold.store.groupcommit import GroupCommit, Work
+from safehold.store.groupcommit import Batched, GroupCommit, Work
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
 from safehold.text.grooming.scorer import ADULT_AGE, MAX_AUTHORS, Assessment, ConversationState, Message, Profile
 from safehold.text.normalize import MAX_TEXT
@@ -235,6 +235,53 @@ def latest_disclosure(a: Assessment, disclosures: list[dict]) -> dict | None:
     return {**d, "age": age, "minor": age is not None and age < ADULT_AGE, "count": len(disclosures)}
 
 
+# ----------------------------------------------------------------------------------------- batches
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scored:
+    """One request's messages, checked and parsed, waiting for its batch (:meth:`ConversationService.work`)."""
+
+    actor: str
+    conversation_id: str
+    request: MessagesIn
+    profiles: dict
+    detectors: object
+
+
+#: The conversation columns a batch reads, and those it writes back.
+_ROW_READ = ("id", "external_id", "state", "messages", "case_id", "case_score")
+_ROW_UPDATE = (
+    "state", "messages", "score", "level", "alert", "risk_author", "at_risk_author", "case_id", "case_score",
+    "updated_at",
+)  # fmt: skip
+#: Message ids claimed per statement (parameters stay far below SQLite's and PostgreSQL's limits).
+_CLAIMS_PER_STATEMENT = 1000
+
+
+@dataclasses.dataclass
+class _Row:
+    """A conversation's row as a batch reads and changes it (plain attributes: what :meth:`_apply` and
+    :meth:`_alert` use of :class:`Conversation`); ``changed`` when it must be written back."""
+
+    id: int
+    external_id: str
+    state: dict
+    messages: int
+    case_id: int | None
+    case_score: float | None
+    score: float = 0.0
+    level: str = "none"
+    alert: bool = False
+    risk_author: str | None = None
+    at_risk_author: str | None = None
+    updated_at: dt.datetime | None = None
+    changed: bool = False
+
+    def values(self) -> dict:
+        return {"row_id": self.id, **{f"new_{k}": getattr(self, k) for k in _ROW_UPDATE}}
+
+
 # ----------------------------------------------------------------------------------------- service
 
 
@@ -277,18 +324,125 @@ class ConversationService:
         detectors = self.terms.current()  # the scorer and lists in force now (term lists may have changed)
         # One conversation's messages run in order on one writer, in a transaction shared with other requests'
         # (safehold.store.groupcommit); the message ids commit with the state, as before.
-        return (
-            f"conversation:{conversation_id}",
-            lambda s: self._score(s, actor, conversation_id, request, profiles, detectors),
-        )
+        # A batch's requests are run together (_score_many: a few statements per batch, not per request); alone
+        # (group commit off, or the batch's fallback) by _score.
+        scored = _Scored(actor, conversation_id, request, profiles, detectors)
+
+        def alone(s: Session) -> dict:
+            return self._score(s, actor, conversation_id, request, profiles, detectors)
+
+        return f"conversation:{conversation_id}", Batched(self._score_many, scored, alone)
 
     def _score(self, s: Session, actor: str, conversation_id: str, request: MessagesIn, profiles: dict, detectors):
         """:meth:`add_messages`' reads and writes in ``s``: claim the new message ids, score them, store the
         state, record ages and alert; returns the answer."""
-        scorer = detectors.grooming
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         lock_writes(s)
         row = self._locked(s, insert, conversation_id)
+
+        def fresh(message_id: str) -> bool:  # claimed now, or already scored (a duplicate)
+            claim = (
+                insert(ConversationMessage)
+                .values(conversation_id=row.id, message_id=message_id, received_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+                .returning(ConversationMessage.message_id)
+            )
+            return s.execute(claim).scalar() is not None
+
+        answer = self._apply(s, actor, row, request, profiles, detectors, fresh)
+        s.flush()
+        return answer
+
+    def _score_many(self, s: Session, batch: list[_Scored]) -> list[dict]:
+        """:meth:`_score` for a batch's requests together (safehold.store.groupcommit.Batched), in SQLAlchemy Core:
+        one locked read of all their conversations (plus one insert of those that are new), one claim of all
+        their message ids (``INSERT … ON CONFLICT DO NOTHING RETURNING``), the scoring in memory, one update per
+        conversation. Several requests for one conversation share its row, in arrival order, each seeing the
+        state the one before it left, as they would one transaction after another; of a message id sent twice
+        in the batch the first is scored, the others are duplicates. Alerts (rare) go through the pipeline in
+        the same session, as alone."""
+        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        lock_writes(s)
+        rows = self._locked_many(s, insert, sorted({r.conversation_id for r in batch}))
+        claimed = self._claim_many(s, insert, rows, batch)
+        cases = [row.case_id for row in rows.values() if row.case_id is not None]
+        if cases:  # into the session's identity map: _apply's s.get reads them from there
+            s.scalars(select(Case).where(Case.id.in_(cases))).all()
+        answers = []
+        for r in batch:
+            row = rows[r.conversation_id]
+
+            def fresh(message_id: str, row=row) -> bool:
+                pair = (row.id, message_id)
+                if pair in claimed:
+                    claimed.discard(pair)  # the first of the batch to send it: a second is a duplicate
+                    return True
+                return False
+
+            answers.append(self._apply(s, r.actor, row, r.request, r.profiles, r.detectors, fresh))
+            row.changed = row.changed or answers[-1]["accepted"] > 0
+        changed = [row.values() for row in rows.values() if row.changed]
+        if changed:
+            table = Conversation.__table__
+            s.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE}),
+                changed,
+            )
+        return answers
+
+    @staticmethod
+    def _locked_many(s: Session, insert, conversation_ids: list[str]) -> dict[str, _Row]:
+        """:meth:`_locked` for several conversations: their rows (created if missing), locked, in id order."""
+        table = Conversation.__table__
+        locked = select(*(table.c[c] for c in _ROW_READ)).order_by(table.c.external_id).with_for_update()
+        found = {
+            r.external_id: _Row(**r._mapping)
+            for r in s.execute(locked.where(table.c.external_id.in_(conversation_ids)))
+        }
+        missing = [c for c in conversation_ids if c not in found]
+        if missing:
+            now = utcnow()
+            s.execute(
+                insert(table).on_conflict_do_nothing(index_elements=["external_id"]),
+                [
+                    {"external_id": c, "state": {}, "messages": 0, "score": 0.0, "level": "none", "alert": False,
+                     "created_at": now, "updated_at": now}
+                    for c in missing
+                ],
+            )  # fmt: skip
+            for r in s.execute(locked.where(table.c.external_id.in_(missing))):
+                found[r.external_id] = _Row(**r._mapping)
+        if len(found) < len(conversation_ids):  # deleted by a concurrent prune or forget: the plain way retries
+            raise Conflict("conversation.busy", "The conversation is changing too fast; retry.")
+        return found
+
+    @staticmethod
+    def _claim_many(s: Session, insert, rows: dict[str, _Row], batch: list[_Scored]) -> set[tuple[int, str]]:
+        """Claim every message id of the batch at once; the (conversation row id, message id) pairs new here."""
+        pairs = list(dict.fromkeys((rows[r.conversation_id].id, m.id) for r in batch for m in r.request.messages))
+        table = ConversationMessage.__table__
+        claim = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+            .returning(table.c.conversation_id, table.c.message_id)
+        )
+        now = utcnow()
+        claimed: set[tuple[int, str]] = set()
+        for i in range(0, len(pairs), _CLAIMS_PER_STATEMENT):
+            params = [
+                {"conversation_id": c, "message_id": m, "received_at": now}
+                for c, m in pairs[i : i + _CLAIMS_PER_STATEMENT]
+            ]
+            claimed.update((c, m) for c, m in s.execute(claim, params))
+        return claimed
+
+    def _apply(self, s: Session, actor: str, row, request: MessagesIn, profiles: dict, detectors, fresh) -> dict:
+        """Score ``request``'s messages into the conversation ``row`` (an ORM row or a :class:`_Row`, changed in
+        place); ``fresh(message_id)`` says whether a message is new (claims it). Returns the request's answer."""
+        scorer = detectors.grooming
+        conversation_id = row.external_id
         state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
         disclosures = list((row.state or {}).get(_DISCLOSURES, []))
         before = {name: set(a.stages) for name, a in state.authors.items()}
@@ -297,13 +451,7 @@ class ConversationService:
         assessment: Assessment | None = None
         stated: dict[str, tuple[int, str]] = {}  # author -> (age stated, message id): the latest in the batch
         for m in request.messages:
-            claim = (
-                insert(ConversationMessage)
-                .values(conversation_id=row.id, message_id=m.id, received_at=utcnow())
-                .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
-                .returning(ConversationMessage.message_id)
-            )
-            if s.execute(claim).scalar() is None:
+            if not fresh(m.id):
                 duplicates += 1
                 continue
             accepted += 1
@@ -334,7 +482,6 @@ class ConversationService:
             ref = self._alert(s, actor, row, assessment)
         elif case is not None:
             ref = CaseRef(case.id, False, case.status, case.band, case.priority)
-        s.flush()
         return {
             "conversation_id": conversation_id,
             "accepted": accepted,

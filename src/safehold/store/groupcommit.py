@@ -25,6 +25,15 @@ The guarantees, the same as one transaction per request:
   (``safehold_group_commit_batch_size``) and the refusals (``safehold_group_commit_refused``).
 - **Bounded.** At most ``max_queue`` items wait; one more is refused at once with 503 ``intake.busy`` and
   ``Retry-After`` (the client retries later), instead of memory growing under overload.
+- **Shed by age.** An item that waited longer than ``max_wait_ms`` (longer than its client waits) is answered
+  503 ``intake.busy`` *without running its work*: it was never acknowledged, so the client's retry is safe, and
+  an overload does not turn into work done for clients that already gave up (which keeps the queue old for
+  everyone behind them).
+- **Batch-shaped where a door allows.** A work wrapped in :class:`Batched` names a *runner* that does the work of
+  all its batch's items together (one multi-row claim, one read and one update per conversation: a few statements
+  per batch instead of a few per item). The runner answers each item (a result, or an exception returned for that
+  item). If a runner raises, the batch's transaction is rolled back and the batch is run again the plain way,
+  item by item, where one bad item fails alone as above.
 
 SQLite has one writer: it gets one committer. PostgreSQL gets ``writers`` of them, so one batch's commit overlaps
 the next batch's work. ``interval_ms = 0`` turns group commit off: each work runs in its own transaction in the
@@ -50,16 +59,35 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from safehold.errors import SafeholdError
-from safehold.metrics import GROUP_COMMIT_BATCH, GROUP_COMMIT_REFUSED, GROUP_COMMIT_WAITING
+from safehold.metrics import GROUP_COMMIT_BATCH, GROUP_COMMIT_REFUSED, GROUP_COMMIT_SHED, GROUP_COMMIT_WAITING
 from safehold.store.db import Database
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[Session], Any]
+#: Shed items are logged at most this often (seconds), with how many since the last line.
+SHED_LOG_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A work that may run together with the other works of its ``runner`` in a batch.
+
+    ``runner(session, args)`` does the work of every item (``args``, in arrival order) and returns one answer per
+    item, in order: what ``work`` would have returned. ``work`` is the same item alone (the fallback). Called as a
+    plain work it runs ``work``, so a door's work can be used with group commit off too."""
+
+    runner: Callable[[Session, list[Any]], list[Any]]
+    arg: Any
+    work: Work
+
+    def __call__(self, s: Session) -> Any:
+        return self.work(s)
 
 
 @dataclass
 class _Item:
+    key: str
     work: Work
     future: Future
     enqueued: float = field(default_factory=time.monotonic)
@@ -83,14 +111,17 @@ class GroupCommit:
         max_batch: int = 200,
         max_queue: int = 10_000,
         writers: int = 2,
+        max_wait_ms: float = 5_000.0,
     ):
         self.db = db
         self.interval = interval_ms / 1000.0
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.max_wait = max_wait_ms / 1000.0
         sqlite = db.engine.dialect.name == "sqlite"
         self._writers = [_Writer() for _ in range(1 if sqlite else max(1, writers))]
         self._lock = threading.Lock()
+        self._shed_logged, self._shed_since_log = -SHED_LOG_EVERY, 0
         self._waiting = 0
         self._closed = False
 
@@ -124,17 +155,14 @@ class GroupCommit:
                 raise SafeholdError("intake.closed", "The server is shutting down; retry.", status=503)
             if self._waiting >= self.max_queue:
                 GROUP_COMMIT_REFUSED.inc()
-                raise SafeholdError(
-                    "intake.busy",
+                raise _busy(
                     f"{self._waiting} items are waiting to be written; retry in a second.",
-                    status=503,
-                    detail={"retry_after": 1, "max_queue": self.max_queue},
-                    headers={"Retry-After": "1"},
+                    {"retry_after": 1, "max_queue": self.max_queue},
                 )
             self._waiting += 1
         GROUP_COMMIT_WAITING.inc()
         writer = self._writers[zlib.crc32(key.encode()) % len(self._writers)]
-        item = _Item(work, Future())
+        item = _Item(key, work, Future())
         with writer.cond:
             if writer.thread is None:
                 writer.thread = threading.Thread(
@@ -174,7 +202,7 @@ class GroupCommit:
                     writer.cond.wait(left)
                 batch = [writer.items.popleft() for _ in range(min(self.max_batch, len(writer.items)))]
             try:
-                self._commit(batch)
+                self._commit(self._shed(batch))
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("group commit failed")
                 for item in batch:
@@ -185,7 +213,43 @@ class GroupCommit:
                 GROUP_COMMIT_WAITING.dec(len(batch))
                 GROUP_COMMIT_BATCH.observe(len(batch))
 
+    def _shed(self, batch: list[_Item]) -> list[_Item]:
+        """The items of ``batch`` still worth doing; those that waited past ``max_wait`` are answered 503 without
+        their work being run (their clients have given up, or are about to: they retry)."""
+        cutoff = time.monotonic() - self.max_wait
+        if batch[0].enqueued >= cutoff:  # arrival order: the oldest is first
+            return batch
+        kept = [item for item in batch if item.enqueued >= cutoff]
+        GROUP_COMMIT_SHED.inc(len(batch) - len(kept))
+        with self._lock:  # one log line per SHED_LOG_EVERY seconds at most: an overload sheds in every batch
+            self._shed_since_log += len(batch) - len(kept)
+            now = time.monotonic()
+            if now - self._shed_logged >= SHED_LOG_EVERY:
+                log.warning(
+                    "shed %d items (503 intake.busy) that waited over %.0f ms for a commit, since the last such line",
+                    self._shed_since_log, self.max_wait * 1000,
+                )  # fmt: skip
+                self._shed_logged, self._shed_since_log = now, 0
+        for item in batch:
+            if item.enqueued < cutoff:
+                waited = round((time.monotonic() - item.enqueued) * 1000)
+                _settle(item.future, error=_busy(f"The item waited {waited} ms to be written; retry in a second.",
+                                                 {"retry_after": 1, "waited_ms": waited}))  # fmt: skip
+        return kept
+
     def _commit(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
+        if any(isinstance(item.work, Batched) for item in batch):
+            try:
+                with self.db.session() as s:
+                    results = self._batched(s, batch)
+            except Exception as exc:  # run it again the plain way, where one bad item fails alone
+                log.info("a batch of %d failed as one (%s); running its items one by one", len(batch), exc)
+            else:
+                for item, result in zip(batch, results, strict=True):
+                    _settle(item.future, result)
+                return
         pending = list(batch)
         while pending:
             failed: tuple[_Item, BaseException] | None = None
@@ -214,6 +278,37 @@ class GroupCommit:
                 _settle(item.future, result)
             return
 
+    @staticmethod
+    def _batched(s: Session, batch: list[_Item]) -> list[Any]:
+        """Every item's answer, the :class:`Batched` ones run by their runners. Order per key is kept: a plain
+        work, or a work of another runner, whose key has items waiting in a runner's group runs after that group."""
+        results: list[Any] = [None] * len(batch)
+        groups: dict[Callable, list[int]] = {}
+        owner: dict[str, Callable] = {}  # key -> the runner holding its waiting items
+
+        def flush() -> None:
+            for runner, idx in groups.items():
+                answers = runner(s, [batch[i].work.arg for i in idx])
+                if len(answers) != len(idx):
+                    raise RuntimeError(f"{runner!r} answered {len(answers)} of {len(idx)} items")
+                for i, answer in zip(idx, answers, strict=True):
+                    results[i] = answer
+            groups.clear()
+            owner.clear()
+
+        for i, item in enumerate(batch):
+            runner = item.work.runner if isinstance(item.work, Batched) else None
+            held = owner.get(item.key)
+            if held is not None and held != runner:
+                flush()
+            if runner is None:
+                results[i] = item.work(s)
+            else:
+                groups.setdefault(runner, []).append(i)
+                owner[item.key] = runner
+        flush()
+        return results
+
     def _alone(self, item: _Item) -> None:
         try:
             with self.db.session() as s:
@@ -222,6 +317,10 @@ class GroupCommit:
             _settle(item.future, error=exc)
         else:
             _settle(item.future, result)
+
+
+def _busy(message: str, detail: dict) -> SafeholdError:
+    return SafeholdError("intake.busy", message, status=503, detail=detail, headers={"Retry-After": "1"})
 
 
 def _settle(future: Future, result: Any = None, *, error: BaseException | None = None) -> None:
