@@ -15,7 +15,7 @@ from tests.actions.conftest import Receiver
 from tests.media import jpeg, variant
 
 KNOWN = jpeg(21, (320, 240))
-T0 = 1_800_000_000.0
+T0 = 1_700_000_000.0  # in the past: a capture time may not be ahead of the clock
 
 
 @pytest.fixture
@@ -115,6 +115,8 @@ def test_refusals(svc, client, keys):
     too_big = b"\xff\xd8\xff" + bytes(svc.settings.live_max_frame_bytes)
     assert push(client, platform, "s-3", too_big, T0 + 10).status_code == 413
     assert push(client, platform, "nope", KNOWN, T0).json()["error"]["code"] == "live.stream_not_found"
+    r = push(client, platform, "s-3", KNOWN, time.time() + 3600)  # a clock an hour ahead
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "live.captured_at")
     r = client.post("/v1/live/streams/s-3/interrupt", json={}, headers=platform)
     assert r.status_code == 403
     r = client.post("/v1/live/streams/s-3/interrupt", json={"note": "seen"}, headers=keys["senior_reviewer"])

@@ -39,6 +39,13 @@ def test_frames_out_of_order_leave_no_gap_wider_than_the_interval():
     assert not s.take(3.0, 0.5)  # a time already sampled is not sampled twice
 
 
+def test_one_frame_stamped_far_ahead_does_not_make_every_later_frame_sampled():
+    s = Sampler()
+    assert s.take(0.0, 0.5) and s.take(1e6, 0.5)  # a wrong clock: far in the future
+    taken = [t / 10 for t in range(1, 101) if s.take(t / 10, 0.5)]  # 10 frames/s for 10 s
+    assert taken == [2.0, 4.0, 6.0, 8.0, 10.0]  # still the stream's rate, not every frame
+
+
 def test_risk_reasons_raise_the_level_and_the_rate():
     rates, risk = Rates(0.5, 1.0, 2.0), Risk()
     assert rates.at(risk.level()) == 0.5

@@ -12,7 +12,7 @@ from tests.media import jpeg
 def test_the_live_page_shows_streams_and_a_senior_reviewer_interrupts_one(svc, open_console, staff_users):
     svc.live.register("apikey:platform", "s-9", "u-9")
     svc.live.signal("apikey:platform", "s-9", "viewer_report")
-    svc.live.push("apikey:platform", "s-9", jpeg(3, (160, 120)), 1_800_000_000.0)
+    svc.live.push("apikey:platform", "s-9", jpeg(3, (160, 120)), 1_700_000_000.0)
 
     rita = open_console("rita")
     page = rita.get("/console/live")

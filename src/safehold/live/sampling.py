@@ -73,8 +73,10 @@ class Sampler:
     sampled: a picture on screen for that long is sampled at least once. Frames pushed at once may arrive out of
     order (two requests of one stream overtaking each other on a busy server); a late frame is sampled when it
     falls in a gap between two sampled frames wider than ``1 / rate``, so the guarantee holds whatever the order,
-    at the cost of an extra sample only when the order was broken. The last :data:`KEPT` sampled times are kept;
-    a frame older than all of them is skipped."""
+    at the cost of an extra sample only when the order was broken. A late frame close to the sample before it and
+    far from the one after is skipped (the next frame of the gap is taken instead): otherwise one frame stamped far
+    in the future would open a gap that every later frame falls into, and the stream would be sampled at every
+    frame. The last :data:`KEPT` sampled times are kept; a frame older than all of them is skipped."""
 
     __slots__ = ("taken",)
 
@@ -94,6 +96,8 @@ class Sampler:
                 return False
         elif i == 0 or taken[i] == ts or taken[i] - taken[i - 1] <= interval + JITTER:
             return False  # older than all kept, already sampled, or in a gap the samples cover
+        elif ts - taken[i - 1] < interval - JITTER and taken[i] - ts > interval + JITTER:
+            return False  # the gap is wide but this frame narrows neither side to the interval: a later one will
         taken.insert(i, ts)
         if len(taken) > KEPT:
             del taken[0]

@@ -53,6 +53,9 @@ CHAT_EVERY = 30.0
 #: The door's name on the actions it takes (``CaseAction.policy``).
 DOOR = "live"
 MAX_VIEWERS = 200
+#: How far ahead of this server's clock a pushed frame's capture time may be (clocks drift, by seconds): a frame
+#: from further ahead would sit in the ring buffer as its newest and evict every real frame before it.
+MAX_AHEAD = 60.0
 
 Bands = Callable[[list[str]], dict[str, str]]
 ChatAlert = Callable[[str], bool]
@@ -216,7 +219,11 @@ class LiveService:
         """Whether a frame captured then is sampled: in memory, no I/O (the API asks it on its event loop and
         sends only sampled frames to a worker thread)."""
         received = time.perf_counter()
-        ts = time.time() if captured_at is None else captured_at
+        now = time.time()
+        if captured_at is not None and captured_at > now + MAX_AHEAD:
+            message = f"A frame's captured_at is at most {MAX_AHEAD:g} s ahead of this server's clock ({now:.3f})."
+            raise SafeholdError("live.captured_at", message, status=422, detail={"now": now})
+        ts = now if captured_at is None else captured_at
         stream, sampled = self.watch.admit(stream_id, ts)
         return Admitted(stream, ts, sampled, received)
 
