@@ -471,6 +471,11 @@ class Settings(BaseSettings):
     live_max_streams: int = Field(
         default=1000, gt=0, description="Streams under watch at once (live.too_many_streams)."
     )
+    live_max_streams_per_key: int = Field(
+        default=500,
+        gt=0,
+        description="Streams one API key may have under watch at once (live.too_many_streams_for_key).",
+    )
     live_max_frame_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Largest pushed or pulled frame (live.frame_too_large)."
     )

@@ -134,6 +134,18 @@ def test_bounds_and_refusals(watch):
     assert [s.id for s in w.streams()] == ["s1", "s2"]
 
 
+def test_one_key_cannot_take_every_stream():
+    w = Watch(max_streams=10, max_per_owner=2)
+    w.register("a1", "u", owner="apikey:a")
+    w.register("a2", "u", owner="apikey:a")
+    with pytest.raises(SafeholdError) as e:
+        w.register("a3", "u", owner="apikey:a")
+    assert (e.value.code, e.value.status, e.value.detail) == ("live.too_many_streams_for_key", 429, {"limit": 2})
+    w.register("b1", "u", owner="apikey:b")  # another key still may
+    w.end("a1")
+    w.register("a3", "u", owner="apikey:a")  # an ended stream frees its place
+
+
 def test_only_allowed_private_networks_may_be_pulled():
     assert check_url("rtmp://127.0.0.1/live/s1", ["127.0.0.0/8"])
     for url, allow, code in [

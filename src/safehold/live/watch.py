@@ -52,6 +52,8 @@ class Stream:
     source: str
     url: str | None
     buffer: RingBuffer
+    #: Who registered the stream (an API key's label), whose streams :attr:`Watch.max_per_owner` bounds.
+    owner: str | None = None
     viewers: list[str] = field(default_factory=list)
     chat: str | None = None
     risk: Risk = field(default_factory=Risk)
@@ -111,6 +113,7 @@ class Watch:
         *,
         rates: Rates | None = None,
         max_streams: int = 1000,
+        max_per_owner: int | None = None,
         max_frame_bytes: int = 2 << 20,
         buffer_seconds: float = 30.0,
         buffer_bytes: int = 8 << 20,
@@ -119,6 +122,9 @@ class Watch:
     ):
         self.rates = rates or Rates()
         self.max_streams, self.max_frame_bytes = max_streams, max_frame_bytes
+        #: Streams one owner may have under watch at once (``None``: only :attr:`max_streams`), so that one key —
+        #: leaked, or a platform's runaway loop — cannot take every stream this process watches.
+        self.max_per_owner = max_per_owner
         self.buffer_seconds, self.buffer_bytes = buffer_seconds, buffer_bytes
         self.high_score = high_score
         self.keep_ended = keep_ended
@@ -136,6 +142,7 @@ class Watch:
         url: str | None = None,
         viewers: list[str] | None = None,
         chat: str | None = None,
+        owner: str | None = None,
     ) -> Stream:
         if not 0 < len(stream_id) <= MAX_STREAM_ID:
             raise SafeholdError("live.invalid_id", f"A stream id is 1 to {MAX_STREAM_ID} characters.")
@@ -155,6 +162,16 @@ class Watch:
                     status=503,
                     headers={"Retry-After": "10"},
                 )
+            if owner is not None and self.max_per_owner is not None:
+                own = sum(1 for s in self._streams.values() if s.status != "ended" and s.owner == owner)
+                if own >= self.max_per_owner:
+                    raise SafeholdError(
+                        "live.too_many_streams_for_key",
+                        f"{own} streams of this key are under watch, the most one key may have "
+                        "(live_max_streams_per_key); end one first.",
+                        status=429,
+                        detail={"limit": self.max_per_owner},
+                    )
             stream = Stream(
                 id=stream_id,
                 broadcaster=broadcaster,
@@ -163,6 +180,7 @@ class Watch:
                 viewers=list(dict.fromkeys(viewers or [])),
                 chat=chat,
                 buffer=RingBuffer(self.buffer_seconds, self.buffer_bytes),
+                owner=owner,
             )
             self._streams[stream_id] = stream
             self._forget_ended()

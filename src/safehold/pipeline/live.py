@@ -66,6 +66,7 @@ def watch_for(settings: Settings) -> Watch:
     return Watch(
         rates=Rates(st.live_rate_baseline, st.live_rate_elevated, st.live_rate_high),
         max_streams=st.live_max_streams,
+        max_per_owner=st.live_max_streams_per_key,
         max_frame_bytes=st.live_max_frame_bytes,
         buffer_seconds=st.live_buffer_seconds,
         buffer_bytes=st.live_buffer_bytes,
@@ -126,7 +127,7 @@ class LiveService:
         if source == "url" and url is not None:
             check_url(url, self.settings.live_pull_allow)
         stream = self.watch.register(
-            stream_id, broadcaster, source=source, url=url, viewers=viewers, chat=chat_conversation
+            stream_id, broadcaster, source=source, url=url, viewers=viewers, chat=chat_conversation, owner=actor
         )
         self._age_risk(stream, [broadcaster], "minor_broadcaster")
         self._age_risk(stream, stream.viewers, "minor_viewer")
