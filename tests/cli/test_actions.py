@@ -91,3 +91,15 @@ def test_secrets_never_travel_in_argv(cli, tmp_path, monkeypatch):
     assert heard == [rotated, "whsec_from_env", "whsec_typed"] and "whsec_typed" not in prompted
     assert "cli.path_not_found" in cli("webhook", "receive", "--secret-file", tmp_path / "none", code=2).stderr
     assert "No such option" in cli("webhook", "receive", "--secret", rotated, code=2).output
+
+
+def test_the_receiver_prints_an_actions_params():
+    """docs/live.md: the receiver shows an interrupt's stream and capture time."""
+    from safehold.cli.actions import _delivery_line
+
+    body = {"event": "action.interrupt", "case": {"id": 1, "content_id": "live:s-1", "account_id": "u-9"},
+            "action": {"kind": "interrupt", "params": {"stream_id": "s-1", "captured_at": 1.5}}}  # fmt: skip
+    line = _delivery_line(body)
+    assert line.startswith("action.interrupt case 1 content live:s-1 account u-9")
+    assert '"captured_at": 1.5' in line and '"stream_id": "s-1"' in line
+    assert "params" not in _delivery_line({"event": "action.notify", "case": {"id": 2}})

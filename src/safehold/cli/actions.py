@@ -182,12 +182,18 @@ def _show_delivery(delivery: Delivery) -> None:
     if not delivery.valid:
         out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
         return
-    body = delivery.body
+    out.print(f"[green]verified[/] {_delivery_line(delivery.body)} (idempotency key {delivery.idempotency_key})")
+
+
+def _delivery_line(body: dict) -> str:
+    """One delivery in a line: event, case, content, account and the action's params (an interrupt's stream and
+    capture time are what the platform acts on)."""
     case = body.get("case") or {}
-    out.print(
-        f"[green]verified[/] {body.get('event')} case {case.get('id')} content {case.get('content_id')} "
-        f"account {case.get('account_id')} (idempotency key {delivery.idempotency_key})"
+    line = (
+        f"{body.get('event')} case {case.get('id')} content {case.get('content_id')} account {case.get('account_id')}"
     )
+    params = (body.get("action") or {}).get("params")
+    return f"{line} params {json.dumps(params, sort_keys=True)}" if params else line
 
 
 # ---------------------------------------------------------------------------- deliveries
