@@ -134,6 +134,14 @@ def test_bounds_and_refusals(watch):
     assert [s.id for s in w.streams()] == ["s1", "s2"]
 
 
+def test_a_refused_frame_does_not_hide_the_next_one(watch):
+    w, judge = watch
+    w.register("s1", "u1")
+    with pytest.raises(SafeholdError):
+        w.offer("s1", b"GIF89a" + bytes(100), 10.0, judge)  # sampled, then refused: not an image
+    assert w.offer("s1", OTHER, 10.5, judge).sampled  # so the next frame is looked at in its place
+
+
 def test_one_key_cannot_take_every_stream():
     w = Watch(max_streams=10, max_per_owner=2)
     w.register("a1", "u", owner="apikey:a")

@@ -102,3 +102,11 @@ class Sampler:
         if len(taken) > KEPT:
             del taken[0]
         return True
+
+    def release(self, ts: float) -> None:
+        """Give back the slot :meth:`take` gave a frame captured at ``ts`` that was then refused unlooked-at (not
+        an image, too large): the next frame must be sampled in its place, or a refused frame would hide the
+        picture after it for a whole interval."""
+        i = bisect.bisect_left(self.taken, ts)
+        if i < len(self.taken) and self.taken[i] == ts:
+            del self.taken[i]

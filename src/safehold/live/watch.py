@@ -244,15 +244,17 @@ class Watch:
     def judge(self, stream: Stream, data: bytes, ts: float, judge: Callable[[Stream, bytes], Verdict]) -> Offered:
         """A sampled frame: checked (size; JPEG or PNG by its magic bytes), judged, kept in the ring buffer. Two
         sampled frames of one stream may be judged at once (they are seconds apart); the buffer is locked."""
-        if len(data) > self.max_frame_bytes:
+        kind = image_kind(data)
+        if len(data) > self.max_frame_bytes or kind is None:
+            with stream.lock:
+                stream.sampler.release(ts)  # refused before any look: the next frame takes its slot
+            if kind is None:
+                raise SafeholdError("live.frame_format", "A frame is a JPEG or PNG image.", status=415)
             raise SafeholdError(
                 "live.frame_too_large",
                 f"A frame is at most {self.max_frame_bytes} bytes (live_max_frame_bytes).",
                 status=413,
             )
-        kind = image_kind(data)
-        if kind is None:
-            raise SafeholdError("live.frame_format", "A frame is a JPEG or PNG image.", status=415)
         verdict = judge(stream, data)
         frame = Frame(ts, data, kind, verdict.pdq, verdict.verdict)
         with stream.lock:
