@@ -11,7 +11,7 @@ import pytest
 
 from safehold.errors import SafeholdError
 from safehold.live.buffer import Frame, RingBuffer
-from safehold.live.pull import check_url, split_jpegs
+from safehold.live.pull import Guard, Puller, check_url, split_jpegs
 from safehold.live.sampling import Rates, Risk, Sampler
 from safehold.live.watch import IndexJudge, Watch
 from safehold.matching.pdq_index import PdqIndex
@@ -165,6 +165,45 @@ def test_only_allowed_private_networks_may_be_pulled():
         with pytest.raises(SafeholdError) as e:
             check_url(url, allow)
         assert e.value.code == code, url
+
+
+def test_the_pull_guard_passes_allowed_hosts_only_whatever_a_playlist_names():
+    """An HLS playlist on an allowed host may name segments anywhere: ffmpeg's requests go through the guard."""
+    import http.client
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    guard = Guard(["127.0.0.1/32"])
+    port = server.server_address[1]
+    try:
+
+        def get(host):
+            c = http.client.HTTPConnection("127.0.0.1", int(guard.url.rsplit(":", 1)[1]), timeout=5)
+            c.request("GET", f"http://{host}:{port}/seg.ts?x=1")
+            r = c.getresponse()
+            return r.status, r.read()
+
+        assert get("127.0.0.1") == (200, b"/seg.ts?x=1")  # passed on in origin form
+        assert get("127.0.0.2")[0] == 403 and get("8.8.8.8")[0] == 403 and guard.refused == 2
+        assert "-http_proxy" in Puller("http://127.0.0.1/s.m3u8", bool, fps=2, proxy=guard.url).command()
+        assert "-http_proxy" not in Puller("rtmp://127.0.0.1/s", bool, fps=2, proxy=guard.url).command()
+    finally:
+        guard.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_jpegs_are_split_off_ffmpegs_pipe():

@@ -39,7 +39,7 @@ from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError
 from safehold.evidence.service import EvidenceService
 from safehold.live.buffer import Frame
-from safehold.live.pull import Puller, check_url
+from safehold.live.pull import Guard, Puller, check_url
 from safehold.live.sampling import Rates
 from safehold.live.watch import RECENT, Offered, Stream, Verdict, Watch, image_kind
 from safehold.pipeline.service import Pipeline, Submission
@@ -104,6 +104,8 @@ class LiveService:
         self.chat_alert = chat_alert or (lambda conversation_id: False)
         self.watch = watch or watch_for(settings)
         self._pullers: dict[str, Puller] = {}
+        #: The proxy every pulled HTTP(S) request goes through (started with the first pull).
+        self._guard: Guard | None = None
         self._chat_at: dict[str, float] = {}
         self._lock = threading.Lock()
         #: Seals alert clips into the evidence store, one at a time, off the frames' path.
@@ -173,8 +175,11 @@ class LiveService:
         """Stop every pulled stream and seal the clips still waiting (the process is stopping)."""
         with self._lock:
             pullers, self._pullers = list(self._pullers.values()), {}
+            guard, self._guard = self._guard, None
         for p in pullers:
             p.stop()
+        if guard is not None:
+            guard.close()
         self._evidence.shutdown(wait=True)
 
     # --------------------------------------------------------------------- risk
@@ -365,7 +370,11 @@ class LiveService:
                 log.warning("live: a pulled frame of stream %s was refused: %s", stream.id, e.code)
             return stream.status != "ended"
 
-        puller = Puller(stream.url, on_frame, fps=self.watch.rates.high, ffmpeg=self.settings.live_ffmpeg)
+        with self._lock:
+            if self._guard is None:
+                self._guard = Guard(self.settings.live_pull_allow)
+            proxy = self._guard.url
+        puller = Puller(stream.url, on_frame, fps=self.watch.rates.high, ffmpeg=self.settings.live_ffmpeg, proxy=proxy)
         with self._lock:
             self._pullers[stream.id] = puller
         try:
