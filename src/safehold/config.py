@@ -476,6 +476,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Streams one API key may have under watch at once (live.too_many_streams_for_key).",
     )
+    live_max_pulls: int = Field(
+        default=20, gt=0, description="Streams pulled at once, each by an ffmpeg process (live.too_many_pulls)."
+    )
     live_max_frame_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Largest pushed or pulled frame (live.frame_too_large)."
     )

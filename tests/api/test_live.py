@@ -117,6 +117,11 @@ def test_refusals(svc, client, keys):
     assert push(client, platform, "nope", KNOWN, T0).json()["error"]["code"] == "live.stream_not_found"
     r = push(client, platform, "s-3", KNOWN, time.time() + 3600)  # a clock an hour ahead
     assert (r.status_code, r.json()["error"]["code"]) == (422, "live.captured_at")
+    svc.settings.live_pull_allow, svc.settings.live_max_pulls = ["127.0.0.0/8"], 1  # this test's own settings
+    svc.live._pullers["busy"] = type("Busy", (), {"alive": True})()  # one ffmpeg already pulling
+    r = client.post("/v1/live/streams", json=pulled, headers=platform)
+    assert (r.status_code, r.json()["error"]["code"]) == (503, "live.too_many_pulls")
+    del svc.live._pullers["busy"]
     r = client.post("/v1/live/streams/s-3/interrupt", json={}, headers=platform)
     assert r.status_code == 403
     r = client.post("/v1/live/streams/s-3/interrupt", json={"note": "seen"}, headers=keys["senior_reviewer"])

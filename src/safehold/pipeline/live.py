@@ -128,6 +128,7 @@ class LiveService:
             raise SafeholdError("live.too_many_viewers", f"At most {MAX_VIEWERS} viewers at registration.", status=422)
         if source == "url" and url is not None:
             check_url(url, self.settings.live_pull_allow)
+            self._check_pulls()
         stream = self.watch.register(
             stream_id, broadcaster, source=source, url=url, viewers=viewers, chat=chat_conversation, owner=actor
         )
@@ -359,6 +360,20 @@ class LiveService:
         return media.preview(frames[n].data, "image")
 
     # --------------------------------------------------------------------- pull
+
+    def _check_pulls(self) -> None:
+        """Each pulled stream is an ffmpeg process decoding every frame: far dearer than a pushed one, so bounded
+        on its own (``live_max_pulls``), below the streams' bound."""
+        with self._lock:
+            pulling = sum(1 for p in self._pullers.values() if p.alive)
+        if pulling >= self.settings.live_max_pulls:
+            raise SafeholdError(
+                "live.too_many_pulls",
+                f"{pulling} streams are being pulled, the most this server pulls at once (live_max_pulls).",
+                status=503,
+                headers={"Retry-After": "10"},
+                detail={"limit": self.settings.live_max_pulls},
+            )
 
     def _pull(self, stream: Stream) -> None:
         def on_frame(data: bytes, ts: float) -> bool:
