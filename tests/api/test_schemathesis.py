@@ -93,6 +93,7 @@ BEYOND_THE_SCHEMA = {
     # What happens when a URL is fetched: the name does not resolve, the host is private, the server fails.
     "url.unresolvable": "a host name that does not resolve",
     "live.unresolvable": "a live stream's pull url whose host name does not resolve",
+    "live.captured_at": "a pushed frame's capture time more than 60 s ahead of the server's clock (now moves)",
     "url.forbidden_address": "a host on a private or reserved address",
     "url.fetch_failed": "a fetch that failed",
     "url.timeout": "a fetch that timed out",
