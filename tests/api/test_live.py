@@ -162,7 +162,7 @@ def test_a_pulled_hls_stream_showing_a_banked_image_is_interrupted(tmp_path, svc
         stream = svc.live.get("pulled")
         assert stream["pull"]["error"] is None and stream["pull"]["frames"] == 12  # 6 s at 2 frames/s
         assert stream["frames"]["sampled"] == 3 and stream["frames"]["matched"] >= 1  # at 0, 2 and 4 s
-        assert stream["status"] == "interrupted" and stream["case_id"]
+        assert stream["status"] == "ended" and stream["case_id"]  # the source ended: so did the watch
         assert [a["kind"] for a in svc.actions.list_for_case(stream["case_id"])] == ["interrupt"]
     finally:
         server.shutdown()

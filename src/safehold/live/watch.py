@@ -199,7 +199,11 @@ class Watch:
         return sorted(out, key=lambda s: (s.status == "ended", levels[s.risk.level(self.high_score)], s.id))
 
     def end(self, stream_id: str) -> Stream:
-        stream = self.get(stream_id)
+        return self.close(self.get(stream_id))
+
+    def close(self, stream: Stream) -> Stream:
+        """End this stream (not whichever has its id now: a pulled stream's reader ends it after the platform may
+        have registered the id again)."""
         with stream.lock:
             if stream.status != "ended":
                 stream.status, stream.ended_at = "ended", time.time()

@@ -389,7 +389,23 @@ class LiveService:
             if self._guard is None:
                 self._guard = Guard(self.settings.live_pull_allow)
             proxy = self._guard.url
-        puller = Puller(stream.url, on_frame, fps=self.watch.rates.high, ffmpeg=self.settings.live_ffmpeg, proxy=proxy)
+
+        def on_end(error: str | None) -> None:
+            # The source ended or failed: nothing is watched any more, so the stream is not shown as watching,
+            # nor holds a place under the bounds. (Ended by the platform already: nothing to do.)
+            if stream.status != "ended":
+                self.watch.close(stream)
+                detail = {"error": error, "sampled": stream.sampled}
+                self.audit.record(None, "live:pull", "live.pull_ended", f"stream:{stream.id}", detail)
+
+        puller = Puller(
+            stream.url,
+            on_frame,
+            fps=self.watch.rates.high,
+            ffmpeg=self.settings.live_ffmpeg,
+            proxy=proxy,
+            on_end=on_end,
+        )
         with self._lock:
             self._pullers[stream.id] = puller
         try:
