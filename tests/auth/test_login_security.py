@@ -136,12 +136,14 @@ def test_timing_of_unknown_and_known_names_is_alike(svc):
     _code(svc, "nobody", "warm up", ip="192.0.2.99")
 
     def timed(name: str, ip: str) -> float:
-        t = time.perf_counter()
+        # The work this thread does (the hash is verified in it), not the wall clock: what other processes on the
+        # machine do must not decide the test.
+        t = time.thread_time()
         _code(svc, name, "wrong password", ip=ip)
-        return time.perf_counter() - t
+        return time.thread_time() - t
 
-    known = min(timed("alice", f"192.0.2.{i}") for i in range(3))
-    unknown = min(timed("nobody", f"192.0.2.{10 + i}") for i in range(3))
+    known = min(timed("alice", f"192.0.2.{i}") for i in range(5))
+    unknown = min(timed("nobody", f"192.0.2.{10 + i}") for i in range(5))
     assert 0.5 < unknown / known < 2.0, (known, unknown)
 
 

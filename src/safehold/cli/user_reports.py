@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from safehold.auth.apikeys import Principal
 from safehold.cli.common import console, fail, services
 
 app = typer.Typer(help="User and trusted-flagger reports: list, show.", no_args_is_help=True)
@@ -18,8 +17,6 @@ out = console()
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Limit = Annotated[int, typer.Option(help="How many, newest first.")]
-#: The CLI reads as the operator: every report, every field.
-OPERATOR = Principal(name="cli", role="admin")
 SHOWN = (
     "id", "status", "category", "content_id", "account_id", "reporter_id", "trusted", "reporter_age_band", "urgent",
     "reference", "case_id", "decision", "received_at", "decided_at",
@@ -57,7 +54,9 @@ def list_reports(
 def show_report(report_id: Annotated[int, typer.Argument(help="The report's id.")], as_json: AsJson = False) -> None:
     """One user report in full: context, reliability, case and outcome."""
     with fail():
-        r = _svc().user_reports.get(report_id, OPERATOR)
+        from safehold.auth.apikeys import Principal  # here, not at the top: `--help` loads no SQLAlchemy
+
+        r = _svc().user_reports.get(report_id, Principal(name="cli", role="admin"))  # the operator sees every field
     if as_json:
         typer.echo(json.dumps(r, indent=2))
         return

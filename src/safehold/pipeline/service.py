@@ -169,6 +169,11 @@ class _Pending:
     work: Work
 
 
+def _records(ruled: Ruled) -> bool:
+    """Whether recording ``ruled`` writes anything of its own: a signal, a rule's effect, a shadow rule's hit."""
+    return bool(ruled.detection.signals or ruled.effects or ruled.shadow)
+
+
 def _attaches(d: Detection) -> bool:
     """Whether a detection without signals is attached to its subject's open case (:meth:`CaseService.attach`)."""
     return bool(d.has_item or d.metadata)
@@ -277,10 +282,11 @@ class Pipeline:
     def _commit_many(self, s: Session, batch: list[_Pending]) -> list[dict | Conflict]:
         """:meth:`commit_work` for a batch's events together (safehold.store.groupcommit.Batched).
 
-        Most events record nothing: no signal of their own, and no open case of their subject to attach to (an
-        upload that matched nothing). Their answer is known before any write, so they are claimed — key, digest
-        and answer — in one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` for the whole batch, after one read of
-        which of the batch's subjects have a case. A key already taken is answered from its record, as alone.
+        Most events record nothing: no signal of their own, no rule that acted or would have (shadow), and no open
+        case of their subject to attach to (an upload that matched nothing). Their answer is known before any
+        write, so they are claimed — key, digest and answer — in one ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+        for the whole batch, after one read of which of the batch's subjects have a case. A key already taken is
+        answered from its record, as alone.
         The others (a signal, a subject with a case or touched by such an event in the batch) are claimed in one
         statement too, then recorded one by one in arrival order (the case path), their answers written in one
         executemany; a key sent twice in the batch runs its own work, in order, as alone."""
@@ -289,7 +295,7 @@ class Pipeline:
         wanted = {k for k in subjects if k is not None}
         held = set(s.scalars(select(Case.open_key).where(Case.open_key.in_(wanted)))) if wanted else set()
         counts = collections.Counter(p.key for p in batch)
-        loud = {i for i, p in enumerate(batch) if p.ruled.detection.signals or counts[p.key] > 1 or subjects[i] in held}
+        loud = {i for i, p in enumerate(batch) if _records(p.ruled) or counts[p.key] > 1 or subjects[i] in held}
         touched = {subjects[i] for i in loud} - {None}  # a case may open or change there earlier in the batch
         loud |= {i for i in range(len(batch)) if subjects[i] in touched}
         results: list[dict | Conflict | None] = [None] * len(batch)
