@@ -202,3 +202,24 @@ def test_a_live_rule_acts_on_the_report_count(svc, client, keys):
     body = {**REPORT, "category": "contact_seeking"}
     assert _send(client, keys, body).json()["priority"] != "P1"
     assert _send(client, keys, {**body, "reporter_id": "u2"}, key="k2").json()["priority"] == "P1"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_public_form_without_a_subject_says_what_is_missing(svc, client, keys):
+    """Found walking issue 14: a form naming neither post nor account was a 500 (a whole-model error has no field)."""
+    token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
+    missing = client.post("/report", data={"token": token, "nonce": "n1", "category": "grooming"})
+    assert (
+        missing.status_code == 422 and 'role="alert"' in missing.text and "which post or which account" in missing.text
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_public_form_takes_a_full_description_in_a_non_latin_script(svc, client, keys):
+    """Found walking issue 14: 4,000 Cyrillic characters, URL-encoded, passed the 16 KiB anonymous body limit, and
+    the reporter got a JSON 413 in place of the form."""
+    token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
+    form = {"token": token, "nonce": "n1", "category": "grooming", "account_id": "acct-1", "description": "я" * 4000}
+    sent = client.post("/report", data=form)
+    assert sent.status_code == 200 and 'role="status"' in sent.text
+    assert svc.user_reports.list()["reports"][0]["description"] == "я" * 4000
