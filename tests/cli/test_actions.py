@@ -91,3 +91,18 @@ def test_secrets_never_travel_in_argv(cli, tmp_path, monkeypatch):
     assert heard == [rotated, "whsec_from_env", "whsec_typed"] and "whsec_typed" not in prompted
     assert "cli.path_not_found" in cli("webhook", "receive", "--secret-file", tmp_path / "none", code=2).stderr
     assert "No such option" in cli("webhook", "receive", "--secret", rotated, code=2).output
+
+
+def test_the_bundled_receiver_prints_outcomes_and_strangers_text_as_text(capsys):
+    """Found walking issue 14: `webhook receive` printed `case None` for a report's outcome, and read a content id
+    typed in the public report form as Rich markup (`[/]` raised, the delivery failed)."""
+    from safehold.actions.receiver import Delivery
+    from safehold.cli import actions
+
+    report = {"id": 7, "reference": "tkt-1", "outcome": "actioned", "content_id": "[/]", "account_id": "[red]a"}
+    actions._show_delivery(Delivery(True, "k1", {"event": "user_report.decided", "user_report": report}))
+    appeal = {"id": 2, "case_id": 4, "status": "overturned", "reference": "appeal-1", "account_id": "a"}
+    actions._show_delivery(Delivery(True, "k2", {"event": "appeal.decided", "appeal": appeal}))
+    printed = capsys.readouterr().out
+    assert "user_report 7 actioned reference tkt-1" in printed and "content [/] account [red]a" in printed
+    assert "appeal 2 overturned reference appeal-1 case 4" in printed

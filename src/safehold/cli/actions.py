@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
 
 from safehold.cli.common import console, err, fail, services
@@ -182,12 +183,23 @@ def _show_delivery(delivery: Delivery) -> None:
     if not delivery.valid:
         out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
         return
-    body = delivery.body
+    out.print(f"[green]verified[/] {escape(_delivery_line(delivery.body))} (idempotency key {delivery.idempotency_key})")
+
+
+def _delivery_line(body: dict) -> str:
+    """What a delivery is about, in one line: the case of an action, the report or appeal of an outcome. The
+    values come from strangers (a content id typed in the report form), so the caller prints them as text."""
+    event = body.get("event")
+    for kind in ("user_report", "appeal"):
+        about = body.get(kind)
+        if isinstance(about, dict):
+            state = about.get("outcome") or about.get("status")
+            return (
+                f"{event} {kind} {about.get('id')} {state} reference {about.get('reference')} "
+                f"case {about.get('case_id')} content {about.get('content_id')} account {about.get('account_id')}"
+            )
     case = body.get("case") or {}
-    out.print(
-        f"[green]verified[/] {body.get('event')} case {case.get('id')} content {case.get('content_id')} "
-        f"account {case.get('account_id')} (idempotency key {delivery.idempotency_key})"
-    )
+    return f"{event} case {case.get('id')} content {case.get('content_id')} account {case.get('account_id')}"
 
 
 # ---------------------------------------------------------------------------- deliveries
