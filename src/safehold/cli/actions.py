@@ -183,7 +183,8 @@ def _show_delivery(delivery: Delivery) -> None:
     if not delivery.valid:
         out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
         return
-    out.print(f"[green]verified[/] {escape(_delivery_line(delivery.body))} (idempotency key {delivery.idempotency_key})")
+    about = escape(_delivery_line(delivery.body))
+    out.print(f"[green]verified[/] {about} (idempotency key {delivery.idempotency_key})")
 
 
 def _delivery_line(body: dict) -> str:
