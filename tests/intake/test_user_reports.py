@@ -148,6 +148,7 @@ def test_public_form(svc, client, keys):
     page = client.get(f"/report?token={token}&ref=ticket-77")
     assert page.status_code == 200 and "<fieldset>" in page.text and "<legend>" in page.text
     assert "frame-ancestors *" in page.headers["content-security-policy"]
+    assert "x-frame-options" not in page.headers  # walking issue 14: DENY came back and forbade the frame
     nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
     reference = re.search(r'name="reference" value="([^"]+)"', page.text).group(1)
     form = {"token": token, "nonce": nonce, "category": "contact_seeking", "content_id": "dm-1",
