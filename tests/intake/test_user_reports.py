@@ -176,6 +176,15 @@ def test_cli_lists_and_shows(svc, client, keys, cli):
     assert "user_report.invalid_status" in cli("user-reports", "list", "--status", "nope", code=2).output
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_lists_strangers_brackets_as_text(svc, client, keys, cli):
+    """Found walking issue 14: a content id "[/]" typed in the public form made `user-reports list` raise Rich's
+    MarkupError, for every operator, until the report was gone."""
+    _send(client, keys, {**REPORT, "content_id": "[/]", "reporter_id": "[bold]r[/bold]"})
+    listed = cli("user-reports", "list").output
+    assert "[/]" in listed and "[bold]r[/bold]" in listed and "1 report(s)" in listed
+
+
 def test_transparency_counts_reports_and_appeals(svc, client, keys):
     import datetime as dt
 
