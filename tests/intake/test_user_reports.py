@@ -155,6 +155,7 @@ def test_public_form(svc, client, keys):
             "reporter_age_band": "under13", "reference": reference}  # fmt: skip
     sent = client.post("/report", data=form)
     assert sent.status_code == 200 and 'role="status"' in sent.text and "trusted adult" in sent.text
+    assert "in danger right now" in sent.text  # walking issue 14: the child's confirmation lacked the emergency line
     report = svc.user_reports.list()["reports"][0]
     assert report["via"] == "form" and report["urgent"] and not report["trusted"]
     assert report["reference"] == "ticket-77"
