@@ -103,3 +103,18 @@ def test_the_receiver_prints_an_actions_params():
     assert line.startswith("action.interrupt case 1 content live:s-1 account u-9")
     assert '"captured_at": 1.5' in line and '"stream_id": "s-1"' in line
     assert "params" not in _delivery_line({"event": "action.notify", "case": {"id": 2}})
+
+
+def test_the_bundled_receiver_prints_outcomes_and_strangers_text_as_text(capsys):
+    """Found walking issue 14: `webhook receive` printed `case None` for a report's outcome, and read a content id
+    typed in the public report form as Rich markup (`[/]` raised, the delivery failed)."""
+    from safehold.actions.receiver import Delivery
+    from safehold.cli import actions
+
+    report = {"id": 7, "reference": "tkt-1", "outcome": "actioned", "content_id": "[/]", "account_id": "[red]a"}
+    actions._show_delivery(Delivery(True, "k1", {"event": "user_report.decided", "user_report": report}))
+    appeal = {"id": 2, "case_id": 4, "status": "overturned", "reference": "appeal-1", "account_id": "a"}
+    actions._show_delivery(Delivery(True, "k2", {"event": "appeal.decided", "appeal": appeal}))
+    printed = capsys.readouterr().out
+    assert "user_report 7 actioned reference tkt-1" in printed and "content [/] account [red]a" in printed
+    assert "appeal 2 overturned reference appeal-1 case 4" in printed

@@ -148,12 +148,14 @@ def test_public_form(svc, client, keys):
     page = client.get(f"/report?token={token}&ref=ticket-77")
     assert page.status_code == 200 and "<fieldset>" in page.text and "<legend>" in page.text
     assert "frame-ancestors *" in page.headers["content-security-policy"]
+    assert "x-frame-options" not in page.headers  # walking issue 14: DENY came back and forbade the frame
     nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
     reference = re.search(r'name="reference" value="([^"]+)"', page.text).group(1)
     form = {"token": token, "nonce": nonce, "category": "contact_seeking", "content_id": "dm-1",
             "reporter_age_band": "under13", "reference": reference}  # fmt: skip
     sent = client.post("/report", data=form)
     assert sent.status_code == 200 and 'role="status"' in sent.text and "trusted adult" in sent.text
+    assert "in danger right now" in sent.text  # walking issue 14: the child's confirmation lacked the emergency line
     report = svc.user_reports.list()["reports"][0]
     assert report["via"] == "form" and report["urgent"] and not report["trusted"]
     assert report["reference"] == "ticket-77"
@@ -173,6 +175,15 @@ def test_cli_lists_and_shows(svc, client, keys, cli):
     assert "he asked for photos" in cli("user-reports", "show", out["id"]).output
     assert "0 appeal(s)" in cli("appeals", "list").output
     assert "user_report.invalid_status" in cli("user-reports", "list", "--status", "nope", code=2).output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_lists_strangers_brackets_as_text(svc, client, keys, cli):
+    """Found walking issue 14: a content id "[/]" typed in the public form made `user-reports list` raise Rich's
+    MarkupError, for every operator, until the report was gone."""
+    _send(client, keys, {**REPORT, "content_id": "[/]", "reporter_id": "[bold]r[/bold]"})
+    listed = cli("user-reports", "list").output
+    assert "[/]" in listed and "[bold]r[/bold]" in listed and "1 report(s)" in listed
 
 
 def test_transparency_counts_reports_and_appeals(svc, client, keys):
@@ -202,3 +213,24 @@ def test_a_live_rule_acts_on_the_report_count(svc, client, keys):
     body = {**REPORT, "category": "contact_seeking"}
     assert _send(client, keys, body).json()["priority"] != "P1"
     assert _send(client, keys, {**body, "reporter_id": "u2"}, key="k2").json()["priority"] == "P1"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_public_form_without_a_subject_says_what_is_missing(svc, client, keys):
+    """Found walking issue 14: a form naming neither post nor account was a 500 (a whole-model error has no field)."""
+    token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
+    missing = client.post("/report", data={"token": token, "nonce": "n1", "category": "grooming"})
+    assert (
+        missing.status_code == 422 and 'role="alert"' in missing.text and "which post or which account" in missing.text
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_public_form_takes_a_full_description_in_a_non_latin_script(svc, client, keys):
+    """Found walking issue 14: 4,000 Cyrillic characters, URL-encoded, passed the 16 KiB anonymous body limit, and
+    the reporter got a JSON 413 in place of the form."""
+    token = client.post("/v1/user-reports/form-tokens", headers=keys["platform"]).json()["token"]
+    form = {"token": token, "nonce": "n1", "category": "grooming", "account_id": "acct-1", "description": "я" * 4000}
+    sent = client.post("/report", data=form)
+    assert sent.status_code == 200 and 'role="status"' in sent.text
+    assert svc.user_reports.list()["reports"][0]["description"] == "я" * 4000

@@ -99,6 +99,14 @@ def test_live_rules_act_on_the_next_detection(svc):
         assert s.query(CaseAction).filter_by(case_id=case["id"], kind="restrict_account").count() == 1
 
 
+def test_the_answer_gives_the_band_a_live_rule_raised(svc):
+    """Found walking issue 14: the event's answer said P4 for a case an open_case rule had just raised to P1."""
+    _live(svc, "weak", 'signals.exists(s, s.source == "grooming")', {"type": "open_case", "priority": "P1"})
+    answer = _event(svc, "k1", confidence=0.2)["cases"][0]
+    assert answer["band"] == svc.cases.get(answer["id"])["band"] == "P1"
+    assert _event(svc, "k1", confidence=0.2)["cases"][0]["band"] == "P1"  # a retry answers the same
+
+
 def test_shadow_rules_only_record(svc):
     svc.rules.create("s", GROOMING, {"type": "open_case", "priority": "P0"}, "alice")
     svc.rules.set_status("s", "shadow", "alice")  # no approval needed: it acts on nothing

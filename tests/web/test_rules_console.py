@@ -63,6 +63,8 @@ def test_a_rule_from_draft_to_live_through_the_console(svc, admins):
     assert r.status_code == 303
     page = ada.get("/console/rules/groom").text
     assert "Version 2" in page and "+" + str(escape(GROOMING.replace("0.8", "0.9"))) in page
+    # Walking issue 14: shadowing version 2 takes version 1 out of live; the button says so.
+    assert "Stop live and run version 2 in shadow" in page and "Run version 2 in shadow" not in page
     assert ada.post("/console/rules/groom/status", {"status": "disabled"}).status_code == 303
 
 

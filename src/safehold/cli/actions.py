@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
 
 from safehold.cli.common import console, err, fail, services
@@ -182,16 +183,25 @@ def _show_delivery(delivery: Delivery) -> None:
     if not delivery.valid:
         out.print("[red]refused[/]: the signature does not verify (wrong secret, altered body or too old)")
         return
-    out.print(f"[green]verified[/] {_delivery_line(delivery.body)} (idempotency key {delivery.idempotency_key})")
+    about = escape(_delivery_line(delivery.body))
+    out.print(f"[green]verified[/] {about} (idempotency key {delivery.idempotency_key})")
 
 
 def _delivery_line(body: dict) -> str:
-    """One delivery in a line: event, case, content, account and the action's params (an interrupt's stream and
-    capture time are what the platform acts on)."""
+    """What a delivery is about, in one line: the case of an action with the action's params (an interrupt's
+    stream and capture time are what the platform acts on), the report or appeal of an outcome. The values come
+    from strangers (a content id typed in the report form), so the caller prints them as text."""
+    event = body.get("event")
+    for kind in ("user_report", "appeal"):
+        about = body.get(kind)
+        if isinstance(about, dict):
+            state = about.get("outcome") or about.get("status")
+            return (
+                f"{event} {kind} {about.get('id')} {state} reference {about.get('reference')} "
+                f"case {about.get('case_id')} content {about.get('content_id')} account {about.get('account_id')}"
+            )
     case = body.get("case") or {}
-    line = (
-        f"{body.get('event')} case {case.get('id')} content {case.get('content_id')} account {case.get('account_id')}"
-    )
+    line = f"{event} case {case.get('id')} content {case.get('content_id')} account {case.get('account_id')}"
     params = (body.get("action") or {}).get("params")
     return f"{line} params {json.dumps(params, sort_keys=True)}" if params else line
 

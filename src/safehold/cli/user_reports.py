@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from safehold.cli.common import console, fail, services
 
@@ -44,8 +45,9 @@ def list_reports(
     for r in page["reports"]:
         subject = r["content_id"] or f"account {r['account_id']}"
         reporter = r["reporter_id"] + (" (trusted)" if r["trusted"] else "") + (" URGENT" if r["urgent"] else "")
-        table.add_row(str(r["id"]), r["received_at"][:19], r["category"], subject, reporter, f"{r['weight']:.2f}",
-                      str(r["case_id"] or "—"), r["status"])  # fmt: skip
+        # Subject and reporter come from strangers (the public form): Text, never Rich markup ("[/]" would raise).
+        table.add_row(str(r["id"]), r["received_at"][:19], r["category"], Text(subject), Text(reporter),
+                      f"{r['weight']:.2f}", str(r["case_id"] or "—"), r["status"])  # fmt: skip
     out.print(table)
     out.print(f"{page['total']} report(s)")
 

@@ -559,7 +559,10 @@ class Pipeline:
         if ruled.auto:
             self.actions.for_detection(s, s.get(Case, ref.id), ruled.auto, actor)
         if ruled.effects:
-            self._apply(s, s.get(Case, ref.id), ruled.effects, actor)
+            case = s.get(Case, ref.id)
+            self._apply(s, case, ruled.effects, actor)
+            # The answer tells the platform the case as the rules left it (an open_case rule raised its band).
+            ref = replace(ref, status=case.status, band=case.band, priority=case.priority)
         for door, kind, params in ruled.door:
             self.actions.for_door(s, s.get(Case, ref.id), door, kind, params, actor)
         return ref

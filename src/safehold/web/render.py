@@ -145,8 +145,12 @@ env.globals.update(version=__version__, Permission=Permission)
 
 
 def secure(response: Response) -> Response:
+    """The console's security headers, where the page did not set its own. A page whose policy lets it be framed
+    (the public report form) gets no ``X-Frame-Options: DENY``: it would contradict its ``frame-ancestors``."""
+    framable = "frame-ancestors 'none'" not in response.headers.get("content-security-policy", "frame-ancestors 'none'")
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (framable and name == "X-Frame-Options"):
+            response.headers.setdefault(name, value)
     return response
 
 

@@ -110,7 +110,8 @@ async def send_report(
 def _say(exc: SafeholdError) -> str:
     """The error in words for the person at the form (field errors name the field as the form labels it)."""
     errors = (exc.detail or {}).get("errors") or []
-    fields = {str(e.get("loc", ("",))[-1]) for e in errors}
+    # A whole-model check (no subject) has an empty ``loc``: it names no field.
+    fields = {str(loc[-1]) for e in errors if (loc := e.get("loc"))}
     if "category" in fields:
         return "Please choose what happened."
     if errors and any("content_id or account_id" in str(e.get("msg")) for e in errors):
