@@ -240,3 +240,37 @@ def test_the_shadow_comparison_with_the_live_set(svc):
     assert out["examples"]["overlap"][0]["case_id"] == opened
     assert out["examples"]["would_open"][0]["account_id"] == "u2" and out["truncated"] is False
     assert svc.rules.all_rules()[1]["shadow_hits"] == 2 and svc.rules.all_rules()[0]["live_hits"] == 1
+
+
+def test_a_changed_live_rule_runs_in_shadow_beside_its_live_version(svc):
+    _live(svc, "g", GROOMING, {"type": "open_case", "priority": "P2"})
+    changed = 'subject.account_id.startsWith("u") && !signals.exists(s, s.confidence > 0.9)'
+    svc.rules.edit("g", "carol", expression=changed)
+    with pytest.raises(SafeholdError) as exc:  # the live version cannot shadow itself
+        svc.rules.set_status("g", "shadow", "carol", version=1)
+    assert exc.value.code == "rules.invalid_status"
+    rule = svc.rules.set_status("g", "shadow", "carol")  # no approval needed: v2 acts on nothing
+    assert (rule["status"], rule["active_version"], rule["shadow_version"]) == ("live", 1, 2)
+    both = _event(svc, "k1", account="u1", confidence=0.85)["cases"][0]["id"]
+    live_only = _event(svc, "k2", account="u3", confidence=0.95)["cases"][0]["id"]
+    assert _event(svc, "k3", account="u2", confidence=None)["cases"] == []  # v1 stayed live and did not match
+    assert any(sig["detail"].get("rule") == "g" for sig in svc.cases.get(live_only)["signals"])
+    out = svc.rules.compare("g", days=1)
+    assert (out["version"], out["live_version"], out["hits"]) == (2, 1, 2)
+    assert (out["with_own_live"], out["shadow_only"], out["would_open"], out["live_version_only"]) == (1, 1, 1, 1)
+    assert out["with_live"] == {"g": 1} and out["examples"]["overlap"][0]["case_id"] == both
+    assert {h["version"] for h in svc.rules.shadow_hits("g")["hits"]} == {2}
+    # Promoting the shadow version (approved by a second admin) makes it the live version; the shadow ends.
+    with pytest.raises(SafeholdError):
+        svc.rules.set_status("g", "live", "carol", version=2)
+    svc.rules.approve("g", "bob", 2)
+    rule = svc.rules.set_status("g", "live", "carol", version=2)
+    assert (rule["status"], rule["active_version"], rule["shadow_version"]) == ("live", 2, None)
+    assert [(r.version, r.status) for r in svc.rules.current().rules] == [(2, "live")]
+    assert _event(svc, "k4", account="u4", confidence=None)["cases"] != []
+    svc.rules.edit("g", "carol", expression=GROOMING)  # a shadow beside live stops alone, or with the rule
+    svc.rules.set_status("g", "shadow", "carol")
+    assert len(svc.rules.current().rules) == 2
+    assert svc.rules.set_status("g", "live", "carol", version=2)["shadow_version"] is None
+    svc.rules.set_status("g", "shadow", "carol", version=3)
+    assert svc.rules.set_status("g", "disabled", "carol")["shadow_version"] is None and not svc.rules.current().rules

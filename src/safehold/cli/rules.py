@@ -47,7 +47,8 @@ def _show(rule: dict, as_json: bool) -> None:
         return
     out.print(
         f"[bold]{rule['name']}[/] v{rule['version']} ({rule['status']}, active v{rule['active_version'] or '—'}, "
-        f"owner {rule['owner']}, {'approved' if rule['approved'] else 'not approved'})"
+        + (f"v{rule['shadow_version']} in shadow beside it, " if rule.get("shadow_version") else "")
+        + f"owner {rule['owner']}, {'approved' if rule['approved'] else 'not approved'})"
     )
     out.print(f"  when: {rule['expression']}", markup=False, highlight=False)
     out.print(f"  then: {json.dumps(rule['effect'])}", markup=False, highlight=False)
@@ -142,10 +143,18 @@ def _status(status: str):
     return command
 
 
-app.command("enable", help="Run a version live (approved first unless SAFEHOLD_RULES_REQUIRE_APPROVAL=false).")(
+app.command(
+    "enable",
+    help="Run a version live (approved first unless SAFEHOLD_RULES_REQUIRE_APPROVAL=false); it ends any shadow beside "
+    "the live version (promoting the shadow version, or with the live version stopping the shadow alone).",
+)(
     _status("live")
 )
-app.command("shadow", help="Run a version in shadow: it records what it would have done, and does nothing.")(
+app.command(
+    "shadow",
+    help="Run a version in shadow: it records what it would have done, and does nothing. On a live rule it runs "
+    "beside the live version, which keeps acting.",
+)(
     _status("shadow")
 )
 app.command("disable", help="Stop a rule.")(_status("disabled"))

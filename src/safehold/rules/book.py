@@ -3,7 +3,9 @@
 Every edit is a new version (``rule_versions``) with its diff to the one before; ``rules`` says which version
 runs (``active_version``) and how (``status``: draft, shadow, live, disabled). Going live needs the version
 approved by a second admin, not its author, unless ``SAFEHOLD_RULES_REQUIRE_APPROVAL`` is off; shadow needs no
-approval (it acts on nothing). Editing a live rule writes a draft version while the approved one keeps running.
+approval (it acts on nothing). Editing a live rule writes a draft version while the approved one keeps running;
+that version may run in shadow beside it (``shadow_version``), its hits recorded as shadow hits of that version and
+compared with the live set, its own live version included, until it is promoted (it goes live, the shadow ends).
 
 Hot reload, as the term lists do it (:mod:`safehold.rules.terms`): every process polls the small ``rules`` and
 ``rule_lists`` tables in its upkeep loop (:meth:`RuleBook.sync`); when their fingerprint changes it compiles a new
@@ -98,7 +100,9 @@ class RuleBook(HotReloaded):
 
     def _fingerprint(self) -> tuple:
         with self.db.session() as s:
-            rules = s.execute(select(RuleRow.name, RuleRow.status, RuleRow.active_version)).all()
+            rules = s.execute(
+                select(RuleRow.name, RuleRow.status, RuleRow.active_version, RuleRow.shadow_version)
+            ).all()
             lists = s.execute(select(RuleList.name, RuleList.version)).all()
         return (tuple(sorted(tuple(r) for r in rules)), tuple(sorted(tuple(r) for r in lists)))
 
@@ -113,14 +117,19 @@ class RuleBook(HotReloaded):
                 .join(RuleVersion, (RuleVersion.name == RuleRow.name) & (RuleVersion.version == RuleRow.active_version))
                 .where(RuleRow.status.in_(("live", "shadow")))
             ).all()
+            beside = s.execute(
+                select(RuleRow, RuleVersion)
+                .join(RuleVersion, (RuleVersion.name == RuleRow.name) & (RuleVersion.version == RuleRow.shadow_version))
+                .where(RuleRow.status == "live", RuleRow.shadow_version.is_not(None))
+            ).all()
             rules = []
-            for row, v in rows:
+            for (row, v), status in [*((r, r[0].status) for r in rows), *((r, "shadow") for r in beside)]:
                 try:
                     compiled = compile_expression(v.expression, lists)
                 except SafeholdError as exc:  # a list it reads was deleted since: it stops, loudly
                     log.error("rule %s v%d no longer compiles: %s", v.name, v.version, exc.message)
                     continue
-                rules.append(Rule(v.name, v.version, row.status, v.effect, row.owner, compiled))
+                rules.append(Rule(v.name, v.version, status, v.effect, row.owner, compiled))
         return RuleSet(rules, lists, fingerprint)
 
     # ---------------------------------------------------------------- the pipeline's hook
@@ -236,11 +245,17 @@ class RuleBook(HotReloaded):
                 "hits": [_hit_dict(h) for h in hits],
             }
 
-    def compare(self, name: str, days: int = 7, examples: int = 20) -> dict:
+    def compare(self, name: str, days: int = 7, examples: int = 20, version: int | None = None) -> dict:
         """A shadow rule beside the live set over the last ``days`` days: how often it would have acted, how often
         a live rule matched the same detection too (overlap) or none did, the detections it would have opened a
         case for where none was opened, which live rules it overlapped with, and what the live rules opened
-        meanwhile. Reads at most :data:`COMPARE_ROWS` shadow hits and as many rule signals (``truncated``)."""
+        meanwhile. Reads at most :data:`COMPARE_ROWS` shadow hits and as many rule signals (``truncated``).
+
+        ``version``: the shadow hits of that version only; by default the version now in shadow (a live rule's
+        ``shadow_version``, or a shadow rule's running one), every version when none is. For a version shadowing
+        its own live version, ``with_own_live`` counts the detections both matched, and ``live_version_only`` the
+        cases the live version opened or raised since the version's first hit in the period that it did not
+        match (it may not have run before that)."""
         if not isinstance(days, int) or not 1 <= days <= 365:
             raise SafeholdError("rules.invalid_backtest", "A comparison covers 1 to 365 days.")
         examples = max(1, min(int(examples), 100))
@@ -248,12 +263,13 @@ class RuleBook(HotReloaded):
         since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         with self.db.session() as s:
             row = _row(s, name)
-            hits = s.scalars(
-                select(RuleShadowHit)
-                .where(RuleShadowHit.rule == name, RuleShadowHit.at >= since)
-                .order_by(RuleShadowHit.id.desc())
-                .limit(COMPARE_ROWS)
-            ).all()
+            if version is None:
+                version = row.shadow_version if row.status == "live" else None
+                version = row.active_version if row.status == "shadow" else version
+            q = select(RuleShadowHit).where(RuleShadowHit.rule == name, RuleShadowHit.at >= since)
+            if version is not None:
+                q = q.where(RuleShadowHit.version == version)
+            hits = s.scalars(q.order_by(RuleShadowHit.id.desc()).limit(COMPARE_ROWS)).all()
             opened = s.scalars(
                 select(CaseSignal)
                 .where(CaseSignal.signal_type == "rule", CaseSignal.at >= since)
@@ -269,13 +285,22 @@ class RuleBook(HotReloaded):
                 if h.effect.get("type") == "open_case" and h.case_id is None:
                     unopened.append(h)
             live_cases: dict[str, set] = {}
+            own_live: set = set()
+            first = min((h.at for h in hits), default=None)
             for sig in opened:
                 rule = (sig.detail or {}).get("rule")
                 if isinstance(rule, str):
                     live_cases.setdefault(rule, set()).add(sig.case_id)
+                    if rule == name and first is not None and sig.at >= first:
+                        own_live.add(sig.case_id)
+            live_version = row.active_version if row.status == "live" else None
             return {
                 "name": name,
                 "status": row.status,
+                "version": version,
+                "live_version": live_version,
+                "with_own_live": sum(1 for h in hits if name in h.live),
+                "live_version_only": len(own_live - {h.case_id for h in hits}) if live_version is not None else 0,
                 "days": days,
                 "hits": len(hits),
                 "overlap": len(overlap),
@@ -299,6 +324,7 @@ class RuleBook(HotReloaded):
             "status": row.status,
             "version": row.version,
             "active_version": row.active_version,
+            "shadow_version": row.shadow_version,
             "owner": row.owner,
             "expression": v.expression,
             "effect": v.effect,
@@ -397,13 +423,17 @@ class RuleBook(HotReloaded):
         return self.show(name)
 
     def set_status(self, name: str, status: str, actor: str, version: int | None = None) -> dict:
-        """Run a version in ``shadow`` or ``live`` (default: the newest), or stop the rule (``disabled``)."""
+        """Run a version in ``shadow`` or ``live`` (default: the newest), or stop the rule (``disabled``).
+
+        On a live rule, ``shadow`` runs the version in shadow beside the live one, which keeps acting (to stop the
+        live version, disable the rule first). ``live`` makes the version the live one and ends any shadow beside
+        it: promoting the shadow version, or (with the live version) stopping the shadow alone."""
         if status not in STATUSES or status == "draft":
             raise SafeholdError("rules.invalid_status", "A rule is switched to shadow, live or disabled.")
         with self.db.session() as s:
             row = _row(s, name)
             if status == "disabled":
-                row.status = "disabled"
+                row.status, row.shadow_version = "disabled", None
             else:
                 v = _version(s, name, version or row.version)
                 if status == "live" and self.require_approval and v.approved_by is None:
@@ -414,9 +444,20 @@ class RuleBook(HotReloaded):
                         detail={"name": name, "version": v.version},
                     )
                 compile_expression(v.expression, _list_names(s))  # a list it reads may be gone
-                row.status, row.active_version = status, v.version
+                if status == "shadow" and row.status == "live":
+                    if v.version == row.active_version:
+                        raise SafeholdError(
+                            "rules.invalid_status",
+                            f"Version {v.version} of {name!r} is the live version; shadow another version beside it.",
+                        )
+                    row.shadow_version = v.version
+                else:
+                    row.status, row.active_version, row.shadow_version = status, v.version, None
             row.updated_by = actor
-            self.audit.record(s, actor, f"rules.{status}", f"rule:{name}", {"version": row.active_version})
+            detail = {"version": row.active_version}
+            if row.shadow_version is not None:
+                detail["shadow_version"] = row.shadow_version
+            self.audit.record(s, actor, f"rules.{status}", f"rule:{name}", detail)
         self.sync()
         return self.show(name)
 

@@ -1268,6 +1268,7 @@ class RuleRow(Base):
 
     ``version`` is the newest version written; ``active_version`` the one that runs in shadow or live (a live
     rule's edit is a new draft version until it is approved and enabled, while the old one keeps running).
+    ``shadow_version``: on a live rule, a version running in shadow beside the live one (None: none does).
     """
 
     __tablename__ = "rules"
@@ -1276,6 +1277,7 @@ class RuleRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     version: Mapped[int] = mapped_column(Integer)
     active_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shadow_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner: Mapped[str] = mapped_column(String(128))
     updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -85,7 +85,13 @@ class RuleEdit(_Strict):
 
 class StatusIn(_Strict):
     status: Literal["shadow", "live", "disabled"]
-    version: int | None = Field(None, ge=1, le=999_999_999, description="Default: the newest version.")
+    version: int | None = Field(
+        None,
+        ge=1,
+        le=999_999_999,
+        description="Default: the newest version. On a live rule, shadow runs it beside the live version (which keeps "
+        "acting) and live promotes it, ending the shadow.",
+    )
 
 
 class ApproveIn(_Strict):
