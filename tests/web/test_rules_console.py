@@ -63,8 +63,19 @@ def test_a_rule_from_draft_to_live_through_the_console(svc, admins):
     assert r.status_code == 303
     page = ada.get("/console/rules/groom").text
     assert "Version 2" in page and "+" + str(escape(GROOMING.replace("0.8", "0.9"))) in page
-    # Walking issue 14: shadowing version 2 takes version 1 out of live; the button says so.
-    assert "Stop live and run version 2 in shadow" in page and "Run version 2 in shadow" not in page
+    # Version 2 runs in shadow beside live version 1, which keeps acting; the comparison includes version 1.
+    assert "Run version 2 in shadow beside live" in page and "Stop live" not in page
+    assert ada.post("/console/rules/groom/status", {"status": "shadow", "version": "2"}).status_code == 303
+    page = ada.get("/console/rules/groom").text
+    assert "status-live" in page and "version 2 in shadow beside it" in page and "Stop the shadow of version 2" in page
+    assert "(1; 2 in shadow)" in ada.get("/console/rules").text
+    _event(svc, "k2", "u2", 0.95)
+    cmp = ada.get("/console/rules/groom/shadow?days=7").text
+    assert "What version 2 of the rule" in cmp and "its live version 1 matched too</th><td>1</td>" in cmp
+    assert bea.post("/console/rules/groom/approve", {"version": "2"}).status_code == 303
+    assert ada.post("/console/rules/groom/status", {"status": "live", "version": "2"}).status_code == 303
+    page = ada.get("/console/rules/groom").text
+    assert "version 2, live" in page and "in shadow beside it" not in page
     assert ada.post("/console/rules/groom/status", {"status": "disabled"}).status_code == 303
 
 

@@ -147,16 +147,12 @@ app.command(
     "enable",
     help="Run a version live (approved first unless SAFEHOLD_RULES_REQUIRE_APPROVAL=false); it ends any shadow beside "
     "the live version (promoting the shadow version, or with the live version stopping the shadow alone).",
-)(
-    _status("live")
-)
+)(_status("live"))
 app.command(
     "shadow",
     help="Run a version in shadow: it records what it would have done, and does nothing. On a live rule it runs "
     "beside the live version, which keeps acting.",
-)(
-    _status("shadow")
-)
+)(_status("shadow"))
 app.command("disable", help="Stop a rule.")(_status("disabled"))
 
 

@@ -88,7 +88,7 @@ NOTICES = {
     "rule_created": "Rule written: version 1, a draft. It runs nowhere until you run it in shadow or live.",
     "rule_saved": "New version saved; the version that runs (if any) keeps running until this one is switched on.",
     "rule_approved": "Version approved.",
-    "rule_shadow": "Running in shadow: it records what it would have done and does nothing.",
+    "rule_shadow": "Running in shadow: it records what it would have done, does nothing; a live version still acts.",
     "rule_live": "Live: it acts on the next detection, here now and in every process within seconds.",
     "rule_disabled": "Rule disabled.",
     "list_saved": "Named list saved; in force now.",
