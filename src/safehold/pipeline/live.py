@@ -70,6 +70,7 @@ def watch_for(settings: Settings) -> Watch:
         max_frame_bytes=st.live_max_frame_bytes,
         buffer_seconds=st.live_buffer_seconds,
         buffer_bytes=st.live_buffer_bytes,
+        max_buffer_bytes=st.live_max_buffer_bytes,
         high_score=st.live_high_score,
     )
 
@@ -153,6 +154,11 @@ class LiveService:
 
     def list(self, *, ended: bool = False) -> list[dict]:
         return [self.describe(s) for s in self.watch.streams(ended=ended)]
+
+    def buffers(self) -> dict:
+        """What this process's ring buffers hold together, within ``live_max_buffer_bytes``, and how many frames
+        that bound has dropped (each a second less of some stream's clip)."""
+        return self.watch.pool.to_dict()
 
     def end(self, actor: str, stream_id: str) -> dict:
         stream = self.watch.end(stream_id)
