@@ -121,9 +121,9 @@ def test_a_stream_another_process_holds_is_answered_elsewhere_not_unknown(svc, c
     other.release("s-far")  # ended there: unknown here, and free to be registered here
     assert push(client, platform, "s-far", KNOWN, T0).json()["error"]["code"] == "live.stream_not_found"
     assert client.post("/v1/live/streams", json=body, headers=platform).status_code == 201
-    assert other.holder("s-far") == svc.live.process == client.get(
-        "/v1/live/streams", headers=platform
-    ).json()["process"]
+    assert (
+        other.holder("s-far") == svc.live.process == client.get("/v1/live/streams", headers=platform).json()["process"]
+    )
     with pytest.raises(SafeholdError) as e:
         other.claim("s-far", "streams")
     assert e.value.code == "live.elsewhere"
