@@ -129,6 +129,9 @@ def test_a_stream_another_process_holds_is_answered_elsewhere_not_unknown(svc, c
     assert e.value.code == "live.elsewhere"
     assert client.delete("/v1/live/streams/s-far", headers=platform).status_code == 200
     assert other.holder("s-far") is None
+    other.claim("s-far", "streams")  # registered there since: what this process remembers of it is stale
+    r = client.get("/v1/live/streams/s-far", headers=platform)
+    assert (r.status_code, r.json()["error"]["code"]) == (421, "live.elsewhere")
     # A holder on this machine whose process is gone is known dead: its stream may be registered again here.
     gone = subprocess.Popen(["true"])
     gone.wait()

@@ -164,12 +164,16 @@ class LiveService:
         """The stream this process holds; ``live.elsewhere`` (421) when another process does, so a misrouted
         request is told apart from a stream nobody watches (``live.stream_not_found``)."""
         try:
-            return self.watch.get(stream_id)
+            stream = self.watch.get(stream_id)
         except NotFound:
-            holder = self.claims.holder(stream_id) if self.claims is not None else None
+            stream = None
+        if (stream is None or stream.status == "ended") and self.claims is not None:
+            holder = self.claims.holder(stream_id)  # (ended here, the id may have been registered elsewhere since)
             if holder is not None:
-                raise elsewhere(stream_id, holder) from None
-            raise
+                raise elsewhere(stream_id, holder)
+        if stream is None:
+            raise NotFound("live.stream_not_found", f"No stream {stream_id!r} under watch.")
+        return stream
 
     def _release(self, stream_id: str) -> None:
         if self.claims is not None:
