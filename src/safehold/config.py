@@ -488,6 +488,12 @@ class Settings(BaseSettings):
     live_buffer_bytes: int = Field(
         default=8 * 1024 * 1024, gt=0, description="Most bytes of sampled frames kept per stream (oldest go first)."
     )
+    live_max_buffer_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        gt=0,
+        description="Most bytes of sampled frames kept by all streams of a process together (the oldest frames of "
+        "the streams holding most go first).",
+    )
     live_pull_allow: list[str] = Field(
         default_factory=list,
         description="CIDR networks (loopback/private only) Safehold may pull streams from; empty: no pulling.",

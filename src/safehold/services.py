@@ -389,13 +389,14 @@ class Services:
     @cached_property
     def live(self) -> LiveService:
         from safehold.pipeline.live import LiveService
+        from safehold.pipeline.live_claims import StreamClaims
 
         def chat_alert(conversation_id: str) -> bool:
             return bool(self.conversations.get(conversation_id).get("alert"))
 
         return LiveService(
             self.settings, self.scans, self.pipeline, self.actions, self.evidence, self.audit,
-            bands=self.ages.bands, chat_alert=chat_alert,
+            bands=self.ages.bands, chat_alert=chat_alert, claims=StreamClaims(self.db),
         )  # fmt: skip
 
     @cached_property

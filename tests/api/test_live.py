@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
 import zipfile
 
 import pytest
 
 from safehold.actions.signing import verify
+from safehold.errors import SafeholdError
+from safehold.pipeline.live_claims import StreamClaims, this_process
 from tests.actions.conftest import Receiver
 from tests.media import jpeg, variant
 
@@ -98,6 +101,44 @@ def test_risk_raises_the_rate_and_a_minor_broadcaster_counts(svc, client, keys):
     assert client.post("/v1/live/streams", json=body, headers=platform).json()["risk"]["reasons"] == {
         "grooming_alert": 1
     }
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_stream_another_process_holds_is_answered_elsewhere_not_unknown(svc, client, keys):
+    platform = keys["platform"]
+    body = {"id": "s-far", "broadcaster": "u-far", "source": "push"}
+    other = StreamClaims(svc.db, "other-machine:4242")  # another API process, on another machine
+    other.claim("s-far", "streams")
+    for r in (
+        push(client, platform, "s-far", KNOWN, T0),
+        client.get("/v1/live/streams/s-far", headers=keys["reviewer"]),
+        client.post("/v1/live/streams/s-far/signals", json={"reason": "viewer_report"}, headers=platform),
+        client.delete("/v1/live/streams/s-far", headers=platform),
+        client.post("/v1/live/streams", json=body, headers=platform),
+    ):
+        assert (r.status_code, r.json()["error"]["code"]) == (421, "live.elsewhere")
+        assert r.json()["error"]["detail"]["process"] == "other-machine:4242"
+    other.release("s-far")  # ended there: unknown here, and free to be registered here
+    assert push(client, platform, "s-far", KNOWN, T0).json()["error"]["code"] == "live.stream_not_found"
+    assert client.post("/v1/live/streams", json=body, headers=platform).status_code == 201
+    assert (
+        other.holder("s-far") == svc.live.process == client.get("/v1/live/streams", headers=platform).json()["process"]
+    )
+    with pytest.raises(SafeholdError) as e:
+        other.claim("s-far", "streams")
+    assert e.value.code == "live.elsewhere"
+    assert client.delete("/v1/live/streams/s-far", headers=platform).status_code == 200
+    assert other.holder("s-far") is None
+    other.claim("s-far", "streams")  # registered there since: what this process remembers of it is stale
+    r = client.get("/v1/live/streams/s-far", headers=platform)
+    assert (r.status_code, r.json()["error"]["code"]) == (421, "live.elsewhere")
+    # A holder on this machine whose process is gone is known dead: its stream may be registered again here.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    StreamClaims(svc.db, f"{this_process().rpartition(':')[0]}:{gone.pid}").claim("s-lost", "streams")
+    assert push(client, platform, "s-lost", KNOWN, T0).json()["error"]["code"] == "live.stream_not_found"
+    r = client.post("/v1/live/streams", json={**body, "id": "s-lost"}, headers=platform)
+    assert r.status_code == 201
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

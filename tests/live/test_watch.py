@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from safehold.errors import SafeholdError
-from safehold.live.buffer import Frame, RingBuffer
+from safehold.live.buffer import BufferPool, Frame, RingBuffer
 from safehold.live.pull import Guard, Puller, check_url, split_jpegs
 from safehold.live.sampling import Rates, Risk, Sampler
 from safehold.live.watch import IndexJudge, Watch
@@ -73,6 +73,28 @@ def test_the_ring_buffer_keeps_the_last_seconds_within_its_bytes():
         manifest = json.loads(z.read("manifest.json"))
         assert manifest["stream"] == "s1" and len(manifest["frames"]) == 6
         assert z.read(manifest["frames"][-1]["file"]) == b"y" * 450
+
+
+def test_the_streams_buffers_together_stay_within_the_pool_the_fullest_giving_first():
+    pool = BufferPool(max_bytes=1000)
+    big, small = RingBuffer(30, 800, pool), RingBuffer(30, 800, pool)
+    for t in range(8):
+        big.add(Frame(float(t), b"b" * 100, "jpeg"))
+    small.add(Frame(0.0, b"s" * 100, "jpeg"))
+    small.add(Frame(1.0, b"s" * 100, "jpeg"))
+    assert pool.bytes == 1000 and pool.shed == 0
+    small.add(Frame(2.0, b"s" * 100, "jpeg"))  # over the pool: the oldest frame of the fullest buffer goes
+    assert pool.bytes == 1000 == big.bytes + small.bytes and pool.shed == 1
+    assert [f.ts for f in big.frames()][0] == 1.0 and len(small) == 3
+    for t in range(3, 9):  # the small one grows until it is the fullest, then loses its own oldest frames
+        small.add(Frame(float(t), b"s" * 100, "jpeg"))
+    assert pool.bytes <= 1000 and abs(big.bytes - small.bytes) <= 100
+    assert small.newest.ts == 8.0 and big.newest.ts == 7.0  # each keeps its newest seconds
+    big.clear()
+    assert pool.bytes == small.bytes and pool.to_dict()["buffers"] == 1
+    w = Watch(buffer_bytes=800, max_buffer_bytes=1000)
+    a, b = w.register("a", "u1"), w.register("b", "u2")
+    assert a.buffer.pool is b.buffer.pool is w.pool
 
 
 @pytest.fixture

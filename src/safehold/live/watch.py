@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safehold.errors import Conflict, NotFound, SafeholdError
-from safehold.live.buffer import Frame, RingBuffer
+from safehold.live.buffer import BufferPool, Frame, RingBuffer
 from safehold.live.sampling import REASONS, Rates, Risk, Sampler
 from safehold.matching.protocol import SignalIndex
 from safehold.signals import pdq
@@ -117,6 +117,7 @@ class Watch:
         max_frame_bytes: int = 2 << 20,
         buffer_seconds: float = 30.0,
         buffer_bytes: int = 8 << 20,
+        max_buffer_bytes: int = 512 << 20,
         high_score: float = 0.8,
         keep_ended: int = 100,
     ):
@@ -126,6 +127,8 @@ class Watch:
         #: leaked, or a platform's runaway loop — cannot take every stream this process watches.
         self.max_per_owner = max_per_owner
         self.buffer_seconds, self.buffer_bytes = buffer_seconds, buffer_bytes
+        #: Every stream's ring buffer together: ``max_streams`` × ``buffer_bytes`` would be gigabytes.
+        self.pool = BufferPool(max_buffer_bytes)
         self.high_score = high_score
         self.keep_ended = keep_ended
         self._streams: dict[str, Stream] = {}
@@ -179,7 +182,7 @@ class Watch:
                 url=url,
                 viewers=list(dict.fromkeys(viewers or [])),
                 chat=chat,
-                buffer=RingBuffer(self.buffer_seconds, self.buffer_bytes),
+                buffer=RingBuffer(self.buffer_seconds, self.buffer_bytes, self.pool),
                 owner=owner,
             )
             self._streams[stream_id] = stream

@@ -42,6 +42,7 @@ from safehold.live.buffer import Frame
 from safehold.live.pull import Guard, Puller, check_url
 from safehold.live.sampling import Rates
 from safehold.live.watch import RECENT, Offered, Stream, Verdict, Watch, image_kind
+from safehold.pipeline.live_claims import StreamClaims, elsewhere, this_process
 from safehold.pipeline.service import Pipeline, Submission
 from safehold.review import media
 from safehold.scanning.service import ScanService
@@ -70,6 +71,7 @@ def watch_for(settings: Settings) -> Watch:
         max_frame_bytes=st.live_max_frame_bytes,
         buffer_seconds=st.live_buffer_seconds,
         buffer_bytes=st.live_buffer_bytes,
+        max_buffer_bytes=st.live_max_buffer_bytes,
         high_score=st.live_high_score,
     )
 
@@ -97,12 +99,15 @@ class LiveService:
         bands: Bands | None = None,
         chat_alert: ChatAlert | None = None,
         watch: Watch | None = None,
+        claims: StreamClaims | None = None,
     ):
         self.settings, self.scans, self.pipeline = settings, scans, pipeline
         self.actions, self.evidence, self.audit = actions, evidence, audit
         self.bands = bands or (lambda ids: {})
         self.chat_alert = chat_alert or (lambda conversation_id: False)
         self.watch = watch or watch_for(settings)
+        #: Which process holds each stream, in the database (``None``: this process alone, as in bench/).
+        self.claims = claims
         self._pullers: dict[str, Puller] = {}
         #: The proxy every pulled HTTP(S) request goes through (started with the first pull).
         self._guard: Guard | None = None
@@ -129,9 +134,16 @@ class LiveService:
         if source == "url" and url is not None:
             check_url(url, self.settings.live_pull_allow)
             self._check_pulls()
-        stream = self.watch.register(
-            stream_id, broadcaster, source=source, url=url, viewers=viewers, chat=chat_conversation, owner=actor
-        )
+        if self.claims is not None:
+            self.claims.claim(stream_id, actor)
+        try:
+            stream = self.watch.register(
+                stream_id, broadcaster, source=source, url=url, viewers=viewers, chat=chat_conversation, owner=actor
+            )
+        except SafeholdError as e:
+            if e.code != "live.stream_exists":  # (that one is held here: its claim stands)
+                self._release(stream_id)
+            raise
         self._age_risk(stream, [broadcaster], "minor_broadcaster")
         self._age_risk(stream, stream.viewers, "minor_viewer")
         self._chat_risk(stream, force=True)
@@ -148,14 +160,44 @@ class LiveService:
             out["pull"] = {"frames": puller.frames, "error": puller.error}
         return out
 
+    def stream(self, stream_id: str) -> Stream:
+        """The stream this process holds; ``live.elsewhere`` (421) when another process does, so a misrouted
+        request is told apart from a stream nobody watches (``live.stream_not_found``)."""
+        try:
+            stream = self.watch.get(stream_id)
+        except NotFound:
+            stream = None
+        if (stream is None or stream.status == "ended") and self.claims is not None:
+            holder = self.claims.holder(stream_id)  # (ended here, the id may have been registered elsewhere since)
+            if holder is not None:
+                raise elsewhere(stream_id, holder)
+        if stream is None:
+            raise NotFound("live.stream_not_found", f"No stream {stream_id!r} under watch.")
+        return stream
+
+    def _release(self, stream_id: str) -> None:
+        if self.claims is not None:
+            self.claims.release(stream_id)
+
     def get(self, stream_id: str) -> dict:
-        return self.describe(self.watch.get(stream_id))
+        return self.describe(self.stream(stream_id))
 
     def list(self, *, ended: bool = False) -> list[dict]:
         return [self.describe(s) for s in self.watch.streams(ended=ended)]
 
+    @property
+    def process(self) -> str:
+        """``host:pid`` of this process: the streams listed are the ones it holds."""
+        return self.claims.process if self.claims is not None else this_process()
+
+    def buffers(self) -> dict:
+        """What this process's ring buffers hold together, within ``live_max_buffer_bytes``, and how many frames
+        that bound has dropped (each a second less of some stream's clip)."""
+        return self.watch.pool.to_dict()
+
     def end(self, actor: str, stream_id: str) -> dict:
-        stream = self.watch.end(stream_id)
+        stream = self.watch.close(self.stream(stream_id))
+        self._release(stream_id)
         with self._lock:
             puller = self._pullers.pop(stream_id, None)
             self._chat_at.pop(stream_id, None)
@@ -182,13 +224,18 @@ class LiveService:
         if guard is not None:
             guard.close()
         self._evidence.shutdown(wait=True)
+        if self.claims is not None:
+            try:
+                self.claims.release_all()
+            except Exception:  # the database is away: the claims name a dead pid, known dead on this machine
+                log.warning("live: could not release this process's stream claims", exc_info=True)
 
     # --------------------------------------------------------------------- risk
 
     def signal(self, actor: str, stream_id: str, reason: str, *, score: float | None = None, viewers=()) -> dict:
         """What the platform reports about a stream: a reason of :data:`safehold.live.sampling.REASONS`, or
         viewers joining (``viewers``), whose age signals are looked up."""
-        stream = self.watch.get(stream_id)
+        stream = self.stream(stream_id)
         if viewers:
             new = [v for v in viewers if v not in stream.viewers][: max(0, MAX_VIEWERS - len(stream.viewers))]
             stream.viewers.extend(new)
@@ -231,6 +278,7 @@ class LiveService:
             message = f"A frame's captured_at is at most {MAX_AHEAD:g} s ahead of this server's clock ({now:.3f})."
             raise SafeholdError("live.captured_at", message, status=422, detail={"now": now})
         ts = now if captured_at is None else captured_at
+        self.stream(stream_id)  # (the database is read only for a stream this process does not hold)
         stream, sampled = self.watch.admit(stream_id, ts)
         return Admitted(stream, ts, sampled, received)
 
@@ -349,12 +397,12 @@ class LiveService:
 
     def recent(self, stream_id: str) -> list[dict]:
         """The last sampled frames of a stream (the console's timeline): capture time and verdict, no content."""
-        frames = self.watch.get(stream_id).buffer.frames(last=RECENT)
+        frames = self.stream(stream_id).buffer.frames(last=RECENT)
         return [{"captured_at": f.ts, "verdict": f.verdict, "pdq": f.pdq} for f in frames]
 
     def preview(self, stream_id: str, n: int) -> tuple[bytes, str]:
         """The ``n``-th of :meth:`recent` as a blurred greyscale preview (made here: the clear frame never leaves)."""
-        frames = self.watch.get(stream_id).buffer.frames(last=RECENT)
+        frames = self.stream(stream_id).buffer.frames(last=RECENT)
         if not 0 <= n < len(frames):
             raise NotFound("live.frame_not_found", f"Stream {stream_id!r} has no buffered frame {n}.")
         return media.preview(frames[n].data, "image")
@@ -395,6 +443,7 @@ class LiveService:
             # nor holds a place under the bounds. (Ended by the platform already: nothing to do.)
             if stream.status != "ended":
                 self.watch.close(stream)
+                self._release(stream.id)
                 detail = {"error": error, "sampled": stream.sampled}
                 self.audit.record(None, "live:pull", "live.pull_ended", f"stream:{stream.id}", detail)
 
@@ -412,6 +461,7 @@ class LiveService:
             puller.start()
         except SafeholdError:
             self.watch.end(stream.id)
+            self._release(stream.id)
             raise
 
     # ---------------------------------------------------------------- by hand
@@ -419,7 +469,7 @@ class LiveService:
     def interrupt(self, actor: str, stream_id: str, note: str | None = None) -> dict:
         """A person interrupts a stream (the console's button): the stream's case (opened now if it has none)
         gets an ``interrupt`` action taken by hand, whose webhook the platform receives."""
-        stream = self.watch.get(stream_id)
+        stream = self.stream(stream_id)
         case_id = stream.case_id
         if case_id is None:
             signal = DetectionSignal(

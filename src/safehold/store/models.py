@@ -1413,3 +1413,17 @@ class ReportFormToken(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LiveStreamClaim(Base):
+    """Which API process watches a live stream: its frames, risk and ring buffer live in that process's memory
+    only, so another process answers its requests ``live.elsewhere`` rather than ``live.stream_not_found``."""
+
+    __tablename__ = "live_streams"
+
+    stream_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    #: ``host:pid`` of the process holding the stream.
+    process: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

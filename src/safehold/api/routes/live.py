@@ -111,7 +111,7 @@ def list_streams(
     svc: Services = Depends(services),
     _=Depends(READ),
 ) -> dict:
-    return {"streams": svc.live.list(ended=ended)}
+    return {"streams": svc.live.list(ended=ended), "buffers": svc.live.buffers(), "process": svc.live.process}
 
 
 @router.get("/streams/{stream_id}", summary="One stream: risk, sampling rate, frames seen, case")
