@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from PIL import Image
@@ -48,23 +48,25 @@ def sample_times(duration: float | None, count: int) -> list[float]:
     return [round(duration * (i + 0.5) / n, 3) for i in range(n)]
 
 
-class FrameSampler:
-    """Evenly spread frames of a video, bounded like the video hash (module docstring).
+class BoundedVideo:
+    """The bounds every reader of a video's frames keeps (:class:`FrameSampler`, and the keyframe sampler of
+    :mod:`safehold.signals.keyframes`), and the steps they share: the bytes checked and copied to a private
+    temporary file (:meth:`private_file`), then probed before anything decodes them (:meth:`probe`).
 
-    :param count: most frames taken.
-    :param side: the short side a frame is scaled down to (frames smaller than that are left as they are).
     :param max_duration_seconds: longer videos raise ``media.too_large``.
     :param max_pixels: largest frame size of the video (width × height), ``media.too_large`` above.
     :param timeout_seconds: wall-clock limit for probing and decoding; ``media.too_large`` when reached.
     :param max_bytes: largest input accepted (``media.too_large``).
     :param slots: the process's :class:`~safehold.signals.budget.WorkBudget` of videos being decoded.
+    :param tmp_dir: where the private temporary copy is written (e.g. an encrypted tmpfs).
     """
+
+    #: What the reader does, for the message of a timeout ("sampling the video's frames").
+    doing = "reading the video"
 
     def __init__(
         self,
         *,
-        count: int = 16,
-        side: int = 256,
         max_duration_seconds: float = 3 * 3600,
         max_pixels: int = 8192 * 8192,
         timeout_seconds: float = 60.0,
@@ -75,35 +77,77 @@ class FrameSampler:
         ffmpeg_path: str | None = None,
         ffprobe_path: str | None = None,
     ):
-        if count < 1 or side < 1:
-            raise ValueError("count and side must be at least 1")
-        self.count, self.side = int(count), int(side)
         self.max_duration_seconds = float(max_duration_seconds)
         self.max_pixels = int(max_pixels)
         self.timeout_seconds = float(timeout_seconds)
         self.probe_timeout_seconds = float(probe_timeout_seconds)
         self.max_bytes = int(max_bytes)
-        self.slots = slots
-        self.tmp_dir = tmp_dir
+        self.slots, self.tmp_dir = slots, tmp_dir
         self.ffmpeg_path = ffmpeg_path if ffmpeg_path is not None else shutil.which("ffmpeg")
         self.ffprobe_path = ffprobe_path if ffprobe_path is not None else shutil.which("ffprobe")
 
-    def frames(self, data: bytes) -> Iterator[Frame]:
-        """The sampled frames of ``data``, in time order, one decoded at a time. Raises before the first frame
-        when the video is refused (``media.*``) or ffmpeg is not installed (``signal.unavailable``)."""
+    def _timed_out(self) -> SafeholdError:
+        return too_slow(self.doing, self.timeout_seconds)
+
+    @contextmanager
+    def private_file(self, data: bytes, prefix: str) -> Iterator[tuple[str, str, bool]]:
+        """``data`` checked (size, not an image, ffmpeg installed) and written to a private temporary directory
+        (mode 0700) for the block: ``(path, workdir, recognised)``, ``recognised`` when its bytes are a known
+        video container. Removed afterwards."""
         check_size(data, self.max_bytes)
         kind = sniff(data)
         if not data or kind == "image":
             raise SafeholdError("media.unsupported_format", "content is not a video")
         if not self.ffmpeg_path:
             raise SafeholdError(
-                "signal.unavailable", "ffmpeg is not installed: video frames cannot be sampled", status=500
+                "signal.unavailable", "ffmpeg is not installed: video frames cannot be read", status=500
             )
-        workdir = tempfile.mkdtemp(prefix="safehold-frames-", dir=self.tmp_dir)  # mode 0700
+        workdir = tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)
         try:
-            path = private_copy(workdir, data)
-            with self.slots.hold(1) if self.slots is not None else nullcontext():
-                times = self._extract(path, workdir, recognised=kind == "video")
+            yield private_copy(workdir, data), workdir, kind == "video"
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def hold_slot(self):
+        """A slot of the process's video budget for the block (nothing without a budget)."""
+        return self.slots.hold(1) if self.slots is not None else nullcontext()
+
+    def probe(self, path: str, *, recognised: bool, deadline: float) -> float | None:
+        """The video's duration (``None`` when unknown) after ffprobe checked its limits (the video hash's)."""
+        return probe_video(
+            path,
+            recognised=recognised,
+            ffprobe_path=self.ffprobe_path,
+            max_pixels=self.max_pixels,
+            max_duration_seconds=self.max_duration_seconds,
+            timeout=self.probe_timeout_seconds,
+            deadline=deadline,
+            timed_out=self._timed_out,
+        )
+
+
+class FrameSampler(BoundedVideo):
+    """Evenly spread frames of a video, bounded like the video hash (module docstring).
+
+    :param count: most frames taken.
+    :param side: the short side a frame is scaled down to (frames smaller than that are left as they are).
+    Other parameters: :class:`BoundedVideo`'s.
+    """
+
+    doing = "sampling the video's frames"
+
+    def __init__(self, *, count: int = 16, side: int = 256, **limits):
+        if count < 1 or side < 1:
+            raise ValueError("count and side must be at least 1")
+        super().__init__(**limits)
+        self.count, self.side = int(count), int(side)
+
+    def frames(self, data: bytes) -> Iterator[Frame]:
+        """The sampled frames of ``data``, in time order, one decoded at a time. Raises before the first frame
+        when the video is refused (``media.*``) or ffmpeg is not installed (``signal.unavailable``)."""
+        with self.private_file(data, "safehold-frames-") as (path, workdir, recognised):
+            with self.hold_slot():
+                times = self._extract(path, workdir, recognised=recognised)
             found = False
             for i, t in enumerate(times):
                 out = os.path.join(workdir, f"frame{i}.bmp")
@@ -115,25 +159,11 @@ class FrameSampler:
                     yield Frame(t, image)
             if not found:
                 raise SafeholdError("media.corrupt", "no video frames could be decoded")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    def _timed_out(self) -> SafeholdError:
-        return too_slow("sampling the video's frames", self.timeout_seconds)
 
     def _extract(self, path: str, workdir: str, *, recognised: bool) -> list[float]:
         """Probe, then write each sampled frame as ``frame<i>.bmp``; the times asked for."""
         deadline = time.monotonic() + self.timeout_seconds
-        duration = probe_video(
-            path,
-            recognised=recognised,
-            ffprobe_path=self.ffprobe_path,
-            max_pixels=self.max_pixels,
-            max_duration_seconds=self.max_duration_seconds,
-            timeout=self.probe_timeout_seconds,
-            deadline=deadline,
-            timed_out=self._timed_out,
-        )
+        duration = self.probe(path, recognised=recognised, deadline=deadline)
         times = sample_times(duration, self.count)
         # One pass over the video (the cost of the vPDQ hash of it): the k-th frame kept is the first at or after
         # the k-th time (``selected_n`` counts the frames kept so far); nothing after the last time is decoded.

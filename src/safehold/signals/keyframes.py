@@ -35,18 +35,14 @@ import queue
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 
 from safehold.errors import SafeholdError
-from safehold.signals.budget import WorkBudget
-from safehold.signals.frames import Frame
+from safehold.signals.frames import BoundedVideo, Frame
 from safehold.signals.image import load_image
-from safehold.signals.media import MAX_BYTES, check_size, sniff
-from safehold.signals.vpdq import private_copy, probe_video, too_slow
+from safehold.signals.vpdq import too_slow
 
 #: Scene-change score above which a frame starts a new scene (ffmpeg's ``scene``, 0–1; 0.3 is its usual cut-off).
 SCENE_THRESHOLD = 0.3
@@ -206,13 +202,16 @@ def _read_bmp(stream) -> bytes | None:
     return None if rest is None else head + rest
 
 
-class KeyframeSampler:
+class KeyframeSampler(BoundedVideo):
     """Keyframes and scene changes of a video given as bytes, bounded like the video hash (module docstring).
 
     The bytes go to a private temporary file; :func:`~safehold.signals.vpdq.probe_video` checks the frame size
     and duration before anything decodes them; a slot of the process's video budget (``slots``) is held while
     ffmpeg runs (``media.busy`` when none frees in time); ``timeout_seconds`` bounds probe and decoding together.
+    Parameters beyond the four below: :class:`~safehold.signals.frames.BoundedVideo`'s.
     """
+
+    doing = "reading the video's keyframes"
 
     def __init__(
         self,
@@ -221,58 +220,23 @@ class KeyframeSampler:
         scene_threshold: float = SCENE_THRESHOLD,
         max_per_minute: int = MAX_PER_MINUTE,
         side: int = SIDE,
-        max_duration_seconds: float = 3 * 3600,
-        max_pixels: int = 8192 * 8192,
-        timeout_seconds: float = 60.0,
-        probe_timeout_seconds: float = 30.0,
-        max_bytes: int = MAX_BYTES,
-        slots: WorkBudget | None = None,
-        tmp_dir: str | None = None,
-        ffmpeg_path: str | None = None,
-        ffprobe_path: str | None = None,
+        **limits,
     ):
+        super().__init__(**limits)
         self.scenes, self.scene_threshold = bool(scenes), float(scene_threshold)
         self.max_per_minute, self.side = int(max_per_minute), int(side)
-        self.max_duration_seconds = float(max_duration_seconds)
-        self.max_pixels = int(max_pixels)
-        self.timeout_seconds = float(timeout_seconds)
-        self.probe_timeout_seconds = float(probe_timeout_seconds)
-        self.max_bytes = int(max_bytes)
-        self.slots, self.tmp_dir = slots, tmp_dir
-        self.ffmpeg_path = ffmpeg_path if ffmpeg_path is not None else shutil.which("ffmpeg")
-        self.ffprobe_path = ffprobe_path if ffprobe_path is not None else shutil.which("ffprobe")
-
-    def _timed_out(self) -> SafeholdError:
-        return too_slow("reading the video's keyframes", self.timeout_seconds)
 
     def frames(self, data: bytes) -> Iterator[Frame]:
         """The keyframes and scene changes of ``data``, in time order, one decoded at a time. Refusals
         (``media.*``) come before the first frame, except a decoder failure or the deadline met part-way."""
-        check_size(data, self.max_bytes)
-        kind = sniff(data)
-        if not data or kind == "image":
-            raise SafeholdError("media.unsupported_format", "content is not a video")
-        workdir = tempfile.mkdtemp(prefix="safehold-keyframes-", dir=self.tmp_dir)  # mode 0700
-        try:
-            path = private_copy(workdir, data)
-            yield from self.frames_of_path(path, recognised=kind == "video")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        with self.private_file(data, "safehold-keyframes-") as (path, _workdir, recognised):
+            yield from self.frames_of_path(path, recognised=recognised)
 
     def frames_of_path(self, path: str, *, recognised: bool = True) -> Iterator[Frame]:
         """:meth:`frames` of a private file already on disk (not copied; its directory is ffmpeg's)."""
         deadline = time.monotonic() + self.timeout_seconds
-        with self.slots.hold(1) if self.slots is not None else nullcontext():
-            duration = probe_video(
-                path,
-                recognised=recognised,
-                ffprobe_path=self.ffprobe_path,
-                max_pixels=self.max_pixels,
-                max_duration_seconds=self.max_duration_seconds,
-                timeout=self.probe_timeout_seconds,
-                deadline=deadline,
-                timed_out=self._timed_out,
-            )
+        with self.hold_slot():
+            duration = self.probe(path, recognised=recognised, deadline=deadline)
             yield from decode_keyframes(
                 path,
                 deadline=deadline,
