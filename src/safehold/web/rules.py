@@ -43,8 +43,16 @@ def _choices() -> dict:
     }
 
 
-def _effect(effect_type: str, priority: str, category: str, label: str, queue: str, action: str) -> dict:
-    """The effect as the book takes it, from the form's fields (the book checks it)."""
+def _effect(
+    effect_type: str = Form(..., max_length=32),
+    priority: str = Form("P2", max_length=8),
+    category: str = Form("", max_length=64),
+    label: str = Form("", max_length=64),
+    queue: str = Form("", max_length=32),
+    action: str = Form("", max_length=64),
+) -> dict:
+    """The effect as the book takes it, from the rule forms' effect fields (a dependency of the create and edit
+    routes; the book checks it)."""
     given = {"priority": priority, "category": category.strip(), "label": label.strip(), "queue": queue,
              "name": action}  # fmt: skip
     return {"type": effect_type, **{k: given[k] for k in EFFECT_FIELDS.get(effect_type, ()) if given[k]}}
@@ -76,16 +84,10 @@ def create_rule(
     name: str = Form(..., max_length=48),
     expression: str = Form(..., max_length=MAX_EXPRESSION),
     description: str = Form("", max_length=MAX_DESCRIPTION),
-    effect_type: str = Form(..., max_length=32),
-    priority: str = Form("P2", max_length=8),
-    category: str = Form("", max_length=64),
-    label: str = Form("", max_length=64),
-    queue: str = Form("", max_length=32),
-    action: str = Form("", max_length=64),
+    effect: dict = Depends(_effect),
     who: Staff = Depends(ADMIN),
     svc: Services = Depends(services),
 ) -> Response:
-    effect = _effect(effect_type, priority, category, label, queue, action)
     try:
         svc.rules.create(name, expression, effect, who.label, description=description, person=who.principal.person)
     except SafeholdError as exc:
@@ -118,16 +120,10 @@ def edit_rule(
     name: str,
     expression: str = Form(..., max_length=MAX_EXPRESSION),
     description: str = Form("", max_length=MAX_DESCRIPTION),
-    effect_type: str = Form(..., max_length=32),
-    priority: str = Form("P2", max_length=8),
-    category: str = Form("", max_length=64),
-    label: str = Form("", max_length=64),
-    queue: str = Form("", max_length=32),
-    action: str = Form("", max_length=64),
+    effect: dict = Depends(_effect),
     who: Staff = Depends(ADMIN),
     svc: Services = Depends(services),
 ) -> Response:
-    effect = _effect(effect_type, priority, category, label, queue, action)
     try:
         svc.rules.edit(name, who.label, expression=expression, effect=effect, description=description,
                        person=who.principal.person)  # fmt: skip
