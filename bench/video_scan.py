@@ -39,6 +39,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
+
+from tests.media import ellipses  # noqa: E402 - the same generated picture the tests bank
 
 from machine_info import machine  # noqa: E402
 from safehold.signals.keyframes import KeyframeSampler  # noqa: E402
@@ -46,25 +49,6 @@ from safehold.signals.pdq import hamming, hash_image  # noqa: E402
 from safehold.signals.vpdq import VpdqHasher  # noqa: E402
 
 W, H, FPS = 1920, 1080, 30
-
-
-def ellipses(seed: int = 7, size: tuple[int, int] = (W, H)) -> bytes:
-    """The pasted picture: coloured ellipses on a plain ground (benign, generated), as PNG (as tests/media.py)."""
-    import io
-    import random
-
-    from PIL import Image, ImageDraw
-
-    rnd = random.Random(seed)
-    img = Image.new("RGB", size, (30, 60, 90))
-    draw = ImageDraw.Draw(img)
-    for _ in range(25):
-        x, y = rnd.randint(0, size[0] - 10), rnd.randint(0, size[1] - 10)
-        fill = tuple(rnd.randint(0, 255) for _ in range(3))
-        draw.ellipse([x, y, x + rnd.randint(10, 60), y + rnd.randint(10, 60)], fill=fill)
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def make_videos(d: Path, seconds: int) -> dict[str, Path]:

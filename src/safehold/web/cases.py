@@ -147,14 +147,9 @@ def add_to_bank(
     return back(f"/console/cases/{case_id}", "banked")
 
 
-@router.post("/console/items/{item_id}/reveal")
-def reveal(
-    request: Request,
-    item_id: Id,
-    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
-    svc: Services = Depends(services),
-) -> Response:
-    item = svc.cases.item(item_id)
+def _under_exposure_cap(request: Request, svc: Services, who: Staff) -> None:
+    """Refuse a reveal (an item's media or a video frame) once the reviewer reached today's cap; the page shows
+    today's count either way."""
     seen = exposure(svc, who)
     request.state.wellness_banner = seen
     if seen["remaining"] <= 0:
@@ -163,6 +158,17 @@ def reveal(
             f"You have revealed {seen['today']} items today, your daily limit. Please stop for today.",
             status=429,
         )
+
+
+@router.post("/console/items/{item_id}/reveal")
+def reveal(
+    request: Request,
+    item_id: Id,
+    who: Staff = Depends(staff(Permission.CASES_REVIEW)),
+    svc: Services = Depends(services),
+) -> Response:
+    item = svc.cases.item(item_id)
+    _under_exposure_cap(request, svc, who)
     return case_page(request, svc, who, item["case_id"], revealed=item_id)
 
 
@@ -199,14 +205,7 @@ def reveal_frame(
 ) -> Response:
     """The case page with one matched video frame in the clear (recorded when the browser fetches it)."""
     item = svc.cases.item(item_id)
-    seen = exposure(svc, who)
-    request.state.wellness_banner = seen
-    if seen["remaining"] <= 0:
-        raise SafeholdError(
-            "review.exposure_cap",
-            f"You have revealed {seen['today']} items today, your daily limit. Please stop for today.",
-            status=429,
-        )
+    _under_exposure_cap(request, svc, who)
     return case_page(request, svc, who, item["case_id"], revealed_frame=(item_id, number))
 
 
