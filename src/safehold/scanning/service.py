@@ -135,6 +135,26 @@ def _type_of(name: str) -> type[SignalType] | None:
         return None
 
 
+def _bank_match(bank, e: BankEntry, c: Candidate, *, variant: str, detail: dict | None = None) -> Match | None:
+    """``c`` as a match of entry ``e`` of ``bank``: both enabled and the signal type calling the distance a match
+    at the bank's threshold for it; else ``None``. ``detail`` replaces the type's own (a video frame's)."""
+    if bank is None or not bank.enabled or not e.enabled:
+        return None
+    st = _type_of(c.signal_type)
+    threshold = bank.threshold(c.signal_type)
+    if st is None or not st.is_match(c.distance, threshold, c.extra):
+        return None
+    return Match(
+        bank=bank.name,
+        bank_kind=bank.kind,
+        signal_type=c.signal_type,
+        distance=c.distance,
+        variant=variant,
+        entry=entry_to_dict(e, bank.name),
+        detail=st.bank_detail(threshold, c.extra) if detail is None else detail,
+    )
+
+
 def signal_dict(sig: Signal) -> dict:
     out = {"type": sig.type, "value": sig.value}
     if sig.quality is not None:
@@ -315,25 +335,11 @@ class ScanService:
             for e in entries:
                 bank = banks.get(e.bank_id)
                 c = best[e.id]
-                if bank is None or not bank.enabled or not e.enabled:
+                if bank is not None and c.variant != "original" and not bank.dihedral:
                     continue
-                if c.variant != "original" and not bank.dihedral:
-                    continue
-                st = _type_of(c.signal_type)
-                threshold = bank.threshold(c.signal_type)
-                if st is None or not st.is_match(c.distance, threshold, c.extra):
-                    continue
-                out.append(
-                    Match(
-                        bank=bank.name,
-                        bank_kind=bank.kind,
-                        signal_type=c.signal_type,
-                        distance=c.distance,
-                        variant=c.variant,
-                        entry=entry_to_dict(e, bank.name),
-                        detail=st.bank_detail(threshold, c.extra),
-                    )
-                )
+                m = _bank_match(bank, e, c, variant=c.variant)
+                if m is not None:
+                    out.append(m)
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))
         self.entry_matches.add(m.entry["id"] for m in out)
         return out
@@ -346,7 +352,6 @@ class ScanService:
             return [], []
         banks = self.index.banks
         ids = {c.entry_id for hit in scan.hits for c in hit.candidates}
-        st = _type_of(frames_mod.SIGNAL_TYPE)
         out: list[Match] = []
         kept: list[bytes] = []
         renumber: dict[int, int] = {}
@@ -356,28 +361,18 @@ class ScanService:
                 for c in sorted(hit.candidates, key=lambda c: (c.distance, c.entry_id)):
                     e = entries.get(c.entry_id)
                     bank = banks.get(e.bank_id) if e is not None else None
-                    if bank is None or not bank.enabled or not e.enabled or bank.kind != "block":
-                        continue
-                    threshold = bank.threshold(c.signal_type)
-                    if st is None or not st.is_match(c.distance, threshold, c.extra):
+                    if bank is None or bank.kind != "block":
                         continue
                     detail = {"timestamp": hit.timestamp, "frame_pdq": hit.pdq, "frame_quality": hit.quality}
+                    m = _bank_match(bank, e, c, variant="frame", detail=detail)
+                    if m is None:
+                        continue
                     if hit.png is not None:
                         if hit.number not in renumber:
                             renumber[hit.number] = len(kept)
                             kept.append(hit.png)
                         detail["frame"] = renumber[hit.number]
-                    out.append(
-                        Match(
-                            bank=bank.name,
-                            bank_kind=bank.kind,
-                            signal_type=c.signal_type,
-                            distance=c.distance,
-                            variant="frame",
-                            entry=entry_to_dict(e, bank.name),
-                            detail=detail,
-                        )
-                    )
+                    out.append(m)
         self.entry_matches.add(dict.fromkeys(m.entry["id"] for m in out))
         return out, kept
 
