@@ -917,11 +917,11 @@ class BankService:
     def set_entry_enabled(self, entry_id: int, enabled: bool, actor: str | None = None) -> dict:
         """Disable (or re-enable) an entry without deleting it: it stays in the bank but stops matching."""
         with self.db.session() as s:
-            lock_changes(s)
-            e = _entry(s, entry_id)
+            e = _entry(s, entry_id, lock=True)
             if e.enabled != enabled:
                 e.enabled = enabled
                 e.withdrawn = False  # a person's decision: the source no longer turns it back on
+                lock_changes(s)  # after the row is written (the lock flushes it): see lock_changes
                 s.add(
                     IndexChange(
                         op="add" if enabled else "remove",
@@ -971,15 +971,16 @@ class BankService:
 
     def delete_entry(self, entry_id: int, actor: str | None = None) -> None:
         with self.db.session() as s:
-            lock_changes(s)
-            e = _entry(s, entry_id)
-            if e.enabled:
-                s.add(
-                    IndexChange(op="remove", entry_id=e.id, bank_id=e.bank_id, signal_type=e.signal_type, value=e.value)
-                )
-            detail = _entry_detail(e)
+            e = _entry(s, entry_id, lock=True)
+            change = IndexChange(
+                op="remove", entry_id=e.id, bank_id=e.bank_id, signal_type=e.signal_type, value=e.value
+            )
+            enabled, detail = e.enabled, _entry_detail(e)
             s.delete(e)
-            s.flush()
+            s.flush()  # the row and the rows its deletion cascades to, before the change-log lock
+            if enabled:
+                lock_changes(s)
+                s.add(change)
             self.audit.record(s, actor, "entry.delete", f"entry:{entry_id}", detail)
         self.on_change()
 
@@ -1224,9 +1225,12 @@ def _append_changes(s: Session, changes: list[dict]) -> None:
 def lock_changes(s: Session) -> None:
     """Serialise change-log writers on PostgreSQL so sequence numbers commit in order.
 
-    A reader that has seen seq N then never misses a later commit with a smaller seq. A transaction-scoped
-    advisory lock, not a table lock: readers and every other table are untouched, and the callers take it just
-    before appending (so it is held from the append to the commit). SQLite already serialises writers.
+    Readers follow the log by ``seq > last seen``; without this, a transaction that drew seq N could commit after
+    one that drew N + 1, and a reader that saw N + 1 in between would skip N for good. A transaction-scoped
+    advisory lock, not a table lock: readers and every other table are untouched. Callers take it after their
+    last row write (it flushes pending ORM writes first) and just before appending, so it is held from the append
+    to the commit and a holder waits for no row lock: the lock cannot close a deadlock cycle (only the audit
+    log's lock, always last, comes after it). SQLite already serialises writers.
     """
     if s.bind.dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": CHANGES_LOCK[0], "k": CHANGES_LOCK[1]})
@@ -1331,8 +1335,9 @@ def _entry_detail(e: BankEntry) -> dict:
     return {"bank": e.bank.name, "signal_type": e.signal_type, "fingerprint": e.fingerprint}
 
 
-def _entry(s: Session, entry_id: int) -> BankEntry:
-    e = s.get(BankEntry, entry_id)
+def _entry(s: Session, entry_id: int, *, lock: bool = False) -> BankEntry:
+    """The entry; ``lock`` takes its row lock (PostgreSQL) before the caller decides on what it read."""
+    e = s.get(BankEntry, entry_id, with_for_update=lock)
     if e is None:
         raise NotFound("entry.not_found", f"No entry with id {entry_id}.")
     return e
