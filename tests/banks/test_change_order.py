@@ -128,13 +128,18 @@ def test_without_the_lock_a_reader_skips_the_change_that_commits_late(svc, banks
     assert _matches(reader, SECOND) and not _matches(reader, FIRST)
 
 
-@pytest.mark.parametrize("change", ["disable", "delete"])
-def test_an_entry_change_takes_its_row_before_the_change_log_lock(svc, banks, reader, change):
+@pytest.mark.parametrize("change", ["disable", "delete", "delete_bank"])
+def test_a_change_takes_its_rows_before_the_change_log_lock(svc, banks, reader, change):
     """A batch writer (an import) writes rows, then takes the change-log lock; disabling or deleting an entry
-    whose row that batch holds waits for the row, not while holding the change-log lock (a deadlock)."""
+    whose row that batch holds, or deleting its bank, waits for the row, not while holding the change-log lock
+    (a deadlock)."""
     banks.add_records("b", [_record(FIRST)])
     entry = banks.entries("b")[0]["id"]
-    act = {"disable": lambda: banks.set_entry_enabled(entry, False), "delete": lambda: banks.delete_entry(entry)}
+    act = {
+        "disable": lambda: banks.set_entry_enabled(entry, False),
+        "delete": lambda: banks.delete_entry(entry),
+        "delete_bank": lambda: banks.delete("b"),
+    }
     with svc.db.session() as s:  # the batch: the entry's row first, then the change log
         s.execute(update(BankEntry).where(BankEntry.id == entry).values(note="batch"))
         thread, errors = _run(act[change])
@@ -143,4 +148,4 @@ def test_an_entry_change_takes_its_row_before_the_change_log_lock(svc, banks, re
     thread.join(TIMEOUT)
     assert not thread.is_alive() and errors == []
     reader.sync()
-    assert not _matches(reader, FIRST)
+    assert entry not in reader.present

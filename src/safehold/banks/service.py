@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy import delete, exists, func, insert, select, text, update
+from sqlalchemy import column, delete, exists, func, insert, select, table, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -309,18 +309,7 @@ class BankService:
     def delete(self, name: str, actor: str | None = None) -> int:
         """Delete a bank and all its entries; returns how many entries went with it."""
         with self.db.session() as s:
-            bank = _bank(s, name)
-            lock_changes(s)
-            s.execute(
-                insert(IndexChange).from_select(
-                    ["op", "entry_id", "bank_id", "signal_type", "value"],
-                    select(
-                        text("'remove'"), BankEntry.id, BankEntry.bank_id, BankEntry.signal_type, BankEntry.value
-                    ).where(BankEntry.bank_id == bank.id, BankEntry.enabled.is_(True)),
-                )
-            )
-            n = s.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id)).rowcount
-            s.delete(bank)
+            n = _delete_bank(s, _bank(s, name))
             _log_banks_changed(s)
             self.audit.record(s, actor, "bank.delete", f"bank:{name}", {"entries": n or 0})
         self.on_change()
@@ -1210,6 +1199,55 @@ def _release(s: Session, entry_ids: set[int], report: ImportReport, *, unsourced
     ).all()
     report.withdrawn += len(done)
     return [{"op": "remove", "entry_id": i, "bank_id": b, "signal_type": t, "value": v} for i, b, t, v in done]
+
+
+#: Where :func:`_delete_bank` keeps a deleted bank's entries until the change log is appended (PostgreSQL).
+_GONE = table("gone_entries", *(column(c) for c in ("id", "bank_id", "signal_type", "value", "enabled")))
+
+
+def _delete_bank(s: Session, bank: Bank) -> int:
+    """Delete ``bank`` and its entries, appending the removal of the enabled ones to the change log; returns how
+    many entries went.
+
+    On PostgreSQL every row goes first (the deletion cascades to rows other writers may hold: an import's job, an
+    exchange, publishers) and the change-log lock is taken only then (see :func:`lock_changes`); what the log
+    needs waits in a temporary table dropped at commit, not in this process (a bank may hold millions of entries).
+    SQLite serialises writers: there the log is appended from the entries before they go.
+    """
+
+    def removes(entries, *where) -> None:
+        s.execute(
+            insert(IndexChange).from_select(
+                ["op", "entry_id", "bank_id", "signal_type", "value"],
+                select(text("'remove'"), entries.c.id, entries.c.bank_id, entries.c.signal_type, entries.c.value)
+                .where(entries.c.enabled.is_(True), *where)
+                .order_by(entries.c.id),
+            )
+        )
+
+    if s.bind.dialect.name != "postgresql":
+        removes(BankEntry.__table__, BankEntry.bank_id == bank.id)
+        n = s.execute(delete(BankEntry).where(BankEntry.bank_id == bank.id)).rowcount
+        s.delete(bank)
+        return n
+    s.execute(
+        text(
+            "CREATE TEMPORARY TABLE gone_entries (id BIGINT, bank_id INTEGER, signal_type TEXT, value TEXT, "
+            "enabled BOOLEAN) ON COMMIT DROP"
+        )
+    )
+    n = s.execute(
+        text(
+            "WITH gone AS (DELETE FROM bank_entries WHERE bank_id = :b "
+            "RETURNING id, bank_id, signal_type, value, enabled) INSERT INTO gone_entries SELECT * FROM gone"
+        ),
+        {"b": bank.id},
+    ).rowcount
+    s.delete(bank)
+    s.flush()
+    lock_changes(s)
+    removes(_GONE)
+    return n
 
 
 def _append_changes(s: Session, changes: list[dict]) -> None:
