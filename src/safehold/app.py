@@ -61,6 +61,7 @@ from safehold.api.routes import (
 )
 from safehold.api.telemetry import Telemetry
 from safehold.errors import SafeholdError, invalid_fields, invalid_json
+from safehold.runtime import settle_heap, tune_allocator
 from safehold.services import Services
 from safehold.web import console
 from safehold.web.deps import error_page
@@ -134,8 +135,10 @@ def wants_page(request: Request) -> bool:
     return path.startswith("/console") or "text/html" in request.headers.get("accept", "")
 
 
-def create_app(svc: Services | None = None, *, background: bool = True) -> FastAPI:
-    """Build the app. Tests pass their own ``Services``; ``safehold serve`` lets it build one."""
+def create_app(svc: Services | None = None, *, background: bool = True, serving: bool = False) -> FastAPI:
+    """Build the app. Tests pass their own ``Services``; ``safehold serve`` lets it build one. ``serving``: the app
+    of a server process, which at start-up builds every route's request handling and then settles its heap
+    (:func:`safehold.runtime.settle_heap`): a process's whole life, where tests make many apps."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -144,6 +147,9 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
             app.state.services = Services()
         if background:
             app.state.services.start_background()
+        if serving:
+            await _warm_router(app)
+            settle_heap()
         try:
             yield
         finally:
@@ -252,19 +258,36 @@ def create_app(svc: Services | None = None, *, background: bool = True) -> FastA
     return app
 
 
+async def _warm_router(app: FastAPI) -> None:
+    """Have FastAPI build every route's request handling now. It does so lazily, on the first request that walks
+    past a route (the first requests of a new process would wait most of a second of CPU), and what it builds
+    lives as long as the process: built before :func:`settle_heap`, it is settled with the rest. A path no route
+    answers walks past them all; it goes to the router alone, so no middleware counts or logs it."""
+    path = "/.safehold-warm-up"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [],
+             "client": None, "server": None, "state": {}}  # fmt: skip
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    await app.router(scope, receive, send)
+
+
 def process_app() -> FastAPI:
     """The app of one of the API processes of ``safehold serve --workers N`` (uvicorn imports it by name in each
     spawned process). The store was created and migrated, and the index snapshot written, by ``serve`` before the
     processes started: each opens the store as it is and loads the index from the snapshot."""
     import threading
 
-    from safehold.runtime import tune_allocator
-
     tune_allocator()  # before any thread starts, as serve does for one process
     logs.configure(logging.WARNING, logs.log_format())
     svc = Services(create=False)
     threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
-    return create_app(svc)
+    return create_app(svc, serving=True)
 
 
 def allowed_methods(request: Request) -> str:

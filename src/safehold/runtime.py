@@ -1,4 +1,4 @@
-"""What a long-running server process sets on itself at start, before it starts threads.
+"""What a long-running server process sets on itself at start, before it starts threads, and once it is ready.
 
 glibc's allocator keeps memory that Python, numpy and Pillow have freed: every thread that allocates may get an
 arena of its own (up to eight per core), and after a large block is freed the threshold above which blocks are
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 
 log = logging.getLogger(__name__)
@@ -38,3 +39,18 @@ def tune_allocator() -> bool:
     if not ok:
         log.warning("could not tune the C allocator; memory freed by image decoding may be kept by the process")
     return ok
+
+
+def settle_heap() -> None:
+    """Take everything alive once the server is ready out of the garbage collector's sight (``gc.freeze``).
+
+    A ready server holds a few hundred thousand objects for its whole life: the routes and their models, the
+    detectors, the rule programs, SQLAlchemy's mappings. Each full collection walks all of them — 200–300 ms with
+    the interpreter held, measured on a server with a 1 M-hash bank — and a server answering hundreds of requests a
+    second runs one every few seconds: each is a stall every request in flight waits out, and the p99 of the whole
+    minute. Frozen, they are never walked again; a full collection then walks what was made since (a few
+    milliseconds). Their own cycles are never freed, which costs nothing for objects that live as long as the
+    process.
+    """
+    gc.collect()
+    gc.freeze()

@@ -302,3 +302,29 @@ def test_uploads_at_once_per_key_are_capped(client, keys, settings):
     assert client.post("/v1/scan", files=files, headers=keys["admin"]).status_code == 200  # another key
     del lim.uploading[token]
     assert client.post("/v1/scan", files=files, headers=keys["platform"]).status_code == 200
+
+
+def test_a_server_app_settles_its_heap_once_ready(svc):
+    """``serving=True`` (``safehold serve`` and its processes): at start-up the routes are built (a walk no
+    middleware counts) and everything alive is frozen out of the collector's full collections, which on a large
+    heap held the interpreter for hundreds of milliseconds."""
+    import gc
+
+    from fastapi.testclient import TestClient
+    from prometheus_client import REGISTRY
+
+    from safehold.app import create_app
+
+    def not_found() -> float:
+        labels = {"route": "other", "method": "GET", "status": "4xx"}
+        return REGISTRY.get_sample_value("safehold_http_requests_total", labels) or 0.0
+
+    before = not_found()
+    try:
+        with TestClient(create_app(svc, background=False, serving=True)) as c:
+            assert gc.get_freeze_count() > 0
+            assert not_found() == before  # the walk past every route was no request
+            assert c.get("/livez").status_code == 200
+            assert c.get("/nowhere").status_code == 404 and not_found() == before + 1  # a request is counted
+    finally:
+        gc.unfreeze()  # this process makes many apps: let the collector have them back

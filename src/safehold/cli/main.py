@@ -179,7 +179,7 @@ def serve(
         _serve_processes(sock, processes, options)
         return
     threading.Thread(target=svc.scans.isolation.start, name="fork-server", daemon=True).start()
-    uvicorn.Server(uvicorn.Config(create_app(svc), **options)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(create_app(svc, serving=True), **options)).run(sockets=[sock])
 
 
 #: Seconds a process may take to answer the supervisor's ping, and a replacement (SIGHUP) to start serving: a
