@@ -155,3 +155,23 @@ def test_ordinary_requests_are_answered_by_the_hot_path_itself(client, keys, ban
     client.post("/v1/scan", json={"signal_type": "pdq", "value": MISS}, headers=keys["platform"])
     client.get(f"/m/lookup?signal={HIT}&signal_type=nope", headers=keys["platform"])  # the route's 400
     assert len(answered) == 2 and BANK in answered[0] and answered[1]["verdict"] == "no_match"
+
+
+def test_a_miss_is_answered_on_the_event_loop_and_a_hit_in_a_thread(client, keys, banked, monkeypatch):
+    """A hash the index has no candidate for needs no database: no hop to a thread. One with candidates reads
+    its entries in the thread pool."""
+    from safehold.api import hma_hotpath
+
+    threaded = []
+    hop = hma_hotpath.run_in_threadpool
+
+    async def counted(func, *args, **kwargs):
+        threaded.append(func.__name__)
+        return await hop(func, *args, **kwargs)
+
+    monkeypatch.setattr(hma_hotpath, "run_in_threadpool", counted)
+    miss = client.get(f"/m/lookup?signal={MISS}&signal_type=pdq", headers=keys["platform"])
+    assert (miss.status_code, miss.json(), threaded) == (200, {}, [])
+    hit = client.get(f"/m/lookup?signal={NEAR}&signal_type=pdq", headers=keys["platform"])
+    assert hit.status_code == 200 and hit.json()[BANK][0]["bank_content_id"] == banked
+    assert threaded == ["lookup_hash"]

@@ -173,6 +173,13 @@ def lookup_hash(svc: Services, signal_type: str, signal: str, *, banks: str | No
     return _by_bank(_block_matches(svc.scans.scan_hash(safehold_type(signal_type), signal), _split(banks)))
 
 
+def lookup_unmatched(svc: Services, signal_type: str, signal: str, *, banks: str | None) -> dict | None:
+    """:func:`lookup_hash` of a hash the index has no candidate for (no database, no thread: an event loop may
+    call it); None when there are candidates."""
+    result = svc.scans.scan_hash_unmatched(safehold_type(signal_type), signal)
+    return None if result is None else _by_bank(_block_matches(result, _split(banks)))
+
+
 def lookup_content(
     svc: Services,
     data: bytes,

@@ -13,7 +13,9 @@ or a malformed hash) is handed to the FastAPI app unchanged, so refusals, their 
 format have one implementation only: the routes in :mod:`safehold.api.routes.hma` and
 :mod:`safehold.api.routes.scan`, which also document the API.
 
-The service call runs in the thread pool, as the routes' does: a hit reads its entries from the database.
+A lookup the index has no candidate for (most of them) is answered on the event loop: it needs no database, and
+the hop to a thread and back would cost more than the probe. One with candidates runs in the thread pool, as the
+routes' call does: its entries are read from the database.
 """
 
 from __future__ import annotations
@@ -89,10 +91,11 @@ class LookupHotPath:
         if who is None:
             return None
         svc = scope["app"].state.services
+        signal_type, signal, banks = params["signal_type"], params["signal"], params.get("banks")
         try:
-            result = await run_in_threadpool(
-                hma.lookup_hash, svc, params["signal_type"], params["signal"], banks=params.get("banks")
-            )
+            result = hma.lookup_unmatched(svc, signal_type, signal, banks=banks)  # a miss: answered here
+            if result is None:  # candidates: their entries are read from the database, in a thread
+                result = await run_in_threadpool(hma.lookup_hash, svc, signal_type, signal, banks=banks)
         except SafeholdError:
             return None
         return _json(result)

@@ -24,9 +24,10 @@ and a note or file name may say more than a platform should know. See :func:`see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 
 from safehold.auth.roles import Permission, allows
 from safehold.banks.index import BankIndex, Candidate
@@ -135,7 +136,27 @@ def _type_of(name: str) -> type[SignalType] | None:
         return None
 
 
-def _bank_match(bank, e: BankEntry, c: Candidate, *, variant: str, detail: dict | None = None) -> Match | None:
+def _entries_statement():
+    """What :meth:`ScanService._entries` reads of matched entries: the columns :func:`entry_to_dict` and
+    :func:`_bank_match` use, from the table itself (the ORM's annotated columns cost each result's set-up more)."""
+    t = BankEntry.__table__
+    names = ("id", "bank_id", "signal_type", "value", "source", "external_id", "category", "note", "enabled")
+    names += ("added_by", "added_at", "quarantined_at", "quarantine_reason")
+    columns = [t.c[name] for name in names]
+    return select(*columns, t.c.metadata.label("extra")).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+
+_ENTRIES = _entries_statement()
+
+
+def _signal(signal_type: str, value: str) -> Signal:
+    """The signal of a hash sent as it is: ``signal_type`` may be an alias (``photodna``), the signal carries the
+    type's own name, under which banks index their entries; the value normalised, or refused by the type."""
+    st = registry.signal_type(signal_type)
+    return Signal(st.name, st.normalize(value))
+
+
+def _bank_match(bank, e: BankEntry | Row, c: Candidate, *, variant: str, detail: dict | None = None) -> Match | None:
     """``c`` as a match of entry ``e`` of ``bank``: both enabled and the signal type calling the distance a match
     at the bank's threshold for it; else ``None``. ``detail`` replaces the type's own (a video frame's)."""
     if bank is None or not bank.enabled or not e.enabled:
@@ -195,12 +216,27 @@ class ScanService:
         self.count(channel, "hash", result.verdict)
         return result
 
+    def scan_hash_unmatched(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult | None:
+        """:meth:`scan_hash` of a hash the index has no candidate for; None when it has some.
+
+        A miss — most lookups — needs neither the database nor a thread: the index probe (no lock, a fraction of
+        a millisecond at millions of hashes) is all of it. So an event loop may call this and hand only a hash
+        with candidates, whose entries must be read, to :meth:`scan_hash` in a thread: the hop to a thread and
+        back costs a lookup more CPU than the probe, and many threads contending for the interpreter make the
+        event loop wait."""
+        signals, warnings = [_signal(signal_type, value)], []
+        found = self._candidates(signals, warnings)
+        if found[1]:
+            return None
+        result = self._decide(None, signals, [], warnings, found=found)
+        self.count(channel, "hash", result.verdict)
+        return result
+
     def lookup_hash(self, signal_type: str, value: str) -> ScanResult:
         """What a scan of one hash finds against the banks as they are now, not counted as a scan: re-matching
         (:mod:`safehold.sharing.rematch`) asks it of a stored hash that a new entry may match, so the banks'
         own settings (enabled, threshold, allow banks) decide, as they would for a scan."""
-        st = registry.signal_type(signal_type)
-        return self._decide(None, [Signal(st.name, st.normalize(value))], [], [])
+        return self._decide(None, [_signal(signal_type, value)], [], [])
 
     def scan_url(
         self, url: str, *, fetch_content: bool = True, channel: str = "api", caller: str | None = None
@@ -275,19 +311,12 @@ class ScanService:
         errors: list[SafeholdError],
         warnings: list[str],
         frames: FrameScan | None = None,
+        *,
+        found: tuple[list[Signal], list[Candidate]] | None = None,
     ) -> ScanResult:
-        usable: list[Signal] = []
-        candidates: list[Candidate] = []
-        for sig in signals:
-            st = _type_of(sig.type)
-            if st is None:
-                continue
-            warning = st.unusable(sig)
-            if warning:
-                warnings.append(warning)
-                continue
-            usable.append(sig)
-            candidates.extend(self.index.lookup(sig.type, sig.value, variants=st.query_variants(sig)))
+        """The verdict on ``signals`` (and a video's ``frames``); ``found``: what :meth:`_candidates` gave for
+        them, when the caller has already asked the index."""
+        usable, candidates = found if found is not None else self._candidates(signals, warnings)
         matches = self._resolve(candidates)
         kept: list[bytes] = []
         if frames is not None:
@@ -314,6 +343,23 @@ class ScanService:
             frames=kept,
         )
 
+    def _candidates(self, signals: list[Signal], warnings: list[str]) -> tuple[list[Signal], list[Candidate]]:
+        """The signals a type can match (the others' reasons added to ``warnings``) and the index's candidates for
+        them. No database, no lock."""
+        usable: list[Signal] = []
+        candidates: list[Candidate] = []
+        for sig in signals:
+            st = _type_of(sig.type)
+            if st is None:
+                continue
+            warning = st.unusable(sig)
+            if warning:
+                warnings.append(warning)
+                continue
+            usable.append(sig)
+            candidates.extend(self.index.lookup(sig.type, sig.value, variants=st.query_variants(sig)))
+        return usable, candidates
+
     def _resolve(self, candidates: list[Candidate]) -> list[Match]:
         """Turn index candidates into matches: the entry must still be enabled, its bank enabled, the signal
         type must call it a match at the bank's threshold for that type, and a variant's hit (rotated/flipped)
@@ -329,20 +375,26 @@ class ScanService:
                 prev.variant != "original",
             ):
                 best[c.entry_id] = c
-        with self.db.session() as s:
-            entries = s.scalars(select(BankEntry).where(BankEntry.id.in_(list(best)))).all()
-            out: list[Match] = []
-            for e in entries:
-                bank = banks.get(e.bank_id)
-                c = best[e.id]
-                if bank is not None and c.variant != "original" and not bank.dihedral:
-                    continue
-                m = _bank_match(bank, e, c, variant=c.variant)
-                if m is not None:
-                    out.append(m)
+        out: list[Match] = []
+        for e in self._entries(best).values():
+            bank = banks.get(e.bank_id)
+            c = best[e.id]
+            if bank is not None and c.variant != "original" and not bank.dihedral:
+                continue
+            m = _bank_match(bank, e, c, variant=c.variant)
+            if m is not None:
+                out.append(m)
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry["id"]))
         self.entry_matches.add(m.entry["id"] for m in out)
         return out
+
+    def _entries(self, ids: Iterable[int]) -> dict[int, Row]:
+        """The entries ``ids`` by id, as plain rows of the columns a match reports (:func:`entry_to_dict`): on
+        the lookup hot path a hit reads them, and loading ORM objects into a session of their own (identity map,
+        begin, commit) cost it more CPU than the lookup and the read together."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(_ENTRIES, {"ids": list(ids)})
+            return {r.id: r for r in rows}
 
     def _resolve_frames(self, scan: FrameScan) -> tuple[list[Match], list[bytes]]:
         """The frames' candidates that match on an enabled **block** bank (an allow bank vouches for a file, not
@@ -355,24 +407,23 @@ class ScanService:
         out: list[Match] = []
         kept: list[bytes] = []
         renumber: dict[int, int] = {}
-        with self.db.session() as s:
-            entries = {e.id: e for e in s.scalars(select(BankEntry).where(BankEntry.id.in_(list(ids))))}
-            for hit in scan.hits:
-                for c in sorted(hit.candidates, key=lambda c: (c.distance, c.entry_id)):
-                    e = entries.get(c.entry_id)
-                    bank = banks.get(e.bank_id) if e is not None else None
-                    if bank is None or bank.kind != "block":
-                        continue
-                    detail = {"timestamp": hit.timestamp, "frame_pdq": hit.pdq, "frame_quality": hit.quality}
-                    m = _bank_match(bank, e, c, variant="frame", detail=detail)
-                    if m is None:
-                        continue
-                    if hit.png is not None:
-                        if hit.number not in renumber:
-                            renumber[hit.number] = len(kept)
-                            kept.append(hit.png)
-                        detail["frame"] = renumber[hit.number]
-                    out.append(m)
+        entries = self._entries(ids)
+        for hit in scan.hits:
+            for c in sorted(hit.candidates, key=lambda c: (c.distance, c.entry_id)):
+                e = entries.get(c.entry_id)
+                bank = banks.get(e.bank_id) if e is not None else None
+                if bank is None or bank.kind != "block":
+                    continue
+                detail = {"timestamp": hit.timestamp, "frame_pdq": hit.pdq, "frame_quality": hit.quality}
+                m = _bank_match(bank, e, c, variant="frame", detail=detail)
+                if m is None:
+                    continue
+                if hit.png is not None:
+                    if hit.number not in renumber:
+                        renumber[hit.number] = len(kept)
+                        kept.append(hit.png)
+                    detail["frame"] = renumber[hit.number]
+                out.append(m)
         self.entry_matches.add(dict.fromkeys(m.entry["id"] for m in out))
         return out, kept
 
