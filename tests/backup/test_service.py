@@ -111,7 +111,8 @@ def test_a_damaged_evidence_file_fails_the_check_not_the_restore(svc, tmp_path, 
     service.restore(path, target, keys=tmp_path / "store.keys")
     # Simulate a disk fault after restore: the check itself must catch it.
     blob = next(p for p in (target.home / "evidence").rglob("*") if p.is_file())
-    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    data = blob.read_bytes()
+    blob.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # a flipped bit: always a change
     from safehold.services import Services
 
     restored = Services(target, load_index=False, create=False, lazy=True)

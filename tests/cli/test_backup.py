@@ -49,7 +49,8 @@ def test_a_restore_whose_checks_fail_exits_2_and_says_which(cli, svc, tmp_path):
     """Evidence damaged on disk before the backup: the archive is faithful to it, so only the checks can tell."""
     populate(svc)
     blob = next(svc.evidence_store.files())
-    blob.write_bytes(blob.read_bytes()[:-1] + b"\0")
+    data = blob.read_bytes()
+    blob.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # a flipped bit: always a change
     backup = tmp_path / "store.backup"
     cli("backup", "create", backup, "--include-keys")
     with empty_database_args(svc.settings.effective_database_url) as db:
