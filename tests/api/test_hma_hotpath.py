@@ -157,9 +157,9 @@ def test_ordinary_requests_are_answered_by_the_hot_path_itself(client, keys, ban
     assert len(answered) == 2 and BANK in answered[0] and answered[1]["verdict"] == "no_match"
 
 
-def test_a_miss_is_answered_on_the_event_loop_and_a_hit_in_a_thread(client, keys, banked, monkeypatch):
-    """A hash the index has no candidate for needs no database: no hop to a thread. One with candidates reads
-    its entries in the thread pool."""
+def test_lookups_are_answered_on_the_event_loop_and_scans_in_a_thread(client, keys, banked, monkeypatch):
+    """An HMA lookup, hit or miss, needs no database (the index knows each entry's bank): no hop to a thread. A
+    scan's hit carries its entries' fields, read in the thread pool."""
     from safehold.api import hma_hotpath
 
     threaded = []
@@ -174,4 +174,6 @@ def test_a_miss_is_answered_on_the_event_loop_and_a_hit_in_a_thread(client, keys
     assert (miss.status_code, miss.json(), threaded) == (200, {}, [])
     hit = client.get(f"/m/lookup?signal={NEAR}&signal_type=pdq", headers=keys["platform"])
     assert hit.status_code == 200 and hit.json()[BANK][0]["bank_content_id"] == banked
-    assert threaded == ["lookup_hash"]
+    assert threaded == []
+    scan = client.post("/v1/scan", json={"signal_type": "pdq", "value": NEAR}, headers=keys["platform"])
+    assert scan.json()["verdict"] == "match" and threaded == ["_scan_item"]

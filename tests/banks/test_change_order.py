@@ -148,4 +148,4 @@ def test_a_change_takes_its_rows_before_the_change_log_lock(svc, banks, reader, 
     thread.join(TIMEOUT)
     assert not thread.is_alive() and errors == []
     reader.sync()
-    assert entry not in reader.present
+    assert entry not in reader.entries

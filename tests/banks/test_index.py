@@ -59,6 +59,26 @@ def test_snapshot_round_trip_and_catch_up(svc, settings):
     assert len(fresh.indexes["pdq"]) == 49 and len(fresh.indexes["md5"]) == 1
     assert fresh.lookup("pdq", first["value"]) == []
     assert [c.entry_id for c in fresh.lookup("md5", "1" * 32)]
+    # Each entry's bank, from the snapshot and from the changes after it; a deleted entry's is gone.
+    bank_id = svc.banks.get("b").id
+    assert {fresh.entries.bank(e["id"]) for e in svc.banks.entries("b")} == {bank_id}
+    assert first["id"] not in fresh.entries and fresh.entries.bank(first["id"]) is None
+
+
+def test_an_entry_added_and_deleted_before_a_sync_is_never_indexed(svc, settings):
+    """The log's add of an entry deleted since has no row left to name its bank: skipped, and the removal after
+    it finds nothing to remove (a second process replaying both at once)."""
+    other = Services(settings)  # built before the entries: it learns of them from the log alone
+    try:
+        svc.banks.create("b")
+        gone = svc.banks.add_hash("b", "md5", "4" * 32)
+        kept = svc.banks.add_hash("b", "md5", "5" * 32)
+        svc.banks.delete_entry(gone["id"])
+        other.maintain_once()
+        assert gone["id"] not in other.index.entries and kept["id"] in other.index.entries
+        assert other.index.lookup("md5", "4" * 32) == [] and len(other.index.indexes["md5"]) == 1
+    finally:
+        other.close()
 
 
 def test_snapshot_from_another_database_is_ignored(svc, settings, tmp_path):

@@ -3,6 +3,7 @@ PhotoDNA-shaped test plug-in) matches exactly as under the type's own name."""
 
 from __future__ import annotations
 
+import random
 import threading
 
 from tests.media import jpeg, variant
@@ -20,25 +21,51 @@ def test_a_raw_hash_scanned_by_an_alias_matches(svc):
     assert [m.signal_type for m in by_alias.matches] == ["photodna_like"]
 
 
-def test_a_hash_without_candidates_is_decided_without_the_database(svc, monkeypatch):
-    """``scan_hash_unmatched``: the same answer and count as ``scan_hash`` for a miss, with no session opened;
-    None for a hash the index has candidates for (an event loop hands it to ``scan_hash`` in a thread)."""
-    banked, miss = "f" * 60 + "0000", "0123456789abcdef" * 4
-    svc.banks.create("known", created_by="test")
-    svc.banks.add_hash("known", "pdq", banked)
-    expected = svc.scans.scan_hash("pdq", miss).to_dict()
+def _flip(value: str, bits: list[int]) -> str:
+    b = bytearray(bytes.fromhex(value))
+    for i in bits:
+        b[i // 8] ^= 1 << (i % 8)
+    return b.hex()
 
-    me, session = threading.get_ident(), svc.scans.db.session
 
-    def no_session(*args, **kwargs):  # background threads may go on using the store
-        assert threading.get_ident() != me, "a miss opened a database session"
-        return session(*args, **kwargs)
+def test_the_index_alone_answers_as_a_scan_does_without_the_database(svc, monkeypatch):
+    """``scan_hash_indexed``: for every hash, the verdict and the matches (bank, kind, entry, distance) that
+    ``scan_hash`` gives reading the entries — across banks of their own thresholds, an allow bank, a disabled
+    bank and disabled entries — counted the same, and not a database session opened."""
+    rng = random.Random(5)
+    base = [f"{rng.getrandbits(256):064x}" for _ in range(12)]
+    svc.banks.create("wide", created_by="test", thresholds={"pdq": 60})
+    svc.banks.create("narrow", created_by="test", thresholds={"pdq": 10})
+    svc.banks.create("vouch", kind="allow", created_by="test")
+    svc.banks.create("off", created_by="test", enabled=False)
+    for i, value in enumerate(base):
+        for bank in ("wide", "narrow", "off") if i % 3 else ("wide", "vouch"):
+            entry = svc.banks.add_hash(bank, "pdq", value, added_by="test")
+            if i % 4 == 1 and bank == "narrow":
+                svc.banks.set_entry_enabled(entry["id"], False)
+    queries = [_flip(v, rng.sample(range(256), rng.choice((0, 5, 20, 40, 70)))) for v in base for _ in range(3)]
+    queries += [f"{rng.getrandbits(256):064x}" for _ in range(5)]
+    expected = []
+    for q in queries:
+        result = svc.scans.scan_hash("pdq", q)
+        expected.append((result.verdict, [(m.bank, m.bank_kind, m.entry_id, m.distance) for m in result.matches]))
+    assert {verdict for verdict, _ in expected} == {"match", "no_match", "allowlisted"}
+
+    me, session, connect = threading.get_ident(), svc.scans.db.session, svc.scans.db.engine.connect
+
+    def here_never(real):
+        def guarded(*args, **kwargs):  # background threads may go on using the store
+            assert threading.get_ident() != me, "the index's answer touched the database"
+            return real(*args, **kwargs)
+
+        return guarded
 
     counted = []
     with monkeypatch.context() as patched:  # undone before the services close (they flush to the store)
-        patched.setattr(svc.scans.db, "session", no_session)
+        patched.setattr(svc.scans.db, "session", here_never(session))
+        patched.setattr(svc.scans.db.engine, "connect", here_never(connect))
         patched.setattr(svc.scans, "count", lambda *args: counted.append(args))
-        assert svc.scans.scan_hash_unmatched("pdq", miss).to_dict() == expected
-        assert counted == [("api", "hash", "no_match")]
-        assert svc.scans.scan_hash_unmatched("pdq", banked) is None
-        assert counted == [("api", "hash", "no_match")]  # not counted: scan_hash counts it
+        for q, (verdict, matches) in zip(queries, expected, strict=True):
+            got, found = svc.scans.scan_hash_indexed("pdq", q)
+            assert (got, [(m.bank, m.bank_kind, m.entry_id, m.distance) for m in found]) == (verdict, matches), q
+    assert counted == [("api", "hash", verdict) for verdict, _ in expected]

@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TypeVar
 
 from safehold.auth.apikeys import Principal
 from safehold.banks.service import BankInfo
 from safehold.errors import NotFound, SafeholdError
-from safehold.scanning.service import Match, ScanResult
+from safehold.scanning.service import IndexedMatch, Match
 from safehold.services import Services
 from safehold.signals import registry
 
 #: The paths HMA's API lives under (matching, hashing, curation), at the server's root as in HMA.
 PREFIXES = ("/m/", "/h/", "/c/")
 #: HMA's content types → Safehold's media, and the HMA signal types hashed for each.
+#: A match of either kind: a scan's (:class:`Match`) or the index's alone (:class:`IndexedMatch`).
+M = TypeVar("M", Match, IndexedMatch)
 CONTENT_TYPES = {"photo": "image", "video": "video"}
 HMA_TYPES = {"image": ("pdq",), "video": ("video_md5", "vpdq")}
 #: HMA signal type names that are not Safehold's own.
@@ -139,45 +142,45 @@ def fetched(svc: Services, who: Principal, url: str) -> tuple[bytes, str]:
 # --------------------------------------------------------------- matching
 
 
-def _block_matches(result: ScanResult, banks: set[str] | None) -> list[Match]:
+def _block_matches(verdict: str, matches: list[M], banks: set[str] | None) -> list[M]:
     """The matches an HMA client acts on: block-bank matches of a ``match`` verdict (an allow bank's hit is a
     known false positive: Safehold's verdict then suppresses them, and so does this door)."""
-    if result.verdict != "match":
+    if verdict != "match":
         return []
-    return [m for m in result.matches if m.bank_kind == "block" and (banks is None or m.bank in banks)]
+    return [m for m in matches if m.bank_kind == "block" and (banks is None or m.bank in banks)]
 
 
-def _match(m: Match) -> dict:
+def _match(m: Match | IndexedMatch) -> dict:
     """One match as HMA's ``MatchWithDistance``: the content (entry) id and the distance as a string."""
-    return {"bank_content_id": m.entry["id"], "distance": str(m.distance)}
+    return {"bank_content_id": m.entry_id, "distance": str(m.distance)}
 
 
-def _by_bank(matches: Iterable[Match]) -> dict[str, list[dict]]:
+def _by_bank(matches: Iterable[Match | IndexedMatch]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for m in matches:
         out.setdefault(m.bank, []).append(_match(m))
     return out
 
 
+def _hash_matches(svc: Services, signal_type: str, signal: str, banks: str | None) -> list[IndexedMatch]:
+    """What an HMA client acts on for one hash, from the index alone (no database, no thread: see
+    :meth:`~safehold.scanning.service.ScanService.scan_hash_indexed`), so an event loop may ask it."""
+    return _block_matches(*svc.scans.scan_hash_indexed(safehold_type(signal_type), signal), _split(banks))
+
+
 def raw_lookup(svc: Services, signal_type: str, signal: str, *, banks: str | None, include_distance: bool) -> dict:
     """HMA's ``/m/raw_lookup``: ``{"matches": [content_id, ...]}`` or, with distances, ``[{bank_content_id,
     distance}]``."""
-    matches = _block_matches(svc.scans.scan_hash(safehold_type(signal_type), signal), _split(banks))
+    matches = _hash_matches(svc, signal_type, signal, banks)
     if include_distance:
         return {"matches": [_match(m) for m in matches]}
-    return {"matches": list(dict.fromkeys(m.entry["id"] for m in matches))}
+    return {"matches": list(dict.fromkeys(m.entry_id for m in matches))}
 
 
 def lookup_hash(svc: Services, signal_type: str, signal: str, *, banks: str | None) -> dict:
-    """HMA's ``/m/lookup`` of one hash: ``{bank: [{bank_content_id, distance}]}``."""
-    return _by_bank(_block_matches(svc.scans.scan_hash(safehold_type(signal_type), signal), _split(banks)))
-
-
-def lookup_unmatched(svc: Services, signal_type: str, signal: str, *, banks: str | None) -> dict | None:
-    """:func:`lookup_hash` of a hash the index has no candidate for (no database, no thread: an event loop may
-    call it); None when there are candidates."""
-    result = svc.scans.scan_hash_unmatched(safehold_type(signal_type), signal)
-    return None if result is None else _by_bank(_block_matches(result, _split(banks)))
+    """HMA's ``/m/lookup`` of one hash: ``{bank: [{bank_content_id, distance}]}``. Needs no database and no
+    thread, so the hot path (:mod:`safehold.api.hma_hotpath`) calls it on the event loop."""
+    return _by_bank(_hash_matches(svc, signal_type, signal, banks))
 
 
 def lookup_content(
@@ -193,7 +196,8 @@ def lookup_content(
     """HMA's ``/m/lookup`` of a file: ``{signal_type: {bank: [...]}}`` for each of its HMA signal types (and any
     other type that matched), or just ``{bank: [...]}`` of ``signal_type`` when it is given."""
     hashed, wanted = _hashed(svc, data, name, content_type, types)
-    matches = _block_matches(svc.scans.evaluate(hashed, name=name), _split(banks))
+    result = svc.scans.evaluate(hashed, name=name)
+    matches = _block_matches(result.verdict, result.matches, _split(banks))
     out: dict[str, dict] = {hma_type(t, hashed.media): {} for t in wanted}
     for m in matches:
         out.setdefault(hma_type(m.signal_type, hashed.media), {})

@@ -2,7 +2,7 @@
 plain ASGI.
 
 A platform integrated with HMA looks up every uploaded image's hash, so the cost of one lookup is the platform's
-cost per upload. The lookup itself (index probe, and for a hit one indexed SELECT) is a small fraction of what
+cost per upload. The lookup itself (an index probe) is a small fraction of what
 FastAPI adds per request (routing, dependency resolution, query validation, response encoding): on a small
 machine that overhead, not the matching, sets the highest rate. This middleware answers the *ordinary* request —
 a valid API key whose role has ``scan``, and parameters the route accepts as they are — directly, with the same
@@ -13,9 +13,10 @@ or a malformed hash) is handed to the FastAPI app unchanged, so refusals, their 
 format have one implementation only: the routes in :mod:`safehold.api.routes.hma` and
 :mod:`safehold.api.routes.scan`, which also document the API.
 
-A lookup the index has no candidate for (most of them) is answered on the event loop: it needs no database, and
-the hop to a thread and back would cost more than the probe. One with candidates runs in the thread pool, as the
-routes' call does: its entries are read from the database.
+An HMA lookup is answered on the event loop, hit or miss: it needs no database (the index knows each entry's
+bank, :meth:`~safehold.scanning.service.ScanService.scan_hash_indexed`), and the hop to a thread and back would
+cost more than the probe. A scan of a hash runs in the thread pool, as the route's call does: a hit's answer
+carries the matched entries' fields, read from the database, and may open a case.
 """
 
 from __future__ import annotations
@@ -93,9 +94,7 @@ class LookupHotPath:
         svc = scope["app"].state.services
         signal_type, signal, banks = params["signal_type"], params["signal"], params.get("banks")
         try:
-            result = hma.lookup_unmatched(svc, signal_type, signal, banks=banks)  # a miss: answered here
-            if result is None:  # candidates: their entries are read from the database, in a thread
-                result = await run_in_threadpool(hma.lookup_hash, svc, signal_type, signal, banks=banks)
+            result = hma.lookup_hash(svc, signal_type, signal, banks=banks)
         except SafeholdError:
             return None
         return _json(result)

@@ -38,8 +38,8 @@ from safehold.store.models import Bank, BankEntry, IndexChange
 
 log = logging.getLogger(__name__)
 
-#: 2: one file per signal type, written by that type's index (version 1 snapshots are rebuilt).
-SNAPSHOT_VERSION = 2
+#: 2: one file per signal type, written by that type's index; 3: each entry's bank (older snapshots are rebuilt).
+SNAPSHOT_VERSION = 3
 REPLAY_BATCH = 20_000
 
 
@@ -70,24 +70,35 @@ class Candidate:
     extra: dict | None = None
 
 
-class _Present:
-    """A growable bitmap of entry ids in the index: one byte per id, not a Python object per entry."""
+class _EntryBanks:
+    """The bank of each entry in the index, by entry id (0: not in the index), in a growable array: four bytes per
+    id, not a Python object per entry. Knowing an entry's bank lets a lookup that needs no more than the bank and
+    the entry id (HMA's) answer a hit without reading the entry from the database."""
 
     def __init__(self, data: np.ndarray | None = None):
-        self.bits = data if data is not None else np.zeros(1024, dtype=np.bool_)
+        self.banks = data if data is not None else np.zeros(1024, dtype=np.int32)
 
     def __contains__(self, entry_id: int) -> bool:
-        return entry_id < len(self.bits) and bool(self.bits[entry_id])
+        return entry_id < len(self.banks) and bool(self.banks[entry_id])
 
-    def set(self, entry_ids: np.ndarray, value: bool) -> None:
+    def bank(self, entry_id: int) -> int | None:
+        """The id of the bank ``entry_id`` is in, None if the entry is not in the index."""
+        bank = int(self.banks[entry_id]) if entry_id < len(self.banks) else 0
+        return bank or None
+
+    def count(self) -> int:
+        return int(np.count_nonzero(self.banks))
+
+    def set(self, entry_ids: np.ndarray, bank_ids: np.ndarray | int) -> None:
+        """Put ``entry_ids`` in their banks (``bank_ids``, one per entry); bank 0 takes them out."""
         if len(entry_ids) == 0:
             return
         top = int(entry_ids.max())
-        if top >= len(self.bits):
-            grown = np.zeros(max(top + 1, 2 * len(self.bits)), dtype=np.bool_)
-            grown[: len(self.bits)] = self.bits
-            self.bits = grown
-        self.bits[entry_ids] = value
+        if top >= len(self.banks):
+            grown = np.zeros(max(top + 1, 2 * len(self.banks)), dtype=np.int32)
+            grown[: len(self.banks)] = self.banks
+            self.banks = grown
+        self.banks[entry_ids] = bank_ids
 
 
 class BankIndex:
@@ -106,7 +117,7 @@ class BankIndex:
         self.unindexable: set[str] = set()
         #: signal type -> the widest threshold of the enabled banks (forgotten when banks change)
         self._widest: dict[str, int] = {}
-        self.present = _Present()
+        self.entries = _EntryBanks()
         self.last_seq = 0
         self.last_at: str | None = None
         self.banks: dict[int, BankSettings] = {}
@@ -133,19 +144,19 @@ class BankIndex:
             self.last_seq = s.scalar(select(func.coalesce(func.max(IndexChange.seq), 0))) or 0
             self.last_at = self._seq_time(s, self.last_seq)
             q = (
-                select(BankEntry.id, BankEntry.signal_type, BankEntry.value)
+                select(BankEntry.id, BankEntry.signal_type, BankEntry.value, BankEntry.bank_id)
                 .where(BankEntry.enabled.is_(True))
                 .order_by(BankEntry.id)
                 .execution_options(yield_per=REPLAY_BATCH)
             )
-            batch: list[tuple[int, str, str]] = []
+            batch: list[tuple[int, str, str, int]] = []
             for row in s.execute(q):
                 batch.append(tuple(row))
                 if len(batch) >= REPLAY_BATCH:
                     self._apply_adds(batch)
                     batch = []
             self._apply_adds(batch)
-        self.changes_since_snapshot = int(self.present.bits.sum())
+        self.changes_since_snapshot = self.entries.count()
 
     @staticmethod
     def _seq_time(s, seq: int) -> str | None:
@@ -158,6 +169,8 @@ class BankIndex:
         with self._lock:
             while True:
                 with self.db.session() as s:
+                    # An added entry's bank is its row's (an entry never moves); a row deleted since has none,
+                    # and its removal follows in the log.
                     rows = s.execute(
                         select(
                             IndexChange.seq,
@@ -166,7 +179,9 @@ class BankIndex:
                             IndexChange.signal_type,
                             IndexChange.value,
                             IndexChange.at,
+                            BankEntry.bank_id,
                         )
+                        .outerjoin(BankEntry, BankEntry.id == IndexChange.entry_id)
                         .where(IndexChange.seq > self.last_seq)
                         .order_by(IndexChange.seq)
                         .limit(REPLAY_BATCH)
@@ -183,10 +198,11 @@ class BankIndex:
     def _replay(self, rows) -> None:
         # Consecutive adds are applied in one batch; a remove or a bank change flushes them first so
         # the order of operations is kept.
-        adds: list[tuple[int, str, str]] = []
+        adds: list[tuple[int, str, str, int]] = []
         for r in rows:
             if r.op == "add":
-                adds.append((r.entry_id, r.signal_type, r.value))
+                if r.bank_id is not None:
+                    adds.append((r.entry_id, r.signal_type, r.value, r.bank_id))
                 continue
             self._apply_adds(adds)
             adds = []
@@ -196,23 +212,22 @@ class BankIndex:
                 self._reload_banks()
         self._apply_adds(adds)
 
-    def _apply_adds(self, rows: list[tuple[int, str, str]]) -> None:
-        fresh = [r for r in rows if r[0] not in self.present]
+    def _apply_adds(self, rows: list[tuple[int, str, str, int]]) -> None:
+        """Add ``(entry id, signal type, value, bank id)`` rows not in the index yet."""
+        fresh = [r for r in rows if r[0] not in self.entries]
         if not fresh:
             return
-        by_type: dict[str, list[tuple[int, str]]] = {}
-        for entry_id, signal_type, value in fresh:
-            by_type.setdefault(signal_type, []).append((entry_id, value))
-        added: list[int] = []
+        by_type: dict[str, list[tuple[int, str, str, int]]] = {}
+        for row in fresh:
+            by_type.setdefault(row[1], []).append(row)
         for signal_type, items in by_type.items():
             index = self._index_for(signal_type)
             if index is None:
                 log.warning("no index for signal type %s; %d entries not matchable", signal_type, len(items))
                 continue
-            ids = np.fromiter((i for i, _ in items), dtype=np.int64, count=len(items))
-            index.add(ids, [v for _, v in items])
-            added.extend(int(i) for i in ids)
-        self.present.set(np.asarray(added, dtype=np.int64), True)
+            ids = np.fromiter((r[0] for r in items), dtype=np.int64, count=len(items))
+            index.add(ids, [r[2] for r in items])
+            self.entries.set(ids, np.fromiter((r[3] for r in items), dtype=np.int32, count=len(items)))
 
     def _index_for(self, signal_type: str) -> SignalIndex | None:
         """The index of ``signal_type``, made on first use from the type's ``index_cls()``; ``None`` when the
@@ -229,13 +244,13 @@ class BankIndex:
         return index
 
     def _apply_remove(self, entry_id: int, signal_type: str) -> None:
-        if entry_id not in self.present:
+        if entry_id not in self.entries:
             return
         ids = np.asarray([entry_id], dtype=np.int64)
         index = self.indexes.get(signal_type)
         if index is not None:
             index.remove(ids)
-        self.present.set(ids, False)
+        self.entries.set(ids, 0)
 
     def _reload_banks(self) -> None:
         with self.db.session() as s:
@@ -288,7 +303,8 @@ class BankIndex:
                 "indexes": {name: len(index) for name, index in sorted(self.indexes.items())},
                 "unindexable": sorted(self.unindexable),
                 "last_seq": self.last_seq,
-                "memory_bytes": sum(index.memory_bytes() for index in self.indexes.values()),
+                "memory_bytes": sum(index.memory_bytes() for index in self.indexes.values())
+                + self.entries.banks.nbytes,
             }
 
     # ----------------------------------------------------------- snapshots
@@ -304,8 +320,8 @@ class BankIndex:
             tmp.mkdir(parents=True, exist_ok=False, mode=0o700)
             for name, index in self.indexes.items():
                 index.save(tmp / f"{name}.idx")
-            with open(tmp / "present.npy", "wb", opener=private_opener) as f:
-                np.save(f, self.present.bits)
+            with open(tmp / "entry_banks.npy", "wb", opener=private_opener) as f:
+                np.save(f, self.entries.banks)
             meta = {
                 "version": SNAPSHOT_VERSION,
                 "seq": self.last_seq,
@@ -343,7 +359,7 @@ class BankIndex:
             for name in meta["indexes"]:
                 self.indexes[name] = registry.signal_type(name).index_cls().load(path / f"{name}.idx")
             self.unindexable = set(meta["unindexable"])
-            self.present = _Present(np.load(path / "present.npy"))
+            self.entries = _EntryBanks(np.load(path / "entry_banks.npy"))
             self.last_seq, self.last_at = meta["seq"], meta["at"]
             return True
         except FileNotFoundError:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Row, bindparam, select
 
 from safehold.auth.roles import Permission, allows
-from safehold.banks.index import BankIndex, Candidate
+from safehold.banks.index import BankIndex, BankSettings, Candidate
 from safehold.banks.matchstats import MatchCounts
 from safehold.banks.service import entry_to_dict
 from safehold.config import Settings
@@ -69,11 +69,26 @@ class Match:
     entry: dict
     detail: dict | None = None
 
+    @property
+    def entry_id(self) -> int:
+        return self.entry["id"]
+
     def to_dict(self, *, provenance: bool = False) -> dict:
         out = asdict(self)
         if not provenance:
             out["entry"] = {k: self.entry.get(k) for k in ENTRY_FIELDS_TO_ACT}
         return out
+
+
+@dataclass(frozen=True)
+class IndexedMatch:
+    """A match known from the index alone (:meth:`ScanService.scan_hash_indexed`): its bank and entry id, none of
+    the entry's fields."""
+
+    bank: str
+    bank_kind: str
+    entry_id: int
+    distance: int
 
 
 @dataclass
@@ -156,15 +171,31 @@ def _signal(signal_type: str, value: str) -> Signal:
     return Signal(st.name, st.normalize(value))
 
 
+def _best(candidates: list[Candidate]) -> dict[int, Candidate]:
+    """Each entry's closest candidate (at the same distance, the original before a rotation or flip)."""
+    best: dict[int, Candidate] = {}
+    for c in candidates:
+        prev = best.get(c.entry_id)
+        if prev is None or (c.distance, c.variant != "original") < (prev.distance, prev.variant != "original"):
+            best[c.entry_id] = c
+    return best
+
+
+def _bank_admits(bank: BankSettings | None, c: Candidate) -> bool:
+    """Whether ``bank`` is enabled and its signal type calls ``c``'s distance a match at the bank's threshold."""
+    if bank is None or not bank.enabled:
+        return False
+    st = _type_of(c.signal_type)
+    return st is not None and st.is_match(c.distance, bank.threshold(c.signal_type), c.extra)
+
+
 def _bank_match(bank, e: BankEntry | Row, c: Candidate, *, variant: str, detail: dict | None = None) -> Match | None:
     """``c`` as a match of entry ``e`` of ``bank``: both enabled and the signal type calling the distance a match
     at the bank's threshold for it; else ``None``. ``detail`` replaces the type's own (a video frame's)."""
-    if bank is None or not bank.enabled or not e.enabled:
+    if not e.enabled or not _bank_admits(bank, c):
         return None
     st = _type_of(c.signal_type)
     threshold = bank.threshold(c.signal_type)
-    if st is None or not st.is_match(c.distance, threshold, c.extra):
-        return None
     return Match(
         bank=bank.name,
         bank_kind=bank.kind,
@@ -216,21 +247,33 @@ class ScanService:
         self.count(channel, "hash", result.verdict)
         return result
 
-    def scan_hash_unmatched(self, signal_type: str, value: str, *, channel: str = "api") -> ScanResult | None:
-        """:meth:`scan_hash` of a hash the index has no candidate for; None when it has some.
+    def scan_hash_indexed(
+        self, signal_type: str, value: str, *, channel: str = "api"
+    ) -> tuple[str, list[IndexedMatch]]:
+        """:meth:`scan_hash` answered from the index alone: the verdict and the matches as bank, entry id and
+        distance, without the entries' fields — all a caller that only needs to know *which* entries matched
+        (HMA's lookup) asks.
 
-        A miss — most lookups — needs neither the database nor a thread: the index probe (no lock, a fraction of
-        a millisecond at millions of hashes) is all of it. So an event loop may call this and hand only a hash
-        with candidates, whose entries must be read, to :meth:`scan_hash` in a thread: the hop to a thread and
-        back costs a lookup more CPU than the probe, and many threads contending for the interpreter make the
-        event loop wait."""
-        signals, warnings = [_signal(signal_type, value)], []
-        found = self._candidates(signals, warnings)
-        if found[1]:
-            return None
-        result = self._decide(None, signals, [], warnings, found=found)
-        self.count(channel, "hash", result.verdict)
-        return result
+        It needs neither the database nor a thread, hit or miss: the index probe (no lock, a fraction of a
+        millisecond at millions of hashes) and the index's own record of each entry's bank are all of it, so an
+        event loop may call it. Reading a hit's entries from the database, and the hop to a thread to do so,
+        cost a lookup several times the probe. The entries are as of the index's last sync with the change log
+        (every ``index_sync_interval``, 0.5 s by default; ``/readyz`` reports its freshness), as bank settings
+        already are on every path: an entry disabled a moment ago can still match for that long, as one added a
+        moment ago does not match yet."""
+        _, candidates = self._candidates([_signal(signal_type, value)], [])
+        banks, entries = self.index.banks, self.index.entries
+        out: list[IndexedMatch] = []
+        for c in _best(candidates).values():
+            bank = banks.get(entries.bank(c.entry_id))
+            if bank is None or (c.variant != "original" and not bank.dihedral) or not _bank_admits(bank, c):
+                continue
+            out.append(IndexedMatch(bank.name, bank.kind, c.entry_id, c.distance))
+        out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry_id))
+        verdict = "allowlisted" if any(m.bank_kind == "allow" for m in out) else "match" if out else "no_match"
+        self.entry_matches.add(m.entry_id for m in out)
+        self.count(channel, "hash", verdict)
+        return verdict, out
 
     def lookup_hash(self, signal_type: str, value: str) -> ScanResult:
         """What a scan of one hash finds against the banks as they are now, not counted as a scan: re-matching
@@ -311,12 +354,9 @@ class ScanService:
         errors: list[SafeholdError],
         warnings: list[str],
         frames: FrameScan | None = None,
-        *,
-        found: tuple[list[Signal], list[Candidate]] | None = None,
     ) -> ScanResult:
-        """The verdict on ``signals`` (and a video's ``frames``); ``found``: what :meth:`_candidates` gave for
-        them, when the caller has already asked the index."""
-        usable, candidates = found if found is not None else self._candidates(signals, warnings)
+        """The verdict on ``signals`` (and a video's ``frames``)."""
+        usable, candidates = self._candidates(signals, warnings)
         matches = self._resolve(candidates)
         kept: list[bytes] = []
         if frames is not None:
@@ -367,14 +407,7 @@ class ScanService:
         if not candidates:
             return []
         banks = self.index.banks
-        best: dict[int, Candidate] = {}
-        for c in candidates:
-            prev = best.get(c.entry_id)
-            if prev is None or (c.distance, c.variant != "original") < (
-                prev.distance,
-                prev.variant != "original",
-            ):
-                best[c.entry_id] = c
+        best = _best(candidates)
         out: list[Match] = []
         for e in self._entries(best).values():
             bank = banks.get(e.bank_id)
