@@ -32,6 +32,25 @@ def test_a_message_and_its_retry_are_answered_on_the_hot_path(client, keys, svc,
     assert svc.conversations.get("c-1")["messages"] == 1
 
 
+def test_messages_are_written_back_by_the_batch_not_by_its_fallback(client, keys, svc, monkeypatch, caplog):
+    """The batched runner writes every changed conversation back in one statement (PostgreSQL: an UPDATE from
+    arrays); were that statement wrong, the committer would quietly run each item again the plain way, so the
+    test asserts the batch itself succeeded, and what it wrote."""
+    import logging
+
+    _route_unused(monkeypatch, svc)
+    caplog.set_level(logging.INFO, logger="safehold.store.groupcommit")
+    texts = ["hi there", "how old are you?", "i'm 13", "don't tell your parents about us"]
+    for i, text in enumerate(texts * 2):
+        conversation = f"/v1/conversations/c-{i % 2}/messages"
+        msg = {"id": f"m{i}", "author": "a" if i % 4 != 2 else "b", "text": text}
+        assert client.post(conversation, json=msg, headers=keys["platform"]).status_code == 200
+    assert not [r for r in caplog.records if "failed as one" in r.getMessage()]
+    for conversation in ("c-0", "c-1"):
+        got = svc.conversations.get(conversation)
+        assert got["messages"] == 4 and got["score"] > 0 and got["updated_at"] is not None, got
+
+
 def test_an_event_and_its_retry_are_answered_on_the_hot_path(client, keys, svc, monkeypatch):
     _route_unused(monkeypatch, svc)
     headers = {**keys["platform"], "Idempotency-Key": "e-1"}
