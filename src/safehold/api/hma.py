@@ -36,9 +36,9 @@ from safehold.signals import registry
 
 #: The paths HMA's API lives under (matching, hashing, curation), at the server's root as in HMA.
 PREFIXES = ("/m/", "/h/", "/c/")
-#: HMA's content types → Safehold's media, and the HMA signal types hashed for each.
 #: A match of either kind: a scan's (:class:`Match`) or the index's alone (:class:`IndexedMatch`).
 M = TypeVar("M", Match, IndexedMatch)
+#: HMA's content types → Safehold's media, and the HMA signal types hashed for each.
 CONTENT_TYPES = {"photo": "image", "video": "video"}
 HMA_TYPES = {"image": ("pdq",), "video": ("video_md5", "vpdq")}
 #: HMA signal type names that are not Safehold's own.

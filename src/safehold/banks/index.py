@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from safehold.errors import SafeholdError
 from safehold.home import private_opener, unique_suffix
@@ -72,8 +72,9 @@ class Candidate:
 
 class _EntryBanks:
     """The bank of each entry in the index, by entry id (0: not in the index), in a growable array: four bytes per
-    id, not a Python object per entry. Knowing an entry's bank lets a lookup that needs no more than the bank and
-    the entry id (HMA's) answer a hit without reading the entry from the database."""
+    id up to the highest (ids a database skipped included), not a Python object per entry. Knowing an entry's bank
+    lets a lookup that needs no more than the bank and the entry id (HMA's) answer a hit without reading the entry
+    from the database."""
 
     def __init__(self, data: np.ndarray | None = None):
         self.banks = data if data is not None else np.zeros(1024, dtype=np.int32)
@@ -169,8 +170,9 @@ class BankIndex:
         with self._lock:
             while True:
                 with self.db.session() as s:
-                    # An added entry's bank is its row's (an entry never moves); a row deleted since has none,
-                    # and its removal follows in the log.
+                    # An add names its entry's bank (an entry never moves); rows written before migration 0009
+                    # do not, and take it from the entry's row — which an entry deleted since no longer has: its
+                    # removal follows in the log, so its add is skipped.
                     rows = s.execute(
                         select(
                             IndexChange.seq,
@@ -179,9 +181,9 @@ class BankIndex:
                             IndexChange.signal_type,
                             IndexChange.value,
                             IndexChange.at,
-                            BankEntry.bank_id,
+                            func.coalesce(IndexChange.bank_id, BankEntry.bank_id).label("bank_id"),
                         )
-                        .outerjoin(BankEntry, BankEntry.id == IndexChange.entry_id)
+                        .outerjoin(BankEntry, and_(IndexChange.bank_id.is_(None), BankEntry.id == IndexChange.entry_id))
                         .where(IndexChange.seq > self.last_seq)
                         .order_by(IndexChange.seq)
                         .limit(REPLAY_BATCH)

@@ -35,7 +35,7 @@ class SignalIndex(Protocol):
 
     def add(self, ids: Any, values: Sequence[str]) -> None:
         """Add entries (ids: 1-D integers; values: canonical text, as the signal type's ``normalize`` gives).
-        The caller adds an id at most once (the bank index's presence bitmap sees to it)."""
+        The caller adds an id at most once (the bank index's record of each entry's bank sees to it)."""
 
     def remove(self, ids: Any) -> int:
         """Remove every value held under these ids; return how many were removed. Absent ids are ignored."""

@@ -164,7 +164,8 @@ class EntryMatchCount(Base):
 class IndexChange(Base):
     """Append-only change log the in-memory matching indexes replay, so no change needs a full rebuild.
 
-    Self-contained (carries the value) so replay needs no join, even after the entry is gone.
+    Self-contained (carries the value and, since migration 0009, the bank) so replay needs no join, even after
+    the entry is gone.
     """
 
     __tablename__ = "index_changes"
