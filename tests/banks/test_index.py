@@ -195,3 +195,21 @@ def test_two_processes_snapshotting_at_once_keep_one_whole_snapshot(tmp_path, mo
     index_mod._swap_in(ours, final, tmp_path / "snapshot.old-b")
     assert (final / "meta.json").read_text() == "ours"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot"]
+
+
+def test_a_log_row_without_its_bank_takes_it_from_the_entry(svc, settings):
+    """Adds written before migration 0009 name no bank: replay reads it from the entry's row."""
+    from sqlalchemy import update
+
+    from safehold.store.models import IndexChange
+
+    other = Services(settings)  # learns of the entry from the log alone
+    try:
+        svc.banks.create("b")
+        entry = svc.banks.add_hash("b", "md5", "6" * 32)
+        with svc.db.session() as s:
+            s.execute(update(IndexChange).where(IndexChange.entry_id == entry["id"]).values(bank_id=None))
+        other.maintain_once()
+        assert other.index.entries.bank(entry["id"]) == svc.banks.get("b").id
+    finally:
+        other.close()
