@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
-import json
 import logging
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import TextClause, bindparam, delete, or_, select, text, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -284,33 +282,6 @@ class _Row:
         return {"row_id": self.id, **{f"new_{k}": getattr(self, k) for k in _ROW_UPDATE}}
 
 
-def _write_back(s: Session, rows: list[_Row]) -> None:
-    """Write a batch's changed conversation rows. On PostgreSQL one ``UPDATE … FROM unnest(arrays)``, whose text
-    is the same for any number of rows: a statement per row (an executemany) cost the writer more than the
-    batch's scoring, and the database a statement's overhead per conversation. SQLite runs the statement per row
-    in process, where a statement costs little."""
-    if s.get_bind().dialect.name == "postgresql":
-        arrays = {k: [getattr(row, k) for row in rows] for k in ("id", *_ROW_UPDATE)}
-        arrays["state"] = [json.dumps(state, separators=(",", ":")) for state in arrays["state"]]
-        s.execute(_unnest_update(s.get_bind().dialect), arrays)
-        return
-    table = Conversation.__table__
-    update_row = update(table).where(table.c.id == bindparam("row_id"))
-    s.execute(update_row.values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE}), [row.values() for row in rows])
-
-
-@functools.cache
-def _unnest_update(dialect) -> TextClause:
-    """The PostgreSQL statement of :func:`_write_back`: one array parameter per column, cast to the column's type."""
-    table = Conversation.__table__
-    names = ("id", *_ROW_UPDATE)
-    arrays = ", ".join(f"CAST(:{k} AS {table.c[k].type.compile(dialect)}[])" for k in names)
-    sets = ", ".join(f"{k} = n.{k}" for k in _ROW_UPDATE)
-    return text(
-        f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS n({', '.join(names)}) WHERE {table.name}.id = n.id"
-    )
-
-
 # ----------------------------------------------------------------------------------------- service
 
 
@@ -410,9 +381,15 @@ class ConversationService:
 
             answers.append(self._apply(s, r.actor, row, r.request, r.profiles, r.detectors, fresh))
             row.changed = row.changed or answers[-1]["accepted"] > 0
-        changed = [row for row in rows.values() if row.changed]
+        changed = [row.values() for row in rows.values() if row.changed]
         if changed:
-            _write_back(s, changed)
+            table = Conversation.__table__
+            s.execute(
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE}),
+                changed,
+            )
         return answers
 
     @staticmethod

@@ -170,10 +170,7 @@ class GroupCommit:
                 )
                 writer.thread.start()
             writer.items.append(item)
-            # The writer waits for the first item, then for the interval or a full batch: waking it for every
-            # item in between would only send it back to sleep (a thread switch per item under load).
-            if len(writer.items) == 1 or len(writer.items) >= self.max_batch:
-                writer.cond.notify()
+            writer.cond.notify()
         return item.future
 
     def close(self) -> None:
