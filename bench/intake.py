@@ -1,5 +1,5 @@
 """Intake throughput: streamed chat messages and events, one item per request, open loop, against a real
-``safehold serve`` — with group commit on (``SAFEHOLD_GROUP_COMMIT_MS``, default 2) and off (0) for comparison.
+``safehold serve`` — with group commit on (``SAFEHOLD_GROUP_COMMIT_MS``, default 5) and off (0) for comparison.
 
 For each mode and door, :func:`loadgen.sweep` runs ``--rates`` (lowest first) for ``--seconds`` each and reports
 the highest rate with no error and p99 ≤ 50 ms, every run's percentiles and the server's CPU milliseconds per
@@ -222,7 +222,7 @@ def main() -> None:
     ap.add_argument("--rates", default="250,500,1000,2000", help="comma-separated requests/s, swept lowest first")
     ap.add_argument("--conversations", type=int, default=1000)
     ap.add_argument("--modes", default="on,off", help="group commit on, off, or both")
-    ap.add_argument("--group-commit-ms", type=float, default=2.0)
+    ap.add_argument("--group-commit-ms", type=float, default=5.0)
     ap.add_argument("--signal-every", type=int, default=10, help="every Nth event carries a signal (opens a case)")
     ap.add_argument("--doors", default="messages,events,hash_events", help="which doors, in this order")
     ap.add_argument("--bank-hashes", type=int, default=100_000, help="PDQ hashes in the hash events' block bank")

@@ -272,7 +272,7 @@ class Settings(BaseSettings):
 
     # Group commit of chat messages and events (docs/throughput.md)
     group_commit_ms: float = Field(
-        default=2.0,
+        default=5.0,
         ge=0,
         le=1000,
         description="Chat messages and events are written in shared transactions, committed when the oldest has "
@@ -288,7 +288,7 @@ class Settings(BaseSettings):
         description="At most this many items wait to be committed; more are refused with 503 intake.busy.",
     )
     group_commit_writers: int = Field(
-        default=2, ge=1, le=64, description="Committer threads per process on PostgreSQL (SQLite has one)."
+        default=1, ge=1, le=64, description="Committer threads per process on PostgreSQL (SQLite has one)."
     )
     group_commit_max_wait_ms: float = Field(
         default=5_000.0,

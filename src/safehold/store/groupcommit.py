@@ -110,7 +110,7 @@ class GroupCommit:
         interval_ms: float = 0.0,
         max_batch: int = 200,
         max_queue: int = 10_000,
-        writers: int = 2,
+        writers: int = 1,
         max_wait_ms: float = 5_000.0,
     ):
         self.db = db
