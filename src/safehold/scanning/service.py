@@ -182,16 +182,17 @@ def _best(candidates: list[Candidate]) -> dict[int, Candidate]:
 
 
 def _bank_admits(bank: BankSettings | None, c: Candidate) -> bool:
-    """Whether ``bank`` is enabled and its signal type calls ``c``'s distance a match at the bank's threshold."""
-    if bank is None or not bank.enabled:
+    """Whether ``bank`` is enabled, takes ``c``'s variant (a rotated or flipped hit counts only on a dihedral
+    bank) and its signal type calls ``c``'s distance a match at the bank's threshold."""
+    if bank is None or not bank.enabled or (c.variant != "original" and not bank.dihedral):
         return False
     st = _type_of(c.signal_type)
     return st is not None and st.is_match(c.distance, bank.threshold(c.signal_type), c.extra)
 
 
 def _bank_match(bank, e: BankEntry | Row, c: Candidate, *, variant: str, detail: dict | None = None) -> Match | None:
-    """``c`` as a match of entry ``e`` of ``bank``: both enabled and the signal type calling the distance a match
-    at the bank's threshold for it; else ``None``. ``detail`` replaces the type's own (a video frame's)."""
+    """``c`` as a match of entry ``e`` of ``bank``: the entry enabled and the bank admitting ``c``
+    (:func:`_bank_admits`); else ``None``. ``detail`` replaces the type's own (a video frame's)."""
     if not e.enabled or not _bank_admits(bank, c):
         return None
     st = _type_of(c.signal_type)
@@ -266,7 +267,7 @@ class ScanService:
         out: list[IndexedMatch] = []
         for c in _best(candidates).values():
             bank = banks.get(entries.bank(c.entry_id))
-            if bank is None or (c.variant != "original" and not bank.dihedral) or not _bank_admits(bank, c):
+            if not _bank_admits(bank, c):
                 continue
             out.append(IndexedMatch(bank.name, bank.kind, c.entry_id, c.distance))
         out.sort(key=lambda m: (m.bank_kind != "allow", m.distance, m.bank, m.entry_id))
@@ -412,8 +413,6 @@ class ScanService:
         for e in self._entries(best).values():
             bank = banks.get(e.bank_id)
             c = best[e.id]
-            if bank is not None and c.variant != "original" and not bank.dihedral:
-                continue
             m = _bank_match(bank, e, c, variant=c.variant)
             if m is not None:
                 out.append(m)
