@@ -33,9 +33,9 @@ def test_a_message_and_its_retry_are_answered_on_the_hot_path(client, keys, svc,
 
 
 def test_messages_are_written_back_by_the_batch_not_by_its_fallback(client, keys, svc, monkeypatch, caplog):
-    """The batched runner writes every changed conversation back in one statement (PostgreSQL: an UPDATE from
-    arrays); were that statement wrong, the committer would quietly run each item again the plain way, so the
-    test asserts the batch itself succeeded, and what it wrote."""
+    """The batched runner writes every changed conversation back itself (one executemany); were that write wrong,
+    the committer would quietly run each item again the plain way, so the test asserts the batch itself
+    succeeded, and what it wrote."""
     import logging
 
     _route_unused(monkeypatch, svc)

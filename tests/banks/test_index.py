@@ -66,8 +66,8 @@ def test_snapshot_round_trip_and_catch_up(svc, settings):
 
 
 def test_an_entry_added_and_deleted_before_a_sync_is_never_indexed(svc, settings):
-    """The log's add of an entry deleted since has no row left to name its bank: skipped, and the removal after
-    it finds nothing to remove (a second process replaying both at once)."""
+    """A second process replaying an entry's add and its deletion at once ends with the entry out of the index
+    (and of the record of entries' banks), the entry added beside it in."""
     other = Services(settings)  # built before the entries: it learns of them from the log alone
     try:
         svc.banks.create("b")
