@@ -12,12 +12,13 @@ the statement bypasses SQLAlchemy's own default handling; server defaults apply 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy import JSON, Table, text
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+
+from safehold.store import jsoncodec
 
 
 def insert_unnest(
@@ -47,7 +48,7 @@ def insert_unnest(
         values = [r[name] for r in rows] if name in rows[0] else [defaults[name]] * len(rows)
         processor = column.type.bind_processor(dialect)
         if isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON):
-            params[f"p{i}"] = [None if v is None else json.dumps(v) for v in values]
+            params[f"p{i}"] = [None if v is None else jsoncodec.dumps(v) for v in values]
             casts.append(f"CAST(:p{i} AS TEXT[])")
             selected.append(f"CAST(u.c{i} AS {column.type.compile(dialect)})")
             continue

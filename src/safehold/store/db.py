@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from safehold.errors import NotFound
 from safehold.home import create_home, explain, masked_url, sqlite_file
+from safehold.store import jsoncodec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,14 +39,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 class Database:
     def __init__(self, url: str):
         self.url = url
-        kwargs: dict = {"future": True}
+        kwargs: dict = {"future": True, "json_deserializer": jsoncodec.loads}
         if url.startswith("sqlite"):
             path = sqlite_file(url)
             if path is not None:
                 _create_owner_only(path)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["json_serializer"] = jsoncodec.dumps  # SQLite stores text
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=jsoncodec.dumps_bytes)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
