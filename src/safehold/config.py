@@ -297,6 +297,13 @@ class Settings(BaseSettings):
         description="An item that waited longer than this for its commit (longer than a client waits) is answered "
         "503 intake.busy without its work being done; the client retries.",
     )
+    conversation_state_cache: int = Field(
+        default=4096,
+        ge=0,
+        le=1_000_000,
+        description="Conversations whose scoring state each API process keeps between messages (about 8 KB each), "
+        "so a chat message need not read and decode it; 0 keeps none.",
+    )
 
     # Events
     event_key_days: float = Field(

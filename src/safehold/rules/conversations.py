@@ -59,6 +59,7 @@ from safehold.cases.service import lock_writes
 from safehold.config import Settings
 from safehold.errors import Conflict, NotFound, SafeholdError, validated
 from safehold.pipeline.service import Pipeline, Submission
+from safehold.rules.states import StateCache
 from safehold.rules.terms import TermLibrary
 from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
 from safehold.store.db import Database
@@ -249,8 +250,28 @@ class _Scored:
     detectors: object
 
 
-#: The conversation columns a batch reads, and those it writes back.
-_ROW_READ = ("id", "external_id", "state", "messages", "case_id", "case_score")
+@dataclasses.dataclass
+class _Stored:
+    """A conversation's ``state`` column as scoring uses it: the scorer's state and the disclosures kept beside it.
+    Assigned to the column as it is: the store's JSON encoder writes it through :meth:`to_json`, without a copy."""
+
+    state: ConversationState
+    disclosures: list[dict]
+
+    @classmethod
+    def read(cls, stored: dict | None) -> _Stored:
+        """The column's value (``{}`` for a conversation not scored yet) as a state and its disclosures."""
+        state = ConversationState.from_dict(stored) if stored else ConversationState()
+        return cls(state, list((stored or {}).get(_DISCLOSURES, [])))
+
+    def to_json(self) -> dict:
+        out = self.state.to_json()
+        return {**out, _DISCLOSURES: self.disclosures} if self.disclosures else out
+
+
+#: The conversation columns a batch reads (the state only where it is not kept in the process: safehold.rules.states),
+#: and those it writes back.
+_ROW_READ = ("id", "external_id", "messages", "case_id", "case_score", "updated_at")
 _ROW_UPDATE = (
     "state", "messages", "score", "level", "alert", "risk_author", "at_risk_author", "case_id", "case_score",
     "updated_at",
@@ -266,17 +287,23 @@ class _Row:
 
     id: int
     external_id: str
-    state: dict
     messages: int
     case_id: int | None
     case_score: float | None
+    updated_at: dt.datetime
+    state: _Stored | None = None
     score: float = 0.0
     level: str = "none"
     alert: bool = False
     risk_author: str | None = None
     at_risk_author: str | None = None
-    updated_at: dt.datetime | None = None
     changed: bool = False
+
+    @property
+    def version(self) -> tuple[int, dt.datetime]:
+        """What tells this row's state from any other it had (safehold.rules.states): every write of the state
+        adds messages and sets the update time."""
+        return self.messages, self.updated_at
 
     def values(self) -> dict:
         return {"row_id": self.id, **{f"new_{k}": getattr(self, k) for k in _ROW_UPDATE}}
@@ -303,6 +330,7 @@ class ConversationService:
         self.pipeline = pipeline
         self.terms = terms
         self.settings = settings
+        self.states = StateCache(settings.conversation_state_cache)
         self._pruned_at: dt.datetime | None = None
 
     # ---------------------------------------------------------------- messages
@@ -349,7 +377,7 @@ class ConversationService:
             )
             return s.execute(claim).scalar() is not None
 
-        answer = self._apply(s, actor, row, request, profiles, detectors, fresh)
+        answer = self._apply(s, actor, row, _Stored.read(row.state), request, profiles, detectors, fresh)
         s.flush()
         return answer
 
@@ -360,7 +388,7 @@ class ConversationService:
         conversation. Several requests for one conversation share its row, in arrival order, each seeing the
         state the one before it left, as they would one transaction after another; of a message id sent twice
         in the batch the first is scored, the others are duplicates. Alerts (rare) go through the pipeline in
-        the same session, as alone."""
+        the same session, as alone. The states are kept in the process for the next batch (:attr:`states`)."""
         insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         lock_writes(s)
         rows = self._locked_many(s, insert, sorted({r.conversation_id for r in batch}))
@@ -379,7 +407,7 @@ class ConversationService:
                     return True
                 return False
 
-            answers.append(self._apply(s, r.actor, row, r.request, r.profiles, r.detectors, fresh))
+            answers.append(self._apply(s, r.actor, row, row.state, r.request, r.profiles, r.detectors, fresh))
             row.changed = row.changed or answers[-1]["accepted"] > 0
         changed = [row.values() for row in rows.values() if row.changed]
         if changed:
@@ -390,11 +418,13 @@ class ConversationService:
                 .values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE}),
                 changed,
             )
+        for row in rows.values():  # as of this transaction's commit; if it fails, no row will have that version
+            self.states.keep(row.id, row.version, row.state)
         return answers
 
-    @staticmethod
-    def _locked_many(s: Session, insert, conversation_ids: list[str]) -> dict[str, _Row]:
-        """:meth:`_locked` for several conversations: their rows (created if missing), locked, in id order."""
+    def _locked_many(self, s: Session, insert, conversation_ids: list[str]) -> dict[str, _Row]:
+        """:meth:`_locked` for several conversations: their rows (created if missing), locked, in id order, each
+        with its state — kept in the process at the row's version (:attr:`states`), else read."""
         table = Conversation.__table__
         locked = select(*(table.c[c] for c in _ROW_READ)).order_by(table.c.external_id).with_for_update()
         found = {
@@ -416,6 +446,14 @@ class ConversationService:
                 found[r.external_id] = _Row(**r._mapping)
         if len(found) < len(conversation_ids):  # deleted by a concurrent prune or forget: the plain way retries
             raise Conflict("conversation.busy", "The conversation is changing too fast; retry.")
+        unknown = {}
+        for row in found.values():
+            row.state = self.states.take(row.id, row.version)
+            if row.state is None:
+                unknown[row.id] = row
+        if unknown:
+            for row_id, stored in s.execute(select(table.c.id, table.c.state).where(table.c.id.in_(unknown))):
+                unknown[row_id].state = _Stored.read(stored)
         return found
 
     @staticmethod
@@ -438,13 +476,15 @@ class ConversationService:
             claimed.update((c, m) for c, m in s.execute(claim, params))
         return claimed
 
-    def _apply(self, s: Session, actor: str, row, request: MessagesIn, profiles: dict, detectors, fresh) -> dict:
+    def _apply(
+        self, s: Session, actor: str, row, stored: _Stored, request: MessagesIn, profiles: dict, detectors, fresh
+    ) -> dict:
         """Score ``request``'s messages into the conversation ``row`` (an ORM row or a :class:`_Row`, changed in
-        place); ``fresh(message_id)`` says whether a message is new (claims it). Returns the request's answer."""
+        place) whose state is ``stored`` (changed in place too); ``fresh(message_id)`` says whether a message is
+        new (claims it). Returns the request's answer."""
         scorer = detectors.grooming
         conversation_id = row.external_id
-        state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
-        disclosures = list((row.state or {}).get(_DISCLOSURES, []))
+        state, disclosures = stored.state, stored.disclosures
         before = {name: set(a.stages) for name, a in state.authors.items()}
         disclosed = 0  # disclosures in this request: each goes to the case
         accepted = duplicates = 0
@@ -469,7 +509,8 @@ class ConversationService:
             assessment = with_disclosures(scorer.assessment(state), disclosures, self.settings)
         else:
             assessment = with_disclosures(assessment, disclosures, self.settings)
-            row.state = {**state.to_dict(), _DISCLOSURES: disclosures} if disclosures else state.to_dict()
+            stored.disclosures = disclosures
+            row.state = stored
             row.messages = state.messages
             row.score, row.level, row.alert = assessment.score, assessment.level, assessment.alert
             row.risk_author, row.at_risk_author = assessment.risk_author, assessment.at_risk_author
@@ -479,7 +520,7 @@ class ConversationService:
         case = s.get(Case, row.case_id) if row.case_id is not None else None
         ref = None
         if accepted and assessment.alert and (disclosed or self._news_for_case(row, case, assessment, before)):
-            ref = self._alert(s, actor, row, assessment)
+            ref = self._alert(s, actor, row, assessment, disclosures)
         elif case is not None:
             ref = CaseRef(case.id, False, case.status, case.band, case.priority)
         return {
@@ -551,10 +592,9 @@ class ConversationService:
         new_stage = bool(stages - before.get(a.risk_author, set()))
         return rose or new_stage
 
-    def _alert(self, s: Session, actor: str, row: Conversation, a: Assessment) -> CaseRef:
+    def _alert(self, s: Session, actor: str, row: Conversation, a: Assessment, disclosures: list[dict]) -> CaseRef:
         """Record the assessment as a detection (opens or updates the conversation's case) in ``s``. A
         disclosure alone (no risk author yet) is recorded as grooming: someone is harming the discloser."""
-        disclosures = (row.state or {}).get(_DISCLOSURES, [])
         risk_stages = set(a.participants[a.risk_author]["stages"]) if a.risk_author else set()
         category = "sextortion" if risk_stages & SEXTORTION_STAGES else "grooming"
         signal = DetectionSignal(
@@ -603,10 +643,10 @@ class ConversationService:
         scorer = self.terms.current().grooming
         with self.db.session() as s:
             row = self._row(s, conversation_id)
-            state = ConversationState.from_dict(row.state) if row.state else scorer.new_state()
-            disclosures = (row.state or {}).get(_DISCLOSURES, [])
+            stored = _Stored.read(row.state)
             out = self._summary(s, row)
-        out["assessment"] = with_disclosures(scorer.assessment(state), disclosures, self.settings).to_dict()
+        assessment = with_disclosures(scorer.assessment(stored.state), stored.disclosures, self.settings)
+        out["assessment"] = assessment.to_dict()
         return out
 
     def list(

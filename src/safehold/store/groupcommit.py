@@ -87,9 +87,13 @@ class Batched:
 
 @dataclass
 class _Item:
+    """A queued work and what waits for its answer: a thread's :class:`Future`, or an asyncio future with its
+    ``loop`` (:meth:`GroupCommit.run_async`: answered on that loop, with no thread and no second future)."""
+
     key: str
     work: Work
-    future: Future
+    future: Future | asyncio.Future
+    loop: asyncio.AbstractEventLoop | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -142,7 +146,10 @@ class GroupCommit:
 
     async def run_async(self, key: str, work: Work) -> Any:
         """:meth:`run` for a caller on an event loop (group commit on): waits for the commit without a thread."""
-        result = await asyncio.wrap_future(self.submit(key, work))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._enqueue(_Item(key, work, future, loop))
+        result = await future
         if isinstance(result, BaseException):
             raise result
         return result
@@ -150,6 +157,11 @@ class GroupCommit:
     def submit(self, key: str, work: Work) -> Future:
         """Queue ``work`` on ``key``'s writer; the future is done once its transaction committed (or it failed).
         Raises ``intake.busy`` (503) when ``max_queue`` items already wait."""
+        item = _Item(key, work, Future())
+        self._enqueue(item)
+        return item.future
+
+    def _enqueue(self, item: _Item) -> None:
         with self._lock:
             if self._closed:
                 raise SafeholdError("intake.closed", "The server is shutting down; retry.", status=503)
@@ -161,8 +173,7 @@ class GroupCommit:
                 )
             self._waiting += 1
         GROUP_COMMIT_WAITING.inc()
-        writer = self._writers[zlib.crc32(key.encode()) % len(self._writers)]
-        item = _Item(key, work, Future())
+        writer = self._writers[zlib.crc32(item.key.encode()) % len(self._writers)]
         with writer.cond:
             if writer.thread is None:
                 writer.thread = threading.Thread(
@@ -171,7 +182,6 @@ class GroupCommit:
                 writer.thread.start()
             writer.items.append(item)
             writer.cond.notify()
-        return item.future
 
     def close(self) -> None:
         """Refuse new work, finish what is queued, stop the writers."""
@@ -206,7 +216,7 @@ class GroupCommit:
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("group commit failed")
                 for item in batch:
-                    _settle(item.future, error=exc)
+                    _settle(item, error=exc)
             finally:
                 with self._lock:
                     self._waiting -= len(batch)
@@ -233,7 +243,7 @@ class GroupCommit:
         for item in batch:
             if item.enqueued < cutoff:
                 waited = round((time.monotonic() - item.enqueued) * 1000)
-                _settle(item.future, error=_busy(f"The item waited {waited} ms to be written; retry in a second.",
+                _settle(item, error=_busy(f"The item waited {waited} ms to be written; retry in a second.",
                                                  {"retry_after": 1, "waited_ms": waited}))  # fmt: skip
         return kept
 
@@ -248,7 +258,7 @@ class GroupCommit:
                 log.info("a batch of %d failed as one (%s); running its items one by one", len(batch), exc)
             else:
                 for item, result in zip(batch, results, strict=True):
-                    _settle(item.future, result)
+                    _settle(item, result)
                 return
         pending = list(batch)
         while pending:
@@ -264,18 +274,18 @@ class GroupCommit:
                             raise
             except Exception as exc:
                 if failed is not None:  # that item alone: answer it, run the others again
-                    _settle(failed[0].future, error=failed[1])
+                    _settle(failed[0], error=failed[1])
                     pending.remove(failed[0])
                     continue
                 if len(pending) == 1:
-                    _settle(pending[0].future, error=exc)
+                    _settle(pending[0], error=exc)
                     return
                 log.warning("a batch of %d failed to commit (%s); committing its items one by one", len(pending), exc)
                 for item in pending:
                     self._alone(item)
                 return
             for item, result in zip(pending, results, strict=True):
-                _settle(item.future, result)
+                _settle(item, result)
             return
 
     @staticmethod
@@ -314,22 +324,33 @@ class GroupCommit:
             with self.db.session() as s:
                 result = item.work(s)
         except Exception as exc:
-            _settle(item.future, error=exc)
+            _settle(item, error=exc)
         else:
-            _settle(item.future, result)
+            _settle(item, result)
 
 
 def _busy(message: str, detail: dict) -> SafeholdError:
     return SafeholdError("intake.busy", message, status=503, detail=detail, headers={"Retry-After": "1"})
 
 
-def _settle(future: Future, result: Any = None, *, error: BaseException | None = None) -> None:
-    """Answer ``future`` unless its waiter gave up (a cancelled request): what its work wrote stands either way
-    (a client's retry finds it), and one cancelled waiter must not spoil the answers of the rest of its batch."""
+def _settle(item: _Item, result: Any = None, *, error: BaseException | None = None) -> None:
+    """Answer ``item`` unless its waiter gave up (a cancelled request): what its work wrote stands either way
+    (a client's retry finds it), and one cancelled waiter must not spoil the answers of the rest of its batch.
+    An asyncio waiter is answered on its own loop."""
+    if item.loop is None:
+        _answer(item.future, result, error)
+        return
+    try:
+        item.loop.call_soon_threadsafe(_answer, item.future, result, error)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
+
+def _answer(future: Future | asyncio.Future, result: Any, error: BaseException | None) -> None:
     try:
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-    except InvalidStateError:  # cancelled (or already answered)
+    except (InvalidStateError, asyncio.InvalidStateError):  # cancelled (or already answered)
         pass

@@ -136,7 +136,12 @@ class Assessment:
     messages: int
 
     def to_dict(self) -> dict:
-        return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
+        """The fields as they are: an assessment's containers are its own (built for it, evidence lists copied
+        from the state), so the dict may be encoded later, in another thread, while the state moves on."""
+        return {name: getattr(self, name) for name in _ASSESSMENT_FIELDS}
+
+
+_ASSESSMENT_FIELDS = tuple(f.name for f in fields(Assessment))
 
 
 @dataclass
@@ -168,6 +173,10 @@ class _Author:
     def to_dict(self) -> dict:
         return {f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "static"}
 
+    def to_json(self) -> dict:
+        """:meth:`to_dict` without the copies, for an encoder to write at once (it shares this author's lists)."""
+        return {name: getattr(self, name) for name in _AUTHOR_STORED}
+
     @classmethod
     def from_dict(cls, d: dict) -> _Author:
         return cls(
@@ -184,6 +193,10 @@ class _Author:
             top=list(d.get("top", ()))[:MAX_EVIDENCE],
             risk=float(d.get("risk", 0.0)),
         )
+
+
+#: The fields of :class:`_Author` that are stored (``static`` is derived).
+_AUTHOR_STORED = tuple(f.name for f in fields(_Author) if f.name != "static")
 
 
 def _copy(value):
@@ -213,6 +226,11 @@ class ConversationState:
             "messages": self.messages,
             "authors": {a: st.to_dict() for a, st in self.authors.items()},
         }
+
+    def to_json(self) -> dict:
+        """:meth:`to_dict` as the store's JSON encoder takes it: each author's own :meth:`_Author.to_json`, no
+        copies (a conversation's state is written on every message; copying it was most of the cost)."""
+        return {"version": STATE_VERSION, "messages": self.messages, "authors": self.authors}
 
     @classmethod
     def from_dict(cls, d: dict) -> ConversationState:
@@ -423,7 +441,7 @@ class GroomingScorer:
             at_risk_author=victim,
             participants=participants,
             stages=[
-                {"stage": s, "strength": round(authors[top].stages[s], 4), "evidence": authors[top].evidence[s]}
+                {"stage": s, "strength": round(authors[top].stages[s], 4), "evidence": list(authors[top].evidence[s])}
                 for s in STAGES
                 if s in authors[top].stages
             ],
