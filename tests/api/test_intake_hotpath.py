@@ -32,6 +32,18 @@ def test_a_message_and_its_retry_are_answered_on_the_hot_path(client, keys, svc,
     assert svc.conversations.get("c-1")["messages"] == 1
 
 
+def test_the_body_is_parsed_once_by_the_limits_and_used_by_the_hot_path(client, keys, svc, monkeypatch):
+    from safehold import jsonlimits
+
+    parsed = []
+    loads = jsonlimits.loads
+    monkeypatch.setattr(jsonlimits, "loads", lambda *a, **k: parsed.append(a[0]) or loads(*a, **k))
+    _route_unused(monkeypatch, svc)
+    r = client.post(MESSAGES, json={"id": "m1", "author": "a", "text": "hello"}, headers=keys["platform"])
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    assert len(parsed) == 1
+
+
 def test_messages_are_written_back_by_the_batch_not_by_its_fallback(client, keys, svc, monkeypatch, caplog):
     """The batched runner writes every changed conversation back itself (one executemany); were that write wrong,
     the committer would quietly run each item again the plain way, so the test asserts the batch itself

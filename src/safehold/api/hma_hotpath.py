@@ -28,10 +28,10 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from safehold import jsonlimits
 from safehold.api import hma
 from safehold.api.deps import authenticate
 from safehold.api.hotpath import MAX_BODY, _bearer, _replay
+from safehold.api.limits import parsed_body
 from safehold.api.routes import hma as hma_routes
 from safehold.api.routes import scan as scan_routes
 from safehold.api.routes.scan import _SCAN_ITEM, HashScan, _scan_item
@@ -111,7 +111,7 @@ class LookupHotPath:
         """The JSON answer to an ordinary scan of a raw hash, or None to let the route handle it."""
         svc = scope["app"].state.services
         try:
-            item = _SCAN_ITEM.validate_python(jsonlimits.loads(body, svc.settings.max_json_depth))
+            item = _SCAN_ITEM.validate_python(parsed_body(scope, body, svc.settings.max_json_depth))
         except (ValidationError, SafeholdError, ValueError):
             return None
         if not isinstance(item, HashScan):

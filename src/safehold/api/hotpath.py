@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from safehold import jsonlimits
 from safehold.api.deps import authenticate
+from safehold.api.limits import parsed_body
 from safehold.api.routes import safety
 from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
 from safehold.auth.apikeys import Principal
@@ -155,7 +155,7 @@ async def _messages(scope, body: bytes, conversation_id: str) -> bytes | None:
         return None
     svc, who = caller
     try:
-        data = jsonlimits.loads(body, svc.settings.max_json_depth)
+        data = parsed_body(scope, body, svc.settings.max_json_depth)
         if not isinstance(data, dict):
             return None
         key, work = svc.conversations.work(who.label, conversation_id, data)
@@ -181,7 +181,7 @@ async def _event(scope, body: bytes) -> bytes | None:
         return None
     svc, who = caller
     try:
-        data = jsonlimits.loads(body, svc.settings.max_json_depth)
+        data = parsed_body(scope, body, svc.settings.max_json_depth)
         if not isinstance(data, dict) or (work := svc.events.work(who, data, key)) is None:
             return None
     except SafeholdError:

@@ -19,7 +19,8 @@ For every HTTP request, before any route, dependency or authentication runs:
    deeper than ``SAFEHOLD_MAX_JSON_DEPTH`` (400 ``request.json_too_deep``), ``NaN`` / ``Infinity``
    (400 ``request.invalid_json``) and numbers beyond a double or 64-bit integer (422
    ``request.number_out_of_range``) are refused; a body that is simply not JSON goes on to its route, which
-   answers ``request.invalid_json`` with the position as it always has.
+   answers ``request.invalid_json`` with the position as it always has. A body in bounds is left in the scope
+   (:func:`parsed_body`), so the hot paths that answer a request themselves do not parse it again.
 
 4. **Uploads at once** — a file upload is the costliest request there is (the multipart parse, the decode, the
    hash), so each key, session or address may have at most ``SAFEHOLD_MAX_UPLOADS_PER_KEY`` of them being served
@@ -250,7 +251,7 @@ class RequestLimits:
                 await _too_large(send, limit, anonymous=limit == lim.anonymous < lim.sizes[kind])
                 return
             if body and not gone:
-                problem = _json_problem(body, lim.depth)
+                problem = _json_problem(scope, body, lim.depth)
                 if problem is not None:
                     await _answer(send, problem.status, problem.code, problem.message, detail=problem.detail)
                     return
@@ -341,15 +342,30 @@ def _replay(body: bytes, receive, gone: dict | None):
     return replayed
 
 
-def _json_problem(body: bytes, max_depth: int) -> SafeholdError | None:
-    """Why a JSON body is out of bounds, or None (in bounds, or not JSON at all: its route answers that)."""
+#: Where :class:`RequestLimits` leaves a JSON body it parsed and found in bounds: (body, depth, value).
+_PARSED = "safehold.parsed_json"
+
+
+def _json_problem(scope, body: bytes, max_depth: int) -> SafeholdError | None:
+    """Why a JSON body is out of bounds, or None (in bounds, or not JSON at all: its route answers that). A body
+    in bounds is left in ``scope`` for :func:`parsed_body`."""
     try:
-        jsonlimits.loads(body, max_depth)
+        value = jsonlimits.loads(body, max_depth)
     except SafeholdError as exc:
         if exc.code == "request.invalid_json" and "is not a JSON number" not in exc.message:
             return None  # plain syntax errors: the route's own parse answers them, as it always has
         return exc
+    scope[_PARSED] = (body, max_depth, value)
     return None
+
+
+def parsed_body(scope, body: bytes, max_depth: int) -> object:
+    """``jsonlimits.loads(body, max_depth)``, without parsing again a body the request limits parsed already.
+    The value is shared with no one else: whoever takes it here may change it."""
+    parsed = scope.pop(_PARSED, None)
+    if parsed is not None and parsed[1] == max_depth and parsed[0] == body:
+        return parsed[2]
+    return jsonlimits.loads(body, max_depth)
 
 
 async def _credentialed(svc, bearer: bytes | None, session: bytes | None) -> bool:
