@@ -21,7 +21,6 @@ carries the matched entries' fields, read from the database, and may open a case
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
@@ -37,6 +36,7 @@ from safehold.api.routes import scan as scan_routes
 from safehold.api.routes.scan import _SCAN_ITEM, HashScan, _scan_item
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
+from safehold.store import jsoncodec
 
 LOOKUP, SCAN = "/m/lookup", "/v1/scan"
 #: The ``GET /m/lookup`` parameters of a hash lookup, and their bounds as the route declares them (min, max
@@ -165,5 +165,6 @@ def _is_json(scope) -> bool:
 
 
 def _json(result: dict) -> bytes:
-    """As FastAPI's JSONResponse encodes it."""
-    return json.dumps(result, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    """The JSON FastAPI's JSONResponse gives (UTF-8, no spaces), with the store's codec: orjson, several times
+    faster."""
+    return jsoncodec.dumps_bytes(result)

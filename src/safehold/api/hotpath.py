@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
 from collections.abc import Awaitable, Callable
 
@@ -38,6 +37,7 @@ from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
 from safehold.pipeline.events import IDEMPOTENCY_HEADER_PATTERN
 from safehold.rules.conversations import MAX_ID
+from safehold.store import jsoncodec
 
 #: Larger bodies go the slow way (the models cap a query at 1,000 and a batch at 100 suggestions anyway).
 MAX_BODY = 256 * 1024
@@ -201,7 +201,8 @@ async def _committed(svc, key: str, work) -> bytes | SafeholdError | None:
 
 
 def _encode(result: dict) -> bytes:
-    return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    """The answer as the route's JSON (UTF-8, no spaces), with the store's codec: orjson, several times faster."""
+    return jsoncodec.dumps_bytes(result)
 
 
 def _bearer(scope) -> str | None:

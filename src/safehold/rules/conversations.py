@@ -309,6 +309,34 @@ class _Row:
         return {"row_id": self.id, **{f"new_{k}": getattr(self, k) for k in _ROW_UPDATE}}
 
 
+class _Statements:
+    """A batch's statements (:meth:`ConversationService._score_many`), built once per dialect: building one costs
+    more than running it from SQLAlchemy's compiled cache. ``insert`` is the dialect's (``ON CONFLICT``)."""
+
+    def __init__(self, dialect: str):
+        self.insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        table, messages = Conversation.__table__, ConversationMessage.__table__
+        ids = bindparam("ids", expanding=True)
+        self.locked = (
+            select(*(table.c[c] for c in _ROW_READ))
+            .where(table.c.external_id.in_(ids))
+            .order_by(table.c.external_id)
+            .with_for_update()
+        )
+        self.create = self.insert(table).on_conflict_do_nothing(index_elements=["external_id"])
+        self.states = select(table.c.id, table.c.state).where(table.c.id.in_(ids))
+        self.claim = (
+            self.insert(messages)
+            .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
+            .returning(messages.c.conversation_id, messages.c.message_id)
+        )
+        self.write_back = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE})
+        )
+
+
 # ----------------------------------------------------------------------------------------- service
 
 
@@ -331,6 +359,7 @@ class ConversationService:
         self.terms = terms
         self.settings = settings
         self.states = StateCache(settings.conversation_state_cache)
+        self._sql = _Statements(db.engine.dialect.name)
         self._pruned_at: dt.datetime | None = None
 
     # ---------------------------------------------------------------- messages
@@ -364,7 +393,7 @@ class ConversationService:
     def _score(self, s: Session, actor: str, conversation_id: str, request: MessagesIn, profiles: dict, detectors):
         """:meth:`add_messages`' reads and writes in ``s``: claim the new message ids, score them, store the
         state, record ages and alert; returns the answer."""
-        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        insert = self._sql.insert
         lock_writes(s)
         row = self._locked(s, insert, conversation_id)
 
@@ -389,10 +418,9 @@ class ConversationService:
         state the one before it left, as they would one transaction after another; of a message id sent twice
         in the batch the first is scored, the others are duplicates. Alerts (rare) go through the pipeline in
         the same session, as alone. The states are kept in the process for the next batch (:attr:`states`)."""
-        insert = pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         lock_writes(s)
-        rows = self._locked_many(s, insert, sorted({r.conversation_id for r in batch}))
-        claimed = self._claim_many(s, insert, rows, batch)
+        rows = self._locked_many(s, sorted({r.conversation_id for r in batch}))
+        claimed = self._claim_many(s, rows, batch)
         cases = [row.case_id for row in rows.values() if row.case_id is not None]
         if cases:  # into the session's identity map: _apply's s.get reads them from there
             s.scalars(select(Case).where(Case.id.in_(cases))).all()
@@ -411,38 +439,28 @@ class ConversationService:
             row.changed = row.changed or answers[-1]["accepted"] > 0
         changed = [row.values() for row in rows.values() if row.changed]
         if changed:
-            table = Conversation.__table__
-            s.execute(
-                update(table)
-                .where(table.c.id == bindparam("row_id"))
-                .values({k: bindparam(f"new_{k}") for k in _ROW_UPDATE}),
-                changed,
-            )
+            s.execute(self._sql.write_back, changed)
         for row in rows.values():  # as of this transaction's commit; if it fails, no row will have that version
             self.states.keep(row.id, row.version, row.state)
         return answers
 
-    def _locked_many(self, s: Session, insert, conversation_ids: list[str]) -> dict[str, _Row]:
+    def _locked_many(self, s: Session, conversation_ids: list[str]) -> dict[str, _Row]:
         """:meth:`_locked` for several conversations: their rows (created if missing), locked, in id order, each
         with its state — kept in the process at the row's version (:attr:`states`), else read."""
-        table = Conversation.__table__
-        locked = select(*(table.c[c] for c in _ROW_READ)).order_by(table.c.external_id).with_for_update()
-        found = {
-            r.external_id: _Row(**r._mapping)
-            for r in s.execute(locked.where(table.c.external_id.in_(conversation_ids)))
-        }
+        sql = self._sql
+        found = {r.external_id: _Row(**r._mapping) for r in s.execute(sql.locked, {"ids": conversation_ids})}
         missing = [c for c in conversation_ids if c not in found]
         if missing:
             now = utcnow()
             s.execute(
-                insert(table).on_conflict_do_nothing(index_elements=["external_id"]),
+                sql.create,
                 [
                     {"external_id": c, "state": {}, "messages": 0, "score": 0.0, "level": "none", "alert": False,
                      "created_at": now, "updated_at": now}
                     for c in missing
                 ],
             )  # fmt: skip
-            for r in s.execute(locked.where(table.c.external_id.in_(missing))):
+            for r in s.execute(sql.locked, {"ids": missing}):
                 found[r.external_id] = _Row(**r._mapping)
         if len(found) < len(conversation_ids):  # deleted by a concurrent prune or forget: the plain way retries
             raise Conflict("conversation.busy", "The conversation is changing too fast; retry.")
@@ -452,20 +470,13 @@ class ConversationService:
             if row.state is None:
                 unknown[row.id] = row
         if unknown:
-            for row_id, stored in s.execute(select(table.c.id, table.c.state).where(table.c.id.in_(unknown))):
+            for row_id, stored in s.execute(sql.states, {"ids": list(unknown)}):
                 unknown[row_id].state = _Stored.read(stored)
         return found
 
-    @staticmethod
-    def _claim_many(s: Session, insert, rows: dict[str, _Row], batch: list[_Scored]) -> set[tuple[int, str]]:
+    def _claim_many(self, s: Session, rows: dict[str, _Row], batch: list[_Scored]) -> set[tuple[int, str]]:
         """Claim every message id of the batch at once; the (conversation row id, message id) pairs new here."""
         pairs = list(dict.fromkeys((rows[r.conversation_id].id, m.id) for r in batch for m in r.request.messages))
-        table = ConversationMessage.__table__
-        claim = (
-            insert(table)
-            .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
-            .returning(table.c.conversation_id, table.c.message_id)
-        )
         now = utcnow()
         claimed: set[tuple[int, str]] = set()
         for i in range(0, len(pairs), _CLAIMS_PER_STATEMENT):
@@ -473,7 +484,7 @@ class ConversationService:
                 {"conversation_id": c, "message_id": m, "received_at": now}
                 for c, m in pairs[i : i + _CLAIMS_PER_STATEMENT]
             ]
-            claimed.update((c, m) for c, m in s.execute(claim, params))
+            claimed.update((c, m) for c, m in s.execute(self._sql.claim, params))
         return claimed
 
     def _apply(
