@@ -21,8 +21,9 @@ the hits were answered with must be in the store.
 
 Usage: ``.venv/bin/python bench/intake.py --database-url postgresql+psycopg://postgres@127.0.0.1/intake_bench
 [--seconds 10] [--rates 250,500,1000,2000] [--conversations 1000] [--modes on,off] [--doors messages,events,hash_events]
-[--out bench/results/intake.json]`` (without ``--database-url``: SQLite in a temporary home). The database must be
-empty or new (the server migrates it).
+[--workers 1] [--out bench/results/intake.json]`` (without ``--database-url``: SQLite in a temporary home). The
+database must be empty or new (the server migrates it). ``--workers`` API processes serve (``safehold serve
+--workers``); the server CPU is that of all of them.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ def one_mode(args, mode: str, database_url: str | None) -> dict:
     env = {"SAFEHOLD_GROUP_COMMIT_MS": str(args.group_commit_ms) if mode == "on" else "0"}
     url = database_url or f"sqlite:///{home / 'safehold.db'}"
     env["SAFEHOLD_DATABASE_URL"] = url
+    env["SAFEHOLD_WEB_WORKERS"] = str(args.workers)  # API processes (safehold serve --workers)
     server = Server(home, env=env, log=home / "server.log")
     run = f"{mode}{int(time.time())}"
     acked: dict[str, set[int]] = {"messages": set(), "events": set(), "hash_events": set()}
@@ -223,6 +225,7 @@ def main() -> None:
     ap.add_argument("--conversations", type=int, default=1000)
     ap.add_argument("--modes", default="on,off", help="group commit on, off, or both")
     ap.add_argument("--group-commit-ms", type=float, default=5.0)
+    ap.add_argument("--workers", type=int, default=1, help="API processes (safehold serve --workers)")
     ap.add_argument("--signal-every", type=int, default=10, help="every Nth event carries a signal (opens a case)")
     ap.add_argument("--doors", default="messages,events,hash_events", help="which doors, in this order")
     ap.add_argument("--bank-hashes", type=int, default=100_000, help="PDQ hashes in the hash events' block bank")
@@ -235,6 +238,7 @@ def main() -> None:
         "machine": machine(),
         "database": "postgresql" if args.database_url else "sqlite",
         "seconds": args.seconds,
+        "workers": args.workers,
         "rates": args.rates,
         "conversations": args.conversations,
         "signal_every": args.signal_every,
