@@ -90,6 +90,32 @@ def test_a_failed_batch_or_commit_leaves_no_state_in_use(svc, reference, failing
     assert stored_state(svc, "c") == reference[1]
 
 
+def test_a_batch_run_item_by_item_scores_each_request_of_a_conversation(svc, reference, monkeypatch):
+    """A batch that fails as one is run again item by item in one transaction: a conversation's second request
+    there finds the state the first left on the ORM row, and is scored on it (not refused)."""
+    for m in CHAT[:3]:
+        send(svc, "c", m)
+    claim = svc.conversations._claim_many
+    failed = []
+
+    def fail_once(*args):
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("the batch fails as one")
+        return claim(*args)
+
+    monkeypatch.setattr(svc.conversations, "_claim_many", fail_once)
+    svc.writes.interval = 0.3  # the three requests wait together: one batch
+    futures = [
+        svc.writes.submit(*svc.conversations.work("platform", "c", {"id": mid, "author": author, "text": text}))
+        for mid, author, text in CHAT[3:]
+    ]
+    answers = [f.result(timeout=10) for f in futures]
+    assert failed and [a["accepted"] for a in answers] == [1, 1, 1]
+    assert answers[-1]["assessment"] == reference[0]
+    assert stored_state(svc, "c") == reference[1]
+
+
 def test_the_cache_gives_a_state_once_and_only_at_its_version():
     cache = StateCache(2)
     cache.keep(1, (3, "t1"), "state-1")

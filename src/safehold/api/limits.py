@@ -344,6 +344,9 @@ def _replay(body: bytes, receive, gone: dict | None):
 
 #: Where :class:`RequestLimits` leaves a JSON body it parsed and found in bounds: (body, depth, value).
 _PARSED = "safehold.parsed_json"
+#: Only bodies up to this size are left: the hot paths take no larger one (``safehold.api.hotpath.MAX_BODY``), and a
+#: large batch's parsed value would otherwise be held for a route that parses the bytes itself.
+_PARSED_MAX = 256 * 1024
 
 
 def _json_problem(scope, body: bytes, max_depth: int) -> SafeholdError | None:
@@ -355,7 +358,8 @@ def _json_problem(scope, body: bytes, max_depth: int) -> SafeholdError | None:
         if exc.code == "request.invalid_json" and "is not a JSON number" not in exc.message:
             return None  # plain syntax errors: the route's own parse answers them, as it always has
         return exc
-    scope[_PARSED] = (body, max_depth, value)
+    if len(body) <= _PARSED_MAX:
+        scope[_PARSED] = (body, max_depth, value)
     return None
 
 

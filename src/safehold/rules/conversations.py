@@ -260,7 +260,9 @@ class _Stored:
 
     @classmethod
     def read(cls, stored: dict | None) -> _Stored:
-        """The column's value (``{}`` for a conversation not scored yet) as a state and its disclosures."""
+        """The column's value (``{}`` for a conversation not scored yet) as a state and its disclosures. (A batch
+        run item by item reads each request's row again with ``FOR UPDATE``, which refreshes the ORM row: a
+        second request of a conversation reads what the first wrote, as a dict.)"""
         state = ConversationState.from_dict(stored) if stored else ConversationState()
         return cls(state, list((stored or {}).get(_DISCLOSURES, [])))
 

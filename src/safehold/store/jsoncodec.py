@@ -9,18 +9,23 @@ UTF-8 instead of ``\\u`` escapes (the same JSON in fewer bytes), and a NaN or in
 ``null`` — it is not JSON: PostgreSQL refused the statement before, and the request doors refuse such numbers
 anyway (:mod:`safehold.jsonlimits`). Where orjson refuses a value ``json`` accepts (an integer beyond 64 bits, a
 string with a lone surrogate), the value goes through ``json`` as before; so does stored text orjson cannot read
-(``NaN`` written by ``json`` on SQLite, a big integer).
+(``NaN`` written by ``json`` on SQLite), and any text with a run of 19 digits: orjson reads an integer beyond 64
+bits as a float, without a word.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import orjson
 
-#: Dict keys that are not strings (ints, say) become strings, as ``json`` makes them; a dataclass is written only
-#: through its ``to_json`` (as ``json`` would refuse one without), not field by field.
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+#: Dict keys that are not strings (ints, say) become strings, as ``json`` makes them; a dataclass or a datetime is
+#: written only through a ``to_json`` (``json`` refuses both), not field by field or as a string.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+#: A run of 19 digits: a number orjson may read as a float (it reads integers beyond 64 bits as floats, silently).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+_LONG_NUMBER_TEXT = re.compile(r"\d{19}")
 
 
 def _default(value):
@@ -50,8 +55,11 @@ def dumps(value) -> str:
 
 
 def loads(data: bytes | str):
-    """JSON text or UTF-8 bytes as Python values."""
+    """JSON text or UTF-8 bytes as Python values (a long number, or a string with 19 digits in a row, is read by
+    ``json``: orjson would read an integer beyond 64 bits as a float)."""
+    if (_LONG_NUMBER if isinstance(data, bytes) else _LONG_NUMBER_TEXT).search(data):
+        return json.loads(data)
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:  # NaN or Infinity stored by json, an integer beyond 64 bits
+    except orjson.JSONDecodeError:  # NaN or Infinity stored by json
         return json.loads(data)

@@ -383,6 +383,8 @@ class GroomingScorer:
             if len(state.authors) >= MAX_AUTHORS:
                 drop = min(state.authors, key=lambda n: (state.authors[n].risk, state.authors[n].messages))
                 del state.authors[drop]
+                for other in state.authors.values():  # their partner may have been the one dropped (age gap)
+                    other.static = None
             author = state.authors[name] = _Author()
         return author
 
