@@ -149,8 +149,8 @@ def test_ordinary_requests_are_answered_by_the_hot_path_itself(client, keys, ban
     from safehold.api import hma_hotpath
 
     answered = []
-    encode = hma_hotpath._json
-    monkeypatch.setattr(hma_hotpath, "_json", lambda result: answered.append(result) or encode(result))
+    encode = hma_hotpath._encode
+    monkeypatch.setattr(hma_hotpath, "_encode", lambda result: answered.append(result) or encode(result))
     client.get(f"/m/lookup?signal={HIT}&signal_type=pdq", headers=keys["platform"])
     client.post("/v1/scan", json={"signal_type": "pdq", "value": MISS}, headers=keys["platform"])
     client.get(f"/m/lookup?signal={HIT}&signal_type=nope", headers=keys["platform"])  # the route's 400

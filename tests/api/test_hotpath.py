@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from safehold.api.hotpath import MAX_BODY
+from safehold.api.limits import HOT_MAX_BODY
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -38,6 +38,6 @@ def test_everything_else_goes_to_the_route(client, keys, svc):
     platform = keys["platform"]
     assert code(client.post(url, content=b"{not json", headers=platform), 422) == "request.invalid"
     assert code(client.post(url, json={**ok, "extra": 1}, headers=platform), 422) == "request.invalid"
-    assert code(client.post(url, json={"query": "x" * (MAX_BODY + 10)}, headers=platform), 422) == "request.invalid"
+    assert code(client.post(url, json={"query": "x" * (HOT_MAX_BODY + 10)}, headers=platform), 422) == "request.invalid"
     assert code(client.get(url, headers=platform), 405) == "request.method_not_allowed"
     assert client.post(url, json=ok, headers=platform).json()["action"] == "allow"  # and the key still works

@@ -29,14 +29,13 @@ from starlette.concurrency import run_in_threadpool
 
 from safehold.api import hma
 from safehold.api.deps import authenticate
-from safehold.api.hotpath import MAX_BODY, _bearer, _replay
-from safehold.api.limits import parsed_body
+from safehold.api.hotpath import _bearer, _encode, _replay
+from safehold.api.limits import HOT_MAX_BODY, parsed_body
 from safehold.api.routes import hma as hma_routes
 from safehold.api.routes import scan as scan_routes
 from safehold.api.routes.scan import _SCAN_ITEM, HashScan, _scan_item
 from safehold.auth.roles import Permission, allows
 from safehold.errors import SafeholdError
-from safehold.store import jsoncodec
 
 LOOKUP, SCAN = "/m/lookup", "/v1/scan"
 #: The ``GET /m/lookup`` parameters of a hash lookup, and their bounds as the route declares them (min, max
@@ -97,10 +96,10 @@ class LookupHotPath:
             result = hma.lookup_hash(svc, signal_type, signal, banks=banks)
         except SafeholdError:
             return None
-        return _json(result)
+        return _encode(result)
 
     async def _scan(self, scope, receive, send) -> None:
-        body, more, other = await read_body(receive, MAX_BODY)
+        body, more, other = await read_body(receive, HOT_MAX_BODY)
         answer = None if more or other else await self._scan_answer(scope, body)
         if answer is None:  # the route reads the body as if unread (and a client gone away as it went)
             await self.app(scope, _replay(body, receive, more=more, then=other), send)
@@ -120,7 +119,7 @@ class LookupHotPath:
         if who is None:
             return None
         try:
-            return _json(await run_in_threadpool(_scan_item, svc, who, item))
+            return _encode(await run_in_threadpool(_scan_item, svc, who, item))
         except SafeholdError:
             return None
 
@@ -162,9 +161,3 @@ def _is_json(scope) -> bool:
         if name == b"content-type":
             return value.split(b";", 1)[0].strip().lower() == b"application/json"
     return False
-
-
-def _json(result: dict) -> bytes:
-    """The JSON FastAPI's JSONResponse gives (UTF-8, no spaces), with the store's codec: orjson, several times
-    faster."""
-    return jsoncodec.dumps_bytes(result)

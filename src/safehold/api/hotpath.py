@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 
 from safehold.api.deps import authenticate
-from safehold.api.limits import parsed_body
+from safehold.api.limits import HOT_MAX_BODY, parsed_body
 from safehold.api.routes import safety
 from safehold.api.routes.search import CheckBody, FilterBody, answer_check, answer_filter
 from safehold.auth.apikeys import Principal
@@ -39,8 +39,6 @@ from safehold.pipeline.events import IDEMPOTENCY_HEADER_PATTERN
 from safehold.rules.conversations import MAX_ID
 from safehold.store import jsoncodec
 
-#: Larger bodies go the slow way (the models cap a query at 1,000 and a batch at 100 suggestions anyway).
-MAX_BODY = 256 * 1024
 _HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -94,7 +92,7 @@ class SearchHotPath:
             await self.app(scope, receive, send)
             return
         body, more = b"", True
-        while more and len(body) <= MAX_BODY:
+        while more and len(body) <= HOT_MAX_BODY:  # larger bodies go the slow way (the models cap them anyway)
             message = await receive()
             if message["type"] != "http.request":  # the client went away: let the app see it as it would
                 await self.app(scope, _replay(body, receive, more=True, then=message), send)

@@ -344,9 +344,9 @@ def _replay(body: bytes, receive, gone: dict | None):
 
 #: Where :class:`RequestLimits` leaves a JSON body it parsed and found in bounds: (body, depth, value).
 _PARSED = "safehold.parsed_json"
-#: Only bodies up to this size are left: the hot paths take no larger one (``safehold.api.hotpath.MAX_BODY``), and a
-#: large batch's parsed value would otherwise be held for a route that parses the bytes itself.
-_PARSED_MAX = 256 * 1024
+#: The largest body a hot path answers itself (``safehold.api.hotpath``; a larger one goes to its route): only
+#: bodies up to it are left, as a large batch's parsed value would be held for a route that parses the bytes itself.
+HOT_MAX_BODY = 256 * 1024
 
 
 def _json_problem(scope, body: bytes, max_depth: int) -> SafeholdError | None:
@@ -358,7 +358,7 @@ def _json_problem(scope, body: bytes, max_depth: int) -> SafeholdError | None:
         if exc.code == "request.invalid_json" and "is not a JSON number" not in exc.message:
             return None  # plain syntax errors: the route's own parse answers them, as it always has
         return exc
-    if len(body) <= _PARSED_MAX:
+    if len(body) <= HOT_MAX_BODY:
         scope[_PARSED] = (body, max_depth, value)
     return None
 

@@ -48,10 +48,7 @@ def dumps_bytes(value) -> bytes:
 
 def dumps(value) -> str:
     """``value`` as JSON text (SQLite stores text)."""
-    try:
-        return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
-    except TypeError:
-        return json.dumps(value, default=_default)
+    return dumps_bytes(value).decode()
 
 
 def loads(data: bytes | str):
