@@ -43,6 +43,8 @@ class Result:
     rate: float
     seconds: float
     latencies: list[float] = field(default_factory=list)
+    #: Each answered request's scheduled time, seconds from the run's start (parallel to ``latencies``).
+    offsets: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     wall: float = 0.0
 
@@ -68,7 +70,16 @@ class Result:
             "achieved_per_s": round(len(self.latencies) / self.wall, 1) if self.wall else 0.0,
             "p50_ms": self.pct(50), "p90_ms": self.pct(90), "p99_ms": self.pct(99), "p999_ms": self.pct(99.9),
             "max_ms": round(max(self.latencies) * 1000, 2) if self.latencies else None,
+            "p99_ms_per_second": self.p99_per_second(),
         }  # fmt: skip
+
+    def p99_per_second(self) -> list[float]:
+        """p99 latency (ms) of the requests scheduled in each second of the run: where in time the tail is (a
+        cold start, a collector pause, a checkpoint) rather than only how long it is."""
+        windows: dict[int, list[float]] = {}
+        for offset, latency in zip(self.offsets, self.latencies, strict=True):
+            windows.setdefault(int(offset), []).append(latency)
+        return [round(sorted(w)[min(len(w) - 1, int(0.99 * len(w)))] * 1000, 1) for _, w in sorted(windows.items())]
 
 
 class _Client:
@@ -178,6 +189,7 @@ async def run(
             result.statuses["connection"] += 1
             return
         result.latencies.append(time.perf_counter() - due)
+        result.offsets.append(due - start)
         result.statuses[status] += 1
         if on_answer:
             on_answer(i, status, body)

@@ -48,7 +48,7 @@ import logging
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Text, bindparam, cast, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,6 +62,7 @@ from safehold.pipeline.service import Pipeline, Submission
 from safehold.rules.states import StateCache
 from safehold.rules.terms import TermLibrary
 from safehold.safety.ages import CHAT_CONFIDENCE, PARTICIPANT_CONFIDENCE, AgeBook
+from safehold.store import jsoncodec
 from safehold.store.db import Database
 from safehold.store.groupcommit import Batched, GroupCommit, Work
 from safehold.store.models import Case, Conversation, ConversationMessage, as_utc, iso, utcnow
@@ -271,8 +272,8 @@ class _Stored:
         return {**out, _DISCLOSURES: self.disclosures} if self.disclosures else out
 
 
-#: The conversation columns a batch reads (the state only where it is not kept in the process: safehold.rules.states),
-#: and those it writes back.
+#: The conversation columns a batch reads (and the state as stored text, decoded only where it is not kept in the
+#: process: safehold.rules.states), and those it writes back.
 _ROW_READ = ("id", "external_id", "messages", "case_id", "case_score", "updated_at")
 _ROW_UPDATE = (
     "state", "messages", "score", "level", "alert", "risk_author", "at_risk_author", "case_id", "case_score",
@@ -293,6 +294,7 @@ class _Row:
     case_id: int | None
     case_score: float | None
     updated_at: dt.datetime
+    text: str | None = None  # the state column as stored; decoded only if the process does not keep this version
     state: _Stored | None = None
     score: float = 0.0
     level: str = "none"
@@ -320,13 +322,12 @@ class _Statements:
         table, messages = Conversation.__table__, ConversationMessage.__table__
         ids = bindparam("ids", expanding=True)
         self.locked = (
-            select(*(table.c[c] for c in _ROW_READ))
+            select(*(table.c[c] for c in _ROW_READ), cast(table.c.state, Text).label("text"))
             .where(table.c.external_id.in_(ids))
             .order_by(table.c.external_id)
             .with_for_update()
         )
         self.create = self.insert(table).on_conflict_do_nothing(index_elements=["external_id"])
-        self.states = select(table.c.id, table.c.state).where(table.c.id.in_(ids))
         self.claim = (
             self.insert(messages)
             .on_conflict_do_nothing(index_elements=["conversation_id", "message_id"])
@@ -448,7 +449,7 @@ class ConversationService:
 
     def _locked_many(self, s: Session, conversation_ids: list[str]) -> dict[str, _Row]:
         """:meth:`_locked` for several conversations: their rows (created if missing), locked, in id order, each
-        with its state — kept in the process at the row's version (:attr:`states`), else read."""
+        with its state — kept in the process at the row's version (:attr:`states`), else decoded from the text read."""
         sql = self._sql
         found = {r.external_id: _Row(**r._mapping) for r in s.execute(sql.locked, {"ids": conversation_ids})}
         missing = [c for c in conversation_ids if c not in found]
@@ -466,14 +467,11 @@ class ConversationService:
                 found[r.external_id] = _Row(**r._mapping)
         if len(found) < len(conversation_ids):  # deleted by a concurrent prune or forget: the plain way retries
             raise Conflict("conversation.busy", "The conversation is changing too fast; retry.")
-        unknown = {}
         for row in found.values():
             row.state = self.states.take(row.id, row.version)
             if row.state is None:
-                unknown[row.id] = row
-        if unknown:
-            for row_id, stored in s.execute(sql.states, {"ids": list(unknown)}):
-                unknown[row_id].state = _Stored.read(stored)
+                row.state = _Stored.read(jsoncodec.loads(row.text) if row.text else None)
+            row.text = None
         return found
 
     def _claim_many(self, s: Session, rows: dict[str, _Row], batch: list[_Scored]) -> set[tuple[int, str]]:
