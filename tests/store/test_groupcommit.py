@@ -139,10 +139,23 @@ def batching(settings):
     s.close()
 
 
-def counting(svc) -> list[str]:
-    """The SQL statements the engine runs from now on (one entry per execute or executemany)."""
+def counting(svc, monkeypatch) -> list[str]:
+    """The SQL statements run from now on (one entry per execute or executemany): on PostgreSQL every one the
+    driver sends, the engine's and those a batch sends on the driver's connection itself
+    (safehold.rules.conversations._PostgresBatchSQL); on SQLite the engine's."""
     seen: list[str] = []
-    event.listen(svc.db.engine, "before_cursor_execute", lambda conn, cur, sql, *a: seen.append(sql))
+    if svc.db.is_sqlite:
+        event.listen(svc.db.engine, "before_cursor_execute", lambda conn, cur, sql, *a: seen.append(sql))
+        return seen
+    import psycopg
+
+    for name in ("execute", "executemany"):
+        sent = getattr(psycopg.Cursor, name)
+        monkeypatch.setattr(
+            psycopg.Cursor,
+            name,
+            lambda cur, query, *a, sent=sent, **k: (seen.append(str(query)), sent(cur, query, *a, **k))[1],
+        )
     return seen
 
 
@@ -197,7 +210,7 @@ def test_items_that_waited_past_max_wait_are_shed_without_their_work(svc):
     assert keys(svc) == {"first", "fresh"}  # the shed items' work never ran
 
 
-def test_a_batch_of_chat_messages_takes_a_few_statements_not_a_few_per_message(batching):
+def test_a_batch_of_chat_messages_takes_a_few_statements_not_a_few_per_message(batching, monkeypatch):
     """Twelve requests on three conversations (two for a conversation already stored, one message sent twice):
     one locked read, one insert of the new conversations, one claim, one update — and the same answers and
     counters as one transaction per request."""
@@ -205,7 +218,7 @@ def test_a_batch_of_chat_messages_takes_a_few_statements_not_a_few_per_message(b
     svc.conversations.add_messages("p", "old", {"id": "m0", "author": "a", "text": "hi"})
     sent = [("old", "m1"), ("old", "m2"), ("new1", "x1"), ("new1", "x1"), ("new2", "y1")]
     sent += [("new1", f"x{i}") for i in range(2, 9)]
-    seen = counting(svc)
+    seen = counting(svc, monkeypatch)
     futures = [
         svc.writes.submit(*svc.conversations.work("p", cid, {"id": mid, "author": "a", "text": "see you at practice"}))
         for cid, mid in sent
@@ -220,7 +233,7 @@ def test_a_batch_of_chat_messages_takes_a_few_statements_not_a_few_per_message(b
         assert s.scalar(select(func.count()).select_from(ConversationMessage)) == 12
 
 
-def test_a_batch_of_quiet_events_is_claimed_in_one_statement(batching):
+def test_a_batch_of_quiet_events_is_claimed_in_one_statement(batching, monkeypatch):
     """Events that record nothing (no signal, no case to attach to) are claimed with their answers at once; a
     retry in the batch is a duplicate, an event with a signal opens its case as alone."""
     platform = Principal(name="platform", role="platform", key_prefix="sh_one")
@@ -232,7 +245,7 @@ def test_a_batch_of_quiet_events_is_claimed_in_one_statement(batching):
         return body
 
     svc = batching
-    seen = counting(svc)
+    seen = counting(svc, monkeypatch)
     bodies = [event(i) for i in range(10)] + [event(3), event(10, signal=True)]
     futures = [svc.writes.submit(*svc.events.work(platform, b, None)) for b in bodies]
     answers = [f.result(timeout=10) for f in futures]
