@@ -9,12 +9,15 @@ starting an empty one with new keys.
 from __future__ import annotations
 
 import os
+import select
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from safehold.errors import NotFound
@@ -36,6 +39,42 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+#: A pooled PostgreSQL connection idle in the pool longer than this is pinged (a round trip) before it is used.
+PING_AFTER_IDLE = 30.0
+
+
+def _hand_out_live_connections(engine: Engine) -> None:
+    """Make the pool hand out a PostgreSQL connection only if it is still usable, and open another if not.
+
+    A connection idle a moment is checked without a round trip: the server's side of an idle connection says
+    nothing unless it ends it (a restart, a terminated backend, an idle-session timeout each send an error and
+    close), so one with something to read is dropped. One idle longer than :data:`PING_AFTER_IDLE` (a quiet peer
+    may have lost it without a word) is pinged as well. SQLAlchemy's ``pool_pre_ping`` pinged on every checkout: a
+    round trip and ~70 µs of CPU on every transaction, one more round trip on each batch of the chat intake."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def check_out(dbapi_conn, record, _proxy) -> None:
+        if dbapi_conn.closed or dbapi_conn.broken:
+            raise DisconnectionError("the connection is closed")
+        try:
+            said_something = select.select([dbapi_conn.pgconn.socket], [], [], 0)[0]
+        except (OSError, ValueError) as exc:  # psycopg: no socket any more
+            raise DisconnectionError(str(exc)) from exc
+        if said_something:
+            raise DisconnectionError("the server sent something on an idle connection: it ended it")
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE:
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise DisconnectionError(str(exc)) from exc
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -47,10 +86,12 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             kwargs["json_serializer"] = jsoncodec.dumps  # SQLite stores text
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=jsoncodec.dumps_bytes)
+            kwargs.update(pool_size=10, max_overflow=20, json_serializer=jsoncodec.dumps_bytes)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            _hand_out_live_connections(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
