@@ -77,9 +77,25 @@ def test_a_failed_batch_or_commit_leaves_no_state_in_use(svc, reference, failing
             failed.append(True)
             raise RuntimeError(f"{failing} failed")
 
-    if failing == "update":
-        write_back = svc.conversations._sql.write_back
-        monkeypatch.setattr(svc.conversations._sql, "write_back", lambda *a: (fail_once(), write_back(*a)))
+    if failing == "update" and svc.db.is_sqlite:
+        event.listen(
+            svc.db.engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, *a: sql.startswith("UPDATE conversations") and fail_once(),
+        )
+        send(svc, "c", CHAT[3])
+    elif failing == "update":  # the driver's own statement fails (the batch sends it on the driver's connection)
+        import psycopg
+
+        executemany = psycopg.Cursor.executemany
+        monkeypatch.setattr(
+            psycopg.Cursor,
+            "executemany",
+            lambda cur, q, *a, **k: (
+                str(q).startswith("UPDATE conversations") and fail_once(),
+                executemany(cur, q, *a, **k),
+            )[1],
+        )
         send(svc, "c", CHAT[3])
     else:
         event.listen(svc.db.engine, "commit", fail_once)

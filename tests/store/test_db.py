@@ -4,6 +4,7 @@ for long is pinged; a fresh one is used as it is."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -66,3 +67,26 @@ def test_a_connection_idle_for_long_is_pinged(pg, monkeypatch):
     sent = statements(monkeypatch)
     assert backend(pg)
     assert sent[-1] == "SELECT pg_backend_pid()" and len(sent) == 2, sent
+
+
+def test_a_connection_numbered_past_1023_is_checked_too(database_url):
+    """A busy server holds more than a thousand descriptors (clients' sockets); the check must take any."""
+    import resource
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("the pool's checks are PostgreSQL's")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        database = Database(database_url)
+        try:
+            assert backend(database) and backend(database)  # the second checks the pooled one, numbered past 1023
+        finally:
+            database.dispose()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

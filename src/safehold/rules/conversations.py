@@ -389,7 +389,9 @@ class _PostgresBatchSQL(_BatchSQL):
 
     @staticmethod
     def _cursor(s: Session):
-        """A cursor of the session's own connection: in its transaction, committed or rolled back with it."""
+        """A cursor of the session's own connection: in its transaction, committed or rolled back with it. The
+        session is flushed first, as its own execute would (autoflush): what the ORM holds goes before."""
+        s.flush()
         return s.connection().connection.driver_connection.cursor()
 
     def locked(self, s: Session, conversation_ids: list[str]) -> list[_Row]:
@@ -485,7 +487,7 @@ class ConversationService:
         return answer
 
     def _score_many(self, s: Session, batch: list[_Scored]) -> list[dict]:
-        """:meth:`_score` for a batch's requests together (safehold.store.groupcommit.Batched), in SQLAlchemy Core:
+        """:meth:`_score` for a batch's requests together (safehold.store.groupcommit.Batched), in :class:`_BatchSQL`:
         one locked read of all their conversations (plus one insert of those that are new), one claim of all
         their message ids (``INSERT … ON CONFLICT DO NOTHING RETURNING``), the scoring in memory, one update per
         conversation. Several requests for one conversation share its row, in arrival order, each seeing the

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from safehold.errors import NotFound
@@ -44,13 +44,17 @@ PING_AFTER_IDLE = 30.0
 
 
 def _hand_out_live_connections(engine: Engine) -> None:
-    """Make the pool hand out a PostgreSQL connection only if it is still usable, and open another if not.
+    """Make the pool hand out a PostgreSQL connection only if it is still usable.
 
     A connection idle a moment is checked without a round trip: the server's side of an idle connection says
     nothing unless it ends it (a restart, a terminated backend, an idle-session timeout each send an error and
-    close), so one with something to read is dropped. One idle longer than :data:`PING_AFTER_IDLE` (a quiet peer
-    may have lost it without a word) is pinged as well. SQLAlchemy's ``pool_pre_ping`` pinged on every checkout: a
-    round trip and ~70 µs of CPU on every transaction, one more round trip on each batch of the chat intake."""
+    close), so one with something to read is ended (the process never LISTENs, so no notification can be waiting).
+    One idle longer than :data:`PING_AFTER_IDLE` (a quiet peer may have lost it without a word) is pinged as well.
+    Either way a dead connection makes the pool drop all it holds (a restart ended them all) and open a new one.
+    SQLAlchemy's ``pool_pre_ping`` pinged on every checkout: a round trip and ~70 µs of CPU on every transaction,
+    one more round trip on each batch of the chat intake. What this cannot see, like that ping within its 30 s: a
+    connection whose peer vanished without closing it (a failover that moves the address); its first statement
+    fails (``503 store.unavailable``) and the pool is replaced then."""
     dialect = engine.dialect
 
     @event.listens_for(engine, "checkin")
@@ -59,20 +63,20 @@ def _hand_out_live_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def check_out(dbapi_conn, record, _proxy) -> None:
-        if dbapi_conn.closed or dbapi_conn.broken:
-            raise DisconnectionError("the connection is closed")
         try:
-            said_something = select.select([dbapi_conn.pgconn.socket], [], [], 0)[0]
-        except (OSError, ValueError) as exc:  # psycopg: no socket any more
-            raise DisconnectionError(str(exc)) from exc
-        if said_something:
-            raise DisconnectionError("the server sent something on an idle connection: it ended it")
-        idle_since = record.info.get("idle_since")
-        if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE:
-            try:
+            if dbapi_conn.closed or dbapi_conn.broken:
+                raise InvalidatePoolError("the connection is closed")
+            idle = select.poll()  # not select.select: it refuses descriptors past 1023, which a busy server has
+            idle.register(dbapi_conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+            if idle.poll(0):
+                raise InvalidatePoolError("the server sent something on an idle connection: it ended it")
+            idle_since = record.info.get("idle_since")
+            if idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE:
                 dialect.do_ping(dbapi_conn)
-            except Exception as exc:
-                raise DisconnectionError(str(exc)) from exc
+        except DisconnectionError:
+            raise
+        except Exception as exc:  # the driver's own error for a dead connection, or a failed ping
+            raise InvalidatePoolError(str(exc)) from exc
 
 
 class Database:
