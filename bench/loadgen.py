@@ -58,10 +58,7 @@ class Result:
 
     def pct(self, q: float) -> float | None:
         """The ``q``-th percentile of latency in milliseconds (nearest rank)."""
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        return round(ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000, 2)
+        return round(_nearest_rank(self.latencies, q) * 1000, 2) if self.latencies else None
 
     def summary(self) -> dict:
         return {
@@ -79,7 +76,13 @@ class Result:
         windows: dict[int, list[float]] = {}
         for offset, latency in zip(self.offsets, self.latencies, strict=True):
             windows.setdefault(int(offset), []).append(latency)
-        return [round(sorted(w)[min(len(w) - 1, int(0.99 * len(w)))] * 1000, 1) for _, w in sorted(windows.items())]
+        return [round(_nearest_rank(w, 99) * 1000, 1) for _, w in sorted(windows.items())]
+
+
+def _nearest_rank(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``values`` (not empty), nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 class _Client:

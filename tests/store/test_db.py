@@ -28,15 +28,17 @@ def backend(database: Database) -> int:
         return s.scalar(text("SELECT pg_backend_pid()"))
 
 
-def statements(monkeypatch) -> list[str]:
-    """Every statement the driver sends from now on."""
+def driver_statements(monkeypatch) -> list[str]:
+    """Every statement the driver sends from now on (one entry per execute or executemany): the engine's and those
+    sent on the driver's connection itself (safehold.rules.conversations._PostgresBatchSQL)."""
     import psycopg
 
     sent: list[str] = []
-    execute = psycopg.Cursor.execute
-    monkeypatch.setattr(
-        psycopg.Cursor, "execute", lambda cur, q, *a, **k: (sent.append(str(q)), execute(cur, q, *a, **k))[1]
-    )
+    for name in ("execute", "executemany"):
+        send = getattr(psycopg.Cursor, name)
+        monkeypatch.setattr(
+            psycopg.Cursor, name, lambda cur, q, *a, send=send, **k: (sent.append(str(q)), send(cur, q, *a, **k))[1]
+        )
     return sent
 
 
@@ -56,7 +58,7 @@ def test_a_connection_the_server_ended_while_idle_is_replaced_before_use(pg, dat
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(pg, monkeypatch):
     backend(pg)
-    sent = statements(monkeypatch)
+    sent = driver_statements(monkeypatch)
     assert backend(pg)
     assert sent == ["SELECT pg_backend_pid()"]
 
@@ -64,28 +66,22 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(pg, monkeypatch):
 def test_a_connection_idle_for_long_is_pinged(pg, monkeypatch):
     backend(pg)
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE", -1.0)  # every idle connection counts as idle for long
-    sent = statements(monkeypatch)
+    sent = driver_statements(monkeypatch)
     assert backend(pg)
     assert sent[-1] == "SELECT pg_backend_pid()" and len(sent) == 2, sent
 
 
-def test_a_connection_numbered_past_1023_is_checked_too(database_url):
+def test_a_connection_numbered_past_1023_is_checked_too(pg):
     """A busy server holds more than a thousand descriptors (clients' sockets); the check must take any."""
     import resource
 
-    if database_url.startswith("sqlite"):
-        pytest.skip("the pool's checks are PostgreSQL's")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:
         pytest.skip(f"this machine allows {hard} open files")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
-    try:
-        database = Database(database_url)
-        try:
-            assert backend(database) and backend(database)  # the second checks the pooled one, numbered past 1023
-        finally:
-            database.dispose()
+    try:  # the pool connects on first use: its connection is numbered past the files held
+        assert backend(pg) and backend(pg)  # the second checks the pooled one
     finally:
         for fd in held:
             os.close(fd)

@@ -13,6 +13,7 @@ from safehold.auth.apikeys import Principal
 from safehold.errors import Conflict, SafeholdError
 from safehold.store.groupcommit import Batched, GroupCommit
 from safehold.store.models import Conversation, ConversationMessage, IngestedEvent
+from tests.store.test_db import driver_statements
 
 
 def claim(key: str):
@@ -141,21 +142,11 @@ def batching(settings):
 
 def counting(svc, monkeypatch) -> list[str]:
     """The SQL statements run from now on (one entry per execute or executemany): on PostgreSQL every one the
-    driver sends, the engine's and those a batch sends on the driver's connection itself
-    (safehold.rules.conversations._PostgresBatchSQL); on SQLite the engine's."""
+    driver sends (a batch sends some on the driver's connection itself); on SQLite the engine's."""
+    if not svc.db.is_sqlite:
+        return driver_statements(monkeypatch)
     seen: list[str] = []
-    if svc.db.is_sqlite:
-        event.listen(svc.db.engine, "before_cursor_execute", lambda conn, cur, sql, *a: seen.append(sql))
-        return seen
-    import psycopg
-
-    for name in ("execute", "executemany"):
-        sent = getattr(psycopg.Cursor, name)
-        monkeypatch.setattr(
-            psycopg.Cursor,
-            name,
-            lambda cur, query, *a, sent=sent, **k: (seen.append(str(query)), sent(cur, query, *a, **k))[1],
-        )
+    event.listen(svc.db.engine, "before_cursor_execute", lambda conn, cur, sql, *a: seen.append(sql))
     return seen
 
 
